@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kima-config.h"
+#include "kimactl.h"
+#include "log.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "Usage: kimactl [--log-level LEVEL] [--log-format FORMAT] COMMAND [ARGS...]\n"
+            "\n"
+            "kima operator and developer tool.\n"
+            "\n"
+            "Commands:\n"
+            "  ima       read, replay and check IMA measurement lists (kimactl ima --help)\n"
+            "  version   print the version\n"
+            "  help      print this help\n"
+            "\n"
+            "Options:\n"
+            "  --log-level LEVEL    error, warn, info (default), debug   [KIMA_LOG_LEVEL]\n"
+            "  --log-format FORMAT  logfmt (default) or json             [KIMA_LOG_FORMAT]\n"
+            "  -h, --help           this help\n"
+            "  --version            the version\n"
+            "\n"
+            "Exit codes: 0 success, 1 a check's answer is no, 2 malformed input,\n"
+            "64 usage error, 66 input not readable, 70 internal error.\n");
+}
+
+static int setup_logging(const char *level, const char *format) {
+    enum log_level l;
+    enum log_format f;
+
+    if (level) {
+        if (log_level_from_string(level, &l) < 0) {
+            fprintf(stderr, "kimactl: invalid log level \"%s\"\n", level);
+            return -1;
+        }
+        log_set_level(l);
+    }
+    if (format) {
+        if (log_format_from_string(format, &f) < 0) {
+            fprintf(stderr, "kimactl: invalid log format \"%s\"\n", format);
+            return -1;
+        }
+        log_set_format(f);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"log-level", required_argument, NULL, 'l'},
+        {"log-format", required_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {0},
+    };
+    const char *level = getenv("KIMA_LOG_LEVEL"), *format = getenv("KIMA_LOG_FORMAT");
+    int c;
+
+    /* Stop at the first non-option: the rest belongs to the command. */
+    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'l':
+            level = optarg;
+            break;
+        case 'f':
+            format = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return EXIT_OK;
+        case 'V':
+            printf("kimactl %s\n", KIMA_VERSION);
+            return EXIT_OK;
+        default:
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (setup_logging(level, format) < 0) {
+        return EXIT_USAGE;
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    argc -= optind;
+    argv += optind;
+    optind = 0; /* reset getopt for the command */
+    if (strcmp(argv[0], "ima") == 0) {
+        return cmd_ima(argc, argv);
+    }
+    if (strcmp(argv[0], "version") == 0) {
+        printf("kimactl %s\n", KIMA_VERSION);
+        return EXIT_OK;
+    }
+    if (strcmp(argv[0], "help") == 0) {
+        usage(stdout);
+        return EXIT_OK;
+    }
+    fprintf(stderr, "kimactl: unknown command \"%s\" (see kimactl --help)\n", argv[0]);
+    return EXIT_USAGE;
+}

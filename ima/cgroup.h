@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef KIMA_IMA_CGROUP_H
+#define KIMA_IMA_CGROUP_H
+
+#include <stddef.h>
+
+#include "list.h"
+
+/* Pod attribution from the cgroup recorded by the pod-aware templates
+ * (DESIGN.md section 4). Kubelet lays pods out as
+ *   systemd:  [/<root>]/kubepods.slice[/kubepods-<qos>.slice]/kubepods[-<qos>]-pod<uid_>.slice/
+ *             {cri-containerd,crio,docker}-<id>.scope
+ *   cgroupfs: [/<root>]/kubepods[/<qos>]/pod<uid>/[{cri-containerd,crio,docker}-]<id>
+ * where guaranteed pods have no QoS level and the systemd form writes the
+ * UID's dashes as underscores. Anything below the container (nested cgroups)
+ * belongs to that container; anything in the pod's cgroup that is not a
+ * container (CRI-O's crio-conmon-<id>.scope) belongs to the pod with no
+ * container. Everything else, including malformed pod or container names, is
+ * node scope: it is then judged by the node's policy, never trusted by
+ * default. */
+
+#define IMA_POD_UID_MAX      36
+#define IMA_CONTAINER_ID_LEN 64
+
+enum ima_scope {
+    IMA_SCOPE_NODE = 0,
+    IMA_SCOPE_POD,
+    /* Only a container ID is known (the `cgn` field holds the cgroup's last
+     * component): the pod must be found from the container ID. */
+    IMA_SCOPE_CONTAINER,
+};
+
+enum ima_qos {
+    IMA_QOS_NONE = 0,
+    IMA_QOS_GUARANTEED,
+    IMA_QOS_BURSTABLE,
+    IMA_QOS_BESTEFFORT,
+};
+
+enum ima_cgroup_driver {
+    IMA_DRIVER_NONE = 0,
+    IMA_DRIVER_SYSTEMD,
+    IMA_DRIVER_CGROUPFS,
+};
+
+enum ima_runtime {
+    IMA_RUNTIME_NONE = 0,
+    IMA_RUNTIME_CONTAINERD,
+    IMA_RUNTIME_CRIO,
+    IMA_RUNTIME_DOCKER,
+    IMA_RUNTIME_UNSPECIFIED, /* cgroupfs: a bare container ID */
+};
+
+struct ima_pod_ref {
+    enum ima_scope scope;
+    enum ima_qos qos;
+    enum ima_cgroup_driver driver;
+    enum ima_runtime runtime;
+    char pod_uid[IMA_POD_UID_MAX + 1]; /* with dashes; "" unless scope is POD */
+    char container_id[IMA_CONTAINER_ID_LEN + 1]; /* "" when not in a container */
+};
+
+const char *ima_scope_name(enum ima_scope s);
+const char *ima_qos_name(enum ima_qos q);
+const char *ima_driver_name(enum ima_cgroup_driver d);
+const char *ima_runtime_name(enum ima_runtime r);
+
+/* Classify a cgroup path (`len` bytes, need not be NUL-terminated). Always
+ * fills *ret; returns 0, or -EINVAL for NULL arguments. */
+int ima_cgroup_attribute_path(const char *path, size_t len, struct ima_pod_ref *ret);
+
+/* Classify a cgroup name (the `cgn` field: one path component). */
+int ima_cgroup_attribute_name(const char *name, size_t len, struct ima_pod_ref *ret);
+
+/* Classify an entry by its cg-path or cgn field; entries of templates without
+ * either are node scope. */
+int ima_entry_attribute(const struct ima_entry *e, struct ima_pod_ref *ret);
+
+#endif
