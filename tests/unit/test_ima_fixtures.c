@@ -1,0 +1,289 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "test-util.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "ascii-parse.h"
+#include "ascii.h"
+#include "cgroup.h"
+#include "hex.h"
+#include "replay.h"
+#include "verify.h"
+
+/* Real lists from public projects (tests/fixtures/ima/README.md). */
+
+/* Parse and verify every entry; returns the count. Fails on any error. */
+static uint64_t parse_all(const uint8_t *buf, size_t len, uint32_t width) {
+    struct ima_parser p;
+    struct ima_entry e;
+    size_t off = 0;
+
+    ima_parser_init(&p, width);
+    while (off < len) {
+        int n = ima_parser_next(&p, buf + off, len - off, &e);
+        if (n < 0) {
+            char msg[256];
+            fail_msg("%s", ima_error_format(&p.err, msg, sizeof(msg)));
+        }
+        if (ima_entry_verify_digest(&e) != 0) {
+            fail_msg("entry %llu: template digest does not verify", (unsigned long long)e.index);
+        }
+        off += (size_t)n;
+    }
+    return p.index;
+}
+
+/* imakvtpcr10.txt: " PCR 10: 9b e6 ..." lines, sha1..sha512. */
+static void read_pcr10(struct ima_pcr_value want[4]) {
+    _cleanup_free_ uint8_t *txt = NULL;
+    size_t len;
+    char *line, *save = NULL;
+    int b = 0;
+
+    txt = read_fixture("ima/ibmtss/imakvtpcr10.txt", &len);
+    for (line = strtok_r((char *)txt, "\n", &save); line && b < 4;
+         line = strtok_r(NULL, "\n", &save)) {
+        char *colon = strchr(line, ':');
+        size_t n = 0;
+        assert_non_null(colon);
+        for (char *c = colon + 1; *c; c++) {
+            if (*c != ' ') {
+                int hi = hex_digit(c[0]), lo = hex_digit(c[1]);
+                assert_true(hi >= 0 && lo >= 0);
+                want[b].digest[n++] = (uint8_t)(hi << 4 | lo);
+                c++;
+            }
+        }
+        want[b].alg = (enum ima_hash_alg)b;
+        want[b].pcr = 10;
+        assert_int_equal(n, ima_hash_size(want[b].alg));
+        b++;
+    }
+    assert_int_equal(b, 4);
+}
+
+/* Each of the four IBM lists replays to all four PCR 10 values of its vTPM,
+ * and is detected at its own width. */
+static void test_ibmtss_replay_all_banks(void **state) {
+    static const struct {
+        const char *file;
+        uint32_t width;
+    } lists[] = {{"ima/ibmtss/sha1.log", 20},
+                 {"ima/ibmtss/sha256.log", 32},
+                 {"ima/ibmtss/sha384.log", 48},
+                 {"ima/ibmtss/sha512.log", 64}};
+    struct ima_pcr_value want[4];
+    (void)state;
+
+    read_pcr10(want);
+    for (size_t i = 0; i < 4; i++) {
+        _cleanup_free_ uint8_t *buf = NULL;
+        struct ima_parser p;
+        struct ima_replay r;
+        struct ima_replay_result res;
+        uint32_t w;
+        size_t len;
+
+        buf = read_fixture(lists[i].file, &len);
+        assert_int_equal(ima_list_detect_digest_len(buf, len, &w, NULL), 0);
+        assert_int_equal(w, lists[i].width);
+        assert_int_equal(parse_all(buf, len, w), 362);
+        ima_parser_init(&p, w);
+        ima_replay_init(&r, IMA_BANKS_ALL);
+        assert_int_equal(ima_replay_list(&r, &p, buf, len, want, 4, &res), 0);
+        assert_true(res.matched);
+        assert_int_equal(res.entries, 362);
+        assert_int_equal(res.bytes, len);
+    }
+}
+
+static void test_ibmtss_imatest_every_template(void **state) {
+    _cleanup_free_ uint8_t *buf = NULL;
+    struct ima_parser p;
+    struct ima_entry e;
+    size_t len, off = 0;
+    unsigned violations = 0, unknown = 0, legacy = 0;
+    (void)state;
+
+    buf = read_fixture("ima/ibmtss/imatest.log", &len);
+    ima_parser_init(&p, 20);
+    while (off < len) {
+        int n = ima_parser_next(&p, buf + off, len - off, &e);
+        assert_true(n > 0);
+        assert_int_equal(ima_entry_verify_digest(&e), 0);
+        violations += e.violation;
+        unknown += !e.known;
+        legacy += e.legacy;
+        off += (size_t)n;
+    }
+    assert_int_equal(p.index, 17);
+    assert_int_equal(violations, 1);
+    assert_int_equal(unknown, 0); /* every custom format name is read */
+    assert_int_equal(legacy, 1);
+}
+
+/* Lists ending inside an entry: "need more bytes" at the exact place. */
+static void test_tpm2tss_trailing_bytes(void **state) {
+    static const struct {
+        const char *file;
+        uint64_t entries;
+        uint64_t offset;
+        size_t left;
+    } lists[] = {{"ima/tpm2-tss/sml-ima-sha1.bin", 12, 916, 1},
+                 {"ima/tpm2-tss/sml-ima-ng-sha1.bin", 6, 558, 1},
+                 {"ima/tpm2-tss/sml-ima-sig-sha256.bin", 9, 987, 6}};
+    (void)state;
+
+    for (size_t i = 0; i < 3; i++) {
+        _cleanup_free_ uint8_t *buf = NULL;
+        struct ima_parser p;
+        struct ima_replay r;
+        struct ima_replay_result res;
+        size_t len;
+        char want[64];
+
+        buf = read_fixture(lists[i].file, &len);
+        ima_parser_init(&p, 20);
+        ima_replay_init(&r, IMA_BANKS_ALL);
+        assert_int_equal(ima_replay_list(&r, &p, buf, len, NULL, 0, &res), 0);
+        assert_true(res.incomplete);
+        assert_int_equal(res.entries, lists[i].entries);
+        assert_int_equal(res.bytes, lists[i].offset);
+        assert_int_equal(len - res.bytes, lists[i].left);
+        assert_int_equal(p.err.code, -EAGAIN);
+        assert_int_equal(p.err.index, lists[i].entries);
+        assert_int_equal(p.err.offset, lists[i].offset);
+        snprintf(want, sizeof(want), "%zu bytes present", lists[i].left);
+        assert_non_null(strstr(p.err.msg, want));
+    }
+}
+
+static void test_tpm2tss_violations_and_malformed(void **state) {
+    _cleanup_free_ uint8_t *a = NULL, *b = NULL, *c = NULL;
+    struct ima_parser p;
+    struct ima_entry e;
+    struct ima_error err;
+    size_t len, off = 0;
+    uint32_t w;
+    (void)state;
+
+    a = read_fixture("ima/tpm2-tss/sml-ima-sha1-invalidated.bin", &len);
+    ima_parser_init(&p, 20);
+    assert_int_equal(ima_parser_next(&p, a, len, &e), (int)len);
+    assert_true(e.violation);
+    assert_true(e.legacy);
+
+    b = read_fixture("ima/tpm2-tss/sml-ima-sig-sha256-invalidated.bin", &len);
+    ima_parser_init(&p, 20);
+    while (off < len) {
+        int n = ima_parser_next(&p, b + off, len - off, &e);
+        assert_true(n > 0);
+        off += (size_t)n;
+    }
+    assert_int_equal(p.index, 2);
+    assert_true(e.violation);
+
+    /* The malformed one: its template data length runs past the file. */
+    c = read_fixture("ima/tpm2-tss/sml-ima-ng-sha1-invalidated.bin", &len);
+    assert_int_equal(ima_list_detect_digest_len(c, len, &w, &err), -EBADMSG);
+    assert_int_equal(err.index, 0);
+    assert_int_equal(err.offset, 0);
+    assert_non_null(strstr(err.msg, "with 20-byte template digests: incomplete entry"));
+    ima_parser_init(&p, 20);
+    assert_int_equal(ima_parser_next(&p, c, len, &e), -EAGAIN);
+    assert_non_null(strstr(p.err.msg, "86 bytes present, the template data needs 87"));
+}
+
+/* The 77 ima-cgpath entries: SHA-384 digests verify, and every entry goes to
+ * the pod and container that the golden file (made from the event text with
+ * sed, see README) names. */
+static void test_cima_cgpath_attribution(void **state) {
+    _cleanup_free_ uint8_t *buf = NULL, *golden = NULL;
+    struct ima_parser p;
+    struct ima_entry e;
+    size_t len, glen, off = 0;
+    char *line, *save = NULL;
+    uint32_t w;
+    (void)state;
+
+    buf = read_fixture("ima/cima/DERIVED-ima-cgpath-binary_runtime_measurements_sha384", &len);
+    golden = read_fixture("ima/golden/cima.attribution", &glen);
+    assert_int_equal(ima_list_detect_digest_len(buf, len, &w, NULL), 0);
+    assert_int_equal(w, 48);
+    ima_parser_init(&p, 48);
+    line = strtok_r((char *)golden, "\n", &save);
+    while (off < len) {
+        struct ima_pod_ref ref;
+        char want[256];
+        int n = ima_parser_next(&p, buf + off, len - off, &e);
+        assert_true(n > 0);
+        assert_int_equal(ima_entry_verify_digest(&e), 0);
+        assert_int_equal(ima_entry_attribute(&e, &ref), 0);
+        assert_int_equal(ref.scope, IMA_SCOPE_POD);
+        assert_non_null(line);
+        snprintf(want, sizeof(want), "%llu %s %s", (unsigned long long)e.index, ref.pod_uid,
+                 ref.container_id);
+        assert_string_equal(line, want);
+        line = strtok_r(NULL, "\n", &save);
+        off += (size_t)n;
+    }
+    assert_null(line);
+    assert_int_equal(p.index, 77);
+}
+
+static void test_keylime_ascii(void **state) {
+    _cleanup_free_ uint8_t *txt = NULL, *neg = NULL, *s1 = NULL, *s256 = NULL;
+    _cleanup_kbuf_ struct kbuf bin = KBUF_INIT(1 << 20), again = KBUF_INIT(1 << 20);
+    struct ima_error err;
+    struct ima_parser p;
+    struct ima_entry e;
+    uint32_t w;
+    size_t len, off = 0;
+    (void)state;
+
+    /* Every entry parses, verifies, and renders back to the same text. */
+    txt = read_fixture("ima/keylime/test_entries_ascii.txt", &len);
+    assert_int_equal(ima_ascii_to_binary((char *)txt, len, &bin, &w, &err), 0);
+    assert_int_equal(w, 20);
+    assert_int_equal(parse_all(bin.data, bin.len, 20), 9);
+    ima_parser_init(&p, 20);
+    while (off < bin.len) {
+        int n = ima_parser_next(&p, bin.data + off, bin.len - off, &e);
+        assert_int_equal(ima_entry_format_ascii(&e, &again), 0);
+        off += (size_t)n;
+    }
+    assert_int_equal(again.len, len);
+    assert_memory_equal(again.data, txt, len);
+
+    /* The negative case parses but its digest does not verify. */
+    neg = read_fixture("ima/keylime/negative_bad_sig_template_hash_mismatch.txt", &len);
+    kbuf_reset(&bin);
+    assert_int_equal(ima_ascii_to_binary((char *)neg, len, &bin, &w, &err), 0);
+    ima_parser_init(&p, 20);
+    assert_true(ima_parser_next(&p, bin.data, bin.len, &e) > 0);
+    assert_int_equal(ima_entry_verify_digest(&e), -EBADMSG);
+
+    /* The runtime-policy lists: the sha1 one's boot_aggregate is all zero. */
+    s1 = read_fixture("ima/keylime/ima-log-sha1", &len);
+    kbuf_reset(&bin);
+    assert_int_equal(ima_ascii_to_binary((char *)s1, len, &bin, &w, &err), 0);
+    ima_parser_init(&p, 20);
+    assert_true(ima_parser_next(&p, bin.data, bin.len, &e) > 0);
+    assert_true(e.violation);
+    s256 = read_fixture("ima/keylime/ima-log-sha256", &len);
+    kbuf_reset(&bin);
+    assert_int_equal(ima_ascii_to_binary((char *)s256, len, &bin, &w, &err), 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ibmtss_replay_all_banks),
+        cmocka_unit_test(test_ibmtss_imatest_every_template),
+        cmocka_unit_test(test_tpm2tss_trailing_bytes),
+        cmocka_unit_test(test_tpm2tss_violations_and_malformed),
+        cmocka_unit_test(test_cima_cgpath_attribution),
+        cmocka_unit_test(test_keylime_ascii),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
