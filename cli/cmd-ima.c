@@ -37,42 +37,41 @@ struct ima_cmd {
 };
 
 static void ima_usage(FILE *f) {
-    fprintf(f,
-            "Usage: kimactl ima COMMAND [OPTIONS] FILE\n"
-            "\n"
-            "Read a Linux IMA measurement list: binary_runtime_measurements[_<bank>] (or,\n"
-            "with --ascii, its ascii_runtime_measurements form). FILE \"-\" is stdin.\n"
-            "\n"
-            "Commands:\n"
-            "  dump     print the list as the kernel's ascii_runtime_measurements would\n"
-            "  replay   print the PCR values the list replays to, one line per PCR index:\n"
-            "           <index> <bank>:<hex>\n"
-            "  check    exit 0 when a prefix of the list replays to every --pcr value\n"
-            "           (and say how many entries), 1 when none does\n"
-            "  pods     count entries per pod UID and container ID, and node-scope entries\n"
-            "\n"
-            "Options (every command):\n"
-            "  --digest-size N      template digest width 20, 32, 48 or 64; default: the\n"
-            "                       file name's _sha1/_sha256/_sha384/_sha512 suffix, else\n"
-            "                       the width at which the list parses and verifies\n"
-            "  --ascii              FILE is the ASCII form of the list\n"
-            "  --json               print JSON instead of text\n"
-            "  -h, --help           this help\n"
-            "replay:\n"
-            "  --bank BANK          sha1, sha256, sha384 or sha512; repeatable (default: all)\n"
-            "check:\n"
-            "  --pcr BANK:INDEX=HEX the value a PCR must have; repeatable, at least one\n"
-            "dump:\n"
-            "  --no-verify          print entries whose template digest does not verify\n"
-            "\n"
-            "Every template digest is verified (H over the template data; for the `ima`\n"
-            "template over d and the name padded to 256 bytes). Replay follows Linux >= 5.8:\n"
-            "each bank is extended with its own hash of the template data, and violations\n"
-            "(all-zero digests) extend 0xff.\n"
-            "\n"
-            "Exit codes: 0 success, 1 check found no matching prefix, 2 malformed list or\n"
-            "a template digest that does not verify (the error names the entry index and\n"
-            "byte offset), 64 usage error, 66 FILE not readable, 70 internal error.\n");
+    fprintf(f, "Usage: kimactl ima COMMAND [OPTIONS] FILE\n"
+               "\n"
+               "Read a Linux IMA measurement list: binary_runtime_measurements[_<bank>] (or,\n"
+               "with --ascii, its ascii_runtime_measurements form). FILE \"-\" is stdin.\n"
+               "\n"
+               "Commands:\n"
+               "  dump     print the list as the kernel's ascii_runtime_measurements would\n"
+               "  replay   print the PCR values the list replays to, one line per PCR index:\n"
+               "           <index> <bank>:<hex>\n"
+               "  check    exit 0 when a prefix of the list replays to every --pcr value\n"
+               "           (and say how many entries), 1 when none does\n"
+               "  pods     count entries per pod UID and container ID, and node-scope entries\n"
+               "\n"
+               "Options (every command):\n"
+               "  --digest-size N      template digest width 20, 32, 48 or 64; default: the\n"
+               "                       file name's _sha1/_sha256/_sha384/_sha512 suffix, else\n"
+               "                       the width at which the list parses and verifies\n"
+               "  --ascii              FILE is the ASCII form of the list\n"
+               "  --json               print JSON instead of text\n"
+               "  -h, --help           this help\n"
+               "replay:\n"
+               "  --bank BANK          sha1, sha256, sha384 or sha512; repeatable (default: all)\n"
+               "check:\n"
+               "  --pcr BANK:INDEX=HEX the value a PCR must have; repeatable, at least one\n"
+               "dump:\n"
+               "  --no-verify          print entries whose template digest does not verify\n"
+               "\n"
+               "Every template digest is verified (H over the template data; for the `ima`\n"
+               "template over d and the name padded to 256 bytes). Replay follows Linux >= 5.8:\n"
+               "each bank is extended with its own hash of the template data, and violations\n"
+               "(all-zero digests) extend 0xff.\n"
+               "\n"
+               "Exit codes: 0 success, 1 check found no matching prefix, 2 malformed list or\n"
+               "a template digest that does not verify (the error names the entry index and\n"
+               "byte offset), 64 usage error, 66 FILE not readable, 70 internal error.\n");
 }
 
 static int out_flush(struct ima_cmd *c) {
@@ -127,14 +126,14 @@ static int parse_want(const char *arg, struct ima_pcr_value *ret) {
 
 static int parse_args(struct ima_cmd *c, int argc, char **argv) {
     static const struct option opts[] = {
-        {"digest-size", required_argument, NULL, 'd'},
-        {"json", no_argument, NULL, 'j'},
-        {"ascii", no_argument, NULL, 'a'},
-        {"bank", required_argument, NULL, 'b'},
-        {"pcr", required_argument, NULL, 'p'},
-        {"no-verify", no_argument, NULL, 'n'},
-        {"help", no_argument, NULL, 'h'},
-        {0},
+            {"digest-size", required_argument, NULL, 'd'},
+            {"json", no_argument, NULL, 'j'},
+            {"ascii", no_argument, NULL, 'a'},
+            {"bank", required_argument, NULL, 'b'},
+            {"pcr", required_argument, NULL, 'p'},
+            {"no-verify", no_argument, NULL, 'n'},
+            {"help", no_argument, NULL, 'h'},
+            {0},
     };
     const char *cmd = argv[0];
     int o;
@@ -412,8 +411,7 @@ static int do_check(struct ima_cmd *c, struct list_reader *lr) {
             char hex[2 * IMA_DIGEST_MAX + 1];
             hex_encode(ima_replay_get(&rp, c->want[i].alg, c->want[i].pcr),
                        ima_hash_size(c->want[i].alg), hex);
-            kbuf_printf(&c->out, "%u %s:%s\n", c->want[i].pcr, ima_hash_name(c->want[i].alg),
-                        hex);
+            kbuf_printf(&c->out, "%u %s:%s\n", c->want[i].pcr, ima_hash_name(c->want[i].alg), hex);
         }
     }
     return matched ? EXIT_OK : EXIT_MISMATCH;
@@ -455,10 +453,10 @@ int cmd_ima(int argc, char **argv) {
         const char *name;
         int (*run)(struct ima_cmd *c, struct list_reader *lr);
     } cmds[] = {
-        {"dump", do_dump},
-        {"replay", do_replay},
-        {"check", do_check},
-        {"pods", do_pods},
+            {"dump", do_dump},
+            {"replay", do_replay},
+            {"check", do_check},
+            {"pods", do_pods},
     };
     struct ima_cmd *c;
     struct list_reader lr;
@@ -477,8 +475,7 @@ int cmd_ima(int argc, char **argv) {
         }
     }
     if (!run) {
-        fprintf(stderr, "kimactl ima: unknown command \"%s\" (see kimactl ima --help)\n",
-                argv[1]);
+        fprintf(stderr, "kimactl ima: unknown command \"%s\" (see kimactl ima --help)\n", argv[1]);
         return EXIT_USAGE;
     }
     c = calloc(1, sizeof(*c));
@@ -497,8 +494,8 @@ int cmd_ima(int argc, char **argv) {
         log_escape(c->path, strlen(c->path), esc, sizeof(esc));
         log_error("%s: %s", esc, err);
         code = r == -EBADMSG || r == -E2BIG ? EXIT_MALFORMED
-               : r == -ENOMEM              ? EXIT_SOFTWARE
-                                           : EXIT_NOINPUT;
+               : r == -ENOMEM               ? EXIT_SOFTWARE
+                                            : EXIT_NOINPUT;
     } else {
         code = run(c, &lr);
         if (jw_error(&c->jw) < 0) {

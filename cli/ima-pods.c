@@ -142,8 +142,7 @@ int ima_pods_add(struct ima_pods *p, const struct ima_entry *e) {
             return r;
         }
         if (ref.container_id[0]) {
-            r = count_container(&pod->containers, &pod->ncontainers, &pod->containers_alloc,
-                                &ref);
+            r = count_container(&pod->containers, &pod->ncontainers, &pod->containers_alloc, &ref);
             if (r < 0) {
                 return r;
             }
@@ -176,8 +175,7 @@ int ima_pods_write_text(const struct ima_pods *p, struct kbuf *out) {
     }
     for (size_t k = 0; k < p->nloose && r == 0; k++) {
         r = kbuf_printf(out, "container %s runtime=%s entries=%" PRIu64 " (pod unknown)\n",
-                        p->loose[k].id, ima_runtime_name(p->loose[k].runtime),
-                        p->loose[k].entries);
+                        p->loose[k].id, ima_runtime_name(p->loose[k].runtime), p->loose[k].entries);
     }
     if (r == 0) {
         r = kbuf_printf(out, "node entries=%" PRIu64 "\n", p->node_entries);

@@ -12,7 +12,7 @@
 /* Per-pod and per-container entry counts of a list, for `kimactl ima pods`.
  * Pods and containers are listed in order of first appearance. */
 
-#define IMA_PODS_MAX           65536
+#define IMA_PODS_MAX            65536
 #define IMA_PODS_CONTAINERS_MAX 4096 /* per pod, and cgn-only containers in all */
 
 struct ima_pods;

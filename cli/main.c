@@ -9,24 +9,23 @@
 #include "log.h"
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "Usage: kimactl [--log-level LEVEL] [--log-format FORMAT] COMMAND [ARGS...]\n"
-            "\n"
-            "kima operator and developer tool.\n"
-            "\n"
-            "Commands:\n"
-            "  ima       read, replay and check IMA measurement lists (kimactl ima --help)\n"
-            "  version   print the version\n"
-            "  help      print this help\n"
-            "\n"
-            "Options:\n"
-            "  --log-level LEVEL    error, warn, info (default), debug   [KIMA_LOG_LEVEL]\n"
-            "  --log-format FORMAT  logfmt (default) or json             [KIMA_LOG_FORMAT]\n"
-            "  -h, --help           this help\n"
-            "  --version            the version\n"
-            "\n"
-            "Exit codes: 0 success, 1 a check's answer is no, 2 malformed input,\n"
-            "64 usage error, 66 input not readable, 70 internal error.\n");
+    fprintf(f, "Usage: kimactl [--log-level LEVEL] [--log-format FORMAT] COMMAND [ARGS...]\n"
+               "\n"
+               "kima operator and developer tool.\n"
+               "\n"
+               "Commands:\n"
+               "  ima       read, replay and check IMA measurement lists (kimactl ima --help)\n"
+               "  version   print the version\n"
+               "  help      print this help\n"
+               "\n"
+               "Options:\n"
+               "  --log-level LEVEL    error, warn, info (default), debug   [KIMA_LOG_LEVEL]\n"
+               "  --log-format FORMAT  logfmt (default) or json             [KIMA_LOG_FORMAT]\n"
+               "  -h, --help           this help\n"
+               "  --version            the version\n"
+               "\n"
+               "Exit codes: 0 success, 1 a check's answer is no, 2 malformed input,\n"
+               "64 usage error, 66 input not readable, 70 internal error.\n");
 }
 
 static int setup_logging(const char *level, const char *format) {
@@ -52,11 +51,11 @@ static int setup_logging(const char *level, const char *format) {
 
 int main(int argc, char **argv) {
     static const struct option opts[] = {
-        {"log-level", required_argument, NULL, 'l'},
-        {"log-format", required_argument, NULL, 'f'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {0},
+            {"log-level", required_argument, NULL, 'l'},
+            {"log-format", required_argument, NULL, 'f'},
+            {"help", no_argument, NULL, 'h'},
+            {"version", no_argument, NULL, 'V'},
+            {0},
     };
     const char *level = getenv("KIMA_LOG_LEVEL"), *format = getenv("KIMA_LOG_FORMAT");
     int c;

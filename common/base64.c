@@ -93,7 +93,8 @@ int base64_decode(const char *s, size_t len, uint8_t *out, size_t outsz) {
                 }
             }
         }
-        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+        uint32_t w =
+                (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
         size_t n = 3 - (size_t)pad;
         /* Non-canonical encodings (stray low bits before the padding) are refused. */
         if ((pad == 1 && (w & 0xff)) || (pad == 2 && (w & 0xffff))) {

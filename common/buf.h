@@ -18,7 +18,8 @@ struct kbuf {
     size_t max;
 };
 
-#define KBUF_INIT(m) {.data = NULL, .len = 0, .alloc = 0, .max = (m)}
+#define KBUF_INIT(m) \
+    { .data = NULL, .len = 0, .alloc = 0, .max = (m) }
 
 void kbuf_init(struct kbuf *b, size_t max);
 /* Frees the storage; the buffer can be used again afterwards. NULL is fine. */

@@ -13,10 +13,10 @@ static FILE *log_stream;
 #define LOG_MSG_MAX 4096
 
 static const char *const level_names[] = {
-    [LOG_LEVEL_ERROR] = "error",
-    [LOG_LEVEL_WARN] = "warn",
-    [LOG_LEVEL_INFO] = "info",
-    [LOG_LEVEL_DEBUG] = "debug",
+        [LOG_LEVEL_ERROR] = "error",
+        [LOG_LEVEL_WARN] = "warn",
+        [LOG_LEVEL_INFO] = "info",
+        [LOG_LEVEL_DEBUG] = "debug",
 };
 
 void log_set_level(enum log_level level) {
@@ -143,8 +143,8 @@ void log_msgv(enum log_level level, const char *fmt, va_list ap) {
             }
         }
         esc[o] = '\0';
-        fprintf(f, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"%s\"}\n", stamp,
-                level_names[level], esc);
+        fprintf(f, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"%s\"}\n", stamp, level_names[level],
+                esc);
     } else {
         log_escape(msg, (size_t)n, esc, sizeof(esc));
         fprintf(f, "time=%s level=%s msg=\"%s\"\n", stamp, level_names[level], esc);

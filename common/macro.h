@@ -6,20 +6,20 @@
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-#define _printf_(a, b)  __attribute__((format(printf, a, b)))
-#define _cleanup_(f)    __attribute__((cleanup(f)))
-#define _unused_        __attribute__((unused))
-#define _warn_unused_   __attribute__((warn_unused_result))
-#define likely(x)       __builtin_expect(!!(x), 1)
-#define unlikely(x)     __builtin_expect(!!(x), 0)
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+#define _cleanup_(f)   __attribute__((cleanup(f)))
+#define _unused_       __attribute__((unused))
+#define _warn_unused_  __attribute__((warn_unused_result))
+#define likely(x)      __builtin_expect(!!(x), 1)
+#define unlikely(x)    __builtin_expect(!!(x), 0)
 
 /* Hand a pointer over to a new owner: returns it and clears the variable so that
  * the cleanup attribute on the old owner does nothing. */
-#define TAKE_PTR(p)                                                                                \
-    ({                                                                                             \
-        __typeof__(p) _ptr_ = (p);                                                                 \
-        (p) = NULL;                                                                                \
-        _ptr_;                                                                                     \
+#define TAKE_PTR(p)                \
+    ({                             \
+        __typeof__(p) _ptr_ = (p); \
+        (p) = NULL;                \
+        _ptr_;                     \
     })
 
 static inline void freep(void *p) {
@@ -28,11 +28,11 @@ static inline void freep(void *p) {
 #define _cleanup_free_ _cleanup_(freep)
 
 /* Define a cleanup helper `name##p` that calls `func` on a non-NULL pointer. */
-#define DEFINE_CLEANUP_FUNC(type, func)                                                            \
-    static inline void func##p(type **p) {                                                         \
-        if (*p) {                                                                                  \
-            func(*p);                                                                              \
-        }                                                                                          \
+#define DEFINE_CLEANUP_FUNC(type, func)    \
+    static inline void func##p(type **p) { \
+        if (*p) {                          \
+            func(*p);                      \
+        }                                  \
     }
 
 #endif

@@ -57,8 +57,8 @@ static int put_hex(struct kbuf *b, const char *s, size_t len) {
 }
 
 /* Append one field's binary value (without its length prefix) for its ASCII token. */
-static int put_field(struct kbuf *b, enum ima_field_id id, bool legacy, const char *tok,
-                     size_t len, const char **ret_why) {
+static int put_field(struct kbuf *b, enum ima_field_id id, bool legacy, const char *tok, size_t len,
+                     const char **ret_why) {
     const char *colon;
     uint64_t v;
     int r;
@@ -117,8 +117,8 @@ static int put_field(struct kbuf *b, enum ima_field_id id, bool legacy, const ch
     return -EINVAL;
 }
 
-int ima_ascii_parse_line(struct ima_ascii_parser *p, const char *line, size_t len,
-                         uint64_t offset, struct ima_entry *ret_entry) {
+int ima_ascii_parse_line(struct ima_ascii_parser *p, const char *line, size_t len, uint64_t offset,
+                         struct ima_entry *ret_entry) {
     struct kbuf *b = &p->storage;
     struct ima_template t;
     struct ima_parser bp;
@@ -209,8 +209,9 @@ int ima_ascii_parse_line(struct ima_ascii_parser *p, const char *line, size_t le
         }
         if (prefixed) {
             uint32_t flen = (uint32_t)(b->len - at - 4);
-            memcpy(b->data + at, (uint8_t[4]){(uint8_t)flen, (uint8_t)(flen >> 8),
-                                              (uint8_t)(flen >> 16), (uint8_t)(flen >> 24)},
+            memcpy(b->data + at,
+                   (uint8_t[4]){(uint8_t)flen, (uint8_t)(flen >> 8), (uint8_t)(flen >> 16),
+                                (uint8_t)(flen >> 24)},
                    4);
         }
     }
@@ -244,8 +245,8 @@ int ima_ascii_parse_line(struct ima_ascii_parser *p, const char *line, size_t le
     return 0;
 }
 
-int ima_ascii_to_binary(const char *text, size_t len, struct kbuf *out,
-                        uint32_t *ret_digest_len, struct ima_error *ret_err) {
+int ima_ascii_to_binary(const char *text, size_t len, struct kbuf *out, uint32_t *ret_digest_len,
+                        struct ima_error *ret_err) {
     struct ima_ascii_parser p;
     struct ima_entry e;
     size_t off = 0;

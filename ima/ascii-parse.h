@@ -32,13 +32,13 @@ void ima_ascii_parser_free(struct ima_ascii_parser *p);
 /* Parse one line (without its "\n"), found at byte `offset` of the input.
  * *ret_entry points into the parser's storage until the next call. Returns 0,
  * or -EBADMSG / -E2BIG with p->err set ("entry N at byte offset O: ..."). */
-int ima_ascii_parse_line(struct ima_ascii_parser *p, const char *line, size_t len,
-                         uint64_t offset, struct ima_entry *ret_entry);
+int ima_ascii_parse_line(struct ima_ascii_parser *p, const char *line, size_t len, uint64_t offset,
+                         struct ima_entry *ret_entry);
 
 /* Convert a whole ASCII list to the binary list in `out` (appended). Empty
  * lines are refused; a missing final newline is accepted. On failure
  * *ret_err (if given) says where. */
-int ima_ascii_to_binary(const char *text, size_t len, struct kbuf *out,
-                        uint32_t *ret_digest_len, struct ima_error *ret_err);
+int ima_ascii_to_binary(const char *text, size_t len, struct kbuf *out, uint32_t *ret_digest_len,
+                        struct ima_error *ret_err);
 
 #endif

@@ -36,9 +36,10 @@ void ima_boot_aggregate(enum ima_hash_alg alg, const uint8_t pcrs[][IMA_DIGEST_M
     ima_hash(alg, cat, n * sz, out);
 }
 
-int ima_entry_check_boot_aggregate(const struct ima_entry *e,
-                                   const uint8_t pcrs[IMA_HASH_COUNT][IMA_BOOT_PCRS][IMA_DIGEST_MAX],
-                                   unsigned banks, enum ima_bootaggr_result *ret_result) {
+int ima_entry_check_boot_aggregate(
+        const struct ima_entry *e,
+        const uint8_t pcrs[IMA_HASH_COUNT][IMA_BOOT_PCRS][IMA_DIGEST_MAX], unsigned banks,
+        enum ima_bootaggr_result *ret_result) {
     const struct ima_field *df, *nf;
     struct ima_digest_field d;
     uint8_t want[IMA_DIGEST_MAX];

@@ -16,12 +16,12 @@
 #define IMA_BOOT_PCRS 10
 
 enum ima_bootaggr_result {
-    IMA_BOOTAGGR_MATCH = 0,       /* equals the aggregate of PCR 0-9 (0-7 for SHA-1) */
-    IMA_BOOTAGGR_MATCH_PCR0_7,    /* equals the pre-5.8-backport SHA-256 PCR 0-7 form */
+    IMA_BOOTAGGR_MATCH = 0,    /* equals the aggregate of PCR 0-9 (0-7 for SHA-1) */
+    IMA_BOOTAGGR_MATCH_PCR0_7, /* equals the pre-5.8-backport SHA-256 PCR 0-7 form */
     IMA_BOOTAGGR_MISMATCH,
-    IMA_BOOTAGGR_NO_TPM,          /* all-zero: no TPM when IMA started */
+    IMA_BOOTAGGR_NO_TPM,             /* all-zero: no TPM when IMA started */
     IMA_BOOTAGGR_NOT_BOOT_AGGREGATE, /* the entry is not named boot_aggregate */
-    IMA_BOOTAGGR_BANK_MISSING,    /* the PCR values of the entry's bank were not given */
+    IMA_BOOTAGGR_BANK_MISSING,       /* the PCR values of the entry's bank were not given */
 };
 
 const char *ima_bootaggr_result_name(enum ima_bootaggr_result r);
@@ -34,8 +34,9 @@ void ima_boot_aggregate(enum ima_hash_alg alg, const uint8_t pcrs[][IMA_DIGEST_M
 /* Compare a boot_aggregate entry with PCR 0-9 values. pcrs[alg][i] is PCR i of
  * bank alg; `banks` says which banks are filled in. Returns 0 and the result,
  * or -EINVAL for bad arguments. */
-int ima_entry_check_boot_aggregate(const struct ima_entry *e,
-                                   const uint8_t pcrs[IMA_HASH_COUNT][IMA_BOOT_PCRS][IMA_DIGEST_MAX],
-                                   unsigned banks, enum ima_bootaggr_result *ret_result);
+int ima_entry_check_boot_aggregate(
+        const struct ima_entry *e,
+        const uint8_t pcrs[IMA_HASH_COUNT][IMA_BOOT_PCRS][IMA_DIGEST_MAX], unsigned banks,
+        enum ima_bootaggr_result *ret_result);
 
 #endif

@@ -111,9 +111,9 @@ static bool parse_container(struct span c, bool systemd, struct ima_pod_ref *ret
         const char *prefix;
         enum ima_runtime rt;
     } runtimes[] = {
-        {"cri-containerd-", IMA_RUNTIME_CONTAINERD},
-        {"crio-", IMA_RUNTIME_CRIO},
-        {"docker-", IMA_RUNTIME_DOCKER},
+            {"cri-containerd-", IMA_RUNTIME_CONTAINERD},
+            {"crio-", IMA_RUNTIME_CRIO},
+            {"docker-", IMA_RUNTIME_DOCKER},
     };
     enum ima_runtime rt = IMA_RUNTIME_UNSPECIFIED;
 

@@ -56,7 +56,7 @@ struct ima_pod_ref {
     enum ima_qos qos;
     enum ima_cgroup_driver driver;
     enum ima_runtime runtime;
-    char pod_uid[IMA_POD_UID_MAX + 1]; /* with dashes; "" unless scope is POD */
+    char pod_uid[IMA_POD_UID_MAX + 1];           /* with dashes; "" unless scope is POD */
     char container_id[IMA_CONTAINER_ID_LEN + 1]; /* "" when not in a container */
 };
 

@@ -4,18 +4,17 @@
 #include <errno.h>
 #include <string.h>
 
-
 /* The kernel's hash_algo_name[] and hash_digest_size[] (crypto/hash_info.c). */
 static const struct {
     const char *name;
     uint8_t size;
 } kernel_algos[] = {
-    {"md4", 16},         {"md5", 16},         {"sha1", 20},        {"rmd160", 20},
-    {"sha256", 32},      {"sha384", 48},      {"sha512", 64},      {"sha224", 28},
-    {"rmd128", 16},      {"rmd256", 32},      {"rmd320", 40},      {"wp256", 32},
-    {"wp384", 48},       {"wp512", 64},       {"tgr128", 16},      {"tgr160", 20},
-    {"tgr192", 24},      {"sm3", 32},         {"streebog256", 32}, {"streebog512", 64},
-    {"sha3-256", 32},    {"sha3-384", 48},    {"sha3-512", 64},
+        {"md4", 16},      {"md5", 16},      {"sha1", 20},        {"rmd160", 20},
+        {"sha256", 32},   {"sha384", 48},   {"sha512", 64},      {"sha224", 28},
+        {"rmd128", 16},   {"rmd256", 32},   {"rmd320", 40},      {"wp256", 32},
+        {"wp384", 48},    {"wp512", 64},    {"tgr128", 16},      {"tgr160", 20},
+        {"tgr192", 24},   {"sm3", 32},      {"streebog256", 32}, {"streebog512", 64},
+        {"sha3-256", 32}, {"sha3-384", 48}, {"sha3-512", 64},
 };
 
 size_t ima_algo_digest_size(const char *name, size_t len) {

@@ -20,10 +20,10 @@ static const struct {
     size_t size;
     uint16_t tpm_alg;
 } algs[IMA_HASH_COUNT] = {
-    [IMA_HASH_SHA1] = {"sha1", 20, 0x0004},
-    [IMA_HASH_SHA256] = {"sha256", 32, 0x000b},
-    [IMA_HASH_SHA384] = {"sha384", 48, 0x000c},
-    [IMA_HASH_SHA512] = {"sha512", 64, 0x000d},
+        [IMA_HASH_SHA1] = {"sha1", 20, 0x0004},
+        [IMA_HASH_SHA256] = {"sha256", 32, 0x000b},
+        [IMA_HASH_SHA384] = {"sha384", 48, 0x000c},
+        [IMA_HASH_SHA512] = {"sha512", 64, 0x000d},
 };
 
 size_t ima_hash_size(enum ima_hash_alg alg) {
@@ -131,9 +131,8 @@ void ima_hash2(enum ima_hash_alg alg, const void *a, size_t alen, const void *b,
         mds[alg] = EVP_MD_fetch(NULL, algs[alg].name, NULL);
     }
     c = EVP_MD_CTX_new();
-    if (!c || !mds[alg] || !EVP_DigestInit_ex(c, mds[alg], NULL) ||
-        !EVP_DigestUpdate(c, a, alen) || (blen && !EVP_DigestUpdate(c, b, blen)) ||
-        !EVP_DigestFinal_ex(c, out, NULL)) {
+    if (!c || !mds[alg] || !EVP_DigestInit_ex(c, mds[alg], NULL) || !EVP_DigestUpdate(c, a, alen) ||
+        (blen && !EVP_DigestUpdate(c, b, blen)) || !EVP_DigestFinal_ex(c, out, NULL)) {
         /* Out of memory inside OpenSSL: a digest that matches nothing. */
         memset(out, 0, algs[alg].size);
     }

@@ -15,9 +15,9 @@ enum ima_hash_alg {
     IMA_HASH_COUNT
 };
 
-#define IMA_DIGEST_MAX    64
-#define IMA_BANK(alg)     (1u << (alg))
-#define IMA_BANKS_ALL     ((1u << IMA_HASH_COUNT) - 1)
+#define IMA_DIGEST_MAX 64
+#define IMA_BANK(alg)  (1u << (alg))
+#define IMA_BANKS_ALL  ((1u << IMA_HASH_COUNT) - 1)
 
 size_t ima_hash_size(enum ima_hash_alg alg);
 /* "sha1", "sha256", ... as the kernel's hash_algo_name[] spells them. */

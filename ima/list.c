@@ -181,10 +181,10 @@ int ima_parser_next(struct ima_parser *p, const uint8_t *buf, size_t len,
             }
             flen = get_le32(buf + fpos);
             if (flen > end - fpos - 4) {
-                return fail(p, -EBADMSG,
-                            "field %u (%s) length %" PRIu32 " runs past the template data (%zu left)",
-                            nf, t->known ? ima_field_name(t->fields[nf]) : "?", flen,
-                            end - fpos - 4);
+                return fail(
+                        p, -EBADMSG,
+                        "field %u (%s) length %" PRIu32 " runs past the template data (%zu left)",
+                        nf, t->known ? ima_field_name(t->fields[nf]) : "?", flen, end - fpos - 4);
             }
             e->fields[nf].id = t->known ? t->fields[nf] : IMA_FIELD_UNKNOWN;
             e->fields[nf].len = flen;
@@ -203,8 +203,7 @@ int ima_parser_next(struct ima_parser *p, const uint8_t *buf, size_t len,
     for (unsigned i = 0; i < e->nfields; i++) {
         if (e->fields[i].id != IMA_FIELD_UNKNOWN &&
             ima_field_validate(&e->fields[i], t->legacy, &why) < 0) {
-            return fail(p, -EBADMSG, "field %u (%s): %s", i, ima_field_name(e->fields[i].id),
-                        why);
+            return fail(p, -EBADMSG, "field %u (%s): %s", i, ima_field_name(e->fields[i].id), why);
         }
     }
 

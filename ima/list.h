@@ -17,12 +17,12 @@
  *   name == "ima" ? d[20] u32 n_len n : u32 data_len | (u32 len | bytes)...
  * All integers little-endian. */
 
-#define IMA_PCR_COUNT             24 /* a PC-client TPM's PCRs 0..23 */
-#define IMA_EVENT_NAME_MAX        255
-#define IMA_TEMPLATE_DATA_MAX     (1u << 20)
-#define IMA_ENTRIES_MAX_DEFAULT   (UINT64_C(1) << 26)
+#define IMA_PCR_COUNT           24 /* a PC-client TPM's PCRs 0..23 */
+#define IMA_EVENT_NAME_MAX      255
+#define IMA_TEMPLATE_DATA_MAX   (1u << 20)
+#define IMA_ENTRIES_MAX_DEFAULT (UINT64_C(1) << 26)
 /* Largest bytes the `ima` template hashes: d || name padded to 256. */
-#define IMA_LEGACY_HASHED_LEN     (20 + IMA_EVENT_NAME_MAX + 1)
+#define IMA_LEGACY_HASHED_LEN (20 + IMA_EVENT_NAME_MAX + 1)
 
 struct ima_entry {
     uint64_t index;  /* position in the list, from 0 */

@@ -114,8 +114,7 @@ struct gen_field gen_str(char *storage, const char *s) {
     return (struct gen_field){storage, n};
 }
 
-struct gen_field gen_dng(uint8_t *storage, const char *prefix, const uint8_t *digest,
-                         size_t dlen) {
+struct gen_field gen_dng(uint8_t *storage, const char *prefix, const uint8_t *digest, size_t dlen) {
     size_t p = strlen(prefix) + 1;
     memcpy(storage, prefix, p);
     memcpy(storage + p, digest, dlen);

@@ -44,7 +44,7 @@ size_t gen_bank_size(int bank);
 void gen_hash(int bank, const void *data, size_t len, uint8_t *out);
 
 /* Field builders into caller storage; each returns the field. */
-struct gen_field gen_str(char *storage, const char *s);              /* s + NUL */
+struct gen_field gen_str(char *storage, const char *s); /* s + NUL */
 struct gen_field gen_dng(uint8_t *storage, const char *prefix, const uint8_t *digest,
                          size_t dlen); /* "prefix" + NUL + digest, e.g. prefix "sha256:" */
 

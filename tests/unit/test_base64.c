@@ -10,13 +10,13 @@
 static const struct {
     const char *plain, *b64;
 } vectors[] = {
-    {"", ""},
-    {"f", "Zg=="},
-    {"fo", "Zm8="},
-    {"foo", "Zm9v"},
-    {"foob", "Zm9vYg=="},
-    {"fooba", "Zm9vYmE="},
-    {"foobar", "Zm9vYmFy"},
+        {"", ""},
+        {"f", "Zg=="},
+        {"fo", "Zm8="},
+        {"foo", "Zm9v"},
+        {"foob", "Zm9vYg=="},
+        {"fooba", "Zm9vYmE="},
+        {"foobar", "Zm9vYmFy"},
 };
 
 static void test_rfc4648_vectors(void **state) {
@@ -54,7 +54,7 @@ static void test_rejects(void **state) {
     uint8_t out[16];
     (void)state;
 
-    assert_int_equal(base64_decode("Zg=", 3, out, 16), -EINVAL);     /* length */
+    assert_int_equal(base64_decode("Zg=", 3, out, 16), -EINVAL);      /* length */
     assert_int_equal(base64_decode("Zg==Zg==", 8, out, 16), -EINVAL); /* padding mid-way */
     assert_int_equal(base64_decode("Z===", 4, out, 16), -EINVAL);     /* three pads */
     assert_int_equal(base64_decode("Zm9v\n", 5, out, 16), -EINVAL);   /* whitespace */
@@ -67,9 +67,9 @@ static void test_rejects(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rfc4648_vectors),
-        cmocka_unit_test(test_binary_roundtrip),
-        cmocka_unit_test(test_rejects),
+            cmocka_unit_test(test_rfc4648_vectors),
+            cmocka_unit_test(test_binary_roundtrip),
+            cmocka_unit_test(test_rejects),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -66,10 +66,10 @@ static void test_growth_many(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_append_and_terminate),
-        cmocka_unit_test(test_cap_is_hard),
-        cmocka_unit_test(test_consume_reset_steal),
-        cmocka_unit_test(test_growth_many),
+            cmocka_unit_test(test_append_and_terminate),
+            cmocka_unit_test(test_cap_is_hard),
+            cmocka_unit_test(test_consume_reset_steal),
+            cmocka_unit_test(test_growth_many),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

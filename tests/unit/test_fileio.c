@@ -81,9 +81,9 @@ static void test_pipe_over_cap(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_read_exact_and_cap),
-        cmocka_unit_test(test_empty_and_missing),
-        cmocka_unit_test(test_pipe_over_cap),
+            cmocka_unit_test(test_read_exact_and_cap),
+            cmocka_unit_test(test_empty_and_missing),
+            cmocka_unit_test(test_pipe_over_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -39,8 +39,8 @@ static void test_upper_case_and_errors(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip),
-        cmocka_unit_test(test_upper_case_and_errors),
+            cmocka_unit_test(test_roundtrip),
+            cmocka_unit_test(test_upper_case_and_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

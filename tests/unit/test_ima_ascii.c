@@ -62,10 +62,9 @@ static void test_kernel_layout(void **state) {
     assert_int_equal(ima_gen_add(&g, 10, "d-ng|n-ng|xattrnames|iuid|imode|d-modsig", f, 6, false),
                      0);
     render(&g, &out);
-    assert_non_null(
-        strstr((char *)out.data,
-               " d-ng|n-ng|xattrnames|iuid|imode|d-modsig sha1:deadbeef00000000000000000000000000000000"
-               " /f security.ima 1000 33188 \n"));
+    assert_non_null(strstr((char *)out.data, " d-ng|n-ng|xattrnames|iuid|imode|d-modsig "
+                                             "sha1:deadbeef00000000000000000000000000000000"
+                                             " /f security.ima 1000 33188 \n"));
     ima_gen_free(&g);
 
     /* d-ngv2 keeps its type; legacy `ima` prints d in hex and n as is. */
@@ -109,7 +108,7 @@ static void test_parse_back_is_byte_identical(void **state) {
     f[0] = gen_dng(d, "sha256:", dg, 32);
     f[1] = gen_str(s1, "/etc/f");
     f[2] = (struct gen_field){"", 0};
-    f[3] = (struct gen_field){"", 0};  /* no xattrs: empty names */
+    f[3] = (struct gen_field){"", 0}; /* no xattrs: empty names */
     f[4] = (struct gen_field){"", 0};
     f[5] = (struct gen_field){"", 0};
     f[6] = (struct gen_field){"\0\0\0\0", 4};
@@ -202,10 +201,10 @@ static void test_width_must_agree(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_kernel_layout),
-        cmocka_unit_test(test_parse_back_is_byte_identical),
-        cmocka_unit_test(test_parse_errors),
-        cmocka_unit_test(test_width_must_agree),
+            cmocka_unit_test(test_kernel_layout),
+            cmocka_unit_test(test_parse_back_is_byte_identical),
+            cmocka_unit_test(test_parse_errors),
+            cmocka_unit_test(test_width_must_agree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -92,9 +92,8 @@ static void test_variants(void **state) {
 
     /* Kernels with the bank switch but not PCR 8-9 (old stable backports). */
     expected(1, 8, want);
-    assert_int_equal(
-        check_entry("ima-ng", "sha256:", want, 32, "boot_aggregate", IMA_BANKS_ALL),
-        IMA_BOOTAGGR_MATCH_PCR0_7);
+    assert_int_equal(check_entry("ima-ng", "sha256:", want, 32, "boot_aggregate", IMA_BANKS_ALL),
+                     IMA_BOOTAGGR_MATCH_PCR0_7);
     /* The `ima` template's d is the SHA-1 aggregate. */
     expected(0, 8, want);
     assert_int_equal(check_entry("ima", NULL, want, 20, "boot_aggregate", IMA_BANKS_ALL),
@@ -112,8 +111,8 @@ static void test_variants(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_every_bank),
-        cmocka_unit_test(test_variants),
+            cmocka_unit_test(test_every_bank),
+            cmocka_unit_test(test_variants),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -6,10 +6,10 @@
 
 #include "cgroup.h"
 
-#define UID     "f52130f4-c5be-423e-8070-daaca055a5ad"
-#define UID_    "f52130f4_c5be_423e_8070_daaca055a5ad"
-#define CID     "5bab9779a4ffb2a5acc4160dedb8571b75806c6ad25bf936387678aefd19cb9e"
-#define STATIC  "0123456789abcdef0123456789abcdef"
+#define UID    "f52130f4-c5be-423e-8070-daaca055a5ad"
+#define UID_   "f52130f4_c5be_423e_8070_daaca055a5ad"
+#define CID    "5bab9779a4ffb2a5acc4160dedb8571b75806c6ad25bf936387678aefd19cb9e"
+#define STATIC "0123456789abcdef0123456789abcdef"
 
 struct expect {
     const char *path;
@@ -22,72 +22,72 @@ struct expect {
 };
 
 static const struct expect cases[] = {
-    /* systemd driver, every QoS class and runtime */
-    {"/kubepods.slice/kubepods-pod" UID_ ".slice/cri-containerd-" CID ".scope", IMA_SCOPE_POD,
-     IMA_QOS_GUARANTEED, IMA_DRIVER_SYSTEMD, IMA_RUNTIME_CONTAINERD, UID, CID},
-    {"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" UID_ ".slice/crio-" CID
-     ".scope",
-     IMA_SCOPE_POD, IMA_QOS_BURSTABLE, IMA_DRIVER_SYSTEMD, IMA_RUNTIME_CRIO, UID, CID},
-    {"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" UID_ ".slice/docker-" CID
-     ".scope",
-     IMA_SCOPE_POD, IMA_QOS_BESTEFFORT, IMA_DRIVER_SYSTEMD, IMA_RUNTIME_DOCKER, UID, CID},
-    /* a custom cgroup root (kubelet --cgroup-root=/kubelet) */
-    {"/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort.slice/"
-     "kubelet-kubepods-besteffort-pod" UID_ ".slice/cri-containerd-" CID ".scope",
-     IMA_SCOPE_POD, IMA_QOS_BESTEFFORT, IMA_DRIVER_SYSTEMD, IMA_RUNTIME_CONTAINERD, UID, CID},
-    /* nested cgroup inside the container */
-    {"/kubepods.slice/kubepods-pod" UID_ ".slice/cri-containerd-" CID ".scope/init.scope",
-     IMA_SCOPE_POD, IMA_QOS_GUARANTEED, IMA_DRIVER_SYSTEMD, IMA_RUNTIME_CONTAINERD, UID, CID},
-    /* pod cgroup itself, and CRI-O's conmon: the pod without a container */
-    {"/kubepods.slice/kubepods-pod" UID_ ".slice", IMA_SCOPE_POD, IMA_QOS_GUARANTEED,
-     IMA_DRIVER_SYSTEMD, IMA_RUNTIME_NONE, UID, ""},
-    {"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" UID_
-     ".slice/crio-conmon-" CID ".scope",
-     IMA_SCOPE_POD, IMA_QOS_BURSTABLE, IMA_DRIVER_SYSTEMD, IMA_RUNTIME_NONE, UID, ""},
-    /* static pod UID (32 hex) */
-    {"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" STATIC
-     ".slice/cri-containerd-" CID ".scope",
-     IMA_SCOPE_POD, IMA_QOS_BURSTABLE, IMA_DRIVER_SYSTEMD, IMA_RUNTIME_CONTAINERD, STATIC, CID},
-    /* cgroupfs driver */
-    {"/kubepods/pod" UID "/" CID, IMA_SCOPE_POD, IMA_QOS_GUARANTEED, IMA_DRIVER_CGROUPFS,
-     IMA_RUNTIME_UNSPECIFIED, UID, CID},
-    {"/kubepods/burstable/pod" UID "/" CID, IMA_SCOPE_POD, IMA_QOS_BURSTABLE, IMA_DRIVER_CGROUPFS,
-     IMA_RUNTIME_UNSPECIFIED, UID, CID},
-    {"/kubepods/besteffort/pod" UID "/crio-" CID, IMA_SCOPE_POD, IMA_QOS_BESTEFFORT,
-     IMA_DRIVER_CGROUPFS, IMA_RUNTIME_CRIO, UID, CID},
-    {"/kubepods/besteffort/pod" UID "/docker-" CID, IMA_SCOPE_POD, IMA_QOS_BESTEFFORT,
-     IMA_DRIVER_CGROUPFS, IMA_RUNTIME_DOCKER, UID, CID},
-    {"/kubepods/besteffort/pod" UID, IMA_SCOPE_POD, IMA_QOS_BESTEFFORT, IMA_DRIVER_CGROUPFS,
-     IMA_RUNTIME_NONE, UID, ""},
-    /* node scope: host, runtime, kubelet, and look-alikes */
-    {"/", IMA_SCOPE_NODE, 0, 0, 0, "", ""},
-    {"-", IMA_SCOPE_NODE, 0, 0, 0, "", ""},
-    {"", IMA_SCOPE_NODE, 0, 0, 0, "", ""},
-    {"/system.slice/containerd.service", IMA_SCOPE_NODE, 0, 0, 0, "", ""},
-    {"/system.slice/kubelet.service", IMA_SCOPE_NODE, 0, 0, 0, "", ""},
-    {"/kubepods.slice", IMA_SCOPE_NODE, 0, 0, 0, "", ""},
-    {"/kubepods.slice/kubepods-burstable.slice", IMA_SCOPE_NODE, 0, 0, 0, "", ""},
-    {"/kubepods", IMA_SCOPE_NODE, 0, 0, 0, "", ""},
-    /* UID with dashes in the systemd form, upper case, wrong length */
-    {"/kubepods.slice/kubepods-pod" UID ".slice/cri-containerd-" CID ".scope", IMA_SCOPE_NODE, 0, 0,
-     0, "", ""},
-    {"/kubepods.slice/kubepods-podF52130F4_C5BE_423E_8070_DAACA055A5AD.slice", IMA_SCOPE_NODE, 0,
-     0, 0, "", ""},
-    {"/kubepods/podabc/" CID, IMA_SCOPE_NODE, 0, 0, 0, "", ""},
-    /* QoS slice that does not match its parent, unknown QoS */
-    {"/kubepods.slice/kubepods-besteffort.slice/kubepods-burstable-pod" UID_ ".slice",
-     IMA_SCOPE_NODE, 0, 0, 0, "", ""},
-    {"/kubepods.slice/kubepods-gold.slice/kubepods-gold-pod" UID_ ".slice", IMA_SCOPE_NODE, 0, 0,
-     0, "", ""},
-    {"/kubepods/gold/pod" UID "/" CID, IMA_SCOPE_NODE, 0, 0, 0, "", ""},
-    {"/other/pod" UID "/" CID, IMA_SCOPE_NODE, 0, 0, 0, "", ""},
-    /* a pod slice without its parent slice */
-    {"/kubepods-pod" UID_ ".slice", IMA_SCOPE_NODE, 0, 0, 0, "", ""},
-    /* malformed container ID: the pod, no container */
-    {"/kubepods.slice/kubepods-pod" UID_ ".slice/cri-containerd-1234.scope", IMA_SCOPE_POD,
-     IMA_QOS_GUARANTEED, IMA_DRIVER_SYSTEMD, IMA_RUNTIME_NONE, UID, ""},
-    {"/kubepods.slice/kubepods-pod" UID_ ".slice/" CID ".scope", IMA_SCOPE_POD, IMA_QOS_GUARANTEED,
-     IMA_DRIVER_SYSTEMD, IMA_RUNTIME_NONE, UID, ""},
+        /* systemd driver, every QoS class and runtime */
+        {"/kubepods.slice/kubepods-pod" UID_ ".slice/cri-containerd-" CID ".scope", IMA_SCOPE_POD,
+         IMA_QOS_GUARANTEED, IMA_DRIVER_SYSTEMD, IMA_RUNTIME_CONTAINERD, UID, CID},
+        {"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" UID_ ".slice/crio-" CID
+         ".scope",
+         IMA_SCOPE_POD, IMA_QOS_BURSTABLE, IMA_DRIVER_SYSTEMD, IMA_RUNTIME_CRIO, UID, CID},
+        {"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" UID_
+         ".slice/docker-" CID ".scope",
+         IMA_SCOPE_POD, IMA_QOS_BESTEFFORT, IMA_DRIVER_SYSTEMD, IMA_RUNTIME_DOCKER, UID, CID},
+        /* a custom cgroup root (kubelet --cgroup-root=/kubelet) */
+        {"/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort.slice/"
+         "kubelet-kubepods-besteffort-pod" UID_ ".slice/cri-containerd-" CID ".scope",
+         IMA_SCOPE_POD, IMA_QOS_BESTEFFORT, IMA_DRIVER_SYSTEMD, IMA_RUNTIME_CONTAINERD, UID, CID},
+        /* nested cgroup inside the container */
+        {"/kubepods.slice/kubepods-pod" UID_ ".slice/cri-containerd-" CID ".scope/init.scope",
+         IMA_SCOPE_POD, IMA_QOS_GUARANTEED, IMA_DRIVER_SYSTEMD, IMA_RUNTIME_CONTAINERD, UID, CID},
+        /* pod cgroup itself, and CRI-O's conmon: the pod without a container */
+        {"/kubepods.slice/kubepods-pod" UID_ ".slice", IMA_SCOPE_POD, IMA_QOS_GUARANTEED,
+         IMA_DRIVER_SYSTEMD, IMA_RUNTIME_NONE, UID, ""},
+        {"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" UID_
+         ".slice/crio-conmon-" CID ".scope",
+         IMA_SCOPE_POD, IMA_QOS_BURSTABLE, IMA_DRIVER_SYSTEMD, IMA_RUNTIME_NONE, UID, ""},
+        /* static pod UID (32 hex) */
+        {"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" STATIC
+         ".slice/cri-containerd-" CID ".scope",
+         IMA_SCOPE_POD, IMA_QOS_BURSTABLE, IMA_DRIVER_SYSTEMD, IMA_RUNTIME_CONTAINERD, STATIC, CID},
+        /* cgroupfs driver */
+        {"/kubepods/pod" UID "/" CID, IMA_SCOPE_POD, IMA_QOS_GUARANTEED, IMA_DRIVER_CGROUPFS,
+         IMA_RUNTIME_UNSPECIFIED, UID, CID},
+        {"/kubepods/burstable/pod" UID "/" CID, IMA_SCOPE_POD, IMA_QOS_BURSTABLE,
+         IMA_DRIVER_CGROUPFS, IMA_RUNTIME_UNSPECIFIED, UID, CID},
+        {"/kubepods/besteffort/pod" UID "/crio-" CID, IMA_SCOPE_POD, IMA_QOS_BESTEFFORT,
+         IMA_DRIVER_CGROUPFS, IMA_RUNTIME_CRIO, UID, CID},
+        {"/kubepods/besteffort/pod" UID "/docker-" CID, IMA_SCOPE_POD, IMA_QOS_BESTEFFORT,
+         IMA_DRIVER_CGROUPFS, IMA_RUNTIME_DOCKER, UID, CID},
+        {"/kubepods/besteffort/pod" UID, IMA_SCOPE_POD, IMA_QOS_BESTEFFORT, IMA_DRIVER_CGROUPFS,
+         IMA_RUNTIME_NONE, UID, ""},
+        /* node scope: host, runtime, kubelet, and look-alikes */
+        {"/", IMA_SCOPE_NODE, 0, 0, 0, "", ""},
+        {"-", IMA_SCOPE_NODE, 0, 0, 0, "", ""},
+        {"", IMA_SCOPE_NODE, 0, 0, 0, "", ""},
+        {"/system.slice/containerd.service", IMA_SCOPE_NODE, 0, 0, 0, "", ""},
+        {"/system.slice/kubelet.service", IMA_SCOPE_NODE, 0, 0, 0, "", ""},
+        {"/kubepods.slice", IMA_SCOPE_NODE, 0, 0, 0, "", ""},
+        {"/kubepods.slice/kubepods-burstable.slice", IMA_SCOPE_NODE, 0, 0, 0, "", ""},
+        {"/kubepods", IMA_SCOPE_NODE, 0, 0, 0, "", ""},
+        /* UID with dashes in the systemd form, upper case, wrong length */
+        {"/kubepods.slice/kubepods-pod" UID ".slice/cri-containerd-" CID ".scope", IMA_SCOPE_NODE,
+         0, 0, 0, "", ""},
+        {"/kubepods.slice/kubepods-podF52130F4_C5BE_423E_8070_DAACA055A5AD.slice", IMA_SCOPE_NODE,
+         0, 0, 0, "", ""},
+        {"/kubepods/podabc/" CID, IMA_SCOPE_NODE, 0, 0, 0, "", ""},
+        /* QoS slice that does not match its parent, unknown QoS */
+        {"/kubepods.slice/kubepods-besteffort.slice/kubepods-burstable-pod" UID_ ".slice",
+         IMA_SCOPE_NODE, 0, 0, 0, "", ""},
+        {"/kubepods.slice/kubepods-gold.slice/kubepods-gold-pod" UID_ ".slice", IMA_SCOPE_NODE, 0,
+         0, 0, "", ""},
+        {"/kubepods/gold/pod" UID "/" CID, IMA_SCOPE_NODE, 0, 0, 0, "", ""},
+        {"/other/pod" UID "/" CID, IMA_SCOPE_NODE, 0, 0, 0, "", ""},
+        /* a pod slice without its parent slice */
+        {"/kubepods-pod" UID_ ".slice", IMA_SCOPE_NODE, 0, 0, 0, "", ""},
+        /* malformed container ID: the pod, no container */
+        {"/kubepods.slice/kubepods-pod" UID_ ".slice/cri-containerd-1234.scope", IMA_SCOPE_POD,
+         IMA_QOS_GUARANTEED, IMA_DRIVER_SYSTEMD, IMA_RUNTIME_NONE, UID, ""},
+        {"/kubepods.slice/kubepods-pod" UID_ ".slice/" CID ".scope", IMA_SCOPE_POD,
+         IMA_QOS_GUARANTEED, IMA_DRIVER_SYSTEMD, IMA_RUNTIME_NONE, UID, ""},
 };
 
 static void test_paths(void **state) {
@@ -145,9 +145,9 @@ static void test_deep_path_is_node(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_paths),
-        cmocka_unit_test(test_names),
-        cmocka_unit_test(test_deep_path_is_node),
+            cmocka_unit_test(test_paths),
+            cmocka_unit_test(test_names),
+            cmocka_unit_test(test_deep_path_is_node),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -278,12 +278,12 @@ static void test_keylime_ascii(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ibmtss_replay_all_banks),
-        cmocka_unit_test(test_ibmtss_imatest_every_template),
-        cmocka_unit_test(test_tpm2tss_trailing_bytes),
-        cmocka_unit_test(test_tpm2tss_violations_and_malformed),
-        cmocka_unit_test(test_cima_cgpath_attribution),
-        cmocka_unit_test(test_keylime_ascii),
+            cmocka_unit_test(test_ibmtss_replay_all_banks),
+            cmocka_unit_test(test_ibmtss_imatest_every_template),
+            cmocka_unit_test(test_tpm2tss_trailing_bytes),
+            cmocka_unit_test(test_tpm2tss_violations_and_malformed),
+            cmocka_unit_test(test_cima_cgpath_attribution),
+            cmocka_unit_test(test_keylime_ascii),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

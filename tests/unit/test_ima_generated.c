@@ -31,41 +31,43 @@ struct layout {
 #define CID  "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
 static const struct layout layouts[] = {
-    {"/kubepods.slice/kubepods-pod" UIDU ".slice/cri-containerd-" CID ".scope", true,
-     IMA_QOS_GUARANTEED, IMA_RUNTIME_CONTAINERD},
-    {"/kubepods.slice/kubepods-pod" UIDU ".slice/crio-" CID ".scope", true, IMA_QOS_GUARANTEED,
-     IMA_RUNTIME_CRIO},
-    {"/kubepods.slice/kubepods-pod" UIDU ".slice/docker-" CID ".scope", true, IMA_QOS_GUARANTEED,
-     IMA_RUNTIME_DOCKER},
-    {"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" UIDU
-     ".slice/cri-containerd-" CID ".scope",
-     true, IMA_QOS_BURSTABLE, IMA_RUNTIME_CONTAINERD},
-    {"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" UIDU ".slice/crio-" CID
-     ".scope",
-     true, IMA_QOS_BURSTABLE, IMA_RUNTIME_CRIO},
-    {"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" UIDU ".slice/docker-" CID
-     ".scope",
-     true, IMA_QOS_BURSTABLE, IMA_RUNTIME_DOCKER},
-    {"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" UIDU
-     ".slice/cri-containerd-" CID ".scope",
-     true, IMA_QOS_BESTEFFORT, IMA_RUNTIME_CONTAINERD},
-    {"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" UIDU ".slice/crio-" CID
-     ".scope",
-     true, IMA_QOS_BESTEFFORT, IMA_RUNTIME_CRIO},
-    {"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" UIDU ".slice/docker-" CID
-     ".scope",
-     true, IMA_QOS_BESTEFFORT, IMA_RUNTIME_DOCKER},
-    {"/kubepods/pod" UIDD "/" CID, false, IMA_QOS_GUARANTEED, IMA_RUNTIME_UNSPECIFIED},
-    {"/kubepods/pod" UIDD "/crio-" CID, false, IMA_QOS_GUARANTEED, IMA_RUNTIME_CRIO},
-    {"/kubepods/burstable/pod" UIDD "/" CID, false, IMA_QOS_BURSTABLE, IMA_RUNTIME_UNSPECIFIED},
-    {"/kubepods/burstable/pod" UIDD "/docker-" CID, false, IMA_QOS_BURSTABLE, IMA_RUNTIME_DOCKER},
-    {"/kubepods/besteffort/pod" UIDD "/" CID, false, IMA_QOS_BESTEFFORT, IMA_RUNTIME_UNSPECIFIED},
-    {"/kubepods/besteffort/pod" UIDD "/cri-containerd-" CID, false, IMA_QOS_BESTEFFORT,
-     IMA_RUNTIME_CONTAINERD},
-    /* node scope */
-    {"/", false, IMA_QOS_NONE, IMA_RUNTIME_NONE},
-    {"/system.slice/containerd.service", false, IMA_QOS_NONE, IMA_RUNTIME_NONE},
-    {"/system.slice/kubelet.service", false, IMA_QOS_NONE, IMA_RUNTIME_NONE},
+        {"/kubepods.slice/kubepods-pod" UIDU ".slice/cri-containerd-" CID ".scope", true,
+         IMA_QOS_GUARANTEED, IMA_RUNTIME_CONTAINERD},
+        {"/kubepods.slice/kubepods-pod" UIDU ".slice/crio-" CID ".scope", true, IMA_QOS_GUARANTEED,
+         IMA_RUNTIME_CRIO},
+        {"/kubepods.slice/kubepods-pod" UIDU ".slice/docker-" CID ".scope", true,
+         IMA_QOS_GUARANTEED, IMA_RUNTIME_DOCKER},
+        {"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" UIDU
+         ".slice/cri-containerd-" CID ".scope",
+         true, IMA_QOS_BURSTABLE, IMA_RUNTIME_CONTAINERD},
+        {"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" UIDU ".slice/crio-" CID
+         ".scope",
+         true, IMA_QOS_BURSTABLE, IMA_RUNTIME_CRIO},
+        {"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" UIDU ".slice/docker-" CID
+         ".scope",
+         true, IMA_QOS_BURSTABLE, IMA_RUNTIME_DOCKER},
+        {"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" UIDU
+         ".slice/cri-containerd-" CID ".scope",
+         true, IMA_QOS_BESTEFFORT, IMA_RUNTIME_CONTAINERD},
+        {"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" UIDU ".slice/crio-" CID
+         ".scope",
+         true, IMA_QOS_BESTEFFORT, IMA_RUNTIME_CRIO},
+        {"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" UIDU
+         ".slice/docker-" CID ".scope",
+         true, IMA_QOS_BESTEFFORT, IMA_RUNTIME_DOCKER},
+        {"/kubepods/pod" UIDD "/" CID, false, IMA_QOS_GUARANTEED, IMA_RUNTIME_UNSPECIFIED},
+        {"/kubepods/pod" UIDD "/crio-" CID, false, IMA_QOS_GUARANTEED, IMA_RUNTIME_CRIO},
+        {"/kubepods/burstable/pod" UIDD "/" CID, false, IMA_QOS_BURSTABLE, IMA_RUNTIME_UNSPECIFIED},
+        {"/kubepods/burstable/pod" UIDD "/docker-" CID, false, IMA_QOS_BURSTABLE,
+         IMA_RUNTIME_DOCKER},
+        {"/kubepods/besteffort/pod" UIDD "/" CID, false, IMA_QOS_BESTEFFORT,
+         IMA_RUNTIME_UNSPECIFIED},
+        {"/kubepods/besteffort/pod" UIDD "/cri-containerd-" CID, false, IMA_QOS_BESTEFFORT,
+         IMA_RUNTIME_CONTAINERD},
+        /* node scope */
+        {"/", false, IMA_QOS_NONE, IMA_RUNTIME_NONE},
+        {"/system.slice/containerd.service", false, IMA_QOS_NONE, IMA_RUNTIME_NONE},
+        {"/system.slice/kubelet.service", false, IMA_QOS_NONE, IMA_RUNTIME_NONE},
 };
 
 /* Add one entry of every template kima knows. */
@@ -203,9 +205,9 @@ static void test_cgpath_every_layout(void **state) {
             char s1[128], s2[512], s3[64];
             uint8_t d[128];
             struct gen_field f[4] = {
-                gen_str(s1, "/bin/sh:/usr/bin/containerd-shim-runc-v2:/sbin/init:swapper/0"),
-                gen_str(s2, layouts[k].fmt), gen_dng(d, "sha256:", fdig, 32),
-                gen_str(s3, "/bin/sh")};
+                    gen_str(s1, "/bin/sh:/usr/bin/containerd-shim-runc-v2:/sbin/init:swapper/0"),
+                    gen_str(s2, layouts[k].fmt), gen_dng(d, "sha256:", fdig, 32),
+                    gen_str(s3, "/bin/sh")};
             assert_int_equal(ima_gen_add(&g, 10, "ima-cgpath", f, 4, false), 0);
         }
         replay_and_compare(&g);
@@ -264,9 +266,9 @@ static void test_templates_without_cgroup_are_node(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_every_template_every_width),
-        cmocka_unit_test(test_cgpath_every_layout),
-        cmocka_unit_test(test_templates_without_cgroup_are_node),
+            cmocka_unit_test(test_every_template_every_width),
+            cmocka_unit_test(test_cgpath_every_layout),
+            cmocka_unit_test(test_templates_without_cgroup_are_node),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -331,15 +331,15 @@ static void test_init_rejects_width(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_entry_fields),
-        cmocka_unit_test(test_incremental_byte_by_byte),
-        cmocka_unit_test(test_malformed_headers),
-        cmocka_unit_test(test_malformed_fields),
-        cmocka_unit_test(test_unknown_template_is_opaque),
-        cmocka_unit_test(test_entry_count_cap),
-        cmocka_unit_test(test_digest_mismatch),
-        cmocka_unit_test(test_detect_width),
-        cmocka_unit_test(test_init_rejects_width),
+            cmocka_unit_test(test_parse_entry_fields),
+            cmocka_unit_test(test_incremental_byte_by_byte),
+            cmocka_unit_test(test_malformed_headers),
+            cmocka_unit_test(test_malformed_fields),
+            cmocka_unit_test(test_unknown_template_is_opaque),
+            cmocka_unit_test(test_entry_count_cap),
+            cmocka_unit_test(test_digest_mismatch),
+            cmocka_unit_test(test_detect_width),
+            cmocka_unit_test(test_init_rejects_width),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

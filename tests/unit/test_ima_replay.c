@@ -45,12 +45,12 @@ static void test_replay_matches_generator(void **state) {
         assert_int_equal(r.touched, (1u << 10) | (1u << 11));
         for (int b = 0; b < IMA_HASH_COUNT; b++) {
             for (uint32_t pcr = 10; pcr <= 11; pcr++) {
-                assert_memory_equal(ima_replay_get(&r, (enum ima_hash_alg)b, pcr),
-                                    g.pcr[b][pcr], gen_bank_size(b));
+                assert_memory_equal(ima_replay_get(&r, (enum ima_hash_alg)b, pcr), g.pcr[b][pcr],
+                                    gen_bank_size(b));
             }
             /* Untouched PCRs stay zero. */
-            assert_memory_equal(ima_replay_get(&r, (enum ima_hash_alg)b, 9),
-                                (uint8_t[64]){0}, gen_bank_size(b));
+            assert_memory_equal(ima_replay_get(&r, (enum ima_hash_alg)b, 9), (uint8_t[64]){0},
+                                gen_bank_size(b));
         }
         ima_gen_free(&g);
     }
@@ -92,9 +92,9 @@ static void test_prefix_match_and_resume(void **state) {
     /* Next round: the full list's value, from where we stopped. */
     memcpy(want[0].digest, g.pcr[1][10], 32);
     memcpy(want[1].digest, g.pcr[0][10], 20);
-    assert_int_equal(ima_replay_list(&r, &p, g.list.data + res.bytes, g.list.len - res.bytes,
-                                     want, 2, &res),
-                     0);
+    assert_int_equal(
+            ima_replay_list(&r, &p, g.list.data + res.bytes, g.list.len - res.bytes, want, 2, &res),
+            0);
     assert_true(res.matched);
     assert_int_equal(res.entries, 5);
 
@@ -180,10 +180,10 @@ static void test_incomplete_tail(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_replay_matches_generator),
-        cmocka_unit_test(test_prefix_match_and_resume),
-        cmocka_unit_test(test_mismatch_stops_without_extending),
-        cmocka_unit_test(test_incomplete_tail),
+            cmocka_unit_test(test_replay_matches_generator),
+            cmocka_unit_test(test_prefix_match_and_resume),
+            cmocka_unit_test(test_mismatch_stops_without_extending),
+            cmocka_unit_test(test_incomplete_tail),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -150,10 +150,10 @@ static void test_validate(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_builtins),
-        cmocka_unit_test(test_custom_and_unknown),
-        cmocka_unit_test(test_decode_digest),
-        cmocka_unit_test(test_validate),
+            cmocka_unit_test(test_builtins),
+            cmocka_unit_test(test_custom_and_unknown),
+            cmocka_unit_test(test_decode_digest),
+            cmocka_unit_test(test_validate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

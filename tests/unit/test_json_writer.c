@@ -38,9 +38,9 @@ static void test_string_escaping(void **state) {
     jw_init(&w, &b);
     jw_array_begin(&w);
     jw_string(&w, "q\"b\\\n\t\x01");
-    jw_string(&w, "caf\xc3\xa9");         /* valid UTF-8 kept */
+    jw_string(&w, "caf\xc3\xa9");                /* valid UTF-8 kept */
     jw_string_n(&w, "\xc3(\xff\xed\xa0\x80", 6); /* invalid bytes escaped */
-    jw_string_n(&w, "a\0b", 3);            /* NUL inside */
+    jw_string_n(&w, "a\0b", 3);                  /* NUL inside */
     jw_array_end(&w);
     assert_int_equal(jw_error(&w), 0);
     assert_string_equal((char *)b.data, "[\"q\\\"b\\\\\\n\\t\\u0001\",\"caf\xc3\xa9\","
@@ -78,10 +78,10 @@ static void test_buffer_cap(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_nesting_and_commas),
-        cmocka_unit_test(test_string_escaping),
-        cmocka_unit_test(test_misuse_is_sticky),
-        cmocka_unit_test(test_buffer_cap),
+            cmocka_unit_test(test_nesting_and_commas),
+            cmocka_unit_test(test_string_escaping),
+            cmocka_unit_test(test_misuse_is_sticky),
+            cmocka_unit_test(test_buffer_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -75,10 +75,10 @@ static void test_escape_truncation(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_logfmt_escapes),
-        cmocka_unit_test(test_json_escapes),
-        cmocka_unit_test(test_level_filter_and_names),
-        cmocka_unit_test(test_escape_truncation),
+            cmocka_unit_test(test_logfmt_escapes),
+            cmocka_unit_test(test_json_escapes),
+            cmocka_unit_test(test_level_filter_and_names),
+            cmocka_unit_test(test_escape_truncation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -71,9 +71,9 @@ static void test_duration(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_u64),
-        cmocka_unit_test(test_u32_int_range),
-        cmocka_unit_test(test_duration),
+            cmocka_unit_test(test_u64),
+            cmocka_unit_test(test_u32_int_range),
+            cmocka_unit_test(test_duration),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
