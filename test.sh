@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# kima's whole test suite: a normal build and an address+undefined sanitizer
+# build (warnings as errors), each running every unit, fixture, fuzz-corpus,
+# integration and style test. Installs missing Debian packages first.
+# Ends with "N passed, N failed"; exits non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")"
+tests/tools/install-deps.sh || { echo "dependency installation failed"; exit 1; }
+
+status=0
+run_build() {
+    local dir=$1
+    shift
+    if [ ! -f "$dir/build.ninja" ]; then
+        meson setup "$dir" "$@" >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log"; return 1; }
+    fi
+    meson compile -C "$dir" >"$dir.compile.log" 2>&1 || { tail -50 "$dir.compile.log"; return 1; }
+    meson test -C "$dir" --print-errorlogs --num-processes 2
+}
+
+echo "== build (gcc, debugoptimized, -Wall -Wextra and more)"
+run_build build -Dwerror=true || status=1
+echo "== sanitizer build (address, undefined)"
+run_build build-san -Db_sanitize=address,undefined -Db_lundef=false -Dwerror=true \
+    -Dbench=false -Dbuildtype=debug || status=1
+
+# One closing line over both builds, from meson's own test logs.
+python3 - build/meson-logs/testlog.json build-san/meson-logs/testlog.json <<'PY'
+import json, sys
+passed = failed = skipped = 0
+for path in sys.argv[1:]:
+    try:
+        lines = open(path).read().splitlines()
+    except OSError:
+        failed += 1
+        continue
+    for line in lines:
+        r = json.loads(line).get("result")
+        if r in ("OK", "EXPECTEDFAIL"):
+            passed += 1
+        elif r == "SKIP":
+            skipped += 1
+        else:
+            failed += 1
+print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
+PY
+[ $? -eq 0 ] || status=1
+exit $status
