@@ -216,6 +216,23 @@ int ima_parser_next(struct ima_parser *p, const uint8_t *buf, size_t len,
     return (int)pos;
 }
 
+long ima_parser_skip_to(struct ima_parser *p, const uint8_t *buf, size_t len, uint64_t index) {
+    struct ima_entry e;
+    size_t off = 0;
+
+    if (!p || index < p->index) {
+        return -EINVAL;
+    }
+    while (p->index < index) {
+        int n = ima_parser_next(p, buf + off, len - off, &e);
+        if (n < 0) {
+            return n;
+        }
+        off += (size_t)n;
+    }
+    return (long)off;
+}
+
 const struct ima_field *ima_entry_field(const struct ima_entry *e, enum ima_field_id id) {
     for (unsigned i = 0; i < e->nfields; i++) {
         if (e->fields[i].id == id) {

@@ -82,6 +82,14 @@ void ima_parser_seek(struct ima_parser *p, uint64_t index, uint64_t offset);
 int ima_parser_next(struct ima_parser *p, const uint8_t *buf, size_t len,
                     struct ima_entry *ret_entry);
 
+/* Move the parser forward to entry `index` when only the index is known: buf
+ * starts at the parser's position and entries are parsed (not verified) and
+ * passed over. Returns the bytes skipped (the start of entry `index` in buf),
+ * or the parser's negative errno (-EAGAIN when buf ends first: the parser then
+ * stands after the last whole entry, as after any error); -EINVAL if
+ * the parser is already past `index`. */
+long ima_parser_skip_to(struct ima_parser *p, const uint8_t *buf, size_t len, uint64_t index);
+
 /* "entry N at byte offset O: msg" into out. Returns out. */
 char *ima_error_format(const struct ima_error *err, char *out, size_t outsz);
 

@@ -110,6 +110,16 @@ static void test_incremental_byte_by_byte(void **state) {
         assert_int_equal(e.index, 3);
         assert_int_equal(e.offset, at);
         assert_string_equal((const char *)e.fields[1].data, "/bin/tool3");
+
+        /* Resume by index alone: skip to it. */
+        ima_parser_init(&p2, 32);
+        assert_int_equal(ima_parser_skip_to(&p2, g.list.data, g.list.len, 3), (long)at);
+        assert_int_equal(p2.index, 3);
+        assert_int_equal(p2.offset, at);
+        assert_int_equal(ima_parser_skip_to(&p2, g.list.data + at, g.list.len - at, 3), 0);
+        assert_int_equal(ima_parser_skip_to(&p2, g.list.data + at, g.list.len - at, 2), -EINVAL);
+        assert_int_equal(ima_parser_skip_to(&p2, g.list.data + at, g.list.len - at, 9), -EAGAIN);
+        assert_int_equal(p2.index, 5);
     }
     ima_gen_free(&g);
 }
