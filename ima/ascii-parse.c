@@ -135,8 +135,12 @@ int ima_ascii_parse_line(struct ima_ascii_parser *p, const char *line, size_t le
         s++;
     }
     /* Split on single spaces: empty fields are empty tokens. */
-    while (ntok < sizeof(tok) / sizeof(tok[0])) {
+    for (;;) {
         const char *sp = memchr(s, ' ', (size_t)(end - s));
+        if (ntok == sizeof(tok) / sizeof(tok[0])) {
+            return fail(p, -EBADMSG, offset, "line has more than %zu space-separated parts",
+                        sizeof(tok) / sizeof(tok[0]));
+        }
         tok[ntok] = s;
         toklen[ntok] = sp ? (size_t)(sp - s) : (size_t)(end - s);
         ntok++;

@@ -109,6 +109,12 @@ int ima_field_validate(const struct ima_field *f, bool legacy, const char **ret_
     case IMA_FMT_DIGEST_WITH_TYPE_ALGO:
         return ima_field_decode_digest(f, &d, ret_why);
     case IMA_FMT_STRING:
+        /* The kernel turns spaces into '_' in every string field
+         * (ima_write_template_field_data), so a space was not written by a
+         * kernel, and would make the ASCII list ambiguous. */
+        if (memchr(f->data, ' ', f->len)) {
+            return why(ret_why, "string field contains a space");
+        }
         if (legacy) {
             /* The `ima` template's n: no NUL at all, at most 255 bytes. */
             if (f->len > 255) {

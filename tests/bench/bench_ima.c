@@ -24,6 +24,7 @@
 #include "buf.h"
 #include "fileio.h"
 #include "hex.h"
+#include "parse.h"
 #include "replay.h"
 #include "verify.h"
 
@@ -240,7 +241,9 @@ int main(int argc, char **argv) {
     while ((o = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
         switch (o) {
         case 'n':
-            n = strtoull(optarg, NULL, 10);
+            if (parse_u64(optarg, &n) < 0) {
+                n = 0;
+            }
             break;
         case 'k':
             kimactl = optarg;
@@ -249,7 +252,9 @@ int main(int argc, char **argv) {
             evmctl = optarg;
             break;
         case 'r':
-            runs = atoi(optarg);
+            if (parse_int(optarg, &runs) < 0) {
+                runs = 0;
+            }
             break;
         case 'd':
             keep = optarg;

@@ -176,6 +176,13 @@ static void test_parse_errors(void **state) {
     /* Structurally fine, but d-ng's digest is too short for sha1: the binary checks apply. */
     expect_line_error("10 0000000000000000000000000000000000000000 ima-ng sha1:00 /a", -EBADMSG,
                       "digest length does not match");
+    /* More parts than any template has fields: never dropped or merged. */
+    expect_line_error("10 0000000000000000000000000000000000000000 n|n|n|n|n|n|n|n|n|n|n|n|n|n|n "
+                      "a b c d e f g h i j k l m n o p q",
+                      -EBADMSG, "more than 18 space-separated parts");
+    expect_line_error("10 0000000000000000000000000000000000000000 n|n|n|n|n|n|n|n|n|n|n|n|n|n|n "
+                      "a b c d e f g h i j k l m n",
+                      -EBADMSG, "has 15 fields, the line has 14");
     expect_line_error("10 0000000000000000000000000000000000000000 evm-sig "
                       "sha1:0000000000000000000000000000000000000000 /a     x 0 0",
                       -EBADMSG, "field 6 (iuid) is not an unsigned number");

@@ -130,14 +130,15 @@ static void test_names(void **state) {
 }
 
 static void test_deep_path_is_node(void **state) {
-    char path[4096] = "";
+    char path[4096];
     struct ima_pod_ref r;
+    size_t n = 0;
     (void)state;
 
     for (int i = 0; i < 70; i++) {
-        strcat(path, "/x");
+        n += (size_t)snprintf(path + n, sizeof(path) - n, "/x");
     }
-    strcat(path, "/kubepods/pod" UID "/" CID);
+    snprintf(path + n, sizeof(path) - n, "/kubepods/pod" UID "/" CID);
     assert_int_equal(ima_cgroup_attribute_path(path, strlen(path), &r), 0);
     assert_int_equal(r.scope, IMA_SCOPE_NODE);
     assert_int_equal(ima_cgroup_attribute_path(NULL, 0, &r), -EINVAL);

@@ -10,15 +10,14 @@
 static void check(const char *name, bool known, bool legacy, const char *ids) {
     struct ima_template t;
     char got[256] = "";
+    size_t n = 0;
 
     assert_int_equal(ima_template_resolve(name, strlen(name), &t), 0);
     assert_int_equal(t.known, known);
     assert_int_equal(t.legacy, legacy);
     for (unsigned i = 0; i < t.nfields; i++) {
-        if (i) {
-            strcat(got, "|");
-        }
-        strcat(got, ima_field_name(t.fields[i]));
+        n += (size_t)snprintf(got + n, sizeof(got) - n, "%s%s", i ? "|" : "",
+                              ima_field_name(t.fields[i]));
     }
     assert_string_equal(got, ids);
 }
@@ -129,6 +128,10 @@ static void test_validate(void **state) {
     assert_int_equal(ima_field_validate(&f, false, &why), 0);
     f.len = 7;
     assert_int_equal(ima_field_validate(&f, false, &why), -EBADMSG);
+    f.data = (const uint8_t *)"/my file";
+    f.len = 9;
+    assert_int_equal(ima_field_validate(&f, false, &why), -EBADMSG);
+    assert_string_equal(why, "string field contains a space");
     f.data = (const uint8_t *)"/bin\0/sh";
     f.len = 9;
     assert_int_equal(ima_field_validate(&f, false, &why), -EBADMSG);
