@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "swtpm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        return -1;
+    }
+    fputs(text, f);
+    return fclose(f);
+}
+
+static int run_quiet(char *const argv[]) {
+    pid_t pid = fork();
+    int st;
+
+    if (pid == 0) {
+        int fd = open("/dev/null", O_WRONLY);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    if (pid < 0 || waitpid(pid, &st, 0) < 0) {
+        return -1;
+    }
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+static int provision(struct swtpm *s) {
+    char conf[300], lconf[300], opts[300], state[300], text[2048];
+
+    snprintf(s->ca_dir, sizeof(s->ca_dir), "%s/ca", s->dir);
+    snprintf(state, sizeof(state), "%s/state", s->dir);
+    mkdir(s->ca_dir, 0700);
+    snprintf(lconf, sizeof(lconf), "%s/swtpm-localca.conf", s->dir);
+    snprintf(opts, sizeof(opts), "%s/swtpm-localca.options", s->dir);
+    snprintf(conf, sizeof(conf), "%s/swtpm_setup.conf", s->dir);
+    snprintf(text, sizeof(text),
+             "statedir = %s\nsigningkey = %s/signkey.pem\nissuercert = %s/issuercert.pem\n"
+             "certserial = %s/certserial\n",
+             s->ca_dir, s->ca_dir, s->ca_dir, s->ca_dir);
+    if (write_text(lconf, text) < 0 ||
+        write_text(opts, "--platform-manufacturer kima\n--platform-version 2.1\n"
+                         "--platform-model test\n") < 0) {
+        return -1;
+    }
+    snprintf(text, sizeof(text),
+             "create_certs_tool = swtpm_localca\ncreate_certs_tool_config = %s\n"
+             "create_certs_tool_options = %s\nactive_pcr_banks = sha1,sha256\n",
+             lconf, opts);
+    if (write_text(conf, text) < 0) {
+        return -1;
+    }
+    char *argv[] = {"swtpm_setup", "--tpm2",      "--tpmstate",       state,
+                    "--config",    conf,          "--create-ek-cert", "--create-platform-cert",
+                    "--pcr-banks", "sha1,sha256", "--overwrite",      NULL};
+    return run_quiet(argv);
+}
+
+int swtpm_start(struct swtpm *s, bool ek_certs) {
+    char sock[300], ctrl[320], server[340], ctrlarg[340], state[300], statearg[320];
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+
+    memset(s, 0, sizeof(*s));
+    snprintf(s->dir, sizeof(s->dir), "/tmp/kima-swtpm-XXXXXX");
+    if (!mkdtemp(s->dir)) {
+        perror("mkdtemp");
+        return -1;
+    }
+    snprintf(state, sizeof(state), "%s/state", s->dir);
+    mkdir(state, 0700);
+    if (ek_certs && provision(s) < 0) {
+        fprintf(stderr, "swtpm_setup failed (is swtpm-tools installed?)\n");
+        swtpm_stop(s);
+        return -1;
+    }
+    snprintf(sock, sizeof(sock), "%s/sock", s->dir);
+    snprintf(ctrl, sizeof(ctrl), "%s.ctrl", sock);
+    snprintf(server, sizeof(server), "type=unixio,path=%s", sock);
+    snprintf(ctrlarg, sizeof(ctrlarg), "type=unixio,path=%s", ctrl);
+    snprintf(statearg, sizeof(statearg), "dir=%s", state);
+    snprintf(s->tcti, sizeof(s->tcti), "swtpm:path=%s", sock);
+    s->pid = fork();
+    if (s->pid == 0) {
+        char *argv[] = {"swtpm",
+                        "socket",
+                        "--tpm2",
+                        "--server",
+                        server,
+                        "--ctrl",
+                        ctrlarg,
+                        "--tpmstate",
+                        statearg,
+                        "--flags",
+                        "not-need-init,startup-clear",
+                        NULL};
+        char log[320];
+        int fd;
+        snprintf(log, sizeof(log), "%s/swtpm.log", s->dir);
+        fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    if (s->pid < 0) {
+        swtpm_stop(s);
+        return -1;
+    }
+    /* Ready when both sockets accept a connection (typically 15-30 ms). */
+    if (strlen(ctrl) >= sizeof(sa.sun_path)) {
+        swtpm_stop(s);
+        return -1;
+    }
+    memcpy(sa.sun_path, ctrl, strlen(ctrl) + 1);
+    for (int i = 0; i < 500; i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int st;
+        if (fd >= 0 && access(sock, F_OK) == 0 &&
+            connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+            close(fd);
+            return 0;
+        }
+        if (fd >= 0) {
+            close(fd);
+        }
+        if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+            s->pid = 0;
+            fprintf(stderr, "swtpm exited at start (is swtpm installed?)\n");
+            swtpm_stop(s);
+            return -1;
+        }
+        nanosleep(&ts, NULL);
+    }
+    fprintf(stderr, "swtpm did not come up in 5 s\n");
+    swtpm_stop(s);
+    return -1;
+}
+
+void swtpm_stop(struct swtpm *s) {
+    char cmd[400];
+
+    if (s->pid > 0) {
+        kill(s->pid, SIGTERM);
+        waitpid(s->pid, NULL, 0);
+        s->pid = 0;
+    }
+    if (s->dir[0] && strncmp(s->dir, "/tmp/kima-swtpm-", 16) == 0) {
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s->dir);
+        if (system(cmd) != 0) {
+            fprintf(stderr, "could not remove %s\n", s->dir);
+        }
+        s->dir[0] = 0;
+    }
+}

@@ -1,0 +1,275 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "credential.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
+
+#include "pubkey.h"
+
+static const EVP_MD *md_of(TPMI_ALG_HASH h) {
+    switch (h) {
+    case TPM2_ALG_SHA1:
+        return EVP_sha1();
+    case TPM2_ALG_SHA256:
+        return EVP_sha256();
+    case TPM2_ALG_SHA384:
+        return EVP_sha384();
+    case TPM2_ALG_SHA512:
+        return EVP_sha512();
+    default:
+        return NULL;
+    }
+}
+
+static void be32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+int tpm_kdfa(TPMI_ALG_HASH hash, const uint8_t *key, size_t key_len, const char *label,
+             const uint8_t *ctx_u, size_t u_len, const uint8_t *ctx_v, size_t v_len, size_t bits,
+             uint8_t *out) {
+    const EVP_MD *md = md_of(hash);
+    size_t hlen, need = bits / 8, done = 0;
+    uint8_t ctr[4], nbits[4], block[EVP_MAX_MD_SIZE];
+
+    if (!md || bits % 8 || !label) {
+        return -EINVAL;
+    }
+    hlen = (size_t)EVP_MD_get_size(md);
+    be32(nbits, (uint32_t)bits);
+    for (uint32_t i = 1; done < need; i++) {
+        EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+        EVP_MAC_CTX *c = mac ? EVP_MAC_CTX_new(mac) : NULL;
+        OSSL_PARAM params[] = {
+                OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+                                                 (char *)EVP_MD_get0_name(md), 0),
+                OSSL_PARAM_construct_end(),
+        };
+        size_t n = 0;
+        int ok;
+
+        be32(ctr, i);
+        ok = c && EVP_MAC_init(c, key, key_len, params) && EVP_MAC_update(c, ctr, 4) &&
+             EVP_MAC_update(c, (const uint8_t *)label, strlen(label) + 1) &&
+             (!u_len || EVP_MAC_update(c, ctx_u, u_len)) &&
+             (!v_len || EVP_MAC_update(c, ctx_v, v_len)) && EVP_MAC_update(c, nbits, 4) &&
+             EVP_MAC_final(c, block, &n, sizeof(block)) && n == hlen;
+        EVP_MAC_CTX_free(c);
+        EVP_MAC_free(mac);
+        if (!ok) {
+            return -ENOMEM;
+        }
+        n = need - done < hlen ? need - done : hlen;
+        memcpy(out + done, block, n);
+        done += n;
+    }
+    return 0;
+}
+
+int tpm_kdfe(TPMI_ALG_HASH hash, const uint8_t *z, size_t z_len, const char *label,
+             const uint8_t *party_u, size_t u_len, const uint8_t *party_v, size_t v_len,
+             size_t bits, uint8_t *out) {
+    const EVP_MD *md = md_of(hash);
+    size_t hlen, need = bits / 8, done = 0;
+    uint8_t ctr[4], block[EVP_MAX_MD_SIZE];
+
+    if (!md || bits % 8 || !label) {
+        return -EINVAL;
+    }
+    hlen = (size_t)EVP_MD_get_size(md);
+    for (uint32_t i = 1; done < need; i++) {
+        EVP_MD_CTX *c = EVP_MD_CTX_new();
+        size_t n;
+        int ok;
+
+        be32(ctr, i);
+        ok = c && EVP_DigestInit_ex(c, md, NULL) && EVP_DigestUpdate(c, ctr, 4) &&
+             EVP_DigestUpdate(c, z, z_len) && EVP_DigestUpdate(c, label, strlen(label) + 1) &&
+             EVP_DigestUpdate(c, party_u, u_len) && EVP_DigestUpdate(c, party_v, v_len) &&
+             EVP_DigestFinal_ex(c, block, NULL);
+        EVP_MD_CTX_free(c);
+        if (!ok) {
+            return -ENOMEM;
+        }
+        n = need - done < hlen ? need - done : hlen;
+        memcpy(out + done, block, n);
+        done += n;
+    }
+    return 0;
+}
+
+/* RSA EK: seed encrypted with OAEP(nameAlg), label "IDENTITY" and its NUL. */
+static int rsa_seed(EVP_PKEY *ek, const EVP_MD *md, const uint8_t *seed, size_t seed_len,
+                    TPM2B_ENCRYPTED_SECRET *ret) {
+    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(ek, NULL);
+    unsigned char *label = OPENSSL_memdup("IDENTITY", 9);
+    size_t out_len = sizeof(ret->secret);
+    int r = -ENOMEM;
+
+    if (c && label && EVP_PKEY_encrypt_init(c) > 0 &&
+        EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_OAEP_PADDING) > 0 &&
+        EVP_PKEY_CTX_set_rsa_oaep_md(c, md) > 0 && EVP_PKEY_CTX_set_rsa_mgf1_md(c, md) > 0 &&
+        EVP_PKEY_CTX_set0_rsa_oaep_label(c, label, 9) > 0) {
+        label = NULL; /* owned by the context */
+        if (EVP_PKEY_encrypt(c, ret->secret, &out_len, seed, seed_len) > 0) {
+            ret->size = (UINT16)out_len;
+            r = 0;
+        }
+    }
+    OPENSSL_free(label);
+    EVP_PKEY_CTX_free(c);
+    return r;
+}
+
+/* ECC EK: an ephemeral key on the EK's curve; seed = KDFe(Z, "IDENTITY",
+ * ephemeral x, EK x); the secret is the ephemeral public point. */
+static int ecc_seed(const TPMT_PUBLIC *pub, EVP_PKEY *ek, size_t seed_len, uint8_t *seed,
+                    TPM2B_ENCRYPTED_SECRET *ret) {
+    EVP_PKEY *eph = NULL;
+    EVP_PKEY_CTX *c = NULL;
+    uint8_t z[66], point[1 + 2 * 66];
+    size_t z_len = sizeof(z), plen = 0, fsize;
+    char group[32];
+    int r = -ENOMEM;
+
+    if (!EVP_PKEY_get_utf8_string_param(ek, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
+                                        NULL) ||
+        !(eph = EVP_PKEY_Q_keygen(NULL, NULL, "EC", group)) || !(c = EVP_PKEY_CTX_new(eph, NULL)) ||
+        EVP_PKEY_derive_init(c) <= 0 || EVP_PKEY_derive_set_peer(c, ek) <= 0 ||
+        EVP_PKEY_derive(c, z, &z_len) <= 0 ||
+        !EVP_PKEY_get_octet_string_param(eph, OSSL_PKEY_PARAM_PUB_KEY, point, sizeof(point),
+                                         &plen) ||
+        plen < 3 || point[0] != 0x04) {
+        goto out;
+    }
+    fsize = (plen - 1) / 2;
+    if (fsize != z_len) {
+        goto out;
+    }
+    r = tpm_kdfe(pub->nameAlg, z, z_len, "IDENTITY", point + 1, fsize, pub->unique.ecc.x.buffer,
+                 pub->unique.ecc.x.size, seed_len * 8, seed);
+    if (r < 0) {
+        goto out;
+    }
+    /* TPMS_ECC_POINT: u16 size | x | u16 size | y, big-endian. */
+    ret->size = (UINT16)(4 + 2 * fsize);
+    ret->secret[0] = (uint8_t)(fsize >> 8);
+    ret->secret[1] = (uint8_t)fsize;
+    memcpy(ret->secret + 2, point + 1, fsize);
+    ret->secret[2 + fsize] = (uint8_t)(fsize >> 8);
+    ret->secret[3 + fsize] = (uint8_t)fsize;
+    memcpy(ret->secret + 4 + fsize, point + 1 + fsize, fsize);
+    r = 0;
+out:
+    OPENSSL_cleanse(z, sizeof(z));
+    EVP_PKEY_CTX_free(c);
+    EVP_PKEY_free(eph);
+    return r;
+}
+
+int tpm_make_credential(const TPMT_PUBLIC *ek, const TPM2B_NAME *name, const uint8_t *cred,
+                        size_t cred_len, TPM2B_ID_OBJECT *ret_blob,
+                        TPM2B_ENCRYPTED_SECRET *ret_secret) {
+    const TPMT_SYM_DEF_OBJECT *sym;
+    const EVP_MD *md;
+    EVP_PKEY *pkey = NULL;
+    EVP_CIPHER_CTX *cc = NULL;
+    uint8_t seed[64], sym_key[32], hmac_key[64], plain[2 + 64], hmac[64];
+    TPM2B_ENCRYPTED_SECRET secret = {0};
+    TPM2B_ID_OBJECT blob = {0};
+    size_t dsize, key_bytes;
+    unsigned int hmac_len = 0;
+    int r, n = 0, fin = 0;
+
+    if (!ek || !name || !cred || !ret_blob || !ret_secret) {
+        return -EINVAL;
+    }
+    md = md_of(ek->nameAlg);
+    if (!md) {
+        return -EOPNOTSUPP;
+    }
+    dsize = (size_t)EVP_MD_get_size(md);
+    if (cred_len == 0 || cred_len > dsize || name->size == 0) {
+        return -EINVAL;
+    }
+    sym = ek->type == TPM2_ALG_RSA ? &ek->parameters.rsaDetail.symmetric
+                                   : &ek->parameters.eccDetail.symmetric;
+    if (sym->algorithm != TPM2_ALG_AES || sym->mode.aes != TPM2_ALG_CFB ||
+        (sym->keyBits.aes != 128 && sym->keyBits.aes != 256)) {
+        return -EOPNOTSUPP;
+    }
+    key_bytes = sym->keyBits.aes / 8;
+    r = tpm_public_to_pkey(ek, &pkey);
+    if (r < 0) {
+        return r;
+    }
+    if (ek->type == TPM2_ALG_RSA) {
+        r = RAND_bytes(seed, (int)dsize) == 1 ? rsa_seed(pkey, md, seed, dsize, &secret) : -EIO;
+    } else {
+        r = ecc_seed(ek, pkey, dsize, seed, &secret);
+    }
+    if (r < 0) {
+        goto out;
+    }
+    r = tpm_kdfa(ek->nameAlg, seed, dsize, "STORAGE", name->name, name->size, NULL, 0,
+                 key_bytes * 8, sym_key);
+    if (r == 0) {
+        r = tpm_kdfa(ek->nameAlg, seed, dsize, "INTEGRITY", NULL, 0, NULL, 0, dsize * 8, hmac_key);
+    }
+    if (r < 0) {
+        goto out;
+    }
+    /* encIdentity = AES-CFB(symKey, IV 0, TPM2B_DIGEST(credential)); it sits
+     * after the integrity HMAC (a TPM2B_DIGEST) in the ID object. */
+    plain[0] = (uint8_t)(cred_len >> 8);
+    plain[1] = (uint8_t)cred_len;
+    memcpy(plain + 2, cred, cred_len);
+    {
+        static const uint8_t iv[16];
+        uint8_t *enc = blob.credential + 2 + dsize;
+        cc = EVP_CIPHER_CTX_new();
+        if (!cc ||
+            !EVP_EncryptInit_ex(cc, key_bytes == 16 ? EVP_aes_128_cfb128() : EVP_aes_256_cfb128(),
+                                NULL, sym_key, iv) ||
+            !EVP_EncryptUpdate(cc, enc, &n, plain, (int)(2 + cred_len)) ||
+            !EVP_EncryptFinal_ex(cc, enc + n, &fin)) {
+            r = -ENOMEM;
+            goto out;
+        }
+        n += fin;
+        /* outerHMAC = HMAC(hmacKey, encIdentity || name) */
+        {
+            uint8_t msg[2 + 64 + sizeof(name->name)];
+            memcpy(msg, enc, (size_t)n);
+            memcpy(msg + n, name->name, name->size);
+            if (!HMAC(md, hmac_key, (int)dsize, msg, (size_t)n + name->size, hmac, &hmac_len) ||
+                hmac_len != dsize) {
+                r = -ENOMEM;
+                goto out;
+            }
+        }
+    }
+    blob.credential[0] = (uint8_t)(dsize >> 8);
+    blob.credential[1] = (uint8_t)dsize;
+    memcpy(blob.credential + 2, hmac, dsize);
+    blob.size = (UINT16)(2 + dsize + (size_t)n);
+    *ret_blob = blob;
+    *ret_secret = secret;
+    r = 0;
+out:
+    OPENSSL_cleanse(seed, sizeof(seed));
+    OPENSSL_cleanse(sym_key, sizeof(sym_key));
+    OPENSSL_cleanse(hmac_key, sizeof(hmac_key));
+    EVP_CIPHER_CTX_free(cc);
+    EVP_PKEY_free(pkey);
+    return r;
+}

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef KIMA_TPM_QUOTE_H
+#define KIMA_TPM_QUOTE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <tss2/tss2_tpm2_types.h>
+
+#include "device.h"
+#include "keys.h"
+#include "pcr.h"
+
+/* Agent side: read PCRs and quote them. */
+
+struct tpm_quote {
+    uint8_t attest[sizeof(TPMS_ATTEST)]; /* the marshalled TPMS_ATTEST, as signed */
+    size_t attest_len;
+    uint8_t sig[sizeof(TPMT_SIGNATURE)]; /* the marshalled TPMT_SIGNATURE */
+    size_t sig_len;
+    struct tpm_pcr_values pcrs; /* the quoted PCRs' values */
+};
+
+/* Read every selected PCR (TPM2_PCR_Read returns at most 8 a call: this
+ * loops). 0 or a negative errno. */
+int tpm_pcr_read(struct tpm *t, const TPML_PCR_SELECTION *sel, struct tpm_pcr_values *ret);
+
+/* Quote the selection with qualifying data = nonce (at most 64 bytes) and
+ * read the values. PCRs read after the quote may have moved on (IMA extends
+ * all the time): the values are checked against the quote's pcrDigest here
+ * and the quote retried a few times, so the verifier gets a consistent set.
+ * -EAGAIN when the PCRs never held still. */
+int tpm_quote(struct tpm *t, const struct tpm_key *ak, const uint8_t *nonce, size_t nonce_len,
+              const TPML_PCR_SELECTION *sel, struct tpm_quote *ret);
+
+#endif
