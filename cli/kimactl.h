@@ -13,5 +13,6 @@ enum {
 };
 
 int cmd_ima(int argc, char **argv);
+int cmd_quote(int argc, char **argv);
 
 #endif

@@ -15,6 +15,7 @@ static void usage(FILE *f) {
                "\n"
                "Commands:\n"
                "  ima       read, replay and check IMA measurement lists (kimactl ima --help)\n"
+               "  quote     verify or decode a TPM 2.0 quote (kimactl quote --help)\n"
                "  version   print the version\n"
                "  help      print this help\n"
                "\n"
@@ -60,6 +61,11 @@ int main(int argc, char **argv) {
     const char *level = getenv("KIMA_LOG_LEVEL"), *format = getenv("KIMA_LOG_FORMAT");
     int c;
 
+    /* tpm2-tss would print its own warnings for every malformed structure
+     * it is given; kimactl reports each failure once. TSS2_LOG set by the
+     * user still wins. */
+    setenv("TSS2_LOG", "all+none", 0);
+
     /* Stop at the first non-option: the rest belongs to the command. */
     while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
         switch (c) {
@@ -92,6 +98,9 @@ int main(int argc, char **argv) {
     optind = 0; /* reset getopt for the command */
     if (strcmp(argv[0], "ima") == 0) {
         return cmd_ima(argc, argv);
+    }
+    if (strcmp(argv[0], "quote") == 0) {
+        return cmd_quote(argc, argv);
     }
     if (strcmp(argv[0], "version") == 0) {
         printf("kimactl %s\n", KIMA_VERSION);

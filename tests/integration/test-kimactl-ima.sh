@@ -8,23 +8,7 @@ F=$2/ima
 G=$F/golden
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-
-# expect CODE CMD...: run, keep stdout in $T/out and stderr in $T/err.
-expect() {
-    local want=$1
-    shift
-    "$@" >"$T/out" 2>"$T/err"
-    local got=$?
-    if [ "$got" -eq "$want" ]; then ok; else bad "exit $got, wanted $want: $* ($(head -c 300 "$T/err"))"; fi
-}
-same() { if cmp -s "$1" "$2"; then ok; else bad "$3: output differs"; diff "$1" "$2" | head -5; fi; }
-has() { if grep -qF -- "$2" "$1"; then ok; else bad "$3: no \"$2\" in $(head -c 300 "$1")"; fi; }
-json() { if python3 -m json.tool "$1" >/dev/null 2>&1; then ok; else bad "$2: not JSON"; fi; }
+. "$(dirname "$0")/helpers.sh"
 
 # --- dump is byte-identical to the kernel's ASCII list (goldens from an independent reader)
 expect 0 "$K" ima dump "$F/ibmtss/imatest.log"; same "$T/out" "$G/imatest.log.ascii" "dump imatest.log"
@@ -145,5 +129,4 @@ expect 64 "$K" --log-level loud ima dump x
 expect 66 "$K" --log-format json ima dump "$T/no\"such"
 json "$T/err" "JSON log line"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary
