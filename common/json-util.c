@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "json-util.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base64.h"
+#include "hex.h"
+
+/* Deepest nesting of arrays and objects, strings skipped, without parsing.
+ * jansson would otherwise recurse up to its own limit of 2048. */
+static int json_depth(const char *buf, size_t len) {
+    int depth = 0, max = 0;
+    bool in_string = false;
+
+    for (size_t i = 0; i < len; i++) {
+        char c = buf[i];
+        if (in_string) {
+            if (c == '\\') {
+                i++;
+            } else if (c == '"') {
+                in_string = false;
+            }
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > max) {
+                max = depth;
+            }
+        } else if (c == ']' || c == '}') {
+            depth--;
+        }
+    }
+    return max;
+}
+
+int json_parse_bounded(const char *buf, size_t len, int max_depth, json_t **ret, char *err,
+                       size_t errsz) {
+    json_error_t jerr;
+    json_t *v;
+    int depth;
+
+    depth = json_depth(buf, len);
+    if (depth > max_depth) {
+        snprintf(err, errsz, "JSON nested %d deep, more than %d", depth, max_depth);
+        return -EBADMSG;
+    }
+    v = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    if (!v) {
+        snprintf(err, errsz, "invalid JSON at line %d column %d: %.80s", jerr.line, jerr.column,
+                 jerr.text);
+        return -EBADMSG;
+    }
+    *ret = v;
+    return 0;
+}
+
+static json_t *field(const json_t *obj, const char *key, const char *what, char *err, size_t errsz,
+                     int *r) {
+    json_t *v = json_is_object(obj) ? json_object_get(obj, key) : NULL;
+
+    if (!v || json_is_null(v)) {
+        snprintf(err, errsz, "\"%s\" is missing (%s expected)", key, what);
+        *r = -ENOENT;
+        return NULL;
+    }
+    *r = 0;
+    return v;
+}
+
+int json_get_string(const json_t *obj, const char *key, size_t max_len, const char **ret, char *err,
+                    size_t errsz) {
+    int r;
+    json_t *v = field(obj, key, "a string", err, errsz, &r);
+
+    if (!v) {
+        return r;
+    }
+    if (!json_is_string(v)) {
+        snprintf(err, errsz, "\"%s\" is not a string", key);
+        return -EBADMSG;
+    }
+    if (json_string_length(v) > max_len || strlen(json_string_value(v)) != json_string_length(v)) {
+        snprintf(err, errsz, "\"%s\" is longer than %zu bytes or holds a NUL", key, max_len);
+        return -EBADMSG;
+    }
+    *ret = json_string_value(v);
+    return 0;
+}
+
+int json_get_u64(const json_t *obj, const char *key, uint64_t max, uint64_t *ret, char *err,
+                 size_t errsz) {
+    int r;
+    json_t *v = field(obj, key, "an integer", err, errsz, &r);
+
+    if (!v) {
+        return r;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) > max) {
+        snprintf(err, errsz, "\"%s\" is not an integer in 0-%" PRIu64, key, max);
+        return -EBADMSG;
+    }
+    *ret = (uint64_t)json_integer_value(v);
+    return 0;
+}
+
+int json_get_base64(const json_t *obj, const char *key, size_t max_bytes, uint8_t **ret,
+                    size_t *ret_len, char *err, size_t errsz) {
+    const char *s;
+    uint8_t *buf;
+    size_t len;
+    int r, n;
+
+    r = json_get_string(obj, key, base64_encoded_len(max_bytes), &s, err, errsz);
+    if (r < 0) {
+        return r;
+    }
+    len = strlen(s);
+    buf = malloc(base64_decoded_max(len) + 1);
+    if (!buf) {
+        return -ENOMEM;
+    }
+    n = base64_decode(s, len, buf, base64_decoded_max(len));
+    if (n < 0 || (size_t)n > max_bytes) {
+        free(buf);
+        snprintf(err, errsz, "\"%s\" is not valid base64 of at most %zu bytes", key, max_bytes);
+        return -EBADMSG;
+    }
+    *ret = buf;
+    *ret_len = (size_t)n;
+    return 0;
+}
+
+int json_get_hex(const json_t *obj, const char *key, uint8_t *out, size_t len, char *err,
+                 size_t errsz) {
+    const char *s;
+    int r = json_get_string(obj, key, 2 * len, &s, err, errsz);
+
+    if (r < 0) {
+        return r;
+    }
+    if (strlen(s) != 2 * len || hex_decode(s, 2 * len, out, len) != (int)len) {
+        snprintf(err, errsz, "\"%s\" is not %zu bytes of hex", key, len);
+        return -EBADMSG;
+    }
+    return 0;
+}

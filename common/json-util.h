@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef KIMA_COMMON_JSON_UTIL_H
+#define KIMA_COMMON_JSON_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "macro.h"
+
+/* Reading untrusted JSON with jansson, bounded: nesting depth is checked
+ * before parsing, duplicate keys are refused, and every accessor takes a cap.
+ * Errors carry a message that names the field. jansson's own error codes
+ * are converted here and nowhere else. */
+
+#define JSON_DEPTH_MAX 16
+
+/* jansson provides json_decrefp() for the cleanup attribute. */
+#define _cleanup_json_ _cleanup_(json_decrefp)
+
+/* Parse `len` bytes holding exactly one JSON value, nested at most
+ * `max_depth` deep. 0, or -EBADMSG with a reason in err (caller's buffer). */
+int json_parse_bounded(const char *buf, size_t len, int max_depth, json_t **ret, char *err,
+                       size_t errsz);
+
+/* Field accessors on an object. Each returns 0, -ENOENT when the key is
+ * absent, or -EBADMSG when it has the wrong type or breaks the cap, with a
+ * message naming the key in err. */
+int json_get_string(const json_t *obj, const char *key, size_t max_len, const char **ret, char *err,
+                    size_t errsz);
+int json_get_u64(const json_t *obj, const char *key, uint64_t max, uint64_t *ret, char *err,
+                 size_t errsz);
+/* A base64 string decoded into a new buffer (caller frees) of at most
+ * `max_bytes` bytes. */
+int json_get_base64(const json_t *obj, const char *key, size_t max_bytes, uint8_t **ret,
+                    size_t *ret_len, char *err, size_t errsz);
+/* A hex string decoded into out (exactly `len` bytes). */
+int json_get_hex(const json_t *obj, const char *key, uint8_t *out, size_t len, char *err,
+                 size_t errsz);
+
+#endif

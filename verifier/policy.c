@@ -1,0 +1,492 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "policy.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fileio.h"
+#include "json-util.h"
+#include "log.h"
+
+struct label {
+    char *key, *value;
+};
+
+struct policy {
+    unsigned refs; /* a reload can keep a policy of the previous set */
+    char *name, *file;
+    enum policy_kind kind;
+    char *ns; /* NULL: any namespace */
+    size_t nlabels;
+    struct label *labels;
+    /* Open-addressing set of "path\x1fdigest" (or "*\x1fdigest"). */
+    char **slots;
+    size_t nslots, ndigests;
+    size_t nexcludes;
+    regex_t *excludes;
+};
+
+struct policy_set {
+    size_t n;
+    struct policy **v;
+};
+
+static uint64_t fnv1a(const void *p, size_t n, uint64_t h) {
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    }
+    return h;
+}
+
+static uint64_t key_hash(const char *path, size_t plen, const char *digest) {
+    uint64_t h = fnv1a(path, plen, 0xcbf29ce484222325ull);
+    h = fnv1a("\x1f", 1, h);
+    return fnv1a(digest, strlen(digest), h);
+}
+
+static bool key_equal(const char *slot, const char *path, size_t plen, const char *digest) {
+    return strncmp(slot, path, plen) == 0 && slot[plen] == '\x1f' &&
+           strcmp(slot + plen + 1, digest) == 0;
+}
+
+static void policy_free(struct policy *p) {
+    if (!p || --p->refs > 0) {
+        return;
+    }
+    free(p->name);
+    free(p->file);
+    free(p->ns);
+    for (size_t i = 0; i < p->nlabels; i++) {
+        free(p->labels[i].key);
+        free(p->labels[i].value);
+    }
+    free(p->labels);
+    for (size_t i = 0; i < p->nslots; i++) {
+        free(p->slots[i]);
+    }
+    free(p->slots);
+    for (size_t i = 0; i < p->nexcludes; i++) {
+        regfree(&p->excludes[i]);
+    }
+    free(p->excludes);
+    free(p);
+}
+
+static int insert(struct policy *p, const char *path, const char *digest) {
+    size_t plen = strlen(path);
+    uint64_t h = key_hash(path, plen, digest);
+
+    for (size_t i = 0; i < p->nslots; i++) {
+        size_t k = (h + i) & (p->nslots - 1);
+        if (!p->slots[k]) {
+            size_t n = plen + 1 + strlen(digest) + 1;
+            p->slots[k] = malloc(n);
+            if (!p->slots[k]) {
+                return -ENOMEM;
+            }
+            snprintf(p->slots[k], n, "%s\x1f%s", path, digest);
+            p->ndigests++;
+            return 0;
+        }
+        if (key_equal(p->slots[k], path, plen, digest)) {
+            return 0;
+        }
+    }
+    return -E2BIG;
+}
+
+bool policy_allows(const struct policy *p, const char *path, size_t path_len, const char *digest) {
+    char pathz[4096];
+
+    /* An all-zero digest: the file could not be measured. Never allowed. */
+    const char *hex = strchr(digest, ':');
+    bool zero = true;
+    for (const char *c = hex ? hex + 1 : digest; *c; c++) {
+        zero &= *c == '0';
+    }
+    if (zero) {
+        return false;
+    }
+    for (int pass = 0; pass < 2 && p->nslots; pass++) {
+        const char *k = pass ? "*" : path;
+        size_t klen = pass ? 1 : path_len;
+        uint64_t h = key_hash(k, klen, digest);
+        for (size_t i = 0; i < p->nslots; i++) {
+            const char *s = p->slots[(h + i) & (p->nslots - 1)];
+            if (!s) {
+                break;
+            }
+            if (key_equal(s, k, klen, digest)) {
+                return true;
+            }
+        }
+    }
+    if (p->nexcludes && path_len < sizeof(pathz)) {
+        memcpy(pathz, path, path_len);
+        pathz[path_len] = 0;
+        for (size_t i = 0; i < p->nexcludes; i++) {
+            if (regexec(&p->excludes[i], pathz, 0, NULL, 0) == 0) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* "sha256:<hex>" (or bare hex for Keylime policies) to lowercase "algo:hex". */
+static int normalize_digest(const char *in, bool keylime, char *out, size_t outsz) {
+    static const struct {
+        const char *algo;
+        size_t hexlen;
+    } algos[] = {{"sha1", 40}, {"sha256", 64}, {"sha384", 96}, {"sha512", 128}, {"sm3", 64}};
+    const char *colon = strchr(in, ':'), *hex = colon ? colon + 1 : in;
+    size_t hexlen = strlen(hex);
+
+    for (size_t i = 0; i < sizeof(algos) / sizeof(algos[0]); i++) {
+        bool named = colon && (size_t)(colon - in) == strlen(algos[i].algo) &&
+                     strncmp(in, algos[i].algo, strlen(algos[i].algo)) == 0;
+        bool implied = !colon && keylime && i < 4;
+        if ((named || implied) && hexlen == algos[i].hexlen) {
+            int n = snprintf(out, outsz, "%s:", algos[i].algo);
+            for (size_t k = 0; k < hexlen; k++) {
+                char c = hex[k];
+                if (c >= 'A' && c <= 'F') {
+                    c = (char)(c - 'A' + 'a');
+                }
+                if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')) ||
+                    (size_t)n + k + 1 >= outsz) {
+                    return -EINVAL;
+                }
+                out[n + (int)k] = c;
+            }
+            out[(size_t)n + hexlen] = 0;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+static char *dupstr(const char *s) {
+    return s ? strdup(s) : NULL;
+}
+
+/* Parse one file's JSON into a policy. On failure, err names the field. */
+static int policy_from_json(const json_t *j, const char *file, struct policy **ret, char *err,
+                            size_t errsz) {
+    struct policy *p = calloc(1, sizeof(*p));
+    const char *s;
+    json_t *digests, *excludes, *match, *v;
+    const char *key;
+    bool keylime;
+    size_t total = 0;
+    int r;
+
+    if (!p) {
+        return -ENOMEM;
+    }
+    p->refs = 1;
+    p->file = dupstr(file);
+    if (!json_is_object(j)) {
+        snprintf(err, errsz, "not a JSON object");
+        r = -EBADMSG;
+        goto fail;
+    }
+    keylime = !json_object_get(j, "apiVersion") && json_object_get(j, "digests");
+    if (keylime) {
+        const char *base = strrchr(file, '/');
+        p->kind = POLICY_NODE;
+        p->name = dupstr(base ? base + 1 : file);
+    } else {
+        if ((r = json_get_string(j, "apiVersion", 64, &s, err, errsz)) < 0) {
+            goto fail;
+        }
+        if (strcmp(s, "kima.dev/v1") != 0) {
+            snprintf(err, errsz, "\"apiVersion\" is not kima.dev/v1");
+            r = -EBADMSG;
+            goto fail;
+        }
+        if ((r = json_get_string(j, "kind", 32, &s, err, errsz)) < 0) {
+            goto fail;
+        }
+        if (strcmp(s, "PodPolicy") == 0) {
+            p->kind = POLICY_POD;
+        } else if (strcmp(s, "NodePolicy") == 0) {
+            p->kind = POLICY_NODE;
+        } else {
+            snprintf(err, errsz, "\"kind\" is neither PodPolicy nor NodePolicy");
+            r = -EBADMSG;
+            goto fail;
+        }
+        if ((r = json_get_string(j, "name", 253, &s, err, errsz)) < 0) {
+            goto fail;
+        }
+        p->name = dupstr(s);
+    }
+    match = json_object_get(j, "match");
+    if (p->kind == POLICY_POD) {
+        json_t *labels;
+        if (!json_is_object(match)) {
+            snprintf(err, errsz, "\"match\" is missing (a PodPolicy needs one)");
+            r = -EBADMSG;
+            goto fail;
+        }
+        r = json_get_string(match, "namespace", 253, &s, err, errsz);
+        if (r == 0) {
+            p->ns = dupstr(s);
+        } else if (r != -ENOENT) {
+            goto fail;
+        }
+        labels = json_object_get(match, "podLabels");
+        if (labels && !json_is_object(labels)) {
+            snprintf(err, errsz, "\"match.podLabels\" is not an object");
+            r = -EBADMSG;
+            goto fail;
+        }
+        if (json_object_size(labels) > POLICY_LABELS_MAX) {
+            snprintf(err, errsz, "\"match.podLabels\" has more than %d labels", POLICY_LABELS_MAX);
+            r = -EBADMSG;
+            goto fail;
+        }
+        p->labels = calloc(json_object_size(labels) + 1, sizeof(*p->labels));
+        json_object_foreach(labels, key, v) {
+            if (!json_is_string(v)) {
+                snprintf(err, errsz, "\"match.podLabels.%.64s\" is not a string", key);
+                r = -EBADMSG;
+                goto fail;
+            }
+            p->labels[p->nlabels].key = dupstr(key);
+            p->labels[p->nlabels].value = dupstr(json_string_value(v));
+            p->nlabels++;
+        }
+        if (!p->ns && p->nlabels == 0) {
+            snprintf(err, errsz,
+                     "\"match\" names no namespace and no labels: it would match "
+                     "every pod");
+            r = -EBADMSG;
+            goto fail;
+        }
+    } else if (match) {
+        snprintf(err, errsz, "a NodePolicy has no \"match\"");
+        r = -EBADMSG;
+        goto fail;
+    }
+
+    digests = json_object_get(j, "digests");
+    if (!json_is_object(digests)) {
+        snprintf(err, errsz, "\"digests\" is missing or not an object");
+        r = -EBADMSG;
+        goto fail;
+    }
+    json_object_foreach(digests, key, v) {
+        if (!json_is_array(v)) {
+            snprintf(err, errsz, "\"digests.%.200s\" is not an array", key);
+            r = -EBADMSG;
+            goto fail;
+        }
+        total += json_array_size(v);
+    }
+    if (total > POLICY_DIGESTS_MAX) {
+        snprintf(err, errsz, "\"digests\" lists more than %d digests", POLICY_DIGESTS_MAX);
+        r = -EBADMSG;
+        goto fail;
+    }
+    p->nslots = 16;
+    while (p->nslots < 2 * total) {
+        p->nslots *= 2;
+    }
+    p->slots = calloc(p->nslots, sizeof(*p->slots));
+    if (!p->slots) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    json_object_foreach(digests, key, v) {
+        size_t i;
+        json_t *d;
+        if (key[0] != '/' && strcmp(key, "*") != 0 && !keylime) {
+            snprintf(err, errsz, "\"digests\" key \"%.200s\" is not an absolute path or \"*\"",
+                     key);
+            r = -EBADMSG;
+            goto fail;
+        }
+        json_array_foreach(v, i, d) {
+            char norm[160];
+            if (!json_is_string(d) ||
+                normalize_digest(json_string_value(d), keylime, norm, sizeof(norm)) < 0) {
+                snprintf(err, errsz,
+                         "\"digests.%.200s[%zu]\" is not \"sha1|sha256|sha384|sha512|sm3:<hex>\"",
+                         key, i);
+                r = -EBADMSG;
+                goto fail;
+            }
+            if ((r = insert(p, key, norm)) < 0) {
+                goto fail;
+            }
+        }
+    }
+
+    excludes = json_object_get(j, "excludes");
+    if (excludes) {
+        size_t i;
+        json_t *x;
+        if (!json_is_array(excludes) || json_array_size(excludes) > POLICY_EXCLUDES_MAX) {
+            snprintf(err, errsz, "\"excludes\" is not an array of at most %d regexes",
+                     POLICY_EXCLUDES_MAX);
+            r = -EBADMSG;
+            goto fail;
+        }
+        p->excludes = calloc(json_array_size(excludes) + 1, sizeof(regex_t));
+        json_array_foreach(excludes, i, x) {
+            if (!json_is_string(x) || regcomp(&p->excludes[p->nexcludes], json_string_value(x),
+                                              REG_EXTENDED | REG_NOSUB) != 0) {
+                snprintf(err, errsz, "\"excludes[%zu]\" is not a valid extended regex", i);
+                r = -EBADMSG;
+                goto fail;
+            }
+            p->nexcludes++;
+        }
+    }
+    *ret = p;
+    return 0;
+fail:
+    policy_free(p);
+    return r;
+}
+
+static int load_file(const char *path, struct policy **ret, char *err, size_t errsz) {
+    _cleanup_free_ uint8_t *data = NULL;
+    json_auto_t *j = NULL;
+    size_t len;
+    int r;
+
+    r = read_file_capped(path, POLICY_FILE_MAX, &data, &len);
+    if (r < 0) {
+        snprintf(err, errsz, "cannot read: %s", strerror(-r));
+        return r;
+    }
+    r = json_parse_bounded((const char *)data, len, JSON_DEPTH_MAX, &j, err, errsz);
+    if (r < 0) {
+        return r;
+    }
+    return policy_from_json(j, path, ret, err, errsz);
+}
+
+static int name_cmp(const void *a, const void *b) {
+    return strcmp((*(struct policy *const *)a)->file, (*(struct policy *const *)b)->file);
+}
+
+int policy_set_load(const char *dir, const struct policy_set *previous, struct policy_set **ret,
+                    struct kbuf *errors) {
+    struct policy_set *s;
+    struct dirent **names = NULL;
+    int count;
+
+    count = scandir(dir, &names, NULL, alphasort);
+    if (count < 0) {
+        return -errno;
+    }
+    s = calloc(1, sizeof(*s));
+    if (s) {
+        s->v = calloc((size_t)count + 1, sizeof(*s->v));
+    }
+    for (int i = 0; i < count; i++) {
+        const char *n = names[i]->d_name;
+        size_t len = strlen(n);
+        char path[4096], err[300];
+        struct policy *p = NULL;
+
+        if (s && s->v && n[0] != '.' && len > 5 && strcmp(n + len - 5, ".json") == 0 &&
+            (size_t)snprintf(path, sizeof(path), "%s/%s", dir, n) < sizeof(path)) {
+            if (load_file(path, &p, err, sizeof(err)) == 0) {
+                s->v[s->n++] = p;
+            } else {
+                if (errors) {
+                    kbuf_printf(errors, "%s: %s\n", path, err);
+                }
+                /* Keep the last good version of this file in force. */
+                for (size_t k = 0; previous && k < previous->n; k++) {
+                    if (strcmp(previous->v[k]->file, path) == 0) {
+                        previous->v[k]->refs++;
+                        s->v[s->n++] = previous->v[k];
+                        if (errors) {
+                            kbuf_printf(errors, "%s: the previous version stays in force\n", path);
+                        }
+                    }
+                }
+            }
+        }
+        free(names[i]);
+    }
+    free(names);
+    if (!s || !s->v) {
+        policy_set_free(s);
+        return -ENOMEM;
+    }
+    qsort(s->v, s->n, sizeof(*s->v), name_cmp);
+    *ret = s;
+    return 0;
+}
+
+void policy_set_free(struct policy_set *s) {
+    if (!s) {
+        return;
+    }
+    for (size_t i = 0; i < s->n; i++) {
+        policy_free(s->v[i]);
+    }
+    free(s->v);
+    free(s);
+}
+
+size_t policy_set_count(const struct policy_set *s) {
+    return s ? s->n : 0;
+}
+
+const struct policy *policy_set_get(const struct policy_set *s, size_t i) {
+    return s && i < s->n ? s->v[i] : NULL;
+}
+
+const struct policy *policy_set_match_pod(const struct policy_set *s, const char *ns,
+                                          const json_t *labels) {
+    for (size_t i = 0; s && i < s->n; i++) {
+        const struct policy *p = s->v[i];
+        bool ok = p->kind == POLICY_POD && (!p->ns || (ns && strcmp(p->ns, ns) == 0));
+        for (size_t k = 0; ok && k < p->nlabels; k++) {
+            json_t *v = json_object_get(labels, p->labels[k].key);
+            ok = json_is_string(v) && strcmp(json_string_value(v), p->labels[k].value) == 0;
+        }
+        if (ok) {
+            return p;
+        }
+    }
+    return NULL;
+}
+
+const struct policy *policy_set_node(const struct policy_set *s) {
+    for (size_t i = 0; s && i < s->n; i++) {
+        if (s->v[i]->kind == POLICY_NODE) {
+            return s->v[i];
+        }
+    }
+    return NULL;
+}
+
+const char *policy_name(const struct policy *p) {
+    return p->name;
+}
+
+const char *policy_file(const struct policy *p) {
+    return p->file;
+}
+
+enum policy_kind policy_kind(const struct policy *p) {
+    return p->kind;
+}
+
+size_t policy_digest_count(const struct policy *p) {
+    return p->ndigests;
+}

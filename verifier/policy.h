@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef KIMA_VERIFIER_POLICY_H
+#define KIMA_VERIFIER_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "buf.h"
+
+/* Golden policies (DESIGN.md section 6), one JSON file each in a directory:
+ *
+ *   {"apiVersion": "kima.dev/v1", "kind": "PodPolicy" | "NodePolicy",
+ *    "name": "...", "match": {"namespace": "...", "podLabels": {...}},
+ *    "digests": {"/path": ["sha256:<hex>", ...], "*": [...]},
+ *    "excludes": ["<POSIX extended regex>", ...]}
+ *
+ * A Keylime runtime policy ({"digests": {path: [hex...]}, "excludes": [...]})
+ * is read as a NodePolicy named after its file. A measurement passes when its
+ * path matches an exclude, or its digest is listed for its path or for "*".
+ * An all-zero digest (the file could not be hashed) never passes. */
+
+#define POLICY_FILE_MAX     (16u << 20)
+#define POLICY_DIGESTS_MAX  1000000
+#define POLICY_EXCLUDES_MAX 1024
+#define POLICY_LABELS_MAX   64
+
+enum policy_kind {
+    POLICY_POD,
+    POLICY_NODE,
+};
+
+struct policy;
+struct policy_set;
+
+/* Load every *.json file of `dir`. Files that do not validate are reported in
+ * `errors` (one line each, naming the file and field) and left out; when
+ * `previous` is given, a file that fails keeps the version of it that
+ * `previous` holds. Never fails for a bad file: returns 0 with the set, or a
+ * negative errno when the directory cannot be read. Free with
+ * policy_set_free(). */
+int policy_set_load(const char *dir, const struct policy_set *previous, struct policy_set **ret,
+                    struct kbuf *errors);
+void policy_set_free(struct policy_set *s);
+
+size_t policy_set_count(const struct policy_set *s);
+const struct policy *policy_set_get(const struct policy_set *s, size_t i);
+
+/* The pod policy whose match fits (namespace, labels: a JSON object of
+ * strings), the first in file-name order; NULL if none. */
+const struct policy *policy_set_match_pod(const struct policy_set *s, const char *ns,
+                                          const json_t *labels);
+/* The node policy (the first in file-name order), or NULL. */
+const struct policy *policy_set_node(const struct policy_set *s);
+
+const char *policy_name(const struct policy *p);
+const char *policy_file(const struct policy *p);
+enum policy_kind policy_kind(const struct policy *p);
+size_t policy_digest_count(const struct policy *p);
+
+/* Does the measurement (path, digest as "algo:hex", lowercase) pass? */
+bool policy_allows(const struct policy *p, const char *path, size_t path_len, const char *digest);
+
+#endif
