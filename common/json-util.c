@@ -114,20 +114,29 @@ int json_get_base64(const json_t *obj, const char *key, size_t max_bytes, uint8_
     size_t len;
     int r, n;
 
-    r = json_get_string(obj, key, base64_encoded_len(max_bytes), &s, err, errsz);
+    r = json_get_string(obj, key, SIZE_MAX, &s, err, errsz);
     if (r < 0) {
         return r;
     }
     len = strlen(s);
+    if (len > base64_encoded_len(max_bytes)) {
+        snprintf(err, errsz, "\"%s\" holds more than %zu bytes", key, max_bytes);
+        return -E2BIG;
+    }
     buf = malloc(base64_decoded_max(len) + 1);
     if (!buf) {
         return -ENOMEM;
     }
     n = base64_decode(s, len, buf, base64_decoded_max(len));
-    if (n < 0 || (size_t)n > max_bytes) {
+    if (n < 0) {
         free(buf);
-        snprintf(err, errsz, "\"%s\" is not valid base64 of at most %zu bytes", key, max_bytes);
+        snprintf(err, errsz, "\"%s\" is not valid base64", key);
         return -EBADMSG;
+    }
+    if ((size_t)n > max_bytes) {
+        free(buf);
+        snprintf(err, errsz, "\"%s\" holds more than %zu bytes", key, max_bytes);
+        return -E2BIG;
     }
     *ret = buf;
     *ret_len = (size_t)n;

@@ -33,7 +33,7 @@ int json_get_string(const json_t *obj, const char *key, size_t max_len, const ch
 int json_get_u64(const json_t *obj, const char *key, uint64_t max, uint64_t *ret, char *err,
                  size_t errsz);
 /* A base64 string decoded into a new buffer (caller frees) of at most
- * `max_bytes` bytes. */
+ * `max_bytes` bytes; -E2BIG when it holds more. */
 int json_get_base64(const json_t *obj, const char *key, size_t max_bytes, uint8_t **ret,
                     size_t *ret_len, char *err, size_t errsz);
 /* A hex string decoded into out (exactly `len` bytes). */

@@ -126,3 +126,20 @@ int tpm_quote(struct tpm *t, const struct tpm_key *ak, const uint8_t *nonce, siz
     log_error("PCRs kept changing while quoting (%d tries)", QUOTE_TRIES);
     return -EAGAIN;
 }
+
+int tpm_pcr_extend(struct tpm *t, unsigned pcr, const struct tpm_pcr_values *digests) {
+    TPML_DIGEST_VALUES v = {0};
+
+    if (!t || pcr >= TPM_PCR_COUNT || !digests || digests->n == 0 ||
+        digests->n > TPM2_NUM_PCR_BANKS) {
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < digests->n; i++) {
+        v.digests[i].hashAlg = digests->v[i].alg;
+        memcpy(&v.digests[i].digest, digests->v[i].digest, digests->v[i].size);
+    }
+    v.count = (UINT32)digests->n;
+    return tpm_rc(Esys_PCR_Extend(t->esys, ESYS_TR_PCR0 + pcr, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+                                  ESYS_TR_NONE, &v),
+                  "TPM2_PCR_Extend");
+}

@@ -33,4 +33,8 @@ int tpm_pcr_read(struct tpm *t, const TPML_PCR_SELECTION *sel, struct tpm_pcr_va
 int tpm_quote(struct tpm *t, const struct tpm_key *ak, const uint8_t *nonce, size_t nonce_len,
               const TPML_PCR_SELECTION *sel, struct tpm_quote *ret);
 
+/* TPM2_PCR_Extend of one PCR with one digest per bank given (as the kernel
+ * extends PCR 10 for each IMA entry; used to stand in for it in tests). */
+int tpm_pcr_extend(struct tpm *t, unsigned pcr, const struct tpm_pcr_values *digests);
+
 #endif

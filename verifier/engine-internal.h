@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef KIMA_VERIFIER_ENGINE_INTERNAL_H
+#define KIMA_VERIFIER_ENGINE_INTERNAL_H
+
+#include <pthread.h>
+#include <sys/stat.h>
+
+#include "buf.h"
+#include "engine.h"
+#include "policy.h"
+
+#define NONCE_LEN       32
+#define NONCES_PER_NODE 4
+#define NONCE_SLOTS     8192
+
+struct nonce_slot {
+    char node[STORE_NAME_MAX + 1];
+    uint8_t nonce[NONCE_LEN];
+    int64_t expires_ms;
+};
+
+struct engine_metrics_counters {
+    uint64_t evidence_ok, evidence_failed, evidence_rejected;
+    uint64_t entries_checked;
+    uint64_t verify_us_buckets[8]; /* <=1,5,10,50,100,500,1000 ms, +Inf */
+    uint64_t verify_us_sum, verify_count;
+};
+
+struct engine {
+    struct engine_config cfg;
+    struct store *store;
+    struct audit_log *audit;
+    struct inventory *inv;
+    /* One lock over the store, the nonces and the policies: state changes
+     * are serialized. */
+    pthread_mutex_t lock;
+    char *policy_dir;
+    struct timespec policy_mtime;
+    struct policy_set *policies;
+    struct kbuf policy_errors;
+    struct nonce_slot nonces[NONCE_SLOTS];
+    struct engine_metrics_counters m;
+};
+
+/* {"error": error, "detail": detail}; returns status. */
+int engine_error(json_t **resp, int status, const char *error, const char *detail);
+/* Append an audit record and sync it: 0 or a negative errno. */
+int engine_audit(struct engine *e, const char *type, const char *node, const struct pod_record *pod,
+                 json_t *details);
+
+#endif

@@ -1,0 +1,365 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The operator side of the engine: listings, deletion, resets, staleness,
+ * metrics. */
+#include "engine-internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hex.h"
+#include "json-util.h"
+#include "log.h"
+
+/* A node that missed 3 intervals reads as stale, whatever was stored. */
+static const char *node_state(const struct engine *e, const struct node_record *n, int64_t now) {
+    if (n->activated && n->last_attested_ms &&
+        now - n->last_attested_ms > 3 * (int64_t)e->cfg.interval_ms &&
+        strcmp(n->state, "untrusted") != 0) {
+        return "stale";
+    }
+    return n->state;
+}
+
+static json_t *node_json(const struct engine *e, const struct node_record *n, int64_t now) {
+    char akhex[2 * 66 + 1];
+
+    return json_pack("{s:s,s:s,s:s,s:b,s:I,s:I,s:I,s:s,s:b}", "name", n->name, "state",
+                     node_state(e, n, now), "reason", n->reason, "activated", n->activated,
+                     "last_attested_ms", (json_int_t)n->last_attested_ms, "ima_next_index",
+                     (json_int_t)n->ima_index, "attestations", (json_int_t)n->attestations,
+                     "ak_name", hex_encode(n->ak_name, n->ak_name_len, akhex), "ek_cert",
+                     n->ek_cert_len > 0);
+}
+
+struct list_ctx {
+    struct engine *e;
+    json_t *arr;
+    int64_t now;
+    const char *filter;
+};
+
+static int add_node(const struct node_record *n, void *ud) {
+    struct list_ctx *c = ud;
+    json_array_append_new(c->arr, node_json(c->e, n, c->now));
+    return 0;
+}
+
+int engine_nodes(struct engine *e, json_t **resp) {
+    struct list_ctx c = {e, json_array(), engine_now_ms(), NULL};
+
+    pthread_mutex_lock(&e->lock);
+    store_node_foreach(e->store, add_node, &c);
+    pthread_mutex_unlock(&e->lock);
+    *resp = json_pack("{s:o}", "nodes", c.arr);
+    return 200;
+}
+
+int engine_node(struct engine *e, const char *node, json_t **resp) {
+    struct node_record *n = malloc(sizeof(*n));
+    int r;
+
+    if (!n) {
+        return engine_error(resp, 500, "internal", "out of memory");
+    }
+    pthread_mutex_lock(&e->lock);
+    r = store_node_get(e->store, node, n);
+    pthread_mutex_unlock(&e->lock);
+    if (r < 0) {
+        free(n);
+        return engine_error(resp, 404, "unknown node", node);
+    }
+    *resp = node_json(e, n, engine_now_ms());
+    free(n);
+    return 200;
+}
+
+int engine_node_delete(struct engine *e, const char *node, const char *actor, json_t **resp) {
+    json_t *d;
+    int r;
+
+    pthread_mutex_lock(&e->lock);
+    store_begin(e->store);
+    r = store_node_delete(e->store, node);
+    if (r == 0) {
+        r = store_pod_delete_node(e->store, node);
+    }
+    if (r == 0) {
+        d = json_pack("{s:s}", "actor", actor ? actor : "");
+        r = engine_audit(e, "node-deleted", node, NULL, d);
+        json_decref(d);
+    }
+    if (r == 0) {
+        r = store_commit(e->store);
+    } else {
+        store_rollback(e->store);
+    }
+    pthread_mutex_unlock(&e->lock);
+    if (r == -ENOENT) {
+        return engine_error(resp, 404, "unknown node", node);
+    }
+    if (r < 0) {
+        return engine_error(resp, 500, "store", "the deletion could not be recorded");
+    }
+    *resp = json_pack("{s:s}", "deleted", node);
+    return 200;
+}
+
+/* A pod reads as unknown while its node is stale. */
+static const char *pod_state(struct engine *e, const struct pod_record *p, int64_t now) {
+    struct node_record *n = malloc(sizeof(*n));
+    const char *s = p->state;
+
+    if (n && store_node_get(e->store, p->node, n) == 0 &&
+        strcmp(node_state(e, n, now), "stale") == 0) {
+        s = "unknown";
+    }
+    free(n);
+    return s;
+}
+
+static int add_pod(const struct pod_record *p, void *ud) {
+    struct list_ctx *c = ud;
+    const char *state = pod_state(c->e, p, c->now);
+
+    if (!c->filter || strcmp(c->filter, state) == 0) {
+        json_array_append_new(c->arr,
+                              json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I}", "uid", p->uid, "namespace",
+                                        p->ns, "name", p->name, "node", p->node, "state", state,
+                                        "reason", p->reason, "since_ms", (json_int_t)p->since_ms));
+    }
+    return 0;
+}
+
+int engine_pods(struct engine *e, const char *state, json_t **resp) {
+    struct list_ctx c = {e, json_array(), engine_now_ms(), state};
+
+    if (state && strcmp(state, "trusted") != 0 && strcmp(state, "untrusted") != 0 &&
+        strcmp(state, "unknown") != 0) {
+        json_decref(c.arr);
+        return engine_error(resp, 400, "bad state", "trusted, untrusted or unknown");
+    }
+    pthread_mutex_lock(&e->lock);
+    store_pod_foreach(e->store, add_pod, &c);
+    pthread_mutex_unlock(&e->lock);
+    *resp = json_pack("{s:o}", "pods", c.arr);
+    return 200;
+}
+
+struct find_ctx {
+    const char *ns, *name;
+    struct pod_record found;
+    bool ok;
+};
+
+static int find_named(const struct pod_record *p, void *ud) {
+    struct find_ctx *f = ud;
+    if (strcmp(p->ns, f->ns) == 0 && strcmp(p->name, f->name) == 0) {
+        f->found = *p;
+        f->ok = true;
+        return 1;
+    }
+    return 0;
+}
+
+int engine_pod(struct engine *e, const char *ns, const char *name, json_t **resp) {
+    struct find_ctx f = {.ns = ns, .name = name};
+    struct list_ctx c = {e, json_array(), engine_now_ms(), NULL};
+
+    pthread_mutex_lock(&e->lock);
+    store_pod_foreach(e->store, find_named, &f);
+    if (f.ok) {
+        add_pod(&f.found, &c);
+    }
+    pthread_mutex_unlock(&e->lock);
+    if (!f.ok) {
+        json_decref(c.arr);
+        return engine_error(resp, 404, "unknown pod", "no verdict about that pod");
+    }
+    *resp = json_incref(json_array_get(c.arr, 0));
+    json_decref(c.arr);
+    return 200;
+}
+
+int engine_pod_reset(struct engine *e, const char *uid, const json_t *req, const char *actor,
+                     json_t **resp) {
+    struct pod_record p;
+    const char *reason;
+    char err[200];
+    json_t *d;
+    int r;
+
+    if (json_get_string(req, "reason", 1024, &reason, err, sizeof(err)) < 0 || !reason[0]) {
+        return engine_error(resp, 400, "a reason is required", err);
+    }
+    pthread_mutex_lock(&e->lock);
+    r = store_pod_get(e->store, uid, &p);
+    if (r < 0) {
+        pthread_mutex_unlock(&e->lock);
+        return engine_error(resp, 404, "unknown pod", uid);
+    }
+    d = json_pack("{s:s,s:s,s:s}", "from", p.state, "reason", reason, "actor", actor ? actor : "");
+    /* Back to unknown: the next round's measurements decide again. */
+    snprintf(p.state, sizeof(p.state), "unknown");
+    snprintf(p.reason, sizeof(p.reason), "reset by an operator: %.400s", reason);
+    p.since_ms = engine_now_ms();
+    p.unjudged = false;
+    r = engine_audit(e, "reset", p.node, &p, d);
+    json_decref(d);
+    if (r == 0) {
+        r = store_pod_put(e->store, &p);
+    }
+    pthread_mutex_unlock(&e->lock);
+    if (r < 0) {
+        return engine_error(resp, 500, "store", "the reset could not be recorded");
+    }
+    *resp = json_pack("{s:s,s:s}", "uid", uid, "state", p.state);
+    return 200;
+}
+
+int engine_policies(struct engine *e, json_t **resp) {
+    json_t *arr = json_array();
+
+    engine_reload_policies(e);
+    pthread_mutex_lock(&e->lock);
+    for (size_t i = 0; i < policy_set_count(e->policies); i++) {
+        const struct policy *p = policy_set_get(e->policies, i);
+        json_array_append_new(
+                arr, json_pack("{s:s,s:s,s:s,s:I}", "name", policy_name(p), "kind",
+                               policy_kind(p) == POLICY_POD ? "PodPolicy" : "NodePolicy", "file",
+                               policy_file(p), "digests", (json_int_t)policy_digest_count(p)));
+    }
+    *resp = json_pack("{s:o,s:s}", "policies", arr, "errors",
+                      e->policy_errors.len ? (char *)e->policy_errors.data : "");
+    pthread_mutex_unlock(&e->lock);
+    return 200;
+}
+
+struct sweep_ctx {
+    struct engine *e;
+    int64_t now;
+    int stale;
+    char names[64][STORE_NAME_MAX + 1];
+};
+
+static int sweep_node(const struct node_record *n, void *ud) {
+    struct sweep_ctx *c = ud;
+    if (strcmp(node_state(c->e, n, c->now), "stale") == 0 && strcmp(n->reason, "stale") != 0 &&
+        c->stale < 64) {
+        snprintf(c->names[c->stale++], STORE_NAME_MAX + 1, "%s", n->name);
+    }
+    return 0;
+}
+
+int engine_sweep(struct engine *e, int64_t now_ms) {
+    struct sweep_ctx *c = calloc(1, sizeof(*c));
+    struct node_record *n = malloc(sizeof(*n));
+    int count = 0;
+
+    if (!c || !n) {
+        free(c);
+        free(n);
+        return -ENOMEM;
+    }
+    c->e = e;
+    c->now = now_ms;
+    pthread_mutex_lock(&e->lock);
+    store_node_foreach(e->store, sweep_node, c);
+    for (int i = 0; i < c->stale; i++) {
+        if (store_node_get(e->store, c->names[i], n) == 0) {
+            json_t *d = json_pack("{s:s,s:s,s:I}", "from", n->state, "to", "stale",
+                                  "last_attested_ms", (json_int_t)n->last_attested_ms);
+            /* The stored state stays (a node that comes back resumes); the
+             * reason records that it was seen stale. */
+            snprintf(n->reason, sizeof(n->reason), "stale");
+            if (engine_audit(e, "state-change", n->name, NULL, d) == 0 &&
+                store_node_put(e->store, n) == 0) {
+                count++;
+            }
+            json_decref(d);
+        }
+    }
+    pthread_mutex_unlock(&e->lock);
+    free(c);
+    free(n);
+    return count;
+}
+
+struct count_ctx {
+    struct engine *e;
+    int64_t now;
+    uint64_t nodes[5], pods[3];
+};
+
+static int count_node(const struct node_record *n, void *ud) {
+    static const char *const states[] = {"registered", "active", "trusted", "untrusted", "stale"};
+    struct count_ctx *c = ud;
+    const char *s = node_state(c->e, n, c->now);
+    for (int i = 0; i < 5; i++) {
+        if (strcmp(s, states[i]) == 0) {
+            c->nodes[i]++;
+        }
+    }
+    return 0;
+}
+
+static int count_pod(const struct pod_record *p, void *ud) {
+    static const char *const states[] = {"trusted", "untrusted", "unknown"};
+    struct count_ctx *c = ud;
+    const char *s = pod_state(c->e, p, c->now);
+    for (int i = 0; i < 3; i++) {
+        if (strcmp(s, states[i]) == 0) {
+            c->pods[i]++;
+        }
+    }
+    return 0;
+}
+
+int engine_metrics(struct engine *e, char **ret_text) {
+    static const char *const nstates[] = {"registered", "active", "trusted", "untrusted", "stale"};
+    static const char *const pstates[] = {"trusted", "untrusted", "unknown"};
+    static const char *const le[] = {"0.001", "0.005", "0.01", "0.05", "0.1", "0.5", "1", "+Inf"};
+    struct count_ctx c = {.e = e, .now = engine_now_ms()};
+    struct kbuf b = KBUF_INIT(1 << 20);
+    uint64_t cum = 0;
+
+    pthread_mutex_lock(&e->lock);
+    store_node_foreach(e->store, count_node, &c);
+    store_pod_foreach(e->store, count_pod, &c);
+    kbuf_printf(&b,
+                "# HELP kima_attestations_total Evidence rounds by result.\n"
+                "# TYPE kima_attestations_total counter\n"
+                "kima_attestations_total{result=\"trusted\"} %" PRIu64 "\n"
+                "kima_attestations_total{result=\"untrusted\"} %" PRIu64 "\n"
+                "kima_attestations_total{result=\"rejected\"} %" PRIu64 "\n",
+                e->m.evidence_ok, e->m.evidence_failed, e->m.evidence_rejected);
+    kbuf_printf(&b,
+                "# HELP kima_ima_entries_checked_total IMA entries replayed and judged.\n"
+                "# TYPE kima_ima_entries_checked_total counter\n"
+                "kima_ima_entries_checked_total %" PRIu64 "\n",
+                e->m.entries_checked);
+    kbuf_printf(&b, "# HELP kima_evidence_seconds Time to judge one evidence.\n"
+                    "# TYPE kima_evidence_seconds histogram\n");
+    for (int i = 0; i < 8; i++) {
+        cum += e->m.verify_us_buckets[i];
+        kbuf_printf(&b, "kima_evidence_seconds_bucket{le=\"%s\"} %" PRIu64 "\n", le[i], cum);
+    }
+    kbuf_printf(&b, "kima_evidence_seconds_sum %.6f\nkima_evidence_seconds_count %" PRIu64 "\n",
+                (double)e->m.verify_us_sum / 1e6, e->m.verify_count);
+    kbuf_printf(&b, "# HELP kima_nodes Nodes by state.\n# TYPE kima_nodes gauge\n");
+    for (int i = 0; i < 5; i++) {
+        kbuf_printf(&b, "kima_nodes{state=\"%s\"} %" PRIu64 "\n", nstates[i], c.nodes[i]);
+    }
+    kbuf_printf(&b, "# HELP kima_pods Pods by state.\n# TYPE kima_pods gauge\n");
+    for (int i = 0; i < 3; i++) {
+        kbuf_printf(&b, "kima_pods{state=\"%s\"} %" PRIu64 "\n", pstates[i], c.pods[i]);
+    }
+    pthread_mutex_unlock(&e->lock);
+    if (!b.data) {
+        return -ENOMEM;
+    }
+    *ret_text = (char *)kbuf_steal(&b, NULL);
+    return 0;
+}

@@ -1,0 +1,442 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "engine-internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <tss2/tss2_mu.h>
+
+#include "base64.h"
+#include "credential.h"
+#include "ekcert.h"
+#include "hex.h"
+#include "json-util.h"
+#include "log.h"
+#include "pcr.h"
+#include "pubkey.h"
+
+int64_t engine_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void engine_config_default(struct engine_config *c) {
+    memset(c, 0, sizeof(*c));
+    c->interval_ms = 2000;
+    c->nonce_ttl_ms = 30000;
+    c->ima_max_bytes = 64u << 20;
+    tpm_pcr_selection_parse("sha256:10", &c->selection);
+}
+
+bool engine_valid_node_name(const char *s) {
+    size_t n = s ? strlen(s) : 0;
+
+    if (n == 0 || n > STORE_NAME_MAX) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        if (!alnum && !((c == '-' || c == '.') && i > 0 && i < n - 1)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+int engine_error(json_t **resp, int status, const char *error, const char *detail) {
+    *resp = json_pack("{s:s,s:s}", "error", error, "detail", detail ? detail : "");
+    return status;
+}
+
+int engine_audit(struct engine *e, const char *type, const char *node, const struct pod_record *pod,
+                 json_t *details) {
+    struct audit_pod ap = {0};
+    uint64_t seq;
+    int r;
+
+    if (!e->audit) {
+        return 0;
+    }
+    if (pod) {
+        ap = (struct audit_pod){pod->ns[0] ? pod->ns : NULL, pod->name[0] ? pod->name : NULL,
+                                pod->uid};
+    }
+    r = audit_append(e->audit, type, node, pod ? &ap : NULL, details, &seq);
+    if (r == 0) {
+        r = audit_sync(e->audit, seq);
+    }
+    return r;
+}
+
+int engine_new(const struct engine_config *cfg, struct store *store, struct audit_log *audit,
+               struct inventory *inv, const char *policy_dir, struct engine **ret) {
+    struct engine *e = calloc(1, sizeof(*e));
+
+    if (!e) {
+        return -ENOMEM;
+    }
+    e->cfg = *cfg;
+    e->store = store;
+    e->audit = audit;
+    e->inv = inv;
+    pthread_mutex_init(&e->lock, NULL);
+    kbuf_init(&e->policy_errors, 64 * 1024);
+    if (policy_dir) {
+        e->policy_dir = strdup(policy_dir);
+        engine_reload_policies(e);
+    }
+    *ret = e;
+    return 0;
+}
+
+void engine_free(struct engine *e) {
+    if (!e) {
+        return;
+    }
+    policy_set_free(e->policies);
+    kbuf_free(&e->policy_errors);
+    free(e->policy_dir);
+    pthread_mutex_destroy(&e->lock);
+    free(e);
+}
+
+/* The newest modification time of the directory and its files. */
+static struct timespec dir_mtime(const char *dir) {
+    struct timespec t = {0};
+    struct stat st;
+
+    if (stat(dir, &st) == 0) {
+        t = st.st_mtim;
+    }
+    {
+        struct dirent **names = NULL;
+        int n = scandir(dir, &names, NULL, NULL);
+        for (int i = 0; i < n; i++) {
+            char path[4096];
+            snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
+            if (stat(path, &st) == 0 &&
+                (st.st_mtim.tv_sec > t.tv_sec ||
+                 (st.st_mtim.tv_sec == t.tv_sec && st.st_mtim.tv_nsec > t.tv_nsec))) {
+                t = st.st_mtim;
+            }
+            free(names[i]);
+        }
+        free(names);
+    }
+    return t;
+}
+
+int engine_reload_policies(struct engine *e) {
+    struct policy_set *s = NULL;
+    struct timespec t;
+    int r;
+
+    if (!e->policy_dir) {
+        return 0;
+    }
+    t = dir_mtime(e->policy_dir);
+    pthread_mutex_lock(&e->lock);
+    if (e->policies && t.tv_sec == e->policy_mtime.tv_sec && t.tv_nsec == e->policy_mtime.tv_nsec) {
+        pthread_mutex_unlock(&e->lock);
+        return 0;
+    }
+    kbuf_reset(&e->policy_errors);
+    r = policy_set_load(e->policy_dir, e->policies, &s, &e->policy_errors);
+    if (r == 0) {
+        json_t *d = json_pack("{s:s,s:i}", "directory", e->policy_dir, "policies",
+                              (int)policy_set_count(s));
+        if (e->policy_errors.len) {
+            log_error("policy errors:\n%s", (char *)e->policy_errors.data);
+            json_object_set_new(d, "errors", json_string((char *)e->policy_errors.data));
+        }
+        policy_set_free(e->policies);
+        e->policies = s;
+        e->policy_mtime = t;
+        log_info("loaded %zu policies from %s", policy_set_count(s), e->policy_dir);
+        engine_audit(e, "policy-change", NULL, NULL, d);
+        json_decref(d);
+    } else {
+        log_error("cannot read the policy directory %s: %s", e->policy_dir, strerror(-r));
+    }
+    pthread_mutex_unlock(&e->lock);
+    return r;
+}
+
+static json_t *b64_json(const void *data, size_t len) {
+    char *s = malloc(base64_encoded_len(len) + 1);
+    json_t *j;
+
+    if (!s) {
+        return NULL;
+    }
+    base64_encode(data, len, s);
+    j = json_string(s);
+    free(s);
+    return j;
+}
+
+static int decode_public(const json_t *req, const char *key, uint8_t *out, size_t *out_len,
+                         TPM2B_PUBLIC *pub, char *err, size_t errsz) {
+    _cleanup_free_ uint8_t *raw = NULL;
+    size_t len;
+    int r = json_get_base64(req, key, sizeof(TPM2B_PUBLIC), &raw, &len, err, errsz);
+
+    if (r < 0) {
+        return r;
+    }
+    if (len > 1024 || tpm_public_unmarshal(raw, len, pub) < 0) {
+        snprintf(err, errsz, "\"%s\" is not a marshalled TPM2B_PUBLIC", key);
+        return -EBADMSG;
+    }
+    memcpy(out, raw, len);
+    *out_len = len;
+    return 0;
+}
+
+int engine_registration(struct engine *e, const char *node, const json_t *req, json_t **resp) {
+    _cleanup_free_ struct node_record *n = calloc(1, sizeof(*n));
+    _cleanup_free_ struct node_record *old = calloc(1, sizeof(*old));
+    _cleanup_free_ uint8_t *cert = NULL;
+    TPM2B_PUBLIC ek, ak;
+    TPM2B_NAME name;
+    TPM2B_ID_OBJECT blob;
+    TPM2B_ENCRYPTED_SECRET secret;
+    uint8_t mblob[sizeof(blob)], msecret[sizeof(secret)];
+    size_t certlen = 0, boff = 0, soff = 0;
+    char err[256], why[256];
+    const char *reason = NULL;
+    bool cert_ok = false;
+    int r, status;
+
+    if (!n || !old) {
+        return engine_error(resp, 500, "internal", "out of memory");
+    }
+    if (!engine_valid_node_name(node)) {
+        return engine_error(resp, 400, "bad node name", "not a DNS-1123 subdomain");
+    }
+    if (decode_public(req, "ek_pub", n->ek_pub, &n->ek_pub_len, &ek, err, sizeof(err)) < 0 ||
+        decode_public(req, "ak_pub", n->ak_pub, &n->ak_pub_len, &ak, err, sizeof(err)) < 0) {
+        return engine_error(resp, 400, "malformed registration", err);
+    }
+    if (tpm_ak_public_check(&ak.publicArea, &reason) < 0) {
+        return engine_error(resp, 400, "unacceptable AK", reason);
+    }
+    if (ek.publicArea.type != TPM2_ALG_RSA && ek.publicArea.type != TPM2_ALG_ECC) {
+        return engine_error(resp, 400, "unacceptable EK", "neither RSA nor ECC");
+    }
+    r = json_get_base64(req, "ek_cert", STORE_BLOB_MAX, &cert, &certlen, err, sizeof(err));
+    if (r < 0 && r != -ENOENT) {
+        return engine_error(resp, 400, "malformed registration", err);
+    }
+    if (cert && e->cfg.ek_store) {
+        cert_ok = tpm_ekcert_verify(e->cfg.ek_store, cert, certlen, &ek.publicArea, why,
+                                    sizeof(why)) == 0;
+    } else {
+        snprintf(why, sizeof(why), "%s",
+                 cert ? "no trusted EK CAs configured" : "no EK certificate");
+    }
+    if (e->cfg.require_ek_cert && !cert_ok) {
+        json_t *d = json_pack("{s:s}", "reason", why);
+        pthread_mutex_lock(&e->lock);
+        engine_audit(e, "registration-refused", node, NULL, d);
+        pthread_mutex_unlock(&e->lock);
+        json_decref(d);
+        return engine_error(resp, 403, "EK certificate refused", why);
+    }
+    if (tpm_public_name(&ak.publicArea, &name) < 0) {
+        return engine_error(resp, 400, "unacceptable AK", "its name cannot be computed");
+    }
+
+    pthread_mutex_lock(&e->lock);
+    r = store_node_get(e->store, node, old);
+    if (r == 0 &&
+        (old->ek_pub_len != n->ek_pub_len || memcmp(old->ek_pub, n->ek_pub, n->ek_pub_len) != 0 ||
+         old->ak_pub_len != n->ak_pub_len || memcmp(old->ak_pub, n->ak_pub, n->ak_pub_len) != 0)) {
+        json_t *d = json_pack("{s:s}", "reason", "node name bound to another EK or AK");
+        engine_audit(e, "registration-refused", node, NULL, d);
+        json_decref(d);
+        status = engine_error(resp, 409, "identity conflict",
+                              "this node name is bound to another TPM or AK; an operator must "
+                              "delete the node first");
+        goto out;
+    }
+    if (r < 0 && r != -ENOENT) {
+        status = engine_error(resp, 500, "store", "cannot read the node");
+        goto out;
+    }
+    snprintf(n->name, sizeof(n->name), "%s", node);
+    memcpy(n->ak_name, name.name, name.size);
+    n->ak_name_len = name.size;
+    if (cert) {
+        memcpy(n->ek_cert, cert, certlen);
+        n->ek_cert_len = certlen;
+    }
+    if (RAND_bytes(n->secret, sizeof(n->secret)) != 1 ||
+        tpm_make_credential(&ek.publicArea, &name, n->secret, sizeof(n->secret), &blob, &secret) <
+                0 ||
+        Tss2_MU_TPM2B_ID_OBJECT_Marshal(&blob, mblob, sizeof(mblob), &boff) != TSS2_RC_SUCCESS ||
+        Tss2_MU_TPM2B_ENCRYPTED_SECRET_Marshal(&secret, msecret, sizeof(msecret), &soff) !=
+                TSS2_RC_SUCCESS) {
+        status = engine_error(resp, 500, "internal", "MakeCredential failed");
+        goto out;
+    }
+    n->has_secret = true;
+    n->activated = false;
+    snprintf(n->state, sizeof(n->state), "registered");
+    snprintf(n->reason, sizeof(n->reason), "awaiting activation");
+    n->registered_ms = engine_now_ms();
+    if (r == 0) {
+        /* Same TPM, same AK (an agent restart): keep the replay state. */
+        n->has_clock = old->has_clock;
+        n->clock = old->clock;
+        n->reset_count = old->reset_count;
+        n->restart_count = old->restart_count;
+        memcpy(n->boot_id, old->boot_id, sizeof(n->boot_id));
+        n->ima_index = old->ima_index;
+        n->ima_offset = old->ima_offset;
+        memcpy(n->pcr10, old->pcr10, sizeof(n->pcr10));
+        n->attestations = old->attestations;
+    }
+    {
+        char akhex[2 * 66 + 1];
+        json_t *d =
+                json_pack("{s:s,s:b,s:s}", "ak_name", hex_encode(n->ak_name, n->ak_name_len, akhex),
+                          "ek_cert_valid", cert_ok, "ek_cert", why);
+        r = engine_audit(e, "registration", node, NULL, d);
+        json_decref(d);
+    }
+    if (r < 0 || store_node_put(e->store, n) < 0) {
+        status = engine_error(resp, 500, "store", "cannot record the registration");
+        goto out;
+    }
+    *resp = json_pack("{s:o,s:o,s:b}", "credential_blob", b64_json(mblob, boff), "secret",
+                      b64_json(msecret, soff), "ek_cert_valid", cert_ok);
+    status = 201;
+out:
+    pthread_mutex_unlock(&e->lock);
+    OPENSSL_cleanse(n->secret, sizeof(n->secret));
+    return status;
+}
+
+int engine_activation(struct engine *e, const char *node, const json_t *req, json_t **resp) {
+    _cleanup_free_ struct node_record *n = calloc(1, sizeof(*n));
+    uint8_t want[32], msg[STORE_NAME_MAX + 66];
+    _cleanup_free_ uint8_t *proof = NULL;
+    size_t plen, mlen;
+    unsigned int wlen = 0;
+    char err[256];
+    int status;
+
+    if (!n) {
+        return engine_error(resp, 500, "internal", "out of memory");
+    }
+    if (json_get_base64(req, "proof", 64, &proof, &plen, err, sizeof(err)) < 0) {
+        return engine_error(resp, 400, "malformed activation", err);
+    }
+    pthread_mutex_lock(&e->lock);
+    if (store_node_get(e->store, node, n) < 0) {
+        status = engine_error(resp, 404, "unknown node", "register first");
+        goto out;
+    }
+    if (!n->has_secret) {
+        status = engine_error(resp, 409, "not awaiting activation", "register again");
+        goto out;
+    }
+    /* proof = HMAC-SHA256(secret, node name || AK name) */
+    mlen = strlen(n->name);
+    memcpy(msg, n->name, mlen);
+    memcpy(msg + mlen, n->ak_name, n->ak_name_len);
+    mlen += n->ak_name_len;
+    HMAC(EVP_sha256(), n->secret, sizeof(n->secret), msg, mlen, want, &wlen);
+    if (plen != wlen || CRYPTO_memcmp(proof, want, wlen) != 0) {
+        json_t *d = json_pack("{s:s}", "reason", "activation proof does not match");
+        engine_audit(e, "activation-refused", node, NULL, d);
+        json_decref(d);
+        status = engine_error(resp, 403, "activation refused",
+                              "the proof does not match: the AK is not in the TPM of this EK");
+        goto out;
+    }
+    n->activated = true;
+    n->has_secret = false;
+    memset(n->secret, 0, sizeof(n->secret));
+    snprintf(n->state, sizeof(n->state), "active");
+    snprintf(n->reason, sizeof(n->reason), "activated, not attested yet");
+    if (engine_audit(e, "activation", node, NULL, NULL) < 0 || store_node_put(e->store, n) < 0) {
+        status = engine_error(resp, 500, "store", "cannot record the activation");
+        goto out;
+    }
+    *resp = json_pack("{s:s,s:I}", "state", n->state, "ima_next_index", (json_int_t)n->ima_index);
+    status = 200;
+out:
+    pthread_mutex_unlock(&e->lock);
+    return status;
+}
+
+int engine_challenge(struct engine *e, const char *node, json_t **resp) {
+    _cleanup_free_ struct node_record *n = calloc(1, sizeof(*n));
+    int64_t now = engine_now_ms();
+    struct nonce_slot *slot = NULL, *oldest = NULL;
+    unsigned mine = 0;
+    char sel[128], b64[64];
+    int status;
+
+    if (!n) {
+        return engine_error(resp, 500, "internal", "out of memory");
+    }
+    pthread_mutex_lock(&e->lock);
+    if (store_node_get(e->store, node, n) < 0) {
+        status = engine_error(resp, 404, "unknown node", "register first");
+        goto out;
+    }
+    if (!n->activated) {
+        status = engine_error(resp, 403, "not activated", "activate first");
+        goto out;
+    }
+    /* A free or expired slot; at most NONCES_PER_NODE outstanding a node
+     * (the oldest goes). */
+    for (size_t i = 0; i < NONCE_SLOTS; i++) {
+        struct nonce_slot *s = &e->nonces[i];
+        if (s->node[0] && s->expires_ms <= now) {
+            s->node[0] = 0;
+        }
+        if (!s->node[0]) {
+            slot = slot ? slot : s;
+        } else if (strcmp(s->node, node) == 0) {
+            mine++;
+            if (!oldest || s->expires_ms < oldest->expires_ms) {
+                oldest = s;
+            }
+        }
+    }
+    if (mine >= NONCES_PER_NODE) {
+        slot = oldest;
+    }
+    if (!slot) {
+        status = engine_error(resp, 429, "too many challenges", "try again later");
+        goto out;
+    }
+    if (RAND_bytes(slot->nonce, NONCE_LEN) != 1) {
+        status = engine_error(resp, 500, "internal", "no randomness");
+        goto out;
+    }
+    snprintf(slot->node, sizeof(slot->node), "%s", node);
+    slot->expires_ms = now + (int64_t)e->cfg.nonce_ttl_ms;
+    base64_encode(slot->nonce, NONCE_LEN, b64);
+    *resp = json_pack("{s:s,s:I,s:s,s:I}", "nonce", b64, "expires_in_ms",
+                      (json_int_t)e->cfg.nonce_ttl_ms, "pcr_selection",
+                      tpm_pcr_selection_format(&e->cfg.selection, sel, sizeof(sel)),
+                      "ima_next_index", (json_int_t)n->ima_index);
+    status = 200;
+out:
+    pthread_mutex_unlock(&e->lock);
+    return status;
+}

@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef KIMA_VERIFIER_ENGINE_H
+#define KIMA_VERIFIER_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <openssl/x509.h>
+#include <tss2/tss2_tpm2_types.h>
+
+#include "audit.h"
+#include "inventory.h"
+#include "store.h"
+
+/* The attestation engine: registration, activation, challenges, evidence,
+ * trust states (DESIGN.md sections 3, 5, 7), independent of HTTP. Every
+ * call takes the request's JSON, fills a JSON response and returns the HTTP
+ * status; errors are {"error": "...", "detail": "..."}. Every state change
+ * is in the audit log, synced, and committed to the store before the call
+ * returns. */
+
+struct engine_config {
+    uint64_t interval_ms;         /* the agents' interval; stale after 3 missed */
+    uint64_t nonce_ttl_ms;        /* a challenge's lifetime */
+    bool require_ek_cert;         /* refuse TPMs without a valid EK certificate */
+    X509_STORE *ek_store;         /* trusted EK CAs, or NULL (borrowed) */
+    TPML_PCR_SELECTION selection; /* what quotes must cover (sha256:10) */
+    bool unknown_untrusted;       /* pods no policy matches: untrusted instead of unknown */
+    size_t ima_max_bytes;         /* IMA bytes one evidence may carry */
+};
+
+void engine_config_default(struct engine_config *c);
+
+struct engine;
+
+/* store, audit and inventory are borrowed. policy_dir may be NULL. */
+int engine_new(const struct engine_config *cfg, struct store *store, struct audit_log *audit,
+               struct inventory *inv, const char *policy_dir, struct engine **ret);
+void engine_free(struct engine *e);
+
+/* Reload the policy directory when it changed; errors are logged and kept
+ * for GET /v1/policies. */
+int engine_reload_policies(struct engine *e);
+
+int engine_registration(struct engine *e, const char *node, const json_t *req, json_t **resp);
+int engine_activation(struct engine *e, const char *node, const json_t *req, json_t **resp);
+int engine_challenge(struct engine *e, const char *node, json_t **resp);
+int engine_evidence(struct engine *e, const char *node, const json_t *req, json_t **resp);
+
+/* Operator side. */
+int engine_nodes(struct engine *e, json_t **resp);
+int engine_node(struct engine *e, const char *node, json_t **resp);
+int engine_node_delete(struct engine *e, const char *node, const char *actor, json_t **resp);
+int engine_pods(struct engine *e, const char *state, json_t **resp);
+int engine_pod(struct engine *e, const char *ns, const char *name, json_t **resp);
+int engine_pod_reset(struct engine *e, const char *uid, const json_t *req, const char *actor,
+                     json_t **resp);
+int engine_policies(struct engine *e, json_t **resp);
+
+/* Mark nodes that stopped attesting for 3 intervals stale (their pods read
+ * as unknown) and audit it. Returns how many became stale. */
+int engine_sweep(struct engine *e, int64_t now_ms);
+
+/* Counters for /metrics (Prometheus text) appended to out. */
+int engine_metrics(struct engine *e, char **ret_text);
+
+/* A node name Kubernetes would accept (DNS-1123 subdomain). */
+bool engine_valid_node_name(const char *name);
+
+int64_t engine_now_ms(void);
+
+#endif

@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "inventory.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fileio.h"
+#include "json-util.h"
+#include "log.h"
+
+struct inventory {
+    pthread_mutex_t lock;
+    char *path;
+    struct timespec mtime;
+    off_t size;
+    json_t *items; /* the PodList's items array */
+};
+
+int inventory_open_file(const char *path, struct inventory **ret) {
+    struct inventory *inv = calloc(1, sizeof(*inv));
+    int r;
+
+    if (!inv) {
+        return -ENOMEM;
+    }
+    pthread_mutex_init(&inv->lock, NULL);
+    inv->items = json_array();
+    if (path) {
+        inv->path = strdup(path);
+        r = inventory_refresh(inv);
+        if (r < 0) {
+            inventory_free(inv);
+            return r;
+        }
+    }
+    *ret = inv;
+    return 0;
+}
+
+void inventory_free(struct inventory *inv) {
+    if (!inv) {
+        return;
+    }
+    json_decref(inv->items);
+    free(inv->path);
+    pthread_mutex_destroy(&inv->lock);
+    free(inv);
+}
+
+int inventory_refresh(struct inventory *inv) {
+    _cleanup_free_ uint8_t *data = NULL;
+    json_t *j = NULL, *items;
+    struct stat st;
+    char err[256];
+    size_t len;
+    int r;
+
+    if (!inv->path) {
+        return 0;
+    }
+    if (stat(inv->path, &st) < 0) {
+        r = -errno;
+        log_error("pods file %s: %s", inv->path, strerror(errno));
+        return r;
+    }
+    pthread_mutex_lock(&inv->lock);
+    if (st.st_mtim.tv_sec == inv->mtime.tv_sec && st.st_mtim.tv_nsec == inv->mtime.tv_nsec &&
+        st.st_size == inv->size) {
+        pthread_mutex_unlock(&inv->lock);
+        return 0;
+    }
+    pthread_mutex_unlock(&inv->lock);
+    r = read_file_capped(inv->path, INVENTORY_FILE_MAX, &data, &len);
+    if (r < 0) {
+        log_error("pods file %s: %s", inv->path, strerror(-r));
+        return r;
+    }
+    r = json_parse_bounded((const char *)data, len, 32, &j, err, sizeof(err));
+    items = r == 0 ? json_object_get(j, "items") : NULL;
+    if (!json_is_array(items) || json_array_size(items) > INVENTORY_PODS_MAX) {
+        log_error("pods file %s is not a PodList (%s); keeping the previous one", inv->path,
+                  r < 0 ? err : "no \"items\" array, or too many pods");
+        json_decref(j);
+        return -EBADMSG;
+    }
+    pthread_mutex_lock(&inv->lock);
+    json_decref(inv->items);
+    inv->items = json_incref(items);
+    inv->mtime = st.st_mtim;
+    inv->size = st.st_size;
+    pthread_mutex_unlock(&inv->lock);
+    json_decref(j);
+    return 0;
+}
+
+static const char *str_at(const json_t *o, const char *a, const char *b) {
+    const json_t *v = json_object_get(json_object_get(o, a), b);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static void fill(const json_t *item, struct pod_info *ret) {
+    const char *s;
+
+    memset(ret, 0, sizeof(*ret));
+    snprintf(ret->uid, sizeof(ret->uid), "%s", (s = str_at(item, "metadata", "uid")) ? s : "");
+    snprintf(ret->ns, sizeof(ret->ns), "%s", (s = str_at(item, "metadata", "namespace")) ? s : "");
+    snprintf(ret->name, sizeof(ret->name), "%s", (s = str_at(item, "metadata", "name")) ? s : "");
+    snprintf(ret->node, sizeof(ret->node), "%s", (s = str_at(item, "spec", "nodeName")) ? s : "");
+    ret->labels = json_object_get(json_object_get(item, "metadata"), "labels");
+    ret->labels = json_is_object(ret->labels) ? json_incref(ret->labels) : json_object();
+}
+
+int inventory_lookup_uid(struct inventory *inv, const char *uid, struct pod_info *ret) {
+    size_t i;
+    json_t *item;
+    int r = -ENOENT;
+
+    pthread_mutex_lock(&inv->lock);
+    json_array_foreach(inv->items, i, item) {
+        const char *u = str_at(item, "metadata", "uid");
+        if (u && strcmp(u, uid) == 0) {
+            fill(item, ret);
+            r = 0;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&inv->lock);
+    return r;
+}
+
+int inventory_lookup_container(struct inventory *inv, const char *container_id,
+                               struct pod_info *ret) {
+    size_t i, k;
+    json_t *item, *cs;
+    int r = -ENOENT;
+
+    pthread_mutex_lock(&inv->lock);
+    json_array_foreach(inv->items, i, item) {
+        json_t *statuses = json_object_get(json_object_get(item, "status"), "containerStatuses");
+        json_array_foreach(statuses, k, cs) {
+            const char *id = json_string_value(json_object_get(cs, "containerID"));
+            const char *sep = id ? strstr(id, "://") : NULL;
+            if (sep && strcmp(sep + 3, container_id) == 0) {
+                fill(item, ret);
+                r = 0;
+                goto out;
+            }
+        }
+    }
+out:
+    pthread_mutex_unlock(&inv->lock);
+    return r;
+}

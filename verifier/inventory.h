@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef KIMA_VERIFIER_INVENTORY_H
+#define KIMA_VERIFIER_INVENTORY_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+/* Where pod identities come from: UID -> namespace, name, node, labels,
+ * and container ID -> pod. Behind one interface so the Kubernetes API can
+ * take the place of the file source. The file source reads a Kubernetes
+ * PodList in JSON (`kubectl get pods -A -o json`) and re-reads it when it
+ * changes. Thread-safe. */
+
+#define INVENTORY_FILE_MAX (64u << 20)
+#define INVENTORY_PODS_MAX 100000
+
+struct inventory;
+
+struct pod_info {
+    char uid[64];
+    char ns[254];
+    char name[254];
+    char node[254];
+    json_t *labels; /* a reference the caller drops with json_decref() */
+};
+
+/* Without a path: an empty inventory (every pod unknown). */
+int inventory_open_file(const char *path, struct inventory **ret);
+void inventory_free(struct inventory *inv);
+
+/* Re-read the file if its modification time or size changed. A file that
+ * does not parse leaves the last good inventory in place (and is logged). */
+int inventory_refresh(struct inventory *inv);
+
+/* 0 or -ENOENT. */
+int inventory_lookup_uid(struct inventory *inv, const char *uid, struct pod_info *ret);
+/* By container ID (the 64 hex digits, without the runtime prefix). */
+int inventory_lookup_container(struct inventory *inv, const char *container_id,
+                               struct pod_info *ret);
+
+#endif

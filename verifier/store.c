@@ -1,0 +1,323 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "store.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "log.h"
+
+struct store {
+    sqlite3 *db;
+};
+
+static const char schema[] =
+        "PRAGMA journal_mode=WAL;"
+        "PRAGMA synchronous=FULL;"
+        "PRAGMA foreign_keys=ON;"
+        "CREATE TABLE IF NOT EXISTS nodes ("
+        " name TEXT PRIMARY KEY, ek_pub BLOB NOT NULL, ek_cert BLOB, ak_pub BLOB NOT NULL,"
+        " ak_name BLOB NOT NULL, activated INTEGER NOT NULL, secret BLOB, state TEXT NOT NULL,"
+        " reason TEXT NOT NULL, registered_ms INTEGER NOT NULL, last_attested_ms INTEGER NOT NULL,"
+        " has_clock INTEGER NOT NULL, clock INTEGER NOT NULL, reset_count INTEGER NOT NULL,"
+        " restart_count INTEGER NOT NULL, boot_id TEXT NOT NULL, ima_index INTEGER NOT NULL,"
+        " ima_offset INTEGER NOT NULL, pcr10 BLOB NOT NULL, attestations INTEGER NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS pods ("
+        " uid TEXT PRIMARY KEY, node TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,"
+        " state TEXT NOT NULL, reason TEXT NOT NULL, since_ms INTEGER NOT NULL,"
+        " unjudged INTEGER NOT NULL);"
+        "CREATE INDEX IF NOT EXISTS pods_node ON pods(node);";
+
+/* Convert an SQLite result once, logging its message. */
+static int sql_rc(struct store *s, int rc, const char *what) {
+    if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW) {
+        return 0;
+    }
+    log_error("store: %s: %s", what, sqlite3_errmsg(s->db));
+    return -EIO;
+}
+
+int store_open(const char *path, struct store **ret) {
+    struct store *s = calloc(1, sizeof(*s));
+    int r;
+
+    if (!s) {
+        return -ENOMEM;
+    }
+    if (sqlite3_open_v2(path, &s->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                        NULL) != SQLITE_OK) {
+        log_error("store: cannot open %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "no memory");
+        store_close(s);
+        return -EIO;
+    }
+    sqlite3_busy_timeout(s->db, 5000);
+    r = sql_rc(s, sqlite3_exec(s->db, schema, NULL, NULL, NULL), "creating the schema");
+    if (r < 0) {
+        store_close(s);
+        return r;
+    }
+    *ret = s;
+    return 0;
+}
+
+void store_close(struct store *s) {
+    if (!s) {
+        return;
+    }
+    sqlite3_close(s->db);
+    free(s);
+}
+
+int store_begin(struct store *s) {
+    return sql_rc(s, sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL), "begin");
+}
+
+int store_commit(struct store *s) {
+    return sql_rc(s, sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL), "commit");
+}
+
+void store_rollback(struct store *s) {
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static void copy_text(char *dst, size_t dstsz, sqlite3_stmt *st, int col) {
+    const unsigned char *t = sqlite3_column_text(st, col);
+    snprintf(dst, dstsz, "%s", t ? (const char *)t : "");
+}
+
+static size_t copy_blob(uint8_t *dst, size_t dstsz, sqlite3_stmt *st, int col) {
+    size_t n = (size_t)sqlite3_column_bytes(st, col);
+    const void *b = sqlite3_column_blob(st, col);
+
+    if (!b || n > dstsz) {
+        return 0;
+    }
+    memcpy(dst, b, n);
+    return n;
+}
+
+#define NODE_COLS                                                                              \
+    "name, ek_pub, ek_cert, ak_pub, ak_name, activated, secret, state, reason, registered_ms," \
+    " last_attested_ms, has_clock, clock, reset_count, restart_count, boot_id, ima_index,"     \
+    " ima_offset, pcr10, attestations"
+
+static void node_from_row(sqlite3_stmt *st, struct node_record *n) {
+    memset(n, 0, sizeof(*n));
+    copy_text(n->name, sizeof(n->name), st, 0);
+    n->ek_pub_len = copy_blob(n->ek_pub, sizeof(n->ek_pub), st, 1);
+    n->ek_cert_len = copy_blob(n->ek_cert, sizeof(n->ek_cert), st, 2);
+    n->ak_pub_len = copy_blob(n->ak_pub, sizeof(n->ak_pub), st, 3);
+    n->ak_name_len = copy_blob(n->ak_name, sizeof(n->ak_name), st, 4);
+    n->activated = sqlite3_column_int(st, 5) != 0;
+    n->has_secret = copy_blob(n->secret, sizeof(n->secret), st, 6) == sizeof(n->secret);
+    copy_text(n->state, sizeof(n->state), st, 7);
+    copy_text(n->reason, sizeof(n->reason), st, 8);
+    n->registered_ms = sqlite3_column_int64(st, 9);
+    n->last_attested_ms = sqlite3_column_int64(st, 10);
+    n->has_clock = sqlite3_column_int(st, 11) != 0;
+    n->clock = (uint64_t)sqlite3_column_int64(st, 12);
+    n->reset_count = (uint32_t)sqlite3_column_int64(st, 13);
+    n->restart_count = (uint32_t)sqlite3_column_int64(st, 14);
+    copy_text(n->boot_id, sizeof(n->boot_id), st, 15);
+    n->ima_index = (uint64_t)sqlite3_column_int64(st, 16);
+    n->ima_offset = (uint64_t)sqlite3_column_int64(st, 17);
+    copy_blob(&n->pcr10[0][0], sizeof(n->pcr10), st, 18);
+    n->attestations = (uint64_t)sqlite3_column_int64(st, 19);
+}
+
+int store_node_get(struct store *s, const char *name, struct node_record *ret) {
+    sqlite3_stmt *st = NULL;
+    int rc, r;
+
+    r = sql_rc(s,
+               sqlite3_prepare_v2(s->db, "SELECT " NODE_COLS " FROM nodes WHERE name = ?", -1, &st,
+                                  NULL),
+               "preparing a node query");
+    if (r < 0) {
+        return r;
+    }
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        node_from_row(st, ret);
+        r = 0;
+    } else {
+        r = rc == SQLITE_DONE ? -ENOENT : sql_rc(s, rc, "reading a node");
+    }
+    sqlite3_finalize(st);
+    return r;
+}
+
+int store_node_put(struct store *s, const struct node_record *n) {
+    sqlite3_stmt *st = NULL;
+    int r;
+
+    r = sql_rc(s,
+               sqlite3_prepare_v2(s->db,
+                                  "INSERT OR REPLACE INTO nodes (" NODE_COLS ") VALUES "
+                                  "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                                  -1, &st, NULL),
+               "preparing a node write");
+    if (r < 0) {
+        return r;
+    }
+    sqlite3_bind_text(st, 1, n->name, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, n->ek_pub, (int)n->ek_pub_len, SQLITE_STATIC);
+    if (n->ek_cert_len) {
+        sqlite3_bind_blob(st, 3, n->ek_cert, (int)n->ek_cert_len, SQLITE_STATIC);
+    }
+    sqlite3_bind_blob(st, 4, n->ak_pub, (int)n->ak_pub_len, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 5, n->ak_name, (int)n->ak_name_len, SQLITE_STATIC);
+    sqlite3_bind_int(st, 6, n->activated);
+    if (n->has_secret) {
+        sqlite3_bind_blob(st, 7, n->secret, sizeof(n->secret), SQLITE_STATIC);
+    }
+    sqlite3_bind_text(st, 8, n->state, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 9, n->reason, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 10, n->registered_ms);
+    sqlite3_bind_int64(st, 11, n->last_attested_ms);
+    sqlite3_bind_int(st, 12, n->has_clock);
+    sqlite3_bind_int64(st, 13, (sqlite3_int64)n->clock);
+    sqlite3_bind_int64(st, 14, n->reset_count);
+    sqlite3_bind_int64(st, 15, n->restart_count);
+    sqlite3_bind_text(st, 16, n->boot_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 17, (sqlite3_int64)n->ima_index);
+    sqlite3_bind_int64(st, 18, (sqlite3_int64)n->ima_offset);
+    sqlite3_bind_blob(st, 19, n->pcr10, sizeof(n->pcr10), SQLITE_STATIC);
+    sqlite3_bind_int64(st, 20, (sqlite3_int64)n->attestations);
+    r = sql_rc(s, sqlite3_step(st), "writing a node");
+    sqlite3_finalize(st);
+    return r;
+}
+
+static int exec_text(struct store *s, const char *sql, const char *arg, const char *what) {
+    sqlite3_stmt *st = NULL;
+    int r = sql_rc(s, sqlite3_prepare_v2(s->db, sql, -1, &st, NULL), what);
+
+    if (r < 0) {
+        return r;
+    }
+    sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+    r = sql_rc(s, sqlite3_step(st), what);
+    sqlite3_finalize(st);
+    return r;
+}
+
+int store_node_delete(struct store *s, const char *name) {
+    int r = exec_text(s, "DELETE FROM nodes WHERE name = ?", name, "deleting a node");
+    if (r == 0 && sqlite3_changes(s->db) == 0) {
+        return -ENOENT;
+    }
+    return r;
+}
+
+int store_node_foreach(struct store *s, int (*fn)(const struct node_record *, void *), void *ud) {
+    sqlite3_stmt *st = NULL;
+    struct node_record *n = malloc(sizeof(*n));
+    int r, rc;
+
+    if (!n) {
+        return -ENOMEM;
+    }
+    r = sql_rc(s,
+               sqlite3_prepare_v2(s->db, "SELECT " NODE_COLS " FROM nodes ORDER BY name", -1, &st,
+                                  NULL),
+               "listing nodes");
+    while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        node_from_row(st, n);
+        if (fn(n, ud) != 0) {
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+    free(n);
+    return r;
+}
+
+#define POD_COLS "uid, node, namespace, name, state, reason, since_ms, unjudged"
+
+static void pod_from_row(sqlite3_stmt *st, struct pod_record *p) {
+    memset(p, 0, sizeof(*p));
+    copy_text(p->uid, sizeof(p->uid), st, 0);
+    copy_text(p->node, sizeof(p->node), st, 1);
+    copy_text(p->ns, sizeof(p->ns), st, 2);
+    copy_text(p->name, sizeof(p->name), st, 3);
+    copy_text(p->state, sizeof(p->state), st, 4);
+    copy_text(p->reason, sizeof(p->reason), st, 5);
+    p->since_ms = sqlite3_column_int64(st, 6);
+    p->unjudged = sqlite3_column_int(st, 7) != 0;
+}
+
+int store_pod_get(struct store *s, const char *uid, struct pod_record *ret) {
+    sqlite3_stmt *st = NULL;
+    int rc, r;
+
+    r = sql_rc(
+            s,
+            sqlite3_prepare_v2(s->db, "SELECT " POD_COLS " FROM pods WHERE uid = ?", -1, &st, NULL),
+            "preparing a pod query");
+    if (r < 0) {
+        return r;
+    }
+    sqlite3_bind_text(st, 1, uid, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        pod_from_row(st, ret);
+        r = 0;
+    } else {
+        r = rc == SQLITE_DONE ? -ENOENT : sql_rc(s, rc, "reading a pod");
+    }
+    sqlite3_finalize(st);
+    return r;
+}
+
+int store_pod_put(struct store *s, const struct pod_record *p) {
+    sqlite3_stmt *st = NULL;
+    int r;
+
+    r = sql_rc(s,
+               sqlite3_prepare_v2(
+                       s->db, "INSERT OR REPLACE INTO pods (" POD_COLS ") VALUES (?,?,?,?,?,?,?,?)",
+                       -1, &st, NULL),
+               "preparing a pod write");
+    if (r < 0) {
+        return r;
+    }
+    sqlite3_bind_text(st, 1, p->uid, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, p->node, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, p->ns, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, p->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, p->state, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, p->reason, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 7, p->since_ms);
+    sqlite3_bind_int(st, 8, p->unjudged);
+    r = sql_rc(s, sqlite3_step(st), "writing a pod");
+    sqlite3_finalize(st);
+    return r;
+}
+
+int store_pod_delete_node(struct store *s, const char *node) {
+    return exec_text(s, "DELETE FROM pods WHERE node = ?", node, "deleting a node's pods");
+}
+
+int store_pod_foreach(struct store *s, int (*fn)(const struct pod_record *, void *), void *ud) {
+    sqlite3_stmt *st = NULL;
+    struct pod_record p;
+    int r, rc;
+
+    r = sql_rc(s,
+               sqlite3_prepare_v2(s->db, "SELECT " POD_COLS " FROM pods ORDER BY namespace, name",
+                                  -1, &st, NULL),
+               "listing pods");
+    while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        pod_from_row(st, &p);
+        if (fn(&p, ud) != 0) {
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+    return r;
+}
