@@ -16,6 +16,9 @@ static void usage(FILE *f) {
                "Commands:\n"
                "  ima       read, replay and check IMA measurement lists (kimactl ima --help)\n"
                "  quote     verify or decode a TPM 2.0 quote (kimactl quote --help)\n"
+               "  nodes, node delete, pods, pod, pod reset\n"
+               "            the verifier's nodes and pods (kimactl nodes --help)\n"
+               "  audit     verify or show the audit log (kimactl audit --help)\n"
                "  version   print the version\n"
                "  help      print this help\n"
                "\n"
@@ -98,6 +101,11 @@ int main(int argc, char **argv) {
     optind = 0; /* reset getopt for the command */
     if (strcmp(argv[0], "ima") == 0) {
         return cmd_ima(argc, argv);
+    }
+    if (strcmp(argv[0], "nodes") == 0 || strcmp(argv[0], "node") == 0 ||
+        strcmp(argv[0], "pods") == 0 || strcmp(argv[0], "pod") == 0 ||
+        strcmp(argv[0], "audit") == 0) {
+        return cmd_ops(argc, argv);
     }
     if (strcmp(argv[0], "quote") == 0) {
         return cmd_quote(argc, argv);

@@ -1,0 +1,308 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* kimactl's operator commands: nodes, pods, resets, deletes over the
+ * verifier's API; audit log verification and listing from files. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <openssl/pem.h>
+
+#include "api-client.h"
+#include "audit.h"
+#include "fileio.h"
+#include "json-util.h"
+#include "kimactl.h"
+#include "log.h"
+
+struct ops_args {
+    struct api api;
+    bool json;
+    const char *state, *reason, *key, *pod, *node, *since;
+};
+
+static void ops_usage(FILE *f) {
+    fprintf(f,
+            "Usage: kimactl [CONNECTION] nodes [--json]\n"
+            "       kimactl [CONNECTION] node delete NAME\n"
+            "       kimactl [CONNECTION] pods [--state trusted|untrusted|unknown] [--json]\n"
+            "       kimactl [CONNECTION] pod NAMESPACE/NAME [--json]\n"
+            "       kimactl [CONNECTION] pod reset UID --reason TEXT\n"
+            "       kimactl audit verify --key PUBKEY FILE...\n"
+            "       kimactl audit show [--pod NAME|UID] [--node NAME] [--since RFC3339] FILE...\n"
+            "\n"
+            "CONNECTION (each also from the environment):\n"
+            "  --server URL    the verifier, e.g. https://kima-verifier:8443   [KIMA_SERVER]\n"
+            "  --cert PEM      operator client certificate (OU kima-operator) [KIMA_CERT]\n"
+            "  --key PEM       its private key                                [KIMA_KEY]\n"
+            "  --cacert PEM    CA of the verifier's certificate               [KIMA_CACERT]\n"
+            "\n"
+            "audit verify takes the rotated files oldest first, then the live one; it exits 0\n"
+            "when the chain and every checkpoint signature hold, 1 naming the first bad record.\n"
+            "Exit codes: 0 success, 1 the verifier refused or the audit log is tampered,\n"
+            "2 malformed answer or file, 64 usage, 66 unreadable file, 69 verifier unreachable.\n");
+}
+
+static int parse(struct ops_args *a, int argc, char **argv) {
+    static const struct option opts[] = {
+            {"server", required_argument, NULL, 's'}, {"cert", required_argument, NULL, 'c'},
+            {"key", required_argument, NULL, 'k'},    {"cacert", required_argument, NULL, 'a'},
+            {"json", no_argument, NULL, 'j'},         {"state", required_argument, NULL, 'S'},
+            {"reason", required_argument, NULL, 'r'}, {"pod", required_argument, NULL, 'p'},
+            {"node", required_argument, NULL, 'n'},   {"since", required_argument, NULL, 't'},
+            {"help", no_argument, NULL, 'h'},         {0},
+    };
+    int o;
+
+    while ((o = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+        switch (o) {
+        case 's':
+            a->api.server = optarg;
+            break;
+        case 'c':
+            a->api.cert = optarg;
+            break;
+        case 'k':
+            a->key = optarg;
+            a->api.key = optarg;
+            break;
+        case 'a':
+            a->api.cacert = optarg;
+            break;
+        case 'j':
+            a->json = true;
+            break;
+        case 'S':
+            a->state = optarg;
+            break;
+        case 'r':
+            a->reason = optarg;
+            break;
+        case 'p':
+            a->pod = optarg;
+            break;
+        case 'n':
+            a->node = optarg;
+            break;
+        case 't':
+            a->since = optarg;
+            break;
+        case 'h':
+            ops_usage(stdout);
+            return 1;
+        default:
+            ops_usage(stderr);
+            return -1;
+        }
+    }
+    api_from_env(&a->api);
+    return 0;
+}
+
+/* Print the answer: JSON as is, or the error; returns the exit code. */
+static int answer(int status, json_t *resp, bool json, void (*table)(const json_t *)) {
+    if (status < 0) {
+        json_decref(resp);
+        return 69;
+    }
+    if (status >= 300) {
+        fprintf(stderr, "kimactl: %d %s: %s\n", status,
+                json_string_value(json_object_get(resp, "error")) ?: "error",
+                json_string_value(json_object_get(resp, "detail")) ?: "");
+        json_decref(resp);
+        return status == 404 || status == 409 || status == 403 ? EXIT_MISMATCH : EXIT_MISMATCH;
+    }
+    if (json || !table) {
+        char *s = json_dumps(resp, JSON_INDENT(2));
+        printf("%s\n", s ? s : "{}");
+        free(s);
+    } else {
+        table(resp);
+    }
+    json_decref(resp);
+    return EXIT_OK;
+}
+
+static const char *str(const json_t *o, const char *k) {
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "";
+}
+
+static void nodes_table(const json_t *r) {
+    size_t i;
+    json_t *n;
+    printf("%-24s %-10s %-10s %-12s %s\n", "NODE", "STATE", "IMA", "ATTESTATIONS", "REASON");
+    json_array_foreach(json_object_get(r, "nodes"), i, n) {
+        printf("%-24s %-10s %-10" JSON_INTEGER_FORMAT " %-12" JSON_INTEGER_FORMAT " %s\n",
+               str(n, "name"), str(n, "state"),
+               json_integer_value(json_object_get(n, "ima_next_index")),
+               json_integer_value(json_object_get(n, "attestations")), str(n, "reason"));
+    }
+}
+
+static void pods_table(const json_t *r) {
+    size_t i;
+    json_t *p, *arr = json_object_get(r, "pods");
+    if (!arr) {
+        arr = json_pack("[O]", r);
+    } else {
+        json_incref(arr);
+    }
+    printf("%-16s %-24s %-16s %-10s %s\n", "NAMESPACE", "NAME", "NODE", "STATE", "REASON");
+    json_array_foreach(arr, i, p) {
+        printf("%-16s %-24s %-16s %-10s %s\n", str(p, "namespace"), str(p, "name"), str(p, "node"),
+               str(p, "state"), str(p, "reason"));
+    }
+    json_decref(arr);
+}
+
+static int audit_cmd(struct ops_args *a, int argc, char **argv) {
+    if (argc < 1) {
+        ops_usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (strcmp(argv[0], "verify") == 0) {
+        struct audit_verify_result res;
+        EVP_PKEY *pub = NULL;
+        FILE *f;
+        int r;
+        if (!a->key || argc < 2) {
+            fprintf(stderr, "kimactl audit verify: --key PUBKEY and at least one FILE needed\n");
+            return EXIT_USAGE;
+        }
+        f = fopen(a->key, "r");
+        if (!f) {
+            fprintf(stderr, "kimactl: cannot read %s\n", a->key);
+            return EXIT_NOINPUT;
+        }
+        pub = PEM_read_PUBKEY(f, NULL, NULL, NULL);
+        fclose(f);
+        if (!pub) {
+            fprintf(stderr, "kimactl: %s is not a PEM public key\n", a->key);
+            return EXIT_MALFORMED;
+        }
+        r = audit_verify((const char *const *)argv + 1, (size_t)argc - 1, pub, &res);
+        EVP_PKEY_free(pub);
+        if (r < 0) {
+            fprintf(stderr, "kimactl: cannot read the audit log: %s\n", strerror(-r));
+            return EXIT_NOINPUT;
+        }
+        if (!res.intact) {
+            printf("tampered: %s\n", res.first_bad);
+            return EXIT_MISMATCH;
+        }
+        printf("intact: %" PRIu64 " records, %" PRIu64 " signed checkpoints", res.records,
+               res.checkpoints);
+        if (res.unsigned_tail) {
+            printf("; the last %" PRIu64 " records follow the last checkpoint (not yet signed)",
+                   res.unsigned_tail);
+        }
+        printf("\n");
+        return EXIT_OK;
+    }
+    if (strcmp(argv[0], "show") == 0) {
+        for (int i = 1; i < argc; i++) {
+            _cleanup_free_ uint8_t *data = NULL;
+            size_t len, off = 0;
+            if (read_file_capped(argv[i], SIZE_MAX / 2, &data, &len) < 0) {
+                fprintf(stderr, "kimactl: cannot read %s\n", argv[i]);
+                return EXIT_NOINPUT;
+            }
+            while (off < len) {
+                char *l = (char *)data + off, *nl = memchr(l, '\n', len - off);
+                size_t ll = nl ? (size_t)(nl - l) : len - off;
+                json_auto_t *j = json_loadb(l, ll, 0, NULL);
+                off += ll + 1;
+                json_t *pod = json_object_get(j, "pod");
+                if (!j || (a->node && strcmp(str(j, "node"), a->node) != 0) ||
+                    (a->pod && strcmp(str(pod, "name"), a->pod) != 0 &&
+                     strcmp(str(pod, "uid"), a->pod) != 0) ||
+                    (a->since && strcmp(str(j, "time"), a->since) < 0)) {
+                    continue;
+                }
+                if (a->json) {
+                    fwrite(l, 1, ll, stdout);
+                    putchar('\n');
+                } else {
+                    char *d = json_dumps(json_object_get(j, "details"), JSON_COMPACT);
+                    printf("%-8" JSON_INTEGER_FORMAT " %s %-14s %-12s %-24s %s\n",
+                           json_integer_value(json_object_get(j, "seq")), str(j, "time"),
+                           str(j, "type"), str(j, "node"), str(pod, "name"), d ? d : "");
+                    free(d);
+                }
+            }
+        }
+        return EXIT_OK;
+    }
+    ops_usage(stderr);
+    return EXIT_USAGE;
+}
+
+int cmd_ops(int argc, char **argv) {
+    struct ops_args a = {0};
+    const char *cmd = argv[0];
+    json_t *resp = NULL;
+    char path[1024];
+    int r, status;
+
+    optind = 1;
+    r = parse(&a, argc, argv);
+    if (r != 0) {
+        return r > 0 ? EXIT_OK : EXIT_USAGE;
+    }
+    argc -= optind;
+    argv += optind;
+    if (strcmp(cmd, "audit") == 0) {
+        return audit_cmd(&a, argc, argv);
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (strcmp(cmd, "nodes") == 0 && argc == 0) {
+        status = api_call(&a.api, "GET", "/v1/nodes", NULL, &resp);
+        return answer(status, resp, a.json, nodes_table);
+    }
+    if (strcmp(cmd, "node") == 0 && argc == 2 && strcmp(argv[0], "delete") == 0) {
+        char *esc = curl_easy_escape(NULL, argv[1], 0);
+        snprintf(path, sizeof(path), "/v1/nodes/%s", esc);
+        curl_free(esc);
+        status = api_call(&a.api, "DELETE", path, NULL, &resp);
+        return answer(status, resp, true, NULL);
+    }
+    if (strcmp(cmd, "pods") == 0 && argc == 0) {
+        snprintf(path, sizeof(path), "/v1/pods%s%s", a.state ? "?state=" : "",
+                 a.state ? a.state : "");
+        status = api_call(&a.api, "GET", path, NULL, &resp);
+        return answer(status, resp, a.json, pods_table);
+    }
+    if (strcmp(cmd, "pod") == 0 && argc == 2 && strcmp(argv[0], "reset") == 0) {
+        json_t *body;
+        char *esc;
+        if (!a.reason || !a.reason[0]) {
+            fprintf(stderr, "kimactl pod reset: --reason TEXT is required (it is audited)\n");
+            return EXIT_USAGE;
+        }
+        esc = curl_easy_escape(NULL, argv[1], 0);
+        snprintf(path, sizeof(path), "/v1/pods/%s/reset", esc);
+        curl_free(esc);
+        body = json_pack("{s:s}", "reason", a.reason);
+        status = api_call(&a.api, "POST", path, body, &resp);
+        json_decref(body);
+        return answer(status, resp, true, NULL);
+    }
+    if (strcmp(cmd, "pod") == 0 && argc == 1 && strchr(argv[0], '/')) {
+        char ns[256], *slash = strchr(argv[0], '/');
+        char *e1, *e2;
+        snprintf(ns, sizeof(ns), "%.*s", (int)(slash - argv[0]), argv[0]);
+        e1 = curl_easy_escape(NULL, ns, 0);
+        e2 = curl_easy_escape(NULL, slash + 1, 0);
+        snprintf(path, sizeof(path), "/v1/pods/%s/%s", e1, e2);
+        curl_free(e1);
+        curl_free(e2);
+        status = api_call(&a.api, "GET", path, NULL, &resp);
+        return answer(status, resp, a.json, pods_table);
+    }
+    ops_usage(stderr);
+    return EXIT_USAGE;
+}

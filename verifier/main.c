@@ -1,0 +1,291 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* kima-verifier: registers nodes, judges their evidence, keeps each pod's
+ * trust state and writes the audit log. */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <microhttpd.h>
+
+#include "audit.h"
+#include "ekcert.h"
+#include "engine.h"
+#include "http.h"
+#include "inventory.h"
+#include "kima-config.h"
+#include "log.h"
+#include "parse.h"
+#include "pcr.h"
+#include "store.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "Usage: kima-verifier [OPTIONS]\n"
+            "\n"
+            "The kima verifier: HTTPS API for agents (registration, activation, challenges,\n"
+            "evidence) and operators (nodes, pods, resets, policies, /metrics).\n"
+            "Every option can also be set by the environment variable in brackets.\n"
+            "\n"
+            "  --listen ADDR:PORT      where to listen, IPv4 (0.0.0.0:8443)    [KIMA_LISTEN]\n"
+            "  --tls-cert PEM          server certificate                       [KIMA_TLS_CERT]\n"
+            "  --tls-key PEM           server private key                       [KIMA_TLS_KEY]\n"
+            "  --client-ca PEM         CA of agent and operator certificates    [KIMA_CLIENT_CA]\n"
+            "  --insecure-plain-http   no TLS and no roles: local demos only   "
+            "[KIMA_INSECURE_PLAIN_HTTP=1]\n"
+            "  --db PATH               SQLite store (kima.db)                   [KIMA_DB]\n"
+            "  --policies DIR          golden policies, reloaded on change      [KIMA_POLICIES]\n"
+            "  --pods-file FILE        pod inventory: a PodList in JSON         [KIMA_PODS_FILE]\n"
+            "  --audit-log PATH        audit log (audit.log)                    [KIMA_AUDIT_LOG]\n"
+            "  --audit-key PATH        Ed25519 key, generated if absent (audit.key) "
+            "[KIMA_AUDIT_KEY]\n"
+            "  --audit-max-bytes N     rotate the audit log past N bytes (64 MiB) "
+            "[KIMA_AUDIT_MAX_BYTES]\n"
+            "  --ek-ca-dir DIR         trusted EK certificate CAs              [KIMA_EK_CA_DIR]\n"
+            "  --require-ek-cert       refuse TPMs without a valid EK certificate "
+            "[KIMA_REQUIRE_EK_CERT=1]\n"
+            "  --interval-ms N         agents' interval; stale after 3 missed (2000) "
+            "[KIMA_INTERVAL_MS]\n"
+            "  --nonce-ttl-ms N        challenge lifetime (30000)              "
+            "[KIMA_NONCE_TTL_MS]\n"
+            "  --pcr-selection SEL     PCRs quotes must cover (sha256:10)     "
+            "[KIMA_PCR_SELECTION]\n"
+            "  --unknown-untrusted     pods no policy matches are untrusted, not unknown\n"
+            "                                                         [KIMA_UNKNOWN_UNTRUSTED=1]\n"
+            "  --threads N             HTTP worker threads (2)                  [KIMA_THREADS]\n"
+            "  --log-level LEVEL       error, warn, info, debug                 [KIMA_LOG_LEVEL]\n"
+            "  --log-format FORMAT     logfmt or json                           [KIMA_LOG_FORMAT]\n"
+            "  -h, --help, --version\n"
+            "\n"
+            "Exit codes: 0 after SIGTERM/SIGINT, 1 start-up failure, 64 usage error.\n");
+}
+
+static const char *env_or(const char *name, const char *def) {
+    const char *v = getenv(name);
+    return v && *v ? v : def;
+}
+
+static bool env_flag(const char *name) {
+    const char *v = getenv(name);
+    return v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0);
+}
+
+int main(int argc, char **argv) {
+    static const struct option opts[] = {
+            {"listen", required_argument, NULL, 'l'},
+            {"tls-cert", required_argument, NULL, 'c'},
+            {"tls-key", required_argument, NULL, 'k'},
+            {"client-ca", required_argument, NULL, 'a'},
+            {"insecure-plain-http", no_argument, NULL, 'P'},
+            {"db", required_argument, NULL, 'd'},
+            {"policies", required_argument, NULL, 'p'},
+            {"pods-file", required_argument, NULL, 'f'},
+            {"audit-log", required_argument, NULL, 'A'},
+            {"audit-key", required_argument, NULL, 'K'},
+            {"audit-max-bytes", required_argument, NULL, 'M'},
+            {"ek-ca-dir", required_argument, NULL, 'E'},
+            {"require-ek-cert", no_argument, NULL, 'R'},
+            {"interval-ms", required_argument, NULL, 'i'},
+            {"nonce-ttl-ms", required_argument, NULL, 'n'},
+            {"pcr-selection", required_argument, NULL, 's'},
+            {"unknown-untrusted", no_argument, NULL, 'U'},
+            {"threads", required_argument, NULL, 't'},
+            {"log-level", required_argument, NULL, 'L'},
+            {"log-format", required_argument, NULL, 'F'},
+            {"help", no_argument, NULL, 'h'},
+            {"version", no_argument, NULL, 'V'},
+            {0},
+    };
+    struct http_config hc = {
+            .listen = env_or("KIMA_LISTEN", "0.0.0.0:8443"),
+            .tls_cert = env_or("KIMA_TLS_CERT", NULL),
+            .tls_key = env_or("KIMA_TLS_KEY", NULL),
+            .client_ca = env_or("KIMA_CLIENT_CA", NULL),
+            .insecure_plain_http = env_flag("KIMA_INSECURE_PLAIN_HTTP"),
+    };
+    const char *db = env_or("KIMA_DB", "kima.db"), *policies = env_or("KIMA_POLICIES", NULL);
+    const char *pods = env_or("KIMA_PODS_FILE", NULL),
+               *alog = env_or("KIMA_AUDIT_LOG", "audit.log");
+    const char *akey = env_or("KIMA_AUDIT_KEY", "audit.key"),
+               *ekdir = env_or("KIMA_EK_CA_DIR", NULL);
+    const char *level = env_or("KIMA_LOG_LEVEL", NULL), *format = env_or("KIMA_LOG_FORMAT", NULL);
+    const char *sel = env_or("KIMA_PCR_SELECTION", "sha256:10");
+    const char *s_interval = env_or("KIMA_INTERVAL_MS", NULL),
+               *s_ttl = env_or("KIMA_NONCE_TTL_MS", NULL);
+    const char *s_max = env_or("KIMA_AUDIT_MAX_BYTES", NULL),
+               *s_threads = env_or("KIMA_THREADS", NULL);
+    struct engine_config cfg;
+    uint64_t v, audit_max = 64u << 20;
+    struct store *store = NULL;
+    struct audit_log *audit = NULL;
+    struct inventory *inv = NULL;
+    struct engine *e = NULL;
+    struct http_server *http = NULL;
+    EVP_PKEY *key = NULL;
+    X509_STORE *ekstore = NULL;
+    sigset_t sigs;
+    int o, code = 1;
+
+    engine_config_default(&cfg);
+    cfg.require_ek_cert = env_flag("KIMA_REQUIRE_EK_CERT");
+    cfg.unknown_untrusted = env_flag("KIMA_UNKNOWN_UNTRUSTED");
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (o) {
+        case 'l':
+            hc.listen = optarg;
+            break;
+        case 'c':
+            hc.tls_cert = optarg;
+            break;
+        case 'k':
+            hc.tls_key = optarg;
+            break;
+        case 'a':
+            hc.client_ca = optarg;
+            break;
+        case 'P':
+            hc.insecure_plain_http = true;
+            break;
+        case 'd':
+            db = optarg;
+            break;
+        case 'p':
+            policies = optarg;
+            break;
+        case 'f':
+            pods = optarg;
+            break;
+        case 'A':
+            alog = optarg;
+            break;
+        case 'K':
+            akey = optarg;
+            break;
+        case 'M':
+            s_max = optarg;
+            break;
+        case 'E':
+            ekdir = optarg;
+            break;
+        case 'R':
+            cfg.require_ek_cert = true;
+            break;
+        case 'i':
+            s_interval = optarg;
+            break;
+        case 'n':
+            s_ttl = optarg;
+            break;
+        case 's':
+            sel = optarg;
+            break;
+        case 'U':
+            cfg.unknown_untrusted = true;
+            break;
+        case 't':
+            s_threads = optarg;
+            break;
+        case 'L':
+            level = optarg;
+            break;
+        case 'F':
+            format = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("kima-verifier %s\n", KIMA_VERSION);
+            return 0;
+        default:
+            usage(stderr);
+            return 64;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 64;
+    }
+    {
+        enum log_level l;
+        enum log_format f;
+        if ((level && log_level_from_string(level, &l) < 0) ||
+            (format && log_format_from_string(format, &f) < 0)) {
+            fprintf(stderr, "kima-verifier: bad --log-level or --log-format\n");
+            return 64;
+        }
+        if (level) {
+            log_set_level(l);
+        }
+        if (format) {
+            log_set_format(f);
+        }
+    }
+    if ((s_interval &&
+         (parse_u64_range(s_interval, 100, 3600000, &v) < 0 || !(cfg.interval_ms = v))) ||
+        (s_ttl && (parse_u64_range(s_ttl, 100, 3600000, &v) < 0 || !(cfg.nonce_ttl_ms = v))) ||
+        (s_max && (parse_u64_range(s_max, 4096, UINT64_MAX, &audit_max) < 0)) ||
+        (s_threads && (parse_u64_range(s_threads, 1, 64, &v) < 0 || !(hc.threads = (unsigned)v))) ||
+        tpm_pcr_selection_parse(sel, &cfg.selection) < 0) {
+        fprintf(stderr, "kima-verifier: a numeric option or --pcr-selection is out of range "
+                        "(see --help)\n");
+        return 64;
+    }
+    setenv("TSS2_LOG", "all+none", 0);
+    if (hc.insecure_plain_http) {
+        log_warn("*** --insecure-plain-http: NO TLS, NO CLIENT AUTHENTICATION. Anyone who can "
+                 "reach %s can register nodes and read every verdict. Local demos only. ***",
+                 hc.listen);
+    }
+    if (ekdir && tpm_ekcert_store_load(ekdir, &ekstore) < 0) {
+        log_error("--ek-ca-dir %s holds no readable CA certificate", ekdir);
+        goto out;
+    }
+    if (cfg.require_ek_cert && !ekstore) {
+        log_error("--require-ek-cert needs --ek-ca-dir");
+        goto out;
+    }
+    cfg.ek_store = ekstore;
+    if (store_open(db, &store) < 0 || audit_key_load_or_create(akey, &key) < 0 ||
+        audit_open(alog, key, audit_max, 1000, &audit) < 0 || inventory_open_file(pods, &inv) < 0 ||
+        engine_new(&cfg, store, audit, inv, policies, &e) < 0) {
+        log_error("start-up failed (store %s, audit log %s, audit key %s, pods file %s)", db, alog,
+                  akey, pods ? pods : "-");
+        goto out;
+    }
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (http_start(&hc, e, &http) < 0) {
+        goto out;
+    }
+    log_info("kima-verifier %s listening on port %u (%s)", KIMA_VERSION, http_port(http),
+             hc.insecure_plain_http ? "plain HTTP" : "HTTPS, client certificates required");
+    for (;;) {
+        struct timespec tick = {1, 0};
+        int sig = sigtimedwait(&sigs, NULL, &tick);
+        if (sig == SIGTERM || sig == SIGINT) {
+            log_info("signal %d: finishing requests in flight and stopping", sig);
+            break;
+        }
+        engine_sweep(e, engine_now_ms());
+        engine_reload_policies(e);
+        inventory_refresh(inv);
+    }
+    code = 0;
+out:
+    http_stop(http);
+    engine_free(e);
+    inventory_free(inv);
+    audit_close(audit);
+    store_close(store);
+    EVP_PKEY_free(key);
+    X509_STORE_free(ekstore);
+    return code;
+}
