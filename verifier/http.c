@@ -65,7 +65,7 @@ static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *b
 static enum MHD_Result send_text(struct MHD_Connection *c, int status, const char *text,
                                  const char *type) {
     struct MHD_Response *r =
-        MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
+            MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
     enum MHD_Result ret;
 
     MHD_add_response_header(r, "Content-Type", type);
@@ -84,8 +84,7 @@ static enum MHD_Result send_error(struct MHD_Connection *c, int status, const ch
 /* The peer's role and, for agents, its node name (the CN). A certificate
  * that does not verify as a TLS client certificate of the trusted CA, or
  * none, gives no role. */
-static enum role peer_role(struct http_server *s, struct MHD_Connection *c, char *cn,
-                           size_t cnsz) {
+static enum role peer_role(struct http_server *s, struct MHD_Connection *c, char *cn, size_t cnsz) {
     const union MHD_ConnectionInfo *ci;
     gnutls_session_t session;
     const gnutls_datum_t *certs;
@@ -149,8 +148,8 @@ static int split_path(const char *url, char parts[5][256]) {
     return *p ? -1 : n;
 }
 
-static enum MHD_Result dispatch(struct http_server *s, struct MHD_Connection *c,
-                                const char *method, const char *url, struct request *rq) {
+static enum MHD_Result dispatch(struct http_server *s, struct MHD_Connection *c, const char *method,
+                                const char *url, struct request *rq) {
     char parts[5][256], cn[256] = "";
     enum role role = peer_role(s, c, cn, sizeof(cn));
     json_auto_t *req = NULL;
@@ -181,8 +180,8 @@ static enum MHD_Result dispatch(struct http_server *s, struct MHD_Connection *c,
     }
     if (rq->body.len) {
         char err[256];
-        if (json_parse_bounded((const char *)rq->body.data, rq->body.len, JSON_DEPTH_MAX, &req,
-                               err, sizeof(err)) < 0) {
+        if (json_parse_bounded((const char *)rq->body.data, rq->body.len, JSON_DEPTH_MAX, &req, err,
+                               sizeof(err)) < 0) {
             return send_error(c, 400, "malformed JSON", err);
         }
     } else {
@@ -309,7 +308,7 @@ int http_start(const struct http_config *cfg, struct engine *e, struct http_serv
     struct http_server *s = calloc(1, sizeof(*s));
     struct sockaddr_in sa;
     unsigned flags =
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+            MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_ITC;
     const union MHD_DaemonInfo *di;
 
     if (!s) {
@@ -324,11 +323,11 @@ int http_start(const struct http_config *cfg, struct engine *e, struct http_serv
     s->plain = cfg->insecure_plain_http;
     if (s->plain) {
         s->d = MHD_start_daemon(
-            flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
-            MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_THREAD_POOL_SIZE, cfg->threads ? cfg->threads : 2,
-            MHD_OPTION_CONNECTION_LIMIT, 1024, MHD_OPTION_PER_IP_CONNECTION_LIMIT, 256,
-            MHD_OPTION_CONNECTION_TIMEOUT, 30, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-            MHD_OPTION_END);
+                flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
+                MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_THREAD_POOL_SIZE,
+                cfg->threads ? cfg->threads : 2, MHD_OPTION_CONNECTION_LIMIT, 1024,
+                MHD_OPTION_PER_IP_CONNECTION_LIMIT, 256, MHD_OPTION_CONNECTION_TIMEOUT, 30,
+                MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
     } else {
         s->cert = read_pem(cfg->tls_cert);
         s->key = read_pem(cfg->tls_key);
@@ -339,14 +338,14 @@ int http_start(const struct http_config *cfg, struct engine *e, struct http_serv
             return -EINVAL;
         }
         s->d = MHD_start_daemon(
-            flags | MHD_USE_TLS, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
-            mhd_logger, NULL, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_THREAD_POOL_SIZE,
-            cfg->threads ? cfg->threads : 2, MHD_OPTION_CONNECTION_LIMIT, 1024,
-            MHD_OPTION_PER_IP_CONNECTION_LIMIT, 256, MHD_OPTION_CONNECTION_TIMEOUT, 30,
-            MHD_OPTION_HTTPS_MEM_CERT, s->cert, MHD_OPTION_HTTPS_MEM_KEY, s->key,
-            MHD_OPTION_HTTPS_MEM_TRUST, s->ca, MHD_OPTION_HTTPS_PRIORITIES,
-            "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2", MHD_OPTION_NOTIFY_COMPLETED,
-            on_completed, s, MHD_OPTION_END);
+                flags | MHD_USE_TLS, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
+                mhd_logger, NULL, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_THREAD_POOL_SIZE,
+                cfg->threads ? cfg->threads : 2, MHD_OPTION_CONNECTION_LIMIT, 1024,
+                MHD_OPTION_PER_IP_CONNECTION_LIMIT, 256, MHD_OPTION_CONNECTION_TIMEOUT, 30,
+                MHD_OPTION_HTTPS_MEM_CERT, s->cert, MHD_OPTION_HTTPS_MEM_KEY, s->key,
+                MHD_OPTION_HTTPS_MEM_TRUST, s->ca, MHD_OPTION_HTTPS_PRIORITIES,
+                "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2", MHD_OPTION_NOTIFY_COMPLETED,
+                on_completed, s, MHD_OPTION_END);
     }
     if (!s->d) {
         log_error("cannot listen on %s", cfg->listen);
@@ -368,7 +367,7 @@ void http_stop(struct http_server *s) {
         MHD_quiesce_daemon(s->d);
         for (int i = 0; i < 100; i++) {
             const union MHD_DaemonInfo *di =
-                MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+                    MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
             struct timespec ts = {0, 100 * 1000 * 1000};
             if (!di || di->num_connections == 0) {
                 break;

@@ -17,9 +17,9 @@
 #define HTTP_EVIDENCE_BODY_MAX (96u << 20)
 
 struct http_config {
-    const char *listen; /* "ADDR:PORT" */
+    const char *listen;                         /* "ADDR:PORT" */
     const char *tls_cert, *tls_key, *client_ca; /* PEM files */
-    bool insecure_plain_http; /* demos only: no TLS, no roles */
+    bool insecure_plain_http;                   /* demos only: no TLS, no roles */
     unsigned threads;
 };
 
