@@ -57,7 +57,7 @@ static int parse(struct ops_args *a, int argc, char **argv) {
     };
     int o;
 
-    while ((o = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
         case 's':
             a->api.server = optarg;
@@ -248,7 +248,7 @@ int cmd_ops(int argc, char **argv) {
     char path[1024];
     int r, status;
 
-    optind = 1;
+    optind = 0; /* a fresh getopt scan (GNU: also resets its permutation state) */
     r = parse(&a, argc, argv);
     if (r != 0) {
         return r > 0 ? EXIT_OK : EXIT_USAGE;

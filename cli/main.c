@@ -9,7 +9,8 @@
 #include "log.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "Usage: kimactl [--log-level LEVEL] [--log-format FORMAT] COMMAND [ARGS...]\n"
+    fprintf(f, "Usage: kimactl [--log-level LEVEL] [--log-format FORMAT] [--server URL --cert PEM\n"
+               "               --key PEM --cacert PEM] COMMAND [ARGS...]\n"
                "\n"
                "kima operator and developer tool.\n"
                "\n"
@@ -59,6 +60,10 @@ int main(int argc, char **argv) {
             {"log-format", required_argument, NULL, 'f'},
             {"help", no_argument, NULL, 'h'},
             {"version", no_argument, NULL, 'V'},
+            {"server", required_argument, NULL, 's'},
+            {"cert", required_argument, NULL, 'c'},
+            {"key", required_argument, NULL, 'k'},
+            {"cacert", required_argument, NULL, 'a'},
             {0},
     };
     const char *level = getenv("KIMA_LOG_LEVEL"), *format = getenv("KIMA_LOG_FORMAT");
@@ -84,6 +89,20 @@ int main(int argc, char **argv) {
         case 'V':
             printf("kimactl %s\n", KIMA_VERSION);
             return EXIT_OK;
+        /* Connection options before the command: the commands read them
+         * from the environment, where they can also be set. */
+        case 's':
+            setenv("KIMA_SERVER", optarg, 1);
+            break;
+        case 'c':
+            setenv("KIMA_CERT", optarg, 1);
+            break;
+        case 'k':
+            setenv("KIMA_KEY", optarg, 1);
+            break;
+        case 'a':
+            setenv("KIMA_CACERT", optarg, 1);
+            break;
         default:
             usage(stderr);
             return EXIT_USAGE;

@@ -123,7 +123,8 @@ static struct timespec dir_mtime(const char *dir) {
         for (int i = 0; i < n; i++) {
             char path[4096];
             snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
-            if (stat(path, &st) == 0 &&
+            /* "." is the directory itself (above), ".." its parent: not ours. */
+            if (names[i]->d_name[0] != '.' && stat(path, &st) == 0 &&
                 (st.st_mtim.tv_sec > t.tv_sec ||
                  (st.st_mtim.tv_sec == t.tv_sec && st.st_mtim.tv_nsec > t.tv_nsec))) {
                 t = st.st_mtim;
