@@ -32,6 +32,7 @@ void engine_config_default(struct engine_config *c) {
     memset(c, 0, sizeof(*c));
     c->interval_ms = 2000;
     c->nonce_ttl_ms = 30000;
+    c->min_challenge_ms = 100;
     c->ima_max_bytes = 64u << 20;
     tpm_pcr_selection_parse("sha256:10", &c->selection);
 }
@@ -416,6 +417,16 @@ int engine_challenge(struct engine *e, const char *node, json_t **resp) {
             if (!oldest || s->expires_ms < oldest->expires_ms) {
                 oldest = s;
             }
+        }
+    }
+    /* The newest outstanding nonce tells when this node last asked. */
+    for (size_t i = 0; i < NONCE_SLOTS && e->cfg.min_challenge_ms; i++) {
+        const struct nonce_slot *s = &e->nonces[i];
+        if (s->node[0] && strcmp(s->node, node) == 0 &&
+            s->expires_ms - (int64_t)e->cfg.nonce_ttl_ms + (int64_t)e->cfg.min_challenge_ms > now) {
+            status = engine_error(resp, 429, "too early",
+                                  "challenges come at most every min_challenge_ms");
+            goto out;
         }
     }
     if (mine >= NONCES_PER_NODE) {

@@ -24,6 +24,7 @@
 struct engine_config {
     uint64_t interval_ms;         /* the agents' interval; stale after 3 missed */
     uint64_t nonce_ttl_ms;        /* a challenge's lifetime */
+    uint64_t min_challenge_ms;    /* closer challenges of one node are 429 too early */
     bool require_ek_cert;         /* refuse TPMs without a valid EK certificate */
     X509_STORE *ek_store;         /* trusted EK CAs, or NULL (borrowed) */
     TPML_PCR_SELECTION selection; /* what quotes must cover (sha256:10) */

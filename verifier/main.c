@@ -52,6 +52,8 @@ static void usage(FILE *f) {
             "[KIMA_INTERVAL_MS]\n"
             "  --nonce-ttl-ms N        challenge lifetime (30000)              "
             "[KIMA_NONCE_TTL_MS]\n"
+            "  --min-challenge-ms N    a node's challenges at most this often, else 429 (100)\n"
+            "                                                         [KIMA_MIN_CHALLENGE_MS]\n"
             "  --pcr-selection SEL     PCRs quotes must cover (sha256:10)     "
             "[KIMA_PCR_SELECTION]\n"
             "  --unknown-untrusted     pods no policy matches are untrusted, not unknown\n"
@@ -91,6 +93,7 @@ int main(int argc, char **argv) {
             {"require-ek-cert", no_argument, NULL, 'R'},
             {"interval-ms", required_argument, NULL, 'i'},
             {"nonce-ttl-ms", required_argument, NULL, 'n'},
+            {"min-challenge-ms", required_argument, NULL, 'm'},
             {"pcr-selection", required_argument, NULL, 's'},
             {"unknown-untrusted", no_argument, NULL, 'U'},
             {"threads", required_argument, NULL, 't'},
@@ -114,6 +117,7 @@ int main(int argc, char **argv) {
                *ekdir = env_or("KIMA_EK_CA_DIR", NULL);
     const char *level = env_or("KIMA_LOG_LEVEL", NULL), *format = env_or("KIMA_LOG_FORMAT", NULL);
     const char *sel = env_or("KIMA_PCR_SELECTION", "sha256:10");
+    const char *s_minch = env_or("KIMA_MIN_CHALLENGE_MS", NULL);
     const char *s_interval = env_or("KIMA_INTERVAL_MS", NULL),
                *s_ttl = env_or("KIMA_NONCE_TTL_MS", NULL);
     const char *s_max = env_or("KIMA_AUDIT_MAX_BYTES", NULL),
@@ -180,6 +184,9 @@ int main(int argc, char **argv) {
         case 'n':
             s_ttl = optarg;
             break;
+        case 'm':
+            s_minch = optarg;
+            break;
         case 's':
             sel = optarg;
             break;
@@ -229,6 +236,7 @@ int main(int argc, char **argv) {
          (parse_u64_range(s_interval, 100, 3600000, &v) < 0 || !(cfg.interval_ms = v))) ||
         (s_ttl && (parse_u64_range(s_ttl, 100, 3600000, &v) < 0 || !(cfg.nonce_ttl_ms = v))) ||
         (s_max && (parse_u64_range(s_max, 4096, UINT64_MAX, &audit_max) < 0)) ||
+        (s_minch && parse_u64_range(s_minch, 0, 60000, &cfg.min_challenge_ms) < 0) ||
         (s_threads && (parse_u64_range(s_threads, 1, 64, &v) < 0 || !(hc.threads = (unsigned)v))) ||
         tpm_pcr_selection_parse(sel, &cfg.selection) < 0) {
         fprintf(stderr, "kima-verifier: a numeric option or --pcr-selection is out of range "

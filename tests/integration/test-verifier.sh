@@ -151,6 +151,16 @@ status_is 400 "malformed base64"
 "$A" "$TCTI" "$T/agent2" init >"$T/reg2.json"
 acurl node-1 POST /v1/nodes/node-1/registration "$T/reg2.json"
 status_is 409 "re-registration with another AK"
+# two challenges at once: the second is too early
+burst=()
+for i in 1 2; do
+    curl -s --cacert "$P/ca.pem" --cert "$P/agent-node-1.pem" --key "$P/agent-node-1.key" \
+        -X POST -o /dev/null -w '%{http_code}\n' "$URL/v1/nodes/node-1/challenges" >>"$T/burst" &
+    burst+=($!)
+done
+wait "${burst[@]}"
+grep -q 429 "$T/burst" && ok || bad "challenges in a burst: $(tr '\n' ' ' <"$T/burst")"
+sleep 0.2
 ocurl GET /v1/nodes
 status_is 200 "operator listing"
 acurl node-1 GET /v1/nodes
