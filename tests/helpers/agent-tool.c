@@ -168,6 +168,9 @@ int main(int argc, char **argv) {
             tpm_activate_credential(t, &ak, &ek, &id, &es, cred, &cl) < 0) {
             return 1;
         }
+        free(bl);
+        free(se);
+        json_decref(r);
         memcpy(msg, argv[4], ml);
         memcpy(msg + ml, ak.name.name, ak.name.size);
         HMAC(EVP_sha256(), cred, (int)cl, msg, ml + ak.name.size, proof, &pl);
@@ -218,6 +221,7 @@ int main(int argc, char **argv) {
                 "10", hex_encode(q.pcrs.v[0].digest, 32, hex), "ima", "from", (json_int_t)from,
                 "entries", b64(list + start, llen > start ? llen - start : 0), "boot_id", argv[7]));
         free(list);
+        json_decref(c);
     }
     tpm_key_release(t, &ak);
     tpm_key_release(t, &ek);
