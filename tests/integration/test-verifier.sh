@@ -254,4 +254,16 @@ expect 1 "$K" audit verify --key "$T/var/audit.key.pub" "$T/deleted.log"
 expect 0 "$K" audit show --pod upf-0 "$T/var/audit.log"
 has "$T/out" "violation" "audit show"
 
+# --- plain HTTP only behind its flag, and it says so
+"$V" --listen 127.0.0.1:0 --insecure-plain-http --db "$T/var/plain.db" \
+    --audit-log "$T/var/plain.log" --audit-key "$T/var/audit.key" >"$T/plain.log" 2>&1 &
+PLAIN=$!
+for _ in $(seq 100); do grep -q "listening on port" "$T/plain.log" && break; sleep 0.05; done
+PPORT=$(sed -n 's/.*listening on port \([0-9]*\).*/\1/p' "$T/plain.log")
+has "$T/plain.log" "NO TLS, NO CLIENT AUTHENTICATION" "plain HTTP warning"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PPORT/v1/nodes")" = 200 ] && ok ||
+    bad "plain HTTP demo mode"
+kill "$PLAIN"
+wait "$PLAIN"
+
 summary

@@ -324,6 +324,34 @@ static void tamper_base64(json_t *req, uint8_t *ima, size_t n) {
     json_object_set_new(json_object_get(req, "quote"), "attest", json_string("not base64!"));
 }
 
+static void tamper_signature(json_t *req, uint8_t *ima, size_t n) {
+    json_t *q = json_object_get(req, "quote");
+    const char *s = json_string_value(json_object_get(q, "signature"));
+    uint8_t sig[sizeof(TPMT_SIGNATURE)];
+    int len = base64_decode(s, strlen(s), sig, sizeof(sig));
+    (void)ima;
+    (void)n;
+    sig[len - 9] ^= 0x40; /* inside the RSA signature value */
+    json_object_set_new(q, "signature", b64(sig, (size_t)len));
+}
+
+static void test_bad_quote_fails_node(void **state) {
+    struct fx *f = *state;
+    json_t *resp = NULL;
+
+    register_and_activate(f);
+    measure(f, "/usr/bin/upfd", GOOD, true);
+    assert_int_equal(attest(f, &resp, NULL), 200);
+    json_decref(resp);
+    assert_string_equal(pod_state(f), "trusted");
+    measure(f, "/usr/lib/libc.so.6", GOOD, true);
+    assert_int_equal(attest(f, &resp, tamper_signature), 200);
+    assert_string_equal(json_string_value(json_object_get(resp, "verdict")), "untrusted");
+    assert_non_null(strstr(json_string_value(json_object_get(resp, "reason")), "signature"));
+    json_decref(resp);
+    assert_string_equal(pod_state(f), "untrusted");
+}
+
 static void test_negative_rounds(void **state) {
     struct fx *f = *state;
     json_t *resp = NULL, *req;
@@ -381,6 +409,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_trusted_untrusted_reset, setup, teardown),
             cmocka_unit_test_setup_teardown(test_negative_rounds, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_bad_quote_fails_node, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

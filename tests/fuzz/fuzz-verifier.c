@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* libFuzzer target: everything the verifier parses from outside. The first
+ * byte picks: 0 registration, 1 evidence, 2 activation (request JSON through
+ * the engine), 3 a policy file, 4 an audit log, 5 a pods file. */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "audit.h"
+#include "engine.h"
+#include "inventory.h"
+#include "json-util.h"
+#include "log.h"
+#include "policy.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static char dir[64];
+
+static const char *write_tmp(const char *name, const uint8_t *data, size_t size) {
+    static char path[128];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    f = fopen(path, "wb");
+    if (!f) {
+        abort();
+    }
+    fwrite(data, 1, size, f);
+    fclose(f);
+    return path;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    static struct engine *e;
+    static struct store *store;
+    static struct inventory *inv;
+    static EVP_PKEY *key;
+    json_t *req = NULL, *resp = NULL;
+    char err[256];
+
+    if (!e) {
+        struct engine_config cfg;
+        setenv("TSS2_LOG", "all+none", 0);
+        log_set_stream(fopen("/dev/null", "w"));
+        snprintf(dir, sizeof(dir), "/tmp/kima-fuzz-verifier-%d", (int)getpid());
+        mkdir(dir, 0700);
+        engine_config_default(&cfg);
+        cfg.min_challenge_ms = 0;
+        if (store_open(":memory:", &store) < 0 || inventory_open_file(NULL, &inv) < 0 ||
+            engine_new(&cfg, store, NULL, inv, NULL, &e) < 0) {
+            abort();
+        }
+        key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    }
+    if (size < 1) {
+        return 0;
+    }
+    switch (data[0] % 6) {
+    case 0:
+    case 1:
+    case 2:
+        if (json_parse_bounded((const char *)data + 1, size - 1, JSON_DEPTH_MAX, &req, err,
+                               sizeof(err)) == 0) {
+            int status = data[0] % 6 == 0   ? engine_registration(e, "node-1", req, &resp)
+                         : data[0] % 6 == 1 ? engine_evidence(e, "node-1", req, &resp)
+                                            : engine_activation(e, "node-1", req, &resp);
+            if (status < 200 || status > 599 || !resp) {
+                abort();
+            }
+            json_decref(resp);
+            json_decref(req);
+        }
+        break;
+    case 3: {
+        struct policy_set *s = NULL;
+        struct kbuf errors = KBUF_INIT(1 << 20);
+        write_tmp("p.json", data + 1, size - 1);
+        if (policy_set_load(dir, NULL, &s, &errors) == 0) {
+            const struct policy *p = policy_set_node(s);
+            if (p) {
+                policy_allows(p, "/usr/bin/x", 10, "sha256:00");
+            }
+            policy_set_free(s);
+        }
+        kbuf_free(&errors);
+        break;
+    }
+    case 4: {
+        struct audit_verify_result res;
+        const char *paths[1] = {write_tmp("audit.log", data + 1, size - 1)};
+        audit_verify(paths, 1, key, &res);
+        break;
+    }
+    case 5: {
+        struct inventory *i = NULL;
+        struct pod_info info;
+        if (inventory_open_file(write_tmp("pods.json", data + 1, size - 1), &i) == 0) {
+            if (inventory_lookup_uid(i, "1a2b3c4d-0000-4111-8222-933344445555", &info) == 0) {
+                json_decref(info.labels);
+            }
+            if (inventory_lookup_container(
+                        i, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                        &info) == 0) {
+                json_decref(info.labels);
+            }
+            inventory_free(i);
+        }
+        break;
+    }
+    }
+    return 0;
+}
