@@ -157,3 +157,16 @@ int json_get_hex(const json_t *obj, const char *key, uint8_t *out, size_t len, c
     }
     return 0;
 }
+
+json_t *json_base64(const void *data, size_t len) {
+    char *s = malloc(base64_encoded_len(len) + 1);
+    json_t *j;
+
+    if (!s) {
+        return NULL;
+    }
+    base64_encode(data, len, s);
+    j = json_string(s);
+    free(s);
+    return j;
+}

@@ -36,6 +36,9 @@ int json_get_u64(const json_t *obj, const char *key, uint64_t max, uint64_t *ret
  * `max_bytes` bytes; -E2BIG when it holds more. */
 int json_get_base64(const json_t *obj, const char *key, size_t max_bytes, uint8_t **ret,
                     size_t *ret_len, char *err, size_t errsz);
+/* A new JSON string holding the base64 of `len` bytes (NULL without memory). */
+json_t *json_base64(const void *data, size_t len);
+
 /* A hex string decoded into out (exactly `len` bytes). */
 int json_get_hex(const json_t *obj, const char *key, uint8_t *out, size_t len, char *err,
                  size_t errsz);

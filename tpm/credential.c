@@ -12,21 +12,6 @@
 
 #include "pubkey.h"
 
-static const EVP_MD *md_of(TPMI_ALG_HASH h) {
-    switch (h) {
-    case TPM2_ALG_SHA1:
-        return EVP_sha1();
-    case TPM2_ALG_SHA256:
-        return EVP_sha256();
-    case TPM2_ALG_SHA384:
-        return EVP_sha384();
-    case TPM2_ALG_SHA512:
-        return EVP_sha512();
-    default:
-        return NULL;
-    }
-}
-
 static void be32(uint8_t *p, uint32_t v) {
     p[0] = (uint8_t)(v >> 24);
     p[1] = (uint8_t)(v >> 16);
@@ -37,7 +22,7 @@ static void be32(uint8_t *p, uint32_t v) {
 int tpm_kdfa(TPMI_ALG_HASH hash, const uint8_t *key, size_t key_len, const char *label,
              const uint8_t *ctx_u, size_t u_len, const uint8_t *ctx_v, size_t v_len, size_t bits,
              uint8_t *out) {
-    const EVP_MD *md = md_of(hash);
+    const EVP_MD *md = tpm_evp_md(hash);
     size_t hlen, need = bits / 8, done = 0;
     uint8_t ctr[4], nbits[4], block[EVP_MAX_MD_SIZE];
 
@@ -78,7 +63,7 @@ int tpm_kdfa(TPMI_ALG_HASH hash, const uint8_t *key, size_t key_len, const char 
 int tpm_kdfe(TPMI_ALG_HASH hash, const uint8_t *z, size_t z_len, const char *label,
              const uint8_t *party_u, size_t u_len, const uint8_t *party_v, size_t v_len,
              size_t bits, uint8_t *out) {
-    const EVP_MD *md = md_of(hash);
+    const EVP_MD *md = tpm_evp_md(hash);
     size_t hlen, need = bits / 8, done = 0;
     uint8_t ctr[4], block[EVP_MAX_MD_SIZE];
 
@@ -193,7 +178,7 @@ int tpm_make_credential(const TPMT_PUBLIC *ek, const TPM2B_NAME *name, const uin
     if (!ek || !name || !cred || !ret_blob || !ret_secret) {
         return -EINVAL;
     }
-    md = md_of(ek->nameAlg);
+    md = tpm_evp_md(ek->nameAlg);
     if (!md) {
         return -EOPNOTSUPP;
     }

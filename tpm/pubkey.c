@@ -229,3 +229,18 @@ void tpm_verify_key_free(struct tpm_verify_key *k) {
         k->pkey = NULL;
     }
 }
+
+const EVP_MD *tpm_evp_md(TPMI_ALG_HASH h) {
+    switch (h) {
+    case TPM2_ALG_SHA1:
+        return EVP_sha1();
+    case TPM2_ALG_SHA256:
+        return EVP_sha256();
+    case TPM2_ALG_SHA384:
+        return EVP_sha384();
+    case TPM2_ALG_SHA512:
+        return EVP_sha512();
+    default:
+        return NULL;
+    }
+}

@@ -73,21 +73,6 @@ enum tpm_quote_check tpm_attest_decode(const uint8_t *buf, size_t len, TPMS_ATTE
     return TPM_QUOTE_OK;
 }
 
-static const EVP_MD *md_of(TPMI_ALG_HASH h) {
-    switch (h) {
-    case TPM2_ALG_SHA1:
-        return EVP_sha1();
-    case TPM2_ALG_SHA256:
-        return EVP_sha256();
-    case TPM2_ALG_SHA384:
-        return EVP_sha384();
-    case TPM2_ALG_SHA512:
-        return EVP_sha512();
-    default:
-        return NULL;
-    }
-}
-
 /* DER ECDSA-Sig-Value from the TPM's raw r and s. */
 static int ecdsa_der(const TPMS_SIGNATURE_ECDSA *e, uint8_t *out, size_t outsz, size_t *ret_len) {
     ECDSA_SIG *s = ECDSA_SIG_new();
@@ -171,7 +156,7 @@ static void check_signature(const struct tpm_verify_key *ak, const uint8_t *atte
             return;
         }
     }
-    md = md_of(hash);
+    md = tpm_evp_md(hash);
     if (!md) {
         fail(res, TPM_QUOTE_SIG_SCHEME, "signature hash 0x%04x is not supported", hash);
         return;

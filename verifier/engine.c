@@ -173,19 +173,6 @@ int engine_reload_policies(struct engine *e) {
     return r;
 }
 
-static json_t *b64_json(const void *data, size_t len) {
-    char *s = malloc(base64_encoded_len(len) + 1);
-    json_t *j;
-
-    if (!s) {
-        return NULL;
-    }
-    base64_encode(data, len, s);
-    j = json_string(s);
-    free(s);
-    return j;
-}
-
 static int decode_public(const json_t *req, const char *key, uint8_t *out, size_t *out_len,
                          TPM2B_PUBLIC *pub, char *err, size_t errsz) {
     _cleanup_free_ uint8_t *raw = NULL;
@@ -320,8 +307,8 @@ int engine_registration(struct engine *e, const char *node, const json_t *req, j
         status = engine_error(resp, 500, "store", "cannot record the registration");
         goto out;
     }
-    *resp = json_pack("{s:o,s:o,s:b}", "credential_blob", b64_json(mblob, boff), "secret",
-                      b64_json(msecret, soff), "ek_cert_valid", cert_ok);
+    *resp = json_pack("{s:o,s:o,s:b}", "credential_blob", json_base64(mblob, boff), "secret",
+                      json_base64(msecret, soff), "ek_cert_valid", cert_ok);
     status = 201;
 out:
     pthread_mutex_unlock(&e->lock);

@@ -20,6 +20,7 @@
 #include "engine.h"
 #include "fake-quote.h"
 #include "hex.h"
+#include "json-util.h"
 #include "ima-gen.h"
 #include "parse.h"
 #include "log.h"
@@ -30,15 +31,6 @@ static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static json_t *b64(const void *d, size_t n) {
-    char *s = malloc(base64_encoded_len(n) + 1);
-    json_t *j;
-    base64_encode(d, n, s);
-    j = json_string(s);
-    free(s);
-    return j;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -189,11 +181,12 @@ int main(int argc, char **argv) {
             fake_quote(&aks[i], &a, NULL, TPM2_ALG_RSASSA, TPM2_ALG_SHA256, attest, &alen, sig,
                        &slen);
             req = json_pack("{s:s,s:{s:o,s:o},s:{s:{s:s}},s:{s:I,s:o},s:s}", "nonce", nb, "quote",
-                            "attest", b64(attest, alen), "signature", b64(sig, slen), "pcrs",
-                            "sha256", "10", hex_encode(gens[i].pcr[1][10], 32, hex), "ima", "from",
+                            "attest", json_base64(attest, alen), "signature",
+                            json_base64(sig, slen), "pcrs", "sha256", "10",
+                            hex_encode(gens[i].pcr[1][10], 32, hex), "ima", "from",
                             (json_int_t)sent_idx[i], "entries",
-                            b64(gens[i].list.data + sent[i], gens[i].list.len - sent[i]), "boot_id",
-                            "b");
+                            json_base64(gens[i].list.data + sent[i], gens[i].list.len - sent[i]),
+                            "boot_id", "b");
             json_decref(resp);
             t1 = now();
             status = engine_evidence(e, node, req, &resp);

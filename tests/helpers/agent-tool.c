@@ -30,20 +30,11 @@
 #include "quote.h"
 #include "verify.h"
 
-static json_t *b64(const void *data, size_t len) {
-    char *s = malloc(base64_encoded_len(len) + 1);
-    json_t *j;
-    base64_encode(data, len, s);
-    j = json_string(s);
-    free(s);
-    return j;
-}
-
 static json_t *public_b64(const TPM2B_PUBLIC *p) {
     uint8_t buf[sizeof(*p)];
     size_t off = 0;
     Tss2_MU_TPM2B_PUBLIC_Marshal(p, buf, sizeof(buf), &off);
-    return b64(buf, off);
+    return json_base64(buf, off);
 }
 
 static int print(json_t *j) {
@@ -174,7 +165,7 @@ int main(int argc, char **argv) {
         memcpy(msg, argv[4], ml);
         memcpy(msg + ml, ak.name.name, ak.name.size);
         HMAC(EVP_sha256(), cred, (int)cl, msg, ml + ak.name.size, proof, &pl);
-        code = print(json_pack("{s:o}", "proof", b64(proof, pl)));
+        code = print(json_pack("{s:o}", "proof", json_base64(proof, pl)));
     } else if (strcmp(argv[3], "evidence") == 0 && argc >= 8) {
         json_t *c = load_json(argv[4]);
         const char *nb = json_string_value(json_object_get(c, "nonce"));
@@ -217,9 +208,10 @@ int main(int argc, char **argv) {
         }
         code = print(json_pack(
                 "{s:s,s:{s:o,s:o},s:{s:{s:s}},s:{s:I,s:o},s:s}", "nonce", nb, "quote", "attest",
-                b64(q.attest, q.attest_len), "signature", b64(q.sig, q.sig_len), "pcrs", "sha256",
-                "10", hex_encode(q.pcrs.v[0].digest, 32, hex), "ima", "from", (json_int_t)from,
-                "entries", b64(list + start, llen > start ? llen - start : 0), "boot_id", argv[7]));
+                json_base64(q.attest, q.attest_len), "signature", json_base64(q.sig, q.sig_len),
+                "pcrs", "sha256", "10", hex_encode(q.pcrs.v[0].digest, 32, hex), "ima", "from",
+                (json_int_t)from, "entries",
+                json_base64(list + start, llen > start ? llen - start : 0), "boot_id", argv[7]));
         free(list);
         json_decref(c);
     }

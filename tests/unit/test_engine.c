@@ -119,20 +119,11 @@ static int teardown(void **state) {
     return 0;
 }
 
-static json_t *b64(const void *data, size_t len) {
-    char *s = malloc(base64_encoded_len(len) + 1);
-    json_t *j;
-    base64_encode(data, len, s);
-    j = json_string(s);
-    free(s);
-    return j;
-}
-
 static json_t *public_b64(const TPM2B_PUBLIC *p) {
     uint8_t buf[sizeof(*p)];
     size_t off = 0;
     assert_int_equal(Tss2_MU_TPM2B_PUBLIC_Marshal(p, buf, sizeof(buf), &off), TSS2_RC_SUCCESS);
-    return b64(buf, off);
+    return json_base64(buf, off);
 }
 
 static void register_and_activate(struct fx *f) {
@@ -166,12 +157,12 @@ static void register_and_activate(struct fx *f) {
     HMAC(EVP_sha256(), cred, (int)clen, msg, mlen, proof, &plen);
     /* A wrong proof first. */
     proof[0] ^= 1;
-    req = json_pack("{s:o}", "proof", b64(proof, plen));
+    req = json_pack("{s:o}", "proof", json_base64(proof, plen));
     assert_int_equal(engine_activation(f->e, NODE, req, &resp), 403);
     json_decref(req);
     json_decref(resp);
     proof[0] ^= 1;
-    req = json_pack("{s:o}", "proof", b64(proof, plen));
+    req = json_pack("{s:o}", "proof", json_base64(proof, plen));
     assert_int_equal(engine_activation(f->e, NODE, req, &resp), 200);
     json_decref(req);
     json_decref(resp);
@@ -226,15 +217,16 @@ static int attest(struct fx *f, json_t **ret, void (*tamper)(json_t *req, uint8_
     tpm_pcr_selection_parse("sha256:10", &sel);
     assert_int_equal(tpm_quote(f->tpm, &f->ak, nonce, (size_t)n, &sel, &q), 0);
     memcpy(ima, f->g.list.data + f->sent, f->g.list.len - f->sent);
-    req = json_pack("{s:o,s:{s:o,s:o},s:{s:{s:s}},s:{s:I},s:s}", "nonce", b64(nonce, (size_t)n),
-                    "quote", "attest", b64(q.attest, q.attest_len), "signature",
-                    b64(q.sig, q.sig_len), "pcrs", "sha256", "10",
-                    hex_encode(q.pcrs.v[0].digest, 32, hex), "ima", "from",
+    req = json_pack("{s:o,s:{s:o,s:o},s:{s:{s:s}},s:{s:I},s:s}", "nonce",
+                    json_base64(nonce, (size_t)n), "quote", "attest",
+                    json_base64(q.attest, q.attest_len), "signature", json_base64(q.sig, q.sig_len),
+                    "pcrs", "sha256", "10", hex_encode(q.pcrs.v[0].digest, 32, hex), "ima", "from",
                     (json_int_t)f->sent_index, "boot_id", "boot-1");
     if (tamper) {
         tamper(req, ima, f->g.list.len - f->sent);
     }
-    json_object_set_new(json_object_get(req, "ima"), "entries", b64(ima, f->g.list.len - f->sent));
+    json_object_set_new(json_object_get(req, "ima"), "entries",
+                        json_base64(ima, f->g.list.len - f->sent));
     status = engine_evidence(f->e, NODE, req, ret);
     if (status == 200 &&
         json_integer_value(json_object_get(*ret, "ima_next_index")) == (json_int_t)f->g.count) {
@@ -332,7 +324,7 @@ static void tamper_signature(json_t *req, uint8_t *ima, size_t n) {
     (void)ima;
     (void)n;
     sig[len - 9] ^= 0x40; /* inside the RSA signature value */
-    json_object_set_new(q, "signature", b64(sig, (size_t)len));
+    json_object_set_new(q, "signature", json_base64(sig, (size_t)len));
 }
 
 static void test_bad_quote_fails_node(void **state) {
