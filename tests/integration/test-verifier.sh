@@ -151,6 +151,17 @@ status_is 400 "malformed base64"
 "$A" "$TCTI" "$T/agent2" init >"$T/reg2.json"
 acurl node-1 POST /v1/nodes/node-1/registration "$T/reg2.json"
 status_is 409 "re-registration with another AK"
+# another TPM altogether
+mkdir -p "$T/tpm2/state" "$T/agent3"
+swtpm socket --tpm2 --server "type=unixio,path=$T/tpm2/sock" --ctrl "type=unixio,path=$T/tpm2/sock.ctrl" \
+    --tpmstate "dir=$T/tpm2/state" --flags not-need-init,startup-clear >/dev/null 2>&1 &
+TPM2_PID=$!
+for _ in $(seq 200); do [ -S "$T/tpm2/sock.ctrl" ] && break; sleep 0.01; done
+"$A" "swtpm:path=$T/tpm2/sock" "$T/agent3" init >"$T/reg3.json"
+kill "$TPM2_PID"
+wait "$TPM2_PID" 2>/dev/null
+acurl node-1 POST /v1/nodes/node-1/registration "$T/reg3.json"
+status_is 409 "re-registration with another TPM"
 # two challenges at once: the second is too early
 burst=()
 for i in 1 2; do
@@ -239,6 +250,12 @@ measure /usr/bin/upfd $GOOD
 round 1
 [ "$(jget verdict)" = untrusted ] && ok || bad "truncated log: $(cat "$T/body")"
 [ "$(pod_state)" = untrusted ] && ok || bad "pods of a failed node are untrusted"
+
+# --- an operator deletes the node: the name can be registered again
+expect 0 "$K" node delete node-1
+acurl node-1 POST /v1/nodes/node-1/registration "$T/reg3.json"
+status_is 201 "registration after the node was deleted"
+expect 1 "$K" node delete node-9
 
 # --- the audit log: intact, and tampering is named
 kill -TERM "$VPID"
