@@ -345,7 +345,7 @@ int engine_evidence(struct engine *e, const char *node, const json_t *req, json_
     struct tpm_quote_result qr;
     struct tpm_clock_state prev;
     size_t nonce_len, alen, slen, ilen = 0;
-    uint64_t from = 0;
+    uint64_t from = 0, digest_size = 20;
     const char *boot_id = "";
     char err[300];
     struct timespec t0, t1;
@@ -369,6 +369,15 @@ int engine_evidence(struct engine *e, const char *node, const json_t *req, json_
                 0) {
         e->m.evidence_rejected++;
         status = engine_error(resp, r == -E2BIG ? 413 : 400, "malformed evidence", err);
+        goto done;
+    }
+    r = json_get_u64(im, "digest_size", 64, &digest_size, err, sizeof(err));
+    if (r == -ENOENT) {
+        digest_size = 20;
+    } else if (r < 0 || (digest_size != 20 && digest_size != 32 && digest_size != 48 &&
+                         digest_size != 64)) {
+        status = engine_error(resp, 400, "malformed evidence",
+                              "\"ima.digest_size\" is not 20, 32, 48 or 64");
         goto done;
     }
     r = json_get_string(req, "boot_id", 64, &boot_id, err, sizeof(err));
@@ -472,7 +481,7 @@ int engine_evidence(struct engine *e, const char *node, const json_t *req, json_
         for (int b = 0; b < IMA_HASH_COUNT; b++) {
             memcpy(rp->pcr[b][IMA_PCR], n->pcr10[b], IMA_DIGEST_MAX);
         }
-        ima_parser_init(&p, 20);
+        ima_parser_init(&p, (uint32_t)digest_size);
         ima_parser_seek(&p, n->ima_index, n->ima_offset);
         r = ima_replay_list(rp, &p, ima, ilen, want, nwant, &res);
         if (r < 0) {
@@ -487,7 +496,7 @@ int engine_evidence(struct engine *e, const char *node, const json_t *req, json_
             goto judged;
         }
         /* Judge the entries the quote now covers. */
-        ima_parser_init(&p, 20);
+        ima_parser_init(&p, (uint32_t)digest_size);
         ima_parser_seek(&p, n->ima_index, n->ima_offset);
         r = 0;
         while (off < res.bytes && r == 0) {

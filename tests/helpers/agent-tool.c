@@ -113,6 +113,27 @@ static int measure(struct tpm *t, const char *list, const char *path, const char
     if (!f || fwrite(entry, 1, elen, f) != elen || fclose(f) != 0) {
         return 1;
     }
+    {
+        /* Keep runtime_measurements_count beside the list in step. */
+        char cpath[4096], *slash;
+        unsigned long long count = 0;
+        snprintf(cpath, sizeof(cpath), "%s", list);
+        slash = strrchr(cpath, '/');
+        snprintf(slash ? slash + 1 : cpath, sizeof(cpath) - (size_t)(slash ? slash + 1 - cpath : 0),
+                 "runtime_measurements_count");
+        f = fopen(cpath, "r");
+        if (f) {
+            if (fscanf(f, "%llu", &count) != 1) {
+                count = 0;
+            }
+            fclose(f);
+        }
+        f = fopen(cpath, "w");
+        if (f) {
+            fprintf(f, "%llu\n", count + 1);
+            fclose(f);
+        }
+    }
     tpm_pcr_values_set(&v, TPM2_ALG_SHA1, 10, h1, 20);
     tpm_pcr_values_set(&v, TPM2_ALG_SHA256, 10, h256, 32);
     return tpm_pcr_extend(t, 10, &v) < 0 ? 1 : 0;
