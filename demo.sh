@@ -19,8 +19,10 @@ A=$B/tests/integration/agent-tool
 T=$(mktemp -d)
 VPID= APID= SPID=
 cleanup() {
-    for p in $APID $VPID $SPID; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
+    for p in $APID $VPID $SPID; do
+        kill "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
     rm -rf "$T"
 }
 trap cleanup EXIT

@@ -374,8 +374,8 @@ int engine_evidence(struct engine *e, const char *node, const json_t *req, json_
     r = json_get_u64(im, "digest_size", 64, &digest_size, err, sizeof(err));
     if (r == -ENOENT) {
         digest_size = 20;
-    } else if (r < 0 || (digest_size != 20 && digest_size != 32 && digest_size != 48 &&
-                         digest_size != 64)) {
+    } else if (r < 0 ||
+               (digest_size != 20 && digest_size != 32 && digest_size != 48 && digest_size != 64)) {
         status = engine_error(resp, 400, "malformed evidence",
                               "\"ima.digest_size\" is not 20, 32, 48 or 64");
         goto done;

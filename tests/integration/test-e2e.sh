@@ -15,9 +15,10 @@ T=$(mktemp -d)
 VPID=
 APID=
 cleanup() {
-    [ -n "$APID" ] && kill "$APID" 2>/dev/null
-    [ -n "$VPID" ] && kill "$VPID" 2>/dev/null
-    wait 2>/dev/null
+    for p in $APID $VPID; do
+        kill "$p" 2>/dev/null
+        wait "$p" 2>/dev/null
+    done
     swtpm_stop
     [ -n "${KEEP:-}" ] || rm -rf "$T"
 }
