@@ -96,6 +96,9 @@ wait_for upf untrusted
 $K pods
 $K nodes
 
+echo "agent resident memory: $(awk '/VmRSS/ {print $2, $3}' /proc/$APID/status)," \
+    "verifier: $(awk '/VmRSS/ {print $2, $3}' /proc/$VPID/status)"
+
 say "The audit log: what happened, hash-chained and signed"
 $K audit show --pod upf-0 "$T/var/audit.log" | cut -c1-200
 kill "$VPID"
