@@ -525,20 +525,11 @@ int main(int argc, char **argv) {
             return 64;
         }
     }
-    {
-        enum log_level l;
-        enum log_format f;
-        if ((level && log_level_from_string(level, &l) < 0) ||
-            (format && log_format_from_string(format, &f) < 0)) {
-            fprintf(stderr, "kima-agent: bad --log-level or --log-format\n");
-            return 64;
-        }
-        if (level) {
-            log_set_level(l);
-        }
-        if (format) {
-            log_set_format(f);
-        }
+    if (log_setup(level, format) < 0) {
+        fprintf(stderr,
+                "kima-agent: --log-level takes error, warn, info or debug; --log-format logfmt "
+                "or json\n");
+        return 64;
     }
     if ((s_interval && parse_u64_range(s_interval, 100, 3600000, &a.interval_ms) < 0) ||
         (s_min && parse_u64_range(s_min, 10, 3600000, &a.min_interval_ms) < 0) ||

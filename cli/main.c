@@ -33,27 +33,6 @@ static void usage(FILE *f) {
                "64 usage error, 66 input not readable, 70 internal error.\n");
 }
 
-static int setup_logging(const char *level, const char *format) {
-    enum log_level l;
-    enum log_format f;
-
-    if (level) {
-        if (log_level_from_string(level, &l) < 0) {
-            fprintf(stderr, "kimactl: invalid log level \"%s\"\n", level);
-            return -1;
-        }
-        log_set_level(l);
-    }
-    if (format) {
-        if (log_format_from_string(format, &f) < 0) {
-            fprintf(stderr, "kimactl: invalid log format \"%s\"\n", format);
-            return -1;
-        }
-        log_set_format(f);
-    }
-    return 0;
-}
-
 int main(int argc, char **argv) {
     static const struct option opts[] = {
             {"log-level", required_argument, NULL, 'l'},
@@ -108,7 +87,9 @@ int main(int argc, char **argv) {
             return EXIT_USAGE;
         }
     }
-    if (setup_logging(level, format) < 0) {
+    if (log_setup(level, format) < 0) {
+        fprintf(stderr, "kimactl: --log-level takes error, warn, info or debug; --log-format "
+                        "logfmt or json\n");
         return EXIT_USAGE;
     }
     if (optind >= argc) {

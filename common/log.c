@@ -62,6 +62,19 @@ int log_format_from_string(const char *s, enum log_format *ret_format) {
     return 0;
 }
 
+int log_setup(const char *level, const char *format) {
+    enum log_level l = log_level;
+    enum log_format f = log_format;
+
+    if ((level && log_level_from_string(level, &l) < 0) ||
+        (format && log_format_from_string(format, &f) < 0)) {
+        return -EINVAL;
+    }
+    log_level = l;
+    log_format = f;
+    return 0;
+}
+
 char *log_escape(const void *s, size_t len, char *out, size_t outsz) {
     static const char hexd[] = "0123456789abcdef";
     const unsigned char *p = s;

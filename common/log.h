@@ -35,6 +35,10 @@ void log_set_stream(FILE *stream);
 int log_level_from_string(const char *s, enum log_level *ret_level);
 int log_format_from_string(const char *s, enum log_format *ret_format);
 
+/* Apply --log-level / --log-format values (either may be NULL). 0, or
+ * -EINVAL when one is not a known name (nothing is changed then). */
+int log_setup(const char *level, const char *format);
+
 void log_msg(enum log_level level, const char *fmt, ...) _printf_(2, 3);
 void log_msgv(enum log_level level, const char *fmt, va_list ap) _printf_(2, 0);
 

@@ -217,20 +217,11 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 64;
     }
-    {
-        enum log_level l;
-        enum log_format f;
-        if ((level && log_level_from_string(level, &l) < 0) ||
-            (format && log_format_from_string(format, &f) < 0)) {
-            fprintf(stderr, "kima-verifier: bad --log-level or --log-format\n");
-            return 64;
-        }
-        if (level) {
-            log_set_level(l);
-        }
-        if (format) {
-            log_set_format(f);
-        }
+    if (log_setup(level, format) < 0) {
+        fprintf(stderr,
+                "kima-verifier: --log-level takes error, warn, info or debug; --log-format logfmt "
+                "or json\n");
+        return 64;
     }
     if ((s_interval &&
          (parse_u64_range(s_interval, 100, 3600000, &v) < 0 || !(cfg.interval_ms = v))) ||

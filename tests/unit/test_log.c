@@ -59,6 +59,11 @@ static void test_level_filter_and_names(void **state) {
     assert_int_equal(log_format_from_string("json", &f), 0);
     assert_int_equal(f, LOG_FORMAT_JSON);
     assert_int_equal(log_format_from_string("xml", &f), -EINVAL);
+    /* log_setup applies both or nothing. */
+    assert_int_equal(log_setup("debug", "loud"), -EINVAL);
+    assert_int_equal(log_get_level(), LOG_LEVEL_WARN);
+    assert_int_equal(log_setup("error", NULL), 0);
+    assert_int_equal(log_get_level(), LOG_LEVEL_ERROR);
     log_set_level(LOG_LEVEL_INFO);
 }
 
