@@ -385,7 +385,9 @@ int engine_evidence(struct engine *e, const char *node, const json_t *req, json_
         status = engine_error(resp, 400, "malformed evidence", err);
         goto done;
     }
-    engine_reload_policies(e);
+    /* One stat: a pod created a moment ago should be known before its first
+     * measurements are judged. Policies are reloaded by the service's 1 s
+     * tick, not on this path (a directory scan per evidence). */
     inventory_refresh(e->inv);
 
     pthread_mutex_lock(&e->lock);
@@ -536,7 +538,11 @@ int engine_evidence(struct engine *e, const char *node, const json_t *req, json_
         if (sp->failed) {
             continue;
         }
-        if (!sp->known || sp->rec.unjudged) {
+        if (strcmp(n->state, "untrusted") == 0) {
+            /* A node that failed stays untrusted until an operator deletes
+             * it; nothing it reports can make a pod trusted. */
+            r = set_pod_state(&v, &sp->rec, "untrusted", "the node is untrusted");
+        } else if (!sp->known || sp->rec.unjudged) {
             r = set_pod_state(&v, &sp->rec, "unknown",
                               "measurements seen while the pod was not in the inventory");
         } else if (!sp->policy) {

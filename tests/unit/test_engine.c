@@ -342,6 +342,20 @@ static void test_bad_quote_fails_node(void **state) {
     assert_non_null(strstr(json_string_value(json_object_get(resp, "reason")), "signature"));
     json_decref(resp);
     assert_string_equal(pod_state(f), "untrusted");
+
+    /* Even reset by an operator, a pod of a failed node cannot become
+     * trusted by that node's later rounds. */
+    {
+        json_t *req = json_pack("{s:s}", "reason", "try again");
+        assert_int_equal(engine_pod_reset(f->e, UID_A, req, "ops", &resp), 200);
+        json_decref(req);
+        json_decref(resp);
+    }
+    measure(f, "/usr/bin/upfd", GOOD, true);
+    assert_int_equal(attest(f, &resp, NULL), 200);
+    assert_string_equal(json_string_value(json_object_get(resp, "verdict")), "untrusted");
+    json_decref(resp);
+    assert_string_equal(pod_state(f), "untrusted");
 }
 
 static void test_negative_rounds(void **state) {
