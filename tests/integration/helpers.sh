@@ -40,6 +40,27 @@ swtpm_stop() {
     SWTPM_PID=
 }
 
+# verifier_start LOG N ARGS...: start kima-verifier ($V) on a free loopback
+# port with ARGS, logging to LOG; wait for its Nth "listening" line (N counts
+# restarts with the same LOG); set VPID and URL.
+verifier_start() {
+    local log=$1 n=$2 lines
+    shift 2
+    "$V" --listen 127.0.0.1:0 "$@" >>"$log" 2>&1 &
+    VPID=$!
+    for _ in $(seq 200); do
+        # One snapshot: the Nth start's line and its port.
+        lines=$(grep "listening on port" "$log")
+        if [ -n "$lines" ] && [ "$(printf '%s\n' "$lines" | wc -l)" -eq "$n" ]; then
+            URL=https://127.0.0.1:$(printf '%s\n' "$lines" | tail -1 | sed 's/.*port \([0-9]*\).*/\1/')
+            return 0
+        fi
+        sleep 0.05
+    done
+    echo "verifier did not start: $(tail -5 "$log")"
+    exit 1
+}
+
 summary() {
     echo "$pass passed, $fail failed"
     [ "$fail" -eq 0 ]

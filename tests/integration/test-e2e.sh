@@ -54,22 +54,10 @@ JSON
 
 swtpm_start "$T/tpm" || exit 1
 start_verifier() {
-    "$V" --listen 127.0.0.1:0 --tls-cert "$P/server.pem" --tls-key "$P/server.key" \
+    verifier_start "$T/verifier.log" "$1" --tls-cert "$P/server.pem" --tls-key "$P/server.key" \
         --client-ca "$P/ca.pem" --db "$T/var/kima.db" --audit-log "$T/var/audit.log" \
         --audit-key "$T/var/audit.key" --policies "$T/policies" --pods-file "$T/pods.json" \
-        --interval-ms 500 >>"$T/verifier.log" 2>&1 &
-    VPID=$!
-    for _ in $(seq 200); do
-        local lines
-        lines=$(grep "listening on port" "$T/verifier.log")
-        if [ -n "$lines" ] && [ "$(printf '%s\n' "$lines" | wc -l)" -eq "$1" ]; then
-            URL=https://127.0.0.1:$(printf '%s\n' "$lines" | tail -1 | sed 's/.*port \([0-9]*\).*/\1/')
-            return 0
-        fi
-        sleep 0.05
-    done
-    echo "verifier did not start"
-    exit 1
+        --interval-ms 500
 }
 start_agent() {
     "$AG" --verifier "$URL" --node node-1 --tcti "$SWTPM_TCTI" --securityfs "$T/sfs" \

@@ -43,24 +43,10 @@ cat >"$T/pods.json" <<JSON
 JSON
 
 start_verifier() {
-    "$V" --listen 127.0.0.1:0 --tls-cert "$P/server.pem" --tls-key "$P/server.key" \
+    verifier_start "$T/verifier.log" "$1" --tls-cert "$P/server.pem" --tls-key "$P/server.key" \
         --client-ca "$P/ca.pem" --db "$T/var/kima.db" --audit-log "$T/var/audit.log" \
         --audit-key "$T/var/audit.key" --policies "$T/policies" --pods-file "$T/pods.json" \
-        --interval-ms 4000 --nonce-ttl-ms 1500 >>"$T/verifier.log" 2>&1 &
-    VPID=$!
-    for _ in $(seq 200); do
-        # One snapshot: the Nth start's line and its port.
-        local lines
-        lines=$(grep "listening on port" "$T/verifier.log")
-        if [ -n "$lines" ] && [ "$(printf '%s\n' "$lines" | wc -l)" -eq "$1" ]; then
-            PORT=$(printf '%s\n' "$lines" | tail -1 | sed 's/.*listening on port \([0-9]*\).*/\1/')
-            URL=https://127.0.0.1:$PORT
-            return 0
-        fi
-        sleep 0.05
-    done
-    echo "verifier did not start: $(tail -5 "$T/verifier.log")"
-    exit 1
+        --interval-ms 4000 --nonce-ttl-ms 1500
 }
 
 # acurl NODE METHOD PATH [BODYFILE]: as that node's agent; status in $T/status, body in $T/body.
