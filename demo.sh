@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # kima demo on one machine: a real TPM 2.0 (swtpm), kima-verifier (HTTPS with
 # client certificates) and kima-agent on loopback. A stand-in kernel
-# (tests/helpers/agent-tool) appends pod-aware IMA entries and extends PCR 10
+# (tests/helpers/ima-writer) appends pod-aware IMA entries and extends PCR 10
 # exactly as the kernel does; three open5gs pods turn trusted, then one runs a
 # tampered binary and turns untrusted. Installs missing Debian packages and
 # builds first.
@@ -15,7 +15,7 @@ fi
 meson compile -C build >/dev/null
 B=build
 K=$B/cli/kimactl
-A=$B/tests/integration/agent-tool
+W=$B/tests/integration/ima-writer
 T=$(mktemp -d)
 VPID= APID= SPID=
 cleanup() {
@@ -38,9 +38,7 @@ $K ima check --pcr "sha256:10=$(sed -n 2p tests/fixtures/ima/ibmtss/imakvtpcr10.
 
 say "Setting up: a test PKI, golden policies for amf, smf, upf, a pod inventory"
 bash tests/integration/make-certs.sh "$T/pki" node-1 >/dev/null
-mkdir -p "$T/policies" "$T/state" "$T/sfs/ima" "$T/var" "$T/tpm"
-: >"$T/sfs/ima/binary_runtime_measurements"
-echo 0 >"$T/sfs/ima/runtime_measurements_count"
+mkdir -p "$T/policies" "$T/state" "$T/var" "$T/tpm"
 echo "demo-boot" >"$T/boot_id"
 items=""
 for app in amf smf upf; do
@@ -60,6 +58,7 @@ swtpm socket --tpm2 --server "type=unixio,path=$T/tpm/sock" --ctrl "type=unixio,
 SPID=$!
 TCTI="swtpm:path=$T/tpm/sock"
 for _ in $(seq 200); do [ -S "$T/tpm/sock.ctrl" ] && break; sleep 0.02; done
+$W --securityfs "$T/sfs" --tcti "$TCTI" init
 $B/verifier/kima-verifier --listen 127.0.0.1:0 --tls-cert "$T/pki/server.pem" \
     --tls-key "$T/pki/server.key" --client-ca "$T/pki/ca.pem" --db "$T/var/kima.db" \
     --audit-log "$T/var/audit.log" --audit-key "$T/var/audit.key" --policies "$T/policies" \
@@ -73,7 +72,7 @@ $B/agent/kima-agent --verifier "$URL" --node node-1 --tcti "$TCTI" --securityfs 
 APID=$!
 echo "verifier $URL, agent for node-1, TPM $TCTI"
 export KIMA_SERVER=$URL KIMA_CERT=$T/pki/operator.pem KIMA_KEY=$T/pki/operator.key KIMA_CACERT=$T/pki/ca.pem
-measure() { POD_UID=${UIDS[$3]} "$A" "$TCTI" "$T/state" measure "$T/sfs/ima/binary_runtime_measurements" "$1" "$2" pod; }
+measure() { $W --securityfs "$T/sfs" --tcti "$TCTI" pod "${UIDS[$3]}" "$1" "$2"; }
 wait_for() { # app state
     for _ in $(seq 100); do
         $K pod "open5gs/$1-0" --json 2>/dev/null | grep -q "\"state\": \"$2\"" && return 0

@@ -177,11 +177,23 @@ static int offset_of(struct agent *a, uint64_t index, uint64_t *ret) {
     long n;
     int r;
 
-    if (index == a->known_index) {
+    struct stat st;
+
+    /* A remembered offset holds only while the list is at least that long
+     * (after a reboot a new list starts). securityfs files report size 0:
+     * there the agent restarts with the node anyway. */
+    if (stat(a->list_path, &st) < 0) {
+        return -errno;
+    }
+    if (st.st_size == 0) {
+        st.st_size = INT64_MAX;
+    }
+    if (index == a->known_index && a->known_offset <= (uint64_t)st.st_size) {
         *ret = a->known_offset;
         return 0;
     }
-    if (a->batch_offsets && index >= a->batch_from && index - a->batch_from <= a->batch_n) {
+    if (a->batch_offsets && index >= a->batch_from && index - a->batch_from <= a->batch_n &&
+        a->batch_offsets[index - a->batch_from] <= (uint64_t)st.st_size) {
         *ret = a->batch_offsets[index - a->batch_from];
         return 0;
     }
@@ -196,7 +208,7 @@ static int offset_of(struct agent *a, uint64_t index, uint64_t *ret) {
     ima_parser_init(&p, a->digest_len);
     n = ima_parser_skip_to(&p, data, len, index);
     if (n < 0) {
-        log_error("the verifier expects entry %llu, the list has fewer", (unsigned long long)index);
+        log_warn("the verifier expects entry %llu, the list has fewer", (unsigned long long)index);
         return -ERANGE;
     }
     *ret = (uint64_t)n;
@@ -367,6 +379,18 @@ static int round_once(struct agent *a) {
     r = tpm_quote(a->tpm, &a->ak, nonce, (size_t)n, &sel, &q);
     if (r == 0) {
         r = offset_of(a, next, &offset);
+        if (r == -ERANGE) {
+            /* The list is shorter than the verifier's position: the node
+             * rebooted and the kernel started a new list. Send it from
+             * entry 0; the verifier accepts that only when the quote or the
+             * boot id shows the reboot. */
+            log_info("the list restarted (reboot?): sending it from entry 0");
+            next = offset = 0;
+            a->known_index = a->known_offset = 0;
+            free(a->batch_offsets);
+            a->batch_offsets = NULL;
+            r = 0;
+        }
     }
     if (r == 0) {
         r = read_list_from(a, offset, &list, &len);

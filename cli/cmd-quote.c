@@ -41,7 +41,7 @@ static void quote_usage(FILE *f) {
             "\n"
             "verify exit codes: 0 valid; 1 invalid, naming the failed check (magic, type,\n"
             "signature-scheme, signature, nonce, pcr-selection, pcr-values, pcr-digest,\n"
-            "clock-unsafe, ak-attributes); 2 malformed input; 64 usage; 66 unreadable file.\n"
+            "ak-attributes); 2 malformed input; 64 usage; 66 unreadable file.\n"
             "show exit codes: 0 decoded, 2 malformed, 64 usage, 66 unreadable file.\n");
 }
 

@@ -2,6 +2,9 @@
 #ifndef KIMA_COMMON_MACRO_H
 #define KIMA_COMMON_MACRO_H
 
+#include <errno.h>
+#include <unistd.h>
+
 #include <stdlib.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -26,6 +29,16 @@ static inline void freep(void *p) {
     free(*(void **)p);
 }
 #define _cleanup_free_ _cleanup_(freep)
+
+/* Close a file descriptor that is >= 0 (keeps errno). */
+static inline void closep(int *fd) {
+    if (*fd >= 0) {
+        int saved = errno;
+        close(*fd);
+        errno = saved;
+    }
+}
+#define _cleanup_close_ _cleanup_(closep)
 
 /* Define a cleanup helper `name##p` that calls `func` on a non-NULL pointer. */
 #define DEFINE_CLEANUP_FUNC(type, func)    \

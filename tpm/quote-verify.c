@@ -25,7 +25,6 @@ const char *tpm_quote_check_name(enum tpm_quote_check c) {
             [TPM_QUOTE_SELECTION] = "pcr-selection",
             [TPM_QUOTE_PCR_VALUES] = "pcr-values",
             [TPM_QUOTE_PCR_DIGEST] = "pcr-digest",
-            [TPM_QUOTE_UNSAFE] = "clock-unsafe",
             [TPM_QUOTE_RESET_BACK] = "reset-count",
             [TPM_QUOTE_RESTART_BACK] = "restart-count",
             [TPM_QUOTE_CLOCK_BACK] = "clock",
@@ -218,10 +217,12 @@ static void check_pcrs(const TPMS_QUOTE_INFO *q, const struct tpm_quote_expect *
 
 static void check_clock(const TPMS_CLOCK_INFO *c, const struct tpm_clock_state *prev,
                         struct tpm_quote_result *res) {
-    if (c->safe != TPM2_YES) {
-        fail(res, TPM_QUOTE_UNSAFE, "clockInfo.safe is 0: the clock may have gone back");
-        return;
-    }
+    /* safe == NO after a power loss without TPM2_Shutdown: Clock restarts
+     * from its last NV copy, so a larger value may have been reported
+     * before. That matters only across the reset it comes with, which the
+     * resetCount shows; within one reset Clock still only advances. Failing
+     * it would turn every node that lost power untrusted. */
+    res->unsafe = c->safe != TPM2_YES;
     if (!prev) {
         return;
     }
@@ -231,16 +232,20 @@ static void check_clock(const TPMS_CLOCK_INFO *c, const struct tpm_clock_state *
         return;
     }
     if (c->resetCount > prev->reset_count) {
+        /* A new reset epoch: Clock may be below the last quote's (restored
+         * from NV). The nonce, not the clock, makes the quote fresh. */
         res->reset = true;
-    } else if (c->restartCount < prev->restart_count) {
+        return;
+    }
+    if (c->restartCount < prev->restart_count) {
         fail(res, TPM_QUOTE_RESTART_BACK, "restartCount went back from %" PRIu32 " to %" PRIu32,
              prev->restart_count, c->restartCount);
         return;
     } else if (c->restartCount > prev->restart_count) {
         res->restart = true;
     }
-    /* Clock runs while the TPM is powered and survives resets; an old or
-     * replayed quote cannot show a later time than the last one accepted. */
+    /* Within one reset Clock only advances: an old or replayed quote cannot
+     * show a later time than the last one accepted. */
     if (c->clock <= prev->clock) {
         fail(res, TPM_QUOTE_CLOCK_BACK,
              "clock %" PRIu64 " ms is not after the previous quote's %" PRIu64 " ms (replayed?)",

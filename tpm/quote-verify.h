@@ -26,7 +26,6 @@ enum tpm_quote_check {
     TPM_QUOTE_SELECTION,    /* selection empty, malformed or not the requested one */
     TPM_QUOTE_PCR_VALUES,   /* reported values do not cover the selection exactly */
     TPM_QUOTE_PCR_DIGEST,   /* pcrDigest != H(reported values) */
-    TPM_QUOTE_UNSAFE,       /* clockInfo.safe == 0 */
     TPM_QUOTE_RESET_BACK,   /* resetCount went back */
     TPM_QUOTE_RESTART_BACK, /* restartCount went back within one reset */
     TPM_QUOTE_CLOCK_BACK,   /* clock did not advance within one reset and restart */
@@ -59,6 +58,8 @@ struct tpm_quote_result {
     struct tpm_clock_state clock;
     bool reset;   /* resetCount advanced: the TPM was reset (reboot); replay restarts */
     bool restart; /* restartCount advanced: resume from hibernation */
+    bool unsafe;  /* clockInfo.safe == 0: the TPM lost power without an orderly
+                   * shutdown; reported, not a failure (docs/tpm.md) */
 };
 
 /* Run every check. Returns 0 when the checks ran (the verdict is in

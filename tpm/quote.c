@@ -127,6 +127,30 @@ int tpm_quote(struct tpm *t, const struct tpm_key *ak, const uint8_t *nonce, siz
     return -EAGAIN;
 }
 
+int tpm_pcr_banks(struct tpm *t, unsigned pcr, uint16_t *algs, size_t max) {
+    TPMS_CAPABILITY_DATA *cap = NULL;
+    size_t n = 0;
+    int r;
+
+    if (!t || pcr >= TPM_PCR_COUNT || !algs) {
+        return -EINVAL;
+    }
+    r = tpm_rc(Esys_GetCapability(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                                  TPM2_CAP_PCRS, 0, 1, NULL, &cap),
+               "TPM2_GetCapability(PCRS)");
+    if (r < 0) {
+        return r;
+    }
+    for (UINT32 i = 0; i < cap->data.assignedPCR.count && i < TPM2_NUM_PCR_BANKS; i++) {
+        const TPMS_PCR_SELECTION *s = &cap->data.assignedPCR.pcrSelections[i];
+        if (tpm_pcr_selected(s, pcr) && n < max) {
+            algs[n++] = s->hash;
+        }
+    }
+    Esys_Free(cap);
+    return (int)n;
+}
+
 int tpm_pcr_extend(struct tpm *t, unsigned pcr, const struct tpm_pcr_values *digests) {
     TPML_DIGEST_VALUES v = {0};
 

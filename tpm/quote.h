@@ -33,6 +33,11 @@ int tpm_pcr_read(struct tpm *t, const TPML_PCR_SELECTION *sel, struct tpm_pcr_va
 int tpm_quote(struct tpm *t, const struct tpm_key *ak, const uint8_t *nonce, size_t nonce_len,
               const TPML_PCR_SELECTION *sel, struct tpm_quote *ret);
 
+/* The banks (TPM_ALG_IDs, at most TPM2_NUM_PCR_BANKS) in which `pcr` is
+ * allocated, from TPM2_GetCapability(TPM_CAP_PCRS): the banks the kernel
+ * extends. Returns the count or a negative errno. */
+int tpm_pcr_banks(struct tpm *t, unsigned pcr, uint16_t *algs, size_t max);
+
 /* TPM2_PCR_Extend of one PCR with one digest per bank given (as the kernel
  * extends PCR 10 for each IMA entry; used to stand in for it in tests). */
 int tpm_pcr_extend(struct tpm *t, unsigned pcr, const struct tpm_pcr_values *digests);

@@ -221,8 +221,9 @@ static int judge(struct verdict *v, struct round *rd, const struct ima_entry *e)
             ok = false;
         }
         if (!ok) {
-            json_t *d = json_pack("{s:s%,s:s,s:s,s:I}", "path", path, plen, "digest", digest,
-                                  "policy", policy_name(p), "entry", (json_int_t)e->index);
+            json_t *d = json_pack("{s:s%,s:s,s:s,s:I,s:b}", "path", path, plen, "digest", digest,
+                                  "policy", policy_name(p), "entry", (json_int_t)e->index,
+                                  "ima_violation", e->violation);
             int r = engine_audit(v->e, "violation", v->n->name, &sp->rec, d);
             json_decref(d);
             sp->failed = true;
@@ -241,8 +242,9 @@ static int judge(struct verdict *v, struct round *rd, const struct ima_entry *e)
         ok = false;
     }
     if (!ok) {
-        json_t *d = json_pack("{s:s%,s:s,s:s,s:I}", "path", path, plen, "digest", digest, "policy",
-                              policy_name(p), "entry", (json_int_t)e->index);
+        json_t *d = json_pack("{s:s%,s:s,s:s,s:I,s:b}", "path", path, plen, "digest", digest,
+                              "policy", policy_name(p), "entry", (json_int_t)e->index,
+                              "ima_violation", e->violation);
         int r = engine_audit(v->e, "violation", v->n->name, NULL, d);
         json_decref(d);
         v->node_failed = true;
@@ -347,6 +349,7 @@ int engine_evidence(struct engine *e, const char *node, const json_t *req, json_
     size_t nonce_len, alen, slen, ilen = 0;
     uint64_t from = 0, digest_size = 20;
     const char *boot_id = "";
+    bool rebooted = false;
     char err[300];
     struct timespec t0, t1;
     int status, r;
@@ -434,11 +437,14 @@ int engine_evidence(struct engine *e, const char *node, const json_t *req, json_
     }
     /* A reboot (reset count or boot id changed): replay starts over. */
     if (qr.reset || (n->boot_id[0] && strcmp(n->boot_id, boot_id) != 0)) {
-        json_t *d = json_pack("{s:s,s:s}", "previous_boot_id", n->boot_id, "boot_id", boot_id);
+        json_t *d = json_pack("{s:s,s:s,s:b,s:I}", "previous_boot_id", n->boot_id, "boot_id",
+                              boot_id, "clock_safe", !qr.unsafe, "reset_count",
+                              (json_int_t)qr.clock.reset_count);
         engine_audit(e, "reboot", node, NULL, d);
         json_decref(d);
         n->ima_index = n->ima_offset = 0;
         memset(n->pcr10, 0, sizeof(n->pcr10));
+        rebooted = true;
     }
     n->has_clock = true;
     n->clock = qr.clock.clock;
@@ -451,8 +457,19 @@ int engine_evidence(struct engine *e, const char *node, const json_t *req, json_
         snprintf(reason, sizeof(reason),
                  "IMA entries start at index %" PRIu64 ", the verifier expects %" PRIu64, from,
                  n->ima_index);
-        store_rollback(e->store);
+        if (rebooted) {
+            /* The quote is genuine and shows a reboot: keep that (the next
+             * challenge asks for entry 0) but judge nothing. */
+            if (store_node_put(e->store, n) < 0 || store_commit(e->store) < 0) {
+                store_rollback(e->store);
+                status = engine_error(resp, 500, "store", "the reboot could not be recorded");
+                goto out;
+            }
+        } else {
+            store_rollback(e->store);
+        }
         status = engine_error(resp, 409, "wrong IMA index", reason);
+        json_object_set_new(*resp, "ima_next_index", json_integer((json_int_t)n->ima_index));
         goto out;
     }
 

@@ -4,14 +4,12 @@
  *
  *   agent-tool TCTI DIR init                      -> registration JSON
  *   agent-tool TCTI DIR activate NODE RESP.json   -> activation JSON
- *   agent-tool TCTI DIR measure LIST PATH HEX pod|node
- *       append an ima-cgpath entry to LIST and extend PCR 10 as the kernel does
  *   agent-tool TCTI DIR evidence CHALLENGE.json LIST FROM_INDEX BOOT_ID [DROP]
  *       -> evidence JSON with the entries of LIST from entry FROM_INDEX on
  *          (DROP: leave out the last DROP entries)
  *
- * DIR keeps the AK blob between calls. The pod of "pod" entries has the
- * UID in $POD_UID (default 1a2b3c4d-0000-4111-8222-933344445555). */
+ * DIR keeps the AK blob between calls. tests/helpers/ima-writer plays the
+ * kernel (writes LIST and extends PCR 10). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,86 +57,6 @@ static json_t *load_json(const char *path) {
     return j;
 }
 
-static void put_str(uint8_t *buf, size_t *off, const char *s) {
-    uint32_t n = (uint32_t)strlen(s) + 1;
-    memcpy(buf + *off, &n, 4);
-    memcpy(buf + *off + 4, s, n);
-    *off += 4 + n;
-}
-
-static int measure(struct tpm *t, const char *list, const char *path, const char *hex, bool pod) {
-    const char *uid =
-            getenv("POD_UID") ? getenv("POD_UID") : "1a2b3c4d-0000-4111-8222-933344445555";
-    char cg[512], uid_[64], dng[8 + 32];
-    uint8_t data[4096], entry[4200], h1[20], h256[32];
-    size_t dlen = 0, elen = 0;
-    struct tpm_pcr_values v = {0};
-    uint32_t u;
-    FILE *f;
-
-    snprintf(uid_, sizeof(uid_), "%s", uid);
-    for (char *c = uid_; *c; c++) {
-        *c = *c == '-' ? '_' : *c;
-    }
-    snprintf(cg, sizeof(cg),
-             pod ? "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod%s.slice/"
-                   "cri-containerd-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-                   ".scope"
-                 : "/system.slice/containerd.service%.0s",
-             uid_);
-    memcpy(dng, "sha256:", 8);
-    if (hex_decode(hex, strlen(hex), (uint8_t *)dng + 8, 32) != 32) {
-        return 64;
-    }
-    put_str(data, &dlen, "/usr/bin/app:/usr/bin/containerd-shim-runc-v2:/sbin/init:swapper/0");
-    put_str(data, &dlen, cg);
-    u = sizeof(dng);
-    memcpy(data + dlen, &u, 4);
-    memcpy(data + dlen + 4, dng, sizeof(dng));
-    dlen += 4 + sizeof(dng);
-    put_str(data, &dlen, path);
-    EVP_Digest(data, dlen, h1, NULL, EVP_sha1(), NULL);
-    EVP_Digest(data, dlen, h256, NULL, EVP_sha256(), NULL);
-    u = 10;
-    memcpy(entry, &u, 4);
-    memcpy(entry + 4, h1, 20);
-    u = 10;
-    memcpy(entry + 24, &u, 4);
-    memcpy(entry + 28, "ima-cgpath", 10);
-    u = (uint32_t)dlen;
-    memcpy(entry + 38, &u, 4);
-    memcpy(entry + 42, data, dlen);
-    elen = 42 + dlen;
-    f = fopen(list, "ab");
-    if (!f || fwrite(entry, 1, elen, f) != elen || fclose(f) != 0) {
-        return 1;
-    }
-    {
-        /* Keep runtime_measurements_count beside the list in step. */
-        char cpath[4096], *slash;
-        unsigned long long count = 0;
-        snprintf(cpath, sizeof(cpath), "%s", list);
-        slash = strrchr(cpath, '/');
-        snprintf(slash ? slash + 1 : cpath, sizeof(cpath) - (size_t)(slash ? slash + 1 - cpath : 0),
-                 "runtime_measurements_count");
-        f = fopen(cpath, "r");
-        if (f) {
-            if (fscanf(f, "%llu", &count) != 1) {
-                count = 0;
-            }
-            fclose(f);
-        }
-        f = fopen(cpath, "w");
-        if (f) {
-            fprintf(f, "%llu\n", count + 1);
-            fclose(f);
-        }
-    }
-    tpm_pcr_values_set(&v, TPM2_ALG_SHA1, 10, h1, 20);
-    tpm_pcr_values_set(&v, TPM2_ALG_SHA256, 10, h256, 32);
-    return tpm_pcr_extend(t, 10, &v) < 0 ? 1 : 0;
-}
-
 int main(int argc, char **argv) {
     struct tpm *t = NULL;
     struct tpm_key ek = TPM_KEY_INIT, ak = TPM_KEY_INIT;
@@ -160,8 +78,6 @@ int main(int argc, char **argv) {
         }
         code = print(json_pack("{s:o,s:o}", "ek_pub", public_b64(&ek.public), "ak_pub",
                                public_b64(&ak.public)));
-    } else if (strcmp(argv[3], "measure") == 0 && argc == 8) {
-        code = measure(t, argv[4], argv[5], argv[6], strcmp(argv[7], "pod") == 0);
     } else if (tpm_ak_load(t, &ek, blob, &ak) < 0) {
         return 1;
     } else if (strcmp(argv[3], "activate") == 0 && argc == 6) {

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # End to end on one machine: swtpm, kima-verifier (HTTPS) and kima-agent
-# processes on loopback; agent-tool plays the kernel (appends ima-cgpath
-# entries to a securityfs-like folder and extends PCR 10 in the swtpm).
-# Usage: test-e2e.sh KIMA_VERIFIER KIMA_AGENT KIMACTL AGENT_TOOL
+# processes on loopback; ima-writer plays the kernel (appends ima-cgpath
+# and ima-ng entries to a securityfs-like folder and extends PCR 10 of the
+# swtpm in every bank).
+# Usage: test-e2e.sh KIMA_VERIFIER KIMA_AGENT KIMACTL IMA_WRITER
 set -u
 V=$1
 AG=$2
 K=$3
-A=$4
+W=$4
 HERE=$(cd "$(dirname "$0")" && pwd)
 T=$(mktemp -d)
 . "$HERE/helpers.sh"
@@ -31,14 +32,18 @@ GOOD=1111111111111111111111111111111111111111111111111111111111111111
 EVIL=6666666666666666666666666666666666666666666666666666666666666666
 P=$T/pki
 bash "$HERE/make-certs.sh" "$P" node-1 >/dev/null || exit 1
-mkdir -p "$T/policies" "$T/state" "$T/sfs/ima" "$T/var"
-: >"$T/sfs/ima/binary_runtime_measurements"
-echo 0 >"$T/sfs/ima/runtime_measurements_count"
+mkdir -p "$T/policies" "$T/state" "$T/var"
 echo "boot-$$" >"$T/boot_id"
 declare -A UIDS=([amf]=aaaaaaaa-0000-4000-8000-000000000001 [smf]=aaaaaaaa-0000-4000-8000-000000000002
-                 [upf]=aaaaaaaa-0000-4000-8000-000000000003)
+                 [upf]=aaaaaaaa-0000-4000-8000-000000000003 [nrf]=aaaaaaaa-0000-4000-8000-000000000004)
+# The pods' cgroups: amf and upf in the systemd layout, smf and nrf in the
+# cgroupfs one, with different QoS classes and runtimes.
+declare -A LAYOUT=([amf]="--layout systemd --qos besteffort"
+                   [smf]="--layout cgroupfs --qos burstable"
+                   [upf]="--layout systemd --qos guaranteed --runtime crio"
+                   [nrf]="--layout cgroupfs --qos guaranteed")
 items=""
-for app in amf smf upf; do
+for app in amf smf upf nrf; do
     cat >"$T/policies/$app.json" <<JSON
 {"apiVersion": "kima.dev/v1", "kind": "PodPolicy", "name": "open5gs-$app",
  "match": {"namespace": "open5gs", "podLabels": {"app": "$app"}},
@@ -49,10 +54,12 @@ done
 echo "{\"kind\": \"PodList\", \"items\": [$items]}" >"$T/pods.json"
 cat >"$T/policies/node.json" <<JSON
 {"apiVersion": "kima.dev/v1", "kind": "NodePolicy", "name": "node",
- "digests": {"/usr/bin/containerd": ["sha256:$GOOD"], "/usr/bin/kubelet": ["sha256:$GOOD"]}}
+ "digests": {"/usr/bin/containerd": ["sha256:$GOOD"], "/usr/bin/kubelet": ["sha256:$GOOD"]},
+ "excludes": ["^boot_aggregate$"]}
 JSON
 
 swtpm_start "$T/tpm" || exit 1
+"$W" --securityfs "$T/sfs" --tcti "$SWTPM_TCTI" init --boot-aggregate || bad "ima-writer init"
 start_verifier() {
     verifier_start "$T/verifier.log" "$1" --tls-cert "$P/server.pem" --tls-key "$P/server.key" \
         --client-ca "$P/ca.pem" --db "$T/var/kima.db" --audit-log "$T/var/audit.log" \
@@ -66,12 +73,22 @@ start_agent() {
         --min-interval-ms 100 "$@" >>"$T/agent.log" 2>&1 &
     APID=$!
 }
-measure() { POD_UID=${UIDS[${3:-upf}]:-} "$A" "$SWTPM_TCTI" "$T/state" measure \
-    "$T/sfs/ima/binary_runtime_measurements" "$1" "$2" "${4:-pod}" || bad "measure $1"; }
-state_of() {
-    "$K" --server "$URL" --cert "$P/operator.pem" --key "$P/operator.key" --cacert "$P/ca.pem" \
-        pod "open5gs/$1-0" --json 2>/dev/null |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])' 2>/dev/null
+# measure PATH DIGEST APP: an entry of a process in APP's pod; host PATH DIGEST.
+measure() {
+    # shellcheck disable=SC2086
+    "$W" --securityfs "$T/sfs" --tcti "$SWTPM_TCTI" pod "${UIDS[$3]}" "$1" "$2" ${LAYOUT[$3]} ||
+        bad "measure $1"
+}
+host() { "$W" --securityfs "$T/sfs" --tcti "$SWTPM_TCTI" host "$1" "$2" || bad "host $1"; }
+kctl() { "$K" --server "$URL" --cert "$P/operator.pem" --key "$P/operator.key" --cacert "$P/ca.pem" "$@"; }
+field_of() {
+    kctl pod "open5gs/$1-0" --json 2>/dev/null |
+        python3 -c "import json,sys; print(json.load(sys.stdin)[\"$2\"])" 2>/dev/null
+}
+state_of() { field_of "$1" state; }
+node_state() {
+    kctl nodes --json 2>/dev/null |
+        python3 -c 'import json,sys; print([n["state"] for n in json.load(sys.stdin)["nodes"] if n["name"] == "node-1"][0])' 2>/dev/null
 }
 # wait_state APP STATE: up to 10 s.
 wait_state() {
@@ -85,12 +102,12 @@ audit_count() { grep -c "\"type\":\"$1\"" "$T/var/audit.log"; }
 
 start_verifier 1
 start_agent
-for app in amf smf upf; do
+for app in amf smf upf nrf; do
     measure "/usr/bin/open5gs-${app}d" $GOOD $app
     measure /usr/lib/libc.so.6 $GOOD $app
 done
-measure /usr/bin/containerd $GOOD "" node
-for app in amf smf upf; do wait_state $app trusted; done
+host /usr/bin/containerd $GOOD
+for app in amf smf upf nrf; do wait_state $app trusted; done
 
 # one pod runs an unknown binary: only that pod turns untrusted
 measure /usr/bin/cryptominer $EVIL smf
@@ -123,8 +140,46 @@ start_agent
 measure /usr/bin/open5gs-upfd $GOOD upf
 sleep 1.5
 wait_state upf trusted
-measure /usr/bin/evil2 $EVIL upf
-wait_state upf untrusted
+
+# a ToMToU violation in nrf's pod: reported as a violation, nrf untrusted
+"$W" --securityfs "$T/sfs" --tcti "$SWTPM_TCTI" violation /var/lib/nrf/db --pod "${UIDS[nrf]}" \
+    ${LAYOUT[nrf]} || bad "violation"
+wait_state nrf untrusted
+case "$(field_of nrf reason)" in
+*"IMA violation"*/var/lib/nrf/db*) ok ;;
+*) bad "nrf's reason must name the violation: $(field_of nrf reason)" ;;
+esac
+grep '"type":"violation"' "$T/var/audit.log" | grep '/var/lib/nrf/db' | grep -q '"ima_violation":true' &&
+    ok || bad "the audit log must record the IMA violation as such"
+[ "$(state_of amf)" = trusted ] && [ "$(state_of upf)" = trusted ] && ok ||
+    bad "a violation in one pod must leave the others trusted"
+
+# reboot: the TPM is reset (swtpm power cycle: PCRs back to zero, resetCount
+# up), the kernel starts a new list from entry 0, the boot id changes. The
+# verifier replays from the start; pods within policy stay trusted.
+kill "$APID"
+wait "$APID"
+swtpm_stop
+swtpm_start "$T/tpm" || exit 1
+"$W" --securityfs "$T/sfs" --tcti "$SWTPM_TCTI" init --boot-aggregate || bad "ima-writer init"
+echo "boot-2-$$" >"$T/boot_id"
+host /usr/bin/kubelet $GOOD
+for app in amf upf; do
+    measure "/usr/bin/open5gs-${app}d" $GOOD $app
+done
+start_agent
+for _ in $(seq 100); do
+    grep -q '"type":"reboot"' "$T/var/audit.log" && break
+    sleep 0.1
+done
+grep -q '"type":"reboot"' "$T/var/audit.log" && ok || bad "the reboot is not in the audit log"
+measure /usr/lib/libc.so.6 $GOOD amf
+sleep 1.5
+for app in amf upf; do wait_state $app trusted; done
+[ "$(node_state)" = trusted ] && ok || bad "the node after a reboot: $(node_state)"
+grep -c '"type":"state-change"' "$T/var/audit.log" >"$T/changes"
+grep '"type":"state-change"' "$T/var/audit.log" | grep -E '"(amf|upf)-0"' | grep -q '"untrusted"' &&
+    bad "a reboot made a pod untrusted" || ok
 
 # --once
 kill "$APID"
@@ -141,4 +196,31 @@ sleep 2
 "$AG" --verifier "https://127.0.0.1:1" --node node-1 --tcti "$SWTPM_TCTI" --securityfs "$T/sfs" \
     --state-dir "$T/state" --boot-id-file "$T/boot_id" --once >/dev/null 2>&1
 [ $? -eq 2 ] && ok || bad "--once with no verifier must exit 2"
+
+# a forged list: a tampered binary runs in upf (the TPM is extended with its
+# real digest), then the list is rewritten to claim the good one. The list no
+# longer replays to the quote: the node and all its pods turn untrusted.
+start_agent
+sleep 1
+wait_state amf trusted
+kill "$APID"
+wait "$APID"
+L=$T/sfs/ima/binary_runtime_measurements
+cp "$L" "$T/list.before"
+measure /usr/bin/open5gs-upfd $EVIL upf
+cp "$L" "$T/list.real"
+cp "$T/list.before" "$L"
+# shellcheck disable=SC2086
+"$W" --securityfs "$T/sfs" --no-tpm pod "${UIDS[upf]}" /usr/bin/open5gs-upfd $GOOD ${LAYOUT[upf]} ||
+    bad "forge"
+[ "$(stat -c %s "$L")" = "$(stat -c %s "$T/list.real")" ] && ! cmp -s "$L" "$T/list.real" && ok ||
+    bad "the forged list must differ from the real one in content only"
+start_agent
+for _ in $(seq 100); do [ "$(node_state)" = untrusted ] && break; sleep 0.1; done
+[ "$(node_state)" = untrusted ] && ok || bad "a forged list must make the node untrusted: $(node_state)"
+for app in amf upf; do wait_state $app untrusted; done
+grep '"type":"node-failure"' "$T/var/audit.log" | grep -q "does not replay" && ok ||
+    bad "the node failure's reason is not in the audit log"
+grep '"type":"violation"' "$T/var/audit.log" | grep -q "open5gs-upfd.*sha256:$GOOD" &&
+    bad "a forged entry was judged" || ok
 summary

@@ -2,12 +2,14 @@
 # SPDX-License-Identifier: Apache-2.0
 # The verifier as operators run it: a real kima-verifier process over HTTPS
 # with client certificates, quotes from swtpm (through kima's TPM layer, in
-# agent-tool), curl as the agent's transport and kimactl as the operator.
-# Usage: test-verifier.sh KIMA_VERIFIER KIMACTL AGENT_TOOL
+# agent-tool), ima-writer as the kernel, curl as the agent's transport and
+# kimactl as the operator.
+# Usage: test-verifier.sh KIMA_VERIFIER KIMACTL AGENT_TOOL IMA_WRITER
 set -u
 V=$1
 K=$2
 A=$3
+W=$4
 HERE=$(cd "$(dirname "$0")" && pwd)
 T=$(mktemp -d)
 . "$HERE/helpers.sh"
@@ -67,9 +69,16 @@ export KIMA_CERT=$P/operator.pem KIMA_KEY=$P/operator.key KIMA_CACERT=$P/ca.pem
 
 swtpm_start "$T/tpm" || exit 1
 TCTI=$SWTPM_TCTI
-LIST=$T/agent/ima.bin
-: >"$LIST"
-measure() { "$A" "$TCTI" "$T/agent" measure "$LIST" "$1" "$2" "${3:-pod}" || bad "measure $1"; }
+LIST=$T/sfs/ima/binary_runtime_measurements
+"$W" --securityfs "$T/sfs" --tcti "$TCTI" init || bad "ima-writer init"
+# measure PATH DIGEST [node]: an entry of the test pod (or of the host)
+measure() {
+    if [ "${3:-pod}" = pod ]; then
+        "$W" --securityfs "$T/sfs" --tcti "$TCTI" pod 1a2b3c4d-0000-4111-8222-933344445555 "$1" "$2"
+    else
+        "$W" --securityfs "$T/sfs" --tcti "$TCTI" host "$1" "$2" --template ima-cgpath
+    fi || bad "measure $1"
+}
 # round [DROP]: one attestation round of node-1; the verdict is in $T/body.
 round() {
     acurl node-1 POST /v1/nodes/node-1/challenges

@@ -206,7 +206,12 @@ static void test_clock(void **state) {
     assert_int_equal(run(&r, &res), TPM_QUOTE_OK);
     assert_false(res.reset);
     assert_false(res.restart);
-    EXPECT(TPM_QUOTE_UNSAFE, .signer = &rsa, .edit = edit_unsafe);
+    assert_false(res.unsafe);
+    /* safe == NO (power lost without a shutdown) is reported, not refused. */
+    r.edit = edit_unsafe;
+    assert_int_equal(run(&r, &res), TPM_QUOTE_OK);
+    assert_true(res.unsafe);
+    r.edit = NULL;
 
     /* Clock going back, and the same quote again (a replay). */
     prev.clock = 1000001;
@@ -220,9 +225,13 @@ static void test_clock(void **state) {
     prev = (struct tpm_clock_state){.clock = 5, .reset_count = 5, .restart_count = 3};
     EXPECT(TPM_QUOTE_RESTART_BACK, .signer = &rsa, .previous = &prev);
 
-    /* A reset (reboot) is reported, and restartCount may then be anything. */
+    /* A reset (reboot) is reported, and restartCount and Clock (restored
+     * from NV after a power loss) may then be anything. */
     prev = (struct tpm_clock_state){.clock = 5, .reset_count = 4, .restart_count = 9};
     r.previous = &prev;
+    assert_int_equal(run(&r, &res), TPM_QUOTE_OK);
+    assert_true(res.reset);
+    prev = (struct tpm_clock_state){.clock = 1000001, .reset_count = 4, .restart_count = 0};
     assert_int_equal(run(&r, &res), TPM_QUOTE_OK);
     assert_true(res.reset);
     prev = (struct tpm_clock_state){.clock = 5, .reset_count = 5, .restart_count = 1};
