@@ -215,6 +215,9 @@ static int judge(struct verdict *v, struct round *rd, const struct ima_entry *e)
         if (!p) {
             return 0; /* no policy: decided at the end of the round */
         }
+        if (!ok && policy_excludes(p, path, plen)) {
+            return 0; /* a violation on an excluded path */
+        }
         if (ok && !policy_allows(p, path, plen, digest)) {
             snprintf(reason, sizeof(reason), "%s %s is not in policy %s",
                      log_escape(path, plen, esc, sizeof(esc)), digest, policy_name(p));
@@ -234,6 +237,9 @@ static int judge(struct verdict *v, struct round *rd, const struct ima_entry *e)
     /* Node scope. */
     p = policy_set_node(v->e->policies);
     if (!p || v->node_failed) {
+        return 0;
+    }
+    if (!ok && policy_excludes(p, path, plen)) {
         return 0;
     }
     if (ok && !policy_allows(p, path, plen, digest)) {

@@ -101,8 +101,6 @@ static int insert(struct policy *p, const char *path, const char *digest) {
 }
 
 bool policy_allows(const struct policy *p, const char *path, size_t path_len, const char *digest) {
-    char pathz[4096];
-
     /* An all-zero digest: the file could not be measured. Never allowed. */
     const char *hex = strchr(digest, ':');
     bool zero = true;
@@ -126,6 +124,12 @@ bool policy_allows(const struct policy *p, const char *path, size_t path_len, co
             }
         }
     }
+    return policy_excludes(p, path, path_len);
+}
+
+bool policy_excludes(const struct policy *p, const char *path, size_t path_len) {
+    char pathz[4096];
+
     if (p->nexcludes && path_len < sizeof(pathz)) {
         memcpy(pathz, path, path_len);
         pathz[path_len] = 0;
@@ -307,8 +311,11 @@ static int policy_from_json(const json_t *j, const char *file, struct policy **r
     json_object_foreach(digests, key, v) {
         size_t i;
         json_t *d;
-        if (key[0] != '/' && strcmp(key, "*") != 0 && !keylime) {
-            snprintf(err, errsz, "\"digests\" key \"%.200s\" is not an absolute path or \"*\"",
+        if (key[0] != '/' && strcmp(key, "*") != 0 && strcmp(key, "boot_aggregate") != 0 &&
+            !keylime) {
+            snprintf(err, errsz,
+                     "\"digests\" key \"%.200s\" is not an absolute path, \"*\" or "
+                     "\"boot_aggregate\"",
                      key);
             r = -EBADMSG;
             goto fail;

@@ -60,7 +60,11 @@ const char *policy_file(const struct policy *p);
 enum policy_kind policy_kind(const struct policy *p);
 size_t policy_digest_count(const struct policy *p);
 
-/* Does the measurement (path, digest as "algo:hex", lowercase) pass? */
+/* Does the measurement (path, digest as "algo:hex", lowercase) pass? The
+ * digests key "boot_aggregate" names the kernel's first entry. */
 bool policy_allows(const struct policy *p, const char *path, size_t path_len, const char *digest);
+/* Is the path excluded (an "excludes" pattern matches)? Violations on
+ * excluded paths are ignored, as their measurements are. */
+bool policy_excludes(const struct policy *p, const char *path, size_t path_len);
 
 #endif

@@ -168,32 +168,28 @@ static int bump_count(const char *dir) {
     return 0;
 }
 
-/* Append one entry to the list (and each per-bank list present), bump the
- * count, then extend PCR 10 in every bank: the kernel's order in
+/* Append one entry (`entry`, in the list's sha1 form) to the list and to each
+ * per-bank list present (with that bank's template digest), bump the count,
+ * then extend PCR 10 in every bank: the kernel's order in
  * ima_add_template_entry(). The list is locked so concurrent writers keep
  * list order and extend order the same. */
-static int write_entry(struct writer *w, const struct meas *m) {
-    struct kbuf data, entry;
+static int append_entry(struct writer *w, const char *template, const uint8_t *data, size_t dlen,
+                        bool violation) {
+    struct kbuf entry;
     struct tpm_pcr_values ext = {0};
     uint8_t hashes[GEN_BANKS][64];
     char path[4096];
     _cleanup_close_ int lock = -1;
-    int r;
+    int r = 0;
 
-    kbuf_init(&data, DATA_MAX + 4096);
-    kbuf_init(&entry, 2 * DATA_MAX);
-    r = template_data(w, m, &data);
-    if (r < 0) {
-        log_error("an entry of %zu bytes is too big", data.len);
-        goto out;
-    }
     for (int b = 0; b < GEN_BANKS; b++) {
-        if (m->violation) {
+        if (violation) {
             memset(hashes[b], 0xff, gen_bank_size(b));
         } else {
-            gen_hash(b, data.data, data.len, hashes[b]);
+            gen_hash(b, data, dlen, hashes[b]);
         }
     }
+    kbuf_init(&entry, 2 * DATA_MAX);
     snprintf(path, sizeof(path), "%s/binary_runtime_measurements", w->dir);
     lock = open(path, O_RDONLY | O_CLOEXEC);
     if (lock < 0 || flock(lock, LOCK_EX) < 0) {
@@ -202,22 +198,23 @@ static int write_entry(struct writer *w, const struct meas *m) {
         goto out;
     }
     for (int b = -1; b < GEN_BANKS; b++) {
-        uint32_t pcr = PCR_IMA, nl = (uint32_t)strlen(m->template);
+        uint32_t pcr = PCR_IMA, nl = (uint32_t)strlen(template);
         uint8_t zero[64] = {0};
         int lb = b < 0 ? 0 : b;
 
         if (b >= 0) {
-            snprintf(path, sizeof(path), "%s/binary_runtime_measurements_%s", w->dir, bank_name[b]);
+            snprintf(path, sizeof(path), "%s/binary_runtime_measurements_%s", w->dir,
+                     bank_name[b]);
             if (access(path, F_OK) < 0) {
                 continue;
             }
         }
         entry.len = 0;
         kbuf_append(&entry, &pcr, 4);
-        kbuf_append(&entry, m->violation ? zero : hashes[lb], gen_bank_size(lb));
+        kbuf_append(&entry, violation ? zero : hashes[lb], gen_bank_size(lb));
         kbuf_append(&entry, &nl, 4);
-        kbuf_append(&entry, m->template, nl);
-        put_field(&entry, data.data, data.len);
+        kbuf_append(&entry, template, nl);
+        put_field(&entry, data, dlen);
         r = append_file(path, entry.data, entry.len);
         if (r < 0) {
             log_error("cannot append to %s: %s", path, strerror(-r));
@@ -237,9 +234,73 @@ static int write_entry(struct writer *w, const struct meas *m) {
         r = tpm_pcr_extend(w->tpm, PCR_IMA, &ext);
     }
 out:
-    kbuf_free(&data);
     kbuf_free(&entry);
     return r;
+}
+
+static int write_entry(struct writer *w, const struct meas *m) {
+    struct kbuf data;
+    int r;
+
+    kbuf_init(&data, DATA_MAX + 4096);
+    r = template_data(w, m, &data);
+    if (r < 0) {
+        log_error("an entry of %zu bytes is too big", data.len);
+    } else {
+        r = append_entry(w, m->template, data.data, data.len, m->violation);
+    }
+    kbuf_free(&data);
+    return r;
+}
+
+/* Replay a binary list (sha1 template digests, as a kernel's
+ * binary_runtime_measurements) entry by entry, as if the kernel measured
+ * it now: a real kernel's list on a TPM without that kernel. */
+static int cmd_replay(struct writer *w, const char *file) {
+    _cleanup_free_ uint8_t *list = NULL;
+    size_t len, off = 0;
+    unsigned long long n = 0;
+    int r = read_file_capped(file, (size_t)1 << 30, &list, &len);
+
+    if (r < 0) {
+        log_error("cannot read %s: %s", file, strerror(-r));
+        return r;
+    }
+    while (off < len) {
+        uint32_t pcr, nl, dl;
+        char name[256];
+        static const uint8_t zero[20];
+        bool violation;
+
+        if (len - off < 28) {
+            break;
+        }
+        memcpy(&pcr, list + off, 4);
+        memcpy(&nl, list + off + 24, 4);
+        if (pcr != PCR_IMA || nl == 0 || nl >= sizeof(name) || len - off - 28 < (size_t)nl + 4) {
+            log_error("%s: entry %llu is not a PCR 10 entry of this tool's kind", file, n);
+            return -EBADMSG;
+        }
+        memcpy(name, list + off + 28, nl);
+        name[nl] = 0;
+        memcpy(&dl, list + off + 28 + nl, 4);
+        if (strcmp(name, "ima") == 0 || dl > DATA_MAX || len - off - 32 - nl < dl) {
+            log_error("%s: entry %llu: unsupported template or truncated data", file, n);
+            return -EBADMSG;
+        }
+        violation = memcmp(list + off + 4, zero, 20) == 0;
+        r = append_entry(w, name, list + off + 32 + nl, dl, violation);
+        if (r < 0) {
+            return r;
+        }
+        off += 32 + (size_t)nl + dl;
+        n++;
+    }
+    if (off != len) {
+        log_error("%s: %zu trailing bytes after entry %llu", file, len - off, n);
+        return -EBADMSG;
+    }
+    return 0;
 }
 
 /* Kubelet's cgroup of a container (DESIGN.md section 4). */
@@ -294,6 +355,8 @@ static const char usage_text[] =
         "        a host process's entry (default ima-ng)\n"
         "  violation PATH [--pod UID [pod options]] [--template T]\n"
         "        a ToMToU/open-writers violation: zero digests, PCR extended with 0xff\n"
+        "  replay LIST\n"
+        "        append every entry of a binary list (a real kernel's) as if measured now\n"
         "  batch [FILE]\n"
         "        one command a line from FILE (default stdin), '#' comments; one TPM\n"
         "        connection for all, \"ok N\" printed after each line when --ack is given\n"
@@ -561,6 +624,9 @@ static int run(struct writer *w, int argc, char **argv, struct opts *o) {
 
     if (strcmp(cmd, "init") == 0 && argc == 1) {
         return cmd_init(w, o);
+    }
+    if (strcmp(cmd, "replay") == 0 && argc == 2) {
+        return cmd_replay(w, argv[1]);
     }
     if (strcmp(cmd, "pod") == 0 || strcmp(cmd, "host") == 0 || strcmp(cmd, "violation") == 0) {
         return cmd_measure(w, cmd, argc - 1, argv + 1, o);

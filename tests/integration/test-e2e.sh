@@ -47,7 +47,8 @@ for app in amf smf upf nrf; do
     cat >"$T/policies/$app.json" <<JSON
 {"apiVersion": "kima.dev/v1", "kind": "PodPolicy", "name": "open5gs-$app",
  "match": {"namespace": "open5gs", "podLabels": {"app": "$app"}},
- "digests": {"/usr/bin/open5gs-${app}d": ["sha256:$GOOD"], "/usr/lib/libc.so.6": ["sha256:$GOOD"]}}
+ "digests": {"/usr/bin/open5gs-${app}d": ["sha256:$GOOD"], "/usr/lib/libc.so.6": ["sha256:$GOOD"]},
+ "excludes": ["^/tmp/"]}
 JSON
     items="$items${items:+,}{\"metadata\": {\"uid\": \"${UIDS[$app]}\", \"namespace\": \"open5gs\", \"name\": \"$app-0\", \"labels\": {\"app\": \"$app\"}}, \"spec\": {\"nodeName\": \"node-1\"}}"
 done
@@ -153,6 +154,12 @@ grep '"type":"violation"' "$T/var/audit.log" | grep '/var/lib/nrf/db' | grep -q 
     ok || bad "the audit log must record the IMA violation as such"
 [ "$(state_of amf)" = trusted ] && [ "$(state_of upf)" = trusted ] && ok ||
     bad "a violation in one pod must leave the others trusted"
+# a violation on a path the policy excludes is ignored, like its measurements
+"$W" --securityfs "$T/sfs" --tcti "$SWTPM_TCTI" violation /tmp/scratch --pod "${UIDS[amf]}" \
+    ${LAYOUT[amf]} || bad "violation"
+measure /usr/lib/libc.so.6 $GOOD amf
+sleep 1.5
+[ "$(state_of amf)" = trusted ] && ok || bad "a violation on an excluded path made amf $(state_of amf)"
 
 # reboot: the TPM is reset (swtpm power cycle: PCRs back to zero, resetCount
 # up), the kernel starts a new list from entry 0, the boot id changes. The

@@ -6,6 +6,7 @@
 
 #include "ascii-parse.h"
 #include "ascii.h"
+#include "bootaggr.h"
 #include "cgroup.h"
 #include "hex.h"
 #include "replay.h"
@@ -195,6 +196,115 @@ static void test_tpm2tss_violations_and_malformed(void **state) {
     assert_non_null(strstr(p.err.msg, "86 bytes present, the template data needs 87"));
 }
 
+/* kernel-6.1/pcrs*.txt: "sha1:10=HEX" lines, PCRs 0-10 of both banks. */
+static void read_kernel_pcrs(const char *file,
+                             uint8_t pcrs[IMA_HASH_COUNT][IMA_BOOT_PCRS + 1][IMA_DIGEST_MAX]) {
+    _cleanup_free_ uint8_t *txt = NULL;
+    size_t len;
+    unsigned seen = 0;
+    char *line, *save = NULL;
+
+    txt = read_fixture(file, &len);
+    for (line = strtok_r((char *)txt, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        enum ima_hash_alg alg;
+        char *colon = strchr(line, ':'), *eq = strchr(line, '=');
+        unsigned idx;
+        assert_non_null(colon);
+        assert_non_null(eq);
+        assert_int_equal(ima_hash_from_name(line, (size_t)(colon - line), &alg), 0);
+        idx = (unsigned)strtoul(colon + 1, NULL, 10);
+        assert_true(idx <= IMA_BOOT_PCRS);
+        assert_int_equal(hex_decode(eq + 1, strlen(eq + 1), pcrs[alg][idx], IMA_DIGEST_MAX),
+                         (int)ima_hash_size(alg));
+        seen++;
+    }
+    assert_int_equal(seen, 22);
+}
+
+/* Debian's 6.1 kernel under QEMU with a vTPM (kernel-6.1/make-fixture.sh):
+ * the list replays to the PCR 10 the guest read in both banks; its
+ * boot_aggregate is the kernel's aggregate of the PCRs 0-9 it read; the
+ * ASCII list the kernel printed is the binary list rendered; and the second
+ * list ends in the kernel's own open-writers violation entry. */
+static void test_kernel_61_list(void **state) {
+    static const struct {
+        const char *list, *ascii, *pcrs;
+        uint64_t entries;
+    } boots[] = {
+            {"ima/kernel-6.1/binary_runtime_measurements",
+             "ima/kernel-6.1/ascii_runtime_measurements", "ima/kernel-6.1/pcrs.txt", 8},
+            {"ima/kernel-6.1/binary_runtime_measurements-violation",
+             "ima/kernel-6.1/ascii_runtime_measurements-violation",
+             "ima/kernel-6.1/pcrs-violation.txt", 10},
+    };
+    (void)state;
+
+    for (size_t i = 0; i < 2; i++) {
+        _cleanup_free_ uint8_t *buf = NULL, *ascii = NULL;
+        uint8_t pcrs[IMA_HASH_COUNT][IMA_BOOT_PCRS + 1][IMA_DIGEST_MAX] = {0};
+        uint8_t boot[IMA_HASH_COUNT][IMA_BOOT_PCRS][IMA_DIGEST_MAX];
+        struct ima_pcr_value want[2] = {{.alg = IMA_HASH_SHA1, .pcr = 10},
+                                        {.alg = IMA_HASH_SHA256, .pcr = 10}};
+        struct ima_parser p;
+        struct ima_entry e, first = {0};
+        unsigned violations = 0;
+        struct ima_replay r;
+        struct ima_replay_result res;
+        enum ima_bootaggr_result br;
+        struct kbuf rendered;
+        size_t len, alen, off = 0;
+        uint32_t w;
+
+        buf = read_fixture(boots[i].list, &len);
+        ascii = read_fixture(boots[i].ascii, &alen);
+        read_kernel_pcrs(boots[i].pcrs, pcrs);
+        memcpy(want[0].digest, pcrs[IMA_HASH_SHA1][10], 20);
+        memcpy(want[1].digest, pcrs[IMA_HASH_SHA256][10], 32);
+
+        assert_int_equal(ima_list_detect_digest_len(buf, len, &w, NULL), 0);
+        assert_int_equal(w, 20);
+        assert_int_equal(parse_all(buf, len, w), boots[i].entries);
+        ima_parser_init(&p, w);
+        ima_replay_init(&r, IMA_BANK(IMA_HASH_SHA1) | IMA_BANK(IMA_HASH_SHA256));
+        assert_int_equal(ima_replay_list(&r, &p, buf, len, want, 2, &res), 0);
+        assert_true(res.matched);
+        assert_int_equal(res.entries, boots[i].entries);
+
+        kbuf_init(&rendered, 1 << 20);
+        ima_parser_init(&p, w);
+        while (off < len) {
+            int n = ima_parser_next(&p, buf + off, len - off, &e);
+            assert_true(n > 0);
+            if (e.index == 0) {
+                first = e;
+            }
+            if (e.violation) {
+                /* the open-writers violation on /var/log/node.log, entry 8 */
+                const struct ima_field *nm = ima_entry_field(&e, IMA_FIELD_N_NG);
+                assert_int_equal(e.index, 8);
+                assert_non_null(nm);
+                assert_string_equal((const char *)nm->data, "/var/log/node.log");
+                violations++;
+            }
+            assert_int_equal(ima_entry_format_ascii(&e, &rendered), 0);
+            off += (size_t)n;
+        }
+        assert_int_equal(rendered.len, alen);
+        assert_memory_equal(rendered.data, ascii, alen);
+        kbuf_free(&rendered);
+
+        for (int b = 0; b < IMA_HASH_COUNT; b++) {
+            memcpy(boot[b], pcrs[b], sizeof(boot[b]));
+        }
+        assert_int_equal(ima_entry_check_boot_aggregate(
+                                 &first, (const uint8_t(*)[IMA_BOOT_PCRS][IMA_DIGEST_MAX])boot,
+                                 IMA_BANK(IMA_HASH_SHA1) | IMA_BANK(IMA_HASH_SHA256), &br),
+                         0);
+        assert_int_equal(br, IMA_BOOTAGGR_MATCH);
+        assert_int_equal(violations, i);
+    }
+}
+
 /* The 77 ima-cgpath entries: SHA-384 digests verify, and every entry goes to
  * the pod and container that the golden file (made from the event text with
  * sed, see README) names. */
@@ -284,6 +394,7 @@ int main(void) {
             cmocka_unit_test(test_tpm2tss_violations_and_malformed),
             cmocka_unit_test(test_cima_cgpath_attribution),
             cmocka_unit_test(test_keylime_ascii),
+            cmocka_unit_test(test_kernel_61_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -35,7 +35,8 @@ static int setup(void **state) {
         "\"*\":[\"" SHA_B "\"]},"
         "\"excludes\":[\"^/tmp/\",\"^/dev/shm/\"]}");
     put("20-node.json", "{\"apiVersion\":\"kima.dev/v1\",\"kind\":\"NodePolicy\",\"name\":\"node\","
-                        "\"digests\":{\"/usr/bin/containerd\":[\"" SHA_A "\"]}}");
+                        "\"digests\":{\"/usr/bin/containerd\":[\"" SHA_A "\"],"
+                        "\"boot_aggregate\":[\"" SHA_B "\"]}}");
     put("30-keylime.json", "{\"meta\":{\"version\":1},\"digests\":{\"/usr/bin/"
                            "bash\":[\"9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B\"]},"
                            "\"excludes\":[]}");
@@ -77,10 +78,17 @@ static void test_load_match_allow(void **state) {
     assert_false(policy_allows(
             p, "/tmp/x", 6,
             "sha256:0000000000000000000000000000000000000000000000000000000000000000"));
+    /* Excludes, on their own (violations on excluded paths are ignored). */
+    assert_true(policy_excludes(p, "/tmp/x", 6));
+    assert_true(policy_excludes(p, "/dev/shm/y", 10));
+    assert_false(policy_excludes(p, "/usr/bin/open5gs-upfd", 21));
 
     p = policy_set_node(s);
     assert_string_equal(policy_name(p), "node");
     assert_true(policy_allows(p, "/usr/bin/containerd", 19, SHA_A));
+    assert_true(policy_allows(p, "boot_aggregate", 14, SHA_B));
+    assert_false(policy_allows(p, "boot_aggregate", 14, SHA_A));
+    assert_false(policy_excludes(p, "/tmp/x", 6));
     /* The Keylime runtime policy: bare hex, any case, as sha1. */
     p = policy_set_get(s, 2);
     assert_int_equal(policy_kind(p), POLICY_NODE);
