@@ -203,8 +203,7 @@ static int append_entry(struct writer *w, const char *template, const uint8_t *d
         int lb = b < 0 ? 0 : b;
 
         if (b >= 0) {
-            snprintf(path, sizeof(path), "%s/binary_runtime_measurements_%s", w->dir,
-                     bank_name[b]);
+            snprintf(path, sizeof(path), "%s/binary_runtime_measurements_%s", w->dir, bank_name[b]);
             if (access(path, F_OK) < 0) {
                 continue;
             }
