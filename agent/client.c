@@ -1,111 +1,413 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* HTTPS over OpenSSL's libssl, which the agent links anyway for its crypto.
+ * The agent speaks to one server, POSTs JSON and reads JSON: this is the
+ * whole of HTTP/1.1 it needs. libcurl did this before; with Debian's build
+ * it loads 28 more shared libraries (GnuTLS, Kerberos, LDAP, SSH, ...) and
+ * about 4 MB of resident memory into every node's agent (docs/agent.md). */
 #include "client.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
-#include <curl/curl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
-#include "buf.h"
+#include "http-parse.h"
 #include "json-util.h"
 #include "log.h"
+#include "macro.h"
 
-#define RESPONSE_MAX (1u << 20)
+#define RESPONSE_MAX       (1u << 20)
+#define CONNECT_TIMEOUT_MS 5000
+#define IO_TIMEOUT_S       30
 
 struct client {
-    CURL *curl;
-    struct curl_slist *headers;
-    char *base;
-    struct kbuf resp;
+    SSL_CTX *ctx;
+    SSL *ssl;
+    int fd;
+    char host[256]; /* without brackets */
+    char port[8];
+    char prefix[512]; /* path prefix of the base URL, no trailing '/' */
+    bool host_is_ip;
+    char *buf; /* response bytes */
+    size_t len;
 };
 
-static size_t on_data(char *p, size_t size, size_t n, void *ud) {
-    struct kbuf *b = ud;
-    return kbuf_append(b, p, size * n) == 0 ? size * n : 0;
+static void ssl_error(const char *what, const char *url) {
+    unsigned long e = ERR_get_error();
+    char msg[256] = "";
+
+    if (e) {
+        ERR_error_string_n(e, msg, sizeof(msg));
+    }
+    ERR_clear_error();
+    log_warn("%s%s%s: %s", what, url ? " " : "", url ? url : "", msg[0] ? msg : strerror(errno));
+}
+
+/* https://host[:port][/prefix], host a name, an IPv4 address or [IPv6]. */
+static int parse_url(struct client *c, const char *url) {
+    const char *h, *end, *colon, *slash;
+    struct in6_addr a6;
+    struct in_addr a4;
+    size_t hl;
+
+    if (strncmp(url, "https://", 8) != 0) {
+        log_error("the verifier URL must start with https:// (%s)", url);
+        return -EINVAL;
+    }
+    h = url + 8;
+    slash = strchr(h, '/');
+    end = slash ? slash : h + strlen(h);
+    if (*h == '[') {
+        const char *rb = memchr(h, ']', (size_t)(end - h));
+        if (!rb) {
+            log_error("bad IPv6 address in %s", url);
+            return -EINVAL;
+        }
+        hl = (size_t)(rb - h - 1);
+        h++;
+        colon = rb + 1 < end && rb[1] == ':' ? rb + 1 : NULL;
+    } else {
+        colon = memchr(h, ':', (size_t)(end - h));
+        hl = (size_t)((colon ? colon : end) - h);
+    }
+    if (hl == 0 || hl >= sizeof(c->host)) {
+        log_error("bad host in %s", url);
+        return -EINVAL;
+    }
+    memcpy(c->host, h, hl);
+    c->host[hl] = 0;
+    snprintf(c->port, sizeof(c->port), "443");
+    if (colon) {
+        size_t pl = (size_t)(end - colon - 1);
+        char *e;
+        long p;
+        if (pl == 0 || pl >= sizeof(c->port)) {
+            log_error("bad port in %s", url);
+            return -EINVAL;
+        }
+        memcpy(c->port, colon + 1, pl);
+        c->port[pl] = 0;
+        p = strtol(c->port, &e, 10);
+        if (*e || p < 1 || p > 65535) {
+            log_error("bad port in %s", url);
+            return -EINVAL;
+        }
+    }
+    if (slash && strlen(slash) >= sizeof(c->prefix)) {
+        log_error("URL path too long: %s", url);
+        return -EINVAL;
+    }
+    snprintf(c->prefix, sizeof(c->prefix), "%s", slash ? slash : "");
+    while (c->prefix[0] && c->prefix[strlen(c->prefix) - 1] == '/') {
+        c->prefix[strlen(c->prefix) - 1] = 0;
+    }
+    c->host_is_ip = inet_pton(AF_INET, c->host, &a4) == 1 || inet_pton(AF_INET6, c->host, &a6) == 1;
+    return 0;
 }
 
 int client_new(const char *base_url, const char *cert, const char *key, const char *cacert,
                struct client **ret) {
     struct client *c = calloc(1, sizeof(*c));
+    int r;
 
     if (!c) {
         return -ENOMEM;
     }
-    c->curl = curl_easy_init();
-    c->base = strdup(base_url);
-    kbuf_init(&c->resp, RESPONSE_MAX);
-    if (!c->curl || !c->base) {
+    c->fd = -1;
+    r = parse_url(c, base_url);
+    if (r < 0) {
+        client_free(c);
+        return r;
+    }
+    c->ctx = SSL_CTX_new(TLS_client_method());
+    c->buf = malloc(RESPONSE_MAX + HTTP_HEADERS_MAX);
+    if (!c->ctx || !c->buf) {
         client_free(c);
         return -ENOMEM;
     }
-    c->headers = curl_slist_append(NULL, "Content-Type: application/json");
-    curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, c->headers);
-    curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &c->resp);
-    curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, 2L);
-    curl_easy_setopt(c->curl, CURLOPT_TIMEOUT, 30L);
-    curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT, 5L);
-    curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
-    if (cert) {
-        curl_easy_setopt(c->curl, CURLOPT_SSLCERT, cert);
+    SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
+    if ((cacert ? SSL_CTX_load_verify_locations(c->ctx, cacert, NULL)
+                : SSL_CTX_set_default_verify_paths(c->ctx)) != 1) {
+        ssl_error("cannot load the CA certificates", cacert);
+        client_free(c);
+        return -EINVAL;
     }
-    if (key) {
-        curl_easy_setopt(c->curl, CURLOPT_SSLKEY, key);
-    }
-    if (cacert) {
-        curl_easy_setopt(c->curl, CURLOPT_CAINFO, cacert);
+    if ((cert && SSL_CTX_use_certificate_chain_file(c->ctx, cert) != 1) ||
+        (key && SSL_CTX_use_PrivateKey_file(c->ctx, key, SSL_FILETYPE_PEM) != 1) ||
+        (cert && key && SSL_CTX_check_private_key(c->ctx) != 1)) {
+        ssl_error("cannot load the client certificate and key", cert);
+        client_free(c);
+        return -EINVAL;
     }
     *ret = c;
     return 0;
+}
+
+static void disconnect(struct client *c) {
+    if (c->ssl) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
+    if (c->fd >= 0) {
+        close(c->fd);
+        c->fd = -1;
+    }
 }
 
 void client_free(struct client *c) {
     if (!c) {
         return;
     }
-    if (c->curl) {
-        curl_easy_cleanup(c->curl);
-    }
-    curl_slist_free_all(c->headers);
-    kbuf_free(&c->resp);
-    free(c->base);
+    disconnect(c);
+    SSL_CTX_free(c->ctx);
+    free(c->buf);
     free(c);
 }
 
-int client_post(struct client *c, const char *path, const json_t *body, json_t **ret) {
-    char url[2048], err[CURL_ERROR_SIZE] = "", perr[256];
-    char *text = body ? json_dumps(body, JSON_COMPACT) : strdup("{}");
-    long status = 0;
-    CURLcode rc;
+/* A TCP connection within CONNECT_TIMEOUT_MS, then blocking with I/O timeouts. */
+static int tcp_connect(struct client *c) {
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG}, *ai, *a;
+    struct timeval tv = {.tv_sec = IO_TIMEOUT_S};
+    int r = getaddrinfo(c->host, c->port, &hints, &ai), fd = -1;
 
+    if (r != 0) {
+        log_warn("cannot resolve %s: %s", c->host, gai_strerror(r));
+        return -EHOSTUNREACH;
+    }
+    r = -ECONNREFUSED;
+    for (a = ai; a && fd < 0; a = a->ai_next) {
+        struct pollfd pfd;
+        int err = 0;
+        socklen_t el = sizeof(err);
+
+        fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
+        if (fd < 0) {
+            r = -errno;
+            continue;
+        }
+        if (connect(fd, a->ai_addr, a->ai_addrlen) < 0 && errno != EINPROGRESS) {
+            r = -errno;
+        } else {
+            pfd = (struct pollfd){.fd = fd, .events = POLLOUT};
+            if (poll(&pfd, 1, CONNECT_TIMEOUT_MS) == 1 &&
+                getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && err == 0) {
+                break;
+            }
+            r = err ? -err : -ETIMEDOUT;
+        }
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(ai);
+    if (fd < 0) {
+        log_warn("cannot connect to %s port %s: %s", c->host, c->port, strerror(-r));
+        return r;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    /* Requests are single writes answered at once: no Nagle delay. */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
+    c->fd = fd;
+    return 0;
+}
+
+static int tls_connect(struct client *c) {
+    int r = tcp_connect(c);
+
+    if (r < 0) {
+        return r;
+    }
+    c->ssl = SSL_new(c->ctx);
+    if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) {
+        disconnect(c);
+        return -ENOMEM;
+    }
+    /* The verifier's certificate must name the host we asked for. */
+    if (c->host_is_ip) {
+        if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), c->host) != 1) {
+            disconnect(c);
+            return -EINVAL;
+        }
+    } else if (SSL_set_tlsext_host_name(c->ssl, c->host) != 1 ||
+               SSL_set1_host(c->ssl, c->host) != 1) {
+        disconnect(c);
+        return -EINVAL;
+    }
+    if (SSL_connect(c->ssl) != 1) {
+        long v = SSL_get_verify_result(c->ssl);
+        if (v != X509_V_OK) {
+            log_warn("TLS with %s: the verifier's certificate is refused: %s", c->host,
+                     X509_verify_cert_error_string(v));
+        } else {
+            ssl_error("TLS handshake with", c->host);
+        }
+        disconnect(c);
+        return -ECONNREFUSED;
+    }
+    return 0;
+}
+
+static int write_all(struct client *c, const char *p, size_t n) {
+    while (n > 0) {
+        int k = SSL_write(c->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+        if (k <= 0) {
+            return -EIO;
+        }
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+/* Read one whole response into c->buf. On success the body starts at
+ * *ret_body with *ret_len bytes. -EPIPE: the connection was closed before
+ * any byte came (a kept-alive connection the server had dropped). */
+static int read_response(struct client *c, struct http_response *h, char **ret_body,
+                         size_t *ret_len, const char **why) {
+    size_t cap = RESPONSE_MAX + HTTP_HEADERS_MAX;
+    bool have_head = false;
+
+    c->len = 0;
+    for (;;) {
+        int k, r;
+
+        if (!have_head) {
+            r = http_parse_head(c->buf, c->len, h, why);
+            if (r < 0) {
+                return r;
+            }
+            have_head = r == 1;
+            if (have_head && h->content_length > (long long)RESPONSE_MAX) {
+                *why = "response body too big";
+                return -E2BIG;
+            }
+        }
+        if (have_head) {
+            char *body = c->buf + h->header_len;
+            size_t blen = c->len - h->header_len, used;
+            if (h->chunked) {
+                r = http_dechunk(body, blen, RESPONSE_MAX, ret_len, &used, why);
+                if (r < 0) {
+                    return r;
+                }
+                if (r == 1) {
+                    *ret_body = body;
+                    return 0;
+                }
+            } else if (h->content_length >= 0 && blen >= (size_t)h->content_length) {
+                *ret_body = body;
+                *ret_len = (size_t)h->content_length;
+                return 0;
+            } else if (h->status == 204 || h->status == 304 || h->status < 200) {
+                *ret_body = body;
+                *ret_len = 0;
+                return 0;
+            }
+        }
+        if (c->len == cap) {
+            *why = "response too big";
+            return -E2BIG;
+        }
+        k = SSL_read(c->ssl, c->buf + c->len, (int)(cap - c->len));
+        if (k <= 0) {
+            if (have_head && !h->chunked && h->content_length < 0) {
+                /* Delimited by the end of the connection. */
+                h->keep_alive = false;
+                *ret_body = c->buf + h->header_len;
+                *ret_len = c->len - h->header_len;
+                return 0;
+            }
+            if (c->len == 0) {
+                return -EPIPE;
+            }
+            *why = "the connection ended within the response";
+            return -EIO;
+        }
+        c->len += (size_t)k;
+    }
+}
+
+int client_post(struct client *c, const char *path, const json_t *body, json_t **ret) {
+    _cleanup_free_ char *text = body ? json_dumps(body, JSON_COMPACT) : strdup("{}");
+    _cleanup_free_ char *req = NULL;
+    char head[2048], perr[256];
+    size_t tl;
+    struct http_response h;
+    const char *why = "";
+    char *rbody = NULL;
+    size_t rlen = 0;
+    int hl, r = -EIO;
+
+    *ret = NULL;
     if (!text) {
         return -ENOMEM;
     }
-    snprintf(url, sizeof(url), "%s%s", c->base, path);
-    kbuf_reset(&c->resp);
-    curl_easy_setopt(c->curl, CURLOPT_URL, url);
-    curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, err);
-    curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, text);
-    curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(text));
-    rc = curl_easy_perform(c->curl);
-    free(text);
-    if (rc != CURLE_OK) {
-        log_warn("POST %s: %s", url, err[0] ? err : curl_easy_strerror(rc));
-        return -EIO;
+    hl = snprintf(head, sizeof(head),
+                  "POST %s%s HTTP/1.1\r\nHost: %s%s%s:%s\r\nUser-Agent: kima-agent\r\n"
+                  "Content-Type: application/json\r\nAccept: application/json\r\n"
+                  "Content-Length: %zu\r\n\r\n",
+                  c->prefix, path, c->host_is_ip && strchr(c->host, ':') ? "[" : "", c->host,
+                  c->host_is_ip && strchr(c->host, ':') ? "]" : "", c->port, strlen(text));
+    if (hl < 0 || (size_t)hl >= sizeof(head)) {
+        return -E2BIG;
     }
-    curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
-    *ret = NULL;
-    if (!c->resp.data ||
-        json_parse_bounded((const char *)c->resp.data, c->resp.len, 16, ret, perr, sizeof(perr)) <
-                0 ||
-        !json_is_object(*ret)) {
+    /* One write, one TLS record for small requests. */
+    tl = strlen(text);
+    req = malloc((size_t)hl + tl);
+    if (!req) {
+        return -ENOMEM;
+    }
+    memcpy(req, head, (size_t)hl);
+    memcpy(req + hl, text, tl);
+    /* A kept-alive connection may have been closed by the server meanwhile:
+     * then connect again once. */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        bool reused = c->ssl != NULL;
+
+        if (!c->ssl && (r = tls_connect(c)) < 0) {
+            return r;
+        }
+        r = write_all(c, req, (size_t)hl + tl);
+        if (r == 0) {
+            r = read_response(c, &h, &rbody, &rlen, &why);
+        }
+        if (r == 0) {
+            break;
+        }
+        disconnect(c);
+        ERR_clear_error();
+        if (!reused || (r != -EIO && r != -EPIPE) || (r == -EIO && why[0])) {
+            break;
+        }
+    }
+    if (r < 0) {
+        log_warn("POST %s%s to %s: %s", c->prefix, path, c->host,
+                 why[0] ? why : "no answer (connection failed)");
+        return r == -EPIPE ? -EIO : r;
+    }
+    if (!h.keep_alive) {
+        disconnect(c);
+    }
+    if (json_parse_bounded(rbody, rlen, 16, ret, perr, sizeof(perr)) < 0 || !json_is_object(*ret)) {
         json_decref(*ret);
         *ret = NULL;
-        log_warn("POST %s: %ld with an answer that is not a JSON object", url, status);
+        log_warn("POST %s%s: %d with an answer that is not a JSON object", c->prefix, path,
+                 h.status);
         return -EBADMSG;
     }
-    return (int)status;
+    return h.status;
 }

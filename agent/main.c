@@ -13,7 +13,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <tss2/tss2_mu.h>
@@ -585,7 +584,6 @@ int main(int argc, char **argv) {
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
     signal(SIGPIPE, SIG_IGN);
-    curl_global_init(CURL_GLOBAL_DEFAULT);
     mkdir(a.state_dir, 0700);
     snprintf(blob, sizeof(blob), "%s/ak.blob", a.state_dir);
 
@@ -658,7 +656,6 @@ int main(int argc, char **argv) {
     tpm_close(a.tpm);
     client_free(a.client);
     free(a.batch_offsets);
-    curl_global_cleanup();
     if (a.once) {
         return r < 0 ? 2 : r == 1 ? 0 : 1;
     }

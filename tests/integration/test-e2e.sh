@@ -204,6 +204,27 @@ sleep 2
     --state-dir "$T/state" --boot-id-file "$T/boot_id" --once >/dev/null 2>&1
 [ $? -eq 2 ] && ok || bad "--once with no verifier must exit 2"
 
+# TLS: the agent refuses a verifier whose certificate another CA signed, and
+# one whose certificate (from the right CA) does not name the address asked
+once_against() {
+    "$AG" --verifier "$1" --node node-1 --tcti "$SWTPM_TCTI" --securityfs "$T/sfs" \
+        --cert "$P/agent-node-1.pem" --key "$P/agent-node-1.key" --cacert "$2" \
+        --state-dir "$T/state" --boot-id-file "$T/boot_id" --once >"$T/tls.log" 2>&1
+}
+once_against "$URL" "$P/other-ca.pem"
+[ $? -eq 2 ] && grep -q "certificate is refused" "$T/tls.log" && ok ||
+    bad "an agent trusting another CA must refuse the verifier: $(tail -2 "$T/tls.log")"
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+openssl s_server -quiet -accept "127.0.0.1:$PORT" -cert "$P/server-as-client.pem" \
+    -key "$P/server-as-client.key" -www >/dev/null 2>&1 &
+SSPID=$!
+for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
+once_against "https://127.0.0.1:$PORT" "$P/ca.pem"
+[ $? -eq 2 ] && grep -q "certificate is refused" "$T/tls.log" && ok ||
+    bad "a certificate that does not name 127.0.0.1 must be refused: $(tail -2 "$T/tls.log")"
+kill "$SSPID"
+wait "$SSPID" 2>/dev/null
+
 # a forged list: a tampered binary runs in upf (the TPM is extended with its
 # real digest), then the list is rewritten to claim the good one. The list no
 # longer replays to the quote: the node and all its pods turn untrusted.
