@@ -90,8 +90,10 @@ for app in amf smf upf; do wait_for $app trusted; done
 $K pods
 
 say "A tampered open5gs-upfd runs in the upf pod"
+t0=$(date +%s%3N)
 measure /usr/bin/open5gs-upfd $TAMPERED upf
 wait_for upf untrusted
+echo "detected in $(($(date +%s%3N) - t0)) ms (measurement appended -> kimactl sees untrusted)"
 $K pods
 $K nodes
 
