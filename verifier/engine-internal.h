@@ -40,7 +40,12 @@ struct engine {
     struct kbuf policy_errors;
     struct nonce_slot nonces[NONCE_SLOTS];
     struct engine_metrics_counters m;
+    void (*listener)(void *ud);
+    void *listener_ud;
 };
+
+/* Tell the listener that pod states changed (call without e->lock). */
+void engine_notify(struct engine *e);
 
 /* {"error": error, "detail": detail}; returns status. */
 int engine_error(json_t **resp, int status, const char *error, const char *detail);

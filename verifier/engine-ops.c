@@ -125,10 +125,13 @@ static int add_pod(const struct pod_record *p, void *ud) {
     const char *state = pod_state(c->e, p, c->now);
 
     if (!c->filter || strcmp(c->filter, state) == 0) {
-        json_array_append_new(c->arr,
-                              json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I}", "uid", p->uid, "namespace",
-                                        p->ns, "name", p->name, "node", p->node, "state", state,
-                                        "reason", p->reason, "since_ms", (json_int_t)p->since_ms));
+        json_array_append_new(c->arr, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I}", "uid", p->uid,
+                                                "namespace", p->ns, "name", p->name, "node",
+                                                p->node, "state", state, "reason",
+                                                strcmp(state, p->state) == 0
+                                                        ? p->reason
+                                                        : "the node stopped attesting (stale)",
+                                                "since_ms", (json_int_t)p->since_ms));
     }
     return 0;
 }
@@ -215,6 +218,7 @@ int engine_pod_reset(struct engine *e, const char *uid, const json_t *req, const
     if (r < 0) {
         return engine_error(resp, 500, "store", "the reset could not be recorded");
     }
+    engine_notify(e);
     *resp = json_pack("{s:s,s:s}", "uid", uid, "state", p.state);
     return 200;
 }

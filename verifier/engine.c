@@ -99,6 +99,26 @@ int engine_new(const struct engine_config *cfg, struct store *store, struct audi
     return 0;
 }
 
+void engine_set_listener(struct engine *e, void (*fn)(void *ud), void *ud) {
+    pthread_mutex_lock(&e->lock);
+    e->listener = fn;
+    e->listener_ud = ud;
+    pthread_mutex_unlock(&e->lock);
+}
+
+void engine_notify(struct engine *e) {
+    void (*fn)(void *ud);
+    void *ud;
+
+    pthread_mutex_lock(&e->lock);
+    fn = e->listener;
+    ud = e->listener_ud;
+    pthread_mutex_unlock(&e->lock);
+    if (fn) {
+        fn(ud);
+    }
+}
+
 void engine_free(struct engine *e) {
     if (!e) {
         return;

@@ -41,6 +41,10 @@ int engine_new(const struct engine_config *cfg, struct store *store, struct audi
                struct inventory *inv, const char *policy_dir, struct engine **ret);
 void engine_free(struct engine *e);
 
+/* Called (without the engine's lock) after a round or an operator action
+ * changed some pod's state: the Kubernetes side labels it at once. */
+void engine_set_listener(struct engine *e, void (*fn)(void *ud), void *ud);
+
 /* Reload the policy directory when it changed; errors are logged and kept
  * for GET /v1/policies. */
 int engine_reload_policies(struct engine *e);

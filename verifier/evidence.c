@@ -613,6 +613,9 @@ judged:
     status = 200;
 out:
     pthread_mutex_unlock(&e->lock);
+    if (status == 200 && json_array_size(v.changed) > 0) {
+        engine_notify(e);
+    }
 done:
     clock_gettime(CLOCK_MONOTONIC, &t1);
     observe(e, (t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000);

@@ -18,6 +18,8 @@ struct inventory {
     struct timespec mtime;
     off_t size;
     json_t *items; /* the PodList's items array */
+    void (*miss)(void *ud);
+    void *miss_ud;
 };
 
 int inventory_open_file(const char *path, struct inventory **ret) {
@@ -114,7 +116,36 @@ static void fill(const json_t *item, struct pod_info *ret) {
     ret->labels = json_is_object(ret->labels) ? json_incref(ret->labels) : json_object();
 }
 
-int inventory_lookup_uid(struct inventory *inv, const char *uid, struct pod_info *ret) {
+void inventory_replace_items(struct inventory *inv, json_t *items) {
+    pthread_mutex_lock(&inv->lock);
+    json_decref(inv->items);
+    inv->items = json_incref(items);
+    pthread_mutex_unlock(&inv->lock);
+}
+
+void inventory_set_miss_handler(struct inventory *inv, void (*fn)(void *ud), void *ud) {
+    pthread_mutex_lock(&inv->lock);
+    inv->miss = fn;
+    inv->miss_ud = ud;
+    pthread_mutex_unlock(&inv->lock);
+}
+
+/* Call the miss handler, if any; true when there was one (look again). */
+static bool missed(struct inventory *inv) {
+    void (*fn)(void *ud);
+    void *ud;
+
+    pthread_mutex_lock(&inv->lock);
+    fn = inv->miss;
+    ud = inv->miss_ud;
+    pthread_mutex_unlock(&inv->lock);
+    if (fn) {
+        fn(ud);
+    }
+    return fn != NULL;
+}
+
+static int lookup_uid(struct inventory *inv, const char *uid, struct pod_info *ret) {
     size_t i;
     json_t *item;
     int r = -ENOENT;
@@ -132,8 +163,12 @@ int inventory_lookup_uid(struct inventory *inv, const char *uid, struct pod_info
     return r;
 }
 
-int inventory_lookup_container(struct inventory *inv, const char *container_id,
-                               struct pod_info *ret) {
+int inventory_lookup_uid(struct inventory *inv, const char *uid, struct pod_info *ret) {
+    int r = lookup_uid(inv, uid, ret);
+    return r == -ENOENT && missed(inv) ? lookup_uid(inv, uid, ret) : r;
+}
+
+static int lookup_container(struct inventory *inv, const char *container_id, struct pod_info *ret) {
     size_t i, k;
     json_t *item, *cs;
     int r = -ENOENT;
@@ -154,4 +189,10 @@ int inventory_lookup_container(struct inventory *inv, const char *container_id,
 out:
     pthread_mutex_unlock(&inv->lock);
     return r;
+}
+
+int inventory_lookup_container(struct inventory *inv, const char *container_id,
+                               struct pod_info *ret) {
+    int r = lookup_container(inv, container_id, ret);
+    return r == -ENOENT && missed(inv) ? lookup_container(inv, container_id, ret) : r;
 }

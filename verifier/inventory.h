@@ -33,6 +33,14 @@ void inventory_free(struct inventory *inv);
  * does not parse leaves the last good inventory in place (and is logged). */
 int inventory_refresh(struct inventory *inv);
 
+/* Replace the pods with a PodList's items (the Kubernetes API source). */
+void inventory_replace_items(struct inventory *inv, json_t *items);
+
+/* Called (outside the inventory's lock) when a lookup misses, before the
+ * lookup is tried once more: the Kubernetes source lists pods again there.
+ * NULL fn removes it. */
+void inventory_set_miss_handler(struct inventory *inv, void (*fn)(void *ud), void *ud);
+
 /* 0 or -ENOENT. */
 int inventory_lookup_uid(struct inventory *inv, const char *uid, struct pod_info *ret);
 /* By container ID (the 64 hex digits, without the runtime prefix). */

@@ -17,6 +17,7 @@
 #include "engine.h"
 #include "http.h"
 #include "inventory.h"
+#include "kube.h"
 #include "kima-config.h"
 #include "log.h"
 #include "parse.h"
@@ -40,6 +41,14 @@ static void usage(FILE *f) {
             "  --db PATH               SQLite store (kima.db)                   [KIMA_DB]\n"
             "  --policies DIR          golden policies, reloaded on change      [KIMA_POLICIES]\n"
             "  --pods-file FILE        pod inventory: a PodList in JSON         [KIMA_PODS_FILE]\n"
+            "  --kubeconfig FILE       the Kubernetes API from a kubeconfig    [KIMA_KUBECONFIG]\n"
+            "  --kube-context NAME     its context (the current one)        [KIMA_KUBE_CONTEXT]\n"
+            "  --in-cluster            the API from the service account (also when\n"
+            "                          KUBERNETES_SERVICE_HOST is set and no --kubeconfig\n"
+            "                          or --pods-file is given)             [KIMA_IN_CLUSTER=1]\n"
+            "  --label-prefix P        label and annotation prefix (kima.dev) [KIMA_LABEL_PREFIX]\n"
+            "  --kube-refresh-ms N     list pods at least this often (10000) "
+            "[KIMA_KUBE_REFRESH_MS]\n"
             "  --audit-log PATH        audit log (audit.log)                    [KIMA_AUDIT_LOG]\n"
             "  --audit-key PATH        Ed25519 key, generated if absent (audit.key) "
             "[KIMA_AUDIT_KEY]\n"
@@ -64,6 +73,10 @@ static void usage(FILE *f) {
             "  -h, --help, --version\n"
             "\n"
             "Exit codes: 0 after SIGTERM/SIGINT, 1 start-up failure, 64 usage error.\n");
+}
+
+static void kick(void *ud) {
+    kube_kick(ud, false);
 }
 
 static const char *env_or(const char *name, const char *def) {
@@ -97,6 +110,11 @@ int main(int argc, char **argv) {
             {"pcr-selection", required_argument, NULL, 's'},
             {"unknown-untrusted", no_argument, NULL, 'U'},
             {"threads", required_argument, NULL, 't'},
+            {"kubeconfig", required_argument, NULL, 'C'},
+            {"kube-context", required_argument, NULL, 'X'},
+            {"in-cluster", no_argument, NULL, 'I'},
+            {"label-prefix", required_argument, NULL, 'B'},
+            {"kube-refresh-ms", required_argument, NULL, 'r'},
             {"log-level", required_argument, NULL, 'L'},
             {"log-format", required_argument, NULL, 'F'},
             {"help", no_argument, NULL, 'h'},
@@ -122,6 +140,13 @@ int main(int argc, char **argv) {
                *s_ttl = env_or("KIMA_NONCE_TTL_MS", NULL);
     const char *s_max = env_or("KIMA_AUDIT_MAX_BYTES", NULL),
                *s_threads = env_or("KIMA_THREADS", NULL);
+    const char *kubeconfig = env_or("KIMA_KUBECONFIG", NULL),
+               *kctx = env_or("KIMA_KUBE_CONTEXT", NULL);
+    const char *s_refresh = env_or("KIMA_KUBE_REFRESH_MS", NULL);
+    bool in_cluster = env_flag("KIMA_IN_CLUSTER");
+    struct kube_options kopt = {.label_prefix = env_or("KIMA_LABEL_PREFIX", "kima.dev")};
+    struct kube_config kcfg = {0};
+    struct kube *kube = NULL;
     struct engine_config cfg;
     uint64_t v, audit_max = 64u << 20;
     struct store *store = NULL;
@@ -196,6 +221,21 @@ int main(int argc, char **argv) {
         case 't':
             s_threads = optarg;
             break;
+        case 'C':
+            kubeconfig = optarg;
+            break;
+        case 'X':
+            kctx = optarg;
+            break;
+        case 'I':
+            in_cluster = true;
+            break;
+        case 'B':
+            kopt.label_prefix = optarg;
+            break;
+        case 'r':
+            s_refresh = optarg;
+            break;
         case 'L':
             level = optarg;
             break;
@@ -229,6 +269,8 @@ int main(int argc, char **argv) {
         (s_max && (parse_u64_range(s_max, 4096, UINT64_MAX, &audit_max) < 0)) ||
         (s_minch && parse_u64_range(s_minch, 0, 60000, &cfg.min_challenge_ms) < 0) ||
         (s_threads && (parse_u64_range(s_threads, 1, 64, &v) < 0 || !(hc.threads = (unsigned)v))) ||
+        (s_refresh &&
+         (parse_u64_range(s_refresh, 500, 3600000, &v) < 0 || !(kopt.refresh_ms = (int64_t)v))) ||
         tpm_pcr_selection_parse(sel, &cfg.selection) < 0) {
         fprintf(stderr, "kima-verifier: a numeric option or --pcr-selection is out of range "
                         "(see --help)\n");
@@ -249,12 +291,43 @@ int main(int argc, char **argv) {
         goto out;
     }
     cfg.ek_store = ekstore;
+    if (!kubeconfig && !in_cluster && !pods && getenv("KUBERNETES_SERVICE_HOST")) {
+        in_cluster = true;
+    }
     if (store_open(db, &store) < 0 || audit_key_load_or_create(akey, &key) < 0 ||
-        audit_open(alog, key, audit_max, 1000, &audit) < 0 || inventory_open_file(pods, &inv) < 0 ||
+        audit_open(alog, key, audit_max, 1000, &audit) < 0 ||
+        inventory_open_file(kubeconfig || in_cluster ? NULL : pods, &inv) < 0 ||
         engine_new(&cfg, store, audit, inv, policies, &e) < 0) {
         log_error("start-up failed (store %s, audit log %s, audit key %s, pods file %s)", db, alog,
                   akey, pods ? pods : "-");
         goto out;
+    }
+    if (kubeconfig || in_cluster) {
+        char err[512];
+        int r = kubeconfig ? kube_config_from_kubeconfig(kubeconfig, kctx, &kcfg, err, sizeof(err))
+                           : kube_config_in_cluster(getenv("KIMA_SERVICE_ACCOUNT_DIR"), &kcfg, err,
+                                                    sizeof(err));
+        if (r < 0) {
+            log_error("Kubernetes configuration (%s): %s", kubeconfig ? kubeconfig : "in-cluster",
+                      err);
+            goto out;
+        }
+        if (kcfg.insecure) {
+            log_error("the kubeconfig asks for insecure-skip-tls-verify: refused; give the "
+                      "cluster's CA");
+            goto out;
+        }
+        if (pods) {
+            log_warn("--pods-file is ignored: the pod inventory comes from the Kubernetes API");
+        }
+        log_info("Kubernetes API %s (%s), labels %s/trust", kcfg.server,
+                 kubeconfig ? kubeconfig : "in-cluster", kopt.label_prefix);
+        if (kube_new(&kcfg, &kopt, e, inv, &kube) < 0) {
+            goto out;
+        }
+        memset(&kcfg, 0, sizeof(kcfg)); /* kube owns it */
+        engine_set_listener(e, kick, kube);
+        kube_start(kube);
     }
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
@@ -275,11 +348,18 @@ int main(int argc, char **argv) {
         }
         engine_sweep(e, engine_now_ms());
         engine_reload_policies(e);
-        inventory_refresh(inv);
+        if (!kube) {
+            inventory_refresh(inv);
+        }
     }
     code = 0;
 out:
     http_stop(http);
+    if (e) {
+        engine_set_listener(e, NULL, NULL);
+    }
+    kube_free(kube);
+    kube_config_free(&kcfg);
     engine_free(e);
     inventory_free(inv);
     audit_close(audit);

@@ -1,0 +1,280 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""A fake Kubernetes API server for kima's tests: the only stand-in of the
+test suite, since no real API server can run on the build machines.
+
+Faithful to the real one for what kima uses:
+  GET   /api/v1/pods[?fieldSelector=spec.nodeName=N]      PodList with resourceVersion
+  GET   /api/v1/namespaces/NS/pods[/NAME]
+  PATCH /api/v1/namespaces/NS/pods/NAME   only application/merge-patch+json
+        (RFC 7386) or application/strategic-merge-patch+json; other types 415;
+        label keys and values validated like the API server (422 Invalid)
+  POST  /api/v1/namespaces/NS/events      201; generateName honoured
+Errors are v1 Status objects. Authentication: a bearer token (--token, full
+rights; --readonly-token, reads only: 403 on writes) or a client certificate
+signed by --client-ca; none or a wrong one is 401.
+
+Test controls, no authentication, under /_fake/:
+  GET  /_fake/state                      {"pods": [...], "events": [...], "requests": [...]}
+  POST /_fake/pods      {pod}            add or replace a pod (uid, namespace, name, labels, nodeName)
+  POST /_fake/fail      {"method": "PATCH", "status": 409, "count": 2}
+                                          the next COUNT matching API requests get STATUS
+  POST /_fake/down      {"seconds": 3}   every API request is 503 for that long
+Usage: fake-kube-api.py --cert PEM --key PEM [--client-ca PEM] --token T
+       [--readonly-token T] [--pods PODLIST.json] --port-file F
+"""
+import argparse
+import copy
+import json
+import re
+import ssl
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+LOCK = threading.Lock()
+PODS = {}  # (ns, name) -> pod object
+EVENTS = []
+REQUESTS = []
+FAILS = []
+STATE = {"rv": 1000, "down_until": 0.0}
+ARGS = None
+
+NAME_RE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+PREFIX_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def next_rv():
+    STATE["rv"] += 1
+    return str(STATE["rv"])
+
+
+def status(code, reason, message):
+    return code, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                  "message": message, "reason": reason, "code": code}
+
+
+def valid_label_key(k):
+    prefix, _, name = k.rpartition("/")
+    if prefix and (len(prefix) > 253 or not PREFIX_RE.match(prefix)):
+        return False
+    return 0 < len(name) <= 63 and bool(NAME_RE.match(name))
+
+
+def merge(target, patch):
+    """RFC 7386 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    if not isinstance(target, dict):
+        target = {}
+    for k, v in patch.items():
+        if v is None:
+            target.pop(k, None)
+        else:
+            target[k] = merge(target.get(k), v)
+    return target
+
+
+def make_pod(spec):
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": spec["name"], "namespace": spec["namespace"],
+                     "uid": spec.get("uid") or str(uuid.uuid4()),
+                     "labels": dict(spec.get("labels", {})), "annotations": {},
+                     "resourceVersion": next_rv()},
+        "spec": {"nodeName": spec.get("nodeName", "node-1"),
+                 "containers": [{"name": "main", "image": spec.get("image", "example/app:1")}]},
+        "status": {"phase": "Running",
+                   "containerStatuses": spec.get("containerStatuses", [])},
+    }
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def send(self, code, obj):
+        body = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def body(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        if n > 3 * 1024 * 1024:
+            return None
+        raw = self.rfile.read(n) if n else b""
+        try:
+            return json.loads(raw) if raw else None
+        except ValueError:
+            return None
+
+    def authenticated(self, write):
+        auth = self.headers.get("Authorization", "")
+        peer = None
+        try:
+            peer = self.connection.getpeercert()
+        except (AttributeError, ValueError):
+            pass
+        if auth == "Bearer " + ARGS.token or peer:
+            return None
+        if ARGS.readonly_token and auth == "Bearer " + ARGS.readonly_token:
+            return status(403, "Forbidden", "readonly cannot write") if write else None
+        return status(401, "Unauthorized", "Unauthorized")
+
+    def control(self, method, path):
+        data = self.body() if method == "POST" else None
+        with LOCK:
+            if method == "GET" and path == "/_fake/state":
+                return 200, {"pods": list(PODS.values()), "events": EVENTS, "requests": REQUESTS}
+            if method == "POST" and path == "/_fake/pods" and isinstance(data, dict):
+                pod = make_pod(data)
+                PODS[(data["namespace"], data["name"])] = pod
+                return 201, pod
+            if method == "POST" and path == "/_fake/fail" and isinstance(data, dict):
+                FAILS.append({"method": data.get("method"), "status": int(data["status"]),
+                              "count": int(data.get("count", 1))})
+                return 200, {}
+            if method == "POST" and path == "/_fake/down" and isinstance(data, dict):
+                STATE["down_until"] = time.time() + float(data["seconds"])
+                return 200, {}
+        return status(404, "NotFound", "no such control")
+
+    def api(self, method, url):
+        path = url.path.rstrip("/")
+        write = method in ("PATCH", "POST", "PUT", "DELETE")
+        with LOCK:
+            REQUESTS.append({"method": method, "path": path,
+                             "content_type": self.headers.get("Content-Type", ""),
+                             "time": time.time()})
+            if time.time() < STATE["down_until"]:
+                return status(503, "ServiceUnavailable", "the fake API server is down")
+            for f in FAILS:
+                if f["count"] > 0 and (not f["method"] or f["method"] == method):
+                    f["count"] -= 1
+                    return status(f["status"], "Injected", "injected failure %d" % f["status"])
+        denied = self.authenticated(write)
+        if denied:
+            return denied
+        parts = path.split("/")
+        data = self.body() if write else None
+        with LOCK:
+            if method == "GET" and path == "/api/v1/pods":
+                sel = parse_qs(url.query).get("fieldSelector", [""])[0]
+                items = list(PODS.values())
+                if sel:
+                    m = re.match(r"^spec\.nodeName=(.*)$", sel)
+                    if not m:
+                        return status(400, "BadRequest", "field label not supported: " + sel)
+                    items = [p for p in items if p["spec"]["nodeName"] == m.group(1)]
+                return 200, {"kind": "PodList", "apiVersion": "v1",
+                             "metadata": {"resourceVersion": str(STATE["rv"])}, "items": items}
+            if len(parts) >= 6 and parts[1:4] == ["api", "v1", "namespaces"]:
+                ns = parts[4]
+                if parts[5] == "pods" and len(parts) == 6 and method == "GET":
+                    return 200, {"kind": "PodList", "apiVersion": "v1",
+                                 "metadata": {"resourceVersion": str(STATE["rv"])},
+                                 "items": [p for (n, _), p in PODS.items() if n == ns]}
+                if parts[5] == "pods" and len(parts) == 7:
+                    pod = PODS.get((ns, parts[6]))
+                    if not pod:
+                        return status(404, "NotFound", 'pods "%s" not found' % parts[6])
+                    if method == "GET":
+                        return 200, pod
+                    if method == "PATCH":
+                        ct = self.headers.get("Content-Type", "").split(";")[0].strip()
+                        if ct not in ("application/merge-patch+json",
+                                      "application/strategic-merge-patch+json"):
+                            return status(415, "UnsupportedMediaType",
+                                          "the body of the request was in an unknown format")
+                        if not isinstance(data, dict):
+                            return status(400, "BadRequest", "the patch is not a JSON object")
+                        new = merge(copy.deepcopy(pod), data)
+                        md = new.get("metadata", {})
+                        for k, v in (md.get("labels") or {}).items():
+                            if not valid_label_key(k) or not isinstance(v, str) or \
+                                    len(v) > 63 or not NAME_RE.match(v):
+                                return status(422, "Invalid", "invalid label %s=%r" % (k, v))
+                        for k in (md.get("annotations") or {}):
+                            if not valid_label_key(k):
+                                return status(422, "Invalid", "invalid annotation key " + k)
+                        if md.get("uid") != pod["metadata"]["uid"] or \
+                                md.get("name") != pod["metadata"]["name"]:
+                            return status(422, "Invalid", "metadata.uid and name are immutable")
+                        md["resourceVersion"] = next_rv()
+                        PODS[(ns, parts[6])] = new
+                        return 200, new
+                if parts[5] == "events" and len(parts) == 6 and method == "POST":
+                    if not isinstance(data, dict) or data.get("kind") != "Event" or \
+                            not isinstance(data.get("involvedObject"), dict) or \
+                            data.get("metadata", {}).get("namespace", ns) != ns:
+                        return status(400, "BadRequest", "not an Event of this namespace")
+                    ev = copy.deepcopy(data)
+                    md = ev.setdefault("metadata", {})
+                    md["name"] = md.get("name") or md.get("generateName", "event.") + \
+                        uuid.uuid4().hex[:5]
+                    md["namespace"] = ns
+                    md["resourceVersion"] = next_rv()
+                    EVENTS.append(ev)
+                    return 201, ev
+        return status(404, "NotFound", "the server could not find the requested resource")
+
+    def handle_method(self, method):
+        url = urlparse(self.path)
+        if url.path.startswith("/_fake/"):
+            code, obj = self.control(method, url.path)
+        else:
+            code, obj = self.api(method, url)
+        self.send(code, obj)
+
+    def do_GET(self):
+        self.handle_method("GET")
+
+    def do_POST(self):
+        self.handle_method("POST")
+
+    def do_PATCH(self):
+        self.handle_method("PATCH")
+
+
+def main():
+    global ARGS
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cert", required=True)
+    ap.add_argument("--key", required=True)
+    ap.add_argument("--client-ca")
+    ap.add_argument("--token", required=True)
+    ap.add_argument("--readonly-token")
+    ap.add_argument("--pods")
+    ap.add_argument("--port-file", required=True)
+    ARGS = ap.parse_args()
+    if ARGS.pods:
+        for item in json.load(open(ARGS.pods)).get("items", []):
+            md = item["metadata"]
+            PODS[(md["namespace"], md["name"])] = make_pod({
+                "uid": md["uid"], "namespace": md["namespace"], "name": md["name"],
+                "labels": md.get("labels", {}), "nodeName": item["spec"]["nodeName"],
+                "containerStatuses": item.get("status", {}).get("containerStatuses", [])})
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(ARGS.cert, ARGS.key)
+    if ARGS.client_ca:
+        ctx.load_verify_locations(ARGS.client_ca)
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    with open(ARGS.port_file + ".tmp", "w") as f:
+        f.write(str(srv.server_address[1]))
+    import os
+    os.rename(ARGS.port_file + ".tmp", ARGS.port_file)
+    srv.serve_forever()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

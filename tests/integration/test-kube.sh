@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# kima-verifier against a fake Kubernetes API server (the one stand-in:
+# tests/helpers/fake-kube-api.py), with swtpm, kima-agent and the kernel
+# stand-in: pods come from the API, verdicts become labels, annotations and
+# Events; conflicts, throttling and an outage are retried and caught up;
+# attestation never waits for the API.
+# Usage: test-kube.sh KIMA_VERIFIER KIMA_AGENT KIMACTL IMA_WRITER
+set -u
+V=$1
+AG=$2
+K=$3
+W=$4
+HERE=$(cd "$(dirname "$0")" && pwd)
+T=$(mktemp -d)
+. "$HERE/helpers.sh"
+VPID= APID= FPID=
+cleanup() {
+    for p in $APID $VPID $FPID; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+    swtpm_stop
+    [ -n "${KEEP:-}" ] || rm -rf "$T"
+}
+trap cleanup EXIT
+for tool in swtpm curl openssl python3; do
+    command -v "$tool" >/dev/null || { echo "$tool not installed"; exit 77; }
+done
+GOOD=1111111111111111111111111111111111111111111111111111111111111111
+EVIL=6666666666666666666666666666666666666666666666666666666666666666
+P=$T/pki
+bash "$HERE/make-certs.sh" "$P" node-1 >/dev/null || exit 1
+mkdir -p "$T/policies" "$T/state" "$T/var"
+echo "boot-$$" >"$T/boot_id"
+declare -A UIDS=([amf]=aaaaaaaa-0000-4000-8000-000000000001 [smf]=aaaaaaaa-0000-4000-8000-000000000002
+                 [upf]=aaaaaaaa-0000-4000-8000-000000000003 [nrf]=aaaaaaaa-0000-4000-8000-000000000004)
+items=""
+for app in amf smf upf nrf; do
+    cat >"$T/policies/$app.json" <<JSON
+{"apiVersion": "kima.dev/v1", "kind": "PodPolicy", "name": "open5gs-$app",
+ "match": {"namespace": "open5gs", "podLabels": {"app": "$app"}},
+ "digests": {"/usr/bin/open5gs-${app}d": ["sha256:$GOOD"]}}
+JSON
+    [ $app = nrf ] && continue # nrf is created later
+    items="$items${items:+,}{\"metadata\": {\"uid\": \"${UIDS[$app]}\", \"namespace\": \"open5gs\", \"name\": \"$app-0\", \"labels\": {\"app\": \"$app\"}}, \"spec\": {\"nodeName\": \"node-1\"}}"
+done
+echo "{\"kind\": \"PodList\", \"items\": [$items]}" >"$T/pods.json"
+
+python3 "$HERE/../helpers/fake-kube-api.py" --cert "$P/server.pem" --key "$P/server.key" \
+    --token sekret --readonly-token viewer --pods "$T/pods.json" --port-file "$T/api.port" \
+    >"$T/api.log" 2>&1 &
+FPID=$!
+for _ in $(seq 100); do [ -s "$T/api.port" ] && break; sleep 0.1; done
+API=https://127.0.0.1:$(cat "$T/api.port")
+fake() { curl -sS --cacert "$P/ca.pem" "$API/_fake/$1" ${2:+-d "$2"}; }
+cat >"$T/kubeconfig" <<YAML
+apiVersion: v1
+kind: Config
+current-context: test
+clusters:
+- name: fake
+  cluster:
+    server: $API
+    certificate-authority: pki/ca.pem
+contexts:
+- name: test
+  context: {cluster: fake, user: kima}
+- name: viewer
+  context: {cluster: fake, user: viewer}
+users:
+- name: kima
+  user: {token: sekret}
+- name: viewer
+  user: {token: viewer}
+YAML
+
+swtpm_start "$T/tpm" || exit 1
+"$W" --securityfs "$T/sfs" --tcti "$SWTPM_TCTI" init || bad "ima-writer init"
+verifier_start "$T/verifier.log" 1 --tls-cert "$P/server.pem" --tls-key "$P/server.key" \
+    --client-ca "$P/ca.pem" --db "$T/var/kima.db" --audit-log "$T/var/audit.log" \
+    --audit-key "$T/var/audit.key" --policies "$T/policies" --kubeconfig "$T/kubeconfig" \
+    --interval-ms 500
+"$AG" --verifier "$URL" --node node-1 --tcti "$SWTPM_TCTI" --securityfs "$T/sfs" \
+    --cert "$P/agent-node-1.pem" --key "$P/agent-node-1.key" --cacert "$P/ca.pem" \
+    --state-dir "$T/state" --boot-id-file "$T/boot_id" --interval-ms 500 \
+    --min-interval-ms 100 >"$T/agent.log" 2>&1 &
+APID=$!
+measure() { "$W" --securityfs "$T/sfs" --tcti "$SWTPM_TCTI" pod "${UIDS[$3]}" "$1" "$2" || bad "measure $1"; }
+# label APP [KEY]: the pod's label (or annotation KEY) as the API has it
+label() {
+    fake state | python3 -c '
+import json, sys
+app, key = sys.argv[1], sys.argv[2]
+for p in json.load(sys.stdin)["pods"]:
+    if p["metadata"]["name"] == app + "-0":
+        md = p["metadata"]
+        print((md.get("labels") or {}).get(key, (md.get("annotations") or {}).get(key, "")))' "$1" "${2:-kima.dev/trust}"
+}
+wait_label() { # APP VALUE [SECONDS]
+    for _ in $(seq $((${3:-10} * 10))); do
+        [ "$(label "$1")" = "$2" ] && { ok; return 0; }
+        sleep 0.1
+    done
+    bad "$1's label should be $2, is '$(label "$1")'"
+}
+state_of() {
+    "$K" --server "$URL" --cert "$P/operator.pem" --key "$P/operator.key" --cacert "$P/ca.pem" \
+        pod "open5gs/$1-0" --json 2>/dev/null |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])' 2>/dev/null
+}
+patches() { fake state | python3 -c 'import json,sys; print(sum(1 for r in json.load(sys.stdin)["requests"] if r["method"] == "PATCH"))'; }
+
+# 1. pods from the API, verdicts as labels and annotations
+for app in amf smf upf; do measure "/usr/bin/open5gs-${app}d" $GOOD $app; done
+for app in amf smf upf; do wait_label $app trusted; done
+[ "$(label upf kima.dev/reason)" = "every measurement is in policy open5gs-upf" ] && ok ||
+    bad "the reason annotation: $(label upf kima.dev/reason)"
+label upf kima.dev/attested-at | grep -Eq '^20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$' && ok ||
+    bad "the attested-at annotation: $(label upf kima.dev/attested-at)"
+fake state | python3 -c '
+import json, sys
+rs = [r for r in json.load(sys.stdin)["requests"] if r["method"] == "PATCH"]
+sys.exit(0 if rs and all(r["content_type"] == "application/merge-patch+json" for r in rs) else 1)' &&
+    ok || bad "patches must be JSON merge patches"
+
+# 2. only when a value changes: idle rounds write nothing
+n1=$(patches)
+sleep 3
+[ "$(patches)" = "$n1" ] && ok || bad "labels were patched again without a change ($n1 -> $(patches))"
+
+# 3. a tampered binary: label untrusted, an Event, the others stay trusted
+measure /usr/bin/open5gs-upfd $EVIL upf
+wait_label upf untrusted
+[ "$(label amf)" = trusted ] && [ "$(label smf)" = trusted ] && ok || bad "amf and smf must stay trusted"
+for _ in $(seq 50); do fake state | grep -q IntegrityViolation && break; sleep 0.1; done
+fake state | python3 -c '
+import json, sys
+ev = [e for e in json.load(sys.stdin)["events"] if e["reason"] == "IntegrityViolation"]
+ok = len(ev) == 1 and ev[0]["involvedObject"]["name"] == "upf-0" and ev[0]["type"] == "Warning" \
+    and "open5gs-upfd" in ev[0]["message"] and ev[0]["involvedObject"]["uid"] == sys.argv[1]
+sys.exit(0 if ok else 1)' "${UIDS[upf]}" && ok || bad "one IntegrityViolation event on upf-0"
+
+# 4. a pod created after the verifier started: found at once, judged, labelled
+fake pods "{\"uid\": \"${UIDS[nrf]}\", \"namespace\": \"open5gs\", \"name\": \"nrf-0\", \"labels\": {\"app\": \"nrf\"}, \"nodeName\": \"node-1\"}" >/dev/null
+measure /usr/bin/open5gs-nrfd $GOOD nrf
+wait_label nrf trusted
+
+# 5. conflicts and throttling are retried
+fake fail '{"method": "PATCH", "status": 409, "count": 1}' >/dev/null
+fake fail '{"method": "PATCH", "status": 429, "count": 1}' >/dev/null
+fake fail '{"method": "PATCH", "status": 500, "count": 1}' >/dev/null
+measure /usr/bin/evil $EVIL smf
+wait_label smf untrusted 15
+
+# 6. an outage: attestation goes on, labels catch up afterwards
+fake down '{"seconds": 4}' >/dev/null
+measure /usr/bin/evil $EVIL nrf
+for _ in $(seq 30); do [ "$(state_of nrf)" = untrusted ] && break; sleep 0.1; done
+[ "$(state_of nrf)" = untrusted ] && ok || bad "the verdict must not wait for the API"
+[ "$(label nrf)" = trusted ] && ok || bad "the label changed during the outage?"
+wait_label nrf untrusted 40
+grep -q "kubernetes: .*503" "$T/verifier.log" && ok || bad "the outage is not in the log"
+
+# 7. the agent stops: the node goes stale, the labels read unknown
+kill "$APID"
+wait "$APID"
+APID=
+wait_label amf unknown 10
+[ "$(label amf kima.dev/reason)" = "the node stopped attesting (stale)" ] && ok ||
+    bad "the stale reason: $(label amf kima.dev/reason)"
+
+# 8. a token that may not write: 403 logged, attestation unaffected
+kill "$VPID"
+wait "$VPID"
+verifier_start "$T/verifier.log" 2 --tls-cert "$P/server.pem" --tls-key "$P/server.key" \
+    --client-ca "$P/ca.pem" --db "$T/var/kima.db" --audit-log "$T/var/audit.log" \
+    --audit-key "$T/var/audit.key" --policies "$T/policies" --kubeconfig "$T/kubeconfig" \
+    --kube-context viewer --interval-ms 500
+"$K" --server "$URL" --cert "$P/operator.pem" --key "$P/operator.key" --cacert "$P/ca.pem" \
+    pod reset "${UIDS[upf]}" --reason "reinstalled" >/dev/null || bad "pod reset"
+for _ in $(seq 50); do grep -q "kubernetes: labelling.*403" "$T/verifier.log" && break; sleep 0.1; done
+grep -q "kubernetes: labelling.*403" "$T/verifier.log" && ok || bad "403 not logged"
+summary

@@ -1,0 +1,480 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "kube.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "buf.h"
+#include "json-util.h"
+#include "log.h"
+#include "macro.h"
+
+#define KUBE_RESPONSE_MAX (256u << 20) /* a PodList of a big cluster */
+#define KUBE_TIMEOUT_MS   10000
+#define MISS_TIMEOUT_MS   2000
+#define MISS_MIN_GAP_MS   1000
+#define BACKOFF_MIN_MS    500
+#define BACKOFF_MAX_MS    30000
+#define REASON_MAX        1000
+
+struct kube {
+    struct kube_config cfg;
+    char prefix[128];
+    int64_t refresh_ms, tick_ms;
+    struct engine *e;
+    struct inventory *inv;
+
+    pthread_t thread;
+    bool started, stop, kicked, relist;
+    pthread_mutex_t lock; /* the fields below */
+    pthread_cond_t cond;
+    json_t *applied; /* uid -> {"ns","name","trust","reason","event"}: what the API shows */
+    int64_t last_list_ms, last_miss_ms, backoff_until_ms, backoff_ms;
+    bool list_ok;
+    struct kube_stats stats;
+    char host[256];
+};
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static size_t on_data(char *p, size_t size, size_t n, void *ud) {
+    return kbuf_append(ud, p, size * n) == 0 ? size * n : 0;
+}
+
+/* One request. Returns the HTTP status (the answer parsed into *ret when it
+ * is JSON), or a negative errno when no answer came. */
+static int request(struct kube *k, const char *method, const char *path, const char *ctype,
+                   const json_t *body, long timeout_ms, json_t **ret) {
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = NULL;
+    struct kbuf resp;
+    char url[2048], auth[8192], ct[128], err[CURL_ERROR_SIZE] = "", perr[200];
+    _cleanup_free_ char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    long status = 0;
+    CURLcode rc;
+
+    *ret = NULL;
+    if (!c) {
+        return -ENOMEM;
+    }
+    kbuf_init(&resp, KUBE_RESPONSE_MAX);
+    snprintf(url, sizeof(url), "%s%s", k->cfg.server, path);
+    h = curl_slist_append(h, "Accept: application/json");
+    if (ctype) {
+        snprintf(ct, sizeof(ct), "Content-Type: %s", ctype);
+        h = curl_slist_append(h, ct);
+    }
+    if (k->cfg.token) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", k->cfg.token);
+        h = curl_slist_append(h, auth);
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, err);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "kima-verifier");
+    if (k->cfg.ca_file) {
+        curl_easy_setopt(c, CURLOPT_CAINFO, k->cfg.ca_file);
+    }
+    if (k->cfg.ca_data) {
+        struct curl_blob b = {k->cfg.ca_data, k->cfg.ca_len, CURL_BLOB_NOCOPY};
+        curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &b);
+    }
+    if (k->cfg.cert_file) {
+        curl_easy_setopt(c, CURLOPT_SSLCERT, k->cfg.cert_file);
+        curl_easy_setopt(c, CURLOPT_SSLKEY, k->cfg.key_file);
+    }
+    if (k->cfg.cert_data) {
+        struct curl_blob cb = {k->cfg.cert_data, k->cfg.cert_len, CURL_BLOB_NOCOPY};
+        struct curl_blob kb = {k->cfg.key_data, k->cfg.key_len, CURL_BLOB_NOCOPY};
+        curl_easy_setopt(c, CURLOPT_SSLCERT_BLOB, &cb);
+        curl_easy_setopt(c, CURLOPT_SSLCERTTYPE, "PEM");
+        curl_easy_setopt(c, CURLOPT_SSLKEY_BLOB, &kb);
+        curl_easy_setopt(c, CURLOPT_SSLKEYTYPE, "PEM");
+    }
+    if (text) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, text);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(text));
+    }
+    rc = curl_easy_perform(c);
+    if (rc == CURLE_OK) {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        if (resp.len && json_parse_bounded((const char *)resp.data, resp.len, 64, ret, perr,
+                                           sizeof(perr)) < 0) {
+            *ret = NULL;
+        }
+    } else {
+        log_warn("kubernetes: %s %s: %s", method, path, err[0] ? err : curl_easy_strerror(rc));
+    }
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    kbuf_free(&resp);
+    return rc == CURLE_OK ? (int)status : -EIO;
+}
+
+static const char *api_reason(const json_t *j) {
+    const char *m = json_string_value(json_object_get(j, "message"));
+    return m ? m : "";
+}
+
+static const char *meta_str(const json_t *item, const char *a, const char *b) {
+    return json_string_value(
+            json_object_get(json_object_get(json_object_get(item, "metadata"), a), b));
+}
+
+/* List every pod; hand the items to the inventory and refresh what the API
+ * shows of kima's labels. Called without k->lock. */
+static int list_pods(struct kube *k, long timeout_ms) {
+    json_t *resp = NULL, *items, *applied, *it;
+    char key[160], rkey[160];
+    size_t i;
+    int status = request(k, "GET", "/api/v1/pods", NULL, NULL, timeout_ms, &resp);
+
+    items = json_object_get(resp, "items");
+    pthread_mutex_lock(&k->lock);
+    k->last_list_ms = now_ms();
+    if (status != 200 || !json_is_array(items)) {
+        k->stats.list_errors++;
+        k->list_ok = false;
+        pthread_mutex_unlock(&k->lock);
+        if (status >= 0) {
+            log_warn("kubernetes: listing pods: %d %s", status, api_reason(resp));
+        }
+        json_decref(resp);
+        return status < 0 ? status : -EIO;
+    }
+    k->stats.lists++;
+    k->list_ok = true;
+    pthread_mutex_unlock(&k->lock);
+
+    inventory_replace_items(k->inv, items);
+    snprintf(key, sizeof(key), "%s/trust", k->prefix);
+    snprintf(rkey, sizeof(rkey), "%s/reason", k->prefix);
+    applied = json_object();
+    json_array_foreach(items, i, it) {
+        const json_t *md = json_object_get(it, "metadata");
+        const char *uid = json_string_value(json_object_get(md, "uid"));
+        const char *trust = meta_str(it, "labels", key),
+                   *reason = meta_str(it, "annotations", rkey);
+        if (!uid) {
+            continue;
+        }
+        json_object_set_new(applied, uid,
+                            json_pack("{s:s,s:s,s:s,s:s}", "ns",
+                                      json_string_value(json_object_get(md, "namespace"))
+                                              ? json_string_value(json_object_get(md, "namespace"))
+                                              : "",
+                                      "name",
+                                      json_string_value(json_object_get(md, "name"))
+                                              ? json_string_value(json_object_get(md, "name"))
+                                              : "",
+                                      "trust", trust ? trust : "", "reason", reason ? reason : ""));
+    }
+    pthread_mutex_lock(&k->lock);
+    /* Keep a pending event across lists. */
+    {
+        const char *uid;
+        json_t *old;
+        json_object_foreach(k->applied, uid, old) {
+            json_t *n = json_object_get(applied, uid);
+            if (n && json_is_true(json_object_get(old, "event"))) {
+                json_object_set_new(n, "event", json_true());
+            }
+        }
+    }
+    json_decref(k->applied);
+    k->applied = applied;
+    pthread_mutex_unlock(&k->lock);
+    json_decref(resp);
+    return 0;
+}
+
+/* The inventory missed a UID: list now (bounded wait), at most once a second
+ * and not while the API is failing. Runs in the caller's thread. */
+static void on_miss(void *ud) {
+    struct kube *k = ud;
+    int64_t t = now_ms();
+    bool go;
+
+    pthread_mutex_lock(&k->lock);
+    go = k->list_ok && t - k->last_miss_ms >= MISS_MIN_GAP_MS;
+    if (go) {
+        k->last_miss_ms = t;
+    }
+    pthread_mutex_unlock(&k->lock);
+    if (go) {
+        list_pods(k, MISS_TIMEOUT_MS);
+    }
+}
+
+static void iso_time(int64_t wall_ms, char *out, size_t outsz) {
+    time_t s = (time_t)(wall_ms / 1000);
+    struct tm tm;
+
+    gmtime_r(&s, &tm);
+    strftime(out, outsz, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int post_event(struct kube *k, const char *uid, const char *ns, const char *name,
+                      const char *reason) {
+    char path[600], t[32], gen[300];
+    json_t *ev, *resp = NULL;
+    int status;
+
+    iso_time((int64_t)time(NULL) * 1000, t, sizeof(t));
+    snprintf(gen, sizeof(gen), "%.240s.kima-", name);
+    snprintf(path, sizeof(path), "/api/v1/namespaces/%s/events", ns);
+    ev = json_pack("{s:s,s:s,s:{s:s,s:s},s:{s:s,s:s,s:s,s:s,s:s},s:s,s:s,s:s,s:{s:s},s:s,s:s,"
+                   "s:i,s:s,s:s}",
+                   "apiVersion", "v1", "kind", "Event", "metadata", "generateName", gen,
+                   "namespace", ns, "involvedObject", "apiVersion", "v1", "kind", "Pod", "name",
+                   name, "namespace", ns, "uid", uid, "reason", "IntegrityViolation", "message",
+                   reason, "type", "Warning", "source", "component", "kima-verifier",
+                   "firstTimestamp", t, "lastTimestamp", t, "count", 1, "reportingComponent",
+                   "kima-verifier", "reportingInstance", k->host);
+    status = request(k, "POST", path, "application/json", ev, KUBE_TIMEOUT_MS, &resp);
+    json_decref(ev);
+    if (status != 201 && status != 200) {
+        log_warn("kubernetes: event on %s/%s: %d %s", ns, name, status, api_reason(resp));
+        json_decref(resp);
+        return -EIO;
+    }
+    json_decref(resp);
+    return 0;
+}
+
+static void backoff(struct kube *k) {
+    k->backoff_ms = k->backoff_ms ? k->backoff_ms * 2 : BACKOFF_MIN_MS;
+    if (k->backoff_ms > BACKOFF_MAX_MS) {
+        k->backoff_ms = BACKOFF_MAX_MS;
+    }
+    /* jitter: 75-125% */
+    k->backoff_until_ms = now_ms() + k->backoff_ms * (75 + rand() % 51) / 100;
+}
+
+/* Bring the labels in line with the verdicts. Returns 0, or -EAGAIN when
+ * the API asked us to back off. */
+static int reconcile(struct kube *k) {
+    json_t *resp = NULL, *p;
+    size_t i;
+    int r = 0;
+
+    engine_pods(k->e, NULL, &resp);
+    json_array_foreach(json_object_get(resp, "pods"), i, p) {
+        const char *uid = json_string_value(json_object_get(p, "uid"));
+        const char *state = json_string_value(json_object_get(p, "state"));
+        const char *reason = json_string_value(json_object_get(p, "reason"));
+        json_int_t since = json_integer_value(json_object_get(p, "since_ms"));
+        char ns[256], name[256], have[16], reason_c[REASON_MAX + 1], have_reason[REASON_MAX + 1],
+                path[700], at[32], key[160], rkey[160], akey[160];
+        bool event_pending, want_event;
+        json_t *a, *patch, *presp = NULL;
+        int status;
+
+        if (!uid || !state || !reason) {
+            continue;
+        }
+        snprintf(reason_c, sizeof(reason_c), "%s", reason);
+        pthread_mutex_lock(&k->lock);
+        a = json_object_get(k->applied, uid);
+        if (!a) {
+            pthread_mutex_unlock(&k->lock);
+            continue; /* not (or no longer) in the cluster */
+        }
+        snprintf(ns, sizeof(ns), "%s", json_string_value(json_object_get(a, "ns")));
+        snprintf(name, sizeof(name), "%s", json_string_value(json_object_get(a, "name")));
+        snprintf(have, sizeof(have), "%s", json_string_value(json_object_get(a, "trust")));
+        snprintf(have_reason, sizeof(have_reason), "%s",
+                 json_string_value(json_object_get(a, "reason")));
+        event_pending = json_is_true(json_object_get(a, "event"));
+        pthread_mutex_unlock(&k->lock);
+
+        want_event = strcmp(state, "untrusted") == 0 && strcmp(have, "untrusted") != 0;
+        if (strcmp(have, state) != 0 || strcmp(have_reason, reason_c) != 0) {
+            snprintf(key, sizeof(key), "%s/trust", k->prefix);
+            snprintf(rkey, sizeof(rkey), "%s/reason", k->prefix);
+            snprintf(akey, sizeof(akey), "%s/attested-at", k->prefix);
+            iso_time((int64_t)since, at, sizeof(at));
+            patch = json_pack("{s:{s:{s:s},s:{s:s,s:s}}}", "metadata", "labels", key, state,
+                              "annotations", rkey, reason_c, akey, at);
+            snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s", ns, name);
+            status = request(k, "PATCH", path, "application/merge-patch+json", patch,
+                             KUBE_TIMEOUT_MS, &presp);
+            json_decref(patch);
+            pthread_mutex_lock(&k->lock);
+            if (status == 200) {
+                k->stats.patches++;
+                a = json_object_get(k->applied, uid);
+                if (a) {
+                    json_object_set_new(a, "trust", json_string(state));
+                    json_object_set_new(a, "reason", json_string(reason_c));
+                    if (want_event) {
+                        json_object_set_new(a, "event", json_true());
+                        event_pending = true;
+                    }
+                }
+                k->backoff_ms = 0;
+            } else if (status == 404) {
+                json_object_del(k->applied, uid); /* the pod is gone */
+            } else {
+                k->stats.patch_errors++;
+                log_warn("kubernetes: labelling %s/%s %s: %d %s", ns, name, state, status,
+                         api_reason(presp));
+                if (status < 0 || status == 409 || status == 429 || status >= 500 ||
+                    status == 401 || status == 403) {
+                    backoff(k);
+                    r = -EAGAIN;
+                }
+            }
+            pthread_mutex_unlock(&k->lock);
+            json_decref(presp);
+            if (r < 0) {
+                break;
+            }
+        }
+        if (event_pending) {
+            if (post_event(k, uid, ns, name, reason_c) == 0) {
+                pthread_mutex_lock(&k->lock);
+                k->stats.events++;
+                a = json_object_get(k->applied, uid);
+                if (a) {
+                    json_object_del(a, "event");
+                }
+                pthread_mutex_unlock(&k->lock);
+            }
+        }
+    }
+    json_decref(resp);
+    return r;
+}
+
+static void *run(void *ud) {
+    struct kube *k = ud;
+
+    pthread_mutex_lock(&k->lock);
+    while (!k->stop) {
+        int64_t t = now_ms();
+        bool relist = k->relist || t - k->last_list_ms >= k->refresh_ms;
+        bool ready = t >= k->backoff_until_ms;
+
+        k->kicked = false;
+        k->relist = false;
+        pthread_mutex_unlock(&k->lock);
+        if (relist && ready) {
+            if (list_pods(k, KUBE_TIMEOUT_MS) < 0) {
+                pthread_mutex_lock(&k->lock);
+                backoff(k);
+                pthread_mutex_unlock(&k->lock);
+            }
+        }
+        if (now_ms() >= k->backoff_until_ms) {
+            reconcile(k);
+        }
+        pthread_mutex_lock(&k->lock);
+        if (!k->stop && !k->kicked) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += (long)(k->tick_ms % 1000) * 1000000;
+            ts.tv_sec += k->tick_ms / 1000 + ts.tv_nsec / 1000000000;
+            ts.tv_nsec %= 1000000000;
+            pthread_cond_timedwait(&k->cond, &k->lock, &ts);
+        }
+    }
+    pthread_mutex_unlock(&k->lock);
+    return NULL;
+}
+
+int kube_new(const struct kube_config *cfg, const struct kube_options *opt, struct engine *e,
+             struct inventory *inv, struct kube **ret) {
+    struct kube *k = calloc(1, sizeof(*k));
+
+    if (!k) {
+        return -ENOMEM;
+    }
+    k->cfg = *cfg; /* takes ownership */
+    snprintf(k->prefix, sizeof(k->prefix), "%s",
+             opt && opt->label_prefix ? opt->label_prefix : "kima.dev");
+    k->refresh_ms = opt && opt->refresh_ms > 0 ? opt->refresh_ms : 10000;
+    k->tick_ms = opt && opt->tick_ms > 0 ? opt->tick_ms : 1000;
+    k->e = e;
+    k->inv = inv;
+    k->applied = json_object();
+    k->last_list_ms = INT64_MIN / 2;
+    k->list_ok = true;
+    pthread_mutex_init(&k->lock, NULL);
+    pthread_cond_init(&k->cond, NULL);
+    if (gethostname(k->host, sizeof(k->host)) < 0) {
+        snprintf(k->host, sizeof(k->host), "kima-verifier");
+    }
+    inventory_set_miss_handler(inv, on_miss, k);
+    *ret = k;
+    return 0;
+}
+
+int kube_start(struct kube *k) {
+    int r;
+
+    /* The first list before any evidence is judged. */
+    list_pods(k, KUBE_TIMEOUT_MS);
+    r = pthread_create(&k->thread, NULL, run, k);
+    if (r != 0) {
+        return -r;
+    }
+    k->started = true;
+    return 0;
+}
+
+void kube_kick(struct kube *k, bool relist) {
+    if (!k) {
+        return;
+    }
+    pthread_mutex_lock(&k->lock);
+    k->kicked = true;
+    k->relist |= relist;
+    pthread_cond_signal(&k->cond);
+    pthread_mutex_unlock(&k->lock);
+}
+
+void kube_stats(struct kube *k, struct kube_stats *ret) {
+    pthread_mutex_lock(&k->lock);
+    *ret = k->stats;
+    pthread_mutex_unlock(&k->lock);
+}
+
+void kube_free(struct kube *k) {
+    if (!k) {
+        return;
+    }
+    if (k->started) {
+        pthread_mutex_lock(&k->lock);
+        k->stop = true;
+        pthread_cond_signal(&k->cond);
+        pthread_mutex_unlock(&k->lock);
+        pthread_join(k->thread, NULL);
+    }
+    inventory_set_miss_handler(k->inv, NULL, NULL);
+    json_decref(k->applied);
+    kube_config_free(&k->cfg);
+    pthread_mutex_destroy(&k->lock);
+    pthread_cond_destroy(&k->cond);
+    free(k);
+}
