@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "test-util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "kube-config.h"
+
+static char dir[64];
+
+static void put(const char *name, const char *text) {
+    char path[256];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static int load(const char *text, const char *ctx, struct kube_config *c, char *err) {
+    char path[256];
+
+    put("config", text);
+    snprintf(path, sizeof(path), "%s/config", dir);
+    return kube_config_from_kubeconfig(path, ctx, c, err, 300);
+}
+
+static int setup(void **state) {
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/kima-kube-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    return 0;
+}
+
+static int teardown(void **state) {
+    char cmd[128];
+    (void)state;
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    return system(cmd);
+}
+
+#define HEAD                                                                  \
+    "apiVersion: v1\nkind: Config\ncurrent-context: a\n"                      \
+    "clusters:\n- name: c1\n  cluster:\n    server: https://10.0.0.1:6443/\n" \
+    "    certificate-authority: certs/ca.pem\n"                               \
+    "- name: c2\n  cluster:\n    server: https://api.example:443\n"           \
+    "    certificate-authority-data: LS0tLS1CRUdJTg==\n"                      \
+    "contexts:\n- name: a\n  context: {cluster: c1, user: u1}\n"              \
+    "- name: b\n  context:\n    cluster: c2\n    user: u2\n"
+
+static void test_kubeconfig(void **state) {
+    struct kube_config c;
+    char err[300], want[256];
+    (void)state;
+
+    put("token", "tok-from-file\n");
+    assert_int_equal(load(HEAD "users:\n- name: u1\n  user:\n    token: abc.def\n"
+                               "- name: u2\n  user:\n    client-certificate-data: Y2VydA==\n"
+                               "    client-key-data: a2V5\n",
+                          NULL, &c, err),
+                     0);
+    assert_string_equal(c.server, "https://10.0.0.1:6443");
+    snprintf(want, sizeof(want), "%s/certs/ca.pem", dir); /* relative to the file */
+    assert_string_equal(c.ca_file, want);
+    assert_string_equal(c.token, "abc.def");
+    assert_null(c.cert_data);
+    kube_config_free(&c);
+
+    assert_int_equal(load(HEAD "users:\n- name: u1\n  user: {}\n"
+                               "- name: u2\n  user:\n    client-certificate-data: Y2VydA==\n"
+                               "    client-key-data: a2V5\n",
+                          "b", &c, err),
+                     0);
+    assert_string_equal(c.server, "https://api.example:443");
+    assert_int_equal(c.ca_len, 10);
+    assert_memory_equal(c.ca_data, "-----BEGIN", 10);
+    assert_int_equal(c.cert_len, 4);
+    assert_memory_equal(c.cert_data, "cert", 4);
+    assert_memory_equal(c.key_data, "key", 3);
+    assert_null(c.token);
+    kube_config_free(&c);
+
+    assert_int_equal(
+            load(HEAD "users:\n- name: u1\n  user:\n    tokenFile: token\n", NULL, &c, err), 0);
+    assert_string_equal(c.token, "tok-from-file");
+    kube_config_free(&c);
+}
+
+static void test_kubeconfig_refused(void **state) {
+    static const struct {
+        const char *text, *ctx, *why;
+    } bad[] = {
+            {HEAD "users:\n- name: u1\n  user: {token: x}\n", "nope", "context \"nope\""},
+            {"current-context: a\ncontexts: []\n", NULL, "context \"a\""},
+            {"clusters: []\n", NULL, "no current-context"},
+            {HEAD "users: []\n", NULL, "user \"u1\" is missing"},
+            {HEAD "users:\n- name: u1\n  user:\n    exec: {command: aws}\n", NULL, "exec"},
+            {HEAD "users:\n- name: u1\n  user:\n    client-certificate: c.pem\n", NULL,
+             "without its key"},
+            {"current-context: a\nclusters:\n- name: c1\n  cluster: {server: http://x}\n"
+             "contexts:\n- name: a\n  context: {cluster: c1}\n",
+             NULL, "https://"},
+            {HEAD "users:\n- name: u1\n  user: {client-certificate-data: '!!!'}\n", NULL,
+             "not base64"},
+            {"a: &x [1]\nb: *x\n", NULL, "aliases"},
+            {"a: [1\n", NULL, "YAML error"},
+            {"", NULL, "empty"},
+    };
+    struct kube_config c;
+    char err[300];
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = 0;
+        if (load(bad[i].text, bad[i].ctx, &c, err) >= 0) {
+            fail_msg("accepted case %zu", i);
+        }
+        if (!strstr(err, bad[i].why)) {
+            fail_msg("case %zu: \"%s\" does not say \"%s\"", i, err, bad[i].why);
+        }
+    }
+    /* insecure-skip-tls-verify is read (and refused by the verifier). */
+    assert_int_equal(
+            load("current-context: a\nclusters:\n- name: c1\n  cluster: {server: 'https://x', "
+                 "insecure-skip-tls-verify: true}\ncontexts:\n- name: a\n  context: {cluster: "
+                 "c1}\n",
+                 NULL, &c, err),
+            0);
+    assert_true(c.insecure);
+    kube_config_free(&c);
+}
+
+static void test_in_cluster(void **state) {
+    struct kube_config c;
+    char err[300];
+    (void)state;
+
+    unsetenv("KUBERNETES_SERVICE_HOST");
+    assert_int_equal(kube_config_in_cluster(dir, &c, err, sizeof(err)), -ENOENT);
+    setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1", 1);
+    setenv("KUBERNETES_SERVICE_PORT", "443", 1);
+    put("token", "sa-token\n");
+    assert_int_equal(kube_config_in_cluster(dir, &c, err, sizeof(err)), 0);
+    assert_string_equal(c.server, "https://10.96.0.1:443");
+    assert_string_equal(c.token, "sa-token");
+    assert_non_null(strstr(c.ca_file, "/ca.crt"));
+    kube_config_free(&c);
+    setenv("KUBERNETES_SERVICE_HOST", "fd00::1", 1);
+    assert_int_equal(kube_config_in_cluster(dir, &c, err, sizeof(err)), 0);
+    assert_string_equal(c.server, "https://[fd00::1]:443");
+    kube_config_free(&c);
+    setenv("KUBERNETES_SERVICE_PORT", "44x", 1);
+    assert_int_equal(kube_config_in_cluster(dir, &c, err, sizeof(err)), -EINVAL);
+    unsetenv("KUBERNETES_SERVICE_HOST");
+    unsetenv("KUBERNETES_SERVICE_PORT");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_kubeconfig),
+            cmocka_unit_test(test_kubeconfig_refused),
+            cmocka_unit_test(test_in_cluster),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
