@@ -71,6 +71,19 @@ static void sleep_ms(uint64_t ms) {
     }
 }
 
+/* state-dir/heartbeat: touched while the loop runs (--healthcheck live). */
+static void heartbeat(const struct agent *a) {
+    char path[4200];
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/heartbeat", a->state_dir);
+    fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        futimens(fd, NULL);
+        close(fd);
+    }
+}
+
 static void usage(FILE *f) {
     fprintf(f,
             "Usage: kima-agent [OPTIONS]\n"
@@ -95,6 +108,8 @@ static void usage(FILE *f) {
             "  --ak-alg rsa|ecc     AK type when one is created (rsa)       [KIMA_AK_ALG]\n"
             "  --boot-id-file F     (/proc/sys/kernel/random/boot_id)       [KIMA_BOOT_ID_FILE]\n"
             "  --once               one round: exit 0 trusted, 1 not trusted, 2 error\n"
+            "  --healthcheck live|ready  probe: exit 0 when the loop ran within 60 s (live)\n"
+            "                       or evidence was accepted within 3 intervals + 10 s (ready)\n"
             "  --log-level L, --log-format F, -h/--help, --version\n"
             "\n"
             "The agent never exits on a transient error: it retries with exponential\n"
@@ -462,6 +477,7 @@ int main(int argc, char **argv) {
             {"ak-alg", required_argument, NULL, 'g'},
             {"boot-id-file", required_argument, NULL, 'b'},
             {"once", no_argument, NULL, 'o'},
+            {"healthcheck", required_argument, NULL, 'H'},
             {"log-level", required_argument, NULL, 'L'},
             {"log-format", required_argument, NULL, 'F'},
             {"help", no_argument, NULL, 'h'},
@@ -474,7 +490,8 @@ int main(int argc, char **argv) {
     const char *level = env_or("KIMA_LOG_LEVEL", NULL), *format = env_or("KIMA_LOG_FORMAT", NULL);
     char host[256], blob[4400], per_bank[4200];
     uint64_t backoff = BACKOFF_MIN_MS, last_count = 0;
-    int64_t last_round = 0;
+    int64_t last_round = 0, last_heartbeat = INT64_MIN / 2;
+    const char *health = NULL;
     bool registered = false;
     struct stat st;
     int o, r;
@@ -528,6 +545,9 @@ int main(int argc, char **argv) {
         case 'b':
             a.boot_id_file = optarg;
             break;
+        case 'H':
+            health = optarg;
+            break;
         case 'o':
             a.once = true;
             break;
@@ -553,6 +573,28 @@ int main(int argc, char **argv) {
                 "kima-agent: --log-level takes error, warn, info or debug; --log-format logfmt "
                 "or json\n");
         return 64;
+    }
+    if (health) {
+        /* For Kubernetes probes: live = the loop turned within 60 s; ready =
+         * the verifier accepted evidence within 3 intervals and 10 s. */
+        char path[4200];
+        bool live = strcmp(health, "live") == 0;
+        int64_t max_ms;
+        if (!live && strcmp(health, "ready") != 0) {
+            fprintf(stderr, "kima-agent: --healthcheck live|ready\n");
+            return 64;
+        }
+        if (s_interval && parse_u64_range(s_interval, 100, 3600000, &a.interval_ms) < 0) {
+            return 64;
+        }
+        max_ms = live ? 60000 : 3 * (int64_t)a.interval_ms + 10000;
+        snprintf(path, sizeof(path), "%s/%s", a.state_dir, live ? "heartbeat" : "position");
+        if (stat(path, &st) < 0 ||
+            (int64_t)time(NULL) * 1000 - (int64_t)st.st_mtime * 1000 > max_ms) {
+            fprintf(stderr, "kima-agent: not %s (%s)\n", health, path);
+            return 1;
+        }
+        return 0;
     }
     if ((s_interval && parse_u64_range(s_interval, 100, 3600000, &a.interval_ms) < 0) ||
         (s_min && parse_u64_range(s_min, 10, 3600000, &a.min_interval_ms) < 0) ||
@@ -614,6 +656,11 @@ int main(int argc, char **argv) {
     while (!stop) {
         int64_t t = now_ms();
         uint64_t count = read_count(&a);
+
+        if (t - last_heartbeat >= 5000) {
+            heartbeat(&a);
+            last_heartbeat = t;
+        }
         bool due = t - last_round >= (int64_t)a.interval_ms ||
                    (count != last_count && t - last_round >= (int64_t)a.min_interval_ms);
 

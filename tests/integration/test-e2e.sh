@@ -109,6 +109,10 @@ for app in amf smf upf nrf; do
 done
 host /usr/bin/containerd $GOOD
 for app in amf smf upf nrf; do wait_state $app trusted; done
+# the probes of the DaemonSet
+"$AG" --healthcheck live --state-dir "$T/state" && ok || bad "--healthcheck live"
+"$AG" --healthcheck ready --state-dir "$T/state" --interval-ms 500 && ok || bad "--healthcheck ready"
+"$AG" --healthcheck ready --state-dir "$T/nowhere" 2>/dev/null && bad "ready without a state" || ok
 
 # one pod runs an unknown binary: only that pod turns untrusted
 measure /usr/bin/cryptominer $EVIL smf
