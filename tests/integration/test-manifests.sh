@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# The Kubernetes manifests, offline: every document of k8s/ parses and
+# validates against the Kubernetes schema (npm kubernetes-models, installed
+# here into the build folder), kustomizations name files that exist and
+# policies that are kima policies, and `kubectl kustomize` builds each
+# kustomization (when kubectl is present) into valid objects. The validator
+# must also refuse a file of known errors.
+# Usage: test-manifests.sh SOURCE_ROOT NPM_DIR
+set -u
+SRC=$1
+NPM=$2
+HERE=$(cd "$(dirname "$0")" && pwd)
+T=$(mktemp -d)
+. "$HERE/helpers.sh"
+trap 'rm -rf "$T"' EXIT
+command -v node >/dev/null && command -v npm >/dev/null || { echo "node and npm not installed"; exit 77; }
+if [ ! -d "$NPM/node_modules/@kubernetes-models/cert-manager" ]; then
+    mkdir -p "$NPM"
+    npm install --prefix "$NPM" --no-audit --no-fund --loglevel=error kubernetes-models@4.5.1 \
+        yaml@2.3.4 @kubernetes-models/cert-manager@4.3.1 >"$T/npm.log" 2>&1 ||
+        { cat "$T/npm.log"; bad "npm install"; summary; exit 1; }
+fi
+V="$SRC/tests/tools/validate-manifests.cjs"
+export NODE_PATH=$NPM/node_modules
+expect 0 node "$V" "$SRC/k8s"
+has "$T/out" ", 0 errors" "k8s/ validates"
+expect 1 node "$V" "$SRC/tests/fixtures/k8s"
+has "$T/out" "replicas must be integer" "a wrong type is caught"
+has "$T/out" "unknown kind v1 Widget" "an unknown kind is caught"
+if command -v kubectl >/dev/null; then
+    for k in base overlays/5g-core cert-manager; do
+        kubectl kustomize "$SRC/k8s/$k" >"$T/built.yaml" 2>"$T/err" && ok || bad "kustomize $k: $(head -3 "$T/err")"
+        mkdir -p "$T/empty"
+        expect 0 node "$V" "$T/empty" "$T/built.yaml"
+    done
+    kubectl kustomize "$SRC/k8s/overlays/5g-core" >"$T/5g.yaml"
+    grep -q "open5gs-upf.json" "$T/5g.yaml" && grep -q "kima-quarantine-untrusted" "$T/5g.yaml" && ok ||
+        bad "the 5G overlay lacks its policies or the quarantine"
+else
+    echo "kubectl not installed: kustomize builds not checked"
+fi
+summary
