@@ -15,5 +15,6 @@ enum {
 int cmd_ima(int argc, char **argv);
 int cmd_quote(int argc, char **argv);
 int cmd_ops(int argc, char **argv);
+int cmd_certs(int argc, char **argv);
 
 #endif

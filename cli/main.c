@@ -20,6 +20,8 @@ static void usage(FILE *f) {
                "  nodes, node delete, pods, pod, pod reset\n"
                "            the verifier's nodes and pods (kimactl nodes --help)\n"
                "  audit     verify or show the audit log (kimactl audit --help)\n"
+               "  certs     make the CA and the certificates of an installation\n"
+               "            (kimactl certs --help)\n"
                "  version   print the version\n"
                "  help      print this help\n"
                "\n"
@@ -106,6 +108,9 @@ int main(int argc, char **argv) {
         strcmp(argv[0], "pods") == 0 || strcmp(argv[0], "pod") == 0 ||
         strcmp(argv[0], "audit") == 0) {
         return cmd_ops(argc, argv);
+    }
+    if (strcmp(argv[0], "certs") == 0) {
+        return cmd_certs(argc, argv);
     }
     if (strcmp(argv[0], "quote") == 0) {
         return cmd_quote(argc, argv);

@@ -1,0 +1,322 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* kimactl certs init: the PKI of a kima installation. A CA (kept and reused
+ * when it exists, so nodes can be added later), the verifier's server
+ * certificate, operator certificates (OU kima-operator) and per-node agent
+ * certificates (OU kima-agent, CN the node), each folder in the layout of a
+ * Kubernetes TLS Secret (tls.crt, tls.key, ca.crt). ECDSA P-256 keys,
+ * written 0600. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+
+#include "kimactl.h"
+
+#define NAMES_MAX 256
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "Usage: kimactl certs init --out DIR [--server-name NAME]... [--node NODE]...\n"
+            "                          [--operator NAME]... [--days N]\n"
+            "\n"
+            "Makes (or, when DIR/ca.key exists, reuses) a CA and issues:\n"
+            "  DIR/verifier/          the verifier's server certificate for every --server-name\n"
+            "                         (DNS names or IP addresses; default the in-cluster\n"
+            "                         Service kima-verifier.kima-system.svc)\n"
+            "  DIR/operators/NAME/    an operator's client certificate (OU kima-operator)\n"
+            "  DIR/agents/NODE/       a node's agent certificate (OU kima-agent, CN NODE):\n"
+            "                         copy it to the node's /etc/kima/agent\n"
+            "Each folder holds tls.crt, tls.key and ca.crt, as a Kubernetes TLS Secret:\n"
+            "  kubectl -n kima-system create secret generic kima-verifier-tls \\\n"
+            "      --from-file=DIR/verifier/\n"
+            "Existing certificates are kept; --days (default 365) sets the validity.\n"
+            "Exit codes: 0 done, 64 usage error, 70 failure.\n");
+}
+
+static EVP_PKEY *new_key(void) {
+    return EVP_EC_gen("P-256");
+}
+
+static int write_pem(const char *path, EVP_PKEY *key, X509 *crt) {
+    FILE *f;
+    int fd, ok;
+
+    unlink(path);
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, key ? 0600 : 0644);
+    if (fd < 0 || !(f = fdopen(fd, "w"))) {
+        fprintf(stderr, "kimactl certs: cannot write %s: %s\n", path, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+        }
+        return -1;
+    }
+    ok = key ? PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL) : PEM_write_X509(f, crt);
+    if (fclose(f) != 0 || !ok) {
+        fprintf(stderr, "kimactl certs: cannot write %s\n", path);
+        return -1;
+    }
+    return 0;
+}
+
+static int add_ext(X509 *crt, X509 *issuer, int nid, const char *value) {
+    X509V3_CTX ctx;
+    X509_EXTENSION *ext;
+    int ok;
+
+    X509V3_set_ctx(&ctx, issuer, crt, NULL, NULL, 0);
+    ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+    if (!ext) {
+        return -1;
+    }
+    ok = X509_add_ext(crt, ext, -1);
+    X509_EXTENSION_free(ext);
+    return ok ? 0 : -1;
+}
+
+/* Issue a certificate for key, signed by ca_key (self-signed when ca is NULL). */
+static X509 *issue(EVP_PKEY *key, const char *cn, const char *ou, X509 *ca, EVP_PKEY *ca_key,
+                   int days, const char *usage_ext, const char *san) {
+    X509 *crt = X509_new();
+    X509_NAME *name = X509_NAME_new();
+    unsigned char serial[16];
+    BIGNUM *bn = NULL;
+    bool is_ca = ca == NULL;
+
+    if (!crt || !name || RAND_bytes(serial, sizeof(serial)) != 1) {
+        goto fail;
+    }
+    serial[0] &= 0x7f;
+    bn = BN_bin2bn(serial, sizeof(serial), NULL);
+    if (!bn || !BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(crt))) {
+        goto fail;
+    }
+    X509_set_version(crt, 2);
+    if (ou) {
+        X509_NAME_add_entry_by_txt(name, "OU", MBSTRING_UTF8, (const unsigned char *)ou, -1, -1, 0);
+    }
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0);
+    X509_set_subject_name(crt, name);
+    X509_set_issuer_name(crt, is_ca ? name : X509_get_subject_name(ca));
+    X509_gmtime_adj(X509_getm_notBefore(crt), -300);
+    X509_gmtime_adj(X509_getm_notAfter(crt), (long)days * 86400);
+    X509_set_pubkey(crt, key);
+    if (add_ext(crt, is_ca ? crt : ca, NID_basic_constraints,
+                is_ca ? "critical,CA:TRUE,pathlen:0" : "critical,CA:FALSE") < 0 ||
+        add_ext(crt, is_ca ? crt : ca, NID_key_usage,
+                is_ca ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature") < 0 ||
+        add_ext(crt, is_ca ? crt : ca, NID_subject_key_identifier, "hash") < 0 ||
+        (!is_ca && add_ext(crt, ca, NID_authority_key_identifier, "keyid:always") < 0) ||
+        (usage_ext && add_ext(crt, ca, NID_ext_key_usage, usage_ext) < 0) ||
+        (san && add_ext(crt, ca, NID_subject_alt_name, san) < 0) ||
+        !X509_sign(crt, is_ca ? key : ca_key, EVP_sha256())) {
+        goto fail;
+    }
+    X509_NAME_free(name);
+    BN_free(bn);
+    return crt;
+fail:
+    X509_NAME_free(name);
+    BN_free(bn);
+    X509_free(crt);
+    return NULL;
+}
+
+static int mkdirs(const char *dir) {
+    char p[4096];
+
+    snprintf(p, sizeof(p), "%s", dir);
+    for (char *s = p + 1; *s; s++) {
+        if (*s == '/') {
+            *s = 0;
+            mkdir(p, 0755);
+            *s = '/';
+        }
+    }
+    return mkdir(p, 0755) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* DIR/{tls.crt,tls.key,ca.crt}, unless DIR/tls.crt exists. */
+static int leaf(const char *dir, const char *cn, const char *ou, X509 *ca, EVP_PKEY *ca_key,
+                int days, const char *usage_ext, const char *san) {
+    char p[4200];
+    EVP_PKEY *key = NULL;
+    X509 *crt = NULL;
+    int r = -1;
+
+    snprintf(p, sizeof(p), "%s/tls.crt", dir);
+    if (access(p, F_OK) == 0) {
+        printf("kept      %s\n", p);
+        return 0;
+    }
+    if (mkdirs(dir) < 0 || !(key = new_key()) ||
+        !(crt = issue(key, cn, ou, ca, ca_key, days, usage_ext, san))) {
+        fprintf(stderr, "kimactl certs: cannot issue the certificate of %s\n", cn);
+        goto out;
+    }
+    snprintf(p, sizeof(p), "%s/tls.key", dir);
+    if (write_pem(p, key, NULL) < 0) {
+        goto out;
+    }
+    snprintf(p, sizeof(p), "%s/ca.crt", dir);
+    if (write_pem(p, NULL, ca) < 0) {
+        goto out;
+    }
+    snprintf(p, sizeof(p), "%s/tls.crt", dir);
+    if (write_pem(p, NULL, crt) < 0) {
+        goto out;
+    }
+    printf("issued    %s (CN=%s%s%s)\n", p, cn, ou ? ", OU=" : "", ou ? ou : "");
+    r = 0;
+out:
+    EVP_PKEY_free(key);
+    X509_free(crt);
+    return r;
+}
+
+static bool safe_name(const char *s) {
+    return *s && strlen(s) <= 253 &&
+           strspn(s, "abcdefghijklmnopqrstuvwxyz"
+                     "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") == strlen(s) &&
+           s[0] != '.' && s[0] != '-';
+}
+
+static int load_ca(const char *out, int days, X509 **ret_ca, EVP_PKEY **ret_key) {
+    char kp[4200], cp[4200];
+    FILE *f;
+
+    snprintf(kp, sizeof(kp), "%s/ca.key", out);
+    snprintf(cp, sizeof(cp), "%s/ca.crt", out);
+    if ((f = fopen(kp, "re"))) {
+        *ret_key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+        fclose(f);
+        f = fopen(cp, "re");
+        *ret_ca = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+        if (f) {
+            fclose(f);
+        }
+        if (!*ret_key || !*ret_ca || X509_check_private_key(*ret_ca, *ret_key) != 1) {
+            fprintf(stderr, "kimactl certs: %s and %s are not a CA and its key\n", cp, kp);
+            return -1;
+        }
+        printf("kept      %s\n", cp);
+        return 0;
+    }
+    *ret_key = new_key();
+    *ret_ca = *ret_key ? issue(*ret_key, "kima CA", NULL, NULL, NULL, days * 5, NULL, NULL) : NULL;
+    if (!*ret_ca || mkdirs(out) < 0 || write_pem(kp, *ret_key, NULL) < 0 ||
+        write_pem(cp, NULL, *ret_ca) < 0) {
+        fprintf(stderr, "kimactl certs: cannot make the CA in %s\n", out);
+        return -1;
+    }
+    printf("issued    %s (the CA; keep ca.key offline)\n", cp);
+    return 0;
+}
+
+int cmd_certs(int argc, char **argv) {
+    static const struct option opts[] = {
+            {"out", required_argument, NULL, 'o'},
+            {"server-name", required_argument, NULL, 's'},
+            {"node", required_argument, NULL, 'n'},
+            {"operator", required_argument, NULL, 'p'},
+            {"days", required_argument, NULL, 'd'},
+            {"help", no_argument, NULL, 'h'},
+            {0},
+    };
+    const char *out = NULL, *servers[NAMES_MAX], *nodes[NAMES_MAX], *ops[NAMES_MAX];
+    size_t ns = 0, nn = 0, no = 0;
+    int days = 365, c, r = 0;
+    X509 *ca = NULL;
+    EVP_PKEY *ca_key = NULL;
+    char san[8192] = "", dir[4200];
+
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o':
+            out = optarg;
+            break;
+        case 's':
+        case 'n':
+        case 'p':
+            if (!safe_name(optarg) && !(c == 's' && strchr(optarg, ':'))) {
+                fprintf(stderr, "kimactl certs: \"%s\" is not a host, node or user name\n", optarg);
+                return EXIT_USAGE;
+            }
+            if (ns == NAMES_MAX || nn == NAMES_MAX || no == NAMES_MAX) {
+                fprintf(stderr, "kimactl certs: at most %d names of a kind\n", NAMES_MAX);
+                return EXIT_USAGE;
+            }
+            if (c == 's') {
+                servers[ns++] = optarg;
+            } else if (c == 'n') {
+                nodes[nn++] = optarg;
+            } else {
+                ops[no++] = optarg;
+            }
+            break;
+        case 'd':
+            days = atoi(optarg);
+            if (days < 1 || days > 3650) {
+                fprintf(stderr, "kimactl certs: --days takes 1 to 3650\n");
+                return EXIT_USAGE;
+            }
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1 || strcmp(argv[optind], "init") != 0 || !out) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (ns == 0) {
+        servers[ns++] = "kima-verifier.kima-system.svc";
+        servers[ns++] = "kima-verifier.kima-system.svc.cluster.local";
+    }
+    for (size_t i = 0; i < ns; i++) {
+        struct in6_addr a;
+        bool ip =
+                inet_pton(AF_INET, servers[i], &a) == 1 || inet_pton(AF_INET6, servers[i], &a) == 1;
+        size_t l = strlen(san);
+        snprintf(san + l, sizeof(san) - l, "%s%s:%s", l ? "," : "", ip ? "IP" : "DNS", servers[i]);
+    }
+    if (load_ca(out, days, &ca, &ca_key) < 0) {
+        r = EXIT_SOFTWARE;
+        goto done;
+    }
+    snprintf(dir, sizeof(dir), "%s/verifier", out);
+    if (leaf(dir, "kima-verifier", NULL, ca, ca_key, days, "serverAuth", san) < 0) {
+        r = EXIT_SOFTWARE;
+    }
+    for (size_t i = 0; i < no && r == 0; i++) {
+        snprintf(dir, sizeof(dir), "%s/operators/%s", out, ops[i]);
+        if (leaf(dir, ops[i], "kima-operator", ca, ca_key, days, "clientAuth", NULL) < 0) {
+            r = EXIT_SOFTWARE;
+        }
+    }
+    for (size_t i = 0; i < nn && r == 0; i++) {
+        snprintf(dir, sizeof(dir), "%s/agents/%s", out, nodes[i]);
+        if (leaf(dir, nodes[i], "kima-agent", ca, ca_key, days, "clientAuth", NULL) < 0) {
+            r = EXIT_SOFTWARE;
+        }
+    }
+done:
+    X509_free(ca);
+    EVP_PKEY_free(ca_key);
+    return r;
+}
