@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # kima demo on one machine: a real TPM 2.0 (swtpm), kima-verifier (HTTPS with
-# client certificates) and kima-agent on loopback. A stand-in kernel
+# client certificates), kima-agent, and a fake Kubernetes API server
+# (tests/helpers/fake-kube-api.py: no real cluster can run here) holding a 5G
+# core namespace with AMF, SMF and UPF pods. A kernel stand-in
 # (tests/helpers/ima-writer) appends pod-aware IMA entries and extends PCR 10
-# exactly as the kernel does; three open5gs pods turn trusted, then one runs a
-# tampered binary and turns untrusted. Installs missing Debian packages and
-# builds first.
+# exactly as the kernel does. The pods turn trusted and are labelled so; then
+# a tampered UPF binary runs and the UPF pod turns untrusted (label, event,
+# audit record, time taken) while AMF and SMF stay trusted. Installs missing
+# Debian packages and builds first; cleans up after itself.
 set -euo pipefail
 cd "$(dirname "$0")"
+T0=$(date +%s)
 tests/tools/install-deps.sh
 if [ ! -f build/build.ninja ]; then
     meson setup build >/dev/null
@@ -17,9 +21,9 @@ B=build
 K=$B/cli/kimactl
 W=$B/tests/integration/ima-writer
 T=$(mktemp -d)
-VPID= APID= SPID=
+VPID= APID= SPID= FPID=
 cleanup() {
-    for p in $APID $VPID $SPID; do
+    for p in $APID $VPID $SPID $FPID; do
         kill "$p" 2>/dev/null || true
         wait "$p" 2>/dev/null || true
     done
@@ -32,14 +36,13 @@ TAMPERED=6666666666666666666666666666666666666666666666666666666666666666
 declare -A UIDS=([amf]=aaaaaaaa-0000-4000-8000-000000000001 [smf]=aaaaaaaa-0000-4000-8000-000000000002
                  [upf]=aaaaaaaa-0000-4000-8000-000000000003)
 
-say "The IMA core on real lists: a vTPM boot's list replays to the PCR 10 it reported"
-$K ima check --pcr "sha256:10=$(sed -n 2p tests/fixtures/ima/ibmtss/imakvtpcr10.txt | sed 's/.*://; s/ //g')" \
-    tests/fixtures/ima/ibmtss/sha256.log
+say "The IMA core on a real kernel's list: Debian's 6.1 kernel under QEMU, replayed to its PCR 10"
+F=tests/fixtures/ima/kernel-6.1
+$K ima check --pcr "sha256:10=$(sed -n 's/^sha256:10=//p' $F/pcrs.txt)" $F/binary_runtime_measurements
 
-say "Setting up: a test PKI, golden policies for amf, smf, upf, a pod inventory"
-bash tests/integration/make-certs.sh "$T/pki" node-1 >/dev/null
+say "Setting up: kimactl certs init, golden policies for amf, smf, upf, a cluster with namespace open5gs"
+$K certs init --out "$T/pki" --server-name 127.0.0.1 --node node-1 --operator demo | sed 's|'"$T"'/||'
 mkdir -p "$T/policies" "$T/state" "$T/var" "$T/tpm"
-echo "demo-boot" >"$T/boot_id"
 items=""
 for app in amf smf upf; do
     cat >"$T/policies/$app.json" <<JSON
@@ -50,34 +53,58 @@ JSON
     items="$items${items:+,}{\"metadata\": {\"uid\": \"${UIDS[$app]}\", \"namespace\": \"open5gs\", \"name\": \"$app-0\", \"labels\": {\"app\": \"$app\"}}, \"spec\": {\"nodeName\": \"node-1\"}}"
 done
 echo "{\"kind\": \"PodList\", \"items\": [$items]}" >"$T/pods.json"
-ls "$T/policies"
+echo "demo-boot" >"$T/boot_id"
 
-say "Starting swtpm, kima-verifier and kima-agent on loopback"
+say "Starting swtpm, the fake Kubernetes API, kima-verifier and kima-agent on loopback"
 swtpm socket --tpm2 --server "type=unixio,path=$T/tpm/sock" --ctrl "type=unixio,path=$T/tpm/sock.ctrl" \
     --tpmstate "dir=$T/tpm" --flags not-need-init,startup-clear >"$T/swtpm.log" 2>&1 &
 SPID=$!
 TCTI="swtpm:path=$T/tpm/sock"
-for _ in $(seq 200); do [ -S "$T/tpm/sock.ctrl" ] && break; sleep 0.02; done
-$W --securityfs "$T/sfs" --tcti "$TCTI" init
-$B/verifier/kima-verifier --listen 127.0.0.1:0 --tls-cert "$T/pki/server.pem" \
-    --tls-key "$T/pki/server.key" --client-ca "$T/pki/ca.pem" --db "$T/var/kima.db" \
+python3 tests/helpers/fake-kube-api.py --cert "$T/pki/verifier/tls.crt" --key "$T/pki/verifier/tls.key" \
+    --token demo-token --pods "$T/pods.json" --port-file "$T/api.port" >"$T/api.log" 2>&1 &
+FPID=$!
+for _ in $(seq 200); do [ -S "$T/tpm/sock.ctrl" ] && [ -s "$T/api.port" ] && break; sleep 0.05; done
+API=https://127.0.0.1:$(cat "$T/api.port")
+cat >"$T/kubeconfig" <<YAML
+apiVersion: v1
+kind: Config
+current-context: demo
+clusters: [{name: demo, cluster: {server: "$API", certificate-authority: pki/ca.crt}}]
+contexts: [{name: demo, context: {cluster: demo, user: kima}}]
+users: [{name: kima, user: {token: demo-token}}]
+YAML
+$W --securityfs "$T/sfs" --tcti "$TCTI" init --boot-aggregate
+$B/verifier/kima-verifier --listen 127.0.0.1:0 --tls-cert "$T/pki/verifier/tls.crt" \
+    --tls-key "$T/pki/verifier/tls.key" --client-ca "$T/pki/ca.crt" --db "$T/var/kima.db" \
     --audit-log "$T/var/audit.log" --audit-key "$T/var/audit.key" --policies "$T/policies" \
-    --pods-file "$T/pods.json" >"$T/verifier.log" 2>&1 &
+    --kubeconfig "$T/kubeconfig" >"$T/verifier.log" 2>&1 &
 VPID=$!
 for _ in $(seq 200); do grep -q "listening on port" "$T/verifier.log" && break; sleep 0.05; done
 URL=https://127.0.0.1:$(sed -n 's/.*listening on port \([0-9]*\).*/\1/p' "$T/verifier.log")
 $B/agent/kima-agent --verifier "$URL" --node node-1 --tcti "$TCTI" --securityfs "$T/sfs" \
-    --cert "$T/pki/agent-node-1.pem" --key "$T/pki/agent-node-1.key" --cacert "$T/pki/ca.pem" \
-    --state-dir "$T/state" --boot-id-file "$T/boot_id" >"$T/agent.log" 2>&1 &
+    --cert "$T/pki/agents/node-1/tls.crt" --key "$T/pki/agents/node-1/tls.key" \
+    --cacert "$T/pki/ca.crt" --state-dir "$T/state" --boot-id-file "$T/boot_id" >"$T/agent.log" 2>&1 &
 APID=$!
-echo "verifier $URL, agent for node-1, TPM $TCTI"
-export KIMA_SERVER=$URL KIMA_CERT=$T/pki/operator.pem KIMA_KEY=$T/pki/operator.key KIMA_CACERT=$T/pki/ca.pem
+echo "verifier $URL, Kubernetes API $API, agent for node-1, TPM $TCTI"
+export KIMA_SERVER=$URL KIMA_CERT=$T/pki/operators/demo/tls.crt KIMA_KEY=$T/pki/operators/demo/tls.key \
+    KIMA_CACERT=$T/pki/ca.crt
 measure() { $W --securityfs "$T/sfs" --tcti "$TCTI" pod "${UIDS[$3]}" "$1" "$2"; }
-wait_for() { # app state
-    for _ in $(seq 100); do
-        $K pod "open5gs/$1-0" --json 2>/dev/null | grep -q "\"state\": \"$2\"" && return 0
-        sleep 0.1
-    done
+api() { curl -sS --cacert "$T/pki/ca.crt" "$API/_fake/state"; }
+# kubectl get pods -n open5gs -L kima.dev/trust, from the fake API server
+show_pods() {
+    api | python3 -c '
+import json, sys
+print("%-8s %-10s %s" % ("NAME", "TRUST", "REASON (kima.dev/reason)"))
+for p in sorted(json.load(sys.stdin)["pods"], key=lambda p: p["metadata"]["name"]):
+    md = p["metadata"]
+    print("%-8s %-10s %s" % (md["name"], md.get("labels", {}).get("kima.dev/trust", "-"),
+                             md.get("annotations", {}).get("kima.dev/reason", "")[:100]))'
+}
+label_of() {
+    api | python3 -c 'import json,sys; print([p["metadata"].get("labels", {}).get("kima.dev/trust", "") for p in json.load(sys.stdin)["pods"] if p["metadata"]["name"] == sys.argv[1]][0])' "$1"
+}
+wait_label() { # pod label
+    for _ in $(seq 200); do [ "$(label_of "$1")" = "$2" ] && return 0; sleep 0.05; done
     echo "($1 did not become $2)"
 }
 
@@ -86,17 +113,24 @@ for app in amf smf upf; do
     measure "/usr/bin/open5gs-${app}d" $GOOD $app
     measure /usr/lib/libc.so.6 $GOOD $app
 done
-for app in amf smf upf; do wait_for $app trusted; done
-$K pods
+for app in amf smf upf; do wait_label $app-0 trusted; done
+show_pods
 
 say "A tampered open5gs-upfd runs in the upf pod"
 t0=$(date +%s%3N)
 measure /usr/bin/open5gs-upfd $TAMPERED upf
-wait_for upf untrusted
-echo "detected in $(($(date +%s%3N) - t0)) ms (measurement appended -> kimactl sees untrusted)"
-$K pods
+wait_label upf-0 untrusted
+echo "labelled untrusted $(($(date +%s%3N) - t0)) ms after the measurement"
+show_pods
+echo
+echo "Event on upf-0 (kubectl describe pod upf-0):"
+api | python3 -c '
+import json, sys
+for e in json.load(sys.stdin)["events"]:
+    print("  %s  %s  %s" % (e["type"], e["reason"], e["message"]))'
+echo
 $K nodes
-
+echo
 echo "agent resident memory: $(awk '/VmRSS/ {print $2, $3}' /proc/$APID/status)," \
     "verifier: $(awk '/VmRSS/ {print $2, $3}' /proc/$VPID/status)"
 
@@ -107,4 +141,4 @@ wait "$VPID" || true
 VPID=
 $K audit verify --key "$T/var/audit.key.pub" "$T/var/audit.log"
 
-say "Done. Run ./test.sh for the whole test suite."
+say "Done in $(($(date +%s) - T0)) s. Run ./test.sh for the whole test suite."
