@@ -112,6 +112,7 @@ static struct seen_pod *find_pod(struct verdict *v, struct round *rd,
             for (size_t i = 0; i < rd->n; i++) {
                 if (strcmp(rd->pods[i].rec.uid, info.uid) == 0) {
                     json_decref(info.labels);
+                    json_decref(info.images);
                     return &rd->pods[i];
                 }
             }
@@ -126,6 +127,7 @@ static struct seen_pod *find_pod(struct verdict *v, struct round *rd,
         if (!np) {
             if (found == 0) {
                 json_decref(info.labels);
+                json_decref(info.images);
             }
             return NULL;
         }
@@ -145,8 +147,9 @@ static struct seen_pod *find_pod(struct verdict *v, struct round *rd,
         sp->known = true;
         snprintf(sp->rec.ns, sizeof(sp->rec.ns), "%s", info.ns);
         snprintf(sp->rec.name, sizeof(sp->rec.name), "%s", info.name);
-        sp->policy = policy_set_match_pod(v->e->policies, info.ns, info.labels);
+        sp->policy = policy_set_match_pod(v->e->policies, info.ns, info.labels, info.images);
         json_decref(info.labels);
+        json_decref(info.images);
     }
     return sp;
 }

@@ -114,6 +114,18 @@ static void fill(const json_t *item, struct pod_info *ret) {
     snprintf(ret->node, sizeof(ret->node), "%s", (s = str_at(item, "spec", "nodeName")) ? s : "");
     ret->labels = json_object_get(json_object_get(item, "metadata"), "labels");
     ret->labels = json_is_object(ret->labels) ? json_incref(ret->labels) : json_object();
+    ret->images = json_array();
+    {
+        size_t i;
+        json_t *cs;
+        json_array_foreach(json_object_get(json_object_get(item, "status"), "containerStatuses"), i,
+                           cs) {
+            json_t *id = json_object_get(cs, "imageID");
+            if (json_is_string(id)) {
+                json_array_append(ret->images, id);
+            }
+        }
+    }
 }
 
 void inventory_replace_items(struct inventory *inv, json_t *items) {

@@ -23,6 +23,7 @@ struct pod_info {
     char name[254];
     char node[254];
     json_t *labels; /* a reference the caller drops with json_decref() */
+    json_t *images; /* status.containerStatuses[].imageID; the same */
 };
 
 /* Without a path: an empty inventory (every pod unknown). */

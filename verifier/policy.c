@@ -23,6 +23,8 @@ struct policy {
     char *ns; /* NULL: any namespace */
     size_t nlabels;
     struct label *labels;
+    size_t nimages;
+    char **images; /* "sha256:<hex>": the pod must run one of these images */
     /* Open-addressing set of "path\x1fdigest" (or "*\x1fdigest"). */
     char **slots;
     size_t nslots, ndigests;
@@ -61,6 +63,10 @@ static void policy_free(struct policy *p) {
     free(p->name);
     free(p->file);
     free(p->ns);
+    for (size_t i = 0; i < p->nimages; i++) {
+        free(p->images[i]);
+    }
+    free(p->images);
     for (size_t i = 0; i < p->nlabels; i++) {
         free(p->labels[i].key);
         free(p->labels[i].value);
@@ -267,6 +273,26 @@ static int policy_from_json(const json_t *j, const char *file, struct policy **r
             p->labels[p->nlabels].value = dupstr(json_string_value(v));
             p->nlabels++;
         }
+        {
+            json_t *images = json_object_get(match, "images"), *im;
+            size_t i;
+            if (images && (!json_is_array(images) || json_array_size(images) > 64)) {
+                snprintf(err, errsz, "\"match.images\" is not an array of at most 64 digests");
+                r = -EBADMSG;
+                goto fail;
+            }
+            p->images = calloc(json_array_size(images) + 1, sizeof(*p->images));
+            json_array_foreach(images, i, im) {
+                const char *d = json_string_value(im);
+                if (!d || strncmp(d, "sha256:", 7) != 0 || strlen(d) != 71 ||
+                    strspn(d + 7, "0123456789abcdef") != 64) {
+                    snprintf(err, errsz, "\"match.images[%zu]\" is not sha256:<64 hex digits>", i);
+                    r = -EBADMSG;
+                    goto fail;
+                }
+                p->images[p->nimages++] = dupstr(d);
+            }
+        }
         if (!p->ns && p->nlabels == 0) {
             snprintf(err, errsz,
                      "\"match\" names no namespace and no labels: it would match "
@@ -457,8 +483,33 @@ const struct policy *policy_set_get(const struct policy_set *s, size_t i) {
     return s && i < s->n ? s->v[i] : NULL;
 }
 
+/* Does one of the pod's image IDs ("repo@sha256:...", or a bare digest)
+ * name one of the policy's digests? */
+static bool images_match(const struct policy *p, const json_t *images) {
+    size_t i;
+    json_t *im;
+
+    if (p->nimages == 0) {
+        return true;
+    }
+    json_array_foreach(images, i, im) {
+        const char *id = json_string_value(im), *at;
+        if (!id) {
+            continue;
+        }
+        at = strrchr(id, '@');
+        at = at ? at + 1 : id;
+        for (size_t k = 0; k < p->nimages; k++) {
+            if (strcmp(at, p->images[k]) == 0) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
 const struct policy *policy_set_match_pod(const struct policy_set *s, const char *ns,
-                                          const json_t *labels) {
+                                          const json_t *labels, const json_t *images) {
     for (size_t i = 0; s && i < s->n; i++) {
         const struct policy *p = s->v[i];
         bool ok = p->kind == POLICY_POD && (!p->ns || (ns && strcmp(p->ns, ns) == 0));
@@ -466,6 +517,7 @@ const struct policy *policy_set_match_pod(const struct policy_set *s, const char
             json_t *v = json_object_get(labels, p->labels[k].key);
             ok = json_is_string(v) && strcmp(json_string_value(v), p->labels[k].value) == 0;
         }
+        ok = ok && images_match(p, images);
         if (ok) {
             return p;
         }

@@ -49,9 +49,11 @@ size_t policy_set_count(const struct policy_set *s);
 const struct policy *policy_set_get(const struct policy_set *s, size_t i);
 
 /* The pod policy whose match fits (namespace, labels: a JSON object of
- * strings), the first in file-name order; NULL if none. */
+ * strings, images: the pod's container image IDs, an array of strings such
+ * as "registry/repo@sha256:<hex>"; a policy with match.images needs one of
+ * them), the first in file-name order; NULL if none. */
 const struct policy *policy_set_match_pod(const struct policy_set *s, const char *ns,
-                                          const json_t *labels);
+                                          const json_t *labels, const json_t *images);
 /* The node policy (the first in file-name order), or NULL. */
 const struct policy *policy_set_node(const struct policy_set *s);
 

@@ -10,8 +10,10 @@
 
 static char dir[64];
 
-#define SHA_A "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
-#define SHA_B "sha256:60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752"
+#define SHA_A   "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+#define SHA_B   "sha256:60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752"
+#define HEX64_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define HEX64_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 
 static void put(const char *name, const char *text) {
     char path[200];
@@ -40,6 +42,10 @@ static int setup(void **state) {
     put("30-keylime.json", "{\"meta\":{\"version\":1},\"digests\":{\"/usr/bin/"
                            "bash\":[\"9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B\"]},"
                            "\"excludes\":[]}");
+    put("15-pinned.json",
+        "{\"apiVersion\":\"kima.dev/v1\",\"kind\":\"PodPolicy\",\"name\":\"pinned-upf\","
+        "\"match\":{\"namespace\":\"core\",\"images\":[\"sha256:" HEX64_A "\"]},"
+        "\"digests\":{\"/usr/bin/open5gs-upfd\":[\"" SHA_A "\"]}}");
     put("readme.txt", "not a policy");
     return 0;
 }
@@ -61,12 +67,25 @@ static void test_load_match_allow(void **state) {
 
     assert_int_equal(policy_set_load(dir, NULL, &s, &err), 0);
     assert_int_equal(err.len, 0);
-    assert_int_equal(policy_set_count(s), 3);
-    p = policy_set_match_pod(s, "open5gs", labels);
+    assert_int_equal(policy_set_count(s), 4);
+    p = policy_set_match_pod(s, "open5gs", labels, NULL);
     assert_non_null(p);
     assert_string_equal(policy_name(p), "open5gs-upf");
-    assert_null(policy_set_match_pod(s, "open5gs", other));
-    assert_null(policy_set_match_pod(s, "default", labels));
+    assert_null(policy_set_match_pod(s, "open5gs", other, NULL));
+    assert_null(policy_set_match_pod(s, "default", labels, NULL));
+    /* match.images: only pods running one of the listed image digests. */
+    {
+        json_t *img_ok = json_pack("[s,s]", "docker.io/x/y@sha256:" HEX64_B,
+                                   "registry.local/open5gs/upf@sha256:" HEX64_A);
+        json_t *img_other = json_pack("[s]", "registry.local/open5gs/upf@sha256:" HEX64_B);
+        const struct policy *pi = policy_set_match_pod(s, "core", labels, img_ok);
+        assert_non_null(pi);
+        assert_string_equal(policy_name(pi), "pinned-upf");
+        assert_null(policy_set_match_pod(s, "core", labels, img_other));
+        assert_null(policy_set_match_pod(s, "core", labels, NULL));
+        json_decref(img_ok);
+        json_decref(img_other);
+    }
 
     assert_true(policy_allows(p, "/usr/bin/open5gs-upfd", 21, SHA_A));
     assert_false(policy_allows(p, "/usr/bin/open5gs-upfd", 21, SHA_A "0"));
@@ -90,7 +109,7 @@ static void test_load_match_allow(void **state) {
     assert_false(policy_allows(p, "boot_aggregate", 14, SHA_A));
     assert_false(policy_excludes(p, "/tmp/x", 6));
     /* The Keylime runtime policy: bare hex, any case, as sha1. */
-    p = policy_set_get(s, 2);
+    p = policy_set_get(s, 3);
     assert_int_equal(policy_kind(p), POLICY_NODE);
     assert_true(
             policy_allows(p, "/usr/bin/bash", 13, "sha1:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b"));
@@ -153,7 +172,7 @@ static void test_broken_update_keeps_old(void **state) {
     assert_int_equal(policy_set_load(dir, NULL, &s, &err), 0);
     put("20-node.json", "{\"apiVersion\":\"kima.dev/v1\",\"kind\":\"NodePolicy\",");
     assert_int_equal(policy_set_load(dir, s, &s2, &err), 0);
-    assert_int_equal(policy_set_count(s2), 3);
+    assert_int_equal(policy_set_count(s2), 4);
     assert_non_null(strstr((char *)err.data, "20-node.json"));
     assert_non_null(strstr((char *)err.data, "previous version stays in force"));
     assert_true(policy_allows(policy_set_node(s2), "/usr/bin/containerd", 19, SHA_A));
