@@ -358,6 +358,15 @@ out:
     if (e) {
         engine_set_listener(e, NULL, NULL);
     }
+    if (kube) {
+        struct kube_stats ks;
+        kube_stats(kube, &ks);
+        log_info("kubernetes: %llu pod lists (%llu failed), %llu label patches (%llu failed), "
+                 "%llu events",
+                 (unsigned long long)ks.lists, (unsigned long long)ks.list_errors,
+                 (unsigned long long)ks.patches, (unsigned long long)ks.patch_errors,
+                 (unsigned long long)ks.events);
+    }
     kube_free(kube);
     kube_config_free(&kcfg);
     engine_free(e);
