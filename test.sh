@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # kima's whole test suite: a normal build and an address+undefined sanitizer
 # build (warnings as errors), each running every unit, fixture, fuzz-corpus,
-# integration and style test. Installs missing Debian packages first.
+# integration and style test, then the VM suite (docs/kernel.md). Installs
+# missing Debian packages first.
 # Ends with "N passed, N failed"; exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -29,8 +30,19 @@ echo "== sanitizer build (address, undefined)"
 run_build build-san -Db_sanitize=address,undefined -Db_lundef=false -Dwerror=true \
     -Dbench=false -Dbuildtype=debug || status=1
 
-# One closing line over both builds, from meson's own test logs.
-python3 - build/meson-logs/testlog.json build-san/meson-logs/testlog.json <<'PY'
+# The VM suite: kima on Linux 6.1 with its template patch under QEMU (builds
+# the kernel once, about 3-6 minutes; KIMA_SKIP_VM=1 leaves it out).
+vmlog=()
+if [ -z "${KIMA_SKIP_VM:-}" ]; then
+    echo "== VM suite (patched Linux 6.1 under QEMU with a vTPM)"
+    tests/tools/install-deps.sh qemu-system-x86 busybox-static cpio linux-source-6.1 bc bison \
+        flex libelf-dev xz-utils patch || status=1
+    meson test -C build --suite vm --print-errorlogs --logbase vmlog || status=1
+    vmlog=(build/meson-logs/vmlog.json)
+fi
+
+# One closing line over all of it, from meson's own test logs.
+python3 - build/meson-logs/testlog.json build-san/meson-logs/testlog.json "${vmlog[@]}" <<'PY'
 import json, sys
 passed = failed = skipped = 0
 for path in sys.argv[1:]:

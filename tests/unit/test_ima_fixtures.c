@@ -198,7 +198,8 @@ static void test_tpm2tss_violations_and_malformed(void **state) {
 
 /* kernel-6.1/pcrs*.txt: "sha1:10=HEX" lines, PCRs 0-10 of both banks. */
 static void read_kernel_pcrs(const char *file,
-                             uint8_t pcrs[IMA_HASH_COUNT][IMA_BOOT_PCRS + 1][IMA_DIGEST_MAX]) {
+                             uint8_t pcrs[IMA_HASH_COUNT][IMA_BOOT_PCRS + 1][IMA_DIGEST_MAX],
+                             unsigned want_lines) {
     _cleanup_free_ uint8_t *txt = NULL;
     size_t len;
     unsigned seen = 0;
@@ -218,7 +219,7 @@ static void read_kernel_pcrs(const char *file,
                          (int)ima_hash_size(alg));
         seen++;
     }
-    assert_int_equal(seen, 22);
+    assert_int_equal(seen, want_lines);
 }
 
 /* Debian's 6.1 kernel under QEMU with a vTPM (kernel-6.1/make-fixture.sh):
@@ -257,7 +258,7 @@ static void test_kernel_61_list(void **state) {
 
         buf = read_fixture(boots[i].list, &len);
         ascii = read_fixture(boots[i].ascii, &alen);
-        read_kernel_pcrs(boots[i].pcrs, pcrs);
+        read_kernel_pcrs(boots[i].pcrs, pcrs, 22);
         memcpy(want[0].digest, pcrs[IMA_HASH_SHA1][10], 20);
         memcpy(want[1].digest, pcrs[IMA_HASH_SHA256][10], 32);
 
@@ -303,6 +304,75 @@ static void test_kernel_61_list(void **state) {
         assert_int_equal(br, IMA_BOOTAGGR_MATCH);
         assert_int_equal(violations, i);
     }
+}
+
+/* Linux 6.1 with kima's template patch under QEMU (tests/vm/test-vm.sh
+ * --fixture): every entry is ima-cgpath; the list replays to the guest's PCR
+ * 10 in both banks; the pods' binaries are attributed to the three pods in
+ * both cgroup layouts and everything else (boot_aggregate, busybox, kima's
+ * own binaries) is node scope. */
+static void test_kernel_61_cgpath_list(void **state) {
+    static const struct {
+        const char *uid;
+        enum ima_cgroup_driver driver;
+        enum ima_qos qos;
+        unsigned want;
+    } pods[] = {
+            {"aaaaaaaa-0000-4000-8000-00000000000a", IMA_DRIVER_SYSTEMD, IMA_QOS_BESTEFFORT, 1},
+            {"aaaaaaaa-0000-4000-8000-00000000000b", IMA_DRIVER_CGROUPFS, IMA_QOS_BURSTABLE, 2},
+            {"aaaaaaaa-0000-4000-8000-00000000000c", IMA_DRIVER_SYSTEMD, IMA_QOS_GUARANTEED, 1},
+    };
+    _cleanup_free_ uint8_t *buf = NULL;
+    uint8_t pcrs[IMA_HASH_COUNT][IMA_BOOT_PCRS + 1][IMA_DIGEST_MAX] = {0};
+    struct ima_pcr_value want[2] = {{.alg = IMA_HASH_SHA1, .pcr = 10},
+                                    {.alg = IMA_HASH_SHA256, .pcr = 10}};
+    struct ima_parser p;
+    struct ima_entry e;
+    struct ima_replay r;
+    struct ima_replay_result res;
+    unsigned counts[3] = {0}, node = 0;
+    size_t len, off = 0;
+    uint64_t n;
+    (void)state;
+
+    buf = read_fixture("ima/kernel-6.1-cgpath/binary_runtime_measurements", &len);
+    read_kernel_pcrs("ima/kernel-6.1-cgpath/pcrs.txt", pcrs, 2);
+    memcpy(want[0].digest, pcrs[IMA_HASH_SHA1][10], 20);
+    memcpy(want[1].digest, pcrs[IMA_HASH_SHA256][10], 32);
+    n = parse_all(buf, len, 20);
+    assert_true(n > 20);
+    ima_parser_init(&p, 20);
+    ima_replay_init(&r, IMA_BANK(IMA_HASH_SHA1) | IMA_BANK(IMA_HASH_SHA256));
+    assert_int_equal(ima_replay_list(&r, &p, buf, len, want, 2, &res), 0);
+    assert_true(res.matched);
+    assert_int_equal(res.entries, n);
+
+    ima_parser_init(&p, 20);
+    while (off < len) {
+        struct ima_pod_ref ref;
+        int k = ima_parser_next(&p, buf + off, len - off, &e);
+        assert_true(k > 0);
+        off += (size_t)k;
+        assert_int_equal(e.name_len, 10);
+        assert_memory_equal(e.name, "ima-cgpath", 10);
+        assert_int_equal(ima_entry_attribute(&e, &ref), 0);
+        if (ref.scope == IMA_SCOPE_NODE) {
+            node++;
+            continue;
+        }
+        assert_int_equal(ref.scope, IMA_SCOPE_POD);
+        for (size_t i = 0; i < 3; i++) {
+            if (strcmp(ref.pod_uid, pods[i].uid) == 0) {
+                assert_int_equal(ref.driver, pods[i].driver);
+                assert_int_equal(ref.qos, pods[i].qos);
+                counts[i]++;
+            }
+        }
+    }
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(counts[i], pods[i].want);
+    }
+    assert_int_equal(node + 4, n);
 }
 
 /* The 77 ima-cgpath entries: SHA-384 digests verify, and every entry goes to
@@ -395,6 +465,7 @@ int main(void) {
             cmocka_unit_test(test_cima_cgpath_attribution),
             cmocka_unit_test(test_keylime_ascii),
             cmocka_unit_test(test_kernel_61_list),
+            cmocka_unit_test(test_kernel_61_cgpath_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

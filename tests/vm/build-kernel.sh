@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Build a minimal Linux 6.1 (Debian's linux-source-6.1) with kima's
+# pod-aware IMA template patches (ima/kernel/*.patch) for the VM tests, and
+# cache it: a second run with the same patches and configuration does
+# nothing; a change of the patches rebuilds only security/integrity/ima.
+# Usage: build-kernel.sh SOURCE_ROOT OUT_DIR   -> OUT_DIR/bzImage
+# Needs: linux-source-6.1 bc bison flex libelf-dev libssl-dev cpio xz-utils.
+set -euo pipefail
+SRC=$1
+OUT=$2
+TAR=/usr/src/linux-source-6.1.tar.xz
+[ -r "$TAR" ] || { echo "no $TAR (apt-get install linux-source-6.1)"; exit 77; }
+mkdir -p "$OUT"
+K=$OUT/linux
+OPTS=(64BIT PRINTK TTY SERIAL_8250 SERIAL_8250_CONSOLE BLK_DEV_INITRD RD_GZIP DEVTMPFS
+      PROC_FS SYSFS SECURITYFS SECURITY CGROUPS TCG_TPM TCG_TIS TCG_TIS_CORE IMA INTEGRITY
+      CRYPTO_SHA1 CRYPTO_SHA256 BINFMT_ELF BINFMT_SCRIPT MULTIUSER ACPI PCI TMPFS FUTEX
+      EPOLL SHMEM POSIX_TIMERS NET INET UNIX FILE_LOCKING EVENTFD SIGNALFD TIMERFD
+      INOTIFY_USER ADVISE_SYSCALLS IMA_NG_TEMPLATE IMA_DEFAULT_HASH_SHA256 RTC_CLASS)
+stamp=$( (cat "$SRC"/ima/kernel/*.patch; echo "${OPTS[*]}") | sha256sum | cut -c1-16)
+if [ -f "$OUT/bzImage" ] && [ "$(cat "$OUT/stamp" 2>/dev/null)" = "$stamp" ]; then
+    exit 0
+fi
+if [ ! -f "$K/Makefile" ]; then
+    rm -rf "$K" "$OUT/linux-source-6.1"
+    tar -C "$OUT" -xf "$TAR"
+    mv "$OUT/linux-source-6.1" "$K"
+    cp -r "$K/security/integrity/ima" "$OUT/ima.orig"
+fi
+# the pristine IMA sources, then the patches
+rm -rf "$K/security/integrity/ima"
+cp -r "$OUT/ima.orig" "$K/security/integrity/ima"
+for p in "$SRC"/ima/kernel/*.patch; do
+    patch -d "$K" -p1 --quiet <"$p"
+done
+if [ ! -f "$K/.config" ] || [ "$(cat "$OUT/config-stamp" 2>/dev/null)" != "${OPTS[*]}" ]; then
+    make -C "$K" -s tinyconfig
+    for o in "${OPTS[@]}"; do "$K/scripts/config" --file "$K/.config" -e "$o"; done
+    make -C "$K" -s olddefconfig
+    echo "${OPTS[*]}" >"$OUT/config-stamp"
+fi
+make -C "$K" -s -j"$(nproc)" bzImage
+cp "$K/arch/x86/boot/bzImage" "$OUT/bzImage"
+echo "$stamp" >"$OUT/stamp"

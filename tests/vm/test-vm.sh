@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# kima on a real kernel: Linux 6.1 with kima's template patch
+# (ima/kernel/), booted under QEMU (TCG) with a swtpm vTPM on tpm-tis and
+# `ima_policy=tcb ima_template=ima-cgpath rootfstype=ramfs`. In the guest,
+# three "pods" are cgroups in the systemd and cgroupfs layouts; processes in
+# them run their binaries; kima-verifier and kima-agent run on the guest's
+# loopback, the agent on the kernel's /dev/tpmrm0 and the real securityfs.
+# The verdicts come back over the serial console, with the list and PCR 10.
+# The host asserts: every pod trusted; after a pod runs a binary outside its
+# policy only that pod is untrusted; host processes are node scope; the list
+# replays to the PCR 10 the guest read. With --fixture DIR the captured list
+# is kept there (tests/fixtures/ima/kernel-6.1-cgpath).
+# Usage: test-vm.sh SOURCE_ROOT BUILD_ROOT [--fixture DIR]
+set -u
+SRC=$1
+BUILD=$2
+FIXTURE=
+[ "${3:-}" = --fixture ] && FIXTURE=$4
+HERE=$(cd "$(dirname "$0")" && pwd)
+T=$(mktemp -d)
+. "$SRC/tests/integration/helpers.sh"
+SPID=
+cleanup() {
+    [ -n "$SPID" ] && kill "$SPID" 2>/dev/null
+    [ -n "${KEEP:-}" ] || rm -rf "$T"
+}
+trap cleanup EXIT
+for tool in qemu-system-x86_64 swtpm swtpm_setup cpio busybox; do
+    command -v "$tool" >/dev/null || { echo "$tool not installed"; exit 77; }
+done
+K=$BUILD/cli/kimactl
+
+# 1. the kernel (cached in the build folder)
+t0=$(date +%s)
+bash "$HERE/build-kernel.sh" "$SRC" "$BUILD/vm" >"$T/kernel.log" 2>&1
+rc=$?
+[ $rc -eq 77 ] && { cat "$T/kernel.log"; exit 77; }
+[ $rc -eq 0 ] || { tail -20 "$T/kernel.log"; echo "the kernel did not build"; exit 1; }
+echo "kernel ready in $(($(date +%s) - t0)) s"
+
+# 2. the initramfs: busybox, kima's binaries and their libraries, a PKI,
+# policies for the pods, and the guest's script
+R=$T/root
+mkdir -p "$R"/{bin,sbin,proc,sys,dev,etc,tmp,var/lib/kima,usr/bin,etc/kima/policies,lib64}
+cp "$(command -v busybox)" "$R/bin/busybox"
+file -L "$R/bin/busybox" | grep -q "statically linked" || cp /bin/busybox "$R/bin/busybox"
+copy_with_libs() {
+    cp "$1" "$R/usr/bin/"
+    ldd "$1" | grep -o '/[^ ]*' | while read -r lib; do
+        mkdir -p "$R$(dirname "$lib")"
+        cp -L "$lib" "$R$lib"
+    done
+}
+for b in "$BUILD/verifier/kima-verifier" "$BUILD/agent/kima-agent" "$K"; do copy_with_libs "$b"; done
+for lib in /usr/lib/x86_64-linux-gnu/libtss2-tcti-device.so.0; do # loaded by tctildr
+    mkdir -p "$R$(dirname "$lib")"
+    cp -L "$lib" "$R$lib"
+done
+"$K" certs init --out "$T/pki" --server-name 127.0.0.1 --node vm-node --operator vm >/dev/null
+cp -r "$T/pki" "$R/etc/kima/pki"
+# each pod's binary: a copy of busybox made distinct (its own digest)
+declare -A UIDS=([amf]=aaaaaaaa-0000-4000-8000-00000000000a [smf]=aaaaaaaa-0000-4000-8000-00000000000b
+                 [upf]=aaaaaaaa-0000-4000-8000-00000000000c)
+items=""
+for app in amf smf upf; do
+    cp "$R/bin/busybox" "$R/usr/bin/open5gs-${app}d"
+    printf 'kima %s\n' "$app" >>"$R/usr/bin/open5gs-${app}d"
+    d=$(sha256sum "$R/usr/bin/open5gs-${app}d" | cut -d' ' -f1)
+    cat >"$R/etc/kima/policies/$app.json" <<JSON
+{"apiVersion": "kima.dev/v1", "kind": "PodPolicy", "name": "open5gs-$app",
+ "match": {"namespace": "open5gs", "podLabels": {"app": "$app"}},
+ "digests": {"/usr/bin/open5gs-${app}d": ["sha256:$d"]}}
+JSON
+    items="$items${items:+,}{\"metadata\": {\"uid\": \"${UIDS[$app]}\", \"namespace\": \"open5gs\", \"name\": \"$app-0\", \"labels\": {\"app\": \"$app\"}}, \"spec\": {\"nodeName\": \"vm-node\"}}"
+done
+echo "{\"kind\": \"PodList\", \"items\": [$items]}" >"$R/etc/kima/pods.json"
+cp "$R/bin/busybox" "$R/usr/bin/cryptominer"
+printf 'not in any policy\n' >>"$R/usr/bin/cryptominer"
+u() { echo "${UIDS[$1]}" | tr - _; }
+cat >"$R/init" <<INIT
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin:/usr/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t securityfs securityfs /sys/kernel/security
+mount -t devtmpfs devtmpfs /dev
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+ip link set lo up
+echo "GUEST \$(uname -r) \$(cat /sys/kernel/security/ima/runtime_measurements_count) entries at start"
+# The pods' cgroups, as kubelet makes them: amf and upf with the systemd
+# driver (besteffort, guaranteed), smf with cgroupfs (burstable).
+CG=/sys/fs/cgroup
+AMF=\$CG/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod$(u amf).slice/cri-containerd-$(printf 'a%.0s' {1..64}).scope
+UPF=\$CG/kubepods.slice/kubepods-pod$(u upf).slice/cri-containerd-$(printf 'c%.0s' {1..64}).scope
+SMF=\$CG/kubepods/burstable/pod${UIDS[smf]}/$(printf 'b%.0s' {1..64})
+mkdir -p \$AMF \$UPF \$SMF
+inpod() { # CGROUP COMMAND...: run COMMAND in that cgroup
+    cg=\$1; shift
+    sh -c 'echo \$\$ > '"\$cg"'/cgroup.procs; exec "\$@"' sh "\$@"
+}
+inpod \$AMF /usr/bin/open5gs-amfd >/dev/null 2>&1
+inpod \$SMF /usr/bin/open5gs-smfd >/dev/null 2>&1
+inpod \$UPF /usr/bin/open5gs-upfd >/dev/null 2>&1
+P=/etc/kima/pki
+kima-verifier --listen 127.0.0.1:8443 --tls-cert \$P/verifier/tls.crt --tls-key \$P/verifier/tls.key \
+    --client-ca \$P/ca.crt --db /var/lib/kima/kima.db --audit-log /var/lib/kima/audit.log \
+    --audit-key /var/lib/kima/audit.key --policies /etc/kima/policies --pods-file /etc/kima/pods.json \
+    >/tmp/verifier.log 2>&1 &
+sleep 1
+kima-agent --verifier https://127.0.0.1:8443 --node vm-node --tcti device:/dev/tpmrm0 \
+    --cert \$P/agents/vm-node/tls.crt --key \$P/agents/vm-node/tls.key --cacert \$P/ca.crt \
+    --state-dir /var/lib/kima-agent >/tmp/agent.log 2>&1 &
+export KIMA_SERVER=https://127.0.0.1:8443 KIMA_CERT=\$P/operators/vm/tls.crt \
+    KIMA_KEY=\$P/operators/vm/tls.key KIMA_CACERT=\$P/ca.crt
+wait_pods() { # STATE...: until kimactl pods shows them, at most 60 s
+    for i in \$(seq 120); do
+        kimactl pods >/tmp/pods 2>/dev/null
+        ok=1
+        for s in "\$@"; do grep -q "\$s" /tmp/pods || ok=0; done
+        [ \$ok = 1 ] && break
+        sleep 0.5
+    done
+}
+wait_pods "amf-0 .*trusted" "smf-0 .*trusted" "upf-0 .*trusted"
+echo "===PODS1==="; cat /tmp/pods; echo "===END==="
+# smf's pod runs a binary no policy allows
+inpod \$SMF /usr/bin/cryptominer >/dev/null 2>&1
+wait_pods "smf-0 .*untrusted"
+sleep 3
+kimactl pods >/tmp/pods 2>/dev/null
+echo "===PODS2==="; cat /tmp/pods; echo "===END==="
+kimactl nodes
+tail -3 /tmp/agent.log
+S=/sys/kernel/security/ima
+p1=\$(cat /sys/class/tpm/tpm0/pcr-sha1/10); p2=\$(cat /sys/class/tpm/tpm0/pcr-sha256/10)
+cp \$S/binary_runtime_measurements /tmp/list
+q1=\$(cat /sys/class/tpm/tpm0/pcr-sha1/10); q2=\$(cat /sys/class/tpm/tpm0/pcr-sha256/10)
+echo "PCR sha1:10=\$p1 \$q1"
+echo "PCR sha256:10=\$p2 \$q2"
+echo "===LIST==="; base64 /tmp/list; echo "===END==="
+poweroff -f
+INIT
+chmod +x "$R/init"
+(cd "$R" && find . | cpio -o -H newc 2>/dev/null | gzip -1) >"$T/initrd.gz"
+
+# 3. the boot, with a vTPM
+mkdir -p "$T/tpm"
+swtpm_setup --tpm2 --tpmstate "$T/tpm" --pcr-banks sha1,sha256 --config /dev/null --overwrite >/dev/null
+swtpm socket --tpm2 --tpmstate "dir=$T/tpm" --ctrl "type=unixio,path=$T/tpm/sock" >"$T/swtpm.log" 2>&1 &
+SPID=$!
+for _ in $(seq 200); do [ -S "$T/tpm/sock" ] && break; sleep 0.02; done
+t0=$(date +%s)
+timeout 300 qemu-system-x86_64 -accel tcg -m 768 -smp 1 -nographic -no-reboot \
+    -kernel "$BUILD/vm/bzImage" -initrd "$T/initrd.gz" \
+    -append "console=ttyS0 rootfstype=ramfs ima_policy=tcb ima_template=ima-cgpath ima_hash=sha256 panic=-1" \
+    -chardev "socket,id=chrtpm,path=$T/tpm/sock" -tpmdev emulator,id=tpm0,chardev=chrtpm \
+    -device tpm-tis,tpmdev=tpm0 </dev/null | tr -d '\r' >"$T/console.log"
+echo "guest ran $(($(date +%s) - t0)) s"
+SPID=
+section() { sed -n "/===$1===/,/===END===/p" "$T/console.log" | sed '1d;$d'; }
+
+# 4. the host's checks
+grep -q "^GUEST 6.1" "$T/console.log" && ok || { bad "the guest did not start"; tail -30 "$T/console.log"; summary; exit 1; }
+section PODS1 >"$T/pods1"
+for app in amf smf upf; do
+    grep -Eq "$app-0 +vm-node +trusted" "$T/pods1" && ok || bad "$app-0 should be trusted: $(cat "$T/pods1")"
+done
+section PODS2 >"$T/pods2"
+grep -Eq "smf-0 +vm-node +untrusted .*cryptominer" "$T/pods2" && ok || bad "smf-0 should be untrusted for cryptominer: $(cat "$T/pods2")"
+for app in amf upf; do
+    grep -Eq "$app-0 +vm-node +trusted" "$T/pods2" && ok || bad "$app-0 should stay trusted"
+done
+section LIST | base64 -d >"$T/list" 2>/dev/null && [ -s "$T/list" ] && ok || bad "no list from the guest"
+read -r _ _ p1 q1 < <(grep "^PCR sha1:10=" "$T/console.log" | sed 's/=/ /')
+read -r _ _ p2 q2 < <(grep "^PCR sha256:10=" "$T/console.log" | sed 's/=/ /')
+[ "$p1" = "$q1" ] && [ "$p2" = "$q2" ] && ok || bad "PCR 10 moved while the list was copied"
+expect 0 "$K" ima check --pcr "sha1:10=$p1" --pcr "sha256:10=$p2" "$T/list"
+n=$(grep -o "the first [0-9]* of [0-9]* entries" "$T/out")
+echo "list: $n"
+expect 0 "$K" ima pods "$T/list"
+cp "$T/out" "$T/attribution"
+for app in amf smf upf; do
+    grep -q "pod ${UIDS[$app]}" "$T/attribution" && ok || bad "no entries of $app's pod"
+done
+grep -q "driver=cgroupfs" "$T/attribution" && grep -q "driver=systemd" "$T/attribution" && ok ||
+    bad "both cgroup layouts must be seen"
+"$K" ima dump "$T/list" >"$T/dump"
+grep " / " "$T/dump" | grep -q "/usr/bin/kima-verifier" && ok || bad "host processes must be in the root cgroup (node scope)"
+grep -q "ima-cgpath" "$T/dump" && ! grep -q " ima-ng " "$T/dump" && ok || bad "every entry must be ima-cgpath"
+if [ -n "$FIXTURE" ]; then
+    mkdir -p "$FIXTURE"
+    cp "$T/list" "$FIXTURE/binary_runtime_measurements"
+    printf 'sha1:10=%s\nsha256:10=%s\n' "$p1" "$p2" >"$FIXTURE/pcrs.txt"
+    cp "$T/attribution" "$FIXTURE/attribution.txt"
+    grep -e '^\[ *[0-9]' -e '^GUEST' "$T/console.log" >"$FIXTURE/boot.log" || true
+fi
+summary
