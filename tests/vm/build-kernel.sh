@@ -18,7 +18,10 @@ OPTS=(64BIT PRINTK TTY SERIAL_8250 SERIAL_8250_CONSOLE BLK_DEV_INITRD RD_GZIP DE
       CRYPTO_SHA1 CRYPTO_SHA256 BINFMT_ELF BINFMT_SCRIPT MULTIUSER ACPI PCI TMPFS FUTEX
       EPOLL SHMEM POSIX_TIMERS NET INET UNIX FILE_LOCKING EVENTFD SIGNALFD TIMERFD
       INOTIFY_USER ADVISE_SYSCALLS IMA_NG_TEMPLATE IMA_DEFAULT_HASH_SHA256 RTC_CLASS)
-stamp=$( (cat "$SRC"/ima/kernel/*.patch; echo "${OPTS[*]}") | sha256sum | cut -c1-16)
+# what NET and olddefconfig would add that the guest does not need (build time)
+OFF=(IPV6 WIRELESS INET_DIAG HID VT VGA_CONSOLE INPUT ETHTOOL_NETLINK NET_VENDOR_INTEL
+     INET_TCP_DIAG SYN_COOKIES XFRM_USER NETFILTER)
+stamp=$( (cat "$SRC"/ima/kernel/*.patch; echo "${OPTS[*]} ${OFF[*]}") | sha256sum | cut -c1-16)
 if [ -f "$OUT/bzImage" ] && [ "$(cat "$OUT/stamp" 2>/dev/null)" = "$stamp" ]; then
     exit 0
 fi
@@ -34,11 +37,13 @@ cp -r "$OUT/ima.orig" "$K/security/integrity/ima"
 for p in "$SRC"/ima/kernel/*.patch; do
     patch -d "$K" -p1 --quiet <"$p"
 done
-if [ ! -f "$K/.config" ] || [ "$(cat "$OUT/config-stamp" 2>/dev/null)" != "${OPTS[*]}" ]; then
+if [ ! -f "$K/.config" ] || [ "$(cat "$OUT/config-stamp" 2>/dev/null)" != "${OPTS[*]} ${OFF[*]}" ]; then
     make -C "$K" -s tinyconfig
     for o in "${OPTS[@]}"; do "$K/scripts/config" --file "$K/.config" -e "$o"; done
     make -C "$K" -s olddefconfig
-    echo "${OPTS[*]}" >"$OUT/config-stamp"
+    for o in "${OFF[@]}"; do "$K/scripts/config" --file "$K/.config" -d "$o"; done
+    make -C "$K" -s olddefconfig
+    echo "${OPTS[*]} ${OFF[*]}" >"$OUT/config-stamp"
 fi
 make -C "$K" -s -j"$(nproc)" bzImage
 cp "$K/arch/x86/boot/bzImage" "$OUT/bzImage"
