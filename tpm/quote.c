@@ -135,8 +135,8 @@ int tpm_pcr_banks(struct tpm *t, unsigned pcr, uint16_t *algs, size_t max) {
     if (!t || pcr >= TPM_PCR_COUNT || !algs) {
         return -EINVAL;
     }
-    r = tpm_rc(Esys_GetCapability(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-                                  TPM2_CAP_PCRS, 0, 1, NULL, &cap),
+    r = tpm_rc(Esys_GetCapability(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_PCRS,
+                                  0, 1, NULL, &cap),
                "TPM2_GetCapability(PCRS)");
     if (r < 0) {
         return r;
