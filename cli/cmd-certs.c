@@ -22,6 +22,7 @@
 #include <openssl/x509v3.h>
 
 #include "kimactl.h"
+#include "parse.h"
 
 #define NAMES_MAX 256
 
@@ -236,6 +237,7 @@ int cmd_certs(int argc, char **argv) {
     const char *out = NULL, *servers[NAMES_MAX], *nodes[NAMES_MAX], *ops[NAMES_MAX];
     size_t ns = 0, nn = 0, no = 0;
     int days = 365, c, r = 0;
+    uint64_t v;
     X509 *ca = NULL;
     EVP_PKEY *ca_key = NULL;
     char san[8192] = "", dir[4200];
@@ -266,11 +268,11 @@ int cmd_certs(int argc, char **argv) {
             }
             break;
         case 'd':
-            days = atoi(optarg);
-            if (days < 1 || days > 3650) {
+            if (parse_u64_range(optarg, 1, 3650, &v) < 0) {
                 fprintf(stderr, "kimactl certs: --days takes 1 to 3650\n");
                 return EXIT_USAGE;
             }
+            days = (int)v;
             break;
         case 'h':
             usage(stdout);

@@ -218,7 +218,7 @@ static int judge(struct verdict *v, struct round *rd, const struct ima_entry *e)
         if (!p) {
             return 0; /* no policy: decided at the end of the round */
         }
-        if (!ok && policy_excludes(p, path, plen)) {
+        if (e->violation && policy_excludes(p, path, plen)) {
             return 0; /* a violation on an excluded path */
         }
         if (ok && !policy_allows(p, path, plen, digest)) {
@@ -242,7 +242,7 @@ static int judge(struct verdict *v, struct round *rd, const struct ima_entry *e)
     if (!p || v->node_failed) {
         return 0;
     }
-    if (!ok && policy_excludes(p, path, plen)) {
+    if (e->violation && policy_excludes(p, path, plen)) {
         return 0;
     }
     if (ok && !policy_allows(p, path, plen, digest)) {

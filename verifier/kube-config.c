@@ -206,6 +206,16 @@ static int check_server(const char *s, char *err, size_t errsz) {
     return 0;
 }
 
+/* A bearer token goes into an HTTP header: printable ASCII only. */
+static bool token_ok(const char *t) {
+    for (; *t; t++) {
+        if (*t <= ' ' || *t >= 0x7f) {
+            return false;
+        }
+    }
+    return true;
+}
+
 int kube_config_from_kubeconfig(const char *path, const char *context, struct kube_config *ret,
                                 char *err, size_t errsz) {
     _cleanup_free_ uint8_t *data = NULL;
@@ -318,6 +328,10 @@ int kube_config_from_kubeconfig(const char *path, const char *context, struct ku
         r = -ENOMEM;
         goto out;
     }
+    if (c.token && !token_ok(c.token)) {
+        r = fail(err, errsz, -EINVAL, "the user's token holds control characters or spaces");
+        goto out;
+    }
     *ret = c;
     memset(&c, 0, sizeof(c));
     r = 0;
@@ -357,6 +371,10 @@ int kube_config_in_cluster(const char *sa_dir, struct kube_config *ret, char *er
     }
     c.token = strndup((char *)t, tl);
     free(t);
+    if (c.token && !token_ok(c.token)) {
+        kube_config_free(&c);
+        return fail(err, errsz, -EINVAL, "the service account token holds control characters");
+    }
     snprintf(path, sizeof(path), "%s/ca.crt", sa_dir);
     c.ca_file = strdup(path);
     if (!c.token || !c.ca_file) {

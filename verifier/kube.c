@@ -19,7 +19,7 @@
 #define KUBE_RESPONSE_MAX (256u << 20) /* a PodList of a big cluster */
 #define KUBE_TIMEOUT_MS   10000
 #define MISS_TIMEOUT_MS   2000
-#define MISS_MIN_GAP_MS   1000
+#define MISS_MIN_GAP_MS   2000
 #define BACKOFF_MIN_MS    500
 #define BACKOFF_MAX_MS    30000
 #define REASON_MAX        1000
@@ -141,6 +141,13 @@ static const char *meta_str(const json_t *item, const char *a, const char *b) {
             json_object_get(json_object_get(json_object_get(item, "metadata"), a), b));
 }
 
+/* A namespace or pod name as the API server allows them (DNS subdomain
+ * characters, at most 253): safe to put in a request path unescaped. */
+static bool k8s_name(const char *s) {
+    size_t n = s ? strlen(s) : 0;
+    return n > 0 && n <= 253 && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789.-") == n;
+}
+
 /* List every pod; hand the items to the inventory and refresh what the API
  * shows of kima's labels. Called without k->lock. */
 static int list_pods(struct kube *k, long timeout_ms) {
@@ -152,7 +159,7 @@ static int list_pods(struct kube *k, long timeout_ms) {
     items = json_object_get(resp, "items");
     pthread_mutex_lock(&k->lock);
     k->last_list_ms = now_ms();
-    if (status != 200 || !json_is_array(items)) {
+    if (status != 200 || !json_is_array(items) || json_array_size(items) > INVENTORY_PODS_MAX) {
         k->stats.list_errors++;
         k->list_ok = false;
         pthread_mutex_unlock(&k->lock);
@@ -175,19 +182,15 @@ static int list_pods(struct kube *k, long timeout_ms) {
         const char *uid = json_string_value(json_object_get(md, "uid"));
         const char *trust = meta_str(it, "labels", key),
                    *reason = meta_str(it, "annotations", rkey);
-        if (!uid) {
-            continue;
+        if (!uid || !k8s_name(json_string_value(json_object_get(md, "namespace"))) ||
+            !k8s_name(json_string_value(json_object_get(md, "name")))) {
+            continue; /* they go into request paths: only what the API allows */
         }
         json_object_set_new(applied, uid,
                             json_pack("{s:s,s:s,s:s,s:s}", "ns",
-                                      json_string_value(json_object_get(md, "namespace"))
-                                              ? json_string_value(json_object_get(md, "namespace"))
-                                              : "",
-                                      "name",
-                                      json_string_value(json_object_get(md, "name"))
-                                              ? json_string_value(json_object_get(md, "name"))
-                                              : "",
-                                      "trust", trust ? trust : "", "reason", reason ? reason : ""));
+                                      json_string_value(json_object_get(md, "namespace")), "name",
+                                      json_string_value(json_object_get(md, "name")), "trust",
+                                      trust ? trust : "", "reason", reason ? reason : ""));
     }
     pthread_mutex_lock(&k->lock);
     /* Keep a pending event across lists. */

@@ -637,9 +637,14 @@ static int run(struct writer *w, int argc, char **argv, struct opts *o) {
 /* Split a line on blanks (no quoting: paths with blanks are not supported
  * in batch mode). */
 static int split(char *line, char **argv, int max) {
+    char *save = NULL;
     int n = 1;
 
-    for (char *tok = strtok(line, " \t\r\n"); tok && n < max; tok = strtok(NULL, " \t\r\n")) {
+    for (char *tok = strtok_r(line, " \t\r\n", &save); tok;
+         tok = strtok_r(NULL, " \t\r\n", &save)) {
+        if (n == max) {
+            return -1; /* more words than a command takes */
+        }
         argv[n++] = tok;
     }
     return n;
@@ -665,8 +670,13 @@ static int batch(struct writer *w, const char *file, bool ack) {
         if (line[0] == '#' || strspn(line, " \t\r\n") == strlen(line)) {
             continue;
         }
+        if (!strchr(line, '\n') && !feof(f)) {
+            log_error("line %llu: longer than %d bytes", n, LINE_MAX_ - 2);
+            r = -E2BIG;
+            break;
+        }
         argc = split(line, argv, ARGS_MAX);
-        first = parse(argc, argv, &g, &o);
+        first = argc < 0 ? -1 : parse(argc, argv, &g, &o);
         if (first < 0 || first >= argc || g.securityfs || g.tcti) {
             log_error("line %llu: bad command", n);
             r = -EINVAL;

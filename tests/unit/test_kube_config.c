@@ -110,6 +110,8 @@ static void test_kubeconfig_refused(void **state) {
             {"a: &x [1]\nb: *x\n", NULL, "aliases"},
             {"a: [1\n", NULL, "YAML error"},
             {"", NULL, "empty"},
+            {HEAD "users:\n- name: u1\n  user: {token: \"ab\\r\\nX-Evil: 1\"}\n", NULL,
+             "control characters"},
     };
     struct kube_config c;
     char err[300];
