@@ -18,6 +18,14 @@ same() { if cmp -s "$1" "$2"; then ok; else bad "$3: output differs"; diff "$1" 
 has() { if grep -qF -- "$2" "$1"; then ok; else bad "$3: no \"$2\" in $(head -c 300 "$1")"; fi; }
 json() { if python3 -m json.tool "$1" >/dev/null 2>&1; then ok; else bad "$2: not JSON"; fi; }
 
+# need_tools TOOL...: skip the test (exit 77) when one is not installed.
+need_tools() {
+    local t
+    for t in "$@"; do
+        command -v "$t" >/dev/null || { echo "$t not installed"; exit 77; }
+    done
+}
+
 # swtpm_start DIR: a fresh swtpm (all four PCR banks) on a Unix socket in DIR,
 # a child of this shell; sets SWTPM_PID and SWTPM_TCTI. swtpm_stop ends it.
 swtpm_start() {

@@ -19,7 +19,7 @@ cleanup() {
     [ -n "${KEEP:-}" ] || rm -rf "$T"
 }
 trap cleanup EXIT
-command -v swtpm >/dev/null || { echo "swtpm not installed"; exit 77; }
+need_tools swtpm
 P=$T/pki
 expect 0 "$K" certs init --out "$P" --server-name 127.0.0.1 --node node-1 --operator alice
 has "$T/out" "issued    $P/agents/node-1/tls.crt (CN=node-1, OU=kima-agent)" "agent certificate"

@@ -15,9 +15,7 @@ cleanup() {
     [ -n "${KEEP:-}" ] || rm -rf "$T"
 }
 trap cleanup EXIT
-for tool in swtpm tpm2_pcrread xxd; do
-    command -v "$tool" >/dev/null || { echo "$tool not installed"; exit 77; }
-done
+need_tools swtpm tpm2_pcrread xxd
 swtpm_start "$T/tpm" || exit 1
 export KIMA_TCTI=$SWTPM_TCTI KIMA_SECURITYFS=$T/sfs
 L=$T/sfs/ima/binary_runtime_measurements

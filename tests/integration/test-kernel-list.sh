@@ -24,9 +24,7 @@ cleanup() {
     [ -n "${KEEP:-}" ] || rm -rf "$T"
 }
 trap cleanup EXIT
-for tool in swtpm openssl python3; do
-    command -v "$tool" >/dev/null || { echo "$tool not installed"; exit 77; }
-done
+need_tools swtpm openssl python3
 P=$T/pki
 bash "$HERE/make-certs.sh" "$P" node-a node-b node-c >/dev/null || exit 1
 mkdir -p "$T/policies" "$T/var"

@@ -14,7 +14,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 T=$(mktemp -d)
 . "$HERE/helpers.sh"
 trap 'rm -rf "$T"' EXIT
-command -v node >/dev/null && command -v npm >/dev/null || { echo "node and npm not installed"; exit 77; }
+need_tools node npm
 if [ ! -d "$NPM/node_modules/@kubernetes-models/cert-manager" ]; then
     mkdir -p "$NPM"
     npm install --prefix "$NPM" --no-audit --no-fund --loglevel=error kubernetes-models@4.5.1 \

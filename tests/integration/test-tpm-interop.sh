@@ -10,9 +10,7 @@ QT=$2
 T=$(mktemp -d)
 . "$(dirname "$0")/helpers.sh"
 trap 'swtpm_stop; rm -rf "$T"' EXIT
-for tool in swtpm tpm2_createak tpm2_quote tpm2_checkquote; do
-    command -v "$tool" >/dev/null || { echo "$tool not installed"; exit 77; }
-done
+need_tools swtpm tpm2_createak tpm2_quote tpm2_checkquote
 swtpm_start "$T/tpm" || exit 1
 export TPM2TOOLS_TCTI=$SWTPM_TCTI
 # Without a resource manager, every tool's transient objects must go.

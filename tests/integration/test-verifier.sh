@@ -20,9 +20,7 @@ cleanup() {
     [ -n "${KEEP:-}" ] || rm -rf "$T"
 }
 trap cleanup EXIT
-for tool in swtpm curl openssl python3; do
-    command -v "$tool" >/dev/null || { echo "$tool not installed"; exit 77; }
-done
+need_tools swtpm curl openssl python3
 
 GOOD=1111111111111111111111111111111111111111111111111111111111111111
 EVIL=6666666666666666666666666666666666666666666666666666666666666666

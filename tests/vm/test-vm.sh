@@ -26,9 +26,7 @@ cleanup() {
     [ -n "${KEEP:-}" ] || rm -rf "$T"
 }
 trap cleanup EXIT
-for tool in qemu-system-x86_64 swtpm swtpm_setup cpio busybox; do
-    command -v "$tool" >/dev/null || { echo "$tool not installed"; exit 77; }
-done
+need_tools qemu-system-x86_64 swtpm swtpm_setup cpio busybox
 K=$BUILD/cli/kimactl
 
 # 1. the kernel (cached in the build folder)
