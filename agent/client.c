@@ -402,7 +402,8 @@ int client_post(struct client *c, const char *path, const json_t *body, json_t *
     if (!h.keep_alive) {
         disconnect(c);
     }
-    if (json_parse_bounded(rbody, rlen, 16, ret, perr, sizeof(perr)) < 0 || !json_is_object(*ret)) {
+    if (json_parse_bounded(rbody, rlen, 16, 1u << 16, ret, perr, sizeof(perr)) < 0 ||
+        !json_is_object(*ret)) {
         json_decref(*ret);
         *ret = NULL;
         log_warn("POST %s%s: %d with an answer that is not a JSON object", c->prefix, path,

@@ -75,8 +75,8 @@ int api_call(const struct api *a, const char *method, const char *path, const js
         log_error("%s %s: %s", method, url, err[0] ? err : curl_easy_strerror(rc));
         return -EIO;
     }
-    if (resp.len &&
-        json_parse_bounded((const char *)resp.data, resp.len, 32, ret, perr, sizeof(perr)) < 0) {
+    if (resp.len && json_parse_bounded((const char *)resp.data, resp.len, 32, 1u << 23, ret, perr,
+                                       sizeof(perr)) < 0) {
         *ret = json_pack("{s:s,s:s}", "error", "not JSON", "detail", perr);
     } else if (!resp.len) {
         *ret = json_object();

@@ -10,10 +10,12 @@
 #include "base64.h"
 #include "hex.h"
 
-/* Deepest nesting of arrays and objects, strings skipped, without parsing.
+/* Deepest nesting of arrays and objects and an upper bound of the number of
+ * values (separators and containers), strings skipped, without parsing.
  * jansson would otherwise recurse up to its own limit of 2048. */
-static int json_depth(const char *buf, size_t len) {
+static int json_shape(const char *buf, size_t len, size_t *ret_values) {
     int depth = 0, max = 0;
+    size_t values = 1;
     bool in_string = false;
 
     for (size_t i = 0; i < len; i++) {
@@ -27,26 +29,35 @@ static int json_depth(const char *buf, size_t len) {
         } else if (c == '"') {
             in_string = true;
         } else if (c == '[' || c == '{') {
+            values++;
             if (++depth > max) {
                 max = depth;
             }
         } else if (c == ']' || c == '}') {
             depth--;
+        } else if (c == ',') {
+            values++;
         }
     }
+    *ret_values = values;
     return max;
 }
 
-int json_parse_bounded(const char *buf, size_t len, int max_depth, json_t **ret, char *err,
-                       size_t errsz) {
+int json_parse_bounded(const char *buf, size_t len, int max_depth, size_t max_values, json_t **ret,
+                       char *err, size_t errsz) {
     json_error_t jerr;
+    size_t values;
     json_t *v;
     int depth;
 
-    depth = json_depth(buf, len);
+    depth = json_shape(buf, len, &values);
     if (depth > max_depth) {
         snprintf(err, errsz, "JSON nested %d deep, more than %d", depth, max_depth);
         return -EBADMSG;
+    }
+    if (values > max_values) {
+        snprintf(err, errsz, "JSON holds about %zu values, more than %zu", values, max_values);
+        return -E2BIG;
     }
     v = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!v) {
@@ -168,5 +179,91 @@ json_t *json_base64(const void *data, size_t len) {
     base64_encode(data, len, s);
     j = json_string(s);
     free(s);
+    return j;
+}
+
+/* Length of the valid UTF-8 sequence at p (1-4), or 0 (overlongs,
+ * surrogates and code points past U+10FFFF are invalid, as jansson holds). */
+static size_t utf8_seq(const unsigned char *p, size_t n) {
+    unsigned cp;
+    size_t len;
+
+    if (p[0] < 0x80) {
+        return 1;
+    }
+    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+        len = 2;
+        cp = p[0] & 0x1f;
+    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        len = 3;
+        cp = p[0] & 0x0f;
+    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        len = 4;
+        cp = p[0] & 0x07;
+    } else {
+        return 0;
+    }
+    if (len > n) {
+        return 0;
+    }
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+        cp = (cp << 6) | (p[i] & 0x3f);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10ffff))) {
+        return 0;
+    }
+    return len;
+}
+
+json_t *json_string_untrusted(const void *s, size_t len, size_t cap) {
+    static const char hexd[] = "0123456789abcdef";
+    const unsigned char *p = s;
+    char tail[48];
+    size_t o = 0, i = 0, tlen;
+    char *out;
+    json_t *j;
+
+    if (cap < 32) {
+        cap = 32;
+    }
+    out = malloc(cap + 1);
+    if (!out) {
+        return NULL;
+    }
+    /* Room for the tail only when the whole text does not fit. */
+    tlen = 0;
+    for (size_t k = 0, n; k < len; k += n ? n : 1) {
+        n = utf8_seq(p + k, len - k);
+        tlen += n == 0 || p[k] < 0x20 || p[k] == 0x7f ? 4 : n;
+    }
+    tlen = tlen <= cap ? 0 : (size_t)snprintf(tail, sizeof(tail), "...[%zu bytes]", len);
+    while (i < len) {
+        size_t n = utf8_seq(p + i, len - i);
+        size_t need = n == 0 || p[i] < 0x20 || p[i] == 0x7f ? 4 : n;
+        if (o + need + tlen > cap) {
+            /* Every piece left room for the tail, so this cut falls
+             * between whole characters and escapes. */
+            memcpy(out + o, tail, tlen);
+            o += tlen;
+            break;
+        }
+        if (need == 4 && n != 4) {
+            out[o++] = '\\';
+            out[o++] = 'x';
+            out[o++] = hexd[p[i] >> 4];
+            out[o++] = hexd[p[i] & 0xf];
+            i++;
+        } else {
+            memcpy(out + o, p + i, n);
+            o += n;
+            i += n;
+        }
+    }
+    j = json_stringn(out, o);
+    free(out);
     return j;
 }

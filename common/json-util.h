@@ -21,9 +21,13 @@
 #define _cleanup_json_ _cleanup_(json_decrefp)
 
 /* Parse `len` bytes holding exactly one JSON value, nested at most
- * `max_depth` deep. 0, or -EBADMSG with a reason in err (caller's buffer). */
-int json_parse_bounded(const char *buf, size_t len, int max_depth, json_t **ret, char *err,
-                       size_t errsz);
+ * `max_depth` deep and holding at most `max_values` values (arrays, objects
+ * and scalars all count; a parsed value costs jansson tens of bytes, so a
+ * wide array of one-byte numbers would otherwise cost ~40x its text). Both
+ * are checked by a scan before jansson allocates anything. 0, or -EBADMSG
+ * (-E2BIG over max_values) with a reason in err (caller's buffer). */
+int json_parse_bounded(const char *buf, size_t len, int max_depth, size_t max_values, json_t **ret,
+                       char *err, size_t errsz);
 
 /* Field accessors on an object. Each returns 0, -ENOENT when the key is
  * absent, or -EBADMSG when it has the wrong type or breaks the cap, with a
@@ -38,6 +42,13 @@ int json_get_base64(const json_t *obj, const char *key, size_t max_bytes, uint8_
                     size_t *ret_len, char *err, size_t errsz);
 /* A new JSON string holding the base64 of `len` bytes (NULL without memory). */
 json_t *json_base64(const void *data, size_t len);
+
+/* A JSON string for untrusted bytes (a path from an IMA list, say) that
+ * always encodes: valid UTF-8 is kept, any other byte and control
+ * characters become the text \xNN, and the result is cut to at most `cap`
+ * bytes of text with "...[N bytes]" naming the original length. Never NULL
+ * unless out of memory. */
+json_t *json_string_untrusted(const void *s, size_t len, size_t cap);
 
 /* A hex string decoded into out (exactly `len` bytes). */
 int json_get_hex(const json_t *obj, const char *key, uint8_t *out, size_t len, char *err,

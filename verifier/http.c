@@ -180,8 +180,8 @@ static enum MHD_Result dispatch(struct http_server *s, struct MHD_Connection *c,
     }
     if (rq->body.len) {
         char err[256];
-        if (json_parse_bounded((const char *)rq->body.data, rq->body.len, JSON_DEPTH_MAX, &req, err,
-                               sizeof(err)) < 0) {
+        if (json_parse_bounded((const char *)rq->body.data, rq->body.len, JSON_DEPTH_MAX,
+                               HTTP_JSON_VALUES_MAX, &req, err, sizeof(err)) < 0) {
             return send_error(c, 400, "malformed JSON", err);
         }
     } else {

@@ -15,6 +15,9 @@
 
 #define HTTP_BODY_MAX          (64u * 1024)
 #define HTTP_EVIDENCE_BODY_MAX (96u << 20)
+/* Values one request's JSON may hold: an evidence has about 40 (4 banks of
+ * PCRs at most), a registration 4. */
+#define HTTP_JSON_VALUES_MAX 1024
 
 struct http_config {
     const char *listen;                         /* "ADDR:PORT" */

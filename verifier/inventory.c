@@ -81,7 +81,7 @@ int inventory_refresh(struct inventory *inv) {
         log_error("pods file %s: %s", inv->path, strerror(-r));
         return r;
     }
-    r = json_parse_bounded((const char *)data, len, 32, &j, err, sizeof(err));
+    r = json_parse_bounded((const char *)data, len, 32, INVENTORY_VALUES_MAX, &j, err, sizeof(err));
     items = r == 0 ? json_object_get(j, "items") : NULL;
     if (!json_is_array(items) || json_array_size(items) > INVENTORY_PODS_MAX) {
         log_error("pods file %s is not a PodList (%s); keeping the previous one", inv->path,

@@ -14,6 +14,8 @@
 
 #define INVENTORY_FILE_MAX (64u << 20)
 #define INVENTORY_PODS_MAX 100000
+/* JSON values in one PodList (~300 a pod as kubectl prints them). */
+#define INVENTORY_VALUES_MAX (1u << 25)
 
 struct inventory;
 

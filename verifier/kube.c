@@ -17,6 +17,7 @@
 #include "macro.h"
 
 #define KUBE_RESPONSE_MAX (256u << 20) /* a PodList of a big cluster */
+#define KUBE_VALUES_MAX   (1u << 25)   /* as many as INVENTORY_VALUES_MAX */
 #define KUBE_TIMEOUT_MS   10000
 #define MISS_TIMEOUT_MS   2000
 #define MISS_MIN_GAP_MS   2000
@@ -118,8 +119,8 @@ static int request(struct kube *k, const char *method, const char *path, const c
     rc = curl_easy_perform(c);
     if (rc == CURLE_OK) {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-        if (resp.len && json_parse_bounded((const char *)resp.data, resp.len, 64, ret, perr,
-                                           sizeof(perr)) < 0) {
+        if (resp.len && json_parse_bounded((const char *)resp.data, resp.len, 64, KUBE_VALUES_MAX,
+                                           ret, perr, sizeof(perr)) < 0) {
             *ret = NULL;
         }
     } else {

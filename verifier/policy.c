@@ -401,7 +401,8 @@ static int load_file(const char *path, struct policy **ret, char *err, size_t er
         snprintf(err, errsz, "cannot read: %s", strerror(-r));
         return r;
     }
-    r = json_parse_bounded((const char *)data, len, JSON_DEPTH_MAX, &j, err, errsz);
+    r = json_parse_bounded((const char *)data, len, JSON_DEPTH_MAX, POLICY_VALUES_MAX, &j, err,
+                           errsz);
     if (r < 0) {
         return r;
     }

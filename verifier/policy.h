@@ -26,6 +26,8 @@
 #define POLICY_DIGESTS_MAX  1000000
 #define POLICY_EXCLUDES_MAX 1024
 #define POLICY_LABELS_MAX   64
+/* JSON values in one file: every digest and path, with room for the rest. */
+#define POLICY_VALUES_MAX (2 * POLICY_DIGESTS_MAX + 65536)
 
 enum policy_kind {
     POLICY_POD,

@@ -12,6 +12,7 @@
 
 #include "audit.h"
 #include "engine.h"
+#include "http.h"
 #include "inventory.h"
 #include "json-util.h"
 #include "log.h"
@@ -64,8 +65,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     case 0:
     case 1:
     case 2:
-        if (json_parse_bounded((const char *)data + 1, size - 1, JSON_DEPTH_MAX, &req, err,
-                               sizeof(err)) == 0) {
+        if (json_parse_bounded((const char *)data + 1, size - 1, JSON_DEPTH_MAX,
+                               HTTP_JSON_VALUES_MAX, &req, err, sizeof(err)) == 0) {
             int status = data[0] % 6 == 0   ? engine_registration(e, "node-1", req, &resp)
                          : data[0] % 6 == 1 ? engine_evidence(e, "node-1", req, &resp)
                                             : engine_activation(e, "node-1", req, &resp);

@@ -49,7 +49,7 @@ static json_t *load_json(const char *path) {
     json_t *j = NULL;
     char err[200];
     if (read_file_capped(path, 1 << 20, &data, &len) < 0 ||
-        json_parse_bounded((const char *)data, len, 16, &j, err, sizeof(err)) < 0) {
+        json_parse_bounded((const char *)data, len, 16, 1u << 16, &j, err, sizeof(err)) < 0) {
         fprintf(stderr, "agent-tool: %s is not JSON\n", path);
         exit(2);
     }
