@@ -2,6 +2,7 @@
 /* The operator side of the engine: listings, deletion, resets, staleness,
  * metrics. */
 #include "engine-internal.h"
+#include "judge.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -13,11 +14,17 @@
 #include "json-util.h"
 #include "log.h"
 
-/* A node that missed 3 intervals reads as stale, whatever was stored. */
+/* The state a node reads as: untrusted is sticky; a node that attested
+ * once but missed 3 intervals, or has not attested since it registered
+ * again, reads as stale whatever was stored; one that never attested reads
+ * registered or active. Only a node that reads trusted vouches for its
+ * pods. */
 static const char *node_state(const struct engine *e, const struct node_record *n, int64_t now) {
-    if (n->activated && n->last_attested_ms &&
-        now - n->last_attested_ms > 3 * (int64_t)e->cfg.interval_ms &&
-        strcmp(n->state, "untrusted") != 0) {
+    if (strcmp(n->state, "untrusted") == 0 || n->last_attested_ms == 0) {
+        return n->state;
+    }
+    if (n->last_attested_ms < n->registered_ms ||
+        now - n->last_attested_ms > 3 * (int64_t)e->cfg.interval_ms) {
         return "stale";
     }
     return n->state;
@@ -26,12 +33,12 @@ static const char *node_state(const struct engine *e, const struct node_record *
 static json_t *node_json(const struct engine *e, const struct node_record *n, int64_t now) {
     char akhex[2 * 66 + 1];
 
-    return json_pack("{s:s,s:s,s:s,s:b,s:I,s:I,s:I,s:s,s:b}", "name", n->name, "state",
+    return json_pack("{s:s,s:s,s:s,s:b,s:I,s:I,s:I,s:s,s:b,s:I}", "name", n->name, "state",
                      node_state(e, n, now), "reason", n->reason, "activated", n->activated,
                      "last_attested_ms", (json_int_t)n->last_attested_ms, "ima_next_index",
                      (json_int_t)n->ima_index, "attestations", (json_int_t)n->attestations,
                      "ak_name", hex_encode(n->ak_name, n->ak_name_len, akhex), "ek_cert",
-                     n->ek_cert_len > 0);
+                     n->ek_cert_len > 0, "waiting_measurements", (json_int_t)n->pending);
 }
 
 struct list_ctx {
@@ -87,6 +94,9 @@ int engine_node_delete(struct engine *e, const char *node, const char *actor, js
         r = store_pod_delete_node(e->store, node);
     }
     if (r == 0) {
+        r = store_pending_delete_node(e->store, node);
+    }
+    if (r == 0) {
         d = json_pack("{s:s}", "actor", actor ? actor : "");
         r = engine_audit(e, "node-deleted", node, NULL, d);
         json_decref(d);
@@ -107,14 +117,28 @@ int engine_node_delete(struct engine *e, const char *node, const char *actor, js
     return 200;
 }
 
-/* A pod reads as unknown while its node is stale. */
-static const char *pod_state(struct engine *e, const struct pod_record *p, int64_t now) {
+/* The state a pod reads as: trusted only while its node reads trusted (a
+ * stale, re-registered, never attested or missing node vouches for
+ * nothing); untrusted stays untrusted. *ret_why says why a stored state is
+ * not shown. */
+static const char *pod_state(struct engine *e, const struct pod_record *p, int64_t now,
+                             const char **ret_why) {
     struct node_record *n = malloc(sizeof(*n));
-    const char *s = p->state;
+    const char *s = p->state, *ns = NULL;
 
-    if (n && store_node_get(e->store, p->node, n) == 0 &&
-        strcmp(node_state(e, n, now), "stale") == 0) {
+    *ret_why = NULL;
+    if (n && store_node_get(e->store, p->node, n) == 0) {
+        ns = node_state(e, n, now);
+    }
+    if (strcmp(s, "trusted") == 0 && (!ns || strcmp(ns, "trusted") != 0)) {
         s = "unknown";
+        *ret_why = !ns                            ? "the node is not registered"
+                   : strcmp(ns, "stale") == 0     ? "the node stopped attesting (stale)"
+                   : strcmp(ns, "untrusted") == 0 ? "the node is untrusted"
+                                                  : "the node has not attested yet";
+        if (ns && strcmp(ns, "untrusted") == 0) {
+            s = "untrusted";
+        }
     }
     free(n);
     return s;
@@ -122,16 +146,13 @@ static const char *pod_state(struct engine *e, const struct pod_record *p, int64
 
 static int add_pod(const struct pod_record *p, void *ud) {
     struct list_ctx *c = ud;
-    const char *state = pod_state(c->e, p, c->now);
+    const char *why, *state = pod_state(c->e, p, c->now, &why);
 
     if (!c->filter || strcmp(c->filter, state) == 0) {
-        json_array_append_new(c->arr, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I}", "uid", p->uid,
-                                                "namespace", p->ns, "name", p->name, "node",
-                                                p->node, "state", state, "reason",
-                                                strcmp(state, p->state) == 0
-                                                        ? p->reason
-                                                        : "the node stopped attesting (stale)",
-                                                "since_ms", (json_int_t)p->since_ms));
+        json_array_append_new(
+                c->arr, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I}", "uid", p->uid, "namespace",
+                                  p->ns, "name", p->name, "node", p->node, "state", state, "reason",
+                                  why ? why : p->reason, "since_ms", (json_int_t)p->since_ms));
     }
     return 0;
 }
@@ -288,7 +309,92 @@ int engine_sweep(struct engine *e, int64_t now_ms) {
     pthread_mutex_unlock(&e->lock);
     free(c);
     free(n);
+    engine_resolve_waiting(e);
     return count;
+}
+
+struct name_list {
+    char (*v)[STORE_NAME_MAX + 1];
+    size_t n, alloc;
+};
+
+static int add_name(const char *node, void *ud) {
+    struct name_list *l = ud;
+
+    if (l->n == l->alloc) {
+        size_t na = l->alloc ? l->alloc * 2 : 16;
+        char(*nv)[STORE_NAME_MAX + 1] = realloc(l->v, na * sizeof(*nv));
+        if (!nv) {
+            return -ENOMEM;
+        }
+        l->v = nv;
+        l->alloc = na;
+    }
+    snprintf(l->v[l->n++], STORE_NAME_MAX + 1, "%s", node);
+    return 0;
+}
+
+/* One node's waiting measurements, in one transaction. */
+static int resolve_node(struct engine *e, const char *node, bool *ret_changed) {
+    _cleanup_free_ struct node_record *n = calloc(1, sizeof(*n));
+    struct judgement j;
+    uint32_t before;
+    int r;
+
+    if (!n || judgement_init(&j, e, n) < 0) {
+        return -ENOMEM;
+    }
+    pthread_mutex_lock(&e->lock);
+    r = store_node_get(e->store, node, n);
+    if (r < 0 || n->pending == 0) {
+        pthread_mutex_unlock(&e->lock);
+        judgement_free(&j);
+        return r == -ENOENT ? 0 : r;
+    }
+    before = n->pending;
+    r = store_begin(e->store);
+    if (r == 0) {
+        r = judge_waiting(&j, (int64_t)e->cfg.attribution_grace_ms);
+    }
+    if (r == 0 && j.node_failed) {
+        r = judge_node_failure(&j, j.node_reason);
+    } else if (r == 0) {
+        r = judge_settle_pods(&j);
+    }
+    if (r == 0 && (n->pending != before || j.node_failed)) {
+        r = store_node_put(e->store, n);
+    }
+    if (r == 0) {
+        r = store_commit(e->store);
+    }
+    if (r < 0) {
+        store_rollback(e->store);
+        log_error("judging the waiting measurements of node %s failed: %s", node, strerror(-r));
+    }
+    pthread_mutex_unlock(&e->lock);
+    *ret_changed = r == 0 && json_array_size(j.changed) > 0;
+    judgement_free(&j);
+    return r;
+}
+
+int engine_resolve_waiting(struct engine *e) {
+    struct name_list l = {0};
+    bool changed = false;
+    int r;
+
+    pthread_mutex_lock(&e->lock);
+    r = store_pending_nodes(e->store, add_name, &l);
+    pthread_mutex_unlock(&e->lock);
+    for (size_t i = 0; i < l.n && r == 0; i++) {
+        bool c = false;
+        r = resolve_node(e, l.v[i], &c);
+        changed |= c;
+    }
+    free(l.v);
+    if (changed) {
+        engine_notify(e);
+    }
+    return r;
 }
 
 struct count_ctx {
@@ -312,7 +418,7 @@ static int count_node(const struct node_record *n, void *ud) {
 static int count_pod(const struct pod_record *p, void *ud) {
     static const char *const states[] = {"trusted", "untrusted", "unknown"};
     struct count_ctx *c = ud;
-    const char *s = pod_state(c->e, p, c->now);
+    const char *why, *s = pod_state(c->e, p, c->now, &why);
     for (int i = 0; i < 3; i++) {
         if (strcmp(s, states[i]) == 0) {
             c->pods[i]++;

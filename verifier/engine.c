@@ -34,6 +34,7 @@ void engine_config_default(struct engine_config *c) {
     c->nonce_ttl_ms = 30000;
     c->min_challenge_ms = 100;
     c->ima_max_bytes = 64u << 20;
+    c->attribution_grace_ms = 10000;
     tpm_pcr_selection_parse("sha256:10", &c->selection);
 }
 
@@ -211,6 +212,28 @@ static int decode_public(const json_t *req, const char *key, uint8_t *out, size_
     return 0;
 }
 
+static void keep_across_registration(struct node_record *n, const struct node_record *old) {
+    n->has_clock = old->has_clock;
+    n->clock = old->clock;
+    n->reset_count = old->reset_count;
+    n->restart_count = old->restart_count;
+    memcpy(n->boot_id, old->boot_id, sizeof(n->boot_id));
+    n->ima_index = old->ima_index;
+    n->ima_offset = old->ima_offset;
+    memcpy(n->pcr10, old->pcr10, sizeof(n->pcr10));
+    n->attestations = old->attestations;
+    n->last_attested_ms = old->last_attested_ms;
+    n->pending = old->pending;
+    if (strcmp(old->state, "registered") != 0) {
+        snprintf(n->state, sizeof(n->state), "%s", old->state);
+    }
+    if (strcmp(old->state, "untrusted") == 0) {
+        snprintf(n->reason, sizeof(n->reason), "%s", old->reason);
+    } else if (old->last_attested_ms) {
+        snprintf(n->reason, sizeof(n->reason), "registered again: not attested since");
+    }
+}
+
 int engine_registration(struct engine *e, const char *node, const json_t *req, json_t **resp) {
     _cleanup_free_ struct node_record *n = calloc(1, sizeof(*n));
     _cleanup_free_ struct node_record *old = calloc(1, sizeof(*old));
@@ -304,16 +327,13 @@ int engine_registration(struct engine *e, const char *node, const json_t *req, j
     snprintf(n->reason, sizeof(n->reason), "awaiting activation");
     n->registered_ms = engine_now_ms();
     if (r == 0) {
-        /* Same TPM, same AK (an agent restart): keep the replay state. */
-        n->has_clock = old->has_clock;
-        n->clock = old->clock;
-        n->reset_count = old->reset_count;
-        n->restart_count = old->restart_count;
-        memcpy(n->boot_id, old->boot_id, sizeof(n->boot_id));
-        n->ima_index = old->ima_index;
-        n->ima_offset = old->ima_offset;
-        memcpy(n->pcr10, old->pcr10, sizeof(n->pcr10));
-        n->attestations = old->attestations;
+        /* Same TPM, same AK (an agent restart): the node is the same. It
+         * keeps its replay state, its verdict (an untrusted node stays
+         * untrusted until an operator deletes it), its last attestation
+         * and its waiting measurements. Registering takes only the agent
+         * certificate and public data, so it must change no verdict: until
+         * the node attests again it reads stale and no pod of it trusted. */
+        keep_across_registration(n, old);
     }
     {
         char akhex[2 * 66 + 1];
@@ -377,8 +397,14 @@ int engine_activation(struct engine *e, const char *node, const json_t *req, jso
     n->activated = true;
     n->has_secret = false;
     memset(n->secret, 0, sizeof(n->secret));
-    snprintf(n->state, sizeof(n->state), "active");
-    snprintf(n->reason, sizeof(n->reason), "activated, not attested yet");
+    /* Activation proves the AK, not the node's integrity: a verdict
+     * (trusted or untrusted) stays until the next evidence decides. */
+    if (strcmp(n->state, "registered") == 0) {
+        snprintf(n->state, sizeof(n->state), "active");
+    }
+    if (strcmp(n->state, "untrusted") != 0) {
+        snprintf(n->reason, sizeof(n->reason), "activated, not attested since registration");
+    }
     if (engine_audit(e, "activation", node, NULL, NULL) < 0 || store_node_put(e->store, n) < 0) {
         status = engine_error(resp, 500, "store", "cannot record the activation");
         goto out;

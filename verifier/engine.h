@@ -30,6 +30,10 @@ struct engine_config {
     TPML_PCR_SELECTION selection; /* what quotes must cover (sha256:10) */
     bool unknown_untrusted;       /* pods no policy matches: untrusted instead of unknown */
     size_t ima_max_bytes;         /* IMA bytes one evidence may carry */
+    /* A measurement of a pod (or container) the inventory does not know
+     * waits; once an inventory synced this long after it still does not
+     * know it, it is judged as a measurement no pod can be named for. */
+    uint64_t attribution_grace_ms;
 };
 
 void engine_config_default(struct engine_config *c);
@@ -65,8 +69,15 @@ int engine_pod_reset(struct engine *e, const char *uid, const json_t *req, const
 int engine_policies(struct engine *e, json_t **resp);
 
 /* Mark nodes that stopped attesting for 3 intervals stale (their pods read
- * as unknown) and audit it. Returns how many became stale. */
+ * as unknown) and audit it, and judge waiting measurements whose time has
+ * come. Returns how many nodes became stale. */
 int engine_sweep(struct engine *e, int64_t now_ms);
+
+/* Judge every node's waiting measurements whose pod the inventory knows now
+ * (or that waited past the grace period). Called when the inventory
+ * changed and by the sweep; without the engine's lock. 0 or a negative
+ * errno. */
+int engine_resolve_waiting(struct engine *e);
 
 /* Counters for /metrics (Prometheus text) appended to out. */
 int engine_metrics(struct engine *e, char **ret_text);

@@ -2,6 +2,7 @@
 /* Judging evidence: the quote, the incremental IMA replay against it, and
  * every newly covered measurement against its pod's or the node's policy. */
 #include "engine-internal.h"
+#include "judge.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -23,16 +24,7 @@
 #include "replay.h"
 #include "verify.h"
 
-#define IMA_PCR     10
-#define CHANGED_MAX 256
-
-struct verdict {
-    struct engine *e;
-    struct node_record *n;
-    json_t *changed; /* pods whose state changed */
-    bool node_failed;
-    char node_reason[STORE_REASON_MAX];
-};
+#define IMA_PCR 10
 
 /* Take a nonce: it must have been issued to this node and not expired; it is
  * gone afterwards either way. */
@@ -49,250 +41,6 @@ static bool take_nonce(struct engine *e, const char *node, const uint8_t *nonce,
         }
     }
     return false;
-}
-
-static void pod_changed(struct verdict *v, const struct pod_record *p) {
-    if (json_array_size(v->changed) < CHANGED_MAX) {
-        json_array_append_new(v->changed,
-                              json_pack("{s:s,s:s,s:s,s:s,s:s}", "uid", p->uid, "namespace", p->ns,
-                                        "name", p->name, "state", p->state, "reason", p->reason));
-    }
-}
-
-/* Move a pod to `state` (untrusted is sticky) and audit the change. */
-static int set_pod_state(struct verdict *v, struct pod_record *p, const char *state,
-                         const char *reason) {
-    json_t *d;
-    int r;
-
-    if (strcmp(p->state, state) == 0 || strcmp(p->state, "untrusted") == 0) {
-        return 0;
-    }
-    d = json_pack("{s:s,s:s,s:s}", "from", p->state, "to", state, "reason", reason);
-    snprintf(p->state, sizeof(p->state), "%s", state);
-    snprintf(p->reason, sizeof(p->reason), "%s", reason);
-    p->since_ms = engine_now_ms();
-    r = engine_audit(v->e, "state-change", v->n->name, p, d);
-    json_decref(d);
-    if (r == 0) {
-        r = store_pod_put(v->e->store, p);
-    }
-    pod_changed(v, p);
-    return r;
-}
-
-/* Pods seen in this round, so each is looked up once. */
-struct seen_pod {
-    struct pod_record rec;
-    const struct policy *policy;
-    bool known, failed;
-};
-
-struct round {
-    struct seen_pod *pods;
-    size_t n, alloc;
-};
-
-static struct seen_pod *find_pod(struct verdict *v, struct round *rd,
-                                 const struct ima_pod_ref *ref) {
-    struct pod_info info;
-    struct seen_pod *sp;
-    int found;
-
-    for (size_t i = 0; i < rd->n; i++) {
-        if ((ref->scope == IMA_SCOPE_POD && strcmp(rd->pods[i].rec.uid, ref->pod_uid) == 0)) {
-            return &rd->pods[i];
-        }
-    }
-    if (ref->scope == IMA_SCOPE_POD) {
-        found = inventory_lookup_uid(v->e->inv, ref->pod_uid, &info);
-    } else {
-        found = inventory_lookup_container(v->e->inv, ref->container_id, &info);
-        if (found == 0) {
-            for (size_t i = 0; i < rd->n; i++) {
-                if (strcmp(rd->pods[i].rec.uid, info.uid) == 0) {
-                    json_decref(info.labels);
-                    json_decref(info.images);
-                    return &rd->pods[i];
-                }
-            }
-        }
-    }
-    if (ref->scope == IMA_SCOPE_CONTAINER && found < 0) {
-        return NULL; /* a container of no known pod: judged as the node's */
-    }
-    if (rd->n == rd->alloc) {
-        size_t na = rd->alloc ? rd->alloc * 2 : 16;
-        struct seen_pod *np = realloc(rd->pods, na * sizeof(*np));
-        if (!np) {
-            if (found == 0) {
-                json_decref(info.labels);
-                json_decref(info.images);
-            }
-            return NULL;
-        }
-        rd->pods = np;
-        rd->alloc = na;
-    }
-    sp = &rd->pods[rd->n++];
-    memset(sp, 0, sizeof(*sp));
-    if (store_pod_get(v->e->store, found == 0 ? info.uid : ref->pod_uid, &sp->rec) < 0) {
-        snprintf(sp->rec.uid, sizeof(sp->rec.uid), "%s", found == 0 ? info.uid : ref->pod_uid);
-        snprintf(sp->rec.state, sizeof(sp->rec.state), "unknown");
-        snprintf(sp->rec.reason, sizeof(sp->rec.reason), "no verdict yet");
-        sp->rec.since_ms = engine_now_ms();
-    }
-    snprintf(sp->rec.node, sizeof(sp->rec.node), "%s", v->n->name);
-    if (found == 0) {
-        sp->known = true;
-        snprintf(sp->rec.ns, sizeof(sp->rec.ns), "%s", info.ns);
-        snprintf(sp->rec.name, sizeof(sp->rec.name), "%s", info.name);
-        sp->policy = policy_set_match_pod(v->e->policies, info.ns, info.labels, info.images);
-        json_decref(info.labels);
-        json_decref(info.images);
-    }
-    return sp;
-}
-
-/* The file digest as "algo:hex" and the path of an entry. */
-static bool entry_measurement(const struct ima_entry *e, char *digest, size_t dsz,
-                              const char **path, size_t *path_len) {
-    const struct ima_field *d = ima_entry_field(e, e->legacy ? IMA_FIELD_D : IMA_FIELD_D_NG);
-    const struct ima_field *nm = ima_entry_field(e, e->legacy ? IMA_FIELD_N : IMA_FIELD_N_NG);
-    struct ima_digest_field df;
-    char hex[2 * 64 + 1];
-
-    if (!d) {
-        d = ima_entry_field(e, IMA_FIELD_D_NGV2);
-    }
-    if (!d || !nm || ima_field_decode_digest(d, &df, NULL) < 0 || df.digest_len > 64) {
-        return false;
-    }
-    snprintf(digest, dsz, "%.*s:%s", (int)df.algo_len, df.algo,
-             hex_encode(df.digest, df.digest_len, hex));
-    if (e->legacy) {
-        *path = (const char *)nm->data;
-        *path_len = nm->len;
-    } else {
-        ima_field_string(nm, path, path_len);
-    }
-    return true;
-}
-
-/* Judge one covered entry. Returns a negative errno on a store/audit failure. */
-static int judge(struct verdict *v, struct round *rd, const struct ima_entry *e) {
-    struct ima_pod_ref ref;
-    struct seen_pod *sp = NULL;
-    const struct policy *p;
-    char digest[160], reason[STORE_REASON_MAX], esc[300];
-    const char *path;
-    size_t plen;
-    bool ok;
-
-    ima_entry_attribute(e, &ref);
-    if (ref.scope != IMA_SCOPE_NODE) {
-        sp = find_pod(v, rd, &ref);
-    }
-    if (!entry_measurement(e, digest, sizeof(digest), &path, &plen)) {
-        snprintf(reason, sizeof(reason), "entry %" PRIu64 " (template %.*s) carries no file digest",
-                 e->index, (int)e->name_len, e->name);
-        ok = false;
-        path = "";
-        plen = 0;
-    } else {
-        ok = !e->violation;
-        if (e->violation) {
-            snprintf(reason, sizeof(reason), "IMA violation (ToMToU or open-writers) on %s",
-                     log_escape(path, plen, esc, sizeof(esc)));
-        }
-    }
-    if (sp) {
-        if (sp->failed) {
-            return 0;
-        }
-        if (!sp->known) {
-            sp->rec.unjudged = true;
-            return 0;
-        }
-        p = sp->policy;
-        if (!p) {
-            return 0; /* no policy: decided at the end of the round */
-        }
-        if (e->violation && policy_excludes(p, path, plen)) {
-            return 0; /* a violation on an excluded path */
-        }
-        if (ok && !policy_allows(p, path, plen, digest)) {
-            snprintf(reason, sizeof(reason), "%s %s is not in policy %s",
-                     log_escape(path, plen, esc, sizeof(esc)), digest, policy_name(p));
-            ok = false;
-        }
-        if (!ok) {
-            json_t *d = json_pack("{s:s%,s:s,s:s,s:I,s:b}", "path", path, plen, "digest", digest,
-                                  "policy", policy_name(p), "entry", (json_int_t)e->index,
-                                  "ima_violation", e->violation);
-            int r = engine_audit(v->e, "violation", v->n->name, &sp->rec, d);
-            json_decref(d);
-            sp->failed = true;
-            return r < 0 ? r : set_pod_state(v, &sp->rec, "untrusted", reason);
-        }
-        return 0;
-    }
-    /* Node scope. */
-    p = policy_set_node(v->e->policies);
-    if (!p || v->node_failed) {
-        return 0;
-    }
-    if (e->violation && policy_excludes(p, path, plen)) {
-        return 0;
-    }
-    if (ok && !policy_allows(p, path, plen, digest)) {
-        snprintf(reason, sizeof(reason), "node-scope %s %s is not in policy %s",
-                 log_escape(path, plen, esc, sizeof(esc)), digest, policy_name(p));
-        ok = false;
-    }
-    if (!ok) {
-        json_t *d = json_pack("{s:s%,s:s,s:s,s:I,s:b}", "path", path, plen, "digest", digest,
-                              "policy", policy_name(p), "entry", (json_int_t)e->index,
-                              "ima_violation", e->violation);
-        int r = engine_audit(v->e, "violation", v->n->name, NULL, d);
-        json_decref(d);
-        v->node_failed = true;
-        snprintf(v->node_reason, sizeof(v->node_reason), "%s", reason);
-        return r;
-    }
-    return 0;
-}
-
-/* Every pod of the node becomes untrusted (a node failure). */
-struct fail_all {
-    struct verdict *v;
-    const char *reason;
-    int r;
-};
-
-static int fail_pod(const struct pod_record *p, void *ud) {
-    struct fail_all *f = ud;
-    struct pod_record copy = *p;
-
-    if (strcmp(p->node, f->v->n->name) == 0 && f->r == 0) {
-        f->r = set_pod_state(f->v, &copy, "untrusted", f->reason);
-    }
-    return 0;
-}
-
-static int node_failure(struct verdict *v, const char *reason) {
-    struct fail_all f = {v, reason, 0};
-    json_t *d = json_pack("{s:s}", "reason", reason);
-    int r;
-
-    r = engine_audit(v->e, "node-failure", v->n->name, NULL, d);
-    json_decref(d);
-    if (strcmp(v->n->state, "untrusted") != 0) {
-        snprintf(v->n->state, sizeof(v->n->state), "untrusted");
-    }
-    snprintf(v->n->reason, sizeof(v->n->reason), "%s", reason);
-    store_pod_foreach(v->e->store, fail_pod, &f);
-    return r < 0 ? r : f.r;
 }
 
 /* The quoted PCR 10 values by bank. */
@@ -350,8 +98,7 @@ int engine_evidence(struct engine *e, const char *node, const json_t *req, json_
     _cleanup_free_ uint8_t *nonce = NULL, *attest = NULL, *sig = NULL, *ima = NULL;
     struct tpm_pcr_values *vals = calloc(1, sizeof(*vals));
     struct ima_replay *rp = calloc(1, sizeof(*rp));
-    struct verdict v = {.e = e, .changed = json_array()};
-    struct round rd = {0};
+    struct judgement j = {0};
     struct tpm_verify_key key = {0};
     struct tpm_quote_result qr;
     struct tpm_clock_state prev;
@@ -365,7 +112,7 @@ int engine_evidence(struct engine *e, const char *node, const json_t *req, json_
     TPM2B_PUBLIC ak;
 
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (!n || !vals || !rp || !v.changed) {
+    if (!n || !vals || !rp || judgement_init(&j, e, n) < 0) {
         status = engine_error(resp, 500, "internal", "out of memory");
         goto done;
     }
@@ -407,7 +154,6 @@ int engine_evidence(struct engine *e, const char *node, const json_t *req, json_
         status = engine_error(resp, 404, "unknown node", "register first");
         goto out;
     }
-    v.n = n;
     if (!n->activated) {
         status = engine_error(resp, 403, "not activated", "activate first");
         goto out;
@@ -441,7 +187,7 @@ int engine_evidence(struct engine *e, const char *node, const json_t *req, json_
         char reason[STORE_REASON_MAX];
         snprintf(reason, sizeof(reason), "quote refused (%s): %s", tpm_quote_check_name(qr.failed),
                  qr.why);
-        r = node_failure(&v, reason);
+        r = judge_node_failure(&j, reason);
         goto judged;
     }
     /* A reboot (reset count or boot id changed): replay starts over. */
@@ -502,7 +248,7 @@ int engine_evidence(struct engine *e, const char *node, const json_t *req, json_
             }
         }
         if (nwant == 0) {
-            r = node_failure(&v, "the quote does not cover PCR 10");
+            r = judge_node_failure(&j, "the quote does not cover PCR 10");
             goto judged;
         }
         ima_replay_init(rp, banks);
@@ -516,32 +262,46 @@ int engine_evidence(struct engine *e, const char *node, const json_t *req, json_
             char reason[STORE_REASON_MAX], msg[256];
             snprintf(reason, sizeof(reason), "bad IMA log: %s",
                      ima_error_format(&p.err, msg, sizeof(msg)));
-            r = node_failure(&v, reason);
+            r = judge_node_failure(&j, reason);
             goto judged;
         }
         if (!res.matched) {
-            r = node_failure(&v, "the IMA log does not replay to the quoted PCR 10");
+            r = judge_node_failure(&j, "the IMA log does not replay to the quoted PCR 10");
             goto judged;
         }
-        /* Judge the entries the quote now covers. */
+        /* Measurements that waited for their pod first, then the entries
+         * the quote now covers. */
+        r = n->pending ? judge_waiting(&j, (int64_t)e->cfg.attribution_grace_ms) : 0;
         ima_parser_init(&p, (uint32_t)digest_size);
         ima_parser_seek(&p, n->ima_index, n->ima_offset);
-        r = 0;
         while (off < res.bytes && r == 0) {
+            char reason[STORE_REASON_MAX];
+            struct measurement m;
             int k = ima_parser_next(&p, ima + off, res.bytes - off, &ent);
             if (k <= 0) {
                 break;
             }
             if (ent.pcr != IMA_PCR) {
-                char reason[STORE_REASON_MAX];
                 snprintf(reason, sizeof(reason),
                          "IMA entry %" PRIu64 " extends PCR %u, which no quote covers", ent.index,
                          ent.pcr);
-                r = node_failure(&v, reason);
+                r = judge_node_failure(&j, reason);
                 goto judged;
             }
-            r = judge(&v, &rd, &ent);
+            if (measurement_from_entry(&ent, &m, reason, sizeof(reason)) < 0) {
+                r = judge_node_failure(&j, reason);
+                goto judged;
+            }
+            r = judge_measurement(&j, &m);
             off += (size_t)k;
+        }
+        if (r == -ENOSPC) {
+            store_rollback(e->store);
+            e->m.evidence_rejected++;
+            status = engine_error(resp, 503, "attribution backlog full",
+                                  "too many measurements wait for their pods to appear in the "
+                                  "inventory; try again later");
+            goto out;
         }
         e->m.entries_checked += res.entries;
         n->ima_index += res.entries;
@@ -552,37 +312,12 @@ int engine_evidence(struct engine *e, const char *node, const json_t *req, json_
             }
         }
     }
-    if (v.node_failed) {
-        r = node_failure(&v, v.node_reason);
+    if (r == 0 && j.node_failed) {
+        r = judge_node_failure(&j, j.node_reason);
         goto judged;
     }
-    /* Pods seen this round: a clean one with a policy is trusted; one
-     * without a policy is unknown (or untrusted if configured); one seen
-     * before it was known stays unknown. */
-    for (size_t i = 0; i < rd.n && r == 0; i++) {
-        struct seen_pod *sp = &rd.pods[i];
-        if (sp->failed) {
-            continue;
-        }
-        if (strcmp(n->state, "untrusted") == 0) {
-            /* A node that failed stays untrusted until an operator deletes
-             * it; nothing it reports can make a pod trusted. */
-            r = set_pod_state(&v, &sp->rec, "untrusted", "the node is untrusted");
-        } else if (!sp->known || sp->rec.unjudged) {
-            r = set_pod_state(&v, &sp->rec, "unknown",
-                              "measurements seen while the pod was not in the inventory");
-        } else if (!sp->policy) {
-            r = set_pod_state(&v, &sp->rec, e->cfg.unknown_untrusted ? "untrusted" : "unknown",
-                              "no policy matches the pod");
-        } else {
-            char reason[STORE_REASON_MAX];
-            snprintf(reason, sizeof(reason), "every measurement is in policy %s",
-                     policy_name(sp->policy));
-            r = set_pod_state(&v, &sp->rec, "trusted", reason);
-        }
-        if (r == 0) {
-            r = store_pod_put(e->store, &sp->rec);
-        }
+    if (r == 0) {
+        r = judge_settle_pods(&j);
     }
     if (r == 0 && strcmp(n->state, "untrusted") != 0) {
         if (strcmp(n->state, "trusted") != 0) {
@@ -611,19 +346,18 @@ judged:
     }
     *resp = json_pack("{s:s,s:s,s:s,s:O,s:I}", "verdict",
                       strcmp(n->state, "untrusted") == 0 ? "untrusted" : "trusted", "node_state",
-                      n->state, "reason", n->reason, "pods", v.changed, "ima_next_index",
+                      n->state, "reason", n->reason, "pods", j.changed, "ima_next_index",
                       (json_int_t)n->ima_index);
     status = 200;
 out:
     pthread_mutex_unlock(&e->lock);
-    if (status == 200 && json_array_size(v.changed) > 0) {
+    if (status == 200 && json_array_size(j.changed) > 0) {
         engine_notify(e);
     }
 done:
     clock_gettime(CLOCK_MONOTONIC, &t1);
     observe(e, (t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000);
-    json_decref(v.changed);
-    free(rd.pods);
+    judgement_free(&j);
     free(vals);
     free(rp);
     return status;

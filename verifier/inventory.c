@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "fileio.h"
 #include "json-util.h"
@@ -18,9 +19,27 @@ struct inventory {
     struct timespec mtime;
     off_t size;
     json_t *items; /* the PodList's items array */
+    bool api;      /* fed by inventory_replace_items() */
+    int64_t synced_ms;
     void (*miss)(void *ud);
     void *miss_ud;
 };
+
+static int64_t wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int inventory_open_api(struct inventory **ret) {
+    int r = inventory_open_file(NULL, ret);
+
+    if (r == 0) {
+        (*ret)->api = true;
+        (*ret)->synced_ms = 0;
+    }
+    return r;
+}
 
 int inventory_open_file(const char *path, struct inventory **ret) {
     struct inventory *inv = calloc(1, sizeof(*inv));
@@ -58,12 +77,20 @@ int inventory_refresh(struct inventory *inv) {
     json_t *j = NULL, *items;
     struct stat st;
     char err[256];
+    int64_t now;
     size_t len;
     int r;
 
     if (!inv->path) {
+        if (!inv->api) {
+            /* No source at all: the (empty) inventory is always current. */
+            pthread_mutex_lock(&inv->lock);
+            inv->synced_ms = wall_ms();
+            pthread_mutex_unlock(&inv->lock);
+        }
         return 0;
     }
+    now = wall_ms();
     if (stat(inv->path, &st) < 0) {
         r = -errno;
         log_error("pods file %s: %s", inv->path, strerror(errno));
@@ -72,6 +99,7 @@ int inventory_refresh(struct inventory *inv) {
     pthread_mutex_lock(&inv->lock);
     if (st.st_mtim.tv_sec == inv->mtime.tv_sec && st.st_mtim.tv_nsec == inv->mtime.tv_nsec &&
         st.st_size == inv->size) {
+        inv->synced_ms = now;
         pthread_mutex_unlock(&inv->lock);
         return 0;
     }
@@ -94,6 +122,7 @@ int inventory_refresh(struct inventory *inv) {
     inv->items = json_incref(items);
     inv->mtime = st.st_mtim;
     inv->size = st.st_size;
+    inv->synced_ms = now;
     pthread_mutex_unlock(&inv->lock);
     json_decref(j);
     return 0;
@@ -128,11 +157,23 @@ static void fill(const json_t *item, struct pod_info *ret) {
     }
 }
 
-void inventory_replace_items(struct inventory *inv, json_t *items) {
+void inventory_replace_items(struct inventory *inv, json_t *items, int64_t listed_ms) {
     pthread_mutex_lock(&inv->lock);
     json_decref(inv->items);
     inv->items = json_incref(items);
+    if (listed_ms > inv->synced_ms) {
+        inv->synced_ms = listed_ms;
+    }
     pthread_mutex_unlock(&inv->lock);
+}
+
+int64_t inventory_synced_ms(struct inventory *inv) {
+    int64_t t;
+
+    pthread_mutex_lock(&inv->lock);
+    t = inv->synced_ms;
+    pthread_mutex_unlock(&inv->lock);
+    return t;
 }
 
 void inventory_set_miss_handler(struct inventory *inv, void (*fn)(void *ud), void *ud) {
@@ -142,8 +183,8 @@ void inventory_set_miss_handler(struct inventory *inv, void (*fn)(void *ud), voi
     pthread_mutex_unlock(&inv->lock);
 }
 
-/* Call the miss handler, if any; true when there was one (look again). */
-static bool missed(struct inventory *inv) {
+/* Tell the miss handler, if any. */
+static void missed(struct inventory *inv) {
     void (*fn)(void *ud);
     void *ud;
 
@@ -154,7 +195,6 @@ static bool missed(struct inventory *inv) {
     if (fn) {
         fn(ud);
     }
-    return fn != NULL;
 }
 
 static int lookup_uid(struct inventory *inv, const char *uid, struct pod_info *ret) {
@@ -177,7 +217,11 @@ static int lookup_uid(struct inventory *inv, const char *uid, struct pod_info *r
 
 int inventory_lookup_uid(struct inventory *inv, const char *uid, struct pod_info *ret) {
     int r = lookup_uid(inv, uid, ret);
-    return r == -ENOENT && missed(inv) ? lookup_uid(inv, uid, ret) : r;
+
+    if (r == -ENOENT) {
+        missed(inv);
+    }
+    return r;
 }
 
 static int lookup_container(struct inventory *inv, const char *container_id, struct pod_info *ret) {
@@ -206,5 +250,9 @@ out:
 int inventory_lookup_container(struct inventory *inv, const char *container_id,
                                struct pod_info *ret) {
     int r = lookup_container(inv, container_id, ret);
-    return r == -ENOENT && missed(inv) ? lookup_container(inv, container_id, ret) : r;
+
+    if (r == -ENOENT) {
+        missed(inv);
+    }
+    return r;
 }

@@ -10,7 +10,9 @@
  * and container ID -> pod. Behind one interface so the Kubernetes API can
  * take the place of the file source. The file source reads a Kubernetes
  * PodList in JSON (`kubectl get pods -A -o json`) and re-reads it when it
- * changes. Thread-safe. */
+ * changes; the API source is fed by kube.c. Lookups never wait for either:
+ * what is not there yet is judged later (the engine keeps it waiting).
+ * Thread-safe. */
 
 #define INVENTORY_FILE_MAX (64u << 20)
 #define INVENTORY_PODS_MAX 100000
@@ -30,18 +32,28 @@ struct pod_info {
 
 /* Without a path: an empty inventory (every pod unknown). */
 int inventory_open_file(const char *path, struct inventory **ret);
+/* An inventory that inventory_replace_items() fills (the Kubernetes API):
+ * empty, and never synced, until the first list arrives. */
+int inventory_open_api(struct inventory **ret);
 void inventory_free(struct inventory *inv);
 
 /* Re-read the file if its modification time or size changed. A file that
  * does not parse leaves the last good inventory in place (and is logged). */
 int inventory_refresh(struct inventory *inv);
 
-/* Replace the pods with a PodList's items (the Kubernetes API source). */
-void inventory_replace_items(struct inventory *inv, json_t *items);
+/* Replace the pods with a PodList's items (the Kubernetes API source), as
+ * listed at wall-clock time listed_ms (when the request was sent). */
+void inventory_replace_items(struct inventory *inv, json_t *items, int64_t listed_ms);
 
-/* Called (outside the inventory's lock) when a lookup misses, before the
- * lookup is tried once more: the Kubernetes source lists pods again there.
- * NULL fn removes it. */
+/* Wall-clock time (ms) as of which the inventory is known to be complete:
+ * the start of the last successful list, or the last check of the file
+ * that found it current. 0: never. A pod missing from an inventory synced
+ * well after a measurement of it was not in the cluster then. */
+int64_t inventory_synced_ms(struct inventory *inv);
+
+/* Called (outside the inventory's lock) when a lookup misses: the
+ * Kubernetes source schedules a new list there. It must not block: the
+ * caller holds the engine's lock. NULL fn removes it. */
 void inventory_set_miss_handler(struct inventory *inv, void (*fn)(void *ud), void *ud);
 
 /* 0 or -ENOENT. */

@@ -19,11 +19,12 @@
 #define KUBE_RESPONSE_MAX (256u << 20) /* a PodList of a big cluster */
 #define KUBE_VALUES_MAX   (1u << 25)   /* as many as INVENTORY_VALUES_MAX */
 #define KUBE_TIMEOUT_MS   10000
-#define MISS_TIMEOUT_MS   2000
-#define MISS_MIN_GAP_MS   2000
+#define MISS_MIN_GAP_MS   1000 /* lists asked for by inventory misses, at most this often */
 #define BACKOFF_MIN_MS    500
 #define BACKOFF_MAX_MS    30000
 #define REASON_MAX        1000
+#define UNTRACKED_REASON \
+    "the verifier does not track this pod (its node was deleted or never attested)"
 
 struct kube {
     struct kube_config cfg;
@@ -33,11 +34,11 @@ struct kube {
     struct inventory *inv;
 
     pthread_t thread;
-    bool started, stop, kicked, relist;
-    pthread_mutex_t lock; /* the fields below */
+    bool started, stop, kicked, relist; /* relist: a miss asked for a list */
+    pthread_mutex_t lock;               /* the fields below */
     pthread_cond_t cond;
     json_t *applied; /* uid -> {"ns","name","trust","reason","event"}: what the API shows */
-    int64_t last_list_ms, last_miss_ms, backoff_until_ms, backoff_ms;
+    int64_t last_list_ms, backoff_until_ms, backoff_ms;
     bool list_ok;
     struct kube_stats stats;
     char host[256];
@@ -46,6 +47,12 @@ struct kube {
 static int64_t now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
@@ -155,11 +162,13 @@ static int list_pods(struct kube *k, long timeout_ms) {
     json_t *resp = NULL, *items, *applied, *it;
     char key[160], rkey[160];
     size_t i;
+    int64_t listed_ms = wall_ms();
     int status = request(k, "GET", "/api/v1/pods", NULL, NULL, timeout_ms, &resp);
 
     items = json_object_get(resp, "items");
     pthread_mutex_lock(&k->lock);
     k->last_list_ms = now_ms();
+    k->relist = false;
     if (status != 200 || !json_is_array(items) || json_array_size(items) > INVENTORY_PODS_MAX) {
         k->stats.list_errors++;
         k->list_ok = false;
@@ -174,7 +183,7 @@ static int list_pods(struct kube *k, long timeout_ms) {
     k->list_ok = true;
     pthread_mutex_unlock(&k->lock);
 
-    inventory_replace_items(k->inv, items);
+    inventory_replace_items(k->inv, items, listed_ms);
     snprintf(key, sizeof(key), "%s/trust", k->prefix);
     snprintf(rkey, sizeof(rkey), "%s/reason", k->prefix);
     applied = json_object();
@@ -209,25 +218,16 @@ static int list_pods(struct kube *k, long timeout_ms) {
     k->applied = applied;
     pthread_mutex_unlock(&k->lock);
     json_decref(resp);
+    /* Measurements waiting for these pods can be judged now. */
+    engine_resolve_waiting(k->e);
     return 0;
 }
 
-/* The inventory missed a UID: list now (bounded wait), at most once a second
- * and not while the API is failing. Runs in the caller's thread. */
+/* The inventory missed a UID or container: ask the thread for a list. Runs
+ * in the caller's thread under the engine's lock, so it only signals: the
+ * measurement waits in the engine and is judged once the list has it. */
 static void on_miss(void *ud) {
-    struct kube *k = ud;
-    int64_t t = now_ms();
-    bool go;
-
-    pthread_mutex_lock(&k->lock);
-    go = k->list_ok && t - k->last_miss_ms >= MISS_MIN_GAP_MS;
-    if (go) {
-        k->last_miss_ms = t;
-    }
-    pthread_mutex_unlock(&k->lock);
-    if (go) {
-        list_pods(k, MISS_TIMEOUT_MS);
-    }
+    kube_kick(ud, true);
 }
 
 static void iso_time(int64_t wall_ms, char *out, size_t outsz) {
@@ -277,12 +277,41 @@ static void backoff(struct kube *k) {
 
 /* Bring the labels in line with the verdicts. Returns 0, or -EAGAIN when
  * the API asked us to back off. */
+/* Pods the API shows with a kima label other than unknown that the verifier
+ * does not track (their node was deleted, or they were never attested)
+ * must not keep saying trusted or untrusted: they are added to `pods` as
+ * unknown. */
+static void add_untracked(struct kube *k, json_t *pods) {
+    json_t *tracked = json_object(), *p, *a;
+    const char *uid;
+    size_t i;
+
+    json_array_foreach(pods, i, p) {
+        const char *u = json_string_value(json_object_get(p, "uid"));
+        if (u) {
+            json_object_set(tracked, u, json_true());
+        }
+    }
+    pthread_mutex_lock(&k->lock);
+    json_object_foreach(k->applied, uid, a) {
+        const char *have = json_string_value(json_object_get(a, "trust"));
+        if (have && have[0] && strcmp(have, "unknown") != 0 && !json_object_get(tracked, uid)) {
+            json_array_append_new(pods, json_pack("{s:s,s:s,s:s,s:I}", "uid", uid, "state",
+                                                  "unknown", "reason", UNTRACKED_REASON, "since_ms",
+                                                  (json_int_t)wall_ms()));
+        }
+    }
+    pthread_mutex_unlock(&k->lock);
+    json_decref(tracked);
+}
+
 static int reconcile(struct kube *k) {
     json_t *resp = NULL, *p;
     size_t i;
     int r = 0;
 
     engine_pods(k->e, NULL, &resp);
+    add_untracked(k, json_object_get(resp, "pods"));
     json_array_foreach(json_object_get(resp, "pods"), i, p) {
         const char *uid = json_string_value(json_object_get(p, "uid"));
         const char *state = json_string_value(json_object_get(p, "state"));
@@ -376,12 +405,16 @@ static void *run(void *ud) {
 
     pthread_mutex_lock(&k->lock);
     while (!k->stop) {
-        int64_t t = now_ms();
-        bool relist = k->relist || t - k->last_list_ms >= k->refresh_ms;
+        int64_t t = now_ms(), wait_ms = k->tick_ms;
+        bool relist = (k->relist && t - k->last_list_ms >= MISS_MIN_GAP_MS) ||
+                      t - k->last_list_ms >= k->refresh_ms;
         bool ready = t >= k->backoff_until_ms;
 
+        if (k->relist && !relist) {
+            /* A miss asked for a list too soon after the last one. */
+            wait_ms = k->last_list_ms + MISS_MIN_GAP_MS - t;
+        }
         k->kicked = false;
-        k->relist = false;
         pthread_mutex_unlock(&k->lock);
         if (relist && ready) {
             if (list_pods(k, KUBE_TIMEOUT_MS) < 0) {
@@ -396,9 +429,12 @@ static void *run(void *ud) {
         pthread_mutex_lock(&k->lock);
         if (!k->stop && !k->kicked) {
             struct timespec ts;
+            if (wait_ms > k->tick_ms || wait_ms < 1) {
+                wait_ms = wait_ms < 1 ? 1 : k->tick_ms;
+            }
             clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += (long)(k->tick_ms % 1000) * 1000000;
-            ts.tv_sec += k->tick_ms / 1000 + ts.tv_nsec / 1000000000;
+            ts.tv_nsec += (long)(wait_ms % 1000) * 1000000;
+            ts.tv_sec += wait_ms / 1000 + ts.tv_nsec / 1000000000;
             ts.tv_nsec %= 1000000000;
             pthread_cond_timedwait(&k->cond, &k->lock, &ts);
         }

@@ -65,6 +65,9 @@ static void usage(FILE *f) {
             "                                                         [KIMA_MIN_CHALLENGE_MS]\n"
             "  --pcr-selection SEL     PCRs quotes must cover (sha256:10)     "
             "[KIMA_PCR_SELECTION]\n"
+            "  --attribution-grace-ms N  how long a measurement waits for its pod to appear in\n"
+            "                          the inventory before it is judged as unattributable\n"
+            "                          (10000)                     [KIMA_ATTRIBUTION_GRACE_MS]\n"
             "  --unknown-untrusted     pods no policy matches are untrusted, not unknown\n"
             "                                                         [KIMA_UNKNOWN_UNTRUSTED=1]\n"
             "  --threads N             HTTP worker threads (2)                  [KIMA_THREADS]\n"
@@ -109,6 +112,7 @@ int main(int argc, char **argv) {
             {"min-challenge-ms", required_argument, NULL, 'm'},
             {"pcr-selection", required_argument, NULL, 's'},
             {"unknown-untrusted", no_argument, NULL, 'U'},
+            {"attribution-grace-ms", required_argument, NULL, 'G'},
             {"threads", required_argument, NULL, 't'},
             {"kubeconfig", required_argument, NULL, 'C'},
             {"kube-context", required_argument, NULL, 'X'},
@@ -143,6 +147,7 @@ int main(int argc, char **argv) {
     const char *kubeconfig = env_or("KIMA_KUBECONFIG", NULL),
                *kctx = env_or("KIMA_KUBE_CONTEXT", NULL);
     const char *s_refresh = env_or("KIMA_KUBE_REFRESH_MS", NULL);
+    const char *s_grace = env_or("KIMA_ATTRIBUTION_GRACE_MS", NULL);
     bool in_cluster = env_flag("KIMA_IN_CLUSTER");
     struct kube_options kopt = {.label_prefix = env_or("KIMA_LABEL_PREFIX", "kima.dev")};
     struct kube_config kcfg = {0};
@@ -218,6 +223,9 @@ int main(int argc, char **argv) {
         case 'U':
             cfg.unknown_untrusted = true;
             break;
+        case 'G':
+            s_grace = optarg;
+            break;
         case 't':
             s_threads = optarg;
             break;
@@ -271,6 +279,7 @@ int main(int argc, char **argv) {
         (s_threads && (parse_u64_range(s_threads, 1, 64, &v) < 0 || !(hc.threads = (unsigned)v))) ||
         (s_refresh &&
          (parse_u64_range(s_refresh, 500, 3600000, &v) < 0 || !(kopt.refresh_ms = (int64_t)v))) ||
+        (s_grace && parse_u64_range(s_grace, 0, 3600000, &cfg.attribution_grace_ms) < 0) ||
         tpm_pcr_selection_parse(sel, &cfg.selection) < 0) {
         fprintf(stderr, "kima-verifier: a numeric option or --pcr-selection is out of range "
                         "(see --help)\n");
@@ -296,7 +305,8 @@ int main(int argc, char **argv) {
     }
     if (store_open(db, &store) < 0 || audit_key_load_or_create(akey, &key) < 0 ||
         audit_open(alog, key, audit_max, 1000, &audit) < 0 ||
-        inventory_open_file(kubeconfig || in_cluster ? NULL : pods, &inv) < 0 ||
+        (kubeconfig || in_cluster ? inventory_open_api(&inv) : inventory_open_file(pods, &inv)) <
+                0 ||
         engine_new(&cfg, store, audit, inv, policies, &e) < 0) {
         log_error("start-up failed (store %s, audit log %s, audit key %s, pods file %s)", db, alog,
                   akey, pods ? pods : "-");

@@ -23,12 +23,23 @@ static const char schema[] =
         " reason TEXT NOT NULL, registered_ms INTEGER NOT NULL, last_attested_ms INTEGER NOT NULL,"
         " has_clock INTEGER NOT NULL, clock INTEGER NOT NULL, reset_count INTEGER NOT NULL,"
         " restart_count INTEGER NOT NULL, boot_id TEXT NOT NULL, ima_index INTEGER NOT NULL,"
-        " ima_offset INTEGER NOT NULL, pcr10 BLOB NOT NULL, attestations INTEGER NOT NULL);"
+        " ima_offset INTEGER NOT NULL, pcr10 BLOB NOT NULL, attestations INTEGER NOT NULL,"
+        " pending INTEGER NOT NULL DEFAULT 0);"
         "CREATE TABLE IF NOT EXISTS pods ("
         " uid TEXT PRIMARY KEY, node TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,"
         " state TEXT NOT NULL, reason TEXT NOT NULL, since_ms INTEGER NOT NULL,"
         " unjudged INTEGER NOT NULL);"
-        "CREATE INDEX IF NOT EXISTS pods_node ON pods(node);";
+        "CREATE INDEX IF NOT EXISTS pods_node ON pods(node);"
+        "CREATE TABLE IF NOT EXISTS pending ("
+        " id INTEGER PRIMARY KEY AUTOINCREMENT, node TEXT NOT NULL, uid TEXT NOT NULL,"
+        " container TEXT NOT NULL, entry INTEGER NOT NULL, template TEXT NOT NULL,"
+        " path BLOB NOT NULL, digest TEXT NOT NULL, violation INTEGER NOT NULL,"
+        " seen_ms INTEGER NOT NULL);"
+        "CREATE INDEX IF NOT EXISTS pending_node ON pending(node, id);";
+
+/* Schema versions (PRAGMA user_version): 0 the first; 1 adds nodes.pending
+ * (and the pending table, created above). */
+#define SCHEMA_VERSION 1
 
 /* Convert an SQLite result once, logging its message. */
 static int sql_rc(struct store *s, int rc, const char *what) {
@@ -37,6 +48,64 @@ static int sql_rc(struct store *s, int rc, const char *what) {
     }
     log_error("store: %s: %s", what, sqlite3_errmsg(s->db));
     return -EIO;
+}
+
+static int user_version(struct store *s, int *ret) {
+    sqlite3_stmt *st = NULL;
+    int r = sql_rc(s, sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL),
+                   "reading the schema version");
+
+    if (r == 0 && sqlite3_step(st) == SQLITE_ROW) {
+        *ret = sqlite3_column_int(st, 0);
+    } else if (r == 0) {
+        r = sql_rc(s, sqlite3_errcode(s->db), "reading the schema version");
+    }
+    sqlite3_finalize(st);
+    return r;
+}
+
+/* Bring a store written by an older version up to SCHEMA_VERSION, in one
+ * transaction. A newer store is refused: its meaning is unknown here. */
+static int migrate(struct store *s) {
+    int v = 0, r = user_version(s, &v);
+    bool fresh;
+
+    if (r < 0) {
+        return r;
+    }
+    if (v > SCHEMA_VERSION) {
+        log_error("store: schema version %d is newer than this verifier's %d", v, SCHEMA_VERSION);
+        return -EPROTO;
+    }
+    if (v == SCHEMA_VERSION) {
+        return 0;
+    }
+    {
+        sqlite3_stmt *st = NULL;
+        fresh = sqlite3_prepare_v2(s->db, "SELECT pending FROM nodes LIMIT 0", -1, &st, NULL) ==
+                SQLITE_OK;
+        sqlite3_finalize(st);
+    }
+    r = store_begin(s);
+    if (r == 0 && !fresh) {
+        r = sql_rc(s,
+                   sqlite3_exec(s->db,
+                                "ALTER TABLE nodes ADD COLUMN pending INTEGER NOT NULL "
+                                "DEFAULT 0",
+                                NULL, NULL, NULL),
+                   "adding nodes.pending");
+    }
+    if (r == 0) {
+        r = sql_rc(s, sqlite3_exec(s->db, "PRAGMA user_version = 1", NULL, NULL, NULL),
+                   "writing the schema version");
+    }
+    if (r == 0) {
+        r = store_commit(s);
+    }
+    if (r < 0) {
+        store_rollback(s);
+    }
+    return r;
 }
 
 int store_open(const char *path, struct store **ret) {
@@ -55,6 +124,9 @@ int store_open(const char *path, struct store **ret) {
     }
     sqlite3_busy_timeout(s->db, 5000);
     r = sql_rc(s, sqlite3_exec(s->db, schema, NULL, NULL, NULL), "creating the schema");
+    if (r == 0) {
+        r = migrate(s);
+    }
     if (r < 0) {
         store_close(s);
         return r;
@@ -102,7 +174,7 @@ static size_t copy_blob(uint8_t *dst, size_t dstsz, sqlite3_stmt *st, int col) {
 #define NODE_COLS                                                                              \
     "name, ek_pub, ek_cert, ak_pub, ak_name, activated, secret, state, reason, registered_ms," \
     " last_attested_ms, has_clock, clock, reset_count, restart_count, boot_id, ima_index,"     \
-    " ima_offset, pcr10, attestations"
+    " ima_offset, pcr10, attestations, pending"
 
 static void node_from_row(sqlite3_stmt *st, struct node_record *n) {
     memset(n, 0, sizeof(*n));
@@ -126,6 +198,7 @@ static void node_from_row(sqlite3_stmt *st, struct node_record *n) {
     n->ima_offset = (uint64_t)sqlite3_column_int64(st, 17);
     copy_blob(&n->pcr10[0][0], sizeof(n->pcr10), st, 18);
     n->attestations = (uint64_t)sqlite3_column_int64(st, 19);
+    n->pending = (uint32_t)sqlite3_column_int64(st, 20);
 }
 
 int store_node_get(struct store *s, const char *name, struct node_record *ret) {
@@ -158,7 +231,7 @@ int store_node_put(struct store *s, const struct node_record *n) {
     r = sql_rc(s,
                sqlite3_prepare_v2(s->db,
                                   "INSERT OR REPLACE INTO nodes (" NODE_COLS ") VALUES "
-                                  "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                                  "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                                   -1, &st, NULL),
                "preparing a node write");
     if (r < 0) {
@@ -188,6 +261,7 @@ int store_node_put(struct store *s, const struct node_record *n) {
     sqlite3_bind_int64(st, 18, (sqlite3_int64)n->ima_offset);
     sqlite3_bind_blob(st, 19, n->pcr10, sizeof(n->pcr10), SQLITE_STATIC);
     sqlite3_bind_int64(st, 20, (sqlite3_int64)n->attestations);
+    sqlite3_bind_int64(st, 21, n->pending);
     r = sql_rc(s, sqlite3_step(st), "writing a node");
     sqlite3_finalize(st);
     return r;
@@ -303,18 +377,153 @@ int store_pod_delete_node(struct store *s, const char *node) {
     return exec_text(s, "DELETE FROM pods WHERE node = ?", node, "deleting a node's pods");
 }
 
-int store_pod_foreach(struct store *s, int (*fn)(const struct pod_record *, void *), void *ud) {
+static int pods_foreach(struct store *s, const char *node,
+                        int (*fn)(const struct pod_record *, void *), void *ud) {
     sqlite3_stmt *st = NULL;
     struct pod_record p;
     int r, rc;
 
     r = sql_rc(s,
-               sqlite3_prepare_v2(s->db, "SELECT " POD_COLS " FROM pods ORDER BY namespace, name",
+               sqlite3_prepare_v2(s->db,
+                                  node ? "SELECT " POD_COLS " FROM pods WHERE node = ?"
+                                         " ORDER BY namespace, name"
+                                       : "SELECT " POD_COLS " FROM pods ORDER BY namespace, name",
                                   -1, &st, NULL),
                "listing pods");
+    if (r == 0 && node) {
+        sqlite3_bind_text(st, 1, node, -1, SQLITE_STATIC);
+    }
     while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         pod_from_row(st, &p);
         if (fn(&p, ud) != 0) {
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+    return r;
+}
+
+int store_pod_foreach(struct store *s, int (*fn)(const struct pod_record *, void *), void *ud) {
+    return pods_foreach(s, NULL, fn, ud);
+}
+
+int store_pod_foreach_node(struct store *s, const char *node,
+                           int (*fn)(const struct pod_record *, void *), void *ud) {
+    return pods_foreach(s, node, fn, ud);
+}
+
+#define PENDING_COLS "id, node, uid, container, entry, template, path, digest, violation, seen_ms"
+
+int store_pending_add(struct store *s, const struct pending_record *p) {
+    sqlite3_stmt *st = NULL;
+    int r;
+
+    if (p->path_len > sizeof(p->path)) {
+        return -EINVAL;
+    }
+    r = sql_rc(s,
+               sqlite3_prepare_v2(s->db,
+                                  "INSERT INTO pending (" PENDING_COLS
+                                  ") VALUES (NULL,?,?,?,?,?,?,?,?,?)",
+                                  -1, &st, NULL),
+               "preparing a pending write");
+    if (r < 0) {
+        return r;
+    }
+    sqlite3_bind_text(st, 1, p->node, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, p->uid, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, p->container, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)p->entry);
+    sqlite3_bind_text(st, 5, p->template_name, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 6, p->path, (int)p->path_len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, p->digest, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 8, p->violation);
+    sqlite3_bind_int64(st, 9, p->seen_ms);
+    r = sql_rc(s, sqlite3_step(st), "writing a pending measurement");
+    sqlite3_finalize(st);
+    return r;
+}
+
+int store_pending_list(struct store *s, const char *node, int64_t after, struct pending_record *ret,
+                       size_t max) {
+    sqlite3_stmt *st = NULL;
+    size_t n = 0;
+    int r, rc;
+
+    r = sql_rc(s,
+               sqlite3_prepare_v2(s->db,
+                                  "SELECT " PENDING_COLS " FROM pending WHERE node = ? AND id > ?"
+                                  " ORDER BY id LIMIT ?",
+                                  -1, &st, NULL),
+               "listing pending measurements");
+    if (r < 0) {
+        return r;
+    }
+    sqlite3_bind_text(st, 1, node, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, after);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)max);
+    while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct pending_record *p = &ret[n++];
+        memset(p, 0, sizeof(*p));
+        p->id = sqlite3_column_int64(st, 0);
+        copy_text(p->node, sizeof(p->node), st, 1);
+        copy_text(p->uid, sizeof(p->uid), st, 2);
+        copy_text(p->container, sizeof(p->container), st, 3);
+        p->entry = (uint64_t)sqlite3_column_int64(st, 4);
+        copy_text(p->template_name, sizeof(p->template_name), st, 5);
+        p->path_len = copy_blob(p->path, sizeof(p->path), st, 6);
+        copy_text(p->digest, sizeof(p->digest), st, 7);
+        p->violation = sqlite3_column_int(st, 8) != 0;
+        p->seen_ms = sqlite3_column_int64(st, 9);
+    }
+    sqlite3_finalize(st);
+    return (int)n;
+}
+
+int store_pending_delete(struct store *s, int64_t id) {
+    sqlite3_stmt *st = NULL;
+    int r = sql_rc(s, sqlite3_prepare_v2(s->db, "DELETE FROM pending WHERE id = ?", -1, &st, NULL),
+                   "deleting a pending measurement");
+
+    if (r < 0) {
+        return r;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    r = sql_rc(s, sqlite3_step(st), "deleting a pending measurement");
+    sqlite3_finalize(st);
+    return r;
+}
+
+int store_pending_delete_node(struct store *s, const char *node) {
+    return exec_text(s, "DELETE FROM pending WHERE node = ?", node,
+                     "deleting a node's pending measurements");
+}
+
+int store_pending_count(struct store *s, uint64_t *ret) {
+    sqlite3_stmt *st = NULL;
+    int r = sql_rc(s, sqlite3_prepare_v2(s->db, "SELECT COUNT(*) FROM pending", -1, &st, NULL),
+                   "counting pending measurements");
+
+    if (r == 0 && sqlite3_step(st) == SQLITE_ROW) {
+        *ret = (uint64_t)sqlite3_column_int64(st, 0);
+    } else if (r == 0) {
+        r = sql_rc(s, sqlite3_errcode(s->db), "counting pending measurements");
+    }
+    sqlite3_finalize(st);
+    return r;
+}
+
+int store_pending_nodes(struct store *s, int (*fn)(const char *node, void *ud), void *ud) {
+    sqlite3_stmt *st = NULL;
+    int r, rc;
+
+    r = sql_rc(s,
+               sqlite3_prepare_v2(s->db, "SELECT DISTINCT node FROM pending ORDER BY node", -1, &st,
+                                  NULL),
+               "listing nodes with pending measurements");
+    while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const unsigned char *t = sqlite3_column_text(st, 0);
+        if (t && fn((const char *)t, ud) != 0) {
             break;
         }
     }

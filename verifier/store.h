@@ -43,6 +43,7 @@ struct node_record {
     /* PCR 10 as replayed so far, every bank. */
     uint8_t pcr10[IMA_HASH_COUNT][IMA_DIGEST_MAX];
     uint64_t attestations;
+    uint32_t pending; /* measurements waiting for their pod to be known */
 };
 
 struct pod_record {
@@ -53,7 +54,27 @@ struct pod_record {
     char state[16]; /* unknown, trusted, untrusted */
     char reason[STORE_REASON_MAX];
     int64_t since_ms;
-    bool unjudged; /* entries were seen before the pod could be judged */
+    bool unjudged; /* unused since schema 1 (measurements wait in `pending`) */
+};
+
+/* A measurement that could not be attributed yet: its pod (by UID) or its
+ * container is not in the inventory. It waits, is judged when the pod
+ * appears, and is judged as unattributable when it does not (verifier
+ * docs, "Attribution"). */
+#define STORE_PATH_MAX 4096 /* PATH_MAX: longer is no path a kernel records */
+
+struct pending_record {
+    int64_t id; /* set by the store */
+    char node[STORE_NAME_MAX + 1];
+    char uid[40];       /* the pod UID from the cgroup path, or "" */
+    char container[72]; /* the container ID from the cgroup name, or "" */
+    uint64_t entry;     /* IMA index, for the audit record */
+    char template_name[64];
+    uint8_t path[STORE_PATH_MAX];
+    size_t path_len;
+    char digest[160]; /* "algo:hex", or "" when the entry has no file digest */
+    bool violation;
+    int64_t seen_ms;
 };
 
 int store_open(const char *path, struct store **ret);
@@ -75,5 +96,20 @@ int store_pod_get(struct store *s, const char *uid, struct pod_record *ret);
 int store_pod_put(struct store *s, const struct pod_record *p);
 int store_pod_delete_node(struct store *s, const char *node);
 int store_pod_foreach(struct store *s, int (*fn)(const struct pod_record *, void *), void *ud);
+/* The pods the store places on `node`. */
+int store_pod_foreach_node(struct store *s, const char *node,
+                           int (*fn)(const struct pod_record *, void *), void *ud);
+
+int store_pending_add(struct store *s, const struct pending_record *p);
+/* Up to `max` of a node's waiting measurements with an id above `after`,
+ * oldest first, into ret (caller's array). Returns how many. */
+int store_pending_list(struct store *s, const char *node, int64_t after, struct pending_record *ret,
+                       size_t max);
+int store_pending_delete(struct store *s, int64_t id);
+int store_pending_delete_node(struct store *s, const char *node);
+/* How many measurements wait, over all nodes. */
+int store_pending_count(struct store *s, uint64_t *ret);
+/* Calls fn for every node that has measurements waiting. */
+int store_pending_nodes(struct store *s, int (*fn)(const char *node, void *ud), void *ud);
 
 #endif

@@ -1,0 +1,518 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Attribution and judgement of measurements (see judge.h). Where a pod runs
+ * is the inventory's word alone: a node's measurement in the cgroup of a pod
+ * that the inventory places on another node is a lie an honest kernel cannot
+ * tell, and fails the node that told it, never the pod. */
+#include "judge.h"
+
+#include "engine-internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hex.h"
+#include "json-util.h"
+#include "log.h"
+
+#define CHANGED_MAX     256  /* pods listed in one answer */
+#define AUDIT_PATH_MAX  4096 /* bytes of a path an audit record keeps */
+#define WAITING_BATCH   64
+#define NODE_AUDITS_MAX 64 /* node-level violation records one judgement writes */
+
+enum place {
+    PLACE_NODE,     /* a host process: the NodePolicy's */
+    PLACE_UNPLACED, /* in the pod hierarchy, but no pod can be named */
+    PLACE_POD,      /* a pod the inventory places on this node */
+    PLACE_FOREIGN,  /* a pod the inventory places on another node */
+    PLACE_WAIT,     /* a pod or container the inventory does not know (yet) */
+};
+
+int measurement_from_entry(const struct ima_entry *e, struct measurement *m, char *why,
+                           size_t whysz) {
+    const struct ima_field *d = ima_entry_field(e, e->legacy ? IMA_FIELD_D : IMA_FIELD_D_NG);
+    const struct ima_field *nm = ima_entry_field(e, e->legacy ? IMA_FIELD_N : IMA_FIELD_N_NG);
+    struct ima_digest_field df;
+    char hex[2 * 64 + 1];
+
+    memset(m, 0, sizeof(*m));
+    m->index = e->index;
+    m->violation = e->violation;
+    log_escape(e->name, e->name_len, m->template_name, sizeof(m->template_name));
+    ima_entry_attribute(e, &m->ref);
+    if (!d) {
+        d = ima_entry_field(e, IMA_FIELD_D_NGV2);
+    }
+    if (!d || !nm || ima_field_decode_digest(d, &df, NULL) < 0 || df.digest_len > 64) {
+        m->path = (const uint8_t *)"";
+        return 0; /* no file digest: judged as such */
+    }
+    snprintf(m->digest, sizeof(m->digest), "%.*s:%s", (int)df.algo_len, df.algo,
+             hex_encode(df.digest, df.digest_len, hex));
+    if (e->legacy) {
+        m->path = nm->data;
+        m->path_len = nm->len;
+    } else {
+        const char *s;
+        ima_field_string(nm, &s, &m->path_len);
+        m->path = (const uint8_t *)s;
+    }
+    if (m->path_len > STORE_PATH_MAX) {
+        snprintf(why, whysz,
+                 "IMA entry %" PRIu64 " records a path of %zu bytes: no kernel records paths "
+                 "longer than %d",
+                 e->index, m->path_len, STORE_PATH_MAX);
+        return -E2BIG;
+    }
+    return 0;
+}
+
+enum check measurement_check(const struct policy *p, const struct measurement *m, char *reason,
+                             size_t reasonsz) {
+    char esc[300];
+    const char *path = (const char *)m->path;
+
+    if (!m->digest[0]) {
+        snprintf(reason, reasonsz, "entry %" PRIu64 " (template %s) carries no file digest",
+                 m->index, m->template_name);
+        return CHECK_FAIL;
+    }
+    if (m->violation) {
+        if (policy_excludes(p, path, m->path_len)) {
+            return CHECK_IGNORED;
+        }
+        snprintf(reason, reasonsz, "IMA violation (ToMToU or open-writers) on %s",
+                 log_escape(path, m->path_len, esc, sizeof(esc)));
+        return CHECK_FAIL;
+    }
+    if (policy_allows(p, path, m->path_len, m->digest)) {
+        return CHECK_PASS;
+    }
+    snprintf(reason, reasonsz, "%s %s is not in policy %s",
+             log_escape(path, m->path_len, esc, sizeof(esc)), m->digest, policy_name(p));
+    return CHECK_FAIL;
+}
+
+int judgement_init(struct judgement *j, struct engine *e, struct node_record *n) {
+    memset(j, 0, sizeof(*j));
+    j->e = e;
+    j->n = n;
+    j->changed = json_array();
+    return j->changed ? 0 : -ENOMEM;
+}
+
+void judgement_free(struct judgement *j) {
+    json_decref(j->changed);
+    free(j->pods);
+    j->changed = NULL;
+    j->pods = NULL;
+}
+
+static void pod_changed(struct judgement *j, const struct pod_record *p) {
+    if (json_array_size(j->changed) < CHANGED_MAX) {
+        json_array_append_new(j->changed,
+                              json_pack("{s:s,s:s,s:s,s:s,s:s}", "uid", p->uid, "namespace", p->ns,
+                                        "name", p->name, "state", p->state, "reason", p->reason));
+    }
+}
+
+int judge_set_pod_state(struct judgement *j, struct pod_record *p, const char *state,
+                        const char *reason) {
+    json_t *d;
+    int r;
+
+    if (strcmp(p->state, state) == 0 || strcmp(p->state, "untrusted") == 0) {
+        return 0;
+    }
+    d = json_pack("{s:s,s:s,s:s}", "from", p->state, "to", state, "reason", reason);
+    snprintf(p->state, sizeof(p->state), "%s", state);
+    snprintf(p->reason, sizeof(p->reason), "%s", reason);
+    p->since_ms = engine_now_ms();
+    r = engine_audit(j->e, "state-change", j->n->name, p, d);
+    json_decref(d);
+    if (r == 0) {
+        r = store_pod_put(j->e->store, p);
+    }
+    pod_changed(j, p);
+    return r;
+}
+
+/* The details of a violation record: the measurement as the node sent it
+ * (the path escaped when it is not UTF-8, and cut when long). */
+static json_t *violation_details(const struct measurement *m, const char *policy) {
+    json_t *d = json_object();
+
+    json_object_set_new(d, "path", json_string_untrusted(m->path, m->path_len, AUDIT_PATH_MAX));
+    json_object_set_new(d, "digest", json_string(m->digest));
+    json_object_set_new(d, "policy", json_string(policy ? policy : ""));
+    json_object_set_new(d, "entry", json_integer((json_int_t)m->index));
+    json_object_set_new(d, "ima_violation", json_boolean(m->violation));
+    return d;
+}
+
+static struct judge_pod *met_pod(struct judgement *j, const char *uid) {
+    for (size_t i = 0; i < j->npods; i++) {
+        if (strcmp(j->pods[i].rec.uid, uid) == 0) {
+            return &j->pods[i];
+        }
+    }
+    return NULL;
+}
+
+/* The pod as this judgement will treat it: its stored record (or a new
+ * unknown one), placed where the inventory says, with its policy. */
+static struct judge_pod *meet_pod(struct judgement *j, const struct pod_info *info) {
+    struct judge_pod *jp;
+
+    if (j->npods == j->alloc) {
+        size_t na = j->alloc ? j->alloc * 2 : 16;
+        struct judge_pod *np = realloc(j->pods, na * sizeof(*np));
+        if (!np) {
+            return NULL;
+        }
+        j->pods = np;
+        j->alloc = na;
+    }
+    jp = &j->pods[j->npods++];
+    memset(jp, 0, sizeof(*jp));
+    if (store_pod_get(j->e->store, info->uid, &jp->rec) < 0) {
+        snprintf(jp->rec.uid, sizeof(jp->rec.uid), "%s", info->uid);
+        snprintf(jp->rec.state, sizeof(jp->rec.state), "unknown");
+        snprintf(jp->rec.reason, sizeof(jp->rec.reason), "no verdict yet");
+        jp->rec.since_ms = engine_now_ms();
+    }
+    snprintf(jp->rec.node, sizeof(jp->rec.node), "%s", info->node);
+    snprintf(jp->rec.ns, sizeof(jp->rec.ns), "%s", info->ns);
+    snprintf(jp->rec.name, sizeof(jp->rec.name), "%s", info->name);
+    jp->policy = policy_set_match_pod(j->e->policies, info->ns, info->labels, info->images);
+    return jp;
+}
+
+/* Where a measurement belongs. For PLACE_POD *ret_pod is the pod; for
+ * PLACE_FOREIGN other_node and uid name the claimed pod. */
+static enum place place(struct judgement *j, const struct ima_pod_ref *ref,
+                        struct judge_pod **ret_pod, char *other_node, size_t other_sz, char *uid,
+                        size_t uid_sz) {
+    struct pod_info info;
+    enum place pl;
+    int found;
+
+    switch (ref->scope) {
+    case IMA_SCOPE_NODE:
+        return PLACE_NODE;
+    case IMA_SCOPE_POD:
+        if ((*ret_pod = met_pod(j, ref->pod_uid))) {
+            return PLACE_POD;
+        }
+        found = inventory_lookup_uid(j->e->inv, ref->pod_uid, &info);
+        break;
+    case IMA_SCOPE_CONTAINER:
+        found = inventory_lookup_container(j->e->inv, ref->container_id, &info);
+        break;
+    default:
+        return PLACE_UNPLACED;
+    }
+    if (found < 0) {
+        return PLACE_WAIT;
+    }
+    if (!info.node[0]) {
+        pl = PLACE_WAIT; /* not scheduled in this snapshot: nothing can run it yet */
+    } else if (strcmp(info.node, j->n->name) != 0) {
+        snprintf(other_node, other_sz, "%s", info.node);
+        snprintf(uid, uid_sz, "%s", info.uid);
+        pl = PLACE_FOREIGN;
+    } else if ((*ret_pod = met_pod(j, info.uid)) || (*ret_pod = meet_pod(j, &info))) {
+        pl = PLACE_POD;
+    } else {
+        pl = PLACE_WAIT; /* out of memory: it waits */
+    }
+    json_decref(info.labels);
+    json_decref(info.images);
+    return pl;
+}
+
+/* A node-level failure found while judging: audited (up to a bound, so a
+ * flood of lies cannot flood the log), and the node fails at the end. */
+static int node_violation(struct judgement *j, const char *reason, json_t *d) {
+    int r = 0;
+
+    json_object_set_new(d, "reason", json_string(reason));
+    if (j->node_audits < NODE_AUDITS_MAX) {
+        j->node_audits++;
+        r = engine_audit(j->e, "violation", j->n->name, NULL, d);
+    }
+    json_decref(d);
+    if (!j->node_failed) {
+        j->node_failed = true;
+        snprintf(j->node_reason, sizeof(j->node_reason), "%s", reason);
+    }
+    return r;
+}
+
+static int judge_in_pod(struct judgement *j, struct judge_pod *jp, const struct measurement *m) {
+    char reason[STORE_REASON_MAX];
+    int r;
+
+    if (jp->failed || !jp->policy) {
+        return 0; /* already untrusted; or no policy: decided when settling */
+    }
+    if (measurement_check(jp->policy, m, reason, sizeof(reason)) != CHECK_FAIL) {
+        return 0;
+    }
+    {
+        json_t *d = violation_details(m, policy_name(jp->policy));
+        r = engine_audit(j->e, "violation", j->n->name, &jp->rec, d);
+        json_decref(d);
+    }
+    jp->failed = true;
+    return r < 0 ? r : judge_set_pod_state(j, &jp->rec, "untrusted", reason);
+}
+
+/* Node scope: host processes, and (`unplaced` says why) measurements that
+ * cannot be attributed to any pod. Host measurements without a NodePolicy
+ * are not judged (the node's verdict then covers the quote and the log);
+ * unattributable ones are judged whatever: by the NodePolicy, and without
+ * one they fail the node. */
+static int judge_on_node(struct judgement *j, const struct measurement *m, const char *unplaced) {
+    const struct policy *p = policy_set_node(j->e->policies);
+    char reason[STORE_REASON_MAX], why[STORE_REASON_MAX], esc[300];
+    json_t *d;
+
+    if (j->node_failed) {
+        return 0;
+    }
+    if (!p && !unplaced) {
+        return 0;
+    }
+    if (!p) {
+        snprintf(reason, sizeof(reason),
+                 "entry %" PRIu64 " (%s) cannot be attributed to a pod (%s) and no NodePolicy "
+                 "judges it",
+                 m->index, log_escape(m->path, m->path_len, esc, sizeof(esc)), unplaced);
+    } else if (measurement_check(p, m, why, sizeof(why)) != CHECK_FAIL) {
+        return 0;
+    } else {
+        snprintf(reason, sizeof(reason), "%s%.200s%s %.300s",
+                 unplaced ? "unattributed (" : "node-scope", unplaced ? unplaced : "",
+                 unplaced ? ")" : "", why);
+    }
+    d = violation_details(m, p ? policy_name(p) : NULL);
+    if (unplaced) {
+        json_object_set_new(d, "attribution", json_string(unplaced));
+    }
+    return node_violation(j, reason, d);
+}
+
+static int claim_failure(struct judgement *j, const struct measurement *m, const char *uid,
+                         const char *other) {
+    char reason[STORE_REASON_MAX];
+    json_t *d = violation_details(m, NULL);
+
+    snprintf(reason, sizeof(reason),
+             "entry %" PRIu64 " is in the cgroup of pod %s, which the inventory places on node %s",
+             m->index, uid, other);
+    json_object_set_new(d, "claimed_pod_uid", json_string(uid));
+    json_object_set_new(d, "pod_node", json_string(other));
+    return node_violation(j, reason, d);
+}
+
+static int wait_for_pod(struct judgement *j, const struct measurement *m) {
+    struct pending_record *p;
+    int r;
+
+    if (j->n->pending >= JUDGE_WAITING_MAX) {
+        return -ENOSPC;
+    }
+    p = calloc(1, sizeof(*p));
+    if (!p) {
+        return -ENOMEM;
+    }
+    snprintf(p->node, sizeof(p->node), "%s", j->n->name);
+    if (m->ref.scope == IMA_SCOPE_POD) {
+        snprintf(p->uid, sizeof(p->uid), "%s", m->ref.pod_uid);
+    } else {
+        snprintf(p->container, sizeof(p->container), "%s", m->ref.container_id);
+    }
+    p->entry = m->index;
+    snprintf(p->template_name, sizeof(p->template_name), "%s", m->template_name);
+    memcpy(p->path, m->path, m->path_len);
+    p->path_len = m->path_len;
+    snprintf(p->digest, sizeof(p->digest), "%s", m->digest);
+    p->violation = m->violation;
+    p->seen_ms = engine_now_ms();
+    r = store_pending_add(j->e->store, p);
+    free(p);
+    if (r == 0) {
+        j->n->pending++;
+    }
+    return r;
+}
+
+/* Judge a measurement placed as `pl`. Returns 1 when it must (keep) wait. */
+static int judge_placed(struct judgement *j, const struct measurement *m, enum place pl,
+                        struct judge_pod *jp, const char *uid, const char *other) {
+    switch (pl) {
+    case PLACE_NODE:
+        return judge_on_node(j, m, NULL);
+    case PLACE_UNPLACED:
+        return judge_on_node(j, m, "its cgroup is in the pod hierarchy but names no pod");
+    case PLACE_POD:
+        return judge_in_pod(j, jp, m);
+    case PLACE_FOREIGN:
+        return claim_failure(j, m, uid, other);
+    case PLACE_WAIT:
+        break;
+    }
+    return 1;
+}
+
+int judge_measurement(struct judgement *j, const struct measurement *m) {
+    struct judge_pod *jp = NULL;
+    char other[STORE_NAME_MAX + 1] = "", uid[64] = "";
+    enum place pl = place(j, &m->ref, &jp, other, sizeof(other), uid, sizeof(uid));
+    int r = judge_placed(j, m, pl, jp, uid, other);
+
+    return r == 1 ? wait_for_pod(j, m) : r;
+}
+
+/* One waiting measurement: judged (and gone), or still waiting. */
+static int judge_one_waiting(struct judgement *j, const struct pending_record *p, int64_t synced,
+                             int64_t grace_ms) {
+    struct measurement m = {0};
+    struct judge_pod *jp = NULL;
+    char other[STORE_NAME_MAX + 1] = "", uid[64] = "", why[200];
+    enum place pl;
+    int r;
+
+    m.index = p->entry;
+    snprintf(m.template_name, sizeof(m.template_name), "%s", p->template_name);
+    m.path = p->path;
+    m.path_len = p->path_len;
+    snprintf(m.digest, sizeof(m.digest), "%s", p->digest);
+    m.violation = p->violation;
+    if (p->uid[0]) {
+        m.ref.scope = IMA_SCOPE_POD;
+        snprintf(m.ref.pod_uid, sizeof(m.ref.pod_uid), "%.36s", p->uid);
+    } else {
+        m.ref.scope = IMA_SCOPE_CONTAINER;
+        snprintf(m.ref.container_id, sizeof(m.ref.container_id), "%.64s", p->container);
+    }
+    pl = place(j, &m.ref, &jp, other, sizeof(other), uid, sizeof(uid));
+    if (pl == PLACE_WAIT) {
+        if (synced < p->seen_ms + grace_ms) {
+            return 0; /* the inventory may still catch up */
+        }
+        snprintf(why, sizeof(why), "%s %s was not in the inventory %" PRId64 " ms after it",
+                 p->uid[0] ? "its pod" : "its container", p->uid[0] ? p->uid : p->container,
+                 synced - p->seen_ms);
+        r = judge_on_node(j, &m, why);
+    } else {
+        r = judge_placed(j, &m, pl, jp, uid, other);
+    }
+    if (r == 0) {
+        r = store_pending_delete(j->e->store, p->id);
+    }
+    if (r == 0 && j->n->pending > 0) {
+        j->n->pending--;
+    }
+    return r;
+}
+
+int judge_waiting(struct judgement *j, int64_t grace_ms) {
+    struct pending_record *batch = calloc(WAITING_BATCH, sizeof(*batch));
+    int64_t synced = inventory_synced_ms(j->e->inv), after = 0;
+    int n, r = 0;
+
+    if (!batch) {
+        return -ENOMEM;
+    }
+    do {
+        n = store_pending_list(j->e->store, j->n->name, after, batch, WAITING_BATCH);
+        for (int i = 0; i < n && r == 0; i++) {
+            after = batch[i].id;
+            r = judge_one_waiting(j, &batch[i], synced, grace_ms);
+        }
+    } while (r == 0 && n == WAITING_BATCH);
+    free(batch);
+    return n < 0 ? n : r;
+}
+
+int judge_settle_pods(struct judgement *j) {
+    bool node_bad = j->node_failed || strcmp(j->n->state, "untrusted") == 0;
+    int r = 0;
+
+    for (size_t i = 0; i < j->npods && r == 0; i++) {
+        struct judge_pod *jp = &j->pods[i];
+        char reason[STORE_REASON_MAX];
+        if (jp->failed) {
+            continue;
+        }
+        if (node_bad) {
+            /* A node that failed stays untrusted until an operator deletes
+             * it; nothing it reports can make a pod trusted. */
+            r = judge_set_pod_state(j, &jp->rec, "untrusted", "the node is untrusted");
+        } else if (!jp->policy) {
+            r = judge_set_pod_state(j, &jp->rec,
+                                    j->e->cfg.unknown_untrusted ? "untrusted" : "unknown",
+                                    "no policy matches the pod");
+        } else {
+            snprintf(reason, sizeof(reason), "every measurement is in policy %s",
+                     policy_name(jp->policy));
+            r = judge_set_pod_state(j, &jp->rec, "trusted", reason);
+        }
+        if (r == 0) {
+            r = store_pod_put(j->e->store, &jp->rec);
+        }
+    }
+    return r;
+}
+
+struct pod_list {
+    struct pod_record *v;
+    size_t n, alloc;
+};
+
+static int collect_pod(const struct pod_record *p, void *ud) {
+    struct pod_list *l = ud;
+
+    if (l->n == l->alloc) {
+        size_t na = l->alloc ? l->alloc * 2 : 16;
+        struct pod_record *nv = realloc(l->v, na * sizeof(*nv));
+        if (!nv) {
+            return -ENOMEM;
+        }
+        l->v = nv;
+        l->alloc = na;
+    }
+    l->v[l->n++] = *p;
+    return 0;
+}
+
+int judge_node_failure(struct judgement *j, const char *reason) {
+    struct pod_list l = {0};
+    json_t *d = json_pack("{s:s}", "reason", reason);
+    int r;
+
+    r = engine_audit(j->e, "node-failure", j->n->name, NULL, d);
+    json_decref(d);
+    snprintf(j->n->state, sizeof(j->n->state), "untrusted");
+    snprintf(j->n->reason, sizeof(j->n->reason), "%s", reason);
+    /* The pods met here (some not stored yet), then every pod the store
+     * places on the node. */
+    for (size_t i = 0; i < j->npods && r == 0; i++) {
+        r = judge_set_pod_state(j, &j->pods[i].rec, "untrusted", reason);
+        if (r == 0) {
+            r = store_pod_put(j->e->store, &j->pods[i].rec);
+        }
+    }
+    if (r == 0) {
+        r = store_pod_foreach_node(j->e->store, j->n->name, collect_pod, &l);
+    }
+    for (size_t i = 0; i < l.n && r == 0; i++) {
+        r = judge_set_pod_state(j, &l.v[i], "untrusted", reason);
+    }
+    free(l.v);
+    return r;
+}

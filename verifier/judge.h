@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef KIMA_VERIFIER_JUDGE_H
+#define KIMA_VERIFIER_JUDGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "cgroup.h"
+#include "list.h"
+#include "policy.h"
+#include "store.h"
+
+/* Judging one node's measurements inside one store transaction: each is
+ * attributed to a pod by the inventory (never by what the node says about
+ * where a pod runs), checked against its pod's or the node's policy, and the
+ * pods met get their state. An evidence round and the resolution of
+ * waiting measurements both use it. The caller holds the engine's lock and
+ * an open store transaction, and writes the node record afterwards. */
+
+struct engine;
+
+/* Most measurements a node may have waiting for their pod to be known
+ * (each costs at most STORE_PATH_MAX bytes of store). */
+#define JUDGE_WAITING_MAX 2048
+
+/* What one IMA entry says, decoded. */
+struct measurement {
+    uint64_t index;
+    char template_name[64];
+    const uint8_t *path; /* borrowed */
+    size_t path_len;
+    char digest[160]; /* "algo:hex"; "" when the entry carries no file digest */
+    bool violation;   /* the kernel's ToMToU / open-writers record */
+    struct ima_pod_ref ref;
+};
+
+/* Decode an entry. -E2BIG when its path is longer than any path a kernel
+ * records (STORE_PATH_MAX), with the reason in why. */
+int measurement_from_entry(const struct ima_entry *e, struct measurement *ret, char *why,
+                           size_t whysz);
+
+enum check {
+    CHECK_PASS,
+    CHECK_IGNORED, /* a violation on an excluded path: ignored like the path */
+    CHECK_FAIL,
+};
+
+/* The policy's word on one measurement (pure): a file digest listed for its
+ * path or "*", or an excluded path, passes; no digest, a violation on a path
+ * not excluded, or anything else fails, with the reason. */
+enum check measurement_check(const struct policy *p, const struct measurement *m, char *reason,
+                             size_t reasonsz);
+
+struct judge_pod {
+    struct pod_record rec;
+    const struct policy *policy;
+    bool failed; /* made untrusted here */
+};
+
+struct judgement {
+    struct engine *e;
+    struct node_record *n; /* borrowed; pending is kept up to date */
+    json_t *changed;       /* pods whose state changed, for the answer */
+    struct judge_pod *pods;
+    size_t npods, alloc;
+    bool node_failed;
+    char node_reason[STORE_REASON_MAX];
+    unsigned node_audits; /* node-level violation records written */
+};
+
+int judgement_init(struct judgement *j, struct engine *e, struct node_record *n);
+void judgement_free(struct judgement *j);
+
+/* Attribute and judge one measurement of node j->n. A measurement whose
+ * pod is not in the inventory yet waits in the store. Returns 0, -ENOSPC
+ * when the node already has JUDGE_WAITING_MAX waiting, or another negative
+ * errno on a store or audit failure. */
+int judge_measurement(struct judgement *j, const struct measurement *m);
+
+/* Judge the node's waiting measurements whose pod is known now, and those
+ * whose pod an inventory synced `grace_ms` after them still does not know
+ * (as measurements nothing can attribute). The rest keep waiting. */
+int judge_waiting(struct judgement *j, int64_t grace_ms);
+
+/* The pods met get their state: untrusted when the node failed or is
+ * untrusted, unknown (or untrusted, as configured) without a policy,
+ * trusted when every measurement passed their policy. */
+int judge_settle_pods(struct judgement *j);
+
+/* A node failure: the node and every pod the store places on it become
+ * untrusted, audited. */
+int judge_node_failure(struct judgement *j, const char *reason);
+
+/* Move a pod to `state` (untrusted is sticky) and audit the change. */
+int judge_set_pod_state(struct judgement *j, struct pod_record *p, const char *state,
+                        const char *reason);
+
+#endif
