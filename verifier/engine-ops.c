@@ -113,6 +113,7 @@ int engine_node_delete(struct engine *e, const char *node, const char *actor, js
     if (r < 0) {
         return engine_error(resp, 500, "store", "the deletion could not be recorded");
     }
+    engine_notify(e); /* its pods' labels go to unknown */
     *resp = json_pack("{s:s}", "deleted", node);
     return 200;
 }

@@ -20,6 +20,9 @@ Test controls, no authentication, under /_fake/:
   POST /_fake/fail      {"method": "PATCH", "status": 409, "count": 2}
                                           the next COUNT matching API requests get STATUS
   POST /_fake/down      {"seconds": 3}   every API request is 503 for that long
+  POST /_fake/slow      {"seconds": 8, "delay": 3}
+                                          for that long every API request is answered
+                                          `delay` seconds late
 Usage: fake-kube-api.py --cert PEM --key PEM [--client-ca PEM] --token T
        [--readonly-token T] [--pods PODLIST.json] --port-file F
 """
@@ -40,7 +43,7 @@ PODS = {}  # (ns, name) -> pod object
 EVENTS = []
 REQUESTS = []
 FAILS = []
-STATE = {"rv": 1000, "down_until": 0.0}
+STATE = {"rv": 1000, "down_until": 0.0, "slow_until": 0.0, "slow_delay": 0.0}
 ARGS = None
 
 NAME_RE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
@@ -145,11 +148,19 @@ class Handler(BaseHTTPRequestHandler):
             if method == "POST" and path == "/_fake/down" and isinstance(data, dict):
                 STATE["down_until"] = time.time() + float(data["seconds"])
                 return 200, {}
+            if method == "POST" and path == "/_fake/slow" and isinstance(data, dict):
+                STATE["slow_until"] = time.time() + float(data["seconds"])
+                STATE["slow_delay"] = float(data["delay"])
+                return 200, {}
         return status(404, "NotFound", "no such control")
 
     def api(self, method, url):
         path = url.path.rstrip("/")
         write = method in ("PATCH", "POST", "PUT", "DELETE")
+        with LOCK:
+            delay = STATE["slow_delay"] if time.time() < STATE["slow_until"] else 0
+        if delay:
+            time.sleep(delay)  # outside the lock: other requests are slow too, not queued
         with LOCK:
             REQUESTS.append({"method": method, "path": path,
                              "content_type": self.headers.get("Content-Type", ""),

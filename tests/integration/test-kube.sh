@@ -25,19 +25,20 @@ need_tools swtpm curl openssl python3
 GOOD=1111111111111111111111111111111111111111111111111111111111111111
 EVIL=6666666666666666666666666666666666666666666666666666666666666666
 P=$T/pki
-bash "$HERE/make-certs.sh" "$P" node-1 >/dev/null || exit 1
+bash "$HERE/make-certs.sh" "$P" node-1 node-2 >/dev/null || exit 1
 mkdir -p "$T/policies" "$T/state" "$T/var"
 echo "boot-$$" >"$T/boot_id"
 declare -A UIDS=([amf]=aaaaaaaa-0000-4000-8000-000000000001 [smf]=aaaaaaaa-0000-4000-8000-000000000002
-                 [upf]=aaaaaaaa-0000-4000-8000-000000000003 [nrf]=aaaaaaaa-0000-4000-8000-000000000004)
+                 [upf]=aaaaaaaa-0000-4000-8000-000000000003 [nrf]=aaaaaaaa-0000-4000-8000-000000000004
+                 [ausf]=aaaaaaaa-0000-4000-8000-000000000005)
 items=""
-for app in amf smf upf nrf; do
+for app in amf smf upf nrf ausf; do
     cat >"$T/policies/$app.json" <<JSON
 {"apiVersion": "kima.dev/v1", "kind": "PodPolicy", "name": "open5gs-$app",
  "match": {"namespace": "open5gs", "podLabels": {"app": "$app"}},
  "digests": {"/usr/bin/open5gs-${app}d": ["sha256:$GOOD"]}}
 JSON
-    [ $app = nrf ] && continue # nrf is created later
+    [ $app = nrf ] || [ $app = ausf ] && continue # created later
     items="$items${items:+,}{\"metadata\": {\"uid\": \"${UIDS[$app]}\", \"namespace\": \"open5gs\", \"name\": \"$app-0\", \"labels\": {\"app\": \"$app\"}}, \"spec\": {\"nodeName\": \"node-1\"}}"
 done
 echo "{\"kind\": \"PodList\", \"items\": [$items]}" >"$T/pods.json"
@@ -75,7 +76,7 @@ swtpm_start "$T/tpm" || exit 1
 verifier_start "$T/verifier.log" 1 --tls-cert "$P/server.pem" --tls-key "$P/server.key" \
     --client-ca "$P/ca.pem" --db "$T/var/kima.db" --audit-log "$T/var/audit.log" \
     --audit-key "$T/var/audit.key" --policies "$T/policies" --kubeconfig "$T/kubeconfig" \
-    --interval-ms 500
+    --interval-ms 500 --attribution-grace-ms 60000
 "$AG" --verifier "$URL" --node node-1 --tcti "$SWTPM_TCTI" --securityfs "$T/sfs" \
     --cert "$P/agent-node-1.pem" --key "$P/agent-node-1.key" --cacert "$P/ca.pem" \
     --state-dir "$T/state" --boot-id-file "$T/boot_id" --interval-ms 500 \
@@ -156,6 +157,38 @@ for _ in $(seq 30); do [ "$(state_of nrf)" = untrusted ] && break; sleep 0.1; do
 [ "$(label nrf)" = trusted ] && ok || bad "the label changed during the outage?"
 wait_label nrf untrusted 40
 grep -q "kubernetes: .*503" "$T/verifier.log" && ok || bad "the outage is not in the log"
+
+# 6b. a slow API never holds up attestation: measurements of a pod the
+# inventory does not know yet wait for it instead of a list under the
+# engine's lock. Another node's requests answer at once meanwhile.
+fake slow '{"seconds": 8, "delay": 3}' >/dev/null
+max=0
+for i in 1 2 3; do
+    measure /usr/bin/open5gs-ausfd $GOOD ausf
+    for _ in $(seq 8); do
+        t=$(curl -s -o /dev/null -w '%{time_total}' --cacert "$P/ca.pem" --cert "$P/agent-node-2.pem" \
+            --key "$P/agent-node-2.key" -X POST "$URL/v1/nodes/node-2/challenges")
+        max=$(python3 -c 'import sys; print(max(float(sys.argv[1]), float(sys.argv[2])))' "$max" "$t")
+        sleep 0.1
+    done
+done
+python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) < 1.0 else 1)' "$max" && ok ||
+    bad "another node waited ${max}s while the API was slow"
+[ -z "$(state_of ausf)" ] && ok || bad "a pod the API does not have got a verdict: $(state_of ausf)"
+# ... and is judged once it appears
+fake pods "{\"uid\": \"${UIDS[ausf]}\", \"namespace\": \"open5gs\", \"name\": \"ausf-0\", \"labels\": {\"app\": \"ausf\"}, \"nodeName\": \"node-1\"}" >/dev/null
+wait_label ausf trusted 20
+
+# 6c. an operator deletes the node: its pods' labels go to unknown, not
+# stay trusted (the agent is paused, so it cannot register again meanwhile)
+kill -STOP "$APID"
+"$K" --server "$URL" --cert "$P/operator.pem" --key "$P/operator.key" --cacert "$P/ca.pem" \
+    node delete node-1 >/dev/null || bad "node delete"
+wait_label amf unknown 5
+label amf kima.dev/reason | grep -q "does not track this pod" && ok ||
+    bad "the untracked reason: $(label amf kima.dev/reason)"
+kill -CONT "$APID"
+wait_label amf trusted 15
 
 # 7. the agent stops: the node goes stale, the labels read unknown
 kill "$APID"
