@@ -30,6 +30,8 @@ struct engine_config {
     TPML_PCR_SELECTION selection; /* what quotes must cover (sha256:10) */
     bool unknown_untrusted;       /* pods no policy matches: untrusted instead of unknown */
     size_t ima_max_bytes;         /* IMA bytes one evidence may carry */
+    /* Load policies with an exclude that matches every path (warned). */
+    bool allow_match_all_excludes;
 };
 
 void engine_config_default(struct engine_config *c);
