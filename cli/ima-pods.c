@@ -25,6 +25,7 @@ struct pod_count {
 struct ima_pods {
     uint64_t entries;
     uint64_t node_entries;
+    uint64_t unplaced_entries; /* under a kubepods root, in no pod */
     size_t npods, pods_alloc;
     struct pod_count *pods;
     size_t last; /* pod hit by the previous entry: lists come in runs */
@@ -130,6 +131,9 @@ int ima_pods_add(struct ima_pods *p, const struct ima_entry *e) {
     case IMA_SCOPE_NODE:
         p->node_entries++;
         break;
+    case IMA_SCOPE_UNPLACED:
+        p->unplaced_entries++;
+        break;
     case IMA_SCOPE_CONTAINER:
         r = count_container(&p->loose, &p->nloose, &p->loose_alloc, &ref);
         if (r < 0) {
@@ -181,6 +185,9 @@ int ima_pods_write_text(const struct ima_pods *p, struct kbuf *out) {
         r = kbuf_printf(out, "node entries=%" PRIu64 "\n", p->node_entries);
     }
     if (r == 0) {
+        r = kbuf_printf(out, "unplaced entries=%" PRIu64 "\n", p->unplaced_entries);
+    }
+    if (r == 0) {
         r = kbuf_printf(out, "total pods=%zu entries=%" PRIu64 "\n", p->npods, p->entries);
     }
     return r;
@@ -207,6 +214,8 @@ void ima_pods_write_json(const struct ima_pods *p, struct json_writer *w) {
     jw_uint(w, p->entries);
     jw_key(w, "node_entries");
     jw_uint(w, p->node_entries);
+    jw_key(w, "unplaced_entries");
+    jw_uint(w, p->unplaced_entries);
     jw_key(w, "pods");
     jw_array_begin(w);
     for (size_t i = 0; i < p->npods; i++) {

@@ -16,6 +16,8 @@ const char *ima_scope_name(enum ima_scope s) {
         return "pod";
     case IMA_SCOPE_CONTAINER:
         return "container";
+    case IMA_SCOPE_UNPLACED:
+        return "unplaced";
     default:
         return "node";
     }
@@ -234,49 +236,76 @@ static bool match_cgroupfs_pod(const struct span *comp, size_t i, struct ima_pod
     return true;
 }
 
-#define PATH_COMPONENTS_MAX 64
+/* A kubepods root: "kubepods" (cgroupfs), "kubepods.slice" or
+ * "<root>-kubepods.slice" (systemd, kubelet --cgroup-root). */
+static bool is_kubepods_root(struct span c) {
+    return equals(c, "kubepods") || equals(c, "kubepods.slice") || ends_with(c, "-kubepods.slice");
+}
+
+/* The next non-empty component of path[*pos..len), advancing *pos past it. */
+static bool next_component(const char *path, size_t len, size_t *pos, struct span *ret) {
+    size_t i = *pos;
+
+    while (i < len && path[i] == '/') {
+        i++;
+    }
+    if (i == len) {
+        *pos = len;
+        return false;
+    }
+    ret->s = path + i;
+    while (i < len && path[i] != '/') {
+        i++;
+    }
+    ret->len = (size_t)(path + i - ret->s);
+    *pos = i;
+    return true;
+}
 
 int ima_cgroup_attribute_path(const char *path, size_t len, struct ima_pod_ref *ret) {
-    struct span comp[PATH_COMPONENTS_MAX];
-    size_t n = 0, start = 0;
+    /* The pod matchers look at most two components up, so a window of the
+     * last three is all the scan keeps: a path is attributed however deep it
+     * is (a cap would let a pod hide below it). */
+    struct span w[3], c;
+    size_t n = 0, pos = 0;
+    bool root = false;
 
     if (!path || !ret) {
         return -EINVAL;
     }
     memset(ret, 0, sizeof(*ret));
-    for (size_t i = 0; i <= len; i++) {
-        if (i < len && path[i] != '/') {
-            continue;
-        }
-        if (i > start) {
-            if (n == PATH_COMPONENTS_MAX) {
-                return 0; /* deeper than any kubelet layout: node scope */
-            }
-            comp[n++] = (struct span){path + start, i - start};
-        }
-        start = i + 1;
-    }
-    for (size_t i = 0; i < n; i++) {
+    while (next_component(path, len, &pos, &c)) {
         struct ima_pod_ref r = {0};
+        size_t i = n < 3 ? n : 2;
         bool systemd;
 
-        if (match_systemd_pod(comp, i, &r)) {
+        if (n >= 3) {
+            w[0] = w[1];
+            w[1] = w[2];
+        }
+        w[i] = c;
+        n++;
+        root |= is_kubepods_root(c);
+        /* The first pod component wins: cgroups a pod creates below its own
+         * are its own, whatever they are named. */
+        if (match_systemd_pod(w, i, &r)) {
             systemd = true;
-        } else if (match_cgroupfs_pod(comp, i, &r)) {
+        } else if (match_cgroupfs_pod(w, i, &r)) {
             systemd = false;
         } else {
             continue;
         }
         r.scope = IMA_SCOPE_POD;
-        if (i + 1 < n) {
-            /* Not a container (conmon, a pod-level cgroup): the pod, no container. */
-            if (!parse_container(comp[i + 1], systemd, &r)) {
-                r.container_id[0] = 0;
-                r.runtime = IMA_RUNTIME_NONE;
-            }
+        /* Not a container (conmon, a pod-level cgroup): the pod, no container. */
+        if (next_component(path, len, &pos, &c) && !parse_container(c, systemd, &r)) {
+            r.container_id[0] = 0;
+            r.runtime = IMA_RUNTIME_NONE;
         }
         *ret = r;
         return 0;
+    }
+    if (root) {
+        ret->scope = IMA_SCOPE_UNPLACED;
     }
     return 0;
 }

@@ -12,12 +12,18 @@
  *             {cri-containerd,crio,docker}-<id>.scope
  *   cgroupfs: [/<root>]/kubepods[/<qos>]/pod<uid>/[{cri-containerd,crio,docker}-]<id>
  * where guaranteed pods have no QoS level and the systemd form writes the
- * UID's dashes as underscores. Anything below the container (nested cgroups)
- * belongs to that container; anything in the pod's cgroup that is not a
- * container (CRI-O's crio-conmon-<id>.scope) belongs to the pod with no
- * container. Everything else, including malformed pod or container names, is
- * node scope: it is then judged by the node's policy, never trusted by
- * default. */
+ * UID's dashes as underscores. Anything below the container (nested cgroups,
+ * however deep) belongs to that container; anything in the pod's cgroup that
+ * is not a container (CRI-O's crio-conmon-<id>.scope, a malformed container
+ * name) belongs to the pod with no container. The first pod component of a
+ * path decides: a pod cannot name another pod by making cgroups below its own.
+ *
+ * A path with a kubepods root component ("kubepods"; "kubepods.slice" or
+ * "<root>-kubepods.slice") but no valid pod component below it (a malformed
+ * pod slice or UID, a process directly in a kubepods or QoS slice) is
+ * unplaced: it is inside the pods' hierarchy, so it must be judged, never
+ * passed over as a host process without a node policy would be. Everything
+ * else (host services, "/") is node scope. */
 
 #define IMA_POD_UID_MAX      36
 #define IMA_CONTAINER_ID_LEN 64
@@ -28,6 +34,9 @@ enum ima_scope {
     /* Only a container ID is known (the `cgn` field holds the cgroup's last
      * component): the pod must be found from the container ID. */
     IMA_SCOPE_CONTAINER,
+    /* Under a kubepods root, but in no pod that the path names correctly:
+     * no pod UID, no container ID. */
+    IMA_SCOPE_UNPLACED,
 };
 
 enum ima_qos {
@@ -65,11 +74,15 @@ const char *ima_qos_name(enum ima_qos q);
 const char *ima_driver_name(enum ima_cgroup_driver d);
 const char *ima_runtime_name(enum ima_runtime r);
 
-/* Classify a cgroup path (`len` bytes, need not be NUL-terminated). Always
- * fills *ret; returns 0, or -EINVAL for NULL arguments. */
+/* Classify a cgroup path (`len` bytes, need not be NUL-terminated, any
+ * number of components; time linear in `len`, no allocation). Always fills
+ * *ret; returns 0, or -EINVAL for NULL arguments. */
 int ima_cgroup_attribute_path(const char *path, size_t len, struct ima_pod_ref *ret);
 
-/* Classify a cgroup name (the `cgn` field: one path component). */
+/* Classify a cgroup name (the `cgn` field: one path component). A bare name
+ * cannot show where the cgroup sits: only a container scope or ID places it
+ * (IMA_SCOPE_CONTAINER); any other name, including a cgroup a container made
+ * below its own, is node scope. Only `cg-path` attributes nested cgroups. */
 int ima_cgroup_attribute_name(const char *name, size_t len, struct ima_pod_ref *ret);
 
 /* Classify an entry by its cg-path or cgn field; entries of templates without

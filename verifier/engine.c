@@ -35,6 +35,7 @@ void engine_config_default(struct engine_config *c) {
     c->min_challenge_ms = 100;
     c->ima_max_bytes = 64u << 20;
     c->attribution_grace_ms = 10000;
+    c->allow_match_all_excludes = false;
     tpm_pcr_selection_parse("sha256:10", &c->selection);
 }
 
@@ -159,6 +160,7 @@ static struct timespec dir_mtime(const char *dir) {
 }
 
 int engine_reload_policies(struct engine *e) {
+    struct policy_load_options lo = {.allow_match_all_excludes = e->cfg.allow_match_all_excludes};
     struct policy_set *s = NULL;
     struct timespec t;
     int r;
@@ -173,7 +175,7 @@ int engine_reload_policies(struct engine *e) {
         return 0;
     }
     kbuf_reset(&e->policy_errors);
-    r = policy_set_load(e->policy_dir, e->policies, &s, &e->policy_errors);
+    r = policy_set_load(e->policy_dir, e->policies, &lo, &s, &e->policy_errors);
     if (r == 0) {
         json_t *d = json_pack("{s:s,s:i}", "directory", e->policy_dir, "policies",
                               (int)policy_set_count(s));

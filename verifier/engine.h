@@ -34,6 +34,8 @@ struct engine_config {
      * waits; once an inventory synced this long after it still does not
      * know it, it is judged as a measurement no pod can be named for. */
     uint64_t attribution_grace_ms;
+    /* Load policies with an exclude that matches every path (warned). */
+    bool allow_match_all_excludes;
 };
 
 void engine_config_default(struct engine_config *c);

@@ -70,6 +70,9 @@ static void usage(FILE *f) {
             "                          (10000)                     [KIMA_ATTRIBUTION_GRACE_MS]\n"
             "  --unknown-untrusted     pods no policy matches are untrusted, not unknown\n"
             "                                                         [KIMA_UNKNOWN_UNTRUSTED=1]\n"
+            "  --allow-match-all-excludes  load policies with an exclude that matches every\n"
+            "                          path (warned) instead of refusing them\n"
+            "                                                  [KIMA_ALLOW_MATCH_ALL_EXCLUDES=1]\n"
             "  --threads N             HTTP worker threads (2)                  [KIMA_THREADS]\n"
             "  --log-level LEVEL       error, warn, info, debug                 [KIMA_LOG_LEVEL]\n"
             "  --log-format FORMAT     logfmt or json                           [KIMA_LOG_FORMAT]\n"
@@ -113,6 +116,7 @@ int main(int argc, char **argv) {
             {"pcr-selection", required_argument, NULL, 's'},
             {"unknown-untrusted", no_argument, NULL, 'U'},
             {"attribution-grace-ms", required_argument, NULL, 'G'},
+            {"allow-match-all-excludes", no_argument, NULL, 'x'},
             {"threads", required_argument, NULL, 't'},
             {"kubeconfig", required_argument, NULL, 'C'},
             {"kube-context", required_argument, NULL, 'X'},
@@ -167,6 +171,7 @@ int main(int argc, char **argv) {
     engine_config_default(&cfg);
     cfg.require_ek_cert = env_flag("KIMA_REQUIRE_EK_CERT");
     cfg.unknown_untrusted = env_flag("KIMA_UNKNOWN_UNTRUSTED");
+    cfg.allow_match_all_excludes = env_flag("KIMA_ALLOW_MATCH_ALL_EXCLUDES");
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
         case 'l':
@@ -225,6 +230,9 @@ int main(int argc, char **argv) {
             break;
         case 'G':
             s_grace = optarg;
+            break;
+        case 'x':
+            cfg.allow_match_all_excludes = true;
             break;
         case 't':
             s_threads = optarg;

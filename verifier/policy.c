@@ -133,14 +133,27 @@ bool policy_allows(const struct policy *p, const char *path, size_t path_len, co
     return policy_excludes(p, path, path_len);
 }
 
+/* Does the exclude match at the start of `path`, as Python's re.match (which
+ * Keylime uses) does? The leftmost match must begin at offset 0: a match
+ * exists there exactly when the leftmost one starts there. Wrapping the
+ * pattern as "^(...)" instead would let an unbalanced ')', which glibc takes
+ * as a literal, close the group early and leave the rest unanchored. */
+static bool exclude_matches(const regex_t *re, const char *pathz) {
+    regmatch_t m[1];
+
+    return regexec(re, pathz, 1, m, 0) == 0 && m[0].rm_so == 0;
+}
+
 bool policy_excludes(const struct policy *p, const char *path, size_t path_len) {
     char pathz[4096];
 
-    if (p->nexcludes && path_len < sizeof(pathz)) {
+    /* A path the regex could not see whole (too long, or cut short by a NUL)
+     * is never excluded. */
+    if (p->nexcludes && path_len < sizeof(pathz) && !memchr(path, 0, path_len)) {
         memcpy(pathz, path, path_len);
         pathz[path_len] = 0;
         for (size_t i = 0; i < p->nexcludes; i++) {
-            if (regexec(&p->excludes[i], pathz, 0, NULL, 0) == 0) {
+            if (exclude_matches(&p->excludes[i], pathz)) {
                 return true;
             }
         }
@@ -185,9 +198,90 @@ static char *dupstr(const char *s) {
     return s ? strdup(s) : NULL;
 }
 
+/* An exclude that matches all of these matches every path: the policy would
+ * judge nothing. */
+static const char *const every_path_probes[] = {
+        "/", "/usr/bin/bash", "/opt/evil/tmp/miner", "/a/b/c", "/tmp/x", "/x",
+};
+
+/* Places where code can be written and then run: a binary run from an
+ * excluded path is not judged. */
+static const char *const writable_probes[] = {
+        "/tmp/x",    "/var/tmp/x", "/dev/shm/x",         "/run/x",
+        "/home/u/x", "/root/x",    "/memfd:x (deleted)",
+};
+
+/* At most this many warnings a file, so one file cannot crowd the others'
+ * errors out of the capped error text. */
+#define POLICY_WARNINGS_MAX 8
+
+static bool matches_every_path(const regex_t *re) {
+    for (size_t i = 0; i < sizeof(every_path_probes) / sizeof(every_path_probes[0]); i++) {
+        if (!exclude_matches(re, every_path_probes[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static const char *writable_match(const regex_t *re) {
+    for (size_t i = 0; i < sizeof(writable_probes) / sizeof(writable_probes[0]); i++) {
+        if (exclude_matches(re, writable_probes[i])) {
+            return writable_probes[i];
+        }
+    }
+    return NULL;
+}
+
+/* Refuse an exclude that matches every path (unless allowed), and warn about
+ * one that matches where code can be written and run. Warnings are lines
+ * "<file>: warning: ..." in `warnings`, written only when the file loads. */
+static int check_excludes(const struct policy *p, const char *file, const json_t *excludes,
+                          const struct policy_load_options *opts, struct kbuf *warnings, char *err,
+                          size_t errsz) {
+    size_t nwarn = 0;
+    char esc[160];
+
+    for (size_t i = 0; i < p->nexcludes && !opts->allow_match_all_excludes; i++) {
+        if (matches_every_path(&p->excludes[i])) {
+            const char *x = json_string_value(json_array_get(excludes, i));
+            log_escape(x, strlen(x), esc, sizeof(esc));
+            snprintf(err, errsz,
+                     "\"excludes[%zu]\" (\"%s\") matches every path: nothing would be judged "
+                     "(refused; --allow-match-all-excludes loads it)",
+                     i, esc);
+            return -EBADMSG;
+        }
+    }
+    for (size_t i = 0; i < p->nexcludes && warnings; i++) {
+        const char *x = json_string_value(json_array_get(excludes, i)), *probe = NULL;
+        if (!matches_every_path(&p->excludes[i]) && !(probe = writable_match(&p->excludes[i]))) {
+            continue;
+        }
+        log_escape(x, strlen(x), esc, sizeof(esc));
+        if (nwarn++ == POLICY_WARNINGS_MAX) {
+            kbuf_printf(warnings, "%s: warning: more excludes match where code can run\n", file);
+            break;
+        }
+        if (!probe) {
+            kbuf_printf(warnings,
+                        "%s: warning: \"excludes[%zu]\" (\"%s\") matches every path: nothing "
+                        "this policy covers is judged (allowed by --allow-match-all-excludes)\n",
+                        file, i, esc);
+        } else {
+            kbuf_printf(warnings,
+                        "%s: warning: \"excludes[%zu]\" (\"%s\") matches %s, where code can be "
+                        "written and run: a binary run from there is not judged\n",
+                        file, i, esc, probe);
+        }
+    }
+    return 0;
+}
+
 /* Parse one file's JSON into a policy. On failure, err names the field. */
-static int policy_from_json(const json_t *j, const char *file, struct policy **ret, char *err,
-                            size_t errsz) {
+static int policy_from_json(const json_t *j, const char *file,
+                            const struct policy_load_options *opts, struct policy **ret,
+                            struct kbuf *warnings, char *err, size_t errsz) {
     struct policy *p = calloc(1, sizeof(*p));
     const char *s;
     json_t *digests, *excludes, *match, *v;
@@ -374,13 +468,17 @@ static int policy_from_json(const json_t *j, const char *file, struct policy **r
         }
         p->excludes = calloc(json_array_size(excludes) + 1, sizeof(regex_t));
         json_array_foreach(excludes, i, x) {
-            if (!json_is_string(x) || regcomp(&p->excludes[p->nexcludes], json_string_value(x),
-                                              REG_EXTENDED | REG_NOSUB) != 0) {
+            /* Without REG_NOSUB: exclude_matches() needs where the match starts. */
+            if (!json_is_string(x) ||
+                regcomp(&p->excludes[p->nexcludes], json_string_value(x), REG_EXTENDED) != 0) {
                 snprintf(err, errsz, "\"excludes[%zu]\" is not a valid extended regex", i);
                 r = -EBADMSG;
                 goto fail;
             }
             p->nexcludes++;
+        }
+        if ((r = check_excludes(p, file, excludes, opts, warnings, err, errsz)) < 0) {
+            goto fail;
         }
     }
     *ret = p;
@@ -390,7 +488,8 @@ fail:
     return r;
 }
 
-static int load_file(const char *path, struct policy **ret, char *err, size_t errsz) {
+static int load_file(const char *path, const struct policy_load_options *opts, struct policy **ret,
+                     struct kbuf *warnings, char *err, size_t errsz) {
     _cleanup_free_ uint8_t *data = NULL;
     json_auto_t *j = NULL;
     size_t len;
@@ -406,15 +505,17 @@ static int load_file(const char *path, struct policy **ret, char *err, size_t er
     if (r < 0) {
         return r;
     }
-    return policy_from_json(j, path, ret, err, errsz);
+    return policy_from_json(j, path, opts, ret, warnings, err, errsz);
 }
 
 static int name_cmp(const void *a, const void *b) {
     return strcmp((*(struct policy *const *)a)->file, (*(struct policy *const *)b)->file);
 }
 
-int policy_set_load(const char *dir, const struct policy_set *previous, struct policy_set **ret,
+int policy_set_load(const char *dir, const struct policy_set *previous,
+                    const struct policy_load_options *opts, struct policy_set **ret,
                     struct kbuf *errors) {
+    static const struct policy_load_options defaults = {0};
     struct policy_set *s;
     struct dirent **names = NULL;
     int count;
@@ -430,12 +531,12 @@ int policy_set_load(const char *dir, const struct policy_set *previous, struct p
     for (int i = 0; i < count; i++) {
         const char *n = names[i]->d_name;
         size_t len = strlen(n);
-        char path[4096], err[300];
+        char path[4096], err[512];
         struct policy *p = NULL;
 
         if (s && s->v && n[0] != '.' && len > 5 && strcmp(n + len - 5, ".json") == 0 &&
             (size_t)snprintf(path, sizeof(path), "%s/%s", dir, n) < sizeof(path)) {
-            if (load_file(path, &p, err, sizeof(err)) == 0) {
+            if (load_file(path, opts ? opts : &defaults, &p, errors, err, sizeof(err)) == 0) {
                 s->v[s->n++] = p;
             } else {
                 if (errors) {

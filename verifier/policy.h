@@ -20,7 +20,14 @@
  * A Keylime runtime policy ({"digests": {path: [hex...]}, "excludes": [...]})
  * is read as a NodePolicy named after its file. A measurement passes when its
  * path matches an exclude, or its digest is listed for its path or for "*".
- * An all-zero digest (the file could not be hashed) never passes. */
+ * An all-zero digest (the file could not be hashed) never passes.
+ *
+ * Excludes, in both formats, match from the start of the path as Keylime's
+ * re.match does: "/tmp" excludes /tmp/x and /tmpfoo, never /opt/evil/tmp/x.
+ * A binary run from an excluded path is not judged at all. An exclude that
+ * matches every path (".*", "^/") fails validation unless allowed; one that
+ * matches a place where code can be written and run (/tmp, /dev/shm, /run,
+ * home directories) loads with a warning. */
 
 #define POLICY_FILE_MAX     (16u << 20)
 #define POLICY_DIGESTS_MAX  1000000
@@ -37,13 +44,21 @@ enum policy_kind {
 struct policy;
 struct policy_set;
 
+struct policy_load_options {
+    /* Load a policy with an exclude that matches every path, with a warning,
+     * instead of refusing the file. */
+    bool allow_match_all_excludes;
+};
+
 /* Load every *.json file of `dir`. Files that do not validate are reported in
  * `errors` (one line each, naming the file and field) and left out; when
  * `previous` is given, a file that fails keeps the version of it that
- * `previous` holds. Never fails for a bad file: returns 0 with the set, or a
- * negative errno when the directory cannot be read. Free with
- * policy_set_free(). */
-int policy_set_load(const char *dir, const struct policy_set *previous, struct policy_set **ret,
+ * `previous` holds. Files that load with a doubtful exclude add lines
+ * "<file>: warning: ..." to `errors`. `opts` may be NULL (all options off).
+ * Never fails for a bad file: returns 0 with the set, or a negative errno
+ * when the directory cannot be read. Free with policy_set_free(). */
+int policy_set_load(const char *dir, const struct policy_set *previous,
+                    const struct policy_load_options *opts, struct policy_set **ret,
                     struct kbuf *errors);
 void policy_set_free(struct policy_set *s);
 
@@ -67,7 +82,8 @@ size_t policy_digest_count(const struct policy *p);
 /* Does the measurement (path, digest as "algo:hex", lowercase) pass? The
  * digests key "boot_aggregate" names the kernel's first entry. */
 bool policy_allows(const struct policy *p, const char *path, size_t path_len, const char *digest);
-/* Is the path excluded (an "excludes" pattern matches)? Violations on
+/* Is the path excluded (an "excludes" pattern matches from its start)? A
+ * path of 4096 bytes or more, or with a NUL byte, never is. Violations on
  * excluded paths are ignored, as their measurements are. */
 bool policy_excludes(const struct policy *p, const char *path, size_t path_len);
 

@@ -20,9 +20,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (ref.container_id[0] && strlen(ref.container_id) != IMA_CONTAINER_ID_LEN) {
         abort();
     }
+    /* Neither node nor unplaced scope names a pod or a container. */
+    if ((ref.scope == IMA_SCOPE_NODE || ref.scope == IMA_SCOPE_UNPLACED) &&
+        (ref.pod_uid[0] || ref.container_id[0])) {
+        abort();
+    }
     ima_cgroup_attribute_name((const char *)data, size, &ref);
-    if (ref.scope == IMA_SCOPE_POD) {
-        abort(); /* a bare name never names a pod */
+    if (ref.scope == IMA_SCOPE_POD || ref.scope == IMA_SCOPE_UNPLACED) {
+        abort(); /* a bare name never names a pod, nor shows where it sits */
     }
     return 0;
 }

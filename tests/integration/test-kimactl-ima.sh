@@ -95,6 +95,7 @@ pod f52130f4-c5be-423e-8070-daaca055a5ad qos=guaranteed driver=systemd entries=7
   container 5bab9779a4ffb2a5acc4160dedb8571b75806c6ad25bf936387678aefd19cb9e runtime=containerd entries=2
   container 956a39cd3b6a170854269b4e98521ddc9a506f65e285bcfde3190a4c76482fb9 runtime=containerd entries=75
 node entries=0
+unplaced entries=0
 total pods=1 entries=77
 TXT
 same "$T/out" "$T/pods.want" "pods cima"

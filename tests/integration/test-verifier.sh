@@ -277,4 +277,36 @@ has "$T/plain.log" "NO TLS, NO CLIENT AUTHENTICATION" "plain HTTP warning"
 kill "$PLAIN"
 wait "$PLAIN"
 
+# --- excludes: one that matches every path is refused, naming it, unless
+# --allow-match-all-excludes loads it with a warning; one over /tmp warns
+mkdir -p "$T/xpol"
+echo '{"apiVersion": "kima.dev/v1", "kind": "NodePolicy", "name": "all", "digests": {}, "excludes": ["^/"]}' \
+    >"$T/xpol/all.json"
+echo '{"digests": {}, "excludes": ["/tmp"]}' >"$T/xpol/keylime.json"
+for flag in "" --allow-match-all-excludes; do
+    "$V" --listen 127.0.0.1:0 --insecure-plain-http --db "$T/var/x$flag.db" --audit-log "$T/var/x$flag.log" \
+        --audit-key "$T/var/audit.key" --policies "$T/xpol" $flag >"$T/x.log" 2>&1 &
+    XPID=$!
+    for _ in $(seq 100); do grep -q "listening on port" "$T/x.log" && break; sleep 0.05; done
+    XPORT=$(sed -n 's/.*listening on port \([0-9]*\).*/\1/p' "$T/x.log")
+    curl -s "http://127.0.0.1:$XPORT/v1/policies" >"$T/body"
+    python3 - "$T/body" "$flag" <<'PY' && ok || bad "policies with${flag:+ $flag}: $(cat "$T/body")"
+import json, sys
+d = json.load(open(sys.argv[1])); err = d["errors"]; names = [p["name"] for p in d["policies"]]
+assert 'keylime.json: warning: "excludes[0]" ("/tmp") matches /tmp/x' in err
+if sys.argv[2]:
+    assert names == ["all", "keylime.json"], names
+    assert 'all.json: warning: "excludes[0]" ("^/") matches every path' in err
+else:
+    assert names == ["keylime.json"], names
+    assert 'all.json: "excludes[0]" ("^/") matches every path' in err
+PY
+    has "$T/x.log" 'matches /tmp/x' "exclude warnings are logged"
+    kill "$XPID"
+    wait "$XPID"
+done
+"$V" --help >"$T/out"
+has "$T/out" "--allow-match-all-excludes" "the flag is in --help"
+has "$T/out" "KIMA_ALLOW_MATCH_ALL_EXCLUDES=1" "its variable is in --help"
+
 summary

@@ -35,7 +35,7 @@ static int setup(void **state) {
         "\"match\":{\"namespace\":\"open5gs\",\"podLabels\":{\"app\":\"upf\"}},"
         "\"digests\":{\"/usr/bin/open5gs-upfd\":[\"" SHA_A "\"],"
         "\"*\":[\"" SHA_B "\"]},"
-        "\"excludes\":[\"^/tmp/\",\"^/dev/shm/\"]}");
+        "\"excludes\":[\"^/var/log/open5gs/\",\"^/var/cache/upf/\"]}");
     put("20-node.json", "{\"apiVersion\":\"kima.dev/v1\",\"kind\":\"NodePolicy\",\"name\":\"node\","
                         "\"digests\":{\"/usr/bin/containerd\":[\"" SHA_A "\"],"
                         "\"boot_aggregate\":[\"" SHA_B "\"]}}");
@@ -65,7 +65,7 @@ static void test_load_match_allow(void **state) {
     json_t *other = json_pack("{s:s}", "app", "amf");
     (void)state;
 
-    assert_int_equal(policy_set_load(dir, NULL, &s, &err), 0);
+    assert_int_equal(policy_set_load(dir, NULL, NULL, &s, &err), 0);
     assert_int_equal(err.len, 0);
     assert_int_equal(policy_set_count(s), 4);
     p = policy_set_match_pod(s, "open5gs", labels, NULL);
@@ -90,16 +90,16 @@ static void test_load_match_allow(void **state) {
     assert_true(policy_allows(p, "/usr/bin/open5gs-upfd", 21, SHA_A));
     assert_false(policy_allows(p, "/usr/bin/open5gs-upfd", 21, SHA_A "0"));
     assert_false(policy_allows(p, "/usr/bin/other", 14, SHA_A));
-    assert_true(policy_allows(p, "/usr/bin/other", 14, SHA_B)); /* "*" */
-    assert_true(policy_allows(p, "/tmp/x.sh", 9, SHA_A "ff"));  /* excluded */
-    assert_false(policy_allows(p, "/etc/tmp/x", 10, SHA_A "ff"));
+    assert_true(policy_allows(p, "/usr/bin/other", 14, SHA_B));                /* "*" */
+    assert_true(policy_allows(p, "/var/log/open5gs/upf.log", 24, SHA_A "ff")); /* excluded */
+    assert_false(policy_allows(p, "/etc/var/log/open5gs/x", 22, SHA_A "ff"));
     /* A zero digest never passes, not even on an excluded path. */
     assert_false(policy_allows(
-            p, "/tmp/x", 6,
+            p, "/var/log/open5gs/x", 18,
             "sha256:0000000000000000000000000000000000000000000000000000000000000000"));
     /* Excludes, on their own (violations on excluded paths are ignored). */
-    assert_true(policy_excludes(p, "/tmp/x", 6));
-    assert_true(policy_excludes(p, "/dev/shm/y", 10));
+    assert_true(policy_excludes(p, "/var/log/open5gs/x", 18));
+    assert_true(policy_excludes(p, "/var/cache/upf/y", 16));
     assert_false(policy_excludes(p, "/usr/bin/open5gs-upfd", 21));
 
     p = policy_set_node(s);
@@ -129,13 +129,194 @@ static void expect_invalid(const char *text, const char *needle) {
     FILE *f = fopen(path, "w");
     fputs(text, f);
     fclose(f);
-    assert_int_equal(policy_set_load(sub, NULL, &s, &err), 0);
+    assert_int_equal(policy_set_load(sub, NULL, NULL, &s, &err), 0);
     assert_int_equal(policy_set_count(s), 0);
     if (!err.data || !strstr((char *)err.data, needle) || !strstr((char *)err.data, "p.json")) {
         fail_msg("\"%s\": %s", needle, err.data ? (char *)err.data : "(no error)");
     }
     policy_set_free(s);
     unlink(path);
+}
+
+/* Load `text` as the only file of a fresh directory; the set and the error
+ * text are the caller's. */
+static struct policy_set *load_one(const char *text, const struct policy_load_options *opts,
+                                   struct kbuf *err) {
+    struct policy_set *s = NULL;
+    char sub[128], path[200], cmd[300];
+    FILE *f;
+
+    snprintf(sub, sizeof(sub), "%s/one", dir);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", sub);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    snprintf(path, sizeof(path), "%s/p.json", sub);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    kbuf_reset(err);
+    assert_int_equal(policy_set_load(sub, NULL, opts, &s, err), 0);
+    return s;
+}
+
+static bool has(const struct kbuf *err, const char *needle) {
+    return err->data && strstr((const char *)err->data, needle);
+}
+
+#define KEYLIME_EXCLUDES(x)                                                                        \
+    "{\"meta\":{\"version\":1},\"digests\":{\"/usr/bin/bash\":[\"" HEX64_A "\"]},\"excludes\":[" x \
+    "]}"
+#define NATIVE_EXCLUDES(x)                                                                   \
+    "{\"apiVersion\":\"kima.dev/v1\",\"kind\":\"NodePolicy\",\"name\":\"n\",\"digests\":{}," \
+    "\"excludes\":[" x "]}"
+
+/* Keylime matches excludes with re.match: from the start of the path. An
+ * unanchored "/tmp" would let /opt/evil/tmp/miner pass unjudged. */
+static void test_keylime_excludes_anchored(void **state) {
+    _cleanup_kbuf_ struct kbuf err = KBUF_INIT(4096);
+    struct policy_set *s;
+    const struct policy *p;
+    (void)state;
+
+    s = load_one(KEYLIME_EXCLUDES("\"/tmp\",\"/var/log/\",\"boot_aggregate\""), NULL, &err);
+    assert_int_equal(policy_set_count(s), 1);
+    p = policy_set_get(s, 0);
+    assert_false(policy_excludes(p, "/opt/evil/tmp/miner", 19));
+    assert_false(policy_allows(p, "/opt/evil/tmp/miner", 19, SHA_B));
+    assert_true(policy_excludes(p, "/tmp/x", 6));
+    assert_true(policy_excludes(p, "/tmpfoo/x", 9)); /* re.match("/tmp", "/tmpfoo/x") too */
+    assert_true(policy_excludes(p, "/var/log/syslog", 15));
+    assert_false(policy_excludes(p, "/host/var/log/x", 15));
+    assert_true(policy_excludes(p, "boot_aggregate", 14));
+    /* A path the regex cannot see whole is never excluded. */
+    assert_false(policy_excludes(p, "/tmp/x\0/usr/bin/evil", 20));
+    policy_set_free(s);
+
+    /* Patterns that are not anchored by themselves are anchored all the
+     * same: alternation, a leading wildcard, an unbalanced ')' (which glibc
+     * takes as a literal). */
+    s = load_one(KEYLIME_EXCLUDES("\"/x|/tmp/\",\"[a-z]*/cache/\",\"/y)|/tmp\""), NULL, &err);
+    assert_int_equal(policy_set_count(s), 1);
+    p = policy_set_get(s, 0);
+    assert_false(policy_excludes(p, "/opt/evil/tmp/miner", 19));
+    assert_false(policy_excludes(p, "/opt/cache/miner", 16));
+    assert_false(policy_excludes(p, "/a/y)/tmp", 9));
+    assert_true(policy_excludes(p, "/tmp/x", 6));
+    assert_true(policy_excludes(p, "/y)", 3));
+    policy_set_free(s);
+}
+
+/* kima-native excludes are anchored the same way: "/tmp" in a kima.dev/v1
+ * policy has the same hole unanchored. */
+static void test_native_excludes_anchored(void **state) {
+    _cleanup_kbuf_ struct kbuf err = KBUF_INIT(4096);
+    struct policy_set *s;
+    const struct policy *p;
+    (void)state;
+
+    s = load_one(NATIVE_EXCLUDES("\"/var/tmp\",\"var/log/\",\"^/srv/cache/\""), NULL, &err);
+    assert_int_equal(policy_set_count(s), 1);
+    p = policy_set_get(s, 0);
+    assert_false(policy_excludes(p, "/opt/evil/var/tmp/miner", 23));
+    assert_true(policy_excludes(p, "/var/tmp/x", 10));
+    /* No leading "/": it matches no absolute path. */
+    assert_false(policy_excludes(p, "/var/log/x", 10));
+    assert_false(policy_excludes(p, "/x/srv/cache/y", 14));
+    assert_true(policy_excludes(p, "/srv/cache/y", 12));
+    policy_set_free(s);
+}
+
+/* An exclude that matches every path would leave nothing judged: the file
+ * fails validation, naming the exclude, unless the option allows it; then it
+ * loads with a warning. */
+static void test_match_all_excludes(void **state) {
+    static const char *const all[] = {
+            KEYLIME_EXCLUDES("\"^/var/log/\",\".*\""),
+            KEYLIME_EXCLUDES("\"^/var/log/\",\"^/\""),
+            NATIVE_EXCLUDES("\"^/var/log/\",\".*\""),
+            NATIVE_EXCLUDES("\"^/var/log/\",\"^/\""),
+            NATIVE_EXCLUDES("\"^/var/log/\",\"/\""),
+            NATIVE_EXCLUDES("\"^/var/log/\",\"\""),
+            NATIVE_EXCLUDES("\"^/var/log/\",\"x*\""),
+            NATIVE_EXCLUDES("\"^/var/log/\",\"/|^boot\""),
+    };
+    struct policy_load_options allow = {.allow_match_all_excludes = true};
+    _cleanup_kbuf_ struct kbuf err = KBUF_INIT(4096);
+    struct policy_set *s;
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        s = load_one(all[i], NULL, &err);
+        if (policy_set_count(s) != 0 || !has(&err, "\"excludes[1]\"") ||
+            !has(&err, "matches every path") || !has(&err, "p.json") || has(&err, "warning")) {
+            fail_msg("%s: %s", all[i], err.data ? (char *)err.data : "(no error)");
+        }
+        policy_set_free(s);
+
+        s = load_one(all[i], &allow, &err);
+        if (policy_set_count(s) != 1 || !has(&err, "warning: \"excludes[1]\"") ||
+            !has(&err, "matches every path")) {
+            fail_msg("allowed %s: %s", all[i], err.data ? (char *)err.data : "(no error)");
+        }
+        assert_true(policy_excludes(policy_set_get(s, 0), "/usr/bin/bash", 13));
+        policy_set_free(s);
+    }
+    /* Broad but not every path: loads, with no match-all complaint. */
+    s = load_one(NATIVE_EXCLUDES("\"^/usr/\",\"^/[a-z]\""), NULL, &err);
+    assert_int_equal(policy_set_count(s), 1);
+    assert_false(has(&err, "matches every path"));
+    policy_set_free(s);
+}
+
+/* An exclude over a place where code can be written and run loads, with a
+ * warning naming the exclude and the place. */
+static void test_writable_excludes_warn(void **state) {
+    _cleanup_kbuf_ struct kbuf err = KBUF_INIT(4096);
+    struct policy_set *s;
+    (void)state;
+
+    s = load_one(NATIVE_EXCLUDES("\"^/var/log/\",\"^/tmp/\",\"^/dev/shm\",\"^/home/\",\"/run\""),
+                 NULL, &err);
+    assert_int_equal(policy_set_count(s), 1);
+    if (!has(&err, "p.json: warning: \"excludes[1]\" (\"^/tmp/\") matches /tmp/x, where code can "
+                   "be written and run") ||
+        !has(&err, "\"excludes[2]\" (\"^/dev/shm\") matches /dev/shm/x") ||
+        !has(&err, "\"excludes[3]\" (\"^/home/\") matches /home/u/x") ||
+        !has(&err, "\"excludes[4]\" (\"/run\") matches /run/x") || has(&err, "excludes[0]") ||
+        has(&err, "every path")) {
+        fail_msg("%s", err.data ? (char *)err.data : "(no warning)");
+    }
+    policy_set_free(s);
+
+    s = load_one(KEYLIME_EXCLUDES("\"/var/tmp\""), NULL, &err);
+    assert_int_equal(policy_set_count(s), 1);
+    assert_true(has(&err, "warning: \"excludes[0]\" (\"/var/tmp\") matches /var/tmp/x"));
+    policy_set_free(s);
+
+    /* At most 8 warnings a file, then one line for the rest. */
+    s = load_one(NATIVE_EXCLUDES("\"^/tmp/\",\"^/tmp\",\"^/tm\",\"^/t\",\"/tmp/x\",\"^/tmp/.\","
+                                 "\"^(/tmp)\",\"^/tmp/x\",\"^/tmp/[a-z]\",\"^/run/\""),
+                 NULL, &err);
+    assert_int_equal(policy_set_count(s), 1);
+    assert_true(has(&err, "\"excludes[7]\" (\"^/tmp/x\") matches /tmp/x"));
+    assert_false(has(&err, "excludes[8]"));
+    assert_false(has(&err, "excludes[9]"));
+    assert_true(has(&err, "p.json: warning: more excludes match where code can run\n"));
+    {
+        size_t lines = 0;
+        for (size_t i = 0; i < err.len; i++) {
+            lines += err.data[i] == '\n';
+        }
+        assert_int_equal(lines, 9);
+    }
+    policy_set_free(s);
+
+    /* Log directories and the like: no warning. */
+    s = load_one(NATIVE_EXCLUDES("\"^/var/log/\",\"^/var/lib/open5gs/db/\""), NULL, &err);
+    assert_int_equal(policy_set_count(s), 1);
+    assert_int_equal(err.len, 0);
+    policy_set_free(s);
 }
 
 static void test_invalid_files_named(void **state) {
@@ -169,9 +350,9 @@ static void test_broken_update_keeps_old(void **state) {
     _cleanup_kbuf_ struct kbuf err = KBUF_INIT(4096);
     (void)state;
 
-    assert_int_equal(policy_set_load(dir, NULL, &s, &err), 0);
+    assert_int_equal(policy_set_load(dir, NULL, NULL, &s, &err), 0);
     put("20-node.json", "{\"apiVersion\":\"kima.dev/v1\",\"kind\":\"NodePolicy\",");
-    assert_int_equal(policy_set_load(dir, s, &s2, &err), 0);
+    assert_int_equal(policy_set_load(dir, s, NULL, &s2, &err), 0);
     assert_int_equal(policy_set_count(s2), 4);
     assert_non_null(strstr((char *)err.data, "20-node.json"));
     assert_non_null(strstr((char *)err.data, "previous version stays in force"));
@@ -180,7 +361,7 @@ static void test_broken_update_keeps_old(void **state) {
     /* s2 still owns the kept policy after the old set is gone. */
     assert_true(policy_allows(policy_set_node(s2), "/usr/bin/containerd", 19, SHA_A));
     policy_set_free(s2);
-    assert_int_equal(policy_set_load("/nonexistent/kima", NULL, &s, &err), -ENOENT);
+    assert_int_equal(policy_set_load("/nonexistent/kima", NULL, NULL, &s, &err), -ENOENT);
 }
 
 int main(void) {
@@ -188,6 +369,10 @@ int main(void) {
             cmocka_unit_test(test_load_match_allow),
             cmocka_unit_test(test_invalid_files_named),
             cmocka_unit_test(test_broken_update_keeps_old),
+            cmocka_unit_test(test_keylime_excludes_anchored),
+            cmocka_unit_test(test_native_excludes_anchored),
+            cmocka_unit_test(test_match_all_excludes),
+            cmocka_unit_test(test_writable_excludes_warn),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
