@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The audit log's writer: records, checkpoints, rotation. audit-verify.c
+ * reads. */
 #include "audit.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 
 #include <openssl/pem.h>
 
+#include "audit-internal.h"
 #include "base64.h"
 #include "fileio.h"
 #include "hex.h"
@@ -33,7 +35,7 @@ struct audit_log {
     char hash[65];   /* of the last record */
 };
 
-static void sha256_hex(const void *data, size_t len, char out[65]) {
+void audit_sha256_hex(const void *data, size_t len, char out[65]) {
     uint8_t md[32];
     unsigned int n;
 
@@ -51,8 +53,7 @@ static void now_rfc3339(char *out, size_t outsz) {
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
 }
 
-/* Split a line into body (without the hash) and the stated hash. */
-static int split_line(const char *line, size_t len, char *body, size_t bodysz, char hash[65]) {
+int audit_split_line(const char *line, size_t len, char *body, size_t bodysz, char hash[65]) {
     static const char marker[] = ",\"hash\":\"";
     const char *m = NULL;
 
@@ -81,7 +82,7 @@ static int write_record(struct audit_log *a, json_t *rec) {
         return -ENOMEM;
     }
     blen = strlen(body);
-    sha256_hex(body, blen, hash);
+    audit_sha256_hex(body, blen, hash);
     /* body minus its closing brace, the hash, the brace, a newline */
     body[blen - 1] = 0;
     {
@@ -202,7 +203,8 @@ static int recover(struct audit_log *a) {
     while (start > 0 && data[start - 1] != '\n') {
         start--;
     }
-    if (split_line((const char *)data + start, end - 1 - start, body, sizeof(body), hash) < 0 ||
+    if (audit_split_line((const char *)data + start, end - 1 - start, body, sizeof(body), hash) <
+                0 ||
         !(j = json_loads(body, 0, &jerr)) || !json_is_integer(json_object_get(j, "seq"))) {
         log_error("audit log %s: the last record is not a kima audit record", a->path);
         return -EBADMSG;
@@ -377,121 +379,5 @@ int audit_key_load_or_create(const char *path, EVP_PKEY **ret) {
     }
     log_info("generated the audit key %s (public key %s)", path, pub);
     *ret = k;
-    return 0;
-}
-
-__attribute__((format(printf, 5, 6))) static void bad(struct audit_verify_result *res,
-                                                      const char *file, size_t line, uint64_t seq,
-                                                      const char *fmt, ...) {
-    char why[300];
-    va_list ap;
-
-    if (!res->intact) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(why, sizeof(why), fmt, ap);
-    va_end(ap);
-    res->intact = false;
-    snprintf(res->first_bad, sizeof(res->first_bad), "%s:%zu (seq %" PRIu64 "): %s", file, line,
-             seq, why);
-}
-
-static bool check_signature(EVP_PKEY *pub, uint64_t seq, const char *prev, const char *b64) {
-    char msg[200];
-    uint8_t sig[64];
-    EVP_MD_CTX *c;
-    int n, ok;
-
-    n = base64_decode(b64, strlen(b64), sig, sizeof(sig));
-    if (n != 64) {
-        return false;
-    }
-    snprintf(msg, sizeof(msg), "%s\n%" PRIu64 "\n%s", AUDIT_CHECKPOINT_CONTEXT, seq, prev);
-    c = EVP_MD_CTX_new();
-    ok = c && EVP_DigestVerifyInit(c, NULL, NULL, NULL, pub) > 0 &&
-         EVP_DigestVerify(c, sig, 64, (const uint8_t *)msg, strlen(msg)) == 1;
-    EVP_MD_CTX_free(c);
-    return ok;
-}
-
-int audit_verify(const char *const *paths, size_t n, EVP_PKEY *pub,
-                 struct audit_verify_result *res) {
-    char prev[65], *body = malloc(AUDIT_LINE_MAX + 2);
-    uint64_t seq = 0;
-
-    if (!body) {
-        return -ENOMEM;
-    }
-    memset(res, 0, sizeof(*res));
-    res->intact = true;
-    memset(prev, '0', 64);
-    prev[64] = 0;
-    for (size_t f = 0; f < n && res->intact; f++) {
-        _cleanup_free_ uint8_t *data = NULL;
-        size_t len, off = 0, line = 0;
-        int r = read_file_capped(paths[f], SIZE_MAX / 2, &data, &len);
-        if (r < 0) {
-            free(body);
-            return r;
-        }
-        while (off < len && res->intact) {
-            const char *l = (const char *)data + off;
-            const char *nl = memchr(l, '\n', len - off);
-            size_t llen = nl ? (size_t)(nl - l) : len - off;
-            char hash[65], calc[65];
-            json_auto_t *j = NULL;
-            json_error_t jerr;
-            const char *rprev, *type;
-            uint64_t rseq;
-
-            line++;
-            off += llen + 1;
-            if (!nl) {
-                bad(res, paths[f], line, seq + 1, "torn last line");
-                break;
-            }
-            if (llen > AUDIT_LINE_MAX || split_line(l, llen, body, AUDIT_LINE_MAX + 2, hash) < 0 ||
-                !(j = json_loads(body, 0, &jerr)) || !json_is_object(j)) {
-                bad(res, paths[f], line, seq + 1, "not a kima audit record");
-                break;
-            }
-            sha256_hex(body, strlen(body), calc);
-            rseq = json_is_integer(json_object_get(j, "seq"))
-                           ? (uint64_t)json_integer_value(json_object_get(j, "seq"))
-                           : 0;
-            rprev = json_string_value(json_object_get(j, "prev"));
-            type = json_string_value(json_object_get(j, "type"));
-            if (strcmp(calc, hash) != 0) {
-                bad(res, paths[f], line, rseq, "hash does not match the record (edited)");
-            } else if (rseq != seq + 1) {
-                bad(res, paths[f], line, rseq,
-                    "sequence jumps from %" PRIu64 " (deleted or "
-                    "reordered records)",
-                    seq);
-            } else if (!rprev || strcmp(rprev, prev) != 0) {
-                bad(res, paths[f], line, rseq, "prev is not the hash of the record before");
-            } else if (!type) {
-                bad(res, paths[f], line, rseq, "no type");
-            } else if (strcmp(type, "checkpoint") == 0) {
-                const char *sig = json_string_value(
-                        json_object_get(json_object_get(j, "details"), "signature"));
-                if (!sig || !check_signature(pub, rseq, prev, sig)) {
-                    bad(res, paths[f], line, rseq, "checkpoint signature does not verify");
-                } else {
-                    res->checkpoints++;
-                    res->unsigned_tail = 0;
-                }
-            } else {
-                res->unsigned_tail++;
-            }
-            if (res->intact) {
-                seq = rseq;
-                memcpy(prev, hash, 65);
-                res->records++;
-            }
-        }
-    }
-    free(body);
     return 0;
 }
