@@ -21,6 +21,8 @@
 struct ops_args {
     struct api api;
     bool json;
+    bool server_given;        /* --server after the command */
+    bool allow_unsigned_tail; /* audit verify */
     const char *state, *reason, *key, *pod, *node, *since;
 };
 
@@ -31,7 +33,8 @@ static void ops_usage(FILE *f) {
             "       kimactl [CONNECTION] pods [--state trusted|untrusted|unknown] [--json]\n"
             "       kimactl [CONNECTION] pod NAMESPACE/NAME [--json]\n"
             "       kimactl [CONNECTION] pod reset UID --reason TEXT\n"
-            "       kimactl audit verify --key PUBKEY FILE...\n"
+            "       kimactl audit verify --key PUBKEY [--server URL] [--allow-unsigned-tail]\n"
+            "                            FILE...\n"
             "       kimactl audit show [--pod NAME|UID] [--node NAME] [--since RFC3339] FILE...\n"
             "\n"
             "CONNECTION (each also from the environment):\n"
@@ -40,20 +43,43 @@ static void ops_usage(FILE *f) {
             "  --key PEM       its private key                                [KIMA_KEY]\n"
             "  --cacert PEM    CA of the verifier's certificate               [KIMA_CACERT]\n"
             "\n"
-            "audit verify takes the rotated files oldest first, then the live one; it exits 0\n"
-            "when the chain and every checkpoint signature hold, 1 naming the first bad record.\n"
+            "audit verify takes the rotated files oldest first, then the live one, and\n"
+            "checks the hash chain and every checkpoint signature with --key PUBKEY (the\n"
+            "verifier's audit.key.pub). Records after the last checkpoint are an unsigned\n"
+            "tail: they could be cut or rewritten undetected, so it fails on one unless\n"
+            "--allow-unsigned-tail. With --server URL (given after \"audit verify\";\n"
+            "KIMA_SERVER alone does not do it) it also fetches the verifier's signed head\n"
+            "(GET /v1/audit/head, operator certificate; --key is the audit key here, so the\n"
+            "client key comes from KIMA_KEY or \"kimactl --key PEM audit verify ...\"),\n"
+            "checks its signature with PUBKEY and reads the files again: they must reach\n"
+            "the head's seq, with its hash there; records up to the head count as signed.\n"
+            "It prints one line:\n"
+            "  intact: ...          the chain holds, every record is signed (exit 0)\n"
+            "  unsigned tail: ...   the last records are signed by nothing (exit 1; with\n"
+            "                       --allow-unsigned-tail: intact: ..., exit 0)\n"
+            "  truncated: ...       the files end before the verifier's head (exit 1)\n"
+            "  tampered: ...        the first bad record and why (exit 1)\n"
+            "  untrusted head: ...  the head's signature does not verify (exit 1)\n"
             "Exit codes: 0 success, 1 the verifier refused or the audit log is tampered,\n"
-            "2 malformed answer or file, 64 usage, 66 unreadable file, 69 verifier unreachable.\n");
+            "truncated or has an unsigned tail, 2 malformed answer or file, 64 usage,\n"
+            "66 unreadable file, 69 verifier unreachable.\n");
 }
 
 static int parse(struct ops_args *a, int argc, char **argv) {
     static const struct option opts[] = {
-            {"server", required_argument, NULL, 's'}, {"cert", required_argument, NULL, 'c'},
-            {"key", required_argument, NULL, 'k'},    {"cacert", required_argument, NULL, 'a'},
-            {"json", no_argument, NULL, 'j'},         {"state", required_argument, NULL, 'S'},
-            {"reason", required_argument, NULL, 'r'}, {"pod", required_argument, NULL, 'p'},
-            {"node", required_argument, NULL, 'n'},   {"since", required_argument, NULL, 't'},
-            {"help", no_argument, NULL, 'h'},         {0},
+            {"server", required_argument, NULL, 's'},
+            {"cert", required_argument, NULL, 'c'},
+            {"key", required_argument, NULL, 'k'},
+            {"cacert", required_argument, NULL, 'a'},
+            {"json", no_argument, NULL, 'j'},
+            {"state", required_argument, NULL, 'S'},
+            {"reason", required_argument, NULL, 'r'},
+            {"pod", required_argument, NULL, 'p'},
+            {"node", required_argument, NULL, 'n'},
+            {"since", required_argument, NULL, 't'},
+            {"allow-unsigned-tail", no_argument, NULL, 'u'},
+            {"help", no_argument, NULL, 'h'},
+            {0},
     };
     int o;
 
@@ -61,6 +87,7 @@ static int parse(struct ops_args *a, int argc, char **argv) {
         switch (o) {
         case 's':
             a->api.server = optarg;
+            a->server_given = true;
             break;
         case 'c':
             a->api.cert = optarg;
@@ -89,6 +116,9 @@ static int parse(struct ops_args *a, int argc, char **argv) {
             break;
         case 't':
             a->since = optarg;
+            break;
+        case 'u':
+            a->allow_unsigned_tail = true;
             break;
         case 'h':
             ops_usage(stdout);
@@ -159,49 +189,155 @@ static void pods_table(const json_t *r) {
     json_decref(arr);
 }
 
+static EVP_PKEY *read_pubkey(const char *path, int *ret_code) {
+    EVP_PKEY *pub;
+    FILE *f = fopen(path, "r");
+
+    if (!f) {
+        fprintf(stderr, "kimactl: cannot read %s\n", path);
+        *ret_code = EXIT_NOINPUT;
+        return NULL;
+    }
+    pub = PEM_read_PUBKEY(f, NULL, NULL, NULL);
+    fclose(f);
+    if (!pub) {
+        fprintf(stderr, "kimactl: %s is not a PEM public key\n", path);
+        *ret_code = EXIT_MALFORMED;
+    }
+    return pub;
+}
+
+/* GET /v1/audit/head with its signature checked: 0 or the exit code. */
+static int fetch_head(const struct api *api, EVP_PKEY *pub, const char *pubpath,
+                      struct audit_head *ret) {
+    json_t *resp = NULL;
+    char err[256];
+    int status = api_call(api, "GET", "/v1/audit/head", NULL, &resp), r;
+
+    if (status < 0) {
+        json_decref(resp);
+        return 69;
+    }
+    if (status != 200) {
+        fprintf(stderr, "kimactl: GET /v1/audit/head: %d %s: %s\n", status,
+                json_string_value(json_object_get(resp, "error")) ?: "error",
+                json_string_value(json_object_get(resp, "detail")) ?: "");
+        json_decref(resp);
+        return EXIT_MISMATCH;
+    }
+    r = audit_head_from_json(resp, ret, err, sizeof(err));
+    json_decref(resp);
+    if (r < 0) {
+        fprintf(stderr, "kimactl: the verifier's audit head is malformed: %s\n", err);
+        return EXIT_MALFORMED;
+    }
+    if (!audit_head_signature_ok(ret, pub)) {
+        printf("untrusted head: the verifier's head (seq %" PRIu64 ") is not signed by %s\n",
+               ret->seq, pubpath);
+        return EXIT_MISMATCH;
+    }
+    return 0;
+}
+
+/* The verdict as one line; returns the exit code. */
+static int audit_report(const struct audit_verify_result *res, const struct audit_head *head,
+                        bool allow_unsigned_tail) {
+    char ckpt[96], tail[160] = "";
+
+    if (res->checkpoints) {
+        snprintf(ckpt, sizeof(ckpt), "seq %" PRIu64 " at %s", res->last_checkpoint_seq,
+                 res->last_checkpoint_time);
+    } else {
+        snprintf(ckpt, sizeof(ckpt), "none");
+    }
+    if (res->unsigned_tail) {
+        /* The tail runs to the last record: nothing signed follows it. */
+        snprintf(tail, sizeof(tail),
+                 "%" PRIu64 " records (seq %" PRIu64 "-%" PRIu64 ", the first at %s)",
+                 res->unsigned_tail, res->last_seq - res->unsigned_tail + 1, res->last_seq,
+                 res->first_unsigned_time);
+    }
+    switch (audit_verify_verdict(res)) {
+    case AUDIT_TAMPERED:
+        printf("tampered: %s\n", res->first_bad);
+        return EXIT_MISMATCH;
+    case AUDIT_TRUNCATED:
+        printf("truncated: the verifier's head is seq %" PRIu64 ", the files end at seq %" PRIu64
+               "\n",
+               head->seq, res->last_seq);
+        return EXIT_MISMATCH;
+    case AUDIT_UNSIGNED_TAIL:
+        if (!allow_unsigned_tail) {
+            printf("unsigned tail: %s follow the last signed checkpoint (%s)%s: they could be cut "
+                   "or rewritten undetected; the chain of %" PRIu64 " records holds "
+                   "(--allow-unsigned-tail accepts it, --server checks it against the verifier's "
+                   "head)\n",
+                   tail, ckpt, head ? " and the verifier's signed head" : "", res->records);
+            return EXIT_MISMATCH;
+        }
+        break;
+    case AUDIT_INTACT:
+        break;
+    }
+    printf("intact: %" PRIu64 " records, %" PRIu64 " signed checkpoints (the last: %s)",
+           res->records, res->checkpoints, ckpt);
+    if (head) {
+        printf("; the verifier's signed head (seq %" PRIu64 " at %s) matches", head->seq,
+               head->time);
+    }
+    if (res->unsigned_tail) {
+        printf("; unsigned tail: %s (accepted: --allow-unsigned-tail)", tail);
+    }
+    printf("\n");
+    return EXIT_OK;
+}
+
+/* kimactl audit verify: read the files; with --server fetch the signed head
+ * and read them again against it (records may have been appended after the
+ * first read; files that still end before the head are truncated). */
+static int audit_verify_cmd(struct ops_args *a, int nfiles, char **files) {
+    const char *const *paths = (const char *const *)files;
+    struct audit_verify_result res;
+    struct audit_head head;
+    EVP_PKEY *pub;
+    int r, code = EXIT_OK;
+
+    if (!a->key || nfiles < 1) {
+        fprintf(stderr, "kimactl audit verify: --key PUBKEY and at least one FILE needed\n");
+        return EXIT_USAGE;
+    }
+    pub = read_pubkey(a->key, &code);
+    if (!pub) {
+        return code;
+    }
+    r = audit_verify(paths, (size_t)nfiles, pub, &res);
+    if (r == 0 && res.intact && a->server_given) {
+        struct api api = a->api;
+        api.key = getenv("KIMA_KEY"); /* --key is the audit key here */
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        code = fetch_head(&api, pub, a->key, &head);
+        if (code == 0) {
+            r = audit_verify_head(paths, (size_t)nfiles, pub, &head, &res);
+        }
+    }
+    EVP_PKEY_free(pub);
+    if (r < 0) {
+        fprintf(stderr, "kimactl: cannot read the audit log: %s\n", strerror(-r));
+        return EXIT_NOINPUT;
+    }
+    if (code != EXIT_OK) {
+        return code;
+    }
+    return audit_report(&res, a->server_given && res.intact ? &head : NULL, a->allow_unsigned_tail);
+}
+
 static int audit_cmd(struct ops_args *a, int argc, char **argv) {
     if (argc < 1) {
         ops_usage(stderr);
         return EXIT_USAGE;
     }
     if (strcmp(argv[0], "verify") == 0) {
-        struct audit_verify_result res;
-        EVP_PKEY *pub = NULL;
-        FILE *f;
-        int r;
-        if (!a->key || argc < 2) {
-            fprintf(stderr, "kimactl audit verify: --key PUBKEY and at least one FILE needed\n");
-            return EXIT_USAGE;
-        }
-        f = fopen(a->key, "r");
-        if (!f) {
-            fprintf(stderr, "kimactl: cannot read %s\n", a->key);
-            return EXIT_NOINPUT;
-        }
-        pub = PEM_read_PUBKEY(f, NULL, NULL, NULL);
-        fclose(f);
-        if (!pub) {
-            fprintf(stderr, "kimactl: %s is not a PEM public key\n", a->key);
-            return EXIT_MALFORMED;
-        }
-        r = audit_verify((const char *const *)argv + 1, (size_t)argc - 1, pub, &res);
-        EVP_PKEY_free(pub);
-        if (r < 0) {
-            fprintf(stderr, "kimactl: cannot read the audit log: %s\n", strerror(-r));
-            return EXIT_NOINPUT;
-        }
-        if (!res.intact) {
-            printf("tampered: %s\n", res.first_bad);
-            return EXIT_MISMATCH;
-        }
-        printf("intact: %" PRIu64 " records, %" PRIu64 " signed checkpoints", res.records,
-               res.checkpoints);
-        if (res.unsigned_tail) {
-            printf("; the last %" PRIu64 " records follow the last checkpoint (not yet signed)",
-                   res.unsigned_tail);
-        }
-        printf("\n");
-        return EXIT_OK;
+        return audit_verify_cmd(a, argc - 1, argv + 1);
     }
     if (strcmp(argv[0], "show") == 0) {
         for (int i = 1; i < argc; i++) {

@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The audit log's writer: records, caps, checkpoints (by count, by timer, at
+ * rotation and close), rotation, the signed head. audit-verify.c reads. */
 #include "audit.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,25 +16,31 @@
 
 #include <openssl/pem.h>
 
+#include "audit-internal.h"
 #include "base64.h"
 #include "fileio.h"
 #include "hex.h"
+#include "json-util.h"
 #include "log.h"
 
 struct audit_log {
-    pthread_mutex_t lock;      /* appends, rotation */
+    pthread_mutex_t lock;      /* appends, rotation, checkpoints, the head */
     pthread_mutex_t sync_lock; /* one fsync at a time */
     char *path;
     int fd;
     EVP_PKEY *key;
     uint64_t max_bytes, size;
     unsigned checkpoint_every, since_checkpoint;
+    int64_t checkpoint_ms;     /* the timer's interval */
+    int64_t unsigned_since_ms; /* stamp of the oldest unsigned record */
+    int64_t (*clock)(void *ud);
+    void *clock_ud;
     uint64_t seq;    /* last record written */
     uint64_t synced; /* last record known on disk */
     char hash[65];   /* of the last record */
 };
 
-static void sha256_hex(const void *data, size_t len, char out[65]) {
+void audit_sha256_hex(const void *data, size_t len, char out[65]) {
     uint8_t md[32];
     unsigned int n;
 
@@ -41,18 +48,7 @@ static void sha256_hex(const void *data, size_t len, char out[65]) {
     hex_encode(md, 32, out);
 }
 
-static void now_rfc3339(char *out, size_t outsz) {
-    struct timespec ts;
-    struct tm tm;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    snprintf(out, outsz, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
-}
-
-/* Split a line into body (without the hash) and the stated hash. */
-static int split_line(const char *line, size_t len, char *body, size_t bodysz, char hash[65]) {
+int audit_split_line(const char *line, size_t len, char *body, size_t bodysz, char hash[65]) {
     static const char marker[] = ",\"hash\":\"";
     const char *m = NULL;
 
@@ -71,100 +67,281 @@ static int split_line(const char *line, size_t len, char *body, size_t bodysz, c
     return (int)(m - line) + 1;
 }
 
-static int write_record(struct audit_log *a, json_t *rec) {
-    char *body = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    char hash[65];
-    size_t blen;
-    int r;
-
-    if (!body) {
-        return -ENOMEM;
-    }
-    blen = strlen(body);
-    sha256_hex(body, blen, hash);
-    /* body minus its closing brace, the hash, the brace, a newline */
-    body[blen - 1] = 0;
-    {
-        size_t n = blen - 1 + 9 + 64 + 3;
-        char *line = malloc(n + 1);
-        if (!line) {
-            free(body);
-            return -ENOMEM;
-        }
-        snprintf(line, n + 1, "%s,\"hash\":\"%s\"}\n", body, hash);
-        r = write_full(a->fd, line, n);
-        free(line);
-        if (r == 0) {
-            a->size += n;
-            memcpy(a->hash, hash, 65);
-        }
-    }
-    free(body);
-    return r;
+size_t audit_checkpoint_message(uint64_t seq, const char *prev, char out[AUDIT_MSG_MAX]) {
+    int n = snprintf(out, AUDIT_MSG_MAX, "%s\n%" PRIu64 "\n%.64s", AUDIT_CHECKPOINT_CONTEXT, seq,
+                     prev);
+    return n < 0 ? 0 : (size_t)n;
 }
 
-static json_t *new_record(struct audit_log *a, const char *type, const char *node,
-                          const struct audit_pod *pod, json_t *details) {
-    char t[64];
-    json_t *rec = json_object();
-
-    now_rfc3339(t, sizeof(t));
-    json_object_set_new(rec, "seq", json_integer((json_int_t)(a->seq + 1)));
-    json_object_set_new(rec, "time", json_string(t));
-    json_object_set_new(rec, "type", json_string(type));
-    if (node) {
-        json_object_set_new(rec, "node", json_string(node));
-    }
-    if (pod) {
-        json_object_set_new(rec, "pod",
-                            json_pack("{s:s?,s:s?,s:s?}", "namespace", pod->namespace_, "name",
-                                      pod->name, "uid", pod->uid));
-    }
-    json_object_set(rec, "details", details ? details : json_object());
-    if (!details) {
-        json_decref(json_object_get(rec, "details"));
-    }
-    json_object_set_new(rec, "prev", json_string(a->hash));
-    return rec;
+size_t audit_head_message(uint64_t seq, const char *hash, const char *time,
+                          char out[AUDIT_MSG_MAX]) {
+    int n = snprintf(out, AUDIT_MSG_MAX, "%s\n%" PRIu64 "\n%.64s\n%.39s", AUDIT_HEAD_CONTEXT, seq,
+                     hash, time);
+    return n < 0 ? 0 : (size_t)n;
 }
 
-static int append_locked(struct audit_log *a, const char *type, const char *node,
-                         const struct audit_pod *pod, json_t *details) {
-    json_t *rec = new_record(a, type, node, pod, details);
-    int r;
+static int64_t realtime_ms(void *ud) {
+    struct timespec ts;
 
-    if (!rec) {
-        return -ENOMEM;
-    }
-    r = write_record(a, rec);
-    json_decref(rec);
-    if (r == 0) {
-        a->seq++;
-        a->since_checkpoint++;
-    }
-    return r;
+    (void)ud;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int checkpoint_locked(struct audit_log *a) {
-    char msg[200], sigb64[128];
+static int64_t now_ms(const struct audit_log *a) {
+    return a->clock(a->clock_ud);
+}
+
+/* RFC 3339 UTC with milliseconds. */
+static void format_time(int64_t ms, char out[40]) {
+    int64_t sec = ms / 1000, rem = ms % 1000;
+    time_t t;
+    struct tm tm;
+    char buf[96];
+    size_t n;
+
+    if (rem < 0) {
+        rem += 1000;
+        sec--;
+    }
+    t = (time_t)sec;
+    gmtime_r(&t, &tm);
+    snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)rem);
+    n = strnlen(buf, 39);
+    memcpy(out, buf, n);
+    out[n] = 0;
+}
+
+/* Base64 Ed25519 signature of msg into out (89 bytes). */
+static int sign_b64(EVP_PKEY *key, const char *msg, size_t len, char out[89]) {
     uint8_t sig[64];
     size_t siglen = sizeof(sig);
-    EVP_MD_CTX *c;
-    json_t *d;
-    int r, ok;
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    int ok = c && EVP_DigestSignInit(c, NULL, NULL, NULL, key) > 0 &&
+             EVP_DigestSign(c, sig, &siglen, (const uint8_t *)msg, len) > 0 && siglen == 64;
 
-    snprintf(msg, sizeof(msg), "%s\n%" PRIu64 "\n%s", AUDIT_CHECKPOINT_CONTEXT, a->seq + 1,
-             a->hash);
-    c = EVP_MD_CTX_new();
-    ok = c && EVP_DigestSignInit(c, NULL, NULL, NULL, a->key) > 0 &&
-         EVP_DigestSign(c, sig, &siglen, (const uint8_t *)msg, strlen(msg)) > 0;
     EVP_MD_CTX_free(c);
     if (!ok) {
         return -EIO;
     }
-    base64_encode(sig, siglen, sigb64);
+    base64_encode(sig, siglen, out);
+    return 0;
+}
+
+/* --- Records. Whatever the caller hands in, the line must be written and
+ * must stay readable by audit_verify(): strings are cut, non-UTF-8 is
+ * escaped, and details that still do not fit are summarised. */
+
+/* A JSON string of at most AUDIT_FIELD_MAX bytes of text for `len` bytes. */
+static json_t *capped_string(const char *s, size_t len) {
+    char tail[48], *buf;
+    size_t tlen, cut;
+    json_t *j;
+
+    if (len <= AUDIT_FIELD_MAX && (j = json_stringn(s, len))) {
+        return j;
+    }
+    if (len > AUDIT_FIELD_MAX) {
+        /* The marker style of json_string_untrusted(): "...[N bytes]". */
+        tlen = (size_t)snprintf(tail, sizeof(tail), "...[%zu bytes]", len);
+        cut = AUDIT_FIELD_MAX - tlen;
+        while (cut > 0 && ((unsigned char)s[cut] & 0xc0) == 0x80) {
+            cut--; /* back to the start of a character */
+        }
+        buf = malloc(cut + tlen);
+        if (!buf) {
+            return NULL;
+        }
+        memcpy(buf, s, cut);
+        memcpy(buf + cut, tail, tlen);
+        j = json_stringn(buf, cut + tlen);
+        free(buf);
+        if (j) {
+            return j;
+        }
+    }
+    /* Not UTF-8 (made with json_string_nocheck and the like): \xNN. */
+    return json_string_untrusted(s, len, AUDIT_FIELD_MAX);
+}
+
+/* A copy of `v` with every key and string capped; NULL when nested deeper
+ * than AUDIT_DEPTH_MAX, when two capped keys collide, or without memory. */
+static json_t *capped_copy(const json_t *v, int depth) {
+    json_t *out, *x;
+
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        return capped_string(json_string_value(v), json_string_length(v));
+    case JSON_OBJECT: {
+        const char *k;
+        if (depth >= AUDIT_DEPTH_MAX || !(out = json_object())) {
+            return NULL;
+        }
+        json_object_foreach((json_t *)v, k, x) {
+            json_t *ck = capped_string(k, strlen(k)), *cx = capped_copy(x, depth + 1);
+            const char *key = json_string_value(ck);
+            /* Two long keys cut to the same text: no value may vanish. */
+            bool ok = key && cx && !json_object_get(out, key);
+            if (ok) {
+                ok = json_object_set_new(out, key, cx) == 0; /* takes cx either way */
+            } else {
+                json_decref(cx);
+            }
+            json_decref(ck);
+            if (!ok) {
+                json_decref(out);
+                return NULL;
+            }
+        }
+        return out;
+    }
+    case JSON_ARRAY: {
+        size_t i;
+        if (depth >= AUDIT_DEPTH_MAX || !(out = json_array())) {
+            return NULL;
+        }
+        json_array_foreach(v, i, x) {
+            json_t *cx = capped_copy(x, depth + 1);
+            if (!cx || json_array_append_new(out, cx) < 0) {
+                json_decref(out);
+                return NULL;
+            }
+        }
+        return out;
+    }
+    default:
+        return json_copy((json_t *)v);
+    }
+}
+
+/* What stands for details that cannot be written whole: their size and
+ * hash, so that a copy kept elsewhere can be matched. */
+static json_t *details_summary(const json_t *details) {
+    char *text = json_dumps(details, JSON_COMPACT | JSON_ENCODE_ANY);
+    char hash[65];
+    json_t *j;
+
+    if (!text) {
+        return json_pack("{s:b,s:s}", "truncated", 1, "error",
+                         "the details could not be serialized");
+    }
+    audit_sha256_hex(text, strlen(text), hash);
+    j = json_pack("{s:b,s:I,s:s}", "truncated", 1, "bytes", (json_int_t)strlen(text), "sha256",
+                  hash);
+    free(text);
+    return j;
+}
+
+/* Set `key` to a capped string; a missing value is no field, or null. */
+static int set_capped(json_t *o, const char *key, const char *s, bool null) {
+    if (!s) {
+        return null ? json_object_set_new(o, key, json_null()) : 0;
+    }
+    return json_object_set_new(o, key, capped_string(s, strlen(s)));
+}
+
+/* The record without its hash; `details` is stolen. */
+static json_t *new_record(struct audit_log *a, int64_t now, const char *type, const char *node,
+                          const struct audit_pod *pod, json_t *details) {
+    char t[40];
+    json_t *rec = json_object(), *p = pod ? json_object() : NULL;
+    int r;
+
+    format_time(now, t);
+    r = !rec || (pod && !p) || !details;
+    r = r || json_object_set_new(rec, "seq", json_integer((json_int_t)(a->seq + 1))) < 0;
+    r = r || json_object_set_new(rec, "time", json_string(t)) < 0;
+    r = r || set_capped(rec, "type", type, false) < 0 || set_capped(rec, "node", node, false) < 0;
+    if (pod && !r) {
+        r = set_capped(p, "namespace", pod->namespace_, true) < 0 ||
+            set_capped(p, "name", pod->name, true) < 0 ||
+            set_capped(p, "uid", pod->uid, true) < 0 || json_object_set(rec, "pod", p) < 0;
+    }
+    r = r || json_object_set(rec, "details", details) < 0;
+    r = r || json_object_set_new(rec, "prev", json_string(a->hash)) < 0;
+    json_decref(p);
+    json_decref(details);
+    if (r) {
+        json_decref(rec);
+        return NULL;
+    }
+    return rec;
+}
+
+/* The line: body, hash, newline. Caller frees. */
+static char *record_line(const json_t *rec, size_t *ret_len, char hash[65]) {
+    char *body = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER), *line;
+    size_t blen, n;
+
+    if (!body) {
+        return NULL;
+    }
+    blen = strlen(body);
+    audit_sha256_hex(body, blen, hash);
+    /* body minus its closing brace, the hash, the brace, a newline */
+    n = blen - 1 + 9 + 64 + 3;
+    line = malloc(n + 1);
+    if (line) {
+        body[blen - 1] = 0;
+        snprintf(line, n + 1, "%s,\"hash\":\"%s\"}\n", body, hash);
+        *ret_len = n;
+    }
+    free(body);
+    return line;
+}
+
+static int append_locked(struct audit_log *a, const char *type, const char *node,
+                         const struct audit_pod *pod, json_t *details) {
+    int64_t now = now_ms(a);
+    json_t *d = details ? capped_copy(details, 0) : json_object(), *rec;
+    _cleanup_free_ char *line = NULL;
+    char hash[65];
+    size_t len = 0;
+    int r;
+
+    if (!d) {
+        d = details_summary(details);
+    }
+    rec = new_record(a, now, type, node, pod, d);
+    line = rec ? record_line(rec, &len, hash) : NULL;
+    json_decref(rec);
+    if (line && len - 1 > AUDIT_LINE_MAX) {
+        free(line);
+        rec = new_record(a, now, type, node, pod, details_summary(details));
+        line = rec ? record_line(rec, &len, hash) : NULL;
+        json_decref(rec);
+        if (line && len - 1 > AUDIT_LINE_MAX) {
+            return -E2BIG; /* cannot happen: every other field is capped */
+        }
+    }
+    if (!line) {
+        return -ENOMEM;
+    }
+    r = write_full(a->fd, line, len);
+    if (r < 0) {
+        return r;
+    }
+    a->size += len;
+    memcpy(a->hash, hash, 65);
+    a->seq++;
+    if (a->since_checkpoint++ == 0) {
+        a->unsigned_since_ms = now;
+    }
+    return 0;
+}
+
+static int checkpoint_locked(struct audit_log *a) {
+    char msg[AUDIT_MSG_MAX], sigb64[89];
+    json_t *d;
+    int r;
+
+    r = sign_b64(a->key, msg, audit_checkpoint_message(a->seq + 1, a->hash, msg), sigb64);
+    if (r < 0) {
+        return r;
+    }
     d = json_pack("{s:s}", "signature", sigb64);
-    r = append_locked(a, "checkpoint", NULL, NULL, d);
+    r = d ? append_locked(a, "checkpoint", NULL, NULL, d) : -ENOMEM;
     json_decref(d);
     if (r == 0) {
         a->since_checkpoint = 0;
@@ -175,10 +352,12 @@ static int checkpoint_locked(struct audit_log *a) {
 /* Recover seq and hash from an existing file; cut a torn last line. */
 static int recover(struct audit_log *a) {
     _cleanup_free_ uint8_t *data = NULL;
+    _cleanup_free_ char *body = NULL;
     size_t len, end, start;
-    char body[AUDIT_LINE_MAX], hash[65];
+    char hash[65];
     json_auto_t *j = NULL;
     json_error_t jerr;
+    const char *type;
 
     if (read_file_capped(a->path, SIZE_MAX / 2, &data, &len) < 0) {
         return -EIO;
@@ -202,7 +381,14 @@ static int recover(struct audit_log *a) {
     while (start > 0 && data[start - 1] != '\n') {
         start--;
     }
-    if (split_line((const char *)data + start, end - 1 - start, body, sizeof(body), hash) < 0 ||
+    /* Sized by the line, not AUDIT_LINE_MAX: an older version's oversized
+     * last record must not keep the verifier from starting. */
+    body = malloc(end - start + 2);
+    if (!body) {
+        return -ENOMEM;
+    }
+    if (audit_split_line((const char *)data + start, end - 1 - start, body, end - start + 2, hash) <
+                0 ||
         !(j = json_loads(body, 0, &jerr)) || !json_is_integer(json_object_get(j, "seq"))) {
         log_error("audit log %s: the last record is not a kima audit record", a->path);
         return -EBADMSG;
@@ -210,14 +396,24 @@ static int recover(struct audit_log *a) {
     a->seq = (uint64_t)json_integer_value(json_object_get(j, "seq"));
     memcpy(a->hash, hash, 65);
     a->synced = a->seq;
+    type = json_string_value(json_object_get(j, "type"));
+    if (!type || strcmp(type, "checkpoint") != 0) {
+        /* An unsigned tail left by a crash: the timer signs it. */
+        a->since_checkpoint = 1;
+        a->unsigned_since_ms = now_ms(a);
+    }
     return 0;
 }
 
 int audit_open(const char *path, EVP_PKEY *key, uint64_t max_bytes, unsigned checkpoint_every,
                struct audit_log **ret) {
-    struct audit_log *a = calloc(1, sizeof(*a));
+    struct audit_log *a;
     int r;
 
+    if (!path || !key || !ret) {
+        return -EINVAL;
+    }
+    a = calloc(1, sizeof(*a));
     if (!a) {
         return -ENOMEM;
     }
@@ -227,10 +423,12 @@ int audit_open(const char *path, EVP_PKEY *key, uint64_t max_bytes, unsigned che
     a->key = key;
     a->max_bytes = max_bytes;
     a->checkpoint_every = checkpoint_every ? checkpoint_every : 1000;
+    a->checkpoint_ms = AUDIT_CHECKPOINT_MS_DEFAULT;
+    a->clock = realtime_ms;
     memset(a->hash, '0', 64);
-    a->fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    a->fd = a->path ? open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
     if (a->fd < 0) {
-        r = -errno;
+        r = a->path ? -errno : -ENOMEM;
         free(a->path);
         free(a);
         return r;
@@ -244,6 +442,30 @@ int audit_open(const char *path, EVP_PKEY *key, uint64_t max_bytes, unsigned che
     }
     *ret = a;
     return 0;
+}
+
+void audit_set_checkpoint_ms(struct audit_log *a, int64_t interval_ms) {
+    if (!a) {
+        return;
+    }
+    pthread_mutex_lock(&a->lock);
+    a->checkpoint_ms = interval_ms < AUDIT_CHECKPOINT_MS_MIN   ? AUDIT_CHECKPOINT_MS_MIN
+                       : interval_ms > AUDIT_CHECKPOINT_MS_MAX ? AUDIT_CHECKPOINT_MS_MAX
+                                                               : interval_ms;
+    pthread_mutex_unlock(&a->lock);
+}
+
+void audit_set_clock(struct audit_log *a, int64_t (*now)(void *ud), void *ud) {
+    if (!a) {
+        return;
+    }
+    pthread_mutex_lock(&a->lock);
+    a->clock = now ? now : realtime_ms;
+    a->clock_ud = now ? ud : NULL;
+    if (a->since_checkpoint > 0) {
+        a->unsigned_since_ms = now_ms(a); /* the old stamp is of another clock */
+    }
+    pthread_mutex_unlock(&a->lock);
 }
 
 static int rotate_locked(struct audit_log *a) {
@@ -273,6 +495,9 @@ int audit_append(struct audit_log *a, const char *type, const char *node,
                  const struct audit_pod *pod, json_t *details, uint64_t *ret_seq) {
     int r;
 
+    if (!a || !type) {
+        return -EINVAL;
+    }
     pthread_mutex_lock(&a->lock);
     r = append_locked(a, type, node, pod, details);
     if (r == 0 && ret_seq) {
@@ -313,12 +538,39 @@ int audit_sync(struct audit_log *a, uint64_t seq) {
 }
 
 int audit_checkpoint(struct audit_log *a) {
+    uint64_t seq;
     int r;
 
     pthread_mutex_lock(&a->lock);
     r = checkpoint_locked(a);
+    seq = a->seq;
     pthread_mutex_unlock(&a->lock);
-    return r == 0 ? audit_sync(a, a->seq) : r;
+    return r == 0 ? audit_sync(a, seq) : r;
+}
+
+int audit_checkpoint_due(struct audit_log *a, int64_t now) {
+    uint64_t seq;
+    int r = 0;
+
+    if (!a) {
+        return -EINVAL;
+    }
+    pthread_mutex_lock(&a->lock);
+    if (a->since_checkpoint > 0 &&
+        (now < a->unsigned_since_ms || now - a->unsigned_since_ms >= a->checkpoint_ms)) {
+        r = checkpoint_locked(a);
+        r = r == 0 ? 1 : r;
+    }
+    seq = a->seq;
+    pthread_mutex_unlock(&a->lock);
+    if (r == 1) {
+        int s = audit_sync(a, seq);
+        r = s < 0 ? s : r;
+    }
+    if (r < 0) {
+        log_error("audit log %s: timer checkpoint failed: %s", a->path, strerror(-r));
+    }
+    return r;
 }
 
 void audit_close(struct audit_log *a) {
@@ -334,6 +586,37 @@ void audit_close(struct audit_log *a) {
     pthread_mutex_destroy(&a->sync_lock);
     free(a->path);
     free(a);
+}
+
+int audit_head(struct audit_log *a, struct audit_head *ret) {
+    struct audit_head h = {0};
+    char msg[AUDIT_MSG_MAX];
+    int r;
+
+    if (!a || !ret) {
+        return -EINVAL;
+    }
+    pthread_mutex_lock(&a->lock);
+    h.seq = a->seq;
+    memcpy(h.hash, a->hash, 65);
+    format_time(now_ms(a), h.time);
+    r = sign_b64(a->key, msg, audit_head_message(h.seq, h.hash, h.time, msg), h.signature);
+    pthread_mutex_unlock(&a->lock);
+    /* A head vouches only for records that are on disk. */
+    if (r == 0) {
+        r = audit_sync(a, h.seq);
+    }
+    if (r < 0) {
+        log_error("audit log %s: the head could not be signed: %s", a->path, strerror(-r));
+        return r;
+    }
+    *ret = h;
+    return 0;
+}
+
+json_t *audit_head_to_json(const struct audit_head *h) {
+    return json_pack("{s:I,s:s,s:s,s:s}", "seq", (json_int_t)h->seq, "hash", h->hash, "time",
+                     h->time, "signature", h->signature);
 }
 
 int audit_key_load_or_create(const char *path, EVP_PKEY **ret) {
@@ -377,121 +660,5 @@ int audit_key_load_or_create(const char *path, EVP_PKEY **ret) {
     }
     log_info("generated the audit key %s (public key %s)", path, pub);
     *ret = k;
-    return 0;
-}
-
-__attribute__((format(printf, 5, 6))) static void bad(struct audit_verify_result *res,
-                                                      const char *file, size_t line, uint64_t seq,
-                                                      const char *fmt, ...) {
-    char why[300];
-    va_list ap;
-
-    if (!res->intact) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(why, sizeof(why), fmt, ap);
-    va_end(ap);
-    res->intact = false;
-    snprintf(res->first_bad, sizeof(res->first_bad), "%s:%zu (seq %" PRIu64 "): %s", file, line,
-             seq, why);
-}
-
-static bool check_signature(EVP_PKEY *pub, uint64_t seq, const char *prev, const char *b64) {
-    char msg[200];
-    uint8_t sig[64];
-    EVP_MD_CTX *c;
-    int n, ok;
-
-    n = base64_decode(b64, strlen(b64), sig, sizeof(sig));
-    if (n != 64) {
-        return false;
-    }
-    snprintf(msg, sizeof(msg), "%s\n%" PRIu64 "\n%s", AUDIT_CHECKPOINT_CONTEXT, seq, prev);
-    c = EVP_MD_CTX_new();
-    ok = c && EVP_DigestVerifyInit(c, NULL, NULL, NULL, pub) > 0 &&
-         EVP_DigestVerify(c, sig, 64, (const uint8_t *)msg, strlen(msg)) == 1;
-    EVP_MD_CTX_free(c);
-    return ok;
-}
-
-int audit_verify(const char *const *paths, size_t n, EVP_PKEY *pub,
-                 struct audit_verify_result *res) {
-    char prev[65], *body = malloc(AUDIT_LINE_MAX + 2);
-    uint64_t seq = 0;
-
-    if (!body) {
-        return -ENOMEM;
-    }
-    memset(res, 0, sizeof(*res));
-    res->intact = true;
-    memset(prev, '0', 64);
-    prev[64] = 0;
-    for (size_t f = 0; f < n && res->intact; f++) {
-        _cleanup_free_ uint8_t *data = NULL;
-        size_t len, off = 0, line = 0;
-        int r = read_file_capped(paths[f], SIZE_MAX / 2, &data, &len);
-        if (r < 0) {
-            free(body);
-            return r;
-        }
-        while (off < len && res->intact) {
-            const char *l = (const char *)data + off;
-            const char *nl = memchr(l, '\n', len - off);
-            size_t llen = nl ? (size_t)(nl - l) : len - off;
-            char hash[65], calc[65];
-            json_auto_t *j = NULL;
-            json_error_t jerr;
-            const char *rprev, *type;
-            uint64_t rseq;
-
-            line++;
-            off += llen + 1;
-            if (!nl) {
-                bad(res, paths[f], line, seq + 1, "torn last line");
-                break;
-            }
-            if (llen > AUDIT_LINE_MAX || split_line(l, llen, body, AUDIT_LINE_MAX + 2, hash) < 0 ||
-                !(j = json_loads(body, 0, &jerr)) || !json_is_object(j)) {
-                bad(res, paths[f], line, seq + 1, "not a kima audit record");
-                break;
-            }
-            sha256_hex(body, strlen(body), calc);
-            rseq = json_is_integer(json_object_get(j, "seq"))
-                           ? (uint64_t)json_integer_value(json_object_get(j, "seq"))
-                           : 0;
-            rprev = json_string_value(json_object_get(j, "prev"));
-            type = json_string_value(json_object_get(j, "type"));
-            if (strcmp(calc, hash) != 0) {
-                bad(res, paths[f], line, rseq, "hash does not match the record (edited)");
-            } else if (rseq != seq + 1) {
-                bad(res, paths[f], line, rseq,
-                    "sequence jumps from %" PRIu64 " (deleted or "
-                    "reordered records)",
-                    seq);
-            } else if (!rprev || strcmp(rprev, prev) != 0) {
-                bad(res, paths[f], line, rseq, "prev is not the hash of the record before");
-            } else if (!type) {
-                bad(res, paths[f], line, rseq, "no type");
-            } else if (strcmp(type, "checkpoint") == 0) {
-                const char *sig = json_string_value(
-                        json_object_get(json_object_get(j, "details"), "signature"));
-                if (!sig || !check_signature(pub, rseq, prev, sig)) {
-                    bad(res, paths[f], line, rseq, "checkpoint signature does not verify");
-                } else {
-                    res->checkpoints++;
-                    res->unsigned_tail = 0;
-                }
-            } else {
-                res->unsigned_tail++;
-            }
-            if (res->intact) {
-                seq = rseq;
-                memcpy(prev, hash, 65);
-                res->records++;
-            }
-        }
-    }
-    free(body);
     return 0;
 }

@@ -474,3 +474,15 @@ int engine_metrics(struct engine *e, char **ret_text) {
     *ret_text = (char *)kbuf_steal(&b, NULL);
     return 0;
 }
+
+int engine_audit_head(struct engine *e, json_t **resp) {
+    struct audit_head h;
+
+    if (!e->audit) {
+        return engine_error(resp, 404, "no audit log", "this verifier writes none");
+    }
+    if (audit_head(e->audit, &h) < 0 || !(*resp = audit_head_to_json(&h))) {
+        return engine_error(resp, 500, "audit", "the audit head could not be signed");
+    }
+    return 200;
+}

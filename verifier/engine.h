@@ -69,6 +69,8 @@ int engine_pod(struct engine *e, const char *ns, const char *name, json_t **resp
 int engine_pod_reset(struct engine *e, const char *uid, const json_t *req, const char *actor,
                      json_t **resp);
 int engine_policies(struct engine *e, json_t **resp);
+/* GET /v1/audit/head: the audit log's last seq and hash, signed (audit_head). */
+int engine_audit_head(struct engine *e, json_t **resp);
 
 /* Mark nodes that stopped attesting for 3 intervals stale (their pods read
  * as unknown) and audit it, and judge waiting measurements whose time has

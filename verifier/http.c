@@ -227,6 +227,8 @@ static enum MHD_Result dispatch(struct http_server *s, struct MHD_Connection *c,
         status = engine_pod_reset(s->e, parts[2], req, cn, &resp);
     } else if (n == 2 && get && strcmp(parts[1], "policies") == 0) {
         status = engine_policies(s->e, &resp);
+    } else if (n == 3 && get && strcmp(parts[1], "audit") == 0 && strcmp(parts[2], "head") == 0) {
+        status = engine_audit_head(s->e, &resp);
     } else {
         return send_error(c, 404, "not found", url);
     }

@@ -54,6 +54,8 @@ static void usage(FILE *f) {
             "[KIMA_AUDIT_KEY]\n"
             "  --audit-max-bytes N     rotate the audit log past N bytes (64 MiB) "
             "[KIMA_AUDIT_MAX_BYTES]\n"
+            "  --audit-checkpoint-ms N sign a checkpoint when a record has waited this long\n"
+            "                          (5000; 1000-3600000)         [KIMA_AUDIT_CHECKPOINT_MS]\n"
             "  --ek-ca-dir DIR         trusted EK certificate CAs              [KIMA_EK_CA_DIR]\n"
             "  --require-ek-cert       refuse TPMs without a valid EK certificate "
             "[KIMA_REQUIRE_EK_CERT=1]\n"
@@ -108,6 +110,7 @@ int main(int argc, char **argv) {
             {"audit-log", required_argument, NULL, 'A'},
             {"audit-key", required_argument, NULL, 'K'},
             {"audit-max-bytes", required_argument, NULL, 'M'},
+            {"audit-checkpoint-ms", required_argument, NULL, 'T'},
             {"ek-ca-dir", required_argument, NULL, 'E'},
             {"require-ek-cert", no_argument, NULL, 'R'},
             {"interval-ms", required_argument, NULL, 'i'},
@@ -152,12 +155,13 @@ int main(int argc, char **argv) {
                *kctx = env_or("KIMA_KUBE_CONTEXT", NULL);
     const char *s_refresh = env_or("KIMA_KUBE_REFRESH_MS", NULL);
     const char *s_grace = env_or("KIMA_ATTRIBUTION_GRACE_MS", NULL);
+    const char *s_ckpt = env_or("KIMA_AUDIT_CHECKPOINT_MS", NULL);
     bool in_cluster = env_flag("KIMA_IN_CLUSTER");
     struct kube_options kopt = {.label_prefix = env_or("KIMA_LABEL_PREFIX", "kima.dev")};
     struct kube_config kcfg = {0};
     struct kube *kube = NULL;
     struct engine_config cfg;
-    uint64_t v, audit_max = 64u << 20;
+    uint64_t v, audit_max = 64u << 20, audit_ckpt_ms = AUDIT_CHECKPOINT_MS_DEFAULT;
     struct store *store = NULL;
     struct audit_log *audit = NULL;
     struct inventory *inv = NULL;
@@ -206,6 +210,9 @@ int main(int argc, char **argv) {
             break;
         case 'M':
             s_max = optarg;
+            break;
+        case 'T':
+            s_ckpt = optarg;
             break;
         case 'E':
             ekdir = optarg;
@@ -283,6 +290,8 @@ int main(int argc, char **argv) {
          (parse_u64_range(s_interval, 100, 3600000, &v) < 0 || !(cfg.interval_ms = v))) ||
         (s_ttl && (parse_u64_range(s_ttl, 100, 3600000, &v) < 0 || !(cfg.nonce_ttl_ms = v))) ||
         (s_max && (parse_u64_range(s_max, 4096, UINT64_MAX, &audit_max) < 0)) ||
+        (s_ckpt && parse_u64_range(s_ckpt, AUDIT_CHECKPOINT_MS_MIN, AUDIT_CHECKPOINT_MS_MAX,
+                                   &audit_ckpt_ms) < 0) ||
         (s_minch && parse_u64_range(s_minch, 0, 60000, &cfg.min_challenge_ms) < 0) ||
         (s_threads && (parse_u64_range(s_threads, 1, 64, &v) < 0 || !(hc.threads = (unsigned)v))) ||
         (s_refresh &&
@@ -320,6 +329,7 @@ int main(int argc, char **argv) {
                   akey, pods ? pods : "-");
         goto out;
     }
+    audit_set_checkpoint_ms(audit, (int64_t)audit_ckpt_ms);
     if (kubeconfig || in_cluster) {
         char err[512];
         int r = kubeconfig ? kube_config_from_kubeconfig(kubeconfig, kctx, &kcfg, err, sizeof(err))
@@ -365,6 +375,7 @@ int main(int argc, char **argv) {
             break;
         }
         engine_sweep(e, engine_now_ms());
+        audit_checkpoint_due(audit, engine_now_ms());
         engine_reload_policies(e);
         if (!kube) {
             inventory_refresh(inv);

@@ -2,7 +2,8 @@
 /* libFuzzer target: everything the verifier parses from outside. The first
  * byte picks: 0 registration, 1 evidence, 2 activation (request JSON through
  * the engine), 3 a policy file (9: with match-all excludes allowed), 4 an
- * audit log, 5 a pods file. */
+ * audit log (also against signed heads, and as a head answer), 5 a pods
+ * file. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -96,9 +97,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         break;
     }
     case 4: {
+        /* The same bytes as a log, checked alone and against heads before,
+         * at and after its end, and as a head answer. */
         struct audit_verify_result res;
+        struct audit_head head = {.seq = 1};
         const char *paths[1] = {write_tmp("audit.log", data + 1, size - 1)};
         audit_verify(paths, 1, key, &res);
+        memset(head.hash, '0', 64);
+        for (uint64_t d = 0; d < 3; d++) {
+            struct audit_verify_result hres;
+            head.seq = res.last_seq + d > 0 ? res.last_seq + d - 1 : 0;
+            if (audit_verify_head(paths, 1, key, &head, &hres) == 0) {
+                audit_verify_verdict(&hres);
+            }
+        }
+        if (json_parse_bounded((const char *)data + 1, size - 1, JSON_DEPTH_MAX,
+                               HTTP_JSON_VALUES_MAX, &req, err, sizeof(err)) == 0) {
+            if (audit_head_from_json(req, &head, err, sizeof(err)) == 0) {
+                audit_head_signature_ok(&head, key);
+            }
+            json_decref(req);
+        }
         break;
     }
     case 5: {

@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 
 #include "audit.h"
+#include "fileio.h"
 
 static char dir[64], logpath[128], keypath[128];
 static EVP_PKEY *key;
@@ -151,6 +152,7 @@ static void test_reopen_continues_and_cuts_torn_line(void **state) {
 static void test_rotation_keeps_chain(void **state) {
     struct audit_log *a;
     struct audit_verify_result res;
+    struct audit_head head;
     uint64_t seq;
     char rotated[8][200];
     const char *paths[9];
@@ -164,6 +166,7 @@ static void test_rotation_keeps_chain(void **state) {
         json_decref(d);
     }
     assert_int_equal(audit_sync(a, seq), 0);
+    assert_int_equal(audit_head(a, &head), 0);
     audit_close(a);
     {
         char cmd[300];
@@ -183,6 +186,11 @@ static void test_rotation_keeps_chain(void **state) {
     if (!res.intact) {
         fail_msg("%s", res.first_bad);
     }
+    /* Against a head taken before the close: vouched for up to it, and the
+     * close's checkpoint signs the rest. */
+    assert_int_equal(audit_verify_head(paths, n + 1, key, &head, &res), 0);
+    assert_true(res.head_matched);
+    assert_int_equal(audit_verify_verdict(&res), AUDIT_INTACT);
     /* A rotated file left out breaks the chain. */
     assert_int_equal(audit_verify(paths + 1, n, key, &res), 0);
     assert_false(res.intact);
@@ -230,12 +238,522 @@ static void test_concurrent_appends(void **state) {
     assert_int_equal(res.records - res.checkpoints, 200);
 }
 
+/* --- the open tail, the timer, the head, the caps */
+
+static int64_t fake_now;
+static int64_t fake_clock(void *ud) {
+    (void)ud;
+    return fake_now;
+}
+#define T0 1767225600000 /* 2026-01-01T00:00:00.000Z */
+
+static struct audit_log *open_fake(const char *path, unsigned checkpoint_every) {
+    struct audit_log *a;
+
+    assert_int_equal(audit_open(path, key, 0, checkpoint_every, &a), 0);
+    audit_set_clock(a, fake_clock, NULL);
+    return a;
+}
+
+static void append1(struct audit_log *a, const char *type, json_t *d) {
+    uint64_t seq;
+    assert_int_equal(audit_append(a, type, "node-1", NULL, d, &seq), 0);
+    assert_int_equal(audit_sync(a, seq), 0);
+}
+
+static void append_n(struct audit_log *a, int n) {
+    for (int i = 0; i < n; i++) {
+        json_t *d = json_pack("{s:s,s:i}", "reason", "test", "i", i);
+        append1(a, "state-change", d);
+        json_decref(d);
+        fake_now += 1000;
+    }
+}
+
+static void copy_file(const char *from, const char *to) {
+    _cleanup_free_ uint8_t *data = NULL;
+    size_t len;
+    FILE *f;
+
+    assert_int_equal(read_file_capped(from, 64u << 20, &data, &len), 0);
+    f = fopen(to, "w");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    fclose(f);
+}
+
+/* Line `n` (1-based; 0: the last) of a file, as a new string. */
+static char *line_of(const char *path, int n) {
+    _cleanup_free_ uint8_t *data = NULL;
+    size_t len, off = 0;
+    int i = 0;
+    char *last = NULL;
+
+    assert_int_equal(read_file_capped(path, 64u << 20, &data, &len), 0);
+    while (off < len) {
+        char *l = (char *)data + off, *nl = memchr(l, '\n', len - off);
+        size_t ll = nl ? (size_t)(nl - l) : len - off;
+        free(last);
+        last = strndup(l, ll);
+        off += ll + 1;
+        if (++i == n) {
+            break;
+        }
+    }
+    assert_non_null(last);
+    return last;
+}
+
+static json_t *record_of(const char *path, int n) {
+    _cleanup_free_ char *l = line_of(path, n);
+    json_t *j = json_loads(l, 0, NULL);
+    assert_non_null(j);
+    return j;
+}
+
+static int count_lines(const char *path) {
+    _cleanup_free_ uint8_t *data = NULL;
+    size_t len;
+    int n = 0;
+
+    assert_int_equal(read_file_capped(path, 64u << 20, &data, &len), 0);
+    for (size_t i = 0; i < len; i++) {
+        n += data[i] == '\n';
+    }
+    return n;
+}
+
+/* Replace the last line by `edit` of it, and re-chain: recompute its hash
+ * as anyone who can write the file can (no key needed). */
+static void rewrite_last_and_rechain(const char *path, const char *from, const char *to) {
+    _cleanup_free_ uint8_t *data = NULL;
+    size_t len, start;
+    char *body, *p, hex[65];
+    uint8_t md[32];
+    unsigned int mdlen;
+    FILE *f;
+
+    assert_int_equal(read_file_capped(path, 64u << 20, &data, &len), 0);
+    start = len - 1;
+    while (start > 0 && data[start - 1] != '\n') {
+        start--;
+    }
+    body = strndup((char *)data + start, len - 1 - start);
+    p = strstr(body, from);
+    assert_non_null(p);
+    assert_int_equal(strlen(from), strlen(to));
+    memcpy(p, to, strlen(to));
+    p = strstr(body, ",\"hash\":\"");
+    assert_non_null(p);
+    p[0] = '}';
+    p[1] = 0;
+    EVP_Digest(body, strlen(body), md, &mdlen, EVP_sha256(), NULL);
+    for (int i = 0; i < 32; i++) {
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    }
+    f = fopen(path, "w");
+    fwrite(data, 1, start, f);
+    p[0] = 0;
+    fprintf(f, "%s,\"hash\":\"%s\"}\n", body, hex);
+    fclose(f);
+    free(body);
+}
+
+static void test_timer_checkpoint(void **state) {
+    struct audit_verify_result res;
+    struct audit_log *a;
+    char crash[160];
+    json_auto_t *last = NULL;
+    (void)state;
+    unlink(logpath); /* test_rotation_keeps_chain leaves its log */
+
+    fake_now = T0;
+    a = open_fake(logpath, 1000);
+    audit_set_checkpoint_ms(a, 5000);
+    /* Nothing unsigned: no checkpoint, however late. */
+    assert_int_equal(audit_checkpoint_due(a, T0 + 3600000), 0);
+    append_n(a, 2); /* stamped T0 and T0 + 1 s */
+    assert_int_equal(audit_checkpoint_due(a, T0 + 4999), 0);
+    assert_int_equal(count_lines(logpath), 2);
+    assert_int_equal(audit_checkpoint_due(a, T0 + 5000), 1);
+    assert_int_equal(count_lines(logpath), 3);
+    last = record_of(logpath, 0);
+    assert_string_equal(json_string_value(json_object_get(last, "type")), "checkpoint");
+    /* Signed: nothing is due any more. */
+    assert_int_equal(audit_checkpoint_due(a, T0 + 60000), 0);
+    assert_int_equal(count_lines(logpath), 3);
+    res = verify1(logpath);
+    assert_true(res.intact);
+    assert_int_equal(res.unsigned_tail, 0);
+    assert_int_equal(audit_verify_verdict(&res), AUDIT_INTACT);
+
+    /* The interval counts from the oldest unsigned record, not the newest. */
+    fake_now = T0 + 100000;
+    append_n(a, 3); /* T0+100 s .. T0+102 s */
+    assert_int_equal(audit_checkpoint_due(a, T0 + 104999), 0);
+    assert_int_equal(audit_checkpoint_due(a, T0 + 105000), 1);
+    /* A clock that stepped back does not hold the tail open. */
+    fake_now = T0 + 200000;
+    append_n(a, 1);
+    assert_int_equal(audit_checkpoint_due(a, T0 + 150000), 1);
+    /* The interval is clamped to its minimum. */
+    audit_set_checkpoint_ms(a, 10);
+    fake_now = T0 + 300000;
+    append_n(a, 1);
+    assert_int_equal(audit_checkpoint_due(a, T0 + 300999), 0);
+    assert_int_equal(audit_checkpoint_due(a, T0 + 301000), 1);
+
+    /* A crash leaves an unsigned tail; the reopened log signs it by timer. */
+    append_n(a, 1);
+    snprintf(crash, sizeof(crash), "%s/crash.log", dir);
+    copy_file(logpath, crash);
+    audit_close(a);
+    fake_now = T0 + 400000;
+    a = open_fake(crash, 1000);
+    assert_int_equal(audit_checkpoint_due(a, T0 + 404999), 0);
+    assert_int_equal(audit_checkpoint_due(a, T0 + 405000), 1);
+    audit_close(a);
+    res = verify1(crash);
+    assert_true(res.intact);
+    assert_int_equal(res.unsigned_tail, 0);
+    unlink(crash);
+    unlink(logpath);
+}
+
+/* A log with a checkpoint at seq 5 and two records after it, as a copy
+ * taken while the verifier runs. */
+static struct audit_log *log_with_tail(const char *copy) {
+    struct audit_log *a;
+
+    fake_now = T0;
+    a = open_fake(logpath, 4);
+    append_n(a, 6); /* 1-4, checkpoint 5, 6 at T0+4 s, 7 at T0+5 s */
+    copy_file(logpath, copy);
+    return a;
+}
+
+static void test_unsigned_tail_reported(void **state) {
+    struct audit_verify_result res;
+    struct audit_log *a;
+    char copy[160];
+    (void)state;
+    unlink(logpath); /* test_rotation_keeps_chain leaves its log */
+
+    snprintf(copy, sizeof(copy), "%s/tail.log", dir);
+    a = log_with_tail(copy);
+    res = verify1(copy);
+    assert_true(res.intact);
+    assert_int_equal(res.records, 7);
+    assert_int_equal(res.checkpoints, 1);
+    assert_int_equal(res.unsigned_tail, 2);
+    assert_int_equal(res.last_seq, 7);
+    assert_int_equal(res.last_checkpoint_seq, 5);
+    assert_string_equal(res.last_checkpoint_time, "2026-01-01T00:00:03.000Z");
+    assert_string_equal(res.first_unsigned_time, "2026-01-01T00:00:04.000Z");
+    assert_int_equal(audit_verify_verdict(&res), AUDIT_UNSIGNED_TAIL);
+    audit_close(a);
+    /* Closing signs it. */
+    res = verify1(logpath);
+    assert_int_equal(res.unsigned_tail, 0);
+    assert_string_equal(res.first_unsigned_time, "");
+    assert_int_equal(audit_verify_verdict(&res), AUDIT_INTACT);
+    unlink(copy);
+    unlink(logpath);
+}
+
+static void test_rechained_tail_is_not_signed(void **state) {
+    struct audit_verify_result res;
+    struct audit_head head;
+    struct audit_log *a;
+    char copy[160];
+    const char *paths[] = {copy};
+    (void)state;
+    unlink(logpath); /* test_rotation_keeps_chain leaves its log */
+
+    snprintf(copy, sizeof(copy), "%s/rechained.log", dir);
+    a = log_with_tail(copy);
+    assert_int_equal(audit_head(a, &head), 0);
+    assert_int_equal(head.seq, 7);
+    /* The last record rewritten, its hash recomputed: the chain holds, but
+     * nothing signs it, so it is not "intact and signed". */
+    rewrite_last_and_rechain(copy, "\"i\":5", "\"i\":9");
+    res = verify1(copy);
+    assert_true(res.intact);
+    assert_int_equal(res.unsigned_tail, 2);
+    assert_int_equal(audit_verify_verdict(&res), AUDIT_UNSIGNED_TAIL);
+    /* Against the head taken before, the rewrite is named. */
+    assert_int_equal(audit_verify_head(paths, 1, key, &head, &res), 0);
+    assert_false(res.intact);
+    assert_int_equal(audit_verify_verdict(&res), AUDIT_TAMPERED);
+    if (!strstr(res.first_bad, "(seq 7)") || !strstr(res.first_bad, "signed head")) {
+        fail_msg("%s", res.first_bad);
+    }
+    /* The tail cut off (the file now ends at the checkpoint): offline it
+     * looks complete; the head says it is not. */
+    copy_file(logpath, copy);
+    {
+        char cmd[300];
+        snprintf(cmd, sizeof(cmd), "sed -i '6,$d' %s", copy);
+        assert_int_equal(system(cmd), 0);
+    }
+    res = verify1(copy);
+    assert_int_equal(audit_verify_verdict(&res), AUDIT_INTACT);
+    assert_int_equal(audit_verify_head(paths, 1, key, &head, &res), 0);
+    assert_true(res.truncated);
+    assert_int_equal(res.last_seq, 5);
+    assert_int_equal(audit_verify_verdict(&res), AUDIT_TRUNCATED);
+    /* The live file against the head: records up to it are vouched for,
+     * the ones appended after it are the unsigned tail. */
+    append_n(a, 1);
+    {
+        const char *live[] = {logpath};
+        assert_int_equal(audit_verify_head(live, 1, key, &head, &res), 0);
+        assert_true(res.intact);
+        assert_true(res.head_matched);
+        assert_int_equal(res.unsigned_tail, 1);
+        assert_string_equal(res.first_unsigned_time, "2026-01-01T00:00:06.000Z");
+        assert_int_equal(audit_verify_verdict(&res), AUDIT_UNSIGNED_TAIL);
+        assert_int_equal(audit_head(a, &head), 0);
+        assert_int_equal(audit_verify_head(live, 1, key, &head, &res), 0);
+        assert_int_equal(audit_verify_verdict(&res), AUDIT_INTACT);
+        assert_int_equal(res.unsigned_tail, 0);
+    }
+    audit_close(a);
+    unlink(copy);
+    unlink(logpath);
+}
+
+static void test_head_signature(void **state) {
+    struct audit_head h, back, forged;
+    struct audit_log *a;
+    char err[256];
+    json_auto_t *j = NULL;
+    EVP_PKEY *other = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    (void)state;
+    unlink(logpath); /* test_rotation_keeps_chain leaves its log */
+
+    fake_now = T0;
+    a = open_fake(logpath, 1000);
+    /* An empty log's head: seq 0, zero hash; it verifies an empty file. */
+    assert_int_equal(audit_head(a, &h), 0);
+    assert_int_equal(h.seq, 0);
+    assert_int_equal(strspn(h.hash, "0"), 64);
+    assert_true(audit_head_signature_ok(&h, key));
+    {
+        struct audit_verify_result res;
+        const char *paths[] = {logpath};
+        assert_int_equal(audit_verify_head(paths, 1, key, &h, &res), 0);
+        assert_true(res.head_matched);
+        assert_int_equal(audit_verify_verdict(&res), AUDIT_INTACT);
+    }
+    append_n(a, 3);
+    assert_int_equal(audit_head(a, &h), 0);
+    assert_int_equal(h.seq, 3);
+    assert_string_equal(h.time, "2026-01-01T00:00:03.000Z");
+    {
+        _cleanup_free_ char *l = line_of(logpath, 3);
+        assert_non_null(strstr(l, h.hash));
+    }
+    /* Round trip through JSON. */
+    j = audit_head_to_json(&h);
+    assert_non_null(j);
+    assert_int_equal(audit_head_from_json(j, &back, err, sizeof(err)), 0);
+    assert_int_equal(back.seq, 3);
+    assert_string_equal(back.hash, h.hash);
+    assert_string_equal(back.time, h.time);
+    assert_true(audit_head_signature_ok(&back, key));
+    /* Every field is signed, and only the audit key signs. */
+    forged = back;
+    forged.seq = 2;
+    assert_false(audit_head_signature_ok(&forged, key));
+    forged = back;
+    forged.hash[0] = forged.hash[0] == 'a' ? 'b' : 'a';
+    assert_false(audit_head_signature_ok(&forged, key));
+    forged = back;
+    forged.time[18] = '9';
+    assert_false(audit_head_signature_ok(&forged, key));
+    forged = back;
+    forged.signature[5] = forged.signature[5] == 'A' ? 'B' : 'A';
+    assert_false(audit_head_signature_ok(&forged, key));
+    assert_false(audit_head_signature_ok(&back, other));
+    /* A checkpoint signature is not a head signature (separate contexts). */
+    {
+        json_auto_t *ck = NULL;
+        audit_checkpoint(a);
+        ck = record_of(logpath, 0);
+        forged = back;
+        forged.seq = 4;
+        snprintf(forged.signature, sizeof(forged.signature), "%s",
+                 json_string_value(json_object_get(json_object_get(ck, "details"), "signature")));
+        assert_false(audit_head_signature_ok(&forged, key));
+    }
+    /* Malformed heads are refused before any signature check. */
+    {
+        const char *bad_heads[] = {
+                "[]",
+                "{\"hash\":\"00\",\"time\":\"t\",\"signature\":\"s\"}",
+                "{\"seq\":-1,\"hash\":\"x\",\"time\":\"t\",\"signature\":\"s\"}",
+                "{\"seq\":1,\"hash\":"
+                "\"ABCDEF0000000000000000000000000000000000000000000000000000000"
+                "000\",\"time\":\"t\",\"signature\":\"s\"}",
+                "{\"seq\":1,\"hash\":\"00\",\"time\":\"t\",\"signature\":\"s\"}",
+                "{\"seq\":1,\"hash\":\"000000000000000000000000000000000000000000000000000000000000"
+                "0000\",\"time\":\"t\\u001b[2J\",\"signature\":\"s\"}",
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(bad_heads); i++) {
+            json_auto_t *b = json_loads(bad_heads[i], 0, NULL);
+            assert_non_null(b);
+            if (audit_head_from_json(b, &back, err, sizeof(err)) != -EBADMSG) {
+                fail_msg("head %zu accepted", i);
+            }
+        }
+    }
+    audit_close(a);
+    EVP_PKEY_free(other);
+    unlink(logpath);
+}
+
+static void test_field_cap(void **state) {
+    struct audit_verify_result res;
+    struct audit_log *a;
+    size_t big = 180 * 1024;
+    char *path = malloc(big + 1);
+    json_auto_t *rec = NULL;
+    const char *s;
+    char want[64];
+    (void)state;
+    unlink(logpath); /* test_rotation_keeps_chain leaves its log */
+
+    memset(path, 'p', big);
+    path[0] = '/';
+    path[big] = 0;
+    a = open_fake(logpath, 1000);
+    {
+        json_t *d = json_pack("{s:s,s:s}", "path", path, "reason", "not allowed");
+        append1(a, "violation", d);
+        json_decref(d);
+    }
+    {
+        /* A key as long as the value, and bytes that are not UTF-8 (jansson
+         * checks only what goes through json_string). */
+        json_t *d = json_object();
+        json_object_set_new(d, path, json_stringn_nocheck("a\xff\xfe/b", 5));
+        append1(a, "violation", d);
+        json_decref(d);
+    }
+    append1(a, "reset", NULL);
+    audit_close(a);
+    {
+        _cleanup_free_ char *l = line_of(logpath, 1);
+        assert_true(strlen(l) < AUDIT_FIELD_MAX + 512);
+    }
+    rec = record_of(logpath, 1);
+    s = json_string_value(json_object_get(json_object_get(rec, "details"), "path"));
+    assert_non_null(s);
+    assert_true(strlen(s) <= AUDIT_FIELD_MAX);
+    snprintf(want, sizeof(want), "...[%zu bytes]", big);
+    assert_int_equal(strncmp(s, "/ppp", 4), 0);
+    assert_string_equal(s + strlen(s) - strlen(want), want);
+    assert_string_equal(
+            json_string_value(json_object_get(json_object_get(rec, "details"), "reason")),
+            "not allowed");
+    json_decref(rec);
+    rec = record_of(logpath, 2);
+    {
+        const char *k;
+        json_t *v;
+        int n = 0;
+        json_object_foreach(json_object_get(rec, "details"), k, v) {
+            assert_true(strlen(k) <= AUDIT_FIELD_MAX);
+            assert_string_equal(k + strlen(k) - strlen(want), want);
+            assert_string_equal(json_string_value(v), "a\\xff\\xfe/b");
+            n++;
+        }
+        assert_int_equal(n, 1);
+    }
+    json_decref(rec);
+    /* NULL details: no details, said so. */
+    rec = record_of(logpath, 3);
+    assert_true(json_is_object(json_object_get(rec, "details")));
+    assert_int_equal(json_object_size(json_object_get(rec, "details")), 0);
+    res = verify1(logpath);
+    if (!res.intact) {
+        fail_msg("%s", res.first_bad);
+    }
+    assert_int_equal(res.records, 4);
+    free(path);
+    unlink(logpath);
+}
+
+static void test_huge_details_summarised(void **state) {
+    struct audit_verify_result res;
+    struct audit_log *a;
+    json_t *d = json_object(), *deep = json_object();
+    char *field = malloc(4001), *text, hash[65];
+    json_auto_t *rec = NULL;
+    json_t *got;
+    uint8_t md[32];
+    unsigned int mdlen;
+    (void)state;
+    unlink(logpath); /* test_rotation_keeps_chain leaves its log */
+
+    memset(field, 'x', 4000);
+    field[4000] = 0;
+    for (int i = 0; i < 400; i++) { /* 1.6 MB of fields, each under the cap */
+        char k[16];
+        snprintf(k, sizeof(k), "f%d", i);
+        json_object_set_new(d, k, json_string(field));
+    }
+    for (int i = 0; i < AUDIT_DEPTH_MAX + 4; i++) {
+        json_t *outer = json_object();
+        json_object_set_new(outer, "in", deep);
+        deep = outer;
+    }
+    a = open_fake(logpath, 1000);
+    append1(a, "violation", d);
+    append1(a, "violation", deep);
+    audit_close(a);
+    {
+        _cleanup_free_ char *l = line_of(logpath, 1);
+        assert_true(strlen(l) <= AUDIT_LINE_MAX);
+    }
+    rec = record_of(logpath, 1);
+    got = json_object_get(rec, "details");
+    assert_true(json_is_true(json_object_get(got, "truncated")));
+    text = json_dumps(d, JSON_COMPACT);
+    assert_int_equal(json_integer_value(json_object_get(got, "bytes")), strlen(text));
+    EVP_Digest(text, strlen(text), md, &mdlen, EVP_sha256(), NULL);
+    for (int i = 0; i < 32; i++) {
+        snprintf(hash + 2 * i, 3, "%02x", md[i]);
+    }
+    assert_string_equal(json_string_value(json_object_get(got, "sha256")), hash);
+    free(text);
+    json_decref(rec);
+    rec = record_of(logpath, 2);
+    assert_true(json_is_true(json_object_get(json_object_get(rec, "details"), "truncated")));
+    res = verify1(logpath);
+    if (!res.intact) {
+        fail_msg("%s", res.first_bad);
+    }
+    assert_int_equal(res.records, 3);
+    json_decref(d);
+    json_decref(deep);
+    free(field);
+    unlink(logpath);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_intact_and_tampering),
             cmocka_unit_test(test_reopen_continues_and_cuts_torn_line),
             cmocka_unit_test(test_rotation_keeps_chain),
             cmocka_unit_test(test_concurrent_appends),
+            cmocka_unit_test(test_timer_checkpoint),
+            cmocka_unit_test(test_unsigned_tail_reported),
+            cmocka_unit_test(test_rechained_tail_is_not_signed),
+            cmocka_unit_test(test_head_signature),
+            cmocka_unit_test(test_field_cap),
+            cmocka_unit_test(test_huge_details_summarised),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

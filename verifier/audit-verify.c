@@ -1,0 +1,257 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The audit log's reader: the chain, the checkpoint signatures, the unsigned
+ * tail, and the comparison with the verifier's signed head. Nothing here
+ * trusts the files: each line is capped, each field checked. */
+#include "audit.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit-internal.h"
+#include "base64.h"
+#include "fileio.h"
+#include "json-util.h"
+#include "macro.h"
+
+/* Keep printable ASCII of an untrusted string (a record's time) for output. */
+static void printable(char out[40], const char *s) {
+    size_t i = 0;
+
+    for (; s && s[i] && i < 39; i++) {
+        out[i] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
+    }
+    out[i] = 0;
+}
+
+static bool signature_ok(EVP_PKEY *pub, const char *msg, size_t len, const char *b64) {
+    uint8_t sig[64];
+    EVP_MD_CTX *c;
+    int ok;
+
+    if (!b64 || base64_decode(b64, strlen(b64), sig, sizeof(sig)) != 64) {
+        return false;
+    }
+    c = EVP_MD_CTX_new();
+    ok = c && EVP_DigestVerifyInit(c, NULL, NULL, NULL, pub) > 0 &&
+         EVP_DigestVerify(c, sig, 64, (const uint8_t *)msg, len) == 1;
+    EVP_MD_CTX_free(c);
+    return ok;
+}
+
+bool audit_head_signature_ok(const struct audit_head *h, EVP_PKEY *pub) {
+    char msg[AUDIT_MSG_MAX];
+
+    if (!h || !pub) {
+        return false;
+    }
+    return signature_ok(pub, msg, audit_head_message(h->seq, h->hash, h->time, msg), h->signature);
+}
+
+int audit_head_from_json(const json_t *j, struct audit_head *ret, char *err, size_t errsz) {
+    struct audit_head h = {0};
+    const char *hash, *time, *sig;
+
+    if (!json_is_object(j)) {
+        snprintf(err, errsz, "the head is not a JSON object");
+        return -EBADMSG;
+    }
+    if (json_get_u64(j, "seq", INT64_MAX, &h.seq, err, errsz) < 0 ||
+        json_get_string(j, "hash", 64, &hash, err, errsz) < 0 ||
+        json_get_string(j, "time", sizeof(h.time) - 1, &time, err, errsz) < 0 ||
+        json_get_string(j, "signature", sizeof(h.signature) - 1, &sig, err, errsz) < 0) {
+        return -EBADMSG;
+    }
+    if (strlen(hash) != 64 || strspn(hash, "0123456789abcdef") != 64) {
+        snprintf(err, errsz, "\"hash\" is not 64 lowercase hex digits");
+        return -EBADMSG;
+    }
+    for (const char *p = time; *p; p++) {
+        if (*p < 0x20 || *p >= 0x7f) {
+            snprintf(err, errsz, "\"time\" holds a character that is not printable ASCII");
+            return -EBADMSG;
+        }
+    }
+    memcpy(h.hash, hash, 65);
+    snprintf(h.time, sizeof(h.time), "%s", time);
+    snprintf(h.signature, sizeof(h.signature), "%s", sig);
+    *ret = h;
+    return 0;
+}
+
+/* The walk over the files in chain order. */
+struct walk {
+    struct audit_verify_result *res;
+    EVP_PKEY *pub;
+    const struct audit_head *head; /* or NULL */
+    char *body;                    /* AUDIT_LINE_MAX + 2 bytes */
+    uint64_t seq;                  /* the last good record */
+    char prev[65];                 /* its hash */
+};
+
+_printf_(5, 6) static void bad(struct audit_verify_result *res, const char *file, size_t line,
+                               uint64_t seq, const char *fmt, ...) {
+    char why[300];
+    va_list ap;
+
+    if (!res->intact) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    res->intact = false;
+    snprintf(res->first_bad, sizeof(res->first_bad), "%s:%zu (seq %" PRIu64 "): %s", file, line,
+             seq, why);
+}
+
+/* The tail: a checkpoint signs what came before it, and the head signs the
+ * records up to its seq; whatever follows both is unsigned. */
+static void count_signed(struct walk *w, const json_t *j, uint64_t rseq, bool checkpoint) {
+    struct audit_verify_result *res = w->res;
+    const char *time = json_string_value(json_object_get(j, "time"));
+
+    if (checkpoint) {
+        res->checkpoints++;
+        res->last_checkpoint_seq = rseq;
+        printable(res->last_checkpoint_time, time);
+        res->unsigned_tail = 0;
+        res->first_unsigned_time[0] = 0;
+    } else if (res->unsigned_tail++ == 0) {
+        printable(res->first_unsigned_time, time);
+    }
+    if (w->head && rseq == w->head->seq) {
+        res->head_matched = true;
+        res->unsigned_tail = 0;
+        res->first_unsigned_time[0] = 0;
+    }
+}
+
+/* One line (without its newline): format, hash, sequence, chain, type,
+ * checkpoint signature, the head's hash. */
+static void check_line(struct walk *w, const char *file, size_t line, const char *l, size_t llen) {
+    struct audit_verify_result *res = w->res;
+    char hash[65], calc[65], msg[AUDIT_MSG_MAX];
+    json_auto_t *j = NULL;
+    json_error_t jerr;
+    const char *rprev, *type, *sig;
+    uint64_t rseq;
+    bool checkpoint;
+
+    if (llen > AUDIT_LINE_MAX || audit_split_line(l, llen, w->body, AUDIT_LINE_MAX + 2, hash) < 0 ||
+        !(j = json_loads(w->body, 0, &jerr)) || !json_is_object(j)) {
+        bad(res, file, line, w->seq + 1, "not a kima audit record");
+        return;
+    }
+    audit_sha256_hex(w->body, strlen(w->body), calc);
+    rseq = json_is_integer(json_object_get(j, "seq"))
+                   ? (uint64_t)json_integer_value(json_object_get(j, "seq"))
+                   : 0;
+    rprev = json_string_value(json_object_get(j, "prev"));
+    type = json_string_value(json_object_get(j, "type"));
+    checkpoint = type && strcmp(type, "checkpoint") == 0;
+    sig = json_string_value(json_object_get(json_object_get(j, "details"), "signature"));
+    if (strcmp(calc, hash) != 0) {
+        bad(res, file, line, rseq, "hash does not match the record (edited)");
+    } else if (rseq != w->seq + 1) {
+        bad(res, file, line, rseq, "sequence jumps from %" PRIu64 " (deleted or reordered records)",
+            w->seq);
+    } else if (!rprev || strcmp(rprev, w->prev) != 0) {
+        bad(res, file, line, rseq, "prev is not the hash of the record before");
+    } else if (!type) {
+        bad(res, file, line, rseq, "no type");
+    } else if (checkpoint &&
+               !signature_ok(w->pub, msg, audit_checkpoint_message(rseq, w->prev, msg), sig)) {
+        bad(res, file, line, rseq, "checkpoint signature does not verify");
+    } else if (w->head && rseq == w->head->seq && strcmp(hash, w->head->hash) != 0) {
+        bad(res, file, line, rseq,
+            "the verifier's signed head says seq %" PRIu64 " has hash %.16s..., the file "
+            "has %.16s... (rewritten)",
+            rseq, w->head->hash, hash);
+    }
+    if (!res->intact) {
+        return;
+    }
+    count_signed(w, j, rseq, checkpoint);
+    w->seq = rseq;
+    memcpy(w->prev, hash, 65);
+    res->records++;
+    res->last_seq = rseq;
+}
+
+static int check_file(struct walk *w, const char *path) {
+    _cleanup_free_ uint8_t *data = NULL;
+    size_t len, off = 0, line = 0;
+    int r = read_file_capped(path, SIZE_MAX / 2, &data, &len);
+
+    if (r < 0) {
+        return r;
+    }
+    while (off < len && w->res->intact) {
+        const char *l = (const char *)data + off;
+        const char *nl = memchr(l, '\n', len - off);
+        size_t llen = nl ? (size_t)(nl - l) : len - off;
+
+        line++;
+        off += llen + 1;
+        if (!nl) {
+            bad(w->res, path, line, w->seq + 1, "torn last line");
+            break;
+        }
+        check_line(w, path, line, l, llen);
+    }
+    return 0;
+}
+
+int audit_verify_head(const char *const *paths, size_t n, EVP_PKEY *pub,
+                      const struct audit_head *head, struct audit_verify_result *res) {
+    struct walk w = {.res = res, .pub = pub, .head = head};
+    int r = 0;
+
+    if ((!paths && n) || !pub || !res) {
+        return -EINVAL;
+    }
+    w.body = malloc(AUDIT_LINE_MAX + 2);
+    if (!w.body) {
+        return -ENOMEM;
+    }
+    memset(res, 0, sizeof(*res));
+    res->intact = true;
+    memset(w.prev, '0', 64);
+    w.prev[64] = 0;
+    for (size_t f = 0; f < n && res->intact && r == 0; f++) {
+        r = check_file(&w, paths[f]);
+    }
+    free(w.body);
+    if (r < 0) {
+        return r;
+    }
+    if (head && head->seq == 0 && res->intact) {
+        /* The head of an empty log vouches for nothing. */
+        res->head_matched = strspn(head->hash, "0") == 64;
+        if (!res->head_matched) {
+            bad(res, "head", 0, 0, "the verifier's head is seq 0 with a hash that is not zero");
+        }
+    } else if (head && res->intact && res->last_seq < head->seq) {
+        res->truncated = true;
+    }
+    return 0;
+}
+
+int audit_verify(const char *const *paths, size_t n, EVP_PKEY *pub,
+                 struct audit_verify_result *res) {
+    return audit_verify_head(paths, n, pub, NULL, res);
+}
+
+enum audit_verdict audit_verify_verdict(const struct audit_verify_result *res) {
+    if (!res->intact) {
+        return AUDIT_TAMPERED;
+    }
+    if (res->truncated) {
+        return AUDIT_TRUNCATED;
+    }
+    return res->unsigned_tail ? AUDIT_UNSIGNED_TAIL : AUDIT_INTACT;
+}
