@@ -211,6 +211,7 @@ static enum place place(struct judgement *j, const struct ima_pod_ref *ref,
     case IMA_SCOPE_CONTAINER:
         found = inventory_lookup_container(j->e->inv, ref->container_id, &info);
         break;
+    case IMA_SCOPE_UNPLACED:
     default:
         return PLACE_UNPLACED;
     }

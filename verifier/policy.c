@@ -278,6 +278,104 @@ static int check_excludes(const struct policy *p, const char *file, const json_t
     return 0;
 }
 
+/* glibc's regcomp writes out counted repetition ({n,m}: m copies of what
+ * it repeats, nested ones multiplied) and grows without bound on stacked
+ * operators ("a+++": 170 MB at 18), and back-references make regexec
+ * exponential in the path. An exclude comes from a file, so its shape is
+ * bounded before regcomp sees it: length, nesting, no stacked operators, no
+ * back-references, and the size of its expansion. */
+static int exclude_shape(const char *re, char *why, size_t whysz) {
+    uint64_t outer[POLICY_EXCLUDE_DEPTH_MAX], cur = 0, last = 0;
+    size_t len = strlen(re), depth = 0;
+    bool after_op = false;
+
+    if (len > POLICY_EXCLUDE_LEN_MAX) {
+        snprintf(why, whysz, "is longer than %d bytes", POLICY_EXCLUDE_LEN_MAX);
+        return -E2BIG;
+    }
+    for (size_t i = 0; i < len; i++) {
+        char c = re[i];
+        uint64_t times = 0;
+
+        if (c == '*' || c == '+' || c == '?') {
+            times = 2;
+        } else if (c == '{' && i + 1 < len && re[i + 1] >= '0' && re[i + 1] <= '9') {
+            char *end;
+            unsigned long lo = strtoul(re + i + 1, &end, 10), hi = lo;
+            if (*end == ',') {
+                hi = end[1] >= '0' && end[1] <= '9' ? strtoul(end + 1, &end, 10) : lo + 1;
+                end += *end == ',' ? 1 : 0;
+            }
+            if (*end != '}') {
+                snprintf(why, whysz, "has a malformed {n,m}");
+                return -EBADMSG;
+            }
+            if (hi > POLICY_EXCLUDE_REPEAT_MAX || lo > POLICY_EXCLUDE_REPEAT_MAX) {
+                snprintf(why, whysz, "repeats more than %d times", POLICY_EXCLUDE_REPEAT_MAX);
+                return -E2BIG;
+            }
+            times = hi > 1 ? hi : 1;
+            i = (size_t)(end - re);
+        }
+        if (times) {
+            if (after_op) {
+                snprintf(why, whysz,
+                         "stacks repetition operators (POSIX has no lazy \"*?\"; write one)");
+                return -EBADMSG;
+            }
+            cur = cur - last + last * times;
+            last *= times;
+            after_op = true;
+        } else {
+            after_op = false;
+            if (c == '\\') {
+                if (i + 1 < len && re[i + 1] >= '1' && re[i + 1] <= '9') {
+                    snprintf(why, whysz, "uses a back-reference");
+                    return -EBADMSG;
+                }
+                i++;
+                last = 1;
+            } else if (c == '[') {
+                /* A bracket expression is one atom: skip to its end (a ']'
+                 * first, or after '^', is a member). */
+                size_t k = i + 1 + (i + 1 < len && re[i + 1] == '^');
+                k += k < len && re[k] == ']';
+                while (k < len && re[k] != ']') {
+                    if (re[k] == '[' && k + 1 < len &&
+                        (re[k + 1] == ':' || re[k + 1] == '.' || re[k + 1] == '=')) {
+                        const char *close = strstr(re + k + 2, (char[]){re[k + 1], ']', 0});
+                        k = close ? (size_t)(close - re) + 1 : len;
+                    } else {
+                        k++;
+                    }
+                }
+                i = k;
+                last = 1;
+            } else if (c == '(') {
+                if (depth == POLICY_EXCLUDE_DEPTH_MAX) {
+                    snprintf(why, whysz, "nests groups more than %d deep",
+                             POLICY_EXCLUDE_DEPTH_MAX);
+                    return -E2BIG;
+                }
+                outer[depth++] = cur;
+                cur = 0;
+                continue;
+            } else if (c == ')' && depth > 0) {
+                last = cur ? cur : 1;
+                cur = outer[--depth];
+            } else {
+                last = 1;
+            }
+            cur += last;
+        }
+        if (cur > POLICY_EXCLUDE_WEIGHT_MAX) {
+            snprintf(why, whysz, "expands to more than %d atoms", POLICY_EXCLUDE_WEIGHT_MAX);
+            return -E2BIG;
+        }
+    }
+    return 0;
+}
+
 /* Parse one file's JSON into a policy. On failure, err names the field. */
 static int policy_from_json(const json_t *j, const char *file,
                             const struct policy_load_options *opts, struct policy **ret,
@@ -468,6 +566,12 @@ static int policy_from_json(const json_t *j, const char *file,
         }
         p->excludes = calloc(json_array_size(excludes) + 1, sizeof(regex_t));
         json_array_foreach(excludes, i, x) {
+            char why[160];
+            if (json_is_string(x) && exclude_shape(json_string_value(x), why, sizeof(why)) < 0) {
+                snprintf(err, errsz, "\"excludes[%zu]\" %s", i, why);
+                r = -EBADMSG;
+                goto fail;
+            }
             /* Without REG_NOSUB: exclude_matches() needs where the match starts. */
             if (!json_is_string(x) ||
                 regcomp(&p->excludes[p->nexcludes], json_string_value(x), REG_EXTENDED) != 0) {

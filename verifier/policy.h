@@ -32,7 +32,12 @@
 #define POLICY_FILE_MAX     (16u << 20)
 #define POLICY_DIGESTS_MAX  1000000
 #define POLICY_EXCLUDES_MAX 1024
-#define POLICY_LABELS_MAX   64
+/* The shape of one exclude (regcomp's memory and regexec's time follow it). */
+#define POLICY_EXCLUDE_LEN_MAX    512
+#define POLICY_EXCLUDE_DEPTH_MAX  16
+#define POLICY_EXCLUDE_REPEAT_MAX 100
+#define POLICY_EXCLUDE_WEIGHT_MAX 4096
+#define POLICY_LABELS_MAX         64
 /* JSON values in one file: every digest and path, with room for the rest. */
 #define POLICY_VALUES_MAX (2 * POLICY_DIGESTS_MAX + 65536)
 

@@ -793,6 +793,37 @@ static void test_reregistration_keeps_verdict(void **state) {
     assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "untrusted");
 }
 
+/* A cgroup under a pod's belongs to that pod however deep; one in the pod
+ * hierarchy that names no pod is judged like a host process and, without a
+ * NodePolicy, fails the node. */
+static void test_deep_and_unplaced_cgroups(void **state) {
+    struct fx *f = *state;
+    char cg[2048], base[300];
+    json_t *resp = NULL;
+    size_t o;
+
+    register_and_activate(f);
+    o = (size_t)snprintf(cg, sizeof(cg), "%s", pod_cgroup(UID_A, base, sizeof(base)));
+    for (int i = 0; i < 70; i++) {
+        o += (size_t)snprintf(cg + o, sizeof(cg) - o, "/n%d", i);
+    }
+    measure_cg(&f->nodes[0], "/usr/bin/upfd", GOOD, cg);
+    assert_int_equal(attest(f, &resp, NULL), 200);
+    json_decref(resp);
+    assert_string_equal(pod_state(f), "trusted");
+    measure_cg(&f->nodes[0], "/tmp/miner", EVIL, cg);
+    assert_int_equal(attest(f, &resp, NULL), 200);
+    json_decref(resp);
+    assert_string_equal(pod_state(f), "untrusted");
+
+    measure_cg(&f->nodes[0], "/usr/bin/upfd", GOOD, "/kubepods.slice/kubepods-besteffort.slice");
+    assert_int_equal(attest(f, &resp, NULL), 200);
+    assert_string_equal(verdict(resp), "untrusted");
+    assert_non_null(strstr(json_string_value(json_object_get(resp, "reason")),
+                           "in the pod hierarchy but names no pod"));
+    json_decref(resp);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_trusted_untrusted_reset, setup, teardown),
@@ -804,6 +835,7 @@ int main(void) {
             cmocka_unit_test_setup_teardown(test_waiting_pod_expires, setup_no_grace, teardown),
             cmocka_unit_test_setup_teardown(test_waiting_bounded, setup, teardown),
             cmocka_unit_test_setup_teardown(test_reregistration_keeps_verdict, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_deep_and_unplaced_cgroups, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

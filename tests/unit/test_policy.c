@@ -271,6 +271,64 @@ static void test_match_all_excludes(void **state) {
 
 /* An exclude over a place where code can be written and run loads, with a
  * warning naming the exclude and the place. */
+/* Excludes whose shape would take regcomp's memory or regexec's time are
+ * refused before regcomp sees them; ordinary ones load. */
+static void test_exclude_shapes(void **state) {
+    static const struct {
+        const char *exclude, *why;
+    } bad[] = {
+            {"^r++++++++++++++++++/a/vlog/", "stacks repetition operators"},
+            {"^/x.*?y", "stacks repetition operators"},
+            {"^/(a{1,100}){1,100}", "expands to more than"},
+            {"^/a{1,32767}", "repeats more than"},
+            {"^/(a)\\\\1", "uses a back-reference"},
+            {"^/((((((((((((((((((a))))))))))))))))))", "nests groups more than"},
+            {"^/x{2,", "malformed"},
+    };
+    static const char *const good[] = {
+            "^/var/log/",
+            "^/usr/lib/python3\\\\.[0-9]+/",
+            "^/opt/(foo|bar)/.*\\\\.log$",
+            "^/proc/[0-9]{1,7}/",
+            "^/a[]b]c",
+            "^/d[[:digit:]]+/",
+    };
+    _cleanup_kbuf_ struct kbuf err = KBUF_INIT(4096);
+    char text[1024];
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct policy_set *s;
+        snprintf(text, sizeof(text), NATIVE_EXCLUDES("\"%s\""), bad[i].exclude);
+        s = load_one(text, NULL, &err);
+        if (policy_set_count(s) != 0 || !has(&err, "\"excludes[0]\"") || !has(&err, bad[i].why)) {
+            fail_msg("%s: %s", bad[i].exclude, err.data ? (char *)err.data : "(no error)");
+        }
+        policy_set_free(s);
+    }
+    {
+        char longer[POLICY_EXCLUDE_LEN_MAX + 8];
+        struct policy_set *s;
+        memset(longer, 'a', sizeof(longer) - 1);
+        longer[0] = '^';
+        longer[sizeof(longer) - 1] = 0;
+        snprintf(text, sizeof(text), NATIVE_EXCLUDES("\"%s\""), longer);
+        s = load_one(text, NULL, &err);
+        assert_int_equal(policy_set_count(s), 0);
+        assert_true(has(&err, "longer than"));
+        policy_set_free(s);
+    }
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        struct policy_set *s;
+        snprintf(text, sizeof(text), NATIVE_EXCLUDES("\"%s\""), good[i]);
+        s = load_one(text, NULL, &err);
+        if (policy_set_count(s) != 1) {
+            fail_msg("%s: %s", good[i], err.data ? (char *)err.data : "(not loaded)");
+        }
+        policy_set_free(s);
+    }
+}
+
 static void test_writable_excludes_warn(void **state) {
     _cleanup_kbuf_ struct kbuf err = KBUF_INIT(4096);
     struct policy_set *s;
@@ -373,6 +431,7 @@ int main(void) {
             cmocka_unit_test(test_native_excludes_anchored),
             cmocka_unit_test(test_match_all_excludes),
             cmocka_unit_test(test_writable_excludes_warn),
+            cmocka_unit_test(test_exclude_shapes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
