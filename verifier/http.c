@@ -35,12 +35,6 @@ struct request {
     bool too_large;
 };
 
-enum role {
-    ROLE_NONE,
-    ROLE_AGENT,
-    ROLE_OPERATOR,
-};
-
 static void mhd_logger(void *cls, const char *fmt, va_list ap) {
     (void)cls;
     log_msgv(LOG_LEVEL_WARN, fmt, ap);
@@ -126,35 +120,13 @@ static enum role peer_role(struct http_server *s, struct MHD_Connection *c, char
     return role;
 }
 
-/* Split "/v1/nodes/NAME/ACTION" and the like into parts (at most 5). */
-static int split_path(const char *url, char parts[5][256]) {
-    int n = 0;
-    const char *p = url;
-
-    while (*p == '/') {
-        p++;
-    }
-    while (*p && n < 5) {
-        const char *slash = strchr(p, '/');
-        size_t len = slash ? (size_t)(slash - p) : strlen(p);
-        if (len == 0 || len >= 256) {
-            return -1;
-        }
-        memcpy(parts[n], p, len);
-        parts[n][len] = 0;
-        n++;
-        p = slash ? slash + 1 : p + len;
-    }
-    return *p ? -1 : n;
-}
-
 static enum MHD_Result dispatch(struct http_server *s, struct MHD_Connection *c, const char *method,
                                 const char *url, struct request *rq) {
-    char parts[5][256], cn[256] = "";
+    char parts[HTTP_PATH_PARTS][HTTP_PATH_PART_MAX], cn[256] = "";
     enum role role = peer_role(s, c, cn, sizeof(cn));
     json_auto_t *req = NULL;
     json_t *resp = NULL;
-    int n = split_path(url, parts), status;
+    int n = http_split_path(url, parts), status;
     bool post = strcmp(method, "POST") == 0, get = strcmp(method, "GET") == 0;
 
     if (n == 1 && get && (strcmp(parts[0], "healthz") == 0 || strcmp(parts[0], "readyz") == 0)) {
