@@ -18,6 +18,7 @@
 
 #include "buf.h"
 #include "fileio.h"
+#include "http-limits.h"
 #include "json-util.h"
 #include "log.h"
 #include "parse.h"
@@ -28,11 +29,18 @@ struct http_server {
     bool plain;
     uint16_t port;
     char *cert, *key, *ca;
+    struct http_budget budget;
 };
 
 struct request {
     struct kbuf body;
-    bool too_large;
+    uint64_t reserved; /* bytes of the body budget this request holds */
+    struct json_scan scan;
+    enum role role;
+    char cn[256];
+    int refused; /* the body broke a cap while arriving: this status */
+    const char *refused_error;
+    char refused_detail[200];
 };
 
 static void mhd_logger(void *cls, const char *fmt, va_list ap) {
@@ -40,7 +48,9 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap) {
     log_msgv(LOG_LEVEL_WARN, fmt, ap);
 }
 
-static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *body) {
+/* retry_after: seconds for a Retry-After header, 0 for none. */
+static enum MHD_Result queue_json(struct MHD_Connection *c, int status, json_t *body,
+                                  unsigned retry_after) {
     char *text = json_dumps(body, JSON_COMPACT);
     struct MHD_Response *r;
     enum MHD_Result ret;
@@ -50,10 +60,23 @@ static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *b
         return MHD_NO;
     }
     r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(text);
+        return MHD_NO;
+    }
     MHD_add_response_header(r, "Content-Type", "application/json");
+    if (retry_after) {
+        char v[16];
+        snprintf(v, sizeof(v), "%u", retry_after);
+        MHD_add_response_header(r, "Retry-After", v);
+    }
     ret = MHD_queue_response(c, (unsigned)status, r);
     MHD_destroy_response(r);
     return ret;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *body) {
+    return queue_json(c, status, body, 0);
 }
 
 static enum MHD_Result send_text(struct MHD_Connection *c, int status, const char *text,
@@ -122,8 +145,9 @@ static enum role peer_role(struct http_server *s, struct MHD_Connection *c, char
 
 static enum MHD_Result dispatch(struct http_server *s, struct MHD_Connection *c, const char *method,
                                 const char *url, struct request *rq) {
-    char parts[HTTP_PATH_PARTS][HTTP_PATH_PART_MAX], cn[256] = "";
-    enum role role = peer_role(s, c, cn, sizeof(cn));
+    char parts[HTTP_PATH_PARTS][HTTP_PATH_PART_MAX];
+    enum role role = rq->role;
+    const char *cn = rq->cn;
     json_auto_t *req = NULL;
     json_t *resp = NULL;
     int n = http_split_path(url, parts), status;
@@ -150,6 +174,9 @@ static enum MHD_Result dispatch(struct http_server *s, struct MHD_Connection *c,
         }
         return send_error(c, 404, "not found", url);
     }
+    /* Only admitted requests get here: their role was checked before a byte
+     * of the body was read (on_headers), so this parses for a caller who
+     * may send it. */
     if (rq->body.len) {
         char err[256];
         if (json_parse_bounded((const char *)rq->body.data, rq->body.len, JSON_DEPTH_MAX,
@@ -205,6 +232,85 @@ static enum MHD_Result dispatch(struct http_server *s, struct MHD_Connection *c,
     return send_json(c, status, resp);
 }
 
+/* The first call, when the headers are in and no byte of the body is read:
+ * authenticate, admit (role, then the body's length against the route's
+ * cap and the shared budget), or answer at once. An answer queued now makes
+ * libmicrohttpd close the connection after it without reading the body. */
+static enum MHD_Result on_headers(struct http_server *s, struct MHD_Connection *c, const char *url,
+                                  const char *method, struct request *rq) {
+    struct http_admission a;
+    struct http_head h = {
+            .method = method,
+            .url = url,
+            .cn = rq->cn,
+            .no_roles = s->plain,
+            .content_length =
+                    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH),
+            .chunked = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                   MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL,
+    };
+
+    rq->role = h.role = peer_role(s, c, rq->cn, sizeof(rq->cn));
+    http_admit(&h, &a);
+    if (a.status) {
+        return send_error(c, a.status, a.error, a.detail);
+    }
+    if (rq->role == ROLE_NONE) {
+        /* /healthz or /readyz: answered now, so the connection closes. */
+        return dispatch(s, c, method, url, rq);
+    }
+    if (a.body_len > s->budget.max) {
+        char detail[200];
+        snprintf(detail, sizeof(detail),
+                 "a body of %llu bytes is more than all requests may hold at once "
+                 "(--max-body-memory %llu)",
+                 (unsigned long long)a.body_len, (unsigned long long)s->budget.max);
+        return send_error(c, 413, "request too large", detail);
+    }
+    if (a.body_len > 0) {
+        if (!http_budget_take(&s->budget, a.body_len)) {
+            json_t *j;
+            engine_error(&j, 503, "busy",
+                         "request bodies in flight fill the verifier's memory budget "
+                         "(--max-body-memory); try again");
+            return queue_json(c, 503, j, HTTP_RETRY_AFTER_S);
+        }
+        rq->reserved = a.body_len;
+    }
+    kbuf_init(&rq->body, (size_t)a.body_len);
+    json_scan_init(&rq->scan);
+    return MHD_YES;
+}
+
+/* A piece of the body (never more than its Content-Length). JSON too deep
+ * or too wide is refused as soon as it shows, and the rest is read and
+ * dropped: libmicrohttpd answers only once the request is in. */
+static void on_body(struct http_server *s, struct request *rq, const char *data, size_t len) {
+    int r;
+
+    if (rq->refused) {
+        return;
+    }
+    json_scan_feed(&rq->scan, data, len);
+    r = json_scan_check(&rq->scan, JSON_DEPTH_MAX, HTTP_JSON_VALUES_MAX, rq->refused_detail,
+                        sizeof(rq->refused_detail));
+    if (r == 0) {
+        r = kbuf_append(&rq->body, data, len);
+        if (r < 0) {
+            snprintf(rq->refused_detail, sizeof(rq->refused_detail), "the body: %s", strerror(-r));
+        }
+    }
+    if (r < 0) {
+        rq->refused = r == -EBADMSG ? 400 : r == -E2BIG ? 413 : 503;
+        rq->refused_error = r == -EBADMSG ? "malformed JSON"
+                            : r == -E2BIG ? "request too large"
+                                          : "busy";
+        kbuf_free(&rq->body);
+        http_budget_give(&s->budget, rq->reserved);
+        rq->reserved = 0;
+    }
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *data,
                                   size_t *data_size, void **con_cls) {
@@ -217,31 +323,29 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!rq) {
             return MHD_NO;
         }
-        kbuf_init(&rq->body, strstr(url, "/evidence") ? HTTP_EVIDENCE_BODY_MAX : HTTP_BODY_MAX);
-        *con_cls = rq;
-        return MHD_YES;
+        *con_cls = rq; /* on_completed frees it, whatever happens next */
+        return on_headers(s, c, url, method, rq);
     }
     if (*data_size) {
-        if (!rq->too_large && kbuf_append(&rq->body, data, *data_size) < 0) {
-            rq->too_large = true;
-        }
+        on_body(s, rq, data, *data_size);
         *data_size = 0;
         return MHD_YES;
     }
-    if (rq->too_large) {
-        return send_error(c, 413, "request too large", "the body is over its cap");
+    if (rq->refused) {
+        return send_error(c, rq->refused, rq->refused_error, rq->refused_detail);
     }
     return dispatch(s, c, method, url, rq);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
+    struct http_server *s = cls;
     struct request *rq = *con_cls;
-    (void)cls;
     (void)c;
     (void)toe;
     if (rq) {
         kbuf_free(&rq->body);
+        http_budget_give(&s->budget, rq->reserved);
         free(rq);
         *con_cls = NULL;
     }
@@ -282,6 +386,8 @@ int http_start(const struct http_config *cfg, struct engine *e, struct http_serv
     unsigned flags =
             MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_ITC;
     const union MHD_DaemonInfo *di;
+    struct MHD_OptionItem o[24];
+    size_t n = 0;
 
     if (!s) {
         return -ENOMEM;
@@ -293,14 +399,19 @@ int http_start(const struct http_config *cfg, struct engine *e, struct http_serv
     }
     s->e = e;
     s->plain = cfg->insecure_plain_http;
-    if (s->plain) {
-        s->d = MHD_start_daemon(
-                flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
-                MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_THREAD_POOL_SIZE,
-                cfg->threads ? cfg->threads : 2, MHD_OPTION_CONNECTION_LIMIT, 1024,
-                MHD_OPTION_PER_IP_CONNECTION_LIMIT, 256, MHD_OPTION_CONNECTION_TIMEOUT, 30,
-                MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
-    } else {
+    http_budget_init(&s->budget,
+                     cfg->max_body_memory ? cfg->max_body_memory : HTTP_BODY_MEMORY_DEFAULT);
+    log_info("request bodies: at most %llu bytes in all", (unsigned long long)s->budget.max);
+
+#define OPT(opt, value, ptr) o[n++] = (struct MHD_OptionItem){(opt), (intptr_t)(value), (ptr)}
+    OPT(MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL);
+    OPT(MHD_OPTION_SOCK_ADDR, 0, &sa);
+    OPT(MHD_OPTION_THREAD_POOL_SIZE, cfg->threads ? cfg->threads : 2, NULL);
+    OPT(MHD_OPTION_CONNECTION_LIMIT, 1024, NULL);
+    OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT, 256, NULL);
+    OPT(MHD_OPTION_CONNECTION_TIMEOUT, 30, NULL);
+    OPT(MHD_OPTION_NOTIFY_COMPLETED, on_completed, s);
+    if (!s->plain) {
         s->cert = read_pem(cfg->tls_cert);
         s->key = read_pem(cfg->tls_key);
         s->ca = read_pem(cfg->client_ca);
@@ -309,16 +420,16 @@ int http_start(const struct http_config *cfg, struct engine *e, struct http_serv
             http_stop(s);
             return -EINVAL;
         }
-        s->d = MHD_start_daemon(
-                flags | MHD_USE_TLS, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
-                mhd_logger, NULL, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_THREAD_POOL_SIZE,
-                cfg->threads ? cfg->threads : 2, MHD_OPTION_CONNECTION_LIMIT, 1024,
-                MHD_OPTION_PER_IP_CONNECTION_LIMIT, 256, MHD_OPTION_CONNECTION_TIMEOUT, 30,
-                MHD_OPTION_HTTPS_MEM_CERT, s->cert, MHD_OPTION_HTTPS_MEM_KEY, s->key,
-                MHD_OPTION_HTTPS_MEM_TRUST, s->ca, MHD_OPTION_HTTPS_PRIORITIES,
-                "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2", MHD_OPTION_NOTIFY_COMPLETED,
-                on_completed, s, MHD_OPTION_END);
+        flags |= MHD_USE_TLS;
+        OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, s->cert);
+        OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, s->key);
+        OPT(MHD_OPTION_HTTPS_MEM_TRUST, 0, s->ca);
+        OPT(MHD_OPTION_HTTPS_PRIORITIES, 0, "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2");
     }
+    OPT(MHD_OPTION_END, 0, NULL);
+#undef OPT
+    s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, o,
+                            MHD_OPTION_END);
     if (!s->d) {
         log_error("cannot listen on %s", cfg->listen);
         http_stop(s);

@@ -68,6 +68,8 @@ static void usage(FILE *f) {
             "  --unknown-untrusted     pods no policy matches are untrusted, not unknown\n"
             "                                                         [KIMA_UNKNOWN_UNTRUSTED=1]\n"
             "  --threads N             HTTP worker threads (2)                  [KIMA_THREADS]\n"
+            "  --max-body-memory BYTES request bodies all clients may hold at once, else\n"
+            "                          503 (268435456 = 256 MiB)     [KIMA_MAX_BODY_MEMORY]\n"
             "  --log-level LEVEL       error, warn, info, debug                 [KIMA_LOG_LEVEL]\n"
             "  --log-format FORMAT     logfmt or json                           [KIMA_LOG_FORMAT]\n"
             "  -h, --help, --version\n"
@@ -110,6 +112,7 @@ int main(int argc, char **argv) {
             {"pcr-selection", required_argument, NULL, 's'},
             {"unknown-untrusted", no_argument, NULL, 'U'},
             {"threads", required_argument, NULL, 't'},
+            {"max-body-memory", required_argument, NULL, 'Y'},
             {"kubeconfig", required_argument, NULL, 'C'},
             {"kube-context", required_argument, NULL, 'X'},
             {"in-cluster", no_argument, NULL, 'I'},
@@ -143,6 +146,7 @@ int main(int argc, char **argv) {
     const char *kubeconfig = env_or("KIMA_KUBECONFIG", NULL),
                *kctx = env_or("KIMA_KUBE_CONTEXT", NULL);
     const char *s_refresh = env_or("KIMA_KUBE_REFRESH_MS", NULL);
+    const char *s_bodymem = env_or("KIMA_MAX_BODY_MEMORY", NULL);
     bool in_cluster = env_flag("KIMA_IN_CLUSTER");
     struct kube_options kopt = {.label_prefix = env_or("KIMA_LABEL_PREFIX", "kima.dev")};
     struct kube_config kcfg = {0};
@@ -221,6 +225,9 @@ int main(int argc, char **argv) {
         case 't':
             s_threads = optarg;
             break;
+        case 'Y':
+            s_bodymem = optarg;
+            break;
         case 'C':
             kubeconfig = optarg;
             break;
@@ -269,6 +276,8 @@ int main(int argc, char **argv) {
         (s_max && (parse_u64_range(s_max, 4096, UINT64_MAX, &audit_max) < 0)) ||
         (s_minch && parse_u64_range(s_minch, 0, 60000, &cfg.min_challenge_ms) < 0) ||
         (s_threads && (parse_u64_range(s_threads, 1, 64, &v) < 0 || !(hc.threads = (unsigned)v))) ||
+        (s_bodymem && parse_u64_range(s_bodymem, HTTP_BODY_MEMORY_MIN, HTTP_BODY_MEMORY_MAX,
+                                      &hc.max_body_memory) < 0) ||
         (s_refresh &&
          (parse_u64_range(s_refresh, 500, 3600000, &v) < 0 || !(kopt.refresh_ms = (int64_t)v))) ||
         tpm_pcr_selection_parse(sel, &cfg.selection) < 0) {
