@@ -4,13 +4,17 @@
 #include "engine-internal.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <gnutls/gnutls.h>
@@ -22,6 +26,20 @@
 #include "json-util.h"
 #include "log.h"
 #include "parse.h"
+#include "ratelimit.h"
+
+/* How often the deadline of connections without a request is checked. */
+#define HTTP_WATCHDOG_TICK_MS 100
+
+/* A connection from accept to close: libmicrohttpd's socket context. */
+struct conn {
+    struct conn *prev, *next; /* in http_server.waiting while its deadline runs */
+    struct http_addr addr;
+    int fd;
+    int64_t deadline_ms;
+    bool waiting; /* in the list: no request yet */
+    bool unauth;  /* counted in http_server.unauth: no valid certificate yet */
+};
 
 struct http_server {
     struct MHD_Daemon *d;
@@ -30,6 +48,22 @@ struct http_server {
     uint16_t port;
     char *cert, *key, *ca;
     struct http_budget budget;
+
+    /* Guards unauth, the waiting list and the list fields of every conn.
+     * While a conn is on the list its fd is open and its own: libmicrohttpd
+     * reports a connection closed (which takes it off) before it closes the
+     * fd, so the watchdog may shut down a listed fd under the lock. */
+    pthread_mutex_t lock;
+    pthread_cond_t wake; /* the watchdog's tick, or stop */
+    bool stopping;
+    struct http_unauth *unauth;
+    struct conn *waiting_head, *waiting_tail; /* by deadline */
+    unsigned unauth_max, unauth_per_address;
+    pthread_t watchdog;
+    bool watchdog_started, lock_ready;
+
+    pthread_mutex_t log_lock;
+    struct ratelimit log_limit;
 };
 
 struct request {
@@ -43,9 +77,56 @@ struct request {
     char refused_detail[200];
 };
 
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A line a peer can provoke: through the rate limit, and the count of lines
+ * left out comes first when a new interval opens. */
+static void log_noisy(struct http_server *s, const char *fmt, ...) _printf_(2, 3);
+static void log_noisy(struct http_server *s, const char *fmt, ...) {
+    uint64_t held;
+    bool show;
+    va_list ap;
+
+    pthread_mutex_lock(&s->log_lock);
+    show = ratelimit_allow(&s->log_limit, now_ms(), &held);
+    pthread_mutex_unlock(&s->log_lock);
+    if (held) {
+        log_warn("%llu more lines about connections were left out (at most %u per %d s)",
+                 (unsigned long long)held, HTTP_LOG_BURST, HTTP_LOG_INTERVAL_MS / 1000);
+    }
+    if (show) {
+        va_start(ap, fmt);
+        log_msgv(LOG_LEVEL_WARN, fmt, ap);
+        va_end(ap);
+    }
+}
+
+static void log_noisy_flush(struct http_server *s) {
+    uint64_t held;
+
+    pthread_mutex_lock(&s->log_lock);
+    held = ratelimit_flush(&s->log_limit, now_ms());
+    pthread_mutex_unlock(&s->log_lock);
+    if (held) {
+        log_warn("%llu more lines about connections were left out (at most %u per %d s)",
+                 (unsigned long long)held, HTTP_LOG_BURST, HTTP_LOG_INTERVAL_MS / 1000);
+    }
+}
+
 static void mhd_logger(void *cls, const char *fmt, va_list ap) {
-    (void)cls;
-    log_msgv(LOG_LEVEL_WARN, fmt, ap);
+    char msg[512];
+    size_t n;
+
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) {
+        msg[--n] = 0;
+    }
+    log_noisy(cls, "libmicrohttpd: %s", msg);
 }
 
 /* retry_after: seconds for a Retry-After header, 0 for none. */
@@ -232,6 +313,181 @@ static enum MHD_Result dispatch(struct http_server *s, struct MHD_Connection *c,
     return send_json(c, status, resp);
 }
 
+/* Connections, from accept to close. A new one counts as unauthenticated
+ * (http-limits.h) and has HTTP_HANDSHAKE_DEADLINE_MS to send its first
+ * request's headers; a request with a valid client certificate makes it
+ * authenticated for good (a TLS session keeps its peer). */
+
+static void waiting_unlink(struct http_server *s, struct conn *k) {
+    if (!k->waiting) {
+        return;
+    }
+    if (k->prev) {
+        k->prev->next = k->next;
+    } else {
+        s->waiting_head = k->next;
+    }
+    if (k->next) {
+        k->next->prev = k->prev;
+    } else {
+        s->waiting_tail = k->prev;
+    }
+    k->prev = k->next = NULL;
+    k->waiting = false;
+}
+
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *sa, socklen_t len) {
+    struct http_server *s = cls;
+    enum http_unauth_verdict v;
+    struct http_addr a;
+    char text[64];
+
+    if (http_addr_from_sockaddr(sa, len, &a) < 0) {
+        return MHD_NO;
+    }
+    pthread_mutex_lock(&s->lock);
+    v = http_unauth_admit(s->unauth, &a);
+    pthread_mutex_unlock(&s->lock);
+    if (v == HTTP_UNAUTH_OK) {
+        return MHD_YES;
+    }
+    http_addr_format(&a, text, sizeof(text));
+    if (v == HTTP_UNAUTH_FULL) {
+        log_noisy(s,
+                  "refused a connection from %s: all %u slots for connections without a "
+                  "client certificate yet are taken",
+                  text, s->unauth_max);
+    } else {
+        log_noisy(s,
+                  "refused a connection from %s: it has %u connections without a client "
+                  "certificate yet",
+                  text, s->unauth_per_address);
+    }
+    return MHD_NO;
+}
+
+static void conn_started(struct http_server *s, struct MHD_Connection *c, void **socket_context) {
+    const union MHD_ConnectionInfo *fd =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    const union MHD_ConnectionInfo *peer =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    struct conn *k = calloc(1, sizeof(*k));
+    int r = -ENOMEM;
+
+    if (!fd || !peer) {
+        free(k);
+        return; /* cannot happen for an accepted socket: nothing to track */
+    }
+    if (k && (r = http_addr_from_sockaddr(peer->client_addr, sizeof(struct sockaddr_in6),
+                                          &k->addr)) == 0) {
+        k->fd = fd->connect_fd;
+        pthread_mutex_lock(&s->lock);
+        r = http_unauth_add(s->unauth, &k->addr);
+        if (r == 0) {
+            k->unauth = true;
+            k->waiting = true;
+            k->deadline_ms = now_ms() + HTTP_HANDSHAKE_DEADLINE_MS;
+            k->prev = s->waiting_tail;
+            if (s->waiting_tail) {
+                s->waiting_tail->next = k;
+            } else {
+                s->waiting_head = k;
+            }
+            s->waiting_tail = k;
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+    if (r < 0) {
+        /* Untracked, it could hold its slot without a deadline: end it now
+         * (this is the thread that owns the fd). */
+        shutdown(fd->connect_fd, SHUT_RDWR);
+        log_noisy(s, "closed a new connection: it cannot be tracked (%s)", strerror(-r));
+        free(k);
+        return;
+    }
+    *socket_context = k;
+}
+
+static void conn_closed(struct http_server *s, struct conn *k) {
+    pthread_mutex_lock(&s->lock);
+    waiting_unlink(s, k);
+    if (k->unauth) {
+        http_unauth_del(s->unauth, &k->addr);
+    }
+    pthread_mutex_unlock(&s->lock);
+    free(k);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        conn_started(cls, c, socket_context);
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+        conn_closed(cls, *socket_context);
+        *socket_context = NULL;
+    }
+}
+
+/* A request's headers arrived: the deadline is met; a valid certificate
+ * moves the connection out of the unauthenticated pool and gives it the
+ * longer idle timeout. */
+static void conn_request(struct http_server *s, struct MHD_Connection *c, bool authenticated) {
+    const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct conn *k = ci ? ci->socket_context : NULL;
+    bool promoted = false;
+
+    if (!k) {
+        return;
+    }
+    pthread_mutex_lock(&s->lock);
+    waiting_unlink(s, k);
+    if (authenticated && k->unauth) {
+        http_unauth_del(s->unauth, &k->addr);
+        k->unauth = false;
+        promoted = true;
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (promoted) {
+        MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)HTTP_IDLE_TIMEOUT_S);
+    }
+}
+
+/* Ends connections past their deadline. The idle timeout alone would let a
+ * peer that trickles a byte now and then keep its slot for ever. */
+static void *watchdog(void *arg) {
+    struct http_server *s = arg;
+
+    pthread_mutex_lock(&s->lock);
+    while (!s->stopping) {
+        int64_t now = now_ms(), next = now + HTTP_WATCHDOG_TICK_MS;
+        unsigned ended = 0;
+        struct timespec until;
+
+        while (s->waiting_head && s->waiting_head->deadline_ms <= now) {
+            struct conn *k = s->waiting_head;
+            /* Listed, so the fd is still this connection's (see the lock). */
+            shutdown(k->fd, SHUT_RDWR);
+            waiting_unlink(s, k);
+            ended++;
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (ended) {
+            log_noisy(s, "closed %u connections that sent no request within %d ms of connecting",
+                      ended, HTTP_HANDSHAKE_DEADLINE_MS);
+        }
+        log_noisy_flush(s);
+        until.tv_sec = (time_t)(next / 1000);
+        until.tv_nsec = (long)(next % 1000) * 1000000;
+        pthread_mutex_lock(&s->lock);
+        if (!s->stopping) {
+            pthread_cond_timedwait(&s->wake, &s->lock, &until);
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
 /* The first call, when the headers are in and no byte of the body is read:
  * authenticate, admit (role, then the body's length against the route's
  * cap and the shared budget), or answer at once. An answer queued now makes
@@ -251,6 +507,7 @@ static enum MHD_Result on_headers(struct http_server *s, struct MHD_Connection *
     };
 
     rq->role = h.role = peer_role(s, c, rq->cn, sizeof(rq->cn));
+    conn_request(s, c, rq->role != ROLE_NONE);
     http_admit(&h, &a);
     if (a.status) {
         return send_error(c, a.status, a.error, a.detail);
@@ -380,14 +637,92 @@ static char *read_pem(const char *path) {
     return (char *)data;
 }
 
+/* The soft limit of open files raised to the hard one: the connection
+ * limit is sized from it. Returns the limit in force. */
+static uint64_t raise_fd_limit(void) {
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        log_warn("open files: getrlimit: %s; assuming 1024", strerror(errno));
+        return 1024;
+    }
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t was = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == 0) {
+            log_info("open files: soft limit raised from %llu to the hard limit %llu",
+                     (unsigned long long)was, (unsigned long long)rl.rlim_max);
+        } else {
+            log_warn("open files: cannot raise the soft limit %llu to %llu: %s",
+                     (unsigned long long)was, (unsigned long long)rl.rlim_max, strerror(errno));
+            rl.rlim_cur = was;
+        }
+    } else {
+        log_info("open files: limit %llu", (unsigned long long)rl.rlim_cur);
+    }
+    return rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_cur;
+}
+
+/* The lock, the tables and the watchdog, before the daemon can accept. */
+static int guard_start(struct http_server *s, const struct http_conn_limits *lim) {
+    pthread_condattr_t ca;
+    int r;
+
+    s->log_limit = (struct ratelimit)RATELIMIT_INIT(HTTP_LOG_INTERVAL_MS, HTTP_LOG_BURST);
+    s->unauth_max = lim->unauth_max;
+    s->unauth_per_address = lim->unauth_per_address;
+    r = http_unauth_new(lim->unauth_max, lim->unauth_per_address, &s->unauth);
+    if (r < 0) {
+        return r;
+    }
+    if (pthread_condattr_init(&ca) != 0) {
+        return -ENOMEM;
+    }
+    /* The watchdog's deadlines are monotonic. */
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    r = pthread_cond_init(&s->wake, &ca);
+    pthread_condattr_destroy(&ca);
+    if (r != 0) {
+        return -r;
+    }
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->log_lock, NULL);
+    s->lock_ready = true;
+    r = pthread_create(&s->watchdog, NULL, watchdog, s);
+    if (r != 0) {
+        return -r;
+    }
+    s->watchdog_started = true;
+    return 0;
+}
+
+static void guard_stop(struct http_server *s) {
+    if (s->lock_ready) {
+        if (s->watchdog_started) {
+            pthread_mutex_lock(&s->lock);
+            s->stopping = true;
+            pthread_cond_signal(&s->wake);
+            pthread_mutex_unlock(&s->lock);
+            pthread_join(s->watchdog, NULL);
+        }
+        log_noisy_flush(s);
+        pthread_cond_destroy(&s->wake);
+        pthread_mutex_destroy(&s->lock);
+        pthread_mutex_destroy(&s->log_lock);
+    }
+    http_unauth_free(s->unauth);
+}
+
 int http_start(const struct http_config *cfg, struct engine *e, struct http_server **ret) {
     struct http_server *s = calloc(1, sizeof(*s));
     struct sockaddr_in sa;
     unsigned flags =
             MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_ITC;
     const union MHD_DaemonInfo *di;
+    struct http_conn_limits lim;
     struct MHD_OptionItem o[24];
     size_t n = 0;
+    int r;
 
     if (!s) {
         return -ENOMEM;
@@ -401,15 +736,31 @@ int http_start(const struct http_config *cfg, struct engine *e, struct http_serv
     s->plain = cfg->insecure_plain_http;
     http_budget_init(&s->budget,
                      cfg->max_body_memory ? cfg->max_body_memory : HTTP_BODY_MEMORY_DEFAULT);
-    log_info("request bodies: at most %llu bytes in all", (unsigned long long)s->budget.max);
+    http_conn_limits(cfg->max_connections, raise_fd_limit(), &lim);
+    if (lim.clamped) {
+        log_warn("--max-connections %u is more than the open-file limit leaves room for: %u",
+                 cfg->max_connections, lim.max);
+    }
+    log_info("connections: at most %u, of which %u without a client certificate yet (%u per "
+             "address); request bodies: at most %llu bytes in all",
+             lim.max, lim.unauth_max, lim.unauth_per_address, (unsigned long long)s->budget.max);
+    r = guard_start(s, &lim);
+    if (r < 0) {
+        log_error("HTTP front: %s", strerror(-r));
+        http_stop(s);
+        return r;
+    }
 
 #define OPT(opt, value, ptr) o[n++] = (struct MHD_OptionItem){(opt), (intptr_t)(value), (ptr)}
-    OPT(MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL);
+    OPT(MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s);
     OPT(MHD_OPTION_SOCK_ADDR, 0, &sa);
     OPT(MHD_OPTION_THREAD_POOL_SIZE, cfg->threads ? cfg->threads : 2, NULL);
-    OPT(MHD_OPTION_CONNECTION_LIMIT, 1024, NULL);
-    OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT, 256, NULL);
-    OPT(MHD_OPTION_CONNECTION_TIMEOUT, 30, NULL);
+    OPT(MHD_OPTION_CONNECTION_LIMIT, lim.max, NULL);
+    OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT, HTTP_CONNECTIONS_PER_ADDRESS, NULL);
+    /* The default idle timeout is the short one; a request with a valid
+     * certificate raises it for its connection (conn_request). */
+    OPT(MHD_OPTION_CONNECTION_TIMEOUT, HTTP_IDLE_TIMEOUT_UNAUTH_S, NULL);
+    OPT(MHD_OPTION_NOTIFY_CONNECTION, on_connection, s);
     OPT(MHD_OPTION_NOTIFY_COMPLETED, on_completed, s);
     if (!s->plain) {
         s->cert = read_pem(cfg->tls_cert);
@@ -428,7 +779,8 @@ int http_start(const struct http_config *cfg, struct engine *e, struct http_serv
     }
     OPT(MHD_OPTION_END, 0, NULL);
 #undef OPT
-    s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, o,
+    assert(n <= ARRAY_SIZE(o));
+    s->d = MHD_start_daemon(flags, 0, on_accept, s, on_request, s, MHD_OPTION_ARRAY, o,
                             MHD_OPTION_END);
     if (!s->d) {
         log_error("cannot listen on %s", cfg->listen);
@@ -459,6 +811,8 @@ void http_stop(struct http_server *s) {
         }
         MHD_stop_daemon(s->d);
     }
+    /* Every connection is closed now, and off the lists. */
+    guard_stop(s);
     free(s->cert);
     if (s->key) {
         memset(s->key, 0, strlen(s->key));

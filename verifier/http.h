@@ -21,6 +21,7 @@ struct http_config {
     const char *tls_cert, *tls_key, *client_ca; /* PEM files */
     bool insecure_plain_http;                   /* demos only: no TLS, no roles */
     unsigned threads;
+    unsigned max_connections; /* 0: HTTP_CONNECTIONS_DEFAULT */
     uint64_t max_body_memory; /* 0: HTTP_BODY_MEMORY_DEFAULT */
 };
 

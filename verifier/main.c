@@ -68,6 +68,10 @@ static void usage(FILE *f) {
             "  --unknown-untrusted     pods no policy matches are untrusted, not unknown\n"
             "                                                         [KIMA_UNKNOWN_UNTRUSTED=1]\n"
             "  --threads N             HTTP worker threads (2)                  [KIMA_THREADS]\n"
+            "  --max-connections N     connections at once (4096, fewer if the open-file\n"
+            "                          limit, raised to its hard limit, leaves less room);\n"
+            "                          half for clients without a certificate yet\n"
+            "                                                         [KIMA_MAX_CONNECTIONS]\n"
             "  --max-body-memory BYTES request bodies all clients may hold at once, else\n"
             "                          503 (268435456 = 256 MiB)     [KIMA_MAX_BODY_MEMORY]\n"
             "  --log-level LEVEL       error, warn, info, debug                 [KIMA_LOG_LEVEL]\n"
@@ -112,6 +116,7 @@ int main(int argc, char **argv) {
             {"pcr-selection", required_argument, NULL, 's'},
             {"unknown-untrusted", no_argument, NULL, 'U'},
             {"threads", required_argument, NULL, 't'},
+            {"max-connections", required_argument, NULL, 'N'},
             {"max-body-memory", required_argument, NULL, 'Y'},
             {"kubeconfig", required_argument, NULL, 'C'},
             {"kube-context", required_argument, NULL, 'X'},
@@ -146,7 +151,8 @@ int main(int argc, char **argv) {
     const char *kubeconfig = env_or("KIMA_KUBECONFIG", NULL),
                *kctx = env_or("KIMA_KUBE_CONTEXT", NULL);
     const char *s_refresh = env_or("KIMA_KUBE_REFRESH_MS", NULL);
-    const char *s_bodymem = env_or("KIMA_MAX_BODY_MEMORY", NULL);
+    const char *s_maxconn = env_or("KIMA_MAX_CONNECTIONS", NULL),
+               *s_bodymem = env_or("KIMA_MAX_BODY_MEMORY", NULL);
     bool in_cluster = env_flag("KIMA_IN_CLUSTER");
     struct kube_options kopt = {.label_prefix = env_or("KIMA_LABEL_PREFIX", "kima.dev")};
     struct kube_config kcfg = {0};
@@ -225,6 +231,9 @@ int main(int argc, char **argv) {
         case 't':
             s_threads = optarg;
             break;
+        case 'N':
+            s_maxconn = optarg;
+            break;
         case 'Y':
             s_bodymem = optarg;
             break;
@@ -276,6 +285,9 @@ int main(int argc, char **argv) {
         (s_max && (parse_u64_range(s_max, 4096, UINT64_MAX, &audit_max) < 0)) ||
         (s_minch && parse_u64_range(s_minch, 0, 60000, &cfg.min_challenge_ms) < 0) ||
         (s_threads && (parse_u64_range(s_threads, 1, 64, &v) < 0 || !(hc.threads = (unsigned)v))) ||
+        (s_maxconn &&
+         (parse_u64_range(s_maxconn, HTTP_CONNECTIONS_MIN, HTTP_CONNECTIONS_MAX, &v) < 0 ||
+          !(hc.max_connections = (unsigned)v))) ||
         (s_bodymem && parse_u64_range(s_bodymem, HTTP_BODY_MEMORY_MIN, HTTP_BODY_MEMORY_MAX,
                                       &hc.max_body_memory) < 0) ||
         (s_refresh &&
