@@ -10,54 +10,68 @@
 #include "base64.h"
 #include "hex.h"
 
-/* Deepest nesting of arrays and objects and an upper bound of the number of
- * values (separators and containers), strings skipped, without parsing.
- * jansson would otherwise recurse up to its own limit of 2048. */
-static int json_shape(const char *buf, size_t len, size_t *ret_values) {
-    int depth = 0, max = 0;
-    size_t values = 1;
-    bool in_string = false;
+void json_scan_init(struct json_scan *s) {
+    memset(s, 0, sizeof(*s));
+    s->values = 1;
+}
 
+/* Counts separators and containers, strings skipped; a backslash may end one
+ * chunk and escape the first byte of the next. */
+void json_scan_feed(struct json_scan *s, const char *buf, size_t len) {
     for (size_t i = 0; i < len; i++) {
         char c = buf[i];
-        if (in_string) {
-            if (c == '\\') {
-                i++;
+        if (s->in_string) {
+            if (s->escaped) {
+                s->escaped = false;
+            } else if (c == '\\') {
+                s->escaped = true;
             } else if (c == '"') {
-                in_string = false;
+                s->in_string = false;
             }
         } else if (c == '"') {
-            in_string = true;
+            s->in_string = true;
         } else if (c == '[' || c == '{') {
-            values++;
-            if (++depth > max) {
-                max = depth;
+            s->values++;
+            if (++s->depth > s->max_depth) {
+                s->max_depth = s->depth;
             }
         } else if (c == ']' || c == '}') {
-            depth--;
+            s->depth--;
         } else if (c == ',') {
-            values++;
+            s->values++;
         }
     }
-    *ret_values = values;
-    return max;
+}
+
+int json_scan_check(const struct json_scan *s, int max_depth, size_t max_values, char *err,
+                    size_t errsz) {
+    if (s->max_depth > max_depth) {
+        snprintf(err, errsz, "JSON nested %d deep, more than %d", s->max_depth, max_depth);
+        return -EBADMSG;
+    }
+    if (s->values > max_values) {
+        snprintf(err, errsz,
+                 "JSON holds more than %zu values (arrays and objects are capped by count)",
+                 max_values);
+        return -E2BIG;
+    }
+    return 0;
 }
 
 int json_parse_bounded(const char *buf, size_t len, int max_depth, size_t max_values, json_t **ret,
                        char *err, size_t errsz) {
+    struct json_scan scan;
     json_error_t jerr;
-    size_t values;
     json_t *v;
-    int depth;
+    int r;
 
-    depth = json_shape(buf, len, &values);
-    if (depth > max_depth) {
-        snprintf(err, errsz, "JSON nested %d deep, more than %d", depth, max_depth);
-        return -EBADMSG;
-    }
-    if (values > max_values) {
-        snprintf(err, errsz, "JSON holds about %zu values, more than %zu", values, max_values);
-        return -E2BIG;
+    /* jansson would otherwise recurse up to its own limit of 2048 and
+     * allocate every value before we could count them. */
+    json_scan_init(&scan);
+    json_scan_feed(&scan, buf, len);
+    r = json_scan_check(&scan, max_depth, max_values, err, errsz);
+    if (r < 0) {
+        return r;
     }
     v = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!v) {

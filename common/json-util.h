@@ -29,6 +29,21 @@
 int json_parse_bounded(const char *buf, size_t len, int max_depth, size_t max_values, json_t **ret,
                        char *err, size_t errsz);
 
+/* The scan json_parse_bounded makes, fed piece by piece: a body can be
+ * refused for its depth or width while it arrives, before it is buffered
+ * whole. Values counted are an upper bound (separators and containers). */
+struct json_scan {
+    size_t values;
+    int depth, max_depth;
+    bool in_string, escaped;
+};
+void json_scan_init(struct json_scan *s);
+void json_scan_feed(struct json_scan *s, const char *buf, size_t len);
+/* 0, or -EBADMSG (too deep) / -E2BIG (too many values) with the reason in
+ * err, the same as json_parse_bounded's. */
+int json_scan_check(const struct json_scan *s, int max_depth, size_t max_values, char *err,
+                    size_t errsz);
+
 /* Field accessors on an object. Each returns 0, -ENOENT when the key is
  * absent, or -EBADMSG when it has the wrong type or breaks the cap, with a
  * message naming the key in err. */

@@ -12,6 +12,7 @@
 #define NONCE_LEN       32
 #define NONCES_PER_NODE 4
 #define NONCE_SLOTS     8192
+#define POLICY_QUIET_S  2 /* seconds a policy directory must be unchanged to skip reloads */
 
 struct nonce_slot {
     char node[STORE_NAME_MAX + 1];
@@ -35,7 +36,8 @@ struct engine {
      * are serialized. */
     pthread_mutex_t lock;
     char *policy_dir;
-    struct timespec policy_mtime;
+    struct timespec policy_mtime; /* {0}: check the content next time */
+    uint8_t policy_fp[32];        /* SHA-256 of the files last loaded */
     struct policy_set *policies;
     struct kbuf policy_errors;
     struct nonce_slot nonces[NONCE_SLOTS];

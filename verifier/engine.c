@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <tss2/tss2_mu.h>
@@ -16,6 +17,7 @@
 #include "base64.h"
 #include "credential.h"
 #include "ekcert.h"
+#include "fileio.h"
 #include "hex.h"
 #include "json-util.h"
 #include "log.h"
@@ -159,10 +161,49 @@ static struct timespec dir_mtime(const char *dir) {
     return t;
 }
 
+/* SHA-256 over the names and contents of the files policy_set_load reads:
+ * whether anything changed, whatever the file times say. */
+static void dir_fingerprint(const char *dir, uint8_t out[32]) {
+    struct dirent **names = NULL;
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    unsigned int len = 32;
+    int n = scandir(dir, &names, NULL, alphasort);
+
+    memset(out, 0, 32);
+    if (!c || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1) {
+        n = n < 0 ? 0 : n;
+    }
+    for (int i = 0; i < n; i++) {
+        const char *nm = names[i]->d_name;
+        size_t nl = strlen(nm);
+        if (c && nm[0] != '.' && nl > 5 && strcmp(nm + nl - 5, ".json") == 0) {
+            _cleanup_free_ uint8_t *data = NULL;
+            char path[4096];
+            size_t dl = 0;
+            snprintf(path, sizeof(path), "%s/%s", dir, nm);
+            int r = read_file_capped(path, POLICY_FILE_MAX, &data, &dl);
+            EVP_DigestUpdate(c, nm, nl + 1);
+            EVP_DigestUpdate(c, &r, sizeof(r));
+            EVP_DigestUpdate(c, &dl, sizeof(dl));
+            if (r == 0) {
+                EVP_DigestUpdate(c, data, dl);
+            }
+        }
+        free(names[i]);
+    }
+    free(names);
+    if (c) {
+        EVP_DigestFinal_ex(c, out, &len);
+    }
+    EVP_MD_CTX_free(c);
+}
+
 int engine_reload_policies(struct engine *e) {
     struct policy_load_options lo = {.allow_match_all_excludes = e->cfg.allow_match_all_excludes};
     struct policy_set *s = NULL;
-    struct timespec t;
+    struct timespec t, now;
+    uint8_t fp[32];
+    bool same;
     int r;
 
     if (!e->policy_dir) {
@@ -170,10 +211,24 @@ int engine_reload_policies(struct engine *e) {
     }
     t = dir_mtime(e->policy_dir);
     pthread_mutex_lock(&e->lock);
-    if (e->policies && t.tv_sec == e->policy_mtime.tv_sec && t.tv_nsec == e->policy_mtime.tv_nsec) {
+    same = e->policies && t.tv_sec == e->policy_mtime.tv_sec &&
+           t.tv_nsec == e->policy_mtime.tv_nsec;
+    pthread_mutex_unlock(&e->lock);
+    if (same) {
+        return 0;
+    }
+    /* File times are coarse (a kernel tick): a change in the same tick as
+     * the last one read would look unchanged, so until the directory has
+     * been quiet for a while its content decides. */
+    dir_fingerprint(e->policy_dir, fp);
+    clock_gettime(CLOCK_REALTIME, &now);
+    pthread_mutex_lock(&e->lock);
+    e->policy_mtime = now.tv_sec - t.tv_sec >= POLICY_QUIET_S ? t : (struct timespec){0};
+    if (e->policies && memcmp(fp, e->policy_fp, sizeof(fp)) == 0) {
         pthread_mutex_unlock(&e->lock);
         return 0;
     }
+    memcpy(e->policy_fp, fp, sizeof(fp));
     kbuf_reset(&e->policy_errors);
     r = policy_set_load(e->policy_dir, e->policies, &lo, &s, &e->policy_errors);
     if (r == 0) {
@@ -185,7 +240,6 @@ int engine_reload_policies(struct engine *e) {
         }
         policy_set_free(e->policies);
         e->policies = s;
-        e->policy_mtime = t;
         log_info("loaded %zu policies from %s", policy_set_count(s), e->policy_dir);
         engine_audit(e, "policy-change", NULL, NULL, d);
         json_decref(d);
@@ -328,6 +382,10 @@ int engine_registration(struct engine *e, const char *node, const json_t *req, j
     snprintf(n->state, sizeof(n->state), "registered");
     snprintf(n->reason, sizeof(n->reason), "awaiting activation");
     n->registered_ms = engine_now_ms();
+    if (r == 0 && n->registered_ms <= old->last_attested_ms) {
+        /* "Not attested since registering" must hold even within one ms. */
+        n->registered_ms = old->last_attested_ms + 1;
+    }
     if (r == 0) {
         /* Same TPM, same AK (an agent restart): the node is the same. It
          * keeps its replay state, its verdict (an untrusted node stays

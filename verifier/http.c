@@ -4,13 +4,17 @@
 #include "engine-internal.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <gnutls/gnutls.h>
@@ -18,9 +22,24 @@
 
 #include "buf.h"
 #include "fileio.h"
+#include "http-limits.h"
 #include "json-util.h"
 #include "log.h"
 #include "parse.h"
+#include "ratelimit.h"
+
+/* How often the deadline of connections without a request is checked. */
+#define HTTP_WATCHDOG_TICK_MS 100
+
+/* A connection from accept to close: libmicrohttpd's socket context. */
+struct conn {
+    struct conn *prev, *next; /* in http_server.waiting while its deadline runs */
+    struct http_addr addr;
+    int fd;
+    int64_t deadline_ms;
+    bool waiting; /* in the list: no request yet */
+    bool unauth;  /* counted in http_server.unauth: no valid certificate yet */
+};
 
 struct http_server {
     struct MHD_Daemon *d;
@@ -28,25 +47,91 @@ struct http_server {
     bool plain;
     uint16_t port;
     char *cert, *key, *ca;
+    struct http_budget budget;
+
+    /* Guards unauth, the waiting list and the list fields of every conn.
+     * While a conn is on the list its fd is open and its own: libmicrohttpd
+     * reports a connection closed (which takes it off) before it closes the
+     * fd, so the watchdog may shut down a listed fd under the lock. */
+    pthread_mutex_t lock;
+    pthread_cond_t wake; /* the watchdog's tick, or stop */
+    bool stopping;
+    struct http_unauth *unauth;
+    struct conn *waiting_head, *waiting_tail; /* by deadline */
+    unsigned unauth_max, unauth_per_address;
+    pthread_t watchdog;
+    bool watchdog_started, lock_ready;
+
+    pthread_mutex_t log_lock;
+    struct ratelimit log_limit;
 };
 
 struct request {
     struct kbuf body;
-    bool too_large;
+    uint64_t reserved; /* bytes of the body budget this request holds */
+    struct json_scan scan;
+    enum role role;
+    char cn[256];
+    int refused; /* the body broke a cap while arriving: this status */
+    const char *refused_error;
+    char refused_detail[200];
 };
 
-enum role {
-    ROLE_NONE,
-    ROLE_AGENT,
-    ROLE_OPERATOR,
-};
-
-static void mhd_logger(void *cls, const char *fmt, va_list ap) {
-    (void)cls;
-    log_msgv(LOG_LEVEL_WARN, fmt, ap);
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *body) {
+/* A line a peer can provoke: through the rate limit, and the count of lines
+ * left out comes first when a new interval opens. */
+static void log_noisy(struct http_server *s, const char *fmt, ...) _printf_(2, 3);
+static void log_noisy(struct http_server *s, const char *fmt, ...) {
+    uint64_t held;
+    bool show;
+    va_list ap;
+
+    pthread_mutex_lock(&s->log_lock);
+    show = ratelimit_allow(&s->log_limit, now_ms(), &held);
+    pthread_mutex_unlock(&s->log_lock);
+    if (held) {
+        log_warn("%llu more lines about connections were left out (at most %u per %d s)",
+                 (unsigned long long)held, HTTP_LOG_BURST, HTTP_LOG_INTERVAL_MS / 1000);
+    }
+    if (show) {
+        va_start(ap, fmt);
+        log_msgv(LOG_LEVEL_WARN, fmt, ap);
+        va_end(ap);
+    }
+}
+
+static void log_noisy_flush(struct http_server *s) {
+    uint64_t held;
+
+    pthread_mutex_lock(&s->log_lock);
+    held = ratelimit_flush(&s->log_limit, now_ms());
+    pthread_mutex_unlock(&s->log_lock);
+    if (held) {
+        log_warn("%llu more lines about connections were left out (at most %u per %d s)",
+                 (unsigned long long)held, HTTP_LOG_BURST, HTTP_LOG_INTERVAL_MS / 1000);
+    }
+}
+
+static void mhd_logger(void *cls, const char *fmt, va_list ap) {
+    char msg[512];
+    size_t n;
+
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) {
+        msg[--n] = 0;
+    }
+    log_noisy(cls, "libmicrohttpd: %s", msg);
+}
+
+/* retry_after: seconds for a Retry-After header, 0 for none. */
+static enum MHD_Result queue_json(struct MHD_Connection *c, int status, json_t *body,
+                                  unsigned retry_after) {
     char *text = json_dumps(body, JSON_COMPACT);
     struct MHD_Response *r;
     enum MHD_Result ret;
@@ -56,10 +141,23 @@ static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *b
         return MHD_NO;
     }
     r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(text);
+        return MHD_NO;
+    }
     MHD_add_response_header(r, "Content-Type", "application/json");
+    if (retry_after) {
+        char v[16];
+        snprintf(v, sizeof(v), "%u", retry_after);
+        MHD_add_response_header(r, "Retry-After", v);
+    }
     ret = MHD_queue_response(c, (unsigned)status, r);
     MHD_destroy_response(r);
     return ret;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *body) {
+    return queue_json(c, status, body, 0);
 }
 
 static enum MHD_Result send_text(struct MHD_Connection *c, int status, const char *text,
@@ -126,35 +224,14 @@ static enum role peer_role(struct http_server *s, struct MHD_Connection *c, char
     return role;
 }
 
-/* Split "/v1/nodes/NAME/ACTION" and the like into parts (at most 5). */
-static int split_path(const char *url, char parts[5][256]) {
-    int n = 0;
-    const char *p = url;
-
-    while (*p == '/') {
-        p++;
-    }
-    while (*p && n < 5) {
-        const char *slash = strchr(p, '/');
-        size_t len = slash ? (size_t)(slash - p) : strlen(p);
-        if (len == 0 || len >= 256) {
-            return -1;
-        }
-        memcpy(parts[n], p, len);
-        parts[n][len] = 0;
-        n++;
-        p = slash ? slash + 1 : p + len;
-    }
-    return *p ? -1 : n;
-}
-
 static enum MHD_Result dispatch(struct http_server *s, struct MHD_Connection *c, const char *method,
                                 const char *url, struct request *rq) {
-    char parts[5][256], cn[256] = "";
-    enum role role = peer_role(s, c, cn, sizeof(cn));
+    char parts[HTTP_PATH_PARTS][HTTP_PATH_PART_MAX];
+    enum role role = rq->role;
+    const char *cn = rq->cn;
     json_auto_t *req = NULL;
     json_t *resp = NULL;
-    int n = split_path(url, parts), status;
+    int n = http_split_path(url, parts), status;
     bool post = strcmp(method, "POST") == 0, get = strcmp(method, "GET") == 0;
 
     if (n == 1 && get && (strcmp(parts[0], "healthz") == 0 || strcmp(parts[0], "readyz") == 0)) {
@@ -178,6 +255,9 @@ static enum MHD_Result dispatch(struct http_server *s, struct MHD_Connection *c,
         }
         return send_error(c, 404, "not found", url);
     }
+    /* Only admitted requests get here: their role was checked before a byte
+     * of the body was read (on_headers), so this parses for a caller who
+     * may send it. */
     if (rq->body.len) {
         char err[256];
         if (json_parse_bounded((const char *)rq->body.data, rq->body.len, JSON_DEPTH_MAX,
@@ -235,6 +315,261 @@ static enum MHD_Result dispatch(struct http_server *s, struct MHD_Connection *c,
     return send_json(c, status, resp);
 }
 
+/* Connections, from accept to close. A new one counts as unauthenticated
+ * (http-limits.h) and has HTTP_HANDSHAKE_DEADLINE_MS to send its first
+ * request's headers; a request with a valid client certificate makes it
+ * authenticated for good (a TLS session keeps its peer). */
+
+static void waiting_unlink(struct http_server *s, struct conn *k) {
+    if (!k->waiting) {
+        return;
+    }
+    if (k->prev) {
+        k->prev->next = k->next;
+    } else {
+        s->waiting_head = k->next;
+    }
+    if (k->next) {
+        k->next->prev = k->prev;
+    } else {
+        s->waiting_tail = k->prev;
+    }
+    k->prev = k->next = NULL;
+    k->waiting = false;
+}
+
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *sa, socklen_t len) {
+    struct http_server *s = cls;
+    enum http_unauth_verdict v;
+    struct http_addr a;
+    char text[64];
+
+    if (http_addr_from_sockaddr(sa, len, &a) < 0) {
+        return MHD_NO;
+    }
+    pthread_mutex_lock(&s->lock);
+    v = http_unauth_admit(s->unauth, &a);
+    pthread_mutex_unlock(&s->lock);
+    if (v == HTTP_UNAUTH_OK) {
+        return MHD_YES;
+    }
+    http_addr_format(&a, text, sizeof(text));
+    if (v == HTTP_UNAUTH_FULL) {
+        log_noisy(s,
+                  "refused a connection from %s: all %u slots for connections without a "
+                  "client certificate yet are taken",
+                  text, s->unauth_max);
+    } else {
+        log_noisy(s,
+                  "refused a connection from %s: it has %u connections without a client "
+                  "certificate yet",
+                  text, s->unauth_per_address);
+    }
+    return MHD_NO;
+}
+
+static void conn_started(struct http_server *s, struct MHD_Connection *c, void **socket_context) {
+    const union MHD_ConnectionInfo *fd =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    const union MHD_ConnectionInfo *peer =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    struct conn *k = calloc(1, sizeof(*k));
+    int r = -ENOMEM;
+
+    if (!fd || !peer) {
+        free(k);
+        return; /* cannot happen for an accepted socket: nothing to track */
+    }
+    if (k && (r = http_addr_from_sockaddr(peer->client_addr, sizeof(struct sockaddr_in6),
+                                          &k->addr)) == 0) {
+        k->fd = fd->connect_fd;
+        pthread_mutex_lock(&s->lock);
+        r = http_unauth_add(s->unauth, &k->addr);
+        if (r == 0) {
+            k->unauth = true;
+            k->waiting = true;
+            k->deadline_ms = now_ms() + HTTP_HANDSHAKE_DEADLINE_MS;
+            k->prev = s->waiting_tail;
+            if (s->waiting_tail) {
+                s->waiting_tail->next = k;
+            } else {
+                s->waiting_head = k;
+            }
+            s->waiting_tail = k;
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+    if (r < 0) {
+        /* Untracked, it could hold its slot without a deadline: end it now
+         * (this is the thread that owns the fd). */
+        shutdown(fd->connect_fd, SHUT_RDWR);
+        log_noisy(s, "closed a new connection: it cannot be tracked (%s)", strerror(-r));
+        free(k);
+        return;
+    }
+    *socket_context = k;
+}
+
+static void conn_closed(struct http_server *s, struct conn *k) {
+    pthread_mutex_lock(&s->lock);
+    waiting_unlink(s, k);
+    if (k->unauth) {
+        http_unauth_del(s->unauth, &k->addr);
+    }
+    pthread_mutex_unlock(&s->lock);
+    free(k);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        conn_started(cls, c, socket_context);
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+        conn_closed(cls, *socket_context);
+        *socket_context = NULL;
+    }
+}
+
+/* A request's headers arrived: the deadline is met; a valid certificate
+ * moves the connection out of the unauthenticated pool and gives it the
+ * longer idle timeout. */
+static void conn_request(struct http_server *s, struct MHD_Connection *c, bool authenticated) {
+    const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct conn *k = ci ? ci->socket_context : NULL;
+    bool promoted = false;
+
+    if (!k) {
+        return;
+    }
+    pthread_mutex_lock(&s->lock);
+    waiting_unlink(s, k);
+    if (authenticated && k->unauth) {
+        http_unauth_del(s->unauth, &k->addr);
+        k->unauth = false;
+        promoted = true;
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (promoted) {
+        MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)HTTP_IDLE_TIMEOUT_S);
+    }
+}
+
+/* Ends connections past their deadline. The idle timeout alone would let a
+ * peer that trickles a byte now and then keep its slot for ever. */
+static void *watchdog(void *arg) {
+    struct http_server *s = arg;
+
+    pthread_mutex_lock(&s->lock);
+    while (!s->stopping) {
+        int64_t now = now_ms(), next = now + HTTP_WATCHDOG_TICK_MS;
+        unsigned ended = 0;
+        struct timespec until;
+
+        while (s->waiting_head && s->waiting_head->deadline_ms <= now) {
+            struct conn *k = s->waiting_head;
+            /* Listed, so the fd is still this connection's (see the lock). */
+            shutdown(k->fd, SHUT_RDWR);
+            waiting_unlink(s, k);
+            ended++;
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (ended) {
+            log_noisy(s, "closed %u connections that sent no request within %d ms of connecting",
+                      ended, HTTP_HANDSHAKE_DEADLINE_MS);
+        }
+        log_noisy_flush(s);
+        until.tv_sec = (time_t)(next / 1000);
+        until.tv_nsec = (long)(next % 1000) * 1000000;
+        pthread_mutex_lock(&s->lock);
+        if (!s->stopping) {
+            pthread_cond_timedwait(&s->wake, &s->lock, &until);
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+/* The first call, when the headers are in and no byte of the body is read:
+ * authenticate, admit (role, then the body's length against the route's
+ * cap and the shared budget), or answer at once. An answer queued now makes
+ * libmicrohttpd close the connection after it without reading the body. */
+static enum MHD_Result on_headers(struct http_server *s, struct MHD_Connection *c, const char *url,
+                                  const char *method, struct request *rq) {
+    struct http_admission a;
+    struct http_head h = {
+            .method = method,
+            .url = url,
+            .cn = rq->cn,
+            .no_roles = s->plain,
+            .content_length =
+                    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH),
+            .chunked = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                   MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL,
+    };
+
+    rq->role = h.role = peer_role(s, c, rq->cn, sizeof(rq->cn));
+    conn_request(s, c, rq->role != ROLE_NONE);
+    http_admit(&h, &a);
+    if (a.status) {
+        return send_error(c, a.status, a.error, a.detail);
+    }
+    if (rq->role == ROLE_NONE) {
+        /* /healthz or /readyz: answered now, so the connection closes. */
+        return dispatch(s, c, method, url, rq);
+    }
+    if (a.body_len > s->budget.max) {
+        char detail[200];
+        snprintf(detail, sizeof(detail),
+                 "a body of %llu bytes is more than all requests may hold at once "
+                 "(--max-body-memory %llu)",
+                 (unsigned long long)a.body_len, (unsigned long long)s->budget.max);
+        return send_error(c, 413, "request too large", detail);
+    }
+    if (a.body_len > 0) {
+        if (!http_budget_take(&s->budget, a.body_len)) {
+            json_t *j;
+            engine_error(&j, 503, "busy",
+                         "request bodies in flight fill the verifier's memory budget "
+                         "(--max-body-memory); try again");
+            return queue_json(c, 503, j, HTTP_RETRY_AFTER_S);
+        }
+        rq->reserved = a.body_len;
+    }
+    kbuf_init(&rq->body, (size_t)a.body_len);
+    json_scan_init(&rq->scan);
+    return MHD_YES;
+}
+
+/* A piece of the body (never more than its Content-Length). JSON too deep
+ * or too wide is refused as soon as it shows, and the rest is read and
+ * dropped: libmicrohttpd answers only once the request is in. */
+static void on_body(struct http_server *s, struct request *rq, const char *data, size_t len) {
+    int r;
+
+    if (rq->refused) {
+        return;
+    }
+    json_scan_feed(&rq->scan, data, len);
+    r = json_scan_check(&rq->scan, JSON_DEPTH_MAX, HTTP_JSON_VALUES_MAX, rq->refused_detail,
+                        sizeof(rq->refused_detail));
+    if (r == 0) {
+        r = kbuf_append(&rq->body, data, len);
+        if (r < 0) {
+            snprintf(rq->refused_detail, sizeof(rq->refused_detail), "the body: %s", strerror(-r));
+        }
+    }
+    if (r < 0) {
+        rq->refused = r == -EBADMSG ? 400 : r == -E2BIG ? 413 : 503;
+        rq->refused_error = r == -EBADMSG ? "malformed JSON"
+                            : r == -E2BIG ? "request too large"
+                                          : "busy";
+        kbuf_free(&rq->body);
+        http_budget_give(&s->budget, rq->reserved);
+        rq->reserved = 0;
+    }
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *data,
                                   size_t *data_size, void **con_cls) {
@@ -247,31 +582,29 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!rq) {
             return MHD_NO;
         }
-        kbuf_init(&rq->body, strstr(url, "/evidence") ? HTTP_EVIDENCE_BODY_MAX : HTTP_BODY_MAX);
-        *con_cls = rq;
-        return MHD_YES;
+        *con_cls = rq; /* on_completed frees it, whatever happens next */
+        return on_headers(s, c, url, method, rq);
     }
     if (*data_size) {
-        if (!rq->too_large && kbuf_append(&rq->body, data, *data_size) < 0) {
-            rq->too_large = true;
-        }
+        on_body(s, rq, data, *data_size);
         *data_size = 0;
         return MHD_YES;
     }
-    if (rq->too_large) {
-        return send_error(c, 413, "request too large", "the body is over its cap");
+    if (rq->refused) {
+        return send_error(c, rq->refused, rq->refused_error, rq->refused_detail);
     }
     return dispatch(s, c, method, url, rq);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
+    struct http_server *s = cls;
     struct request *rq = *con_cls;
-    (void)cls;
     (void)c;
     (void)toe;
     if (rq) {
         kbuf_free(&rq->body);
+        http_budget_give(&s->budget, rq->reserved);
         free(rq);
         *con_cls = NULL;
     }
@@ -306,12 +639,92 @@ static char *read_pem(const char *path) {
     return (char *)data;
 }
 
+/* The soft limit of open files raised to the hard one: the connection
+ * limit is sized from it. Returns the limit in force. */
+static uint64_t raise_fd_limit(void) {
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        log_warn("open files: getrlimit: %s; assuming 1024", strerror(errno));
+        return 1024;
+    }
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t was = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == 0) {
+            log_info("open files: soft limit raised from %llu to the hard limit %llu",
+                     (unsigned long long)was, (unsigned long long)rl.rlim_max);
+        } else {
+            log_warn("open files: cannot raise the soft limit %llu to %llu: %s",
+                     (unsigned long long)was, (unsigned long long)rl.rlim_max, strerror(errno));
+            rl.rlim_cur = was;
+        }
+    } else {
+        log_info("open files: limit %llu", (unsigned long long)rl.rlim_cur);
+    }
+    return rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_cur;
+}
+
+/* The lock, the tables and the watchdog, before the daemon can accept. */
+static int guard_start(struct http_server *s, const struct http_conn_limits *lim) {
+    pthread_condattr_t ca;
+    int r;
+
+    s->log_limit = (struct ratelimit)RATELIMIT_INIT(HTTP_LOG_INTERVAL_MS, HTTP_LOG_BURST);
+    s->unauth_max = lim->unauth_max;
+    s->unauth_per_address = lim->unauth_per_address;
+    r = http_unauth_new(lim->unauth_max, lim->unauth_per_address, &s->unauth);
+    if (r < 0) {
+        return r;
+    }
+    if (pthread_condattr_init(&ca) != 0) {
+        return -ENOMEM;
+    }
+    /* The watchdog's deadlines are monotonic. */
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    r = pthread_cond_init(&s->wake, &ca);
+    pthread_condattr_destroy(&ca);
+    if (r != 0) {
+        return -r;
+    }
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->log_lock, NULL);
+    s->lock_ready = true;
+    r = pthread_create(&s->watchdog, NULL, watchdog, s);
+    if (r != 0) {
+        return -r;
+    }
+    s->watchdog_started = true;
+    return 0;
+}
+
+static void guard_stop(struct http_server *s) {
+    if (s->lock_ready) {
+        if (s->watchdog_started) {
+            pthread_mutex_lock(&s->lock);
+            s->stopping = true;
+            pthread_cond_signal(&s->wake);
+            pthread_mutex_unlock(&s->lock);
+            pthread_join(s->watchdog, NULL);
+        }
+        log_noisy_flush(s);
+        pthread_cond_destroy(&s->wake);
+        pthread_mutex_destroy(&s->lock);
+        pthread_mutex_destroy(&s->log_lock);
+    }
+    http_unauth_free(s->unauth);
+}
+
 int http_start(const struct http_config *cfg, struct engine *e, struct http_server **ret) {
     struct http_server *s = calloc(1, sizeof(*s));
     struct sockaddr_in sa;
     unsigned flags =
             MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_ITC;
     const union MHD_DaemonInfo *di;
+    struct http_conn_limits lim;
+    struct MHD_OptionItem o[24];
+    size_t n = 0;
+    int r;
 
     if (!s) {
         return -ENOMEM;
@@ -323,14 +736,35 @@ int http_start(const struct http_config *cfg, struct engine *e, struct http_serv
     }
     s->e = e;
     s->plain = cfg->insecure_plain_http;
-    if (s->plain) {
-        s->d = MHD_start_daemon(
-                flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
-                MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_THREAD_POOL_SIZE,
-                cfg->threads ? cfg->threads : 2, MHD_OPTION_CONNECTION_LIMIT, 1024,
-                MHD_OPTION_PER_IP_CONNECTION_LIMIT, 256, MHD_OPTION_CONNECTION_TIMEOUT, 30,
-                MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
-    } else {
+    http_budget_init(&s->budget,
+                     cfg->max_body_memory ? cfg->max_body_memory : HTTP_BODY_MEMORY_DEFAULT);
+    http_conn_limits(cfg->max_connections, raise_fd_limit(), &lim);
+    if (lim.clamped) {
+        log_warn("--max-connections %u is more than the open-file limit leaves room for: %u",
+                 cfg->max_connections, lim.max);
+    }
+    log_info("connections: at most %u, of which %u without a client certificate yet (%u per "
+             "address); request bodies: at most %llu bytes in all",
+             lim.max, lim.unauth_max, lim.unauth_per_address, (unsigned long long)s->budget.max);
+    r = guard_start(s, &lim);
+    if (r < 0) {
+        log_error("HTTP front: %s", strerror(-r));
+        http_stop(s);
+        return r;
+    }
+
+#define OPT(opt, value, ptr) o[n++] = (struct MHD_OptionItem){(opt), (intptr_t)(value), (ptr)}
+    OPT(MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s);
+    OPT(MHD_OPTION_SOCK_ADDR, 0, &sa);
+    OPT(MHD_OPTION_THREAD_POOL_SIZE, cfg->threads ? cfg->threads : 2, NULL);
+    OPT(MHD_OPTION_CONNECTION_LIMIT, lim.max, NULL);
+    OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT, HTTP_CONNECTIONS_PER_ADDRESS, NULL);
+    /* The default idle timeout is the short one; a request with a valid
+     * certificate raises it for its connection (conn_request). */
+    OPT(MHD_OPTION_CONNECTION_TIMEOUT, HTTP_IDLE_TIMEOUT_UNAUTH_S, NULL);
+    OPT(MHD_OPTION_NOTIFY_CONNECTION, on_connection, s);
+    OPT(MHD_OPTION_NOTIFY_COMPLETED, on_completed, s);
+    if (!s->plain) {
         s->cert = read_pem(cfg->tls_cert);
         s->key = read_pem(cfg->tls_key);
         s->ca = read_pem(cfg->client_ca);
@@ -339,16 +773,17 @@ int http_start(const struct http_config *cfg, struct engine *e, struct http_serv
             http_stop(s);
             return -EINVAL;
         }
-        s->d = MHD_start_daemon(
-                flags | MHD_USE_TLS, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
-                mhd_logger, NULL, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_THREAD_POOL_SIZE,
-                cfg->threads ? cfg->threads : 2, MHD_OPTION_CONNECTION_LIMIT, 1024,
-                MHD_OPTION_PER_IP_CONNECTION_LIMIT, 256, MHD_OPTION_CONNECTION_TIMEOUT, 30,
-                MHD_OPTION_HTTPS_MEM_CERT, s->cert, MHD_OPTION_HTTPS_MEM_KEY, s->key,
-                MHD_OPTION_HTTPS_MEM_TRUST, s->ca, MHD_OPTION_HTTPS_PRIORITIES,
-                "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2", MHD_OPTION_NOTIFY_COMPLETED,
-                on_completed, s, MHD_OPTION_END);
+        flags |= MHD_USE_TLS;
+        OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, s->cert);
+        OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, s->key);
+        OPT(MHD_OPTION_HTTPS_MEM_TRUST, 0, s->ca);
+        OPT(MHD_OPTION_HTTPS_PRIORITIES, 0, "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2");
     }
+    OPT(MHD_OPTION_END, 0, NULL);
+#undef OPT
+    assert(n <= ARRAY_SIZE(o));
+    s->d = MHD_start_daemon(flags, 0, on_accept, s, on_request, s, MHD_OPTION_ARRAY, o,
+                            MHD_OPTION_END);
     if (!s->d) {
         log_error("cannot listen on %s", cfg->listen);
         http_stop(s);
@@ -378,6 +813,8 @@ void http_stop(struct http_server *s) {
         }
         MHD_stop_daemon(s->d);
     }
+    /* Every connection is closed now, and off the lists. */
+    guard_stop(s);
     free(s->cert);
     if (s->key) {
         memset(s->key, 0, strlen(s->key));

@@ -6,24 +6,23 @@
 #include <stdint.h>
 
 #include "engine.h"
+#include "http-admit.h"
+#include "http-limits.h"
 
 /* The verifier's HTTPS front (libmicrohttpd, GnuTLS): client certificates
  * give the role. An agent certificate has OU "kima-agent" and the node name
  * as CN and may only use its own /v1/nodes/{node}/... endpoints; an operator
  * certificate has OU "kima-operator". No certificate, another CA or the
- * wrong role is refused (401/403). /healthz and /readyz need none. */
-
-#define HTTP_BODY_MAX          (64u * 1024)
-#define HTTP_EVIDENCE_BODY_MAX (96u << 20)
-/* Values one request's JSON may hold: an evidence has about 40 (4 banks of
- * PCRs at most), a registration 4. */
-#define HTTP_JSON_VALUES_MAX 1024
+ * wrong role is refused (401/403) before a byte of the body is read
+ * (http-admit.h). /healthz and /readyz need none. */
 
 struct http_config {
     const char *listen;                         /* "ADDR:PORT" */
     const char *tls_cert, *tls_key, *client_ca; /* PEM files */
     bool insecure_plain_http;                   /* demos only: no TLS, no roles */
     unsigned threads;
+    unsigned max_connections; /* 0: HTTP_CONNECTIONS_DEFAULT */
+    uint64_t max_body_memory; /* 0: HTTP_BODY_MEMORY_DEFAULT */
 };
 
 struct http_server;

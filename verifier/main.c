@@ -76,6 +76,12 @@ static void usage(FILE *f) {
             "                          path (warned) instead of refusing them\n"
             "                                                  [KIMA_ALLOW_MATCH_ALL_EXCLUDES=1]\n"
             "  --threads N             HTTP worker threads (2)                  [KIMA_THREADS]\n"
+            "  --max-connections N     connections at once (4096, fewer if the open-file\n"
+            "                          limit, raised to its hard limit, leaves less room);\n"
+            "                          half for clients without a certificate yet\n"
+            "                                                         [KIMA_MAX_CONNECTIONS]\n"
+            "  --max-body-memory BYTES request bodies all clients may hold at once, else\n"
+            "                          503 (268435456 = 256 MiB)     [KIMA_MAX_BODY_MEMORY]\n"
             "  --log-level LEVEL       error, warn, info, debug                 [KIMA_LOG_LEVEL]\n"
             "  --log-format FORMAT     logfmt or json                           [KIMA_LOG_FORMAT]\n"
             "  -h, --help, --version\n"
@@ -121,6 +127,8 @@ int main(int argc, char **argv) {
             {"attribution-grace-ms", required_argument, NULL, 'G'},
             {"allow-match-all-excludes", no_argument, NULL, 'x'},
             {"threads", required_argument, NULL, 't'},
+            {"max-connections", required_argument, NULL, 'N'},
+            {"max-body-memory", required_argument, NULL, 'Y'},
             {"kubeconfig", required_argument, NULL, 'C'},
             {"kube-context", required_argument, NULL, 'X'},
             {"in-cluster", no_argument, NULL, 'I'},
@@ -156,6 +164,8 @@ int main(int argc, char **argv) {
     const char *s_refresh = env_or("KIMA_KUBE_REFRESH_MS", NULL);
     const char *s_grace = env_or("KIMA_ATTRIBUTION_GRACE_MS", NULL);
     const char *s_ckpt = env_or("KIMA_AUDIT_CHECKPOINT_MS", NULL);
+    const char *s_maxconn = env_or("KIMA_MAX_CONNECTIONS", NULL),
+               *s_bodymem = env_or("KIMA_MAX_BODY_MEMORY", NULL);
     bool in_cluster = env_flag("KIMA_IN_CLUSTER");
     struct kube_options kopt = {.label_prefix = env_or("KIMA_LABEL_PREFIX", "kima.dev")};
     struct kube_config kcfg = {0};
@@ -244,6 +254,12 @@ int main(int argc, char **argv) {
         case 't':
             s_threads = optarg;
             break;
+        case 'N':
+            s_maxconn = optarg;
+            break;
+        case 'Y':
+            s_bodymem = optarg;
+            break;
         case 'C':
             kubeconfig = optarg;
             break;
@@ -294,6 +310,11 @@ int main(int argc, char **argv) {
                                    &audit_ckpt_ms) < 0) ||
         (s_minch && parse_u64_range(s_minch, 0, 60000, &cfg.min_challenge_ms) < 0) ||
         (s_threads && (parse_u64_range(s_threads, 1, 64, &v) < 0 || !(hc.threads = (unsigned)v))) ||
+        (s_maxconn &&
+         (parse_u64_range(s_maxconn, HTTP_CONNECTIONS_MIN, HTTP_CONNECTIONS_MAX, &v) < 0 ||
+          !(hc.max_connections = (unsigned)v))) ||
+        (s_bodymem && parse_u64_range(s_bodymem, HTTP_BODY_MEMORY_MIN, HTTP_BODY_MEMORY_MAX,
+                                      &hc.max_body_memory) < 0) ||
         (s_refresh &&
          (parse_u64_range(s_refresh, 500, 3600000, &v) < 0 || !(kopt.refresh_ms = (int64_t)v))) ||
         (s_grace && parse_u64_range(s_grace, 0, 3600000, &cfg.attribution_grace_ms) < 0) ||

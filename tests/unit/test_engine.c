@@ -824,6 +824,32 @@ static void test_deep_and_unplaced_cgroups(void **state) {
     json_decref(resp);
 }
 
+/* A policy rewritten within one file-time tick (same mtime, same size) is
+ * still reloaded: the content decides while the directory is fresh. */
+static void test_policy_change_same_mtime(void **state) {
+    struct fx *f = *state;
+    struct timespec ts[2];
+    struct stat st;
+    char path[400];
+    json_t *resp = NULL;
+
+    snprintf(path, sizeof(path), "%s/upf.json", f->policies);
+    assert_int_equal(stat(path, &st), 0);
+    write_text(path, "{\"apiVersion\":\"kima.dev/v1\",\"kind\":\"PodPolicy\",\"name\":\"upX\","
+                     "\"match\":{\"namespace\":\"open5gs\",\"podLabels\":{\"app\":\"upf\"}},"
+                     "\"digests\":{\"/usr/bin/upfd\":[\"sha256:" EVIL "\"],"
+                     "\"/usr/lib/libc.so.6\":[\"sha256:" EVIL "\"]}}");
+    ts[0] = st.st_atim;
+    ts[1] = st.st_mtim;
+    assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+    assert_int_equal(engine_reload_policies(f->e), 0);
+    assert_int_equal(engine_policies(f->e, &resp), 200);
+    assert_string_equal(json_string_value(json_object_get(
+                                json_array_get(json_object_get(resp, "policies"), 0), "name")),
+                        "upX");
+    json_decref(resp);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_trusted_untrusted_reset, setup, teardown),
@@ -836,6 +862,7 @@ int main(void) {
             cmocka_unit_test_setup_teardown(test_waiting_bounded, setup, teardown),
             cmocka_unit_test_setup_teardown(test_reregistration_keeps_verdict, setup, teardown),
             cmocka_unit_test_setup_teardown(test_deep_and_unplaced_cgroups, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_policy_change_same_mtime, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

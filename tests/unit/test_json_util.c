@@ -73,10 +73,49 @@ static void test_string_untrusted(void **state) {
                  "0123456789012345678901234567890123456789");
 }
 
+/* A body fed in pieces is judged as it would be whole, whatever the cut:
+ * an escape at the end of one piece still hides the quote in the next. */
+static void test_scan_pieces(void **state) {
+    static const char doc[] = "{\"a\\\",[\":[1,2,{\"b\":[3]}],\"c\":\"x\\\\\",\"d\":[4,5]}";
+    size_t len = strlen(doc);
+    struct json_scan whole, cut;
+    char err[200];
+    (void)state;
+
+    json_scan_init(&whole);
+    json_scan_feed(&whole, doc, len);
+    assert_int_equal(whole.max_depth, 4);
+    assert_int_equal(whole.depth, 0);
+    for (size_t at = 0; at <= len; at++) {
+        json_scan_init(&cut);
+        json_scan_feed(&cut, doc, at);
+        json_scan_feed(&cut, doc + at, len - at);
+        assert_int_equal(cut.values, whole.values);
+        assert_int_equal(cut.max_depth, whole.max_depth);
+        assert_false(cut.in_string);
+    }
+    assert_int_equal(json_scan_check(&whole, 4, whole.values, err, sizeof(err)), 0);
+    assert_int_equal(json_scan_check(&whole, 3, whole.values, err, sizeof(err)), -EBADMSG);
+    assert_non_null(strstr(err, "nested 4 deep, more than 3"));
+    assert_int_equal(json_scan_check(&whole, 4, whole.values - 1, err, sizeof(err)), -E2BIG);
+    assert_non_null(strstr(err, "more than"));
+    assert_non_null(strstr(err, "values"));
+    /* A wide array is over the cap as soon as its cap-th comma arrives. */
+    json_scan_init(&cut);
+    json_scan_feed(&cut, "[", 1);
+    for (int i = 0; i < 17; i++) {
+        assert_int_equal(json_scan_check(&cut, 4, 18, err, sizeof(err)), 0);
+        json_scan_feed(&cut, "0,", 2);
+    }
+    assert_int_equal(json_scan_check(&cut, 4, 18, err, sizeof(err)), -E2BIG);
+    assert_non_null(strstr(err, "more than 18 values"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_parse_caps),
             cmocka_unit_test(test_string_untrusted),
+            cmocka_unit_test(test_scan_pieces),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef KIMA_VERIFIER_HTTP_LIMITS_H
+#define KIMA_VERIFIER_HTTP_LIMITS_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "http-admit.h"
+
+/* Bookkeeping of what clients hold in the HTTP front (http.c), so that no
+ * client can take it all:
+ * - connections that have not shown a valid client certificate yet, in all
+ *   and per source address: a new one is refused at accept when either is
+ *   full, which leaves the other slots to authenticated clients;
+ * - the memory of request bodies in flight, one budget for all connections.
+ * The connection table is not thread-safe (http.c holds its lock); the body
+ * budget is atomic. */
+
+/* Connections: at most HTTP_CONNECTIONS_DEFAULT (or --max-connections),
+ * fewer when the open-file limit (raised to its hard limit at start) leaves
+ * less after HTTP_FDS_RESERVED for the store, the logs and the Kubernetes
+ * client. */
+#define HTTP_CONNECTIONS_DEFAULT 4096
+#define HTTP_CONNECTIONS_MIN     16
+#define HTTP_CONNECTIONS_MAX     1000000
+#define HTTP_FDS_RESERVED        64
+/* Connections without a valid client certificate yet (being accepted, in
+ * the TLS handshake or before their first request): this share of all, and
+ * at most this many from one address; more are refused at accept, so that
+ * authenticated agents keep the rest. */
+#define HTTP_UNAUTH_SHARE_PERCENT 50
+#define HTTP_UNAUTH_PER_ADDRESS   64
+/* Connections from one address, authenticated or not. */
+#define HTTP_CONNECTIONS_PER_ADDRESS 256
+/* From accept to the first request's headers, whatever the peer trickles. */
+#define HTTP_HANDSHAKE_DEADLINE_MS 5000
+/* Idle timeouts: before a request with a valid client certificate, and after. */
+#define HTTP_IDLE_TIMEOUT_UNAUTH_S 3
+#define HTTP_IDLE_TIMEOUT_S        60
+/* Bytes of request bodies all connections may hold at once (or
+ * --max-body-memory); over it a request is 503 with Retry-After. */
+#define HTTP_BODY_MEMORY_DEFAULT (256ull << 20)
+#define HTTP_BODY_MEMORY_MIN     HTTP_BODY_MAX
+#define HTTP_BODY_MEMORY_MAX     (1ull << 40)
+#define HTTP_RETRY_AFTER_S       2
+/* Lines a peer can provoke (libmicrohttpd's messages, refused and expired
+ * connections): this many per interval, then one line with the count left
+ * out. */
+#define HTTP_LOG_BURST       10
+#define HTTP_LOG_INTERVAL_MS 10000
+
+/* A source address: IPv4 is kept as ::ffff:a.b.c.d. */
+struct http_addr {
+    uint8_t b[16];
+};
+
+/* 0, or -EAFNOSUPPORT for an address that is not IPv4 or IPv6. */
+int http_addr_from_sockaddr(const struct sockaddr *sa, socklen_t len, struct http_addr *ret);
+/* For logs: "127.0.0.1" or an IPv6 text form. */
+void http_addr_format(const struct http_addr *a, char *out, size_t outsz);
+
+enum http_unauth_verdict {
+    HTTP_UNAUTH_OK,
+    HTTP_UNAUTH_FULL,         /* all unauthenticated slots are taken */
+    HTTP_UNAUTH_ADDRESS_FULL, /* this address has its share */
+};
+
+struct http_unauth;
+
+/* A table for at most `max` unauthenticated connections, `per_address` of
+ * them from one address (both >= 1). 0 or -EINVAL/-ENOMEM; free with
+ * http_unauth_free(). */
+int http_unauth_new(unsigned max, unsigned per_address, struct http_unauth **ret);
+void http_unauth_free(struct http_unauth *u);
+
+/* Whether a new connection from `a` may be accepted. */
+enum http_unauth_verdict http_unauth_admit(const struct http_unauth *u, const struct http_addr *a);
+/* Count one (after it was admitted); 0, or -ENOSPC when the table has no room
+ * (more addresses than 2 * max: admissions that raced past the cap). */
+int http_unauth_add(struct http_unauth *u, const struct http_addr *a);
+/* Forget one: it authenticated or closed. It must have been added. */
+void http_unauth_del(struct http_unauth *u, const struct http_addr *a);
+unsigned http_unauth_count(const struct http_unauth *u);
+unsigned http_unauth_count_addr(const struct http_unauth *u, const struct http_addr *a);
+
+/* Bytes of request bodies reserved by requests in flight, at most max. */
+/* The connection limits for an open-file limit: `wanted` (0: the default)
+ * within what the fds leave after HTTP_FDS_RESERVED, the unauthenticated
+ * share of it and one address's part of that. */
+struct http_conn_limits {
+    unsigned max, unauth_max, unauth_per_address;
+    bool clamped; /* wanted was more than the fds allow */
+};
+void http_conn_limits(unsigned wanted, uint64_t open_files, struct http_conn_limits *ret);
+
+struct http_budget {
+    uint64_t max;
+    _Atomic uint64_t used;
+};
+
+void http_budget_init(struct http_budget *b, uint64_t max);
+/* Reserve n bytes; false (nothing reserved) when that would pass max. */
+bool http_budget_take(struct http_budget *b, uint64_t n);
+/* Give back n bytes taken before. */
+void http_budget_give(struct http_budget *b, uint64_t n);
+
+#endif
