@@ -361,6 +361,23 @@ int engine_registration(struct engine *e, const char *node, const json_t *req, j
         status = engine_error(resp, 500, "store", "cannot read the node");
         goto out;
     }
+    {
+        /* One TPM is one node: an EK that vouches for another name already
+         * would let one host speak for two. */
+        char other[STORE_NAME_MAX + 1], detail[STORE_NAME_MAX + 160];
+        if (store_node_with_ek(e->store, n->ek_pub, n->ek_pub_len, node, other) == 0) {
+            json_t *d = json_pack("{s:s,s:s}", "reason", "EK bound to another node name",
+                                  "other_node", other);
+            engine_audit(e, "registration-refused", node, NULL, d);
+            json_decref(d);
+            snprintf(detail, sizeof(detail),
+                     "this TPM (EK) is registered as node %s; an operator must delete that node "
+                     "first",
+                     other);
+            status = engine_error(resp, 409, "identity conflict", detail);
+            goto out;
+        }
+    }
     snprintf(n->name, sizeof(n->name), "%s", node);
     memcpy(n->ak_name, name.name, name.size);
     n->ak_name_len = name.size;

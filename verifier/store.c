@@ -30,6 +30,7 @@ static const char schema[] =
         " state TEXT NOT NULL, reason TEXT NOT NULL, since_ms INTEGER NOT NULL,"
         " unjudged INTEGER NOT NULL);"
         "CREATE INDEX IF NOT EXISTS pods_node ON pods(node);"
+        "CREATE INDEX IF NOT EXISTS nodes_ek ON nodes(ek_pub);"
         "CREATE TABLE IF NOT EXISTS pending ("
         " id INTEGER PRIMARY KEY AUTOINCREMENT, node TEXT NOT NULL, uid TEXT NOT NULL,"
         " container TEXT NOT NULL, entry INTEGER NOT NULL, template TEXT NOT NULL,"
@@ -526,6 +527,32 @@ int store_pending_nodes(struct store *s, int (*fn)(const char *node, void *ud), 
         if (t && fn((const char *)t, ud) != 0) {
             break;
         }
+    }
+    sqlite3_finalize(st);
+    return r;
+}
+
+int store_node_with_ek(struct store *s, const uint8_t *ek_pub, size_t len, const char *name,
+                       char *ret) {
+    sqlite3_stmt *st = NULL;
+    int r, rc;
+
+    r = sql_rc(s,
+               sqlite3_prepare_v2(s->db,
+                                  "SELECT name FROM nodes WHERE ek_pub = ? AND name != ? LIMIT 1",
+                                  -1, &st, NULL),
+               "looking up an EK");
+    if (r < 0) {
+        return r;
+    }
+    sqlite3_bind_blob(st, 1, ek_pub, (int)len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        copy_text(ret, STORE_NAME_MAX + 1, st, 0);
+        r = 0;
+    } else {
+        r = rc == SQLITE_DONE ? -ENOENT : sql_rc(s, rc, "looking up an EK");
     }
     sqlite3_finalize(st);
     return r;

@@ -89,6 +89,10 @@ void store_rollback(struct store *s);
 int store_node_get(struct store *s, const char *name, struct node_record *ret);
 int store_node_put(struct store *s, const struct node_record *n);
 int store_node_delete(struct store *s, const char *name);
+/* The name of a node other than `name` registered with this EK: 0 with the
+ * name in ret (STORE_NAME_MAX + 1 bytes), or -ENOENT. */
+int store_node_with_ek(struct store *s, const uint8_t *ek_pub, size_t len, const char *name,
+                       char *ret);
 /* Calls `fn` for every node in name order; stops at a non-zero return. */
 int store_node_foreach(struct store *s, int (*fn)(const struct node_record *, void *), void *ud);
 

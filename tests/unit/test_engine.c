@@ -503,6 +503,14 @@ static void test_negative_rounds(void **state) {
         assert_int_equal(engine_registration(f->e, NODE, req, &resp), 409);
         json_decref(req);
         json_decref(resp);
+        /* ... and the same TPM under another name: one TPM, one node. */
+        req = json_pack("{s:o,s:o}", "ek_pub", public_b64(&t->ek.public), "ak_pub",
+                        public_b64(&ak2.public));
+        assert_int_equal(engine_registration(f->e, NODE2, req, &resp), 409);
+        assert_non_null(strstr(json_string_value(json_object_get(resp, "detail")),
+                               "registered as node " NODE));
+        json_decref(req);
+        json_decref(resp);
         tpm_key_release(t->tpm, &ak2);
     }
 
