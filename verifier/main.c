@@ -309,11 +309,11 @@ int main(int argc, char **argv) {
     }
     if (crl_path && hc.insecure_plain_http) {
         log_warn("--crl is ignored with --insecure-plain-http: there are no client certificates");
-    } else if (crl_path &&
-               (!hc.client_ca || crl_open(crl_path, hc.client_ca, time(NULL), &crl) < 0)) {
-        log_error("--crl %s needs --client-ca and a CRL file its CA signed (or none yet)",
-                  crl_path);
+    } else if (crl_path && !hc.client_ca) {
+        log_error("--crl needs --client-ca: the CRLs must be signed by its CA");
         goto out;
+    } else if (crl_path && crl_open(crl_path, hc.client_ca, time(NULL), &crl) < 0) {
+        goto out; /* crl_open() said why */
     }
     hc.crl = crl;
     cfg.ek_store = ekstore;
