@@ -255,6 +255,22 @@ static void test_revokes_listed_serials_of_its_issuer(void **state) {
     gnutls_free(d.data);
 }
 
+static void test_empty_crl(void **state) {
+    const struct ca *cas[] = {&ca_a};
+    gnutls_datum_t d = {0};
+    struct crl_snapshot *snap = NULL;
+    char why[512];
+    (void)state;
+
+    make_crl(&ca_a, NULL, 0, now + 86400, 3, GNUTLS_X509_FMT_PEM, &d);
+    assert_int_equal(parse(&d, cas, 1, &snap, why), 0);
+    assert_int_equal(snap->n, 1);
+    assert_int_equal(snap->entries, 0);
+    assert_int_equal(revokes(snap, leaf1), 0);
+    crl_snapshot_free(snap);
+    gnutls_free(d.data);
+}
+
 static void test_several_pem_crls_and_der(void **state) {
     const struct ca *cas[] = {&ca_a, &ca_b};
     gnutls_x509_crt_t both[] = {leaf1, leaf2};
@@ -515,6 +531,7 @@ static void test_concurrent_checks_and_reloads(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_revokes_listed_serials_of_its_issuer),
+            cmocka_unit_test(test_empty_crl),
             cmocka_unit_test(test_several_pem_crls_and_der),
             cmocka_unit_test(test_refuses_other_ca_and_malformed),
             cmocka_unit_test(test_stale_crl_still_enforced),
