@@ -423,7 +423,8 @@ static int load(struct crl_set *s, time_t now) {
     int r;
 
     file_id_now(s->path, &s->seen);
-    fd = open(s->path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO put there must not stall the service loop. */
+    fd = open(s->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0 && errno == ENOENT && s->cur->entries == 0) {
         log_warn("CRL file %s does not exist (yet): no certificate is revoked until it appears",
                  s->path);
@@ -436,6 +437,10 @@ static int load(struct crl_set *s, time_t now) {
     }
     /* What was read, even if the file changed since the stat() above. */
     file_id_of(&st, &s->seen);
+    if (!S_ISREG(st.st_mode)) {
+        log_refused(s, "not a regular file");
+        return -EBADMSG;
+    }
     r = read_fd_capped(fd, CRL_FILE_MAX, &data, &len);
     if (r < 0) {
         snprintf(why, sizeof(why), "%s", r == -EFBIG ? "too large" : strerror(-r));
@@ -452,9 +457,6 @@ static int load(struct crl_set *s, time_t now) {
     pthread_rwlock_unlock(&s->lock);
     crl_snapshot_free(old);
     s->stale_warned = false;
-    if (snap->n == 0) {
-        log_info("CRL file %s: no CRL", s->path);
-    }
     for (size_t i = 0; i < snap->n; i++) {
         log_info("CRL file %s: the CRL of %s, number %s, revokes %zu certificates", s->path,
                  snap->lists[i].issuer_text, snap->lists[i].number, snap->lists[i].n);

@@ -401,6 +401,16 @@ static void test_file_reload_keeps_last_good(void **state) {
     assert_int_equal(crl_check(s, leaf2), 1);
     assert_int_equal(crl_count(s), 1);
 
+    /* A folder (or a FIFO) where the file should be: refused, kept. */
+    unlink(crl_path);
+    assert_int_equal(mkdir(crl_path, 0700), 0);
+    assert_int_equal(crl_refresh(s, now), -EBADMSG);
+    assert_int_equal(logged("not a regular file"), 1);
+    assert_int_equal(crl_check(s, leaf2), 1);
+    assert_int_equal(rmdir(crl_path), 0);
+    put_crl(&ca_a, &leaf2, 1, now + 86400);
+    assert_int_equal(crl_refresh(s, now), 1);
+
     /* The file disappears: what was loaded stays in force. */
     unlink(crl_path);
     assert_int_equal(crl_refresh(s, now), -ENOENT);
