@@ -4,7 +4,7 @@
  * certificate, operator certificates (OU kima-operator) and per-node agent
  * certificates (OU kima-agent, CN the node), each folder in the layout of a
  * Kubernetes TLS Secret (tls.crt, tls.key, ca.crt). ECDSA P-256 keys,
- * written 0600. */
+ * written 0600. `kimactl certs revoke` (certs-revoke.c) keeps DIR/crl.pem. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +21,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include "certs.h"
 #include "kimactl.h"
 #include "parse.h"
 
@@ -30,6 +31,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "Usage: kimactl certs init --out DIR [--server-name NAME]... [--node NODE]...\n"
             "                          [--operator NAME]... [--days N]\n"
+            "       kimactl certs revoke --out DIR ... (kimactl certs revoke --help)\n"
             "\n"
             "Makes (or, when DIR/ca.key exists, reuses) a CA and issues:\n"
             "  DIR/verifier/          the verifier's server certificate for every --server-name\n"
@@ -185,33 +187,58 @@ out:
     return r;
 }
 
-static bool safe_name(const char *s) {
+bool certs_safe_name(const char *s) {
     return *s && strlen(s) <= 253 &&
            strspn(s, "abcdefghijklmnopqrstuvwxyz"
                      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") == strlen(s) &&
            s[0] != '.' && s[0] != '-';
 }
 
+int certs_read_ca(const char *dir, X509 **ret_ca, EVP_PKEY **ret_key) {
+    char kp[4200], cp[4200];
+    EVP_PKEY *key;
+    X509 *ca;
+    FILE *f;
+
+    snprintf(kp, sizeof(kp), "%s/ca.key", dir);
+    snprintf(cp, sizeof(cp), "%s/ca.crt", dir);
+    if (!(f = fopen(kp, "re"))) {
+        int r = -errno;
+        if (r != -ENOENT) {
+            fprintf(stderr, "kimactl certs: cannot read %s: %s\n", kp, strerror(-r));
+        }
+        return r;
+    }
+    key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+    f = fopen(cp, "re");
+    ca = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+    if (f) {
+        fclose(f);
+    }
+    if (!key || !ca || X509_check_private_key(ca, key) != 1) {
+        fprintf(stderr, "kimactl certs: %s and %s are not a CA and its key\n", cp, kp);
+        EVP_PKEY_free(key);
+        X509_free(ca);
+        return -EINVAL;
+    }
+    *ret_ca = ca;
+    *ret_key = key;
+    return 0;
+}
+
 static int load_ca(const char *out, int days, X509 **ret_ca, EVP_PKEY **ret_key) {
     char kp[4200], cp[4200];
-    FILE *f;
+    int r = certs_read_ca(out, ret_ca, ret_key);
 
     snprintf(kp, sizeof(kp), "%s/ca.key", out);
     snprintf(cp, sizeof(cp), "%s/ca.crt", out);
-    if ((f = fopen(kp, "re"))) {
-        *ret_key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-        fclose(f);
-        f = fopen(cp, "re");
-        *ret_ca = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
-        if (f) {
-            fclose(f);
-        }
-        if (!*ret_key || !*ret_ca || X509_check_private_key(*ret_ca, *ret_key) != 1) {
-            fprintf(stderr, "kimactl certs: %s and %s are not a CA and its key\n", cp, kp);
-            return -1;
-        }
+    if (r == 0) {
         printf("kept      %s\n", cp);
         return 0;
+    }
+    if (r != -ENOENT) {
+        return -1;
     }
     *ret_key = new_key();
     *ret_ca = *ret_key ? issue(*ret_key, "kima CA", NULL, NULL, NULL, days * 5, NULL, NULL) : NULL;
@@ -242,6 +269,9 @@ int cmd_certs(int argc, char **argv) {
     EVP_PKEY *ca_key = NULL;
     char san[8192] = "", dir[4200];
 
+    if (argc >= 2 && strcmp(argv[1], "revoke") == 0) {
+        return certs_revoke(argc - 1, argv + 1);
+    }
     optind = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -251,7 +281,7 @@ int cmd_certs(int argc, char **argv) {
         case 's':
         case 'n':
         case 'p':
-            if (!safe_name(optarg) && !(c == 's' && strchr(optarg, ':'))) {
+            if (!certs_safe_name(optarg) && !(c == 's' && strchr(optarg, ':'))) {
                 fprintf(stderr, "kimactl certs: \"%s\" is not a host, node or user name\n", optarg);
                 return EXIT_USAGE;
             }

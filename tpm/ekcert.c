@@ -88,7 +88,11 @@ int tpm_ekcert_verify(X509_STORE *store, const uint8_t *der, size_t len, const T
     EVP_PKEY *ek_key = NULL, *cert_key;
     int r;
 
-    if (!store || !der || !ek || len == 0 || len > INT32_MAX) {
+    /* Callers log and audit `why` on every path, success included. */
+    if (why && whysz > 0) {
+        snprintf(why, whysz, "%s", "cannot be checked (bad arguments or out of memory)");
+    }
+    if (!store || !der || !ek || !why || len == 0 || len > INT32_MAX) {
         return -EINVAL;
     }
     cert = d2i_X509(NULL, &p, (long)len);
@@ -120,6 +124,7 @@ int tpm_ekcert_verify(X509_STORE *store, const uint8_t *der, size_t len, const T
         r = -EKEYREJECTED;
         goto out;
     }
+    snprintf(why, whysz, "valid");
     r = 0;
 out:
     ERR_clear_error();

@@ -19,7 +19,8 @@ int tpm_ekcert_store_load(const char *dir, X509_STORE **ret_store);
 /* Verify a DER EK certificate: it chains to the store (intermediates may be
  * in the store too) and its public key is the EK's. Returns 0; -EBADMSG for
  * an unreadable certificate; -EACCES when the chain does not verify;
- * -EKEYREJECTED when the key is another; with a reason in `why`. */
+ * -EKEYREJECTED when the key is another; -EINVAL, -ENOMEM. `why` (when
+ * whysz > 0) always ends up a string: the reason, or "valid" on success. */
 int tpm_ekcert_verify(X509_STORE *store, const uint8_t *der, size_t len, const TPMT_PUBLIC *ek,
                       char *why, size_t whysz);
 

@@ -427,6 +427,9 @@ int engine_registration(struct engine *e, const char *node, const json_t *req, j
     *resp = json_pack("{s:o,s:o,s:b}", "credential_blob", json_base64(mblob, boff), "secret",
                       json_base64(msecret, soff), "ek_cert_valid", cert_ok);
     status = 201;
+    log_msg(cert_ok ? LOG_LEVEL_INFO : LOG_LEVEL_WARN, "node %s registered (EK certificate: %s)%s",
+            node, cert_ok ? "valid" : why,
+            cert_ok ? "" : ": its TPM is bound to the name unverified");
 out:
     pthread_mutex_unlock(&e->lock);
     OPENSSL_cleanse(n->secret, sizeof(n->secret));

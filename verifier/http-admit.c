@@ -50,6 +50,10 @@ static bool route(const struct http_head *h, struct http_admission *a) {
         }
         return true;
     }
+    if (h->role == ROLE_REVOKED) {
+        refuse(a, 401, "unauthenticated", "the client certificate is revoked");
+        return false;
+    }
     if (h->role == ROLE_NONE) {
         refuse(a, 401, "unauthenticated",
                "a client certificate of the trusted CA with OU kima-agent or kima-operator is "

@@ -22,6 +22,7 @@ enum role {
     ROLE_NONE,
     ROLE_AGENT,
     ROLE_OPERATOR,
+    ROLE_REVOKED, /* a certificate of the trusted CA that a CRL revokes: 401 */
 };
 
 /* "/v1/nodes/NAME/ACTION" and the like: at most HTTP_PATH_PARTS parts, each

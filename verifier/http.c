@@ -21,6 +21,7 @@
 #include <gnutls/x509.h>
 
 #include "buf.h"
+#include "crl.h"
 #include "fileio.h"
 #include "http-limits.h"
 #include "json-util.h"
@@ -44,6 +45,7 @@ struct conn {
 struct http_server {
     struct MHD_Daemon *d;
     struct engine *e;
+    struct crl_set *crl;
     bool plain;
     uint16_t port;
     char *cert, *key, *ca;
@@ -181,7 +183,8 @@ static enum MHD_Result send_error(struct MHD_Connection *c, int status, const ch
 
 /* The peer's role and, for agents, its node name (the CN). A certificate
  * that does not verify as a TLS client certificate of the trusted CA, or
- * none, gives no role. */
+ * none, gives no role; a revoked one (or one --crl cannot check) gives
+ * ROLE_REVOKED. */
 static enum role peer_role(struct http_server *s, struct MHD_Connection *c, char *cn, size_t cnsz) {
     const union MHD_ConnectionInfo *ci;
     gnutls_session_t session;
@@ -220,6 +223,9 @@ static enum role peer_role(struct http_server *s, struct MHD_Connection *c, char
             role = ROLE_OPERATOR;
         }
     }
+    if (role != ROLE_NONE && crl_check(s->crl, crt) != 0) {
+        role = ROLE_REVOKED;
+    }
     gnutls_x509_crt_deinit(crt);
     return role;
 }
@@ -236,6 +242,9 @@ static enum MHD_Result dispatch(struct http_server *s, struct MHD_Connection *c,
 
     if (n == 1 && get && (strcmp(parts[0], "healthz") == 0 || strcmp(parts[0], "readyz") == 0)) {
         return send_text(c, 200, "ok\n", "text/plain");
+    }
+    if (role == ROLE_REVOKED) {
+        return send_error(c, 401, "unauthenticated", "the client certificate is revoked");
     }
     if (role == ROLE_NONE) {
         return send_error(c, 401, "unauthenticated",
@@ -509,7 +518,7 @@ static enum MHD_Result on_headers(struct http_server *s, struct MHD_Connection *
     };
 
     rq->role = h.role = peer_role(s, c, rq->cn, sizeof(rq->cn));
-    conn_request(s, c, rq->role != ROLE_NONE);
+    conn_request(s, c, rq->role != ROLE_NONE && rq->role != ROLE_REVOKED);
     http_admit(&h, &a);
     if (a.status) {
         return send_error(c, a.status, a.error, a.detail);
@@ -735,6 +744,7 @@ int http_start(const struct http_config *cfg, struct engine *e, struct http_serv
         return -EINVAL;
     }
     s->e = e;
+    s->crl = cfg->crl;
     s->plain = cfg->insecure_plain_http;
     http_budget_init(&s->budget,
                      cfg->max_body_memory ? cfg->max_body_memory : HTTP_BODY_MEMORY_DEFAULT);

@@ -16,6 +16,8 @@
  * wrong role is refused (401/403) before a byte of the body is read
  * (http-admit.h). /healthz and /readyz need none. */
 
+struct crl_set;
+
 struct http_config {
     const char *listen;                         /* "ADDR:PORT" */
     const char *tls_cert, *tls_key, *client_ca; /* PEM files */
@@ -23,6 +25,7 @@ struct http_config {
     unsigned threads;
     unsigned max_connections; /* 0: HTTP_CONNECTIONS_DEFAULT */
     uint64_t max_body_memory; /* 0: HTTP_BODY_MEMORY_DEFAULT */
+    struct crl_set *crl;      /* revoked client certificates, or NULL (borrowed) */
 };
 
 struct http_server;

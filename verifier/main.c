@@ -13,6 +13,7 @@
 #include <microhttpd.h>
 
 #include "audit.h"
+#include "crl.h"
 #include "ekcert.h"
 #include "engine.h"
 #include "http.h"
@@ -36,6 +37,8 @@ static void usage(FILE *f) {
             "  --tls-cert PEM          server certificate                       [KIMA_TLS_CERT]\n"
             "  --tls-key PEM           server private key                       [KIMA_TLS_KEY]\n"
             "  --client-ca PEM         CA of agent and operator certificates    [KIMA_CLIENT_CA]\n"
+            "  --crl FILE              revoked agent and operator certificates: CRLs of\n"
+            "                          --client-ca (PEM or DER), reloaded on change [KIMA_CRL]\n"
             "  --insecure-plain-http   no TLS and no roles: local demos only   "
             "[KIMA_INSECURE_PLAIN_HTTP=1]\n"
             "  --db PATH               SQLite store (kima.db)                   [KIMA_DB]\n"
@@ -59,6 +62,8 @@ static void usage(FILE *f) {
             "  --ek-ca-dir DIR         trusted EK certificate CAs              [KIMA_EK_CA_DIR]\n"
             "  --require-ek-cert       refuse TPMs without a valid EK certificate "
             "[KIMA_REQUIRE_EK_CERT=1]\n"
+            "                          (without it, the first TPM to register a node name,\n"
+            "                          a software TPM included, is bound to it)\n"
             "  --interval-ms N         agents' interval; stale after 3 missed (2000) "
             "[KIMA_INTERVAL_MS]\n"
             "  --nonce-ttl-ms N        challenge lifetime (30000)              "
@@ -109,6 +114,7 @@ int main(int argc, char **argv) {
             {"tls-cert", required_argument, NULL, 'c'},
             {"tls-key", required_argument, NULL, 'k'},
             {"client-ca", required_argument, NULL, 'a'},
+            {"crl", required_argument, NULL, 'D'},
             {"insecure-plain-http", no_argument, NULL, 'P'},
             {"db", required_argument, NULL, 'd'},
             {"policies", required_argument, NULL, 'p'},
@@ -153,7 +159,8 @@ int main(int argc, char **argv) {
     const char *akey = env_or("KIMA_AUDIT_KEY", "audit.key"),
                *ekdir = env_or("KIMA_EK_CA_DIR", NULL);
     const char *level = env_or("KIMA_LOG_LEVEL", NULL), *format = env_or("KIMA_LOG_FORMAT", NULL);
-    const char *sel = env_or("KIMA_PCR_SELECTION", "sha256:10");
+    const char *sel = env_or("KIMA_PCR_SELECTION", "sha256:10"),
+               *crl_path = env_or("KIMA_CRL", NULL);
     const char *s_minch = env_or("KIMA_MIN_CHALLENGE_MS", NULL);
     const char *s_interval = env_or("KIMA_INTERVAL_MS", NULL),
                *s_ttl = env_or("KIMA_NONCE_TTL_MS", NULL);
@@ -177,6 +184,7 @@ int main(int argc, char **argv) {
     struct inventory *inv = NULL;
     struct engine *e = NULL;
     struct http_server *http = NULL;
+    struct crl_set *crl = NULL;
     EVP_PKEY *key = NULL;
     X509_STORE *ekstore = NULL;
     sigset_t sigs;
@@ -199,6 +207,9 @@ int main(int argc, char **argv) {
             break;
         case 'a':
             hc.client_ca = optarg;
+            break;
+        case 'D':
+            crl_path = optarg;
             break;
         case 'P':
             hc.insecure_plain_http = true;
@@ -337,6 +348,21 @@ int main(int argc, char **argv) {
         log_error("--require-ek-cert needs --ek-ca-dir");
         goto out;
     }
+    if (!cfg.require_ek_cert) {
+        log_warn("*** --require-ek-cert is off: the first TPM to register a node name is bound to "
+                 "it, and any TPM will do, a software TPM included. Whoever holds a node's agent "
+                 "certificate can register a TPM it controls before the node does and report "
+                 "what it likes. Use --ek-ca-dir with --require-ek-cert outside demos. ***");
+    }
+    if (crl_path && hc.insecure_plain_http) {
+        log_warn("--crl is ignored with --insecure-plain-http: there are no client certificates");
+    } else if (crl_path && !hc.client_ca) {
+        log_error("--crl needs --client-ca: the CRLs must be signed by its CA");
+        goto out;
+    } else if (crl_path && crl_open(crl_path, hc.client_ca, time(NULL), &crl) < 0) {
+        goto out; /* crl_open() said why */
+    }
+    hc.crl = crl;
     cfg.ek_store = ekstore;
     if (!kubeconfig && !in_cluster && !pods && getenv("KUBERNETES_SERVICE_HOST")) {
         in_cluster = true;
@@ -398,6 +424,9 @@ int main(int argc, char **argv) {
         engine_sweep(e, engine_now_ms());
         audit_checkpoint_due(audit, engine_now_ms());
         engine_reload_policies(e);
+        if (crl) {
+            crl_refresh(crl, time(NULL));
+        }
         if (!kube) {
             inventory_refresh(inv);
         }
@@ -405,6 +434,7 @@ int main(int argc, char **argv) {
     code = 0;
 out:
     http_stop(http);
+    crl_free(crl);
     if (e) {
         engine_set_listener(e, NULL, NULL);
     }

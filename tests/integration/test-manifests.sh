@@ -5,7 +5,8 @@
 # here into the build folder), kustomizations name files that exist and
 # policies that are kima policies, and `kubectl kustomize` builds each
 # kustomization (when kubectl is present) into valid objects. The validator
-# must also refuse a file of known errors.
+# must also refuse a file of known errors. The base's verifier requires EK
+# certificates (ConfigMap kima-ek-ca) and reads the optional Secret kima-crl.
 # Usage: test-manifests.sh SOURCE_ROOT NPM_DIR
 set -u
 SRC=$1
@@ -28,6 +29,35 @@ has "$T/out" ", 0 errors" "k8s/ validates"
 expect 1 node "$V" "$SRC/tests/fixtures/k8s"
 has "$T/out" "replicas must be integer" "a wrong type is caught"
 has "$T/out" "unknown kind v1 Widget" "an unknown kind is caught"
+# The shipped verifier requires EK certificates from the ConfigMap kima-ek-ca
+# and reads revocations from the optional Secret kima-crl.
+cat >"$T/hardening.cjs" <<'JS'
+const fs = require("fs");
+const YAML = require("yaml");
+const base = process.argv[2];
+const sts = YAML.parseAllDocuments(fs.readFileSync(`${base}/verifier.yaml`, "utf8"))
+  .map((d) => d.toJSON()).find((o) => o && o.kind === "StatefulSet");
+const pod = sts.spec.template.spec, c = pod.containers[0];
+const mount = (name) => (c.volumeMounts.find((m) => m.name === name) || {}).mountPath;
+const vol = (name) => pod.volumes.find((v) => v.name === name) || {};
+const kust = YAML.parse(fs.readFileSync(`${base}/kustomization.yaml`, "utf8"));
+const cm = fs.existsSync(`${base}/ek-ca.yaml`)
+  ? YAML.parse(fs.readFileSync(`${base}/ek-ca.yaml`, "utf8")) : { metadata: {}, data: {} };
+const checks = {
+  "--require-ek-cert": c.args.includes("--require-ek-cert"),
+  "--ek-ca-dir from ConfigMap kima-ek-ca": c.args.includes("--ek-ca-dir=/etc/kima/ek-ca") &&
+    mount("ek-ca") === "/etc/kima/ek-ca" && (vol("ek-ca").configMap || {}).name === "kima-ek-ca",
+  "--crl from optional Secret kima-crl": c.args.includes("--crl=/etc/kima/crl/crl.pem") &&
+    mount("crl") === "/etc/kima/crl" && (vol("crl").secret || {}).secretName === "kima-crl" &&
+    vol("crl").secret.optional === true,
+  "ek-ca.yaml in the base": kust.resources.includes("ek-ca.yaml") && cm.metadata.name === "kima-ek-ca" &&
+    !Object.values(cm.data).some((v) => v.includes("BEGIN CERTIFICATE")),
+};
+const missing = Object.keys(checks).filter((what) => !checks[what]);
+for (const what of missing) console.error(`missing: ${what}`);
+process.exit(missing.length ? 1 : 0);
+JS
+expect 0 node "$T/hardening.cjs" "$SRC/k8s/base"
 if command -v kubectl >/dev/null; then
     for k in base overlays/5g-core cert-manager; do
         kubectl kustomize "$SRC/k8s/$k" >"$T/built.yaml" 2>"$T/err" && ok || bad "kustomize $k: $(head -3 "$T/err")"
