@@ -549,15 +549,7 @@ int crl_check(struct crl_set *s, gnutls_x509_crt_t crt) {
     r = crl_snapshot_revokes(s->cur, &issuer, &serial);
     pthread_rwlock_unlock(&s->lock);
     gnutls_free(issuer.data);
-    if (r == 1) {
-        gnutls_datum_t dn = {0};
-        char hex[2 * CRL_SERIAL_MAX + 1];
-        gnutls_x509_crt_get_dn3(crt, &dn, 0);
-        log_warn("client certificate refused: %s (serial %s) is revoked",
-                 dn.data ? (const char *)dn.data : "?", hex_encode(serial.b, serial.len, hex));
-        gnutls_free(dn.data);
-    }
-    return r;
+    return r; /* the caller logs (through its rate limit: a peer provokes it) */
 }
 
 size_t crl_count(struct crl_set *s) {

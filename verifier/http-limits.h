@@ -46,6 +46,10 @@
 #define HTTP_BODY_MEMORY_MIN     HTTP_BODY_MAX
 #define HTTP_BODY_MEMORY_MAX     (1ull << 40)
 #define HTTP_RETRY_AFTER_S       2
+/* A body must arrive within a base time plus its length at a minimum rate,
+ * so that a stalled upload cannot hold the budget for ever. */
+#define HTTP_BODY_DEADLINE_BASE_MS 10000
+#define HTTP_BODY_MIN_BYTES_PER_MS 1024 /* 1 MB/s */
 /* Lines a peer can provoke (libmicrohttpd's messages, refused and expired
  * connections): this many per interval, then one line with the count left
  * out. */

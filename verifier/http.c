@@ -25,6 +25,7 @@
 #include "fileio.h"
 #include "http-limits.h"
 #include "json-util.h"
+#include "hex.h"
 #include "log.h"
 #include "parse.h"
 #include "ratelimit.h"
@@ -40,6 +41,12 @@ struct conn {
     int64_t deadline_ms;
     bool waiting; /* in the list: no request yet */
     bool unauth;  /* counted in http_server.unauth: no valid certificate yet */
+    /* While a body is read: in http_server.uploading, with its deadline and
+     * the agent's node (one upload a node at a time). */
+    struct conn *uprev, *unext;
+    bool uploading;
+    int64_t body_deadline_ms;
+    char cn[256];
 };
 
 struct http_server {
@@ -60,6 +67,7 @@ struct http_server {
     bool stopping;
     struct http_unauth *unauth;
     struct conn *waiting_head, *waiting_tail; /* by deadline */
+    struct conn *uploading;                   /* bodies being read, any order */
     unsigned unauth_max, unauth_per_address;
     pthread_t watchdog;
     bool watchdog_started, lock_ready;
@@ -224,6 +232,17 @@ static enum role peer_role(struct http_server *s, struct MHD_Connection *c, char
         }
     }
     if (role != ROLE_NONE && crl_check(s->crl, crt) != 0) {
+        uint8_t serial[64];
+        size_t slen = sizeof(serial);
+        char hex[2 * sizeof(serial) + 1] = "?";
+        gnutls_datum_t dn = {0};
+        gnutls_x509_crt_get_dn3(crt, &dn, 0);
+        if (gnutls_x509_crt_get_serial(crt, serial, &slen) == 0) {
+            hex_encode(serial, slen, hex);
+        }
+        log_noisy(s, "client certificate refused: %s (serial %s) is revoked",
+                  dn.data ? (const char *)dn.data : "?", hex);
+        gnutls_free(dn.data);
         role = ROLE_REVOKED;
     }
     gnutls_x509_crt_deinit(crt);
@@ -419,9 +438,75 @@ static void conn_started(struct http_server *s, struct MHD_Connection *c, void *
     *socket_context = k;
 }
 
+static void upload_unlink(struct http_server *s, struct conn *k) {
+    if (!k->uploading) {
+        return;
+    }
+    if (k->uprev) {
+        k->uprev->unext = k->unext;
+    } else {
+        s->uploading = k->unext;
+    }
+    if (k->unext) {
+        k->unext->uprev = k->uprev;
+    }
+    k->uprev = k->unext = NULL;
+    k->uploading = false;
+}
+
+/* A body of `len` bytes starts: it must arrive by its deadline (a base plus
+ * a minimum rate), and an agent's node may have one body in flight at a
+ * time, so that one certificate cannot hold the shared budget. False when
+ * that node has one already. */
+static bool upload_start(struct http_server *s, struct MHD_Connection *c, const struct request *rq,
+                         uint64_t len) {
+    const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct conn *k = ci ? ci->socket_context : NULL;
+    bool ok = true;
+
+    if (!k) {
+        return true;
+    }
+    pthread_mutex_lock(&s->lock);
+    for (struct conn *o = s->uploading; o && rq->role == ROLE_AGENT; o = o->unext) {
+        if (strcmp(o->cn, rq->cn) == 0) {
+            ok = false;
+            break;
+        }
+    }
+    if (ok) {
+        snprintf(k->cn, sizeof(k->cn), "%s", rq->role == ROLE_AGENT ? rq->cn : "");
+        k->body_deadline_ms =
+                now_ms() + HTTP_BODY_DEADLINE_BASE_MS + (int64_t)(len / HTTP_BODY_MIN_BYTES_PER_MS);
+        k->uprev = NULL;
+        k->unext = s->uploading;
+        if (s->uploading) {
+            s->uploading->uprev = k;
+        }
+        s->uploading = k;
+        k->uploading = true;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return ok;
+}
+
+static void upload_end(struct http_server *s, struct MHD_Connection *c) {
+    const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct conn *k = ci ? ci->socket_context : NULL;
+
+    if (k) {
+        pthread_mutex_lock(&s->lock);
+        upload_unlink(s, k);
+        pthread_mutex_unlock(&s->lock);
+    }
+}
+
 static void conn_closed(struct http_server *s, struct conn *k) {
     pthread_mutex_lock(&s->lock);
     waiting_unlink(s, k);
+    upload_unlink(s, k);
     if (k->unauth) {
         http_unauth_del(s->unauth, &k->addr);
     }
@@ -475,6 +560,8 @@ static void *watchdog(void *arg) {
         unsigned ended = 0;
         struct timespec until;
 
+        unsigned slow = 0;
+
         while (s->waiting_head && s->waiting_head->deadline_ms <= now) {
             struct conn *k = s->waiting_head;
             /* Listed, so the fd is still this connection's (see the lock). */
@@ -482,10 +569,24 @@ static void *watchdog(void *arg) {
             waiting_unlink(s, k);
             ended++;
         }
+        for (struct conn *k = s->uploading, *nk; k; k = nk) {
+            nk = k->unext;
+            if (k->body_deadline_ms <= now) {
+                shutdown(k->fd, SHUT_RDWR);
+                upload_unlink(s, k);
+                slow++;
+            }
+        }
         pthread_mutex_unlock(&s->lock);
         if (ended) {
             log_noisy(s, "closed %u connections that sent no request within %d ms of connecting",
                       ended, HTTP_HANDSHAKE_DEADLINE_MS);
+        }
+        if (slow) {
+            log_noisy(s,
+                      "closed %u connections whose body came slower than %d bytes/ms (after "
+                      "%d ms)",
+                      slow, HTTP_BODY_MIN_BYTES_PER_MS, HTTP_BODY_DEADLINE_BASE_MS);
         }
         log_noisy_flush(s);
         until.tv_sec = (time_t)(next / 1000);
@@ -542,6 +643,12 @@ static enum MHD_Result on_headers(struct http_server *s, struct MHD_Connection *
                          "request bodies in flight fill the verifier's memory budget "
                          "(--max-body-memory); try again");
             return queue_json(c, 503, j, HTTP_RETRY_AFTER_S);
+        }
+        if (!upload_start(s, c, rq, a.body_len)) {
+            json_t *j;
+            http_budget_give(&s->budget, a.body_len);
+            engine_error(&j, 429, "busy", "this node is sending another request body already");
+            return queue_json(c, 429, j, HTTP_RETRY_AFTER_S);
         }
         rq->reserved = a.body_len;
     }
@@ -612,6 +719,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)c;
     (void)toe;
     if (rq) {
+        upload_end(s, c);
         kbuf_free(&rq->body);
         http_budget_give(&s->budget, rq->reserved);
         free(rq);

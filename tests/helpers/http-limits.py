@@ -281,9 +281,9 @@ def check_budget(c):
         first.sendall(head("POST", "/v1/nodes/node-1/evidence", size))
         first.sendall(body[:1 << 20])  # it holds its 3 MB reservation meanwhile
         time.sleep(0.3)
-        second = c.connect("agent-node-1")
+        second = c.connect("agent-node-2")  # one upload a node: another node's
         try:
-            second.sendall(head("POST", "/v1/nodes/node-1/evidence", size))
+            second.sendall(head("POST", "/v1/nodes/node-2/evidence", size))
             r2 = read_response(second, 5)
         except socket.timeout:
             r2 = None
@@ -307,6 +307,50 @@ def check_budget(c):
         third.close()
     print("third, after the first: %s" % (r3[0] if r3 else None))
     return ok and r3 is not None and r3[0] != 503
+
+
+def check_upload_hold(c):
+    """One agent certificate cannot hold the body budget: a node has one
+    upload in flight at a time (429 for a second), another node's evidence
+    is served meanwhile, and a stalled upload is closed at its deadline
+    (10 s plus its length at 1 MB/s)."""
+    size = 64 * 1024
+    held = c.connect("agent-node-2")
+    held.sendall(head("POST", "/v1/nodes/node-2/evidence", size) + b'{"nonce": "')
+    t0 = time.monotonic()
+    time.sleep(0.3)
+    second = c.connect("agent-node-2")
+    try:
+        second.sendall(head("POST", "/v1/nodes/node-2/evidence", size))
+        r2 = read_response(second, 5)
+    finally:
+        second.close()
+    print("node-2's second upload while its first stalls: %s" % (r2[0] if r2 else None))
+    body = b'{"nonce": "AAAA"}'
+    other = c.connect("agent-node-1")
+    try:
+        other.sendall(head("POST", "/v1/nodes/node-1/evidence", len(body)) + body)
+        r1 = read_response(other, 5)
+    finally:
+        other.close()
+    print("node-1's evidence meanwhile: %s" % (r1[0] if r1 else None))
+    closed = None
+    held.settimeout(1.0)
+    while time.monotonic() - t0 < 20:
+        try:
+            if held.recv(4096) == b"":
+                closed = time.monotonic() - t0
+                break
+        except socket.timeout:
+            continue
+        except (OSError, ssl.SSLError):
+            closed = time.monotonic() - t0
+            break
+    held.close()
+    print("the stalled upload was closed after %s s" % (
+        "%.1f" % closed if closed is not None else "more than 20"))
+    return (r2 is not None and r2[0] == 429 and r1 is not None and r1[0] not in (429, 503) and
+            closed is not None and 9.5 < closed < 15)
 
 
 def check_trickle(c):
@@ -490,6 +534,7 @@ CHECKS = {
     "wide-array": check_wide_array,
     "budget": check_budget,
     "trickle": check_trickle,
+    "upload-hold": check_upload_hold,
     "slots": check_slots,
 }
 

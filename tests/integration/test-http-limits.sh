@@ -71,6 +71,9 @@ check role-early
 check noauth-flood
 check wide-array
 
+# --- one certificate cannot hold the body budget
+check upload-hold
+
 # --- threat 4: slots
 check trickle
 before=$(wc -l <"$T/main.log")
