@@ -38,6 +38,7 @@ struct audit_log {
     uint64_t seq;    /* last record written */
     uint64_t synced; /* last record known on disk */
     char hash[65];   /* of the last record */
+    bool broken;     /* a partial record could not be cut back */
 };
 
 void audit_sha256_hex(const void *data, size_t len, char out[65]) {
@@ -300,6 +301,10 @@ static int append_locked(struct audit_log *a, const char *type, const char *node
     size_t len = 0;
     int r;
 
+    if (a->broken) {
+        json_decref(d);
+        return -EIO;
+    }
     if (!d) {
         d = details_summary(details);
     }
@@ -320,6 +325,17 @@ static int append_locked(struct audit_log *a, const char *type, const char *node
     }
     r = write_full(a->fd, line, len);
     if (r < 0) {
+        /* A partial line (a full disk, a file size limit) must not stay:
+         * the next record would follow its bytes and break the chain for
+         * good. Cut back to the last whole record; if even that fails,
+         * refuse further writes until the log is reopened (recover() cuts
+         * a torn last line). */
+        if (ftruncate(a->fd, (off_t)a->size) < 0) {
+            a->broken = true;
+            log_error("audit log %s: cannot cut a partial record back: %s; no more records "
+                      "until it is reopened",
+                      a->path, strerror(errno));
+        }
         return r;
     }
     a->size += len;

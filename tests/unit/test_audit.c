@@ -4,9 +4,13 @@
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 
 #include "audit.h"
 #include "fileio.h"
@@ -742,6 +746,70 @@ static void test_huge_details_summarised(void **state) {
     unlink(logpath);
 }
 
+/* A write that fails part way (a full disk, a file size limit) is cut back
+ * to the last whole record: the chain stays verifiable when the verifier
+ * goes on (found by the security review). */
+static void test_partial_write_cut_back(void **state) {
+    char tdir[] = "/tmp/kima-audit-fsz-XXXXXX", path[128], keyp[128];
+    struct audit_log *a = NULL;
+    struct audit_verify_result res;
+    EVP_PKEY *akey = NULL, *pub = NULL;
+    struct rlimit old, lim;
+    struct stat st;
+    json_t *d;
+    uint64_t seq;
+    const char *paths[1];
+    (void)state;
+
+    assert_non_null(mkdtemp(tdir));
+    snprintf(path, sizeof(path), "%s/audit.log", tdir);
+    snprintf(keyp, sizeof(keyp), "%s/audit.key", tdir);
+    assert_int_equal(audit_key_load_or_create(keyp, &akey), 0);
+    assert_int_equal(audit_open(path, akey, 0, 1000, &a), 0);
+    assert_int_equal(audit_append(a, "registration", "node-1", NULL, NULL, &seq), 0);
+    assert_int_equal(audit_sync(a, seq), 0);
+
+    /* The disk fills up in the middle of the next record. */
+    assert_int_equal(stat(path, &st), 0);
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = (rlim_t)st.st_size + 40;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    d = json_pack("{s:s}", "reason", "a record longer than the room left on the disk");
+    assert_true(audit_append(a, "violation", "node-1", NULL, d, &seq) < 0);
+    json_decref(d);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+
+    /* Room again: the verifier goes on. */
+    assert_int_equal(audit_append(a, "state-change", "node-1", NULL, NULL, &seq), 0);
+    assert_int_equal(audit_sync(a, seq), 0);
+    assert_int_equal(audit_checkpoint(a), 0);
+    audit_close(a);
+
+    {
+        char pubp[140];
+        FILE *f;
+        snprintf(pubp, sizeof(pubp), "%s.pub", keyp);
+        f = fopen(pubp, "r");
+        assert_non_null(f);
+        pub = PEM_read_PUBKEY(f, NULL, NULL, NULL);
+        fclose(f);
+    }
+    paths[0] = path;
+    assert_int_equal(audit_verify(paths, 1, pub, &res), 0);
+    print_message("audit verify after the failed write: %s\n",
+                  res.intact ? "intact" : res.first_bad);
+    EVP_PKEY_free(pub);
+    EVP_PKEY_free(akey);
+    {
+        char cmd[200];
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", tdir);
+        assert_int_equal(system(cmd), 0);
+    }
+    assert_true(res.intact);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_intact_and_tampering),
@@ -754,6 +822,7 @@ int main(void) {
             cmocka_unit_test(test_head_signature),
             cmocka_unit_test(test_field_cap),
             cmocka_unit_test(test_huge_details_summarised),
+            cmocka_unit_test(test_partial_write_cut_back),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
