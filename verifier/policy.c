@@ -8,7 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "fileio.h"
+#include "hex.h"
 #include "json-util.h"
 #include "log.h"
 
@@ -19,6 +22,7 @@ struct label {
 struct policy {
     unsigned refs; /* a reload can keep a policy of the previous set */
     char *name, *file;
+    char id[320]; /* "<name>@sha256:<hex of the file>" */
     enum policy_kind kind;
     char *ns; /* NULL: any namespace */
     size_t nlabels;
@@ -204,12 +208,36 @@ static const char *const every_path_probes[] = {
         "/", "/usr/bin/bash", "/opt/evil/tmp/miner", "/a/b/c", "/tmp/x", "/x",
 };
 
-/* Places where code can be written and then run: a binary run from an
- * excluded path is not judged. */
+/* Places where code can be written and then run (by the workload itself:
+ * logs, caches and state included): a binary run from an excluded path is
+ * not judged. */
 static const char *const writable_probes[] = {
-        "/tmp/x",    "/var/tmp/x", "/dev/shm/x",         "/run/x",
-        "/home/u/x", "/root/x",    "/memfd:x (deleted)",
+        "/tmp/x",       "/var/tmp/x", "/dev/shm/x", "/run/x",     "/var/run/x",
+        "/home/u/x",    "/root/x",    "/var/log/x", "/var/lib/x", "/var/cache/x",
+        "/var/spool/x", "/srv/x",     "/mnt/x",     "/data/x",    "/memfd:x (deleted)",
 };
+
+/* An exclude's literal start ("^/var/log/open5gs/" -> "/var/log/open5gs/"):
+ * the probes above catch broad patterns, this catches narrow ones below a
+ * writable place. */
+static const char *writable_prefix(const char *re) {
+    char lit[POLICY_EXCLUDE_LEN_MAX + 1];
+    size_t n = 0;
+
+    re += *re == '^';
+    while (*re && !strchr(".[]()*+?{}|\\$^", *re) && n < sizeof(lit) - 1) {
+        lit[n++] = *re++;
+    }
+    lit[n] = 0;
+    for (size_t i = 0; i + 1 < sizeof(writable_probes) / sizeof(writable_probes[0]); i++) {
+        const char *probe = writable_probes[i];
+        size_t dir = (size_t)(strrchr(probe, '/') - probe) + 1; /* "/var/log/" */
+        if (strncmp(lit, probe, dir) == 0) {
+            return probe;
+        }
+    }
+    return NULL;
+}
 
 /* At most this many warnings a file, so one file cannot crowd the others'
  * errors out of the capped error text. */
@@ -255,7 +283,8 @@ static int check_excludes(const struct policy *p, const char *file, const json_t
     }
     for (size_t i = 0; i < p->nexcludes && warnings; i++) {
         const char *x = json_string_value(json_array_get(excludes, i)), *probe = NULL;
-        if (!matches_every_path(&p->excludes[i]) && !(probe = writable_match(&p->excludes[i]))) {
+        if (!matches_every_path(&p->excludes[i]) && !(probe = writable_match(&p->excludes[i])) &&
+            !(probe = writable_prefix(x))) {
             continue;
         }
         log_escape(x, strlen(x), esc, sizeof(esc));
@@ -270,8 +299,8 @@ static int check_excludes(const struct policy *p, const char *file, const json_t
                         file, i, esc);
         } else {
             kbuf_printf(warnings,
-                        "%s: warning: \"excludes[%zu]\" (\"%s\") matches %s, where code can be "
-                        "written and run: a binary run from there is not judged\n",
+                        "%s: warning: \"excludes[%zu]\" (\"%s\") matches %s or below, where code "
+                        "can be written and run: a binary run from there is not judged\n",
                         file, i, esc, probe);
         }
     }
@@ -609,7 +638,16 @@ static int load_file(const char *path, const struct policy_load_options *opts, s
     if (r < 0) {
         return r;
     }
-    return policy_from_json(j, path, opts, ret, warnings, err, errsz);
+    r = policy_from_json(j, path, opts, ret, warnings, err, errsz);
+    if (r == 0) {
+        uint8_t md[32];
+        char hex[65];
+        unsigned int mdlen = 0;
+        EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
+        snprintf((*ret)->id, sizeof((*ret)->id), "%.250s@sha256:%s", (*ret)->name,
+                 hex_encode(md, 32, hex));
+    }
+    return r;
 }
 
 static int name_cmp(const void *a, const void *b) {
@@ -742,6 +780,10 @@ const struct policy *policy_set_node(const struct policy_set *s) {
 
 const char *policy_name(const struct policy *p) {
     return p->name;
+}
+
+const char *policy_id(const struct policy *p) {
+    return p->id;
 }
 
 const char *policy_file(const struct policy *p) {

@@ -58,6 +58,10 @@ for (const what of missing) console.error(`missing: ${what}`);
 process.exit(missing.length ? 1 : 0);
 JS
 expect 0 node "$T/hardening.cjs" "$SRC/k8s/base"
+# Only the verifier may set the trust label the quarantine keys on.
+grep -q "label-guard.yaml" "$SRC/k8s/base/kustomization.yaml" &&
+    grep -q "system:serviceaccount:kima-system:kima-verifier" "$SRC/k8s/base/label-guard.yaml" &&
+    ok || bad "k8s/base must ship the trust-label admission guard"
 if command -v kubectl >/dev/null; then
     for k in base overlays/5g-core cert-manager; do
         kubectl kustomize "$SRC/k8s/$k" >"$T/built.yaml" 2>"$T/err" && ok || bad "kustomize $k: $(head -3 "$T/err")"

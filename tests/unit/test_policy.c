@@ -35,7 +35,7 @@ static int setup(void **state) {
         "\"match\":{\"namespace\":\"open5gs\",\"podLabels\":{\"app\":\"upf\"}},"
         "\"digests\":{\"/usr/bin/open5gs-upfd\":[\"" SHA_A "\"],"
         "\"*\":[\"" SHA_B "\"]},"
-        "\"excludes\":[\"^/var/log/open5gs/\",\"^/var/cache/upf/\"]}");
+        "\"excludes\":[\"^/usr/share/doc/\",\"^/usr/share/locale/upf/\"]}");
     put("20-node.json", "{\"apiVersion\":\"kima.dev/v1\",\"kind\":\"NodePolicy\",\"name\":\"node\","
                         "\"digests\":{\"/usr/bin/containerd\":[\"" SHA_A "\"],"
                         "\"boot_aggregate\":[\"" SHA_B "\"]}}");
@@ -90,16 +90,16 @@ static void test_load_match_allow(void **state) {
     assert_true(policy_allows(p, "/usr/bin/open5gs-upfd", 21, SHA_A));
     assert_false(policy_allows(p, "/usr/bin/open5gs-upfd", 21, SHA_A "0"));
     assert_false(policy_allows(p, "/usr/bin/other", 14, SHA_A));
-    assert_true(policy_allows(p, "/usr/bin/other", 14, SHA_B));                /* "*" */
-    assert_true(policy_allows(p, "/var/log/open5gs/upf.log", 24, SHA_A "ff")); /* excluded */
-    assert_false(policy_allows(p, "/etc/var/log/open5gs/x", 22, SHA_A "ff"));
+    assert_true(policy_allows(p, "/usr/bin/other", 14, SHA_B));                 /* "*" */
+    assert_true(policy_allows(p, "/usr/share/doc/upf/README", 25, SHA_A "ff")); /* excluded */
+    assert_false(policy_allows(p, "/etc/usr/share/doc/upf/x", 24, SHA_A "ff"));
     /* A zero digest never passes, not even on an excluded path. */
     assert_false(policy_allows(
-            p, "/var/log/open5gs/x", 18,
+            p, "/usr/share/doc/x", 16,
             "sha256:0000000000000000000000000000000000000000000000000000000000000000"));
     /* Excludes, on their own (violations on excluded paths are ignored). */
-    assert_true(policy_excludes(p, "/var/log/open5gs/x", 18));
-    assert_true(policy_excludes(p, "/var/cache/upf/y", 16));
+    assert_true(policy_excludes(p, "/usr/share/doc/x", 16));
+    assert_true(policy_excludes(p, "/usr/share/locale/upf/y", 23));
     assert_false(policy_excludes(p, "/usr/bin/open5gs-upfd", 21));
 
     p = policy_set_node(s);
@@ -334,11 +334,13 @@ static void test_writable_excludes_warn(void **state) {
     struct policy_set *s;
     (void)state;
 
-    s = load_one(NATIVE_EXCLUDES("\"^/var/log/\",\"^/tmp/\",\"^/dev/shm\",\"^/home/\",\"/run\""),
+    s = load_one(NATIVE_EXCLUDES("\"^/usr/share/doc/\",\"^/tmp/\",\"^/dev/shm\",\"^/home/\","
+                                 "\"/run\",\"^/var/log/open5gs/\""),
                  NULL, &err);
     assert_int_equal(policy_set_count(s), 1);
-    if (!has(&err, "p.json: warning: \"excludes[1]\" (\"^/tmp/\") matches /tmp/x, where code can "
-                   "be written and run") ||
+    if (!has(&err, "p.json: warning: \"excludes[1]\" (\"^/tmp/\") matches /tmp/x or below, where "
+                   "code can be written and run") ||
+        !has(&err, "\"excludes[5]\" (\"^/var/log/open5gs/\") matches /var/log/x or below") ||
         !has(&err, "\"excludes[2]\" (\"^/dev/shm\") matches /dev/shm/x") ||
         !has(&err, "\"excludes[3]\" (\"^/home/\") matches /home/u/x") ||
         !has(&err, "\"excludes[4]\" (\"/run\") matches /run/x") || has(&err, "excludes[0]") ||
@@ -370,8 +372,16 @@ static void test_writable_excludes_warn(void **state) {
     }
     policy_set_free(s);
 
-    /* Log directories and the like: no warning. */
+    /* Log and state directories are written by the workload too: warned. */
     s = load_one(NATIVE_EXCLUDES("\"^/var/log/\",\"^/var/lib/open5gs/db/\""), NULL, &err);
+    assert_int_equal(policy_set_count(s), 1);
+    assert_true(has(&err, "\"excludes[0]\" (\"^/var/log/\") matches /var/log/x"));
+    assert_true(
+            has(&err, "\"excludes[1]\" (\"^/var/lib/open5gs/db/\") matches /var/lib/x or below"));
+    policy_set_free(s);
+
+    /* Read-only places (documentation, locales): no warning. */
+    s = load_one(NATIVE_EXCLUDES("\"^/usr/share/doc/\",\"^/usr/share/locale/\""), NULL, &err);
     assert_int_equal(policy_set_count(s), 1);
     assert_int_equal(err.len, 0);
     policy_set_free(s);
