@@ -8,6 +8,7 @@
 #include <openssl/core_names.h>
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <tss2/tss2_mu.h>
 
 #include "hash.h"
@@ -243,4 +244,32 @@ const EVP_MD *tpm_evp_md(TPMI_ALG_HASH h) {
     default:
         return NULL;
     }
+}
+
+int tpm_public_key_fingerprint(const TPMT_PUBLIC *pub, char ret[65]) {
+    EVP_PKEY *k = NULL;
+    unsigned char *der = NULL;
+    uint8_t md[32];
+    unsigned int mdlen = 0;
+    int len, r = tpm_public_to_pkey(pub, &k);
+
+    if (r < 0) {
+        return r;
+    }
+    len = i2d_PUBKEY(k, &der);
+    EVP_PKEY_free(k);
+    if (len <= 0) {
+        return -ENOMEM;
+    }
+    r = EVP_Digest(der, (size_t)len, md, &mdlen, EVP_sha256(), NULL) == 1 ? 0 : -EIO;
+    OPENSSL_free(der);
+    if (r == 0) {
+        static const char hexd[] = "0123456789abcdef";
+        for (unsigned int i = 0; i < 32; i++) {
+            ret[2 * i] = hexd[md[i] >> 4];
+            ret[2 * i + 1] = hexd[md[i] & 15];
+        }
+        ret[64] = 0;
+    }
+    return r;
 }

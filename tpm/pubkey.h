@@ -22,6 +22,11 @@ int tpm_public_unmarshal(const uint8_t *buf, size_t len, TPM2B_PUBLIC *ret);
  * -EBADMSG (sizes that do not fit the key) or -ENOMEM. */
 int tpm_public_to_pkey(const TPMT_PUBLIC *pub, EVP_PKEY **ret);
 
+/* SHA-256 of the key's DER SubjectPublicKeyInfo, as 64 hex digits: the same
+ * for the same key however its public area is written (an RSA exponent of
+ * 0 or 65537, other attributes or policy). 0 or a negative errno. */
+int tpm_public_key_fingerprint(const TPMT_PUBLIC *pub, char ret[65]);
+
 /* name = nameAlg (big-endian) || H_nameAlg(marshalled TPMT_PUBLIC). */
 int tpm_public_name(const TPMT_PUBLIC *pub, TPM2B_NAME *ret);
 

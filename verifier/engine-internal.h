@@ -20,9 +20,25 @@ struct nonce_slot {
     int64_t expires_ms;
 };
 
+/* Records any agent certificate can provoke over and over (refusals, an
+ * agent's repeated registration, unattributable measurements): at most
+ * NOISY_BURST of one type for one node per NOISY_INTERVAL_MS; the rest are
+ * counted, and the next written record says how many were left out. */
+#define NOISY_SLOTS       4096
+#define NOISY_BURST       5
+#define NOISY_INTERVAL_MS 60000
+
+struct noisy_slot {
+    char key[STORE_NAME_MAX + 40];
+    int64_t window_ms;
+    unsigned count;
+    uint64_t suppressed;
+};
+
 struct engine_metrics_counters {
     uint64_t evidence_ok, evidence_failed, evidence_rejected;
     uint64_t entries_checked;
+    uint64_t audit_suppressed;
     uint64_t verify_us_buckets[8]; /* <=1,5,10,50,100,500,1000 ms, +Inf */
     uint64_t verify_us_sum, verify_count;
 };
@@ -42,6 +58,9 @@ struct engine {
     struct kbuf policy_errors;
     struct nonce_slot nonces[NONCE_SLOTS];
     struct engine_metrics_counters m;
+    struct noisy_slot *noisy;
+    uint64_t policy_generation;                   /* bumped when the policies changed */
+    uint64_t rejudged_policy, rejudged_inventory; /* generations last re-judged */
     void (*listener)(void *ud);
     void *listener_ud;
 };
@@ -51,6 +70,9 @@ void engine_notify(struct engine *e);
 
 /* {"error": error, "detail": detail}; returns status. */
 int engine_error(json_t **resp, int status, const char *error, const char *detail);
+/* A noisy record (see NOISY_BURST): details are taken over. 0 when written
+ * or left out, or a negative errno. Call with e->lock held. */
+int engine_audit_noisy(struct engine *e, const char *type, const char *node, json_t *details);
 /* Append an audit record and sync it: 0 or a negative errno. */
 int engine_audit(struct engine *e, const char *type, const char *node, const struct pod_record *pod,
                  json_t *details);

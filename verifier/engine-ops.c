@@ -41,11 +41,63 @@ static json_t *node_json(const struct engine *e, const struct node_record *n, in
                      n->ek_cert_len > 0, "waiting_measurements", (json_int_t)n->pending);
 }
 
+/* The nodes' states for one listing of pods: one store read for all nodes,
+ * not one per pod. */
+struct node_state_entry {
+    char name[STORE_NAME_MAX + 1];
+    char state[16];
+};
+
+struct node_states {
+    struct engine *e;
+    int64_t now;
+    struct node_state_entry *v;
+    size_t n, alloc;
+    bool loaded;
+};
+
+static int add_node_state(const struct node_record *n, void *ud) {
+    struct node_states *ns = ud;
+
+    if (ns->n == ns->alloc) {
+        size_t na = ns->alloc ? 2 * ns->alloc : 64;
+        struct node_state_entry *nv = realloc(ns->v, na * sizeof(*nv));
+        if (!nv) {
+            return -ENOMEM;
+        }
+        ns->v = nv;
+        ns->alloc = na;
+    }
+    snprintf(ns->v[ns->n].name, sizeof(ns->v[ns->n].name), "%s", n->name);
+    snprintf(ns->v[ns->n].state, sizeof(ns->v[ns->n].state), "%s", node_state(ns->e, n, ns->now));
+    ns->n++;
+    return 0;
+}
+
+static int entry_cmp(const void *a, const void *b) {
+    return strcmp(((const struct node_state_entry *)a)->name,
+                  ((const struct node_state_entry *)b)->name);
+}
+
+/* A node's state as it reads, or NULL when it is not registered. */
+static const char *node_state_of(struct node_states *ns, const char *name) {
+    struct node_state_entry key, *found;
+
+    if (!ns->loaded) {
+        ns->loaded = true;
+        store_node_foreach(ns->e->store, add_node_state, ns); /* in name order */
+    }
+    snprintf(key.name, sizeof(key.name), "%s", name);
+    found = ns->v ? bsearch(&key, ns->v, ns->n, sizeof(*ns->v), entry_cmp) : NULL;
+    return found ? found->state : NULL;
+}
+
 struct list_ctx {
     struct engine *e;
     json_t *arr;
     int64_t now;
     const char *filter;
+    struct node_states ns;
 };
 
 static int add_node(const struct node_record *n, void *ud) {
@@ -55,7 +107,7 @@ static int add_node(const struct node_record *n, void *ud) {
 }
 
 int engine_nodes(struct engine *e, json_t **resp) {
-    struct list_ctx c = {e, json_array(), engine_now_ms(), NULL};
+    struct list_ctx c = {e, json_array(), engine_now_ms(), NULL, {.e = e, .now = engine_now_ms()}};
 
     pthread_mutex_lock(&e->lock);
     store_node_foreach(e->store, add_node, &c);
@@ -122,15 +174,11 @@ int engine_node_delete(struct engine *e, const char *node, const char *actor, js
  * stale, re-registered, never attested or missing node vouches for
  * nothing); untrusted stays untrusted. *ret_why says why a stored state is
  * not shown. */
-static const char *pod_state(struct engine *e, const struct pod_record *p, int64_t now,
+static const char *pod_state(struct node_states *states, const struct pod_record *p,
                              const char **ret_why) {
-    struct node_record *n = malloc(sizeof(*n));
-    const char *s = p->state, *ns = NULL;
+    const char *s = p->state, *ns = node_state_of(states, p->node);
 
     *ret_why = NULL;
-    if (n && store_node_get(e->store, p->node, n) == 0) {
-        ns = node_state(e, n, now);
-    }
     if (strcmp(s, "trusted") == 0 && (!ns || strcmp(ns, "trusted") != 0)) {
         s = "unknown";
         *ret_why = !ns                            ? "the node is not registered"
@@ -141,13 +189,12 @@ static const char *pod_state(struct engine *e, const struct pod_record *p, int64
             s = "untrusted";
         }
     }
-    free(n);
     return s;
 }
 
 static int add_pod(const struct pod_record *p, void *ud) {
     struct list_ctx *c = ud;
-    const char *why, *state = pod_state(c->e, p, c->now, &why);
+    const char *why, *state = pod_state(&c->ns, p, &why);
 
     if (!c->filter || strcmp(c->filter, state) == 0) {
         json_array_append_new(
@@ -159,7 +206,7 @@ static int add_pod(const struct pod_record *p, void *ud) {
 }
 
 int engine_pods(struct engine *e, const char *state, json_t **resp) {
-    struct list_ctx c = {e, json_array(), engine_now_ms(), state};
+    struct list_ctx c = {e, json_array(), engine_now_ms(), state, {.e = e, .now = engine_now_ms()}};
 
     if (state && strcmp(state, "trusted") != 0 && strcmp(state, "untrusted") != 0 &&
         strcmp(state, "unknown") != 0) {
@@ -169,29 +216,45 @@ int engine_pods(struct engine *e, const char *state, json_t **resp) {
     pthread_mutex_lock(&e->lock);
     store_pod_foreach(e->store, add_pod, &c);
     pthread_mutex_unlock(&e->lock);
+    free(c.ns.v);
     *resp = json_pack("{s:o}", "pods", c.arr);
     return 200;
 }
 
 struct find_ctx {
+    struct engine *e;
     const char *ns, *name;
     struct pod_record found;
-    bool ok;
+    bool ok, live;
 };
 
+/* A name can belong to a deleted pod and to its successor (a StatefulSet's
+ * pods): the one the inventory lists now wins, then the newest verdict. */
 static int find_named(const struct pod_record *p, void *ud) {
     struct find_ctx *f = ud;
-    if (strcmp(p->ns, f->ns) == 0 && strcmp(p->name, f->name) == 0) {
+    struct pod_info info;
+    bool live;
+
+    if (strcmp(p->ns, f->ns) != 0 || strcmp(p->name, f->name) != 0) {
+        return 0;
+    }
+    live = inventory_peek_uid(f->e->inv, p->uid, &info) == 0;
+    if (live) {
+        live = !info.gone;
+        json_decref(info.labels);
+        json_decref(info.images);
+    }
+    if (!f->ok || (live && !f->live) || (live == f->live && p->since_ms > f->found.since_ms)) {
         f->found = *p;
         f->ok = true;
-        return 1;
+        f->live = live;
     }
     return 0;
 }
 
 int engine_pod(struct engine *e, const char *ns, const char *name, json_t **resp) {
-    struct find_ctx f = {.ns = ns, .name = name};
-    struct list_ctx c = {e, json_array(), engine_now_ms(), NULL};
+    struct find_ctx f = {.e = e, .ns = ns, .name = name};
+    struct list_ctx c = {e, json_array(), engine_now_ms(), NULL, {.e = e, .now = engine_now_ms()}};
 
     pthread_mutex_lock(&e->lock);
     store_pod_foreach(e->store, find_named, &f);
@@ -199,6 +262,7 @@ int engine_pod(struct engine *e, const char *ns, const char *name, json_t **resp
         add_pod(&f.found, &c);
     }
     pthread_mutex_unlock(&e->lock);
+    free(c.ns.v);
     if (!f.ok) {
         json_decref(c.arr);
         return engine_error(resp, 404, "unknown pod", "no verdict about that pod");
@@ -231,11 +295,27 @@ int engine_pod_reset(struct engine *e, const char *uid, const json_t *req, const
     snprintf(p.reason, sizeof(p.reason), "reset by an operator: %.400s", reason);
     p.since_ms = engine_now_ms();
     p.unjudged = false;
-    r = engine_audit(e, "reset", p.node, &p, d);
-    json_decref(d);
+    /* What the operator reviewed is forgiven: the kept measurements go, so
+     * no later policy change judges them again. */
+    p.files = 0;
+    p.files_overflow = false;
+    p.policy[0] = 0;
+    r = store_begin(e->store);
+    if (r == 0) {
+        r = store_pod_files_delete(e->store, uid);
+    }
     if (r == 0) {
         r = store_pod_put(e->store, &p);
     }
+    if (r == 0) {
+        r = engine_audit(e, "reset", p.node, &p, d);
+    }
+    if (r == 0) {
+        r = store_commit(e->store);
+    } else {
+        store_rollback(e->store);
+    }
+    json_decref(d);
     pthread_mutex_unlock(&e->lock);
     if (r < 0) {
         return engine_error(resp, 500, "store", "the reset could not be recorded");
@@ -311,7 +391,126 @@ int engine_sweep(struct engine *e, int64_t now_ms) {
     free(c);
     free(n);
     engine_resolve_waiting(e);
+    engine_rejudge_pods(e);
     return count;
+}
+
+struct pod_ref {
+    char uid[64], node[STORE_NAME_MAX + 1];
+};
+
+struct pod_refs {
+    struct pod_ref *v;
+    size_t n, alloc;
+};
+
+static int add_pod_ref(const struct pod_record *p, void *ud) {
+    struct pod_refs *l = ud;
+
+    if (l->n == l->alloc) {
+        size_t na = l->alloc ? l->alloc * 2 : 64;
+        struct pod_ref *nv = realloc(l->v, na * sizeof(*nv));
+        if (!nv) {
+            return -ENOMEM;
+        }
+        l->v = nv;
+        l->alloc = na;
+    }
+    snprintf(l->v[l->n].uid, sizeof(l->v[l->n].uid), "%s", p->uid);
+    snprintf(l->v[l->n].node, sizeof(l->v[l->n].node), "%s", p->node);
+    l->n++;
+    return 0;
+}
+
+/* One pod judged again by the policy that matches it now, in one
+ * transaction; true in *ret_changed when its state changed. */
+static int rejudge_pod(struct engine *e, const struct pod_info *info, bool *ret_changed) {
+    _cleanup_free_ struct node_record *n = calloc(1, sizeof(*n));
+    struct pod_record rec;
+    struct judgement j;
+    const struct policy *p;
+    int r;
+
+    if (!n || judgement_init(&j, e, n) < 0) {
+        return -ENOMEM;
+    }
+    pthread_mutex_lock(&e->lock);
+    p = policy_set_match_pod(e->policies, info->ns, info->labels, info->images);
+    r = store_pod_get(e->store, info->uid, &rec);
+    if (r < 0 || strcmp(rec.state, "untrusted") == 0 ||
+        strcmp(rec.policy, p ? policy_id(p) : "") == 0 ||
+        store_node_get(e->store, info->node, n) < 0) {
+        pthread_mutex_unlock(&e->lock);
+        judgement_free(&j);
+        return r == -ENOENT ? 0 : r < 0 ? r : 0;
+    }
+    r = store_begin(e->store);
+    if (r == 0) {
+        r = judge_pod_again(&j, info);
+    }
+    if (r == 0) {
+        r = judge_settle_pods(&j);
+    }
+    if (r == 0) {
+        r = judge_commit(&j);
+    } else {
+        store_rollback(e->store);
+    }
+    pthread_mutex_unlock(&e->lock);
+    *ret_changed = r == 0 && json_array_size(j.changed) > 0;
+    judgement_free(&j);
+    return r;
+}
+
+int engine_rejudge_pods(struct engine *e) {
+    uint64_t inv_gen = inventory_generation(e->inv), pol_gen;
+    struct pod_refs l = {0};
+    bool changed = false;
+    int r = 0;
+
+    pthread_mutex_lock(&e->lock);
+    pol_gen = e->policy_generation;
+    if (pol_gen == e->rejudged_policy && inv_gen == e->rejudged_inventory) {
+        pthread_mutex_unlock(&e->lock);
+        return 0;
+    }
+    r = store_pod_foreach(e->store, add_pod_ref, &l);
+    pthread_mutex_unlock(&e->lock);
+    for (size_t i = 0; i < l.n && r == 0; i++) {
+        struct pod_info info;
+        bool c = false;
+        if (inventory_peek_uid(e->inv, l.v[i].uid, &info) < 0) {
+            /* Not even known as deleted any more: the pod is long gone. Its
+             * record goes (an inventory that never loaded keeps them). */
+            if (inv_gen > 0) {
+                pthread_mutex_lock(&e->lock);
+                if (store_begin(e->store) == 0) {
+                    if (store_pod_delete(e->store, l.v[i].uid) == 0) {
+                        store_commit(e->store);
+                    } else {
+                        store_rollback(e->store);
+                    }
+                }
+                pthread_mutex_unlock(&e->lock);
+            }
+            continue;
+        }
+        r = rejudge_pod(e, &info, &c);
+        changed |= c;
+        json_decref(info.labels);
+        json_decref(info.images);
+    }
+    free(l.v);
+    if (r == 0) {
+        pthread_mutex_lock(&e->lock);
+        e->rejudged_policy = pol_gen;
+        e->rejudged_inventory = inv_gen;
+        pthread_mutex_unlock(&e->lock);
+    }
+    if (changed) {
+        engine_notify(e);
+    }
+    return r;
 }
 
 struct name_list {
@@ -401,13 +600,15 @@ int engine_resolve_waiting(struct engine *e) {
 struct count_ctx {
     struct engine *e;
     int64_t now;
-    uint64_t nodes[5], pods[3];
+    uint64_t nodes[5], pods[3], waiting;
+    struct node_states ns;
 };
 
 static int count_node(const struct node_record *n, void *ud) {
     static const char *const states[] = {"registered", "active", "trusted", "untrusted", "stale"};
     struct count_ctx *c = ud;
     const char *s = node_state(c->e, n, c->now);
+    c->waiting += n->pending;
     for (int i = 0; i < 5; i++) {
         if (strcmp(s, states[i]) == 0) {
             c->nodes[i]++;
@@ -419,7 +620,7 @@ static int count_node(const struct node_record *n, void *ud) {
 static int count_pod(const struct pod_record *p, void *ud) {
     static const char *const states[] = {"trusted", "untrusted", "unknown"};
     struct count_ctx *c = ud;
-    const char *why, *s = pod_state(c->e, p, c->now, &why);
+    const char *why, *s = pod_state(&c->ns, p, &why);
     for (int i = 0; i < 3; i++) {
         if (strcmp(s, states[i]) == 0) {
             c->pods[i]++;
@@ -436,6 +637,7 @@ int engine_metrics(struct engine *e, char **ret_text) {
     struct kbuf b = KBUF_INIT(1 << 20);
     uint64_t cum = 0;
 
+    c.ns = (struct node_states){.e = e, .now = c.now};
     pthread_mutex_lock(&e->lock);
     store_node_foreach(e->store, count_node, &c);
     store_pod_foreach(e->store, count_pod, &c);
@@ -451,6 +653,16 @@ int engine_metrics(struct engine *e, char **ret_text) {
                 "# TYPE kima_ima_entries_checked_total counter\n"
                 "kima_ima_entries_checked_total %" PRIu64 "\n",
                 e->m.entries_checked);
+    kbuf_printf(&b,
+                "# HELP kima_waiting_measurements Measurements waiting for their pod to appear "
+                "in the inventory.\n"
+                "# TYPE kima_waiting_measurements gauge\n"
+                "kima_waiting_measurements %" PRIu64 "\n"
+                "# HELP kima_audit_suppressed_total Repeated refusal and unattributed records "
+                "left out of the audit log by its rate limit.\n"
+                "# TYPE kima_audit_suppressed_total counter\n"
+                "kima_audit_suppressed_total %" PRIu64 "\n",
+                c.waiting, e->m.audit_suppressed);
     kbuf_printf(&b, "# HELP kima_evidence_seconds Time to judge one evidence.\n"
                     "# TYPE kima_evidence_seconds histogram\n");
     for (int i = 0; i < 8; i++) {
@@ -468,6 +680,7 @@ int engine_metrics(struct engine *e, char **ret_text) {
         kbuf_printf(&b, "kima_pods{state=\"%s\"} %" PRIu64 "\n", pstates[i], c.pods[i]);
     }
     pthread_mutex_unlock(&e->lock);
+    free(c.ns.v);
     if (!b.data) {
         return -ENOMEM;
     }

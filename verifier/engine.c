@@ -82,11 +82,102 @@ int engine_audit(struct engine *e, const char *type, const char *node, const str
     return r;
 }
 
+struct missing_fp {
+    char (*names)[STORE_NAME_MAX + 1];
+    size_t n, alloc;
+};
+
+static int collect_missing_fp(const struct node_record *n, void *ud) {
+    struct missing_fp *m = ud;
+
+    if (n->ek_fp[0]) {
+        return 0;
+    }
+    if (m->n == m->alloc) {
+        size_t na = m->alloc ? 2 * m->alloc : 16;
+        char(*nv)[STORE_NAME_MAX + 1] = realloc(m->names, na * sizeof(*nv));
+        if (!nv) {
+            return -ENOMEM;
+        }
+        m->names = nv;
+        m->alloc = na;
+    }
+    snprintf(m->names[m->n++], STORE_NAME_MAX + 1, "%s", n->name);
+    return 0;
+}
+
+/* The slot of a (type, node) pair in the noisy-record limiter. */
+static struct noisy_slot *noisy_slot(struct engine *e, const char *key) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const char *c = key; *c; c++) {
+        h = (h ^ (uint8_t)*c) * 0x100000001b3ull;
+    }
+    return &e->noisy[h % NOISY_SLOTS];
+}
+
+int engine_audit_noisy(struct engine *e, const char *type, const char *node, json_t *details) {
+    char key[sizeof(((struct noisy_slot *)0)->key)];
+    int64_t now = engine_now_ms();
+    struct noisy_slot *s;
+    int r;
+
+    snprintf(key, sizeof(key), "%s/%s", type, node ? node : "");
+    s = noisy_slot(e, key);
+    if (strcmp(s->key, key) != 0 || now - s->window_ms >= NOISY_INTERVAL_MS) {
+        if (strcmp(s->key, key) == 0 && s->suppressed) {
+            json_object_set_new(details, "suppressed_before",
+                                json_integer((json_int_t)s->suppressed));
+        }
+        snprintf(s->key, sizeof(s->key), "%s", key);
+        s->window_ms = now;
+        s->count = 0;
+        s->suppressed = 0;
+    }
+    if (s->count >= NOISY_BURST) {
+        if (s->suppressed++ == 0) {
+            log_warn("audit: more than %d %s records for node %s within %d s: the next are "
+                     "counted, not written, until the interval ends",
+                     NOISY_BURST, type, node ? node : "-", NOISY_INTERVAL_MS / 1000);
+        }
+        e->m.audit_suppressed++;
+        json_decref(details);
+        return 0;
+    }
+    s->count++;
+    r = engine_audit(e, type, node, NULL, details);
+    json_decref(details);
+    return r;
+}
+
+/* Nodes registered before the store kept EK fingerprints (schema 1) get
+ * theirs, so that "one TPM, one node" holds for them too. */
+static void fill_ek_fingerprints(struct engine *e) {
+    struct node_record *n = calloc(1, sizeof(*n));
+    struct missing_fp m = {0};
+
+    store_node_foreach(e->store, collect_missing_fp, &m);
+    for (size_t i = 0; n && i < m.n; i++) {
+        TPM2B_PUBLIC ek;
+        if (store_node_get(e->store, m.names[i], n) == 0 &&
+            tpm_public_unmarshal(n->ek_pub, n->ek_pub_len, &ek) == 0 &&
+            tpm_public_key_fingerprint(&ek.publicArea, n->ek_fp) == 0) {
+            store_node_put(e->store, n);
+        }
+    }
+    free(m.names);
+    free(n);
+}
+
 int engine_new(const struct engine_config *cfg, struct store *store, struct audit_log *audit,
                struct inventory *inv, const char *policy_dir, struct engine **ret) {
     struct engine *e = calloc(1, sizeof(*e));
 
     if (!e) {
+        return -ENOMEM;
+    }
+    e->noisy = calloc(NOISY_SLOTS, sizeof(*e->noisy));
+    if (!e->noisy) {
+        free(e);
         return -ENOMEM;
     }
     e->cfg = *cfg;
@@ -99,6 +190,7 @@ int engine_new(const struct engine_config *cfg, struct store *store, struct audi
         e->policy_dir = strdup(policy_dir);
         engine_reload_policies(e);
     }
+    fill_ek_fingerprints(e);
     *ret = e;
     return 0;
 }
@@ -128,6 +220,7 @@ void engine_free(struct engine *e) {
         return;
     }
     policy_set_free(e->policies);
+    free(e->noisy);
     kbuf_free(&e->policy_errors);
     free(e->policy_dir);
     pthread_mutex_destroy(&e->lock);
@@ -229,6 +322,7 @@ int engine_reload_policies(struct engine *e) {
         return 0;
     }
     memcpy(e->policy_fp, fp, sizeof(fp));
+    e->policy_generation++;
     kbuf_reset(&e->policy_errors);
     r = policy_set_load(e->policy_dir, e->policies, &lo, &s, &e->policy_errors);
     if (r == 0) {
@@ -335,9 +429,8 @@ int engine_registration(struct engine *e, const char *node, const json_t *req, j
     if (e->cfg.require_ek_cert && !cert_ok) {
         json_t *d = json_pack("{s:s}", "reason", why);
         pthread_mutex_lock(&e->lock);
-        engine_audit(e, "registration-refused", node, NULL, d);
+        engine_audit_noisy(e, "registration-refused", node, d);
         pthread_mutex_unlock(&e->lock);
-        json_decref(d);
         return engine_error(resp, 403, "EK certificate refused", why);
     }
     if (tpm_public_name(&ak.publicArea, &name) < 0) {
@@ -350,8 +443,7 @@ int engine_registration(struct engine *e, const char *node, const json_t *req, j
         (old->ek_pub_len != n->ek_pub_len || memcmp(old->ek_pub, n->ek_pub, n->ek_pub_len) != 0 ||
          old->ak_pub_len != n->ak_pub_len || memcmp(old->ak_pub, n->ak_pub, n->ak_pub_len) != 0)) {
         json_t *d = json_pack("{s:s}", "reason", "node name bound to another EK or AK");
-        engine_audit(e, "registration-refused", node, NULL, d);
-        json_decref(d);
+        engine_audit_noisy(e, "registration-refused", node, d);
         status = engine_error(resp, 409, "identity conflict",
                               "this node name is bound to another TPM or AK; an operator must "
                               "delete the node first");
@@ -363,13 +455,17 @@ int engine_registration(struct engine *e, const char *node, const json_t *req, j
     }
     {
         /* One TPM is one node: an EK that vouches for another name already
-         * would let one host speak for two. */
+         * would let one host speak for two. Keys are compared, not their
+         * encoding (an RSA exponent of 0 or 65537 is the same key). */
         char other[STORE_NAME_MAX + 1], detail[STORE_NAME_MAX + 160];
-        if (store_node_with_ek(e->store, n->ek_pub, n->ek_pub_len, node, other) == 0) {
+        if (tpm_public_key_fingerprint(&ek.publicArea, n->ek_fp) < 0) {
+            status = engine_error(resp, 400, "unacceptable EK", "its key cannot be read");
+            goto out;
+        }
+        if (store_node_with_ek_fp(e->store, n->ek_fp, node, other) == 0) {
             json_t *d = json_pack("{s:s,s:s}", "reason", "EK bound to another node name",
                                   "other_node", other);
-            engine_audit(e, "registration-refused", node, NULL, d);
-            json_decref(d);
+            engine_audit_noisy(e, "registration-refused", node, d);
             snprintf(detail, sizeof(detail),
                      "this TPM (EK) is registered as node %s; an operator must delete that node "
                      "first",
@@ -417,8 +513,14 @@ int engine_registration(struct engine *e, const char *node, const json_t *req, j
         json_t *d =
                 json_pack("{s:s,s:b,s:s}", "ak_name", hex_encode(n->ak_name, n->ak_name_len, akhex),
                           "ek_cert_valid", cert_ok, "ek_cert", why);
-        r = engine_audit(e, "registration", node, NULL, d);
-        json_decref(d);
+        /* Registering again with the same keys is only an agent restart:
+         * at most a few records a minute, however often it comes. */
+        if (r == 0) {
+            r = engine_audit_noisy(e, "registration", node, d);
+        } else {
+            r = engine_audit(e, "registration", node, NULL, d);
+            json_decref(d);
+        }
     }
     if (r < 0 || store_node_put(e->store, n) < 0) {
         status = engine_error(resp, 500, "store", "cannot record the registration");
@@ -468,8 +570,7 @@ int engine_activation(struct engine *e, const char *node, const json_t *req, jso
     HMAC(EVP_sha256(), n->secret, sizeof(n->secret), msg, mlen, want, &wlen);
     if (plen != wlen || CRYPTO_memcmp(proof, want, wlen) != 0) {
         json_t *d = json_pack("{s:s}", "reason", "activation proof does not match");
-        engine_audit(e, "activation-refused", node, NULL, d);
-        json_decref(d);
+        engine_audit_noisy(e, "activation-refused", node, d);
         status = engine_error(resp, 403, "activation refused",
                               "the proof does not match: the AK is not in the TPM of this EK");
         goto out;

@@ -83,6 +83,13 @@ int engine_sweep(struct engine *e, int64_t now_ms);
  * errno. */
 int engine_resolve_waiting(struct engine *e);
 
+/* After the policies or the inventory changed: each pod whose kept
+ * measurements the policy that matches it now did not judge is judged
+ * again (a policy that matched only later, a policy that changed), and the
+ * records of pods the inventory no longer knows at all are dropped. 0 or a
+ * negative errno. */
+int engine_rejudge_pods(struct engine *e);
+
 /* Counters for /metrics (Prometheus text) appended to out. */
 int engine_metrics(struct engine *e, char **ret_text);
 

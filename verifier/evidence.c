@@ -160,8 +160,7 @@ int engine_evidence(struct engine *e, const char *node, const json_t *req, json_
     }
     if (!take_nonce(e, node, nonce, nonce_len)) {
         json_t *d = json_pack("{s:s}", "reason", "nonce not issued to this node, used or expired");
-        engine_audit(e, "evidence-rejected", node, NULL, d);
-        json_decref(d);
+        engine_audit_noisy(e, "evidence-rejected", node, d);
         e->m.evidence_rejected++;
         status = engine_error(resp, 409, "bad nonce",
                               "the nonce was not issued to this node, was used or expired");
@@ -195,8 +194,7 @@ int engine_evidence(struct engine *e, const char *node, const json_t *req, json_
         json_t *d = json_pack("{s:s,s:s,s:b,s:I}", "previous_boot_id", n->boot_id, "boot_id",
                               boot_id, "clock_safe", !qr.unsafe, "reset_count",
                               (json_int_t)qr.clock.reset_count);
-        engine_audit(e, "reboot", node, NULL, d);
-        json_decref(d);
+        judge_audit(&j, "reboot", NULL, d);
         n->ima_index = n->ima_offset = 0;
         memset(n->pcr10, 0, sizeof(n->pcr10));
         rebooted = true;
@@ -215,7 +213,7 @@ int engine_evidence(struct engine *e, const char *node, const json_t *req, json_
         if (rebooted) {
             /* The quote is genuine and shows a reboot: keep that (the next
              * challenge asks for entry 0) but judge nothing. */
-            if (store_node_put(e->store, n) < 0 || store_commit(e->store) < 0) {
+            if (store_node_put(e->store, n) < 0 || judge_commit(&j) < 0) {
                 store_rollback(e->store);
                 status = engine_error(resp, 500, "store", "the reboot could not be recorded");
                 goto out;
@@ -322,8 +320,7 @@ int engine_evidence(struct engine *e, const char *node, const json_t *req, json_
     if (r == 0 && strcmp(n->state, "untrusted") != 0) {
         if (strcmp(n->state, "trusted") != 0) {
             json_t *d = json_pack("{s:s,s:s}", "from", n->state, "to", "trusted");
-            r = engine_audit(e, "state-change", node, NULL, d);
-            json_decref(d);
+            r = judge_audit(&j, "state-change", NULL, d);
         }
         snprintf(n->state, sizeof(n->state), "trusted");
         snprintf(n->reason, sizeof(n->reason), "quote and IMA log verified");
@@ -334,8 +331,10 @@ judged:
     if (r == 0) {
         r = store_node_put(e->store, n);
     }
-    if (r < 0 || store_commit(e->store) < 0) {
-        store_rollback(e->store);
+    if (r < 0 || judge_commit(&j) < 0) {
+        if (r < 0) {
+            store_rollback(e->store);
+        }
         status = engine_error(resp, 500, "store", "the verdict could not be recorded");
         goto out;
     }

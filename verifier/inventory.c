@@ -13,14 +13,41 @@
 #include "json-util.h"
 #include "log.h"
 
+#define CONTAINER_ID_MAX  64
+#define MIRROR_ANNOTATION "kubernetes.io/config.mirror"
+
+/* A pod as kima keeps it: the fields attribution and policy matching use. */
+struct inv_pod {
+    char uid[64], ns[254], name[254], node[254];
+    char mirror[64]; /* a static pod's config hash (the kubelet's UID for it), or "" */
+    json_t *labels, *images;
+    char (*containers)[CONTAINER_ID_MAX + 1];
+    size_t ncontainers;
+    int64_t gone_ms; /* 0: in the source; else when it was first missing */
+};
+
+struct slot {
+    const char *key; /* points into a pod */
+    uint32_t pod;
+};
+
+struct inv_set {
+    struct inv_pod *pods;
+    size_t n;
+    struct slot *by_uid; /* UIDs and mirror hashes */
+    struct slot *by_container;
+    size_t uid_slots, container_slots;
+};
+
 struct inventory {
     pthread_mutex_t lock;
     char *path;
     struct timespec mtime;
     off_t size;
-    json_t *items; /* the PodList's items array */
-    bool api;      /* fed by inventory_replace_items() */
+    struct inv_set set;
+    bool api; /* fed by inventory_replace_items() */
     int64_t synced_ms;
+    uint64_t generation;
     void (*miss)(void *ud);
     void *miss_ud;
 };
@@ -29,6 +56,248 @@ static int64_t wall_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t hash_str(const char *s) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; *s; s++) {
+        h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+    }
+    return h;
+}
+
+static void pod_clear(struct inv_pod *p) {
+    json_decref(p->labels);
+    json_decref(p->images);
+    free(p->containers);
+    memset(p, 0, sizeof(*p));
+}
+
+static void set_free(struct inv_set *s) {
+    for (size_t i = 0; i < s->n; i++) {
+        pod_clear(&s->pods[i]);
+    }
+    free(s->pods);
+    free(s->by_uid);
+    free(s->by_container);
+    memset(s, 0, sizeof(*s));
+}
+
+static const char *str_at(const json_t *o, const char *a, const char *b) {
+    const json_t *v = json_object_get(json_object_get(o, a), b);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* Copy a string field when it fits; false when it is missing or too long. */
+static bool copy_field(char *dst, size_t dstsz, const char *s) {
+    if (!s || strlen(s) >= dstsz) {
+        return false;
+    }
+    memcpy(dst, s, strlen(s) + 1);
+    return true;
+}
+
+/* The images and container IDs of every kind of container. */
+static int pod_containers(const json_t *status, struct inv_pod *p) {
+    static const char *const kinds[] = {"containerStatuses", "initContainerStatuses",
+                                        "ephemeralContainerStatuses"};
+    size_t total = 0, i;
+    json_t *cs;
+
+    for (size_t k = 0; k < 3; k++) {
+        total += json_array_size(json_object_get(status, kinds[k]));
+    }
+    p->images = json_array();
+    p->containers = total ? calloc(total, sizeof(*p->containers)) : NULL;
+    if (!p->images || (total && !p->containers)) {
+        return -ENOMEM;
+    }
+    for (size_t k = 0; k < 3; k++) {
+        json_array_foreach(json_object_get(status, kinds[k]), i, cs) {
+            const char *id = json_string_value(json_object_get(cs, "containerID"));
+            const char *sep = id ? strstr(id, "://") : NULL;
+            json_t *image = json_object_get(cs, "imageID");
+            if (json_is_string(image) && json_string_length(image) > 0) {
+                json_array_append(p->images, image);
+            }
+            if (sep && copy_field(p->containers[p->ncontainers], CONTAINER_ID_MAX + 1, sep + 3)) {
+                p->ncontainers++;
+            }
+        }
+    }
+    return 0;
+}
+
+/* 1 with *p filled, 0 when the item is no pod kima can use, or -ENOMEM. */
+static int pod_from_item(const json_t *item, struct inv_pod *p) {
+    const json_t *md = json_object_get(item, "metadata");
+    const json_t *labels = json_object_get(md, "labels");
+    const char *s;
+
+    memset(p, 0, sizeof(*p));
+    if (!copy_field(p->uid, sizeof(p->uid), str_at(item, "metadata", "uid"))) {
+        return 0;
+    }
+    copy_field(p->ns, sizeof(p->ns), str_at(item, "metadata", "namespace"));
+    copy_field(p->name, sizeof(p->name), str_at(item, "metadata", "name"));
+    copy_field(p->node, sizeof(p->node), str_at(item, "spec", "nodeName"));
+    s = json_string_value(json_object_get(json_object_get(md, "annotations"), MIRROR_ANNOTATION));
+    copy_field(p->mirror, sizeof(p->mirror), s);
+    p->labels = json_is_object(labels) ? json_incref((json_t *)labels) : json_object();
+    if (!p->labels || pod_containers(json_object_get(item, "status"), p) < 0) {
+        pod_clear(p);
+        return -ENOMEM;
+    }
+    return 1;
+}
+
+static void slot_put(struct slot *slots, size_t nslots, const char *key, uint32_t pod) {
+    for (size_t i = hash_str(key) & (nslots - 1);; i = (i + 1) & (nslots - 1)) {
+        if (!slots[i].key) {
+            slots[i] = (struct slot){key, pod};
+            return;
+        }
+    }
+}
+
+static size_t slots_for(size_t keys) {
+    size_t n = 16;
+    while (n < 2 * keys) {
+        n *= 2;
+    }
+    return n;
+}
+
+/* Index the set's pods. Live pods are indexed before gone ones, so a UID
+ * that is both (a recreated static pod) finds the live one first. */
+static int set_index(struct inv_set *s) {
+    size_t uids = 0, containers = 0;
+
+    for (size_t i = 0; i < s->n; i++) {
+        uids += 1 + (s->pods[i].mirror[0] != 0);
+        containers += s->pods[i].ncontainers;
+    }
+    s->uid_slots = slots_for(uids);
+    s->container_slots = slots_for(containers);
+    s->by_uid = calloc(s->uid_slots, sizeof(*s->by_uid));
+    s->by_container = calloc(s->container_slots, sizeof(*s->by_container));
+    if (!s->by_uid || !s->by_container) {
+        return -ENOMEM;
+    }
+    for (int gone = 0; gone < 2; gone++) {
+        for (size_t i = 0; i < s->n; i++) {
+            struct inv_pod *p = &s->pods[i];
+            if ((p->gone_ms != 0) != gone) {
+                continue;
+            }
+            slot_put(s->by_uid, s->uid_slots, p->uid, (uint32_t)i);
+            if (p->mirror[0]) {
+                slot_put(s->by_uid, s->uid_slots, p->mirror, (uint32_t)i);
+            }
+            for (size_t k = 0; k < p->ncontainers; k++) {
+                slot_put(s->by_container, s->container_slots, p->containers[k], (uint32_t)i);
+            }
+        }
+    }
+    return 0;
+}
+
+static struct inv_pod *find(const struct inv_set *s, const struct slot *slots, size_t nslots,
+                            const char *key) {
+    if (!slots) {
+        return NULL;
+    }
+    for (size_t i = hash_str(key) & (nslots - 1); slots[i].key; i = (i + 1) & (nslots - 1)) {
+        if (strcmp(slots[i].key, key) == 0) {
+            return &s->pods[slots[i].pod];
+        }
+    }
+    return NULL;
+}
+
+/* A new set from the items, with the pods of `old` that are no longer
+ * listed kept as gone (since listed_ms) for INVENTORY_GONE_KEEP_MS. */
+static int set_build(const json_t *items, const struct inv_set *old, int64_t listed_ms,
+                     struct inv_set *ret) {
+    struct inv_set s = {0};
+    size_t cap = json_array_size(items) + old->n, i, gone = 0;
+    json_t *item;
+    int r = 0;
+
+    s.pods = calloc(cap ? cap : 1, sizeof(*s.pods));
+    if (!s.pods) {
+        return -ENOMEM;
+    }
+    json_array_foreach(items, i, item) {
+        r = pod_from_item(item, &s.pods[s.n]);
+        if (r < 0) {
+            goto fail;
+        }
+        s.n += (size_t)r;
+    }
+    r = set_index(&s);
+    /* Newest gone first: old pods are in the old set's order, which lists
+     * live pods before gone ones, the gone ones newest first. */
+    for (size_t k = 0; r == 0 && k < old->n && gone < INVENTORY_GONE_MAX; k++) {
+        const struct inv_pod *o = &old->pods[k];
+        int64_t since = o->gone_ms ? o->gone_ms : listed_ms;
+        if (find(&s, s.by_uid, s.uid_slots, o->uid) || listed_ms - since > INVENTORY_GONE_KEEP_MS) {
+            continue;
+        }
+        s.pods[s.n] = *o;
+        s.pods[s.n].gone_ms = since ? since : 1;
+        s.pods[s.n].labels = json_incref(o->labels);
+        s.pods[s.n].images = json_incref(o->images);
+        s.pods[s.n].containers =
+                o->ncontainers ? malloc(o->ncontainers * sizeof(*o->containers)) : NULL;
+        if (o->ncontainers && !s.pods[s.n].containers) {
+            r = -ENOMEM;
+            break;
+        }
+        if (o->ncontainers) {
+            memcpy(s.pods[s.n].containers, o->containers, o->ncontainers * sizeof(*o->containers));
+        }
+        s.n++;
+        gone++;
+    }
+    if (r == 0) {
+        free(s.by_uid);
+        free(s.by_container);
+        s.by_uid = NULL;
+        s.by_container = NULL;
+        r = set_index(&s);
+    }
+    if (r == 0) {
+        *ret = s;
+        return 0;
+    }
+fail:
+    set_free(&s);
+    return r;
+}
+
+/* Swap in the pods of `items`; the caller holds no lock. */
+static int replace(struct inventory *inv, const json_t *items, int64_t listed_ms) {
+    struct inv_set s, old;
+    int r;
+
+    pthread_mutex_lock(&inv->lock);
+    r = set_build(items, &inv->set, listed_ms, &s);
+    if (r == 0) {
+        old = inv->set;
+        inv->set = s;
+        inv->generation++;
+        if (listed_ms > inv->synced_ms) {
+            inv->synced_ms = listed_ms;
+        }
+    }
+    pthread_mutex_unlock(&inv->lock);
+    if (r == 0) {
+        set_free(&old);
+    } else {
+        log_error("pod inventory: out of memory; keeping the previous one");
+    }
+    return r;
 }
 
 int inventory_open_api(struct inventory **ret) {
@@ -49,7 +318,6 @@ int inventory_open_file(const char *path, struct inventory **ret) {
         return -ENOMEM;
     }
     pthread_mutex_init(&inv->lock, NULL);
-    inv->items = json_array();
     if (path) {
         inv->path = strdup(path);
         r = inventory_refresh(inv);
@@ -66,7 +334,7 @@ void inventory_free(struct inventory *inv) {
     if (!inv) {
         return;
     }
-    json_decref(inv->items);
+    set_free(&inv->set);
     free(inv->path);
     pthread_mutex_destroy(&inv->lock);
     free(inv);
@@ -77,7 +345,6 @@ int inventory_refresh(struct inventory *inv) {
     json_t *j = NULL, *items;
     struct stat st;
     char err[256];
-    int64_t now;
     size_t len;
     int r;
 
@@ -90,7 +357,6 @@ int inventory_refresh(struct inventory *inv) {
         }
         return 0;
     }
-    now = wall_ms();
     if (stat(inv->path, &st) < 0) {
         r = -errno;
         log_error("pods file %s: %s", inv->path, strerror(errno));
@@ -99,7 +365,6 @@ int inventory_refresh(struct inventory *inv) {
     pthread_mutex_lock(&inv->lock);
     if (st.st_mtim.tv_sec == inv->mtime.tv_sec && st.st_mtim.tv_nsec == inv->mtime.tv_nsec &&
         st.st_size == inv->size) {
-        inv->synced_ms = now;
         pthread_mutex_unlock(&inv->lock);
         return 0;
     }
@@ -117,54 +382,21 @@ int inventory_refresh(struct inventory *inv) {
         json_decref(j);
         return -EBADMSG;
     }
+    /* The file is a snapshot as of when it was written: its mtime. */
+    r = replace(inv, items, (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000);
+    json_decref(j);
+    if (r < 0) {
+        return r;
+    }
     pthread_mutex_lock(&inv->lock);
-    json_decref(inv->items);
-    inv->items = json_incref(items);
     inv->mtime = st.st_mtim;
     inv->size = st.st_size;
-    inv->synced_ms = now;
     pthread_mutex_unlock(&inv->lock);
-    json_decref(j);
-    return 0;
-}
-
-static const char *str_at(const json_t *o, const char *a, const char *b) {
-    const json_t *v = json_object_get(json_object_get(o, a), b);
-    return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
-static void fill(const json_t *item, struct pod_info *ret) {
-    const char *s;
-
-    memset(ret, 0, sizeof(*ret));
-    snprintf(ret->uid, sizeof(ret->uid), "%s", (s = str_at(item, "metadata", "uid")) ? s : "");
-    snprintf(ret->ns, sizeof(ret->ns), "%s", (s = str_at(item, "metadata", "namespace")) ? s : "");
-    snprintf(ret->name, sizeof(ret->name), "%s", (s = str_at(item, "metadata", "name")) ? s : "");
-    snprintf(ret->node, sizeof(ret->node), "%s", (s = str_at(item, "spec", "nodeName")) ? s : "");
-    ret->labels = json_object_get(json_object_get(item, "metadata"), "labels");
-    ret->labels = json_is_object(ret->labels) ? json_incref(ret->labels) : json_object();
-    ret->images = json_array();
-    {
-        size_t i;
-        json_t *cs;
-        json_array_foreach(json_object_get(json_object_get(item, "status"), "containerStatuses"), i,
-                           cs) {
-            json_t *id = json_object_get(cs, "imageID");
-            if (json_is_string(id)) {
-                json_array_append(ret->images, id);
-            }
-        }
-    }
+    return 1;
 }
 
 void inventory_replace_items(struct inventory *inv, json_t *items, int64_t listed_ms) {
-    pthread_mutex_lock(&inv->lock);
-    json_decref(inv->items);
-    inv->items = json_incref(items);
-    if (listed_ms > inv->synced_ms) {
-        inv->synced_ms = listed_ms;
-    }
-    pthread_mutex_unlock(&inv->lock);
+    replace(inv, items, listed_ms);
 }
 
 int64_t inventory_synced_ms(struct inventory *inv) {
@@ -176,6 +408,15 @@ int64_t inventory_synced_ms(struct inventory *inv) {
     return t;
 }
 
+uint64_t inventory_generation(struct inventory *inv) {
+    uint64_t g;
+
+    pthread_mutex_lock(&inv->lock);
+    g = inv->generation;
+    pthread_mutex_unlock(&inv->lock);
+    return g;
+}
+
 void inventory_set_miss_handler(struct inventory *inv, void (*fn)(void *ud), void *ud) {
     pthread_mutex_lock(&inv->lock);
     inv->miss = fn;
@@ -183,76 +424,49 @@ void inventory_set_miss_handler(struct inventory *inv, void (*fn)(void *ud), voi
     pthread_mutex_unlock(&inv->lock);
 }
 
-/* Tell the miss handler, if any. */
-static void missed(struct inventory *inv) {
-    void (*fn)(void *ud);
-    void *ud;
-
-    pthread_mutex_lock(&inv->lock);
-    fn = inv->miss;
-    ud = inv->miss_ud;
-    pthread_mutex_unlock(&inv->lock);
-    if (fn) {
-        fn(ud);
-    }
+static void fill(const struct inv_pod *p, struct pod_info *ret) {
+    memset(ret, 0, sizeof(*ret));
+    memcpy(ret->uid, p->uid, sizeof(ret->uid));
+    memcpy(ret->ns, p->ns, sizeof(ret->ns));
+    memcpy(ret->name, p->name, sizeof(ret->name));
+    memcpy(ret->node, p->node, sizeof(ret->node));
+    ret->gone = p->gone_ms != 0;
+    ret->labels = json_incref(p->labels);
+    ret->images = json_incref(p->images);
 }
 
-static int lookup_uid(struct inventory *inv, const char *uid, struct pod_info *ret) {
-    size_t i;
-    json_t *item;
-    int r = -ENOENT;
+/* A miss: tell the miss handler, if any (outside the lock), unless quiet. */
+static int lookup(struct inventory *inv, bool container, const char *key, struct pod_info *ret,
+                  bool quiet) {
+    const struct inv_pod *p;
+    void (*fn)(void *ud) = NULL;
+    void *ud = NULL;
 
     pthread_mutex_lock(&inv->lock);
-    json_array_foreach(inv->items, i, item) {
-        const char *u = str_at(item, "metadata", "uid");
-        if (u && strcmp(u, uid) == 0) {
-            fill(item, ret);
-            r = 0;
-            break;
-        }
+    p = container ? find(&inv->set, inv->set.by_container, inv->set.container_slots, key)
+                  : find(&inv->set, inv->set.by_uid, inv->set.uid_slots, key);
+    if (p) {
+        fill(p, ret);
+    } else if (!quiet) {
+        fn = inv->miss;
+        ud = inv->miss_ud;
     }
     pthread_mutex_unlock(&inv->lock);
-    return r;
+    if (!p && fn) {
+        fn(ud);
+    }
+    return p ? 0 : -ENOENT;
 }
 
 int inventory_lookup_uid(struct inventory *inv, const char *uid, struct pod_info *ret) {
-    int r = lookup_uid(inv, uid, ret);
-
-    if (r == -ENOENT) {
-        missed(inv);
-    }
-    return r;
+    return lookup(inv, false, uid, ret, false);
 }
 
-static int lookup_container(struct inventory *inv, const char *container_id, struct pod_info *ret) {
-    size_t i, k;
-    json_t *item, *cs;
-    int r = -ENOENT;
-
-    pthread_mutex_lock(&inv->lock);
-    json_array_foreach(inv->items, i, item) {
-        json_t *statuses = json_object_get(json_object_get(item, "status"), "containerStatuses");
-        json_array_foreach(statuses, k, cs) {
-            const char *id = json_string_value(json_object_get(cs, "containerID"));
-            const char *sep = id ? strstr(id, "://") : NULL;
-            if (sep && strcmp(sep + 3, container_id) == 0) {
-                fill(item, ret);
-                r = 0;
-                goto out;
-            }
-        }
-    }
-out:
-    pthread_mutex_unlock(&inv->lock);
-    return r;
+int inventory_peek_uid(struct inventory *inv, const char *uid, struct pod_info *ret) {
+    return lookup(inv, false, uid, ret, true);
 }
 
 int inventory_lookup_container(struct inventory *inv, const char *container_id,
                                struct pod_info *ret) {
-    int r = lookup_container(inv, container_id, ret);
-
-    if (r == -ENOENT) {
-        missed(inv);
-    }
-    return r;
+    return lookup(inv, true, container_id, ret, false);
 }

@@ -2,20 +2,30 @@
 #ifndef KIMA_VERIFIER_INVENTORY_H
 #define KIMA_VERIFIER_INVENTORY_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
 /* Where pod identities come from: UID -> namespace, name, node, labels,
- * and container ID -> pod. Behind one interface so the Kubernetes API can
- * take the place of the file source. The file source reads a Kubernetes
- * PodList in JSON (`kubectl get pods -A -o json`) and re-reads it when it
- * changes; the API source is fed by kube.c. Lookups never wait for either:
- * what is not there yet is judged later (the engine keeps it waiting).
- * Thread-safe. */
+ * images, and container ID -> pod. Behind one interface so the Kubernetes
+ * API can take the place of the file source. The file source reads a
+ * Kubernetes PodList in JSON (`kubectl get pods -A -o json`) and re-reads it
+ * when it changes; the API source is fed by kube.c. Lookups never wait for
+ * either (what is not there yet is judged later: the engine keeps it
+ * waiting) and cost the same whatever the cluster's size: the pods are kept
+ * as the few fields kima uses, indexed by UID, by the static pod's config
+ * hash (the kubelet's UID for it, which the API's mirror pod carries in the
+ * kubernetes.io/config.mirror annotation) and by container ID (containers,
+ * init containers and ephemeral containers). A pod that disappears from the
+ * source stays known as gone for INVENTORY_GONE_KEEP_MS, so measurements it
+ * made before it was deleted are still its own. Thread-safe. */
 
-#define INVENTORY_FILE_MAX (64u << 20)
-#define INVENTORY_PODS_MAX 100000
+#define INVENTORY_FILE_MAX     (64u << 20)
+#define INVENTORY_PODS_MAX     100000
+#define INVENTORY_GONE_MAX     100000           /* gone pods remembered */
+#define INVENTORY_GONE_KEEP_MS (15 * 60 * 1000) /* and for how long */
 /* JSON values in one PodList (~300 a pod as kubectl prints them). */
 #define INVENTORY_VALUES_MAX (1u << 25)
 
@@ -26,8 +36,9 @@ struct pod_info {
     char ns[254];
     char name[254];
     char node[254];
+    bool gone;      /* no longer in the source (deleted) */
     json_t *labels; /* a reference the caller drops with json_decref() */
-    json_t *images; /* status.containerStatuses[].imageID; the same */
+    json_t *images; /* status.*containerStatuses[].imageID; the same */
 };
 
 /* Without a path: an empty inventory (every pod unknown). */
@@ -38,26 +49,34 @@ int inventory_open_api(struct inventory **ret);
 void inventory_free(struct inventory *inv);
 
 /* Re-read the file if its modification time or size changed. A file that
- * does not parse leaves the last good inventory in place (and is logged). */
+ * does not parse leaves the last good inventory in place (and is logged).
+ * Returns 1 when the pods changed, 0 when not, or a negative errno. */
 int inventory_refresh(struct inventory *inv);
 
 /* Replace the pods with a PodList's items (the Kubernetes API source), as
- * listed at wall-clock time listed_ms (when the request was sent). */
+ * listed at wall-clock time listed_ms (when the request was sent). Pods no
+ * longer listed are remembered as gone. */
 void inventory_replace_items(struct inventory *inv, json_t *items, int64_t listed_ms);
 
 /* Wall-clock time (ms) as of which the inventory is known to be complete:
- * the start of the last successful list, or the last check of the file
- * that found it current. 0: never. A pod missing from an inventory synced
- * well after a measurement of it was not in the cluster then. */
+ * the start of the last successful list, or the file's modification time.
+ * 0: never. A pod missing from an inventory synced well after a
+ * measurement of it was not in the cluster then (or was deleted before
+ * anything listed it). */
 int64_t inventory_synced_ms(struct inventory *inv);
+
+/* Bumped whenever the pods change (for callers that re-judge on change). */
+uint64_t inventory_generation(struct inventory *inv);
 
 /* Called (outside the inventory's lock) when a lookup misses: the
  * Kubernetes source schedules a new list there. It must not block: the
  * caller holds the engine's lock. NULL fn removes it. */
 void inventory_set_miss_handler(struct inventory *inv, void (*fn)(void *ud), void *ud);
 
-/* 0 or -ENOENT. */
+/* By UID, or by a static pod's config hash. 0 or -ENOENT. */
 int inventory_lookup_uid(struct inventory *inv, const char *uid, struct pod_info *ret);
+/* The same without telling the miss handler (a re-check, not a miss). */
+int inventory_peek_uid(struct inventory *inv, const char *uid, struct pod_info *ret);
 /* By container ID (the 64 hex digits, without the runtime prefix). */
 int inventory_lookup_container(struct inventory *inv, const char *container_id,
                                struct pod_info *ret);

@@ -106,8 +106,63 @@ int judgement_init(struct judgement *j, struct engine *e, struct node_record *n)
 void judgement_free(struct judgement *j) {
     json_decref(j->changed);
     free(j->pods);
+    for (size_t i = 0; i < j->naudits; i++) {
+        json_decref(j->audits[i].details);
+    }
+    free(j->audits);
     j->changed = NULL;
     j->pods = NULL;
+    j->audits = NULL;
+    j->naudits = j->audits_alloc = 0;
+}
+
+int judge_audit(struct judgement *j, const char *type, const struct pod_record *pod,
+                json_t *details) {
+    struct judge_audit *a;
+
+    if (j->naudits == j->audits_alloc) {
+        size_t na = j->audits_alloc ? 2 * j->audits_alloc : 8;
+        struct judge_audit *nv = realloc(j->audits, na * sizeof(*nv));
+        if (!nv) {
+            json_decref(details);
+            return -ENOMEM;
+        }
+        j->audits = nv;
+        j->audits_alloc = na;
+    }
+    a = &j->audits[j->naudits++];
+    memset(a, 0, sizeof(*a));
+    snprintf(a->type, sizeof(a->type), "%s", type);
+    if (pod) {
+        a->has_pod = true;
+        snprintf(a->ns, sizeof(a->ns), "%s", pod->ns);
+        snprintf(a->name, sizeof(a->name), "%s", pod->name);
+        snprintf(a->uid, sizeof(a->uid), "%s", pod->uid);
+    }
+    a->details = details;
+    return 0;
+}
+
+int judge_commit(struct judgement *j) {
+    int r = 0;
+
+    for (size_t i = 0; i < j->naudits && r == 0; i++) {
+        struct judge_audit *a = &j->audits[i];
+        struct pod_record pod = {0};
+        if (a->has_pod) {
+            snprintf(pod.ns, sizeof(pod.ns), "%s", a->ns);
+            snprintf(pod.name, sizeof(pod.name), "%s", a->name);
+            snprintf(pod.uid, sizeof(pod.uid), "%s", a->uid);
+        }
+        r = engine_audit(j->e, a->type, j->n->name, a->has_pod ? &pod : NULL, a->details);
+    }
+    if (r == 0) {
+        r = store_commit(j->e->store);
+    }
+    if (r < 0) {
+        store_rollback(j->e->store);
+    }
+    return r;
 }
 
 static void pod_changed(struct judgement *j, const struct pod_record *p) {
@@ -130,8 +185,7 @@ int judge_set_pod_state(struct judgement *j, struct pod_record *p, const char *s
     snprintf(p->state, sizeof(p->state), "%s", state);
     snprintf(p->reason, sizeof(p->reason), "%s", reason);
     p->since_ms = engine_now_ms();
-    r = engine_audit(j->e, "state-change", j->n->name, p, d);
-    json_decref(d);
+    r = judge_audit(j, "state-change", p, d);
     if (r == 0) {
         r = store_pod_put(j->e->store, p);
     }
@@ -161,8 +215,102 @@ static struct judge_pod *met_pod(struct judgement *j, const char *uid) {
     return NULL;
 }
 
+static void measurement_from_kept(const struct pod_file *f, struct measurement *m) {
+    memset(m, 0, sizeof(*m));
+    m->index = f->entry;
+    snprintf(m->template_name, sizeof(m->template_name), "kept");
+    m->path = f->path;
+    m->path_len = f->path_len;
+    snprintf(m->digest, sizeof(m->digest), "%s", f->digest);
+    m->violation = f->violation;
+}
+
+static int fail_in_pod(struct judgement *j, struct judge_pod *jp, const struct measurement *m,
+                       const char *reason);
+
+struct kept_ctx {
+    struct judgement *j;
+    struct judge_pod *jp;
+    int r;
+};
+
+static int judge_one_kept(const struct pod_file *f, void *ud) {
+    struct kept_ctx *c = ud;
+    struct measurement m;
+    char reason[STORE_REASON_MAX];
+
+    measurement_from_kept(f, &m);
+    if (measurement_check(c->jp->policy, &m, reason, sizeof(reason)) != CHECK_FAIL) {
+        return 0;
+    }
+    c->r = fail_in_pod(c->j, c->jp, &m, reason);
+    return 1; /* untrusted now: the rest need no judging */
+}
+
+/* A pod's kept measurements judged by the policy that matches it now, if
+ * not all of them were judged by exactly that policy (one matched only now,
+ * or it changed). Without all of them kept, the pod cannot be judged whole
+ * again: it is `incomplete` and cannot read trusted. */
+static int judge_kept(struct judgement *j, struct judge_pod *jp) {
+    const char *id = jp->policy ? policy_id(jp->policy) : "";
+    struct kept_ctx c = {j, jp, 0};
+    int r;
+
+    if (strcmp(jp->rec.policy, id) == 0 || strcmp(jp->rec.state, "untrusted") == 0) {
+        snprintf(jp->rec.policy, sizeof(jp->rec.policy), "%s", id);
+        return 0;
+    }
+    if (!jp->policy) {
+        jp->rec.policy[0] = 0; /* what comes now is judged by nothing */
+        return 0;
+    }
+    if (jp->rec.files_overflow) {
+        jp->incomplete = true;
+        return 0;
+    }
+    r = store_pod_files_foreach(j->e->store, jp->rec.uid, judge_one_kept, &c);
+    if (r < 0) {
+        return r;
+    }
+    snprintf(jp->rec.policy, sizeof(jp->rec.policy), "%s", id);
+    return c.r;
+}
+
+/* Keep a pod's measurement (distinct path, digest and violation), so that it
+ * can be judged again; past STORE_POD_FILES_MAX the pod is marked as not
+ * all kept. */
+static int keep_measurement(struct judgement *j, struct judge_pod *jp,
+                            const struct measurement *m) {
+    struct pod_file *f;
+    int r;
+
+    if (jp->rec.files_overflow) {
+        return 0;
+    }
+    if (jp->rec.files >= STORE_POD_FILES_MAX) {
+        jp->rec.files_overflow = true;
+        return 0;
+    }
+    f = calloc(1, sizeof(*f));
+    if (!f) {
+        return -ENOMEM;
+    }
+    memcpy(f->path, m->path, m->path_len);
+    f->path_len = m->path_len;
+    snprintf(f->digest, sizeof(f->digest), "%s", m->digest);
+    f->violation = m->violation;
+    f->entry = m->index;
+    r = store_pod_file_add(j->e->store, jp->rec.uid, f);
+    free(f);
+    if (r == 1) {
+        jp->rec.files++;
+    }
+    return r < 0 ? r : 0;
+}
+
 /* The pod as this judgement will treat it: its stored record (or a new
- * unknown one), placed where the inventory says, with its policy. */
+ * unknown one), placed where the inventory says, with its policy, its kept
+ * measurements judged again if that policy did not judge them all. */
 static struct judge_pod *meet_pod(struct judgement *j, const struct pod_info *info) {
     struct judge_pod *jp;
 
@@ -187,6 +335,10 @@ static struct judge_pod *meet_pod(struct judgement *j, const struct pod_info *in
     snprintf(jp->rec.ns, sizeof(jp->rec.ns), "%s", info->ns);
     snprintf(jp->rec.name, sizeof(jp->rec.name), "%s", info->name);
     jp->policy = policy_set_match_pod(j->e->policies, info->ns, info->labels, info->images);
+    if (judge_kept(j, jp) < 0) {
+        j->npods--;
+        return NULL;
+    }
     return jp;
 }
 
@@ -242,9 +394,10 @@ static int node_violation(struct judgement *j, const char *reason, json_t *d) {
     json_object_set_new(d, "reason", json_string(reason));
     if (j->node_audits < NODE_AUDITS_MAX) {
         j->node_audits++;
-        r = engine_audit(j->e, "violation", j->n->name, NULL, d);
+        r = judge_audit(j, "violation", NULL, d);
+    } else {
+        json_decref(d);
     }
-    json_decref(d);
     if (!j->node_failed) {
         j->node_failed = true;
         snprintf(j->node_reason, sizeof(j->node_reason), "%s", reason);
@@ -252,33 +405,44 @@ static int node_violation(struct judgement *j, const char *reason, json_t *d) {
     return r;
 }
 
-static int judge_in_pod(struct judgement *j, struct judge_pod *jp, const struct measurement *m) {
-    char reason[STORE_REASON_MAX];
-    int r;
+static int fail_in_pod(struct judgement *j, struct judge_pod *jp, const struct measurement *m,
+                       const char *reason) {
+    json_t *d = violation_details(m, policy_id(jp->policy));
+    int r = judge_audit(j, "violation", &jp->rec, d);
 
-    if (jp->failed || !jp->policy) {
-        return 0; /* already untrusted; or no policy: decided when settling */
-    }
-    if (measurement_check(jp->policy, m, reason, sizeof(reason)) != CHECK_FAIL) {
-        return 0;
-    }
-    {
-        json_t *d = violation_details(m, policy_name(jp->policy));
-        r = engine_audit(j->e, "violation", j->n->name, &jp->rec, d);
-        json_decref(d);
-    }
     jp->failed = true;
     return r < 0 ? r : judge_set_pod_state(j, &jp->rec, "untrusted", reason);
 }
 
+static int judge_in_pod(struct judgement *j, struct judge_pod *jp, const struct measurement *m) {
+    char reason[STORE_REASON_MAX];
+    int r;
+
+    if (jp->failed) {
+        return 0; /* untrusted already */
+    }
+    r = keep_measurement(j, jp, m);
+    if (r < 0 || !jp->policy) {
+        return r; /* no policy: kept, and judged if one matches later */
+    }
+    if (measurement_check(jp->policy, m, reason, sizeof(reason)) != CHECK_FAIL) {
+        return 0;
+    }
+    return fail_in_pod(j, jp, m, reason);
+}
+
 /* Node scope: host processes, and (`unplaced` says why) measurements that
- * cannot be attributed to any pod. Host measurements without a NodePolicy
- * are not judged (the node's verdict then covers the quote and the log);
- * unattributable ones are judged whatever: by the NodePolicy, and without
- * one they fail the node. */
+ * cannot be attributed to any pod. Both are judged by the NodePolicy: an
+ * unattributable measurement cannot escape it by naming a pod nobody
+ * knows. Without a NodePolicy neither is judged (the node's verdict then
+ * covers the quote and the list only); an unattributable one is then
+ * recorded (audit type `unattributed`, at most a few per node a minute):
+ * failing the node for it would let anyone who may create and delete pods
+ * fail nodes, and anything that can make such a cgroup could as well run
+ * on the host, unjudged too. */
 static int judge_on_node(struct judgement *j, const struct measurement *m, const char *unplaced) {
     const struct policy *p = policy_set_node(j->e->policies);
-    char reason[STORE_REASON_MAX], why[STORE_REASON_MAX], esc[300];
+    char reason[STORE_REASON_MAX], why[STORE_REASON_MAX];
     json_t *d;
 
     if (j->node_failed) {
@@ -288,14 +452,14 @@ static int judge_on_node(struct judgement *j, const struct measurement *m, const
         return 0;
     }
     if (!p) {
-        snprintf(reason, sizeof(reason),
-                 "entry %" PRIu64 " (%s) cannot be attributed to a pod (%s) and no NodePolicy "
-                 "judges it",
-                 m->index, log_escape(m->path, m->path_len, esc, sizeof(esc)), unplaced);
-    } else if (measurement_check(p, m, why, sizeof(why)) != CHECK_FAIL) {
+        d = violation_details(m, NULL);
+        json_object_set_new(d, "attribution", json_string(unplaced));
+        return engine_audit_noisy(j->e, "unattributed", j->n->name, d) < 0 ? -EIO : 0;
+    }
+    if (measurement_check(p, m, why, sizeof(why)) != CHECK_FAIL) {
         return 0;
     } else {
-        snprintf(reason, sizeof(reason), "%s%.200s%s %.300s",
+        snprintf(reason, sizeof(reason), "%s%.150s%s %.250s",
                  unplaced ? "unattributed (" : "node-scope", unplaced ? unplaced : "",
                  unplaced ? ")" : "", why);
     }
@@ -448,6 +612,7 @@ int judge_settle_pods(struct judgement *j) {
         struct judge_pod *jp = &j->pods[i];
         char reason[STORE_REASON_MAX];
         if (jp->failed) {
+            r = store_pod_put(j->e->store, &jp->rec); /* its kept-measurement count */
             continue;
         }
         if (node_bad) {
@@ -458,6 +623,12 @@ int judge_settle_pods(struct judgement *j) {
             r = judge_set_pod_state(j, &jp->rec,
                                     j->e->cfg.unknown_untrusted ? "untrusted" : "unknown",
                                     "no policy matches the pod");
+        } else if (jp->incomplete) {
+            snprintf(reason, sizeof(reason),
+                     "more than %d distinct measurements: they cannot all be judged again by "
+                     "policy %s",
+                     STORE_POD_FILES_MAX, policy_name(jp->policy));
+            r = judge_set_pod_state(j, &jp->rec, "unknown", reason);
         } else {
             snprintf(reason, sizeof(reason), "every measurement is in policy %s",
                      policy_name(jp->policy));
@@ -496,8 +667,7 @@ int judge_node_failure(struct judgement *j, const char *reason) {
     json_t *d = json_pack("{s:s}", "reason", reason);
     int r;
 
-    r = engine_audit(j->e, "node-failure", j->n->name, NULL, d);
-    json_decref(d);
+    r = judge_audit(j, "node-failure", NULL, d);
     snprintf(j->n->state, sizeof(j->n->state), "untrusted");
     snprintf(j->n->reason, sizeof(j->n->reason), "%s", reason);
     /* The pods met here (some not stored yet), then every pod the store
@@ -516,4 +686,8 @@ int judge_node_failure(struct judgement *j, const char *reason) {
     }
     free(l.v);
     return r;
+}
+
+int judge_pod_again(struct judgement *j, const struct pod_info *info) {
+    return met_pod(j, info->uid) || meet_pod(j, info) ? 0 : -ENOMEM;
 }

@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "cgroup.h"
+#include "inventory.h"
 #include "list.h"
 #include "policy.h"
 #include "store.h"
@@ -57,7 +58,16 @@ enum check measurement_check(const struct policy *p, const struct measurement *m
 struct judge_pod {
     struct pod_record rec;
     const struct policy *policy;
-    bool failed; /* made untrusted here */
+    bool failed;     /* made untrusted here */
+    bool incomplete; /* its kept measurements could not all be judged by `policy` */
+};
+
+/* An audit record to write when the judgement commits. */
+struct judge_audit {
+    char type[32];
+    bool has_pod;
+    char ns[STORE_NAME_MAX + 1], name[STORE_NAME_MAX + 1], uid[64];
+    json_t *details;
 };
 
 struct judgement {
@@ -68,7 +78,9 @@ struct judgement {
     size_t npods, alloc;
     bool node_failed;
     char node_reason[STORE_REASON_MAX];
-    unsigned node_audits; /* node-level violation records written */
+    unsigned node_audits; /* node-level violation records queued */
+    struct judge_audit *audits;
+    size_t naudits, audits_alloc;
 };
 
 int judgement_init(struct judgement *j, struct engine *e, struct node_record *n);
@@ -97,5 +109,20 @@ int judge_node_failure(struct judgement *j, const char *reason);
 /* Move a pod to `state` (untrusted is sticky) and audit the change. */
 int judge_set_pod_state(struct judgement *j, struct pod_record *p, const char *state,
                         const char *reason);
+
+/* Queue an audit record (details: taken over; pod may be NULL). Records are
+ * written by judge_commit(), so a judgement that is rolled back leaves none. */
+int judge_audit(struct judgement *j, const char *type, const struct pod_record *pod,
+                json_t *details);
+
+/* Write the queued audit records (synced), then commit the store. On
+ * failure the store is rolled back. 0 or a negative errno. */
+int judge_commit(struct judgement *j);
+
+/* Judge a pod's kept measurements again when the policy that matches it
+ * now is not the one that judged them all (a policy that matched only
+ * later, or a policy that changed). For a pod met in no round (the
+ * engine's re-judging after a policy or inventory change). */
+int judge_pod_again(struct judgement *j, const struct pod_info *info);
 
 #endif

@@ -421,7 +421,9 @@ int main(int argc, char **argv) {
             log_info("signal %d: finishing requests in flight and stopping", sig);
             break;
         }
-        engine_sweep(e, engine_now_ms());
+        /* The checkpoint first: judging waiting measurements may take the
+         * engine's lock for a while, the unsigned tail must not wait. The
+         * inputs next, then what depends on them. */
         audit_checkpoint_due(audit, engine_now_ms());
         engine_reload_policies(e);
         if (crl) {
@@ -430,6 +432,7 @@ int main(int argc, char **argv) {
         if (!kube) {
             inventory_refresh(inv);
         }
+        engine_sweep(e, engine_now_ms());
     }
     code = 0;
 out:

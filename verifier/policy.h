@@ -81,6 +81,9 @@ const struct policy *policy_set_node(const struct policy_set *s);
 
 const char *policy_name(const struct policy *p);
 const char *policy_file(const struct policy *p);
+/* "<name>@sha256:<hex>": the name and the SHA-256 of the file's bytes, so a
+ * verdict can say which version of the policy reached it. */
+const char *policy_id(const struct policy *p);
 enum policy_kind policy_kind(const struct policy *p);
 size_t policy_digest_count(const struct policy *p);
 

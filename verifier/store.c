@@ -13,6 +13,9 @@ struct store {
     sqlite3 *db;
 };
 
+/* The tables as the first version wrote them, and the tables added since;
+ * columns added since come from `columns` (migrate()), and indexes over
+ * them from `indexes`, after the migration. */
 static const char schema[] =
         "PRAGMA journal_mode=WAL;"
         "PRAGMA synchronous=FULL;"
@@ -23,24 +26,40 @@ static const char schema[] =
         " reason TEXT NOT NULL, registered_ms INTEGER NOT NULL, last_attested_ms INTEGER NOT NULL,"
         " has_clock INTEGER NOT NULL, clock INTEGER NOT NULL, reset_count INTEGER NOT NULL,"
         " restart_count INTEGER NOT NULL, boot_id TEXT NOT NULL, ima_index INTEGER NOT NULL,"
-        " ima_offset INTEGER NOT NULL, pcr10 BLOB NOT NULL, attestations INTEGER NOT NULL,"
-        " pending INTEGER NOT NULL DEFAULT 0);"
+        " ima_offset INTEGER NOT NULL, pcr10 BLOB NOT NULL, attestations INTEGER NOT NULL);"
         "CREATE TABLE IF NOT EXISTS pods ("
         " uid TEXT PRIMARY KEY, node TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,"
         " state TEXT NOT NULL, reason TEXT NOT NULL, since_ms INTEGER NOT NULL,"
         " unjudged INTEGER NOT NULL);"
         "CREATE INDEX IF NOT EXISTS pods_node ON pods(node);"
-        "CREATE INDEX IF NOT EXISTS nodes_ek ON nodes(ek_pub);"
+        "CREATE INDEX IF NOT EXISTS pods_name ON pods(namespace, name);"
         "CREATE TABLE IF NOT EXISTS pending ("
         " id INTEGER PRIMARY KEY AUTOINCREMENT, node TEXT NOT NULL, uid TEXT NOT NULL,"
         " container TEXT NOT NULL, entry INTEGER NOT NULL, template TEXT NOT NULL,"
         " path BLOB NOT NULL, digest TEXT NOT NULL, violation INTEGER NOT NULL,"
         " seen_ms INTEGER NOT NULL);"
-        "CREATE INDEX IF NOT EXISTS pending_node ON pending(node, id);";
+        "CREATE INDEX IF NOT EXISTS pending_node ON pending(node, id);"
+        "CREATE TABLE IF NOT EXISTS pod_files ("
+        " uid TEXT NOT NULL, path BLOB NOT NULL, digest TEXT NOT NULL,"
+        " violation INTEGER NOT NULL, entry INTEGER NOT NULL,"
+        " PRIMARY KEY (uid, path, digest, violation));";
+
+static const struct {
+    const char *table, *column, *definition;
+} columns[] = {
+        /* 1 */ {"nodes", "pending", "INTEGER NOT NULL DEFAULT 0"},
+        /* 2 */ {"nodes", "ek_fp", "TEXT NOT NULL DEFAULT ''"},
+        {"pods", "files", "INTEGER NOT NULL DEFAULT 0"},
+        {"pods", "files_overflow", "INTEGER NOT NULL DEFAULT 0"},
+        {"pods", "policy", "TEXT NOT NULL DEFAULT ''"},
+};
+
+static const char indexes[] = "CREATE INDEX IF NOT EXISTS nodes_ek_fp ON nodes(ek_fp);";
 
 /* Schema versions (PRAGMA user_version): 0 the first; 1 adds nodes.pending
- * (and the pending table, created above). */
-#define SCHEMA_VERSION 1
+ * and the pending table; 2 nodes.ek_fp, the pods' files (pod_files,
+ * pods.files, files_overflow, policy). */
+#define SCHEMA_VERSION 2
 
 /* Convert an SQLite result once, logging its message. */
 static int sql_rc(struct store *s, int rc, const char *what) {
@@ -65,11 +84,22 @@ static int user_version(struct store *s, int *ret) {
     return r;
 }
 
+static bool has_column(struct store *s, const char *table, const char *column) {
+    char sql[200];
+    sqlite3_stmt *st = NULL;
+    bool ok;
+
+    snprintf(sql, sizeof(sql), "SELECT %s FROM %s LIMIT 0", column, table);
+    ok = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) == SQLITE_OK;
+    sqlite3_finalize(st);
+    return ok;
+}
+
 /* Bring a store written by an older version up to SCHEMA_VERSION, in one
  * transaction. A newer store is refused: its meaning is unknown here. */
 static int migrate(struct store *s) {
     int v = 0, r = user_version(s, &v);
-    bool fresh;
+    char sql[300];
 
     if (r < 0) {
         return r;
@@ -78,35 +108,28 @@ static int migrate(struct store *s) {
         log_error("store: schema version %d is newer than this verifier's %d", v, SCHEMA_VERSION);
         return -EPROTO;
     }
-    if (v == SCHEMA_VERSION) {
-        return 0;
+    if (v < SCHEMA_VERSION) {
+        r = store_begin(s);
+        for (size_t i = 0; r == 0 && i < sizeof(columns) / sizeof(columns[0]); i++) {
+            if (!has_column(s, columns[i].table, columns[i].column)) {
+                snprintf(sql, sizeof(sql), "ALTER TABLE %s ADD COLUMN %s %s", columns[i].table,
+                         columns[i].column, columns[i].definition);
+                r = sql_rc(s, sqlite3_exec(s->db, sql, NULL, NULL, NULL), sql);
+            }
+        }
+        if (r == 0) {
+            snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SCHEMA_VERSION);
+            r = sql_rc(s, sqlite3_exec(s->db, sql, NULL, NULL, NULL), "writing the schema version");
+        }
+        if (r == 0) {
+            r = store_commit(s);
+        }
+        if (r < 0) {
+            store_rollback(s);
+            return r;
+        }
     }
-    {
-        sqlite3_stmt *st = NULL;
-        fresh = sqlite3_prepare_v2(s->db, "SELECT pending FROM nodes LIMIT 0", -1, &st, NULL) ==
-                SQLITE_OK;
-        sqlite3_finalize(st);
-    }
-    r = store_begin(s);
-    if (r == 0 && !fresh) {
-        r = sql_rc(s,
-                   sqlite3_exec(s->db,
-                                "ALTER TABLE nodes ADD COLUMN pending INTEGER NOT NULL "
-                                "DEFAULT 0",
-                                NULL, NULL, NULL),
-                   "adding nodes.pending");
-    }
-    if (r == 0) {
-        r = sql_rc(s, sqlite3_exec(s->db, "PRAGMA user_version = 1", NULL, NULL, NULL),
-                   "writing the schema version");
-    }
-    if (r == 0) {
-        r = store_commit(s);
-    }
-    if (r < 0) {
-        store_rollback(s);
-    }
-    return r;
+    return sql_rc(s, sqlite3_exec(s->db, indexes, NULL, NULL, NULL), "creating the indexes");
 }
 
 int store_open(const char *path, struct store **ret) {
@@ -175,7 +198,7 @@ static size_t copy_blob(uint8_t *dst, size_t dstsz, sqlite3_stmt *st, int col) {
 #define NODE_COLS                                                                              \
     "name, ek_pub, ek_cert, ak_pub, ak_name, activated, secret, state, reason, registered_ms," \
     " last_attested_ms, has_clock, clock, reset_count, restart_count, boot_id, ima_index,"     \
-    " ima_offset, pcr10, attestations, pending"
+    " ima_offset, pcr10, attestations, pending, ek_fp"
 
 static void node_from_row(sqlite3_stmt *st, struct node_record *n) {
     memset(n, 0, sizeof(*n));
@@ -200,6 +223,7 @@ static void node_from_row(sqlite3_stmt *st, struct node_record *n) {
     copy_blob(&n->pcr10[0][0], sizeof(n->pcr10), st, 18);
     n->attestations = (uint64_t)sqlite3_column_int64(st, 19);
     n->pending = (uint32_t)sqlite3_column_int64(st, 20);
+    copy_text(n->ek_fp, sizeof(n->ek_fp), st, 21);
 }
 
 int store_node_get(struct store *s, const char *name, struct node_record *ret) {
@@ -232,7 +256,7 @@ int store_node_put(struct store *s, const struct node_record *n) {
     r = sql_rc(s,
                sqlite3_prepare_v2(s->db,
                                   "INSERT OR REPLACE INTO nodes (" NODE_COLS ") VALUES "
-                                  "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                                  "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                                   -1, &st, NULL),
                "preparing a node write");
     if (r < 0) {
@@ -263,6 +287,7 @@ int store_node_put(struct store *s, const struct node_record *n) {
     sqlite3_bind_blob(st, 19, n->pcr10, sizeof(n->pcr10), SQLITE_STATIC);
     sqlite3_bind_int64(st, 20, (sqlite3_int64)n->attestations);
     sqlite3_bind_int64(st, 21, n->pending);
+    sqlite3_bind_text(st, 22, n->ek_fp, -1, SQLITE_STATIC);
     r = sql_rc(s, sqlite3_step(st), "writing a node");
     sqlite3_finalize(st);
     return r;
@@ -312,7 +337,9 @@ int store_node_foreach(struct store *s, int (*fn)(const struct node_record *, vo
     return r;
 }
 
-#define POD_COLS "uid, node, namespace, name, state, reason, since_ms, unjudged"
+#define POD_COLS                                                                            \
+    "uid, node, namespace, name, state, reason, since_ms, unjudged, files, files_overflow," \
+    " policy"
 
 static void pod_from_row(sqlite3_stmt *st, struct pod_record *p) {
     memset(p, 0, sizeof(*p));
@@ -324,6 +351,9 @@ static void pod_from_row(sqlite3_stmt *st, struct pod_record *p) {
     copy_text(p->reason, sizeof(p->reason), st, 5);
     p->since_ms = sqlite3_column_int64(st, 6);
     p->unjudged = sqlite3_column_int(st, 7) != 0;
+    p->files = (uint32_t)sqlite3_column_int64(st, 8);
+    p->files_overflow = sqlite3_column_int(st, 9) != 0;
+    copy_text(p->policy, sizeof(p->policy), st, 10);
 }
 
 int store_pod_get(struct store *s, const char *uid, struct pod_record *ret) {
@@ -354,9 +384,10 @@ int store_pod_put(struct store *s, const struct pod_record *p) {
     int r;
 
     r = sql_rc(s,
-               sqlite3_prepare_v2(
-                       s->db, "INSERT OR REPLACE INTO pods (" POD_COLS ") VALUES (?,?,?,?,?,?,?,?)",
-                       -1, &st, NULL),
+               sqlite3_prepare_v2(s->db,
+                                  "INSERT OR REPLACE INTO pods (" POD_COLS
+                                  ") VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                                  -1, &st, NULL),
                "preparing a pod write");
     if (r < 0) {
         return r;
@@ -369,13 +400,19 @@ int store_pod_put(struct store *s, const struct pod_record *p) {
     sqlite3_bind_text(st, 6, p->reason, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 7, p->since_ms);
     sqlite3_bind_int(st, 8, p->unjudged);
+    sqlite3_bind_int64(st, 9, p->files);
+    sqlite3_bind_int(st, 10, p->files_overflow);
+    sqlite3_bind_text(st, 11, p->policy, -1, SQLITE_STATIC);
     r = sql_rc(s, sqlite3_step(st), "writing a pod");
     sqlite3_finalize(st);
     return r;
 }
 
 int store_pod_delete_node(struct store *s, const char *node) {
-    return exec_text(s, "DELETE FROM pods WHERE node = ?", node, "deleting a node's pods");
+    int r = exec_text(s, "DELETE FROM pod_files WHERE uid IN (SELECT uid FROM pods WHERE node = ?)",
+                      node, "deleting a node's pods' files");
+    return r < 0 ? r
+                 : exec_text(s, "DELETE FROM pods WHERE node = ?", node, "deleting a node's pods");
 }
 
 static int pods_foreach(struct store *s, const char *node,
@@ -532,20 +569,19 @@ int store_pending_nodes(struct store *s, int (*fn)(const char *node, void *ud), 
     return r;
 }
 
-int store_node_with_ek(struct store *s, const uint8_t *ek_pub, size_t len, const char *name,
-                       char *ret) {
+int store_node_with_ek_fp(struct store *s, const char *ek_fp, const char *name, char *ret) {
     sqlite3_stmt *st = NULL;
     int r, rc;
 
     r = sql_rc(s,
                sqlite3_prepare_v2(s->db,
-                                  "SELECT name FROM nodes WHERE ek_pub = ? AND name != ? LIMIT 1",
+                                  "SELECT name FROM nodes WHERE ek_fp = ? AND name != ? LIMIT 1",
                                   -1, &st, NULL),
                "looking up an EK");
     if (r < 0) {
         return r;
     }
-    sqlite3_bind_blob(st, 1, ek_pub, (int)len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, ek_fp, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
@@ -555,5 +591,71 @@ int store_node_with_ek(struct store *s, const uint8_t *ek_pub, size_t len, const
         r = rc == SQLITE_DONE ? -ENOENT : sql_rc(s, rc, "looking up an EK");
     }
     sqlite3_finalize(st);
+    return r;
+}
+
+int store_pod_files_delete(struct store *s, const char *uid) {
+    return exec_text(s, "DELETE FROM pod_files WHERE uid = ?", uid, "deleting a pod's files");
+}
+
+int store_pod_delete(struct store *s, const char *uid) {
+    int r = store_pod_files_delete(s, uid);
+    return r < 0 ? r : exec_text(s, "DELETE FROM pods WHERE uid = ?", uid, "deleting a pod");
+}
+
+int store_pod_file_add(struct store *s, const char *uid, const struct pod_file *f) {
+    sqlite3_stmt *st = NULL;
+    int r;
+
+    r = sql_rc(s,
+               sqlite3_prepare_v2(s->db,
+                                  "INSERT OR IGNORE INTO pod_files (uid, path, digest, violation,"
+                                  " entry) VALUES (?,?,?,?,?)",
+                                  -1, &st, NULL),
+               "preparing a pod file write");
+    if (r < 0) {
+        return r;
+    }
+    sqlite3_bind_text(st, 1, uid, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, f->path, (int)f->path_len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, f->digest, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 4, f->violation);
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)f->entry);
+    r = sql_rc(s, sqlite3_step(st), "writing a pod file");
+    if (r == 0) {
+        r = sqlite3_changes(s->db) > 0;
+    }
+    sqlite3_finalize(st);
+    return r;
+}
+
+int store_pod_files_foreach(struct store *s, const char *uid,
+                            int (*fn)(const struct pod_file *, void *), void *ud) {
+    sqlite3_stmt *st = NULL;
+    struct pod_file *f = malloc(sizeof(*f));
+    int r, rc;
+
+    if (!f) {
+        return -ENOMEM;
+    }
+    r = sql_rc(s,
+               sqlite3_prepare_v2(s->db,
+                                  "SELECT path, digest, violation, entry FROM pod_files WHERE uid "
+                                  "= ? ORDER BY entry",
+                                  -1, &st, NULL),
+               "listing a pod's files");
+    if (r == 0) {
+        sqlite3_bind_text(st, 1, uid, -1, SQLITE_STATIC);
+    }
+    while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        memset(f, 0, sizeof(*f));
+        f->path_len = copy_blob(f->path, sizeof(f->path), st, 0);
+        copy_text(f->digest, sizeof(f->digest), st, 1);
+        f->violation = sqlite3_column_int(st, 2) != 0;
+        f->entry = (uint64_t)sqlite3_column_int64(st, 3);
+        r = fn(f, ud);
+    }
+    sqlite3_finalize(st);
+    free(f);
     return r;
 }

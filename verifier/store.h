@@ -44,6 +44,7 @@ struct node_record {
     uint8_t pcr10[IMA_HASH_COUNT][IMA_DIGEST_MAX];
     uint64_t attestations;
     uint32_t pending; /* measurements waiting for their pod to be known */
+    char ek_fp[65];   /* SHA-256 of the EK's SubjectPublicKeyInfo, hex */
 };
 
 struct pod_record {
@@ -54,8 +55,17 @@ struct pod_record {
     char state[16]; /* unknown, trusted, untrusted */
     char reason[STORE_REASON_MAX];
     int64_t since_ms;
-    bool unjudged; /* unused since schema 1 (measurements wait in `pending`) */
+    bool unjudged;       /* unused since schema 1 (measurements wait in `pending`) */
+    uint32_t files;      /* distinct measurements kept in pod_files */
+    bool files_overflow; /* more than STORE_POD_FILES_MAX: not all are kept */
+    /* "<name>@sha256:<hex>" of the policy every kept measurement was judged
+     * by, or "" when some were judged by none. */
+    char policy[320];
 };
+
+/* A pod's distinct measurements are kept so that they can be judged again
+ * when its policy changes or one first matches it. */
+#define STORE_POD_FILES_MAX 8192
 
 /* A measurement that could not be attributed yet: its pod (by UID) or its
  * container is not in the inventory. It waits, is judged when the pod
@@ -77,6 +87,14 @@ struct pending_record {
     int64_t seen_ms;
 };
 
+struct pod_file {
+    uint8_t path[STORE_PATH_MAX];
+    size_t path_len;
+    char digest[160];
+    bool violation;
+    uint64_t entry; /* the IMA index it was first seen at */
+};
+
 int store_open(const char *path, struct store **ret);
 void store_close(struct store *s);
 
@@ -89,16 +107,20 @@ void store_rollback(struct store *s);
 int store_node_get(struct store *s, const char *name, struct node_record *ret);
 int store_node_put(struct store *s, const struct node_record *n);
 int store_node_delete(struct store *s, const char *name);
-/* The name of a node other than `name` registered with this EK: 0 with the
- * name in ret (STORE_NAME_MAX + 1 bytes), or -ENOENT. */
-int store_node_with_ek(struct store *s, const uint8_t *ek_pub, size_t len, const char *name,
-                       char *ret);
+/* The name of a node other than `name` registered with the EK whose
+ * fingerprint is ek_fp: 0 with the name in ret (STORE_NAME_MAX + 1 bytes),
+ * or -ENOENT. */
+int store_node_with_ek_fp(struct store *s, const char *ek_fp, const char *name, char *ret);
 /* Calls `fn` for every node in name order; stops at a non-zero return. */
 int store_node_foreach(struct store *s, int (*fn)(const struct node_record *, void *), void *ud);
 
 int store_pod_get(struct store *s, const char *uid, struct pod_record *ret);
 int store_pod_put(struct store *s, const struct pod_record *p);
 int store_pod_delete_node(struct store *s, const char *node);
+/* A pod and its files. */
+int store_pod_delete(struct store *s, const char *uid);
+/* A pod's kept measurements only. */
+int store_pod_files_delete(struct store *s, const char *uid);
 int store_pod_foreach(struct store *s, int (*fn)(const struct pod_record *, void *), void *ud);
 /* The pods the store places on `node`. */
 int store_pod_foreach_node(struct store *s, const char *node,
@@ -111,6 +133,13 @@ int store_pending_list(struct store *s, const char *node, int64_t after, struct 
                        size_t max);
 int store_pending_delete(struct store *s, int64_t id);
 int store_pending_delete_node(struct store *s, const char *node);
+/* Keep one of a pod's measurements: 1 when new, 0 when kept already. */
+int store_pod_file_add(struct store *s, const char *uid, const struct pod_file *f);
+/* Calls fn for each kept measurement of the pod; stops at a non-zero return
+ * (which is returned). */
+int store_pod_files_foreach(struct store *s, const char *uid,
+                            int (*fn)(const struct pod_file *, void *), void *ud);
+
 /* How many measurements wait, over all nodes. */
 int store_pending_count(struct store *s, uint64_t *ret);
 /* Calls fn for every node that has measurements waiting. */

@@ -20,6 +20,8 @@ Test controls, no authentication, under /_fake/:
   POST /_fake/fail      {"method": "PATCH", "status": 409, "count": 2}
                                           the next COUNT matching API requests get STATUS
   POST /_fake/down      {"seconds": 3}   every API request is 503 for that long
+  POST /_fake/delete    {"namespace": NS, "name": NAME}
+                                          the pod is gone at once (kubectl delete --force)
   POST /_fake/slow      {"seconds": 8, "delay": 3}
                                           for that long every API request is answered
                                           `delay` seconds late
@@ -148,6 +150,9 @@ class Handler(BaseHTTPRequestHandler):
             if method == "POST" and path == "/_fake/down" and isinstance(data, dict):
                 STATE["down_until"] = time.time() + float(data["seconds"])
                 return 200, {}
+            if method == "POST" and path == "/_fake/delete" and isinstance(data, dict):
+                pod = PODS.pop((data.get("namespace"), data.get("name")), None)
+                return (200, pod) if pod else status(404, "NotFound", "no such pod")
             if method == "POST" and path == "/_fake/slow" and isinstance(data, dict):
                 STATE["slow_until"] = time.time() + float(data["seconds"])
                 STATE["slow_delay"] = float(data["delay"])

@@ -44,12 +44,15 @@ status_is() { if [ "$(cat "$T/status")" = "$1" ]; then ok; else bad "$2: HTTP $(
 # The operator's TLS key comes from the environment: after "audit verify",
 # --key is the audit public key. No KIMA_SERVER: --server is explicit.
 export KIMA_CERT=$P/operator.pem KIMA_KEY=$P/operator.key KIMA_CACERT=$P/ca.pem
-# records N: N audited refusals (a second AK for node-1), each synced
-# before its answer.
+# records N: N operator deletes of node-1, each followed by its new
+# registration (two records, each synced before its answer; refusals would
+# not do: repeated ones are rate-limited).
 records() {
     for _ in $(seq "$1"); do
-        acurl node-1 POST /v1/nodes/node-1/registration "$T/reg2.json"
-        [ "$(cat "$T/status")" = 409 ] || bad "conflicting registration: $(cat "$T/status")"
+        ocurl DELETE /v1/nodes/node-1
+        [ "$(cat "$T/status")" = 200 ] || bad "node delete: $(cat "$T/status")"
+        acurl node-1 POST /v1/nodes/node-1/registration "$T/reg.json"
+        [ "$(cat "$T/status")" = 201 ] || bad "registration: $(cat "$T/status")"
     done
 }
 last_type() { tail -1 "$LOG" | python3 -c 'import json,sys; print(json.load(sys.stdin)["type"])'; }

@@ -100,9 +100,10 @@ wait_label() { # APP VALUE [SECONDS]
     done
     bad "$1's label should be $2, is '$(label "$1")'"
 }
-state_of() {
+state_of() { state_of_ns open5gs "$1-0"; }
+state_of_ns() {
     "$K" --server "$URL" --cert "$P/operator.pem" --key "$P/operator.key" --cacert "$P/ca.pem" \
-        pod "open5gs/$1-0" --json 2>/dev/null |
+        pod "$1/$2" --json 2>/dev/null |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])' 2>/dev/null
 }
 patches() { fake state | python3 -c 'import json,sys; print(sum(1 for r in json.load(sys.stdin)["requests"] if r["method"] == "PATCH"))'; }
@@ -189,6 +190,23 @@ label amf kima.dev/reason | grep -q "does not track this pod" && ok ||
     bad "the untracked reason: $(label amf kima.dev/reason)"
 kill -CONT "$APID"
 wait_label amf trusted 15
+
+# 6d. a tenant's pod the verifier listed, force-deleted, whose container
+# runs a binary while it is stopped: still that pod's own measurement, not
+# a failure of the node (found by the security review)
+lists() { fake state | python3 -c 'import json,sys; print(sum(1 for r in json.load(sys.stdin)["requests"] if r["method"] == "GET" and r["path"] == "/api/v1/pods"))'; }
+JOB=bbbbbbbb-0000-4000-8000-00000000000a
+fake pods "{\"uid\": \"$JOB\", \"namespace\": \"tenant\", \"name\": \"job-0\", \"nodeName\": \"node-1\"}" >/dev/null
+n0=$(lists)
+for _ in $(seq 150); do [ "$(lists)" -gt "$n0" ] && break; sleep 0.1; done
+fake delete '{"namespace": "tenant", "name": "job-0"}' >/dev/null
+"$W" --securityfs "$T/sfs" --tcti "$SWTPM_TCTI" pod "$JOB" /bin/sh $GOOD || bad "measure job-0"
+for _ in $(seq 100); do [ -n "$(state_of_ns tenant job-0)" ] && break; sleep 0.1; done
+[ "$(state_of_ns tenant job-0)" = unknown ] && ok || bad "job-0's measurement is not job-0's: $(state_of_ns tenant job-0)"
+node_state=$("$K" --server "$URL" --cert "$P/operator.pem" --key "$P/operator.key" --cacert "$P/ca.pem" \
+    nodes --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["nodes"][0]["state"])')
+[ "$node_state" = trusted ] && ok || bad "a deleted pod's measurement changed node-1: $node_state"
+[ "$(label amf)" = trusted ] && ok || bad "amf-0 must stay trusted"
 
 # 7. the agent stops: the node goes stale, the labels read unknown
 kill "$APID"

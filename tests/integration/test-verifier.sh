@@ -144,6 +144,11 @@ status_is 400 "malformed base64"
 "$A" "$TCTI" "$T/agent2" init >"$T/reg2.json"
 acurl node-1 POST /v1/nodes/node-1/registration "$T/reg2.json"
 status_is 409 "re-registration with another AK"
+# ... refused again and again: the audit log takes a few, not all of them
+for _ in $(seq 30); do acurl node-1 POST /v1/nodes/node-1/registration "$T/reg2.json"; done
+status_is 409 "the 31st conflicting registration"
+n=$(grep -c '"type":"registration-refused"' "$T/var/audit.log")
+[ "$n" -le 6 ] && ok || bad "31 refusals wrote $n audit records (at most 5 a minute)"
 # another TPM altogether
 mkdir -p "$T/tpm2/state" "$T/agent3"
 swtpm socket --tpm2 --server "type=unixio,path=$T/tpm2/sock" --ctrl "type=unixio,path=$T/tpm2/sock.ctrl" \

@@ -1,0 +1,463 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Attribution and judgement (verifier/judge.c) through the engine, against
+ * real TPMs: where a measurement belongs (the inventory's word, never the
+ * node's), measurements waiting for their pod, pods gone or never seen,
+ * static pods and cgn templates, a pod's kept measurements judged again
+ * when its policy changes or matches only later. Harness: engine-fx.c. */
+#include "engine-fx.h"
+
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "judge.h"
+
+static void round_ok(struct fx *f, struct tnode *t) {
+    json_t *resp = NULL;
+    assert_int_equal(attest_node(f, t, &resp, NULL), 200);
+    json_decref(resp);
+}
+
+/* A node may not vouch for another node's pod: node-2's measurements in
+ * the cgroup of pod A, which the inventory places on node-1, fail node-2
+ * and leave pod A to node-1. */
+static void test_foreign_pod_claim(void **state) {
+    struct fx *f = *state;
+    struct tnode *t2 = node2(f);
+    json_t *resp = NULL;
+    char node[64];
+
+    register_and_activate(f);
+    register_node(f, t2);
+    measure(f, "/usr/bin/upfd", GOOD, true);
+    assert_int_equal(attest(f, &resp, NULL), 200);
+    json_decref(resp);
+    assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "trusted");
+
+    /* node-2 claims pod A with a good binary: it cannot take the pod over. */
+    measure_pod(t2, UID_A, "/usr/bin/upfd", GOOD);
+    assert_int_equal(attest_node(f, t2, &resp, NULL), 200);
+    assert_string_equal(verdict(resp), "untrusted");
+    assert_non_null(strstr(json_string_value(json_object_get(resp, "reason")),
+                           "which the inventory places on node node-1"));
+    json_decref(resp);
+    assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "trusted");
+    assert_string_equal(node, NODE);
+    assert_true(audited(f, "\"claimed_pod_uid\":\"" UID_A "\""));
+
+    /* ... nor make it untrusted. */
+    measure_pod(t2, UID_A, "/tmp/miner", EVIL);
+    assert_int_equal(attest_node(f, t2, &resp, NULL), 200);
+    json_decref(resp);
+    assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "trusted");
+
+    /* node-1's own failure still reaches its pod. */
+    measure(f, "/usr/lib/libc.so.6", GOOD, true);
+    assert_int_equal(attest(f, &resp, tamper_signature), 200);
+    assert_string_equal(verdict(resp), "untrusted");
+    json_decref(resp);
+    assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "untrusted");
+}
+
+/* A measurement of a pod the inventory does not have yet waits, and is
+ * judged when the pod appears: trusted on its own node. */
+static void test_waiting_pod_judged_later(void **state) {
+    struct fx *f = *state;
+    const char *pods[] = {UID_B " " NODE};
+    json_t *resp = NULL, *nj;
+    char node[64];
+
+    register_and_activate(f);
+    measure_pod(&f->nodes[0], UID_B, "/usr/bin/upfd", GOOD);
+    assert_int_equal(attest(f, &resp, NULL), 200);
+    assert_string_equal(verdict(resp), "trusted");
+    json_decref(resp);
+    assert_string_equal(pod_of(f, "upf-1", node, sizeof(node)), "absent");
+    nj = node_json(f, NODE);
+    assert_int_equal(json_integer_value(json_object_get(nj, "waiting_measurements")), 1);
+    json_decref(nj);
+
+    write_pods(f, pods, 1);
+    assert_int_equal(engine_resolve_waiting(f->e), 0);
+    assert_string_equal(pod_of(f, "upf-1", node, sizeof(node)), "trusted");
+    assert_string_equal(node, NODE);
+    nj = node_json(f, NODE);
+    assert_int_equal(json_integer_value(json_object_get(nj, "waiting_measurements")), 0);
+    json_decref(nj);
+
+    /* A bad binary that waited makes the pod untrusted when judged. */
+    {
+        const char *more[] = {UID_B " " NODE, UID_C " " NODE};
+        measure_pod(&f->nodes[0], UID_C, "/tmp/miner", EVIL);
+        assert_int_equal(attest(f, &resp, NULL), 200);
+        json_decref(resp);
+        write_pods(f, more, 2);
+    }
+    /* The next round judges it too, before its own entries. */
+    measure(f, "/usr/bin/upfd", GOOD, true);
+    assert_int_equal(attest(f, &resp, NULL), 200);
+    assert_string_equal(verdict(resp), "trusted");
+    json_decref(resp);
+    assert_string_equal(pod_of(f, "upf-2", node, sizeof(node)), "untrusted");
+    assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "trusted");
+}
+
+/* The first node to report an unknown UID cannot capture the pod either:
+ * once the inventory places it elsewhere, the reporter fails. */
+static void test_waiting_pod_foreign(void **state) {
+    struct fx *f = *state;
+    struct tnode *t2 = node2(f);
+    const char *pods[] = {UID_C " " NODE};
+    json_t *resp = NULL;
+    char node[64];
+
+    register_and_activate(f);
+    register_node(f, t2);
+    measure_pod(t2, UID_C, "/usr/bin/upfd", GOOD);
+    assert_int_equal(attest_node(f, t2, &resp, NULL), 200);
+    assert_string_equal(verdict(resp), "trusted");
+    json_decref(resp);
+
+    write_pods(f, pods, 1);
+    assert_int_equal(engine_resolve_waiting(f->e), 0);
+    resp = node_json(f, NODE2);
+    assert_string_equal(json_string_value(json_object_get(resp, "state")), "untrusted");
+    json_decref(resp);
+    assert_string_equal(pod_of(f, "upf-1", node, sizeof(node)), "absent");
+
+    /* Its own node's measurement then judges it. */
+    measure_pod(&f->nodes[0], UID_C, "/usr/bin/upfd", GOOD);
+    assert_int_equal(attest(f, &resp, NULL), 200);
+    json_decref(resp);
+    assert_string_equal(pod_of(f, "upf-1", node, sizeof(node)), "trusted");
+    assert_string_equal(node, NODE);
+}
+
+/* A pod that never appears: its measurement is judged by the NodePolicy
+ * (naming a pod nobody knows escapes nothing), and without one it is
+ * recorded as unattributed, the node unharmed (a pod deleted before any
+ * list showed it must not fail its node). */
+static void test_waiting_pod_expires(void **state) {
+    struct fx *f = *state;
+    json_t *resp = NULL;
+    char path[400];
+
+    register_and_activate(f);
+    snprintf(path, sizeof(path), "%s/node.json", f->policies);
+    write_text(path, "{\"apiVersion\":\"kima.dev/v1\",\"kind\":\"NodePolicy\",\"name\":\"node\","
+                     "\"digests\":{\"/usr/bin/upfd\":[\"sha256:" GOOD "\"]}}");
+    assert_int_equal(engine_reload_policies(f->e), 0);
+    /* Allowed by the NodePolicy: the node stays trusted. */
+    measure_pod(&f->nodes[0], UID_B, "/usr/bin/upfd", GOOD);
+    assert_int_equal(attest(f, &resp, NULL), 200);
+    json_decref(resp);
+    write_pods(f, NULL, 0); /* a list after the measurement, still without the pod */
+    assert_int_equal(engine_resolve_waiting(f->e), 0);
+    resp = node_json(f, NODE);
+    assert_string_equal(json_string_value(json_object_get(resp, "state")), "trusted");
+    assert_int_equal(json_integer_value(json_object_get(resp, "waiting_measurements")), 0);
+    json_decref(resp);
+
+    /* Without a NodePolicy: recorded, not judged, the node unharmed. */
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(engine_reload_policies(f->e), 0);
+    measure_pod(&f->nodes[0], UID_C, "/tmp/miner", EVIL);
+    assert_int_equal(attest(f, &resp, NULL), 200);
+    json_decref(resp);
+    write_pods(f, NULL, 0);
+    assert_int_equal(engine_resolve_waiting(f->e), 0);
+    resp = node_json(f, NODE);
+    assert_string_equal(json_string_value(json_object_get(resp, "state")), "trusted");
+    assert_int_equal(json_integer_value(json_object_get(resp, "waiting_measurements")), 0);
+    json_decref(resp);
+    assert_true(audited(f, "\"type\":\"unattributed\""));
+    assert_true(audited(f, "\"attribution\":\"its pod " UID_C " was not in the inventory"));
+
+    /* Not allowed by the NodePolicy: the node fails. */
+    write_text(path, "{\"apiVersion\":\"kima.dev/v1\",\"kind\":\"NodePolicy\",\"name\":\"node\","
+                     "\"digests\":{\"/usr/bin/upfd\":[\"sha256:" GOOD "\"]}}");
+    assert_int_equal(engine_reload_policies(f->e), 0);
+    measure_pod(&f->nodes[0], UID_C, "/tmp/miner", EVIL);
+    assert_int_equal(attest(f, &resp, NULL), 200);
+    json_decref(resp);
+    write_pods(f, NULL, 0);
+    assert_int_equal(engine_resolve_waiting(f->e), 0);
+    resp = node_json(f, NODE);
+    assert_string_equal(json_string_value(json_object_get(resp, "state")), "untrusted");
+    assert_non_null(strstr(json_string_value(json_object_get(resp, "reason")),
+                           "unattributed (its pod " UID_C));
+    json_decref(resp);
+}
+
+/* A node may keep JUDGE_WAITING_MAX measurements waiting; beyond that its
+ * evidence is refused (503) and nothing of it is kept. */
+static void test_waiting_bounded(void **state) {
+    struct fx *f = *state;
+    json_t *resp = NULL, *nj;
+
+    register_and_activate(f);
+    for (int i = 0; i <= JUDGE_WAITING_MAX; i++) {
+        char p[64];
+        snprintf(p, sizeof(p), "/usr/bin/x%d", i);
+        measure_pod(&f->nodes[0], UID_B, p, GOOD);
+    }
+    assert_int_equal(attest(f, &resp, NULL), 503);
+    json_decref(resp);
+    nj = node_json(f, NODE);
+    assert_int_equal(json_integer_value(json_object_get(nj, "waiting_measurements")), 0);
+    assert_int_equal(json_integer_value(json_object_get(nj, "ima_next_index")), 0);
+    json_decref(nj);
+}
+
+/* A cgroup under a pod's belongs to that pod however deep; one in the pod
+ * hierarchy that names no pod is judged like a host process: recorded
+ * without a NodePolicy, and failing the node when the NodePolicy does not
+ * allow it. */
+static void test_deep_and_unplaced_cgroups(void **state) {
+    struct fx *f = *state;
+    char cg[2048], base[300], path[400];
+    json_t *resp = NULL;
+    size_t o;
+
+    register_and_activate(f);
+    o = (size_t)snprintf(cg, sizeof(cg), "%s", pod_cgroup(UID_A, base, sizeof(base)));
+    for (int i = 0; i < 70; i++) {
+        o += (size_t)snprintf(cg + o, sizeof(cg) - o, "/n%d", i);
+    }
+    measure_cg(&f->nodes[0], "/usr/bin/upfd", GOOD, cg);
+    assert_int_equal(attest(f, &resp, NULL), 200);
+    json_decref(resp);
+    assert_string_equal(pod_state(f), "trusted");
+    measure_cg(&f->nodes[0], "/tmp/miner", EVIL, cg);
+    assert_int_equal(attest(f, &resp, NULL), 200);
+    json_decref(resp);
+    assert_string_equal(pod_state(f), "untrusted");
+
+    measure_cg(&f->nodes[0], "/usr/bin/upfd", GOOD, "/kubepods.slice/kubepods-besteffort.slice");
+    assert_int_equal(attest(f, &resp, NULL), 200);
+    assert_string_equal(verdict(resp), "trusted");
+    json_decref(resp);
+    assert_true(
+            audited(f, "\"attribution\":\"its cgroup is in the pod hierarchy but names no pod"));
+
+    snprintf(path, sizeof(path), "%s/node.json", f->policies);
+    write_text(path, "{\"apiVersion\":\"kima.dev/v1\",\"kind\":\"NodePolicy\",\"name\":\"node\","
+                     "\"digests\":{\"/usr/bin/containerd\":[\"sha256:" GOOD "\"]}}");
+    assert_int_equal(engine_reload_policies(f->e), 0);
+    measure_cg(&f->nodes[0], "/usr/bin/upfd", GOOD, "/kubepods.slice/kubepods-besteffort.slice");
+    assert_int_equal(attest(f, &resp, NULL), 200);
+    assert_string_equal(verdict(resp), "untrusted");
+    assert_non_null(strstr(json_string_value(json_object_get(resp, "reason")),
+                           "in the pod hierarchy but names no pod"));
+    json_decref(resp);
+}
+
+/* R1 of the review: a pod the node ran and the API deleted (a Job,
+ * `kubectl delete --force`) before any list showed it must not fail its
+ * node; one a list showed before it went is still the node's own. */
+static void test_deleted_pod_keeps_node(void **state) {
+    struct fx *f = *state;
+    char node[64];
+
+    register_node(f, &f->nodes[0]);
+    measure_pod(&f->nodes[0], UID_A, "/usr/bin/upfd", GOOD);
+    round_ok(f, &f->nodes[0]);
+    /* B: listed, then deleted; its container, stopping, runs a binary. */
+    write_items(f, POD(UID_A, "upf-0", NODE) "," POD(UID_B, "upf-1", NODE));
+    write_items(f, POD(UID_A, "upf-0", NODE));
+    measure_pod(&f->nodes[0], UID_B, "/usr/bin/upfd", GOOD);
+    /* C: never listed at all. */
+    measure_pod(&f->nodes[0], UID_C, "/usr/bin/upfd", GOOD);
+    round_ok(f, &f->nodes[0]);
+    write_items(f, POD(UID_A, "upf-0", NODE)); /* a list after both */
+    assert_int_equal(engine_resolve_waiting(f->e), 0);
+    {
+        json_t *n = node_json(f, NODE);
+        assert_string_equal(json_string_value(json_object_get(n, "state")), "trusted");
+        json_decref(n);
+    }
+    assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "trusted");
+    assert_string_equal(pod_of(f, "upf-1", node, sizeof(node)), "trusted"); /* judged as itself */
+    assert_true(audited(f, "\"attribution\":\"its pod " UID_C " was not in the inventory"));
+}
+
+#define STATIC_UID "5d1b7e0c2f3a4b6c8d9e0f1a2b3c4d5e" /* kubelet's config hash */
+
+/* R2: static pods run under the kubelet's config hash, which the API's
+ * mirror pod carries in kubernetes.io/config.mirror. */
+static void test_static_pod_attributed(void **state) {
+    struct fx *f = *state;
+    char cg[400], node[64];
+
+    write_items(f, POD(UID_A, "upf-0", NODE) ",{\"metadata\":{\"uid\":\"" UID_B
+                                             "\",\"namespace\":\"open5gs\",\"name\":\"upf-"
+                                             "static-node-1\",\"labels\":{\"app\":\"upf\"},"
+                                             "\"annotations\":{\"kubernetes.io/config.mirror\":"
+                                             "\"" STATIC_UID "\"}},\"spec\":{\"nodeName\":\"" NODE
+                                             "\"}}");
+    register_node(f, &f->nodes[0]);
+    snprintf(cg, sizeof(cg),
+             "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" STATIC_UID
+             ".slice/cri-containerd-" CID_A ".scope");
+    measure_cg(&f->nodes[0], "/usr/bin/upfd", GOOD, cg);
+    round_ok(f, &f->nodes[0]);
+    assert_string_equal(pod_of(f, "upf-static-node-1", node, sizeof(node)), "trusted");
+}
+
+#define IMG "abababababababababababababababababababababababababababababababab"
+
+/* R3: a measurement met while no policy matches its pod (here the image
+ * pin: the API shows the imageID only once the container started) is kept
+ * and judged when a policy matches: the pod is never trusted on the word of
+ * a binary nothing judged. */
+static void test_late_policy_match_judges_kept(void **state) {
+    struct fx *f = *state;
+    char path[400], node[64];
+
+    snprintf(path, sizeof(path), "%s/upf.json", f->policies);
+    write_text(path, "{\"apiVersion\":\"kima.dev/v1\",\"kind\":\"PodPolicy\",\"name\":\"upf\","
+                     "\"match\":{\"namespace\":\"open5gs\",\"images\":[\"sha256:" IMG "\"]},"
+                     "\"digests\":{\"/usr/bin/upfd\":[\"sha256:" GOOD "\"]}}");
+    assert_int_equal(engine_reload_policies(f->e), 0);
+    write_items(f, "{\"metadata\":{\"uid\":\"" UID_A "\",\"namespace\":\"open5gs\",\"name\":"
+                   "\"upf-0\"},\"spec\":{\"nodeName\":\"" NODE "\"},\"status\":{"
+                   "\"containerStatuses\":[{\"name\":\"upf\",\"imageID\":\"\"}]}}");
+    register_node(f, &f->nodes[0]);
+    measure_pod(&f->nodes[0], UID_A, "/usr/bin/evil-entrypoint", EVIL);
+    round_ok(f, &f->nodes[0]);
+    assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "unknown");
+    write_items(f,
+                "{\"metadata\":{\"uid\":\"" UID_A "\",\"namespace\":\"open5gs\",\"name\":"
+                "\"upf-0\"},\"spec\":{\"nodeName\":\"" NODE "\"},\"status\":{"
+                "\"containerStatuses\":[{\"name\":\"upf\",\"imageID\":\"docker.io/x/upf@sha256:" IMG
+                "\",\"containerID\":\"containerd://" CID_A "\"}]}}");
+    /* Judged again without a new measurement (the sweep after a list) ... */
+    assert_int_equal(engine_rejudge_pods(f->e), 0);
+    assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "untrusted");
+    assert_true(audited(f, "/usr/bin/evil-entrypoint"));
+}
+
+/* ... and with one: the kept measurement is judged before the new one. */
+static void test_late_policy_match_next_round(void **state) {
+    struct fx *f = *state;
+    char path[400], node[64];
+
+    snprintf(path, sizeof(path), "%s/upf.json", f->policies);
+    write_text(path, "{\"apiVersion\":\"kima.dev/v1\",\"kind\":\"PodPolicy\",\"name\":\"upf\","
+                     "\"match\":{\"namespace\":\"open5gs\",\"podLabels\":{\"app\":\"upf\"}},"
+                     "\"digests\":{\"/usr/bin/upfd\":[\"sha256:" GOOD "\"]}}");
+    assert_int_equal(engine_reload_policies(f->e), 0);
+    write_items(f, "{\"metadata\":{\"uid\":\"" UID_A "\",\"namespace\":\"open5gs\",\"name\":"
+                   "\"upf-0\"},\"spec\":{\"nodeName\":\"" NODE "\"}}");
+    register_node(f, &f->nodes[0]);
+    measure_pod(&f->nodes[0], UID_A, "/usr/bin/evil-entrypoint", EVIL);
+    round_ok(f, &f->nodes[0]);
+    assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "unknown");
+    write_pods(f, NULL, 0); /* the label app=upf appears */
+    measure_pod(&f->nodes[0], UID_A, "/usr/bin/upfd", GOOD);
+    round_ok(f, &f->nodes[0]);
+    assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "untrusted");
+}
+
+/* A policy that changes (a digest removed) judges the pods it covers again,
+ * without waiting for a new measurement; an operator's reset forgives what
+ * was kept before it. */
+static void test_policy_change_judges_again(void **state) {
+    struct fx *f = *state;
+    char path[400], node[64];
+
+    register_node(f, &f->nodes[0]);
+    measure(f, "/usr/bin/upfd", GOOD, true);
+    measure(f, "/usr/lib/libc.so.6", GOOD, true);
+    round_ok(f, &f->nodes[0]);
+    assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "trusted");
+    snprintf(path, sizeof(path), "%s/upf.json", f->policies);
+    write_text(path, "{\"apiVersion\":\"kima.dev/v1\",\"kind\":\"PodPolicy\",\"name\":\"upf\","
+                     "\"match\":{\"namespace\":\"open5gs\",\"podLabels\":{\"app\":\"upf\"}},"
+                     "\"digests\":{\"/usr/bin/upfd\":[\"sha256:" GOOD "\"]}}");
+    assert_int_equal(engine_reload_policies(f->e), 0);
+    assert_int_equal(engine_rejudge_pods(f->e), 0);
+    assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "untrusted");
+    {
+        json_t *req = json_pack("{s:s}", "reason", "libc reviewed"), *resp = NULL;
+        assert_int_equal(engine_pod_reset(f->e, UID_A, req, "ops", &resp), 200);
+        json_decref(req);
+        json_decref(resp);
+    }
+    write_text(path, "{\"apiVersion\":\"kima.dev/v1\",\"kind\":\"PodPolicy\",\"name\":\"upf\","
+                     "\"match\":{\"namespace\":\"open5gs\",\"podLabels\":{\"app\":\"upf\"}},"
+                     "\"digests\":{\"/usr/bin/upfd\":[\"sha256:" GOOD "\",\"sha256:" EVIL "\"]}}");
+    assert_int_equal(engine_reload_policies(f->e), 0);
+    assert_int_equal(engine_rejudge_pods(f->e), 0);
+    measure(f, "/usr/bin/upfd", GOOD, true);
+    round_ok(f, &f->nodes[0]);
+    assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "trusted");
+}
+
+/* Pod records of pods the inventory no longer knows, not even as deleted,
+ * are dropped (a tenant creating and deleting pods cannot grow the store);
+ * while the inventory knows the pod as deleted, its record stays. */
+static void test_gone_pod_records_dropped(void **state) {
+    struct fx *f = *state;
+    char node[64];
+
+    register_node(f, &f->nodes[0]);
+    measure(f, "/usr/bin/upfd", GOOD, true);
+    round_ok(f, &f->nodes[0]);
+    write_items(f, "");
+    assert_int_equal(engine_rejudge_pods(f->e), 0);
+    assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "trusted"); /* deleted: kept */
+    {
+        /* A list long after: the inventory forgets the deleted pod. */
+        struct stat st;
+        struct timespec ts[2];
+        assert_int_equal(stat(f->pods, &st), 0);
+        ts[0] = st.st_mtim;
+        ts[0].tv_sec += INVENTORY_GONE_KEEP_MS / 1000 + 60;
+        ts[1] = ts[0];
+        assert_int_equal(utimensat(AT_FDCWD, f->pods, ts, 0), 0);
+        assert_int_equal(inventory_refresh(f->inv), 1);
+    }
+    assert_int_equal(engine_rejudge_pods(f->e), 0);
+    assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "absent");
+}
+
+#define CID_I "1111111111111111111111111111111111111111111111111111111111111111"
+
+/* R7: with the cgn template a container is found by its ID: init and
+ * ephemeral containers too. */
+static void test_cgn_init_container(void **state) {
+    struct fx *f = *state;
+    char node[64];
+
+    write_items(f, "{\"metadata\":{\"uid\":\"" UID_A "\",\"namespace\":\"open5gs\",\"name\":"
+                   "\"upf-0\",\"labels\":{\"app\":\"upf\"}},\"spec\":{\"nodeName\":\"" NODE "\"},"
+                   "\"status\":{\"initContainerStatuses\":[{\"name\":\"init\",\"containerID\":"
+                   "\"containerd://" CID_I "\"}],\"containerStatuses\":[{\"name\":\"upf\","
+                   "\"containerID\":\"containerd://" CID_A "\"}]}}");
+    register_node(f, &f->nodes[0]);
+    measure_t(&f->nodes[0], "ima-dep-cgn", "/usr/bin/upfd", GOOD, "cri-containerd-" CID_I ".scope",
+              true);
+    round_ok(f, &f->nodes[0]);
+    assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "trusted");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+            cmocka_unit_test_setup_teardown(test_foreign_pod_claim, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_waiting_pod_judged_later, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_waiting_pod_foreign, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_waiting_pod_expires, setup_no_grace, teardown),
+            cmocka_unit_test_setup_teardown(test_waiting_bounded, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_deep_and_unplaced_cgroups, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_deleted_pod_keeps_node, setup_no_grace, teardown),
+            cmocka_unit_test_setup_teardown(test_static_pod_attributed, setup_no_grace, teardown),
+            cmocka_unit_test_setup_teardown(test_late_policy_match_judges_kept, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_late_policy_match_next_round, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_policy_change_judges_again, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_gone_pod_records_dropped, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_cgn_init_container, setup_no_grace, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
