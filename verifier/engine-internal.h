@@ -68,8 +68,9 @@ struct engine {
 /* Tell the listener that pod states changed (call without e->lock). */
 void engine_notify(struct engine *e);
 
-/* {"error": error, "detail": detail}; returns status. */
-int engine_error(json_t **resp, int status, const char *error, const char *detail);
+/* *resp = {"error": error, "detail": detail}; returns status. */
+enum engine_status engine_error(json_t **resp, enum engine_status status, const char *error,
+                                const char *detail);
 /* A noisy record (see NOISY_BURST): details are taken over. 0 when written
  * or left out, or a negative errno. Call with e->lock held. */
 int engine_audit_noisy(struct engine *e, const char *type, const char *node, json_t *details);

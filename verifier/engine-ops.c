@@ -106,36 +106,36 @@ static int add_node(const struct node_record *n, void *ud) {
     return 0;
 }
 
-int engine_nodes(struct engine *e, json_t **resp) {
+enum engine_status engine_nodes(struct engine *e, json_t **resp) {
     struct list_ctx c = {e, json_array(), engine_now_ms(), NULL, {.e = e, .now = engine_now_ms()}};
 
     pthread_mutex_lock(&e->lock);
     store_node_foreach(e->store, add_node, &c);
     pthread_mutex_unlock(&e->lock);
     *resp = json_pack("{s:o}", "nodes", c.arr);
-    return 200;
+    return ENGINE_OK;
 }
 
-int engine_node(struct engine *e, const char *node, json_t **resp) {
+enum engine_status engine_node(struct engine *e, const char *node, json_t **resp) {
     struct node_record *n = malloc(sizeof(*n));
     int r;
 
     if (!n) {
-        return engine_error(resp, 500, "internal", "out of memory");
+        return engine_error(resp, ENGINE_FAILED, "internal", "out of memory");
     }
     pthread_mutex_lock(&e->lock);
     r = store_node_get(e->store, node, n);
     pthread_mutex_unlock(&e->lock);
     if (r < 0) {
         free(n);
-        return engine_error(resp, 404, "unknown node", node);
+        return engine_error(resp, ENGINE_NOT_FOUND, "unknown node", node);
     }
     *resp = node_json(e, n, engine_now_ms());
     free(n);
-    return 200;
+    return ENGINE_OK;
 }
 
-int engine_node_delete(struct engine *e, const char *node, const char *actor, json_t **resp) {
+enum engine_status engine_node_delete(struct engine *e, const char *node, const char *actor, json_t **resp) {
     json_t *d;
     int r;
 
@@ -160,14 +160,14 @@ int engine_node_delete(struct engine *e, const char *node, const char *actor, js
     }
     pthread_mutex_unlock(&e->lock);
     if (r == -ENOENT) {
-        return engine_error(resp, 404, "unknown node", node);
+        return engine_error(resp, ENGINE_NOT_FOUND, "unknown node", node);
     }
     if (r < 0) {
-        return engine_error(resp, 500, "store", "the deletion could not be recorded");
+        return engine_error(resp, ENGINE_FAILED, "store", "the deletion could not be recorded");
     }
     engine_notify(e); /* its pods' labels go to unknown */
     *resp = json_pack("{s:s}", "deleted", node);
-    return 200;
+    return ENGINE_OK;
 }
 
 /* The state a pod reads as: trusted only while its node reads trusted (a
@@ -205,20 +205,20 @@ static int add_pod(const struct pod_record *p, void *ud) {
     return 0;
 }
 
-int engine_pods(struct engine *e, const char *state, json_t **resp) {
+enum engine_status engine_pods(struct engine *e, const char *state, json_t **resp) {
     struct list_ctx c = {e, json_array(), engine_now_ms(), state, {.e = e, .now = engine_now_ms()}};
 
     if (state && strcmp(state, "trusted") != 0 && strcmp(state, "untrusted") != 0 &&
         strcmp(state, "unknown") != 0) {
         json_decref(c.arr);
-        return engine_error(resp, 400, "bad state", "trusted, untrusted or unknown");
+        return engine_error(resp, ENGINE_MALFORMED, "bad state", "trusted, untrusted or unknown");
     }
     pthread_mutex_lock(&e->lock);
     store_pod_foreach(e->store, add_pod, &c);
     pthread_mutex_unlock(&e->lock);
     free(c.ns.v);
     *resp = json_pack("{s:o}", "pods", c.arr);
-    return 200;
+    return ENGINE_OK;
 }
 
 struct find_ctx {
@@ -252,7 +252,7 @@ static int find_named(const struct pod_record *p, void *ud) {
     return 0;
 }
 
-int engine_pod(struct engine *e, const char *ns, const char *name, json_t **resp) {
+enum engine_status engine_pod(struct engine *e, const char *ns, const char *name, json_t **resp) {
     struct find_ctx f = {.e = e, .ns = ns, .name = name};
     struct list_ctx c = {e, json_array(), engine_now_ms(), NULL, {.e = e, .now = engine_now_ms()}};
 
@@ -265,14 +265,14 @@ int engine_pod(struct engine *e, const char *ns, const char *name, json_t **resp
     free(c.ns.v);
     if (!f.ok) {
         json_decref(c.arr);
-        return engine_error(resp, 404, "unknown pod", "no verdict about that pod");
+        return engine_error(resp, ENGINE_NOT_FOUND, "unknown pod", "no verdict about that pod");
     }
     *resp = json_incref(json_array_get(c.arr, 0));
     json_decref(c.arr);
-    return 200;
+    return ENGINE_OK;
 }
 
-int engine_pod_reset(struct engine *e, const char *uid, const json_t *req, const char *actor,
+enum engine_status engine_pod_reset(struct engine *e, const char *uid, const json_t *req, const char *actor,
                      json_t **resp) {
     struct pod_record p;
     const char *reason;
@@ -281,13 +281,13 @@ int engine_pod_reset(struct engine *e, const char *uid, const json_t *req, const
     int r;
 
     if (json_get_string(req, "reason", 1024, &reason, err, sizeof(err)) < 0 || !reason[0]) {
-        return engine_error(resp, 400, "a reason is required", err);
+        return engine_error(resp, ENGINE_MALFORMED, "a reason is required", err);
     }
     pthread_mutex_lock(&e->lock);
     r = store_pod_get(e->store, uid, &p);
     if (r < 0) {
         pthread_mutex_unlock(&e->lock);
-        return engine_error(resp, 404, "unknown pod", uid);
+        return engine_error(resp, ENGINE_NOT_FOUND, "unknown pod", uid);
     }
     d = json_pack("{s:s,s:s,s:s}", "from", p.state, "reason", reason, "actor", actor ? actor : "");
     /* Back to unknown: the next round's measurements decide again. */
@@ -318,14 +318,14 @@ int engine_pod_reset(struct engine *e, const char *uid, const json_t *req, const
     json_decref(d);
     pthread_mutex_unlock(&e->lock);
     if (r < 0) {
-        return engine_error(resp, 500, "store", "the reset could not be recorded");
+        return engine_error(resp, ENGINE_FAILED, "store", "the reset could not be recorded");
     }
     engine_notify(e);
     *resp = json_pack("{s:s,s:s}", "uid", uid, "state", p.state);
-    return 200;
+    return ENGINE_OK;
 }
 
-int engine_policies(struct engine *e, json_t **resp) {
+enum engine_status engine_policies(struct engine *e, json_t **resp) {
     json_t *arr = json_array();
 
     engine_reload_policies(e);
@@ -340,7 +340,7 @@ int engine_policies(struct engine *e, json_t **resp) {
     *resp = json_pack("{s:o,s:s}", "policies", arr, "errors",
                       e->policy_errors.len ? (char *)e->policy_errors.data : "");
     pthread_mutex_unlock(&e->lock);
-    return 200;
+    return ENGINE_OK;
 }
 
 struct sweep_ctx {
@@ -688,14 +688,14 @@ int engine_metrics(struct engine *e, char **ret_text) {
     return 0;
 }
 
-int engine_audit_head(struct engine *e, json_t **resp) {
+enum engine_status engine_audit_head(struct engine *e, json_t **resp) {
     struct audit_head h;
 
     if (!e->audit) {
-        return engine_error(resp, 404, "no audit log", "this verifier writes none");
+        return engine_error(resp, ENGINE_NOT_FOUND, "no audit log", "this verifier writes none");
     }
     if (audit_head(e->audit, &h) < 0 || !(*resp = audit_head_to_json(&h))) {
-        return engine_error(resp, 500, "audit", "the audit head could not be signed");
+        return engine_error(resp, ENGINE_FAILED, "audit", "the audit head could not be signed");
     }
-    return 200;
+    return ENGINE_OK;
 }

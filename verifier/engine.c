@@ -57,7 +57,8 @@ bool engine_valid_node_name(const char *s) {
     return true;
 }
 
-int engine_error(json_t **resp, int status, const char *error, const char *detail) {
+enum engine_status engine_error(json_t **resp, enum engine_status status, const char *error,
+                                const char *detail) {
     *resp = json_pack("{s:s,s:s}", "error", error, "detail", detail ? detail : "");
     return status;
 }
@@ -384,7 +385,7 @@ static void keep_across_registration(struct node_record *n, const struct node_re
     }
 }
 
-int engine_registration(struct engine *e, const char *node, const json_t *req, json_t **resp) {
+enum engine_status engine_registration(struct engine *e, const char *node, const json_t *req, json_t **resp) {
     _cleanup_free_ struct node_record *n = calloc(1, sizeof(*n));
     _cleanup_free_ struct node_record *old = calloc(1, sizeof(*old));
     _cleanup_free_ uint8_t *cert = NULL;
@@ -397,27 +398,28 @@ int engine_registration(struct engine *e, const char *node, const json_t *req, j
     char err[256], why[256];
     const char *reason = NULL;
     bool cert_ok = false;
-    int r, status;
+    enum engine_status status;
+    int r;
 
     if (!n || !old) {
-        return engine_error(resp, 500, "internal", "out of memory");
+        return engine_error(resp, ENGINE_FAILED, "internal", "out of memory");
     }
     if (!engine_valid_node_name(node)) {
-        return engine_error(resp, 400, "bad node name", "not a DNS-1123 subdomain");
+        return engine_error(resp, ENGINE_MALFORMED, "bad node name", "not a DNS-1123 subdomain");
     }
     if (decode_public(req, "ek_pub", n->ek_pub, &n->ek_pub_len, &ek, err, sizeof(err)) < 0 ||
         decode_public(req, "ak_pub", n->ak_pub, &n->ak_pub_len, &ak, err, sizeof(err)) < 0) {
-        return engine_error(resp, 400, "malformed registration", err);
+        return engine_error(resp, ENGINE_MALFORMED, "malformed registration", err);
     }
     if (tpm_ak_public_check(&ak.publicArea, &reason) < 0) {
-        return engine_error(resp, 400, "unacceptable AK", reason);
+        return engine_error(resp, ENGINE_MALFORMED, "unacceptable AK", reason);
     }
     if (ek.publicArea.type != TPM2_ALG_RSA && ek.publicArea.type != TPM2_ALG_ECC) {
-        return engine_error(resp, 400, "unacceptable EK", "neither RSA nor ECC");
+        return engine_error(resp, ENGINE_MALFORMED, "unacceptable EK", "neither RSA nor ECC");
     }
     r = json_get_base64(req, "ek_cert", STORE_BLOB_MAX, &cert, &certlen, err, sizeof(err));
     if (r < 0 && r != -ENOENT) {
-        return engine_error(resp, 400, "malformed registration", err);
+        return engine_error(resp, ENGINE_MALFORMED, "malformed registration", err);
     }
     if (cert && e->cfg.ek_store) {
         cert_ok = tpm_ekcert_verify(e->cfg.ek_store, cert, certlen, &ek.publicArea, why,
@@ -431,10 +433,10 @@ int engine_registration(struct engine *e, const char *node, const json_t *req, j
         pthread_mutex_lock(&e->lock);
         engine_audit_noisy(e, "registration-refused", node, d);
         pthread_mutex_unlock(&e->lock);
-        return engine_error(resp, 403, "EK certificate refused", why);
+        return engine_error(resp, ENGINE_REFUSED, "EK certificate refused", why);
     }
     if (tpm_public_name(&ak.publicArea, &name) < 0) {
-        return engine_error(resp, 400, "unacceptable AK", "its name cannot be computed");
+        return engine_error(resp, ENGINE_MALFORMED, "unacceptable AK", "its name cannot be computed");
     }
 
     pthread_mutex_lock(&e->lock);
@@ -444,13 +446,13 @@ int engine_registration(struct engine *e, const char *node, const json_t *req, j
          old->ak_pub_len != n->ak_pub_len || memcmp(old->ak_pub, n->ak_pub, n->ak_pub_len) != 0)) {
         json_t *d = json_pack("{s:s}", "reason", "node name bound to another EK or AK");
         engine_audit_noisy(e, "registration-refused", node, d);
-        status = engine_error(resp, 409, "identity conflict",
+        status = engine_error(resp, ENGINE_CONFLICT, "identity conflict",
                               "this node name is bound to another TPM or AK; an operator must "
                               "delete the node first");
         goto out;
     }
     if (r < 0 && r != -ENOENT) {
-        status = engine_error(resp, 500, "store", "cannot read the node");
+        status = engine_error(resp, ENGINE_FAILED, "store", "cannot read the node");
         goto out;
     }
     {
@@ -459,7 +461,7 @@ int engine_registration(struct engine *e, const char *node, const json_t *req, j
          * encoding (an RSA exponent of 0 or 65537 is the same key). */
         char other[STORE_NAME_MAX + 1], detail[STORE_NAME_MAX + 160];
         if (tpm_public_key_fingerprint(&ek.publicArea, n->ek_fp) < 0) {
-            status = engine_error(resp, 400, "unacceptable EK", "its key cannot be read");
+            status = engine_error(resp, ENGINE_MALFORMED, "unacceptable EK", "its key cannot be read");
             goto out;
         }
         if (store_node_with_ek_fp(e->store, n->ek_fp, node, other) == 0) {
@@ -470,7 +472,7 @@ int engine_registration(struct engine *e, const char *node, const json_t *req, j
                      "this TPM (EK) is registered as node %s; an operator must delete that node "
                      "first",
                      other);
-            status = engine_error(resp, 409, "identity conflict", detail);
+            status = engine_error(resp, ENGINE_CONFLICT, "identity conflict", detail);
             goto out;
         }
     }
@@ -487,7 +489,7 @@ int engine_registration(struct engine *e, const char *node, const json_t *req, j
         Tss2_MU_TPM2B_ID_OBJECT_Marshal(&blob, mblob, sizeof(mblob), &boff) != TSS2_RC_SUCCESS ||
         Tss2_MU_TPM2B_ENCRYPTED_SECRET_Marshal(&secret, msecret, sizeof(msecret), &soff) !=
                 TSS2_RC_SUCCESS) {
-        status = engine_error(resp, 500, "internal", "MakeCredential failed");
+        status = engine_error(resp, ENGINE_FAILED, "internal", "MakeCredential failed");
         goto out;
     }
     n->has_secret = true;
@@ -523,12 +525,12 @@ int engine_registration(struct engine *e, const char *node, const json_t *req, j
         }
     }
     if (r < 0 || store_node_put(e->store, n) < 0) {
-        status = engine_error(resp, 500, "store", "cannot record the registration");
+        status = engine_error(resp, ENGINE_FAILED, "store", "cannot record the registration");
         goto out;
     }
     *resp = json_pack("{s:o,s:o,s:b}", "credential_blob", json_base64(mblob, boff), "secret",
                       json_base64(msecret, soff), "ek_cert_valid", cert_ok);
-    status = 201;
+    status = ENGINE_CREATED;
     log_msg(cert_ok ? LOG_LEVEL_INFO : LOG_LEVEL_WARN, "node %s registered (EK certificate: %s)%s",
             node, cert_ok ? "valid" : why,
             cert_ok ? "" : ": its TPM is bound to the name unverified");
@@ -538,28 +540,28 @@ out:
     return status;
 }
 
-int engine_activation(struct engine *e, const char *node, const json_t *req, json_t **resp) {
+enum engine_status engine_activation(struct engine *e, const char *node, const json_t *req, json_t **resp) {
     _cleanup_free_ struct node_record *n = calloc(1, sizeof(*n));
     uint8_t want[32], msg[STORE_NAME_MAX + 66];
     _cleanup_free_ uint8_t *proof = NULL;
     size_t plen, mlen;
     unsigned int wlen = 0;
     char err[256];
-    int status;
+    enum engine_status status;
 
     if (!n) {
-        return engine_error(resp, 500, "internal", "out of memory");
+        return engine_error(resp, ENGINE_FAILED, "internal", "out of memory");
     }
     if (json_get_base64(req, "proof", 64, &proof, &plen, err, sizeof(err)) < 0) {
-        return engine_error(resp, 400, "malformed activation", err);
+        return engine_error(resp, ENGINE_MALFORMED, "malformed activation", err);
     }
     pthread_mutex_lock(&e->lock);
     if (store_node_get(e->store, node, n) < 0) {
-        status = engine_error(resp, 404, "unknown node", "register first");
+        status = engine_error(resp, ENGINE_NOT_FOUND, "unknown node", "register first");
         goto out;
     }
     if (!n->has_secret) {
-        status = engine_error(resp, 409, "not awaiting activation", "register again");
+        status = engine_error(resp, ENGINE_CONFLICT, "not awaiting activation", "register again");
         goto out;
     }
     /* proof = HMAC-SHA256(secret, node name || AK name) */
@@ -571,7 +573,7 @@ int engine_activation(struct engine *e, const char *node, const json_t *req, jso
     if (plen != wlen || CRYPTO_memcmp(proof, want, wlen) != 0) {
         json_t *d = json_pack("{s:s}", "reason", "activation proof does not match");
         engine_audit_noisy(e, "activation-refused", node, d);
-        status = engine_error(resp, 403, "activation refused",
+        status = engine_error(resp, ENGINE_REFUSED, "activation refused",
                               "the proof does not match: the AK is not in the TPM of this EK");
         goto out;
     }
@@ -587,34 +589,34 @@ int engine_activation(struct engine *e, const char *node, const json_t *req, jso
         snprintf(n->reason, sizeof(n->reason), "activated, not attested since registration");
     }
     if (engine_audit(e, "activation", node, NULL, NULL) < 0 || store_node_put(e->store, n) < 0) {
-        status = engine_error(resp, 500, "store", "cannot record the activation");
+        status = engine_error(resp, ENGINE_FAILED, "store", "cannot record the activation");
         goto out;
     }
     *resp = json_pack("{s:s,s:I}", "state", n->state, "ima_next_index", (json_int_t)n->ima_index);
-    status = 200;
+    status = ENGINE_OK;
 out:
     pthread_mutex_unlock(&e->lock);
     return status;
 }
 
-int engine_challenge(struct engine *e, const char *node, json_t **resp) {
+enum engine_status engine_challenge(struct engine *e, const char *node, json_t **resp) {
     _cleanup_free_ struct node_record *n = calloc(1, sizeof(*n));
     int64_t now = engine_now_ms();
     struct nonce_slot *slot = NULL, *oldest = NULL;
     unsigned mine = 0;
     char sel[128], b64[64];
-    int status;
+    enum engine_status status;
 
     if (!n) {
-        return engine_error(resp, 500, "internal", "out of memory");
+        return engine_error(resp, ENGINE_FAILED, "internal", "out of memory");
     }
     pthread_mutex_lock(&e->lock);
     if (store_node_get(e->store, node, n) < 0) {
-        status = engine_error(resp, 404, "unknown node", "register first");
+        status = engine_error(resp, ENGINE_NOT_FOUND, "unknown node", "register first");
         goto out;
     }
     if (!n->activated) {
-        status = engine_error(resp, 403, "not activated", "activate first");
+        status = engine_error(resp, ENGINE_REFUSED, "not activated", "activate first");
         goto out;
     }
     /* A free or expired slot; at most NONCES_PER_NODE outstanding a node
@@ -638,7 +640,7 @@ int engine_challenge(struct engine *e, const char *node, json_t **resp) {
         const struct nonce_slot *s = &e->nonces[i];
         if (s->node[0] && strcmp(s->node, node) == 0 &&
             s->expires_ms - (int64_t)e->cfg.nonce_ttl_ms + (int64_t)e->cfg.min_challenge_ms > now) {
-            status = engine_error(resp, 429, "too early",
+            status = engine_error(resp, ENGINE_TOO_SOON, "too early",
                                   "challenges come at most every min_challenge_ms");
             goto out;
         }
@@ -647,11 +649,11 @@ int engine_challenge(struct engine *e, const char *node, json_t **resp) {
         slot = oldest;
     }
     if (!slot) {
-        status = engine_error(resp, 429, "too many challenges", "try again later");
+        status = engine_error(resp, ENGINE_TOO_SOON, "too many challenges", "try again later");
         goto out;
     }
     if (RAND_bytes(slot->nonce, NONCE_LEN) != 1) {
-        status = engine_error(resp, 500, "internal", "no randomness");
+        status = engine_error(resp, ENGINE_FAILED, "internal", "no randomness");
         goto out;
     }
     snprintf(slot->node, sizeof(slot->node), "%s", node);
@@ -661,7 +663,7 @@ int engine_challenge(struct engine *e, const char *node, json_t **resp) {
                       (json_int_t)e->cfg.nonce_ttl_ms, "pcr_selection",
                       tpm_pcr_selection_format(&e->cfg.selection, sel, sizeof(sel)),
                       "ima_next_index", (json_int_t)n->ima_index);
-    status = 200;
+    status = ENGINE_OK;
 out:
     pthread_mutex_unlock(&e->lock);
     return status;

@@ -15,11 +15,26 @@
 #include "store.h"
 
 /* The attestation engine: registration, activation, challenges, evidence,
- * trust states (DESIGN.md sections 3, 5, 7), independent of HTTP. Every
- * call takes the request's JSON, fills a JSON response and returns the HTTP
- * status; errors are {"error": "...", "detail": "..."}. Every state change
- * is in the audit log, synced, and committed to the store before the call
- * returns. */
+ * trust states (docs/design.md sections 3, 5, 7), independent of HTTP. Every
+ * call takes the request's JSON, fills a JSON answer and returns what the
+ * request came to (enum engine_status). Every state change is in the audit
+ * log, synced, and committed to the store before the call returns. */
+
+/* What a request came to. The engine knows no HTTP: http.c alone turns a
+ * status into an HTTP code. Every call also leaves an answer in *resp: the
+ * result, or {"error": "...", "detail": "..."} naming what was wrong. */
+enum engine_status {
+    ENGINE_OK,        /* done */
+    ENGINE_CREATED,   /* a registration recorded */
+    ENGINE_MALFORMED, /* the request is not what the API takes */
+    ENGINE_REFUSED,   /* not allowed: EK certificate, activation proof, not activated */
+    ENGINE_NOT_FOUND, /* no such node or pod */
+    ENGINE_CONFLICT,  /* an identity bound elsewhere, a bad nonce, a wrong IMA index */
+    ENGINE_TOO_LARGE, /* over a cap */
+    ENGINE_TOO_SOON,  /* challenges too close together or too many outstanding */
+    ENGINE_BUSY,      /* try again later: too many measurements wait for their pods */
+    ENGINE_FAILED,    /* the store or the audit log failed: nothing was recorded */
+};
 
 struct engine_config {
     uint64_t interval_ms;         /* the agents' interval; stale after 3 missed */
@@ -55,22 +70,22 @@ void engine_set_listener(struct engine *e, void (*fn)(void *ud), void *ud);
  * for GET /v1/policies. */
 int engine_reload_policies(struct engine *e);
 
-int engine_registration(struct engine *e, const char *node, const json_t *req, json_t **resp);
-int engine_activation(struct engine *e, const char *node, const json_t *req, json_t **resp);
-int engine_challenge(struct engine *e, const char *node, json_t **resp);
-int engine_evidence(struct engine *e, const char *node, const json_t *req, json_t **resp);
+enum engine_status engine_registration(struct engine *e, const char *node, const json_t *req, json_t **resp);
+enum engine_status engine_activation(struct engine *e, const char *node, const json_t *req, json_t **resp);
+enum engine_status engine_challenge(struct engine *e, const char *node, json_t **resp);
+enum engine_status engine_evidence(struct engine *e, const char *node, const json_t *req, json_t **resp);
 
 /* Operator side. */
-int engine_nodes(struct engine *e, json_t **resp);
-int engine_node(struct engine *e, const char *node, json_t **resp);
-int engine_node_delete(struct engine *e, const char *node, const char *actor, json_t **resp);
-int engine_pods(struct engine *e, const char *state, json_t **resp);
-int engine_pod(struct engine *e, const char *ns, const char *name, json_t **resp);
-int engine_pod_reset(struct engine *e, const char *uid, const json_t *req, const char *actor,
+enum engine_status engine_nodes(struct engine *e, json_t **resp);
+enum engine_status engine_node(struct engine *e, const char *node, json_t **resp);
+enum engine_status engine_node_delete(struct engine *e, const char *node, const char *actor, json_t **resp);
+enum engine_status engine_pods(struct engine *e, const char *state, json_t **resp);
+enum engine_status engine_pod(struct engine *e, const char *ns, const char *name, json_t **resp);
+enum engine_status engine_pod_reset(struct engine *e, const char *uid, const json_t *req, const char *actor,
                      json_t **resp);
-int engine_policies(struct engine *e, json_t **resp);
+enum engine_status engine_policies(struct engine *e, json_t **resp);
 /* GET /v1/audit/head: the audit log's last seq and hash, signed (audit_head). */
-int engine_audit_head(struct engine *e, json_t **resp);
+enum engine_status engine_audit_head(struct engine *e, json_t **resp);
 
 /* Mark nodes that stopped attesting for 3 intervals stale (their pods read
  * as unknown) and audit it, and judge waiting measurements whose time has

@@ -93,7 +93,7 @@ static void observe(struct engine *e, int64_t us) {
     e->m.verify_count++;
 }
 
-int engine_evidence(struct engine *e, const char *node, const json_t *req, json_t **resp) {
+enum engine_status engine_evidence(struct engine *e, const char *node, const json_t *req, json_t **resp) {
     _cleanup_free_ struct node_record *n = calloc(1, sizeof(*n));
     _cleanup_free_ uint8_t *nonce = NULL, *attest = NULL, *sig = NULL, *ima = NULL;
     struct tpm_pcr_values *vals = calloc(1, sizeof(*vals));
@@ -108,12 +108,13 @@ int engine_evidence(struct engine *e, const char *node, const json_t *req, json_
     bool rebooted = false;
     char err[300];
     struct timespec t0, t1;
-    int status, r;
+    enum engine_status status;
+    int r;
     TPM2B_PUBLIC ak;
 
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (!n || !vals || !rp || judgement_init(&j, e, n) < 0) {
-        status = engine_error(resp, 500, "internal", "out of memory");
+        status = engine_error(resp, ENGINE_FAILED, "internal", "out of memory");
         goto done;
     }
     json_t *q = json_object_get(req, "quote"), *im = json_object_get(req, "ima");
@@ -127,7 +128,7 @@ int engine_evidence(struct engine *e, const char *node, const json_t *req, json_
         (r = json_get_base64(im, "entries", e->cfg.ima_max_bytes, &ima, &ilen, err, sizeof(err))) <
                 0) {
         e->m.evidence_rejected++;
-        status = engine_error(resp, r == -E2BIG ? 413 : 400, "malformed evidence", err);
+        status = engine_error(resp, r == -E2BIG ? ENGINE_TOO_LARGE : ENGINE_MALFORMED, "malformed evidence", err);
         goto done;
     }
     r = json_get_u64(im, "digest_size", 64, &digest_size, err, sizeof(err));
@@ -135,13 +136,13 @@ int engine_evidence(struct engine *e, const char *node, const json_t *req, json_
         digest_size = 20;
     } else if (r < 0 ||
                (digest_size != 20 && digest_size != 32 && digest_size != 48 && digest_size != 64)) {
-        status = engine_error(resp, 400, "malformed evidence",
+        status = engine_error(resp, ENGINE_MALFORMED, "malformed evidence",
                               "\"ima.digest_size\" is not 20, 32, 48 or 64");
         goto done;
     }
     r = json_get_string(req, "boot_id", 64, &boot_id, err, sizeof(err));
     if (r < 0 && r != -ENOENT) {
-        status = engine_error(resp, 400, "malformed evidence", err);
+        status = engine_error(resp, ENGINE_MALFORMED, "malformed evidence", err);
         goto done;
     }
     /* One stat: a pod created a moment ago should be known before its first
@@ -151,18 +152,18 @@ int engine_evidence(struct engine *e, const char *node, const json_t *req, json_
 
     pthread_mutex_lock(&e->lock);
     if (store_node_get(e->store, node, n) < 0) {
-        status = engine_error(resp, 404, "unknown node", "register first");
+        status = engine_error(resp, ENGINE_NOT_FOUND, "unknown node", "register first");
         goto out;
     }
     if (!n->activated) {
-        status = engine_error(resp, 403, "not activated", "activate first");
+        status = engine_error(resp, ENGINE_REFUSED, "not activated", "activate first");
         goto out;
     }
     if (!take_nonce(e, node, nonce, nonce_len)) {
         json_t *d = json_pack("{s:s}", "reason", "nonce not issued to this node, used or expired");
         engine_audit_noisy(e, "evidence-rejected", node, d);
         e->m.evidence_rejected++;
-        status = engine_error(resp, 409, "bad nonce",
+        status = engine_error(resp, ENGINE_CONFLICT, "bad nonce",
                               "the nonce was not issued to this node, was used or expired");
         goto out;
     }
@@ -170,7 +171,7 @@ int engine_evidence(struct engine *e, const char *node, const json_t *req, json_
     /* The quote. */
     if (tpm_public_unmarshal(n->ak_pub, n->ak_pub_len, &ak) < 0 ||
         tpm_verify_key_from_public(&ak.publicArea, &key) < 0) {
-        status = engine_error(resp, 500, "store", "the stored AK is unusable");
+        status = engine_error(resp, ENGINE_FAILED, "store", "the stored AK is unusable");
         goto out;
     }
     prev = (struct tpm_clock_state){n->clock, n->reset_count, n->restart_count};
@@ -215,13 +216,13 @@ int engine_evidence(struct engine *e, const char *node, const json_t *req, json_
              * challenge asks for entry 0) but judge nothing. */
             if (store_node_put(e->store, n) < 0 || judge_commit(&j) < 0) {
                 store_rollback(e->store);
-                status = engine_error(resp, 500, "store", "the reboot could not be recorded");
+                status = engine_error(resp, ENGINE_FAILED, "store", "the reboot could not be recorded");
                 goto out;
             }
         } else {
             store_rollback(e->store);
         }
-        status = engine_error(resp, 409, "wrong IMA index", reason);
+        status = engine_error(resp, ENGINE_CONFLICT, "wrong IMA index", reason);
         json_object_set_new(*resp, "ima_next_index", json_integer((json_int_t)n->ima_index));
         goto out;
     }
@@ -296,7 +297,7 @@ int engine_evidence(struct engine *e, const char *node, const json_t *req, json_
         if (r == -ENOSPC) {
             store_rollback(e->store);
             e->m.evidence_rejected++;
-            status = engine_error(resp, 503, "attribution backlog full",
+            status = engine_error(resp, ENGINE_BUSY, "attribution backlog full",
                                   "too many measurements wait for their pods to appear in the "
                                   "inventory; try again later");
             goto out;
@@ -335,7 +336,7 @@ judged:
         if (r < 0) {
             store_rollback(e->store);
         }
-        status = engine_error(resp, 500, "store", "the verdict could not be recorded");
+        status = engine_error(resp, ENGINE_FAILED, "store", "the verdict could not be recorded");
         goto out;
     }
     if (strcmp(n->state, "untrusted") == 0) {
@@ -347,10 +348,10 @@ judged:
                       strcmp(n->state, "untrusted") == 0 ? "untrusted" : "trusted", "node_state",
                       n->state, "reason", n->reason, "pods", j.changed, "ima_next_index",
                       (json_int_t)n->ima_index);
-    status = 200;
+    status = ENGINE_OK;
 out:
     pthread_mutex_unlock(&e->lock);
-    if (status == 200 && json_array_size(j.changed) > 0) {
+    if (status == ENGINE_OK && json_array_size(j.changed) > 0) {
         engine_notify(e);
     }
 done:

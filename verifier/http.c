@@ -184,9 +184,34 @@ static enum MHD_Result send_text(struct MHD_Connection *c, int status, const cha
 
 static enum MHD_Result send_error(struct MHD_Connection *c, int status, const char *error,
                                   const char *detail) {
-    json_t *j;
-    engine_error(&j, status, error, detail);
-    return send_json(c, status, j);
+    return send_json(c, status, json_pack("{s:s,s:s}", "error", error, "detail", detail));
+}
+
+/* The one place an engine status becomes an HTTP status. */
+static int http_status(enum engine_status st) {
+    switch (st) {
+    case ENGINE_OK:
+        return 200;
+    case ENGINE_CREATED:
+        return 201;
+    case ENGINE_MALFORMED:
+        return 400;
+    case ENGINE_REFUSED:
+        return 403;
+    case ENGINE_NOT_FOUND:
+        return 404;
+    case ENGINE_CONFLICT:
+        return 409;
+    case ENGINE_TOO_LARGE:
+        return 413;
+    case ENGINE_TOO_SOON:
+        return 429;
+    case ENGINE_BUSY:
+        return 503;
+    case ENGINE_FAILED:
+        break;
+    }
+    return 500;
 }
 
 /* The peer's role and, for agents, its node name (the CN). A certificate
@@ -256,7 +281,8 @@ static enum MHD_Result dispatch(struct http_server *s, struct MHD_Connection *c,
     const char *cn = rq->cn;
     json_auto_t *req = NULL;
     json_t *resp = NULL;
-    int n = http_split_path(url, parts), status;
+    int n = http_split_path(url, parts);
+    enum engine_status st;
     bool post = strcmp(method, "POST") == 0, get = strcmp(method, "GET") == 0;
 
     if (n == 1 && get && (strcmp(parts[0], "healthz") == 0 || strcmp(parts[0], "readyz") == 0)) {
@@ -305,42 +331,42 @@ static enum MHD_Result dispatch(struct http_server *s, struct MHD_Connection *c,
             return send_error(c, 403, "forbidden", "an agent may only act on its own node");
         }
         if (strcmp(action, "registration") == 0) {
-            status = engine_registration(s->e, node, req, &resp);
+            st = engine_registration(s->e, node, req, &resp);
         } else if (strcmp(action, "activation") == 0) {
-            status = engine_activation(s->e, node, req, &resp);
+            st = engine_activation(s->e, node, req, &resp);
         } else if (strcmp(action, "challenges") == 0) {
-            status = engine_challenge(s->e, node, &resp);
+            st = engine_challenge(s->e, node, &resp);
         } else if (strcmp(action, "evidence") == 0) {
-            status = engine_evidence(s->e, node, req, &resp);
+            st = engine_evidence(s->e, node, req, &resp);
         } else {
             return send_error(c, 404, "not found", url);
         }
-        return send_json(c, status, resp);
+        return send_json(c, http_status(st), resp);
     }
     if (role != ROLE_OPERATOR) {
         return send_error(c, 403, "forbidden", "operator endpoints need an operator certificate");
     }
     if (n == 2 && get && strcmp(parts[1], "nodes") == 0) {
-        status = engine_nodes(s->e, &resp);
+        st = engine_nodes(s->e, &resp);
     } else if (n == 3 && strcmp(parts[1], "nodes") == 0 && get) {
-        status = engine_node(s->e, parts[2], &resp);
+        st = engine_node(s->e, parts[2], &resp);
     } else if (n == 3 && strcmp(parts[1], "nodes") == 0 && strcmp(method, "DELETE") == 0) {
-        status = engine_node_delete(s->e, parts[2], cn, &resp);
+        st = engine_node_delete(s->e, parts[2], cn, &resp);
     } else if (n == 2 && get && strcmp(parts[1], "pods") == 0) {
-        status = engine_pods(s->e, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "state"),
+        st = engine_pods(s->e, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "state"),
                              &resp);
     } else if (n == 4 && get && strcmp(parts[1], "pods") == 0) {
-        status = engine_pod(s->e, parts[2], parts[3], &resp);
+        st = engine_pod(s->e, parts[2], parts[3], &resp);
     } else if (n == 4 && post && strcmp(parts[1], "pods") == 0 && strcmp(parts[3], "reset") == 0) {
-        status = engine_pod_reset(s->e, parts[2], req, cn, &resp);
+        st = engine_pod_reset(s->e, parts[2], req, cn, &resp);
     } else if (n == 2 && get && strcmp(parts[1], "policies") == 0) {
-        status = engine_policies(s->e, &resp);
+        st = engine_policies(s->e, &resp);
     } else if (n == 3 && get && strcmp(parts[1], "audit") == 0 && strcmp(parts[2], "head") == 0) {
-        status = engine_audit_head(s->e, &resp);
+        st = engine_audit_head(s->e, &resp);
     } else {
         return send_error(c, 404, "not found", url);
     }
-    return send_json(c, status, resp);
+    return send_json(c, http_status(st), resp);
 }
 
 /* Connections, from accept to close. A new one counts as unauthenticated
@@ -639,7 +665,7 @@ static enum MHD_Result on_headers(struct http_server *s, struct MHD_Connection *
     if (a.body_len > 0) {
         if (!http_budget_take(&s->budget, a.body_len)) {
             json_t *j;
-            engine_error(&j, 503, "busy",
+            j = json_pack("{s:s,s:s}", "error", "busy", "detail",
                          "request bodies in flight fill the verifier's memory budget "
                          "(--max-body-memory); try again");
             return queue_json(c, 503, j, HTTP_RETRY_AFTER_S);
@@ -647,7 +673,8 @@ static enum MHD_Result on_headers(struct http_server *s, struct MHD_Connection *
         if (!upload_start(s, c, rq, a.body_len)) {
             json_t *j;
             http_budget_give(&s->budget, a.body_len);
-            engine_error(&j, 429, "busy", "this node is sending another request body already");
+            j = json_pack("{s:s,s:s}", "error", "busy", "detail",
+                          "this node is sending another request body already");
             return queue_json(c, 429, j, HTTP_RETRY_AFTER_S);
         }
         rq->reserved = a.body_len;

@@ -149,7 +149,8 @@ int main(int argc, char **argv) {
             size_t alen, slen;
             TPMS_ATTEST a;
             TPML_PCR_SELECTION sel;
-            int nl, status;
+            int nl;
+            enum engine_status status;
             double t1, t_chal, busy;
 
             snprintf(node, sizeof(node), "n%llu", (unsigned long long)i);
@@ -193,10 +194,10 @@ int main(int argc, char **argv) {
             busy = now() - t1 + t_chal;
             lat[nlat++] = busy;
             verifier_time += busy;
-            if (status != 200 ||
+            if (status != ENGINE_OK ||
                 strcmp(json_string_value(json_object_get(resp, "verdict")), "trusted") != 0) {
                 char *s = json_dumps(resp, 0);
-                fprintf(stderr, "bench: round refused: %d %s\n", status, s);
+                fprintf(stderr, "bench: round refused: %d %s\n", (int)status, s);
                 return 1;
             }
             sent[i] = gens[i].list.len;

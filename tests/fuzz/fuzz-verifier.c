@@ -69,10 +69,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     case 2:
         if (json_parse_bounded((const char *)data + 1, size - 1, JSON_DEPTH_MAX,
                                HTTP_JSON_VALUES_MAX, &req, err, sizeof(err)) == 0) {
-            int status = data[0] % 6 == 0   ? engine_registration(e, "node-1", req, &resp)
-                         : data[0] % 6 == 1 ? engine_evidence(e, "node-1", req, &resp)
-                                            : engine_activation(e, "node-1", req, &resp);
-            if (status < 200 || status > 599 || !resp) {
+            enum engine_status status =
+                    data[0] % 6 == 0   ? engine_registration(e, "node-1", req, &resp)
+                    : data[0] % 6 == 1 ? engine_evidence(e, "node-1", req, &resp)
+                                       : engine_activation(e, "node-1", req, &resp);
+            if (status > ENGINE_FAILED || !resp) {
                 abort();
             }
             json_decref(resp);

@@ -186,8 +186,9 @@ json_t *public_b64(const TPM2B_PUBLIC *p) {
     return json_base64(buf, off);
 }
 
-int register_as(struct fx *f, struct tnode *t, const char *name, const TPM2B_PUBLIC *ek_pub,
-                struct tpm_key *ak, bool wrong_proof_first) {
+enum engine_status register_as(struct fx *f, struct tnode *t, const char *name,
+                               const TPM2B_PUBLIC *ek_pub, struct tpm_key *ak,
+                               bool wrong_proof_first) {
     json_t *req, *resp = NULL;
     uint8_t *blob, *secret, cred[64], proof[32], msg[300];
     size_t blen, slen, clen, off = 0, mlen;
@@ -195,12 +196,12 @@ int register_as(struct fx *f, struct tnode *t, const char *name, const TPM2B_PUB
     TPM2B_ENCRYPTED_SECRET es = {0};
     char err[200];
     unsigned int plen;
-    int status;
+    enum engine_status status;
 
     req = json_pack("{s:o,s:o}", "ek_pub", public_b64(ek_pub), "ak_pub", public_b64(&ak->public));
     status = engine_registration(f->e, name, req, &resp);
     json_decref(req);
-    if (status != 201) {
+    if (status != ENGINE_CREATED) {
         json_decref(resp);
         return status;
     }
@@ -223,20 +224,20 @@ int register_as(struct fx *f, struct tnode *t, const char *name, const TPM2B_PUB
     if (wrong_proof_first) {
         proof[0] ^= 1;
         req = json_pack("{s:o}", "proof", json_base64(proof, plen));
-        assert_int_equal(engine_activation(f->e, name, req, &resp), 403);
+        assert_int_equal(engine_activation(f->e, name, req, &resp), ENGINE_REFUSED);
         json_decref(req);
         json_decref(resp);
         proof[0] ^= 1;
     }
     req = json_pack("{s:o}", "proof", json_base64(proof, plen));
-    assert_int_equal(engine_activation(f->e, name, req, &resp), 200);
+    assert_int_equal(engine_activation(f->e, name, req, &resp), ENGINE_OK);
     json_decref(req);
     json_decref(resp);
     return status;
 }
 
 void register_node(struct fx *f, struct tnode *t) {
-    assert_int_equal(register_as(f, t, t->name, &t->ek.public, &t->ak, true), 201);
+    assert_int_equal(register_as(f, t, t->name, &t->ek.public, &t->ak, true), ENGINE_CREATED);
 }
 
 void register_and_activate(struct fx *f) {
@@ -307,19 +308,20 @@ void measure(struct fx *f, const char *path, const char *hex, bool in_pod) {
 }
 
 /* One round of node t: challenge, quote, evidence with the entries not yet
- * sent. Returns the HTTP status; *ret gets the response. */
-int attest_node(struct fx *f, struct tnode *t, json_t **ret,
-                void (*tamper)(json_t *req, uint8_t *ima, size_t n)) {
+ * sent. Returns the engine status; *ret gets the answer. */
+enum engine_status attest_node(struct fx *f, struct tnode *t, json_t **ret,
+                               void (*tamper)(json_t *req, uint8_t *ima, size_t n)) {
     json_t *resp = NULL, *req;
     const char *nonce_b64;
     uint8_t nonce[64];
-    int n, status;
+    enum engine_status status;
+    int n;
     struct tpm_quote q;
     TPML_PCR_SELECTION sel;
     char hex[65];
     uint8_t *ima = malloc(t->g.list.len - t->sent + 1);
 
-    assert_int_equal(engine_challenge(f->e, t->name, &resp), 200);
+    assert_int_equal(engine_challenge(f->e, t->name, &resp), ENGINE_OK);
     nonce_b64 = json_string_value(json_object_get(resp, "nonce"));
     n = base64_decode(nonce_b64, strlen(nonce_b64), nonce, sizeof(nonce));
     assert_int_equal(n, 32);
@@ -338,7 +340,7 @@ int attest_node(struct fx *f, struct tnode *t, json_t **ret,
     json_object_set_new(json_object_get(req, "ima"), "entries",
                         json_base64(ima, t->g.list.len - t->sent));
     status = engine_evidence(f->e, t->name, req, ret);
-    if (status == 200 &&
+    if (status == ENGINE_OK &&
         json_integer_value(json_object_get(*ret, "ima_next_index")) == (json_int_t)t->g.count) {
         t->sent = t->g.list.len;
         t->sent_index = t->g.count;
@@ -348,14 +350,15 @@ int attest_node(struct fx *f, struct tnode *t, json_t **ret,
     return status;
 }
 
-int attest(struct fx *f, json_t **ret, void (*tamper)(json_t *req, uint8_t *ima, size_t n)) {
+enum engine_status attest(struct fx *f, json_t **ret,
+                          void (*tamper)(json_t *req, uint8_t *ima, size_t n)) {
     return attest_node(f, &f->nodes[0], ret, tamper);
 }
 
 const char *pod_state(struct fx *f) {
     static char state[16];
     json_t *resp = NULL;
-    assert_int_equal(engine_pod(f->e, "open5gs", "upf-0", &resp), 200);
+    assert_int_equal(engine_pod(f->e, "open5gs", "upf-0", &resp), ENGINE_OK);
     snprintf(state, sizeof(state), "%s", json_string_value(json_object_get(resp, "state")));
     json_decref(resp);
     return state;
@@ -366,14 +369,14 @@ const char *pod_state(struct fx *f) {
 const char *pod_of(struct fx *f, const char *name, char *node, size_t nodesz) {
     static char state[16];
     json_t *resp = NULL;
-    int status = engine_pod(f->e, "open5gs", name, &resp);
+    enum engine_status status = engine_pod(f->e, "open5gs", name, &resp);
 
-    if (status == 404) {
+    if (status == ENGINE_NOT_FOUND) {
         json_decref(resp);
         snprintf(node, nodesz, "-");
         return "absent";
     }
-    assert_int_equal(status, 200);
+    assert_int_equal(status, ENGINE_OK);
     snprintf(state, sizeof(state), "%s", json_string_value(json_object_get(resp, "state")));
     snprintf(node, nodesz, "%s", json_string_value(json_object_get(resp, "node")));
     json_decref(resp);
@@ -382,7 +385,7 @@ const char *pod_of(struct fx *f, const char *name, char *node, size_t nodesz) {
 
 json_t *node_json(struct fx *f, const char *name) {
     json_t *resp = NULL;
-    assert_int_equal(engine_node(f->e, name, &resp), 200);
+    assert_int_equal(engine_node(f->e, name, &resp), ENGINE_OK);
     return resp;
 }
 

@@ -83,8 +83,9 @@ json_t *public_b64(const TPM2B_PUBLIC *p);
 /* Register `ek_pub` and `ak` as `name`, and on 201 activate with t's TPM
  * (a wrong proof first, refused, when asked). Returns the registration's
  * status. */
-int register_as(struct fx *f, struct tnode *t, const char *name, const TPM2B_PUBLIC *ek_pub,
-                struct tpm_key *ak, bool wrong_proof_first);
+enum engine_status register_as(struct fx *f, struct tnode *t, const char *name,
+                               const TPM2B_PUBLIC *ek_pub, struct tpm_key *ak,
+                               bool wrong_proof_first);
 void register_node(struct fx *f, struct tnode *t);
 void register_and_activate(struct fx *f);
 
@@ -102,9 +103,10 @@ void measure(struct fx *f, const char *path, const char *hex, bool in_pod);
 /* One round of node t: challenge, quote, evidence with the entries not yet
  * sent (tamper may change the request). Returns the status; *ret the
  * answer. */
-int attest_node(struct fx *f, struct tnode *t, json_t **ret,
-                void (*tamper)(json_t *req, uint8_t *ima, size_t n));
-int attest(struct fx *f, json_t **ret, void (*tamper)(json_t *req, uint8_t *ima, size_t n));
+enum engine_status attest_node(struct fx *f, struct tnode *t, json_t **ret,
+                               void (*tamper)(json_t *req, uint8_t *ima, size_t n));
+enum engine_status attest(struct fx *f, json_t **ret,
+                          void (*tamper)(json_t *req, uint8_t *ima, size_t n));
 void tamper_signature(json_t *req, uint8_t *ima, size_t n);
 
 /* upf-0's state; a pod's state and node by name ("absent": no record). */

@@ -36,31 +36,31 @@ static void test_trusted_untrusted_reset(void **state) {
     measure(f, "/usr/bin/upfd", GOOD, true);
     measure(f, "/usr/lib/libc.so.6", GOOD, true);
     measure(f, "/usr/bin/containerd", EVIL, false); /* node scope, no node policy */
-    assert_int_equal(attest(f, &resp, NULL), 200);
+    assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
     assert_string_equal(json_string_value(json_object_get(resp, "verdict")), "trusted");
     json_decref(resp);
     assert_string_equal(pod_state(f), "trusted");
 
     /* A binary the policy does not know: untrusted, and it stays so. */
     measure(f, "/tmp/miner", EVIL, true);
-    assert_int_equal(attest(f, &resp, NULL), 200);
+    assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
     assert_string_equal(json_string_value(json_object_get(
                                 json_array_get(json_object_get(resp, "pods"), 0), "state")),
                         "untrusted");
     json_decref(resp);
     measure(f, "/usr/bin/upfd", GOOD, true);
-    assert_int_equal(attest(f, &resp, NULL), 200);
+    assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
     json_decref(resp);
     assert_string_equal(pod_state(f), "untrusted");
 
     /* An operator reset: unknown, then trusted by the next clean round. */
     req = json_pack("{s:s}", "reason", "binary reviewed");
-    assert_int_equal(engine_pod_reset(f->e, UID_A, req, "ops", &resp), 200);
+    assert_int_equal(engine_pod_reset(f->e, UID_A, req, "ops", &resp), ENGINE_OK);
     json_decref(req);
     json_decref(resp);
     assert_string_equal(pod_state(f), "unknown");
     measure(f, "/usr/lib/libc.so.6", GOOD, true);
-    assert_int_equal(attest(f, &resp, NULL), 200);
+    assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
     json_decref(resp);
     assert_string_equal(pod_state(f), "trusted");
 
@@ -68,7 +68,7 @@ static void test_trusted_untrusted_reset(void **state) {
     close_engine(f);
     open_engine(f);
     measure(f, "/usr/bin/upfd", GOOD, true);
-    assert_int_equal(attest(f, &resp, NULL), 200);
+    assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
     assert_int_equal(json_integer_value(json_object_get(resp, "ima_next_index")), 7);
     json_decref(resp);
     assert_string_equal(pod_state(f), "trusted");
@@ -103,11 +103,11 @@ static void test_bad_quote_fails_node(void **state) {
 
     register_and_activate(f);
     measure(f, "/usr/bin/upfd", GOOD, true);
-    assert_int_equal(attest(f, &resp, NULL), 200);
+    assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
     json_decref(resp);
     assert_string_equal(pod_state(f), "trusted");
     measure(f, "/usr/lib/libc.so.6", GOOD, true);
-    assert_int_equal(attest(f, &resp, tamper_signature), 200);
+    assert_int_equal(attest(f, &resp, tamper_signature), ENGINE_OK);
     assert_string_equal(json_string_value(json_object_get(resp, "verdict")), "untrusted");
     assert_non_null(strstr(json_string_value(json_object_get(resp, "reason")), "signature"));
     json_decref(resp);
@@ -117,12 +117,12 @@ static void test_bad_quote_fails_node(void **state) {
      * trusted by that node's later rounds. */
     {
         json_t *req = json_pack("{s:s}", "reason", "try again");
-        assert_int_equal(engine_pod_reset(f->e, UID_A, req, "ops", &resp), 200);
+        assert_int_equal(engine_pod_reset(f->e, UID_A, req, "ops", &resp), ENGINE_OK);
         json_decref(req);
         json_decref(resp);
     }
     measure(f, "/usr/bin/upfd", GOOD, true);
-    assert_int_equal(attest(f, &resp, NULL), 200);
+    assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
     assert_string_equal(json_string_value(json_object_get(resp, "verdict")), "untrusted");
     json_decref(resp);
     assert_string_equal(pod_state(f), "untrusted");
@@ -134,16 +134,16 @@ static void test_negative_rounds(void **state) {
 
     register_and_activate(f);
     measure(f, "/usr/bin/upfd", GOOD, true);
-    assert_int_equal(attest(f, &resp, NULL), 200);
+    assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
     json_decref(resp);
 
     /* Rejected requests change nothing. */
     measure(f, "/usr/bin/upfd", GOOD, true);
-    assert_int_equal(attest(f, &resp, tamper_nonce), 409);
+    assert_int_equal(attest(f, &resp, tamper_nonce), ENGINE_CONFLICT);
     json_decref(resp);
-    assert_int_equal(attest(f, &resp, tamper_base64), 400);
+    assert_int_equal(attest(f, &resp, tamper_base64), ENGINE_MALFORMED);
     json_decref(resp);
-    assert_int_equal(attest(f, &resp, tamper_from), 409);
+    assert_int_equal(attest(f, &resp, tamper_from), ENGINE_CONFLICT);
     assert_non_null(strstr(json_string_value(json_object_get(resp, "detail")), "expects 1"));
     json_decref(resp);
     assert_string_equal(pod_state(f), "trusted");
@@ -155,13 +155,13 @@ static void test_negative_rounds(void **state) {
         assert_int_equal(tpm_ak_create(t->tpm, &t->ek, TPM_KEY_ECC, NULL, &ak2), 0);
         req = json_pack("{s:o,s:o}", "ek_pub", public_b64(&t->ek.public), "ak_pub",
                         public_b64(&ak2.public));
-        assert_int_equal(engine_registration(f->e, NODE, req, &resp), 409);
+        assert_int_equal(engine_registration(f->e, NODE, req, &resp), ENGINE_CONFLICT);
         json_decref(req);
         json_decref(resp);
         /* ... and the same TPM under another name: one TPM, one node. */
         req = json_pack("{s:o,s:o}", "ek_pub", public_b64(&t->ek.public), "ak_pub",
                         public_b64(&ak2.public));
-        assert_int_equal(engine_registration(f->e, NODE2, req, &resp), 409);
+        assert_int_equal(engine_registration(f->e, NODE2, req, &resp), ENGINE_CONFLICT);
         assert_non_null(strstr(json_string_value(json_object_get(resp, "detail")),
                                "registered as node " NODE));
         json_decref(req);
@@ -170,7 +170,7 @@ static void test_negative_rounds(void **state) {
     }
 
     /* A log that does not replay: the node and its pods are untrusted. */
-    assert_int_equal(attest(f, &resp, tamper_path), 200);
+    assert_int_equal(attest(f, &resp, tamper_path), ENGINE_OK);
     assert_string_equal(json_string_value(json_object_get(resp, "verdict")), "untrusted");
     assert_non_null(strstr(json_string_value(json_object_get(resp, "reason")), "IMA"));
     json_decref(resp);
@@ -202,7 +202,7 @@ static void test_reregistration_keeps_verdict(void **state) {
 
     register_and_activate(f);
     measure(f, "/usr/bin/upfd", GOOD, true);
-    assert_int_equal(attest(f, &resp, NULL), 200);
+    assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
     json_decref(resp);
     assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "trusted");
     resp = node_json(f, NODE);
@@ -216,18 +216,18 @@ static void test_reregistration_keeps_verdict(void **state) {
     assert_int_equal(json_integer_value(json_object_get(resp, "last_attested_ms")), last);
     json_decref(resp);
     assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "unknown");
-    assert_int_equal(engine_pods(f->e, "trusted", &resp), 200);
+    assert_int_equal(engine_pods(f->e, "trusted", &resp), ENGINE_OK);
     assert_int_equal(json_array_size(json_object_get(resp, "pods")), 0);
     json_decref(resp);
     /* The next round vouches again. */
     measure(f, "/usr/lib/libc.so.6", GOOD, true);
-    assert_int_equal(attest(f, &resp, NULL), 200);
+    assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
     json_decref(resp);
     assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "trusted");
 
     /* A failed node stays failed across registration and activation. */
     measure(f, "/usr/lib/libc.so.6", GOOD, true);
-    assert_int_equal(attest(f, &resp, tamper_signature), 200);
+    assert_int_equal(attest(f, &resp, tamper_signature), ENGINE_OK);
     json_decref(resp);
     register_and_activate(f);
     resp = node_json(f, NODE);
@@ -236,7 +236,7 @@ static void test_reregistration_keeps_verdict(void **state) {
     json_decref(resp);
     write_pods(f, pods, 1);
     measure_pod(&f->nodes[0], UID_B, "/usr/bin/upfd", GOOD);
-    assert_int_equal(attest(f, &resp, NULL), 200);
+    assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
     assert_string_equal(verdict(resp), "untrusted");
     json_decref(resp);
     assert_string_equal(pod_of(f, "upf-1", node, sizeof(node)), "untrusted");
@@ -262,7 +262,7 @@ static void test_policy_change_same_mtime(void **state) {
     ts[1] = st.st_mtim;
     assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
     assert_int_equal(engine_reload_policies(f->e), 0);
-    assert_int_equal(engine_policies(f->e, &resp), 200);
+    assert_int_equal(engine_policies(f->e, &resp), ENGINE_OK);
     assert_string_equal(json_string_value(json_object_get(
                                 json_array_get(json_object_get(resp, "policies"), 0), "name")),
                         "upX");
@@ -277,12 +277,12 @@ static void test_reused_name_shows_live_pod(void **state) {
 
     register_node(f, &f->nodes[0]);
     measure_pod(&f->nodes[0], UID_A, "/usr/bin/upfd", GOOD);
-    assert_int_equal(attest(f, &resp, NULL), 200);
+    assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
     json_decref(resp);
     assert_string_equal(pod_state(f), "trusted");
     write_items(f, POD(UID_B, "upf-0", NODE)); /* recreated, new UID */
     measure_pod(&f->nodes[0], UID_B, "/tmp/miner", EVIL);
-    assert_int_equal(attest(f, &resp, NULL), 200);
+    assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
     json_decref(resp);
     assert_string_equal(pod_state(f), "untrusted");
 }
@@ -299,7 +299,7 @@ static void test_one_tpm_two_names_reencoded(void **state) {
     assert_int_equal(ek2.publicArea.parameters.rsaDetail.exponent, 0);
     ek2.publicArea.parameters.rsaDetail.exponent = 65537;
     assert_int_equal(tpm_ak_create(t->tpm, &t->ek, TPM_KEY_RSA, NULL, &ak2), 0);
-    assert_int_equal(register_as(f, t, NODE2, &ek2, &ak2, false), 409);
+    assert_int_equal(register_as(f, t, NODE2, &ek2, &ak2, false), ENGINE_CONFLICT);
     tpm_key_release(t->tpm, &ak2);
 }
 
@@ -311,13 +311,13 @@ static void test_refused_round_leaves_no_audit(void **state) {
 
     register_node(f, &f->nodes[0]);
     measure_pod(&f->nodes[0], UID_A, "/usr/bin/upfd", GOOD);
-    assert_int_equal(attest(f, &resp, NULL), 200);
+    assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
     json_decref(resp);
     measure_pod(&f->nodes[0], UID_A, "/tmp/miner", EVIL);
     for (int i = 0; i <= JUDGE_WAITING_MAX; i++) {
         measure_pod(&f->nodes[0], UID_B, "/usr/bin/x", GOOD);
     }
-    assert_int_equal(attest(f, &resp, NULL), 503);
+    assert_int_equal(attest(f, &resp, NULL), ENGINE_BUSY);
     json_decref(resp);
     assert_string_equal(pod_state(f), "trusted");
     assert_false(audited(f, "\"to\":\"untrusted\""));

@@ -15,7 +15,7 @@
 
 static void round_ok(struct fx *f, struct tnode *t) {
     json_t *resp = NULL;
-    assert_int_equal(attest_node(f, t, &resp, NULL), 200);
+    assert_int_equal(attest_node(f, t, &resp, NULL), ENGINE_OK);
     json_decref(resp);
 }
 
@@ -31,13 +31,13 @@ static void test_foreign_pod_claim(void **state) {
     register_and_activate(f);
     register_node(f, t2);
     measure(f, "/usr/bin/upfd", GOOD, true);
-    assert_int_equal(attest(f, &resp, NULL), 200);
+    assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
     json_decref(resp);
     assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "trusted");
 
     /* node-2 claims pod A with a good binary: it cannot take the pod over. */
     measure_pod(t2, UID_A, "/usr/bin/upfd", GOOD);
-    assert_int_equal(attest_node(f, t2, &resp, NULL), 200);
+    assert_int_equal(attest_node(f, t2, &resp, NULL), ENGINE_OK);
     assert_string_equal(verdict(resp), "untrusted");
     assert_non_null(strstr(json_string_value(json_object_get(resp, "reason")),
                            "which the inventory places on node node-1"));
@@ -48,13 +48,13 @@ static void test_foreign_pod_claim(void **state) {
 
     /* ... nor make it untrusted. */
     measure_pod(t2, UID_A, "/tmp/miner", EVIL);
-    assert_int_equal(attest_node(f, t2, &resp, NULL), 200);
+    assert_int_equal(attest_node(f, t2, &resp, NULL), ENGINE_OK);
     json_decref(resp);
     assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "trusted");
 
     /* node-1's own failure still reaches its pod. */
     measure(f, "/usr/lib/libc.so.6", GOOD, true);
-    assert_int_equal(attest(f, &resp, tamper_signature), 200);
+    assert_int_equal(attest(f, &resp, tamper_signature), ENGINE_OK);
     assert_string_equal(verdict(resp), "untrusted");
     json_decref(resp);
     assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "untrusted");
@@ -70,7 +70,7 @@ static void test_waiting_pod_judged_later(void **state) {
 
     register_and_activate(f);
     measure_pod(&f->nodes[0], UID_B, "/usr/bin/upfd", GOOD);
-    assert_int_equal(attest(f, &resp, NULL), 200);
+    assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
     assert_string_equal(verdict(resp), "trusted");
     json_decref(resp);
     assert_string_equal(pod_of(f, "upf-1", node, sizeof(node)), "absent");
@@ -90,13 +90,13 @@ static void test_waiting_pod_judged_later(void **state) {
     {
         const char *more[] = {UID_B " " NODE, UID_C " " NODE};
         measure_pod(&f->nodes[0], UID_C, "/tmp/miner", EVIL);
-        assert_int_equal(attest(f, &resp, NULL), 200);
+        assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
         json_decref(resp);
         write_pods(f, more, 2);
     }
     /* The next round judges it too, before its own entries. */
     measure(f, "/usr/bin/upfd", GOOD, true);
-    assert_int_equal(attest(f, &resp, NULL), 200);
+    assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
     assert_string_equal(verdict(resp), "trusted");
     json_decref(resp);
     assert_string_equal(pod_of(f, "upf-2", node, sizeof(node)), "untrusted");
@@ -115,7 +115,7 @@ static void test_waiting_pod_foreign(void **state) {
     register_and_activate(f);
     register_node(f, t2);
     measure_pod(t2, UID_C, "/usr/bin/upfd", GOOD);
-    assert_int_equal(attest_node(f, t2, &resp, NULL), 200);
+    assert_int_equal(attest_node(f, t2, &resp, NULL), ENGINE_OK);
     assert_string_equal(verdict(resp), "trusted");
     json_decref(resp);
 
@@ -128,7 +128,7 @@ static void test_waiting_pod_foreign(void **state) {
 
     /* Its own node's measurement then judges it. */
     measure_pod(&f->nodes[0], UID_C, "/usr/bin/upfd", GOOD);
-    assert_int_equal(attest(f, &resp, NULL), 200);
+    assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
     json_decref(resp);
     assert_string_equal(pod_of(f, "upf-1", node, sizeof(node)), "trusted");
     assert_string_equal(node, NODE);
@@ -150,7 +150,7 @@ static void test_waiting_pod_expires(void **state) {
     assert_int_equal(engine_reload_policies(f->e), 0);
     /* Allowed by the NodePolicy: the node stays trusted. */
     measure_pod(&f->nodes[0], UID_B, "/usr/bin/upfd", GOOD);
-    assert_int_equal(attest(f, &resp, NULL), 200);
+    assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
     json_decref(resp);
     write_pods(f, NULL, 0); /* a list after the measurement, still without the pod */
     assert_int_equal(engine_resolve_waiting(f->e), 0);
@@ -163,7 +163,7 @@ static void test_waiting_pod_expires(void **state) {
     assert_int_equal(unlink(path), 0);
     assert_int_equal(engine_reload_policies(f->e), 0);
     measure_pod(&f->nodes[0], UID_C, "/tmp/miner", EVIL);
-    assert_int_equal(attest(f, &resp, NULL), 200);
+    assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
     json_decref(resp);
     write_pods(f, NULL, 0);
     assert_int_equal(engine_resolve_waiting(f->e), 0);
@@ -179,7 +179,7 @@ static void test_waiting_pod_expires(void **state) {
                      "\"digests\":{\"/usr/bin/upfd\":[\"sha256:" GOOD "\"]}}");
     assert_int_equal(engine_reload_policies(f->e), 0);
     measure_pod(&f->nodes[0], UID_C, "/tmp/miner", EVIL);
-    assert_int_equal(attest(f, &resp, NULL), 200);
+    assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
     json_decref(resp);
     write_pods(f, NULL, 0);
     assert_int_equal(engine_resolve_waiting(f->e), 0);
@@ -202,7 +202,7 @@ static void test_waiting_bounded(void **state) {
         snprintf(p, sizeof(p), "/usr/bin/x%d", i);
         measure_pod(&f->nodes[0], UID_B, p, GOOD);
     }
-    assert_int_equal(attest(f, &resp, NULL), 503);
+    assert_int_equal(attest(f, &resp, NULL), ENGINE_BUSY);
     json_decref(resp);
     nj = node_json(f, NODE);
     assert_int_equal(json_integer_value(json_object_get(nj, "waiting_measurements")), 0);
@@ -226,16 +226,16 @@ static void test_deep_and_unplaced_cgroups(void **state) {
         o += (size_t)snprintf(cg + o, sizeof(cg) - o, "/n%d", i);
     }
     measure_cg(&f->nodes[0], "/usr/bin/upfd", GOOD, cg);
-    assert_int_equal(attest(f, &resp, NULL), 200);
+    assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
     json_decref(resp);
     assert_string_equal(pod_state(f), "trusted");
     measure_cg(&f->nodes[0], "/tmp/miner", EVIL, cg);
-    assert_int_equal(attest(f, &resp, NULL), 200);
+    assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
     json_decref(resp);
     assert_string_equal(pod_state(f), "untrusted");
 
     measure_cg(&f->nodes[0], "/usr/bin/upfd", GOOD, "/kubepods.slice/kubepods-besteffort.slice");
-    assert_int_equal(attest(f, &resp, NULL), 200);
+    assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
     assert_string_equal(verdict(resp), "trusted");
     json_decref(resp);
     assert_true(
@@ -246,7 +246,7 @@ static void test_deep_and_unplaced_cgroups(void **state) {
                      "\"digests\":{\"/usr/bin/containerd\":[\"sha256:" GOOD "\"]}}");
     assert_int_equal(engine_reload_policies(f->e), 0);
     measure_cg(&f->nodes[0], "/usr/bin/upfd", GOOD, "/kubepods.slice/kubepods-besteffort.slice");
-    assert_int_equal(attest(f, &resp, NULL), 200);
+    assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
     assert_string_equal(verdict(resp), "untrusted");
     assert_non_null(strstr(json_string_value(json_object_get(resp, "reason")),
                            "in the pod hierarchy but names no pod"));
@@ -381,7 +381,7 @@ static void test_policy_change_judges_again(void **state) {
     assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "untrusted");
     {
         json_t *req = json_pack("{s:s}", "reason", "libc reviewed"), *resp = NULL;
-        assert_int_equal(engine_pod_reset(f->e, UID_A, req, "ops", &resp), 200);
+        assert_int_equal(engine_pod_reset(f->e, UID_A, req, "ops", &resp), ENGINE_OK);
         json_decref(req);
         json_decref(resp);
     }
