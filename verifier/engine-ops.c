@@ -19,13 +19,14 @@
  * again, reads as stale whatever was stored; one that never attested reads
  * registered or active. Only a node that reads trusted vouches for its
  * pods. */
-static const char *node_state(const struct engine *e, const struct node_record *n, int64_t now) {
-    if (strcmp(n->state, "untrusted") == 0 || n->last_attested_ms == 0) {
+static enum node_state node_state(const struct engine *e, const struct node_record *n,
+                                  int64_t now) {
+    if (n->state == NODE_UNTRUSTED || n->last_attested_ms == 0) {
         return n->state;
     }
     if (n->last_attested_ms < n->registered_ms ||
         now - n->last_attested_ms > 3 * (int64_t)e->cfg.interval_ms) {
-        return "stale";
+        return NODE_STALE;
     }
     return n->state;
 }
@@ -34,18 +35,19 @@ static json_t *node_json(const struct engine *e, const struct node_record *n, in
     char akhex[2 * 66 + 1];
 
     return json_pack("{s:s,s:s,s:s,s:b,s:I,s:I,s:I,s:s,s:b,s:I}", "name", n->name, "state",
-                     node_state(e, n, now), "reason", n->reason, "activated", n->activated,
-                     "last_attested_ms", (json_int_t)n->last_attested_ms, "ima_next_index",
-                     (json_int_t)n->ima_index, "attestations", (json_int_t)n->attestations,
-                     "ak_name", hex_encode(n->ak_name, n->ak_name_len, akhex), "ek_cert",
-                     n->ek_cert_len > 0, "waiting_measurements", (json_int_t)n->pending);
+                     node_state_name(node_state(e, n, now)), "reason", n->reason, "activated",
+                     n->activated, "last_attested_ms", (json_int_t)n->last_attested_ms,
+                     "ima_next_index", (json_int_t)n->ima_index, "attestations",
+                     (json_int_t)n->attestations, "ak_name",
+                     hex_encode(n->ak_name, n->ak_name_len, akhex), "ek_cert", n->ek_cert_len > 0,
+                     "waiting_measurements", (json_int_t)n->pending);
 }
 
 /* The nodes' states for one listing of pods: one store read for all nodes,
  * not one per pod. */
 struct node_state_entry {
     char name[STORE_NAME_MAX + 1];
-    char state[16];
+    enum node_state state;
 };
 
 struct node_states {
@@ -69,7 +71,7 @@ static int add_node_state(const struct node_record *n, void *ud) {
         ns->alloc = na;
     }
     snprintf(ns->v[ns->n].name, sizeof(ns->v[ns->n].name), "%s", n->name);
-    snprintf(ns->v[ns->n].state, sizeof(ns->v[ns->n].state), "%s", node_state(ns->e, n, ns->now));
+    ns->v[ns->n].state = node_state(ns->e, n, ns->now);
     ns->n++;
     return 0;
 }
@@ -79,8 +81,8 @@ static int entry_cmp(const void *a, const void *b) {
                   ((const struct node_state_entry *)b)->name);
 }
 
-/* A node's state as it reads, or NULL when it is not registered. */
-static const char *node_state_of(struct node_states *ns, const char *name) {
+/* A node's state as it reads: false when it is not registered. */
+static bool node_state_of(struct node_states *ns, const char *name, enum node_state *ret) {
     struct node_state_entry key, *found;
 
     if (!ns->loaded) {
@@ -89,14 +91,18 @@ static const char *node_state_of(struct node_states *ns, const char *name) {
     }
     snprintf(key.name, sizeof(key.name), "%s", name);
     found = ns->v ? bsearch(&key, ns->v, ns->n, sizeof(*ns->v), entry_cmp) : NULL;
-    return found ? found->state : NULL;
+    if (found) {
+        *ret = found->state;
+    }
+    return found != NULL;
 }
 
 struct list_ctx {
     struct engine *e;
     json_t *arr;
     int64_t now;
-    const char *filter;
+    bool filtered;
+    enum pod_state filter;
     struct node_states ns;
 };
 
@@ -107,7 +113,8 @@ static int add_node(const struct node_record *n, void *ud) {
 }
 
 enum engine_status engine_nodes(struct engine *e, json_t **resp) {
-    struct list_ctx c = {e, json_array(), engine_now_ms(), NULL, {.e = e, .now = engine_now_ms()}};
+    struct list_ctx c = {e,     json_array(), engine_now_ms(),
+                         false, POD_UNKNOWN,  {.e = e, .now = engine_now_ms()}};
 
     pthread_mutex_lock(&e->lock);
     store_node_foreach(e->store, add_node, &c);
@@ -135,7 +142,8 @@ enum engine_status engine_node(struct engine *e, const char *node, json_t **resp
     return ENGINE_OK;
 }
 
-enum engine_status engine_node_delete(struct engine *e, const char *node, const char *actor, json_t **resp) {
+enum engine_status engine_node_delete(struct engine *e, const char *node, const char *actor,
+                                      json_t **resp) {
     json_t *d;
     int r;
 
@@ -172,44 +180,48 @@ enum engine_status engine_node_delete(struct engine *e, const char *node, const 
 
 /* The state a pod reads as: trusted only while its node reads trusted (a
  * stale, re-registered, never attested or missing node vouches for
- * nothing); untrusted stays untrusted. *ret_why says why a stored state is
- * not shown. */
-static const char *pod_state(struct node_states *states, const struct pod_record *p,
-                             const char **ret_why) {
-    const char *s = p->state, *ns = node_state_of(states, p->node);
+ * nothing); the pods of an untrusted node read untrusted. *ret_why says why
+ * a stored state is not shown. */
+static enum pod_state pod_state(struct node_states *states, const struct pod_record *p,
+                                const char **ret_why) {
+    enum node_state ns = NODE_UNTRUSTED;
+    bool known = node_state_of(states, p->node, &ns);
 
     *ret_why = NULL;
-    if (strcmp(s, "trusted") == 0 && (!ns || strcmp(ns, "trusted") != 0)) {
-        s = "unknown";
-        *ret_why = !ns                            ? "the node is not registered"
-                   : strcmp(ns, "stale") == 0     ? "the node stopped attesting (stale)"
-                   : strcmp(ns, "untrusted") == 0 ? "the node is untrusted"
-                                                  : "the node has not attested yet";
-        if (ns && strcmp(ns, "untrusted") == 0) {
-            s = "untrusted";
-        }
+    if (p->state != POD_TRUSTED || (known && ns == NODE_TRUSTED)) {
+        return p->state;
     }
-    return s;
+    *ret_why = !known                 ? "the node is not registered"
+               : ns == NODE_STALE     ? "the node stopped attesting (stale)"
+               : ns == NODE_UNTRUSTED ? "the node is untrusted"
+                                      : "the node has not attested yet";
+    return known && ns == NODE_UNTRUSTED ? POD_UNTRUSTED : POD_UNKNOWN;
 }
 
 static int add_pod(const struct pod_record *p, void *ud) {
     struct list_ctx *c = ud;
-    const char *why, *state = pod_state(&c->ns, p, &why);
+    const char *why;
+    enum pod_state state = pod_state(&c->ns, p, &why);
 
-    if (!c->filter || strcmp(c->filter, state) == 0) {
-        json_array_append_new(
-                c->arr, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I}", "uid", p->uid, "namespace",
-                                  p->ns, "name", p->name, "node", p->node, "state", state, "reason",
-                                  why ? why : p->reason, "since_ms", (json_int_t)p->since_ms));
+    if (!c->filtered || c->filter == state) {
+        json_array_append_new(c->arr,
+                              json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I}", "uid", p->uid, "namespace",
+                                        p->ns, "name", p->name, "node", p->node, "state",
+                                        pod_state_name(state), "reason", why ? why : p->reason,
+                                        "since_ms", (json_int_t)p->since_ms));
     }
     return 0;
 }
 
 enum engine_status engine_pods(struct engine *e, const char *state, json_t **resp) {
-    struct list_ctx c = {e, json_array(), engine_now_ms(), state, {.e = e, .now = engine_now_ms()}};
+    struct list_ctx c = {e,
+                         json_array(),
+                         engine_now_ms(),
+                         state != NULL,
+                         POD_UNKNOWN,
+                         {.e = e, .now = engine_now_ms()}};
 
-    if (state && strcmp(state, "trusted") != 0 && strcmp(state, "untrusted") != 0 &&
-        strcmp(state, "unknown") != 0) {
+    if (state && pod_state_parse(state, &c.filter) < 0) {
         json_decref(c.arr);
         return engine_error(resp, ENGINE_MALFORMED, "bad state", "trusted, untrusted or unknown");
     }
@@ -254,7 +266,8 @@ static int find_named(const struct pod_record *p, void *ud) {
 
 enum engine_status engine_pod(struct engine *e, const char *ns, const char *name, json_t **resp) {
     struct find_ctx f = {.e = e, .ns = ns, .name = name};
-    struct list_ctx c = {e, json_array(), engine_now_ms(), NULL, {.e = e, .now = engine_now_ms()}};
+    struct list_ctx c = {e,     json_array(), engine_now_ms(),
+                         false, POD_UNKNOWN,  {.e = e, .now = engine_now_ms()}};
 
     pthread_mutex_lock(&e->lock);
     store_pod_foreach(e->store, find_named, &f);
@@ -272,8 +285,8 @@ enum engine_status engine_pod(struct engine *e, const char *ns, const char *name
     return ENGINE_OK;
 }
 
-enum engine_status engine_pod_reset(struct engine *e, const char *uid, const json_t *req, const char *actor,
-                     json_t **resp) {
+enum engine_status engine_pod_reset(struct engine *e, const char *uid, const json_t *req,
+                                    const char *actor, json_t **resp) {
     struct pod_record p;
     const char *reason;
     char err[200];
@@ -289,9 +302,10 @@ enum engine_status engine_pod_reset(struct engine *e, const char *uid, const jso
         pthread_mutex_unlock(&e->lock);
         return engine_error(resp, ENGINE_NOT_FOUND, "unknown pod", uid);
     }
-    d = json_pack("{s:s,s:s,s:s}", "from", p.state, "reason", reason, "actor", actor ? actor : "");
+    d = json_pack("{s:s,s:s,s:s}", "from", pod_state_name(p.state), "reason", reason, "actor",
+                  actor ? actor : "");
     /* Back to unknown: the next round's measurements decide again. */
-    snprintf(p.state, sizeof(p.state), "unknown");
+    p.state = POD_UNKNOWN;
     snprintf(p.reason, sizeof(p.reason), "reset by an operator: %.400s", reason);
     p.since_ms = engine_now_ms();
     p.unjudged = false;
@@ -321,7 +335,7 @@ enum engine_status engine_pod_reset(struct engine *e, const char *uid, const jso
         return engine_error(resp, ENGINE_FAILED, "store", "the reset could not be recorded");
     }
     engine_notify(e);
-    *resp = json_pack("{s:s,s:s}", "uid", uid, "state", p.state);
+    *resp = json_pack("{s:s,s:s}", "uid", uid, "state", pod_state_name(p.state));
     return ENGINE_OK;
 }
 
@@ -352,7 +366,7 @@ struct sweep_ctx {
 
 static int sweep_node(const struct node_record *n, void *ud) {
     struct sweep_ctx *c = ud;
-    if (strcmp(node_state(c->e, n, c->now), "stale") == 0 && strcmp(n->reason, "stale") != 0 &&
+    if (node_state(c->e, n, c->now) == NODE_STALE && strcmp(n->reason, "stale") != 0 &&
         c->stale < 64) {
         snprintf(c->names[c->stale++], STORE_NAME_MAX + 1, "%s", n->name);
     }
@@ -375,7 +389,7 @@ int engine_sweep(struct engine *e, int64_t now_ms) {
     store_node_foreach(e->store, sweep_node, c);
     for (int i = 0; i < c->stale; i++) {
         if (store_node_get(e->store, c->names[i], n) == 0) {
-            json_t *d = json_pack("{s:s,s:s,s:I}", "from", n->state, "to", "stale",
+            json_t *d = json_pack("{s:s,s:s,s:I}", "from", node_state_name(n->state), "to", "stale",
                                   "last_attested_ms", (json_int_t)n->last_attested_ms);
             /* The stored state stays (a node that comes back resumes); the
              * reason records that it was seen stale. */
@@ -437,8 +451,7 @@ static int rejudge_pod(struct engine *e, const struct pod_info *info, bool *ret_
     pthread_mutex_lock(&e->lock);
     p = policy_set_match_pod(e->policies, info->ns, info->labels, info->images);
     r = store_pod_get(e->store, info->uid, &rec);
-    if (r < 0 || strcmp(rec.state, "untrusted") == 0 ||
-        strcmp(rec.policy, p ? policy_id(p) : "") == 0 ||
+    if (r < 0 || rec.state == POD_UNTRUSTED || strcmp(rec.policy, p ? policy_id(p) : "") == 0 ||
         store_node_get(e->store, info->node, n) < 0) {
         pthread_mutex_unlock(&e->lock);
         judgement_free(&j);
@@ -600,38 +613,27 @@ int engine_resolve_waiting(struct engine *e) {
 struct count_ctx {
     struct engine *e;
     int64_t now;
-    uint64_t nodes[5], pods[3], waiting;
+    uint64_t nodes[NODE_STALE + 1], pods[POD_UNTRUSTED + 1], waiting;
     struct node_states ns;
 };
 
 static int count_node(const struct node_record *n, void *ud) {
-    static const char *const states[] = {"registered", "active", "trusted", "untrusted", "stale"};
     struct count_ctx *c = ud;
-    const char *s = node_state(c->e, n, c->now);
+
     c->waiting += n->pending;
-    for (int i = 0; i < 5; i++) {
-        if (strcmp(s, states[i]) == 0) {
-            c->nodes[i]++;
-        }
-    }
+    c->nodes[node_state(c->e, n, c->now)]++;
     return 0;
 }
 
 static int count_pod(const struct pod_record *p, void *ud) {
-    static const char *const states[] = {"trusted", "untrusted", "unknown"};
     struct count_ctx *c = ud;
-    const char *why, *s = pod_state(&c->ns, p, &why);
-    for (int i = 0; i < 3; i++) {
-        if (strcmp(s, states[i]) == 0) {
-            c->pods[i]++;
-        }
-    }
+    const char *why;
+
+    c->pods[pod_state(&c->ns, p, &why)]++;
     return 0;
 }
 
 int engine_metrics(struct engine *e, char **ret_text) {
-    static const char *const nstates[] = {"registered", "active", "trusted", "untrusted", "stale"};
-    static const char *const pstates[] = {"trusted", "untrusted", "unknown"};
     static const char *const le[] = {"0.001", "0.005", "0.01", "0.05", "0.1", "0.5", "1", "+Inf"};
     struct count_ctx c = {.e = e, .now = engine_now_ms()};
     struct kbuf b = KBUF_INIT(1 << 20);
@@ -672,12 +674,14 @@ int engine_metrics(struct engine *e, char **ret_text) {
     kbuf_printf(&b, "kima_evidence_seconds_sum %.6f\nkima_evidence_seconds_count %" PRIu64 "\n",
                 (double)e->m.verify_us_sum / 1e6, e->m.verify_count);
     kbuf_printf(&b, "# HELP kima_nodes Nodes by state.\n# TYPE kima_nodes gauge\n");
-    for (int i = 0; i < 5; i++) {
-        kbuf_printf(&b, "kima_nodes{state=\"%s\"} %" PRIu64 "\n", nstates[i], c.nodes[i]);
+    for (int i = 0; i <= NODE_STALE; i++) {
+        kbuf_printf(&b, "kima_nodes{state=\"%s\"} %" PRIu64 "\n",
+                    node_state_name((enum node_state)i), c.nodes[i]);
     }
     kbuf_printf(&b, "# HELP kima_pods Pods by state.\n# TYPE kima_pods gauge\n");
-    for (int i = 0; i < 3; i++) {
-        kbuf_printf(&b, "kima_pods{state=\"%s\"} %" PRIu64 "\n", pstates[i], c.pods[i]);
+    for (int i = 0; i <= POD_UNTRUSTED; i++) {
+        kbuf_printf(&b, "kima_pods{state=\"%s\"} %" PRIu64 "\n", pod_state_name((enum pod_state)i),
+                    c.pods[i]);
     }
     pthread_mutex_unlock(&e->lock);
     free(c.ns.v);

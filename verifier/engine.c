@@ -375,17 +375,18 @@ static void keep_across_registration(struct node_record *n, const struct node_re
     n->attestations = old->attestations;
     n->last_attested_ms = old->last_attested_ms;
     n->pending = old->pending;
-    if (strcmp(old->state, "registered") != 0) {
-        snprintf(n->state, sizeof(n->state), "%s", old->state);
+    if (old->state != NODE_REGISTERED) {
+        n->state = old->state;
     }
-    if (strcmp(old->state, "untrusted") == 0) {
+    if (old->state == NODE_UNTRUSTED) {
         snprintf(n->reason, sizeof(n->reason), "%s", old->reason);
     } else if (old->last_attested_ms) {
         snprintf(n->reason, sizeof(n->reason), "registered again: not attested since");
     }
 }
 
-enum engine_status engine_registration(struct engine *e, const char *node, const json_t *req, json_t **resp) {
+enum engine_status engine_registration(struct engine *e, const char *node, const json_t *req,
+                                       json_t **resp) {
     _cleanup_free_ struct node_record *n = calloc(1, sizeof(*n));
     _cleanup_free_ struct node_record *old = calloc(1, sizeof(*old));
     _cleanup_free_ uint8_t *cert = NULL;
@@ -436,7 +437,8 @@ enum engine_status engine_registration(struct engine *e, const char *node, const
         return engine_error(resp, ENGINE_REFUSED, "EK certificate refused", why);
     }
     if (tpm_public_name(&ak.publicArea, &name) < 0) {
-        return engine_error(resp, ENGINE_MALFORMED, "unacceptable AK", "its name cannot be computed");
+        return engine_error(resp, ENGINE_MALFORMED, "unacceptable AK",
+                            "its name cannot be computed");
     }
 
     pthread_mutex_lock(&e->lock);
@@ -461,7 +463,8 @@ enum engine_status engine_registration(struct engine *e, const char *node, const
          * encoding (an RSA exponent of 0 or 65537 is the same key). */
         char other[STORE_NAME_MAX + 1], detail[STORE_NAME_MAX + 160];
         if (tpm_public_key_fingerprint(&ek.publicArea, n->ek_fp) < 0) {
-            status = engine_error(resp, ENGINE_MALFORMED, "unacceptable EK", "its key cannot be read");
+            status = engine_error(resp, ENGINE_MALFORMED, "unacceptable EK",
+                                  "its key cannot be read");
             goto out;
         }
         if (store_node_with_ek_fp(e->store, n->ek_fp, node, other) == 0) {
@@ -494,7 +497,7 @@ enum engine_status engine_registration(struct engine *e, const char *node, const
     }
     n->has_secret = true;
     n->activated = false;
-    snprintf(n->state, sizeof(n->state), "registered");
+    n->state = NODE_REGISTERED;
     snprintf(n->reason, sizeof(n->reason), "awaiting activation");
     n->registered_ms = engine_now_ms();
     if (r == 0 && n->registered_ms <= old->last_attested_ms) {
@@ -540,7 +543,8 @@ out:
     return status;
 }
 
-enum engine_status engine_activation(struct engine *e, const char *node, const json_t *req, json_t **resp) {
+enum engine_status engine_activation(struct engine *e, const char *node, const json_t *req,
+                                     json_t **resp) {
     _cleanup_free_ struct node_record *n = calloc(1, sizeof(*n));
     uint8_t want[32], msg[STORE_NAME_MAX + 66];
     _cleanup_free_ uint8_t *proof = NULL;
@@ -582,17 +586,18 @@ enum engine_status engine_activation(struct engine *e, const char *node, const j
     memset(n->secret, 0, sizeof(n->secret));
     /* Activation proves the AK, not the node's integrity: a verdict
      * (trusted or untrusted) stays until the next evidence decides. */
-    if (strcmp(n->state, "registered") == 0) {
-        snprintf(n->state, sizeof(n->state), "active");
+    if (n->state == NODE_REGISTERED) {
+        n->state = NODE_ACTIVE;
     }
-    if (strcmp(n->state, "untrusted") != 0) {
+    if (n->state != NODE_UNTRUSTED) {
         snprintf(n->reason, sizeof(n->reason), "activated, not attested since registration");
     }
     if (engine_audit(e, "activation", node, NULL, NULL) < 0 || store_node_put(e->store, n) < 0) {
         status = engine_error(resp, ENGINE_FAILED, "store", "cannot record the activation");
         goto out;
     }
-    *resp = json_pack("{s:s,s:I}", "state", n->state, "ima_next_index", (json_int_t)n->ima_index);
+    *resp = json_pack("{s:s,s:I}", "state", node_state_name(n->state), "ima_next_index",
+                      (json_int_t)n->ima_index);
     status = ENGINE_OK;
 out:
     pthread_mutex_unlock(&e->lock);

@@ -70,19 +70,23 @@ void engine_set_listener(struct engine *e, void (*fn)(void *ud), void *ud);
  * for GET /v1/policies. */
 int engine_reload_policies(struct engine *e);
 
-enum engine_status engine_registration(struct engine *e, const char *node, const json_t *req, json_t **resp);
-enum engine_status engine_activation(struct engine *e, const char *node, const json_t *req, json_t **resp);
+enum engine_status engine_registration(struct engine *e, const char *node, const json_t *req,
+                                       json_t **resp);
+enum engine_status engine_activation(struct engine *e, const char *node, const json_t *req,
+                                     json_t **resp);
 enum engine_status engine_challenge(struct engine *e, const char *node, json_t **resp);
-enum engine_status engine_evidence(struct engine *e, const char *node, const json_t *req, json_t **resp);
+enum engine_status engine_evidence(struct engine *e, const char *node, const json_t *req,
+                                   json_t **resp);
 
 /* Operator side. */
 enum engine_status engine_nodes(struct engine *e, json_t **resp);
 enum engine_status engine_node(struct engine *e, const char *node, json_t **resp);
-enum engine_status engine_node_delete(struct engine *e, const char *node, const char *actor, json_t **resp);
+enum engine_status engine_node_delete(struct engine *e, const char *node, const char *actor,
+                                      json_t **resp);
 enum engine_status engine_pods(struct engine *e, const char *state, json_t **resp);
 enum engine_status engine_pod(struct engine *e, const char *ns, const char *name, json_t **resp);
-enum engine_status engine_pod_reset(struct engine *e, const char *uid, const json_t *req, const char *actor,
-                     json_t **resp);
+enum engine_status engine_pod_reset(struct engine *e, const char *uid, const json_t *req,
+                                    const char *actor, json_t **resp);
 enum engine_status engine_policies(struct engine *e, json_t **resp);
 /* GET /v1/audit/head: the audit log's last seq and hash, signed (audit_head). */
 enum engine_status engine_audit_head(struct engine *e, json_t **resp);

@@ -93,7 +93,8 @@ static void observe(struct engine *e, int64_t us) {
     e->m.verify_count++;
 }
 
-enum engine_status engine_evidence(struct engine *e, const char *node, const json_t *req, json_t **resp) {
+enum engine_status engine_evidence(struct engine *e, const char *node, const json_t *req,
+                                   json_t **resp) {
     _cleanup_free_ struct node_record *n = calloc(1, sizeof(*n));
     _cleanup_free_ uint8_t *nonce = NULL, *attest = NULL, *sig = NULL, *ima = NULL;
     struct tpm_pcr_values *vals = calloc(1, sizeof(*vals));
@@ -128,7 +129,8 @@ enum engine_status engine_evidence(struct engine *e, const char *node, const jso
         (r = json_get_base64(im, "entries", e->cfg.ima_max_bytes, &ima, &ilen, err, sizeof(err))) <
                 0) {
         e->m.evidence_rejected++;
-        status = engine_error(resp, r == -E2BIG ? ENGINE_TOO_LARGE : ENGINE_MALFORMED, "malformed evidence", err);
+        status = engine_error(resp, r == -E2BIG ? ENGINE_TOO_LARGE : ENGINE_MALFORMED,
+                              "malformed evidence", err);
         goto done;
     }
     r = json_get_u64(im, "digest_size", 64, &digest_size, err, sizeof(err));
@@ -216,7 +218,8 @@ enum engine_status engine_evidence(struct engine *e, const char *node, const jso
              * challenge asks for entry 0) but judge nothing. */
             if (store_node_put(e->store, n) < 0 || judge_commit(&j) < 0) {
                 store_rollback(e->store);
-                status = engine_error(resp, ENGINE_FAILED, "store", "the reboot could not be recorded");
+                status = engine_error(resp, ENGINE_FAILED, "store",
+                                      "the reboot could not be recorded");
                 goto out;
             }
         } else {
@@ -318,12 +321,12 @@ enum engine_status engine_evidence(struct engine *e, const char *node, const jso
     if (r == 0) {
         r = judge_settle_pods(&j);
     }
-    if (r == 0 && strcmp(n->state, "untrusted") != 0) {
-        if (strcmp(n->state, "trusted") != 0) {
-            json_t *d = json_pack("{s:s,s:s}", "from", n->state, "to", "trusted");
+    if (r == 0 && n->state != NODE_UNTRUSTED) {
+        if (n->state != NODE_TRUSTED) {
+            json_t *d = json_pack("{s:s,s:s}", "from", node_state_name(n->state), "to", "trusted");
             r = judge_audit(&j, "state-change", NULL, d);
         }
-        snprintf(n->state, sizeof(n->state), "trusted");
+        n->state = NODE_TRUSTED;
         snprintf(n->reason, sizeof(n->reason), "quote and IMA log verified");
     }
 judged:
@@ -339,15 +342,15 @@ judged:
         status = engine_error(resp, ENGINE_FAILED, "store", "the verdict could not be recorded");
         goto out;
     }
-    if (strcmp(n->state, "untrusted") == 0) {
+    if (n->state == NODE_UNTRUSTED) {
         e->m.evidence_failed++;
     } else {
         e->m.evidence_ok++;
     }
     *resp = json_pack("{s:s,s:s,s:s,s:O,s:I}", "verdict",
-                      strcmp(n->state, "untrusted") == 0 ? "untrusted" : "trusted", "node_state",
-                      n->state, "reason", n->reason, "pods", j.changed, "ima_next_index",
-                      (json_int_t)n->ima_index);
+                      n->state == NODE_UNTRUSTED ? "untrusted" : "trusted", "node_state",
+                      node_state_name(n->state), "reason", n->reason, "pods", j.changed,
+                      "ima_next_index", (json_int_t)n->ima_index);
     status = ENGINE_OK;
 out:
     pthread_mutex_unlock(&e->lock);

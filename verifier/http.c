@@ -354,7 +354,7 @@ static enum MHD_Result dispatch(struct http_server *s, struct MHD_Connection *c,
         st = engine_node_delete(s->e, parts[2], cn, &resp);
     } else if (n == 2 && get && strcmp(parts[1], "pods") == 0) {
         st = engine_pods(s->e, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "state"),
-                             &resp);
+                         &resp);
     } else if (n == 4 && get && strcmp(parts[1], "pods") == 0) {
         st = engine_pod(s->e, parts[2], parts[3], &resp);
     } else if (n == 4 && post && strcmp(parts[1], "pods") == 0 && strcmp(parts[3], "reset") == 0) {
@@ -666,8 +666,8 @@ static enum MHD_Result on_headers(struct http_server *s, struct MHD_Connection *
         if (!http_budget_take(&s->budget, a.body_len)) {
             json_t *j;
             j = json_pack("{s:s,s:s}", "error", "busy", "detail",
-                         "request bodies in flight fill the verifier's memory budget "
-                         "(--max-body-memory); try again");
+                          "request bodies in flight fill the verifier's memory budget "
+                          "(--max-body-memory); try again");
             return queue_json(c, 503, j, HTTP_RETRY_AFTER_S);
         }
         if (!upload_start(s, c, rq, a.body_len)) {

@@ -167,22 +167,23 @@ int judge_commit(struct judgement *j) {
 
 static void pod_changed(struct judgement *j, const struct pod_record *p) {
     if (json_array_size(j->changed) < CHANGED_MAX) {
-        json_array_append_new(j->changed,
-                              json_pack("{s:s,s:s,s:s,s:s,s:s}", "uid", p->uid, "namespace", p->ns,
-                                        "name", p->name, "state", p->state, "reason", p->reason));
+        json_array_append_new(j->changed, json_pack("{s:s,s:s,s:s,s:s,s:s}", "uid", p->uid,
+                                                    "namespace", p->ns, "name", p->name, "state",
+                                                    pod_state_name(p->state), "reason", p->reason));
     }
 }
 
-int judge_set_pod_state(struct judgement *j, struct pod_record *p, const char *state,
+int judge_set_pod_state(struct judgement *j, struct pod_record *p, enum pod_state state,
                         const char *reason) {
     json_t *d;
     int r;
 
-    if (strcmp(p->state, state) == 0 || strcmp(p->state, "untrusted") == 0) {
+    if (p->state == state || p->state == POD_UNTRUSTED) {
         return 0;
     }
-    d = json_pack("{s:s,s:s,s:s}", "from", p->state, "to", state, "reason", reason);
-    snprintf(p->state, sizeof(p->state), "%s", state);
+    d = json_pack("{s:s,s:s,s:s}", "from", pod_state_name(p->state), "to", pod_state_name(state),
+                  "reason", reason);
+    p->state = state;
     snprintf(p->reason, sizeof(p->reason), "%s", reason);
     p->since_ms = engine_now_ms();
     r = judge_audit(j, "state-change", p, d);
@@ -256,7 +257,7 @@ static int judge_kept(struct judgement *j, struct judge_pod *jp) {
     struct kept_ctx c = {j, jp, 0};
     int r;
 
-    if (strcmp(jp->rec.policy, id) == 0 || strcmp(jp->rec.state, "untrusted") == 0) {
+    if (strcmp(jp->rec.policy, id) == 0 || jp->rec.state == POD_UNTRUSTED) {
         snprintf(jp->rec.policy, sizeof(jp->rec.policy), "%s", id);
         return 0;
     }
@@ -327,7 +328,7 @@ static struct judge_pod *meet_pod(struct judgement *j, const struct pod_info *in
     memset(jp, 0, sizeof(*jp));
     if (store_pod_get(j->e->store, info->uid, &jp->rec) < 0) {
         snprintf(jp->rec.uid, sizeof(jp->rec.uid), "%s", info->uid);
-        snprintf(jp->rec.state, sizeof(jp->rec.state), "unknown");
+        jp->rec.state = POD_UNKNOWN;
         snprintf(jp->rec.reason, sizeof(jp->rec.reason), "no verdict yet");
         jp->rec.since_ms = engine_now_ms();
     }
@@ -411,7 +412,7 @@ static int fail_in_pod(struct judgement *j, struct judge_pod *jp, const struct m
     int r = judge_audit(j, "violation", &jp->rec, d);
 
     jp->failed = true;
-    return r < 0 ? r : judge_set_pod_state(j, &jp->rec, "untrusted", reason);
+    return r < 0 ? r : judge_set_pod_state(j, &jp->rec, POD_UNTRUSTED, reason);
 }
 
 static int judge_in_pod(struct judgement *j, struct judge_pod *jp, const struct measurement *m) {
@@ -605,7 +606,7 @@ int judge_waiting(struct judgement *j, int64_t grace_ms) {
 }
 
 int judge_settle_pods(struct judgement *j) {
-    bool node_bad = j->node_failed || strcmp(j->n->state, "untrusted") == 0;
+    bool node_bad = j->node_failed || j->n->state == NODE_UNTRUSTED;
     int r = 0;
 
     for (size_t i = 0; i < j->npods && r == 0; i++) {
@@ -618,21 +619,21 @@ int judge_settle_pods(struct judgement *j) {
         if (node_bad) {
             /* A node that failed stays untrusted until an operator deletes
              * it; nothing it reports can make a pod trusted. */
-            r = judge_set_pod_state(j, &jp->rec, "untrusted", "the node is untrusted");
+            r = judge_set_pod_state(j, &jp->rec, POD_UNTRUSTED, "the node is untrusted");
         } else if (!jp->policy) {
             r = judge_set_pod_state(j, &jp->rec,
-                                    j->e->cfg.unknown_untrusted ? "untrusted" : "unknown",
+                                    j->e->cfg.unknown_untrusted ? POD_UNTRUSTED : POD_UNKNOWN,
                                     "no policy matches the pod");
         } else if (jp->incomplete) {
             snprintf(reason, sizeof(reason),
                      "more than %d distinct measurements: they cannot all be judged again by "
                      "policy %s",
                      STORE_POD_FILES_MAX, policy_name(jp->policy));
-            r = judge_set_pod_state(j, &jp->rec, "unknown", reason);
+            r = judge_set_pod_state(j, &jp->rec, POD_UNKNOWN, reason);
         } else {
             snprintf(reason, sizeof(reason), "every measurement is in policy %s",
                      policy_name(jp->policy));
-            r = judge_set_pod_state(j, &jp->rec, "trusted", reason);
+            r = judge_set_pod_state(j, &jp->rec, POD_TRUSTED, reason);
         }
         if (r == 0) {
             r = store_pod_put(j->e->store, &jp->rec);
@@ -668,12 +669,12 @@ int judge_node_failure(struct judgement *j, const char *reason) {
     int r;
 
     r = judge_audit(j, "node-failure", NULL, d);
-    snprintf(j->n->state, sizeof(j->n->state), "untrusted");
+    j->n->state = NODE_UNTRUSTED;
     snprintf(j->n->reason, sizeof(j->n->reason), "%s", reason);
     /* The pods met here (some not stored yet), then every pod the store
      * places on the node. */
     for (size_t i = 0; i < j->npods && r == 0; i++) {
-        r = judge_set_pod_state(j, &j->pods[i].rec, "untrusted", reason);
+        r = judge_set_pod_state(j, &j->pods[i].rec, POD_UNTRUSTED, reason);
         if (r == 0) {
             r = store_pod_put(j->e->store, &j->pods[i].rec);
         }
@@ -682,7 +683,7 @@ int judge_node_failure(struct judgement *j, const char *reason) {
         r = store_pod_foreach_node(j->e->store, j->n->name, collect_pod, &l);
     }
     for (size_t i = 0; i < l.n && r == 0; i++) {
-        r = judge_set_pod_state(j, &l.v[i], "untrusted", reason);
+        r = judge_set_pod_state(j, &l.v[i], POD_UNTRUSTED, reason);
     }
     free(l.v);
     return r;

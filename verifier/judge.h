@@ -107,7 +107,7 @@ int judge_settle_pods(struct judgement *j);
 int judge_node_failure(struct judgement *j, const char *reason);
 
 /* Move a pod to `state` (untrusted is sticky) and audit the change. */
-int judge_set_pod_state(struct judgement *j, struct pod_record *p, const char *state,
+int judge_set_pod_state(struct judgement *j, struct pod_record *p, enum pod_state state,
                         const char *reason);
 
 /* Queue an audit record (details: taken over; pod may be NULL). Records are

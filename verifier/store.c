@@ -209,7 +209,10 @@ static void node_from_row(sqlite3_stmt *st, struct node_record *n) {
     n->ak_name_len = copy_blob(n->ak_name, sizeof(n->ak_name), st, 4);
     n->activated = sqlite3_column_int(st, 5) != 0;
     n->has_secret = copy_blob(n->secret, sizeof(n->secret), st, 6) == sizeof(n->secret);
-    copy_text(n->state, sizeof(n->state), st, 7);
+    if (node_state_parse((const char *)sqlite3_column_text(st, 7), &n->state) < 0 ||
+        n->state == NODE_STALE) {
+        n->state = NODE_UNTRUSTED; /* a state no verifier wrote: trust nothing */
+    }
     copy_text(n->reason, sizeof(n->reason), st, 8);
     n->registered_ms = sqlite3_column_int64(st, 9);
     n->last_attested_ms = sqlite3_column_int64(st, 10);
@@ -273,7 +276,7 @@ int store_node_put(struct store *s, const struct node_record *n) {
     if (n->has_secret) {
         sqlite3_bind_blob(st, 7, n->secret, sizeof(n->secret), SQLITE_STATIC);
     }
-    sqlite3_bind_text(st, 8, n->state, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 8, node_state_name(n->state), -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 9, n->reason, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 10, n->registered_ms);
     sqlite3_bind_int64(st, 11, n->last_attested_ms);
@@ -347,7 +350,9 @@ static void pod_from_row(sqlite3_stmt *st, struct pod_record *p) {
     copy_text(p->node, sizeof(p->node), st, 1);
     copy_text(p->ns, sizeof(p->ns), st, 2);
     copy_text(p->name, sizeof(p->name), st, 3);
-    copy_text(p->state, sizeof(p->state), st, 4);
+    if (pod_state_parse((const char *)sqlite3_column_text(st, 4), &p->state) < 0) {
+        p->state = POD_UNTRUSTED; /* a state no verifier wrote: trust nothing */
+    }
     copy_text(p->reason, sizeof(p->reason), st, 5);
     p->since_ms = sqlite3_column_int64(st, 6);
     p->unjudged = sqlite3_column_int(st, 7) != 0;
@@ -396,7 +401,7 @@ int store_pod_put(struct store *s, const struct pod_record *p) {
     sqlite3_bind_text(st, 2, p->node, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, p->ns, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, p->name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, p->state, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, pod_state_name(p->state), -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 6, p->reason, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 7, p->since_ms);
     sqlite3_bind_int(st, 8, p->unjudged);

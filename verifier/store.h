@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "hash.h"
+#include "state.h"
 
 /* The verifier's state in SQLite (WAL, synchronous=FULL): nodes with their
  * keys, activation and replay state, and pods with their trust state. A
@@ -32,7 +33,7 @@ struct node_record {
     bool activated;
     uint8_t secret[32]; /* pending activation credential */
     bool has_secret;
-    char state[16]; /* registered, active, trusted, untrusted */
+    enum node_state state; /* as stored: never NODE_STALE */
     char reason[STORE_REASON_MAX];
     int64_t registered_ms, last_attested_ms;
     bool has_clock;
@@ -52,7 +53,7 @@ struct pod_record {
     char node[STORE_NAME_MAX + 1];
     char ns[STORE_NAME_MAX + 1];
     char name[STORE_NAME_MAX + 1];
-    char state[16]; /* unknown, trusted, untrusted */
+    enum pod_state state;
     char reason[STORE_REASON_MAX];
     int64_t since_ms;
     bool unjudged;       /* unused since schema 1 (measurements wait in `pending`) */

@@ -134,7 +134,7 @@ int main(int argc, char **argv) {
         n.ak_name_len = name.size;
         snprintf(n.name, sizeof(n.name), "n%llu", (unsigned long long)i);
         n.activated = true;
-        snprintf(n.state, sizeof(n.state), "active");
+        n.state = NODE_ACTIVE;
         store_node_put(store, &n);
         ima_gen_init(&gens[i], 20, 1u << 30);
     }
