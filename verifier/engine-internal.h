@@ -71,9 +71,12 @@ void engine_notify(struct engine *e);
 /* *resp = {"error": error, "detail": detail}; returns status. */
 enum engine_status engine_error(json_t **resp, enum engine_status status, const char *error,
                                 const char *detail);
-/* A noisy record (see NOISY_BURST): details are taken over. 0 when written
- * or left out, or a negative errno. Call with e->lock held. */
-int engine_audit_noisy(struct engine *e, const char *type, const char *node, json_t *details);
+/* A noisy record (see NOISY_BURST): written like engine_audit unless the
+ * (type, node) pair already wrote its burst this interval, then only
+ * counted. details are borrowed. 0 when written or left out, or a negative
+ * errno. Call with e->lock held. */
+int engine_audit_noisy(struct engine *e, const char *type, const char *node,
+                       const struct pod_record *pod, json_t *details);
 /* Append an audit record and sync it: 0 or a negative errno. */
 int engine_audit(struct engine *e, const char *type, const char *node, const struct pod_record *pod,
                  json_t *details);

@@ -577,9 +577,8 @@ static int resolve_node(struct engine *e, const char *node, bool *ret_changed) {
     if (r == 0 && (n->pending != before || j.node_failed)) {
         r = store_node_put(e->store, n);
     }
-    if (r == 0) {
-        r = store_commit(e->store);
-    }
+    /* The audit records queued by the judgement, then the commit. */
+    r = r == 0 ? judge_commit(&j) : r;
     if (r < 0) {
         store_rollback(e->store);
         log_error("judging the waiting measurements of node %s failed: %s", node, strerror(-r));

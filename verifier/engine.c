@@ -116,11 +116,11 @@ static struct noisy_slot *noisy_slot(struct engine *e, const char *key) {
     return &e->noisy[h % NOISY_SLOTS];
 }
 
-int engine_audit_noisy(struct engine *e, const char *type, const char *node, json_t *details) {
+int engine_audit_noisy(struct engine *e, const char *type, const char *node,
+                       const struct pod_record *pod, json_t *details) {
     char key[sizeof(((struct noisy_slot *)0)->key)];
     int64_t now = engine_now_ms();
     struct noisy_slot *s;
-    int r;
 
     snprintf(key, sizeof(key), "%s/%s", type, node ? node : "");
     s = noisy_slot(e, key);
@@ -141,13 +141,10 @@ int engine_audit_noisy(struct engine *e, const char *type, const char *node, jso
                      NOISY_BURST, type, node ? node : "-", NOISY_INTERVAL_MS / 1000);
         }
         e->m.audit_suppressed++;
-        json_decref(details);
         return 0;
     }
     s->count++;
-    r = engine_audit(e, type, node, NULL, details);
-    json_decref(details);
-    return r;
+    return engine_audit(e, type, node, pod, details);
 }
 
 /* Nodes registered before the store kept EK fingerprints (schema 1) get
@@ -432,7 +429,8 @@ enum engine_status engine_registration(struct engine *e, const char *node, const
     if (e->cfg.require_ek_cert && !cert_ok) {
         json_t *d = json_pack("{s:s}", "reason", why);
         pthread_mutex_lock(&e->lock);
-        engine_audit_noisy(e, "registration-refused", node, d);
+        engine_audit_noisy(e, "registration-refused", node, NULL, d);
+        json_decref(d);
         pthread_mutex_unlock(&e->lock);
         return engine_error(resp, ENGINE_REFUSED, "EK certificate refused", why);
     }
@@ -447,7 +445,8 @@ enum engine_status engine_registration(struct engine *e, const char *node, const
         (old->ek_pub_len != n->ek_pub_len || memcmp(old->ek_pub, n->ek_pub, n->ek_pub_len) != 0 ||
          old->ak_pub_len != n->ak_pub_len || memcmp(old->ak_pub, n->ak_pub, n->ak_pub_len) != 0)) {
         json_t *d = json_pack("{s:s}", "reason", "node name bound to another EK or AK");
-        engine_audit_noisy(e, "registration-refused", node, d);
+        engine_audit_noisy(e, "registration-refused", node, NULL, d);
+        json_decref(d);
         status = engine_error(resp, ENGINE_CONFLICT, "identity conflict",
                               "this node name is bound to another TPM or AK; an operator must "
                               "delete the node first");
@@ -470,7 +469,8 @@ enum engine_status engine_registration(struct engine *e, const char *node, const
         if (store_node_with_ek_fp(e->store, n->ek_fp, node, other) == 0) {
             json_t *d = json_pack("{s:s,s:s}", "reason", "EK bound to another node name",
                                   "other_node", other);
-            engine_audit_noisy(e, "registration-refused", node, d);
+            engine_audit_noisy(e, "registration-refused", node, NULL, d);
+            json_decref(d);
             snprintf(detail, sizeof(detail),
                      "this TPM (EK) is registered as node %s; an operator must delete that node "
                      "first",
@@ -520,12 +520,9 @@ enum engine_status engine_registration(struct engine *e, const char *node, const
                           "ek_cert_valid", cert_ok, "ek_cert", why);
         /* Registering again with the same keys is only an agent restart:
          * at most a few records a minute, however often it comes. */
-        if (r == 0) {
-            r = engine_audit_noisy(e, "registration", node, d);
-        } else {
-            r = engine_audit(e, "registration", node, NULL, d);
-            json_decref(d);
-        }
+        r = r == 0 ? engine_audit_noisy(e, "registration", node, NULL, d)
+                   : engine_audit(e, "registration", node, NULL, d);
+        json_decref(d);
     }
     if (r < 0 || store_node_put(e->store, n) < 0) {
         status = engine_error(resp, ENGINE_FAILED, "store", "cannot record the registration");
@@ -576,7 +573,8 @@ enum engine_status engine_activation(struct engine *e, const char *node, const j
     HMAC(EVP_sha256(), n->secret, sizeof(n->secret), msg, mlen, want, &wlen);
     if (plen != wlen || CRYPTO_memcmp(proof, want, wlen) != 0) {
         json_t *d = json_pack("{s:s}", "reason", "activation proof does not match");
-        engine_audit_noisy(e, "activation-refused", node, d);
+        engine_audit_noisy(e, "activation-refused", node, NULL, d);
+        json_decref(d);
         status = engine_error(resp, ENGINE_REFUSED, "activation refused",
                               "the proof does not match: the AK is not in the TPM of this EK");
         goto out;

@@ -32,7 +32,6 @@ enum engine_status {
     ENGINE_CONFLICT,  /* an identity bound elsewhere, a bad nonce, a wrong IMA index */
     ENGINE_TOO_LARGE, /* over a cap */
     ENGINE_TOO_SOON,  /* challenges too close together or too many outstanding */
-    ENGINE_BUSY,      /* try again later: too many measurements wait for their pods */
     ENGINE_FAILED,    /* the store or the audit log failed: nothing was recorded */
 };
 

@@ -163,7 +163,8 @@ enum engine_status engine_evidence(struct engine *e, const char *node, const jso
     }
     if (!take_nonce(e, node, nonce, nonce_len)) {
         json_t *d = json_pack("{s:s}", "reason", "nonce not issued to this node, used or expired");
-        engine_audit_noisy(e, "evidence-rejected", node, d);
+        engine_audit_noisy(e, "evidence-rejected", node, NULL, d);
+        json_decref(d);
         e->m.evidence_rejected++;
         status = engine_error(resp, ENGINE_CONFLICT, "bad nonce",
                               "the nonce was not issued to this node, was used or expired");
@@ -296,14 +297,6 @@ enum engine_status engine_evidence(struct engine *e, const char *node, const jso
             }
             r = judge_measurement(&j, &m);
             off += (size_t)k;
-        }
-        if (r == -ENOSPC) {
-            store_rollback(e->store);
-            e->m.evidence_rejected++;
-            status = engine_error(resp, ENGINE_BUSY, "attribution backlog full",
-                                  "too many measurements wait for their pods to appear in the "
-                                  "inventory; try again later");
-            goto out;
         }
         e->m.entries_checked += res.entries;
         n->ima_index += res.entries;

@@ -206,8 +206,6 @@ static int http_status(enum engine_status st) {
         return 413;
     case ENGINE_TOO_SOON:
         return 429;
-    case ENGINE_BUSY:
-        return 503;
     case ENGINE_FAILED:
         break;
     }

@@ -116,8 +116,21 @@ void judgement_free(struct judgement *j) {
     j->naudits = j->audits_alloc = 0;
 }
 
+static int queue_audit(struct judgement *j, const char *type, const struct pod_record *pod,
+                       json_t *details, bool noisy);
+
 int judge_audit(struct judgement *j, const char *type, const struct pod_record *pod,
                 json_t *details) {
+    return queue_audit(j, type, pod, details, false);
+}
+
+int judge_audit_noisy(struct judgement *j, const char *type, const struct pod_record *pod,
+                      json_t *details) {
+    return queue_audit(j, type, pod, details, true);
+}
+
+static int queue_audit(struct judgement *j, const char *type, const struct pod_record *pod,
+                       json_t *details, bool noisy) {
     struct judge_audit *a;
 
     if (j->naudits == j->audits_alloc) {
@@ -140,6 +153,7 @@ int judge_audit(struct judgement *j, const char *type, const struct pod_record *
         snprintf(a->uid, sizeof(a->uid), "%s", pod->uid);
     }
     a->details = details;
+    a->noisy = noisy;
     return 0;
 }
 
@@ -154,7 +168,10 @@ int judge_commit(struct judgement *j) {
             snprintf(pod.name, sizeof(pod.name), "%s", a->name);
             snprintf(pod.uid, sizeof(pod.uid), "%s", a->uid);
         }
-        r = engine_audit(j->e, a->type, j->n->name, a->has_pod ? &pod : NULL, a->details);
+        r = a->noisy
+                    ? engine_audit_noisy(j->e, a->type, j->n->name, a->has_pod ? &pod : NULL,
+                                         a->details)
+                    : engine_audit(j->e, a->type, j->n->name, a->has_pod ? &pod : NULL, a->details);
     }
     if (r == 0) {
         r = store_commit(j->e->store);
@@ -178,7 +195,12 @@ int judge_set_pod_state(struct judgement *j, struct pod_record *p, enum pod_stat
     json_t *d;
     int r;
 
-    if (p->state == state || p->state == POD_UNTRUSTED) {
+    if (p->state == POD_UNTRUSTED) {
+        return 0;
+    }
+    if (p->state == state) {
+        /* No change of verdict, no record; the reason shown stays true. */
+        snprintf(p->reason, sizeof(p->reason), "%s", reason);
         return 0;
     }
     d = json_pack("{s:s,s:s,s:s}", "from", pod_state_name(p->state), "to", pod_state_name(state),
@@ -266,7 +288,10 @@ static int judge_kept(struct judgement *j, struct judge_pod *jp) {
         return 0;
     }
     if (jp->rec.files_overflow) {
+        /* Not all kept: never judged whole again, whichever policy comes
+         * (a policy changed and changed back must not make it whole). */
         jp->incomplete = true;
+        snprintf(jp->rec.policy, sizeof(jp->rec.policy), "%s", JUDGE_POLICY_INCOMPLETE);
         return 0;
     }
     r = store_pod_files_foreach(j->e->store, jp->rec.uid, judge_one_kept, &c);
@@ -288,8 +313,12 @@ static int keep_measurement(struct judgement *j, struct judge_pod *jp,
     if (jp->rec.files_overflow) {
         return 0;
     }
-    if (jp->rec.files >= STORE_POD_FILES_MAX) {
+    if (jp->rec.files >= STORE_POD_FILES_MAX ||
+        jp->rec.files_bytes + m->path_len > STORE_POD_FILES_BYTES_MAX) {
         jp->rec.files_overflow = true;
+        if (jp->policy && strcmp(jp->rec.policy, policy_id(jp->policy)) != 0) {
+            jp->incomplete = true; /* this one is judged live, earlier ones were not */
+        }
         return 0;
     }
     f = calloc(1, sizeof(*f));
@@ -305,6 +334,7 @@ static int keep_measurement(struct judgement *j, struct judge_pod *jp,
     free(f);
     if (r == 1) {
         jp->rec.files++;
+        jp->rec.files_bytes += m->path_len;
     }
     return r < 0 ? r : 0;
 }
@@ -393,7 +423,9 @@ static int node_violation(struct judgement *j, const char *reason, json_t *d) {
     int r = 0;
 
     json_object_set_new(d, "reason", json_string(reason));
-    if (j->node_audits < NODE_AUDITS_MAX) {
+    if (j->n->state == NODE_UNTRUSTED) {
+        r = judge_audit_noisy(j, "violation", NULL, d); /* it changes nothing any more */
+    } else if (j->node_audits < NODE_AUDITS_MAX) {
         j->node_audits++;
         r = judge_audit(j, "violation", NULL, d);
     } else {
@@ -409,7 +441,10 @@ static int node_violation(struct judgement *j, const char *reason, json_t *d) {
 static int fail_in_pod(struct judgement *j, struct judge_pod *jp, const struct measurement *m,
                        const char *reason) {
     json_t *d = violation_details(m, policy_id(jp->policy));
-    int r = judge_audit(j, "violation", &jp->rec, d);
+    /* A pod untrusted before this judgement changes no more: what else it
+     * runs is recorded at the rate of the noisy records. */
+    int r = jp->rec.state == POD_UNTRUSTED ? judge_audit_noisy(j, "violation", &jp->rec, d)
+                                           : judge_audit(j, "violation", &jp->rec, d);
 
     jp->failed = true;
     return r < 0 ? r : judge_set_pod_state(j, &jp->rec, POD_UNTRUSTED, reason);
@@ -455,7 +490,7 @@ static int judge_on_node(struct judgement *j, const struct measurement *m, const
     if (!p) {
         d = violation_details(m, NULL);
         json_object_set_new(d, "attribution", json_string(unplaced));
-        return engine_audit_noisy(j->e, "unattributed", j->n->name, d) < 0 ? -EIO : 0;
+        return judge_audit_noisy(j, "unattributed", NULL, d);
     }
     if (measurement_check(p, m, why, sizeof(why)) != CHECK_FAIL) {
         return 0;
@@ -484,12 +519,36 @@ static int claim_failure(struct judgement *j, const struct measurement *m, const
     return node_violation(j, reason, d);
 }
 
+/* The node's waiting list is full: the measurement cannot be kept, only
+ * counted against its pod (or container), whose judgement then knows it is
+ * incomplete. Past JUDGE_DROPPED_MAX such pods the node fails: an honest
+ * node does not report thousands of measurements of that many pods nobody
+ * has listed. */
+static int drop_waiting(struct judgement *j, const struct measurement *m) {
+    const char *uid = m->ref.scope == IMA_SCOPE_POD ? m->ref.pod_uid : "";
+    const char *cid = m->ref.scope == IMA_SCOPE_POD ? "" : m->ref.container_id;
+    char reason[STORE_REASON_MAX];
+    int r;
+
+    if (j->n->pending >= JUDGE_WAITING_MAX + JUDGE_DROPPED_MAX) {
+        snprintf(reason, sizeof(reason),
+                 "measurements of more than %d pods the inventory does not know wait at once",
+                 JUDGE_DROPPED_MAX);
+        return node_violation(j, reason, violation_details(m, NULL));
+    }
+    r = store_pending_mark_dropped(j->e->store, j->n->name, uid, cid, engine_now_ms());
+    if (r == 1) {
+        j->n->pending++;
+    }
+    return r < 0 ? r : 0;
+}
+
 static int wait_for_pod(struct judgement *j, const struct measurement *m) {
     struct pending_record *p;
     int r;
 
     if (j->n->pending >= JUDGE_WAITING_MAX) {
-        return -ENOSPC;
+        return drop_waiting(j, m);
     }
     p = calloc(1, sizeof(*p));
     if (!p) {
@@ -543,6 +602,34 @@ int judge_measurement(struct judgement *j, const struct measurement *m) {
     return r == 1 ? wait_for_pod(j, m) : r;
 }
 
+/* The count of a pod's measurements that could not be kept: the pod, once
+ * known, cannot be judged whole (it never reads trusted again until an
+ * operator resets it); one nobody lists is judged as unattributable. */
+static int judge_dropped(struct judgement *j, const struct pending_record *p, enum place pl,
+                         struct judge_pod *jp, const char *uid, const char *other) {
+    struct measurement m = {0};
+    char why[STORE_REASON_MAX];
+
+    m.index = p->entry;
+    m.path = (const uint8_t *)"";
+    snprintf(m.template_name, sizeof(m.template_name), "(dropped)");
+    switch (pl) {
+    case PLACE_POD:
+        jp->incomplete = true;
+        jp->rec.files_overflow = true;
+        snprintf(jp->rec.policy, sizeof(jp->rec.policy), "%s", JUDGE_POLICY_INCOMPLETE);
+        return 0;
+    case PLACE_FOREIGN:
+        return claim_failure(j, &m, uid, other);
+    default:
+        break;
+    }
+    snprintf(why, sizeof(why),
+             "%u measurements of %s %s could not be kept and its pod was never listed", p->dropped,
+             p->uid[0] ? "pod" : "container", p->uid[0] ? p->uid : p->container);
+    return judge_on_node(j, &m, why);
+}
+
 /* One waiting measurement: judged (and gone), or still waiting. */
 static int judge_one_waiting(struct judgement *j, const struct pending_record *p, int64_t synced,
                              int64_t grace_ms) {
@@ -566,10 +653,12 @@ static int judge_one_waiting(struct judgement *j, const struct pending_record *p
         snprintf(m.ref.container_id, sizeof(m.ref.container_id), "%.64s", p->container);
     }
     pl = place(j, &m.ref, &jp, other, sizeof(other), uid, sizeof(uid));
-    if (pl == PLACE_WAIT) {
-        if (synced < p->seen_ms + grace_ms) {
-            return 0; /* the inventory may still catch up */
-        }
+    if (pl == PLACE_WAIT && synced < p->seen_ms + grace_ms) {
+        return 0; /* the inventory may still catch up */
+    }
+    if (p->dropped) {
+        r = judge_dropped(j, p, pl, jp, uid, other);
+    } else if (pl == PLACE_WAIT) {
         snprintf(why, sizeof(why), "%s %s was not in the inventory %" PRId64 " ms after it",
                  p->uid[0] ? "its pod" : "its container", p->uid[0] ? p->uid : p->container,
                  synced - p->seen_ms);
@@ -624,11 +713,15 @@ int judge_settle_pods(struct judgement *j) {
             r = judge_set_pod_state(j, &jp->rec,
                                     j->e->cfg.unknown_untrusted ? POD_UNTRUSTED : POD_UNKNOWN,
                                     "no policy matches the pod");
+        } else if (jp->rec.files == 0) {
+            r = judge_set_pod_state(j, &jp->rec, POD_UNKNOWN,
+                                    "no measurement of it has been judged yet");
         } else if (jp->incomplete) {
             snprintf(reason, sizeof(reason),
-                     "more than %d distinct measurements: they cannot all be judged again by "
-                     "policy %s",
-                     STORE_POD_FILES_MAX, policy_name(jp->policy));
+                     "its measurements could not all be kept (more than %d distinct, or more "
+                     "than %d of the node waiting for pods to be listed): policy %s cannot judge "
+                     "them all",
+                     STORE_POD_FILES_MAX, JUDGE_WAITING_MAX, policy_name(jp->policy));
             r = judge_set_pod_state(j, &jp->rec, POD_UNKNOWN, reason);
         } else {
             snprintf(reason, sizeof(reason), "every measurement is in policy %s",
@@ -668,7 +761,8 @@ int judge_node_failure(struct judgement *j, const char *reason) {
     json_t *d = json_pack("{s:s}", "reason", reason);
     int r;
 
-    r = judge_audit(j, "node-failure", NULL, d);
+    r = j->n->state == NODE_UNTRUSTED ? judge_audit_noisy(j, "node-failure", NULL, d)
+                                      : judge_audit(j, "node-failure", NULL, d);
     j->n->state = NODE_UNTRUSTED;
     snprintf(j->n->reason, sizeof(j->n->reason), "%s", reason);
     /* The pods met here (some not stored yet), then every pod the store

@@ -26,6 +26,12 @@ struct engine;
 /* Most measurements a node may have waiting for their pod to be known
  * (each costs at most STORE_PATH_MAX bytes of store). */
 #define JUDGE_WAITING_MAX 2048
+/* Past that, measurements are counted, not kept: for at most this many
+ * pods (or containers) at once. */
+#define JUDGE_DROPPED_MAX 256
+/* The policy id of a pod whose measurements cannot all be judged again (too
+ * many to keep, or some could not be kept): it never matches a policy. */
+#define JUDGE_POLICY_INCOMPLETE "!incomplete"
 
 /* What one IMA entry says, decoded. */
 struct measurement {
@@ -68,6 +74,7 @@ struct judge_audit {
     bool has_pod;
     char ns[STORE_NAME_MAX + 1], name[STORE_NAME_MAX + 1], uid[64];
     json_t *details;
+    bool noisy; /* through the engine's noisy-record limit */
 };
 
 struct judgement {
@@ -87,9 +94,10 @@ int judgement_init(struct judgement *j, struct engine *e, struct node_record *n)
 void judgement_free(struct judgement *j);
 
 /* Attribute and judge one measurement of node j->n. A measurement whose
- * pod is not in the inventory yet waits in the store. Returns 0, -ENOSPC
- * when the node already has JUDGE_WAITING_MAX waiting, or another negative
- * errno on a store or audit failure. */
+ * pod is not in the inventory yet waits in the store; past
+ * JUDGE_WAITING_MAX waiting it is only counted against its pod, which can
+ * then never read trusted (JUDGE_POLICY_INCOMPLETE). Returns 0 or a
+ * negative errno on a store or audit failure. */
 int judge_measurement(struct judgement *j, const struct measurement *m);
 
 /* Judge the node's waiting measurements whose pod is known now, and those
@@ -114,6 +122,10 @@ int judge_set_pod_state(struct judgement *j, struct pod_record *p, enum pod_stat
  * written by judge_commit(), so a judgement that is rolled back leaves none. */
 int judge_audit(struct judgement *j, const char *type, const struct pod_record *pod,
                 json_t *details);
+/* The same for a record any node could provoke again and again: written
+ * through the engine's noisy-record limit (engine_audit_noisy). */
+int judge_audit_noisy(struct judgement *j, const char *type, const struct pod_record *pod,
+                      json_t *details);
 
 /* Write the queued audit records (synced), then commit the store. On
  * failure the store is rolled back. 0 or a negative errno. */

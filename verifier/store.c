@@ -2,6 +2,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,13 +53,17 @@ static const struct {
         {"pods", "files", "INTEGER NOT NULL DEFAULT 0"},
         {"pods", "files_overflow", "INTEGER NOT NULL DEFAULT 0"},
         {"pods", "policy", "TEXT NOT NULL DEFAULT ''"},
+        {"pods", "files_bytes", "INTEGER NOT NULL DEFAULT 0"},
+        {"pods", "gone_ms", "INTEGER NOT NULL DEFAULT 0"},
+        {"pending", "dropped", "INTEGER NOT NULL DEFAULT 0"},
 };
 
 static const char indexes[] = "CREATE INDEX IF NOT EXISTS nodes_ek_fp ON nodes(ek_fp);";
 
 /* Schema versions (PRAGMA user_version): 0 the first; 1 adds nodes.pending
- * and the pending table; 2 nodes.ek_fp, the pods' files (pod_files,
- * pods.files, files_overflow, policy). */
+ * and the pending table; 2 nodes.ek_fp, the pods' kept measurements
+ * (pod_files, pods.files, files_bytes, files_overflow, policy), pods.gone_ms
+ * and pending.dropped. */
 #define SCHEMA_VERSION 2
 
 /* Convert an SQLite result once, logging its message. */
@@ -342,7 +347,7 @@ int store_node_foreach(struct store *s, int (*fn)(const struct node_record *, vo
 
 #define POD_COLS                                                                            \
     "uid, node, namespace, name, state, reason, since_ms, unjudged, files, files_overflow," \
-    " policy"
+    " policy, files_bytes, gone_ms"
 
 static void pod_from_row(sqlite3_stmt *st, struct pod_record *p) {
     memset(p, 0, sizeof(*p));
@@ -359,6 +364,8 @@ static void pod_from_row(sqlite3_stmt *st, struct pod_record *p) {
     p->files = (uint32_t)sqlite3_column_int64(st, 8);
     p->files_overflow = sqlite3_column_int(st, 9) != 0;
     copy_text(p->policy, sizeof(p->policy), st, 10);
+    p->files_bytes = (uint64_t)sqlite3_column_int64(st, 11);
+    p->gone_ms = sqlite3_column_int64(st, 12);
 }
 
 int store_pod_get(struct store *s, const char *uid, struct pod_record *ret) {
@@ -391,7 +398,7 @@ int store_pod_put(struct store *s, const struct pod_record *p) {
     r = sql_rc(s,
                sqlite3_prepare_v2(s->db,
                                   "INSERT OR REPLACE INTO pods (" POD_COLS
-                                  ") VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                                  ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                                   -1, &st, NULL),
                "preparing a pod write");
     if (r < 0) {
@@ -408,6 +415,8 @@ int store_pod_put(struct store *s, const struct pod_record *p) {
     sqlite3_bind_int64(st, 9, p->files);
     sqlite3_bind_int(st, 10, p->files_overflow);
     sqlite3_bind_text(st, 11, p->policy, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 12, (sqlite3_int64)p->files_bytes);
+    sqlite3_bind_int64(st, 13, p->gone_ms);
     r = sql_rc(s, sqlite3_step(st), "writing a pod");
     sqlite3_finalize(st);
     return r;
@@ -455,7 +464,8 @@ int store_pod_foreach_node(struct store *s, const char *node,
     return pods_foreach(s, node, fn, ud);
 }
 
-#define PENDING_COLS "id, node, uid, container, entry, template, path, digest, violation, seen_ms"
+#define PENDING_COLS \
+    "id, node, uid, container, entry, template, path, digest, violation, seen_ms, dropped"
 
 int store_pending_add(struct store *s, const struct pending_record *p) {
     sqlite3_stmt *st = NULL;
@@ -467,7 +477,7 @@ int store_pending_add(struct store *s, const struct pending_record *p) {
     r = sql_rc(s,
                sqlite3_prepare_v2(s->db,
                                   "INSERT INTO pending (" PENDING_COLS
-                                  ") VALUES (NULL,?,?,?,?,?,?,?,?,?)",
+                                  ") VALUES (NULL,?,?,?,?,?,?,?,?,?,?)",
                                   -1, &st, NULL),
                "preparing a pending write");
     if (r < 0) {
@@ -482,6 +492,7 @@ int store_pending_add(struct store *s, const struct pending_record *p) {
     sqlite3_bind_text(st, 7, p->digest, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 8, p->violation);
     sqlite3_bind_int64(st, 9, p->seen_ms);
+    sqlite3_bind_int64(st, 10, p->dropped);
     r = sql_rc(s, sqlite3_step(st), "writing a pending measurement");
     sqlite3_finalize(st);
     return r;
@@ -518,6 +529,7 @@ int store_pending_list(struct store *s, const char *node, int64_t after, struct 
         copy_text(p->digest, sizeof(p->digest), st, 7);
         p->violation = sqlite3_column_int(st, 8) != 0;
         p->seen_ms = sqlite3_column_int64(st, 9);
+        p->dropped = (uint32_t)sqlite3_column_int64(st, 10);
     }
     sqlite3_finalize(st);
     return (int)n;
@@ -662,5 +674,41 @@ int store_pod_files_foreach(struct store *s, const char *uid,
     }
     sqlite3_finalize(st);
     free(f);
+    return r;
+}
+
+int store_pending_mark_dropped(struct store *s, const char *node, const char *uid,
+                               const char *container, int64_t seen_ms) {
+    sqlite3_stmt *st = NULL;
+    int r = sql_rc(s,
+                   sqlite3_prepare_v2(s->db,
+                                      "UPDATE pending SET dropped = dropped + 1 WHERE node = ? AND "
+                                      "uid = ? AND container = ? AND dropped > 0",
+                                      -1, &st, NULL),
+                   "counting a dropped measurement");
+
+    if (r < 0) {
+        return r;
+    }
+    sqlite3_bind_text(st, 1, node, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, uid, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, container, -1, SQLITE_STATIC);
+    r = sql_rc(s, sqlite3_step(st), "counting a dropped measurement");
+    sqlite3_finalize(st);
+    if (r == 0 && sqlite3_changes(s->db) == 0) {
+        struct pending_record *p = calloc(1, sizeof(*p));
+        if (!p) {
+            return -ENOMEM;
+        }
+        snprintf(p->node, sizeof(p->node), "%s", node);
+        snprintf(p->uid, sizeof(p->uid), "%s", uid);
+        snprintf(p->container, sizeof(p->container), "%s", container);
+        snprintf(p->template_name, sizeof(p->template_name), "(dropped)");
+        p->seen_ms = seen_ms;
+        p->dropped = 1;
+        r = store_pending_add(s, p);
+        free(p);
+        return r < 0 ? r : 1;
+    }
     return r;
 }

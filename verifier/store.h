@@ -62,11 +62,14 @@ struct pod_record {
     /* "<name>@sha256:<hex>" of the policy every kept measurement was judged
      * by, or "" when some were judged by none. */
     char policy[320];
+    uint64_t files_bytes; /* path bytes of the kept measurements */
+    int64_t gone_ms;      /* when the inventory was first seen without the pod; 0: listed */
 };
 
 /* A pod's distinct measurements are kept so that they can be judged again
  * when its policy changes or one first matches it. */
-#define STORE_POD_FILES_MAX 8192
+#define STORE_POD_FILES_MAX       8192
+#define STORE_POD_FILES_BYTES_MAX (512u * 1024) /* of paths: what a pod's files may take */
 
 /* A measurement that could not be attributed yet: its pod (by UID) or its
  * container is not in the inventory. It waits, is judged when the pod
@@ -86,6 +89,9 @@ struct pending_record {
     char digest[160]; /* "algo:hex", or "" when the entry has no file digest */
     bool violation;
     int64_t seen_ms;
+    /* > 0: not a measurement but the count of those of this pod or container
+     * that could not be kept (the node's waiting list was full). */
+    uint32_t dropped;
 };
 
 struct pod_file {
@@ -133,6 +139,10 @@ int store_pending_add(struct store *s, const struct pending_record *p);
 int store_pending_list(struct store *s, const char *node, int64_t after, struct pending_record *ret,
                        size_t max);
 int store_pending_delete(struct store *s, int64_t id);
+/* Count one more measurement of a pod (uid) or container that could not be
+ * kept: 1 when that started a new marker row, 0 when one was counted up. */
+int store_pending_mark_dropped(struct store *s, const char *node, const char *uid,
+                               const char *container, int64_t seen_ms);
 int store_pending_delete_node(struct store *s, const char *node);
 /* Keep one of a pod's measurements: 1 when new, 0 when kept already. */
 int store_pod_file_add(struct store *s, const char *uid, const struct pod_file *f);

@@ -303,27 +303,6 @@ static void test_one_tpm_two_names_reencoded(void **state) {
     tpm_key_release(t->tpm, &ak2);
 }
 
-/* Evidence refused with 503 (too many measurements waiting) changes
- * nothing, in the store and in the audit log alike. */
-static void test_refused_round_leaves_no_audit(void **state) {
-    struct fx *f = *state;
-    json_t *resp = NULL;
-
-    register_node(f, &f->nodes[0]);
-    measure_pod(&f->nodes[0], UID_A, "/usr/bin/upfd", GOOD);
-    assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
-    json_decref(resp);
-    measure_pod(&f->nodes[0], UID_A, "/tmp/miner", EVIL);
-    for (int i = 0; i <= JUDGE_WAITING_MAX; i++) {
-        measure_pod(&f->nodes[0], UID_B, "/usr/bin/x", GOOD);
-    }
-    assert_int_equal(attest(f, &resp, NULL), ENGINE_BUSY);
-    json_decref(resp);
-    assert_string_equal(pod_state(f), "trusted");
-    assert_false(audited(f, "\"to\":\"untrusted\""));
-    assert_false(audited(f, "\"type\":\"violation\""));
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_trusted_untrusted_reset, setup, teardown),
@@ -333,7 +312,6 @@ int main(void) {
             cmocka_unit_test_setup_teardown(test_policy_change_same_mtime, setup, teardown),
             cmocka_unit_test_setup_teardown(test_reused_name_shows_live_pod, setup, teardown),
             cmocka_unit_test_setup_teardown(test_one_tpm_two_names_reencoded, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_refused_round_leaves_no_audit, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

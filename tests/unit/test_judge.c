@@ -190,23 +190,115 @@ static void test_waiting_pod_expires(void **state) {
     json_decref(resp);
 }
 
-/* A node may keep JUDGE_WAITING_MAX measurements waiting; beyond that its
- * evidence is refused (503) and nothing of it is kept. */
+/* A node keeps at most JUDGE_WAITING_MAX measurements waiting; beyond that
+ * a measurement is only counted against its pod. The round still goes
+ * through (the node is never wedged), and the pod, once listed, can never
+ * read trusted: its judgement would miss what was not kept. */
 static void test_waiting_bounded(void **state) {
     struct fx *f = *state;
     json_t *resp = NULL, *nj;
+    const char *extra[] = {UID_B " " NODE};
+    char node[64];
 
     register_and_activate(f);
-    for (int i = 0; i <= JUDGE_WAITING_MAX; i++) {
-        char p[64];
-        snprintf(p, sizeof(p), "/usr/bin/x%d", i);
-        measure_pod(&f->nodes[0], UID_B, p, GOOD);
+    for (int i = 0; i <= JUDGE_WAITING_MAX + 10; i++) {
+        measure_pod(&f->nodes[0], UID_B, "/usr/bin/upfd", GOOD);
     }
-    assert_int_equal(attest(f, &resp, NULL), ENGINE_BUSY);
+    assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
+    json_decref(resp);
+    nj = node_json(f, NODE);
+    /* The kept ones and one counter for what was not kept. */
+    assert_int_equal(json_integer_value(json_object_get(nj, "waiting_measurements")),
+                     JUDGE_WAITING_MAX + 1);
+    assert_int_equal(json_integer_value(json_object_get(nj, "ima_next_index")),
+                     JUDGE_WAITING_MAX + 11);
+    json_decref(nj);
+
+    write_pods(f, extra, 1); /* upf-1 is listed now: every file was GOOD */
+    assert_int_equal(engine_resolve_waiting(f->e), 0);
+    assert_string_equal(pod_of(f, "upf-1", node, sizeof(node)), "unknown");
+    assert_int_equal(engine_pod(f->e, "open5gs", "upf-1", &resp), ENGINE_OK);
+    assert_non_null(
+            strstr(json_string_value(json_object_get(resp, "reason")), "could not all be kept"));
     json_decref(resp);
     nj = node_json(f, NODE);
     assert_int_equal(json_integer_value(json_object_get(nj, "waiting_measurements")), 0);
-    assert_int_equal(json_integer_value(json_object_get(nj, "ima_next_index")), 0);
+    assert_string_equal(json_string_value(json_object_get(nj, "state")), "trusted");
+    json_decref(nj);
+}
+
+/* Measurements of a pod no list ever shows, more than the waiting list
+ * holds: the node still makes progress, and once the pod is past its grace
+ * what was counted is recorded as unattributable (no NodePolicy: not a
+ * failure). Past JUDGE_DROPPED_MAX such pods at once the node fails: an
+ * honest node does not run that many pods nobody lists. */
+static void test_waiting_overflow_never_listed(void **state) {
+    struct fx *f = *state;
+    json_t *resp = NULL, *nj;
+    char p[64], uid[64];
+
+    register_and_activate(f);
+    for (int i = 0; i <= JUDGE_WAITING_MAX; i++) {
+        snprintf(p, sizeof(p), "/tmp/x%d", i);
+        measure_pod(&f->nodes[0], UID_B, p, GOOD);
+    }
+    assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
+    json_decref(resp);
+    write_pods(f, NULL, 0);
+    assert_int_equal(engine_resolve_waiting(f->e), 0);
+    nj = node_json(f, NODE);
+    assert_int_equal(json_integer_value(json_object_get(nj, "waiting_measurements")), 0);
+    assert_string_equal(json_string_value(json_object_get(nj, "state")), "trusted");
+    json_decref(nj);
+    assert_true(audited(f, "\"type\":\"unattributed\""));
+    measure(f, "/usr/bin/upfd", GOOD, true);
+    assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
+    json_decref(resp);
+    assert_string_equal(pod_state(f), "trusted");
+
+    /* Fill the waiting list again, then one measurement each of more pods
+     * than JUDGE_DROPPED_MAX. */
+    for (int i = 0; i < JUDGE_WAITING_MAX; i++) {
+        snprintf(p, sizeof(p), "/tmp/y%d", i);
+        measure_pod(&f->nodes[0], UID_B, p, GOOD);
+    }
+    for (int i = 0; i <= JUDGE_DROPPED_MAX; i++) {
+        snprintf(uid, sizeof(uid), "1a2b3c4d-0000-4111-8222-%012d", i + 1);
+        measure_pod(&f->nodes[0], uid, "/tmp/z", GOOD);
+    }
+    assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
+    json_decref(resp);
+    nj = node_json(f, NODE);
+    assert_string_equal(json_string_value(json_object_get(nj, "state")), "untrusted");
+    assert_non_null(strstr(json_string_value(json_object_get(nj, "reason")),
+                           "pods the inventory does not know wait at once"));
+    json_decref(nj);
+}
+
+/* With a NodePolicy, what could not be kept of a pod no list shows cannot
+ * be checked against it: the node fails, naming the count. */
+static void test_waiting_overflow_nodepolicy(void **state) {
+    struct fx *f = *state;
+    json_t *resp = NULL, *nj;
+    char path[400];
+
+    register_and_activate(f);
+    snprintf(path, sizeof(path), "%s/node.json", f->policies);
+    write_text(path, "{\"apiVersion\":\"kima.dev/v1\",\"kind\":\"NodePolicy\",\"name\":\"node\","
+                     "\"digests\":{\"/usr/bin/upfd\":[\"sha256:" GOOD "\"]}}");
+    assert_int_equal(engine_reload_policies(f->e), 0);
+    for (int i = 0; i < JUDGE_WAITING_MAX + 3; i++) {
+        measure_pod(&f->nodes[0], UID_B, "/usr/bin/upfd", GOOD);
+    }
+    assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
+    json_decref(resp);
+    write_pods(f, NULL, 0);
+    assert_int_equal(engine_resolve_waiting(f->e), 0);
+    nj = node_json(f, NODE);
+    assert_int_equal(json_integer_value(json_object_get(nj, "waiting_measurements")), 0);
+    assert_string_equal(json_string_value(json_object_get(nj, "state")), "untrusted");
+    assert_non_null(strstr(json_string_value(json_object_get(nj, "reason")),
+                           "3 measurements of pod " UID_B " could not be kept"));
     json_decref(nj);
 }
 
@@ -450,6 +542,10 @@ int main(void) {
             cmocka_unit_test_setup_teardown(test_waiting_pod_foreign, setup, teardown),
             cmocka_unit_test_setup_teardown(test_waiting_pod_expires, setup_no_grace, teardown),
             cmocka_unit_test_setup_teardown(test_waiting_bounded, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_waiting_overflow_never_listed, setup_no_grace,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_waiting_overflow_nodepolicy, setup_no_grace,
+                                            teardown),
             cmocka_unit_test_setup_teardown(test_deep_and_unplaced_cgroups, setup, teardown),
             cmocka_unit_test_setup_teardown(test_deleted_pod_keeps_node, setup_no_grace, teardown),
             cmocka_unit_test_setup_teardown(test_static_pod_attributed, setup_no_grace, teardown),
