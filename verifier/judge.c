@@ -441,10 +441,12 @@ static int node_violation(struct judgement *j, const char *reason, json_t *d) {
 static int fail_in_pod(struct judgement *j, struct judge_pod *jp, const struct measurement *m,
                        const char *reason) {
     json_t *d = violation_details(m, policy_id(jp->policy));
-    /* A pod untrusted before this judgement changes no more: what else it
-     * runs is recorded at the rate of the noisy records. */
-    int r = jp->rec.state == POD_UNTRUSTED ? judge_audit_noisy(j, "violation", &jp->rec, d)
-                                           : judge_audit(j, "violation", &jp->rec, d);
+    /* A pod untrusted before this judgement, or on a node untrusted
+     * before it, changes no more: what else it runs is recorded at the
+     * rate of the noisy records. */
+    bool moot = jp->rec.state == POD_UNTRUSTED || j->n->state == NODE_UNTRUSTED;
+    int r = moot ? judge_audit_noisy(j, "violation", &jp->rec, d)
+                 : judge_audit(j, "violation", &jp->rec, d);
 
     jp->failed = true;
     return r < 0 ? r : judge_set_pod_state(j, &jp->rec, POD_UNTRUSTED, reason);

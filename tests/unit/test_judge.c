@@ -13,6 +13,12 @@
 
 #include "judge.h"
 
+static void resp_state_is(struct fx *f, const char *node, const char *state) {
+    json_t *nj = node_json(f, node);
+    assert_string_equal(json_string_value(json_object_get(nj, "state")), state);
+    json_decref(nj);
+}
+
 static void round_ok(struct fx *f, struct tnode *t) {
     json_t *resp = NULL;
     assert_int_equal(attest_node(f, t, &resp, NULL), ENGINE_OK);
@@ -535,6 +541,134 @@ static void test_cgn_init_container(void **state) {
     assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "trusted");
 }
 
+/* The upf policy allowing `digests` (a JSON object body), with a new mtime
+ * second every time so that the reload is never skipped. */
+static void write_upf_policy(struct fx *f, const char *digests) {
+    char path[400], text[2048];
+    struct timespec ts[2];
+    static long tick = 100;
+
+    snprintf(path, sizeof(path), "%s/upf.json", f->policies);
+    snprintf(text, sizeof(text),
+             "{\"apiVersion\":\"kima.dev/v1\",\"kind\":\"PodPolicy\",\"name\":\"upf\","
+             "\"match\":{\"namespace\":\"open5gs\",\"podLabels\":{\"app\":\"upf\"}},"
+             "\"digests\":{%s}}",
+             digests);
+    write_text(path, text);
+    clock_gettime(CLOCK_REALTIME, &ts[0]);
+    ts[0].tv_sec -= tick++;
+    ts[1] = ts[0];
+    assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+    assert_int_equal(engine_reload_policies(f->e), 0);
+}
+
+/* A pod whose kept measurements overflowed is never whole again, whichever
+ * policy comes: a policy changed and rolled back must not make it trusted,
+ * since what it ran in between was judged by the other policy only. */
+static void test_overflow_policy_flip_back(void **state) {
+    struct fx *f = *state;
+    char node[64], p[64];
+    const char *strict = "\"*\":[\"sha256:" GOOD "\"]";
+    const char *loose = "\"*\":[\"sha256:" GOOD "\",\"sha256:" EVIL "\"]";
+
+    write_upf_policy(f, strict);
+    register_node(f, &f->nodes[0]);
+    for (int i = 0; i <= STORE_POD_FILES_MAX; i++) {
+        snprintf(p, sizeof(p), "/opt/app/bin/tool-%d", i);
+        measure(f, p, GOOD, true);
+    }
+    round_ok(f, &f->nodes[0]);
+    assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "trusted");
+
+    write_upf_policy(f, loose);
+    assert_int_equal(engine_rejudge_pods(f->e), 0);
+    measure(f, "/opt/app/bin/evil", EVIL, true); /* allowed by `loose` only */
+    round_ok(f, &f->nodes[0]);
+    assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "unknown");
+    write_upf_policy(f, strict); /* rolled back */
+    assert_int_equal(engine_rejudge_pods(f->e), 0);
+    measure(f, "/opt/app/bin/tool-x", GOOD, true);
+    round_ok(f, &f->nodes[0]);
+    assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "unknown");
+}
+
+/* An operator reset means "judge it again from the next measurement": a
+ * sweep with nothing new measured leaves it unknown. */
+static void test_reset_needs_a_measurement(void **state) {
+    struct fx *f = *state;
+    char node[64];
+    json_t *req, *resp = NULL;
+
+    register_and_activate(f);
+    measure(f, "/tmp/miner", EVIL, true);
+    round_ok(f, &f->nodes[0]);
+    assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "untrusted");
+    req = json_pack("{s:s}", "reason", "investigating");
+    assert_int_equal(engine_pod_reset(f->e, UID_A, req, "ops", &resp), ENGINE_OK);
+    json_decref(req);
+    json_decref(resp);
+    round_ok(f, &f->nodes[0]); /* nothing new measured */
+    write_pods(f, NULL, 0);
+    assert_int_equal(engine_rejudge_pods(f->e), 0);
+    assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "unknown");
+    measure(f, "/usr/bin/upfd", GOOD, true);
+    round_ok(f, &f->nodes[0]);
+    assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "trusted");
+}
+
+static size_t audit_bytes(struct fx *f) {
+    struct stat st;
+    assert_int_equal(stat(f->audit, &st), 0);
+    return (size_t)st.st_size;
+}
+
+/* A node already untrusted changes nothing by what it reports, so what it
+ * reports cannot grow the audit log without bound: five rounds of 20 pods
+ * each running a 4 KiB-path binary their policy forbids, and a host binary
+ * the NodePolicy forbids, add a few records, not a hundred. */
+static void test_untrusted_node_audit_bounded(void **state) {
+    struct fx *f = *state;
+    char path[400], p[4200], uids[20][64], lines[19][128];
+    const char *extra[19];
+    size_t before, grew = 0;
+
+    for (int i = 0; i < 20; i++) {
+        snprintf(uids[i], sizeof(uids[i]), "1a2b3c4d-0000-4111-8222-%012d", i + 1);
+    }
+    snprintf(uids[0], sizeof(uids[0]), "%s", UID_A);
+    for (int i = 1; i < 20; i++) {
+        snprintf(lines[i - 1], sizeof(lines[i - 1]), "%s " NODE, uids[i]);
+        extra[i - 1] = lines[i - 1];
+    }
+    write_pods(f, extra, 19);
+    register_and_activate(f);
+    snprintf(path, sizeof(path), "%s/node.json", f->policies);
+    write_text(path, "{\"apiVersion\":\"kima.dev/v1\",\"kind\":\"NodePolicy\",\"name\":\"node\","
+                     "\"digests\":{\"/usr/bin/containerd\":[\"sha256:" GOOD "\"]}}");
+    assert_int_equal(engine_reload_policies(f->e), 0);
+    measure(f, "/tmp/miner", EVIL, false);
+    round_ok(f, &f->nodes[0]);
+    resp_state_is(f, NODE, "untrusted");
+    for (int r = 0; r < 5; r++) {
+        before = audit_bytes(f);
+        for (int i = 0; i < 21; i++) {
+            memset(p, 'a', 4000);
+            p[4000] = 0;
+            memcpy(p, "/x/", 3);
+            p[3] = (char)('a' + r);
+            p[4] = (char)('a' + i);
+            if (i < 20) {
+                measure_pod(&f->nodes[0], uids[i], p, EVIL);
+            } else {
+                measure(f, p, EVIL, false);
+            }
+        }
+        round_ok(f, &f->nodes[0]);
+        grew += audit_bytes(f) - before;
+    }
+    assert_true(grew < 64 * 1024);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_foreign_pod_claim, setup, teardown),
@@ -554,6 +688,9 @@ int main(void) {
             cmocka_unit_test_setup_teardown(test_policy_change_judges_again, setup, teardown),
             cmocka_unit_test_setup_teardown(test_gone_pod_records_dropped, setup, teardown),
             cmocka_unit_test_setup_teardown(test_cgn_init_container, setup_no_grace, teardown),
+            cmocka_unit_test_setup_teardown(test_overflow_policy_flip_back, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_reset_needs_a_measurement, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_untrusted_node_audit_bounded, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
