@@ -95,7 +95,8 @@ enum {
  *                    which on stderr), or a table over OPTIONS_MAX;
  *   -ERANGE          a number that is malformed or out of bounds; `err`
  *                    (errsz > 0) names the option, the variable if the value
- *                    came from it, the value and the bounds.
+ *                    came from it, the value and the bounds. The strings and
+ *                    flags in `cfg` are set already.
  * Strings stored in `cfg` are borrowed from argv and the environment. The
  * outputs other than `cfg` are untouched unless said. Not thread-safe
  * (getopt's state is global). */
