@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef KIMA_AGENT_AGENT_H
+#define KIMA_AGENT_AGENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "client.h"
+#include "keys.h"
+#include "position.h"
+
+/* What kima-agent was told (agent/main.c's option table fills it). Strings
+ * are borrowed from argv, the environment or main(). */
+struct agent_config {
+    const char *verifier, *node, *tcti, *securityfs, *cert, *key, *cacert, *state_dir;
+    const char *boot_id_file;
+    const char *ak_alg;      /* "rsa" or "ecc" */
+    const char *healthcheck; /* "live" or "ready": probe and exit */
+    const char *log_level, *log_format;
+    uint64_t interval_ms, min_interval_ms;
+    bool once;
+};
+
+/* The running agent: its TPM keys, its client of the verifier and where
+ * it stands in the measurement list. */
+struct agent {
+    const struct agent_config *cfg; /* borrowed */
+    struct tpm *tpm;
+    struct tpm_key ek, ak;
+    struct client *client;
+    struct list_position pos;
+};
+
+#endif

@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "loop.h"
+
+#include <errno.h>
+#include <time.h>
+
+#include <openssl/rand.h>
+
+#include "attest.h"
+#include "health.h"
+#include "log.h"
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(uint64_t ms, volatile sig_atomic_t *stop) {
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
+    while (!*stop && nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
+void agent_loop_init(struct agent_loop *l, bool registered) {
+    *l = (struct agent_loop){.registered = registered, .backoff_ms = BACKOFF_MIN_MS};
+}
+
+bool agent_loop_due(const struct agent_loop *l, const struct agent_config *cfg, int64_t now,
+                    uint64_t count) {
+    return now - l->last_round >= (int64_t)cfg->interval_ms ||
+           (count != l->last_count && now - l->last_round >= (int64_t)cfg->min_interval_ms);
+}
+
+uint64_t backoff_delay_ms(uint64_t backoff_ms, uint32_t jitter) {
+    return backoff_ms / 2 + jitter % (backoff_ms / 2 + 1);
+}
+
+uint64_t backoff_next_ms(uint64_t backoff_ms) {
+    return backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff_ms * 2;
+}
+
+int agent_loop_step(struct agent *a, struct agent_loop *l, int64_t now, uint64_t count) {
+    int r;
+
+    if (!l->registered) {
+        r = agent_register(a);
+        l->registered = r == 0;
+        return r;
+    }
+    l->last_count = count;
+    l->last_round = now;
+    r = agent_round(a);
+    if (r == -ENOENT) {
+        log_warn("the verifier does not know node %s: registering again", a->cfg->node);
+        l->registered = false;
+        a->pos.known_index = a->pos.known_offset = 0;
+    }
+    return r;
+}
+
+int agent_run(struct agent *a, bool registered, volatile sig_atomic_t *stop) {
+    struct agent_loop l;
+    int64_t last_heartbeat = INT64_MIN / 2;
+    int r = 0;
+
+    agent_loop_init(&l, registered);
+    while (!*stop) {
+        int64_t t = now_ms();
+        uint64_t count = position_read_count(&a->pos);
+        bool round;
+
+        if (t - last_heartbeat >= 5000) {
+            agent_heartbeat(a->cfg->state_dir);
+            last_heartbeat = t;
+        }
+        if (!agent_loop_due(&l, a->cfg, t, count)) {
+            sleep_ms(POLL_MS, stop);
+            continue;
+        }
+        round = l.registered;
+        r = agent_loop_step(a, &l, t, count);
+        if (round && r == -ENOENT) {
+            continue;
+        }
+        if (round && a->cfg->once && r >= 0) {
+            break;
+        }
+        if (r < 0) {
+            /* Exponential backoff with jitter, capped; never exit on it. */
+            uint32_t jitter = 0;
+            RAND_bytes((uint8_t *)&jitter, sizeof(jitter));
+            if (a->cfg->once) {
+                break;
+            }
+            sleep_ms(backoff_delay_ms(l.backoff_ms, jitter), stop);
+            l.backoff_ms = backoff_next_ms(l.backoff_ms);
+        } else {
+            l.backoff_ms = BACKOFF_MIN_MS;
+        }
+    }
+    return r;
+}

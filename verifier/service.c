@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "service.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "audit.h"
+#include "crl.h"
+#include "ekcert.h"
+#include "inventory.h"
+#include "kima-config.h"
+#include "log.h"
+#include "pcr.h"
+#include "store.h"
+
+int verifier_config_check(const struct verifier_config *cfg) {
+    TPML_PCR_SELECTION sel;
+
+    return tpm_pcr_selection_parse(cfg->pcr_selection, &sel) < 0 ? -EINVAL : 0;
+}
+
+/* The engine's, HTTP front's and Kubernetes side's settings. */
+static void split_config(struct verifier *v) {
+    const struct verifier_config *cfg = v->cfg;
+
+    engine_config_default(&v->engine_cfg);
+    v->engine_cfg.interval_ms = cfg->interval_ms;
+    v->engine_cfg.nonce_ttl_ms = cfg->nonce_ttl_ms;
+    v->engine_cfg.min_challenge_ms = cfg->min_challenge_ms;
+    v->engine_cfg.attribution_grace_ms = cfg->attribution_grace_ms;
+    v->engine_cfg.require_ek_cert = cfg->require_ek_cert;
+    v->engine_cfg.unknown_untrusted = cfg->unknown_untrusted;
+    v->engine_cfg.allow_match_all_excludes = cfg->allow_match_all_excludes;
+    tpm_pcr_selection_parse(cfg->pcr_selection, &v->engine_cfg.selection);
+    v->http_cfg = (struct http_config){
+            .listen = cfg->listen,
+            .tls_cert = cfg->tls_cert,
+            .tls_key = cfg->tls_key,
+            .client_ca = cfg->client_ca,
+            .insecure_plain_http = cfg->insecure_plain_http,
+            .threads = (unsigned)cfg->threads,
+            .max_connections = (unsigned)cfg->max_connections,
+            .max_body_memory = cfg->max_body_memory,
+    };
+    v->kube_opt = (struct kube_options){.label_prefix = cfg->label_prefix,
+                                        .refresh_ms = (int64_t)cfg->kube_refresh_ms};
+    v->use_api = cfg->kubeconfig || cfg->in_cluster ||
+                 (!cfg->pods_file && getenv("KUBERNETES_SERVICE_HOST"));
+}
+
+/* The EK CAs and the CRL of client certificates. */
+static int open_trust(struct verifier *v) {
+    const struct verifier_config *cfg = v->cfg;
+
+    if (cfg->ek_ca_dir && tpm_ekcert_store_load(cfg->ek_ca_dir, &v->ek_store) < 0) {
+        log_error("--ek-ca-dir %s holds no readable CA certificate", cfg->ek_ca_dir);
+        return -EINVAL;
+    }
+    if (cfg->require_ek_cert && !v->ek_store) {
+        log_error("--require-ek-cert needs --ek-ca-dir");
+        return -EINVAL;
+    }
+    if (!cfg->require_ek_cert) {
+        log_warn("*** --require-ek-cert is off: the first TPM to register a node name is bound to "
+                 "it, and any TPM will do, a software TPM included. Whoever holds a node's agent "
+                 "certificate can register a TPM it controls before the node does and report "
+                 "what it likes. Use --ek-ca-dir with --require-ek-cert outside demos. ***");
+    }
+    if (cfg->crl && cfg->insecure_plain_http) {
+        log_warn("--crl is ignored with --insecure-plain-http: there are no client certificates");
+    } else if (cfg->crl && !cfg->client_ca) {
+        log_error("--crl needs --client-ca: the CRLs must be signed by its CA");
+        return -EINVAL;
+    } else if (cfg->crl && crl_open(cfg->crl, cfg->client_ca, time(NULL), &v->crl) < 0) {
+        return -EINVAL; /* crl_open() said why */
+    }
+    v->http_cfg.crl = v->crl;
+    v->engine_cfg.ek_store = v->ek_store;
+    return 0;
+}
+
+/* The store, the audit key and log, the inventory and the engine. */
+static int open_core(struct verifier *v) {
+    const struct verifier_config *cfg = v->cfg;
+
+    if (store_open(cfg->db, &v->store) < 0 ||
+        audit_key_load_or_create(cfg->audit_key, &v->audit_key) < 0 ||
+        audit_open(cfg->audit_log, v->audit_key, cfg->audit_max_bytes, 1000, &v->audit) < 0 ||
+        (v->use_api ? inventory_open_api(&v->inv) : inventory_open_file(cfg->pods_file, &v->inv)) <
+                0 ||
+        engine_new(&v->engine_cfg, v->store, v->audit, v->inv, cfg->policies, &v->engine) < 0) {
+        log_error("start-up failed (store %s, audit log %s, audit key %s, pods file %s)", cfg->db,
+                  cfg->audit_log, cfg->audit_key, cfg->pods_file ? cfg->pods_file : "-");
+        return -EINVAL;
+    }
+    audit_set_checkpoint_ms(v->audit, (int64_t)cfg->audit_checkpoint_ms);
+    return 0;
+}
+
+static void kick(void *ud) {
+    kube_kick(ud, false);
+}
+
+/* The Kubernetes API: the inventory, the trust labels and Events. */
+static int open_kube(struct verifier *v) {
+    const struct verifier_config *cfg = v->cfg;
+    char err[512];
+    int r = cfg->kubeconfig ? kube_config_from_kubeconfig(cfg->kubeconfig, cfg->kube_context,
+                                                          &v->kube_cfg, err, sizeof(err))
+                            : kube_config_in_cluster(getenv("KIMA_SERVICE_ACCOUNT_DIR"),
+                                                     &v->kube_cfg, err, sizeof(err));
+
+    if (r < 0) {
+        log_error("Kubernetes configuration (%s): %s",
+                  cfg->kubeconfig ? cfg->kubeconfig : "in-cluster", err);
+        return r;
+    }
+    if (v->kube_cfg.insecure) {
+        log_error("the kubeconfig asks for insecure-skip-tls-verify: refused; give the "
+                  "cluster's CA");
+        return -EPERM;
+    }
+    if (cfg->pods_file) {
+        log_warn("--pods-file is ignored: the pod inventory comes from the Kubernetes API");
+    }
+    log_info("Kubernetes API %s (%s), labels %s/trust", v->kube_cfg.server,
+             cfg->kubeconfig ? cfg->kubeconfig : "in-cluster", v->kube_opt.label_prefix);
+    r = kube_new(&v->kube_cfg, &v->kube_opt, v->engine, v->inv, &v->kube);
+    if (r < 0) {
+        return r;
+    }
+    memset(&v->kube_cfg, 0, sizeof(v->kube_cfg)); /* kube owns it */
+    engine_set_listener(v->engine, kick, v->kube);
+    kube_start(v->kube);
+    return 0;
+}
+
+int verifier_open(const struct verifier_config *cfg, struct verifier *v) {
+    int r;
+
+    *v = (struct verifier){.cfg = cfg};
+    split_config(v);
+    if (cfg->insecure_plain_http) {
+        log_warn("*** --insecure-plain-http: NO TLS, NO CLIENT AUTHENTICATION. Anyone who can "
+                 "reach %s can register nodes and read every verdict. Local demos only. ***",
+                 cfg->listen);
+    }
+    r = open_trust(v);
+    if (r == 0) {
+        r = open_core(v);
+    }
+    if (r == 0 && v->use_api) {
+        r = open_kube(v);
+    }
+    return r;
+}
+
+int verifier_listen(struct verifier *v) {
+    int r = http_start(&v->http_cfg, v->engine, &v->http);
+
+    if (r < 0) {
+        return r;
+    }
+    log_info("kima-verifier %s listening on port %u (%s)", KIMA_VERSION, http_port(v->http),
+             v->cfg->insecure_plain_http ? "plain HTTP" : "HTTPS, client certificates required");
+    return 0;
+}
+
+void verifier_tick(struct verifier *v) {
+    /* The checkpoint first: judging waiting measurements may take the
+     * engine's lock for a while, the unsigned tail must not wait. The
+     * inputs next, then what depends on them. */
+    audit_checkpoint_due(v->audit, engine_now_ms());
+    engine_reload_policies(v->engine);
+    if (v->crl) {
+        crl_refresh(v->crl, time(NULL));
+    }
+    if (!v->kube) {
+        inventory_refresh(v->inv);
+    }
+    engine_sweep(v->engine, engine_now_ms());
+}
+
+void verifier_run(struct verifier *v, const sigset_t *sigs) {
+    for (;;) {
+        struct timespec tick = {1, 0};
+        int sig = sigtimedwait(sigs, NULL, &tick);
+        if (sig == SIGTERM || sig == SIGINT) {
+            log_info("signal %d: finishing requests in flight and stopping", sig);
+            break;
+        }
+        verifier_tick(v);
+    }
+}
+
+static void log_kube_stats(struct kube *k) {
+    struct kube_stats ks;
+
+    kube_stats(k, &ks);
+    log_info("kubernetes: %llu pod lists (%llu failed), %llu label patches (%llu failed), "
+             "%llu events",
+             (unsigned long long)ks.lists, (unsigned long long)ks.list_errors,
+             (unsigned long long)ks.patches, (unsigned long long)ks.patch_errors,
+             (unsigned long long)ks.events);
+}
+
+void verifier_close(struct verifier *v) {
+    http_stop(v->http);
+    v->http = NULL;
+    crl_free(v->crl);
+    v->crl = NULL;
+    if (v->engine) {
+        engine_set_listener(v->engine, NULL, NULL);
+    }
+    if (v->kube) {
+        log_kube_stats(v->kube);
+    }
+    kube_free(v->kube);
+    v->kube = NULL;
+    kube_config_free(&v->kube_cfg);
+    engine_free(v->engine);
+    v->engine = NULL;
+    inventory_free(v->inv);
+    v->inv = NULL;
+    audit_close(v->audit);
+    v->audit = NULL;
+    store_close(v->store);
+    v->store = NULL;
+    EVP_PKEY_free(v->audit_key);
+    v->audit_key = NULL;
+    X509_STORE_free(v->ek_store);
+    v->ek_store = NULL;
+}

@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef KIMA_VERIFIER_SERVICE_H
+#define KIMA_VERIFIER_SERVICE_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "engine.h"
+#include "http.h"
+#include "kube-config.h"
+#include "kube.h"
+
+/* kima-verifier's services, opened, run and closed in one place: the
+ * store, the audit key and log, the EK CAs and the CRL, the pod inventory,
+ * the engine, the Kubernetes API and the HTTPS front; then the 1 s service
+ * loop; then all of it closed in reverse order. */
+
+/* What kima-verifier was told (verifier/main.c's option table fills it).
+ * Strings are borrowed from argv or the environment. */
+struct verifier_config {
+    const char *listen, *tls_cert, *tls_key, *client_ca, *crl;
+    bool insecure_plain_http;
+    const char *db, *policies, *pods_file;
+    const char *kubeconfig, *kube_context, *label_prefix;
+    bool in_cluster;
+    uint64_t kube_refresh_ms;
+    const char *audit_log, *audit_key;
+    uint64_t audit_max_bytes, audit_checkpoint_ms;
+    const char *ek_ca_dir;
+    bool require_ek_cert;
+    uint64_t interval_ms, nonce_ttl_ms, min_challenge_ms, attribution_grace_ms;
+    const char *pcr_selection;
+    bool unknown_untrusted, allow_match_all_excludes;
+    uint64_t threads;
+    uint64_t max_connections; /* 0: the HTTP front's default */
+    uint64_t max_body_memory;
+    const char *log_level, *log_format;
+};
+
+/* What the option table cannot check: the PCR selection. 0 or -EINVAL. */
+int verifier_config_check(const struct verifier_config *cfg);
+
+struct verifier {
+    const struct verifier_config *cfg; /* borrowed */
+    struct http_config http_cfg;
+    struct engine_config engine_cfg;
+    struct kube_options kube_opt;
+    struct kube_config kube_cfg; /* until kube_new() takes it */
+    bool use_api;                /* the inventory from the Kubernetes API */
+    X509_STORE *ek_store;
+    struct crl_set *crl;
+    struct store *store;
+    EVP_PKEY *audit_key;
+    struct audit_log *audit;
+    struct inventory *inv;
+    struct engine *engine;
+    struct kube *kube;
+    struct http_server *http;
+};
+
+/* Open everything but the HTTPS front, in order: the EK CAs and the CRL,
+ * the store, the audit key and log, the inventory, the engine, then the
+ * Kubernetes API (its thread started). `cfg` must have passed
+ * verifier_config_check() and is borrowed for the life of `v`. 0, or a
+ * negative errno (logged); close `v` with verifier_close() either way. */
+int verifier_open(const struct verifier_config *cfg, struct verifier *v);
+
+/* Start the HTTPS front (its threads inherit the caller's signal mask).
+ * 0 or a negative errno (logged). */
+int verifier_listen(struct verifier *v);
+
+/* The service loop: once a second the audit checkpoint, the policies, the
+ * CRL, the pods file and the sweep, until one of `sigs` (blocked by the
+ * caller) arrives. */
+void verifier_run(struct verifier *v, const sigset_t *sigs);
+
+/* One turn of the service loop. */
+void verifier_tick(struct verifier *v);
+
+/* Stop the front (requests in flight finish), then close the rest in
+ * reverse order. Whatever verifier_open() got to is released. */
+void verifier_close(struct verifier *v);
+
+#endif
