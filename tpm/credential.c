@@ -10,6 +10,7 @@
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 
+#include "hash-alg.h"
 #include "pubkey.h"
 
 static void be32(uint8_t *p, uint32_t v) {
@@ -22,7 +23,8 @@ static void be32(uint8_t *p, uint32_t v) {
 int tpm_kdfa(TPMI_ALG_HASH hash, const uint8_t *key, size_t key_len, const char *label,
              const uint8_t *ctx_u, size_t u_len, const uint8_t *ctx_v, size_t v_len, size_t bits,
              uint8_t *out) {
-    const EVP_MD *md = tpm_evp_md(hash);
+    enum hash_alg alg;
+    const EVP_MD *md = hash_alg_from_tpm_id(hash, &alg) == 0 ? hash_alg_evp_md(alg) : NULL;
     size_t hlen, need = bits / 8, done = 0;
     uint8_t ctr[4], nbits[4], block[EVP_MAX_MD_SIZE];
 
@@ -63,7 +65,8 @@ int tpm_kdfa(TPMI_ALG_HASH hash, const uint8_t *key, size_t key_len, const char 
 int tpm_kdfe(TPMI_ALG_HASH hash, const uint8_t *z, size_t z_len, const char *label,
              const uint8_t *party_u, size_t u_len, const uint8_t *party_v, size_t v_len,
              size_t bits, uint8_t *out) {
-    const EVP_MD *md = tpm_evp_md(hash);
+    enum hash_alg alg;
+    const EVP_MD *md = hash_alg_from_tpm_id(hash, &alg) == 0 ? hash_alg_evp_md(alg) : NULL;
     size_t hlen, need = bits / 8, done = 0;
     uint8_t ctr[4], block[EVP_MAX_MD_SIZE];
 
@@ -165,6 +168,7 @@ int tpm_make_credential(const TPMT_PUBLIC *ek, const TPM2B_NAME *name, const uin
                         size_t cred_len, TPM2B_ID_OBJECT *ret_blob,
                         TPM2B_ENCRYPTED_SECRET *ret_secret) {
     const TPMT_SYM_DEF_OBJECT *sym;
+    enum hash_alg alg;
     const EVP_MD *md;
     EVP_PKEY *pkey = NULL;
     EVP_CIPHER_CTX *cc = NULL;
@@ -178,7 +182,7 @@ int tpm_make_credential(const TPMT_PUBLIC *ek, const TPM2B_NAME *name, const uin
     if (!ek || !name || !cred || !ret_blob || !ret_secret) {
         return -EINVAL;
     }
-    md = tpm_evp_md(ek->nameAlg);
+    md = hash_alg_from_tpm_id(ek->nameAlg, &alg) == 0 ? hash_alg_evp_md(alg) : NULL;
     if (!md) {
         return -EOPNOTSUPP;
     }
