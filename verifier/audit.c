@@ -22,6 +22,7 @@
 #include "hex.h"
 #include "json-util.h"
 #include "log.h"
+#include "time-util.h"
 
 struct audit_log {
     pthread_mutex_t lock;      /* appends, rotation, checkpoints, the head */
@@ -82,11 +83,8 @@ size_t audit_head_message(uint64_t seq, const char *hash, const char *time,
 }
 
 static int64_t realtime_ms(void *ud) {
-    struct timespec ts;
-
     (void)ud;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return time_wall_ms();
 }
 
 static int64_t now_ms(const struct audit_log *a) {

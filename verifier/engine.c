@@ -23,11 +23,10 @@
 #include "log.h"
 #include "pcr.h"
 #include "pubkey.h"
+#include "time-util.h"
 
 int64_t engine_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return time_wall_ms();
 }
 
 void engine_config_default(struct engine_config *c) {
