@@ -262,3 +262,34 @@ out:
     EVP_PKEY_free(pkey);
     return r;
 }
+
+int tpm_activation_proof(const uint8_t *secret, size_t len, const char *node,
+                         const uint8_t *ak_name, size_t ak_name_len,
+                         uint8_t ret[TPM_ACTIVATION_PROOF_SIZE]) {
+    EVP_MAC *mac;
+    EVP_MAC_CTX *c;
+    OSSL_PARAM params[] = {
+            OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+            OSSL_PARAM_construct_end(),
+    };
+    uint8_t out[EVP_MAX_MD_SIZE];
+    size_t n = 0;
+    int ok;
+
+    if (!secret || !node || (!ak_name && ak_name_len) || !ret) {
+        return -EINVAL;
+    }
+    mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    c = mac ? EVP_MAC_CTX_new(mac) : NULL;
+    ok = c && EVP_MAC_init(c, secret, len, params) &&
+         EVP_MAC_update(c, (const uint8_t *)node, strlen(node)) &&
+         (!ak_name_len || EVP_MAC_update(c, ak_name, ak_name_len)) &&
+         EVP_MAC_final(c, out, &n, sizeof(out)) && n == TPM_ACTIVATION_PROOF_SIZE;
+    EVP_MAC_CTX_free(c);
+    EVP_MAC_free(mac);
+    if (ok) {
+        memcpy(ret, out, TPM_ACTIVATION_PROOF_SIZE);
+    }
+    OPENSSL_cleanse(out, sizeof(out));
+    return ok ? 0 : -ENOMEM;
+}

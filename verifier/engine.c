@@ -10,7 +10,6 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <tss2/tss2_mu.h>
 
@@ -539,10 +538,9 @@ out:
 
 int engine_activation(struct engine *e, const char *node, const json_t *req, json_t **resp) {
     _cleanup_free_ struct node_record *n = calloc(1, sizeof(*n));
-    uint8_t want[32], msg[STORE_NAME_MAX + 66];
+    uint8_t want[TPM_ACTIVATION_PROOF_SIZE];
     _cleanup_free_ uint8_t *proof = NULL;
-    size_t plen, mlen;
-    unsigned int wlen = 0;
+    size_t plen;
     char err[256];
     int status;
 
@@ -561,13 +559,12 @@ int engine_activation(struct engine *e, const char *node, const json_t *req, jso
         status = engine_error(resp, 409, "not awaiting activation", "register again");
         goto out;
     }
-    /* proof = HMAC-SHA256(secret, node name || AK name) */
-    mlen = strlen(n->name);
-    memcpy(msg, n->name, mlen);
-    memcpy(msg + mlen, n->ak_name, n->ak_name_len);
-    mlen += n->ak_name_len;
-    HMAC(EVP_sha256(), n->secret, sizeof(n->secret), msg, mlen, want, &wlen);
-    if (plen != wlen || CRYPTO_memcmp(proof, want, wlen) != 0) {
+    if (tpm_activation_proof(n->secret, sizeof(n->secret), n->name, n->ak_name, n->ak_name_len,
+                             want) < 0) {
+        status = engine_error(resp, 500, "internal", "out of memory");
+        goto out;
+    }
+    if (plen != sizeof(want) || CRYPTO_memcmp(proof, want, sizeof(want)) != 0) {
         json_t *d = json_pack("{s:s}", "reason", "activation proof does not match");
         engine_audit_noisy(e, "activation-refused", node, d);
         status = engine_error(resp, 403, "activation refused",
