@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -483,7 +484,7 @@ void audit_set_clock(struct audit_log *a, int64_t (*now)(void *ud), void *ud) {
 }
 
 static int rotate_locked(struct audit_log *a) {
-    char rotated[4096];
+    char rotated[PATH_MAX];
     int r, fd;
 
     r = checkpoint_locked(a);
@@ -636,7 +637,7 @@ json_t *audit_head_to_json(const struct audit_head *h) {
 int audit_key_load_or_create(const char *path, EVP_PKEY **ret) {
     FILE *f = fopen(path, "r");
     EVP_PKEY *k;
-    char pub[4096];
+    char pub[PATH_MAX];
     int fd;
 
     if (f) {

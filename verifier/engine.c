@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,7 +238,7 @@ static struct timespec dir_mtime(const char *dir) {
         struct dirent **names = NULL;
         int n = scandir(dir, &names, NULL, NULL);
         for (int i = 0; i < n; i++) {
-            char path[4096];
+            char path[PATH_MAX];
             snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
             /* "." is the directory itself (above), ".." its parent: not ours. */
             if (names[i]->d_name[0] != '.' && stat(path, &st) == 0 &&
@@ -269,7 +270,7 @@ static void dir_fingerprint(const char *dir, uint8_t out[32]) {
         size_t nl = strlen(nm);
         if (c && nm[0] != '.' && nl > 5 && strcmp(nm + nl - 5, ".json") == 0) {
             _cleanup_free_ uint8_t *data = NULL;
-            char path[4096];
+            char path[PATH_MAX];
             size_t dl = 0;
             snprintf(path, sizeof(path), "%s/%s", dir, nm);
             int r = read_file_capped(path, POLICY_FILE_MAX, &data, &dl);

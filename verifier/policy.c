@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,7 +151,7 @@ static bool exclude_matches(const regex_t *re, const char *pathz) {
 }
 
 bool policy_excludes(const struct policy *p, const char *path, size_t path_len) {
-    char pathz[4096];
+    char pathz[PATH_MAX];
 
     /* A path the regex could not see whole (too long, or cut short by a NUL)
      * is never excluded. */
@@ -673,7 +674,7 @@ int policy_set_load(const char *dir, const struct policy_set *previous,
     for (int i = 0; i < count; i++) {
         const char *n = names[i]->d_name;
         size_t len = strlen(n);
-        char path[4096], err[512];
+        char path[PATH_MAX], err[512];
         struct policy *p = NULL;
 
         if (s && s->v && n[0] != '.' && len > 5 && strcmp(n + len - 5, ".json") == 0 &&
