@@ -26,7 +26,6 @@
 #include "parse.h"
 
 #define REVOKE_MAX 256
-#define PATH_LEN   4200
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -53,7 +52,7 @@ static void usage(FILE *f) {
 struct target {
     const char *kind; /* "agent", "operator" or NULL for --cert */
     const char *name; /* the node or operator, or the file */
-    char path[PATH_LEN];
+    char path[CERTS_PATH_MAX];
     X509 *crt;
 };
 
@@ -185,7 +184,7 @@ static X509_CRL *build(X509_CRL *old, struct target *t, size_t nt, X509 *ca, EVP
 
 /* Write DIR/crl.pem through a temporary file, synced, then renamed. */
 static int write_atomic(const char *dir, const char *path, X509_CRL *crl) {
-    char tmp[PATH_LEN + 32];
+    char tmp[CERTS_PATH_MAX + 32];
     FILE *f;
     int fd, ok, dfd;
 
@@ -226,7 +225,7 @@ static const char *serial_hex(X509 *crt, char *out, size_t outsz) {
 
 /* Move DIR/agents/NODE to DIR/revoked/agent-NODE-SERIAL, so init can issue anew. */
 static int move_aside(const char *dir, struct target *t) {
-    char from[PATH_LEN], to[PATH_LEN + 128], hex[130], rdir[PATH_LEN];
+    char from[CERTS_PATH_MAX], to[CERTS_PATH_MAX + 128], hex[130], rdir[CERTS_PATH_MAX];
 
     snprintf(from, sizeof(from), "%s/%ss/%s", dir, t->kind, t->name);
     snprintf(rdir, sizeof(rdir), "%s/revoked", dir);
@@ -261,7 +260,7 @@ static int add_target(struct target *t, size_t *n, const char *kind, const char 
 }
 
 static int run(const char *dir, struct target *t, size_t nt, int days) {
-    char crl_path[PATH_LEN], hex[130];
+    char crl_path[CERTS_PATH_MAX], hex[130];
     X509 *ca = NULL;
     EVP_PKEY *key = NULL;
     X509_CRL *old = NULL, *crl = NULL;

@@ -2,6 +2,7 @@
 #ifndef KIMA_CLI_CERTS_H
 #define KIMA_CLI_CERTS_H
 
+#include <limits.h>
 #include <stdbool.h>
 
 #include <openssl/evp.h>
@@ -10,6 +11,11 @@
 /* What `kimactl certs init` (cmd-certs.c) and `kimactl certs revoke`
  * (certs-revoke.c) share: the layout of DIR (ca.crt, ca.key, verifier/,
  * operators/NAME/, agents/NODE/, crl.pem, revoked/) and its CA. */
+
+/* A buffer for a path in DIR (DIR/agents/NODE/tls.crt, ...). Longer than
+ * PATH_MAX, so that a path snprintf() cuts short is still one the kernel
+ * refuses, never the name of another file. */
+#define CERTS_PATH_MAX (PATH_MAX + 104)
 
 /* A host, node or user name that is safe as one path component. */
 bool certs_safe_name(const char *s);

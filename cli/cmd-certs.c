@@ -136,7 +136,7 @@ fail:
 }
 
 static int mkdirs(const char *dir) {
-    char p[4096];
+    char p[PATH_MAX];
 
     snprintf(p, sizeof(p), "%s", dir);
     for (char *s = p + 1; *s; s++) {
@@ -152,7 +152,7 @@ static int mkdirs(const char *dir) {
 /* DIR/{tls.crt,tls.key,ca.crt}, unless DIR/tls.crt exists. */
 static int leaf(const char *dir, const char *cn, const char *ou, X509 *ca, EVP_PKEY *ca_key,
                 int days, const char *usage_ext, const char *san) {
-    char p[4200];
+    char p[CERTS_PATH_MAX];
     EVP_PKEY *key = NULL;
     X509 *crt = NULL;
     int r = -1;
@@ -195,7 +195,7 @@ bool certs_safe_name(const char *s) {
 }
 
 int certs_read_ca(const char *dir, X509 **ret_ca, EVP_PKEY **ret_key) {
-    char kp[4200], cp[4200];
+    char kp[CERTS_PATH_MAX], cp[CERTS_PATH_MAX];
     EVP_PKEY *key;
     X509 *ca;
     FILE *f;
@@ -228,7 +228,7 @@ int certs_read_ca(const char *dir, X509 **ret_ca, EVP_PKEY **ret_key) {
 }
 
 static int load_ca(const char *out, int days, X509 **ret_ca, EVP_PKEY **ret_key) {
-    char kp[4200], cp[4200];
+    char kp[CERTS_PATH_MAX], cp[CERTS_PATH_MAX];
     int r = certs_read_ca(out, ret_ca, ret_key);
 
     snprintf(kp, sizeof(kp), "%s/ca.key", out);
@@ -267,7 +267,7 @@ int cmd_certs(int argc, char **argv) {
     uint64_t v;
     X509 *ca = NULL;
     EVP_PKEY *ca_key = NULL;
-    char san[8192] = "", dir[4200];
+    char san[8192] = "", dir[CERTS_PATH_MAX];
 
     if (argc >= 2 && strcmp(argv[1], "revoke") == 0) {
         return certs_revoke(argc - 1, argv + 1);

@@ -136,7 +136,7 @@ static int parse(struct ops_args *a, int argc, char **argv) {
 static int answer(int status, json_t *resp, bool json, void (*table)(const json_t *)) {
     if (status < 0) {
         json_decref(resp);
-        return 69;
+        return EXIT_UNAVAILABLE;
     }
     if (status >= 300) {
         fprintf(stderr, "kimactl: %d %s: %s\n", status,
@@ -216,7 +216,7 @@ static int fetch_head(const struct api *api, EVP_PKEY *pub, const char *pubpath,
 
     if (status < 0) {
         json_decref(resp);
-        return 69;
+        return EXIT_UNAVAILABLE;
     }
     if (status != 200) {
         fprintf(stderr, "kimactl: GET /v1/audit/head: %d %s: %s\n", status,

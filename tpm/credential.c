@@ -10,6 +10,7 @@
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 
+#include "hash-alg.h"
 #include "pubkey.h"
 
 static void be32(uint8_t *p, uint32_t v) {
@@ -22,7 +23,8 @@ static void be32(uint8_t *p, uint32_t v) {
 int tpm_kdfa(TPMI_ALG_HASH hash, const uint8_t *key, size_t key_len, const char *label,
              const uint8_t *ctx_u, size_t u_len, const uint8_t *ctx_v, size_t v_len, size_t bits,
              uint8_t *out) {
-    const EVP_MD *md = tpm_evp_md(hash);
+    enum hash_alg alg;
+    const EVP_MD *md = hash_alg_from_tpm_id(hash, &alg) == 0 ? hash_alg_evp_md(alg) : NULL;
     size_t hlen, need = bits / 8, done = 0;
     uint8_t ctr[4], nbits[4], block[EVP_MAX_MD_SIZE];
 
@@ -63,7 +65,8 @@ int tpm_kdfa(TPMI_ALG_HASH hash, const uint8_t *key, size_t key_len, const char 
 int tpm_kdfe(TPMI_ALG_HASH hash, const uint8_t *z, size_t z_len, const char *label,
              const uint8_t *party_u, size_t u_len, const uint8_t *party_v, size_t v_len,
              size_t bits, uint8_t *out) {
-    const EVP_MD *md = tpm_evp_md(hash);
+    enum hash_alg alg;
+    const EVP_MD *md = hash_alg_from_tpm_id(hash, &alg) == 0 ? hash_alg_evp_md(alg) : NULL;
     size_t hlen, need = bits / 8, done = 0;
     uint8_t ctr[4], block[EVP_MAX_MD_SIZE];
 
@@ -165,6 +168,7 @@ int tpm_make_credential(const TPMT_PUBLIC *ek, const TPM2B_NAME *name, const uin
                         size_t cred_len, TPM2B_ID_OBJECT *ret_blob,
                         TPM2B_ENCRYPTED_SECRET *ret_secret) {
     const TPMT_SYM_DEF_OBJECT *sym;
+    enum hash_alg alg;
     const EVP_MD *md;
     EVP_PKEY *pkey = NULL;
     EVP_CIPHER_CTX *cc = NULL;
@@ -178,7 +182,7 @@ int tpm_make_credential(const TPMT_PUBLIC *ek, const TPM2B_NAME *name, const uin
     if (!ek || !name || !cred || !ret_blob || !ret_secret) {
         return -EINVAL;
     }
-    md = tpm_evp_md(ek->nameAlg);
+    md = hash_alg_from_tpm_id(ek->nameAlg, &alg) == 0 ? hash_alg_evp_md(alg) : NULL;
     if (!md) {
         return -EOPNOTSUPP;
     }
@@ -257,4 +261,35 @@ out:
     EVP_CIPHER_CTX_free(cc);
     EVP_PKEY_free(pkey);
     return r;
+}
+
+int tpm_activation_proof(const uint8_t *secret, size_t len, const char *node,
+                         const uint8_t *ak_name, size_t ak_name_len,
+                         uint8_t ret[TPM_ACTIVATION_PROOF_SIZE]) {
+    EVP_MAC *mac;
+    EVP_MAC_CTX *c;
+    OSSL_PARAM params[] = {
+            OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+            OSSL_PARAM_construct_end(),
+    };
+    uint8_t out[EVP_MAX_MD_SIZE];
+    size_t n = 0;
+    int ok;
+
+    if (!secret || !node || (!ak_name && ak_name_len) || !ret) {
+        return -EINVAL;
+    }
+    mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    c = mac ? EVP_MAC_CTX_new(mac) : NULL;
+    ok = c && EVP_MAC_init(c, secret, len, params) &&
+         EVP_MAC_update(c, (const uint8_t *)node, strlen(node)) &&
+         (!ak_name_len || EVP_MAC_update(c, ak_name, ak_name_len)) &&
+         EVP_MAC_final(c, out, &n, sizeof(out)) && n == TPM_ACTIVATION_PROOF_SIZE;
+    EVP_MAC_CTX_free(c);
+    EVP_MAC_free(mac);
+    if (ok) {
+        memcpy(ret, out, TPM_ACTIVATION_PROOF_SIZE);
+    }
+    OPENSSL_cleanse(out, sizeof(out));
+    return ok ? 0 : -ENOMEM;
 }

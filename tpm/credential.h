@@ -33,4 +33,20 @@ int tpm_make_credential(const TPMT_PUBLIC *ek, const TPM2B_NAME *name, const uin
                         size_t cred_len, TPM2B_ID_OBJECT *ret_blob,
                         TPM2B_ENCRYPTED_SECRET *ret_secret);
 
+#define TPM_ACTIVATION_PROOF_SIZE 32
+
+/* What closes registration (docs/design.md section 3): the agent proves that
+ * its TPM recovered the credential (`secret`, `len` bytes, as
+ * TPM2_ActivateCredential returned it) for this node and this AK, and the
+ * verifier computes the same to compare:
+ *
+ *   proof = HMAC-SHA256(secret, node || ak_name)
+ *
+ * `node` without its NUL, `ak_name` the AK's TPM name (nameAlg || digest,
+ * `ak_name_len` bytes). Writes TPM_ACTIVATION_PROOF_SIZE bytes to ret.
+ * 0, -EINVAL (a NULL argument) or -ENOMEM. */
+int tpm_activation_proof(const uint8_t *secret, size_t len, const char *node,
+                         const uint8_t *ak_name, size_t ak_name_len,
+                         uint8_t ret[TPM_ACTIVATION_PROOF_SIZE]);
+
 #endif

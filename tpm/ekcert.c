@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -59,7 +60,7 @@ int tpm_ekcert_store_load(const char *dir, X509_STORE **ret_store) {
     }
     store = X509_STORE_new();
     for (int i = 0; i < count; i++) {
-        char path[4096];
+        char path[PATH_MAX];
         struct stat st;
         if (store && names[i]->d_name[0] != '.' &&
             (size_t)snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name) < sizeof(path) &&

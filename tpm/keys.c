@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -282,7 +283,7 @@ static int load_blobs(struct tpm *t, const struct tpm_key *ek, const TPM2B_PUBLI
 static int save_blobs(const char *path, const TPM2B_PUBLIC *pub, const TPM2B_PRIVATE *priv) {
     uint8_t buf[sizeof(ak_magic) + sizeof(TPM2B_PUBLIC) + sizeof(TPM2B_PRIVATE)];
     size_t off = sizeof(ak_magic);
-    char tmp[4096];
+    char tmp[PATH_MAX];
     int fd, r;
 
     memcpy(buf, ak_magic, sizeof(ak_magic));

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "hash.h"
+#include "hash-alg.h"
 #include "parse.h"
 
 bool tpm_pcr_selected(const TPMS_PCR_SELECTION *s, unsigned pcr) {
@@ -29,8 +29,8 @@ int tpm_pcr_selection_check(const TPML_PCR_SELECTION *sel, const char **ret_why)
     }
     for (uint32_t i = 0; !why && i < sel->count; i++) {
         const TPMS_PCR_SELECTION *s = &sel->pcrSelections[i];
-        enum ima_hash_alg alg;
-        if (ima_hash_from_tpm_alg(s->hash, &alg) < 0) {
+        enum hash_alg alg;
+        if (hash_alg_from_tpm_id(s->hash, &alg) < 0) {
             why = "PCR bank of an unsupported hash";
         } else if (s->sizeofSelect < 1 || s->sizeofSelect > sizeof(s->pcrSelect)) {
             why = "PCR bitmap size is not 1-4 bytes";
@@ -98,17 +98,17 @@ int tpm_pcr_selection_parse(const char *s, TPML_PCR_SELECTION *ret) {
     while (*p) {
         const char *colon = strchr(p, ':'), *end = strchr(p, '+');
         TPMS_PCR_SELECTION *b;
-        enum ima_hash_alg alg;
+        enum hash_alg alg;
 
         if (!end) {
             end = p + strlen(p);
         }
         if (!colon || colon > end || sel.count == TPM2_NUM_PCR_BANKS ||
-            ima_hash_from_name(p, (size_t)(colon - p), &alg) < 0) {
+            hash_alg_from_name(p, (size_t)(colon - p), &alg) < 0 || !hash_alg_is_bank(alg)) {
             return -EINVAL;
         }
         b = &sel.pcrSelections[sel.count++];
-        b->hash = ima_hash_tpm_alg(alg);
+        b->hash = hash_alg_tpm_id(alg);
         b->sizeofSelect = 3;
         for (const char *q = colon + 1; q < end;) {
             const char *comma = memchr(q, ',', (size_t)(end - q)), *dash;
@@ -154,10 +154,10 @@ char *tpm_pcr_selection_format(const TPML_PCR_SELECTION *sel, char *out, size_t 
     out[0] = 0;
     for (uint32_t i = 0; i < sel->count && i < TPM2_NUM_PCR_BANKS && o < outsz; i++) {
         const TPMS_PCR_SELECTION *s = &sel->pcrSelections[i];
-        enum ima_hash_alg alg;
+        enum hash_alg alg;
         bool first = true;
         const char *name =
-                ima_hash_from_tpm_alg(s->hash, &alg) == 0 ? ima_hash_name(alg) : "unknown";
+                hash_alg_from_tpm_id(s->hash, &alg) == 0 ? hash_alg_name(alg) : "unknown";
         o += (size_t)snprintf(out + o, outsz - o, "%s%s:", i ? "+" : "", name);
         for (unsigned pcr = 0; pcr < 32 && o < outsz; pcr++) {
             if (tpm_pcr_selected(s, pcr)) {
@@ -182,9 +182,9 @@ const struct tpm_pcr_value *tpm_pcr_values_find(const struct tpm_pcr_values *val
 int tpm_pcr_values_set(struct tpm_pcr_values *vals, uint16_t alg, unsigned pcr,
                        const uint8_t *digest, size_t size) {
     struct tpm_pcr_value *v = (struct tpm_pcr_value *)tpm_pcr_values_find(vals, alg, pcr);
-    enum ima_hash_alg h;
+    enum hash_alg h;
 
-    if (ima_hash_from_tpm_alg(alg, &h) < 0 || size != ima_hash_size(h) || pcr >= TPM_PCR_COUNT) {
+    if (hash_alg_from_tpm_id(alg, &h) < 0 || size != hash_alg_size(h) || pcr >= TPM_PCR_COUNT) {
         return -EINVAL;
     }
     if (!v) {
@@ -203,10 +203,10 @@ int tpm_pcr_values_set(struct tpm_pcr_values *vals, uint16_t alg, unsigned pcr,
 int tpm_pcr_digest(const TPML_PCR_SELECTION *sel, const struct tpm_pcr_values *vals,
                    uint16_t hash_alg, uint8_t *out, size_t *ret_len) {
     uint8_t cat[TPM_PCR_VALUES_MAX * 64];
-    enum ima_hash_alg h;
+    enum hash_alg h;
     size_t n = 0;
 
-    if (ima_hash_from_tpm_alg(hash_alg, &h) < 0 || tpm_pcr_selection_check(sel, NULL) < 0) {
+    if (hash_alg_from_tpm_id(hash_alg, &h) < 0 || tpm_pcr_selection_check(sel, NULL) < 0) {
         return -EINVAL;
     }
     for (uint32_t i = 0; i < sel->count; i++) {
@@ -224,7 +224,7 @@ int tpm_pcr_digest(const TPML_PCR_SELECTION *sel, const struct tpm_pcr_values *v
             n += v->size;
         }
     }
-    ima_hash(h, cat, n, out);
-    *ret_len = ima_hash_size(h);
+    hash_alg_digest(h, cat, n, out);
+    *ret_len = hash_alg_size(h);
     return 0;
 }

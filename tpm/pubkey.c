@@ -11,7 +11,7 @@
 #include <openssl/x509.h>
 #include <tss2/tss2_mu.h>
 
-#include "hash.h"
+#include "hash-alg.h"
 
 int tpm_public_unmarshal(const uint8_t *buf, size_t len, TPM2B_PUBLIC *ret) {
     TPM2B_PUBLIC pub = {0};
@@ -124,18 +124,18 @@ int tpm_public_to_pkey(const TPMT_PUBLIC *pub, EVP_PKEY **ret) {
 int tpm_public_name(const TPMT_PUBLIC *pub, TPM2B_NAME *ret) {
     uint8_t buf[sizeof(TPMT_PUBLIC)];
     size_t off = 0;
-    enum ima_hash_alg alg;
+    enum hash_alg alg;
 
-    if (!pub || !ret || ima_hash_from_tpm_alg(pub->nameAlg, &alg) < 0) {
+    if (!pub || !ret || hash_alg_from_tpm_id(pub->nameAlg, &alg) < 0) {
         return -EINVAL;
     }
     if (Tss2_MU_TPMT_PUBLIC_Marshal(pub, buf, sizeof(buf), &off) != TSS2_RC_SUCCESS) {
         return -EBADMSG;
     }
-    ret->size = (UINT16)(2 + ima_hash_size(alg));
+    ret->size = (UINT16)(2 + hash_alg_size(alg));
     ret->name[0] = (uint8_t)(pub->nameAlg >> 8);
     ret->name[1] = (uint8_t)pub->nameAlg;
-    ima_hash(alg, buf, off, ret->name + 2);
+    hash_alg_digest(alg, buf, off, ret->name + 2);
     return 0;
 }
 
@@ -228,21 +228,6 @@ void tpm_verify_key_free(struct tpm_verify_key *k) {
     if (k) {
         EVP_PKEY_free(k->pkey);
         k->pkey = NULL;
-    }
-}
-
-const EVP_MD *tpm_evp_md(TPMI_ALG_HASH h) {
-    switch (h) {
-    case TPM2_ALG_SHA1:
-        return EVP_sha1();
-    case TPM2_ALG_SHA256:
-        return EVP_sha256();
-    case TPM2_ALG_SHA384:
-        return EVP_sha384();
-    case TPM2_ALG_SHA512:
-        return EVP_sha512();
-    default:
-        return NULL;
     }
 }
 

@@ -30,9 +30,6 @@ int tpm_public_key_fingerprint(const TPMT_PUBLIC *pub, char ret[65]);
 /* name = nameAlg (big-endian) || H_nameAlg(marshalled TPMT_PUBLIC). */
 int tpm_public_name(const TPMT_PUBLIC *pub, TPM2B_NAME *ret);
 
-/* OpenSSL's digest for a TPM hash algorithm (SHA-1/256/384/512), or NULL. */
-const EVP_MD *tpm_evp_md(TPMI_ALG_HASH h);
-
 /* An attestation key must be restricted, sign-only (no decrypt), fixedTPM,
  * fixedParent and sensitiveDataOrigin, with a signing scheme of SHA-256 or
  * stronger (RSASSA, RSAPSS or ECDSA). 0 or -EPERM with the broken rule. */

@@ -11,7 +11,7 @@
 #include <openssl/rsa.h>
 #include <tss2/tss2_mu.h>
 
-#include "hash.h"
+#include "hash-alg.h"
 
 const char *tpm_quote_check_name(enum tpm_quote_check c) {
     static const char *const names[] = {
@@ -100,6 +100,7 @@ static void check_signature(const struct tpm_verify_key *ak, const uint8_t *atte
                             const TPMT_SIGNATURE *sig, struct tpm_quote_result *res) {
     int base = EVP_PKEY_get_base_id(ak->pkey);
     TPMI_ALG_HASH hash;
+    enum hash_alg alg;
     const EVP_MD *md;
     uint8_t digest[EVP_MAX_MD_SIZE], der[256];
     const uint8_t *sigbytes;
@@ -155,7 +156,7 @@ static void check_signature(const struct tpm_verify_key *ak, const uint8_t *atte
             return;
         }
     }
-    md = tpm_evp_md(hash);
+    md = hash_alg_from_tpm_id(hash, &alg) == 0 ? hash_alg_evp_md(alg) : NULL;
     if (!md) {
         fail(res, TPM_QUOTE_SIG_SCHEME, "signature hash 0x%04x is not supported", hash);
         return;

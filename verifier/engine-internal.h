@@ -35,11 +35,17 @@ struct noisy_slot {
     uint64_t suppressed;
 };
 
+/* kima_evidence_seconds, the /metrics histogram of the time one evidence
+ * takes: the upper bounds of its buckets in microseconds (1, 5, 10, 50, 100,
+ * 500 and 1000 ms, in engine-ops.c); one more bucket, +Inf, takes the rest. */
+#define ENGINE_LATENCY_BOUNDS 7
+extern const int64_t engine_latency_bounds_us[ENGINE_LATENCY_BOUNDS];
+
 struct engine_metrics_counters {
     uint64_t evidence_ok, evidence_failed, evidence_rejected;
     uint64_t entries_checked;
     uint64_t audit_suppressed;
-    uint64_t verify_us_buckets[8]; /* <=1,5,10,50,100,500,1000 ms, +Inf */
+    uint64_t verify_us_buckets[ENGINE_LATENCY_BOUNDS + 1]; /* the last: +Inf */
     uint64_t verify_us_sum, verify_count;
 };
 

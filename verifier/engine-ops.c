@@ -632,8 +632,11 @@ static int count_pod(const struct pod_record *p, void *ud) {
     return 0;
 }
 
+const int64_t engine_latency_bounds_us[ENGINE_LATENCY_BOUNDS] = {
+        1000, 5000, 10000, 50000, 100000, 500000, 1000000,
+};
+
 int engine_metrics(struct engine *e, char **ret_text) {
-    static const char *const le[] = {"0.001", "0.005", "0.01", "0.05", "0.1", "0.5", "1", "+Inf"};
     struct count_ctx c = {.e = e, .now = engine_now_ms()};
     struct kbuf b = KBUF_INIT(1 << 20);
     uint64_t cum = 0;
@@ -666,10 +669,14 @@ int engine_metrics(struct engine *e, char **ret_text) {
                 c.waiting, e->m.audit_suppressed);
     kbuf_printf(&b, "# HELP kima_evidence_seconds Time to judge one evidence.\n"
                     "# TYPE kima_evidence_seconds histogram\n");
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < ENGINE_LATENCY_BOUNDS; i++) {
         cum += e->m.verify_us_buckets[i];
-        kbuf_printf(&b, "kima_evidence_seconds_bucket{le=\"%s\"} %" PRIu64 "\n", le[i], cum);
+        /* 0.001, 0.005, ... 1: seconds as Prometheus writes them. */
+        kbuf_printf(&b, "kima_evidence_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+                    (double)engine_latency_bounds_us[i] / 1e6, cum);
     }
+    cum += e->m.verify_us_buckets[ENGINE_LATENCY_BOUNDS];
+    kbuf_printf(&b, "kima_evidence_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n", cum);
     kbuf_printf(&b, "kima_evidence_seconds_sum %.6f\nkima_evidence_seconds_count %" PRIu64 "\n",
                 (double)e->m.verify_us_sum / 1e6, e->m.verify_count);
     kbuf_printf(&b, "# HELP kima_nodes Nodes by state.\n# TYPE kima_nodes gauge\n");

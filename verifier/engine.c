@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +11,6 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <tss2/tss2_mu.h>
 
@@ -23,11 +23,10 @@
 #include "log.h"
 #include "pcr.h"
 #include "pubkey.h"
+#include "time-util.h"
 
 int64_t engine_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return time_wall_ms();
 }
 
 void engine_config_default(struct engine_config *c) {
@@ -237,7 +236,7 @@ static struct timespec dir_mtime(const char *dir) {
         struct dirent **names = NULL;
         int n = scandir(dir, &names, NULL, NULL);
         for (int i = 0; i < n; i++) {
-            char path[4096];
+            char path[PATH_MAX];
             snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
             /* "." is the directory itself (above), ".." its parent: not ours. */
             if (names[i]->d_name[0] != '.' && stat(path, &st) == 0 &&
@@ -269,7 +268,7 @@ static void dir_fingerprint(const char *dir, uint8_t out[32]) {
         size_t nl = strlen(nm);
         if (c && nm[0] != '.' && nl > 5 && strcmp(nm + nl - 5, ".json") == 0) {
             _cleanup_free_ uint8_t *data = NULL;
-            char path[4096];
+            char path[PATH_MAX];
             size_t dl = 0;
             snprintf(path, sizeof(path), "%s/%s", dir, nm);
             int r = read_file_capped(path, POLICY_FILE_MAX, &data, &dl);
@@ -543,10 +542,9 @@ out:
 enum engine_status engine_activation(struct engine *e, const char *node, const json_t *req,
                                      json_t **resp) {
     _cleanup_free_ struct node_record *n = calloc(1, sizeof(*n));
-    uint8_t want[32], msg[STORE_NAME_MAX + 66];
+    uint8_t want[TPM_ACTIVATION_PROOF_SIZE];
     _cleanup_free_ uint8_t *proof = NULL;
-    size_t plen, mlen;
-    unsigned int wlen = 0;
+    size_t plen;
     char err[256];
     enum engine_status status;
 
@@ -565,13 +563,12 @@ enum engine_status engine_activation(struct engine *e, const char *node, const j
         status = engine_error(resp, ENGINE_CONFLICT, "not awaiting activation", "register again");
         goto out;
     }
-    /* proof = HMAC-SHA256(secret, node name || AK name) */
-    mlen = strlen(n->name);
-    memcpy(msg, n->name, mlen);
-    memcpy(msg + mlen, n->ak_name, n->ak_name_len);
-    mlen += n->ak_name_len;
-    HMAC(EVP_sha256(), n->secret, sizeof(n->secret), msg, mlen, want, &wlen);
-    if (plen != wlen || CRYPTO_memcmp(proof, want, wlen) != 0) {
+    if (tpm_activation_proof(n->secret, sizeof(n->secret), n->name, n->ak_name, n->ak_name_len,
+                             want) < 0) {
+        status = engine_error(resp, 500, "internal", "out of memory");
+        goto out;
+    }
+    if (plen != sizeof(want) || CRYPTO_memcmp(proof, want, sizeof(want)) != 0) {
         json_t *d = json_pack("{s:s}", "reason", "activation proof does not match");
         engine_audit_noisy(e, "activation-refused", node, NULL, d);
         json_decref(d);

@@ -108,7 +108,8 @@ int engine_resolve_waiting(struct engine *e);
  * negative errno. */
 int engine_rejudge_pods(struct engine *e);
 
-/* Counters for /metrics (Prometheus text) appended to out. */
+/* The counters for GET /metrics as Prometheus text, NUL-terminated, in
+ * *ret_text; the caller frees it with free(). 0 or -ENOMEM. */
 int engine_metrics(struct engine *e, char **ret_text);
 
 /* A node name Kubernetes would accept (DNS-1123 subdomain). */

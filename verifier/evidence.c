@@ -43,7 +43,10 @@ static bool take_nonce(struct engine *e, const char *node, const uint8_t *nonce,
     return false;
 }
 
-/* The quoted PCR 10 values by bank. */
+/* The PCR values the agent reports ("pcrs": {"sha256": {"10": "<hex>"}}):
+ * any of PCRs 0-23 in up to four banks, not only PCR 10 and not only the
+ * selection. Whether they are the quoted ones is the quote check's to say
+ * (the pcrDigest over the selection); the replay takes PCR 10 from them. */
 static int read_pcrs(const json_t *req, const TPML_PCR_SELECTION *sel, struct tpm_pcr_values *vals,
                      char *err, size_t errsz) {
     json_t *pcrs = json_object_get(req, "pcrs"), *bank;

@@ -29,6 +29,7 @@
 #include "log.h"
 #include "parse.h"
 #include "ratelimit.h"
+#include "time-util.h"
 
 /* How often the deadline of connections without a request is checked. */
 #define HTTP_WATCHDOG_TICK_MS 100
@@ -87,12 +88,6 @@ struct request {
     char refused_detail[200];
 };
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* A line a peer can provoke: through the rate limit, and the count of lines
  * left out comes first when a new interval opens. */
 static void log_noisy(struct http_server *s, const char *fmt, ...) _printf_(2, 3);
@@ -102,7 +97,7 @@ static void log_noisy(struct http_server *s, const char *fmt, ...) {
     va_list ap;
 
     pthread_mutex_lock(&s->log_lock);
-    show = ratelimit_allow(&s->log_limit, now_ms(), &held);
+    show = ratelimit_allow(&s->log_limit, time_mono_ms(), &held);
     pthread_mutex_unlock(&s->log_lock);
     if (held) {
         log_warn("%llu more lines about connections were left out (at most %u per %d s)",
@@ -119,7 +114,7 @@ static void log_noisy_flush(struct http_server *s) {
     uint64_t held;
 
     pthread_mutex_lock(&s->log_lock);
-    held = ratelimit_flush(&s->log_limit, now_ms());
+    held = ratelimit_flush(&s->log_limit, time_mono_ms());
     pthread_mutex_unlock(&s->log_lock);
     if (held) {
         log_warn("%llu more lines about connections were left out (at most %u per %d s)",
@@ -440,7 +435,7 @@ static void conn_started(struct http_server *s, struct MHD_Connection *c, void *
         if (r == 0) {
             k->unauth = true;
             k->waiting = true;
-            k->deadline_ms = now_ms() + HTTP_HANDSHAKE_DEADLINE_MS;
+            k->deadline_ms = time_mono_ms() + HTTP_HANDSHAKE_DEADLINE_MS;
             k->prev = s->waiting_tail;
             if (s->waiting_tail) {
                 s->waiting_tail->next = k;
@@ -501,8 +496,8 @@ static bool upload_start(struct http_server *s, struct MHD_Connection *c, const 
     }
     if (ok) {
         snprintf(k->cn, sizeof(k->cn), "%s", rq->role == ROLE_AGENT ? rq->cn : "");
-        k->body_deadline_ms =
-                now_ms() + HTTP_BODY_DEADLINE_BASE_MS + (int64_t)(len / HTTP_BODY_MIN_BYTES_PER_MS);
+        k->body_deadline_ms = time_mono_ms() + HTTP_BODY_DEADLINE_BASE_MS +
+                              (int64_t)(len / HTTP_BODY_MIN_BYTES_PER_MS);
         k->uprev = NULL;
         k->unext = s->uploading;
         if (s->uploading) {
@@ -580,7 +575,7 @@ static void *watchdog(void *arg) {
 
     pthread_mutex_lock(&s->lock);
     while (!s->stopping) {
-        int64_t now = now_ms(), next = now + HTTP_WATCHDOG_TICK_MS;
+        int64_t now = time_mono_ms(), next = now + HTTP_WATCHDOG_TICK_MS;
         unsigned ended = 0;
         struct timespec until;
 

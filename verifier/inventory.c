@@ -12,6 +12,7 @@
 #include "fileio.h"
 #include "json-util.h"
 #include "log.h"
+#include "time-util.h"
 
 #define CONTAINER_ID_MAX  64
 #define MIRROR_ANNOTATION "kubernetes.io/config.mirror"
@@ -51,12 +52,6 @@ struct inventory {
     void (*miss)(void *ud);
     void *miss_ud;
 };
-
-static int64_t wall_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static uint64_t hash_str(const char *s) {
     uint64_t h = 0xcbf29ce484222325ull;
@@ -352,7 +347,7 @@ int inventory_refresh(struct inventory *inv) {
         if (!inv->api) {
             /* No source at all: the (empty) inventory is always current. */
             pthread_mutex_lock(&inv->lock);
-            inv->synced_ms = wall_ms();
+            inv->synced_ms = time_wall_ms();
             pthread_mutex_unlock(&inv->lock);
         }
         return 0;

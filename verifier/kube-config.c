@@ -2,6 +2,7 @@
 #include "kube-config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -344,7 +345,7 @@ out:
 int kube_config_in_cluster(const char *sa_dir, struct kube_config *ret, char *err, size_t errsz) {
     const char *host = getenv("KUBERNETES_SERVICE_HOST"), *port = getenv("KUBERNETES_SERVICE_PORT");
     struct kube_config c = {0};
-    char path[4096];
+    char path[PATH_MAX];
     uint8_t *t = NULL;
     size_t tl;
     int r;

@@ -15,6 +15,7 @@
 #include "json-util.h"
 #include "log.h"
 #include "macro.h"
+#include "time-util.h"
 
 #define KUBE_RESPONSE_MAX (256u << 20) /* a PodList of a big cluster */
 #define KUBE_VALUES_MAX   (1u << 25)   /* as many as INVENTORY_VALUES_MAX */
@@ -43,18 +44,6 @@ struct kube {
     struct kube_stats stats;
     char host[256];
 };
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static size_t on_data(char *p, size_t size, size_t n, void *ud) {
     return kbuf_append(ud, p, size * n) == 0 ? size * n : 0;
@@ -162,12 +151,12 @@ static int list_pods(struct kube *k, long timeout_ms) {
     json_t *resp = NULL, *items, *applied, *it;
     char key[160], rkey[160];
     size_t i;
-    int64_t listed_ms = wall_ms();
+    int64_t listed_ms = time_wall_ms();
     int status = request(k, "GET", "/api/v1/pods", NULL, NULL, timeout_ms, &resp);
 
     items = json_object_get(resp, "items");
     pthread_mutex_lock(&k->lock);
-    k->last_list_ms = now_ms();
+    k->last_list_ms = time_mono_ms();
     k->relist = false;
     if (status != 200 || !json_is_array(items) || json_array_size(items) > INVENTORY_PODS_MAX) {
         k->stats.list_errors++;
@@ -272,7 +261,7 @@ static void backoff(struct kube *k) {
         k->backoff_ms = BACKOFF_MAX_MS;
     }
     /* jitter: 75-125% */
-    k->backoff_until_ms = now_ms() + k->backoff_ms * (75 + rand() % 51) / 100;
+    k->backoff_until_ms = time_mono_ms() + k->backoff_ms * (75 + rand() % 51) / 100;
 }
 
 /* Bring the labels in line with the verdicts. Returns 0, or -EAGAIN when
@@ -298,7 +287,7 @@ static void add_untracked(struct kube *k, json_t *pods) {
         if (have && have[0] && strcmp(have, "unknown") != 0 && !json_object_get(tracked, uid)) {
             json_array_append_new(pods, json_pack("{s:s,s:s,s:s,s:I}", "uid", uid, "state",
                                                   "unknown", "reason", UNTRACKED_REASON, "since_ms",
-                                                  (json_int_t)wall_ms()));
+                                                  (json_int_t)time_wall_ms()));
         }
     }
     pthread_mutex_unlock(&k->lock);
@@ -405,7 +394,7 @@ static void *run(void *ud) {
 
     pthread_mutex_lock(&k->lock);
     while (!k->stop) {
-        int64_t t = now_ms(), wait_ms = k->tick_ms;
+        int64_t t = time_mono_ms(), wait_ms = k->tick_ms;
         bool relist = (k->relist && t - k->last_list_ms >= MISS_MIN_GAP_MS) ||
                       t - k->last_list_ms >= k->refresh_ms;
         bool ready = t >= k->backoff_until_ms;
@@ -423,7 +412,7 @@ static void *run(void *ud) {
                 pthread_mutex_unlock(&k->lock);
             }
         }
-        if (now_ms() >= k->backoff_until_ms) {
+        if (time_mono_ms() >= k->backoff_until_ms) {
             reconcile(k);
         }
         pthread_mutex_lock(&k->lock);

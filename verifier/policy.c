@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <openssl/evp.h>
 
 #include "fileio.h"
+#include "hash-alg.h"
 #include "hex.h"
 #include "json-util.h"
 #include "log.h"
@@ -149,7 +151,7 @@ static bool exclude_matches(const regex_t *re, const char *pathz) {
 }
 
 bool policy_excludes(const struct policy *p, const char *path, size_t path_len) {
-    char pathz[4096];
+    char pathz[PATH_MAX];
 
     /* A path the regex could not see whole (too long, or cut short by a NUL)
      * is never excluded. */
@@ -167,19 +169,18 @@ bool policy_excludes(const struct policy *p, const char *path, size_t path_len) 
 
 /* "sha256:<hex>" (or bare hex for Keylime policies) to lowercase "algo:hex". */
 static int normalize_digest(const char *in, bool keylime, char *out, size_t outsz) {
-    static const struct {
-        const char *algo;
-        size_t hexlen;
-    } algos[] = {{"sha1", 40}, {"sha256", 64}, {"sha384", 96}, {"sha512", 128}, {"sm3", 64}};
     const char *colon = strchr(in, ':'), *hex = colon ? colon + 1 : in;
     size_t hexlen = strlen(hex);
 
-    for (size_t i = 0; i < sizeof(algos) / sizeof(algos[0]); i++) {
-        bool named = colon && (size_t)(colon - in) == strlen(algos[i].algo) &&
-                     strncmp(in, algos[i].algo, strlen(algos[i].algo)) == 0;
-        bool implied = !colon && keylime && i < 4;
-        if ((named || implied) && hexlen == algos[i].hexlen) {
-            int n = snprintf(out, outsz, "%s:", algos[i].algo);
+    for (int i = 0; i < HASH_ALG_COUNT; i++) {
+        enum hash_alg alg = (enum hash_alg)i;
+        const char *name = hash_alg_name(alg);
+        bool named = colon && (size_t)(colon - in) == strlen(name) &&
+                     strncmp(in, name, strlen(name)) == 0;
+        /* A bare Keylime digest is sha1 .. sha512 by its length. */
+        bool implied = !colon && keylime && hash_alg_is_bank(alg);
+        if ((named || implied) && hexlen == 2 * hash_alg_size(alg)) {
+            int n = snprintf(out, outsz, "%s:", name);
             for (size_t k = 0; k < hexlen; k++) {
                 char c = hex[k];
                 if (c >= 'A' && c <= 'F') {
@@ -673,7 +674,7 @@ int policy_set_load(const char *dir, const struct policy_set *previous,
     for (int i = 0; i < count; i++) {
         const char *n = names[i]->d_name;
         size_t len = strlen(n);
-        char path[4096], err[512];
+        char path[PATH_MAX], err[512];
         struct policy *p = NULL;
 
         if (s && s->v && n[0] != '.' && len > 5 && strcmp(n + len - 5, ".json") == 0 &&

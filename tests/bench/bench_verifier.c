@@ -107,8 +107,8 @@ int main(int argc, char **argv) {
     engine_config_default(&cfg);
     cfg.min_challenge_ms = 0;
     if (store_open(db, &store) < 0 || audit_key_load_or_create(akey, &key) < 0 ||
-        audit_open(alog, key, 0, 1000, &audit) < 0 || inventory_open_file(pods, &inv) < 0 ||
-        engine_new(&cfg, store, audit, inv, pol, &e) < 0) {
+        audit_open(alog, key, 0, AUDIT_CHECKPOINT_EVERY_DEFAULT, &audit) < 0 ||
+        inventory_open_file(pods, &inv) < 0 || engine_new(&cfg, store, audit, inv, pol, &e) < 0) {
         return 1;
     }
     aks = calloc(nodes, sizeof(*aks));

@@ -15,11 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <tss2/tss2_mu.h>
 
 #include "base64.h"
+#include "credential.h"
 #include "fileio.h"
 #include "hex.h"
 #include "json-util.h"
@@ -82,9 +81,8 @@ int main(int argc, char **argv) {
         return 1;
     } else if (strcmp(argv[3], "activate") == 0 && argc == 6) {
         json_t *r = load_json(argv[5]);
-        uint8_t *bl, *se, cred[64], msg[512], proof[32];
-        size_t bll, sel, cl, off = 0, ml = strlen(argv[4]);
-        unsigned int pl;
+        uint8_t *bl, *se, cred[64], proof[TPM_ACTIVATION_PROOF_SIZE];
+        size_t bll, sel, cl, off = 0;
         char err[200];
         TPM2B_ID_OBJECT id = {0};
         TPM2B_ENCRYPTED_SECRET es = {0};
@@ -99,10 +97,10 @@ int main(int argc, char **argv) {
         free(bl);
         free(se);
         json_decref(r);
-        memcpy(msg, argv[4], ml);
-        memcpy(msg + ml, ak.name.name, ak.name.size);
-        HMAC(EVP_sha256(), cred, (int)cl, msg, ml + ak.name.size, proof, &pl);
-        code = print(json_pack("{s:o}", "proof", json_base64(proof, pl)));
+        if (tpm_activation_proof(cred, cl, argv[4], ak.name.name, ak.name.size, proof) < 0) {
+            return 1;
+        }
+        code = print(json_pack("{s:o}", "proof", json_base64(proof, sizeof(proof))));
     } else if (strcmp(argv[3], "evidence") == 0 && argc >= 8) {
         json_t *c = load_json(argv[4]);
         const char *nb = json_string_value(json_object_get(c, "nonce"));

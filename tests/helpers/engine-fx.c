@@ -12,10 +12,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/hmac.h>
 #include <tss2/tss2_mu.h>
 
 #include "base64.h"
+#include "credential.h"
 #include "fileio.h"
 #include "hex.h"
 #include "json-util.h"
@@ -190,12 +190,11 @@ enum engine_status register_as(struct fx *f, struct tnode *t, const char *name,
                                const TPM2B_PUBLIC *ek_pub, struct tpm_key *ak,
                                bool wrong_proof_first) {
     json_t *req, *resp = NULL;
-    uint8_t *blob, *secret, cred[64], proof[32], msg[300];
-    size_t blen, slen, clen, off = 0, mlen;
+    uint8_t *blob, *secret, cred[64], proof[TPM_ACTIVATION_PROOF_SIZE];
+    size_t blen, slen, clen, off = 0;
     TPM2B_ID_OBJECT id = {0};
     TPM2B_ENCRYPTED_SECRET es = {0};
     char err[200];
-    unsigned int plen;
     enum engine_status status;
 
     req = json_pack("{s:o,s:o}", "ek_pub", public_b64(ek_pub), "ak_pub", public_b64(&ak->public));
@@ -216,20 +215,17 @@ enum engine_status register_as(struct fx *f, struct tnode *t, const char *name,
     free(blob);
     free(secret);
     assert_int_equal(tpm_activate_credential(t->tpm, ak, &t->ek, &id, &es, cred, &clen), 0);
-    mlen = strlen(name);
-    memcpy(msg, name, mlen);
-    memcpy(msg + mlen, ak->name.name, ak->name.size);
-    mlen += ak->name.size;
-    HMAC(EVP_sha256(), cred, (int)clen, msg, mlen, proof, &plen);
+    assert_int_equal(tpm_activation_proof(cred, clen, name, ak->name.name, ak->name.size, proof),
+                     0);
     if (wrong_proof_first) {
         proof[0] ^= 1;
-        req = json_pack("{s:o}", "proof", json_base64(proof, plen));
+        req = json_pack("{s:o}", "proof", json_base64(proof, sizeof(proof)));
         assert_int_equal(engine_activation(f->e, name, req, &resp), ENGINE_REFUSED);
         json_decref(req);
         json_decref(resp);
         proof[0] ^= 1;
     }
-    req = json_pack("{s:o}", "proof", json_base64(proof, plen));
+    req = json_pack("{s:o}", "proof", json_base64(proof, sizeof(proof)));
     assert_int_equal(engine_activation(f->e, name, req, &resp), ENGINE_OK);
     json_decref(req);
     json_decref(resp);

@@ -14,7 +14,7 @@
 #include <openssl/pem.h>
 #include <tss2/tss2_mu.h>
 
-#include "hash.h"
+#include "hash-alg.h"
 #include "hex.h"
 #include "keys.h"
 #include "pubkey.h"
@@ -77,16 +77,16 @@ int main(int argc, char **argv) {
     for (uint32_t b = 0; b < sel.count; b++) {
         for (unsigned pcr = 0; pcr < TPM_PCR_COUNT; pcr++) {
             const struct tpm_pcr_value *v;
-            enum ima_hash_alg alg;
+            enum hash_alg alg;
             char hex[129];
             if (!tpm_pcr_selected(&sel.pcrSelections[b], pcr)) {
                 continue;
             }
             v = tpm_pcr_values_find(&q.pcrs, sel.pcrSelections[b].hash, pcr);
-            ima_hash_from_tpm_alg(v->alg, &alg);
+            hash_alg_from_tpm_id(v->alg, &alg);
             memcpy(cat + n, v->digest, v->size);
             n += v->size;
-            snprintf(line, sizeof(line), "--pcr %s:%u=%s\n", ima_hash_name(alg), pcr,
+            snprintf(line, sizeof(line), "--pcr %s:%u=%s\n", hash_alg_name(alg), pcr,
                      hex_encode(v->digest, v->size, hex));
             fputs(line, f);
         }

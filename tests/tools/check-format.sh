@@ -14,6 +14,6 @@ while IFS= read -r f; do
         echo "not formatted: $f (clang-format -i $f)"
         bad=$((bad + 1))
     fi
-done < <(find common ima tpm cli agent verifier tests -name '*.[ch]' 2>/dev/null | sort)
+done < <(find common ima tpm audit cli agent verifier tests -name '*.[ch]' 2>/dev/null | sort)
 echo "$n files checked, $bad not formatted"
 [ "$bad" -eq 0 ] && [ "$n" -gt 0 ]

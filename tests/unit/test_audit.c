@@ -163,7 +163,7 @@ static void test_rotation_keeps_chain(void **state) {
     size_t n = 0;
     (void)state;
 
-    assert_int_equal(audit_open(logpath, key, 2000, 1000, &a), 0);
+    assert_int_equal(audit_open(logpath, key, 2000, AUDIT_CHECKPOINT_EVERY_DEFAULT, &a), 0);
     for (int i = 0; i < 30; i++) {
         json_t *d = json_pack("{s:i}", "i", i);
         assert_int_equal(audit_append(a, "violation", "node-2", NULL, d, &seq), 0);
@@ -765,7 +765,7 @@ static void test_partial_write_cut_back(void **state) {
     snprintf(path, sizeof(path), "%s/audit.log", tdir);
     snprintf(keyp, sizeof(keyp), "%s/audit.key", tdir);
     assert_int_equal(audit_key_load_or_create(keyp, &akey), 0);
-    assert_int_equal(audit_open(path, akey, 0, 1000, &a), 0);
+    assert_int_equal(audit_open(path, akey, 0, AUDIT_CHECKPOINT_EVERY_DEFAULT, &a), 0);
     assert_int_equal(audit_append(a, "registration", "node-1", NULL, NULL, &seq), 0);
     assert_int_equal(audit_sync(a, seq), 0);
 

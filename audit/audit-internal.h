@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#ifndef KIMA_VERIFIER_AUDIT_INTERNAL_H
-#define KIMA_VERIFIER_AUDIT_INTERNAL_H
+#ifndef KIMA_AUDIT_AUDIT_INTERNAL_H
+#define KIMA_AUDIT_AUDIT_INTERNAL_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 #include "hex.h"
 #include "json-util.h"
 #include "log.h"
+#include "time-util.h"
 
 struct audit_log {
     pthread_mutex_t lock;      /* appends, rotation, checkpoints, the head */
@@ -82,11 +84,8 @@ size_t audit_head_message(uint64_t seq, const char *hash, const char *time,
 }
 
 static int64_t realtime_ms(void *ud) {
-    struct timespec ts;
-
     (void)ud;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return time_wall_ms();
 }
 
 static int64_t now_ms(const struct audit_log *a) {
@@ -485,7 +484,7 @@ void audit_set_clock(struct audit_log *a, int64_t (*now)(void *ud), void *ud) {
 }
 
 static int rotate_locked(struct audit_log *a) {
-    char rotated[4096];
+    char rotated[PATH_MAX];
     int r, fd;
 
     r = checkpoint_locked(a);
@@ -638,7 +637,7 @@ json_t *audit_head_to_json(const struct audit_head *h) {
 int audit_key_load_or_create(const char *path, EVP_PKEY **ret) {
     FILE *f = fopen(path, "r");
     EVP_PKEY *k;
-    char pub[4096];
+    char pub[PATH_MAX];
     int fd;
 
     if (f) {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#ifndef KIMA_VERIFIER_AUDIT_H
-#define KIMA_VERIFIER_AUDIT_H
+#ifndef KIMA_AUDIT_AUDIT_H
+#define KIMA_AUDIT_AUDIT_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -42,6 +42,9 @@
 #define AUDIT_FIELD_MAX 4096u
 /* Nesting of a record's details; deeper ones are replaced by a summary. */
 #define AUDIT_DEPTH_MAX 16
+/* The count checkpoint's interval (audit_open's checkpoint_every) that the
+ * verifier uses: a checkpoint after this many records. */
+#define AUDIT_CHECKPOINT_EVERY_DEFAULT 1000u
 /* The timer checkpoint's interval: default and bounds (milliseconds). */
 #define AUDIT_CHECKPOINT_MS_DEFAULT 5000
 #define AUDIT_CHECKPOINT_MS_MIN     1000
