@@ -4,7 +4,8 @@
 # build (warnings as errors), each running every unit, fixture, fuzz-corpus,
 # integration and style test, then the VM suite (docs/kernel.md). Installs
 # missing Debian packages and the manifest check's npm packages first: the
-# tests themselves download nothing.
+# tests themselves download nothing. Each build's logs stay in its folder
+# (BUILD/setup.log, BUILD/compile.log, BUILD/meson-logs/).
 # Ends with "N passed, N failed"; exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -23,10 +24,11 @@ status=0
 run_build() {
     local dir=$1
     shift
+    mkdir -p "$dir"
     if [ ! -f "$dir/build.ninja" ]; then
-        meson setup "$dir" "$@" >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log"; return 1; }
+        meson setup "$dir" "$@" >"$dir/setup.log" 2>&1 || { cat "$dir/setup.log"; return 1; }
     fi
-    meson compile -C "$dir" >"$dir.compile.log" 2>&1 || { tail -50 "$dir.compile.log"; return 1; }
+    meson compile -C "$dir" >"$dir/compile.log" 2>&1 || { tail -50 "$dir/compile.log"; return 1; }
     meson test -C "$dir" --print-errorlogs --num-processes 2
 }
 
