@@ -3,7 +3,9 @@
 # kima's whole test suite: a normal build and an address+undefined sanitizer
 # build (warnings as errors), each running every unit, fixture, fuzz-corpus,
 # integration and style test, then the VM suite (docs/kernel.md). Installs
-# missing Debian packages first.
+# missing Debian packages and the manifest check's npm packages first: the
+# tests themselves download nothing. Each build's logs stay in its folder
+# (BUILD/setup.log, BUILD/compile.log, BUILD/meson-logs/).
 # Ends with "N passed, N failed"; exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -12,15 +14,21 @@ cd "$(dirname "$0")"
 extra=()
 command -v node >/dev/null && command -v npm >/dev/null || extra=(nodejs npm)
 tests/tools/install-deps.sh "${extra[@]}" || { echo "dependency installation failed"; exit 1; }
+# The manifest check's npm packages (pinned, from the npm registry), into
+# each build folder, where test-manifests.sh looks for them.
+for dir in build build-san; do
+    tests/tools/install-npm.sh "$dir/npm" || { echo "npm package installation failed"; exit 1; }
+done
 
 status=0
 run_build() {
     local dir=$1
     shift
+    mkdir -p "$dir"
     if [ ! -f "$dir/build.ninja" ]; then
-        meson setup "$dir" "$@" >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log"; return 1; }
+        meson setup "$dir" "$@" >"$dir/setup.log" 2>&1 || { cat "$dir/setup.log"; return 1; }
     fi
-    meson compile -C "$dir" >"$dir.compile.log" 2>&1 || { tail -50 "$dir.compile.log"; return 1; }
+    meson compile -C "$dir" >"$dir/compile.log" 2>&1 || { tail -50 "$dir/compile.log"; return 1; }
     meson test -C "$dir" --print-errorlogs --num-processes 2
 }
 

@@ -53,7 +53,7 @@ static const struct {
         {"pods", "files", "INTEGER NOT NULL DEFAULT 0"},
         {"pods", "files_overflow", "INTEGER NOT NULL DEFAULT 0"},
         {"pods", "policy", "TEXT NOT NULL DEFAULT ''"},
-        {"pods", "files_bytes", "INTEGER NOT NULL DEFAULT 0"},
+        /* 3 */ {"pods", "files_bytes", "INTEGER NOT NULL DEFAULT 0"},
         {"pods", "gone_ms", "INTEGER NOT NULL DEFAULT 0"},
         {"pending", "dropped", "INTEGER NOT NULL DEFAULT 0"},
 };
@@ -61,10 +61,10 @@ static const struct {
 static const char indexes[] = "CREATE INDEX IF NOT EXISTS nodes_ek_fp ON nodes(ek_fp);";
 
 /* Schema versions (PRAGMA user_version): 0 the first; 1 adds nodes.pending
- * and the pending table; 2 nodes.ek_fp, the pods' kept measurements
- * (pod_files, pods.files, files_bytes, files_overflow, policy), pods.gone_ms
- * and pending.dropped. */
-#define SCHEMA_VERSION 2
+ * and the pending table; 2 nodes.ek_fp and the pods' kept measurements
+ * (pod_files, pods.files, files_overflow, policy); 3 pods.files_bytes,
+ * pods.gone_ms and pending.dropped. */
+#define SCHEMA_VERSION 3
 
 /* Convert an SQLite result once, logging its message. */
 static int sql_rc(struct store *s, int rc, const char *what) {

@@ -26,6 +26,7 @@
 #include "hex.h"
 #include "parse.h"
 #include "replay.h"
+#include "tmpdir.h"
 #include "verify.h"
 
 static double now(void) {
@@ -272,8 +273,7 @@ int main(int argc, char **argv) {
         snprintf(dir, sizeof(dir), "%s", keep);
         mkdir(dir, 0755);
     } else {
-        snprintf(dir, sizeof(dir), "/tmp/kima-bench-XXXXXX");
-        if (!mkdtemp(dir)) {
+        if (test_tmpdir_new("bench", dir, sizeof(dir)) < 0) {
             return 1;
         }
     }
@@ -388,11 +388,7 @@ int main(int argc, char **argv) {
         }
     }
     if (!keep) {
-        unlink(cg_path);
-        unlink(ng_path);
-        unlink(p1);
-        unlink(p256);
-        rmdir(dir);
+        test_tmpdir_free(dir);
     } else {
         printf("\nfiles kept in %s\n", dir);
     }

@@ -26,6 +26,7 @@
 #include "log.h"
 #include "pcr.h"
 #include "pubkey.h"
+#include "tmpdir.h"
 
 static double now(void) {
     struct timespec ts;
@@ -57,6 +58,7 @@ int main(int argc, char **argv) {
     uint64_t *sent, *sent_idx;
     double *lat, t0, total, verifier_time = 0;
     size_t nlat = 0;
+    bool made_dir = false;
     int o;
     FILE *f;
 
@@ -73,10 +75,10 @@ int main(int argc, char **argv) {
         }
     }
     if (!dir[0]) {
-        snprintf(dir, sizeof(dir), "/tmp/kima-bench-verifier-XXXXXX");
-        if (!mkdtemp(dir)) {
+        if (test_tmpdir_new("bench-verifier", dir, sizeof(dir)) < 0) {
             return 1;
         }
+        made_dir = true;
     }
     setenv("TSS2_LOG", "all+none", 0);
     log_set_level(LOG_LEVEL_WARN);
@@ -209,8 +211,9 @@ int main(int argc, char **argv) {
     total = now() - t0;
     qsort(lat, nlat, sizeof(*lat), cmp_double);
     printf("kima verifier engine benchmark: %llu nodes x %llu rounds, %llu ima-cgpath entries "
-           "a round, store and audit log in %s\n",
-           (unsigned long long)nodes, (unsigned long long)rounds, (unsigned long long)k, dir);
+           "a round, store and audit log in %s%s\n",
+           (unsigned long long)nodes, (unsigned long long)rounds, (unsigned long long)k, dir,
+           made_dir ? " (removed at the end; --dir DIR keeps them)" : "");
     printf("  verifier time only: %.0f evidence rounds/s, %.0f IMA entries/s judged\n"
            "  (one core; %.2f s in the verifier, %.2f s in all with the benchmark's own list\n"
            "  generation and quote signing)\n",
@@ -222,5 +225,8 @@ int main(int argc, char **argv) {
     inventory_free(inv);
     audit_close(audit);
     store_close(store);
+    if (made_dir) {
+        test_tmpdir_free(dir);
+    }
     return 0;
 }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "swtpm.h"
+#include "tmpdir.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -74,11 +75,12 @@ static int provision(struct swtpm *s) {
 int swtpm_start(struct swtpm *s, bool ek_certs) {
     char sock[300], ctrl[320], server[340], ctrlarg[340], state[300], statearg[320];
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int r;
 
     memset(s, 0, sizeof(*s));
-    snprintf(s->dir, sizeof(s->dir), "/tmp/kima-swtpm-XXXXXX");
-    if (!mkdtemp(s->dir)) {
-        perror("mkdtemp");
+    r = test_tmpdir_new("swtpm", s->dir, sizeof(s->dir));
+    if (r < 0) {
+        fprintf(stderr, "swtpm: no private folder: %s\n", strerror(-r));
         return -1;
     }
     snprintf(state, sizeof(state), "%s/state", s->dir);
@@ -153,18 +155,13 @@ int swtpm_start(struct swtpm *s, bool ek_certs) {
 }
 
 void swtpm_stop(struct swtpm *s) {
-    char cmd[400];
-
     if (s->pid > 0) {
         kill(s->pid, SIGTERM);
         waitpid(s->pid, NULL, 0);
         s->pid = 0;
     }
-    if (s->dir[0] && strncmp(s->dir, "/tmp/kima-swtpm-", 16) == 0) {
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s->dir);
-        if (system(cmd) != 0) {
-            fprintf(stderr, "could not remove %s\n", s->dir);
-        }
-        s->dir[0] = 0;
+    if (s->dir[0] && test_tmpdir_free(s->dir) < 0) {
+        fprintf(stderr, "could not remove %s\n", s->dir);
     }
+    s->dir[0] = 0;
 }

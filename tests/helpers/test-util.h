@@ -15,6 +15,7 @@
 
 #include "fileio.h"
 #include "macro.h"
+#include "tmpdir.h"
 
 /* Read tests/fixtures/<rel> (the folder comes from $KIMA_FIXTURES, set by
  * meson). Fails the test when missing. Caller frees. */

@@ -18,6 +18,23 @@ same() { if cmp -s "$1" "$2"; then ok; else bad "$3: output differs"; diff "$1" 
 has() { if grep -qF -- "$2" "$1"; then ok; else bad "$3: no \"$2\" in $(head -c 300 "$1")"; fi; }
 json() { if python3 -m json.tool "$1" >/dev/null 2>&1; then ok; else bad "$2: not JSON"; fi; }
 
+# wait_until TIMEOUT_S CMD...: run CMD until it succeeds, every $WAIT_STEP
+# seconds (default 0.1); 0 as soon as it does, 1 when TIMEOUT_S (whole
+# seconds) pass first. The one place the suites wait: for a condition, never
+# for a fixed time.
+wait_until() {
+    local timeout=$1 now end
+    shift
+    now=${EPOCHREALTIME/[.,]/}
+    end=$((now + timeout * 1000000))
+    while :; do
+        "$@" && return 0
+        now=${EPOCHREALTIME/[.,]/}
+        [ "$now" -lt "$end" ] || return 1
+        sleep "${WAIT_STEP:-0.1}"
+    done
+}
+
 # need_tools TOOL...: skip the test (exit 77) when one is not installed.
 need_tools() {
     local t
@@ -36,10 +53,7 @@ swtpm_start() {
         --flags not-need-init,startup-clear >"$dir/swtpm.log" 2>&1 &
     SWTPM_PID=$!
     SWTPM_TCTI="swtpm:path=$dir/sock"
-    for _ in $(seq 500); do
-        [ -S "$dir/sock" ] && [ -S "$dir/sock.ctrl" ] && return 0
-        sleep 0.01
-    done
+    WAIT_STEP=0.01 wait_until 5 test -S "$dir/sock" -a -S "$dir/sock.ctrl" && return 0
     echo "swtpm did not start"
     return 1
 }
@@ -52,21 +66,65 @@ swtpm_stop() {
 # port with ARGS, logging to LOG; wait for its Nth "listening" line (N counts
 # restarts with the same LOG); set VPID and URL.
 verifier_start() {
-    local log=$1 n=$2 lines
+    local log=$1 n=$2
     shift 2
     "$V" --listen 127.0.0.1:0 "$@" >>"$log" 2>&1 &
     VPID=$!
-    for _ in $(seq 200); do
-        # One snapshot: the Nth start's line and its port.
-        lines=$(grep "listening on port" "$log")
-        if [ -n "$lines" ] && [ "$(printf '%s\n' "$lines" | wc -l)" -eq "$n" ]; then
-            URL=https://127.0.0.1:$(printf '%s\n' "$lines" | tail -1 | sed 's/.*port \([0-9]*\).*/\1/')
-            return 0
-        fi
-        sleep 0.05
-    done
+    WAIT_STEP=0.05 wait_until 10 verifier_listening "$log" "$n" && return 0
     echo "verifier did not start: $(tail -5 "$log")"
     exit 1
+}
+# verifier_listening LOG N: LOG holds N "listening" lines; URL from the last.
+verifier_listening() {
+    local lines
+    # One snapshot: the Nth start's line and its port.
+    lines=$(grep "listening on port" "$1") || return 1
+    [ "$(printf '%s\n' "$lines" | wc -l)" -eq "$2" ] || return 1
+    URL=https://127.0.0.1:$(printf '%s\n' "$lines" | tail -1 | sed 's/.*port \([0-9]*\).*/\1/')
+}
+
+# agent_start [ARGS...]: kima-agent ($AG) for node $AGENT_NODE (default
+# node-1) against $URL, with the swtpm ($SWTPM_TCTI), the securityfs
+# stand-in $T/sfs, the node's certificate from $P (make-certs.sh), state in
+# $T/state, the boot id in $T/boot_id, a round every 500 ms; ARGS added;
+# logs to $T/agent.log. Sets APID.
+agent_start() {
+    local node=${AGENT_NODE:-node-1}
+    "$AG" --verifier "$URL" --node "$node" --tcti "$SWTPM_TCTI" --securityfs "$T/sfs" \
+        --cert "$P/agent-$node.pem" --key "$P/agent-$node.key" --cacert "$P/ca.pem" \
+        --state-dir "$T/state" --boot-id-file "$T/boot_id" --interval-ms 500 \
+        --min-interval-ms 100 "$@" >>"$T/agent.log" 2>&1 &
+    APID=$!
+}
+
+# measure UID PATH DIGEST [OPTION...]: the kernel stand-in ima-writer ($W)
+# appends a measurement of PATH by a process of pod UID (OPTIONs: --layout,
+# --qos, --runtime, ...) to $T/sfs and extends PCR 10 of $SWTPM_TCTI; UID
+# "host" for a process of the node itself. A failure counts.
+measure() {
+    local uid=$1 path=$2 digest=$3
+    shift 3
+    if [ "$uid" = host ]; then
+        "$W" --securityfs "$T/sfs" --tcti "$SWTPM_TCTI" host "$path" "$digest" "$@" ||
+            bad "measure $path on the host"
+    else
+        "$W" --securityfs "$T/sfs" --tcti "$SWTPM_TCTI" pod "$uid" "$path" "$digest" "$@" ||
+            bad "measure $path in pod $uid"
+    fi
+}
+
+# caught_up NODE KIMACTL_ARGS...: the verifier has read node NODE's whole
+# list ($T/sfs/ima/runtime_measurements_count entries): every entry so far
+# is judged or waits for its pod. KIMACTL_ARGS reach the operator API.
+caught_up() {
+    local node=$1 want next
+    shift
+    want=$(cat "$T/sfs/ima/runtime_measurements_count" 2>/dev/null) || return 1
+    next=$("$@" nodes --json 2>/dev/null | python3 -c '
+import json, sys
+print([n["ima_next_index"] for n in json.load(sys.stdin)["nodes"] if n["name"] == sys.argv[1]][0])' \
+        "$node" 2>/dev/null) || return 1
+    [ "$next" = "$want" ]
 }
 
 summary() {

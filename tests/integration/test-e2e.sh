@@ -65,20 +65,11 @@ start_verifier() {
         --audit-key "$T/var/audit.key" --policies "$T/policies" --pods-file "$T/pods.json" \
         --interval-ms 500
 }
-start_agent() {
-    "$AG" --verifier "$URL" --node node-1 --tcti "$SWTPM_TCTI" --securityfs "$T/sfs" \
-        --cert "$P/agent-node-1.pem" --key "$P/agent-node-1.key" --cacert "$P/ca.pem" \
-        --state-dir "$T/state" --boot-id-file "$T/boot_id" --interval-ms 500 \
-        --min-interval-ms 100 "$@" >>"$T/agent.log" 2>&1 &
-    APID=$!
-}
-# measure PATH DIGEST APP: an entry of a process in APP's pod; host PATH DIGEST.
-measure() {
-    # shellcheck disable=SC2086
-    "$W" --securityfs "$T/sfs" --tcti "$SWTPM_TCTI" pod "${UIDS[$3]}" "$1" "$2" ${LAYOUT[$3]} ||
-        bad "measure $1"
-}
-host() { "$W" --securityfs "$T/sfs" --tcti "$SWTPM_TCTI" host "$1" "$2" || bad "host $1"; }
+# app_measure PATH DIGEST APP: an entry of a process in APP's pod, in its
+# cgroup layout; host PATH DIGEST: one of the node's.
+# shellcheck disable=SC2086
+app_measure() { measure "${UIDS[$3]}" "$1" "$2" ${LAYOUT[$3]}; }
+host() { measure host "$1" "$2"; }
 kctl() { "$K" --server "$URL" --cert "$P/operator.pem" --key "$P/operator.key" --cacert "$P/ca.pem" "$@"; }
 field_of() {
     kctl pod "open5gs/$1-0" --json 2>/dev/null |
@@ -89,21 +80,22 @@ node_state() {
     kctl nodes --json 2>/dev/null |
         python3 -c 'import json,sys; print([n["state"] for n in json.load(sys.stdin)["nodes"] if n["name"] == "node-1"][0])' 2>/dev/null
 }
+state_is() { [ "$(state_of "$1")" = "$2" ]; }
+node_is() { [ "$(node_state)" = "$1" ]; }
 # wait_state APP STATE: up to 10 s.
-wait_state() {
-    for _ in $(seq 100); do
-        [ "$(state_of "$1")" = "$2" ] && { ok; return 0; }
-        sleep 0.1
-    done
-    bad "$1 should be $2, is $(state_of "$1")"
-}
+wait_state() { wait_until 10 state_is "$1" "$2" && ok || bad "$1 should be $2, is $(state_of "$1")"; }
+# wait_judged: the verifier has every entry written so far (up to 10 s).
+wait_judged() { wait_until 10 caught_up node-1 kctl && ok || bad "the verifier did not read the whole list"; }
+audited() { grep -q "$1" "$T/var/audit.log"; }
+# A TCP server listens on 127.0.0.1:PORT.
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 audit_count() { grep -c "\"type\":\"$1\"" "$T/var/audit.log"; }
 
 start_verifier 1
-start_agent
+agent_start
 for app in amf smf upf nrf; do
-    measure "/usr/bin/open5gs-${app}d" $GOOD $app
-    measure /usr/lib/libc.so.6 $GOOD $app
+    app_measure "/usr/bin/open5gs-${app}d" $GOOD $app
+    app_measure /usr/lib/libc.so.6 $GOOD $app
 done
 host /usr/bin/containerd $GOOD
 for app in amf smf upf nrf; do wait_state $app trusted; done
@@ -113,7 +105,7 @@ for app in amf smf upf nrf; do wait_state $app trusted; done
 "$AG" --healthcheck ready --state-dir "$T/nowhere" 2>/dev/null && bad "ready without a state" || ok
 
 # one pod runs an unknown binary: only that pod turns untrusted
-measure /usr/bin/cryptominer $EVIL smf
+app_measure /usr/bin/cryptominer $EVIL smf
 wait_state smf untrusted
 [ "$(state_of amf)" = trusted ] && [ "$(state_of upf)" = trusted ] && ok ||
     bad "the other pods must stay trusted"
@@ -126,9 +118,9 @@ grep '"type":"violation"' "$T/var/audit.log" | grep -q "sha256:$EVIL" && ok ||
 regs=$(audit_count registration)
 kill "$APID"
 wait "$APID" && ok || bad "the agent's exit code on SIGTERM"
-start_agent
-measure /usr/lib/libc.so.6 $GOOD amf
-sleep 1.5
+agent_start
+app_measure /usr/lib/libc.so.6 $GOOD amf
+wait_judged
 wait_state amf trusted
 [ "$(audit_count registration)" = "$regs" ] && ok || bad "the restarted agent registered again"
 grep -q "the verifier expects entry" "$T/agent.log" && bad "the agent re-read from the start" || ok
@@ -139,9 +131,9 @@ wait "$VPID"
 start_verifier 2
 kill "$APID"
 wait "$APID"
-start_agent
-measure /usr/bin/open5gs-upfd $GOOD upf
-sleep 1.5
+agent_start
+app_measure /usr/bin/open5gs-upfd $GOOD upf
+wait_judged
 wait_state upf trusted
 
 # a ToMToU violation in nrf's pod: reported as a violation, nrf untrusted
@@ -159,8 +151,8 @@ grep '"type":"violation"' "$T/var/audit.log" | grep '/var/lib/nrf/db' | grep -q 
 # a violation on a path the policy excludes is ignored, like its measurements
 "$W" --securityfs "$T/sfs" --tcti "$SWTPM_TCTI" violation /tmp/scratch --pod "${UIDS[amf]}" \
     ${LAYOUT[amf]} || bad "violation"
-measure /usr/lib/libc.so.6 $GOOD amf
-sleep 1.5
+app_measure /usr/lib/libc.so.6 $GOOD amf
+wait_judged
 [ "$(state_of amf)" = trusted ] && ok || bad "a violation on an excluded path made amf $(state_of amf)"
 
 # reboot: the TPM is reset (swtpm power cycle: PCRs back to zero, resetCount
@@ -174,16 +166,12 @@ swtpm_start "$T/tpm" || exit 1
 echo "boot-2-$$" >"$T/boot_id"
 host /usr/bin/kubelet $GOOD
 for app in amf upf; do
-    measure "/usr/bin/open5gs-${app}d" $GOOD $app
+    app_measure "/usr/bin/open5gs-${app}d" $GOOD $app
 done
-start_agent
-for _ in $(seq 100); do
-    grep -q '"type":"reboot"' "$T/var/audit.log" && break
-    sleep 0.1
-done
-grep -q '"type":"reboot"' "$T/var/audit.log" && ok || bad "the reboot is not in the audit log"
-measure /usr/lib/libc.so.6 $GOOD amf
-sleep 1.5
+agent_start
+wait_until 10 audited '"type":"reboot"' && ok || bad "the reboot is not in the audit log"
+app_measure /usr/lib/libc.so.6 $GOOD amf
+wait_judged
 for app in amf upf; do wait_state $app trusted; done
 [ "$(node_state)" = trusted ] && ok || bad "the node after a reboot: $(node_state)"
 grep -c '"type":"state-change"' "$T/var/audit.log" >"$T/changes"
@@ -200,8 +188,8 @@ APID=
 [ $? -eq 0 ] && ok || bad "--once on a trusted node"
 
 # the agent stops: stale, pods unknown, never trusted
-sleep 2
-[ "$(state_of amf)" = unknown ] && ok || bad "a stale node's pods must read unknown, not $(state_of amf)"
+wait_until 10 state_is amf unknown && ok ||
+    bad "a stale node's pods must read unknown, not $(state_of amf)"
 "$AG" --verifier "https://127.0.0.1:1" --node node-1 --tcti "$SWTPM_TCTI" --securityfs "$T/sfs" \
     --state-dir "$T/state" --boot-id-file "$T/boot_id" --once >/dev/null 2>&1
 [ $? -eq 2 ] && ok || bad "--once with no verifier must exit 2"
@@ -220,7 +208,7 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 openssl s_server -quiet -accept "127.0.0.1:$PORT" -cert "$P/server-as-client.pem" \
     -key "$P/server-as-client.key" -www >/dev/null 2>&1 &
 SSPID=$!
-for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
+wait_until 5 listening "$PORT" || bad "openssl s_server did not start"
 once_against "https://127.0.0.1:$PORT" "$P/ca.pem"
 [ $? -eq 2 ] && grep -q "certificate is refused" "$T/tls.log" && ok ||
     bad "a certificate that does not name 127.0.0.1 must be refused: $(tail -2 "$T/tls.log")"
@@ -230,14 +218,14 @@ wait "$SSPID" 2>/dev/null
 # a forged list: a tampered binary runs in upf (the TPM is extended with its
 # real digest), then the list is rewritten to claim the good one. The list no
 # longer replays to the quote: the node and all its pods turn untrusted.
-start_agent
-sleep 1
+agent_start
 wait_state amf trusted
+wait_judged
 kill "$APID"
 wait "$APID"
 L=$T/sfs/ima/binary_runtime_measurements
 cp "$L" "$T/list.before"
-measure /usr/bin/open5gs-upfd $EVIL upf
+app_measure /usr/bin/open5gs-upfd $EVIL upf
 cp "$L" "$T/list.real"
 cp "$T/list.before" "$L"
 # shellcheck disable=SC2086
@@ -245,9 +233,8 @@ cp "$T/list.before" "$L"
     bad "forge"
 [ "$(stat -c %s "$L")" = "$(stat -c %s "$T/list.real")" ] && ! cmp -s "$L" "$T/list.real" && ok ||
     bad "the forged list must differ from the real one in content only"
-start_agent
-for _ in $(seq 100); do [ "$(node_state)" = untrusted ] && break; sleep 0.1; done
-[ "$(node_state)" = untrusted ] && ok || bad "a forged list must make the node untrusted: $(node_state)"
+agent_start
+wait_until 10 node_is untrusted && ok || bad "a forged list must make the node untrusted: $(node_state)"
 for app in amf upf; do wait_state $app untrusted; done
 grep '"type":"node-failure"' "$T/var/audit.log" | grep -q "does not replay" && ok ||
     bad "the node failure's reason is not in the audit log"

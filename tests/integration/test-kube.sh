@@ -47,7 +47,7 @@ python3 "$HERE/../helpers/fake-kube-api.py" --cert "$P/server.pem" --key "$P/ser
     --token sekret --readonly-token viewer --pods "$T/pods.json" --port-file "$T/api.port" \
     >"$T/api.log" 2>&1 &
 FPID=$!
-for _ in $(seq 100); do [ -s "$T/api.port" ] && break; sleep 0.1; done
+wait_until 10 test -s "$T/api.port" || { echo "the fake API server did not start: $(cat "$T/api.log")"; exit 1; }
 API=https://127.0.0.1:$(cat "$T/api.port")
 fake() { curl -sS --cacert "$P/ca.pem" "$API/_fake/$1" ${2:+-d "$2"}; }
 cat >"$T/kubeconfig" <<YAML
@@ -77,12 +77,10 @@ verifier_start "$T/verifier.log" 1 --tls-cert "$P/server.pem" --tls-key "$P/serv
     --client-ca "$P/ca.pem" --db "$T/var/kima.db" --audit-log "$T/var/audit.log" \
     --audit-key "$T/var/audit.key" --policies "$T/policies" --kubeconfig "$T/kubeconfig" \
     --interval-ms 500 --attribution-grace-ms 60000
-"$AG" --verifier "$URL" --node node-1 --tcti "$SWTPM_TCTI" --securityfs "$T/sfs" \
-    --cert "$P/agent-node-1.pem" --key "$P/agent-node-1.key" --cacert "$P/ca.pem" \
-    --state-dir "$T/state" --boot-id-file "$T/boot_id" --interval-ms 500 \
-    --min-interval-ms 100 >"$T/agent.log" 2>&1 &
-APID=$!
-measure() { "$W" --securityfs "$T/sfs" --tcti "$SWTPM_TCTI" pod "${UIDS[$3]}" "$1" "$2" || bad "measure $1"; }
+agent_start
+# app_measure PATH DIGEST APP: an entry of a process in APP's pod.
+app_measure() { measure "${UIDS[$3]}" "$1" "$2"; }
+kctl() { "$K" --server "$URL" --cert "$P/operator.pem" --key "$P/operator.key" --cacert "$P/ca.pem" "$@"; }
 # label APP [KEY]: the pod's label (or annotation KEY) as the API has it
 label() {
     fake state | python3 -c '
@@ -93,23 +91,28 @@ for p in json.load(sys.stdin)["pods"]:
         md = p["metadata"]
         print((md.get("labels") or {}).get(key, (md.get("annotations") or {}).get(key, "")))' "$1" "${2:-kima.dev/trust}"
 }
+label_is() { [ "$(label "$1")" = "$2" ]; }
 wait_label() { # APP VALUE [SECONDS]
-    for _ in $(seq $((${3:-10} * 10))); do
-        [ "$(label "$1")" = "$2" ] && { ok; return 0; }
-        sleep 0.1
-    done
-    bad "$1's label should be $2, is '$(label "$1")'"
+    wait_until "${3:-10}" label_is "$1" "$2" && ok || bad "$1's label should be $2, is '$(label "$1")'"
 }
 state_of() { state_of_ns open5gs "$1-0"; }
 state_of_ns() {
-    "$K" --server "$URL" --cert "$P/operator.pem" --key "$P/operator.key" --cacert "$P/ca.pem" \
-        pod "$1/$2" --json 2>/dev/null |
+    kctl pod "$1/$2" --json 2>/dev/null |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])' 2>/dev/null
 }
+state_is() { [ "$(state_of "$1")" = "$2" ]; }
+# node_field FIELD: node-1's FIELD as the verifier has it.
+node_field() {
+    kctl nodes --json 2>/dev/null | python3 -c '
+import json, sys
+print([n[sys.argv[1]] for n in json.load(sys.stdin)["nodes"] if n["name"] == "node-1"][0])' "$1" 2>/dev/null
+}
+# rounds_since N: node-1 has attested at least N times since COUNT0.
+rounds_since() { [ "$(node_field attestations)" -ge $((COUNT0 + $1)) ] 2>/dev/null; }
 patches() { fake state | python3 -c 'import json,sys; print(sum(1 for r in json.load(sys.stdin)["requests"] if r["method"] == "PATCH"))'; }
 
 # 1. pods from the API, verdicts as labels and annotations
-for app in amf smf upf; do measure "/usr/bin/open5gs-${app}d" $GOOD $app; done
+for app in amf smf upf; do app_measure "/usr/bin/open5gs-${app}d" $GOOD $app; done
 for app in amf smf upf; do wait_label $app trusted; done
 [ "$(label upf kima.dev/reason)" = "every measurement is in policy open5gs-upf" ] && ok ||
     bad "the reason annotation: $(label upf kima.dev/reason)"
@@ -121,16 +124,19 @@ rs = [r for r in json.load(sys.stdin)["requests"] if r["method"] == "PATCH"]
 sys.exit(0 if rs and all(r["content_type"] == "application/merge-patch+json" for r in rs) else 1)' &&
     ok || bad "patches must be JSON merge patches"
 
-# 2. only when a value changes: idle rounds write nothing
+# 2. only when a value changes: idle rounds write nothing (six rounds of
+# 500 ms, all within policy)
 n1=$(patches)
-sleep 3
+COUNT0=$(node_field attestations)
+wait_until 10 rounds_since 6 && ok || bad "node-1 did not attest six more times"
 [ "$(patches)" = "$n1" ] && ok || bad "labels were patched again without a change ($n1 -> $(patches))"
 
 # 3. a tampered binary: label untrusted, an Event, the others stay trusted
-measure /usr/bin/open5gs-upfd $EVIL upf
+app_measure /usr/bin/open5gs-upfd $EVIL upf
 wait_label upf untrusted
 [ "$(label amf)" = trusted ] && [ "$(label smf)" = trusted ] && ok || bad "amf and smf must stay trusted"
-for _ in $(seq 50); do fake state | grep -q IntegrityViolation && break; sleep 0.1; done
+event_sent() { fake state | grep -q IntegrityViolation; }
+wait_until 5 event_sent
 fake state | python3 -c '
 import json, sys
 ev = [e for e in json.load(sys.stdin)["events"] if e["reason"] == "IntegrityViolation"]
@@ -140,21 +146,20 @@ sys.exit(0 if ok else 1)' "${UIDS[upf]}" && ok || bad "one IntegrityViolation ev
 
 # 4. a pod created after the verifier started: found at once, judged, labelled
 fake pods "{\"uid\": \"${UIDS[nrf]}\", \"namespace\": \"open5gs\", \"name\": \"nrf-0\", \"labels\": {\"app\": \"nrf\"}, \"nodeName\": \"node-1\"}" >/dev/null
-measure /usr/bin/open5gs-nrfd $GOOD nrf
+app_measure /usr/bin/open5gs-nrfd $GOOD nrf
 wait_label nrf trusted
 
 # 5. conflicts and throttling are retried
 fake fail '{"method": "PATCH", "status": 409, "count": 1}' >/dev/null
 fake fail '{"method": "PATCH", "status": 429, "count": 1}' >/dev/null
 fake fail '{"method": "PATCH", "status": 500, "count": 1}' >/dev/null
-measure /usr/bin/evil $EVIL smf
+app_measure /usr/bin/evil $EVIL smf
 wait_label smf untrusted 15
 
 # 6. an outage: attestation goes on, labels catch up afterwards
 fake down '{"seconds": 4}' >/dev/null
-measure /usr/bin/evil $EVIL nrf
-for _ in $(seq 30); do [ "$(state_of nrf)" = untrusted ] && break; sleep 0.1; done
-[ "$(state_of nrf)" = untrusted ] && ok || bad "the verdict must not wait for the API"
+app_measure /usr/bin/evil $EVIL nrf
+wait_until 3 state_is nrf untrusted && ok || bad "the verdict must not wait for the API"
 [ "$(label nrf)" = trusted ] && ok || bad "the label changed during the outage?"
 wait_label nrf untrusted 40
 grep -q "kubernetes: .*503" "$T/verifier.log" && ok || bad "the outage is not in the log"
@@ -162,16 +167,21 @@ grep -q "kubernetes: .*503" "$T/verifier.log" && ok || bad "the outage is not in
 # 6b. a slow API never holds up attestation: measurements of a pod the
 # inventory does not know yet wait for it instead of a list under the
 # engine's lock. Another node's requests answer at once meanwhile.
+# node-2 asks while node-1's measurement of the unknown pod arrives and is
+# read, and eight times more once it is.
 fake slow '{"seconds": 8, "delay": 3}' >/dev/null
 max=0
+probe() {
+    local t
+    t=$(curl -s -o /dev/null -w '%{time_total}' --cacert "$P/ca.pem" --cert "$P/agent-node-2.pem" \
+        --key "$P/agent-node-2.key" -X POST "$URL/v1/nodes/node-2/challenges")
+    max=$(python3 -c 'import sys; print(max(float(sys.argv[1]), float(sys.argv[2])))' "$max" "$t")
+}
+probe_until_read() { probe; caught_up node-1 kctl; }
 for i in 1 2 3; do
-    measure /usr/bin/open5gs-ausfd $GOOD ausf
-    for _ in $(seq 8); do
-        t=$(curl -s -o /dev/null -w '%{time_total}' --cacert "$P/ca.pem" --cert "$P/agent-node-2.pem" \
-            --key "$P/agent-node-2.key" -X POST "$URL/v1/nodes/node-2/challenges")
-        max=$(python3 -c 'import sys; print(max(float(sys.argv[1]), float(sys.argv[2])))' "$max" "$t")
-        sleep 0.1
-    done
+    app_measure /usr/bin/open5gs-ausfd $GOOD ausf
+    WAIT_STEP=0 wait_until 10 probe_until_read || bad "node-1's measurement $i was not read"
+    for _ in $(seq 8); do probe; done
 done
 python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) < 1.0 else 1)' "$max" && ok ||
     bad "another node waited ${max}s while the API was slow"
@@ -183,8 +193,7 @@ wait_label ausf trusted 20
 # 6c. an operator deletes the node: its pods' labels go to unknown, not
 # stay trusted (the agent is paused, so it cannot register again meanwhile)
 kill -STOP "$APID"
-"$K" --server "$URL" --cert "$P/operator.pem" --key "$P/operator.key" --cacert "$P/ca.pem" \
-    node delete node-1 >/dev/null || bad "node delete"
+kctl node delete node-1 >/dev/null || bad "node delete"
 wait_label amf unknown 5
 label amf kima.dev/reason | grep -q "does not track this pod" && ok ||
     bad "the untracked reason: $(label amf kima.dev/reason)"
@@ -198,13 +207,14 @@ lists() { fake state | python3 -c 'import json,sys; print(sum(1 for r in json.lo
 JOB=bbbbbbbb-0000-4000-8000-00000000000a
 fake pods "{\"uid\": \"$JOB\", \"namespace\": \"tenant\", \"name\": \"job-0\", \"nodeName\": \"node-1\"}" >/dev/null
 n0=$(lists)
-for _ in $(seq 150); do [ "$(lists)" -gt "$n0" ] && break; sleep 0.1; done
+listed_again() { [ "$(lists)" -gt "$n0" ]; }
+wait_until 15 listed_again
 fake delete '{"namespace": "tenant", "name": "job-0"}' >/dev/null
-"$W" --securityfs "$T/sfs" --tcti "$SWTPM_TCTI" pod "$JOB" /bin/sh $GOOD || bad "measure job-0"
-for _ in $(seq 100); do [ -n "$(state_of_ns tenant job-0)" ] && break; sleep 0.1; done
+measure "$JOB" /bin/sh $GOOD
+judged() { [ -n "$(state_of_ns tenant job-0)" ]; }
+wait_until 10 judged
 [ "$(state_of_ns tenant job-0)" = unknown ] && ok || bad "job-0's measurement is not job-0's: $(state_of_ns tenant job-0)"
-node_state=$("$K" --server "$URL" --cert "$P/operator.pem" --key "$P/operator.key" --cacert "$P/ca.pem" \
-    nodes --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["nodes"][0]["state"])')
+node_state=$(kctl nodes --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["nodes"][0]["state"])')
 [ "$node_state" = trusted ] && ok || bad "a deleted pod's measurement changed node-1: $node_state"
 [ "$(label amf)" = trusted ] && ok || bad "amf-0 must stay trusted"
 
@@ -223,8 +233,6 @@ verifier_start "$T/verifier.log" 2 --tls-cert "$P/server.pem" --tls-key "$P/serv
     --client-ca "$P/ca.pem" --db "$T/var/kima.db" --audit-log "$T/var/audit.log" \
     --audit-key "$T/var/audit.key" --policies "$T/policies" --kubeconfig "$T/kubeconfig" \
     --kube-context viewer --interval-ms 500
-"$K" --server "$URL" --cert "$P/operator.pem" --key "$P/operator.key" --cacert "$P/ca.pem" \
-    pod reset "${UIDS[upf]}" --reason "reinstalled" >/dev/null || bad "pod reset"
-for _ in $(seq 50); do grep -q "kubernetes: labelling.*403" "$T/verifier.log" && break; sleep 0.1; done
-grep -q "kubernetes: labelling.*403" "$T/verifier.log" && ok || bad "403 not logged"
+kctl pod reset "${UIDS[upf]}" --reason "reinstalled" >/dev/null || bad "pod reset"
+wait_until 5 grep -q "kubernetes: labelling.*403" "$T/verifier.log" && ok || bad "403 not logged"
 summary

@@ -20,8 +20,7 @@ static EVP_PKEY *key;
 
 static int setup(void **state) {
     (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/kima-audit-XXXXXX");
-    assert_non_null(mkdtemp(dir));
+    assert_int_equal(test_tmpdir_new("audit", dir, sizeof(dir)), 0);
     snprintf(logpath, sizeof(logpath), "%s/audit.log", dir);
     snprintf(keypath, sizeof(keypath), "%s/audit.key", dir);
     assert_int_equal(audit_key_load_or_create(keypath, &key), 0);
@@ -29,11 +28,9 @@ static int setup(void **state) {
 }
 
 static int teardown(void **state) {
-    char cmd[200];
     (void)state;
     EVP_PKEY_free(key);
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    return system(cmd);
+    return test_tmpdir_free(dir);
 }
 
 static void write_records(const char *path, int n, unsigned checkpoint_every) {
@@ -750,7 +747,7 @@ static void test_huge_details_summarised(void **state) {
  * to the last whole record: the chain stays verifiable when the verifier
  * goes on (found by the security review). */
 static void test_partial_write_cut_back(void **state) {
-    char tdir[] = "/tmp/kima-audit-fsz-XXXXXX", path[128], keyp[128];
+    char tdir[64], path[128], keyp[128];
     struct audit_log *a = NULL;
     struct audit_verify_result res;
     EVP_PKEY *akey = NULL, *pub = NULL;
@@ -761,7 +758,7 @@ static void test_partial_write_cut_back(void **state) {
     const char *paths[1];
     (void)state;
 
-    assert_non_null(mkdtemp(tdir));
+    assert_int_equal(test_tmpdir_new("audit-fsz", tdir, sizeof(tdir)), 0);
     snprintf(path, sizeof(path), "%s/audit.log", tdir);
     snprintf(keyp, sizeof(keyp), "%s/audit.key", tdir);
     assert_int_equal(audit_key_load_or_create(keyp, &akey), 0);
@@ -802,11 +799,7 @@ static void test_partial_write_cut_back(void **state) {
                   res.intact ? "intact" : res.first_bad);
     EVP_PKEY_free(pub);
     EVP_PKEY_free(akey);
-    {
-        char cmd[200];
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", tdir);
-        assert_int_equal(system(cmd), 0);
-    }
+    assert_int_equal(test_tmpdir_free(tdir), 0);
     assert_true(res.intact);
 }
 

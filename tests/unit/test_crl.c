@@ -168,8 +168,7 @@ static FILE *log_file;
 static int setup(void **state) {
     (void)state;
     now = time(NULL);
-    snprintf(dir, sizeof(dir), "/tmp/kima-crl-XXXXXX");
-    assert_non_null(mkdtemp(dir));
+    assert_int_equal(test_tmpdir_new("crl", dir, sizeof(dir)), 0);
     snprintf(crl_path, sizeof(crl_path), "%s/crl.pem", dir);
     snprintf(ca_path, sizeof(ca_path), "%s/ca.crt", dir);
     snprintf(log_path, sizeof(log_path), "%s/log", dir);
@@ -187,7 +186,6 @@ static int setup(void **state) {
 }
 
 static int teardown(void **state) {
-    char cmd[128];
     (void)state;
     gnutls_x509_crt_deinit(leaf1);
     gnutls_x509_crt_deinit(leaf2);
@@ -198,8 +196,7 @@ static int teardown(void **state) {
     }
     log_set_stream(NULL);
     fclose(log_file);
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    return system(cmd);
+    return test_tmpdir_free(dir);
 }
 
 static void unlink_files(void) {

@@ -8,11 +8,17 @@
 
 #include "fileio.h"
 
-static char *make_file(size_t size) {
-    char *path = strdup("/tmp/kima-test-fileio-XXXXXX");
-    int fd = mkstemp(path);
-    uint8_t block[4096];
+static char dir[64];
 
+/* A new file of `size` bytes in the test's folder; caller frees the path. */
+static char *make_file(size_t size) {
+    static unsigned count;
+    char *path = NULL;
+    uint8_t block[4096];
+    int fd;
+
+    assert_true(asprintf(&path, "%s/file-%u", dir, count++) > 0);
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     assert_true(fd >= 0);
     for (size_t i = 0; i < sizeof(block); i++) {
         block[i] = (uint8_t)i;
@@ -79,11 +85,21 @@ static void test_pipe_over_cap(void **state) {
     close(p[0]);
 }
 
+static int setup(void **state) {
+    (void)state;
+    return test_tmpdir_new("fileio", dir, sizeof(dir));
+}
+
+static int teardown(void **state) {
+    (void)state;
+    return test_tmpdir_free(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_read_exact_and_cap),
             cmocka_unit_test(test_empty_and_missing),
             cmocka_unit_test(test_pipe_over_cap),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -100,6 +100,123 @@ static void test_cases(void **state) {
     }
 }
 
+/* Every route the dispatcher (http.c) answers, under every role: the
+ * status before the body (0: admitted), and the route's cap. */
+struct route_case {
+    const char *method, *url;
+    uint64_t cap; /* with roles; plain mode has the same caps */
+    int none, revoked, agent, operator;
+};
+
+static const struct route_case routes[] = {
+        {"GET", "/healthz", 0, 0, 0, 0, 0},
+        {"GET", "/readyz", 0, 0, 0, 0, 0},
+        /* The agent's own node: node-1 is the agent's CN. */
+        {"POST", "/v1/nodes/node-1/registration", BODY, 401, 401, 0, 403},
+        {"POST", "/v1/nodes/node-1/activation", BODY, 401, 401, 0, 403},
+        {"POST", "/v1/nodes/node-1/challenges", BODY, 401, 401, 0, 403},
+        {"POST", "/v1/nodes/node-1/evidence", EVID, 401, 401, 0, 403},
+        /* Another node's. */
+        {"POST", "/v1/nodes/node-2/registration", BODY, 401, 401, 403, 403},
+        {"POST", "/v1/nodes/node-2/activation", BODY, 401, 401, 403, 403},
+        {"POST", "/v1/nodes/node-2/challenges", BODY, 401, 401, 403, 403},
+        {"POST", "/v1/nodes/node-2/evidence", EVID, 401, 401, 403, 403},
+        /* The operators'. */
+        {"GET", "/v1/nodes", 0, 401, 401, 403, 0},
+        {"GET", "/v1/nodes/node-1", 0, 401, 401, 403, 0},
+        {"DELETE", "/v1/nodes/node-1", 0, 401, 401, 403, 0},
+        {"GET", "/v1/pods", 0, 401, 401, 403, 0},
+        {"GET", "/v1/pods/open5gs/upf-0", 0, 401, 401, 403, 0},
+        {"POST", "/v1/pods/1a2b3c4d-0000-4111-8222-933344445555/reset", BODY, 401, 401, 403, 0},
+        {"GET", "/v1/policies", 0, 401, 401, 403, 0},
+        {"GET", "/v1/audit/head", 0, 401, 401, 403, 0},
+        /* Outside /v1 the dispatcher decides (metrics for operators, 404). */
+        {"GET", "/metrics", 0, 401, 401, 0, 0},
+};
+
+static int admit_as(const struct route_case *rc, enum role role, bool plain, const char *len,
+                    struct http_admission *a) {
+    struct http_head h = {.method = rc->method,
+                          .url = rc->url,
+                          .role = role,
+                          .cn = role == ROLE_AGENT      ? "node-1"
+                                : role == ROLE_OPERATOR ? "alice"
+                                                        : NULL,
+                          .no_roles = plain,
+                          .content_length = len};
+
+    http_admit(&h, a);
+    if (a->status != 0) {
+        assert_non_null(a->error);
+        assert_true(a->detail[0] != 0);
+    }
+    return a->status;
+}
+
+static void test_routes_and_roles(void **state) {
+    static const enum role roles[] = {ROLE_NONE, ROLE_REVOKED, ROLE_AGENT, ROLE_OPERATOR};
+    static const char *const role_names[] = {"none", "revoked", "agent", "operator"};
+    (void)state;
+
+    for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
+        const struct route_case *rc = &routes[i];
+        const int want[] = {rc->none, rc->revoked, rc->agent, rc->operator};
+        struct http_admission a;
+        char at_cap[32], over[32];
+
+        snprintf(at_cap, sizeof(at_cap), "%llu", (unsigned long long)rc->cap);
+        snprintf(over, sizeof(over), "%llu", (unsigned long long)rc->cap + 1);
+        for (size_t r = 0; r < ARRAY_SIZE(roles); r++) {
+            int got = admit_as(rc, roles[r], false, NULL, &a);
+            if (got != want[r]) {
+                fail_msg("%s %s as %s: %d, wanted %d (%s)", rc->method, rc->url, role_names[r], got,
+                         want[r], a.detail);
+            }
+            if (got == 401 && roles[r] == ROLE_REVOKED) {
+                assert_non_null(strstr(a.detail, "revoked"));
+            }
+            /* A refused role is refused whatever the body announced. */
+            if (got != 0) {
+                assert_int_equal(admit_as(rc, roles[r], false, over, &a), got);
+                continue;
+            }
+            /* Admitted: the route's cap, exactly. */
+            assert_int_equal(a.body_max, rc->cap);
+            assert_int_equal(admit_as(rc, roles[r], false, at_cap, &a), 0);
+            assert_int_equal(a.body_len, rc->cap);
+            if (admit_as(rc, roles[r], false, over, &a) != 413) {
+                fail_msg("%s %s as %s: a body of %s bytes got %d", rc->method, rc->url,
+                         role_names[r], over, a.status);
+            }
+        }
+        /* --insecure-plain-http: no roles, whoever asks; the same caps. */
+        for (size_t r = 0; r < ARRAY_SIZE(roles); r++) {
+            assert_int_equal(admit_as(rc, roles[r], true, NULL, &a), 0);
+            assert_int_equal(a.body_max, rc->cap);
+            assert_int_equal(admit_as(rc, roles[r], true, at_cap, &a), 0);
+            assert_int_equal(admit_as(rc, roles[r], true, over, &a), 413);
+        }
+    }
+}
+
+/* An agent certificate without a CN (or a CN that is no node name, which
+ * http.c leaves empty) acts on no node. */
+static void test_agent_without_name(void **state) {
+    struct http_head h = {
+            .method = "POST", .url = "/v1/nodes/node-1/evidence", .role = ROLE_AGENT, .cn = NULL};
+    struct http_admission a;
+    (void)state;
+
+    http_admit(&h, &a);
+    assert_int_equal(a.status, 403);
+    h.cn = "";
+    http_admit(&h, &a);
+    assert_int_equal(a.status, 403);
+    h.cn = "node-1/evidence";
+    http_admit(&h, &a);
+    assert_int_equal(a.status, 403);
+}
+
 /* --insecure-plain-http has no roles: everything is admitted, with caps. */
 static void test_no_roles(void **state) {
     struct http_head h = {.method = "POST",
@@ -139,6 +256,8 @@ static void test_split(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_cases),
+            cmocka_unit_test(test_routes_and_roles),
+            cmocka_unit_test(test_agent_without_name),
             cmocka_unit_test(test_no_roles),
             cmocka_unit_test(test_split),
     };

@@ -32,16 +32,13 @@ static int load(const char *text, const char *ctx, struct kube_config *c, char *
 
 static int setup(void **state) {
     (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/kima-kube-XXXXXX");
-    assert_non_null(mkdtemp(dir));
+    assert_int_equal(test_tmpdir_new("kube", dir, sizeof(dir)), 0);
     return 0;
 }
 
 static int teardown(void **state) {
-    char cmd[128];
     (void)state;
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    return system(cmd);
+    return test_tmpdir_free(dir);
 }
 
 #define HEAD                                                                  \
