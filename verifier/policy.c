@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "policy.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <regex.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,18 +220,9 @@ static const char *const writable_probes[] = {
         "/var/spool/x", "/srv/x",     "/mnt/x",     "/data/x",    "/memfd:x (deleted)",
 };
 
-/* An exclude's literal start ("^/var/log/open5gs/" -> "/var/log/open5gs/"):
- * the probes above catch broad patterns, this catches narrow ones below a
- * writable place. */
-static const char *writable_prefix(const char *re) {
-    char lit[POLICY_EXCLUDE_LEN_MAX + 1];
-    size_t n = 0;
-
-    re += *re == '^';
-    while (*re && !strchr(".[]()*+?{}|\\$^", *re) && n < sizeof(lit) - 1) {
-        lit[n++] = *re++;
-    }
-    lit[n] = 0;
+/* A literal start below a writable directory: the probe it is below, or
+ * NULL. */
+static const char *writable_literal(const char *lit) {
     for (size_t i = 0; i + 1 < sizeof(writable_probes) / sizeof(writable_probes[0]); i++) {
         const char *probe = writable_probes[i];
         size_t dir = (size_t)(strrchr(probe, '/') - probe) + 1; /* "/var/log/" */
@@ -238,6 +231,77 @@ static const char *writable_prefix(const char *re) {
         }
     }
     return NULL;
+}
+
+/* The literal starts of an exclude's alternatives ("^/var/log/open5gs/" ->
+ * "/var/log/open5gs/"; "^(/srv/a|/var/lo[g]/b)" -> "/srv/a", "/var/log/b";
+ * "^\/tmp\/" -> "/tmp/"), each checked against the writable places: the
+ * probes above catch broad patterns, this catches narrow ones below a
+ * writable place however they are spelled. A group's alternatives start
+ * from the literal before the group; a quantifier ends the literal (and
+ * drops the character it makes optional). */
+static const char *writable_prefix(const char *re) {
+    char lit[POLICY_EXCLUDE_LEN_MAX + 1];
+    size_t n = 0, group[16], depth = 0;
+    bool open = true; /* still adding to the current literal */
+    const char *probe;
+
+    for (const char *c = re; *c; c++) {
+        char ch = 0;
+        switch (*c) {
+        case '^':
+            continue;
+        case '(':
+            if (depth < sizeof(group) / sizeof(group[0])) {
+                group[depth++] = open ? n : SIZE_MAX;
+            }
+            continue;
+        case ')':
+            depth -= depth > 0;
+            continue;
+        case '|':
+            lit[n] = 0;
+            if ((probe = writable_literal(lit))) {
+                return probe;
+            }
+            n = depth ? group[depth - 1] : 0;
+            open = n != SIZE_MAX;
+            n = open ? n : 0;
+            continue;
+        case '*':
+        case '?':
+        case '{':
+            n -= open && n > 0;
+            open = false;
+            continue;
+        case '+':
+            continue;
+        case '[':
+            /* One character in brackets is that character. */
+            if (c[1] && c[1] != '^' && c[1] != ']' && c[2] == ']') {
+                ch = c[1];
+                c += 2;
+            }
+            break;
+        case '\\':
+            if (c[1] && !isalnum((unsigned char)c[1])) {
+                ch = *++c;
+            }
+            break;
+        case '.':
+        case '$':
+            break;
+        default:
+            ch = *c;
+        }
+        if (!ch) {
+            open = false;
+        } else if (open && n < sizeof(lit) - 1) {
+            lit[n++] = ch;
+        }
+    }
+    lit[n] = 0;
+    return writable_literal(lit);
 }
 
 /* At most this many warnings a file, so one file cannot crowd the others'

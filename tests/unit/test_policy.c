@@ -378,6 +378,31 @@ static void test_writable_excludes_warn(void **state) {
             has(&err, "\"excludes[1]\" (\"^/var/lib/open5gs/db/\") matches /var/lib/x or below"));
     policy_set_free(s);
 
+    /* The same narrow exclude spelt with a group, brackets, escaped
+     * slashes or an alternative: each warned. */
+    {
+        static const char *const spellings[] = {
+                "\"^(/var/log/open5gs/)\"",
+                "\"^/var/lo[g]/open5gs/\"",
+                "\"^\\\\/var\\\\/log\\\\/open5gs\\\\/\"",
+                "\"^/var/log/open5g[s]/\"",
+                "\"^(/usr/share/doc/x|/var/log/open5gs/)\"",
+                "\"^/usr/share/doc/x|^/var/log/open5gs/\"",
+                "\"^/var/(lib|log)/open5gs/\"",
+        };
+        char text[300];
+        for (size_t i = 0; i < sizeof(spellings) / sizeof(spellings[0]); i++) {
+            snprintf(text, sizeof(text), NATIVE_EXCLUDES("%s"), spellings[i]);
+            err.len = 0;
+            s = load_one(text, NULL, &err);
+            assert_int_equal(policy_set_count(s), 1);
+            if (!has(&err, "\"excludes[0]\"") || !has(&err, "where code can be written")) {
+                fail_msg("%s: %s", spellings[i], err.data ? (char *)err.data : "(no warning)");
+            }
+            policy_set_free(s);
+        }
+    }
+
     /* Read-only places (documentation, locales): no warning. */
     s = load_one(NATIVE_EXCLUDES("\"^/usr/share/doc/\",\"^/usr/share/locale/\""), NULL, &err);
     assert_int_equal(policy_set_count(s), 1);
