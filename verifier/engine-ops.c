@@ -475,6 +475,43 @@ static int rejudge_pod(struct engine *e, const struct pod_info *info, bool *ret_
     return r;
 }
 
+/* Record when a pod was first found gone (the inventory no longer knows
+ * it, or knows it as deleted), or that it is back. The record goes once it
+ * has been gone for longer than the inventory keeps deleted pods: until
+ * then a verifier that restarted (and so forgot the deleted pods) still
+ * attributes the pod's last measurements to it (judge.c recall_pod). An
+ * untrusted pod's record leaves a `pod-forgotten` audit record. */
+static void pod_gone(struct engine *e, const char *uid, bool gone) {
+    struct pod_record rec;
+    int64_t now = engine_now_ms();
+    int r;
+
+    pthread_mutex_lock(&e->lock);
+    if (store_pod_get(e->store, uid, &rec) < 0 || (!gone && rec.gone_ms == 0) ||
+        (gone && rec.gone_ms && now - rec.gone_ms <= INVENTORY_GONE_KEEP_MS)) {
+        pthread_mutex_unlock(&e->lock);
+        return; /* nothing changes */
+    }
+    r = store_begin(e->store);
+    if (r == 0 && (!gone || rec.gone_ms == 0)) {
+        rec.gone_ms = gone ? now : 0; /* gone since now, or back */
+        r = store_pod_put(e->store, &rec);
+    } else if (r == 0) {
+        if (rec.state == POD_UNTRUSTED) {
+            json_t *d = json_pack("{s:s,s:I}", "reason", rec.reason, "gone_ms",
+                                  (json_int_t)rec.gone_ms);
+            r = engine_audit(e, "pod-forgotten", rec.node, &rec, d);
+            json_decref(d);
+        }
+        r = r == 0 ? store_pod_delete(e->store, uid) : r;
+    }
+    r = r == 0 ? store_commit(e->store) : r;
+    if (r < 0) {
+        store_rollback(e->store);
+    }
+    pthread_mutex_unlock(&e->lock);
+}
+
 int engine_rejudge_pods(struct engine *e) {
     uint64_t inv_gen = inventory_generation(e->inv), pol_gen;
     struct pod_refs l = {0};
@@ -493,21 +530,14 @@ int engine_rejudge_pods(struct engine *e) {
         struct pod_info info;
         bool c = false;
         if (inventory_peek_uid(e->inv, l.v[i].uid, &info) < 0) {
-            /* Not even known as deleted any more: the pod is long gone. Its
-             * record goes (an inventory that never loaded keeps them). */
+            /* Not known even as deleted (an inventory that never loaded
+             * knows nothing yet): gone since now, or for long enough. */
             if (inv_gen > 0) {
-                pthread_mutex_lock(&e->lock);
-                if (store_begin(e->store) == 0) {
-                    if (store_pod_delete(e->store, l.v[i].uid) == 0) {
-                        store_commit(e->store);
-                    } else {
-                        store_rollback(e->store);
-                    }
-                }
-                pthread_mutex_unlock(&e->lock);
+                pod_gone(e, l.v[i].uid, true);
             }
             continue;
         }
+        pod_gone(e, l.v[i].uid, info.gone);
         r = rejudge_pod(e, &info, &c);
         changed |= c;
         json_decref(info.labels);

@@ -20,7 +20,9 @@
 /* A pod as kima keeps it: the fields attribution and policy matching use. */
 struct inv_pod {
     char uid[64], ns[254], name[254], node[254];
-    char mirror[64]; /* a static pod's config hash (the kubelet's UID for it), or "" */
+    /* A static pod's config hash (the kubelet's UID for it, in its cgroup),
+     * from the mirror pod's annotation when that is honoured, or "". */
+    char mirror[64];
     json_t *labels, *images;
     char (*containers)[CONTAINER_ID_MAX + 1];
     size_t ncontainers;
@@ -35,9 +37,10 @@ struct slot {
 struct inv_set {
     struct inv_pod *pods;
     size_t n;
-    struct slot *by_uid; /* UIDs and mirror hashes */
+    struct slot *by_uid;    /* API UIDs */
+    struct slot *by_mirror; /* static pods' config hashes */
     struct slot *by_container;
-    size_t uid_slots, container_slots;
+    size_t uid_slots, mirror_slots, container_slots;
 };
 
 struct inventory {
@@ -46,7 +49,8 @@ struct inventory {
     struct timespec mtime;
     off_t size;
     struct inv_set set;
-    bool api; /* fed by inventory_replace_items() */
+    bool api;                                /* fed by inventory_replace_items() */
+    char static_ns[INVENTORY_STATIC_NS_MAX]; /* ",ns1,ns2," */
     int64_t synced_ms;
     uint64_t generation;
     void (*miss)(void *ud);
@@ -74,6 +78,7 @@ static void set_free(struct inv_set *s) {
     }
     free(s->pods);
     free(s->by_uid);
+    free(s->by_mirror);
     free(s->by_container);
     memset(s, 0, sizeof(*s));
 }
@@ -123,11 +128,51 @@ static int pod_containers(const json_t *status, struct inv_pod *p) {
     return 0;
 }
 
+/* The kubelet's UID for a static pod: its config hash, 32 lowercase hex
+ * digits (an API UID has dashes). */
+static bool config_hash_shaped(const char *s) {
+    size_t n = 0;
+
+    for (; s[n]; n++) {
+        if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f'))) {
+            return false;
+        }
+    }
+    return n == 32;
+}
+
+/* Is ns one of the namespaces whose mirror pods are believed? */
+static bool static_ns_allowed(const char *allowed, const char *ns) {
+    size_t n = strlen(ns);
+    const char *at = allowed;
+
+    while (n && (at = strstr(at, ns))) {
+        if (at > allowed && at[-1] == ',' && at[n] == ',') {
+            return true;
+        }
+        at += n;
+    }
+    return false;
+}
+
+/* The annotation kubernetes.io/config.mirror names the static pod a mirror
+ * pod stands for. Anyone who may create pods can set it, so it is believed
+ * only in the namespaces the operator named (--static-pod-namespaces:
+ * kube-system by default, where tenants create nothing), and only when it
+ * is shaped like a config hash, never like another pod's UID. */
+static void pod_mirror(const json_t *md, const char *allowed, struct inv_pod *p) {
+    const char *s = json_string_value(
+            json_object_get(json_object_get(md, "annotations"), MIRROR_ANNOTATION));
+
+    if (s && config_hash_shaped(s) && static_ns_allowed(allowed, p->ns)) {
+        copy_field(p->mirror, sizeof(p->mirror), s);
+    }
+}
+
 /* 1 with *p filled, 0 when the item is no pod kima can use, or -ENOMEM. */
-static int pod_from_item(const json_t *item, struct inv_pod *p) {
+static int pod_from_item(const json_t *item, const char *static_ns, struct inv_pod *p) {
     const json_t *md = json_object_get(item, "metadata");
     const json_t *labels = json_object_get(md, "labels");
-    const char *s;
 
     memset(p, 0, sizeof(*p));
     if (!copy_field(p->uid, sizeof(p->uid), str_at(item, "metadata", "uid"))) {
@@ -136,8 +181,7 @@ static int pod_from_item(const json_t *item, struct inv_pod *p) {
     copy_field(p->ns, sizeof(p->ns), str_at(item, "metadata", "namespace"));
     copy_field(p->name, sizeof(p->name), str_at(item, "metadata", "name"));
     copy_field(p->node, sizeof(p->node), str_at(item, "spec", "nodeName"));
-    s = json_string_value(json_object_get(json_object_get(md, "annotations"), MIRROR_ANNOTATION));
-    copy_field(p->mirror, sizeof(p->mirror), s);
+    pod_mirror(md, static_ns, p);
     p->labels = json_is_object(labels) ? json_incref((json_t *)labels) : json_object();
     if (!p->labels || pod_containers(json_object_get(item, "status"), p) < 0) {
         pod_clear(p);
@@ -163,20 +207,22 @@ static size_t slots_for(size_t keys) {
     return n;
 }
 
-/* Index the set's pods. Live pods are indexed before gone ones, so a UID
- * that is both (a recreated static pod) finds the live one first. */
+/* Index the set's pods. Live pods are indexed before gone ones, so a key
+ * that is both (a recreated static pod's hash) finds the live one first. */
 static int set_index(struct inv_set *s) {
-    size_t uids = 0, containers = 0;
+    size_t mirrors = 0, containers = 0;
 
     for (size_t i = 0; i < s->n; i++) {
-        uids += 1 + (s->pods[i].mirror[0] != 0);
+        mirrors += s->pods[i].mirror[0] != 0;
         containers += s->pods[i].ncontainers;
     }
-    s->uid_slots = slots_for(uids);
+    s->uid_slots = slots_for(s->n);
+    s->mirror_slots = slots_for(mirrors);
     s->container_slots = slots_for(containers);
     s->by_uid = calloc(s->uid_slots, sizeof(*s->by_uid));
+    s->by_mirror = calloc(s->mirror_slots, sizeof(*s->by_mirror));
     s->by_container = calloc(s->container_slots, sizeof(*s->by_container));
-    if (!s->by_uid || !s->by_container) {
+    if (!s->by_uid || !s->by_mirror || !s->by_container) {
         return -ENOMEM;
     }
     for (int gone = 0; gone < 2; gone++) {
@@ -187,7 +233,7 @@ static int set_index(struct inv_set *s) {
             }
             slot_put(s->by_uid, s->uid_slots, p->uid, (uint32_t)i);
             if (p->mirror[0]) {
-                slot_put(s->by_uid, s->uid_slots, p->mirror, (uint32_t)i);
+                slot_put(s->by_mirror, s->mirror_slots, p->mirror, (uint32_t)i);
             }
             for (size_t k = 0; k < p->ncontainers; k++) {
                 slot_put(s->by_container, s->container_slots, p->containers[k], (uint32_t)i);
@@ -195,6 +241,13 @@ static int set_index(struct inv_set *s) {
         }
     }
     return 0;
+}
+
+static void set_unindex(struct inv_set *s) {
+    free(s->by_uid);
+    free(s->by_mirror);
+    free(s->by_container);
+    s->by_uid = s->by_mirror = s->by_container = NULL;
 }
 
 static struct inv_pod *find(const struct inv_set *s, const struct slot *slots, size_t nslots,
@@ -210,10 +263,20 @@ static struct inv_pod *find(const struct inv_set *s, const struct slot *slots, s
     return NULL;
 }
 
+/* By API UID, or (a key shaped like one) by a static pod's config hash. */
+static struct inv_pod *find_uid(const struct inv_set *s, const char *key) {
+    struct inv_pod *p = find(s, s->by_uid, s->uid_slots, key);
+
+    if (!p && config_hash_shaped(key)) {
+        p = find(s, s->by_mirror, s->mirror_slots, key);
+    }
+    return p;
+}
+
 /* A new set from the items, with the pods of `old` that are no longer
  * listed kept as gone (since listed_ms) for INVENTORY_GONE_KEEP_MS. */
-static int set_build(const json_t *items, const struct inv_set *old, int64_t listed_ms,
-                     struct inv_set *ret) {
+static int set_build(const json_t *items, const char *static_ns, const struct inv_set *old,
+                     int64_t listed_ms, struct inv_set *ret) {
     struct inv_set s = {0};
     size_t cap = json_array_size(items) + old->n, i, gone = 0;
     json_t *item;
@@ -224,7 +287,7 @@ static int set_build(const json_t *items, const struct inv_set *old, int64_t lis
         return -ENOMEM;
     }
     json_array_foreach(items, i, item) {
-        r = pod_from_item(item, &s.pods[s.n]);
+        r = pod_from_item(item, static_ns, &s.pods[s.n]);
         if (r < 0) {
             goto fail;
         }
@@ -236,7 +299,11 @@ static int set_build(const json_t *items, const struct inv_set *old, int64_t lis
     for (size_t k = 0; r == 0 && k < old->n && gone < INVENTORY_GONE_MAX; k++) {
         const struct inv_pod *o = &old->pods[k];
         int64_t since = o->gone_ms ? o->gone_ms : listed_ms;
-        if (find(&s, s.by_uid, s.uid_slots, o->uid) || listed_ms - since > INVENTORY_GONE_KEEP_MS) {
+        /* Listed still, or a static pod whose mirror pod was recreated: not
+         * gone. */
+        if (find(&s, s.by_uid, s.uid_slots, o->uid) ||
+            (o->mirror[0] && find(&s, s.by_mirror, s.mirror_slots, o->mirror)) ||
+            listed_ms - since > INVENTORY_GONE_KEEP_MS) {
             continue;
         }
         s.pods[s.n] = *o;
@@ -256,10 +323,7 @@ static int set_build(const json_t *items, const struct inv_set *old, int64_t lis
         gone++;
     }
     if (r == 0) {
-        free(s.by_uid);
-        free(s.by_container);
-        s.by_uid = NULL;
-        s.by_container = NULL;
+        set_unindex(&s);
         r = set_index(&s);
     }
     if (r == 0) {
@@ -277,7 +341,7 @@ static int replace(struct inventory *inv, const json_t *items, int64_t listed_ms
     int r;
 
     pthread_mutex_lock(&inv->lock);
-    r = set_build(items, &inv->set, listed_ms, &s);
+    r = set_build(items, inv->static_ns, &inv->set, listed_ms, &s);
     if (r == 0) {
         old = inv->set;
         inv->set = s;
@@ -313,6 +377,7 @@ int inventory_open_file(const char *path, struct inventory **ret) {
         return -ENOMEM;
     }
     pthread_mutex_init(&inv->lock, NULL);
+    snprintf(inv->static_ns, sizeof(inv->static_ns), ",%s,", INVENTORY_STATIC_NS_DEFAULT);
     if (path) {
         inv->path = strdup(path);
         r = inventory_refresh(inv);
@@ -421,7 +486,8 @@ void inventory_set_miss_handler(struct inventory *inv, void (*fn)(void *ud), voi
 
 static void fill(const struct inv_pod *p, struct pod_info *ret) {
     memset(ret, 0, sizeof(*ret));
-    memcpy(ret->uid, p->uid, sizeof(ret->uid));
+    memcpy(ret->uid, p->mirror[0] ? p->mirror : p->uid, sizeof(ret->uid));
+    memcpy(ret->api_uid, p->uid, sizeof(ret->api_uid));
     memcpy(ret->ns, p->ns, sizeof(ret->ns));
     memcpy(ret->name, p->name, sizeof(ret->name));
     memcpy(ret->node, p->node, sizeof(ret->node));
@@ -439,7 +505,7 @@ static int lookup(struct inventory *inv, bool container, const char *key, struct
 
     pthread_mutex_lock(&inv->lock);
     p = container ? find(&inv->set, inv->set.by_container, inv->set.container_slots, key)
-                  : find(&inv->set, inv->set.by_uid, inv->set.uid_slots, key);
+                  : find_uid(&inv->set, key);
     if (p) {
         fill(p, ret);
     } else if (!quiet) {
@@ -464,4 +530,45 @@ int inventory_peek_uid(struct inventory *inv, const char *uid, struct pod_info *
 int inventory_lookup_container(struct inventory *inv, const char *container_id,
                                struct pod_info *ret) {
     return lookup(inv, true, container_id, ret, false);
+}
+
+bool inventory_static_namespaces_valid(const char *list) {
+    size_t n = list ? strlen(list) : 0;
+
+    if (!list || n + 3 > INVENTORY_STATIC_NS_MAX) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = list[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == ',')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+int inventory_set_static_namespaces(struct inventory *inv, const char *list) {
+    if (!inventory_static_namespaces_valid(list)) {
+        return -EINVAL;
+    }
+    pthread_mutex_lock(&inv->lock);
+    snprintf(inv->static_ns, sizeof(inv->static_ns), ",%s,", list);
+    /* The file is read again at the next refresh (the API: at its next
+     * list), under the new rule. */
+    inv->mtime = (struct timespec){0};
+    inv->size = -1;
+    pthread_mutex_unlock(&inv->lock);
+    return 0;
+}
+
+void inventory_item_identity(struct inventory *inv, const json_t *item, char *ret, size_t retsz) {
+    struct inv_pod p;
+
+    memset(&p, 0, sizeof(p));
+    copy_field(p.uid, sizeof(p.uid), str_at(item, "metadata", "uid"));
+    copy_field(p.ns, sizeof(p.ns), str_at(item, "metadata", "namespace"));
+    pthread_mutex_lock(&inv->lock);
+    pod_mirror(json_object_get(item, "metadata"), inv->static_ns, &p);
+    pthread_mutex_unlock(&inv->lock);
+    snprintf(ret, retsz, "%s", p.mirror[0] ? p.mirror : p.uid);
 }

@@ -17,8 +17,11 @@
  * waiting) and cost the same whatever the cluster's size: the pods are kept
  * as the few fields kima uses, indexed by UID, by the static pod's config
  * hash (the kubelet's UID for it, which the API's mirror pod carries in the
- * kubernetes.io/config.mirror annotation) and by container ID (containers,
- * init containers and ephemeral containers). A pod that disappears from the
+ * kubernetes.io/config.mirror annotation; believed only in the namespaces
+ * inventory_set_static_namespaces() names, and only when shaped like a
+ * hash: anyone who may create a pod can set it) and by container ID
+ * (containers, init containers and ephemeral containers). A static pod's
+ * identity is its config hash, which outlives its mirror pod's UID. A pod that disappears from the
  * source stays known as gone for INVENTORY_GONE_KEEP_MS, so measurements it
  * made before it was deleted are still its own. Thread-safe. */
 
@@ -26,13 +29,17 @@
 #define INVENTORY_PODS_MAX     100000
 #define INVENTORY_GONE_MAX     100000           /* gone pods remembered */
 #define INVENTORY_GONE_KEEP_MS (15 * 60 * 1000) /* and for how long */
+/* Namespaces whose mirror pods are believed (see below), by default. */
+#define INVENTORY_STATIC_NS_DEFAULT "kube-system"
+#define INVENTORY_STATIC_NS_MAX     1024
 /* JSON values in one PodList (~300 a pod as kubectl prints them). */
 #define INVENTORY_VALUES_MAX (1u << 25)
 
 struct inventory;
 
 struct pod_info {
-    char uid[64];
+    char uid[64];     /* the pod's identity: its API UID, or a static pod's config hash */
+    char api_uid[64]; /* metadata.uid (a mirror pod's changes when it is recreated) */
     char ns[254];
     char name[254];
     char node[254];
@@ -73,7 +80,18 @@ uint64_t inventory_generation(struct inventory *inv);
  * caller holds the engine's lock. NULL fn removes it. */
 void inventory_set_miss_handler(struct inventory *inv, void (*fn)(void *ud), void *ud);
 
-/* By UID, or by a static pod's config hash. 0 or -ENOENT. */
+/* The namespaces (comma-separated) whose mirror pods are believed; by
+ * default INVENTORY_STATIC_NS_DEFAULT. Takes effect at the next refresh
+ * (the file is read again) or list. 0, or -EINVAL when the list is not
+ * namespace names (inventory_static_namespaces_valid). */
+int inventory_set_static_namespaces(struct inventory *inv, const char *list);
+bool inventory_static_namespaces_valid(const char *list);
+
+/* A PodList item's identity as lookups return it in pod_info.uid. */
+void inventory_item_identity(struct inventory *inv, const json_t *item, char *ret, size_t retsz);
+
+/* By API UID, or by a static pod's config hash (a believed mirror pod's,
+ * consulted only when no API UID matches). 0 or -ENOENT. */
 int inventory_lookup_uid(struct inventory *inv, const char *uid, struct pod_info *ret);
 /* The same without telling the miss handler (a re-check, not a miss). */
 int inventory_peek_uid(struct inventory *inv, const char *uid, struct pod_info *ret);

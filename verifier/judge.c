@@ -373,6 +373,48 @@ static struct judge_pod *meet_pod(struct judgement *j, const struct pod_info *in
     return jp;
 }
 
+static const struct policy *policy_by_id(const struct policy_set *set, const char *id) {
+    for (size_t i = 0; id[0] && i < policy_set_count(set); i++) {
+        const struct policy *p = policy_set_get(set, i);
+        if (strcmp(policy_id(p), id) == 0) {
+            return p;
+        }
+    }
+    return NULL;
+}
+
+/* A pod the inventory does not know (any more) but the store does, on this
+ * node, and not gone for longer than the inventory keeps deleted pods:
+ * still that pod (the inventory forgot it when the verifier restarted).
+ * Its record came from an inventory that placed it here; it is judged by
+ * the policy that judged it last, if that still exists. */
+static struct judge_pod *recall_pod(struct judgement *j, const char *uid) {
+    struct judge_pod *jp;
+    int64_t now = engine_now_ms();
+
+    if (j->npods == j->alloc) {
+        size_t na = j->alloc ? j->alloc * 2 : 16;
+        struct judge_pod *np = realloc(j->pods, na * sizeof(*np));
+        if (!np) {
+            return NULL;
+        }
+        j->pods = np;
+        j->alloc = na;
+    }
+    jp = &j->pods[j->npods];
+    memset(jp, 0, sizeof(*jp));
+    if (store_pod_get(j->e->store, uid, &jp->rec) < 0 || strcmp(jp->rec.node, j->n->name) != 0 ||
+        (jp->rec.gone_ms && now - jp->rec.gone_ms > INVENTORY_GONE_KEEP_MS)) {
+        return NULL;
+    }
+    jp->policy = policy_by_id(j->e->policies, jp->rec.policy);
+    if (!jp->policy && strcmp(jp->rec.policy, JUDGE_POLICY_INCOMPLETE) == 0) {
+        jp->incomplete = true;
+    }
+    j->npods++;
+    return jp;
+}
+
 /* Where a measurement belongs. For PLACE_POD *ret_pod is the pod; for
  * PLACE_FOREIGN other_node and uid name the claimed pod. */
 static enum place place(struct judgement *j, const struct ima_pod_ref *ref,
@@ -399,6 +441,9 @@ static enum place place(struct judgement *j, const struct ima_pod_ref *ref,
         return PLACE_UNPLACED;
     }
     if (found < 0) {
+        if (ref->scope == IMA_SCOPE_POD && (*ret_pod = recall_pod(j, ref->pod_uid))) {
+            return PLACE_POD;
+        }
         return PLACE_WAIT;
     }
     if (!info.node[0]) {

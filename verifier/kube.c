@@ -38,7 +38,9 @@ struct kube {
     bool started, stop, kicked, relist; /* relist: a miss asked for a list */
     pthread_mutex_t lock;               /* the fields below */
     pthread_cond_t cond;
-    json_t *applied; /* uid -> {"ns","name","trust","reason","event"}: what the API shows */
+    /* identity (UID, or a static pod's config hash) -> {"ns","name","uid","trust",
+     * "reason","event"}: what the API shows */
+    json_t *applied;
     int64_t last_list_ms, backoff_until_ms, backoff_ms;
     bool list_ok;
     struct kube_stats stats;
@@ -181,15 +183,19 @@ static int list_pods(struct kube *k, long timeout_ms) {
         const char *uid = json_string_value(json_object_get(md, "uid"));
         const char *trust = meta_str(it, "labels", key),
                    *reason = meta_str(it, "annotations", rkey);
+        char id[64];
         if (!uid || !k8s_name(json_string_value(json_object_get(md, "namespace"))) ||
             !k8s_name(json_string_value(json_object_get(md, "name")))) {
             continue; /* they go into request paths: only what the API allows */
         }
-        json_object_set_new(applied, uid,
-                            json_pack("{s:s,s:s,s:s,s:s}", "ns",
+        /* Keyed as the engine names pods (a static pod by its hash); the
+         * API UID is what events refer to. */
+        inventory_item_identity(k->inv, it, id, sizeof(id));
+        json_object_set_new(applied, id,
+                            json_pack("{s:s,s:s,s:s,s:s,s:s}", "ns",
                                       json_string_value(json_object_get(md, "namespace")), "name",
-                                      json_string_value(json_object_get(md, "name")), "trust",
-                                      trust ? trust : "", "reason", reason ? reason : ""));
+                                      json_string_value(json_object_get(md, "name")), "uid", uid,
+                                      "trust", trust ? trust : "", "reason", reason ? reason : ""));
     }
     pthread_mutex_lock(&k->lock);
     /* Keep a pending event across lists. */
@@ -306,8 +312,8 @@ static int reconcile(struct kube *k) {
         const char *state = json_string_value(json_object_get(p, "state"));
         const char *reason = json_string_value(json_object_get(p, "reason"));
         json_int_t since = json_integer_value(json_object_get(p, "since_ms"));
-        char ns[256], name[256], have[16], reason_c[REASON_MAX + 1], have_reason[REASON_MAX + 1],
-                path[700], at[32], key[160], rkey[160], akey[160];
+        char ns[256], name[256], api_uid[64], have[16], reason_c[REASON_MAX + 1],
+                have_reason[REASON_MAX + 1], path[700], at[32], key[160], rkey[160], akey[160];
         bool event_pending, want_event;
         json_t *a, *patch, *presp = NULL;
         int status;
@@ -324,6 +330,7 @@ static int reconcile(struct kube *k) {
         }
         snprintf(ns, sizeof(ns), "%s", json_string_value(json_object_get(a, "ns")));
         snprintf(name, sizeof(name), "%s", json_string_value(json_object_get(a, "name")));
+        snprintf(api_uid, sizeof(api_uid), "%s", json_string_value(json_object_get(a, "uid")));
         snprintf(have, sizeof(have), "%s", json_string_value(json_object_get(a, "trust")));
         snprintf(have_reason, sizeof(have_reason), "%s",
                  json_string_value(json_object_get(a, "reason")));
@@ -374,7 +381,7 @@ static int reconcile(struct kube *k) {
             }
         }
         if (event_pending) {
-            if (post_event(k, uid, ns, name, reason_c) == 0) {
+            if (post_event(k, api_uid, ns, name, reason_c) == 0) {
                 pthread_mutex_lock(&k->lock);
                 k->stats.events++;
                 a = json_object_get(k->applied, uid);

@@ -48,6 +48,13 @@ static const struct option_spec verifier_options[] = {
         OPTION_STRING_SPEC(CFG, pods_file, "pods-file", "KIMA_PODS_FILE", NULL,
                            "  --pods-file FILE        pod inventory: a PodList in JSON         "
                            "[KIMA_PODS_FILE]\n"),
+        OPTION_STRING_SPEC(CFG, static_pod_namespaces, "static-pod-namespaces",
+                           "KIMA_STATIC_POD_NAMESPACES", INVENTORY_STATIC_NS_DEFAULT,
+                           "  --static-pod-namespaces LIST\n"
+                           "                          namespaces (comma-separated) whose "
+                           "mirror pods stand\n"
+                           "                          for static pods (kube-system) "
+                           "[KIMA_STATIC_POD_NAMESPACES]\n"),
         OPTION_STRING_SPEC(CFG, kubeconfig, "kubeconfig", "KIMA_KUBECONFIG", NULL,
                            "  --kubeconfig FILE       the Kubernetes API from a kubeconfig    "
                            "[KIMA_KUBECONFIG]\n"),
@@ -176,8 +183,7 @@ static const struct options_program verifier_program = {
         .n_specs = sizeof(verifier_options) / sizeof(verifier_options[0]),
 };
 
-#define RANGE_HINT \
-    "kima-verifier: a numeric option or --pcr-selection is out of range (see --help)\n"
+#define RANGE_HINT "kima-verifier: a numeric option is out of range (see --help)\n"
 
 /* The options into cfg, checked, and the log set up. -1 to go on, else the
  * exit code. */
@@ -209,7 +215,7 @@ static int parse_options(int argc, char **argv, struct verifier_config *cfg) {
         return KIMA_EXIT_USAGE;
     }
     if (verifier_config_check(cfg) < 0) {
-        fputs(RANGE_HINT, stderr);
+        fputs("kima-verifier: an option's value is not valid (see above and --help)\n", stderr);
         return KIMA_EXIT_USAGE;
     }
     return -1;

@@ -18,7 +18,19 @@
 int verifier_config_check(const struct verifier_config *cfg) {
     TPML_PCR_SELECTION sel;
 
-    return tpm_pcr_selection_parse(cfg->pcr_selection, &sel) < 0 ? -EINVAL : 0;
+    if (tpm_pcr_selection_parse(cfg->pcr_selection, &sel) < 0) {
+        log_error("--pcr-selection: \"%s\" is not a PCR selection like sha256:10 or "
+                  "sha256:10+sha1:10",
+                  cfg->pcr_selection);
+        return -EINVAL;
+    }
+    if (!inventory_static_namespaces_valid(cfg->static_pod_namespaces)) {
+        log_error("--static-pod-namespaces: \"%s\" is not a comma-separated list of namespace "
+                  "names",
+                  cfg->static_pod_namespaces);
+        return -EINVAL;
+    }
+    return 0;
 }
 
 /* The engine's, HTTP front's and Kubernetes side's settings. */
@@ -90,6 +102,8 @@ static int open_core(struct verifier *v) {
         audit_open(cfg->audit_log, v->audit_key, cfg->audit_max_bytes, 1000, &v->audit) < 0 ||
         (v->use_api ? inventory_open_api(&v->inv) : inventory_open_file(cfg->pods_file, &v->inv)) <
                 0 ||
+        inventory_set_static_namespaces(v->inv, cfg->static_pod_namespaces) < 0 ||
+        inventory_refresh(v->inv) < 0 ||
         engine_new(&v->engine_cfg, v->store, v->audit, v->inv, cfg->policies, &v->engine) < 0) {
         log_error("start-up failed (store %s, audit log %s, audit key %s, pods file %s)", cfg->db,
                   cfg->audit_log, cfg->audit_key, cfg->pods_file ? cfg->pods_file : "-");

@@ -24,7 +24,7 @@
 struct verifier_config {
     const char *listen, *tls_cert, *tls_key, *client_ca, *crl;
     bool insecure_plain_http;
-    const char *db, *policies, *pods_file;
+    const char *db, *policies, *pods_file, *static_pod_namespaces;
     const char *kubeconfig, *kube_context, *label_prefix;
     bool in_cluster;
     uint64_t kube_refresh_ms;

@@ -303,10 +303,12 @@ static void test_lookups(void **state) {
     assert_int_equal(inventory_lookup_container(inv, CID("5"), &i), -ENOENT);
     assert_int_equal(inventory_lookup_container(inv, "containerd://" CID("1"), &i), -ENOENT);
 
-    /* A static pod: by its API UID and by its config hash. */
+    /* A static pod: by its API UID and by its config hash, which is its
+     * identity. */
     assert_string_equal(name_of(inv, UID_S, name), "etcd-node-1");
     assert_int_equal(inventory_lookup_uid(inv, MIRROR, &i), 0);
-    assert_string_equal(i.uid, UID_S);
+    assert_string_equal(i.uid, MIRROR);
+    assert_string_equal(i.api_uid, UID_S);
     assert_string_equal(i.ns, "kube-system");
     assert_non_null(i.labels); /* no labels: an empty object */
     assert_int_equal(json_object_size(i.labels), 0);
@@ -384,13 +386,72 @@ static void test_gone_and_back(void **state) {
             "\"}},\"spec\":{\"nodeName\":\"node-1\"}}]",
             4000);
     assert_int_equal(inventory_lookup_uid(inv, MIRROR, &i), 0);
-    assert_string_equal(i.uid, UID_B);
+    assert_string_equal(i.uid, MIRROR);
+    assert_string_equal(i.api_uid, UID_B);
     assert_false(i.gone);
     info_free(&i);
-    /* The old mirror pod is still known, as gone. */
-    assert_int_equal(inventory_lookup_uid(inv, UID_S, &i), 0);
-    assert_true(i.gone);
+    /* The old mirror pod stood for the same static pod, which is not
+     * gone: it is not kept as a deleted pod. */
+    assert_int_equal(inventory_lookup_uid(inv, UID_S, &i), -ENOENT);
+    inventory_free(inv);
+}
+
+#define DECOY(ns, uid, mirror, node)                                                            \
+    "{\"metadata\":{\"uid\":\"" uid "\",\"namespace\":\"" ns "\",\"name\":\"decoy\","           \
+    "\"annotations\":{\"kubernetes.io/config.mirror\":\"" mirror "\"}},\"spec\":{\"nodeName\":" \
+    "\"" node "\"}}"
+
+/* The mirror annotation is anyone's to set: a tenant's pod claiming to
+ * stand for another pod (by its UID) or for a static pod (by its hash)
+ * captures nothing. Only the namespaces named for static pods are
+ * believed, and only hash-shaped values. */
+static void test_mirror_annotation_believed_narrowly(void **state) {
+    struct inventory *inv = NULL;
+    struct pod_info i;
+    char id[64];
+    json_t *item;
+    (void)state;
+
+    assert_int_equal(inventory_open_api(&inv), 0);
+    /* Listed first (namespaces sort before the victim's). */
+    replace(inv,
+            "[" DECOY("aaa", UID_B, UID_A, "node-2") "," DECOY(
+                    "kube-system", UID_S, UID_A, "node-2") "," ITEM(UID_A, "upf-0") "]",
+            1000);
+    assert_int_equal(inventory_lookup_uid(inv, UID_A, &i), 0);
+    assert_string_equal(i.name, "upf-0");
+    assert_string_equal(i.node, "node-1");
     info_free(&i);
+
+    /* A hash claimed outside the static pods' namespaces: not believed. */
+    replace(inv, "[" DECOY("aaa", UID_B, MIRROR, "node-2") "]", 2000);
+    assert_int_equal(inventory_lookup_uid(inv, MIRROR, &i), -ENOENT);
+    item = json_loads(DECOY("aaa", UID_B, MIRROR, "node-2"), 0, NULL);
+    inventory_item_identity(inv, item, id, sizeof(id));
+    assert_string_equal(id, UID_B);
+    json_decref(item);
+
+    /* Believed in a namespace the operator names. */
+    assert_int_equal(inventory_set_static_namespaces(inv, "kube-system,open5gs"), 0);
+    replace(inv, "[" DECOY("open5gs", UID_B, MIRROR, "node-2") "]", 3000);
+    assert_int_equal(inventory_lookup_uid(inv, MIRROR, &i), 0);
+    assert_string_equal(i.uid, MIRROR);
+    assert_string_equal(i.api_uid, UID_B);
+    info_free(&i);
+    item = json_loads(DECOY("open5gs", UID_B, MIRROR, "node-2"), 0, NULL);
+    inventory_item_identity(inv, item, id, sizeof(id));
+    assert_string_equal(id, MIRROR);
+    json_decref(item);
+
+    /* Namespace lists are names, nothing else. */
+    assert_int_equal(inventory_set_static_namespaces(inv, "Kube"), -EINVAL);
+    assert_int_equal(inventory_set_static_namespaces(inv, "a b"), -EINVAL);
+    assert_false(inventory_static_namespaces_valid(NULL));
+    assert_true(inventory_static_namespaces_valid("kube-system"));
+    /* A namespace whose name contains an allowed one is not allowed. */
+    assert_int_equal(inventory_set_static_namespaces(inv, "kube-system"), 0);
+    replace(inv, "[" DECOY("x-kube-system", UID_B, MIRROR, "node-2") "]", 4000);
+    assert_int_equal(inventory_lookup_uid(inv, MIRROR, &i), -ENOENT);
     inventory_free(inv);
 }
 
@@ -438,6 +499,7 @@ int main(void) {
             cmocka_unit_test_setup(test_lookups, fresh),
             cmocka_unit_test_setup(test_gone, fresh),
             cmocka_unit_test_setup(test_gone_and_back, fresh),
+            cmocka_unit_test_setup(test_mirror_annotation_believed_narrowly, fresh),
             cmocka_unit_test_setup(test_miss_handler, fresh),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

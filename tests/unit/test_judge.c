@@ -388,6 +388,7 @@ static void test_static_pod_attributed(void **state) {
     struct fx *f = *state;
     char cg[400], node[64];
 
+    assert_int_equal(inventory_set_static_namespaces(f->inv, "kube-system,open5gs"), 0);
     write_items(f, POD(UID_A, "upf-0", NODE) ",{\"metadata\":{\"uid\":\"" UID_B
                                              "\",\"namespace\":\"open5gs\",\"name\":\"upf-"
                                              "static-node-1\",\"labels\":{\"app\":\"upf\"},"
@@ -401,6 +402,87 @@ static void test_static_pod_attributed(void **state) {
     measure_cg(&f->nodes[0], "/usr/bin/upfd", GOOD, cg);
     round_ok(f, &f->nodes[0]);
     assert_string_equal(pod_of(f, "upf-static-node-1", node, sizeof(node)), "trusted");
+}
+
+#define UID_D "1a2b3c4d-0000-4111-8222-dddddddddddd"
+/* A tenant's pod (in a namespace listed before the victim's) claiming, by
+ * the mirror annotation, to stand for `mirror`. No labels: no policy. */
+#define DECOY(mirror, node)                                                                     \
+    "{\"metadata\":{\"uid\":\"" UID_D "\",\"namespace\":\"aaa-tenant\",\"name\":\"decoy\","     \
+    "\"annotations\":{\"kubernetes.io/config.mirror\":\"" mirror "\"}},\"spec\":{\"nodeName\":" \
+    "\"" node "\"}}"
+
+/* The decoy neither captures the victim's measurements (the victim ran a
+ * binary its policy forbids: untrusted) nor, bound to another node, makes
+ * the victim's honest node a liar. */
+static void test_mirror_annotation_decoy(void **state) {
+    struct fx *f = *state;
+    char node[64];
+
+    register_node(f, &f->nodes[0]);
+    write_items(f, DECOY(UID_A, "no-such-node") "," POD(UID_A, "upf-0", NODE));
+    measure(f, "/usr/bin/upfd", GOOD, true);
+    round_ok(f, &f->nodes[0]);
+    resp_state_is(f, NODE, "trusted");
+    assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "trusted");
+
+    write_items(f, DECOY(UID_A, NODE) "," POD(UID_A, "upf-0", NODE));
+    measure(f, "/tmp/miner", EVIL, true);
+    round_ok(f, &f->nodes[0]);
+    assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "untrusted");
+
+    /* A static pod's hash claimed from a tenant namespace: not believed
+     * (the measurement waits, and is then unattributable). */
+    write_items(f, DECOY(STATIC_UID, NODE) "," POD(UID_A, "upf-0", NODE));
+    measure_cg(&f->nodes[0], "/usr/bin/upfd", GOOD,
+               "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" STATIC_UID
+               ".slice/cri-containerd-" CID_A ".scope");
+    round_ok(f, &f->nodes[0]);
+    assert_string_equal(pod_of(f, "decoy", node, sizeof(node)), "absent");
+}
+
+#define MIRROR_POD(uid)                                                                       \
+    "{\"metadata\":{\"uid\":\"" uid "\",\"namespace\":\"kube-system\",\"name\":\"upf-static-" \
+    "node-1\",\"labels\":{\"app\":\"upf\"},\"annotations\":{\"kubernetes.io/"                 \
+    "config.mirror\":\"" STATIC_UID "\"}},\"spec\":{\"nodeName\":\"" NODE "\"}}"
+
+/* A static pod is the same pod whatever its mirror pod's UID: deleting the
+ * mirror pod (the API recreates it under a new UID) does not make an
+ * untrusted static pod trusted again. */
+static void test_static_pod_mirror_recreated(void **state) {
+    struct fx *f = *state;
+    char cg[400], node[64];
+    json_t *resp = NULL;
+    const char *upf_ks = "{\"apiVersion\":\"kima.dev/v1\",\"kind\":\"PodPolicy\",\"name\":\"ks\","
+                         "\"match\":{\"namespace\":\"kube-system\",\"podLabels\":{\"app\":"
+                         "\"upf\"}},\"digests\":{\"/usr/bin/upfd\":[\"sha256:" GOOD "\"]}}";
+    char path[400];
+
+    snprintf(path, sizeof(path), "%s/ks.json", f->policies);
+    write_text(path, upf_ks);
+    assert_int_equal(engine_reload_policies(f->e), 0);
+    snprintf(cg, sizeof(cg),
+             "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" STATIC_UID
+             ".slice/cri-containerd-" CID_A ".scope");
+    write_items(f, POD(UID_A, "upf-0", NODE) "," MIRROR_POD(UID_B));
+    register_node(f, &f->nodes[0]);
+    measure_cg(&f->nodes[0], "/usr/bin/upfd", GOOD, cg);
+    round_ok(f, &f->nodes[0]);
+    assert_int_equal(engine_pod(f->e, "kube-system", "upf-static-node-1", &resp), ENGINE_OK);
+    assert_string_equal(json_string_value(json_object_get(resp, "state")), "trusted");
+    assert_string_equal(json_string_value(json_object_get(resp, "uid")), STATIC_UID);
+    json_decref(resp);
+    measure_cg(&f->nodes[0], "/tmp/miner", EVIL, cg);
+    round_ok(f, &f->nodes[0]);
+
+    write_items(f, POD(UID_A, "upf-0", NODE) "," MIRROR_POD(UID_C)); /* recreated */
+    assert_int_equal(engine_rejudge_pods(f->e), 0);
+    measure_cg(&f->nodes[0], "/usr/bin/upfd", GOOD, cg);
+    round_ok(f, &f->nodes[0]);
+    assert_int_equal(engine_pod(f->e, "kube-system", "upf-static-node-1", &resp), ENGINE_OK);
+    assert_string_equal(json_string_value(json_object_get(resp, "state")), "untrusted");
+    json_decref(resp);
+    (void)node;
 }
 
 #define IMG "abababababababababababababababababababababababababababababababab"
@@ -493,32 +575,96 @@ static void test_policy_change_judges_again(void **state) {
     assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "trusted");
 }
 
-/* Pod records of pods the inventory no longer knows, not even as deleted,
- * are dropped (a tenant creating and deleting pods cannot grow the store);
- * while the inventory knows the pod as deleted, its record stays. */
+/* A list `secs` seconds after the last one (the file's mtime moved). */
+static void list_later(struct fx *f, long secs) {
+    struct stat st;
+    struct timespec ts[2];
+
+    assert_int_equal(stat(f->pods, &st), 0);
+    ts[0] = st.st_mtim;
+    ts[0].tv_sec += secs;
+    ts[1] = ts[0];
+    assert_int_equal(utimensat(AT_FDCWD, f->pods, ts, 0), 0);
+    assert_int_equal(inventory_refresh(f->inv), 1);
+}
+
+/* A deleted pod's record stays while it may still send its last
+ * measurements: for INVENTORY_GONE_KEEP_MS after the verifier first found
+ * it gone, whatever the inventory remembers (a restarted verifier
+ * remembers no deleted pod). Then it goes (a tenant creating and deleting
+ * pods cannot grow the store), an untrusted one with a record saying so. */
 static void test_gone_pod_records_dropped(void **state) {
     struct fx *f = *state;
+    struct pod_record rec;
     char node[64];
+
+    register_node(f, &f->nodes[0]);
+    measure(f, "/usr/bin/upfd", GOOD, true);
+    measure(f, "/tmp/miner", EVIL, true);
+    round_ok(f, &f->nodes[0]);
+    write_items(f, "");
+    assert_int_equal(engine_rejudge_pods(f->e), 0);
+    assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "untrusted"); /* deleted: kept */
+    assert_int_equal(store_pod_get(f->store, UID_A, &rec), 0);
+    assert_true(rec.gone_ms > 0);
+
+    list_later(f, INVENTORY_GONE_KEEP_MS / 1000 + 60); /* the inventory forgets it */
+    assert_int_equal(engine_rejudge_pods(f->e), 0);
+    assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "untrusted"); /* still kept */
+    assert_false(audited(f, "pod-forgotten"));
+
+    /* Gone for longer than the inventory keeps deleted pods: dropped. */
+    rec.gone_ms -= INVENTORY_GONE_KEEP_MS + 1000;
+    assert_int_equal(store_pod_put(f->store, &rec), 0);
+    list_later(f, 1);
+    assert_int_equal(engine_rejudge_pods(f->e), 0);
+    assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "absent");
+    assert_true(audited(f, "\"type\":\"pod-forgotten\""));
+}
+
+/* A pod found gone and then listed again (a static pod's mirror pod
+ * recreated, an inventory that missed it once) is not gone. */
+static void test_gone_pod_back(void **state) {
+    struct fx *f = *state;
+    struct pod_record rec;
 
     register_node(f, &f->nodes[0]);
     measure(f, "/usr/bin/upfd", GOOD, true);
     round_ok(f, &f->nodes[0]);
     write_items(f, "");
     assert_int_equal(engine_rejudge_pods(f->e), 0);
-    assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "trusted"); /* deleted: kept */
-    {
-        /* A list long after: the inventory forgets the deleted pod. */
-        struct stat st;
-        struct timespec ts[2];
-        assert_int_equal(stat(f->pods, &st), 0);
-        ts[0] = st.st_mtim;
-        ts[0].tv_sec += INVENTORY_GONE_KEEP_MS / 1000 + 60;
-        ts[1] = ts[0];
-        assert_int_equal(utimensat(AT_FDCWD, f->pods, ts, 0), 0);
-        assert_int_equal(inventory_refresh(f->inv), 1);
-    }
+    assert_int_equal(store_pod_get(f->store, UID_A, &rec), 0);
+    assert_true(rec.gone_ms > 0);
+    write_pods(f, NULL, 0);
     assert_int_equal(engine_rejudge_pods(f->e), 0);
-    assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "absent");
+    assert_int_equal(store_pod_get(f->store, UID_A, &rec), 0);
+    assert_int_equal(rec.gone_ms, 0);
+}
+
+/* A verifier restart forgets the deleted pods its inventory remembered; the
+ * store still has the pods it judged: a deleted pod's last measurements,
+ * sent after the restart, are still its own (not unattributable, which
+ * with a NodePolicy would fail its node). */
+static void test_deleted_pod_after_restart(void **state) {
+    struct fx *f = *state;
+    char path[400], node[64];
+
+    snprintf(path, sizeof(path), "%s/node.json", f->policies);
+    write_text(path, "{\"apiVersion\":\"kima.dev/v1\",\"kind\":\"NodePolicy\",\"name\":\"node\","
+                     "\"digests\":{\"/usr/bin/containerd\":[\"sha256:" GOOD "\"]}}");
+    assert_int_equal(engine_reload_policies(f->e), 0);
+    register_node(f, &f->nodes[0]);
+    measure(f, "/usr/bin/upfd", GOOD, true);
+    round_ok(f, &f->nodes[0]);
+    write_items(f, ""); /* upf-0 deleted */
+    close_engine(f);    /* the verifier restarts */
+    open_engine(f);
+    measure(f, "/usr/lib/libc.so.6", GOOD, true); /* upf-0, stopping */
+    measure(f, "/tmp/miner", EVIL, true);
+    round_ok(f, &f->nodes[0]);
+    resp_state_is(f, NODE, "trusted");
+    assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "untrusted");
+    assert_string_equal(node, NODE);
 }
 
 #define CID_I "1111111111111111111111111111111111111111111111111111111111111111"
@@ -683,10 +829,16 @@ int main(void) {
             cmocka_unit_test_setup_teardown(test_deep_and_unplaced_cgroups, setup, teardown),
             cmocka_unit_test_setup_teardown(test_deleted_pod_keeps_node, setup_no_grace, teardown),
             cmocka_unit_test_setup_teardown(test_static_pod_attributed, setup_no_grace, teardown),
+            cmocka_unit_test_setup_teardown(test_mirror_annotation_decoy, setup_no_grace, teardown),
+            cmocka_unit_test_setup_teardown(test_static_pod_mirror_recreated, setup_no_grace,
+                                            teardown),
             cmocka_unit_test_setup_teardown(test_late_policy_match_judges_kept, setup, teardown),
             cmocka_unit_test_setup_teardown(test_late_policy_match_next_round, setup, teardown),
             cmocka_unit_test_setup_teardown(test_policy_change_judges_again, setup, teardown),
             cmocka_unit_test_setup_teardown(test_gone_pod_records_dropped, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_gone_pod_back, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_deleted_pod_after_restart, setup_no_grace,
+                                            teardown),
             cmocka_unit_test_setup_teardown(test_cgn_init_container, setup_no_grace, teardown),
             cmocka_unit_test_setup_teardown(test_overflow_policy_flip_back, setup, teardown),
             cmocka_unit_test_setup_teardown(test_reset_needs_a_measurement, setup, teardown),
