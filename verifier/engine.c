@@ -411,8 +411,12 @@ enum engine_status engine_registration(struct engine *e, const char *node, const
     if (tpm_ak_public_check(&ak.publicArea, &reason) < 0) {
         return engine_error(resp, ENGINE_MALFORMED, "unacceptable AK", reason);
     }
-    if (ek.publicArea.type != TPM2_ALG_RSA && ek.publicArea.type != TPM2_ALG_ECC) {
-        return engine_error(resp, ENGINE_MALFORMED, "unacceptable EK", "neither RSA nor ECC");
+    /* The agent uses the RSA EK (TCG template L-1). A TPM has an ECC EK
+     * too, with a certificate of its own: accepting both would let one TPM
+     * register as two nodes (one TPM, one node). */
+    if (ek.publicArea.type != TPM2_ALG_RSA) {
+        return engine_error(resp, ENGINE_MALFORMED, "unacceptable EK",
+                            "only the TPM's RSA EK is accepted");
     }
     r = json_get_base64(req, "ek_cert", STORE_BLOB_MAX, &cert, &certlen, err, sizeof(err));
     if (r < 0 && r != -ENOENT) {

@@ -17,7 +17,7 @@ T=$(mktemp -d)
 . "$HERE/helpers.sh"
 trap 'rm -rf "$T"' EXIT
 need_tools node
-for pkg in kubernetes-models yaml @kubernetes-models/cert-manager; do
+for pkg in kubernetes-models yaml @kubernetes-models/cert-manager @marcbachmann/cel-js; do
     if [ ! -f "$NPM/node_modules/$pkg/package.json" ]; then
         echo "npm package $pkg is not installed in $NPM: run tests/tools/install-npm.sh $NPM"
         echo "(test.sh does) to check the manifests; this test does not download"
@@ -60,10 +60,13 @@ for (const what of missing) console.error(`missing: ${what}`);
 process.exit(missing.length ? 1 : 0);
 JS
 expect 0 node "$T/hardening.cjs" "$SRC/k8s/base"
-# Only the verifier may set the trust label the quarantine keys on.
+# Only the verifier may set the trust label the quarantine keys on (and the
+# reason): the guard is in the base, and its CEL admits and denies what it
+# should (evaluated offline).
 grep -q "label-guard.yaml" "$SRC/k8s/base/kustomization.yaml" &&
-    grep -q "system:serviceaccount:kima-system:kima-verifier" "$SRC/k8s/base/label-guard.yaml" &&
     ok || bad "k8s/base must ship the trust-label admission guard"
+expect 0 node "$SRC/tests/tools/check-admission-policy.mjs" "$NPM" "$SRC/k8s/base/label-guard.yaml"
+has "$T/out" " 0 failed" "the trust-label guard admits and denies as it should"
 if command -v kubectl >/dev/null; then
     for k in base overlays/5g-core cert-manager; do
         kubectl kustomize "$SRC/k8s/$k" >"$T/built.yaml" 2>"$T/err" && ok || bad "kustomize $k: $(head -3 "$T/err")"

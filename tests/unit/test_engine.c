@@ -303,6 +303,33 @@ static void test_one_tpm_two_names_reencoded(void **state) {
     tpm_key_release(t->tpm, &ak2);
 }
 
+/* One TPM, two names: its RSA EK and its ECC EK are two keys, each with a
+ * certificate; only the RSA one is accepted, so the ECC one cannot name a
+ * second node. */
+static void test_ecc_ek_refused(void **state) {
+    struct fx *f = *state;
+    struct tnode *t = &f->nodes[0];
+    struct tpm_key ek_ecc = TPM_KEY_INIT, ak2 = TPM_KEY_INIT;
+    json_t *req, *resp = NULL;
+    enum engine_status status;
+
+    register_node(f, t);
+    /* Room in the TPM for two more objects (swtpm holds 3 transient). */
+    tpm_key_release(t->tpm, &t->ak);
+    assert_int_equal(tpm_ek_load(t->tpm, TPM_KEY_ECC, &ek_ecc), 0);
+    assert_int_equal(tpm_ak_create(t->tpm, &ek_ecc, TPM_KEY_ECC, NULL, &ak2), 0);
+    req = json_pack("{s:o,s:o}", "ek_pub", public_b64(&ek_ecc.public), "ak_pub",
+                    public_b64(&ak2.public));
+    status = engine_registration(f->e, NODE2, req, &resp);
+    json_decref(req);
+    assert_int_equal(status, ENGINE_MALFORMED);
+    assert_string_equal(json_string_value(json_object_get(resp, "detail")),
+                        "only the TPM's RSA EK is accepted");
+    json_decref(resp);
+    tpm_key_release(t->tpm, &ak2);
+    tpm_key_release(t->tpm, &ek_ecc);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_trusted_untrusted_reset, setup, teardown),
@@ -312,6 +339,7 @@ int main(void) {
             cmocka_unit_test_setup_teardown(test_policy_change_same_mtime, setup, teardown),
             cmocka_unit_test_setup_teardown(test_reused_name_shows_live_pod, setup, teardown),
             cmocka_unit_test_setup_teardown(test_one_tpm_two_names_reencoded, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_ecc_ek_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: Apache-2.0
+// Evaluate the trust-label guard (k8s/base/label-guard.yaml), a
+// ValidatingAdmissionPolicy, offline: its CEL variables and validations run
+// as the API server runs them (in order, `variables` bound) with a CEL
+// implementation from npm (@marcbachmann/cel-js), against admission
+// requests a tenant and the verifier would send. Prints one line a case and
+// "N passed, N failed"; exit 1 on any failure.
+// Usage: node check-admission-policy.mjs NPM_DIR POLICY_YAML
+import {createRequire} from 'node:module';
+import {readFileSync} from 'node:fs';
+import {join} from 'node:path';
+import {pathToFileURL} from 'node:url';
+
+const [npm, file] = process.argv.slice(2);
+const require = createRequire(join(npm, 'node_modules', 'x.js'));
+const YAML = require('yaml');
+const {evaluate} = await import(
+    pathToFileURL(join(npm, 'node_modules/@marcbachmann/cel-js/lib/index.js')).href);
+
+const docs = YAML.parseAllDocuments(readFileSync(file, 'utf8')).map((d) => d.toJS());
+const policy = docs.find((d) => d && d.kind === 'ValidatingAdmissionPolicy');
+const binding = docs.find((d) => d && d.kind === 'ValidatingAdmissionPolicyBinding');
+let passed = 0, failed = 0;
+
+function check(what, ok, detail) {
+  if (ok) {
+    passed++;
+    console.log(`ok: ${what}`);
+  } else {
+    failed++;
+    console.log(`FAILED: ${what}${detail ? ': ' + detail : ''}`);
+  }
+}
+
+// The messages of the validations that deny (an empty list: admitted).
+function admit(user, object, oldObject) {
+  const ctx = {request: {userInfo: {username: user}}, object, oldObject, variables: {}};
+  for (const v of policy.spec.variables || []) {
+    ctx.variables[v.name] = evaluate(v.expression, ctx);
+  }
+  return policy.spec.validations.filter((v) => evaluate(v.expression, ctx) !== true)
+      .map((v) => v.message);
+}
+
+const VERIFIER = 'system:serviceaccount:kima-system:kima-verifier';
+const TENANT = 'system:serviceaccount:open5gs:deployer';
+const pod = (labels, annotations) => ({
+  metadata: {name: 'upf-0', namespace: 'open5gs',
+             ...(labels ? {labels} : {}), ...(annotations ? {annotations} : {})},
+});
+const untrusted = pod({'app': 'upf', 'kima.dev/trust': 'untrusted'},
+                      {'kima.dev/reason': '/tmp/miner is not in policy upf'});
+
+check('the policy and its binding are there', policy && binding &&
+      binding.spec.policyName === policy.metadata.name &&
+      binding.spec.validationActions.includes('Deny') && policy.spec.failurePolicy === 'Fail');
+const rule = policy.spec.matchConstraints.resourceRules[0];
+check('pods and pods/status, on create and update',
+      ['pods', 'pods/status'].every((r) => rule.resources.includes(r)) &&
+      ['CREATE', 'UPDATE'].every((o) => rule.operations.includes(o)),
+      JSON.stringify(rule));
+
+const cases = [
+  ['a tenant relabels a quarantined pod trusted', TENANT,
+   pod({'app': 'upf', 'kima.dev/trust': 'trusted'}, untrusted.metadata.annotations), untrusted,
+   false],
+  ['a tenant removes the trust label', TENANT, pod({'app': 'upf'}, untrusted.metadata.annotations),
+   untrusted, false],
+  ['a tenant removes every label', TENANT, pod(null, untrusted.metadata.annotations), untrusted,
+   false],
+  ['a tenant creates a pod labelled trusted', TENANT, pod({'kima.dev/trust': 'trusted'}), null,
+   false],
+  ['a tenant rewrites the reason', TENANT,
+   pod(untrusted.metadata.labels, {'kima.dev/reason': 'fine'}), untrusted, false],
+  ['a tenant sets attested-at', TENANT,
+   pod(untrusted.metadata.labels,
+       {...untrusted.metadata.annotations, 'kima.dev/attested-at': '2030-01-01T00:00:00Z'}),
+   untrusted, false],
+  ['a tenant changes another label', TENANT,
+   pod({...untrusted.metadata.labels, 'tier': 'core'}, untrusted.metadata.annotations), untrusted,
+   true],
+  ['a tenant changes another annotation', TENANT,
+   pod(untrusted.metadata.labels, {...untrusted.metadata.annotations, 'note': 'x'}), untrusted,
+   true],
+  ['a tenant creates a pod without kima labels', TENANT, pod({'app': 'upf'}), null, true],
+  ['a tenant updates a pod that has no labels', TENANT, pod(null, {'a': 'b'}), pod(null, null),
+   true],
+  ['the verifier labels a pod trusted', VERIFIER,
+   pod({'app': 'upf', 'kima.dev/trust': 'trusted'},
+       {'kima.dev/reason': 'every measurement is in policy upf',
+        'kima.dev/attested-at': '2026-12-01T00:00:00Z'}),
+   untrusted, true],
+];
+for (const [what, user, object, oldObject, allowed] of cases) {
+  let denied;
+  try {
+    denied = admit(user, object, oldObject);
+  } catch (e) {
+    check(what, false, `CEL error: ${e.message}`);
+    continue;
+  }
+  check(`${what}: ${allowed ? 'admitted' : 'denied'}`, allowed === (denied.length === 0),
+        denied.join('; '));
+}
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
