@@ -41,6 +41,7 @@ static int setup(void **state) {
             .insecure_plain_http = true,
             .db = f->db,
             .pods_file = f->pods,
+            .static_pod_namespaces = "kube-system",
             .label_prefix = "kima.dev",
             .kube_refresh_ms = 10000,
             .audit_log = f->audit_log,
@@ -141,6 +142,12 @@ static void test_refusals(void **state) {
     struct fixture *f = *state;
     struct verifier_config good = f->cfg;
     struct verifier v;
+
+    /* Namespaces that are not namespace names. */
+    f->cfg.static_pod_namespaces = "Kube System";
+    assert_int_equal(verifier_config_check(&f->cfg), -EINVAL);
+    f->cfg = good;
+    assert_int_equal(verifier_config_check(&f->cfg), 0);
 
     /* --require-ek-cert without --ek-ca-dir; an --ek-ca-dir without CAs. */
     f->cfg.require_ek_cert = true;
