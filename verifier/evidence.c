@@ -1,7 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Judging evidence: the quote, the incremental IMA replay against it, and
- * every newly covered measurement against its pod's or the node's policy. */
-#include "engine-internal.h"
+/* Judging evidence, as a pipeline of named steps: parse (before any lock)
+ * -> admit (the node known and activated, the nonce taken) -> quote check
+ * -> IMA position (reboots, the expected index) -> incremental replay ->
+ * judge the entries -> settle the pods' and the node's states -> commit
+ * (store and audit together). A failure of the node ends the pipeline at
+ * commit; a refusal (unknown node, bad nonce, wrong index) ends it with an
+ * answer and nothing recorded. */
+#include "evidence.h"
+
 #include "judge.h"
 
 #include <errno.h>
@@ -24,8 +30,6 @@
 #include "replay.h"
 #include "verify.h"
 
-#define IMA_PCR 10
-
 /* Take a nonce: it must have been issued to this node and not expired; it is
  * gone afterwards either way. */
 static bool take_nonce(struct engine *e, const char *node, const uint8_t *nonce, size_t len) {
@@ -47,8 +51,7 @@ static bool take_nonce(struct engine *e, const char *node, const uint8_t *nonce,
  * any of PCRs 0-23 in up to four banks, not only PCR 10 and not only the
  * selection. Whether they are the quoted ones is the quote check's to say
  * (the pcrDigest over the selection); the replay takes PCR 10 from them. */
-static int read_pcrs(const json_t *req, const TPML_PCR_SELECTION *sel, struct tpm_pcr_values *vals,
-                     char *err, size_t errsz) {
+static int read_pcrs(const json_t *req, struct tpm_pcr_values *vals, char *err, size_t errsz) {
     json_t *pcrs = json_object_get(req, "pcrs"), *bank;
     const char *bname;
 
@@ -80,15 +83,13 @@ static int read_pcrs(const json_t *req, const TPML_PCR_SELECTION *sel, struct tp
             }
         }
     }
-    (void)sel;
     return 0;
 }
 
 static void observe(struct engine *e, int64_t us) {
-    static const int64_t edges[] = {1000, 5000, 10000, 50000, 100000, 500000, 1000000};
     size_t b = 0;
 
-    while (b < 7 && us > edges[b]) {
+    while (b < ENGINE_LATENCY_BOUNDS && us > engine_latency_bounds_us[b]) {
         b++;
     }
     e->m.verify_us_buckets[b]++;
@@ -96,247 +97,329 @@ static void observe(struct engine *e, int64_t us) {
     e->m.verify_count++;
 }
 
-enum engine_status engine_evidence(struct engine *e, const char *node, const json_t *req,
-                                   json_t **resp) {
-    _cleanup_free_ struct node_record *n = calloc(1, sizeof(*n));
-    _cleanup_free_ uint8_t *nonce = NULL, *attest = NULL, *sig = NULL, *ima = NULL;
-    struct tpm_pcr_values *vals = calloc(1, sizeof(*vals));
-    struct ima_replay *rp = calloc(1, sizeof(*rp));
-    struct judgement j = {0};
-    struct tpm_verify_key key = {0};
-    struct tpm_quote_result qr;
-    struct tpm_clock_state prev;
-    size_t nonce_len, alen, slen, ilen = 0;
-    uint64_t from = 0, digest_size = 20;
+void evidence_free(struct evidence *ev) {
+    free(ev->nonce);
+    free(ev->attest);
+    free(ev->sig);
+    free(ev->ima);
+    memset(ev, 0, sizeof(*ev));
+}
+
+int evidence_parse(const json_t *req, size_t ima_max, struct evidence *ev, char *err,
+                   size_t errsz) {
+    const json_t *q = json_object_get(req, "quote"), *im = json_object_get(req, "ima");
     const char *boot_id = "";
-    bool rebooted = false;
-    char err[300];
-    struct timespec t0, t1;
-    enum engine_status status;
+    uint64_t digest_size = 20;
     int r;
-    TPM2B_PUBLIC ak;
 
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (!n || !vals || !rp || judgement_init(&j, e, n) < 0) {
-        status = engine_error(resp, ENGINE_FAILED, "internal", "out of memory");
-        goto done;
+    memset(ev, 0, sizeof(*ev));
+    if ((r = json_get_base64(req, "nonce", 64, &ev->nonce, &ev->nonce_len, err, errsz)) < 0 ||
+        (r = json_get_base64(q, "attest", sizeof(TPMS_ATTEST), &ev->attest, &ev->attest_len, err,
+                             errsz)) < 0 ||
+        (r = json_get_base64(q, "signature", sizeof(TPMT_SIGNATURE), &ev->sig, &ev->sig_len, err,
+                             errsz)) < 0 ||
+        (r = read_pcrs(req, &ev->pcrs, err, errsz)) < 0 ||
+        (r = json_get_u64(im, "from", UINT32_MAX, &ev->from, err, errsz)) < 0 ||
+        (r = json_get_base64(im, "entries", ima_max, &ev->ima, &ev->ima_len, err, errsz)) < 0) {
+        return r == -E2BIG ? -E2BIG : -EBADMSG;
     }
-    json_t *q = json_object_get(req, "quote"), *im = json_object_get(req, "ima");
-    if ((r = json_get_base64(req, "nonce", 64, &nonce, &nonce_len, err, sizeof(err))) < 0 ||
-        (r = json_get_base64(q, "attest", sizeof(TPMS_ATTEST), &attest, &alen, err, sizeof(err))) <
-                0 ||
-        (r = json_get_base64(q, "signature", sizeof(TPMT_SIGNATURE), &sig, &slen, err,
-                             sizeof(err))) < 0 ||
-        (r = read_pcrs(req, &e->cfg.selection, vals, err, sizeof(err))) < 0 ||
-        (r = json_get_u64(im, "from", UINT32_MAX, &from, err, sizeof(err))) < 0 ||
-        (r = json_get_base64(im, "entries", e->cfg.ima_max_bytes, &ima, &ilen, err, sizeof(err))) <
-                0) {
-        e->m.evidence_rejected++;
-        status = engine_error(resp, r == -E2BIG ? ENGINE_TOO_LARGE : ENGINE_MALFORMED,
-                              "malformed evidence", err);
-        goto done;
+    r = json_get_u64(im, "digest_size", 64, &digest_size, err, errsz);
+    if ((r < 0 && r != -ENOENT) ||
+        (digest_size != 20 && digest_size != 32 && digest_size != 48 && digest_size != 64)) {
+        snprintf(err, errsz, "\"ima.digest_size\" is not 20, 32, 48 or 64");
+        return -EBADMSG;
     }
-    r = json_get_u64(im, "digest_size", 64, &digest_size, err, sizeof(err));
-    if (r == -ENOENT) {
-        digest_size = 20;
-    } else if (r < 0 ||
-               (digest_size != 20 && digest_size != 32 && digest_size != 48 && digest_size != 64)) {
-        status = engine_error(resp, ENGINE_MALFORMED, "malformed evidence",
-                              "\"ima.digest_size\" is not 20, 32, 48 or 64");
-        goto done;
-    }
-    r = json_get_string(req, "boot_id", 64, &boot_id, err, sizeof(err));
+    ev->digest_size = (uint32_t)digest_size;
+    r = json_get_string(req, "boot_id", 64, &boot_id, err, errsz);
     if (r < 0 && r != -ENOENT) {
-        status = engine_error(resp, ENGINE_MALFORMED, "malformed evidence", err);
-        goto done;
+        return -EBADMSG;
     }
-    /* One stat: a pod created a moment ago should be known before its first
-     * measurements are judged. Policies are reloaded by the service's 1 s
-     * tick, not on this path (a directory scan per evidence). */
-    inventory_refresh(e->inv);
+    snprintf(ev->boot_id, sizeof(ev->boot_id), "%s", boot_id);
+    return 0;
+}
 
-    pthread_mutex_lock(&e->lock);
-    if (store_node_get(e->store, node, n) < 0) {
-        status = engine_error(resp, ENGINE_NOT_FOUND, "unknown node", "register first");
-        goto out;
+bool evidence_is_reboot(const struct node_record *n, const struct tpm_quote_result *qr,
+                        const char *boot_id) {
+    return qr->reset || (n->boot_id[0] && strcmp(n->boot_id, boot_id) != 0);
+}
+
+int evidence_replay(const struct evidence *ev, const struct node_record *n,
+                    struct evidence_replay *ret, char *reason, size_t reasonsz) {
+    _cleanup_free_ struct ima_replay *rp = calloc(1, sizeof(*rp));
+    struct ima_pcr_value want[4];
+    struct ima_parser p;
+    size_t nwant = 0;
+    char msg[256];
+
+    memset(ret, 0, sizeof(*ret));
+    if (!rp) {
+        return -ENOMEM;
     }
-    if (!n->activated) {
-        status = engine_error(resp, ENGINE_REFUSED, "not activated", "activate first");
-        goto out;
+    for (size_t i = 0; i < ev->pcrs.n && nwant < 4; i++) {
+        enum ima_hash_alg alg;
+        if (ev->pcrs.v[i].pcr == EVIDENCE_PCR &&
+            ima_hash_from_tpm_alg(ev->pcrs.v[i].alg, &alg) == 0) {
+            want[nwant] = (struct ima_pcr_value){.alg = alg, .pcr = EVIDENCE_PCR};
+            memcpy(want[nwant].digest, ev->pcrs.v[i].digest, ev->pcrs.v[i].size);
+            ret->banks |= IMA_BANK(alg);
+            nwant++;
+        }
     }
-    if (!take_nonce(e, node, nonce, nonce_len)) {
+    if (nwant == 0) {
+        snprintf(reason, reasonsz, "the quote does not cover PCR 10");
+        return -EBADMSG;
+    }
+    ima_replay_init(rp, ret->banks);
+    for (int b = 0; b < IMA_HASH_COUNT; b++) {
+        memcpy(rp->pcr[b][EVIDENCE_PCR], n->pcr10[b], IMA_DIGEST_MAX);
+    }
+    ima_parser_init(&p, ev->digest_size);
+    ima_parser_seek(&p, n->ima_index, n->ima_offset);
+    if (ima_replay_list(rp, &p, ev->ima, ev->ima_len, want, nwant, &ret->res) < 0) {
+        snprintf(reason, reasonsz, "bad IMA log: %s", ima_error_format(&p.err, msg, sizeof(msg)));
+        return -EBADMSG;
+    }
+    if (!ret->res.matched) {
+        snprintf(reason, reasonsz, "the IMA log does not replay to the quoted PCR 10");
+        return -EBADMSG;
+    }
+    for (int b = 0; b < IMA_HASH_COUNT; b++) {
+        memcpy(ret->pcr10[b], ret->banks & IMA_BANK(b) ? rp->pcr[b][EVIDENCE_PCR] : n->pcr10[b],
+               IMA_DIGEST_MAX);
+    }
+    return 0;
+}
+
+/* One round: what the steps below share. */
+struct round {
+    struct engine *e;
+    const char *node;
+    struct evidence ev;
+    struct node_record *n; /* the node, changed as the round goes */
+    struct judgement j;
+    int r; /* a store or audit failure: nothing is recorded */
+};
+
+/* How a step ended: go on to the next, go straight to commit (the node
+ * failed, or a store write failed), or stop with the answer given. */
+enum step {
+    STEP_NEXT,
+    STEP_COMMIT,
+    STEP_ANSWERED,
+};
+
+/* A node failure found by a step: recorded at commit. */
+static enum step node_failed(struct round *rd, const char *reason) {
+    rd->r = judge_node_failure(&rd->j, reason);
+    return STEP_COMMIT;
+}
+
+/* Admit: the node is known and activated, and the nonce was issued to it,
+ * is unused and unexpired (it is gone afterwards whatever happens). */
+static enum step admit(struct round *rd, enum engine_status *status, json_t **resp) {
+    struct engine *e = rd->e;
+
+    if (store_node_get(e->store, rd->node, rd->n) < 0) {
+        *status = engine_error(resp, ENGINE_NOT_FOUND, "unknown node", "register first");
+        return STEP_ANSWERED;
+    }
+    if (!rd->n->activated) {
+        *status = engine_error(resp, ENGINE_REFUSED, "not activated", "activate first");
+        return STEP_ANSWERED;
+    }
+    if (!take_nonce(e, rd->node, rd->ev.nonce, rd->ev.nonce_len)) {
         json_t *d = json_pack("{s:s}", "reason", "nonce not issued to this node, used or expired");
-        engine_audit_noisy(e, "evidence-rejected", node, NULL, d);
+        engine_audit_noisy(e, "evidence-rejected", rd->node, NULL, d);
         json_decref(d);
         e->m.evidence_rejected++;
-        status = engine_error(resp, ENGINE_CONFLICT, "bad nonce",
-                              "the nonce was not issued to this node, was used or expired");
-        goto out;
+        *status = engine_error(resp, ENGINE_CONFLICT, "bad nonce",
+                               "the nonce was not issued to this node, was used or expired");
+        return STEP_ANSWERED;
     }
+    if (store_begin(e->store) < 0) {
+        *status = engine_error(resp, ENGINE_FAILED, "store", "cannot start a transaction");
+        return STEP_ANSWERED;
+    }
+    return STEP_NEXT;
+}
 
-    /* The quote. */
+/* The quote, by every rule of docs/tpm.md, against the stored AK and the
+ * previous quote's clock. A refused quote fails the node. */
+static enum step check_quote(struct round *rd, struct tpm_quote_result *qr,
+                             enum engine_status *status, json_t **resp) {
+    struct node_record *n = rd->n;
+    struct tpm_verify_key key = {0};
+    struct tpm_clock_state prev = {n->clock, n->reset_count, n->restart_count};
+    char reason[STORE_REASON_MAX];
+    TPM2B_PUBLIC ak;
+
     if (tpm_public_unmarshal(n->ak_pub, n->ak_pub_len, &ak) < 0 ||
         tpm_verify_key_from_public(&ak.publicArea, &key) < 0) {
-        status = engine_error(resp, ENGINE_FAILED, "store", "the stored AK is unusable");
-        goto out;
+        store_rollback(rd->e->store);
+        *status = engine_error(resp, ENGINE_FAILED, "store", "the stored AK is unusable");
+        return STEP_ANSWERED;
     }
-    prev = (struct tpm_clock_state){n->clock, n->reset_count, n->restart_count};
-    struct tpm_quote_expect x = {.nonce = nonce,
-                                 .nonce_len = nonce_len,
-                                 .selection = &e->cfg.selection,
-                                 .pcrs = vals,
+    struct tpm_quote_expect x = {.nonce = rd->ev.nonce,
+                                 .nonce_len = rd->ev.nonce_len,
+                                 .selection = &rd->e->cfg.selection,
+                                 .pcrs = &rd->ev.pcrs,
                                  .previous = n->has_clock ? &prev : NULL};
-    tpm_quote_verify(&key, attest, alen, sig, slen, &x, &qr);
+    tpm_quote_verify(&key, rd->ev.attest, rd->ev.attest_len, rd->ev.sig, rd->ev.sig_len, &x, qr);
     tpm_verify_key_free(&key);
-    store_begin(e->store);
-    if (qr.failed != TPM_QUOTE_OK) {
-        char reason[STORE_REASON_MAX];
-        snprintf(reason, sizeof(reason), "quote refused (%s): %s", tpm_quote_check_name(qr.failed),
-                 qr.why);
-        r = judge_node_failure(&j, reason);
-        goto judged;
+    if (qr->failed != TPM_QUOTE_OK) {
+        snprintf(reason, sizeof(reason), "quote refused (%s): %s", tpm_quote_check_name(qr->failed),
+                 qr->why);
+        return node_failed(rd, reason);
     }
-    /* A reboot (reset count or boot id changed): replay starts over. */
-    if (qr.reset || (n->boot_id[0] && strcmp(n->boot_id, boot_id) != 0)) {
+    return STEP_NEXT;
+}
+
+/* Where the list stands: a reboot (recorded) starts it over from entry 0;
+ * the entries must start where the verifier expects. A wrong index is 409
+ * with the index to send from; a reboot found on the way is kept. */
+static enum step position(struct round *rd, const struct tpm_quote_result *qr,
+                          enum engine_status *status, json_t **resp) {
+    struct node_record *n = rd->n;
+    bool rebooted = evidence_is_reboot(n, qr, rd->ev.boot_id);
+    char reason[STORE_REASON_MAX];
+
+    if (rebooted) {
         json_t *d = json_pack("{s:s,s:s,s:b,s:I}", "previous_boot_id", n->boot_id, "boot_id",
-                              boot_id, "clock_safe", !qr.unsafe, "reset_count",
-                              (json_int_t)qr.clock.reset_count);
-        judge_audit(&j, "reboot", NULL, d);
+                              rd->ev.boot_id, "clock_safe", !qr->unsafe, "reset_count",
+                              (json_int_t)qr->clock.reset_count);
+        rd->r = judge_audit(&rd->j, "reboot", NULL, d);
         n->ima_index = n->ima_offset = 0;
         memset(n->pcr10, 0, sizeof(n->pcr10));
-        rebooted = true;
     }
     n->has_clock = true;
-    n->clock = qr.clock.clock;
-    n->reset_count = qr.clock.reset_count;
-    n->restart_count = qr.clock.restart_count;
-    snprintf(n->boot_id, sizeof(n->boot_id), "%s", boot_id);
+    n->clock = qr->clock.clock;
+    n->reset_count = qr->clock.reset_count;
+    n->restart_count = qr->clock.restart_count;
+    snprintf(n->boot_id, sizeof(n->boot_id), "%s", rd->ev.boot_id);
+    if (rd->r < 0) {
+        return STEP_COMMIT;
+    }
+    if (rd->ev.from == n->ima_index) {
+        return STEP_NEXT;
+    }
+    /* The quote is genuine: a reboot it shows is kept (the next challenge
+     * asks for entry 0), and nothing is judged. */
+    if (!rebooted) {
+        store_rollback(rd->e->store);
+    } else if (store_node_put(rd->e->store, n) < 0) {
+        store_rollback(rd->e->store);
+        rd->r = -EIO;
+    } else {
+        rd->r = judge_commit(&rd->j); /* rolls back itself when it fails */
+    }
+    if (rd->r < 0) {
+        *status = engine_error(resp, ENGINE_FAILED, "store", "the reboot could not be recorded");
+        return STEP_ANSWERED;
+    }
+    snprintf(reason, sizeof(reason),
+             "IMA entries start at index %" PRIu64 ", the verifier expects %" PRIu64, rd->ev.from,
+             n->ima_index);
+    *status = engine_error(resp, ENGINE_CONFLICT, "wrong IMA index", reason);
+    json_object_set_new(*resp, "ima_next_index", json_integer((json_int_t)n->ima_index));
+    return STEP_ANSWERED;
+}
 
-    if (from != n->ima_index) {
-        char reason[STORE_REASON_MAX];
-        snprintf(reason, sizeof(reason),
-                 "IMA entries start at index %" PRIu64 ", the verifier expects %" PRIu64, from,
-                 n->ima_index);
-        if (rebooted) {
-            /* The quote is genuine and shows a reboot: keep that (the next
-             * challenge asks for entry 0) but judge nothing. */
-            if (store_node_put(e->store, n) < 0 || judge_commit(&j) < 0) {
-                store_rollback(e->store);
-                status = engine_error(resp, ENGINE_FAILED, "store",
-                                      "the reboot could not be recorded");
-                goto out;
-            }
-        } else {
-            store_rollback(e->store);
-        }
-        status = engine_error(resp, ENGINE_CONFLICT, "wrong IMA index", reason);
-        json_object_set_new(*resp, "ima_next_index", json_integer((json_int_t)n->ima_index));
-        goto out;
-    }
+/* Judge the measurements that waited for their pod, then each entry the
+ * quote now covers; the node's list position and PCR 10 move past them. */
+static enum step judge_entries(struct round *rd, const struct evidence_replay *rep) {
+    struct node_record *n = rd->n;
+    struct ima_parser p;
+    struct ima_entry ent;
+    char reason[STORE_REASON_MAX];
+    size_t off = 0;
 
-    /* Incremental replay from the stored PCR 10 to the quoted one. */
-    {
-        struct ima_parser p;
-        struct ima_replay_result res;
-        struct ima_pcr_value want[4];
-        size_t nwant = 0, off = 0;
-        unsigned banks = 0;
-        struct ima_entry ent;
+    rd->r = n->pending ? judge_waiting(&rd->j, (int64_t)rd->e->cfg.attribution_grace_ms) : 0;
+    ima_parser_init(&p, rd->ev.digest_size);
+    ima_parser_seek(&p, n->ima_index, n->ima_offset);
+    while (off < rep->res.bytes && rd->r == 0) {
+        struct measurement m;
+        int k = ima_parser_next(&p, rd->ev.ima + off, rep->res.bytes - off, &ent);
+        if (k <= 0) {
+            break;
+        }
+        if (ent.pcr != EVIDENCE_PCR) {
+            snprintf(reason, sizeof(reason),
+                     "IMA entry %" PRIu64 " extends PCR %u, which no quote covers", ent.index,
+                     ent.pcr);
+            return node_failed(rd, reason);
+        }
+        if (measurement_from_entry(&ent, &m, reason, sizeof(reason)) < 0) {
+            return node_failed(rd, reason);
+        }
+        rd->r = judge_measurement(&rd->j, &m);
+        off += (size_t)k;
+    }
+    rd->e->m.entries_checked += rep->res.entries;
+    n->ima_index += rep->res.entries;
+    n->ima_offset += rep->res.bytes;
+    memcpy(n->pcr10, rep->pcr10, sizeof(n->pcr10));
+    return rd->r < 0 ? STEP_COMMIT : STEP_NEXT;
+}
 
-        for (size_t i = 0; i < vals->n; i++) {
-            enum ima_hash_alg alg;
-            if (vals->v[i].pcr == IMA_PCR && ima_hash_from_tpm_alg(vals->v[i].alg, &alg) == 0) {
-                want[nwant].alg = alg;
-                want[nwant].pcr = IMA_PCR;
-                memcpy(want[nwant].digest, vals->v[i].digest, vals->v[i].size);
-                banks |= IMA_BANK(alg);
-                nwant++;
-            }
-        }
-        if (nwant == 0) {
-            r = judge_node_failure(&j, "the quote does not cover PCR 10");
-            goto judged;
-        }
-        ima_replay_init(rp, banks);
-        for (int b = 0; b < IMA_HASH_COUNT; b++) {
-            memcpy(rp->pcr[b][IMA_PCR], n->pcr10[b], IMA_DIGEST_MAX);
-        }
-        ima_parser_init(&p, (uint32_t)digest_size);
-        ima_parser_seek(&p, n->ima_index, n->ima_offset);
-        r = ima_replay_list(rp, &p, ima, ilen, want, nwant, &res);
-        if (r < 0) {
-            char reason[STORE_REASON_MAX], msg[256];
-            snprintf(reason, sizeof(reason), "bad IMA log: %s",
-                     ima_error_format(&p.err, msg, sizeof(msg)));
-            r = judge_node_failure(&j, reason);
-            goto judged;
-        }
-        if (!res.matched) {
-            r = judge_node_failure(&j, "the IMA log does not replay to the quoted PCR 10");
-            goto judged;
-        }
-        /* Measurements that waited for their pod first, then the entries
-         * the quote now covers. */
-        r = n->pending ? judge_waiting(&j, (int64_t)e->cfg.attribution_grace_ms) : 0;
-        ima_parser_init(&p, (uint32_t)digest_size);
-        ima_parser_seek(&p, n->ima_index, n->ima_offset);
-        while (off < res.bytes && r == 0) {
-            char reason[STORE_REASON_MAX];
-            struct measurement m;
-            int k = ima_parser_next(&p, ima + off, res.bytes - off, &ent);
-            if (k <= 0) {
-                break;
-            }
-            if (ent.pcr != IMA_PCR) {
-                snprintf(reason, sizeof(reason),
-                         "IMA entry %" PRIu64 " extends PCR %u, which no quote covers", ent.index,
-                         ent.pcr);
-                r = judge_node_failure(&j, reason);
-                goto judged;
-            }
-            if (measurement_from_entry(&ent, &m, reason, sizeof(reason)) < 0) {
-                r = judge_node_failure(&j, reason);
-                goto judged;
-            }
-            r = judge_measurement(&j, &m);
-            off += (size_t)k;
-        }
-        e->m.entries_checked += res.entries;
-        n->ima_index += res.entries;
-        n->ima_offset += res.bytes;
-        for (int b = 0; b < IMA_HASH_COUNT; b++) {
-            if (banks & IMA_BANK(b)) {
-                memcpy(n->pcr10[b], rp->pcr[b][IMA_PCR], IMA_DIGEST_MAX);
-            }
-        }
+/* The replay, then the judging of what it covered. */
+static enum step replay_and_judge(struct round *rd) {
+    _cleanup_free_ struct evidence_replay *rep = calloc(1, sizeof(*rep));
+    char reason[STORE_REASON_MAX];
+    int r;
+
+    if (!rep) {
+        rd->r = -ENOMEM;
+        return STEP_COMMIT;
     }
-    if (r == 0 && j.node_failed) {
-        r = judge_node_failure(&j, j.node_reason);
-        goto judged;
+    r = evidence_replay(&rd->ev, rd->n, rep, reason, sizeof(reason));
+    if (r == -EBADMSG) {
+        return node_failed(rd, reason);
     }
-    if (r == 0) {
-        r = judge_settle_pods(&j);
+    if (r < 0) {
+        rd->r = r;
+        return STEP_COMMIT;
     }
-    if (r == 0 && n->state != NODE_UNTRUSTED) {
+    return judge_entries(rd, rep);
+}
+
+/* The pods' states, then the node's: a failure found while judging fails
+ * it now; else it is trusted (an untrusted node stays untrusted). */
+static void settle(struct round *rd) {
+    struct node_record *n = rd->n;
+
+    if (rd->j.node_failed) {
+        node_failed(rd, rd->j.node_reason);
+        return;
+    }
+    rd->r = judge_settle_pods(&rd->j);
+    if (rd->r == 0 && n->state != NODE_UNTRUSTED) {
         if (n->state != NODE_TRUSTED) {
             json_t *d = json_pack("{s:s,s:s}", "from", node_state_name(n->state), "to", "trusted");
-            r = judge_audit(&j, "state-change", NULL, d);
+            rd->r = judge_audit(&rd->j, "state-change", NULL, d);
         }
         n->state = NODE_TRUSTED;
         snprintf(n->reason, sizeof(n->reason), "quote and IMA log verified");
     }
-judged:
+}
+
+/* The node, the pods and the audit records, in one transaction; then the
+ * answer. */
+static enum engine_status commit(struct round *rd, json_t **resp) {
+    struct node_record *n = rd->n;
+    struct engine *e = rd->e;
+
     n->last_attested_ms = engine_now_ms();
     n->attestations++;
-    if (r == 0) {
-        r = store_node_put(e->store, n);
+    if (rd->r == 0) {
+        rd->r = store_node_put(e->store, n);
     }
-    if (r < 0 || judge_commit(&j) < 0) {
-        if (r < 0) {
-            store_rollback(e->store);
-        }
-        status = engine_error(resp, ENGINE_FAILED, "store", "the verdict could not be recorded");
-        goto out;
+    if (rd->r < 0) {
+        store_rollback(e->store);
+    } else {
+        rd->r = judge_commit(&rd->j); /* rolls back itself when it fails */
+    }
+    if (rd->r < 0) {
+        return engine_error(resp, ENGINE_FAILED, "store", "the verdict could not be recorded");
     }
     if (n->state == NODE_UNTRUSTED) {
         e->m.evidence_failed++;
@@ -345,19 +428,67 @@ judged:
     }
     *resp = json_pack("{s:s,s:s,s:s,s:O,s:I}", "verdict",
                       n->state == NODE_UNTRUSTED ? "untrusted" : "trusted", "node_state",
-                      node_state_name(n->state), "reason", n->reason, "pods", j.changed,
+                      node_state_name(n->state), "reason", n->reason, "pods", rd->j.changed,
                       "ima_next_index", (json_int_t)n->ima_index);
-    status = ENGINE_OK;
-out:
+    return ENGINE_OK;
+}
+
+/* The steps that need the engine's lock, in order. */
+static enum engine_status run_locked(struct round *rd, json_t **resp) {
+    enum engine_status status = ENGINE_OK;
+    struct tpm_quote_result qr;
+    enum step st = admit(rd, &status, resp);
+
+    if (st == STEP_NEXT) {
+        st = check_quote(rd, &qr, &status, resp);
+    }
+    if (st == STEP_NEXT) {
+        st = position(rd, &qr, &status, resp);
+    }
+    if (st == STEP_NEXT) {
+        st = replay_and_judge(rd);
+    }
+    if (st == STEP_NEXT && rd->r == 0) {
+        settle(rd);
+    }
+    return st == STEP_ANSWERED ? status : commit(rd, resp);
+}
+
+enum engine_status engine_evidence(struct engine *e, const char *node, const json_t *req,
+                                   json_t **resp) {
+    struct round rd = {.e = e, .node = node, .n = calloc(1, sizeof(*rd.n))};
+    enum engine_status status;
+    struct timespec t0, t1;
+    char err[300];
+    int r;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (!rd.n || judgement_init(&rd.j, e, rd.n) < 0) {
+        status = engine_error(resp, ENGINE_FAILED, "internal", "out of memory");
+        goto done;
+    }
+    r = evidence_parse(req, e->cfg.ima_max_bytes, &rd.ev, err, sizeof(err));
+    if (r < 0) {
+        e->m.evidence_rejected++;
+        status = engine_error(resp, r == -E2BIG ? ENGINE_TOO_LARGE : ENGINE_MALFORMED,
+                              "malformed evidence", err);
+        goto done;
+    }
+    /* One stat: a pod created a moment ago should be known before its first
+     * measurements are judged. Policies are reloaded by the service's 1 s
+     * tick, not on this path (a directory scan per evidence). */
+    inventory_refresh(e->inv);
+    pthread_mutex_lock(&e->lock);
+    status = run_locked(&rd, resp);
     pthread_mutex_unlock(&e->lock);
-    if (status == ENGINE_OK && json_array_size(j.changed) > 0) {
+    if (status == ENGINE_OK && json_array_size(rd.j.changed) > 0) {
         engine_notify(e);
     }
 done:
     clock_gettime(CLOCK_MONOTONIC, &t1);
     observe(e, (t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000);
-    judgement_free(&j);
-    free(vals);
-    free(rp);
+    judgement_free(&rd.j);
+    evidence_free(&rd.ev);
+    free(rd.n);
     return status;
 }
