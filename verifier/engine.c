@@ -381,165 +381,212 @@ static void keep_across_registration(struct node_record *n, const struct node_re
     }
 }
 
-enum engine_status engine_registration(struct engine *e, const char *node, const json_t *req,
-                                       json_t **resp) {
-    _cleanup_free_ struct node_record *n = calloc(1, sizeof(*n));
-    _cleanup_free_ struct node_record *old = calloc(1, sizeof(*old));
-    _cleanup_free_ uint8_t *cert = NULL;
+/* A registration request, decoded and checked (no lock needed). */
+struct registration {
+    struct node_record *n; /* the node as it will be stored */
     TPM2B_PUBLIC ek, ak;
-    TPM2B_NAME name;
-    TPM2B_ID_OBJECT blob;
-    TPM2B_ENCRYPTED_SECRET secret;
-    uint8_t mblob[sizeof(blob)], msecret[sizeof(secret)];
-    size_t certlen = 0, boff = 0, soff = 0;
-    char err[256], why[256];
+    TPM2B_NAME ak_name;
+    uint8_t *cert;
+    size_t cert_len;
+    bool cert_ok;
+    char why[256]; /* what the EK certificate check said */
+};
+
+/* The request: the node name, both public keys (an AK with the AK
+ * attributes, an RSA EK), the EK certificate if any and its check. ENGINE_OK
+ * to go on, else the refusal in *resp. */
+static enum engine_status registration_parse(struct engine *e, const char *node, const json_t *req,
+                                             struct registration *rg, json_t **resp) {
+    struct node_record *n = rg->n;
     const char *reason = NULL;
-    bool cert_ok = false;
-    enum engine_status status;
+    char err[256];
     int r;
 
-    if (!n || !old) {
-        return engine_error(resp, ENGINE_FAILED, "internal", "out of memory");
-    }
     if (!engine_valid_node_name(node)) {
         return engine_error(resp, ENGINE_MALFORMED, "bad node name", "not a DNS-1123 subdomain");
     }
-    if (decode_public(req, "ek_pub", n->ek_pub, &n->ek_pub_len, &ek, err, sizeof(err)) < 0 ||
-        decode_public(req, "ak_pub", n->ak_pub, &n->ak_pub_len, &ak, err, sizeof(err)) < 0) {
+    if (decode_public(req, "ek_pub", n->ek_pub, &n->ek_pub_len, &rg->ek, err, sizeof(err)) < 0 ||
+        decode_public(req, "ak_pub", n->ak_pub, &n->ak_pub_len, &rg->ak, err, sizeof(err)) < 0) {
         return engine_error(resp, ENGINE_MALFORMED, "malformed registration", err);
     }
-    if (tpm_ak_public_check(&ak.publicArea, &reason) < 0) {
+    if (tpm_ak_public_check(&rg->ak.publicArea, &reason) < 0) {
         return engine_error(resp, ENGINE_MALFORMED, "unacceptable AK", reason);
     }
     /* The agent uses the RSA EK (TCG template L-1). A TPM has an ECC EK
      * too, with a certificate of its own: accepting both would let one TPM
      * register as two nodes (one TPM, one node). */
-    if (ek.publicArea.type != TPM2_ALG_RSA) {
+    if (rg->ek.publicArea.type != TPM2_ALG_RSA) {
         return engine_error(resp, ENGINE_MALFORMED, "unacceptable EK",
                             "only the TPM's RSA EK is accepted");
     }
-    r = json_get_base64(req, "ek_cert", STORE_BLOB_MAX, &cert, &certlen, err, sizeof(err));
+    r = json_get_base64(req, "ek_cert", STORE_BLOB_MAX, &rg->cert, &rg->cert_len, err, sizeof(err));
     if (r < 0 && r != -ENOENT) {
         return engine_error(resp, ENGINE_MALFORMED, "malformed registration", err);
     }
-    if (cert && e->cfg.ek_store) {
-        cert_ok = tpm_ekcert_verify(e->cfg.ek_store, cert, certlen, &ek.publicArea, why,
-                                    sizeof(why)) == 0;
+    if (rg->cert && e->cfg.ek_store) {
+        rg->cert_ok = tpm_ekcert_verify(e->cfg.ek_store, rg->cert, rg->cert_len, &rg->ek.publicArea,
+                                        rg->why, sizeof(rg->why)) == 0;
     } else {
-        snprintf(why, sizeof(why), "%s",
-                 cert ? "no trusted EK CAs configured" : "no EK certificate");
+        snprintf(rg->why, sizeof(rg->why), "%s",
+                 rg->cert ? "no trusted EK CAs configured" : "no EK certificate");
     }
-    if (e->cfg.require_ek_cert && !cert_ok) {
-        json_t *d = json_pack("{s:s}", "reason", why);
+    if (e->cfg.require_ek_cert && !rg->cert_ok) {
+        json_t *d = json_pack("{s:s}", "reason", rg->why);
         pthread_mutex_lock(&e->lock);
         engine_audit_noisy(e, "registration-refused", node, NULL, d);
         json_decref(d);
         pthread_mutex_unlock(&e->lock);
-        return engine_error(resp, ENGINE_REFUSED, "EK certificate refused", why);
+        return engine_error(resp, ENGINE_REFUSED, "EK certificate refused", rg->why);
     }
-    if (tpm_public_name(&ak.publicArea, &name) < 0) {
+    if (tpm_public_name(&rg->ak.publicArea, &rg->ak_name) < 0) {
         return engine_error(resp, ENGINE_MALFORMED, "unacceptable AK",
                             "its name cannot be computed");
     }
+    if (tpm_public_key_fingerprint(&rg->ek.publicArea, n->ek_fp) < 0) {
+        return engine_error(resp, ENGINE_MALFORMED, "unacceptable EK", "its key cannot be read");
+    }
+    return ENGINE_OK;
+}
 
-    pthread_mutex_lock(&e->lock);
-    r = store_node_get(e->store, node, old);
+/* Identity (under the lock): a name bound to another EK or AK, or an EK
+ * bound to another name, is 409 until an operator deletes that node (one
+ * TPM, one node: keys are compared, not their encoding, so an RSA exponent
+ * of 0 or 65537 is the same key). *ret_old is 1 with the stored node in
+ * old when the name is registered with these keys already. */
+static enum engine_status registration_identity(struct engine *e, const char *node,
+                                                const struct registration *rg,
+                                                struct node_record *old, bool *ret_old,
+                                                json_t **resp) {
+    const struct node_record *n = rg->n;
+    char other[STORE_NAME_MAX + 1], detail[STORE_NAME_MAX + 160];
+    int r = store_node_get(e->store, node, old);
+    json_t *d;
+
+    *ret_old = r == 0;
+    if (r < 0 && r != -ENOENT) {
+        return engine_error(resp, ENGINE_FAILED, "store", "cannot read the node");
+    }
     if (r == 0 &&
         (old->ek_pub_len != n->ek_pub_len || memcmp(old->ek_pub, n->ek_pub, n->ek_pub_len) != 0 ||
          old->ak_pub_len != n->ak_pub_len || memcmp(old->ak_pub, n->ak_pub, n->ak_pub_len) != 0)) {
-        json_t *d = json_pack("{s:s}", "reason", "node name bound to another EK or AK");
+        d = json_pack("{s:s}", "reason", "node name bound to another EK or AK");
         engine_audit_noisy(e, "registration-refused", node, NULL, d);
         json_decref(d);
-        status = engine_error(resp, ENGINE_CONFLICT, "identity conflict",
-                              "this node name is bound to another TPM or AK; an operator must "
-                              "delete the node first");
-        goto out;
+        return engine_error(resp, ENGINE_CONFLICT, "identity conflict",
+                            "this node name is bound to another TPM or AK; an operator must "
+                            "delete the node first");
     }
-    if (r < 0 && r != -ENOENT) {
-        status = engine_error(resp, ENGINE_FAILED, "store", "cannot read the node");
-        goto out;
+    if (store_node_with_ek_fp(e->store, n->ek_fp, node, other) == 0) {
+        d = json_pack("{s:s,s:s}", "reason", "EK bound to another node name", "other_node", other);
+        engine_audit_noisy(e, "registration-refused", node, NULL, d);
+        json_decref(d);
+        snprintf(detail, sizeof(detail),
+                 "this TPM (EK) is registered as node %s; an operator must delete that node first",
+                 other);
+        return engine_error(resp, ENGINE_CONFLICT, "identity conflict", detail);
     }
-    {
-        /* One TPM is one node: an EK that vouches for another name already
-         * would let one host speak for two. Keys are compared, not their
-         * encoding (an RSA exponent of 0 or 65537 is the same key). */
-        char other[STORE_NAME_MAX + 1], detail[STORE_NAME_MAX + 160];
-        if (tpm_public_key_fingerprint(&ek.publicArea, n->ek_fp) < 0) {
-            status = engine_error(resp, ENGINE_MALFORMED, "unacceptable EK",
-                                  "its key cannot be read");
-            goto out;
-        }
-        if (store_node_with_ek_fp(e->store, n->ek_fp, node, other) == 0) {
-            json_t *d = json_pack("{s:s,s:s}", "reason", "EK bound to another node name",
-                                  "other_node", other);
-            engine_audit_noisy(e, "registration-refused", node, NULL, d);
-            json_decref(d);
-            snprintf(detail, sizeof(detail),
-                     "this TPM (EK) is registered as node %s; an operator must delete that node "
-                     "first",
-                     other);
-            status = engine_error(resp, ENGINE_CONFLICT, "identity conflict", detail);
-            goto out;
-        }
-    }
-    snprintf(n->name, sizeof(n->name), "%s", node);
-    memcpy(n->ak_name, name.name, name.size);
-    n->ak_name_len = name.size;
-    if (cert) {
-        memcpy(n->ek_cert, cert, certlen);
-        n->ek_cert_len = certlen;
-    }
+    return ENGINE_OK;
+}
+
+/* A fresh activation secret and the credential that carries it to the TPM
+ * of this EK, for this AK only; marshalled into the answer. */
+static enum engine_status registration_credential(struct registration *rg, json_t **resp) {
+    TPM2B_ID_OBJECT blob;
+    TPM2B_ENCRYPTED_SECRET secret;
+    uint8_t mblob[sizeof(blob)], msecret[sizeof(secret)];
+    size_t boff = 0, soff = 0;
+    struct node_record *n = rg->n;
+
     if (RAND_bytes(n->secret, sizeof(n->secret)) != 1 ||
-        tpm_make_credential(&ek.publicArea, &name, n->secret, sizeof(n->secret), &blob, &secret) <
-                0 ||
+        tpm_make_credential(&rg->ek.publicArea, &rg->ak_name, n->secret, sizeof(n->secret), &blob,
+                            &secret) < 0 ||
         Tss2_MU_TPM2B_ID_OBJECT_Marshal(&blob, mblob, sizeof(mblob), &boff) != TSS2_RC_SUCCESS ||
         Tss2_MU_TPM2B_ENCRYPTED_SECRET_Marshal(&secret, msecret, sizeof(msecret), &soff) !=
                 TSS2_RC_SUCCESS) {
-        status = engine_error(resp, ENGINE_FAILED, "internal", "MakeCredential failed");
-        goto out;
+        return engine_error(resp, ENGINE_FAILED, "internal", "MakeCredential failed");
     }
     n->has_secret = true;
+    *resp = json_pack("{s:o,s:o,s:b}", "credential_blob", json_base64(mblob, boff), "secret",
+                      json_base64(msecret, soff), "ek_cert_valid", rg->cert_ok);
+    return ENGINE_CREATED;
+}
+
+/* The node as stored: registered, awaiting activation; the same node again
+ * (same TPM, same AK: an agent restart) keeps what it was (below). Audited
+ * and stored; 0 or a negative errno. */
+static int registration_record(struct engine *e, const char *node, struct registration *rg,
+                               const struct node_record *old) {
+    struct node_record *n = rg->n;
+    char akhex[2 * 66 + 1];
+    json_t *d;
+    int r;
+
+    snprintf(n->name, sizeof(n->name), "%s", node);
+    memcpy(n->ak_name, rg->ak_name.name, rg->ak_name.size);
+    n->ak_name_len = rg->ak_name.size;
+    if (rg->cert) {
+        memcpy(n->ek_cert, rg->cert, rg->cert_len);
+        n->ek_cert_len = rg->cert_len;
+    }
     n->activated = false;
     n->state = NODE_REGISTERED;
     snprintf(n->reason, sizeof(n->reason), "awaiting activation");
     n->registered_ms = engine_now_ms();
-    if (r == 0 && n->registered_ms <= old->last_attested_ms) {
+    if (old) {
         /* "Not attested since registering" must hold even within one ms. */
-        n->registered_ms = old->last_attested_ms + 1;
-    }
-    if (r == 0) {
-        /* Same TPM, same AK (an agent restart): the node is the same. It
-         * keeps its replay state, its verdict (an untrusted node stays
-         * untrusted until an operator deletes it), its last attestation
-         * and its waiting measurements. Registering takes only the agent
-         * certificate and public data, so it must change no verdict: until
-         * the node attests again it reads stale and no pod of it trusted. */
+        if (n->registered_ms <= old->last_attested_ms) {
+            n->registered_ms = old->last_attested_ms + 1;
+        }
+        /* The same node keeps its replay state, its verdict (an untrusted
+         * node stays untrusted until an operator deletes it), its last
+         * attestation and its waiting measurements. Registering takes only
+         * the agent certificate and public data, so it must change no
+         * verdict: until the node attests again it reads stale and no pod
+         * of it trusted. */
         keep_across_registration(n, old);
     }
-    {
-        char akhex[2 * 66 + 1];
-        json_t *d =
-                json_pack("{s:s,s:b,s:s}", "ak_name", hex_encode(n->ak_name, n->ak_name_len, akhex),
-                          "ek_cert_valid", cert_ok, "ek_cert", why);
-        /* Registering again with the same keys is only an agent restart:
-         * at most a few records a minute, however often it comes. */
-        r = r == 0 ? engine_audit_noisy(e, "registration", node, NULL, d)
-                   : engine_audit(e, "registration", node, NULL, d);
-        json_decref(d);
+    d = json_pack("{s:s,s:b,s:s}", "ak_name", hex_encode(n->ak_name, n->ak_name_len, akhex),
+                  "ek_cert_valid", rg->cert_ok, "ek_cert", rg->why);
+    /* Registering again with the same keys is only an agent restart: at
+     * most a few records a minute, however often it comes. */
+    r = old ? engine_audit_noisy(e, "registration", node, NULL, d)
+            : engine_audit(e, "registration", node, NULL, d);
+    json_decref(d);
+    return r < 0 ? r : store_node_put(e->store, n);
+}
+
+enum engine_status engine_registration(struct engine *e, const char *node, const json_t *req,
+                                       json_t **resp) {
+    _cleanup_free_ struct node_record *old = calloc(1, sizeof(*old));
+    struct registration rg = {.n = calloc(1, sizeof(*rg.n))};
+    enum engine_status status = ENGINE_FAILED;
+    bool had = false;
+
+    if (!rg.n || !old) {
+        free(rg.n);
+        return engine_error(resp, ENGINE_FAILED, "internal", "out of memory");
     }
-    if (r < 0 || store_node_put(e->store, n) < 0) {
-        status = engine_error(resp, ENGINE_FAILED, "store", "cannot record the registration");
-        goto out;
+    status = registration_parse(e, node, req, &rg, resp);
+    if (status == ENGINE_OK) {
+        pthread_mutex_lock(&e->lock);
+        status = registration_identity(e, node, &rg, old, &had, resp);
+        if (status == ENGINE_OK) {
+            status = registration_credential(&rg, resp);
+        }
+        if (status == ENGINE_CREATED && registration_record(e, node, &rg, had ? old : NULL) < 0) {
+            json_decref(*resp);
+            status = engine_error(resp, ENGINE_FAILED, "store", "cannot record the registration");
+        }
+        pthread_mutex_unlock(&e->lock);
     }
-    *resp = json_pack("{s:o,s:o,s:b}", "credential_blob", json_base64(mblob, boff), "secret",
-                      json_base64(msecret, soff), "ek_cert_valid", cert_ok);
-    status = ENGINE_CREATED;
-    log_msg(cert_ok ? LOG_LEVEL_INFO : LOG_LEVEL_WARN, "node %s registered (EK certificate: %s)%s",
-            node, cert_ok ? "valid" : why,
-            cert_ok ? "" : ": its TPM is bound to the name unverified");
-out:
-    pthread_mutex_unlock(&e->lock);
-    OPENSSL_cleanse(n->secret, sizeof(n->secret));
+    if (status == ENGINE_CREATED) {
+        log_msg(rg.cert_ok ? LOG_LEVEL_INFO : LOG_LEVEL_WARN,
+                "node %s registered (EK certificate: %s)%s", node, rg.cert_ok ? "valid" : rg.why,
+                rg.cert_ok ? "" : ": its TPM is bound to the name unverified");
+    }
+    OPENSSL_cleanse(rg.n->secret, sizeof(rg.n->secret));
+    free(rg.n);
+    free(rg.cert);
     return status;
 }
 
