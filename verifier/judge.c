@@ -339,12 +339,8 @@ static int keep_measurement(struct judgement *j, struct judge_pod *jp,
     return r < 0 ? r : 0;
 }
 
-/* The pod as this judgement will treat it: its stored record (or a new
- * unknown one), placed where the inventory says, with its policy, its kept
- * measurements judged again if that policy did not judge them all. */
-static struct judge_pod *meet_pod(struct judgement *j, const struct pod_info *info) {
-    struct judge_pod *jp;
-
+/* Room for one more pod in the judgement (not counted yet), zeroed. */
+static struct judge_pod *pod_slot(struct judgement *j) {
     if (j->npods == j->alloc) {
         size_t na = j->alloc ? j->alloc * 2 : 16;
         struct judge_pod *np = realloc(j->pods, na * sizeof(*np));
@@ -354,8 +350,20 @@ static struct judge_pod *meet_pod(struct judgement *j, const struct pod_info *in
         j->pods = np;
         j->alloc = na;
     }
-    jp = &j->pods[j->npods++];
-    memset(jp, 0, sizeof(*jp));
+    memset(&j->pods[j->npods], 0, sizeof(j->pods[0]));
+    return &j->pods[j->npods];
+}
+
+/* The pod as this judgement will treat it: its stored record (or a new
+ * unknown one), placed where the inventory says, with its policy, its kept
+ * measurements judged again if that policy did not judge them all. */
+static struct judge_pod *meet_pod(struct judgement *j, const struct pod_info *info) {
+    struct judge_pod *jp = pod_slot(j);
+
+    if (!jp) {
+        return NULL;
+    }
+    j->npods++;
     if (store_pod_get(j->e->store, info->uid, &jp->rec) < 0) {
         snprintf(jp->rec.uid, sizeof(jp->rec.uid), "%s", info->uid);
         jp->rec.state = POD_UNKNOWN;
@@ -389,21 +397,11 @@ static const struct policy *policy_by_id(const struct policy_set *set, const cha
  * Its record came from an inventory that placed it here; it is judged by
  * the policy that judged it last, if that still exists. */
 static struct judge_pod *recall_pod(struct judgement *j, const char *uid) {
-    struct judge_pod *jp;
+    struct judge_pod *jp = pod_slot(j);
     int64_t now = engine_now_ms();
 
-    if (j->npods == j->alloc) {
-        size_t na = j->alloc ? j->alloc * 2 : 16;
-        struct judge_pod *np = realloc(j->pods, na * sizeof(*np));
-        if (!np) {
-            return NULL;
-        }
-        j->pods = np;
-        j->alloc = na;
-    }
-    jp = &j->pods[j->npods];
-    memset(jp, 0, sizeof(*jp));
-    if (store_pod_get(j->e->store, uid, &jp->rec) < 0 || strcmp(jp->rec.node, j->n->name) != 0 ||
+    if (!jp || store_pod_get(j->e->store, uid, &jp->rec) < 0 ||
+        strcmp(jp->rec.node, j->n->name) != 0 ||
         (jp->rec.gone_ms && now - jp->rec.gone_ms > INVENTORY_GONE_KEEP_MS)) {
         return NULL;
     }

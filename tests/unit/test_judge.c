@@ -13,6 +13,19 @@
 
 #include "judge.h"
 
+/* A NodePolicy allowing `binary` (GOOD) only, loaded; its file in path. */
+static void node_policy(struct fx *f, const char *binary, char *path, size_t pathsz) {
+    char text[300];
+
+    snprintf(path, pathsz, "%s/node.json", f->policies);
+    snprintf(text, sizeof(text),
+             "{\"apiVersion\":\"kima.dev/v1\",\"kind\":\"NodePolicy\",\"name\":\"node\","
+             "\"digests\":{\"%s\":[\"sha256:" GOOD "\"]}}",
+             binary);
+    write_text(path, text);
+    assert_int_equal(engine_reload_policies(f->e), 0);
+}
+
 static void resp_state_is(struct fx *f, const char *node, const char *state) {
     json_t *nj = node_json(f, node);
     assert_string_equal(json_string_value(json_object_get(nj, "state")), state);
@@ -150,10 +163,7 @@ static void test_waiting_pod_expires(void **state) {
     char path[400];
 
     register_and_activate(f);
-    snprintf(path, sizeof(path), "%s/node.json", f->policies);
-    write_text(path, "{\"apiVersion\":\"kima.dev/v1\",\"kind\":\"NodePolicy\",\"name\":\"node\","
-                     "\"digests\":{\"/usr/bin/upfd\":[\"sha256:" GOOD "\"]}}");
-    assert_int_equal(engine_reload_policies(f->e), 0);
+    node_policy(f, "/usr/bin/upfd", path, sizeof(path));
     /* Allowed by the NodePolicy: the node stays trusted. */
     measure_pod(&f->nodes[0], UID_B, "/usr/bin/upfd", GOOD);
     assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
@@ -181,9 +191,7 @@ static void test_waiting_pod_expires(void **state) {
     assert_true(audited(f, "\"attribution\":\"its pod " UID_C " was not in the inventory"));
 
     /* Not allowed by the NodePolicy: the node fails. */
-    write_text(path, "{\"apiVersion\":\"kima.dev/v1\",\"kind\":\"NodePolicy\",\"name\":\"node\","
-                     "\"digests\":{\"/usr/bin/upfd\":[\"sha256:" GOOD "\"]}}");
-    assert_int_equal(engine_reload_policies(f->e), 0);
+    node_policy(f, "/usr/bin/upfd", path, sizeof(path));
     measure_pod(&f->nodes[0], UID_C, "/tmp/miner", EVIL);
     assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
     json_decref(resp);
@@ -289,10 +297,7 @@ static void test_waiting_overflow_nodepolicy(void **state) {
     char path[400];
 
     register_and_activate(f);
-    snprintf(path, sizeof(path), "%s/node.json", f->policies);
-    write_text(path, "{\"apiVersion\":\"kima.dev/v1\",\"kind\":\"NodePolicy\",\"name\":\"node\","
-                     "\"digests\":{\"/usr/bin/upfd\":[\"sha256:" GOOD "\"]}}");
-    assert_int_equal(engine_reload_policies(f->e), 0);
+    node_policy(f, "/usr/bin/upfd", path, sizeof(path));
     for (int i = 0; i < JUDGE_WAITING_MAX + 3; i++) {
         measure_pod(&f->nodes[0], UID_B, "/usr/bin/upfd", GOOD);
     }
@@ -339,10 +344,7 @@ static void test_deep_and_unplaced_cgroups(void **state) {
     assert_true(
             audited(f, "\"attribution\":\"its cgroup is in the pod hierarchy but names no pod"));
 
-    snprintf(path, sizeof(path), "%s/node.json", f->policies);
-    write_text(path, "{\"apiVersion\":\"kima.dev/v1\",\"kind\":\"NodePolicy\",\"name\":\"node\","
-                     "\"digests\":{\"/usr/bin/containerd\":[\"sha256:" GOOD "\"]}}");
-    assert_int_equal(engine_reload_policies(f->e), 0);
+    node_policy(f, "/usr/bin/containerd", path, sizeof(path));
     measure_cg(&f->nodes[0], "/usr/bin/upfd", GOOD, "/kubepods.slice/kubepods-besteffort.slice");
     assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
     assert_string_equal(verdict(resp), "untrusted");
@@ -649,10 +651,7 @@ static void test_deleted_pod_after_restart(void **state) {
     struct fx *f = *state;
     char path[400], node[64];
 
-    snprintf(path, sizeof(path), "%s/node.json", f->policies);
-    write_text(path, "{\"apiVersion\":\"kima.dev/v1\",\"kind\":\"NodePolicy\",\"name\":\"node\","
-                     "\"digests\":{\"/usr/bin/containerd\":[\"sha256:" GOOD "\"]}}");
-    assert_int_equal(engine_reload_policies(f->e), 0);
+    node_policy(f, "/usr/bin/containerd", path, sizeof(path));
     register_node(f, &f->nodes[0]);
     measure(f, "/usr/bin/upfd", GOOD, true);
     round_ok(f, &f->nodes[0]);
@@ -788,10 +787,7 @@ static void test_untrusted_node_audit_bounded(void **state) {
     }
     write_pods(f, extra, 19);
     register_and_activate(f);
-    snprintf(path, sizeof(path), "%s/node.json", f->policies);
-    write_text(path, "{\"apiVersion\":\"kima.dev/v1\",\"kind\":\"NodePolicy\",\"name\":\"node\","
-                     "\"digests\":{\"/usr/bin/containerd\":[\"sha256:" GOOD "\"]}}");
-    assert_int_equal(engine_reload_policies(f->e), 0);
+    node_policy(f, "/usr/bin/containerd", path, sizeof(path));
     measure(f, "/tmp/miner", EVIL, false);
     round_ok(f, &f->nodes[0]);
     resp_state_is(f, NODE, "untrusted");
