@@ -372,6 +372,47 @@ static int check_excludes(const struct policy *p, const char *file, const json_t
     return 0;
 }
 
+/* A counted repetition ("{n}", "{n,}", "{n,m}") opening at re[*i]: how many
+ * copies of what it repeats regcomp writes out, and *i moved to its '}'. */
+static int repeat_count(const char *re, size_t *i, uint64_t *ret_times, char *why, size_t whysz) {
+    char *end;
+    unsigned long lo = strtoul(re + *i + 1, &end, 10), hi = lo;
+
+    if (*end == ',') {
+        hi = end[1] >= '0' && end[1] <= '9' ? strtoul(end + 1, &end, 10) : lo + 1;
+        end += *end == ',' ? 1 : 0;
+    }
+    if (*end != '}') {
+        snprintf(why, whysz, "has a malformed {n,m}");
+        return -EBADMSG;
+    }
+    if (hi > POLICY_EXCLUDE_REPEAT_MAX || lo > POLICY_EXCLUDE_REPEAT_MAX) {
+        snprintf(why, whysz, "repeats more than %d times", POLICY_EXCLUDE_REPEAT_MAX);
+        return -E2BIG;
+    }
+    *ret_times = hi > 1 ? hi : 1;
+    *i = (size_t)(end - re);
+    return 0;
+}
+
+/* Where the bracket expression opening at re[i] ends: the index of its ']'
+ * (a ']' first, or after '^', is a member; so is a "[:class:]"), or len. */
+static size_t bracket_end(const char *re, size_t len, size_t i) {
+    size_t k = i + 1 + (i + 1 < len && re[i + 1] == '^');
+
+    k += k < len && re[k] == ']';
+    while (k < len && re[k] != ']') {
+        if (re[k] == '[' && k + 1 < len &&
+            (re[k + 1] == ':' || re[k + 1] == '.' || re[k + 1] == '=')) {
+            const char *close = strstr(re + k + 2, (char[]){re[k + 1], ']', 0});
+            k = close ? (size_t)(close - re) + 1 : len;
+        } else {
+            k++;
+        }
+    }
+    return k;
+}
+
 /* glibc's regcomp writes out counted repetition ({n,m}: m copies of what
  * it repeats, nested ones multiplied) and grows without bound on stacked
  * operators ("a+++": 170 MB at 18), and back-references make regexec
@@ -394,22 +435,10 @@ static int exclude_shape(const char *re, char *why, size_t whysz) {
         if (c == '*' || c == '+' || c == '?') {
             times = 2;
         } else if (c == '{' && i + 1 < len && re[i + 1] >= '0' && re[i + 1] <= '9') {
-            char *end;
-            unsigned long lo = strtoul(re + i + 1, &end, 10), hi = lo;
-            if (*end == ',') {
-                hi = end[1] >= '0' && end[1] <= '9' ? strtoul(end + 1, &end, 10) : lo + 1;
-                end += *end == ',' ? 1 : 0;
+            int r = repeat_count(re, &i, &times, why, whysz);
+            if (r < 0) {
+                return r;
             }
-            if (*end != '}') {
-                snprintf(why, whysz, "has a malformed {n,m}");
-                return -EBADMSG;
-            }
-            if (hi > POLICY_EXCLUDE_REPEAT_MAX || lo > POLICY_EXCLUDE_REPEAT_MAX) {
-                snprintf(why, whysz, "repeats more than %d times", POLICY_EXCLUDE_REPEAT_MAX);
-                return -E2BIG;
-            }
-            times = hi > 1 ? hi : 1;
-            i = (size_t)(end - re);
         }
         if (times) {
             if (after_op) {
@@ -430,20 +459,8 @@ static int exclude_shape(const char *re, char *why, size_t whysz) {
                 i++;
                 last = 1;
             } else if (c == '[') {
-                /* A bracket expression is one atom: skip to its end (a ']'
-                 * first, or after '^', is a member). */
-                size_t k = i + 1 + (i + 1 < len && re[i + 1] == '^');
-                k += k < len && re[k] == ']';
-                while (k < len && re[k] != ']') {
-                    if (re[k] == '[' && k + 1 < len &&
-                        (re[k + 1] == ':' || re[k + 1] == '.' || re[k + 1] == '=')) {
-                        const char *close = strstr(re + k + 2, (char[]){re[k + 1], ']', 0});
-                        k = close ? (size_t)(close - re) + 1 : len;
-                    } else {
-                        k++;
-                    }
-                }
-                i = k;
+                /* A bracket expression is one atom. */
+                i = bracket_end(re, len, i);
                 last = 1;
             } else if (c == '(') {
                 if (depth == POLICY_EXCLUDE_DEPTH_MAX) {
