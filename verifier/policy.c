@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <regex.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +46,28 @@ struct policy_set {
     struct policy **v;
 };
 
+/* One file's parse: where it came from, what it may load, where its
+ * warnings and its error go. */
+struct parser {
+    const char *file;
+    const struct policy_load_options *opts;
+    bool keylime; /* a Keylime runtime policy: bare hex digests, any digests key */
+    struct kbuf *warnings;
+    char *err;
+    size_t errsz;
+};
+
+/* Every parse failure ends here: the message, naming the field, goes to the
+ * parser's err and `r` comes back for the caller to return. */
+_printf_(3, 4) static int parse_fail(const struct parser *ps, int r, const char *fmt, ...) {
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(ps->err, ps->errsz, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
 static uint64_t fnv1a(const void *p, size_t n, uint64_t h) {
     const uint8_t *b = p;
     for (size_t i = 0; i < n; i++) {
@@ -64,7 +87,7 @@ static bool key_equal(const char *slot, const char *path, size_t plen, const cha
            strcmp(slot + plen + 1, digest) == 0;
 }
 
-static void policy_free(struct policy *p) {
+void policy_free(struct policy *p) {
     if (!p || --p->refs > 0) {
         return;
     }
@@ -90,6 +113,8 @@ static void policy_free(struct policy *p) {
     free(p->excludes);
     free(p);
 }
+
+DEFINE_CLEANUP_FUNC(struct policy, policy_free)
 
 static int insert(struct policy *p, const char *path, const char *digest) {
     size_t plen = strlen(path);
@@ -199,10 +224,6 @@ static int normalize_digest(const char *in, bool keylime, char *out, size_t outs
         }
     }
     return -EINVAL;
-}
-
-static char *dupstr(const char *s) {
-    return s ? strdup(s) : NULL;
 }
 
 /* An exclude that matches all of these matches every path: the policy would
@@ -329,21 +350,20 @@ static const char *writable_match(const regex_t *re) {
 /* Refuse an exclude that matches every path (unless allowed), and warn about
  * one that matches where code can be written and run. Warnings are lines
  * "<file>: warning: ..." in `warnings`, written only when the file loads. */
-static int check_excludes(const struct policy *p, const char *file, const json_t *excludes,
-                          const struct policy_load_options *opts, struct kbuf *warnings, char *err,
-                          size_t errsz) {
+static int check_excludes(const struct policy *p, const json_t *excludes, const struct parser *ps) {
+    const char *file = ps->file;
+    struct kbuf *warnings = ps->warnings;
     size_t nwarn = 0;
     char esc[160];
 
-    for (size_t i = 0; i < p->nexcludes && !opts->allow_match_all_excludes; i++) {
+    for (size_t i = 0; i < p->nexcludes && !ps->opts->allow_match_all_excludes; i++) {
         if (matches_every_path(&p->excludes[i])) {
             const char *x = json_string_value(json_array_get(excludes, i));
             log_escape(x, strlen(x), esc, sizeof(esc));
-            snprintf(err, errsz,
-                     "\"excludes[%zu]\" (\"%s\") matches every path: nothing would be judged "
-                     "(refused; --allow-match-all-excludes loads it)",
-                     i, esc);
-            return -EBADMSG;
+            return parse_fail(ps, -EBADMSG,
+                              "\"excludes[%zu]\" (\"%s\") matches every path: nothing would be "
+                              "judged (refused; --allow-match-all-excludes loads it)",
+                              i, esc);
         }
     }
     for (size_t i = 0; i < p->nexcludes && warnings; i++) {
@@ -372,6 +392,47 @@ static int check_excludes(const struct policy *p, const char *file, const json_t
     return 0;
 }
 
+/* A counted repetition ("{n}", "{n,}", "{n,m}") opening at re[*i]: how many
+ * copies of what it repeats regcomp writes out, and *i moved to its '}'. */
+static int repeat_count(const char *re, size_t *i, uint64_t *ret_times, char *why, size_t whysz) {
+    char *end;
+    unsigned long lo = strtoul(re + *i + 1, &end, 10), hi = lo;
+
+    if (*end == ',') {
+        hi = end[1] >= '0' && end[1] <= '9' ? strtoul(end + 1, &end, 10) : lo + 1;
+        end += *end == ',' ? 1 : 0;
+    }
+    if (*end != '}') {
+        snprintf(why, whysz, "has a malformed {n,m}");
+        return -EBADMSG;
+    }
+    if (hi > POLICY_EXCLUDE_REPEAT_MAX || lo > POLICY_EXCLUDE_REPEAT_MAX) {
+        snprintf(why, whysz, "repeats more than %d times", POLICY_EXCLUDE_REPEAT_MAX);
+        return -E2BIG;
+    }
+    *ret_times = hi > 1 ? hi : 1;
+    *i = (size_t)(end - re);
+    return 0;
+}
+
+/* Where the bracket expression opening at re[i] ends: the index of its ']'
+ * (a ']' first, or after '^', is a member; so is a "[:class:]"), or len. */
+static size_t bracket_end(const char *re, size_t len, size_t i) {
+    size_t k = i + 1 + (i + 1 < len && re[i + 1] == '^');
+
+    k += k < len && re[k] == ']';
+    while (k < len && re[k] != ']') {
+        if (re[k] == '[' && k + 1 < len &&
+            (re[k + 1] == ':' || re[k + 1] == '.' || re[k + 1] == '=')) {
+            const char *close = strstr(re + k + 2, (char[]){re[k + 1], ']', 0});
+            k = close ? (size_t)(close - re) + 1 : len;
+        } else {
+            k++;
+        }
+    }
+    return k;
+}
+
 /* glibc's regcomp writes out counted repetition ({n,m}: m copies of what
  * it repeats, nested ones multiplied) and grows without bound on stacked
  * operators ("a+++": 170 MB at 18), and back-references make regexec
@@ -394,22 +455,10 @@ static int exclude_shape(const char *re, char *why, size_t whysz) {
         if (c == '*' || c == '+' || c == '?') {
             times = 2;
         } else if (c == '{' && i + 1 < len && re[i + 1] >= '0' && re[i + 1] <= '9') {
-            char *end;
-            unsigned long lo = strtoul(re + i + 1, &end, 10), hi = lo;
-            if (*end == ',') {
-                hi = end[1] >= '0' && end[1] <= '9' ? strtoul(end + 1, &end, 10) : lo + 1;
-                end += *end == ',' ? 1 : 0;
+            int r = repeat_count(re, &i, &times, why, whysz);
+            if (r < 0) {
+                return r;
             }
-            if (*end != '}') {
-                snprintf(why, whysz, "has a malformed {n,m}");
-                return -EBADMSG;
-            }
-            if (hi > POLICY_EXCLUDE_REPEAT_MAX || lo > POLICY_EXCLUDE_REPEAT_MAX) {
-                snprintf(why, whysz, "repeats more than %d times", POLICY_EXCLUDE_REPEAT_MAX);
-                return -E2BIG;
-            }
-            times = hi > 1 ? hi : 1;
-            i = (size_t)(end - re);
         }
         if (times) {
             if (after_op) {
@@ -430,20 +479,8 @@ static int exclude_shape(const char *re, char *why, size_t whysz) {
                 i++;
                 last = 1;
             } else if (c == '[') {
-                /* A bracket expression is one atom: skip to its end (a ']'
-                 * first, or after '^', is a member). */
-                size_t k = i + 1 + (i + 1 < len && re[i + 1] == '^');
-                k += k < len && re[k] == ']';
-                while (k < len && re[k] != ']') {
-                    if (re[k] == '[' && k + 1 < len &&
-                        (re[k + 1] == ':' || re[k + 1] == '.' || re[k + 1] == '=')) {
-                        const char *close = strstr(re + k + 2, (char[]){re[k + 1], ']', 0});
-                        k = close ? (size_t)(close - re) + 1 : len;
-                    } else {
-                        k++;
-                    }
-                }
-                i = k;
+                /* A bracket expression is one atom. */
+                i = bracket_end(re, len, i);
                 last = 1;
             } else if (c == '(') {
                 if (depth == POLICY_EXCLUDE_DEPTH_MAX) {
@@ -470,226 +507,343 @@ static int exclude_shape(const char *re, char *why, size_t whysz) {
     return 0;
 }
 
-/* Parse one file's JSON into a policy. On failure, err names the field. */
-static int policy_from_json(const json_t *j, const char *file,
-                            const struct policy_load_options *opts, struct policy **ret,
-                            struct kbuf *warnings, char *err, size_t errsz) {
-    struct policy *p = calloc(1, sizeof(*p));
+/* A required string member: absent is as malformed as mistyped. */
+static int need_string(const json_t *j, const char *key, size_t max_len, const char **ret,
+                       const struct parser *ps) {
+    int r = json_get_string(j, key, max_len, ret, ps->err, ps->errsz);
+
+    return r == -ENOENT ? -EBADMSG : r;
+}
+
+/* apiVersion, kind and name of a kima.dev/v1 policy. */
+static int parse_native_header(struct policy *p, const json_t *j, const struct parser *ps) {
     const char *s;
-    json_t *digests, *excludes, *match, *v;
-    const char *key;
-    bool keylime;
-    size_t total = 0;
     int r;
 
-    if (!p) {
-        return -ENOMEM;
+    if ((r = need_string(j, "apiVersion", 64, &s, ps)) < 0) {
+        return r;
     }
-    p->refs = 1;
-    p->file = dupstr(file);
-    if (!json_is_object(j)) {
-        snprintf(err, errsz, "not a JSON object");
-        r = -EBADMSG;
-        goto fail;
+    if (strcmp(s, "kima.dev/v1") != 0) {
+        return parse_fail(ps, -EBADMSG, "\"apiVersion\" is not kima.dev/v1");
     }
-    keylime = !json_object_get(j, "apiVersion") && json_object_get(j, "digests");
-    if (keylime) {
-        const char *base = strrchr(file, '/');
+    if ((r = need_string(j, "kind", 32, &s, ps)) < 0) {
+        return r;
+    }
+    if (strcmp(s, "PodPolicy") == 0) {
+        p->kind = POLICY_POD;
+    } else if (strcmp(s, "NodePolicy") == 0) {
         p->kind = POLICY_NODE;
-        p->name = dupstr(base ? base + 1 : file);
     } else {
-        if ((r = json_get_string(j, "apiVersion", 64, &s, err, errsz)) < 0) {
-            goto fail;
-        }
-        if (strcmp(s, "kima.dev/v1") != 0) {
-            snprintf(err, errsz, "\"apiVersion\" is not kima.dev/v1");
-            r = -EBADMSG;
-            goto fail;
-        }
-        if ((r = json_get_string(j, "kind", 32, &s, err, errsz)) < 0) {
-            goto fail;
-        }
-        if (strcmp(s, "PodPolicy") == 0) {
-            p->kind = POLICY_POD;
-        } else if (strcmp(s, "NodePolicy") == 0) {
-            p->kind = POLICY_NODE;
-        } else {
-            snprintf(err, errsz, "\"kind\" is neither PodPolicy nor NodePolicy");
-            r = -EBADMSG;
-            goto fail;
-        }
-        if ((r = json_get_string(j, "name", 253, &s, err, errsz)) < 0) {
-            goto fail;
-        }
-        p->name = dupstr(s);
+        return parse_fail(ps, -EBADMSG, "\"kind\" is neither PodPolicy nor NodePolicy");
     }
-    match = json_object_get(j, "match");
-    if (p->kind == POLICY_POD) {
-        json_t *labels;
-        if (!json_is_object(match)) {
-            snprintf(err, errsz, "\"match\" is missing (a PodPolicy needs one)");
-            r = -EBADMSG;
-            goto fail;
-        }
-        r = json_get_string(match, "namespace", 253, &s, err, errsz);
-        if (r == 0) {
-            p->ns = dupstr(s);
-        } else if (r != -ENOENT) {
-            goto fail;
-        }
-        labels = json_object_get(match, "podLabels");
-        if (labels && !json_is_object(labels)) {
-            snprintf(err, errsz, "\"match.podLabels\" is not an object");
-            r = -EBADMSG;
-            goto fail;
-        }
-        if (json_object_size(labels) > POLICY_LABELS_MAX) {
-            snprintf(err, errsz, "\"match.podLabels\" has more than %d labels", POLICY_LABELS_MAX);
-            r = -EBADMSG;
-            goto fail;
-        }
-        p->labels = calloc(json_object_size(labels) + 1, sizeof(*p->labels));
-        json_object_foreach(labels, key, v) {
-            if (!json_is_string(v)) {
-                snprintf(err, errsz, "\"match.podLabels.%.64s\" is not a string", key);
-                r = -EBADMSG;
-                goto fail;
-            }
-            p->labels[p->nlabels].key = dupstr(key);
-            p->labels[p->nlabels].value = dupstr(json_string_value(v));
-            p->nlabels++;
-        }
-        {
-            json_t *images = json_object_get(match, "images"), *im;
-            size_t i;
-            if (images && (!json_is_array(images) || json_array_size(images) > 64)) {
-                snprintf(err, errsz, "\"match.images\" is not an array of at most 64 digests");
-                r = -EBADMSG;
-                goto fail;
-            }
-            p->images = calloc(json_array_size(images) + 1, sizeof(*p->images));
-            json_array_foreach(images, i, im) {
-                const char *d = json_string_value(im);
-                if (!d || strncmp(d, "sha256:", 7) != 0 || strlen(d) != 71 ||
-                    strspn(d + 7, "0123456789abcdef") != 64) {
-                    snprintf(err, errsz, "\"match.images[%zu]\" is not sha256:<64 hex digits>", i);
-                    r = -EBADMSG;
-                    goto fail;
-                }
-                p->images[p->nimages++] = dupstr(d);
-            }
-        }
-        if (!p->ns && p->nlabels == 0) {
-            snprintf(err, errsz,
-                     "\"match\" names no namespace and no labels: it would match "
-                     "every pod");
-            r = -EBADMSG;
-            goto fail;
-        }
-    } else if (match) {
-        snprintf(err, errsz, "a NodePolicy has no \"match\"");
-        r = -EBADMSG;
-        goto fail;
+    if ((r = need_string(j, "name", 253, &s, ps)) < 0) {
+        return r;
     }
+    p->name = strdup(s);
+    return p->name ? 0 : parse_fail(ps, -ENOMEM, "\"name\": out of memory");
+}
 
-    digests = json_object_get(j, "digests");
-    if (!json_is_object(digests)) {
-        snprintf(err, errsz, "\"digests\" is missing or not an object");
-        r = -EBADMSG;
-        goto fail;
+/* The file's format, kind and name. A file with "digests" and no
+ * "apiVersion" is a Keylime runtime policy: a NodePolicy named after its
+ * file. */
+static int parse_header(struct policy *p, const json_t *j, struct parser *ps) {
+    const char *base;
+
+    if (!json_is_object(j)) {
+        return parse_fail(ps, -EBADMSG, "not a JSON object");
     }
+    ps->keylime = !json_object_get(j, "apiVersion") && json_object_get(j, "digests");
+    if (!ps->keylime) {
+        return parse_native_header(p, j, ps);
+    }
+    base = strrchr(ps->file, '/');
+    p->kind = POLICY_NODE;
+    p->name = strdup(base ? base + 1 : ps->file);
+    return p->name ? 0 : parse_fail(ps, -ENOMEM, "the name: out of memory");
+}
+
+/* "<name>@sha256:<hex of the file's bytes>". */
+static int make_id(struct policy *p, const char *buf, size_t len, const struct parser *ps) {
+    uint8_t md[32];
+    char hex[65];
+    unsigned int mdlen = 0;
+
+    if (!EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != sizeof(md)) {
+        return parse_fail(ps, -ENOMEM, "cannot hash the file");
+    }
+    snprintf(p->id, sizeof(p->id), "%.250s@sha256:%s", p->name, hex_encode(md, sizeof(md), hex));
+    return 0;
+}
+
+/* match.podLabels: at most POLICY_LABELS_MAX labels, each a string. */
+static int parse_labels(struct policy *p, const json_t *match, const struct parser *ps) {
+    json_t *labels = json_object_get(match, "podLabels"), *v;
+    const char *key;
+
+    if (labels && !json_is_object(labels)) {
+        return parse_fail(ps, -EBADMSG, "\"match.podLabels\" is not an object");
+    }
+    if (json_object_size(labels) > POLICY_LABELS_MAX) {
+        return parse_fail(ps, -EBADMSG, "\"match.podLabels\" has more than %d labels",
+                          POLICY_LABELS_MAX);
+    }
+    p->labels = calloc(json_object_size(labels) + 1, sizeof(*p->labels));
+    if (!p->labels) {
+        return parse_fail(ps, -ENOMEM, "\"match.podLabels\": out of memory");
+    }
+    json_object_foreach(labels, key, v) {
+        struct label *l = &p->labels[p->nlabels];
+        if (!json_is_string(v)) {
+            return parse_fail(ps, -EBADMSG, "\"match.podLabels.%.64s\" is not a string", key);
+        }
+        /* Counted before it is whole: policy_free() frees what it holds. */
+        p->nlabels++;
+        l->key = strdup(key);
+        l->value = strdup(json_string_value(v));
+        if (!l->key || !l->value) {
+            return parse_fail(ps, -ENOMEM, "\"match.podLabels.%.64s\": out of memory", key);
+        }
+    }
+    return 0;
+}
+
+/* match.images: at most POLICY_IMAGES_MAX image digests, "sha256:<hex>". */
+static int parse_images(struct policy *p, const json_t *match, const struct parser *ps) {
+    json_t *images = json_object_get(match, "images"), *im;
+    size_t i;
+
+    if (images && (!json_is_array(images) || json_array_size(images) > POLICY_IMAGES_MAX)) {
+        return parse_fail(ps, -EBADMSG, "\"match.images\" is not an array of at most %d digests",
+                          POLICY_IMAGES_MAX);
+    }
+    p->images = calloc(json_array_size(images) + 1, sizeof(*p->images));
+    if (!p->images) {
+        return parse_fail(ps, -ENOMEM, "\"match.images\": out of memory");
+    }
+    json_array_foreach(images, i, im) {
+        const char *d = json_string_value(im);
+        if (!d || strncmp(d, "sha256:", 7) != 0 || strlen(d) != 71 ||
+            strspn(d + 7, "0123456789abcdef") != 64) {
+            return parse_fail(ps, -EBADMSG, "\"match.images[%zu]\" is not sha256:<64 hex digits>",
+                              i);
+        }
+        if (!(p->images[p->nimages] = strdup(d))) {
+            return parse_fail(ps, -ENOMEM, "\"match.images[%zu]\": out of memory", i);
+        }
+        p->nimages++;
+    }
+    return 0;
+}
+
+/* A PodPolicy's match, which must narrow it to some pods (a namespace or a
+ * label); a NodePolicy has none. */
+static int parse_match(struct policy *p, const json_t *j, const struct parser *ps) {
+    json_t *match = json_object_get(j, "match");
+    const char *s;
+    int r;
+
+    if (p->kind == POLICY_NODE) {
+        return match ? parse_fail(ps, -EBADMSG, "a NodePolicy has no \"match\"") : 0;
+    }
+    if (!json_is_object(match)) {
+        return parse_fail(ps, -EBADMSG, "\"match\" is missing (a PodPolicy needs one)");
+    }
+    r = json_get_string(match, "namespace", 253, &s, ps->err, ps->errsz);
+    if (r < 0 && r != -ENOENT) {
+        return r;
+    }
+    if (r == 0 && !(p->ns = strdup(s))) {
+        return parse_fail(ps, -ENOMEM, "\"match.namespace\": out of memory");
+    }
+    if ((r = parse_labels(p, match, ps)) < 0 || (r = parse_images(p, match, ps)) < 0) {
+        return r;
+    }
+    if (!p->ns && p->nlabels == 0) {
+        return parse_fail(ps, -EBADMSG,
+                          "\"match\" names no namespace and no labels: it would match every pod");
+    }
+    return 0;
+}
+
+/* Every "digests" value is an array, and all of them hold at most
+ * POLICY_DIGESTS_MAX digests: the count sizes the table. */
+static int count_digests(json_t *digests, size_t *ret_total, const struct parser *ps) {
+    const char *key;
+    json_t *v;
+    size_t total = 0;
+
     json_object_foreach(digests, key, v) {
         if (!json_is_array(v)) {
-            snprintf(err, errsz, "\"digests.%.200s\" is not an array", key);
-            r = -EBADMSG;
-            goto fail;
+            return parse_fail(ps, -EBADMSG, "\"digests.%.200s\" is not an array", key);
         }
         total += json_array_size(v);
     }
     if (total > POLICY_DIGESTS_MAX) {
-        snprintf(err, errsz, "\"digests\" lists more than %d digests", POLICY_DIGESTS_MAX);
-        r = -EBADMSG;
-        goto fail;
+        return parse_fail(ps, -EBADMSG, "\"digests\" lists more than %d digests",
+                          POLICY_DIGESTS_MAX);
     }
-    p->nslots = 16;
-    while (p->nslots < 2 * total) {
-        p->nslots *= 2;
-    }
-    p->slots = calloc(p->nslots, sizeof(*p->slots));
-    if (!p->slots) {
-        r = -ENOMEM;
-        goto fail;
-    }
-    json_object_foreach(digests, key, v) {
-        size_t i;
-        json_t *d;
-        if (key[0] != '/' && strcmp(key, "*") != 0 && strcmp(key, "boot_aggregate") != 0 &&
-            !keylime) {
-            snprintf(err, errsz,
-                     "\"digests\" key \"%.200s\" is not an absolute path, \"*\" or "
-                     "\"boot_aggregate\"",
-                     key);
-            r = -EBADMSG;
-            goto fail;
-        }
-        json_array_foreach(v, i, d) {
-            char norm[160];
-            if (!json_is_string(d) ||
-                normalize_digest(json_string_value(d), keylime, norm, sizeof(norm)) < 0) {
-                snprintf(err, errsz,
-                         "\"digests.%.200s[%zu]\" is not \"sha1|sha256|sha384|sha512|sm3:<hex>\"",
-                         key, i);
-                r = -EBADMSG;
-                goto fail;
-            }
-            if ((r = insert(p, key, norm)) < 0) {
-                goto fail;
-            }
-        }
-    }
-
-    excludes = json_object_get(j, "excludes");
-    if (excludes) {
-        size_t i;
-        json_t *x;
-        if (!json_is_array(excludes) || json_array_size(excludes) > POLICY_EXCLUDES_MAX) {
-            snprintf(err, errsz, "\"excludes\" is not an array of at most %d regexes",
-                     POLICY_EXCLUDES_MAX);
-            r = -EBADMSG;
-            goto fail;
-        }
-        p->excludes = calloc(json_array_size(excludes) + 1, sizeof(regex_t));
-        json_array_foreach(excludes, i, x) {
-            char why[160];
-            if (json_is_string(x) && exclude_shape(json_string_value(x), why, sizeof(why)) < 0) {
-                snprintf(err, errsz, "\"excludes[%zu]\" %s", i, why);
-                r = -EBADMSG;
-                goto fail;
-            }
-            /* Without REG_NOSUB: exclude_matches() needs where the match starts. */
-            if (!json_is_string(x) ||
-                regcomp(&p->excludes[p->nexcludes], json_string_value(x), REG_EXTENDED) != 0) {
-                snprintf(err, errsz, "\"excludes[%zu]\" is not a valid extended regex", i);
-                r = -EBADMSG;
-                goto fail;
-            }
-            p->nexcludes++;
-        }
-        if ((r = check_excludes(p, file, excludes, opts, warnings, err, errsz)) < 0) {
-            goto fail;
-        }
-    }
-    *ret = p;
+    *ret_total = total;
     return 0;
-fail:
-    policy_free(p);
-    return r;
 }
 
+/* One "digests" entry: its key (an absolute path, "*" or "boot_aggregate";
+ * any key in a Keylime policy) and each of its digests, into the table. */
+static int parse_digest_list(struct policy *p, const char *key, const json_t *list,
+                             const struct parser *ps) {
+    size_t i;
+    json_t *d;
+    int r;
+
+    if (key[0] != '/' && strcmp(key, "*") != 0 && strcmp(key, "boot_aggregate") != 0 &&
+        !ps->keylime) {
+        return parse_fail(ps, -EBADMSG,
+                          "\"digests\" key \"%.200s\" is not an absolute path, \"*\" or "
+                          "\"boot_aggregate\"",
+                          key);
+    }
+    json_array_foreach(list, i, d) {
+        char norm[160];
+        if (!json_is_string(d) ||
+            normalize_digest(json_string_value(d), ps->keylime, norm, sizeof(norm)) < 0) {
+            return parse_fail(ps, -EBADMSG,
+                              "\"digests.%.200s[%zu]\" is not "
+                              "\"sha1|sha256|sha384|sha512|sm3:<hex>\"",
+                              key, i);
+        }
+        if ((r = insert(p, key, norm)) < 0) {
+            return parse_fail(ps, r, "\"digests.%.200s[%zu]\": %s", key, i,
+                              r == -ENOMEM ? "out of memory" : "no room in the table");
+        }
+    }
+    return 0;
+}
+
+/* "digests": an object of arrays, into an open-addressing table at most half
+ * full (so insert() always finds a free slot). */
+static int parse_digests(struct policy *p, const json_t *j, const struct parser *ps) {
+    json_t *digests = json_object_get(j, "digests"), *v;
+    const char *key;
+    size_t total = 0, nslots = 16;
+    int r;
+
+    if (!json_is_object(digests)) {
+        return parse_fail(ps, -EBADMSG, "\"digests\" is missing or not an object");
+    }
+    if ((r = count_digests(digests, &total, ps)) < 0) {
+        return r;
+    }
+    while (nslots < 2 * total) {
+        nslots *= 2;
+    }
+    p->slots = calloc(nslots, sizeof(*p->slots));
+    if (!p->slots) {
+        return parse_fail(ps, -ENOMEM, "\"digests\": out of memory");
+    }
+    p->nslots = nslots;
+    json_object_foreach(digests, key, v) {
+        if ((r = parse_digest_list(p, key, v, ps)) < 0) {
+            return r;
+        }
+    }
+    return 0;
+}
+
+/* excludes[i]: its shape bounded, then compiled as the next regex. */
+static int compile_exclude(struct policy *p, size_t i, const json_t *x, const struct parser *ps) {
+    const char *re = json_string_value(x);
+    char why[160];
+    int r;
+
+    if (re && exclude_shape(re, why, sizeof(why)) < 0) {
+        return parse_fail(ps, -EBADMSG, "\"excludes[%zu]\" %s", i, why);
+    }
+    /* Without REG_NOSUB: exclude_matches() needs where the match starts. */
+    r = re ? regcomp(&p->excludes[p->nexcludes], re, REG_EXTENDED) : REG_BADPAT;
+    if (r == REG_ESPACE) {
+        return parse_fail(ps, -ENOMEM, "\"excludes[%zu]\": out of memory", i);
+    }
+    if (r != 0) {
+        return parse_fail(ps, -EBADMSG, "\"excludes[%zu]\" is not a valid extended regex", i);
+    }
+    p->nexcludes++;
+    return 0;
+}
+
+/* "excludes" (optional): at most POLICY_EXCLUDES_MAX regexes, then the
+ * checks on what they match. */
+static int parse_excludes(struct policy *p, const json_t *j, const struct parser *ps) {
+    json_t *excludes = json_object_get(j, "excludes"), *x;
+    size_t i;
+    int r;
+
+    if (!excludes) {
+        return 0;
+    }
+    if (!json_is_array(excludes) || json_array_size(excludes) > POLICY_EXCLUDES_MAX) {
+        return parse_fail(ps, -EBADMSG, "\"excludes\" is not an array of at most %d regexes",
+                          POLICY_EXCLUDES_MAX);
+    }
+    p->excludes = calloc(json_array_size(excludes) + 1, sizeof(regex_t));
+    if (!p->excludes) {
+        return parse_fail(ps, -ENOMEM, "\"excludes\": out of memory");
+    }
+    json_array_foreach(excludes, i, x) {
+        if ((r = compile_exclude(p, i, x, ps)) < 0) {
+            return r;
+        }
+    }
+    return check_excludes(p, excludes, ps);
+}
+
+int policy_parse(const char *buf, size_t len, const char *file,
+                 const struct policy_load_options *opts, struct policy **ret, struct kbuf *warnings,
+                 char *err, size_t errsz) {
+    static const struct policy_load_options defaults = {0};
+    struct parser ps = {
+            .file = file,
+            .opts = opts ? opts : &defaults,
+            .warnings = warnings,
+            .err = err,
+            .errsz = errsz,
+    };
+    _cleanup_(policy_freep) struct policy *p = NULL;
+    _cleanup_json_ json_t *j = NULL;
+    int r;
+
+    if ((!buf && len > 0) || !file || !ret || !err || errsz == 0) {
+        return -EINVAL;
+    }
+    if (len > POLICY_FILE_MAX) {
+        return parse_fail(&ps, -E2BIG, "larger than %u bytes", POLICY_FILE_MAX);
+    }
+    r = json_parse_bounded(buf, len, JSON_DEPTH_MAX, POLICY_VALUES_MAX, &j, err, errsz);
+    if (r < 0) {
+        return r;
+    }
+    p = calloc(1, sizeof(*p));
+    if (p) {
+        p->refs = 1;
+        p->file = strdup(file);
+    }
+    if (!p || !p->file) {
+        return parse_fail(&ps, -ENOMEM, "out of memory");
+    }
+    /* In the order of the file's description, so that a file with several
+     * faults is refused for the same one each time; excludes last, as their
+     * warnings are written only for a file that loads. */
+    if ((r = parse_header(p, j, &ps)) < 0 || (r = make_id(p, buf, len, &ps)) < 0 ||
+        (r = parse_match(p, j, &ps)) < 0 || (r = parse_digests(p, j, &ps)) < 0 ||
+        (r = parse_excludes(p, j, &ps)) < 0) {
+        return r;
+    }
+    *ret = TAKE_PTR(p);
+    return 0;
+}
+
+/* Read one file of the directory and parse it. */
 static int load_file(const char *path, const struct policy_load_options *opts, struct policy **ret,
                      struct kbuf *warnings, char *err, size_t errsz) {
     _cleanup_free_ uint8_t *data = NULL;
-    json_auto_t *j = NULL;
     size_t len;
     int r;
 
@@ -698,21 +852,43 @@ static int load_file(const char *path, const struct policy_load_options *opts, s
         snprintf(err, errsz, "cannot read: %s", strerror(-r));
         return r;
     }
-    r = json_parse_bounded((const char *)data, len, JSON_DEPTH_MAX, POLICY_VALUES_MAX, &j, err,
-                           errsz);
-    if (r < 0) {
-        return r;
+    return policy_parse((const char *)data, len, path, opts, ret, warnings, err, errsz);
+}
+
+static bool is_policy_file_name(const char *n) {
+    size_t len = strlen(n);
+
+    return n[0] != '.' && len > 5 && strcmp(n + len - 5, ".json") == 0;
+}
+
+/* Load the directory entry `n` into `s` (which has room for it), or report
+ * why it failed and keep the version of it that `previous` holds. */
+static void load_entry(struct policy_set *s, const char *dir, const char *n,
+                       const struct policy_set *previous, const struct policy_load_options *opts,
+                       struct kbuf *errors) {
+    char path[PATH_MAX], err[512];
+    struct policy *p = NULL;
+
+    if (!is_policy_file_name(n) ||
+        (size_t)snprintf(path, sizeof(path), "%s/%s", dir, n) >= sizeof(path)) {
+        return;
     }
-    r = policy_from_json(j, path, opts, ret, warnings, err, errsz);
-    if (r == 0) {
-        uint8_t md[32];
-        char hex[65];
-        unsigned int mdlen = 0;
-        EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
-        snprintf((*ret)->id, sizeof((*ret)->id), "%.250s@sha256:%s", (*ret)->name,
-                 hex_encode(md, 32, hex));
+    if (load_file(path, opts, &p, errors, err, sizeof(err)) == 0) {
+        s->v[s->n++] = p;
+        return;
     }
-    return r;
+    if (errors) {
+        kbuf_printf(errors, "%s: %s\n", path, err);
+    }
+    for (size_t k = 0; previous && k < previous->n; k++) {
+        if (strcmp(previous->v[k]->file, path) == 0) {
+            previous->v[k]->refs++;
+            s->v[s->n++] = previous->v[k];
+            if (errors) {
+                kbuf_printf(errors, "%s: the previous version stays in force\n", path);
+            }
+        }
+    }
 }
 
 static int name_cmp(const void *a, const void *b) {
@@ -722,7 +898,6 @@ static int name_cmp(const void *a, const void *b) {
 int policy_set_load(const char *dir, const struct policy_set *previous,
                     const struct policy_load_options *opts, struct policy_set **ret,
                     struct kbuf *errors) {
-    static const struct policy_load_options defaults = {0};
     struct policy_set *s;
     struct dirent **names = NULL;
     int count;
@@ -736,30 +911,8 @@ int policy_set_load(const char *dir, const struct policy_set *previous,
         s->v = calloc((size_t)count + 1, sizeof(*s->v));
     }
     for (int i = 0; i < count; i++) {
-        const char *n = names[i]->d_name;
-        size_t len = strlen(n);
-        char path[PATH_MAX], err[512];
-        struct policy *p = NULL;
-
-        if (s && s->v && n[0] != '.' && len > 5 && strcmp(n + len - 5, ".json") == 0 &&
-            (size_t)snprintf(path, sizeof(path), "%s/%s", dir, n) < sizeof(path)) {
-            if (load_file(path, opts ? opts : &defaults, &p, errors, err, sizeof(err)) == 0) {
-                s->v[s->n++] = p;
-            } else {
-                if (errors) {
-                    kbuf_printf(errors, "%s: %s\n", path, err);
-                }
-                /* Keep the last good version of this file in force. */
-                for (size_t k = 0; previous && k < previous->n; k++) {
-                    if (strcmp(previous->v[k]->file, path) == 0) {
-                        previous->v[k]->refs++;
-                        s->v[s->n++] = previous->v[k];
-                        if (errors) {
-                            kbuf_printf(errors, "%s: the previous version stays in force\n", path);
-                        }
-                    }
-                }
-            }
+        if (s && s->v) {
+            load_entry(s, dir, names[i]->d_name, previous, opts, errors);
         }
         free(names[i]);
     }

@@ -38,6 +38,7 @@
 #define POLICY_EXCLUDE_REPEAT_MAX 100
 #define POLICY_EXCLUDE_WEIGHT_MAX 4096
 #define POLICY_LABELS_MAX         64
+#define POLICY_IMAGES_MAX         64
 /* JSON values in one file: every digest and path, with room for the rest. */
 #define POLICY_VALUES_MAX (2 * POLICY_DIGESTS_MAX + 65536)
 
@@ -55,13 +56,30 @@ struct policy_load_options {
     bool allow_match_all_excludes;
 };
 
-/* Load every *.json file of `dir`. Files that do not validate are reported in
- * `errors` (one line each, naming the file and field) and left out; when
- * `previous` is given, a file that fails keeps the version of it that
- * `previous` holds. Files that load with a doubtful exclude add lines
- * "<file>: warning: ..." to `errors`. `opts` may be NULL (all options off).
- * Never fails for a bad file: returns 0 with the set, or a negative errno
- * when the directory cannot be read. Free with policy_set_free(). */
+/* Parse one policy file's bytes (`len` of them; no NUL needed). `file` is
+ * its path: policy_file() returns it, and its last component names a Keylime
+ * policy. On success *ret is a new policy (free with policy_free()), and an
+ * exclude that matches a writable place (or, when allowed, every path) adds
+ * a line "<file>: warning: ..." to `warnings` (may be NULL). On failure
+ * returns -EBADMSG (-E2BIG over POLICY_FILE_MAX or the JSON caps) or
+ * -ENOMEM with a reason naming the field in err (not prefixed with the
+ * file), or -EINVAL for bad arguments; *ret and `warnings` are left
+ * untouched. `opts` may be NULL (all options off). Pure: no file, lock or
+ * log. */
+int policy_parse(const char *buf, size_t len, const char *file,
+                 const struct policy_load_options *opts, struct policy **ret, struct kbuf *warnings,
+                 char *err, size_t errsz);
+/* Drop a reference to a policy from policy_parse(); accepts NULL. */
+void policy_free(struct policy *p);
+
+/* Load every *.json file of `dir`, each through policy_parse(). Files that
+ * do not validate are reported in `errors` (one line each, naming the file
+ * and field) and left out; when `previous` is given, a file that fails keeps
+ * the version of it that `previous` holds. Files that load with a doubtful
+ * exclude add lines "<file>: warning: ..." to `errors`. `opts` may be NULL
+ * (all options off). Never fails for a bad file: returns 0 with the set, or
+ * a negative errno when the directory cannot be read. Free with
+ * policy_set_free(). */
 int policy_set_load(const char *dir, const struct policy_set *previous,
                     const struct policy_load_options *opts, struct policy_set **ret,
                     struct kbuf *errors);

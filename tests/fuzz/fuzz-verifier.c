@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: everything the verifier parses from outside. The first
  * byte picks: 0 registration, 1 evidence, 2 activation (request JSON through
- * the engine), 3 a policy file (9: with match-all excludes allowed), 4 an
- * audit log (also against signed heads, and as a head answer), 5 a pods
- * file. */
+ * the engine), 3 a policy file's bytes (9: with match-all excludes
+ * allowed), 4 an audit log (also against signed heads, and as a head
+ * answer), 5 a pods file. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -81,20 +81,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         break;
     case 3: {
-        /* 3 loads with the default options, 9 allows match-all excludes. */
+        /* 3 parses with the default options, 9 allows match-all excludes
+         * (fuzz-policy is the policy parser's own target). */
         struct policy_load_options lo = {.allow_match_all_excludes = data[0] == 9};
-        struct policy_set *s = NULL;
-        struct kbuf errors = KBUF_INIT(1 << 20);
-        write_tmp("p.json", data + 1, size - 1);
-        if (policy_set_load(dir, NULL, &lo, &s, &errors) == 0) {
-            const struct policy *p = policy_set_node(s);
-            if (p) {
-                policy_allows(p, "/usr/bin/x", 10, "sha256:00");
-                policy_excludes(p, "/opt/evil/tmp/miner", 19);
-            }
-            policy_set_free(s);
+        struct policy *p = NULL;
+        struct kbuf warnings = KBUF_INIT(1 << 20);
+        if (policy_parse((const char *)data + 1, size - 1, "/p/p.json", &lo, &p, &warnings, err,
+                         sizeof(err)) == 0) {
+            policy_allows(p, "/usr/bin/x", 10, "sha256:00");
+            policy_excludes(p, "/opt/evil/tmp/miner", 19);
+            policy_free(p);
         }
-        kbuf_free(&errors);
+        kbuf_free(&warnings);
         break;
     }
     case 4: {

@@ -6,6 +6,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
+#include "hex.h"
 #include "policy.h"
 
 static char dir[64];
@@ -455,6 +458,275 @@ static void test_broken_update_keeps_old(void **state) {
     assert_int_equal(policy_set_load("/nonexistent/kima", NULL, NULL, &s, &err), -ENOENT);
 }
 
+/* Allocation failures, injected at the libc boundary: the test links with
+ * -Wl,--wrap for malloc, calloc and strdup, so the policy code's own calls
+ * come here (jansson's, OpenSSL's and regcomp's do not). Disarmed, they pass
+ * through. */
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t size);
+char *__real_strdup(const char *s);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t size);
+char *__wrap_strdup(const char *s);
+
+static long alloc_countdown = -1; /* fail when it reaches 0; -1: never */
+
+static bool alloc_fails(void) {
+    return alloc_countdown >= 0 && alloc_countdown-- == 0;
+}
+
+void *__wrap_malloc(size_t n) {
+    return alloc_fails() ? NULL : __real_malloc(n);
+}
+
+void *__wrap_calloc(size_t n, size_t size) {
+    return alloc_fails() ? NULL : __real_calloc(n, size);
+}
+
+char *__wrap_strdup(const char *s) {
+    return alloc_fails() ? NULL : __real_strdup(s);
+}
+
+#define POD_POLICY                                                                                 \
+    "{\"apiVersion\":\"kima.dev/v1\",\"kind\":\"PodPolicy\",\"name\":\"open5gs-upf\","             \
+    "\"match\":{\"namespace\":\"open5gs\",\"podLabels\":{\"app\":\"upf\",\"tier\":\"core\"},"      \
+    "\"images\":[\"sha256:" HEX64_A "\",\"sha256:" HEX64_B "\"]},"                                 \
+    "\"digests\":{\"/usr/bin/open5gs-upfd\":[\"" SHA_A "\",\"" SHA_B "\"],\"*\":[\"" SHA_B "\"]}," \
+    "\"excludes\":[\"^/usr/share/doc/\",\"^/usr/share/locale/\"]}"
+
+/* Every allocation of a parse fails in turn: each failure is -ENOMEM with a
+ * message, leaves the result alone and leaks nothing (the sanitizer build
+ * checks leaks); with none failing, the same bytes load. */
+static void test_parse_out_of_memory(void **state) {
+    static const char *const texts[] = {
+            POD_POLICY,
+            KEYLIME_EXCLUDES("\"^/usr/share/doc/\""),
+    };
+    (void)state;
+
+    for (size_t t = 0; t < sizeof(texts) / sizeof(texts[0]); t++) {
+        long n;
+        int r = -ENOMEM;
+        for (n = 0; r == -ENOMEM; n++) {
+            struct policy *p = (struct policy *)&n; /* must stay as it is */
+            char err[256] = "";
+            alloc_countdown = n;
+            r = policy_parse(texts[t], strlen(texts[t]), "/etc/kima/p.json", NULL, &p, NULL, err,
+                             sizeof(err));
+            alloc_countdown = -1;
+            if (r == 0) {
+                assert_int_equal(policy_digest_count(p), t == 0 ? 3 : 1);
+                policy_free(p);
+                break;
+            }
+            assert_int_equal(r, -ENOMEM);
+            assert_ptr_equal(p, (struct policy *)&n);
+            if (!strstr(err, "out of memory")) {
+                fail_msg("allocation %ld: \"%s\"", n, err);
+            }
+        }
+        /* Each of the policy, its file and name, the namespace, labels,
+         * images, table, digests and excludes was failed once. */
+        assert_true(n >= (t == 0 ? 16 : 6));
+    }
+}
+
+/* policy_parse() reads (buf, len) alone: no NUL, no file. */
+static void test_parse_buffer(void **state) {
+    _cleanup_kbuf_ struct kbuf warnings = KBUF_INIT(4096);
+    const char *text = KEYLIME_EXCLUDES("\"^/tmp/\"");
+    size_t len = strlen(text);
+    char *buf = malloc(len + 3), err[256] = "", hex[65], want[128];
+    uint8_t md[32];
+    struct policy *p = NULL;
+    (void)state;
+
+    assert_non_null(buf);
+    memcpy(buf, text, len);
+    memcpy(buf + len, "}}}", 3); /* past len: never read */
+    assert_int_equal(policy_parse(buf, len, "/etc/kima/policies/runtime.json", NULL, &p, &warnings,
+                                  err, sizeof(err)),
+                     0);
+    assert_string_equal(policy_name(p), "runtime.json");
+    assert_string_equal(policy_file(p), "/etc/kima/policies/runtime.json");
+    assert_int_equal(policy_kind(p), POLICY_NODE);
+    assert_true(EVP_Digest(text, len, md, NULL, EVP_sha256(), NULL));
+    snprintf(want, sizeof(want), "runtime.json@sha256:%s", hex_encode(md, sizeof(md), hex));
+    assert_string_equal(policy_id(p), want);
+    assert_true(policy_allows(p, "/usr/bin/bash", 13, "sha256:" HEX64_A));
+    assert_true(has(&warnings, "/etc/kima/policies/runtime.json: warning: \"excludes[0]\""));
+    policy_free(p);
+    policy_free(NULL);
+
+    /* A refused file leaves the result and the warnings alone. */
+    kbuf_reset(&warnings);
+    p = (struct policy *)buf;
+    assert_int_equal(policy_parse(NATIVE_EXCLUDES("\"^/tmp/\",\".*\""),
+                                  strlen(NATIVE_EXCLUDES("\"^/tmp/\",\".*\"")), "p.json", NULL, &p,
+                                  &warnings, err, sizeof(err)),
+                     -EBADMSG);
+    assert_ptr_equal(p, (struct policy *)buf);
+    assert_int_equal(warnings.len, 0);
+    assert_non_null(strstr(err, "\"excludes[1]\" (\".*\") matches every path"));
+
+    /* Arguments, and the size cap that the file reader also applies. */
+    p = NULL;
+    assert_int_equal(policy_parse(NULL, 1, "p.json", NULL, &p, NULL, err, sizeof(err)), -EINVAL);
+    assert_int_equal(policy_parse(buf, len, NULL, NULL, &p, NULL, err, sizeof(err)), -EINVAL);
+    assert_int_equal(policy_parse(buf, len, "p.json", NULL, NULL, NULL, err, sizeof(err)), -EINVAL);
+    assert_int_equal(policy_parse(buf, len, "p.json", NULL, &p, NULL, NULL, 0), -EINVAL);
+    assert_int_equal(policy_parse(buf, (size_t)POLICY_FILE_MAX + 1, "p.json", NULL, &p, NULL, err,
+                                  sizeof(err)),
+                     -E2BIG);
+    assert_string_equal(err, "larger than 16777216 bytes");
+    assert_null(p);
+    free(buf);
+}
+
+/* Each parser's refusals, with the code and the whole message. */
+static void test_parse_errors(void **state) {
+#define HDR  "\"apiVersion\":\"kima.dev/v1\","
+#define POD  "{" HDR "\"kind\":\"PodPolicy\",\"name\":\"p\","
+#define NODE "{" HDR "\"kind\":\"NodePolicy\",\"name\":\"n\","
+    static const struct {
+        const char *text;
+        int r;
+        const char *err;
+    } cases[] = {
+            /* header */
+            {"[]", -EBADMSG, "not a JSON object"},
+            {"{\"kind\":\"NodePolicy\",\"name\":\"n\",\"digests\":1,\"apiVersion\":2}", -EBADMSG,
+             "\"apiVersion\" is not a string"},
+            {"{\"kind\":\"NodePolicy\",\"name\":\"n\"}", -EBADMSG,
+             "\"apiVersion\" is missing (a string expected)"},
+            {"{\"apiVersion\":\"kima.dev/v2\"}", -EBADMSG, "\"apiVersion\" is not kima.dev/v1"},
+            {"{" HDR "\"name\":\"n\"}", -EBADMSG, "\"kind\" is missing (a string expected)"},
+            {"{" HDR "\"kind\":\"nodepolicy\"}", -EBADMSG,
+             "\"kind\" is neither PodPolicy nor NodePolicy"},
+            {"{" HDR "\"kind\":\"NodePolicy\"}", -EBADMSG,
+             "\"name\" is missing (a string expected)"},
+            /* match */
+            {NODE "\"match\":{\"namespace\":\"a\"},\"digests\":{}}", -EBADMSG,
+             "a NodePolicy has no \"match\""},
+            {"{\"digests\":{},\"match\":{\"namespace\":\"a\"}}", -EBADMSG,
+             "a NodePolicy has no \"match\""},
+            {POD "\"digests\":{}}", -EBADMSG, "\"match\" is missing (a PodPolicy needs one)"},
+            {POD "\"match\":\"a\",\"digests\":{}}", -EBADMSG,
+             "\"match\" is missing (a PodPolicy needs one)"},
+            {POD "\"match\":{\"namespace\":[]}}", -EBADMSG, "\"namespace\" is not a string"},
+            {POD "\"match\":{\"podLabels\":[]}}", -EBADMSG, "\"match.podLabels\" is not an object"},
+            {POD "\"match\":{\"podLabels\":{\"app\":\"a\",\"tier\":1}}}", -EBADMSG,
+             "\"match.podLabels.tier\" is not a string"},
+            {POD "\"match\":{\"namespace\":\"a\",\"images\":{}}}", -EBADMSG,
+             "\"match.images\" is not an array of at most 64 digests"},
+            {POD "\"match\":{\"namespace\":\"a\",\"images\":[\"sha256:" HEX64_A
+                 "\",\"sha256:" HEX64_A "0\"]}}",
+             -EBADMSG, "\"match.images[1]\" is not sha256:<64 hex digits>"},
+            {POD "\"match\":{\"images\":[\"sha256:" HEX64_A "\"]},\"digests\":{}}", -EBADMSG,
+             "\"match\" names no namespace and no labels: it would match every pod"},
+            /* digests */
+            {NODE "\"excludes\":[]}", -EBADMSG, "\"digests\" is missing or not an object"},
+            {NODE "\"digests\":[]}", -EBADMSG, "\"digests\" is missing or not an object"},
+            {NODE "\"digests\":{\"/a\":[],\"/b\":\"" SHA_A "\"}}", -EBADMSG,
+             "\"digests./b\" is not an array"},
+            {NODE "\"digests\":{\"/a\":[],\"usr/bin/x\":[]}}", -EBADMSG,
+             "\"digests\" key \"usr/bin/x\" is not an absolute path, \"*\" or \"boot_aggregate\""},
+            {NODE "\"digests\":{\"/a\":[\"" SHA_A "\",\"" HEX64_A "\"]}}", -EBADMSG,
+             "\"digests./a[1]\" is not \"sha1|sha256|sha384|sha512|sm3:<hex>\""},
+            {"{\"digests\":{\"rel\":[\"" HEX64_A "\",\"sm3:" HEX64_A "\",\"abc\"]}}", -EBADMSG,
+             "\"digests.rel[2]\" is not \"sha1|sha256|sha384|sha512|sm3:<hex>\""},
+            /* excludes */
+            {NODE "\"digests\":{},\"excludes\":{}}", -EBADMSG,
+             "\"excludes\" is not an array of at most 1024 regexes"},
+            {NODE "\"digests\":{},\"excludes\":[\"^/a\",7]}", -EBADMSG,
+             "\"excludes[1]\" is not a valid extended regex"},
+            {NODE "\"digests\":{},\"excludes\":[\"^/a\",\"^/[b\"]}", -EBADMSG,
+             "\"excludes[1]\" is not a valid extended regex"},
+            {NODE "\"digests\":{},\"excludes\":[\"^/a\",\"^/a{1,101}\"]}", -EBADMSG,
+             "\"excludes[1]\" repeats more than 100 times"},
+            {NODE "\"digests\":{},\"excludes\":[\"^/a\",\"^\"]}", -EBADMSG,
+             "\"excludes[1]\" (\"^\") matches every path: nothing would be judged (refused; "
+             "--allow-match-all-excludes loads it)"},
+    };
+#undef HDR
+#undef POD
+#undef NODE
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        _cleanup_kbuf_ struct kbuf warnings = KBUF_INIT(4096);
+        struct policy *p = NULL;
+        char err[512] = "";
+        int r = policy_parse(cases[i].text, strlen(cases[i].text), "/x/p.json", NULL, &p, &warnings,
+                             err, sizeof(err));
+        if (r != cases[i].r || strcmp(err, cases[i].err) != 0 || p || warnings.len) {
+            fail_msg("%s: %d \"%s\"", cases[i].text, r, err);
+        }
+    }
+}
+
+/* The caps on counts, each at and one past its figure. */
+static void test_parse_caps(void **state) {
+    _cleanup_kbuf_ struct kbuf text = KBUF_INIT(16u << 20);
+    struct policy *p = NULL;
+    char err[256] = "";
+    (void)state;
+
+    /* 64 labels and 64 images load; 65 of either do not. */
+    for (int over = 0; over < 3; over++) {
+        kbuf_reset(&text);
+        kbuf_printf(&text, "{\"apiVersion\":\"kima.dev/v1\",\"kind\":\"PodPolicy\",\"name\":\"p\","
+                           "\"digests\":{},\"match\":{\"podLabels\":{\"k\":\"v\"");
+        for (int i = 1; i < POLICY_LABELS_MAX + (over == 1); i++) {
+            kbuf_printf(&text, ",\"k%d\":\"v\"", i);
+        }
+        kbuf_printf(&text, "},\"images\":[\"sha256:" HEX64_A "\"");
+        for (int i = 1; i < POLICY_IMAGES_MAX + (over == 2); i++) {
+            kbuf_printf(&text, ",\"sha256:" HEX64_A "\"");
+        }
+        kbuf_printf(&text, "]}}");
+        assert_int_equal(policy_parse((char *)text.data, text.len, "p.json", NULL, &p, NULL, err,
+                                      sizeof(err)),
+                         over ? -EBADMSG : 0);
+        if (over) {
+            assert_string_equal(err, over == 1 ? "\"match.podLabels\" has more than 64 labels"
+                                               : "\"match.images\" is not an array of at most 64 "
+                                                 "digests");
+        }
+        policy_free(TAKE_PTR(p));
+    }
+    /* 1024 excludes load, 1025 do not. */
+    for (int over = 0; over < 2; over++) {
+        kbuf_reset(&text);
+        kbuf_printf(&text, "{\"digests\":{},\"excludes\":[\"^/x0\"");
+        for (int i = 1; i < POLICY_EXCLUDES_MAX + over; i++) {
+            kbuf_printf(&text, ",\"^/x%d\"", i);
+        }
+        kbuf_printf(&text, "]}");
+        assert_int_equal(policy_parse((char *)text.data, text.len, "p.json", NULL, &p, NULL, err,
+                                      sizeof(err)),
+                         over ? -EBADMSG : 0);
+        assert_true(over || policy_excludes(p, "/x1023/y", 8));
+        policy_free(TAKE_PTR(p));
+    }
+    /* A million digests are counted, not refused (the first is not a
+     * digest); one more is over the cap before any is read. */
+    for (int over = 0; over < 2; over++) {
+        kbuf_reset(&text);
+        kbuf_printf(&text, "{\"digests\":{\"/a\":[0");
+        for (int i = 1; i < POLICY_DIGESTS_MAX + over; i++) {
+            assert_int_equal(kbuf_append(&text, ",0", 2), 0);
+        }
+        kbuf_printf(&text, "]}}");
+        assert_int_equal(policy_parse((char *)text.data, text.len, "p.json", NULL, &p, NULL, err,
+                                      sizeof(err)),
+                         -EBADMSG);
+        assert_string_equal(err, over ? "\"digests\" lists more than 1000000 digests"
+                                      : "\"digests./a[0]\" is not "
+                                        "\"sha1|sha256|sha384|sha512|sm3:<hex>\"");
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_load_match_allow),
@@ -465,6 +737,10 @@ int main(void) {
             cmocka_unit_test(test_match_all_excludes),
             cmocka_unit_test(test_writable_excludes_warn),
             cmocka_unit_test(test_exclude_shapes),
+            cmocka_unit_test(test_parse_buffer),
+            cmocka_unit_test(test_parse_errors),
+            cmocka_unit_test(test_parse_caps),
+            cmocka_unit_test(test_parse_out_of_memory),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
