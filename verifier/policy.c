@@ -39,11 +39,13 @@ struct policy {
     size_t nslots, ndigests;
     size_t nexcludes;
     regex_t *excludes;
+    uint64_t exclude_weight; /* atoms of all its excludes (exclude_shape) */
 };
 
 struct policy_set {
     size_t n;
     struct policy **v;
+    uint64_t exclude_weight;
 };
 
 /* One file's parse: where it came from, what it may load, where its
@@ -439,7 +441,7 @@ static size_t bracket_end(const char *re, size_t len, size_t i) {
  * exponential in the path. An exclude comes from a file, so its shape is
  * bounded before regcomp sees it: length, nesting, no stacked operators, no
  * back-references, and the size of its expansion. */
-static int exclude_shape(const char *re, char *why, size_t whysz) {
+static int exclude_shape(const char *re, uint64_t *ret_weight, char *why, size_t whysz) {
     uint64_t outer[POLICY_EXCLUDE_DEPTH_MAX], cur = 0, last = 0;
     size_t len = strlen(re), depth = 0;
     bool after_op = false;
@@ -504,6 +506,10 @@ static int exclude_shape(const char *re, char *why, size_t whysz) {
             return -E2BIG;
         }
     }
+    while (depth > 0) { /* unbalanced: regcomp refuses it; count it all */
+        cur += outer[--depth];
+    }
+    *ret_weight = cur;
     return 0;
 }
 
@@ -753,9 +759,16 @@ static int compile_exclude(struct policy *p, size_t i, const json_t *x, const st
     const char *re = json_string_value(x);
     char why[160];
     int r;
+    uint64_t weight = 0;
 
-    if (re && exclude_shape(re, why, sizeof(why)) < 0) {
+    if (re && exclude_shape(re, &weight, why, sizeof(why)) < 0) {
         return parse_fail(ps, -EBADMSG, "\"excludes[%zu]\" %s", i, why);
+    }
+    p->exclude_weight += weight;
+    if (p->exclude_weight > POLICY_FILE_EXCLUDE_WEIGHT_MAX) {
+        return parse_fail(ps, -EBADMSG,
+                          "\"excludes[%zu]\": the excludes expand to more than %d atoms in all", i,
+                          POLICY_FILE_EXCLUDE_WEIGHT_MAX);
     }
     /* Without REG_NOSUB: exclude_matches() needs where the match starts. */
     r = re ? regcomp(&p->excludes[p->nexcludes], re, REG_EXTENDED) : REG_BADPAT;
@@ -873,15 +886,25 @@ static void load_entry(struct policy_set *s, const char *dir, const char *n,
         (size_t)snprintf(path, sizeof(path), "%s/%s", dir, n) >= sizeof(path)) {
         return;
     }
-    if (load_file(path, opts, &p, errors, err, sizeof(err)) == 0) {
+    if (load_file(path, opts, &p, errors, err, sizeof(err)) == 0 &&
+        s->exclude_weight + p->exclude_weight <= POLICY_SET_EXCLUDE_WEIGHT_MAX) {
+        s->exclude_weight += p->exclude_weight;
         s->v[s->n++] = p;
         return;
+    }
+    if (p) {
+        snprintf(err, sizeof(err),
+                 "with the files before it, the excludes expand to more than %d atoms in all",
+                 POLICY_SET_EXCLUDE_WEIGHT_MAX);
+        policy_free(p);
     }
     if (errors) {
         kbuf_printf(errors, "%s: %s\n", path, err);
     }
     for (size_t k = 0; previous && k < previous->n; k++) {
-        if (strcmp(previous->v[k]->file, path) == 0) {
+        if (strcmp(previous->v[k]->file, path) == 0 &&
+            s->exclude_weight + previous->v[k]->exclude_weight <= POLICY_SET_EXCLUDE_WEIGHT_MAX) {
+            s->exclude_weight += previous->v[k]->exclude_weight;
             previous->v[k]->refs++;
             s->v[s->n++] = previous->v[k];
             if (errors) {

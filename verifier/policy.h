@@ -37,8 +37,12 @@
 #define POLICY_EXCLUDE_DEPTH_MAX  16
 #define POLICY_EXCLUDE_REPEAT_MAX 100
 #define POLICY_EXCLUDE_WEIGHT_MAX 4096
-#define POLICY_LABELS_MAX         64
-#define POLICY_IMAGES_MAX         64
+/* What regcomp may take in all (about 1 KiB an atom with glibc): the atoms
+ * of one file's excludes, and of every loaded file's together. */
+#define POLICY_FILE_EXCLUDE_WEIGHT_MAX 65536
+#define POLICY_SET_EXCLUDE_WEIGHT_MAX  262144
+#define POLICY_LABELS_MAX              64
+#define POLICY_IMAGES_MAX              64
 /* JSON values in one file: every digest and path, with room for the rest. */
 #define POLICY_VALUES_MAX (2 * POLICY_DIGESTS_MAX + 65536)
 

@@ -413,6 +413,59 @@ static void test_writable_excludes_warn(void **state) {
     policy_set_free(s);
 }
 
+/* regcomp's memory follows the excludes' expansion: one file's excludes
+ * together, and all loaded files' together, are bounded too. */
+static void test_exclude_weight_totals(void **state) {
+    _cleanup_kbuf_ struct kbuf err = KBUF_INIT(1 << 16);
+    struct policy_set *s = NULL;
+    char text[4096], sub[128], path[200];
+    size_t o;
+    (void)state;
+
+    /* 17 excludes of 4,000 atoms: over 65,536 in one file. */
+    o = (size_t)snprintf(text, sizeof(text),
+                         "{\"apiVersion\":\"kima.dev/v1\",\"kind\":\"NodePolicy\",\"name\":\"n\","
+                         "\"digests\":{},\"excludes\":[");
+    for (int i = 0; i < 17; i++) {
+        o += (size_t)snprintf(text + o, sizeof(text) - o, "%s\"^/%d(a{1,40}){1,100}\"",
+                              i ? "," : "", i);
+    }
+    snprintf(text + o, sizeof(text) - o, "]}");
+    s = load_one(text, NULL, &err);
+    assert_int_equal(policy_set_count(s), 0);
+    assert_true(has(&err, "\"excludes[16]\": the excludes expand to more than 65536 atoms in all"));
+    policy_set_free(s);
+
+    /* Five files of 16 such excludes: the fifth is over 262,144 in all. */
+    snprintf(sub, sizeof(sub), "%s/weights", dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    for (int f = 0; f < 5; f++) {
+        FILE *fp;
+        o = (size_t)snprintf(
+                text, sizeof(text),
+                "{\"apiVersion\":\"kima.dev/v1\",\"kind\":\"PodPolicy\",\"name\":\"p%d\","
+                "\"match\":{\"namespace\":\"ns%d\"},\"digests\":{},\"excludes\":[",
+                f, f);
+        for (int i = 0; i < 16; i++) {
+            o += (size_t)snprintf(text + o, sizeof(text) - o, "%s\"^/%d(a{1,40}){1,100}\"",
+                                  i ? "," : "", i);
+        }
+        snprintf(text + o, sizeof(text) - o, "]}");
+        snprintf(path, sizeof(path), "%s/p%d.json", sub, f);
+        fp = fopen(path, "w");
+        assert_non_null(fp);
+        fputs(text, fp);
+        fclose(fp);
+    }
+    kbuf_reset(&err);
+    assert_int_equal(policy_set_load(sub, NULL, NULL, &s, &err), 0);
+    assert_int_equal(policy_set_count(s), 4);
+    assert_true(has(&err, "p4.json: with the files before it, the excludes expand to more than "
+                          "262144 atoms in all"));
+    policy_set_free(s);
+    assert_int_equal(test_tmpdir_free(sub), 0);
+}
+
 static void test_invalid_files_named(void **state) {
     (void)state;
     expect_invalid("{", "invalid JSON");
@@ -737,6 +790,7 @@ int main(void) {
             cmocka_unit_test(test_match_all_excludes),
             cmocka_unit_test(test_writable_excludes_warn),
             cmocka_unit_test(test_exclude_shapes),
+            cmocka_unit_test(test_exclude_weight_totals),
             cmocka_unit_test(test_parse_buffer),
             cmocka_unit_test(test_parse_errors),
             cmocka_unit_test(test_parse_caps),
