@@ -42,6 +42,9 @@ struct conn {
     int64_t deadline_ms;
     bool waiting; /* in the list: no request yet */
     bool unauth;  /* counted in http_server.unauth: no valid certificate yet */
+    /* Counted in http_server.clients under this identity (client_id()) once
+     * a request showed a valid certificate; empty before. */
+    char client[HTTP_CLIENT_ID_MAX];
     /* While a body is read: in http_server.uploading, with its deadline and
      * the agent's node (one upload a node at a time). */
     struct conn *uprev, *unext;
@@ -67,9 +70,10 @@ struct http_server {
     pthread_cond_t wake; /* the watchdog's tick, or stop */
     bool stopping;
     struct http_unauth *unauth;
+    struct http_clients *clients;             /* authenticated, by certificate */
     struct conn *waiting_head, *waiting_tail; /* by deadline */
     struct conn *uploading;                   /* bodies being read, any order */
-    unsigned unauth_max, unauth_per_address;
+    unsigned unauth_max, unauth_per_address, per_client;
     pthread_t watchdog;
     bool watchdog_started, lock_ready;
 
@@ -529,6 +533,9 @@ static void conn_closed(struct http_server *s, struct conn *k) {
     if (k->unauth) {
         http_unauth_del(s->unauth, &k->addr);
     }
+    if (k->client[0]) {
+        http_clients_del(s->clients, k->client);
+    }
     pthread_mutex_unlock(&s->lock);
     free(k);
 }
@@ -543,29 +550,65 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     }
 }
 
-/* A request's headers arrived: the deadline is met; a valid certificate
- * moves the connection out of the unauthenticated pool and gives it the
- * longer idle timeout. */
-static void conn_request(struct http_server *s, struct MHD_Connection *c, bool authenticated) {
+/* The identity a client certificate's connections are counted under: the
+ * role and the CN, so that an operator named like a node is another
+ * client. */
+static void client_id(enum role role, const char *cn, char out[HTTP_CLIENT_ID_MAX]) {
+    snprintf(out, HTTP_CLIENT_ID_MAX, "%s:%s", role == ROLE_AGENT ? "agent" : "operator", cn);
+}
+
+/* A request's headers arrived: the deadline is met. The first request with
+ * a valid certificate moves the connection out of the unauthenticated pool,
+ * gives it the longer idle timeout and counts it for its certificate
+ * (--max-connections-per-cert). 0, or -EBUSY when that certificate has its
+ * connections already (or another negative errno: it cannot be counted);
+ * the connection then stays unauthenticated, and the caller's answer
+ * closes it. */
+static int conn_request(struct http_server *s, struct MHD_Connection *c, const struct request *rq) {
     const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     struct conn *k = ci ? ci->socket_context : NULL;
+    bool authenticated = rq->role == ROLE_AGENT || rq->role == ROLE_OPERATOR;
+    char id[HTTP_CLIENT_ID_MAX] = "";
     bool promoted = false;
+    int r = 0;
 
     if (!k) {
-        return;
+        return 0;
+    }
+    if (authenticated && !s->plain) {
+        client_id(rq->role, rq->cn, id);
     }
     pthread_mutex_lock(&s->lock);
     waiting_unlink(s, k);
     if (authenticated && k->unauth) {
-        http_unauth_del(s->unauth, &k->addr);
-        k->unauth = false;
-        promoted = true;
+        /* Without TLS there is no certificate to count by. */
+        r = s->plain ? 0 : http_clients_add(s->clients, id);
+        if (r == 0) {
+            http_unauth_del(s->unauth, &k->addr);
+            k->unauth = false;
+            snprintf(k->client, sizeof(k->client), "%s", id);
+            promoted = true;
+        }
     }
     pthread_mutex_unlock(&s->lock);
     if (promoted) {
         MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)HTTP_IDLE_TIMEOUT_S);
     }
+    if (r < 0) {
+        char addr[64];
+        http_addr_format(&k->addr, addr, sizeof(addr));
+        if (r == -EBUSY) {
+            log_noisy(s,
+                      "refused a request from %s: the %s certificate CN=%s has %u connections "
+                      "open already (--max-connections-per-cert)",
+                      addr, rq->role == ROLE_AGENT ? "agent" : "operator", rq->cn, s->per_client);
+        } else {
+            log_noisy(s, "refused a request from %s: its connection cannot be counted (%s)", addr,
+                      strerror(-r));
+        }
+    }
+    return r;
 }
 
 /* Ends connections past their deadline. The idle timeout alone would let a
@@ -626,6 +669,7 @@ static void *watchdog(void *arg) {
 static enum MHD_Result on_headers(struct http_server *s, struct MHD_Connection *c, const char *url,
                                   const char *method, struct request *rq) {
     struct http_admission a;
+    int r;
     struct http_head h = {
             .method = method,
             .url = url,
@@ -638,7 +682,15 @@ static enum MHD_Result on_headers(struct http_server *s, struct MHD_Connection *
     };
 
     rq->role = h.role = peer_role(s, c, rq->cn, sizeof(rq->cn));
-    conn_request(s, c, rq->role != ROLE_NONE && rq->role != ROLE_REVOKED);
+    r = conn_request(s, c, rq);
+    if (r < 0) {
+        json_t *j = json_pack("{s:s,s:s}", "error", "busy", "detail",
+                              r == -EBUSY ? "this client certificate has as many connections "
+                                            "open as it may (--max-connections-per-cert); "
+                                            "use one of them"
+                                          : "the connection cannot be counted; try again");
+        return queue_json(c, r == -EBUSY ? 429 : 503, j, HTTP_RETRY_AFTER_S);
+    }
     http_admit(&h, &a);
     if (a.status) {
         return send_error(c, a.status, a.error, a.detail);
@@ -811,6 +863,9 @@ static int guard_start(struct http_server *s, const struct http_conn_limits *lim
     s->unauth_max = lim->unauth_max;
     s->unauth_per_address = lim->unauth_per_address;
     r = http_unauth_new(lim->unauth_max, lim->unauth_per_address, &s->unauth);
+    if (r == 0) {
+        r = http_clients_new(lim->max, s->per_client, &s->clients);
+    }
     if (r < 0) {
         return r;
     }
@@ -850,6 +905,7 @@ static void guard_stop(struct http_server *s) {
         pthread_mutex_destroy(&s->log_lock);
     }
     http_unauth_free(s->unauth);
+    http_clients_free(s->clients);
 }
 
 int http_start(const struct http_config *cfg, struct engine *e, struct http_server **ret) {
@@ -874,6 +930,8 @@ int http_start(const struct http_config *cfg, struct engine *e, struct http_serv
     s->e = e;
     s->crl = cfg->crl;
     s->plain = cfg->insecure_plain_http;
+    s->per_client = cfg->max_connections_per_cert ? cfg->max_connections_per_cert
+                                                  : HTTP_CONNECTIONS_PER_CERT_DEFAULT;
     http_budget_init(&s->budget,
                      cfg->max_body_memory ? cfg->max_body_memory : HTTP_BODY_MEMORY_DEFAULT);
     http_conn_limits(cfg->max_connections, raise_fd_limit(), &lim);
@@ -882,8 +940,9 @@ int http_start(const struct http_config *cfg, struct engine *e, struct http_serv
                  cfg->max_connections, lim.max);
     }
     log_info("connections: at most %u, of which %u without a client certificate yet (%u per "
-             "address); request bodies: at most %llu bytes in all",
-             lim.max, lim.unauth_max, lim.unauth_per_address, (unsigned long long)s->budget.max);
+             "address), %u per client certificate; request bodies: at most %llu bytes in all",
+             lim.max, lim.unauth_max, lim.unauth_per_address, s->per_client,
+             (unsigned long long)s->budget.max);
     r = guard_start(s, &lim);
     if (r < 0) {
         log_error("HTTP front: %s", strerror(-r));

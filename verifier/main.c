@@ -146,6 +146,15 @@ static const struct option_spec verifier_options[] = {
                              "yet\n"
                              "                                                         "
                              "[KIMA_MAX_CONNECTIONS]\n"),
+        OPTION_UNSIGNED_SPEC(CFG, max_connections_per_cert, "max-connections-per-cert",
+                             "KIMA_MAX_CONNECTIONS_PER_CERT", HTTP_CONNECTIONS_PER_CERT_DEFAULT,
+                             HTTP_CONNECTIONS_PER_CERT_MIN, HTTP_CONNECTIONS_PER_CERT_MAX,
+                             "  --max-connections-per-cert N  connections one client "
+                             "certificate (agent or\n"
+                             "                          operator, by its CN) may hold, else "
+                             "429 (8)\n"
+                             "                                                  "
+                             "[KIMA_MAX_CONNECTIONS_PER_CERT]\n"),
         OPTION_UNSIGNED_SPEC(CFG, max_body_memory, "max-body-memory", "KIMA_MAX_BODY_MEMORY",
                              HTTP_BODY_MEMORY_DEFAULT, HTTP_BODY_MEMORY_MIN, HTTP_BODY_MEMORY_MAX,
                              "  --max-body-memory BYTES request bodies all clients may hold at "

@@ -42,6 +42,7 @@ static void split_config(struct verifier *v) {
             .insecure_plain_http = cfg->insecure_plain_http,
             .threads = (unsigned)cfg->threads,
             .max_connections = (unsigned)cfg->max_connections,
+            .max_connections_per_cert = (unsigned)cfg->max_connections_per_cert,
             .max_body_memory = cfg->max_body_memory,
     };
     v->kube_opt = (struct kube_options){.label_prefix = cfg->label_prefix,
