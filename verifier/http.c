@@ -478,9 +478,10 @@ static void upload_unlink(struct http_server *s, struct conn *k) {
 }
 
 /* A body of `len` bytes starts: it must arrive by its deadline (a base plus
- * a minimum rate), and an agent's node may have one body in flight at a
- * time, so that one certificate cannot hold the shared budget. False when
- * that node has one already. */
+ * a minimum rate), and an agent's node may have one body being received at
+ * a time, so that one certificate cannot hold the shared budget with
+ * stalled uploads. False when that node has one already. The slot is free
+ * again once the body is in (upload_end()). */
 static bool upload_start(struct http_server *s, struct MHD_Connection *c, const struct request *rq,
                          uint64_t len) {
     const union MHD_ConnectionInfo *ci =
@@ -758,11 +759,19 @@ static void on_body(struct http_server *s, struct request *rq, const char *data,
     }
 }
 
+/* The body and its part of the budget, given back. Again is harmless. */
+static void request_release(struct http_server *s, struct request *rq) {
+    kbuf_free(&rq->body);
+    http_budget_give(&s->budget, rq->reserved);
+    rq->reserved = 0;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *data,
                                   size_t *data_size, void **con_cls) {
     struct http_server *s = cls;
     struct request *rq = *con_cls;
+    enum MHD_Result ret;
     (void)version;
 
     if (!rq) {
@@ -778,10 +787,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *data_size = 0;
         return MHD_YES;
     }
+    /* The body is in: the node's upload slot is free from here on, so that
+     * a connection that stalls after its upload (in the engine, or not
+     * reading its answer) does not refuse the node's next request; and once
+     * answered the body's memory goes back to the budget. */
+    upload_end(s, c);
     if (rq->refused) {
         return send_error(c, rq->refused, rq->refused_error, rq->refused_detail);
     }
-    return dispatch(s, c, method, url, rq);
+    ret = dispatch(s, c, method, url, rq);
+    request_release(s, rq);
+    return ret;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -791,9 +807,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)c;
     (void)toe;
     if (rq) {
+        /* Ended before or after its body was in: both are idempotent. */
         upload_end(s, c);
-        kbuf_free(&rq->body);
-        http_budget_give(&s->budget, rq->reserved);
+        request_release(s, rq);
         free(rq);
         *con_cls = NULL;
     }

@@ -4,13 +4,14 @@
  * engine_evidence and engine_nodes are wrapped (-Wl,--wrap) and answer 200
  * at once, or, for an evidence the test holds, only once it lets go. What is
  * tested is the front's own bookkeeping: connections per client
- * certificate, and one request body in flight per node. */
+ * certificate, and one request body being received per node. */
 #include "test-util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -76,6 +77,29 @@ enum engine_status __wrap_engine_nodes(struct engine *e, json_t **resp) {
     (void)e;
     *resp = json_pack("{s:[]}", "nodes");
     return ENGINE_OK;
+}
+
+/* Until an evidence is held (within 5 s). */
+static bool wait_held(void) {
+    int64_t until = time_mono_ms() + 5000;
+    bool held;
+
+    pthread_mutex_lock(&eng.lock);
+    while (!eng.held && time_mono_ms() < until) {
+        pthread_mutex_unlock(&eng.lock);
+        usleep(1000);
+        pthread_mutex_lock(&eng.lock);
+    }
+    held = eng.held;
+    pthread_mutex_unlock(&eng.lock);
+    return held;
+}
+
+static void release_held(void) {
+    pthread_mutex_lock(&eng.lock);
+    eng.release = true;
+    pthread_cond_broadcast(&eng.cond);
+    pthread_mutex_unlock(&eng.lock);
 }
 
 /* ---- certificates ---- */
@@ -169,6 +193,7 @@ static const struct {
 
 static int group_setup(void **state) {
     (void)state;
+    signal(SIGPIPE, SIG_IGN); /* a connection the verifier closed fails its test, not the run */
     assert_int_equal(test_tmpdir_new("http", dir, sizeof(dir)), 0);
     issue(&ca, NULL, "kima test CA", NULL, NULL, NULL);
     save(&ca, "ca");
@@ -449,9 +474,79 @@ static void test_cert_cap(void **state) {
     server_stop();
 }
 
+/* ---- one body in flight per node ---- */
+
+/* A node's second body while its first is still arriving is 429; once the
+ * first is in, the slot is free, even while that request is still in the
+ * engine (held here) and has not been answered: a connection stuck after
+ * its upload does not lock its node out. */
+static void test_upload_slot(void **state) {
+    static const char body[] = "{\"nonce\": \"AAAA\"}";
+    const size_t len = sizeof(body) - 1;
+    struct conn *first, *second, *stuck, *next;
+    struct answer ans;
+    (void)state;
+
+    server_start(8);
+    /* While the first body arrives: the slot is taken. */
+    first = conn_open("node-2");
+    second = conn_open("node-2");
+    assert_non_null(first);
+    assert_non_null(second);
+    assert_true(send_request(first, "POST", "/v1/nodes/node-2/evidence", body, len, 5));
+    usleep(100000); /* the verifier reads the headers (no answer to wait for) */
+    /* Headers only: the answer comes before the body, and closes. */
+    assert_true(send_request(second, "POST", "/v1/nodes/node-2/evidence", body, len, 0));
+    read_answer(second, &ans);
+    assert_int_equal(ans.status, 429);
+    assert_true(ans.retry_after);
+    assert_non_null(strstr(ans.body, "another request body"));
+    /* Another node is not concerned. */
+    next = conn_open("node-1");
+    assert_non_null(next);
+    assert_true(send_request(next, "POST", "/v1/nodes/node-1/evidence", body, len, len));
+    read_answer(next, &ans);
+    assert_int_equal(ans.status, 200);
+    conn_close(next);
+    /* The rest of the first body: answered, and the slot is free. */
+    assert_true(conn_send(first, body + 5, len - 5));
+    read_answer(first, &ans);
+    assert_int_equal(ans.status, 200);
+    conn_close(second);
+
+    /* A request whose body is in but that the engine holds. */
+    pthread_mutex_lock(&eng.lock);
+    eng.hold = true;
+    pthread_mutex_unlock(&eng.lock);
+    stuck = conn_open("node-2");
+    assert_non_null(stuck);
+    assert_true(send_request(stuck, "POST", "/v1/nodes/node-2/evidence", body, len, len));
+    assert_true(wait_held());
+    /* The node's next upload, on a new connection, is taken. */
+    next = conn_open("node-2");
+    assert_non_null(next);
+    assert_true(send_request(next, "POST", "/v1/nodes/node-2/evidence", body, len, len));
+    read_answer(next, &ans);
+    assert_int_equal(ans.status, 200);
+    assert_int_equal(eng.evidences, 4);
+    release_held();
+    read_answer(stuck, &ans);
+    assert_int_equal(ans.status, 200);
+    /* And on the same connection as the first, after it. */
+    assert_true(send_request(first, "POST", "/v1/nodes/node-2/evidence", body, len, len));
+    read_answer(first, &ans);
+    assert_int_equal(ans.status, 200);
+
+    conn_close(first);
+    conn_close(stuck);
+    conn_close(next);
+    server_stop();
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_cert_cap),
+            cmocka_unit_test(test_upload_slot),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
