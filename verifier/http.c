@@ -87,7 +87,8 @@ struct request {
     struct json_scan scan;
     enum role role;
     char cn[256];
-    int refused; /* the body broke a cap while arriving: this status */
+    struct http_route route; /* admitted: what dispatch() runs */
+    int refused;             /* the body broke a cap while arriving: this status */
     const char *refused_error;
     char refused_detail[200];
 };
@@ -138,9 +139,10 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap) {
     log_noisy(cls, "libmicrohttpd: %s", msg);
 }
 
-/* retry_after: seconds for a Retry-After header, 0 for none. */
+/* retry_after: seconds for a Retry-After header, 0 for none; allow: an
+ * Allow header, or NULL. Takes body. */
 static enum MHD_Result queue_json(struct MHD_Connection *c, int status, json_t *body,
-                                  unsigned retry_after) {
+                                  unsigned retry_after, const char *allow) {
     char *text = json_dumps(body, JSON_COMPACT);
     struct MHD_Response *r;
     enum MHD_Result ret;
@@ -160,13 +162,16 @@ static enum MHD_Result queue_json(struct MHD_Connection *c, int status, json_t *
         snprintf(v, sizeof(v), "%u", retry_after);
         MHD_add_response_header(r, "Retry-After", v);
     }
+    if (allow) {
+        MHD_add_response_header(r, "Allow", allow);
+    }
     ret = MHD_queue_response(c, (unsigned)status, r);
     MHD_destroy_response(r);
     return ret;
 }
 
 static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *body) {
-    return queue_json(c, status, body, 0);
+    return queue_json(c, status, body, 0, NULL);
 }
 
 static enum MHD_Result send_text(struct MHD_Connection *c, int status, const char *text,
@@ -184,6 +189,12 @@ static enum MHD_Result send_text(struct MHD_Connection *c, int status, const cha
 static enum MHD_Result send_error(struct MHD_Connection *c, int status, const char *error,
                                   const char *detail) {
     return send_json(c, status, json_pack("{s:s,s:s}", "error", error, "detail", detail));
+}
+
+/* http_admit()'s refusal; a 405 names the methods the path takes. */
+static enum MHD_Result send_refusal(struct MHD_Connection *c, const struct http_admission *a) {
+    return queue_json(c, a->status, json_pack("{s:s,s:s}", "error", a->error, "detail", a->detail),
+                      0, a->allow);
 }
 
 /* The one place an engine status becomes an HTTP status. */
@@ -271,97 +282,92 @@ static enum role peer_role(struct http_server *s, struct MHD_Connection *c, char
     return role;
 }
 
-static enum MHD_Result dispatch(struct http_server *s, struct MHD_Connection *c, const char *method,
-                                const char *url, struct request *rq) {
-    char parts[HTTP_PATH_PARTS][HTTP_PATH_PART_MAX];
-    enum role role = rq->role;
-    const char *cn = rq->cn;
+/* The body as JSON: an empty object when there is none. Only admitted
+ * requests get here: their role was checked before a byte of the body was
+ * read (on_headers), so this parses for a caller who may send it. */
+static int request_json(const struct request *rq, json_t **ret, char *err, size_t errsz) {
+    if (rq->body.len == 0) {
+        *ret = json_object();
+        return *ret ? 0 : -ENOMEM;
+    }
+    return json_parse_bounded((const char *)rq->body.data, rq->body.len, JSON_DEPTH_MAX,
+                              HTTP_JSON_VALUES_MAX, ret, err, errsz);
+}
+
+/* Run the route http_admit() chose (rq->route) and answer. Reached only for
+ * an admitted request: the caller's certificate and role are checked. */
+static enum MHD_Result dispatch(struct http_server *s, struct MHD_Connection *c,
+                                const struct request *rq) {
+    const struct http_route *r = &rq->route;
     json_auto_t *req = NULL;
     json_t *resp = NULL;
-    int n = http_split_path(url, parts);
     enum engine_status st;
-    bool post = strcmp(method, "POST") == 0, get = strcmp(method, "GET") == 0;
+    char err[256];
 
-    if (n == 1 && get && (strcmp(parts[0], "healthz") == 0 || strcmp(parts[0], "readyz") == 0)) {
+    switch (r->id) {
+    case HTTP_ROUTE_HEALTHZ:
+    case HTTP_ROUTE_READYZ:
         return send_text(c, 200, "ok\n", "text/plain");
-    }
-    if (role == ROLE_REVOKED) {
-        return send_error(c, 401, "unauthenticated", "the client certificate is revoked");
-    }
-    if (role == ROLE_NONE) {
-        return send_error(c, 401, "unauthenticated",
-                          "a client certificate of the trusted CA with OU kima-agent or "
-                          "kima-operator is required");
-    }
-    if (n < 2 || strcmp(parts[0], "v1") != 0) {
-        if (n == 1 && get && strcmp(parts[0], "metrics") == 0 && role == ROLE_OPERATOR) {
-            char *text = NULL;
-            enum MHD_Result r;
-            if (engine_metrics(s->e, &text) < 0) {
-                return send_error(c, 500, "internal", "metrics");
-            }
-            r = send_text(c, 200, text, "text/plain; version=0.0.4");
-            free(text);
-            return r;
+    case HTTP_ROUTE_METRICS: {
+        char *text = NULL;
+        enum MHD_Result ret;
+        if (engine_metrics(s->e, &text) < 0) {
+            return send_error(c, 500, "internal", "metrics");
         }
-        return send_error(c, 404, "not found", url);
+        ret = send_text(c, 200, text, "text/plain; version=0.0.4");
+        free(text);
+        return ret;
     }
-    /* Only admitted requests get here: their role was checked before a byte
-     * of the body was read (on_headers), so this parses for a caller who
-     * may send it. */
-    if (rq->body.len) {
-        char err[256];
-        if (json_parse_bounded((const char *)rq->body.data, rq->body.len, JSON_DEPTH_MAX,
-                               HTTP_JSON_VALUES_MAX, &req, err, sizeof(err)) < 0) {
-            return send_error(c, 400, "malformed JSON", err);
-        }
-    } else {
-        req = json_object();
+    case HTTP_ROUTE_NOT_FOUND:
+    case HTTP_ROUTE_BAD_METHOD:
+        /* http_admit() answered these; never here. */
+        return send_error(c, 404, "not found", "no such route");
+    default:
+        break;
     }
-    /* Agent endpoints: /v1/nodes/{node}/{registration,activation,challenges,evidence} */
-    if (n == 4 && strcmp(parts[1], "nodes") == 0) {
-        const char *node = parts[2], *action = parts[3];
-        if (!post) {
-            return send_error(c, 405, "method not allowed", "POST");
-        }
-        if (!s->plain && (role != ROLE_AGENT || strcmp(cn, node) != 0)) {
-            return send_error(c, 403, "forbidden", "an agent may only act on its own node");
-        }
-        if (strcmp(action, "registration") == 0) {
-            st = engine_registration(s->e, node, req, &resp);
-        } else if (strcmp(action, "activation") == 0) {
-            st = engine_activation(s->e, node, req, &resp);
-        } else if (strcmp(action, "challenges") == 0) {
-            st = engine_challenge(s->e, node, &resp);
-        } else if (strcmp(action, "evidence") == 0) {
-            st = engine_evidence(s->e, node, req, &resp);
-        } else {
-            return send_error(c, 404, "not found", url);
-        }
-        return send_json(c, http_status(st), resp);
+    if (request_json(rq, &req, err, sizeof(err)) < 0) {
+        return send_error(c, 400, "malformed JSON", err);
     }
-    if (role != ROLE_OPERATOR) {
-        return send_error(c, 403, "forbidden", "operator endpoints need an operator certificate");
-    }
-    if (n == 2 && get && strcmp(parts[1], "nodes") == 0) {
+    switch (r->id) {
+    case HTTP_ROUTE_REGISTRATION:
+        st = engine_registration(s->e, r->node, req, &resp);
+        break;
+    case HTTP_ROUTE_ACTIVATION:
+        st = engine_activation(s->e, r->node, req, &resp);
+        break;
+    case HTTP_ROUTE_CHALLENGES:
+        st = engine_challenge(s->e, r->node, &resp);
+        break;
+    case HTTP_ROUTE_EVIDENCE:
+        st = engine_evidence(s->e, r->node, req, &resp);
+        break;
+    case HTTP_ROUTE_NODES:
         st = engine_nodes(s->e, &resp);
-    } else if (n == 3 && strcmp(parts[1], "nodes") == 0 && get) {
-        st = engine_node(s->e, parts[2], &resp);
-    } else if (n == 3 && strcmp(parts[1], "nodes") == 0 && strcmp(method, "DELETE") == 0) {
-        st = engine_node_delete(s->e, parts[2], cn, &resp);
-    } else if (n == 2 && get && strcmp(parts[1], "pods") == 0) {
+        break;
+    case HTTP_ROUTE_NODE:
+        st = engine_node(s->e, r->node, &resp);
+        break;
+    case HTTP_ROUTE_NODE_DELETE:
+        st = engine_node_delete(s->e, r->node, rq->cn, &resp);
+        break;
+    case HTTP_ROUTE_PODS:
         st = engine_pods(s->e, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "state"),
                          &resp);
-    } else if (n == 4 && get && strcmp(parts[1], "pods") == 0) {
-        st = engine_pod(s->e, parts[2], parts[3], &resp);
-    } else if (n == 4 && post && strcmp(parts[1], "pods") == 0 && strcmp(parts[3], "reset") == 0) {
-        st = engine_pod_reset(s->e, parts[2], req, cn, &resp);
-    } else if (n == 2 && get && strcmp(parts[1], "policies") == 0) {
+        break;
+    case HTTP_ROUTE_POD:
+        st = engine_pod(s->e, r->arg[0], r->arg[1], &resp);
+        break;
+    case HTTP_ROUTE_POD_RESET:
+        st = engine_pod_reset(s->e, r->arg[0], req, rq->cn, &resp);
+        break;
+    case HTTP_ROUTE_POLICIES:
         st = engine_policies(s->e, &resp);
-    } else if (n == 3 && get && strcmp(parts[1], "audit") == 0 && strcmp(parts[2], "head") == 0) {
+        break;
+    case HTTP_ROUTE_AUDIT_HEAD:
         st = engine_audit_head(s->e, &resp);
-    } else {
-        return send_error(c, 404, "not found", url);
+        break;
+    default:
+        return send_error(c, 404, "not found", "no such route");
     }
     return send_json(c, http_status(st), resp);
 }
@@ -690,15 +696,16 @@ static enum MHD_Result on_headers(struct http_server *s, struct MHD_Connection *
                                             "open as it may (--max-connections-per-cert); "
                                             "use one of them"
                                           : "the connection cannot be counted; try again");
-        return queue_json(c, r == -EBUSY ? 429 : 503, j, HTTP_RETRY_AFTER_S);
+        return queue_json(c, r == -EBUSY ? 429 : 503, j, HTTP_RETRY_AFTER_S, NULL);
     }
     http_admit(&h, &a);
     if (a.status) {
-        return send_error(c, a.status, a.error, a.detail);
+        return send_refusal(c, &a);
     }
-    if (rq->role == ROLE_NONE) {
+    rq->route = a.route;
+    if (rq->route.anonymous) {
         /* /healthz or /readyz: answered now, so the connection closes. */
-        return dispatch(s, c, method, url, rq);
+        return dispatch(s, c, rq);
     }
     if (a.body_len > s->budget.max) {
         char detail[200];
@@ -714,14 +721,14 @@ static enum MHD_Result on_headers(struct http_server *s, struct MHD_Connection *
             j = json_pack("{s:s,s:s}", "error", "busy", "detail",
                           "request bodies in flight fill the verifier's memory budget "
                           "(--max-body-memory); try again");
-            return queue_json(c, 503, j, HTTP_RETRY_AFTER_S);
+            return queue_json(c, 503, j, HTTP_RETRY_AFTER_S, NULL);
         }
         if (!upload_start(s, c, rq, a.body_len)) {
             json_t *j;
             http_budget_give(&s->budget, a.body_len);
             j = json_pack("{s:s,s:s}", "error", "busy", "detail",
                           "this node is sending another request body already");
-            return queue_json(c, 429, j, HTTP_RETRY_AFTER_S);
+            return queue_json(c, 429, j, HTTP_RETRY_AFTER_S, NULL);
         }
         rq->reserved = a.body_len;
     }
@@ -795,7 +802,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (rq->refused) {
         return send_error(c, rq->refused, rq->refused_error, rq->refused_detail);
     }
-    ret = dispatch(s, c, method, url, rq);
+    ret = dispatch(s, c, rq);
     request_release(s, rq);
     return ret;
 }

@@ -345,6 +345,7 @@ static bool send_request(struct conn *c, const char *method, const char *path, c
 struct answer {
     int status; /* 0: none came (closed or timed out) */
     bool retry_after, close;
+    char allow[32]; /* the Allow header's value */
     char body[512];
 };
 
@@ -373,6 +374,9 @@ static void read_answer(struct conn *c, struct answer *a) {
     *end = 0;
     a->retry_after = strcasestr(buf, "\r\nRetry-After:") != NULL;
     a->close = strcasestr(buf, "\r\nConnection: close") != NULL;
+    if ((cl = strcasestr(buf, "\r\nAllow: ")) != NULL) {
+        snprintf(a->allow, sizeof(a->allow), "%.*s", (int)strcspn(cl + 9, "\r"), cl + 9);
+    }
     cl = strcasestr(buf, "\r\nContent-Length:");
     if (cl) {
         body_len = strtoul(cl + 17, NULL, 10);
@@ -543,10 +547,51 @@ static void test_upload_slot(void **state) {
     server_stop();
 }
 
+/* ---- routes ---- */
+
+/* The server answers what http_admit() decided from the route, before the
+ * engine: 405 with an Allow header, 404 for an unknown action of the
+ * agent's own node, 403 for /metrics to an agent; the routes run reach
+ * the engine with the node from the path. */
+static void test_routes(void **state) {
+    static const struct {
+        const char *method, *path;
+        int status;
+        const char *allow;
+    } cases[] = {
+            {"GET", "/v1/nodes/node-1/challenges", 405, "POST"},
+            {"POST", "/v1/nodes/node-1/reboot", 404, ""},
+            {"POST", "/v1/nodes/node-2/challenges", 403, ""},
+            {"GET", "/metrics", 403, ""},
+            {"PUT", "/v1/nodes/node-1", 403, ""},
+            {"POST", "/v1/nodes/node-1/challenges", 200, ""},
+    };
+    struct answer ans;
+    (void)state;
+
+    server_start(8);
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        struct conn *c = conn_open("node-1");
+        assert_non_null(c);
+        if (ask(c, cases[i].method, cases[i].path, &ans) != cases[i].status) {
+            fail_msg("%s %s: %d, wanted %d (%s)", cases[i].method, cases[i].path, ans.status,
+                     cases[i].status, ans.body);
+        }
+        assert_string_equal(ans.allow, cases[i].allow);
+        if (ans.status == 200) {
+            assert_non_null(strstr(ans.body, "\"node\":\"node-1\""));
+        }
+        conn_close(c);
+    }
+    assert_int_equal(eng.challenges, 1);
+    server_stop();
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_cert_cap),
             cmocka_unit_test(test_upload_slot),
+            cmocka_unit_test(test_routes),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
