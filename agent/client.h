@@ -9,6 +9,10 @@
  * server has closed it. The peer's certificate and host name (or IP address)
  * are verified; the client certificate is the node's. */
 
+/* The largest answer body taken (after de-chunking); a larger one is
+ * refused. */
+#define CLIENT_RESPONSE_MAX (1u << 20)
+
 struct client;
 
 int client_new(const char *base_url, const char *cert, const char *key, const char *cacert,
