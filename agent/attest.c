@@ -55,6 +55,13 @@ void agent_close(struct agent *a) {
     position_free(&a->pos);
 }
 
+/* The string `key` of the verifier's answer for a log line: "no answer"
+ * without one, `missing` when the answer has no such string. */
+static const char *answer_text(const json_t *resp, const char *key, const char *missing) {
+    const char *v = resp ? json_string_value(json_object_get(resp, key)) : NULL;
+    return !resp ? "no answer" : v ? v : missing;
+}
+
 /* POST body to /v1/nodes/<node>/<what>, as client_post(). A node name no
  * verifier takes is -ENAMETOOLONG, sent nowhere. */
 static int post_node(struct agent *a, const char *what, const json_t *body, json_t **ret) {
@@ -148,7 +155,7 @@ int agent_register(struct agent *a) {
     json_decref(req);
     if (status != 201) {
         log_error("registration refused: %d %s", status,
-                  resp ? json_string_value(json_object_get(resp, "detail")) : "no answer");
+                  answer_text(resp, "detail", "(no detail given)"));
         json_decref(resp);
         return status < 0 ? status : -EACCES;
     }
@@ -273,8 +280,8 @@ static int evidence_answer(struct agent *a, const json_t *resp, const char *boot
     r = verdict && strcmp(verdict, "trusted") == 0;
     log_debug("round: %s, next index %llu", verdict ? verdict : "?", (unsigned long long)next);
     if (!r) {
-        log_warn("the verifier says untrusted: %s",
-                 json_string_value(json_object_get(resp, "reason")));
+        log_warn("the verifier says %s: %s", verdict ? verdict : "no verdict",
+                 answer_text(resp, "reason", "(no reason given)"));
     }
     return r;
 }
@@ -315,7 +322,7 @@ int agent_round(struct agent *a) {
     json_decref(req);
     if (status != 200) {
         log_warn("evidence refused: %d %s", status,
-                 resp ? json_string_value(json_object_get(resp, "detail")) : "no answer");
+                 answer_text(resp, "detail", "(no detail given)"));
         json_decref(resp);
         return status == 404 ? -ENOENT : status < 0 ? status : -EAGAIN;
     }

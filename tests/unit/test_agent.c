@@ -545,6 +545,49 @@ static void test_long_node_name(void **state) {
     f->cfg.node = NODE;
 }
 
+/* What the agent logs about the verifier's answers: the detail or reason
+ * when there is one, a clear text when there is none, never "(null)". */
+static void test_log_answers(void **state) {
+    struct fixture *f = *state;
+    char path[128];
+    uint8_t *text = NULL;
+    size_t len;
+    FILE *log;
+
+    snprintf(path, sizeof(path), "%s/agent.log", f->dir);
+    log = fopen(path, "w+");
+    assert_non_null(log);
+    log_set_stream(log);
+    add_entries(f, 1);
+    expect("registration", 403, json_pack("{s:s}", "detail", "go away"));
+    assert_int_equal(agent_register(&f->a), -EACCES);
+    expect("registration", 503, json_object());
+    assert_int_equal(agent_register(&f->a), -EACCES);
+    expect("registration", -ECONNREFUSED, NULL);
+    assert_int_equal(agent_register(&f->a), -ECONNREFUSED);
+    expect_done();
+    stub_reset();
+    expect_round(0, 409, json_pack("{s:i}", "ima_next_index", 0));
+    assert_int_equal(agent_round(&f->a), -EAGAIN);
+    expect_round(0, 200, json_pack("{s:s,s:i}", "verdict", "untrusted", "ima_next_index", 1));
+    assert_int_equal(agent_round(&f->a), 0);
+    expect_round(1, 200, json_pack("{s:i}", "ima_next_index", 1));
+    assert_int_equal(agent_round(&f->a), 0);
+    expect_done();
+    log_set_stream(NULL);
+    assert_int_equal(fclose(log), 0);
+
+    assert_int_equal(read_file_capped(path, 1 << 20, &text, &len), 0);
+    assert_non_null(strstr((char *)text, "registration refused: 403 go away"));
+    assert_non_null(strstr((char *)text, "registration refused: 503 (no detail given)"));
+    assert_non_null(strstr((char *)text, "registration refused: -111 no answer"));
+    assert_non_null(strstr((char *)text, "evidence refused: 409 (no detail given)"));
+    assert_non_null(strstr((char *)text, "the verifier says untrusted: (no reason given)"));
+    assert_non_null(strstr((char *)text, "the verifier says no verdict: (no reason given)"));
+    assert_null(strstr((char *)text, "(null)"));
+    free(text);
+}
+
 /* A round answered 404: the next step registers again, from position 0,
  * and the one after that attests. */
 static void test_step_registers_again(void **state) {
@@ -756,6 +799,7 @@ int main(void) {
             cmocka_unit_test_setup_teardown(test_round_refusals, setup, teardown),
             cmocka_unit_test_setup_teardown(test_register, setup, teardown),
             cmocka_unit_test_setup_teardown(test_long_node_name, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_log_answers, setup, teardown),
             cmocka_unit_test_setup_teardown(test_step_registers_again, setup, teardown),
             cmocka_unit_test_setup_teardown(test_schedule, setup, teardown),
             cmocka_unit_test_setup_teardown(test_backoff, setup, teardown),
