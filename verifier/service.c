@@ -88,7 +88,8 @@ static int open_core(struct verifier *v) {
 
     if (store_open(cfg->db, &v->store) < 0 ||
         audit_key_load_or_create(cfg->audit_key, &v->audit_key) < 0 ||
-        audit_open(cfg->audit_log, v->audit_key, cfg->audit_max_bytes, 1000, &v->audit) < 0 ||
+        audit_open(cfg->audit_log, v->audit_key, cfg->audit_max_bytes,
+                   AUDIT_CHECKPOINT_EVERY_DEFAULT, &v->audit) < 0 ||
         (v->use_api ? inventory_open_api(&v->inv) : inventory_open_file(cfg->pods_file, &v->inv)) <
                 0 ||
         engine_new(&v->engine_cfg, v->store, v->audit, v->inv, cfg->policies, &v->engine) < 0) {
