@@ -234,16 +234,19 @@ int main(int argc, char **argv) {
     if (code >= 0) {
         return code;
     }
+    /* Blocked before any thread starts (the Kubernetes client's, the HTTP
+     * front's: they inherit the mask), so that no thread takes SIGTERM or
+     * SIGINT with its default action and ends the process without cleanup;
+     * one that comes while the services open waits for sigtimedwait in the
+     * service loop, which stops cleanly. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
     setenv("TSS2_LOG", "all+none", 0);
     code = KIMA_EXIT_FAILURE;
     if (verifier_open(&cfg, &v) == 0) {
-        /* Blocked here, after the Kubernetes thread started and before the
-         * HTTP threads do (they inherit the mask); sigtimedwait takes them. */
-        sigemptyset(&sigs);
-        sigaddset(&sigs, SIGTERM);
-        sigaddset(&sigs, SIGINT);
-        pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-        signal(SIGPIPE, SIG_IGN);
         if (verifier_listen(&v) == 0) {
             verifier_run(&v, &sigs);
             code = KIMA_EXIT_OK;

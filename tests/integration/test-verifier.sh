@@ -282,6 +282,18 @@ has "$T/plain.log" "NO TLS, NO CLIENT AUTHENTICATION" "plain HTTP warning"
 kill "$PLAIN"
 wait "$PLAIN"
 
+# --- a SIGTERM while the services open (SIGTERM and SIGINT are blocked
+# before anything opens): the verifier opens, then stops cleanly, exit 0
+"$V" --listen 127.0.0.1:0 --insecure-plain-http --db "$T/var/early.db" \
+    --audit-log "$T/var/early.log" --audit-key "$T/var/audit.key" >"$T/early.log" 2>&1 &
+EARLY=$!
+WAIT_STEP=0.002 wait_until 10 grep -q "NO TLS" "$T/early.log" || bad "the early verifier did not log"
+kill -TERM "$EARLY"
+wait "$EARLY"
+rc=$?
+[ $rc -eq 0 ] && ok || bad "SIGTERM during start-up: exit $rc, wanted 0 ($(tail -2 "$T/early.log"))"
+has "$T/early.log" "signal 15: finishing requests in flight and stopping" "early SIGTERM handled"
+
 # --- excludes: one that matches every path is refused, naming it, unless
 # --allow-match-all-excludes loads it with a warning; one over /tmp warns
 mkdir -p "$T/xpol"
