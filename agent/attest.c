@@ -6,11 +6,10 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <tss2/tss2_mu.h>
 
 #include "base64.h"
+#include "credential.h"
 #include "hex.h"
 #include "json-util.h"
 #include "list.h"
@@ -56,11 +55,25 @@ void agent_close(struct agent *a) {
     position_free(&a->pos);
 }
 
-/* POST body to /v1/nodes/<node>/<what>, as client_post(). */
-static int post_node(struct agent *a, const char *what, const json_t *body, json_t **ret) {
-    char path[512];
+/* The string `key` of the verifier's answer for a log line: "no answer"
+ * without one, `missing` when the answer has no such string. */
+static const char *answer_text(const json_t *resp, const char *key, const char *missing) {
+    const char *v = resp ? json_string_value(json_object_get(resp, key)) : NULL;
+    return !resp ? "no answer" : v ? v : missing;
+}
 
-    snprintf(path, sizeof(path), "/v1/nodes/%s/%s", a->cfg->node, what);
+/* POST body to /v1/nodes/<node>/<what>, as client_post(). A node name no
+ * verifier takes is -ENAMETOOLONG, sent nowhere. */
+static int post_node(struct agent *a, const char *what, const json_t *body, json_t **ret) {
+    char path[sizeof("/v1/nodes//registration") + AGENT_NODE_NAME_MAX];
+    size_t n = strlen(a->cfg->node);
+
+    if (n > AGENT_NODE_NAME_MAX || (size_t)snprintf(path, sizeof(path), "/v1/nodes/%s/%s",
+                                                    a->cfg->node, what) >= sizeof(path)) {
+        log_error("the node name is %zu bytes long; a node name has at most %d", n,
+                  AGENT_NODE_NAME_MAX);
+        return -ENAMETOOLONG;
+    }
     return client_post(a->client, path, body, ret);
 }
 
@@ -102,24 +115,25 @@ static int registration_answer(const json_t *resp, TPM2B_ID_OBJECT *id,
     return 0;
 }
 
-/* ActivateCredential, then POST the proof: HMAC-SHA256 keyed with the
- * credential over the node name and the AK name. */
+/* ActivateCredential, then POST the proof (tpm_activation_proof(): the
+ * verifier computes the same). */
 static int activation(struct agent *a, const TPM2B_ID_OBJECT *id,
                       const TPM2B_ENCRYPTED_SECRET *es) {
-    uint8_t cred[64], msg[512], proof[32];
-    size_t clen, ml = strlen(a->cfg->node);
-    unsigned int plen;
+    uint8_t cred[64], proof[TPM_ACTIVATION_PROOF_SIZE];
+    size_t clen;
     json_t *req, *resp = NULL;
-    int status;
+    int status, r;
 
     if (tpm_activate_credential(a->tpm, &a->ak, &a->ek, id, es, cred, &clen) < 0) {
         return -EIO;
     }
-    memcpy(msg, a->cfg->node, ml);
-    memcpy(msg + ml, a->ak.name.name, a->ak.name.size);
-    HMAC(EVP_sha256(), cred, (int)clen, msg, ml + a->ak.name.size, proof, &plen);
+    r = tpm_activation_proof(cred, clen, a->cfg->node, a->ak.name.name, a->ak.name.size, proof);
     OPENSSL_cleanse(cred, sizeof(cred));
-    req = json_pack("{s:o}", "proof", json_base64(proof, plen));
+    if (r < 0) {
+        log_error("activation proof: %s", strerror(-r));
+        return r;
+    }
+    req = json_pack("{s:o}", "proof", json_base64(proof, sizeof(proof)));
     status = post_node(a, "activation", req, &resp);
     json_decref(req);
     json_decref(resp);
@@ -141,7 +155,7 @@ int agent_register(struct agent *a) {
     json_decref(req);
     if (status != 201) {
         log_error("registration refused: %d %s", status,
-                  resp ? json_string_value(json_object_get(resp, "detail")) : "no answer");
+                  answer_text(resp, "detail", "(no detail given)"));
         json_decref(resp);
         return status < 0 ? status : -EACCES;
     }
@@ -266,8 +280,8 @@ static int evidence_answer(struct agent *a, const json_t *resp, const char *boot
     r = verdict && strcmp(verdict, "trusted") == 0;
     log_debug("round: %s, next index %llu", verdict ? verdict : "?", (unsigned long long)next);
     if (!r) {
-        log_warn("the verifier says untrusted: %s",
-                 json_string_value(json_object_get(resp, "reason")));
+        log_warn("the verifier says %s: %s", verdict ? verdict : "no verdict",
+                 answer_text(resp, "reason", "(no reason given)"));
     }
     return r;
 }
@@ -308,7 +322,7 @@ int agent_round(struct agent *a) {
     json_decref(req);
     if (status != 200) {
         log_warn("evidence refused: %d %s", status,
-                 resp ? json_string_value(json_object_get(resp, "detail")) : "no answer");
+                 answer_text(resp, "detail", "(no detail given)"));
         json_decref(resp);
         return status == 404 ? -ENOENT : status < 0 ? status : -EAGAIN;
     }

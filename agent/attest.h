@@ -10,6 +10,10 @@
  * registration and activation, and one attestation round. Every request
  * goes through client_post(), the module boundary the unit tests stub. */
 
+/* The longest node name: a Kubernetes node name (a DNS-1123 subdomain) has
+ * at most 253 bytes, and the verifier takes no longer one. */
+#define AGENT_NODE_NAME_MAX 253
+
 /* Open the TPM at cfg->tcti, load the EK, load the AK from
  * state-dir/ak.blob or create one (cfg->ak_alg), connect the client and
  * take the saved list position of this boot. *ret_registered is set when
@@ -24,7 +28,8 @@ void agent_close(struct agent *a);
  * and activation (TPM2_ActivateCredential on the verifier's credential, an
  * HMAC proof over the node name and the AK name). 0, -EACCES when the
  * verifier refused, -EBADMSG for a malformed answer, -EIO when the TPM
- * failed, or the client's negative errno. */
+ * failed, -ENAMETOOLONG for a node name over AGENT_NODE_NAME_MAX (nothing
+ * sent), or the client's negative errno. */
 int agent_register(struct agent *a);
 
 /* One round: a challenge, a quote, the list from the verifier's next

@@ -28,7 +28,6 @@
 #include "log.h"
 #include "macro.h"
 
-#define RESPONSE_MAX       (1u << 20)
 #define CONNECT_TIMEOUT_MS 5000
 #define IO_TIMEOUT_S       30
 
@@ -132,7 +131,7 @@ int client_new(const char *base_url, const char *cert, const char *key, const ch
         return r;
     }
     c->ctx = SSL_CTX_new(TLS_client_method());
-    c->buf = malloc(RESPONSE_MAX + HTTP_HEADERS_MAX);
+    c->buf = malloc(CLIENT_RESPONSE_MAX + HTTP_HEADERS_MAX);
     if (!c->ctx || !c->buf) {
         client_free(c);
         return -ENOMEM;
@@ -278,7 +277,7 @@ static int write_all(struct client *c, const char *p, size_t n) {
  * any byte came (a kept-alive connection the server had dropped). */
 static int read_response(struct client *c, struct http_response *h, char **ret_body,
                          size_t *ret_len, const char **why) {
-    size_t cap = RESPONSE_MAX + HTTP_HEADERS_MAX;
+    size_t cap = CLIENT_RESPONSE_MAX + HTTP_HEADERS_MAX;
     bool have_head = false;
 
     c->len = 0;
@@ -291,7 +290,7 @@ static int read_response(struct client *c, struct http_response *h, char **ret_b
                 return r;
             }
             have_head = r == 1;
-            if (have_head && h->content_length > (long long)RESPONSE_MAX) {
+            if (have_head && h->content_length > (long long)CLIENT_RESPONSE_MAX) {
                 *why = "response body too big";
                 return -E2BIG;
             }
@@ -300,7 +299,7 @@ static int read_response(struct client *c, struct http_response *h, char **ret_b
             char *body = c->buf + h->header_len;
             size_t blen = c->len - h->header_len, used;
             if (h->chunked) {
-                r = http_dechunk(body, blen, RESPONSE_MAX, ret_len, &used, why);
+                r = http_dechunk(body, blen, CLIENT_RESPONSE_MAX, ret_len, &used, why);
                 if (r < 0) {
                     return r;
                 }

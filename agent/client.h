@@ -4,9 +4,14 @@
 
 #include <jansson.h>
 
-/* The agent's HTTPS client of the verifier: one libcurl handle kept for the
- * life of the agent, so one TLS connection carries every round (keep-alive).
- * Peer and host are verified; the client certificate is the node's. */
+/* The agent's HTTPS client of the verifier, on OpenSSL's libssl (client.c):
+ * one TLS connection kept alive across rounds and opened again once when the
+ * server has closed it. The peer's certificate and host name (or IP address)
+ * are verified; the client certificate is the node's. */
+
+/* The largest answer body taken (after de-chunking); a larger one is
+ * refused. */
+#define CLIENT_RESPONSE_MAX (1u << 20)
 
 struct client;
 
@@ -16,8 +21,8 @@ void client_free(struct client *c);
 
 /* POST body (may be NULL) to base_url + path. Returns the HTTP status with
  * the parsed answer in *ret (an object, never NULL on success), or a
- * negative errno when no answer came (the reason is logged). CURLcode is
- * converted here and nowhere else. */
+ * negative errno when no answer came (the reason is logged). OpenSSL's
+ * errors are converted here and nowhere else. */
 int client_post(struct client *c, const char *path, const json_t *body, json_t **ret);
 
 #endif

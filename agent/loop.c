@@ -9,12 +9,7 @@
 #include "attest.h"
 #include "health.h"
 #include "log.h"
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+#include "time-util.h"
 
 static void sleep_ms(uint64_t ms, volatile sig_atomic_t *stop) {
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
@@ -66,7 +61,7 @@ int agent_run(struct agent *a, bool registered, volatile sig_atomic_t *stop) {
 
     agent_loop_init(&l, registered);
     while (!*stop) {
-        int64_t t = now_ms();
+        int64_t t = time_mono_ms();
         uint64_t count = position_read_count(&a->pos);
         bool round;
 

@@ -29,8 +29,8 @@ static const struct option_spec agent_options[] = {
                            "[KIMA_VERIFIER_URL]\n"),
         OPTION_STRING_SPEC(CFG, node, "node", "KIMA_NODE", NULL,
                            "  --node NAME          node name (default: $NODE_NAME, then the host "
-                           "name)\n"
-                           "                                                             "
+                           "name),\n"
+                           "                       at most 253 bytes                      "
                            "[KIMA_NODE]\n"),
         OPTION_STRING_SPEC(CFG, tcti, "tcti", "KIMA_TCTI", "device:/dev/tpmrm0",
                            "  --tcti STRING        TPM (device:/dev/tpmrm0)                 "
@@ -171,6 +171,12 @@ static int check_config(struct agent_config *cfg, bool operands, char *host, siz
         }
         host[hostsz - 1] = 0;
         cfg->node = host;
+    }
+    if (cfg->node[0] == 0 || strlen(cfg->node) > AGENT_NODE_NAME_MAX) {
+        fprintf(stderr,
+                "kima-agent: the node name is %zu bytes long; a node name has 1 to %d bytes\n",
+                strlen(cfg->node), AGENT_NODE_NAME_MAX);
+        return KIMA_EXIT_USAGE;
     }
     return -1;
 }

@@ -6,76 +6,52 @@
 
 #include "parse.h"
 
-int http_split_path(const char *url, char parts[HTTP_PATH_PARTS][HTTP_PATH_PART_MAX]) {
-    int n = 0;
-    const char *p = url;
-
-    while (*p == '/') {
-        p++;
-    }
-    while (*p && n < HTTP_PATH_PARTS) {
-        const char *slash = strchr(p, '/');
-        size_t len = slash ? (size_t)(slash - p) : strlen(p);
-        if (len == 0 || len >= HTTP_PATH_PART_MAX) {
-            return -1;
-        }
-        memcpy(parts[n], p, len);
-        parts[n][len] = 0;
-        n++;
-        p = slash ? slash + 1 : p + len;
-    }
-    return *p ? -1 : n;
-}
-
 static void refuse(struct http_admission *a, int status, const char *error, const char *detail) {
     a->status = status;
     a->error = error;
     snprintf(a->detail, sizeof(a->detail), "%s", detail);
 }
 
-/* The role check and the cap of the route. False when refused. */
-static bool route(const struct http_head *h, struct http_admission *a) {
-    char parts[HTTP_PATH_PARTS][HTTP_PATH_PART_MAX];
-    int n = http_split_path(h->url, parts);
-    bool get = strcmp(h->method, "GET") == 0, post = strcmp(h->method, "POST") == 0;
-
-    a->body_max = post ? HTTP_BODY_MAX : 0;
-    if (n == 1 && get && (strcmp(parts[0], "healthz") == 0 || strcmp(parts[0], "readyz") == 0)) {
-        return true;
-    }
-    if (h->no_roles) {
-        if (n == 4 && post && strcmp(parts[0], "v1") == 0 && strcmp(parts[1], "nodes") == 0 &&
-            strcmp(parts[3], "evidence") == 0) {
-            a->body_max = HTTP_EVIDENCE_BODY_MAX;
-        }
+/* The caller against the route: false (refused) without a certificate,
+ * with a revoked one, or without the route's role. */
+static bool caller_may(const struct http_head *h, const struct http_route *r,
+                       struct http_admission *a) {
+    if (r->anonymous || h->no_roles) {
         return true;
     }
     if (h->role == ROLE_REVOKED) {
         refuse(a, 401, "unauthenticated", "the client certificate is revoked");
         return false;
     }
-    if (h->role == ROLE_NONE) {
+    if (h->role != ROLE_AGENT && h->role != ROLE_OPERATOR) {
         refuse(a, 401, "unauthenticated",
                "a client certificate of the trusted CA with OU kima-agent or kima-operator is "
                "required");
         return false;
     }
-    if (n < 2 || strcmp(parts[0], "v1") != 0) {
-        return true; /* /metrics (operators) or not found */
+    if (r->role == ROLE_AGENT && (h->role != ROLE_AGENT || !h->cn || strcmp(h->cn, r->node) != 0)) {
+        refuse(a, 403, "forbidden", "an agent may only act on its own node");
+        return false;
     }
-    /* Agent endpoints: /v1/nodes/{node}/{action}, the node's own only. */
-    if (n == 4 && strcmp(parts[1], "nodes") == 0) {
-        if (h->role != ROLE_AGENT || !h->cn || strcmp(h->cn, parts[2]) != 0) {
-            refuse(a, 403, "forbidden", "an agent may only act on its own node");
-            return false;
-        }
-        if (post && strcmp(parts[3], "evidence") == 0) {
-            a->body_max = HTTP_EVIDENCE_BODY_MAX;
-        }
-        return true;
-    }
-    if (h->role != ROLE_OPERATOR) {
+    if (r->role == ROLE_OPERATOR && h->role != ROLE_OPERATOR) {
         refuse(a, 403, "forbidden", "operator endpoints need an operator certificate");
+        return false;
+    }
+    return true;
+}
+
+/* 404 or 405, once the caller may know. */
+static bool route_exists(const struct http_head *h, const struct http_route *r,
+                         struct http_admission *a) {
+    if (r->id == HTTP_ROUTE_NOT_FOUND) {
+        refuse(a, 404, "not found", h->url);
+        return false;
+    }
+    if (r->id == HTTP_ROUTE_BAD_METHOD) {
+        char detail[sizeof(a->detail)];
+        snprintf(detail, sizeof(detail), "%s takes %s", h->url, r->allow);
+        refuse(a, 405, "method not allowed", detail);
+        a->allow = r->allow;
         return false;
     }
     return true;
@@ -85,7 +61,9 @@ void http_admit(const struct http_head *h, struct http_admission *a) {
     uint64_t len = 0;
 
     memset(a, 0, sizeof(*a));
-    if (!route(h, a)) {
+    http_route(h->method, h->url, &a->route);
+    a->body_max = a->route.body_max;
+    if (!caller_may(h, &a->route, a) || !route_exists(h, &a->route, a)) {
         return;
     }
     if (h->chunked) {

@@ -57,14 +57,31 @@ struct http_unauth {
     struct slot *slots;
 };
 
-static size_t hash(const struct http_unauth *u, const struct http_addr *a) {
-    uint64_t h = 1469598103934665603ull ^ u->seed; /* FNV-1a, keyed */
-    for (size_t i = 0; i < sizeof(a->b); i++) {
-        h ^= a->b[i];
+/* FNV-1a, keyed with a seed the peer cannot guess, so that it cannot
+ * choose addresses or names that all land in one run of slots. */
+static uint64_t hash_bytes(uint64_t seed, const void *p, size_t n) {
+    const uint8_t *b = p;
+    uint64_t h = 1469598103934665603ull ^ seed;
+
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
         h *= 1099511628211ull;
     }
-    h ^= h >> 29;
-    return (size_t)h & u->mask;
+    return h ^ (h >> 29);
+}
+
+/* A seed from getrandom(); without one the tables still work. */
+static uint64_t random_seed(void) {
+    uint64_t seed;
+
+    if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed)) {
+        seed = 0;
+    }
+    return seed;
+}
+
+static size_t hash(const struct http_unauth *u, const struct http_addr *a) {
+    return (size_t)hash_bytes(u->seed, a->b, sizeof(a->b)) & u->mask;
 }
 
 int http_unauth_new(unsigned max, unsigned per_address, struct http_unauth **ret) {
@@ -89,11 +106,7 @@ int http_unauth_new(unsigned max, unsigned per_address, struct http_unauth **ret
     u->max = max;
     u->per_address = per_address;
     u->mask = slots - 1;
-    /* A seed the peer cannot guess keeps it from choosing addresses that all
-     * land in one run of slots. Without one the table still works. */
-    if (getrandom(&u->seed, sizeof(u->seed), GRND_NONBLOCK) != (ssize_t)sizeof(u->seed)) {
-        u->seed = 0;
-    }
+    u->seed = random_seed();
     *ret = u;
     return 0;
 }
@@ -176,6 +189,127 @@ unsigned http_unauth_count(const struct http_unauth *u) {
 unsigned http_unauth_count_addr(const struct http_unauth *u, const struct http_addr *a) {
     const struct slot *s = find(u, a);
     return s ? s->count : 0;
+}
+
+/* Chained: an identity's entry is allocated when its first connection is
+ * counted and freed with its last, so the table holds only identities with
+ * connections (at most max_clients: the connection limit). */
+struct client_entry {
+    struct client_entry *next;
+    unsigned count;
+    char id[];
+};
+
+struct http_clients {
+    unsigned max_clients, per_client, size;
+    size_t mask; /* buckets - 1, buckets a power of 2 */
+    uint64_t seed;
+    struct client_entry **buckets;
+};
+
+int http_clients_new(unsigned max_clients, unsigned per_client, struct http_clients **ret) {
+    struct http_clients *t;
+    size_t buckets = 16;
+
+    if (max_clients == 0 || per_client == 0 || max_clients > (1u << 24)) {
+        return -EINVAL;
+    }
+    while (buckets < (size_t)max_clients / 2) {
+        buckets *= 2;
+    }
+    t = calloc(1, sizeof(*t));
+    if (!t) {
+        return -ENOMEM;
+    }
+    t->buckets = calloc(buckets, sizeof(*t->buckets));
+    if (!t->buckets) {
+        free(t);
+        return -ENOMEM;
+    }
+    t->max_clients = max_clients;
+    t->per_client = per_client;
+    t->mask = buckets - 1;
+    t->seed = random_seed();
+    *ret = t;
+    return 0;
+}
+
+void http_clients_free(struct http_clients *t) {
+    if (!t) {
+        return;
+    }
+    for (size_t i = 0; i <= t->mask; i++) {
+        struct client_entry *e = t->buckets[i], *next;
+        for (; e; e = next) {
+            next = e->next;
+            free(e);
+        }
+    }
+    free(t->buckets);
+    free(t);
+}
+
+/* Where the entry of id is linked (or would be): the pointer to it. */
+static struct client_entry **client_slot(const struct http_clients *t, const char *id) {
+    struct client_entry **p = &t->buckets[hash_bytes(t->seed, id, strlen(id)) & t->mask];
+
+    while (*p && strcmp((*p)->id, id) != 0) {
+        p = &(*p)->next;
+    }
+    return p;
+}
+
+int http_clients_add(struct http_clients *t, const char *id) {
+    size_t len = strnlen(id, HTTP_CLIENT_ID_MAX);
+    struct client_entry **p, *e;
+
+    if (len == HTTP_CLIENT_ID_MAX) {
+        return -EINVAL;
+    }
+    p = client_slot(t, id);
+    if (*p) {
+        if ((*p)->count >= t->per_client) {
+            return -EBUSY;
+        }
+        (*p)->count++;
+        return 0;
+    }
+    if (t->size >= t->max_clients) {
+        return -ENOSPC;
+    }
+    e = malloc(sizeof(*e) + len + 1);
+    if (!e) {
+        return -ENOMEM;
+    }
+    memcpy(e->id, id, len + 1);
+    e->count = 1;
+    e->next = NULL;
+    *p = e;
+    t->size++;
+    return 0;
+}
+
+void http_clients_del(struct http_clients *t, const char *id) {
+    struct client_entry **p = client_slot(t, id), *e = *p;
+
+    assert(e && e->count > 0);
+    if (!e) {
+        return;
+    }
+    if (--e->count == 0) {
+        *p = e->next;
+        free(e);
+        t->size--;
+    }
+}
+
+unsigned http_clients_count(const struct http_clients *t, const char *id) {
+    const struct client_entry *e = *client_slot(t, id);
+    return e ? e->count : 0;
+}
+
+unsigned http_clients_size(const struct http_clients *t) {
+    return t->size;
 }
 
 void http_conn_limits(unsigned wanted, uint64_t open_files, struct http_conn_limits *ret) {

@@ -15,9 +15,12 @@
  * - connections that have not shown a valid client certificate yet, in all
  *   and per source address: a new one is refused at accept when either is
  *   full, which leaves the other slots to authenticated clients;
+ * - connections that have, per client certificate identity (an agent's
+ *   node, an operator's CN), whatever addresses they come from: one stolen
+ *   certificate cannot hold the slots every other agent needs;
  * - the memory of request bodies in flight, one budget for all connections.
- * The connection table is not thread-safe (http.c holds its lock); the body
- * budget is atomic. */
+ * The connection tables are not thread-safe (http.c holds its lock); the
+ * body budget is atomic. */
 
 /* Connections: at most HTTP_CONNECTIONS_DEFAULT (or --max-connections),
  * fewer when the open-file limit (raised to its hard limit at start) leaves
@@ -35,6 +38,12 @@
 #define HTTP_UNAUTH_PER_ADDRESS   64
 /* Connections from one address, authenticated or not. */
 #define HTTP_CONNECTIONS_PER_ADDRESS 256
+/* Authenticated connections of one client certificate identity at once (or
+ * --max-connections-per-cert); a request that would open one more is 429
+ * and its connection closed. An agent needs one. */
+#define HTTP_CONNECTIONS_PER_CERT_DEFAULT 8
+#define HTTP_CONNECTIONS_PER_CERT_MIN     1
+#define HTTP_CONNECTIONS_PER_CERT_MAX     HTTP_CONNECTIONS_MAX
 /* From accept to the first request's headers, whatever the peer trickles. */
 #define HTTP_HANDSHAKE_DEADLINE_MS 5000
 /* Idle timeouts: before a request with a valid client certificate, and after. */
@@ -90,7 +99,28 @@ void http_unauth_del(struct http_unauth *u, const struct http_addr *a);
 unsigned http_unauth_count(const struct http_unauth *u);
 unsigned http_unauth_count_addr(const struct http_unauth *u, const struct http_addr *a);
 
-/* Bytes of request bodies reserved by requests in flight, at most max. */
+/* Authenticated connections by client identity: a string naming the role
+ * and the certificate's CN ("agent:node-1", "operator:alice"), at most
+ * HTTP_CLIENT_ID_MAX bytes with its NUL. */
+#define HTTP_CLIENT_ID_MAX 272
+
+struct http_clients;
+
+/* A table for the connections of at most `max_clients` identities (the
+ * connection limit does), `per_client` connections each (both >= 1). 0 or
+ * -EINVAL/-ENOMEM; free with http_clients_free(). */
+int http_clients_new(unsigned max_clients, unsigned per_client, struct http_clients **ret);
+void http_clients_free(struct http_clients *t);
+/* Count one more connection of `id`: 0; -EBUSY when it has per_client
+ * already; -EINVAL for an id too long; -ENOSPC with max_clients
+ * identities in the table; -ENOMEM. Nothing is counted on failure. */
+int http_clients_add(struct http_clients *t, const char *id);
+/* Forget one connection of `id`. It must have been added. */
+void http_clients_del(struct http_clients *t, const char *id);
+unsigned http_clients_count(const struct http_clients *t, const char *id);
+/* Identities with at least one connection. */
+unsigned http_clients_size(const struct http_clients *t);
+
 /* The connection limits for an open-file limit: `wanted` (0: the default)
  * within what the fds leave after HTTP_FDS_RESERVED, the unauthenticated
  * share of it and one address's part of that. */
@@ -100,6 +130,7 @@ struct http_conn_limits {
 };
 void http_conn_limits(unsigned wanted, uint64_t open_files, struct http_conn_limits *ret);
 
+/* Bytes of request bodies reserved by requests in flight, at most max. */
 struct http_budget {
     uint64_t max;
     _Atomic uint64_t used;

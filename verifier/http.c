@@ -42,6 +42,9 @@ struct conn {
     int64_t deadline_ms;
     bool waiting; /* in the list: no request yet */
     bool unauth;  /* counted in http_server.unauth: no valid certificate yet */
+    /* Counted in http_server.clients under this identity (client_id()) once
+     * a request showed a valid certificate; empty before. */
+    char client[HTTP_CLIENT_ID_MAX];
     /* While a body is read: in http_server.uploading, with its deadline and
      * the agent's node (one upload a node at a time). */
     struct conn *uprev, *unext;
@@ -67,9 +70,10 @@ struct http_server {
     pthread_cond_t wake; /* the watchdog's tick, or stop */
     bool stopping;
     struct http_unauth *unauth;
+    struct http_clients *clients;             /* authenticated, by certificate */
     struct conn *waiting_head, *waiting_tail; /* by deadline */
     struct conn *uploading;                   /* bodies being read, any order */
-    unsigned unauth_max, unauth_per_address;
+    unsigned unauth_max, unauth_per_address, per_client;
     pthread_t watchdog;
     bool watchdog_started, lock_ready;
 
@@ -83,7 +87,8 @@ struct request {
     struct json_scan scan;
     enum role role;
     char cn[256];
-    int refused; /* the body broke a cap while arriving: this status */
+    struct http_route route; /* admitted: what dispatch() runs */
+    int refused;             /* the body broke a cap while arriving: this status */
     const char *refused_error;
     char refused_detail[200];
 };
@@ -134,9 +139,10 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap) {
     log_noisy(cls, "libmicrohttpd: %s", msg);
 }
 
-/* retry_after: seconds for a Retry-After header, 0 for none. */
+/* retry_after: seconds for a Retry-After header, 0 for none; allow: an
+ * Allow header, or NULL. Takes body. */
 static enum MHD_Result queue_json(struct MHD_Connection *c, int status, json_t *body,
-                                  unsigned retry_after) {
+                                  unsigned retry_after, const char *allow) {
     char *text = json_dumps(body, JSON_COMPACT);
     struct MHD_Response *r;
     enum MHD_Result ret;
@@ -156,13 +162,16 @@ static enum MHD_Result queue_json(struct MHD_Connection *c, int status, json_t *
         snprintf(v, sizeof(v), "%u", retry_after);
         MHD_add_response_header(r, "Retry-After", v);
     }
+    if (allow) {
+        MHD_add_response_header(r, "Allow", allow);
+    }
     ret = MHD_queue_response(c, (unsigned)status, r);
     MHD_destroy_response(r);
     return ret;
 }
 
 static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *body) {
-    return queue_json(c, status, body, 0);
+    return queue_json(c, status, body, 0, NULL);
 }
 
 static enum MHD_Result send_text(struct MHD_Connection *c, int status, const char *text,
@@ -180,6 +189,12 @@ static enum MHD_Result send_text(struct MHD_Connection *c, int status, const cha
 static enum MHD_Result send_error(struct MHD_Connection *c, int status, const char *error,
                                   const char *detail) {
     return send_json(c, status, json_pack("{s:s,s:s}", "error", error, "detail", detail));
+}
+
+/* http_admit()'s refusal; a 405 names the methods the path takes. */
+static enum MHD_Result send_refusal(struct MHD_Connection *c, const struct http_admission *a) {
+    return queue_json(c, a->status, json_pack("{s:s,s:s}", "error", a->error, "detail", a->detail),
+                      0, a->allow);
 }
 
 /* The one place an engine status becomes an HTTP status. */
@@ -267,97 +282,92 @@ static enum role peer_role(struct http_server *s, struct MHD_Connection *c, char
     return role;
 }
 
-static enum MHD_Result dispatch(struct http_server *s, struct MHD_Connection *c, const char *method,
-                                const char *url, struct request *rq) {
-    char parts[HTTP_PATH_PARTS][HTTP_PATH_PART_MAX];
-    enum role role = rq->role;
-    const char *cn = rq->cn;
+/* The body as JSON: an empty object when there is none. Only admitted
+ * requests get here: their role was checked before a byte of the body was
+ * read (on_headers), so this parses for a caller who may send it. */
+static int request_json(const struct request *rq, json_t **ret, char *err, size_t errsz) {
+    if (rq->body.len == 0) {
+        *ret = json_object();
+        return *ret ? 0 : -ENOMEM;
+    }
+    return json_parse_bounded((const char *)rq->body.data, rq->body.len, JSON_DEPTH_MAX,
+                              HTTP_JSON_VALUES_MAX, ret, err, errsz);
+}
+
+/* Run the route http_admit() chose (rq->route) and answer. Reached only for
+ * an admitted request: the caller's certificate and role are checked. */
+static enum MHD_Result dispatch(struct http_server *s, struct MHD_Connection *c,
+                                const struct request *rq) {
+    const struct http_route *r = &rq->route;
     json_auto_t *req = NULL;
     json_t *resp = NULL;
-    int n = http_split_path(url, parts);
     enum engine_status st;
-    bool post = strcmp(method, "POST") == 0, get = strcmp(method, "GET") == 0;
+    char err[256];
 
-    if (n == 1 && get && (strcmp(parts[0], "healthz") == 0 || strcmp(parts[0], "readyz") == 0)) {
+    switch (r->id) {
+    case HTTP_ROUTE_HEALTHZ:
+    case HTTP_ROUTE_READYZ:
         return send_text(c, 200, "ok\n", "text/plain");
-    }
-    if (role == ROLE_REVOKED) {
-        return send_error(c, 401, "unauthenticated", "the client certificate is revoked");
-    }
-    if (role == ROLE_NONE) {
-        return send_error(c, 401, "unauthenticated",
-                          "a client certificate of the trusted CA with OU kima-agent or "
-                          "kima-operator is required");
-    }
-    if (n < 2 || strcmp(parts[0], "v1") != 0) {
-        if (n == 1 && get && strcmp(parts[0], "metrics") == 0 && role == ROLE_OPERATOR) {
-            char *text = NULL;
-            enum MHD_Result r;
-            if (engine_metrics(s->e, &text) < 0) {
-                return send_error(c, 500, "internal", "metrics");
-            }
-            r = send_text(c, 200, text, "text/plain; version=0.0.4");
-            free(text);
-            return r;
+    case HTTP_ROUTE_METRICS: {
+        char *text = NULL;
+        enum MHD_Result ret;
+        if (engine_metrics(s->e, &text) < 0) {
+            return send_error(c, 500, "internal", "metrics");
         }
-        return send_error(c, 404, "not found", url);
+        ret = send_text(c, 200, text, "text/plain; version=0.0.4");
+        free(text);
+        return ret;
     }
-    /* Only admitted requests get here: their role was checked before a byte
-     * of the body was read (on_headers), so this parses for a caller who
-     * may send it. */
-    if (rq->body.len) {
-        char err[256];
-        if (json_parse_bounded((const char *)rq->body.data, rq->body.len, JSON_DEPTH_MAX,
-                               HTTP_JSON_VALUES_MAX, &req, err, sizeof(err)) < 0) {
-            return send_error(c, 400, "malformed JSON", err);
-        }
-    } else {
-        req = json_object();
+    case HTTP_ROUTE_NOT_FOUND:
+    case HTTP_ROUTE_BAD_METHOD:
+        /* http_admit() answered these; never here. */
+        return send_error(c, 404, "not found", "no such route");
+    default:
+        break;
     }
-    /* Agent endpoints: /v1/nodes/{node}/{registration,activation,challenges,evidence} */
-    if (n == 4 && strcmp(parts[1], "nodes") == 0) {
-        const char *node = parts[2], *action = parts[3];
-        if (!post) {
-            return send_error(c, 405, "method not allowed", "POST");
-        }
-        if (!s->plain && (role != ROLE_AGENT || strcmp(cn, node) != 0)) {
-            return send_error(c, 403, "forbidden", "an agent may only act on its own node");
-        }
-        if (strcmp(action, "registration") == 0) {
-            st = engine_registration(s->e, node, req, &resp);
-        } else if (strcmp(action, "activation") == 0) {
-            st = engine_activation(s->e, node, req, &resp);
-        } else if (strcmp(action, "challenges") == 0) {
-            st = engine_challenge(s->e, node, &resp);
-        } else if (strcmp(action, "evidence") == 0) {
-            st = engine_evidence(s->e, node, req, &resp);
-        } else {
-            return send_error(c, 404, "not found", url);
-        }
-        return send_json(c, http_status(st), resp);
+    if (request_json(rq, &req, err, sizeof(err)) < 0) {
+        return send_error(c, 400, "malformed JSON", err);
     }
-    if (role != ROLE_OPERATOR) {
-        return send_error(c, 403, "forbidden", "operator endpoints need an operator certificate");
-    }
-    if (n == 2 && get && strcmp(parts[1], "nodes") == 0) {
+    switch (r->id) {
+    case HTTP_ROUTE_REGISTRATION:
+        st = engine_registration(s->e, r->node, req, &resp);
+        break;
+    case HTTP_ROUTE_ACTIVATION:
+        st = engine_activation(s->e, r->node, req, &resp);
+        break;
+    case HTTP_ROUTE_CHALLENGES:
+        st = engine_challenge(s->e, r->node, &resp);
+        break;
+    case HTTP_ROUTE_EVIDENCE:
+        st = engine_evidence(s->e, r->node, req, &resp);
+        break;
+    case HTTP_ROUTE_NODES:
         st = engine_nodes(s->e, &resp);
-    } else if (n == 3 && strcmp(parts[1], "nodes") == 0 && get) {
-        st = engine_node(s->e, parts[2], &resp);
-    } else if (n == 3 && strcmp(parts[1], "nodes") == 0 && strcmp(method, "DELETE") == 0) {
-        st = engine_node_delete(s->e, parts[2], cn, &resp);
-    } else if (n == 2 && get && strcmp(parts[1], "pods") == 0) {
+        break;
+    case HTTP_ROUTE_NODE:
+        st = engine_node(s->e, r->node, &resp);
+        break;
+    case HTTP_ROUTE_NODE_DELETE:
+        st = engine_node_delete(s->e, r->node, rq->cn, &resp);
+        break;
+    case HTTP_ROUTE_PODS:
         st = engine_pods(s->e, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "state"),
                          &resp);
-    } else if (n == 4 && get && strcmp(parts[1], "pods") == 0) {
-        st = engine_pod(s->e, parts[2], parts[3], &resp);
-    } else if (n == 4 && post && strcmp(parts[1], "pods") == 0 && strcmp(parts[3], "reset") == 0) {
-        st = engine_pod_reset(s->e, parts[2], req, cn, &resp);
-    } else if (n == 2 && get && strcmp(parts[1], "policies") == 0) {
+        break;
+    case HTTP_ROUTE_POD:
+        st = engine_pod(s->e, r->arg[0], r->arg[1], &resp);
+        break;
+    case HTTP_ROUTE_POD_RESET:
+        st = engine_pod_reset(s->e, r->arg[0], req, rq->cn, &resp);
+        break;
+    case HTTP_ROUTE_POLICIES:
         st = engine_policies(s->e, &resp);
-    } else if (n == 3 && get && strcmp(parts[1], "audit") == 0 && strcmp(parts[2], "head") == 0) {
+        break;
+    case HTTP_ROUTE_AUDIT_HEAD:
         st = engine_audit_head(s->e, &resp);
-    } else {
-        return send_error(c, 404, "not found", url);
+        break;
+    default:
+        return send_error(c, 404, "not found", "no such route");
     }
     return send_json(c, http_status(st), resp);
 }
@@ -474,9 +484,10 @@ static void upload_unlink(struct http_server *s, struct conn *k) {
 }
 
 /* A body of `len` bytes starts: it must arrive by its deadline (a base plus
- * a minimum rate), and an agent's node may have one body in flight at a
- * time, so that one certificate cannot hold the shared budget. False when
- * that node has one already. */
+ * a minimum rate), and an agent's node may have one body being received at
+ * a time, so that one certificate cannot hold the shared budget with
+ * stalled uploads. False when that node has one already. The slot is free
+ * again once the body is in (upload_end()). */
 static bool upload_start(struct http_server *s, struct MHD_Connection *c, const struct request *rq,
                          uint64_t len) {
     const union MHD_ConnectionInfo *ci =
@@ -529,6 +540,9 @@ static void conn_closed(struct http_server *s, struct conn *k) {
     if (k->unauth) {
         http_unauth_del(s->unauth, &k->addr);
     }
+    if (k->client[0]) {
+        http_clients_del(s->clients, k->client);
+    }
     pthread_mutex_unlock(&s->lock);
     free(k);
 }
@@ -543,29 +557,65 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     }
 }
 
-/* A request's headers arrived: the deadline is met; a valid certificate
- * moves the connection out of the unauthenticated pool and gives it the
- * longer idle timeout. */
-static void conn_request(struct http_server *s, struct MHD_Connection *c, bool authenticated) {
+/* The identity a client certificate's connections are counted under: the
+ * role and the CN, so that an operator named like a node is another
+ * client. */
+static void client_id(enum role role, const char *cn, char out[HTTP_CLIENT_ID_MAX]) {
+    snprintf(out, HTTP_CLIENT_ID_MAX, "%s:%s", role == ROLE_AGENT ? "agent" : "operator", cn);
+}
+
+/* A request's headers arrived: the deadline is met. The first request with
+ * a valid certificate moves the connection out of the unauthenticated pool,
+ * gives it the longer idle timeout and counts it for its certificate
+ * (--max-connections-per-cert). 0, or -EBUSY when that certificate has its
+ * connections already (or another negative errno: it cannot be counted);
+ * the connection then stays unauthenticated, and the caller's answer
+ * closes it. */
+static int conn_request(struct http_server *s, struct MHD_Connection *c, const struct request *rq) {
     const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     struct conn *k = ci ? ci->socket_context : NULL;
+    bool authenticated = rq->role == ROLE_AGENT || rq->role == ROLE_OPERATOR;
+    char id[HTTP_CLIENT_ID_MAX] = "";
     bool promoted = false;
+    int r = 0;
 
     if (!k) {
-        return;
+        return 0;
+    }
+    if (authenticated && !s->plain) {
+        client_id(rq->role, rq->cn, id);
     }
     pthread_mutex_lock(&s->lock);
     waiting_unlink(s, k);
     if (authenticated && k->unauth) {
-        http_unauth_del(s->unauth, &k->addr);
-        k->unauth = false;
-        promoted = true;
+        /* Without TLS there is no certificate to count by. */
+        r = s->plain ? 0 : http_clients_add(s->clients, id);
+        if (r == 0) {
+            http_unauth_del(s->unauth, &k->addr);
+            k->unauth = false;
+            snprintf(k->client, sizeof(k->client), "%s", id);
+            promoted = true;
+        }
     }
     pthread_mutex_unlock(&s->lock);
     if (promoted) {
         MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)HTTP_IDLE_TIMEOUT_S);
     }
+    if (r < 0) {
+        char addr[64];
+        http_addr_format(&k->addr, addr, sizeof(addr));
+        if (r == -EBUSY) {
+            log_noisy(s,
+                      "refused a request from %s: the %s certificate CN=%s has %u connections "
+                      "open already (--max-connections-per-cert)",
+                      addr, rq->role == ROLE_AGENT ? "agent" : "operator", rq->cn, s->per_client);
+        } else {
+            log_noisy(s, "refused a request from %s: its connection cannot be counted (%s)", addr,
+                      strerror(-r));
+        }
+    }
+    return r;
 }
 
 /* Ends connections past their deadline. The idle timeout alone would let a
@@ -626,6 +676,7 @@ static void *watchdog(void *arg) {
 static enum MHD_Result on_headers(struct http_server *s, struct MHD_Connection *c, const char *url,
                                   const char *method, struct request *rq) {
     struct http_admission a;
+    int r;
     struct http_head h = {
             .method = method,
             .url = url,
@@ -638,14 +689,23 @@ static enum MHD_Result on_headers(struct http_server *s, struct MHD_Connection *
     };
 
     rq->role = h.role = peer_role(s, c, rq->cn, sizeof(rq->cn));
-    conn_request(s, c, rq->role != ROLE_NONE && rq->role != ROLE_REVOKED);
+    r = conn_request(s, c, rq);
+    if (r < 0) {
+        json_t *j = json_pack("{s:s,s:s}", "error", "busy", "detail",
+                              r == -EBUSY ? "this client certificate has as many connections "
+                                            "open as it may (--max-connections-per-cert); "
+                                            "use one of them"
+                                          : "the connection cannot be counted; try again");
+        return queue_json(c, r == -EBUSY ? 429 : 503, j, HTTP_RETRY_AFTER_S, NULL);
+    }
     http_admit(&h, &a);
     if (a.status) {
-        return send_error(c, a.status, a.error, a.detail);
+        return send_refusal(c, &a);
     }
-    if (rq->role == ROLE_NONE) {
+    rq->route = a.route;
+    if (rq->route.anonymous) {
         /* /healthz or /readyz: answered now, so the connection closes. */
-        return dispatch(s, c, method, url, rq);
+        return dispatch(s, c, rq);
     }
     if (a.body_len > s->budget.max) {
         char detail[200];
@@ -661,14 +721,14 @@ static enum MHD_Result on_headers(struct http_server *s, struct MHD_Connection *
             j = json_pack("{s:s,s:s}", "error", "busy", "detail",
                           "request bodies in flight fill the verifier's memory budget "
                           "(--max-body-memory); try again");
-            return queue_json(c, 503, j, HTTP_RETRY_AFTER_S);
+            return queue_json(c, 503, j, HTTP_RETRY_AFTER_S, NULL);
         }
         if (!upload_start(s, c, rq, a.body_len)) {
             json_t *j;
             http_budget_give(&s->budget, a.body_len);
             j = json_pack("{s:s,s:s}", "error", "busy", "detail",
                           "this node is sending another request body already");
-            return queue_json(c, 429, j, HTTP_RETRY_AFTER_S);
+            return queue_json(c, 429, j, HTTP_RETRY_AFTER_S, NULL);
         }
         rq->reserved = a.body_len;
     }
@@ -706,11 +766,19 @@ static void on_body(struct http_server *s, struct request *rq, const char *data,
     }
 }
 
+/* The body and its part of the budget, given back. Again is harmless. */
+static void request_release(struct http_server *s, struct request *rq) {
+    kbuf_free(&rq->body);
+    http_budget_give(&s->budget, rq->reserved);
+    rq->reserved = 0;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *data,
                                   size_t *data_size, void **con_cls) {
     struct http_server *s = cls;
     struct request *rq = *con_cls;
+    enum MHD_Result ret;
     (void)version;
 
     if (!rq) {
@@ -726,10 +794,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *data_size = 0;
         return MHD_YES;
     }
+    /* The body is in: the node's upload slot is free from here on, so that
+     * a connection that stalls after its upload (in the engine, or not
+     * reading its answer) does not refuse the node's next request; and once
+     * answered the body's memory goes back to the budget. */
+    upload_end(s, c);
     if (rq->refused) {
         return send_error(c, rq->refused, rq->refused_error, rq->refused_detail);
     }
-    return dispatch(s, c, method, url, rq);
+    ret = dispatch(s, c, rq);
+    request_release(s, rq);
+    return ret;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -739,9 +814,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)c;
     (void)toe;
     if (rq) {
+        /* Ended before or after its body was in: both are idempotent. */
         upload_end(s, c);
-        kbuf_free(&rq->body);
-        http_budget_give(&s->budget, rq->reserved);
+        request_release(s, rq);
         free(rq);
         *con_cls = NULL;
     }
@@ -811,6 +886,9 @@ static int guard_start(struct http_server *s, const struct http_conn_limits *lim
     s->unauth_max = lim->unauth_max;
     s->unauth_per_address = lim->unauth_per_address;
     r = http_unauth_new(lim->unauth_max, lim->unauth_per_address, &s->unauth);
+    if (r == 0) {
+        r = http_clients_new(lim->max, s->per_client, &s->clients);
+    }
     if (r < 0) {
         return r;
     }
@@ -850,6 +928,7 @@ static void guard_stop(struct http_server *s) {
         pthread_mutex_destroy(&s->log_lock);
     }
     http_unauth_free(s->unauth);
+    http_clients_free(s->clients);
 }
 
 int http_start(const struct http_config *cfg, struct engine *e, struct http_server **ret) {
@@ -874,6 +953,8 @@ int http_start(const struct http_config *cfg, struct engine *e, struct http_serv
     s->e = e;
     s->crl = cfg->crl;
     s->plain = cfg->insecure_plain_http;
+    s->per_client = cfg->max_connections_per_cert ? cfg->max_connections_per_cert
+                                                  : HTTP_CONNECTIONS_PER_CERT_DEFAULT;
     http_budget_init(&s->budget,
                      cfg->max_body_memory ? cfg->max_body_memory : HTTP_BODY_MEMORY_DEFAULT);
     http_conn_limits(cfg->max_connections, raise_fd_limit(), &lim);
@@ -882,8 +963,9 @@ int http_start(const struct http_config *cfg, struct engine *e, struct http_serv
                  cfg->max_connections, lim.max);
     }
     log_info("connections: at most %u, of which %u without a client certificate yet (%u per "
-             "address); request bodies: at most %llu bytes in all",
-             lim.max, lim.unauth_max, lim.unauth_per_address, (unsigned long long)s->budget.max);
+             "address), %u per client certificate; request bodies: at most %llu bytes in all",
+             lim.max, lim.unauth_max, lim.unauth_per_address, s->per_client,
+             (unsigned long long)s->budget.max);
     r = guard_start(s, &lim);
     if (r < 0) {
         log_error("HTTP front: %s", strerror(-r));

@@ -24,6 +24,9 @@ struct http_config {
     bool insecure_plain_http;                   /* demos only: no TLS, no roles */
     unsigned threads;
     unsigned max_connections; /* 0: HTTP_CONNECTIONS_DEFAULT */
+    /* Authenticated connections of one client certificate (its role and
+     * CN); 0: HTTP_CONNECTIONS_PER_CERT_DEFAULT. None without TLS. */
+    unsigned max_connections_per_cert;
     uint64_t max_body_memory; /* 0: HTTP_BODY_MEMORY_DEFAULT */
     struct crl_set *crl;      /* revoked client certificates, or NULL (borrowed) */
 };

@@ -153,6 +153,15 @@ static const struct option_spec verifier_options[] = {
                              "yet\n"
                              "                                                         "
                              "[KIMA_MAX_CONNECTIONS]\n"),
+        OPTION_UNSIGNED_SPEC(CFG, max_connections_per_cert, "max-connections-per-cert",
+                             "KIMA_MAX_CONNECTIONS_PER_CERT", HTTP_CONNECTIONS_PER_CERT_DEFAULT,
+                             HTTP_CONNECTIONS_PER_CERT_MIN, HTTP_CONNECTIONS_PER_CERT_MAX,
+                             "  --max-connections-per-cert N  connections one client "
+                             "certificate (agent or\n"
+                             "                          operator, by its CN) may hold, else "
+                             "429 (8)\n"
+                             "                                                  "
+                             "[KIMA_MAX_CONNECTIONS_PER_CERT]\n"),
         OPTION_UNSIGNED_SPEC(CFG, max_body_memory, "max-body-memory", "KIMA_MAX_BODY_MEMORY",
                              HTTP_BODY_MEMORY_DEFAULT, HTTP_BODY_MEMORY_MIN, HTTP_BODY_MEMORY_MAX,
                              "  --max-body-memory BYTES request bodies all clients may hold at "
@@ -231,16 +240,19 @@ int main(int argc, char **argv) {
     if (code >= 0) {
         return code;
     }
+    /* Blocked before any thread starts (the Kubernetes client's, the HTTP
+     * front's: they inherit the mask), so that no thread takes SIGTERM or
+     * SIGINT with its default action and ends the process without cleanup;
+     * one that comes while the services open waits for sigtimedwait in the
+     * service loop, which stops cleanly. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
     setenv("TSS2_LOG", "all+none", 0);
     code = KIMA_EXIT_FAILURE;
     if (verifier_open(&cfg, &v) == 0) {
-        /* Blocked here, after the Kubernetes thread started and before the
-         * HTTP threads do (they inherit the mask); sigtimedwait takes them. */
-        sigemptyset(&sigs);
-        sigaddset(&sigs, SIGTERM);
-        sigaddset(&sigs, SIGINT);
-        pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-        signal(SIGPIPE, SIG_IGN);
         if (verifier_listen(&v) == 0) {
             verifier_run(&v, &sigs);
             code = KIMA_EXIT_OK;

@@ -54,6 +54,7 @@ static void split_config(struct verifier *v) {
             .insecure_plain_http = cfg->insecure_plain_http,
             .threads = (unsigned)cfg->threads,
             .max_connections = (unsigned)cfg->max_connections,
+            .max_connections_per_cert = (unsigned)cfg->max_connections_per_cert,
             .max_body_memory = cfg->max_body_memory,
     };
     v->kube_opt = (struct kube_options){.label_prefix = cfg->label_prefix,
@@ -99,7 +100,8 @@ static int open_core(struct verifier *v) {
 
     if (store_open(cfg->db, &v->store) < 0 ||
         audit_key_load_or_create(cfg->audit_key, &v->audit_key) < 0 ||
-        audit_open(cfg->audit_log, v->audit_key, cfg->audit_max_bytes, 1000, &v->audit) < 0 ||
+        audit_open(cfg->audit_log, v->audit_key, cfg->audit_max_bytes,
+                   AUDIT_CHECKPOINT_EVERY_DEFAULT, &v->audit) < 0 ||
         (v->use_api ? inventory_open_api(&v->inv) : inventory_open_file(cfg->pods_file, &v->inv)) <
                 0 ||
         inventory_set_static_namespaces(v->inv, cfg->static_pod_namespaces) < 0 ||

@@ -37,6 +37,7 @@ struct verifier_config {
     bool unknown_untrusted, allow_match_all_excludes;
     uint64_t threads;
     uint64_t max_connections; /* 0: the HTTP front's default */
+    uint64_t max_connections_per_cert;
     uint64_t max_body_memory;
     const char *log_level, *log_format;
 };

@@ -23,8 +23,15 @@ make-certs.sh, prints what it measured, and exits 0 when the verifier held,
                     agent connection is answered within 1 s each time, a new
                     agent connection is answered within 3 s, and no attack
                     connection holds its slot for more than 6 s
+  cert-slots        (--max-connections MAX, --max-connections-per-cert N) node-2's
+                    certificate opens MAX + 8 connections from 127.0.0.2-9, one
+                    request on each, and keeps them: exactly N are served, every
+                    other one is 429 with Retry-After and closed; node-1 still
+                    gets in (5 new connections, each answered within 3 s); once
+                    node-2 closes one, it may open one again
 
 Usage: http-limits.py CHECK --port PORT --pki DIR [--pid VERIFIER_PID]
+                      [--max-connections MAX --per-cert N]
 Python standard library only.
 """
 import argparse
@@ -51,6 +58,8 @@ class Client:
         self.port = args.port
         self.pki = args.pki
         self.pid = args.pid
+        self.max_connections = args.max_connections
+        self.per_cert = args.per_cert
         self.contexts = {}
 
     def context(self, cert):
@@ -455,9 +464,9 @@ class Attack:
         sel.close()
 
 
-def agent_round(s):
+def agent_round(s, node="node-1"):
     t0 = time.monotonic()
-    s.sendall(head("POST", "/v1/nodes/node-1/challenges", 0))
+    s.sendall(head("POST", "/v1/nodes/%s/challenges" % node, 0))
     r = read_response(s, 5)
     return r, time.monotonic() - t0
 
@@ -509,15 +518,16 @@ def check_slots(c):
             and new_agent[1] <= 3.0)
 
 
-def new_connection(c, within=3.0):
+def new_connection(c, within=3.0, node="node-1", src=None):
     """A new agent connection during the attack, retried until it is
     answered or `within` seconds have passed: (status, seconds)."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < within:
         try:
-            s = c.connect("agent-node-1", timeout=max(0.1, within - (time.monotonic() - t0)))
+            s = c.connect("agent-" + node, timeout=max(0.1, within - (time.monotonic() - t0)),
+                          src=src)
             try:
-                r, _ = agent_round(s)
+                r, _ = agent_round(s, node)
             finally:
                 s.close()
             if r:
@@ -525,6 +535,88 @@ def new_connection(c, within=3.0):
         except (OSError, ssl.SSLError, socket.timeout):
             time.sleep(0.05)
     return None, time.monotonic() - t0
+
+
+def challenge_on(s, node):
+    """One challenge request of `node` on s: (status, headers), or None when
+    the connection ended first."""
+    s.sendall(head("POST", "/v1/nodes/%s/challenges" % node, 0))
+    r = read_response(s, 3)
+    return (r[0], r[1]) if r else None
+
+
+def closed_soon(s, within=2.0):
+    """The peer closes s within `within` seconds (nothing more to read)."""
+    s.settimeout(within)
+    try:
+        return s.recv(1) == b""
+    except socket.timeout:
+        return False
+    except (OSError, ssl.SSLError):
+        return True
+
+
+def check_cert_slots(c, max_conns, per_cert):
+    """One agent certificate cannot take every connection slot, from however
+    many addresses it connects (a node may source traffic from many)."""
+    held, refused, unclosed, no_retry, failed = [], 0, 0, 0, 0
+    t0 = time.monotonic()
+    try:
+        for i in range(max_conns + 8):
+            if time.monotonic() - t0 > 20:
+                break
+            try:
+                s = c.connect("agent-node-2", timeout=2, src="127.0.0.%d" % (2 + i % 8))
+                r = challenge_on(s, "node-2")
+            except (OSError, ssl.SSLError, socket.timeout):
+                failed += 1  # no slot left (what the finding looks like)
+                continue
+            if r is None or r[0] == 429:
+                refused += 1
+                no_retry += r is not None and "retry-after" not in r[1]
+                unclosed += not closed_soon(s)
+                s.close()
+            else:
+                held.append(s)
+        # The connections served are kept alive and still served.
+        again = [challenge_on(s, "node-2") for s in held[:2]]
+        print("node-2's certificate: %d connections served and kept, %d refused with 429 (%d "
+              "not closed after it, %d without Retry-After), %d could not connect; in %.1f s" %
+              (len(held), refused, unclosed, no_retry, failed, time.monotonic() - t0))
+        print("node-2's kept connections asked again: %s" % [r and r[0] for r in again])
+        # node-1, which never connected, still gets in: new connections.
+        times, statuses = [], []
+        for _ in range(5):
+            got, dt = new_connection(c, within=3.0, node="node-1", src="127.0.0.200")
+            statuses.append(got)
+            times.append(dt)
+        times.sort()
+        print("node-1's new connections during it: %s, median %.3f s, slowest %.3f s" %
+              (statuses, times[len(times) // 2], times[-1]))
+        # node-2 closes one: it may open one again.
+        back = None
+        if held:
+            held.pop().close()
+            t1 = time.monotonic()
+            while back is None and time.monotonic() - t1 < 3:
+                s = c.connect("agent-node-2", timeout=2, src="127.0.0.9")
+                r = challenge_on(s, "node-2")
+                if r and r[0] != 429:
+                    back = time.monotonic() - t1
+                    held.append(s)
+                else:
+                    s.close()
+                    time.sleep(0.05)
+        print("node-2 closed one, then got a new one in: %s" % (
+            "%.3f s" % back if back is not None else "no (3 s)"))
+    finally:
+        for s in held:
+            s.close()
+    return (len(held) == per_cert and refused == max_conns + 8 - per_cert and unclosed == 0 and
+            no_retry == 0 and failed == 0 and
+            all(r is not None and r[0] != 429 for r in again) and
+            all(st is not None and st != 429 for st in statuses) and times[-1] <= 3.0 and
+            back is not None)
 
 
 CHECKS = {
@@ -536,6 +628,7 @@ CHECKS = {
     "trickle": check_trickle,
     "upload-hold": check_upload_hold,
     "slots": check_slots,
+    "cert-slots": lambda c: check_cert_slots(c, c.max_connections, c.per_cert),
 }
 
 
@@ -545,6 +638,8 @@ def main():
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--pki", required=True)
     ap.add_argument("--pid", type=int)
+    ap.add_argument("--max-connections", type=int, default=32)
+    ap.add_argument("--per-cert", type=int, default=8)
     args = ap.parse_args()
     ok = CHECKS[args.check](Client(args))
     print("%s: %s" % (args.check, "ok" if ok else "FAILED"))

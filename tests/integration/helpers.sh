@@ -78,7 +78,7 @@ verifier_start() {
 verifier_listening() {
     local lines
     # One snapshot: the Nth start's line and its port.
-    lines=$(grep "listening on port" "$1") || return 1
+    lines=$(grep "listening on port" "$1" 2>/dev/null) || return 1
     [ "$(printf '%s\n' "$lines" | wc -l)" -eq "$2" ] || return 1
     URL=https://127.0.0.1:$(printf '%s\n' "$lines" | tail -1 | sed 's/.*port \([0-9]*\).*/\1/')
 }

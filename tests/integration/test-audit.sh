@@ -58,13 +58,8 @@ records() {
 last_type() { tail -1 "$LOG" | python3 -c 'import json,sys; print(json.load(sys.stdin)["type"])'; }
 # quiet_then_signed: with no activity, the log ends with a checkpoint within
 # the interval (1 s) plus a tick (1 s); allow 8 s for a loaded machine.
-quiet_then_signed() {
-    for _ in $(seq 32); do
-        [ "$(last_type)" = checkpoint ] && return 0
-        sleep 0.25
-    done
-    return 1
-}
+last_is_checkpoint() { [ "$(last_type)" = checkpoint ]; }
+quiet_then_signed() { WAIT_STEP=0.25 wait_until 8 last_is_checkpoint; }
 
 swtpm_start "$T/tpm" || exit 1
 start_verifier 1

@@ -193,6 +193,10 @@ wait_until 10 state_is amf unknown && ok ||
 "$AG" --verifier "https://127.0.0.1:1" --node node-1 --tcti "$SWTPM_TCTI" --securityfs "$T/sfs" \
     --state-dir "$T/state" --boot-id-file "$T/boot_id" --once >/dev/null 2>&1
 [ $? -eq 2 ] && ok || bad "--once with no verifier must exit 2"
+"$AG" --verifier "$URL" --node "$(printf 'n%.0s' $(seq 254))" --state-dir "$T/state" --once \
+    >/dev/null 2>"$T/err"
+[ $? -eq 64 ] && grep -q "254 bytes long" "$T/err" && ok ||
+    bad "a node name of 254 bytes must be a usage error: $(head -c 200 "$T/err")"
 
 # TLS: the agent refuses a verifier whose certificate another CA signed, and
 # one whose certificate (from the right CA) does not name the address asked

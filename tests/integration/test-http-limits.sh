@@ -19,7 +19,7 @@ cleanup() {
     [ -n "${KEEP:-}" ] || rm -rf "$T"
 }
 trap cleanup EXIT
-need_tools openssl python3
+need_tools openssl python3 ss
 
 # Under AddressSanitizer freed blocks wait in a quarantine (256 MB) that
 # would count in the RSS these checks bound (a 20 MB body read in TLS records
@@ -50,9 +50,9 @@ stop() {
     wait "$VPID" 2>/dev/null
     VPID=
 }
-# check NAME: one check of the helper against the running verifier.
+# check NAME [ARGS...]: one check of the helper against the running verifier.
 check() {
-    if python3 "$HERE/../helpers/http-limits.py" "$1" --port "${URL##*:}" --pki "$P" \
+    if python3 "$HERE/../helpers/http-limits.py" "$@" --port "${URL##*:}" --pki "$P" \
         --pid "$VPID" >"$T/check-$1.log" 2>&1; then
         ok
     else
@@ -78,7 +78,13 @@ check upload-hold
 check trickle
 before=$(wc -l <"$T/main.log")
 check slots
-sleep 0.5
+# Count once the verifier has let go of every attack connection (from
+# 127.0.0.2-5), so that lines about their ends are counted too.
+attack_gone() {
+    ! ss -Htn state syn-recv state established state close-wait "( sport = :${URL##*:} )" |
+        grep -qE '127\.0\.0\.[2-5]:[0-9]+ *$'
+}
+wait_until 10 attack_gone || bad "attack connections still open 10 s after the attack"
 after=$(wc -l <"$T/main.log")
 echo "    the verifier's log gained $((after - before)) lines during the attack"
 [ $((after - before)) -le 50 ] && ok || bad "the attack wrote $((after - before)) log lines (at most 50)"
@@ -86,12 +92,23 @@ expect 0 "$K" --server "$URL" --cert "$P/operator.pem" --key "$P/operator.key" \
     --cacert "$P/ca.pem" nodes
 stop
 
-# --- the body budget, and both flags
+# --- one agent certificate cannot take every slot, from however many
+# addresses (review 2, F10): it gets 8 connections, node-1 still gets in
+start certs --max-connections 32
+has "$T/certs.log" "at most 32, of which 16 without a client certificate yet (4 per address), 8 per client certificate" "the per-certificate cap is logged"
+check cert-slots --max-connections 32 --per-cert 8
+has "$T/certs.log" "the agent certificate CN=node-2 has 8 connections open already" "the refusals are logged"
+stop
+
+# --- the body budget, and the flags
 expect 64 "$V" --max-body-memory 1000
 expect 64 "$V" --max-connections 2
-start budget --max-body-memory 4194304 --max-connections 100
+expect 64 "$V" --max-connections-per-cert 0
+start budget --max-body-memory 4194304 --max-connections 100 --max-connections-per-cert 3
 has "$T/budget.log" "connections: at most 100, of which 50" "--max-connections"
+has "$T/budget.log" "3 per client certificate" "--max-connections-per-cert"
 check budget
+check cert-slots --max-connections 100 --per-cert 3
 (cd "$T" && KIMA_MAX_BODY_MEMORY=1000 "$V" --listen 127.0.0.1:0 --db "$T/var/env.db" \
     --audit-log "$T/var/env-audit.log" --audit-key "$T/var/audit.key" >"$T/out" 2>&1)
 [ $? -eq 64 ] && ok || bad "KIMA_MAX_BODY_MEMORY=1000 must be a usage error"

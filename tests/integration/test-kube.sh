@@ -77,6 +77,20 @@ verifier_start "$T/verifier.log" 1 --tls-cert "$P/server.pem" --tls-key "$P/serv
     --client-ca "$P/ca.pem" --db "$T/var/kima.db" --audit-log "$T/var/audit.log" \
     --audit-key "$T/var/audit.key" --policies "$T/policies" --kubeconfig "$T/kubeconfig" \
     --interval-ms 500 --attribution-grace-ms 60000
+# Every thread but the main one (which takes them in sigtimedwait) blocks
+# SIGTERM and SIGINT, the Kubernetes client's included: a thread that did
+# not would end the process at a SIGTERM with no cleanup.
+unblocked_threads() {
+    local task blk
+    for task in /proc/"$VPID"/task/*; do
+        [ "${task##*/}" = "$VPID" ] && continue
+        blk=$(sed -n 's/^SigBlk:[[:space:]]*//p' "$task/status" 2>/dev/null) || continue
+        [ -n "$blk" ] || continue
+        (((0x$blk & 0x4002) == 0x4002)) || echo "${task##*/}"
+    done
+}
+[ "$(ls /proc/"$VPID"/task | wc -l)" -ge 3 ] && [ -z "$(unblocked_threads)" ] && ok ||
+    bad "threads without SIGTERM and SIGINT blocked: $(unblocked_threads)"
 agent_start
 # app_measure PATH DIGEST APP: an entry of a process in APP's pod.
 app_measure() { measure "${UIDS[$3]}" "$1" "$2"; }
@@ -229,6 +243,8 @@ wait_label amf unknown 10
 # 8. a token that may not write: 403 logged, attestation unaffected
 kill "$VPID"
 wait "$VPID"
+rc=$?
+[ $rc -eq 0 ] && ok || bad "SIGTERM with the Kubernetes client running: exit $rc, wanted 0"
 verifier_start "$T/verifier.log" 2 --tls-cert "$P/server.pem" --tls-key "$P/server.key" \
     --client-ca "$P/ca.pem" --db "$T/var/kima.db" --audit-log "$T/var/audit.log" \
     --audit-key "$T/var/audit.key" --policies "$T/policies" --kubeconfig "$T/kubeconfig" \

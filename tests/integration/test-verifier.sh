@@ -77,9 +77,15 @@ measure() {
         "$W" --securityfs "$T/sfs" --tcti "$TCTI" host "$1" "$2" --template ima-cgpath
     fi || bad "measure $1"
 }
+# challenged: node-1 asks for a challenge; false while it is too early
+# (429: the previous one came less than --min-challenge-ms before).
+challenged() {
+    acurl node-1 POST /v1/nodes/node-1/challenges
+    [ "$(cat "$T/status")" != 429 ]
+}
 # round [DROP]: one attestation round of node-1; the verdict is in $T/body.
 round() {
-    acurl node-1 POST /v1/nodes/node-1/challenges
+    WAIT_STEP=0.02 wait_until 2 challenged
     cp "$T/body" "$T/challenge.json"
     local from
     from=$(sed -n 's/.*"ima_next_index":\([0-9]*\).*/\1/p' "$T/challenge.json")
@@ -118,9 +124,14 @@ cp "$T/evidence.json" "$T/replayed.json"
 acurl node-1 POST /v1/nodes/node-1/evidence "$T/replayed.json"
 status_is 409 "replayed nonce"
 acurl node-1 POST /v1/nodes/node-1/challenges
+# The nonce was issued before this moment: it has expired once its
+# expires_in_ms have passed from here.
+issued=${EPOCHREALTIME/[.,]/}
 cp "$T/body" "$T/challenge.json"
 "$A" "$TCTI" "$T/agent" evidence "$T/challenge.json" "$LIST" 3 boot-1 >"$T/late.json"
-sleep 1.7
+expires=$((issued + $(jget expires_in_ms) * 1000))
+expired() { [ "${EPOCHREALTIME/[.,]/}" -gt "$expires" ]; }
+WAIT_STEP=0.02 wait_until 5 expired || bad "the nonce's expiry did not come"
 acurl node-1 POST /v1/nodes/node-1/evidence "$T/late.json"
 status_is 409 "expired nonce"
 acurl node-1 POST /v1/nodes/node-2/challenges
@@ -154,7 +165,7 @@ mkdir -p "$T/tpm2/state" "$T/agent3"
 swtpm socket --tpm2 --server "type=unixio,path=$T/tpm2/sock" --ctrl "type=unixio,path=$T/tpm2/sock.ctrl" \
     --tpmstate "dir=$T/tpm2/state" --flags not-need-init,startup-clear >/dev/null 2>&1 &
 TPM2_PID=$!
-for _ in $(seq 200); do [ -S "$T/tpm2/sock.ctrl" ] && break; sleep 0.01; done
+WAIT_STEP=0.01 wait_until 2 test -S "$T/tpm2/sock.ctrl" || bad "the second swtpm did not start"
 "$A" "swtpm:path=$T/tpm2/sock" "$T/agent3" init >"$T/reg3.json"
 kill "$TPM2_PID"
 wait "$TPM2_PID" 2>/dev/null
@@ -169,7 +180,6 @@ for i in 1 2; do
 done
 wait "${burst[@]}"
 grep -q 429 "$T/burst" && ok || bad "challenges in a burst: $(tr '\n' ' ' <"$T/burst")"
-sleep 0.2
 ocurl GET /v1/nodes
 status_is 200 "operator listing"
 acurl node-1 GET /v1/nodes
@@ -209,7 +219,9 @@ p = json.load(open(sys.argv[1])); p["digests"]["/usr/bin/newtool"] = ["sha256:" 
 json.dump(p, open(sys.argv[1], "w"))
 PY
 echo '{"apiVersion": "kima.dev/v1", "kind": "PodPolicy",' >"$T/policies/broken.json"
-sleep 1.2
+# Both files are read once the broken one is reported (it came last).
+policies_report() { ocurl GET /v1/policies && grep -q "broken.json" "$T/body"; }
+wait_until 5 policies_report || bad "the policy directory was not read again"
 measure /usr/bin/newtool $NEW
 round
 [ "$(pod_state)" = trusted ] && ok || bad "a new digest must take effect without a restart"
@@ -230,8 +242,9 @@ status_is 200 "evidence after kill -9"
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["ima"]["from"] > 0' "$T/evidence.json" &&
     ok || bad "the agent had to re-send the whole list"
 
-# --- stale after 3 missed intervals, pods read unknown
-sleep 12.5
+# --- stale after 3 missed intervals (12 s), pods read unknown
+node_stale() { "$K" nodes --json 2>/dev/null | grep -q '"state": "stale"'; }
+WAIT_STEP=0.5 wait_until 20 node_stale || bad "node-1 did not go stale"
 expect 0 "$K" nodes --json
 has "$T/out" '"state": "stale"' "stale node"
 [ "$(pod_state)" = unknown ] && ok || bad "pods of a stale node must read unknown"
@@ -274,13 +287,25 @@ has "$T/out" "violation" "audit show"
 "$V" --listen 127.0.0.1:0 --insecure-plain-http --db "$T/var/plain.db" \
     --audit-log "$T/var/plain.log" --audit-key "$T/var/audit.key" >"$T/plain.log" 2>&1 &
 PLAIN=$!
-for _ in $(seq 100); do grep -q "listening on port" "$T/plain.log" && break; sleep 0.05; done
+WAIT_STEP=0.05 wait_until 5 grep -q "listening on port" "$T/plain.log" || bad "plain HTTP did not start"
 PPORT=$(sed -n 's/.*listening on port \([0-9]*\).*/\1/p' "$T/plain.log")
 has "$T/plain.log" "NO TLS, NO CLIENT AUTHENTICATION" "plain HTTP warning"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PPORT/v1/nodes")" = 200 ] && ok ||
     bad "plain HTTP demo mode"
 kill "$PLAIN"
 wait "$PLAIN"
+
+# --- a SIGTERM while the services open (SIGTERM and SIGINT are blocked
+# before anything opens): the verifier opens, then stops cleanly, exit 0
+"$V" --listen 127.0.0.1:0 --insecure-plain-http --db "$T/var/early.db" \
+    --audit-log "$T/var/early.log" --audit-key "$T/var/audit.key" >"$T/early.log" 2>&1 &
+EARLY=$!
+WAIT_STEP=0.002 wait_until 10 grep -q "NO TLS" "$T/early.log" || bad "the early verifier did not log"
+kill -TERM "$EARLY"
+wait "$EARLY"
+rc=$?
+[ $rc -eq 0 ] && ok || bad "SIGTERM during start-up: exit $rc, wanted 0 ($(tail -2 "$T/early.log"))"
+has "$T/early.log" "signal 15: finishing requests in flight and stopping" "early SIGTERM handled"
 
 # --- excludes: one that matches every path is refused, naming it, unless
 # --allow-match-all-excludes loads it with a warning; one over /tmp warns
@@ -292,7 +317,7 @@ for flag in "" --allow-match-all-excludes; do
     "$V" --listen 127.0.0.1:0 --insecure-plain-http --db "$T/var/x$flag.db" --audit-log "$T/var/x$flag.log" \
         --audit-key "$T/var/audit.key" --policies "$T/xpol" $flag >"$T/x.log" 2>&1 &
     XPID=$!
-    for _ in $(seq 100); do grep -q "listening on port" "$T/x.log" && break; sleep 0.05; done
+    WAIT_STEP=0.05 wait_until 5 grep -q "listening on port" "$T/x.log" || bad "the verifier did not start"
     XPORT=$(sed -n 's/.*listening on port \([0-9]*\).*/\1/p' "$T/x.log")
     curl -s "http://127.0.0.1:$XPORT/v1/policies" >"$T/body"
     python3 - "$T/body" "$flag" <<'PY' && ok || bad "policies with${flag:+ $flag}: $(cat "$T/body")"

@@ -41,20 +41,21 @@ static struct {
     struct call calls[8];
     json_t *bodies[8]; /* what the agent sent (copies) */
     size_t n, at;
+    const char *node; /* the node in the paths; NULL: NODE */
 } stub;
 
 int __wrap_client_post(struct client *c, const char *path, const json_t *body, json_t **ret);
 
 int __wrap_client_post(struct client *c, const char *path, const json_t *body, json_t **ret) {
     struct call *call;
-    char want[128];
+    char want[600];
 
     (void)c;
     if (stub.at >= stub.n) {
         fail_msg("unexpected request %s", path);
     }
     call = &stub.calls[stub.at];
-    snprintf(want, sizeof(want), "/v1/nodes/" NODE "/%s", call->what);
+    snprintf(want, sizeof(want), "/v1/nodes/%s/%s", stub.node ? stub.node : NODE, call->what);
     assert_string_equal(path, want);
     stub.bodies[stub.at++] = body ? json_deep_copy(body) : NULL;
     if (call->hook) {
@@ -461,9 +462,9 @@ static void expect_registration(struct fixture *f, const TPM2B_NAME *name, int a
 /* The registration sends both public areas; the activation proves the
  * credential: HMAC-SHA256(credential, node name || AK name). */
 static void check_registration(struct fixture *f, size_t i) {
-    uint8_t akbuf[sizeof(TPM2B_PUBLIC)], msg[256], proof[32];
+    uint8_t akbuf[sizeof(TPM2B_PUBLIC)], msg[1024], proof[32];
     _cleanup_free_ uint8_t *got = NULL, *ak = NULL;
-    size_t aklen = 0, len, n = strlen(NODE);
+    size_t aklen = 0, len, n = strlen(f->cfg.node);
     unsigned int plen;
     char err[128];
 
@@ -474,7 +475,8 @@ static void check_registration(struct fixture *f, size_t i) {
     assert_memory_equal(ak, akbuf, len);
     assert_non_null(json_object_get(stub.bodies[i], "ek_pub"));
 
-    memcpy(msg, NODE, n);
+    assert_true(n + f->ak.name.size <= sizeof(msg));
+    memcpy(msg, f->cfg.node, n);
     memcpy(msg + n, f->ak.name.name, f->ak.name.size);
     HMAC(EVP_sha256(), cred, sizeof(cred), msg, n + f->ak.name.size, proof, &plen);
     assert_int_equal(json_get_base64(stub.bodies[i + 1], "proof", 64, &got, &len, err, sizeof(err)),
@@ -514,6 +516,76 @@ static void test_register(void **state) {
     stub.n--; /* no activation is sent */
     assert_int_equal(agent_register(&f->a), -EIO);
     expect_done();
+}
+
+/* Node names: the longest a verifier takes (253 bytes) registers with the
+ * right proof; a longer one is sent nowhere (before, a name of about 480
+ * bytes overflowed the activation's buffer). */
+static void test_long_node_name(void **state) {
+    struct fixture *f = *state;
+    char name[600];
+
+    memset(name, 'n', sizeof(name));
+    name[AGENT_NODE_NAME_MAX] = 0;
+    f->cfg.node = stub.node = name;
+    expect_registration(f, &f->ak.name, 200);
+    assert_int_equal(agent_register(&f->a), 0);
+    expect_done();
+    check_registration(f, 0);
+
+    /* One byte more, and the length that overflowed: no request at all. */
+    for (size_t len = AGENT_NODE_NAME_MAX + 1; len <= 485; len += 485 - AGENT_NODE_NAME_MAX - 1) {
+        stub_reset();
+        memset(name, 'n', sizeof(name));
+        name[len] = 0;
+        assert_int_equal(agent_register(&f->a), -ENAMETOOLONG);
+        assert_int_equal(agent_round(&f->a), -ENAMETOOLONG);
+        expect_done();
+    }
+    f->cfg.node = NODE;
+}
+
+/* What the agent logs about the verifier's answers: the detail or reason
+ * when there is one, a clear text when there is none, never "(null)". */
+static void test_log_answers(void **state) {
+    struct fixture *f = *state;
+    char path[128];
+    uint8_t *text = NULL;
+    size_t len;
+    FILE *log;
+
+    snprintf(path, sizeof(path), "%s/agent.log", f->dir);
+    log = fopen(path, "w+");
+    assert_non_null(log);
+    log_set_stream(log);
+    add_entries(f, 1);
+    expect("registration", 403, json_pack("{s:s}", "detail", "go away"));
+    assert_int_equal(agent_register(&f->a), -EACCES);
+    expect("registration", 503, json_object());
+    assert_int_equal(agent_register(&f->a), -EACCES);
+    expect("registration", -ECONNREFUSED, NULL);
+    assert_int_equal(agent_register(&f->a), -ECONNREFUSED);
+    expect_done();
+    stub_reset();
+    expect_round(0, 409, json_pack("{s:i}", "ima_next_index", 0));
+    assert_int_equal(agent_round(&f->a), -EAGAIN);
+    expect_round(0, 200, json_pack("{s:s,s:i}", "verdict", "untrusted", "ima_next_index", 1));
+    assert_int_equal(agent_round(&f->a), 0);
+    expect_round(1, 200, json_pack("{s:i}", "ima_next_index", 1));
+    assert_int_equal(agent_round(&f->a), 0);
+    expect_done();
+    log_set_stream(NULL);
+    assert_int_equal(fclose(log), 0);
+
+    assert_int_equal(read_file_capped(path, 1 << 20, &text, &len), 0);
+    assert_non_null(strstr((char *)text, "registration refused: 403 go away"));
+    assert_non_null(strstr((char *)text, "registration refused: 503 (no detail given)"));
+    assert_non_null(strstr((char *)text, "registration refused: -111 no answer"));
+    assert_non_null(strstr((char *)text, "evidence refused: 409 (no detail given)"));
+    assert_non_null(strstr((char *)text, "the verifier says untrusted: (no reason given)"));
+    assert_non_null(strstr((char *)text, "the verifier says no verdict: (no reason given)"));
+    assert_null(strstr((char *)text, "(null)"));
+    free(text);
 }
 
 /* A round answered 404: the next step registers again, from position 0,
@@ -726,6 +798,8 @@ int main(void) {
             cmocka_unit_test_setup_teardown(test_round_after_restart, setup, teardown),
             cmocka_unit_test_setup_teardown(test_round_refusals, setup, teardown),
             cmocka_unit_test_setup_teardown(test_register, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_long_node_name, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_log_answers, setup, teardown),
             cmocka_unit_test_setup_teardown(test_step_registers_again, setup, teardown),
             cmocka_unit_test_setup_teardown(test_schedule, setup, teardown),
             cmocka_unit_test_setup_teardown(test_backoff, setup, teardown),

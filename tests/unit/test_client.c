@@ -27,8 +27,6 @@
 #include "client.h"
 #include "log.h"
 
-#define RESPONSE_MAX (1u << 20) /* agent/client.c */
-
 /* ---- certificates ---- */
 
 struct pki {
@@ -270,12 +268,12 @@ static bool respond(struct server *s, SSL *ssl, int nconn) {
     }
     case HUGE_LENGTH:
         snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Length: %u\r\n\r\n{\"a\":\"",
-                 RESPONSE_MAX + 1);
+                 CLIENT_RESPONSE_MAX + 1);
         write_all(ssl, head, strlen(head));
         return true; /* the client hangs up */
     case HUGE_CHUNKED:
         send_str(ssl, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
-        for (unsigned sent = 0; sent <= RESPONSE_MAX; sent += sizeof(filler)) {
+        for (unsigned sent = 0; sent <= CLIENT_RESPONSE_MAX; sent += sizeof(filler)) {
             if (!send_str(ssl, "10000\r\n") || !write_all(ssl, filler, sizeof(filler)) ||
                 !send_str(ssl, "\r\n")) {
                 return false;
@@ -285,7 +283,7 @@ static bool respond(struct server *s, SSL *ssl, int nconn) {
         return false;
     case HUGE_UNTIL_CLOSE:
         send_str(ssl, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
-        for (unsigned sent = 0; sent <= RESPONSE_MAX + 65536; sent += sizeof(filler)) {
+        for (unsigned sent = 0; sent <= CLIENT_RESPONSE_MAX + 65536; sent += sizeof(filler)) {
             if (!write_all(ssl, filler, sizeof(filler))) {
                 break;
             }
@@ -567,10 +565,10 @@ static void test_response_cap(void **state) {
     json_t *resp = NULL;
     (void)state;
 
-    server_start_sized(SIZED, &server, RESPONSE_MAX);
+    server_start_sized(SIZED, &server, CLIENT_RESPONSE_MAX);
     c = connect_to(ca_pem, "");
     assert_int_equal(post(c, "/a", &resp), 200);
-    assert_int_equal(json_string_length(json_object_get(resp, "a")), RESPONSE_MAX - 8);
+    assert_int_equal(json_string_length(json_object_get(resp, "a")), CLIENT_RESPONSE_MAX - 8);
     json_decref(resp);
     resp = NULL;
     client_free(c);

@@ -51,7 +51,8 @@ static const struct admit_case cases[] = {
          "65537 bytes is over this request's cap of 65536"},
         {"POST", "/v1/nodes/node-1/evidence/x", ROLE_AGENT, "node-1", "95000000", false, 403, 0,
          "operator"},
-        {"POST", "/v1/evidence", ROLE_OPERATOR, "alice", "95000000", false, 413, 0, NULL},
+        /* No such route: 404 before the body, whatever it announces. */
+        {"POST", "/v1/evidence", ROLE_OPERATOR, "alice", "95000000", false, 404, 0, NULL},
         {"POST", "/v1/pods/u-1/reset", ROLE_OPERATOR, "alice", "40", false, 0, BODY, NULL},
         {"POST", "/v1/nodes/node-1/challenges", ROLE_AGENT, "node-1", NULL, false, 0, BODY, NULL},
         /* GET and DELETE take no body. */
@@ -59,7 +60,7 @@ static const struct admit_case cases[] = {
         {"GET", "/v1/nodes", ROLE_OPERATOR, "alice", "0", false, 0, 0, NULL},
         {"GET", "/v1/nodes", ROLE_OPERATOR, "alice", "1", false, 413, 0, "takes no body"},
         {"DELETE", "/v1/nodes/node-1", ROLE_OPERATOR, "alice", "5", false, 413, 0, NULL},
-        {"GET", "/v1/nodes/node-1/evidence", ROLE_AGENT, "node-1", "5", false, 413, 0, NULL},
+        {"GET", "/v1/nodes/node-1/evidence", ROLE_AGENT, "node-1", "5", false, 405, 0, "POST"},
         {"GET", "/v1/nodes", ROLE_OPERATOR, "alice", NULL, true, 413, 0, "takes no body"},
         /* A body needs a length. */
         {"POST", "/v1/nodes/node-1/evidence", ROLE_AGENT, "node-1", NULL, true, 411, 0,
@@ -69,10 +70,13 @@ static const struct admit_case cases[] = {
         {"POST", "/v1/nodes/node-1/evidence", ROLE_AGENT, "node-1", "-1", false, 400, 0, NULL},
         {"POST", "/v1/nodes/node-1/evidence", ROLE_AGENT, "node-1", "99999999999999999999999",
          false, 400, 0, NULL},
-        /* Unknown routes pass to the dispatcher (404) with their method's cap. */
-        {"GET", "/metrics", ROLE_AGENT, "node-1", NULL, false, 0, 0, NULL},
-        {"GET", "/nope", ROLE_OPERATOR, "alice", NULL, false, 0, 0, NULL},
-        {"GET", "//v1//nodes", ROLE_OPERATOR, "alice", NULL, false, 0, 0, NULL},
+        /* Unknown routes are 404 to whoever has a certificate, before the
+         * body; /metrics is the operators'. */
+        {"GET", "/metrics", ROLE_AGENT, "node-1", NULL, false, 403, 0, "operator"},
+        {"GET", "/nope", ROLE_OPERATOR, "alice", NULL, false, 404, 0, "/nope"},
+        {"POST", "/nope", ROLE_AGENT, "node-1", "95000000", false, 404, 0, NULL},
+        {"GET", "/nope", ROLE_NONE, NULL, NULL, false, 401, 0, NULL},
+        {"GET", "//v1//nodes", ROLE_OPERATOR, "alice", NULL, false, 404, 0, NULL},
 };
 
 static void test_cases(void **state) {
@@ -130,8 +134,8 @@ static const struct route_case routes[] = {
         {"POST", "/v1/pods/1a2b3c4d-0000-4111-8222-933344445555/reset", BODY, 401, 401, 403, 0},
         {"GET", "/v1/policies", 0, 401, 401, 403, 0},
         {"GET", "/v1/audit/head", 0, 401, 401, 403, 0},
-        /* Outside /v1 the dispatcher decides (metrics for operators, 404). */
-        {"GET", "/metrics", 0, 401, 401, 0, 0},
+        /* Outside /v1: metrics for operators. */
+        {"GET", "/metrics", 0, 401, 401, 403, 0},
 };
 
 static int admit_as(const struct route_case *rc, enum role role, bool plain, const char *len,
@@ -180,7 +184,8 @@ static void test_routes_and_roles(void **state) {
                 assert_int_equal(admit_as(rc, roles[r], false, over, &a), got);
                 continue;
             }
-            /* Admitted: the route's cap, exactly. */
+            /* Admitted: a route the dispatcher runs, with its cap, exactly. */
+            assert_true(a.route.id > HTTP_ROUTE_BAD_METHOD);
             assert_int_equal(a.body_max, rc->cap);
             assert_int_equal(admit_as(rc, roles[r], false, at_cap, &a), 0);
             assert_int_equal(a.body_len, rc->cap);
@@ -236,6 +241,168 @@ static void test_no_roles(void **state) {
     assert_int_equal(a.status, 413);
 }
 
+/* The route function alone: method and path to the route, the role it
+ * needs, its body cap and what the path names. */
+struct route_expect {
+    const char *method, *url;
+    enum http_route_id id;
+    enum role role;
+    uint64_t cap;
+    const char *node, *arg0, *arg1, *allow;
+};
+
+static const struct route_expect route_table[] = {
+        {"GET", "/healthz", HTTP_ROUTE_HEALTHZ, ROLE_NONE, 0, "", "", "", NULL},
+        {"GET", "/readyz", HTTP_ROUTE_READYZ, ROLE_NONE, 0, "", "", "", NULL},
+        {"POST", "/healthz", HTTP_ROUTE_BAD_METHOD, ROLE_NONE, 0, "", "", "", "GET"},
+        {"GET", "/metrics", HTTP_ROUTE_METRICS, ROLE_OPERATOR, 0, "", "", "", NULL},
+        {"POST", "/metrics", HTTP_ROUTE_BAD_METHOD, ROLE_OPERATOR, 0, "", "", "", "GET"},
+        {"POST", "/v1/nodes/node-1/registration", HTTP_ROUTE_REGISTRATION, ROLE_AGENT, BODY,
+         "node-1", "", "", NULL},
+        {"POST", "/v1/nodes/node-1/activation", HTTP_ROUTE_ACTIVATION, ROLE_AGENT, BODY, "node-1",
+         "", "", NULL},
+        {"POST", "/v1/nodes/n/challenges", HTTP_ROUTE_CHALLENGES, ROLE_AGENT, BODY, "n", "", "",
+         NULL},
+        {"POST", "/v1/nodes/node-1/evidence", HTTP_ROUTE_EVIDENCE, ROLE_AGENT, EVID, "node-1", "",
+         "", NULL},
+        /* An agent route with another method, an unknown action. */
+        {"GET", "/v1/nodes/node-1/evidence", HTTP_ROUTE_BAD_METHOD, ROLE_AGENT, 0, "node-1", "", "",
+         "POST"},
+        {"DELETE", "/v1/nodes/node-1/challenges", HTTP_ROUTE_BAD_METHOD, ROLE_AGENT, 0, "node-1",
+         "", "", "POST"},
+        {"POST", "/v1/nodes/node-1/reboot", HTTP_ROUTE_NOT_FOUND, ROLE_AGENT, 0, "node-1", "", "",
+         NULL},
+        {"GET", "/v1/nodes", HTTP_ROUTE_NODES, ROLE_OPERATOR, 0, "", "", "", NULL},
+        {"POST", "/v1/nodes", HTTP_ROUTE_BAD_METHOD, ROLE_OPERATOR, 0, "", "", "", "GET"},
+        {"GET", "/v1/nodes/node-1", HTTP_ROUTE_NODE, ROLE_OPERATOR, 0, "node-1", "", "", NULL},
+        {"DELETE", "/v1/nodes/node-1", HTTP_ROUTE_NODE_DELETE, ROLE_OPERATOR, 0, "node-1", "", "",
+         NULL},
+        {"PUT", "/v1/nodes/node-1", HTTP_ROUTE_BAD_METHOD, ROLE_OPERATOR, 0, "node-1", "", "",
+         "GET, DELETE"},
+        {"GET", "/v1/pods", HTTP_ROUTE_PODS, ROLE_OPERATOR, 0, "", "", "", NULL},
+        {"GET", "/v1/pods/open5gs/upf-0", HTTP_ROUTE_POD, ROLE_OPERATOR, 0, "", "open5gs", "upf-0",
+         NULL},
+        /* A pod named "reset" is a pod; POST .../reset resets a UID. */
+        {"GET", "/v1/pods/open5gs/reset", HTTP_ROUTE_POD, ROLE_OPERATOR, 0, "", "open5gs", "reset",
+         NULL},
+        {"POST", "/v1/pods/u-1/reset", HTTP_ROUTE_POD_RESET, ROLE_OPERATOR, BODY, "", "u-1", "",
+         NULL},
+        {"PUT", "/v1/pods/u-1/reset", HTTP_ROUTE_BAD_METHOD, ROLE_OPERATOR, 0, "", "", "",
+         "GET, POST"},
+        {"POST", "/v1/pods/open5gs/upf-0", HTTP_ROUTE_BAD_METHOD, ROLE_OPERATOR, 0, "", "", "",
+         "GET"},
+        {"GET", "/v1/pods/u-1", HTTP_ROUTE_NOT_FOUND, ROLE_OPERATOR, 0, "", "", "", NULL},
+        {"GET", "/v1/policies", HTTP_ROUTE_POLICIES, ROLE_OPERATOR, 0, "", "", "", NULL},
+        {"GET", "/v1/audit/head", HTTP_ROUTE_AUDIT_HEAD, ROLE_OPERATOR, 0, "", "", "", NULL},
+        {"GET", "/v1/audit", HTTP_ROUTE_NOT_FOUND, ROLE_OPERATOR, 0, "", "", "", NULL},
+        {"POST", "/v1/nodes/node-1/evidence/x", HTTP_ROUTE_NOT_FOUND, ROLE_OPERATOR, 0, "", "", "",
+         NULL},
+        /* Outside the API. */
+        {"GET", "/", HTTP_ROUTE_NOT_FOUND, ROLE_NONE, 0, "", "", "", NULL},
+        {"GET", "/v1", HTTP_ROUTE_NOT_FOUND, ROLE_NONE, 0, "", "", "", NULL},
+        {"GET", "/v2/nodes", HTTP_ROUTE_NOT_FOUND, ROLE_NONE, 0, "", "", "", NULL},
+        {"GET", "/v1//nodes", HTTP_ROUTE_NOT_FOUND, ROLE_NONE, 0, "", "", "", NULL},
+        {"GET", "/a/b/c/d/e/f", HTTP_ROUTE_NOT_FOUND, ROLE_NONE, 0, "", "", "", NULL},
+};
+
+static void test_route(void **state) {
+    (void)state;
+    for (size_t i = 0; i < ARRAY_SIZE(route_table); i++) {
+        const struct route_expect *x = &route_table[i];
+        struct http_route r;
+
+        http_route(x->method, x->url, &r);
+        if (r.id != x->id || r.role != x->role || r.body_max != x->cap) {
+            fail_msg("%s %s: route %d role %d cap %llu, wanted %d %d %llu", x->method, x->url, r.id,
+                     r.role, (unsigned long long)r.body_max, x->id, x->role,
+                     (unsigned long long)x->cap);
+        }
+        assert_string_equal(r.node, x->node);
+        if (x->id != HTTP_ROUTE_BAD_METHOD) {
+            assert_string_equal(r.arg[0], x->arg0);
+            assert_string_equal(r.arg[1], x->arg1);
+            assert_null(r.allow);
+        } else {
+            assert_non_null(r.allow);
+            assert_string_equal(r.allow, x->allow);
+        }
+        assert_int_equal(r.anonymous, x->id == HTTP_ROUTE_HEALTHZ || x->id == HTTP_ROUTE_READYZ);
+    }
+}
+
+/* What the routes come to at admission: an unknown action of the agent's
+ * own node is 404 (another node's is 403, as any of its routes), a wrong
+ * method on an agent route 405 naming POST, /metrics for operators only. */
+static void test_route_admission(void **state) {
+    struct http_head h = {.method = "POST",
+                          .url = "/v1/nodes/node-1/reboot",
+                          .role = ROLE_AGENT,
+                          .cn = "node-1",
+                          .content_length = "95000000"};
+    struct http_admission a;
+    (void)state;
+
+    http_admit(&h, &a);
+    assert_int_equal(a.status, 404);
+    assert_string_equal(a.error, "not found");
+    assert_non_null(strstr(a.detail, "/v1/nodes/node-1/reboot"));
+    h.cn = "node-2";
+    http_admit(&h, &a);
+    assert_int_equal(a.status, 403);
+    h.role = ROLE_OPERATOR;
+    http_admit(&h, &a);
+    assert_int_equal(a.status, 403);
+
+    h = (struct http_head){.method = "GET",
+                           .url = "/v1/nodes/node-1/challenges",
+                           .role = ROLE_AGENT,
+                           .cn = "node-1"};
+    http_admit(&h, &a);
+    assert_int_equal(a.status, 405);
+    assert_string_equal(a.allow, "POST");
+    assert_non_null(strstr(a.detail, "POST"));
+    h.method = "PUT";
+    h.content_length = "95000000"; /* 405 before the body's length */
+    http_admit(&h, &a);
+    assert_int_equal(a.status, 405);
+    h.role = ROLE_OPERATOR; /* an operator is refused the route first */
+    http_admit(&h, &a);
+    assert_int_equal(a.status, 403);
+    assert_null(a.allow);
+
+    h = (struct http_head){
+            .method = "GET", .url = "/metrics", .role = ROLE_OPERATOR, .cn = "alice"};
+    http_admit(&h, &a);
+    assert_int_equal(a.status, 0);
+    assert_int_equal(a.route.id, HTTP_ROUTE_METRICS);
+    h.role = ROLE_AGENT;
+    h.cn = "node-1";
+    http_admit(&h, &a);
+    assert_int_equal(a.status, 403);
+    h.role = ROLE_NONE;
+    h.cn = NULL;
+    http_admit(&h, &a);
+    assert_int_equal(a.status, 401);
+    h.role = ROLE_REVOKED;
+    http_admit(&h, &a);
+    assert_int_equal(a.status, 401);
+    h = (struct http_head){.method = "POST", .url = "/metrics", .role = ROLE_OPERATOR, .cn = "a"};
+    http_admit(&h, &a);
+    assert_int_equal(a.status, 405);
+    assert_string_equal(a.allow, "GET");
+
+    /* Without roles the route is still checked. */
+    h = (struct http_head){.method = "GET", .url = "/v1/nodes/node-1/evidence", .no_roles = true};
+    http_admit(&h, &a);
+    assert_int_equal(a.status, 405);
+    h.url = "/v1/nope";
+    http_admit(&h, &a);
+    assert_int_equal(a.status, 404);
+    h.url = "/metrics";
+    http_admit(&h, &a);
+    assert_int_equal(a.status, 0);
+}
+
 static void test_split(void **state) {
     char parts[HTTP_PATH_PARTS][HTTP_PATH_PART_MAX];
     char longpart[HTTP_PATH_PART_MAX + 8];
@@ -260,6 +427,8 @@ int main(void) {
             cmocka_unit_test(test_agent_without_name),
             cmocka_unit_test(test_no_roles),
             cmocka_unit_test(test_split),
+            cmocka_unit_test(test_route),
+            cmocka_unit_test(test_route_admission),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

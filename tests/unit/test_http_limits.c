@@ -134,6 +134,87 @@ static void test_table_full(void **state) {
     http_unauth_free(u);
 }
 
+/* Authenticated connections by certificate: one identity gets its share
+ * from whatever addresses, others are not touched, and a closed connection
+ * gives its place back. */
+static void test_clients(void **state) {
+    struct http_clients *t = NULL;
+    char longid[HTTP_CLIENT_ID_MAX + 1];
+    (void)state;
+
+    assert_int_equal(http_clients_new(0, 1, &t), -EINVAL);
+    assert_int_equal(http_clients_new(4, 0, &t), -EINVAL);
+    assert_int_equal(http_clients_new(4, 3, &t), 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(http_clients_add(t, "agent:node-2"), 0);
+    }
+    assert_int_equal(http_clients_add(t, "agent:node-2"), -EBUSY);
+    assert_int_equal(http_clients_count(t, "agent:node-2"), 3);
+    /* Another node, and an operator with the node's name, are other clients. */
+    assert_int_equal(http_clients_add(t, "agent:node-1"), 0);
+    assert_int_equal(http_clients_add(t, "operator:node-2"), 0);
+    assert_int_equal(http_clients_count(t, "operator:node-2"), 1);
+    assert_int_equal(http_clients_size(t), 3);
+    /* One of node-2's closes: it may open one again, and only one. */
+    http_clients_del(t, "agent:node-2");
+    assert_int_equal(http_clients_add(t, "agent:node-2"), 0);
+    assert_int_equal(http_clients_add(t, "agent:node-2"), -EBUSY);
+    /* The last connection of an identity takes its entry with it. */
+    http_clients_del(t, "agent:node-1");
+    assert_int_equal(http_clients_count(t, "agent:node-1"), 0);
+    assert_int_equal(http_clients_size(t), 2);
+    /* At most max_clients identities (the connection limit). */
+    assert_int_equal(http_clients_add(t, "agent:node-3"), 0);
+    assert_int_equal(http_clients_add(t, "agent:node-4"), 0);
+    assert_int_equal(http_clients_add(t, "agent:node-5"), -ENOSPC);
+    assert_int_equal(http_clients_count(t, "agent:node-5"), 0);
+    memset(longid, 'a', sizeof(longid) - 1);
+    longid[sizeof(longid) - 1] = 0;
+    assert_int_equal(http_clients_add(t, longid), -EINVAL);
+    longid[HTTP_CLIENT_ID_MAX - 1] = 0; /* the longest that fits */
+    http_clients_del(t, "agent:node-4");
+    assert_int_equal(http_clients_add(t, longid), 0);
+    assert_int_equal(http_clients_count(t, longid), 1);
+    http_clients_free(t); /* with entries left: freed too (ASan) */
+    http_clients_free(NULL);
+}
+
+/* Many identities added and removed in a mixed order, against an array. */
+static void test_clients_model(void **state) {
+    enum { IDS = 200, PER = 5 };
+    struct http_clients *t = NULL;
+    unsigned model[IDS] = {0}, rnd = 777, size = 0;
+    (void)state;
+
+    assert_int_equal(http_clients_new(IDS, PER, &t), 0);
+    for (int step = 0; step < 20000; step++) {
+        char id[32];
+        unsigned k;
+
+        rnd = rnd * 1103515245u + 12345u;
+        k = (rnd >> 8) % IDS;
+        snprintf(id, sizeof(id), "agent:node-%u", k);
+        if ((rnd >> 20) & 1) {
+            int r = http_clients_add(t, id);
+            assert_int_equal(r, model[k] < PER ? 0 : -EBUSY);
+            if (r == 0) {
+                size += model[k]++ == 0;
+            }
+        } else if (model[k] > 0) {
+            http_clients_del(t, id);
+            size -= --model[k] == 0;
+        }
+        if (step % 101 == 0) {
+            for (unsigned j = 0; j < IDS; j++) {
+                snprintf(id, sizeof(id), "agent:node-%u", j);
+                assert_int_equal(http_clients_count(t, id), model[j]);
+            }
+        }
+        assert_int_equal(http_clients_size(t), size);
+    }
+    http_clients_free(t);
+}
+
 static void test_conn_limits(void **state) {
     struct http_conn_limits l;
     (void)state;
@@ -185,6 +266,7 @@ int main(void) {
             cmocka_unit_test(test_addr),        cmocka_unit_test(test_caps),
             cmocka_unit_test(test_table_model), cmocka_unit_test(test_table_full),
             cmocka_unit_test(test_conn_limits), cmocka_unit_test(test_budget),
+            cmocka_unit_test(test_clients),     cmocka_unit_test(test_clients_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

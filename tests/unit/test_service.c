@@ -54,6 +54,7 @@ static int setup(void **state) {
             .attribution_grace_ms = 10000,
             .pcr_selection = "sha256:10",
             .threads = 2,
+            .max_connections_per_cert = 8,
     };
     unsetenv("KUBERNETES_SERVICE_HOST");
     log_set_level(LOG_LEVEL_ERROR);
@@ -86,6 +87,7 @@ static void test_open_tick_close(void **state) {
     assert_int_equal(v.engine_cfg.min_challenge_ms, 100);
     assert_int_equal(v.http_cfg.threads, 2);
     assert_int_equal(v.http_cfg.max_connections, 0);
+    assert_int_equal(v.http_cfg.max_connections_per_cert, 8);
     assert_int_equal(v.kube_opt.refresh_ms, 10000);
     assert_int_equal(stat(f->audit_key, &st), 0);
     assert_int_equal(verifier_listen(&v), 0);
