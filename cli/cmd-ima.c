@@ -432,6 +432,12 @@ static int do_pods(struct ima_cmd *c, struct list_reader *lr) {
             return digest_mismatch(c, &e);
         }
         r = ima_pods_add(pods, &e);
+        if (r == -EBADMSG) {
+            log_error("entry %" PRIu64 ": its cgroup field does not read as its template %.*s "
+                      "says (a renamed entry)",
+                      e.index, (int)e.name_len, e.name);
+            return EXIT_MALFORMED;
+        }
         if (r < 0) {
             log_error("too many pods or containers in the list: %s", strerror(-r));
             return r == -ENOMEM ? EXIT_SOFTWARE : EXIT_MALFORMED;

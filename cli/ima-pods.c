@@ -126,7 +126,10 @@ int ima_pods_add(struct ima_pods *p, const struct ima_entry *e) {
     struct pod_count *pod;
     int r;
 
-    ima_entry_attribute(e, &ref);
+    r = ima_entry_attribute(e, &ref);
+    if (r < 0) {
+        return r; /* -EBADMSG: a cgroup field that is not what its template says */
+    }
     switch (ref.scope) {
     case IMA_SCOPE_NODE:
         p->node_entries++;

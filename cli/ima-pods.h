@@ -24,7 +24,8 @@ static inline void ima_pods_freep(struct ima_pods **p) {
     ima_pods_free(*p);
 }
 
-/* Attribute one entry. 0, -E2BIG (over a cap) or -ENOMEM. */
+/* Attribute one entry. 0, -E2BIG (over a cap), -ENOMEM, or -EBADMSG when
+ * its cgroup field does not read as its template says (ima_entry_attribute). */
 int ima_pods_add(struct ima_pods *p, const struct ima_entry *e);
 
 int ima_pods_write_text(const struct ima_pods *p, struct kbuf *out);

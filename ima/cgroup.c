@@ -340,16 +340,26 @@ int ima_entry_attribute(const struct ima_entry *e, struct ima_pod_ref *ret) {
     if (!e || !ret) {
         return -EINVAL;
     }
+    memset(ret, 0, sizeof(*ret));
+    /* The template name is not in the template digest: whoever sends the
+     * list can rename an entry. A field must read as what its name says,
+     * or a cg-path renamed to a cgn (or back) would move the entry out of
+     * its pod. The kernel writes "-" when it finds no cgroup. */
     f = ima_entry_field(e, IMA_FIELD_CG_PATH);
     if (f) {
         ima_field_string(f, &s, &len);
+        if (!(len == 1 && s[0] == '-') && (len == 0 || s[0] != '/')) {
+            return -EBADMSG; /* a cgroup path starts at the root */
+        }
         return ima_cgroup_attribute_path(s, len, ret);
     }
     f = ima_entry_field(e, IMA_FIELD_CGN);
     if (f) {
         ima_field_string(f, &s, &len);
+        if (len == 0 || (memchr(s, '/', len) && !(len == 1 && s[0] == '/'))) {
+            return -EBADMSG; /* a cgroup name is one component, or the root's "/" */
+        }
         return ima_cgroup_attribute_name(s, len, ret);
     }
-    memset(ret, 0, sizeof(*ret));
     return 0;
 }

@@ -86,7 +86,10 @@ int ima_cgroup_attribute_path(const char *path, size_t len, struct ima_pod_ref *
 int ima_cgroup_attribute_name(const char *name, size_t len, struct ima_pod_ref *ret);
 
 /* Classify an entry by its cg-path or cgn field; entries of templates without
- * either are node scope. */
+ * either are node scope. Returns 0, -EINVAL for NULL arguments, or -EBADMSG
+ * when the field does not read as its kind (a cg-path not starting with
+ * '/' or "-", a cgn with a '/' other than the root's "/", either empty):
+ * the entry's template name does not fit its data. */
 int ima_entry_attribute(const struct ima_entry *e, struct ima_pod_ref *ret);
 
 #endif

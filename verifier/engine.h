@@ -50,6 +50,10 @@ struct engine_config {
     uint64_t attribution_grace_ms;
     /* Load policies with an exclude that matches every path (warned). */
     bool allow_match_all_excludes;
+    /* Custom template formats (the kernel names an entry of a custom
+     * ima_template_fmt= by the format itself) accepted besides the
+     * built-in templates, comma-separated; NULL or "": none (borrowed). */
+    const char *ima_templates;
 };
 
 void engine_config_default(struct engine_config *c);

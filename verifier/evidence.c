@@ -28,6 +28,7 @@
 #include "pubkey.h"
 #include "quote-verify.h"
 #include "replay.h"
+#include "template.h"
 #include "verify.h"
 
 /* Take a nonce: it must have been issued to this node and not expired; it is
@@ -190,6 +191,25 @@ int evidence_replay(const struct evidence *ev, const struct node_record *n,
     return 0;
 }
 
+bool evidence_template_accepted(const struct ima_entry *ent, const char *custom) {
+    const char *at = custom;
+
+    if (ima_template_builtin_fmt(ent->name, ent->name_len)) {
+        return true;
+    }
+    if (!ent->known || !custom) {
+        return false;
+    }
+    while (*at) {
+        size_t n = strcspn(at, ",");
+        if (n == ent->name_len && memcmp(at, ent->name, n) == 0) {
+            return true;
+        }
+        at += n + (at[n] == ',');
+    }
+    return false;
+}
+
 /* One round: what the steps below share. */
 struct round {
     struct engine *e;
@@ -341,6 +361,15 @@ static enum step judge_entries(struct round *rd, const struct evidence_replay *r
         int k = ima_parser_next(&p, rd->ev.ima + off, rep->res.bytes - off, &ent);
         if (k <= 0) {
             break;
+        }
+        if (!evidence_template_accepted(&ent, rd->e->cfg.ima_templates)) {
+            char name[80];
+            log_escape(ent.name, ent.name_len, name, sizeof(name));
+            snprintf(reason, sizeof(reason),
+                     "IMA entry %" PRIu64 " has the template \"%s\", which is neither built in "
+                     "nor listed by --ima-templates",
+                     ent.index, name);
+            return node_failed(rd, reason);
         }
         if (ent.pcr != EVIDENCE_PCR) {
             snprintf(reason, sizeof(reason),

@@ -43,6 +43,14 @@ void evidence_free(struct evidence *ev);
 bool evidence_is_reboot(const struct node_record *n, const struct tpm_quote_result *qr,
                         const char *boot_id);
 
+/* Whether an entry's template is one this verifier reads: a built-in
+ * template, or a custom format listed in `custom` (comma-separated; NULL:
+ * none) whose fields are all known. The template name is not in the
+ * template digest, so whoever sends the list can rename an entry; an
+ * unknown or unlisted name would let it move a pod's measurement out of
+ * its pod. */
+bool evidence_template_accepted(const struct ima_entry *ent, const char *custom);
+
 /* What the incremental replay covered. */
 struct evidence_replay {
     struct ima_replay_result res;                  /* entries and bytes the quote covers */

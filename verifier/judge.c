@@ -41,7 +41,13 @@ int measurement_from_entry(const struct ima_entry *e, struct measurement *m, cha
     m->index = e->index;
     m->violation = e->violation;
     log_escape(e->name, e->name_len, m->template_name, sizeof(m->template_name));
-    ima_entry_attribute(e, &m->ref);
+    if (ima_entry_attribute(e, &m->ref) < 0) {
+        snprintf(why, whysz,
+                 "IMA entry %" PRIu64 " (template %s): its cgroup field does not read as its "
+                 "template says (a renamed entry)",
+                 e->index, m->template_name);
+        return -EBADMSG;
+    }
     if (!d) {
         d = ima_entry_field(e, IMA_FIELD_D_NGV2);
     }

@@ -118,6 +118,13 @@ static const struct option_spec verifier_options[] = {
         OPTION_STRING_SPEC(CFG, pcr_selection, "pcr-selection", "KIMA_PCR_SELECTION", "sha256:10",
                            "  --pcr-selection SEL     PCRs quotes must cover (sha256:10)     "
                            "[KIMA_PCR_SELECTION]\n"),
+        OPTION_STRING_SPEC(CFG, ima_templates, "ima-templates", "KIMA_IMA_TEMPLATES", "",
+                           "  --ima-templates LIST    custom IMA template formats the nodes' "
+                           "kernels use\n"
+                           "                          (ima_template_fmt=), comma-separated; "
+                           "built-in\n"
+                           "                          templates are always accepted (none)  "
+                           "[KIMA_IMA_TEMPLATES]\n"),
         OPTION_UNSIGNED_SPEC(CFG, attribution_grace_ms, "attribution-grace-ms",
                              "KIMA_ATTRIBUTION_GRACE_MS", 10000, 0, 3600000,
                              "  --attribution-grace-ms N  how long a measurement waits for its "

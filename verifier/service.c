@@ -9,6 +9,7 @@
 #include "audit.h"
 #include "crl.h"
 #include "ekcert.h"
+#include "template.h"
 #include "inventory.h"
 #include "kima-config.h"
 #include "log.h"
@@ -23,6 +24,17 @@ int verifier_config_check(const struct verifier_config *cfg) {
                   "sha256:10+sha1:10",
                   cfg->pcr_selection);
         return -EINVAL;
+    }
+    for (const char *at = cfg->ima_templates ? cfg->ima_templates : ""; *at;) {
+        size_t n = strcspn(at, ",");
+        struct ima_template t;
+        if (ima_template_resolve(at, n, &t) < 0 || !t.known || ima_template_builtin_fmt(at, n)) {
+            log_error("--ima-templates: \"%.*s\" is not a custom template format of known "
+                      "fields (like dep|cg-path|d-ng|n-ng)",
+                      (int)n, at);
+            return -EINVAL;
+        }
+        at += n + (at[n] == ',');
     }
     if (!inventory_static_namespaces_valid(cfg->static_pod_namespaces)) {
         log_error("--static-pod-namespaces: \"%s\" is not a comma-separated list of namespace "
@@ -42,6 +54,7 @@ static void split_config(struct verifier *v) {
     v->engine_cfg.nonce_ttl_ms = cfg->nonce_ttl_ms;
     v->engine_cfg.min_challenge_ms = cfg->min_challenge_ms;
     v->engine_cfg.attribution_grace_ms = cfg->attribution_grace_ms;
+    v->engine_cfg.ima_templates = cfg->ima_templates;
     v->engine_cfg.require_ek_cert = cfg->require_ek_cert;
     v->engine_cfg.unknown_untrusted = cfg->unknown_untrusted;
     v->engine_cfg.allow_match_all_excludes = cfg->allow_match_all_excludes;

@@ -33,7 +33,7 @@ struct verifier_config {
     const char *ek_ca_dir;
     bool require_ek_cert;
     uint64_t interval_ms, nonce_ttl_ms, min_challenge_ms, attribution_grace_ms;
-    const char *pcr_selection;
+    const char *pcr_selection, *ima_templates;
     bool unknown_untrusted, allow_match_all_excludes;
     uint64_t threads;
     uint64_t max_connections; /* 0: the HTTP front's default */

@@ -206,12 +206,40 @@ static void test_replay_incremental(void **state) {
     free(n);
 }
 
+/* Built-in templates are read; a custom format only when listed (and made
+ * of known fields); any other name is refused: the name is not in the
+ * template digest, so it is the sender's to choose. */
+static void test_template_accepted(void **state) {
+    struct ima_entry e = {0};
+    (void)state;
+
+    e.known = true;
+    e.name = "ima-cgpath";
+    e.name_len = 10;
+    assert_true(evidence_template_accepted(&e, NULL));
+    e.name = "ima-ng";
+    e.name_len = 6;
+    assert_true(evidence_template_accepted(&e, ""));
+    e.name = "dep|cgn|d-ng|n-ng";
+    e.name_len = strlen(e.name);
+    assert_false(evidence_template_accepted(&e, NULL));
+    assert_false(evidence_template_accepted(&e, "dep|cg-path|d-ng|n-ng"));
+    assert_true(evidence_template_accepted(&e, "d-ng|n-ng|buf,dep|cgn|d-ng|n-ng"));
+    assert_false(evidence_template_accepted(&e, "dep|cgn|d-ng|n-ng|x"));
+    assert_false(evidence_template_accepted(&e, "dep|cgn|d-ng|n-n"));
+    e.name = "foo";
+    e.name_len = 3;
+    e.known = false;
+    assert_false(evidence_template_accepted(&e, "foo"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_parse),
             cmocka_unit_test(test_parse_refusals),
             cmocka_unit_test(test_reboot),
             cmocka_unit_test(test_replay_incremental),
+            cmocka_unit_test(test_template_accepted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

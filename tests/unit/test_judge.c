@@ -811,6 +811,48 @@ static void test_untrusted_node_audit_bounded(void **state) {
     assert_true(grew < 64 * 1024);
 }
 
+/* The template name is not in the template digest: a node can send its
+ * pod's entry under another name (the PCR replays the same) to move it out
+ * of the pod, where without a NodePolicy nothing judges it. A cgroup field
+ * that does not read as its template says, or a template neither built in
+ * nor listed (--ima-templates), fails the node. */
+static void test_renamed_template(void **state) {
+    struct fx *f = *state;
+    char cg[300], base[300];
+    json_t *resp = NULL, *nj;
+
+    register_and_activate(f);
+    snprintf(cg, sizeof(cg), "%s", pod_cgroup(UID_A, base, sizeof(base)));
+    /* An ima-cgpath entry of upf-0 named ima-dep-cgn: its cgn would be a
+     * path, and the entry node scope. */
+    measure_t(&f->nodes[0], "ima-dep-cgn", "/tmp/miner", EVIL, cg, true);
+    assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
+    assert_string_equal(verdict(resp), "untrusted");
+    json_decref(resp);
+    nj = node_json(f, NODE);
+    assert_non_null(strstr(json_string_value(json_object_get(nj, "reason")),
+                           "its cgroup field does not read as its template says"));
+    json_decref(nj);
+}
+
+static void test_unlisted_template(void **state) {
+    struct fx *f = *state;
+    char cg[300], base[300];
+    json_t *resp = NULL, *nj;
+
+    register_and_activate(f);
+    snprintf(cg, sizeof(cg), "%s", pod_cgroup(UID_A, base, sizeof(base)));
+    /* The same entry named as a custom format with no cgroup field. */
+    measure_t(&f->nodes[0], "dep|buf|d-ng|n-ng", "/tmp/miner", EVIL, cg, true);
+    assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
+    assert_string_equal(verdict(resp), "untrusted");
+    json_decref(resp);
+    nj = node_json(f, NODE);
+    assert_non_null(strstr(json_string_value(json_object_get(nj, "reason")),
+                           "has the template \"dep|buf|d-ng|n-ng\", which is neither built in"));
+    json_decref(nj);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_foreign_pod_claim, setup, teardown),
@@ -836,6 +878,8 @@ int main(void) {
             cmocka_unit_test_setup_teardown(test_deleted_pod_after_restart, setup_no_grace,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_cgn_init_container, setup_no_grace, teardown),
+            cmocka_unit_test_setup_teardown(test_renamed_template, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_unlisted_template, setup, teardown),
             cmocka_unit_test_setup_teardown(test_overflow_policy_flip_back, setup, teardown),
             cmocka_unit_test_setup_teardown(test_reset_needs_a_measurement, setup, teardown),
             cmocka_unit_test_setup_teardown(test_untrusted_node_audit_bounded, setup, teardown),
