@@ -250,7 +250,7 @@ static int find_named(const struct pod_record *p, void *ud) {
     if (strcmp(p->ns, f->ns) != 0 || strcmp(p->name, f->name) != 0) {
         return 0;
     }
-    live = inventory_peek_uid(f->e->inv, p->uid, &info) == 0;
+    live = inventory_peek_uid(f->e->inv, p->uid, p->node, &info) == 0;
     if (live) {
         live = !info.gone;
         json_decref(info.labels);
@@ -529,12 +529,21 @@ int engine_rejudge_pods(struct engine *e) {
     for (size_t i = 0; i < l.n && r == 0; i++) {
         struct pod_info info;
         bool c = false;
-        if (inventory_peek_uid(e->inv, l.v[i].uid, &info) < 0) {
+        r = inventory_peek_uid(e->inv, l.v[i].uid, l.v[i].node, &info);
+        if (r == 0 && strcmp(info.node, l.v[i].node) != 0) {
+            /* Another node's pod claims the key (a static pod's hash): not
+             * this record's pod. */
+            json_decref(info.labels);
+            json_decref(info.images);
+            r = -ENOENT;
+        }
+        if (r < 0) {
             /* Not known even as deleted (an inventory that never loaded
              * knows nothing yet): gone since now, or for long enough. */
             if (inv_gen > 0) {
                 pod_gone(e, l.v[i].uid, true);
             }
+            r = 0;
             continue;
         }
         pod_gone(e, l.v[i].uid, info.gone);

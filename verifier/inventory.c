@@ -263,12 +263,60 @@ static struct inv_pod *find(const struct inv_set *s, const struct slot *slots, s
     return NULL;
 }
 
+/* The pod `key` names in `slots`. Several pods may claim a static pod's
+ * hash or a container ID (fields a kubelet or a tenant writes; API UIDs
+ * are the API server's own and unique): the first that is live on `node`
+ * wins, then one gone from `node`, then one elsewhere, live before gone,
+ * as long as all those elsewhere are on one node; candidates on two or more
+ * other nodes and none on `node` make the key ambiguous (*ret_ambiguous,
+ * NULL returned). Without a node the first live pod wins, else the first
+ * gone one. */
+static struct inv_pod *find_on(const struct inv_set *s, const struct slot *slots, size_t nslots,
+                               const char *key, const char *node, bool *ret_ambiguous) {
+    struct inv_pod *here_gone = NULL, *away[2] = {NULL, NULL};
+    bool spread = false;
+
+    *ret_ambiguous = false;
+    if (!slots) {
+        return NULL;
+    }
+    for (size_t i = hash_str(key) & (nslots - 1); slots[i].key; i = (i + 1) & (nslots - 1)) {
+        struct inv_pod *p = &s->pods[slots[i].pod];
+        int gone = p->gone_ms != 0;
+        if (strcmp(slots[i].key, key) != 0) {
+            continue;
+        }
+        if (node && strcmp(p->node, node) == 0) {
+            if (!gone) {
+                return p;
+            }
+            here_gone = here_gone ? here_gone : p;
+            continue;
+        }
+        if (!away[gone]) {
+            away[gone] = p;
+        }
+        spread |= (away[0] && strcmp(away[0]->node, p->node) != 0) ||
+                  (away[1] && strcmp(away[1]->node, p->node) != 0);
+    }
+    if (here_gone) {
+        return here_gone;
+    }
+    if (node && spread) {
+        *ret_ambiguous = true;
+        return NULL;
+    }
+    return away[0] ? away[0] : away[1];
+}
+
 /* By API UID, or (a key shaped like one) by a static pod's config hash. */
-static struct inv_pod *find_uid(const struct inv_set *s, const char *key) {
+static struct inv_pod *find_uid(const struct inv_set *s, const char *key, const char *node,
+                                bool *ret_ambiguous) {
     struct inv_pod *p = find(s, s->by_uid, s->uid_slots, key);
 
+    *ret_ambiguous = false;
     if (!p && config_hash_shaped(key)) {
-        p = find(s, s->by_mirror, s->mirror_slots, key);
+        p = find_on(s, s->by_mirror, s->mirror_slots, key, node, ret_ambiguous);
     }
     return p;
 }
@@ -496,19 +544,22 @@ static void fill(const struct inv_pod *p, struct pod_info *ret) {
     ret->images = json_incref(p->images);
 }
 
-/* A miss: tell the miss handler, if any (outside the lock), unless quiet. */
-static int lookup(struct inventory *inv, bool container, const char *key, struct pod_info *ret,
-                  bool quiet) {
+/* A miss: tell the miss handler, if any (outside the lock), unless quiet.
+ * An ambiguous key is no miss: a list would not resolve it. */
+static int lookup(struct inventory *inv, bool container, const char *key, const char *node,
+                  struct pod_info *ret, bool quiet) {
     const struct inv_pod *p;
     void (*fn)(void *ud) = NULL;
     void *ud = NULL;
+    bool ambiguous = false;
 
     pthread_mutex_lock(&inv->lock);
-    p = container ? find(&inv->set, inv->set.by_container, inv->set.container_slots, key)
-                  : find_uid(&inv->set, key);
+    p = container ? find_on(&inv->set, inv->set.by_container, inv->set.container_slots, key, node,
+                            &ambiguous)
+                  : find_uid(&inv->set, key, node, &ambiguous);
     if (p) {
         fill(p, ret);
-    } else if (!quiet) {
+    } else if (!quiet && !ambiguous) {
         fn = inv->miss;
         ud = inv->miss_ud;
     }
@@ -516,20 +567,22 @@ static int lookup(struct inventory *inv, bool container, const char *key, struct
     if (!p && fn) {
         fn(ud);
     }
-    return p ? 0 : -ENOENT;
+    return p ? 0 : ambiguous ? -EEXIST : -ENOENT;
 }
 
-int inventory_lookup_uid(struct inventory *inv, const char *uid, struct pod_info *ret) {
-    return lookup(inv, false, uid, ret, false);
+int inventory_lookup_uid(struct inventory *inv, const char *uid, const char *node,
+                         struct pod_info *ret) {
+    return lookup(inv, false, uid, node, ret, false);
 }
 
-int inventory_peek_uid(struct inventory *inv, const char *uid, struct pod_info *ret) {
-    return lookup(inv, false, uid, ret, true);
+int inventory_peek_uid(struct inventory *inv, const char *uid, const char *node,
+                       struct pod_info *ret) {
+    return lookup(inv, false, uid, node, ret, true);
 }
 
-int inventory_lookup_container(struct inventory *inv, const char *container_id,
+int inventory_lookup_container(struct inventory *inv, const char *container_id, const char *node,
                                struct pod_info *ret) {
-    return lookup(inv, true, container_id, ret, false);
+    return lookup(inv, true, container_id, node, ret, false);
 }
 
 bool inventory_static_namespaces_valid(const char *list) {

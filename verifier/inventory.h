@@ -91,12 +91,19 @@ bool inventory_static_namespaces_valid(const char *list);
 void inventory_item_identity(struct inventory *inv, const json_t *item, char *ret, size_t retsz);
 
 /* By API UID, or by a static pod's config hash (a believed mirror pod's,
- * consulted only when no API UID matches). 0 or -ENOENT. */
-int inventory_lookup_uid(struct inventory *inv, const char *uid, struct pod_info *ret);
+ * consulted only when no API UID matches); by container ID (the 64 hex
+ * digits, without the runtime prefix). A hash or a container ID may be
+ * claimed by several pods (both are written by kubelets, and a container
+ * ID by whoever may write a pod's status): a pod on `node` (the reporting
+ * node) is preferred, live before gone; else a pod elsewhere, if those
+ * elsewhere are all on one node; else -EEXIST (ambiguous). NULL node: the
+ * first live pod, else the first gone. 0, -ENOENT or -EEXIST. */
+int inventory_lookup_uid(struct inventory *inv, const char *uid, const char *node,
+                         struct pod_info *ret);
 /* The same without telling the miss handler (a re-check, not a miss). */
-int inventory_peek_uid(struct inventory *inv, const char *uid, struct pod_info *ret);
-/* By container ID (the 64 hex digits, without the runtime prefix). */
-int inventory_lookup_container(struct inventory *inv, const char *container_id,
+int inventory_peek_uid(struct inventory *inv, const char *uid, const char *node,
+                       struct pod_info *ret);
+int inventory_lookup_container(struct inventory *inv, const char *container_id, const char *node,
                                struct pod_info *ret);
 
 #endif

@@ -435,10 +435,10 @@ static enum place place(struct judgement *j, const struct ima_pod_ref *ref,
         if ((*ret_pod = met_pod(j, ref->pod_uid))) {
             return PLACE_POD;
         }
-        found = inventory_lookup_uid(j->e->inv, ref->pod_uid, &info);
+        found = inventory_lookup_uid(j->e->inv, ref->pod_uid, j->n->name, &info);
         break;
     case IMA_SCOPE_CONTAINER:
-        found = inventory_lookup_container(j->e->inv, ref->container_id, &info);
+        found = inventory_lookup_container(j->e->inv, ref->container_id, j->n->name, &info);
         break;
     case IMA_SCOPE_UNPLACED:
     default:
@@ -452,6 +452,11 @@ static enum place place(struct judgement *j, const struct ima_pod_ref *ref,
     }
     if (!info.node[0]) {
         pl = PLACE_WAIT; /* not scheduled in this snapshot: nothing can run it yet */
+    } else if (strcmp(info.node, j->n->name) != 0 && strcmp(info.uid, info.api_uid) != 0) {
+        /* A static pod's hash is the node's own (the kubelet hashes the
+         * node name in): another node's mirror pod claiming it is that
+         * kubelet's word, no proof that the reporter lies. It waits. */
+        pl = PLACE_WAIT;
     } else if (strcmp(info.node, j->n->name) != 0) {
         snprintf(other_node, other_sz, "%s", info.node);
         snprintf(uid, uid_sz, "%s", info.uid);

@@ -135,6 +135,16 @@ static const char *api_reason(const json_t *j) {
     return m ? m : "";
 }
 
+static const char *str_or_empty(const json_t *v) {
+    return json_is_string(v) ? json_string_value(v) : "";
+}
+
+/* The applied map's key of a pod: its identity (see inventory.h) on its
+ * node. */
+static void applied_key(const char *id, const char *node, char *out, size_t outsz) {
+    snprintf(out, outsz, "%s@%s", id, node);
+}
+
 static const char *meta_str(const json_t *item, const char *a, const char *b) {
     return json_string_value(
             json_object_get(json_object_get(json_object_get(item, "metadata"), a), b));
@@ -183,19 +193,23 @@ static int list_pods(struct kube *k, long timeout_ms) {
         const char *uid = json_string_value(json_object_get(md, "uid"));
         const char *trust = meta_str(it, "labels", key),
                    *reason = meta_str(it, "annotations", rkey);
-        char id[64];
+        const char *node = str_or_empty(json_object_get(json_object_get(it, "spec"), "nodeName"));
+        char id[64], akey_[64 + 260];
         if (!uid || !k8s_name(json_string_value(json_object_get(md, "namespace"))) ||
             !k8s_name(json_string_value(json_object_get(md, "name")))) {
             continue; /* they go into request paths: only what the API allows */
         }
-        /* Keyed as the engine names pods (a static pod by its hash); the
-         * API UID is what events refer to. */
+        /* Keyed as the engine names pods (a static pod by its hash) and by
+         * node (two nodes' mirror pods may claim one hash); the API UID is
+         * what patches and events refer to. */
         inventory_item_identity(k->inv, it, id, sizeof(id));
-        json_object_set_new(applied, id,
-                            json_pack("{s:s,s:s,s:s,s:s,s:s}", "ns",
+        applied_key(id, node, akey_, sizeof(akey_));
+        json_object_set_new(applied, akey_,
+                            json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "ns",
                                       json_string_value(json_object_get(md, "namespace")), "name",
                                       json_string_value(json_object_get(md, "name")), "uid", uid,
-                                      "trust", trust ? trust : "", "reason", reason ? reason : ""));
+                                      "id", id, "node", node, "trust", trust ? trust : "", "reason",
+                                      reason ? reason : ""));
     }
     pthread_mutex_lock(&k->lock);
     /* Keep a pending event across lists. */
@@ -283,16 +297,20 @@ static void add_untracked(struct kube *k, json_t *pods) {
 
     json_array_foreach(pods, i, p) {
         const char *u = json_string_value(json_object_get(p, "uid"));
+        char key[64 + 260];
         if (u) {
-            json_object_set(tracked, u, json_true());
+            applied_key(u, str_or_empty(json_object_get(p, "node")), key, sizeof(key));
+            json_object_set(tracked, key, json_true());
         }
     }
     pthread_mutex_lock(&k->lock);
     json_object_foreach(k->applied, uid, a) {
         const char *have = json_string_value(json_object_get(a, "trust"));
         if (have && have[0] && strcmp(have, "unknown") != 0 && !json_object_get(tracked, uid)) {
-            json_array_append_new(pods, json_pack("{s:s,s:s,s:s,s:I}", "uid", uid, "state",
-                                                  "unknown", "reason", UNTRACKED_REASON, "since_ms",
+            json_array_append_new(pods, json_pack("{s:O,s:O,s:s,s:s,s:I}", "uid",
+                                                  json_object_get(a, "id"), "node",
+                                                  json_object_get(a, "node"), "state", "unknown",
+                                                  "reason", UNTRACKED_REASON, "since_ms",
                                                   (json_int_t)time_wall_ms()));
         }
     }
@@ -313,7 +331,8 @@ static int reconcile(struct kube *k) {
         const char *reason = json_string_value(json_object_get(p, "reason"));
         json_int_t since = json_integer_value(json_object_get(p, "since_ms"));
         char ns[256], name[256], api_uid[64], have[16], reason_c[REASON_MAX + 1],
-                have_reason[REASON_MAX + 1], path[700], at[32], key[160], rkey[160], akey[160];
+                have_reason[REASON_MAX + 1], path[700], at[32], key[160], rkey[160], akey[160],
+                pkey[64 + 260];
         bool event_pending, want_event;
         json_t *a, *patch, *presp = NULL;
         int status;
@@ -321,9 +340,10 @@ static int reconcile(struct kube *k) {
         if (!uid || !state || !reason) {
             continue;
         }
+        applied_key(uid, str_or_empty(json_object_get(p, "node")), pkey, sizeof(pkey));
         snprintf(reason_c, sizeof(reason_c), "%s", reason);
         pthread_mutex_lock(&k->lock);
-        a = json_object_get(k->applied, uid);
+        a = json_object_get(k->applied, pkey);
         if (!a) {
             pthread_mutex_unlock(&k->lock);
             continue; /* not (or no longer) in the cluster */
@@ -343,8 +363,11 @@ static int reconcile(struct kube *k) {
             snprintf(rkey, sizeof(rkey), "%s/reason", k->prefix);
             snprintf(akey, sizeof(akey), "%s/attested-at", k->prefix);
             iso_time((int64_t)since, at, sizeof(at));
-            patch = json_pack("{s:{s:{s:s},s:{s:s,s:s}}}", "metadata", "labels", key, state,
-                              "annotations", rkey, reason_c, akey, at);
+            /* The API UID makes the patch apply to this pod only, not to a
+             * successor under the same name (the API refuses a patch whose
+             * UID differs). */
+            patch = json_pack("{s:{s:s,s:{s:s},s:{s:s,s:s}}}", "metadata", "uid", api_uid, "labels",
+                              key, state, "annotations", rkey, reason_c, akey, at);
             snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s", ns, name);
             status = request(k, "PATCH", path, "application/merge-patch+json", patch,
                              KUBE_TIMEOUT_MS, &presp);
@@ -352,7 +375,7 @@ static int reconcile(struct kube *k) {
             pthread_mutex_lock(&k->lock);
             if (status == 200) {
                 k->stats.patches++;
-                a = json_object_get(k->applied, uid);
+                a = json_object_get(k->applied, pkey);
                 if (a) {
                     json_object_set_new(a, "trust", json_string(state));
                     json_object_set_new(a, "reason", json_string(reason_c));
@@ -363,7 +386,7 @@ static int reconcile(struct kube *k) {
                 }
                 k->backoff_ms = 0;
             } else if (status == 404) {
-                json_object_del(k->applied, uid); /* the pod is gone */
+                json_object_del(k->applied, pkey); /* the pod is gone */
             } else {
                 k->stats.patch_errors++;
                 log_warn("kubernetes: labelling %s/%s %s: %d %s", ns, name, state, status,
@@ -384,7 +407,7 @@ static int reconcile(struct kube *k) {
             if (post_event(k, api_uid, ns, name, reason_c) == 0) {
                 pthread_mutex_lock(&k->lock);
                 k->stats.events++;
-                a = json_object_get(k->applied, uid);
+                a = json_object_get(k->applied, pkey);
                 if (a) {
                     json_object_del(a, "event");
                 }

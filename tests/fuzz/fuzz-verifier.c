@@ -123,13 +123,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         struct inventory *i = NULL;
         struct pod_info info;
         if (inventory_open_file(write_tmp("pods.json", data + 1, size - 1), &i) == 0) {
-            if (inventory_lookup_uid(i, "1a2b3c4d-0000-4111-8222-933344445555", &info) == 0) {
+            if (inventory_lookup_uid(i, "1a2b3c4d-0000-4111-8222-933344445555", "node-1", &info) ==
+                0) {
                 json_decref(info.labels);
                 json_decref(info.images);
             }
             if (inventory_lookup_container(
                         i, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-                        &info) == 0) {
+                        "node-1", &info) == 0) {
                 json_decref(info.labels);
                 json_decref(info.images);
             }

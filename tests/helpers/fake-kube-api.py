@@ -8,7 +8,8 @@ Faithful to the real one for what kima uses:
   GET   /api/v1/namespaces/NS/pods[/NAME]
   PATCH /api/v1/namespaces/NS/pods/NAME   only application/merge-patch+json
         (RFC 7386) or application/strategic-merge-patch+json; other types 415;
-        label keys and values validated like the API server (422 Invalid)
+        label keys and values validated like the API server (422 Invalid); a
+        metadata.uid in the patch must be the pod's (409 Conflict otherwise)
   POST  /api/v1/namespaces/NS/events      201; generateName honoured
 Errors are v1 Status objects. Authentication: a bearer token (--token, full
 rights; --readonly-token, reads only: 403 on writes) or a client certificate
@@ -221,9 +222,17 @@ class Handler(BaseHTTPRequestHandler):
                         for k in (md.get("annotations") or {}):
                             if not valid_label_key(k):
                                 return status(422, "Invalid", "invalid annotation key " + k)
-                        if md.get("uid") != pod["metadata"]["uid"] or \
-                                md.get("name") != pod["metadata"]["name"]:
-                            return status(422, "Invalid", "metadata.uid and name are immutable")
+                        if md.get("uid") != pod["metadata"]["uid"]:
+                            # A UID in the patch is a precondition: the API
+                            # server refuses it for another pod (of the same
+                            # name) with 409 Conflict.
+                            return status(409, "Conflict",
+                                          'Operation cannot be fulfilled on pods "%s": '
+                                          "Precondition failed: UID in precondition: %s, "
+                                          "UID in object meta: %s"
+                                          % (parts[6], md.get("uid"), pod["metadata"]["uid"]))
+                        if md.get("name") != pod["metadata"]["name"]:
+                            return status(422, "Invalid", "metadata.name is immutable")
                         md["resourceVersion"] = next_rv()
                         PODS[(ns, parts[6])] = new
                         return 200, new

@@ -115,6 +115,7 @@ state_of_ns() {
         python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])' 2>/dev/null
 }
 state_is() { [ "$(state_of "$1")" = "$2" ]; }
+state_is_ns() { [ "$(state_of_ns "$1" "$2")" = "$3" ]; }
 # node_field FIELD: node-1's FIELD as the verifier has it.
 node_field() {
     kctl nodes --json 2>/dev/null | python3 -c '
@@ -162,6 +163,31 @@ sys.exit(0 if ok else 1)' "${UIDS[upf]}" && ok || bad "one IntegrityViolation ev
 fake pods "{\"uid\": \"${UIDS[nrf]}\", \"namespace\": \"open5gs\", \"name\": \"nrf-0\", \"labels\": {\"app\": \"nrf\"}, \"nodeName\": \"node-1\"}" >/dev/null
 app_measure /usr/bin/open5gs-nrfd $GOOD nrf
 wait_label nrf trusted
+
+# 4b. a pod replaced under its name (force-deleted and recreated, as a
+# StatefulSet's pods are) between two lists: a verdict of the old pod is
+# not written on the new one (the patch names the old UID: 409). Right
+# after a list, so that the next scheduled one (10 s) does not come first.
+NRF1_OLD=aaaaaaaa-0000-4000-8000-000000000006
+NRF1_NEW=aaaaaaaa-0000-4000-8000-000000000007
+fake pods "{\"uid\": \"$NRF1_OLD\", \"namespace\": \"open5gs\", \"name\": \"nrf-1\", \"labels\": {\"app\": \"nrf\"}, \"nodeName\": \"node-1\"}" >/dev/null
+measure $NRF1_OLD /usr/bin/open5gs-nrfd $GOOD
+wait_until 10 state_is_ns open5gs nrf-1 trusted && ok || bad "nrf-1 should read trusted"
+lists() { fake state | python3 -c 'import json,sys; print(sum(1 for r in json.load(sys.stdin)["requests"] if r["method"] == "GET" and r["path"].startswith("/api/v1/pods")))'; }
+lists_grew() { [ "$(lists)" -gt "$LISTS0" ]; }
+LISTS0=$(lists)
+wait_until 15 lists_grew && ok || bad "no pod list within 15 s"
+fake pods "{\"uid\": \"$NRF1_NEW\", \"namespace\": \"open5gs\", \"name\": \"nrf-1\", \"labels\": {\"app\": \"nrf\"}, \"nodeName\": \"node-1\"}" >/dev/null
+measure $NRF1_OLD /usr/bin/evil $EVIL # the old pod, stopping
+wait_until 8 grep -q "kubernetes: labelling open5gs/nrf-1 untrusted: 409" "$T/verifier.log" && ok ||
+    bad "the old nrf-1's verdict was not refused by its UID (no 409 logged)"
+[ "$(python3 -c '
+import json, sys
+for p in json.load(sys.stdin)["pods"]:
+    if p["metadata"]["name"] == "nrf-1":
+        print((p["metadata"].get("labels") or {}).get("kima.dev/trust", ""))' < <(fake state))" != untrusted ] &&
+    ok || bad "the new nrf-1 got its predecessor's verdict"
+fake delete '{"namespace": "open5gs", "name": "nrf-1"}' >/dev/null
 
 # 5. conflicts and throttling are retried
 fake fail '{"method": "PATCH", "status": 409, "count": 1}' >/dev/null

@@ -70,7 +70,7 @@ static const char *name_of(struct inventory *inv, const char *uid, char *buf) {
     struct pod_info i;
 
     buf[0] = 0;
-    if (inventory_peek_uid(inv, uid, &i) == 0) {
+    if (inventory_peek_uid(inv, uid, NULL, &i) == 0) {
         strcpy(buf, i.name);
         info_free(&i);
     }
@@ -90,7 +90,7 @@ static void test_file_refresh(void **state) {
 
     write_pods(LIST(ITEM(UID_A, "upf-0")), 1700000000, 123456789);
     assert_int_equal(inventory_open_file(path, &inv), 0);
-    assert_int_equal(inventory_lookup_uid(inv, UID_A, &i), 0);
+    assert_int_equal(inventory_lookup_uid(inv, UID_A, NULL, &i), 0);
     assert_string_equal(i.ns, "open5gs");
     assert_string_equal(i.name, "upf-0");
     assert_string_equal(i.node, "node-1");
@@ -154,7 +154,7 @@ static void test_no_source(void **state) {
     (void)state;
 
     assert_int_equal(inventory_open_file(NULL, &inv), 0);
-    assert_int_equal(inventory_lookup_uid(inv, UID_A, &i), -ENOENT);
+    assert_int_equal(inventory_lookup_uid(inv, UID_A, NULL, &i), -ENOENT);
     clock_gettime(CLOCK_REALTIME, &now);
     now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
     assert_int_equal(inventory_refresh(inv), 0);
@@ -191,7 +191,7 @@ static void test_api_source(void **state) {
     assert_int_equal(inventory_synced_ms(inv), 0);
     assert_int_equal(inventory_refresh(inv), 0);
     assert_int_equal(inventory_synced_ms(inv), 0);
-    assert_int_equal(inventory_lookup_uid(inv, UID_A, &i), -ENOENT);
+    assert_int_equal(inventory_lookup_uid(inv, UID_A, NULL, &i), -ENOENT);
 
     replace(inv, "[" ITEM(UID_A, "upf-0") "]", 5000);
     assert_int_equal(inventory_synced_ms(inv), 5000);
@@ -282,7 +282,7 @@ static void test_lookups(void **state) {
     assert_int_equal(inventory_open_api(&inv), 0);
     replace(inv, pods_full, 1000);
 
-    assert_int_equal(inventory_lookup_uid(inv, UID_A, &i), 0);
+    assert_int_equal(inventory_lookup_uid(inv, UID_A, NULL, &i), 0);
     assert_string_equal(i.uid, UID_A);
     assert_string_equal(json_string_value(json_object_get(i.labels, "app")), "upf");
     /* Images of every container with one; empty ones left out. */
@@ -295,18 +295,18 @@ static void test_lookups(void **state) {
      * prefix taken off. */
     static const char *const cids[] = {CID("1"), CID("2"), CID("3"), CID("4")};
     for (size_t k = 0; k < ARRAY_SIZE(cids); k++) {
-        assert_int_equal(inventory_lookup_container(inv, cids[k], &i), 0);
+        assert_int_equal(inventory_lookup_container(inv, cids[k], NULL, &i), 0);
         assert_string_equal(i.uid, UID_A);
         info_free(&i);
     }
     /* An ID without a runtime prefix is none; nor is the prefixed form. */
-    assert_int_equal(inventory_lookup_container(inv, CID("5"), &i), -ENOENT);
-    assert_int_equal(inventory_lookup_container(inv, "containerd://" CID("1"), &i), -ENOENT);
+    assert_int_equal(inventory_lookup_container(inv, CID("5"), NULL, &i), -ENOENT);
+    assert_int_equal(inventory_lookup_container(inv, "containerd://" CID("1"), NULL, &i), -ENOENT);
 
     /* A static pod: by its API UID and by its config hash, which is its
      * identity. */
     assert_string_equal(name_of(inv, UID_S, name), "etcd-node-1");
-    assert_int_equal(inventory_lookup_uid(inv, MIRROR, &i), 0);
+    assert_int_equal(inventory_lookup_uid(inv, MIRROR, NULL, &i), 0);
     assert_string_equal(i.uid, MIRROR);
     assert_string_equal(i.api_uid, UID_S);
     assert_string_equal(i.ns, "kube-system");
@@ -331,18 +331,18 @@ static void test_gone(void **state) {
     replace(inv, pods_full, 1000);
     replace(inv, "[" ITEM(UID_B, "amf-0") "]", 2000);
 
-    assert_int_equal(inventory_lookup_uid(inv, UID_A, &i), 0);
+    assert_int_equal(inventory_lookup_uid(inv, UID_A, NULL, &i), 0);
     assert_true(i.gone);
     assert_string_equal(i.name, "upf-0");
     info_free(&i);
     /* Its containers and its config hash still find it. */
-    assert_int_equal(inventory_lookup_container(inv, CID("3"), &i), 0);
+    assert_int_equal(inventory_lookup_container(inv, CID("3"), NULL, &i), 0);
     assert_true(i.gone);
     info_free(&i);
-    assert_int_equal(inventory_lookup_uid(inv, MIRROR, &i), 0);
+    assert_int_equal(inventory_lookup_uid(inv, MIRROR, NULL, &i), 0);
     assert_true(i.gone);
     info_free(&i);
-    assert_int_equal(inventory_lookup_uid(inv, UID_B, &i), 0);
+    assert_int_equal(inventory_lookup_uid(inv, UID_B, NULL, &i), 0);
     assert_false(i.gone);
     info_free(&i);
 
@@ -350,14 +350,14 @@ static void test_gone(void **state) {
      * themselves: kept at 2000 + KEEP, forgotten after. */
     replace(inv, "[" ITEM(UID_B, "amf-0") "]", 2000 + KEEP / 2);
     replace(inv, "[" ITEM(UID_B, "amf-0") "]", 2000 + KEEP);
-    assert_int_equal(inventory_lookup_uid(inv, UID_A, &i), 0);
+    assert_int_equal(inventory_lookup_uid(inv, UID_A, NULL, &i), 0);
     assert_true(i.gone);
     info_free(&i);
     replace(inv, "[" ITEM(UID_B, "amf-0") "]", 2000 + KEEP + 1);
-    assert_int_equal(inventory_lookup_uid(inv, UID_A, &i), -ENOENT);
-    assert_int_equal(inventory_lookup_container(inv, CID("3"), &i), -ENOENT);
-    assert_int_equal(inventory_lookup_uid(inv, MIRROR, &i), -ENOENT);
-    assert_int_equal(inventory_lookup_uid(inv, UID_B, &i), 0);
+    assert_int_equal(inventory_lookup_uid(inv, UID_A, NULL, &i), -ENOENT);
+    assert_int_equal(inventory_lookup_container(inv, CID("3"), NULL, &i), -ENOENT);
+    assert_int_equal(inventory_lookup_uid(inv, MIRROR, NULL, &i), -ENOENT);
+    assert_int_equal(inventory_lookup_uid(inv, UID_B, NULL, &i), 0);
     info_free(&i);
     inventory_free(inv);
 }
@@ -372,11 +372,11 @@ static void test_gone_and_back(void **state) {
     assert_int_equal(inventory_open_api(&inv), 0);
     replace(inv, pods_full, 1000);
     replace(inv, "[]", 2000);
-    assert_int_equal(inventory_lookup_uid(inv, UID_A, &i), 0);
+    assert_int_equal(inventory_lookup_uid(inv, UID_A, NULL, &i), 0);
     assert_true(i.gone);
     info_free(&i);
     replace(inv, "[" ITEM(UID_A, "upf-0") "]", 3000);
-    assert_int_equal(inventory_lookup_uid(inv, UID_A, &i), 0);
+    assert_int_equal(inventory_lookup_uid(inv, UID_A, NULL, &i), 0);
     assert_false(i.gone);
     info_free(&i);
 
@@ -385,14 +385,14 @@ static void test_gone_and_back(void **state) {
             "\"name\":\"etcd-node-1\",\"annotations\":{\"kubernetes.io/config.mirror\":\"" MIRROR
             "\"}},\"spec\":{\"nodeName\":\"node-1\"}}]",
             4000);
-    assert_int_equal(inventory_lookup_uid(inv, MIRROR, &i), 0);
+    assert_int_equal(inventory_lookup_uid(inv, MIRROR, NULL, &i), 0);
     assert_string_equal(i.uid, MIRROR);
     assert_string_equal(i.api_uid, UID_B);
     assert_false(i.gone);
     info_free(&i);
     /* The old mirror pod stood for the same static pod, which is not
      * gone: it is not kept as a deleted pod. */
-    assert_int_equal(inventory_lookup_uid(inv, UID_S, &i), -ENOENT);
+    assert_int_equal(inventory_lookup_uid(inv, UID_S, NULL, &i), -ENOENT);
     inventory_free(inv);
 }
 
@@ -418,14 +418,14 @@ static void test_mirror_annotation_believed_narrowly(void **state) {
             "[" DECOY("aaa", UID_B, UID_A, "node-2") "," DECOY(
                     "kube-system", UID_S, UID_A, "node-2") "," ITEM(UID_A, "upf-0") "]",
             1000);
-    assert_int_equal(inventory_lookup_uid(inv, UID_A, &i), 0);
+    assert_int_equal(inventory_lookup_uid(inv, UID_A, NULL, &i), 0);
     assert_string_equal(i.name, "upf-0");
     assert_string_equal(i.node, "node-1");
     info_free(&i);
 
     /* A hash claimed outside the static pods' namespaces: not believed. */
     replace(inv, "[" DECOY("aaa", UID_B, MIRROR, "node-2") "]", 2000);
-    assert_int_equal(inventory_lookup_uid(inv, MIRROR, &i), -ENOENT);
+    assert_int_equal(inventory_lookup_uid(inv, MIRROR, NULL, &i), -ENOENT);
     item = json_loads(DECOY("aaa", UID_B, MIRROR, "node-2"), 0, NULL);
     inventory_item_identity(inv, item, id, sizeof(id));
     assert_string_equal(id, UID_B);
@@ -434,7 +434,7 @@ static void test_mirror_annotation_believed_narrowly(void **state) {
     /* Believed in a namespace the operator names. */
     assert_int_equal(inventory_set_static_namespaces(inv, "kube-system,open5gs"), 0);
     replace(inv, "[" DECOY("open5gs", UID_B, MIRROR, "node-2") "]", 3000);
-    assert_int_equal(inventory_lookup_uid(inv, MIRROR, &i), 0);
+    assert_int_equal(inventory_lookup_uid(inv, MIRROR, NULL, &i), 0);
     assert_string_equal(i.uid, MIRROR);
     assert_string_equal(i.api_uid, UID_B);
     info_free(&i);
@@ -451,7 +451,7 @@ static void test_mirror_annotation_believed_narrowly(void **state) {
     /* A namespace whose name contains an allowed one is not allowed. */
     assert_int_equal(inventory_set_static_namespaces(inv, "kube-system"), 0);
     replace(inv, "[" DECOY("x-kube-system", UID_B, MIRROR, "node-2") "]", 4000);
-    assert_int_equal(inventory_lookup_uid(inv, MIRROR, &i), -ENOENT);
+    assert_int_equal(inventory_lookup_uid(inv, MIRROR, NULL, &i), -ENOENT);
     inventory_free(inv);
 }
 
@@ -470,23 +470,23 @@ static void test_miss_handler(void **state) {
     replace(inv, pods_full, 1000);
     inventory_set_miss_handler(inv, on_miss, &misses);
 
-    assert_int_equal(inventory_lookup_uid(inv, UID_B, &i), -ENOENT);
+    assert_int_equal(inventory_lookup_uid(inv, UID_B, NULL, &i), -ENOENT);
     assert_int_equal(misses, 1);
-    assert_int_equal(inventory_lookup_container(inv, CID("9"), &i), -ENOENT);
+    assert_int_equal(inventory_lookup_container(inv, CID("9"), NULL, &i), -ENOENT);
     assert_int_equal(misses, 2);
-    assert_int_equal(inventory_peek_uid(inv, UID_B, &i), -ENOENT);
+    assert_int_equal(inventory_peek_uid(inv, UID_B, NULL, &i), -ENOENT);
     assert_int_equal(misses, 2);
 
-    assert_int_equal(inventory_lookup_uid(inv, UID_A, &i), 0);
+    assert_int_equal(inventory_lookup_uid(inv, UID_A, NULL, &i), 0);
     info_free(&i);
-    assert_int_equal(inventory_lookup_container(inv, CID("1"), &i), 0);
+    assert_int_equal(inventory_lookup_container(inv, CID("1"), NULL, &i), 0);
     info_free(&i);
-    assert_int_equal(inventory_peek_uid(inv, UID_A, &i), 0);
+    assert_int_equal(inventory_peek_uid(inv, UID_A, NULL, &i), 0);
     info_free(&i);
     assert_int_equal(misses, 2);
 
     inventory_set_miss_handler(inv, NULL, NULL);
-    assert_int_equal(inventory_lookup_uid(inv, UID_B, &i), -ENOENT);
+    assert_int_equal(inventory_lookup_uid(inv, UID_B, NULL, &i), -ENOENT);
     assert_int_equal(misses, 2);
     inventory_free(inv);
 }
