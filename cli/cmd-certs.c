@@ -251,7 +251,38 @@ static int load_ca(const char *out, int days, X509 **ret_ca, EVP_PKEY **ret_key)
     return 0;
 }
 
-int cmd_certs(int argc, char **argv) {
+/* What `kimactl certs init` was asked for. */
+struct certs_init {
+    const char *out;
+    const char *servers[NAMES_MAX], *nodes[NAMES_MAX], *ops[NAMES_MAX];
+    size_t ns, nn, no;
+    int days;
+};
+
+/* A --server-name ('s', which may also be an IPv6 address), --node ('n') or
+ * --operator ('p'); at most NAMES_MAX of each. 0, or -EINVAL once printed. */
+static int add_name(struct certs_init *a, int opt, const char *name) {
+    if (!certs_safe_name(name) && !(opt == 's' && strchr(name, ':'))) {
+        fprintf(stderr, "kimactl certs: \"%s\" is not a host, node or user name\n", name);
+        return -EINVAL;
+    }
+    if (a->ns == NAMES_MAX || a->nn == NAMES_MAX || a->no == NAMES_MAX) {
+        fprintf(stderr, "kimactl certs: at most %d names of a kind\n", NAMES_MAX);
+        return -EINVAL;
+    }
+    if (opt == 's') {
+        a->servers[a->ns++] = name;
+    } else if (opt == 'n') {
+        a->nodes[a->nn++] = name;
+    } else {
+        a->ops[a->no++] = name;
+    }
+    return 0;
+}
+
+/* The options of certs init: 0 to go on, 1 once --help is printed, or
+ * -EINVAL once the usage error is. */
+static int parse_init_args(struct certs_init *a, int argc, char **argv) {
     static const struct option opts[] = {
             {"out", required_argument, NULL, 'o'},
             {"server-name", required_argument, NULL, 's'},
@@ -261,94 +292,98 @@ int cmd_certs(int argc, char **argv) {
             {"help", no_argument, NULL, 'h'},
             {0},
     };
-    const char *out = NULL, *servers[NAMES_MAX], *nodes[NAMES_MAX], *ops[NAMES_MAX];
-    size_t ns = 0, nn = 0, no = 0;
-    int days = 365, c, r = 0;
     uint64_t v;
-    X509 *ca = NULL;
-    EVP_PKEY *ca_key = NULL;
-    char san[8192] = "", dir[CERTS_PATH_MAX];
+    int c;
 
-    if (argc >= 2 && strcmp(argv[1], "revoke") == 0) {
-        return certs_revoke(argc - 1, argv + 1);
-    }
     optind = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'o':
-            out = optarg;
+            a->out = optarg;
             break;
         case 's':
         case 'n':
         case 'p':
-            if (!certs_safe_name(optarg) && !(c == 's' && strchr(optarg, ':'))) {
-                fprintf(stderr, "kimactl certs: \"%s\" is not a host, node or user name\n", optarg);
-                return EXIT_USAGE;
-            }
-            if (ns == NAMES_MAX || nn == NAMES_MAX || no == NAMES_MAX) {
-                fprintf(stderr, "kimactl certs: at most %d names of a kind\n", NAMES_MAX);
-                return EXIT_USAGE;
-            }
-            if (c == 's') {
-                servers[ns++] = optarg;
-            } else if (c == 'n') {
-                nodes[nn++] = optarg;
-            } else {
-                ops[no++] = optarg;
+            if (add_name(a, c, optarg) < 0) {
+                return -EINVAL;
             }
             break;
         case 'd':
             if (parse_u64_range(optarg, 1, 3650, &v) < 0) {
                 fprintf(stderr, "kimactl certs: --days takes 1 to 3650\n");
-                return EXIT_USAGE;
+                return -EINVAL;
             }
-            days = (int)v;
+            a->days = (int)v;
             break;
         case 'h':
             usage(stdout);
-            return 0;
+            return 1;
         default:
             usage(stderr);
-            return EXIT_USAGE;
+            return -EINVAL;
         }
     }
-    if (optind != argc - 1 || strcmp(argv[optind], "init") != 0 || !out) {
+    if (optind != argc - 1 || strcmp(argv[optind], "init") != 0 || !a->out) {
         usage(stderr);
-        return EXIT_USAGE;
+        return -EINVAL;
     }
-    if (ns == 0) {
-        servers[ns++] = "kima-verifier.kima-system.svc";
-        servers[ns++] = "kima-verifier.kima-system.svc.cluster.local";
+    if (a->ns == 0) {
+        a->servers[a->ns++] = "kima-verifier.kima-system.svc";
+        a->servers[a->ns++] = "kima-verifier.kima-system.svc.cluster.local";
     }
-    for (size_t i = 0; i < ns; i++) {
+    return 0;
+}
+
+/* The verifier's subjectAltName: "IP:" or "DNS:" and each server name,
+ * comma-separated (cut at outsz). */
+static void server_san(const char *const *servers, size_t n, char *out, size_t outsz) {
+    out[0] = 0;
+    for (size_t i = 0; i < n; i++) {
         struct in6_addr a;
         bool ip =
                 inet_pton(AF_INET, servers[i], &a) == 1 || inet_pton(AF_INET6, servers[i], &a) == 1;
-        size_t l = strlen(san);
-        snprintf(san + l, sizeof(san) - l, "%s%s:%s", l ? "," : "", ip ? "IP" : "DNS", servers[i]);
+        size_t l = strlen(out);
+        snprintf(out + l, outsz - l, "%s%s:%s", l ? "," : "", ip ? "IP" : "DNS", servers[i]);
     }
-    if (load_ca(out, days, &ca, &ca_key) < 0) {
-        r = EXIT_SOFTWARE;
-        goto done;
+}
+
+/* The CA, then the verifier's, the operators' and the agents'
+ * certificates, up to the first failure (printed). 0 or -1. */
+static int issue_all(const struct certs_init *a, const char *san) {
+    X509 *ca = NULL;
+    EVP_PKEY *ca_key = NULL;
+    char dir[CERTS_PATH_MAX];
+    int r = load_ca(a->out, a->days, &ca, &ca_key);
+
+    if (r == 0) {
+        snprintf(dir, sizeof(dir), "%s/verifier", a->out);
+        r = leaf(dir, "kima-verifier", NULL, ca, ca_key, a->days, "serverAuth", san);
     }
-    snprintf(dir, sizeof(dir), "%s/verifier", out);
-    if (leaf(dir, "kima-verifier", NULL, ca, ca_key, days, "serverAuth", san) < 0) {
-        r = EXIT_SOFTWARE;
+    for (size_t i = 0; i < a->no && r == 0; i++) {
+        snprintf(dir, sizeof(dir), "%s/operators/%s", a->out, a->ops[i]);
+        r = leaf(dir, a->ops[i], "kima-operator", ca, ca_key, a->days, "clientAuth", NULL);
     }
-    for (size_t i = 0; i < no && r == 0; i++) {
-        snprintf(dir, sizeof(dir), "%s/operators/%s", out, ops[i]);
-        if (leaf(dir, ops[i], "kima-operator", ca, ca_key, days, "clientAuth", NULL) < 0) {
-            r = EXIT_SOFTWARE;
-        }
+    for (size_t i = 0; i < a->nn && r == 0; i++) {
+        snprintf(dir, sizeof(dir), "%s/agents/%s", a->out, a->nodes[i]);
+        r = leaf(dir, a->nodes[i], "kima-agent", ca, ca_key, a->days, "clientAuth", NULL);
     }
-    for (size_t i = 0; i < nn && r == 0; i++) {
-        snprintf(dir, sizeof(dir), "%s/agents/%s", out, nodes[i]);
-        if (leaf(dir, nodes[i], "kima-agent", ca, ca_key, days, "clientAuth", NULL) < 0) {
-            r = EXIT_SOFTWARE;
-        }
-    }
-done:
     X509_free(ca);
     EVP_PKEY_free(ca_key);
-    return r;
+    return r < 0 ? -1 : 0;
+}
+
+int cmd_certs(int argc, char **argv) {
+    struct certs_init a = {.days = 365};
+    char san[8192];
+    int r;
+
+    if (argc >= 2 && strcmp(argv[1], "revoke") == 0) {
+        return certs_revoke(argc - 1, argv + 1);
+    }
+    r = parse_init_args(&a, argc, argv);
+    if (r != 0) {
+        return r > 0 ? 0 : EXIT_USAGE;
+    }
+    server_san(a.servers, a.ns, san, sizeof(san));
+    return issue_all(&a, san) < 0 ? EXIT_SOFTWARE : 0;
 }

@@ -35,7 +35,9 @@ static void usage(FILE *f) {
                "64 usage error, 66 input not readable, 70 internal error.\n");
 }
 
-int main(int argc, char **argv) {
+/* The options before the command. -1 to go on, or the exit code once
+ * --help, --version or a usage error is printed. */
+static int parse_global_options(int argc, char **argv, const char **level, const char **format) {
     static const struct option opts[] = {
             {"log-level", required_argument, NULL, 'l'},
             {"log-format", required_argument, NULL, 'f'},
@@ -47,22 +49,16 @@ int main(int argc, char **argv) {
             {"cacert", required_argument, NULL, 'a'},
             {0},
     };
-    const char *level = getenv("KIMA_LOG_LEVEL"), *format = getenv("KIMA_LOG_FORMAT");
     int c;
-
-    /* tpm2-tss would print its own warnings for every malformed structure
-     * it is given; kimactl reports each failure once. TSS2_LOG set by the
-     * user still wins. */
-    setenv("TSS2_LOG", "all+none", 0);
 
     /* Stop at the first non-option: the rest belongs to the command. */
     while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
         switch (c) {
         case 'l':
-            level = optarg;
+            *level = optarg;
             break;
         case 'f':
-            format = optarg;
+            *format = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -89,18 +85,11 @@ int main(int argc, char **argv) {
             return EXIT_USAGE;
         }
     }
-    if (log_setup(level, format) < 0) {
-        fprintf(stderr, "kimactl: --log-level takes error, warn, info or debug; --log-format "
-                        "logfmt or json\n");
-        return EXIT_USAGE;
-    }
-    if (optind >= argc) {
-        usage(stderr);
-        return EXIT_USAGE;
-    }
-    argc -= optind;
-    argv += optind;
-    optind = 0; /* reset getopt for the command */
+    return -1;
+}
+
+/* argv[0] is the command; returns its exit code. */
+static int run_command(int argc, char **argv) {
     if (strcmp(argv[0], "ima") == 0) {
         return cmd_ima(argc, argv);
     }
@@ -125,4 +114,31 @@ int main(int argc, char **argv) {
     }
     fprintf(stderr, "kimactl: unknown command \"%s\" (see kimactl --help)\n", argv[0]);
     return EXIT_USAGE;
+}
+
+int main(int argc, char **argv) {
+    const char *level = getenv("KIMA_LOG_LEVEL"), *format = getenv("KIMA_LOG_FORMAT");
+    int r;
+
+    /* tpm2-tss would print its own warnings for every malformed structure
+     * it is given; kimactl reports each failure once. TSS2_LOG set by the
+     * user still wins. */
+    setenv("TSS2_LOG", "all+none", 0);
+
+    if ((r = parse_global_options(argc, argv, &level, &format)) >= 0) {
+        return r;
+    }
+    if (log_setup(level, format) < 0) {
+        fprintf(stderr, "kimactl: --log-level takes error, warn, info or debug; --log-format "
+                        "logfmt or json\n");
+        return EXIT_USAGE;
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    argc -= optind;
+    argv += optind;
+    optind = 0; /* reset getopt for the command */
+    return run_command(argc, argv);
 }

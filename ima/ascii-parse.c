@@ -117,46 +117,54 @@ static int put_field(struct kbuf *b, enum ima_field_id id, bool legacy, const ch
     return -EINVAL;
 }
 
-int ima_ascii_parse_line(struct ima_ascii_parser *p, const char *line, size_t len, uint64_t offset,
-                         struct ima_entry *ret_entry) {
-    struct kbuf *b = &p->storage;
-    struct ima_template t;
-    struct ima_parser bp;
-    const char *tok[2 + IMA_FIELDS_MAX + 1], *end = line + len, *s = line, *why = "";
-    size_t toklen[2 + IMA_FIELDS_MAX + 1], ntok = 0, hexlen, data_start = 0;
-    uint64_t pcr;
-    int r;
+/* A line's space-separated parts: PCR, template digest, template name, then
+ * one per field. */
+#define PARTS_MAX (2 + IMA_FIELDS_MAX + 1)
 
-    if (len > IMA_ASCII_LINE_MAX) {
-        return fail(p, -E2BIG, offset, "line of %zu bytes exceeds %d", len, IMA_ASCII_LINE_MAX);
-    }
-    /* "%2d ": PCRs below 10 have a leading space. */
+struct line_parts {
+    const char *tok[PARTS_MAX];
+    size_t len[PARTS_MAX];
+    size_t n;
+};
+
+/* Split on single spaces, so that empty fields are empty parts, after the
+ * leading space "%2d " gives PCRs below 10. -E2BIG past PARTS_MAX parts. */
+static int split_line(const char *line, size_t len, struct line_parts *ret) {
+    const char *end = line + len, *s = line;
+
     if (s < end && *s == ' ') {
         s++;
     }
-    /* Split on single spaces: empty fields are empty tokens. */
+    ret->n = 0;
     for (;;) {
         const char *sp = memchr(s, ' ', (size_t)(end - s));
-        if (ntok == sizeof(tok) / sizeof(tok[0])) {
-            return fail(p, -EBADMSG, offset, "line has more than %zu space-separated parts",
-                        sizeof(tok) / sizeof(tok[0]));
+        if (ret->n == PARTS_MAX) {
+            return -E2BIG;
         }
-        tok[ntok] = s;
-        toklen[ntok] = sp ? (size_t)(sp - s) : (size_t)(end - s);
-        ntok++;
+        ret->tok[ret->n] = s;
+        ret->len[ret->n] = sp ? (size_t)(sp - s) : (size_t)(end - s);
+        ret->n++;
         if (!sp) {
-            break;
+            return 0;
         }
         s = sp + 1;
     }
-    if (ntok < 3) {
+}
+
+/* The PCR, the template digest's width and the template, whose every field
+ * must be known and present. */
+static int check_parts(struct ima_ascii_parser *p, const struct line_parts *lp, uint64_t offset,
+                       uint64_t *ret_pcr, struct ima_template *ret_t) {
+    size_t hexlen;
+
+    if (lp->n < 3) {
         return fail(p, -EBADMSG, offset, "line has %zu space-separated parts, needs at least 3",
-                    ntok);
+                    lp->n);
     }
-    if (parse_u64_n(tok[0], toklen[0], &pcr) < 0 || pcr >= IMA_PCR_COUNT) {
+    if (parse_u64_n(lp->tok[0], lp->len[0], ret_pcr) < 0 || *ret_pcr >= IMA_PCR_COUNT) {
         return fail(p, -EBADMSG, offset, "PCR index is not a number in 0-%d", IMA_PCR_COUNT - 1);
     }
-    hexlen = toklen[1];
+    hexlen = lp->len[1];
     if (hexlen != 40 && hexlen != 64 && hexlen != 96 && hexlen != 128) {
         return fail(p, -EBADMSG, offset, "template digest has %zu hex digits, not 40/64/96/128",
                     hexlen);
@@ -165,75 +173,100 @@ int ima_ascii_parse_line(struct ima_ascii_parser *p, const char *line, size_t le
         return fail(p, -EBADMSG, offset, "template digest width %zu differs from the list's %u",
                     hexlen / 2, p->digest_len);
     }
-    if (toklen[2] == 0 || toklen[2] > IMA_TEMPLATE_NAME_MAX) {
+    if (lp->len[2] == 0 || lp->len[2] > IMA_TEMPLATE_NAME_MAX) {
         return fail(p, -EBADMSG, offset, "template name is empty or longer than %d",
                     IMA_TEMPLATE_NAME_MAX);
     }
-    ima_template_resolve(tok[2], toklen[2], &t);
-    if (!t.known) {
+    ima_template_resolve(lp->tok[2], lp->len[2], ret_t);
+    if (!ret_t->known) {
         return fail(p, -EBADMSG, offset,
                     "template %.*s is not known, its ASCII form cannot be read back",
-                    (int)(toklen[2] > 64 ? 64 : toklen[2]), tok[2]);
+                    (int)(lp->len[2] > 64 ? 64 : lp->len[2]), lp->tok[2]);
     }
-    if (ntok != 3 + (size_t)t.nfields) {
+    if (lp->n != 3 + (size_t)ret_t->nfields) {
         return fail(p, -EBADMSG, offset, "template %.*s has %u fields, the line has %zu",
-                    (int)toklen[2], tok[2], t.nfields, ntok - 3);
+                    (int)lp->len[2], lp->tok[2], ret_t->nfields, lp->n - 3);
     }
+    return 0;
+}
 
-    kbuf_reset(b);
-    r = put_le32(b, (uint32_t)pcr);
-    if (r == 0) {
-        r = put_hex(b, tok[1], hexlen);
-    }
-    if (r < 0) {
-        return fail(p, -EBADMSG, offset, "template digest is not hex");
-    }
-    r = put_le32(b, (uint32_t)toklen[2]);
-    if (r == 0) {
-        r = kbuf_append(b, tok[2], toklen[2]);
-    }
-    if (!t.legacy && r == 0) {
-        data_start = b->len;
-        r = put_le32(b, 0); /* the data length, set below */
-    }
-    for (unsigned i = 0; i < t.nfields && r == 0; i++) {
+static void set_le32(uint8_t *at, uint32_t v) {
+    memcpy(at, (uint8_t[4]){(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)},
+           4);
+}
+
+/* Append each field, with its length prefix but for the `ima` template's d. */
+static int put_fields(struct ima_ascii_parser *p, const struct line_parts *lp,
+                      const struct ima_template *t, uint64_t offset) {
+    struct kbuf *b = &p->storage;
+    const char *why = "";
+    int r = 0;
+
+    for (unsigned i = 0; i < t->nfields; i++) {
         size_t at = b->len;
-        /* The `ima` template's d has no length prefix. */
-        bool prefixed = !(t.legacy && i == 0);
+        bool prefixed = !(t->legacy && i == 0);
         if (prefixed) {
             r = put_le32(b, 0);
         }
         if (r == 0) {
-            r = put_field(b, (enum ima_field_id)t.fields[i], t.legacy, tok[3 + i], toklen[3 + i],
-                          &why);
+            r = put_field(b, (enum ima_field_id)t->fields[i], t->legacy, lp->tok[3 + i],
+                          lp->len[3 + i], &why);
         }
         if (r < 0) {
             return fail(p, r == -E2BIG ? -E2BIG : -EBADMSG, offset, "field %u (%s) %s", i,
-                        ima_field_name(t.fields[i]), why);
+                        ima_field_name(t->fields[i]), why);
         }
         if (prefixed) {
-            uint32_t flen = (uint32_t)(b->len - at - 4);
-            memcpy(b->data + at,
-                   (uint8_t[4]){(uint8_t)flen, (uint8_t)(flen >> 8), (uint8_t)(flen >> 16),
-                                (uint8_t)(flen >> 24)},
-                   4);
+            set_le32(b->data + at, (uint32_t)(b->len - at - 4));
         }
+    }
+    return 0;
+}
+
+/* Rebuild in p->storage the binary entry the line was printed from. */
+static int rebuild_entry(struct ima_ascii_parser *p, const struct line_parts *lp,
+                         const struct ima_template *t, uint64_t pcr, uint64_t offset) {
+    struct kbuf *b = &p->storage;
+    size_t data_start = 0;
+    int r;
+
+    kbuf_reset(b);
+    r = put_le32(b, (uint32_t)pcr);
+    if (r == 0) {
+        r = put_hex(b, lp->tok[1], lp->len[1]);
+    }
+    if (r < 0) {
+        return fail(p, -EBADMSG, offset, "template digest is not hex");
+    }
+    r = put_le32(b, (uint32_t)lp->len[2]);
+    if (r == 0) {
+        r = kbuf_append(b, lp->tok[2], lp->len[2]);
+    }
+    if (!t->legacy && r == 0) {
+        data_start = b->len;
+        r = put_le32(b, 0); /* the data length, set below */
     }
     if (r < 0) {
         return fail(p, -E2BIG, offset, "entry is too large");
     }
-    if (!t.legacy) {
-        uint32_t dlen = (uint32_t)(b->len - data_start - 4);
-        memcpy(b->data + data_start,
-               (uint8_t[4]){(uint8_t)dlen, (uint8_t)(dlen >> 8), (uint8_t)(dlen >> 16),
-                            (uint8_t)(dlen >> 24)},
-               4);
+    if ((r = put_fields(p, lp, t, offset)) < 0) {
+        return r;
     }
+    if (!t->legacy) {
+        set_le32(b->data + data_start, (uint32_t)(b->len - data_start - 4));
+    }
+    return 0;
+}
 
-    /* The rebuilt entry gets every check of the binary parser. */
-    ima_parser_init(&bp, (uint32_t)(hexlen / 2));
+/* The rebuilt entry gets every check of the binary parser. */
+static int reparse(struct ima_ascii_parser *p, uint32_t digest_len, uint64_t offset,
+                   struct ima_entry *ret_entry) {
+    struct ima_parser bp;
+    int r;
+
+    ima_parser_init(&bp, digest_len);
     ima_parser_seek(&bp, p->index, offset);
-    r = ima_parser_next(&bp, b->data, b->len, ret_entry);
+    r = ima_parser_next(&bp, p->storage.data, p->storage.len, ret_entry);
     if (r < 0) {
         p->err = bp.err;
         if (r == -EAGAIN) {
@@ -241,10 +274,35 @@ int ima_ascii_parse_line(struct ima_ascii_parser *p, const char *line, size_t le
         }
         return r;
     }
-    if ((size_t)r != b->len) {
+    if ((size_t)r != p->storage.len) {
         return fail(p, -EBADMSG, offset, "line holds more than one entry");
     }
-    p->digest_len = (uint32_t)(hexlen / 2);
+    return 0;
+}
+
+int ima_ascii_parse_line(struct ima_ascii_parser *p, const char *line, size_t len, uint64_t offset,
+                         struct ima_entry *ret_entry) {
+    struct line_parts lp;
+    struct ima_template t;
+    uint32_t digest_len;
+    uint64_t pcr;
+    int r;
+
+    if (len > IMA_ASCII_LINE_MAX) {
+        return fail(p, -E2BIG, offset, "line of %zu bytes exceeds %d", len, IMA_ASCII_LINE_MAX);
+    }
+    if (split_line(line, len, &lp) < 0) {
+        return fail(p, -EBADMSG, offset, "line has more than %d space-separated parts", PARTS_MAX);
+    }
+    if ((r = check_parts(p, &lp, offset, &pcr, &t)) < 0 ||
+        (r = rebuild_entry(p, &lp, &t, pcr, offset)) < 0) {
+        return r;
+    }
+    digest_len = (uint32_t)(lp.len[1] / 2);
+    if ((r = reparse(p, digest_len, offset, ret_entry)) < 0) {
+        return r;
+    }
+    p->digest_len = digest_len;
     p->index++;
     return 0;
 }

@@ -83,21 +83,15 @@ static int need(struct ima_parser *p, size_t len, size_t want, const char *what)
     return fail(p, -EAGAIN, "incomplete entry: %zu bytes present, %s needs %zu", len, what, want);
 }
 
-int ima_parser_next(struct ima_parser *p, const uint8_t *buf, size_t len,
-                    struct ima_entry *ret_entry) {
-    struct ima_entry *e = ret_entry;
-    const struct ima_template *t;
+/* The header: u32 pcr | digest | u32 name_len | name. Fills the entry's
+ * PCR, digest and name, resolves its template into p->cache and sets *ret_pos
+ * past the name. */
+static inline int parse_header(struct ima_parser *p, const uint8_t *buf, size_t len,
+                               struct ima_entry *e, size_t *ret_pos) {
     size_t pos, dlen = p->digest_len;
-    uint32_t name_len, data_len;
-    const char *why;
+    uint32_t name_len;
     int r;
 
-    if (!buf && len) {
-        return -EINVAL;
-    }
-    if (p->index >= p->max_entries) {
-        return fail(p, -E2BIG, "list has more than %" PRIu64 " entries", p->max_entries);
-    }
     if ((r = need(p, len, 4 + dlen + 4, "the header")) < 0) {
         return r;
     }
@@ -125,89 +119,139 @@ int ima_parser_next(struct ima_parser *p, const uint8_t *buf, size_t len,
     if ((r = resolve_template(p, e->name, name_len)) < 0) {
         return r;
     }
-    t = &p->cache;
-    pos += name_len;
-    e->legacy = t->legacy;
-    e->known = t->known;
+    e->legacy = p->cache.legacy;
+    e->known = p->cache.known;
+    *ret_pos = pos + name_len;
+    return 0;
+}
 
-    if (t->legacy) {
-        uint32_t n_len;
-        if ((r = need(p, len, pos + 24, "the ima template's d and name length")) < 0) {
-            return r;
-        }
-        n_len = get_le32(buf + pos + 20);
-        if (n_len > IMA_EVENT_NAME_MAX) {
-            return fail(p, -E2BIG, "event name length %" PRIu32 " exceeds %d", n_len,
-                        IMA_EVENT_NAME_MAX);
-        }
-        if ((r = need(p, len, pos + 24 + n_len, "the event name")) < 0) {
-            return r;
-        }
-        e->data = buf + pos;
-        e->data_len = 24 + n_len;
-        e->nfields = 2;
-        e->fields[0] = (struct ima_field){.id = IMA_FIELD_D, .len = 20, .data = buf + pos};
-        e->fields[1] = (struct ima_field){.id = IMA_FIELD_N, .len = n_len, .data = buf + pos + 24};
-        pos += 24 + n_len;
-    } else {
-        size_t fpos, end;
-        unsigned nf = 0;
+/* The `ima` template's data, which has no length of its own:
+ * d[20] | u32 n_len | n. Moves *pos past it. */
+static inline int parse_legacy_data(struct ima_parser *p, const uint8_t *buf, size_t len,
+                                    struct ima_entry *e, size_t *pos) {
+    size_t at = *pos;
+    uint32_t n_len;
+    int r;
 
-        if ((r = need(p, len, pos + 4, "the template data length")) < 0) {
-            return r;
+    if ((r = need(p, len, at + 24, "the ima template's d and name length")) < 0) {
+        return r;
+    }
+    n_len = get_le32(buf + at + 20);
+    if (n_len > IMA_EVENT_NAME_MAX) {
+        return fail(p, -E2BIG, "event name length %" PRIu32 " exceeds %d", n_len,
+                    IMA_EVENT_NAME_MAX);
+    }
+    if ((r = need(p, len, at + 24 + n_len, "the event name")) < 0) {
+        return r;
+    }
+    e->data = buf + at;
+    e->data_len = 24 + n_len;
+    e->nfields = 2;
+    e->fields[0] = (struct ima_field){.id = IMA_FIELD_D, .len = 20, .data = buf + at};
+    e->fields[1] = (struct ima_field){.id = IMA_FIELD_N, .len = n_len, .data = buf + at + 24};
+    *pos = at + 24 + n_len;
+    return 0;
+}
+
+/* Cut e->data into its (u32 len | bytes) fields, named by the template when
+ * it is known: a known template's data holds exactly its fields. */
+static inline int split_fields(struct ima_parser *p, struct ima_entry *e) {
+    const struct ima_template *t = &p->cache;
+    size_t fpos = 0, end = e->data_len;
+    unsigned nf = 0;
+
+    while (fpos < end) {
+        uint32_t flen;
+        if (nf == IMA_FIELDS_MAX || (t->known && nf == t->nfields)) {
+            return fail(p, -EBADMSG, "template data has more than %u fields (%zu bytes left over)",
+                        t->known ? t->nfields : IMA_FIELDS_MAX, end - fpos);
         }
-        data_len = get_le32(buf + pos);
-        if (data_len > IMA_TEMPLATE_DATA_MAX) {
-            return fail(p, -E2BIG, "template data length %" PRIu32 " exceeds %u", data_len,
-                        IMA_TEMPLATE_DATA_MAX);
+        if (end - fpos < 4) {
+            return fail(p, -EBADMSG, "field %u length runs past the template data", nf);
         }
-        pos += 4;
-        if ((r = need(p, len, pos + data_len, "the template data")) < 0) {
-            return r;
-        }
-        e->data = buf + pos;
-        e->data_len = data_len;
-        fpos = pos;
-        end = pos + data_len;
-        while (fpos < end) {
-            uint32_t flen;
-            if (nf == IMA_FIELDS_MAX || (t->known && nf == t->nfields)) {
-                return fail(p, -EBADMSG,
-                            "template data has more than %u fields (%zu bytes left over)",
-                            t->known ? t->nfields : IMA_FIELDS_MAX, end - fpos);
-            }
-            if (end - fpos < 4) {
-                return fail(p, -EBADMSG, "field %u length runs past the template data", nf);
-            }
-            flen = get_le32(buf + fpos);
-            if (flen > end - fpos - 4) {
-                return fail(
-                        p, -EBADMSG,
+        flen = get_le32(e->data + fpos);
+        if (flen > end - fpos - 4) {
+            return fail(p, -EBADMSG,
                         "field %u (%s) length %" PRIu32 " runs past the template data (%zu left)",
                         nf, t->known ? ima_field_name(t->fields[nf]) : "?", flen, end - fpos - 4);
-            }
-            e->fields[nf].id = t->known ? t->fields[nf] : IMA_FIELD_UNKNOWN;
-            e->fields[nf].len = flen;
-            e->fields[nf].data = buf + fpos + 4;
-            nf++;
-            fpos += 4 + (size_t)flen;
         }
-        if (t->known && nf != t->nfields) {
-            return fail(p, -EBADMSG, "template %.*s needs %u fields, the data holds %u",
-                        (int)name_len, e->name, t->nfields, nf);
-        }
-        e->nfields = (uint8_t)nf;
-        pos = end;
+        e->fields[nf].id = t->known ? t->fields[nf] : IMA_FIELD_UNKNOWN;
+        e->fields[nf].len = flen;
+        e->fields[nf].data = e->data + fpos + 4;
+        nf++;
+        fpos += 4 + (size_t)flen;
     }
+    if (t->known && nf != t->nfields) {
+        return fail(p, -EBADMSG, "template %.*s needs %u fields, the data holds %u",
+                    (int)e->name_len, e->name, t->nfields, nf);
+    }
+    e->nfields = (uint8_t)nf;
+    return 0;
+}
+
+/* Every other template's data: u32 data_len | (u32 len | bytes)... Moves
+ * *pos past it. */
+static inline int parse_template_data(struct ima_parser *p, const uint8_t *buf, size_t len,
+                                      struct ima_entry *e, size_t *pos) {
+    size_t at = *pos;
+    uint32_t data_len;
+    int r;
+
+    if ((r = need(p, len, at + 4, "the template data length")) < 0) {
+        return r;
+    }
+    data_len = get_le32(buf + at);
+    if (data_len > IMA_TEMPLATE_DATA_MAX) {
+        return fail(p, -E2BIG, "template data length %" PRIu32 " exceeds %u", data_len,
+                    IMA_TEMPLATE_DATA_MAX);
+    }
+    at += 4;
+    if ((r = need(p, len, at + data_len, "the template data")) < 0) {
+        return r;
+    }
+    e->data = buf + at;
+    e->data_len = data_len;
+    if ((r = split_fields(p, e)) < 0) {
+        return r;
+    }
+    *pos = at + data_len;
+    return 0;
+}
+
+/* Each field whose id is known holds a value of its kind. */
+static inline int validate_fields(struct ima_parser *p, const struct ima_entry *e) {
+    const char *why;
 
     for (unsigned i = 0; i < e->nfields; i++) {
         if (e->fields[i].id != IMA_FIELD_UNKNOWN &&
-            ima_field_validate(&e->fields[i], t->legacy, &why) < 0) {
+            ima_field_validate(&e->fields[i], e->legacy, &why) < 0) {
             return fail(p, -EBADMSG, "field %u (%s): %s", i, ima_field_name(e->fields[i].id), why);
         }
     }
+    return 0;
+}
 
-    e->violation = all_zero(e->digest, dlen);
+int ima_parser_next(struct ima_parser *p, const uint8_t *buf, size_t len,
+                    struct ima_entry *ret_entry) {
+    struct ima_entry *e = ret_entry;
+    size_t pos = 0;
+    int r;
+
+    if (!buf && len) {
+        return -EINVAL;
+    }
+    if (p->index >= p->max_entries) {
+        return fail(p, -E2BIG, "list has more than %" PRIu64 " entries", p->max_entries);
+    }
+    if ((r = parse_header(p, buf, len, e, &pos)) < 0) {
+        return r;
+    }
+    r = e->legacy ? parse_legacy_data(p, buf, len, e, &pos)
+                  : parse_template_data(p, buf, len, e, &pos);
+    if (r < 0 || (r = validate_fields(p, e)) < 0) {
+        return r;
+    }
+    e->violation = all_zero(e->digest, e->digest_len);
     e->index = p->index;
     e->offset = p->offset;
     e->size = (uint32_t)pos;

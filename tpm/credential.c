@@ -164,20 +164,81 @@ out:
     return r;
 }
 
+/* The EK's symmetric scheme, which protects the credential: AES-128 or
+ * AES-256 in CFB mode. Its key size in bytes, or -EOPNOTSUPP. */
+static int ek_aes_key_bytes(const TPMT_PUBLIC *ek, size_t *ret_bytes) {
+    const TPMT_SYM_DEF_OBJECT *sym = ek->type == TPM2_ALG_RSA ? &ek->parameters.rsaDetail.symmetric
+                                                              : &ek->parameters.eccDetail.symmetric;
+
+    if (sym->algorithm != TPM2_ALG_AES || sym->mode.aes != TPM2_ALG_CFB ||
+        (sym->keyBits.aes != 128 && sym->keyBits.aes != 256)) {
+        return -EOPNOTSUPP;
+    }
+    *ret_bytes = sym->keyBits.aes / 8;
+    return 0;
+}
+
+/* A fresh seed of seed_len bytes and the secret that carries it to the
+ * EK's TPM. */
+static int make_seed(const TPMT_PUBLIC *ek, EVP_PKEY *pkey, const EVP_MD *md, size_t seed_len,
+                     uint8_t *seed, TPM2B_ENCRYPTED_SECRET *ret) {
+    if (ek->type == TPM2_ALG_RSA) {
+        return RAND_bytes(seed, (int)seed_len) == 1 ? rsa_seed(pkey, md, seed, seed_len, ret)
+                                                    : -EIO;
+    }
+    return ecc_seed(ek, pkey, seed_len, seed, ret);
+}
+
+/* encIdentity = AES-CFB(symKey, IV 0, TPM2B_DIGEST(credential)) into enc
+ * (2 + cred_len bytes, *ret_len). */
+static int encrypt_identity(const uint8_t *sym_key, size_t key_bytes, const uint8_t *cred,
+                            size_t cred_len, uint8_t *enc, size_t *ret_len) {
+    static const uint8_t iv[16];
+    EVP_CIPHER_CTX *cc = EVP_CIPHER_CTX_new();
+    uint8_t plain[2 + 64];
+    int n = 0, fin = 0, r = -ENOMEM;
+
+    plain[0] = (uint8_t)(cred_len >> 8);
+    plain[1] = (uint8_t)cred_len;
+    memcpy(plain + 2, cred, cred_len);
+    if (cc &&
+        EVP_EncryptInit_ex(cc, key_bytes == 16 ? EVP_aes_128_cfb128() : EVP_aes_256_cfb128(), NULL,
+                           sym_key, iv) &&
+        EVP_EncryptUpdate(cc, enc, &n, plain, (int)(2 + cred_len)) &&
+        EVP_EncryptFinal_ex(cc, enc + n, &fin)) {
+        *ret_len = (size_t)(n + fin);
+        r = 0;
+    }
+    EVP_CIPHER_CTX_free(cc);
+    return r;
+}
+
+/* outerHMAC = HMAC(hmacKey, encIdentity || name), of the nameAlg's size. */
+static int outer_hmac(const EVP_MD *md, const uint8_t *hmac_key, size_t dsize, const uint8_t *enc,
+                      size_t enc_len, const TPM2B_NAME *name, uint8_t *ret_hmac) {
+    uint8_t msg[2 + 64 + sizeof(name->name)];
+    unsigned int hmac_len = 0;
+
+    memcpy(msg, enc, enc_len);
+    memcpy(msg + enc_len, name->name, name->size);
+    if (!HMAC(md, hmac_key, (int)dsize, msg, enc_len + name->size, ret_hmac, &hmac_len) ||
+        hmac_len != dsize) {
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 int tpm_make_credential(const TPMT_PUBLIC *ek, const TPM2B_NAME *name, const uint8_t *cred,
                         size_t cred_len, TPM2B_ID_OBJECT *ret_blob,
                         TPM2B_ENCRYPTED_SECRET *ret_secret) {
-    const TPMT_SYM_DEF_OBJECT *sym;
     enum hash_alg alg;
     const EVP_MD *md;
     EVP_PKEY *pkey = NULL;
-    EVP_CIPHER_CTX *cc = NULL;
-    uint8_t seed[64], sym_key[32], hmac_key[64], plain[2 + 64], hmac[64];
+    uint8_t seed[64], sym_key[32], hmac_key[64], hmac[64], *enc;
     TPM2B_ENCRYPTED_SECRET secret = {0};
     TPM2B_ID_OBJECT blob = {0};
-    size_t dsize, key_bytes;
-    unsigned int hmac_len = 0;
-    int r, n = 0, fin = 0;
+    size_t dsize, key_bytes, enc_len = 0;
+    int r;
 
     if (!ek || !name || !cred || !ret_blob || !ret_secret) {
         return -EINVAL;
@@ -190,75 +251,36 @@ int tpm_make_credential(const TPMT_PUBLIC *ek, const TPM2B_NAME *name, const uin
     if (cred_len == 0 || cred_len > dsize || name->size == 0) {
         return -EINVAL;
     }
-    sym = ek->type == TPM2_ALG_RSA ? &ek->parameters.rsaDetail.symmetric
-                                   : &ek->parameters.eccDetail.symmetric;
-    if (sym->algorithm != TPM2_ALG_AES || sym->mode.aes != TPM2_ALG_CFB ||
-        (sym->keyBits.aes != 128 && sym->keyBits.aes != 256)) {
-        return -EOPNOTSUPP;
-    }
-    key_bytes = sym->keyBits.aes / 8;
-    r = tpm_public_to_pkey(ek, &pkey);
-    if (r < 0) {
+    if ((r = ek_aes_key_bytes(ek, &key_bytes)) < 0 || (r = tpm_public_to_pkey(ek, &pkey)) < 0) {
         return r;
     }
-    if (ek->type == TPM2_ALG_RSA) {
-        r = RAND_bytes(seed, (int)dsize) == 1 ? rsa_seed(pkey, md, seed, dsize, &secret) : -EIO;
-    } else {
-        r = ecc_seed(ek, pkey, dsize, seed, &secret);
+    /* The ID object: the integrity HMAC (a TPM2B_DIGEST), then encIdentity. */
+    enc = blob.credential + 2 + dsize;
+    r = make_seed(ek, pkey, md, dsize, seed, &secret);
+    if (r == 0) {
+        r = tpm_kdfa(ek->nameAlg, seed, dsize, "STORAGE", name->name, name->size, NULL, 0,
+                     key_bytes * 8, sym_key);
     }
-    if (r < 0) {
-        goto out;
-    }
-    r = tpm_kdfa(ek->nameAlg, seed, dsize, "STORAGE", name->name, name->size, NULL, 0,
-                 key_bytes * 8, sym_key);
     if (r == 0) {
         r = tpm_kdfa(ek->nameAlg, seed, dsize, "INTEGRITY", NULL, 0, NULL, 0, dsize * 8, hmac_key);
     }
-    if (r < 0) {
-        goto out;
+    if (r == 0) {
+        r = encrypt_identity(sym_key, key_bytes, cred, cred_len, enc, &enc_len);
     }
-    /* encIdentity = AES-CFB(symKey, IV 0, TPM2B_DIGEST(credential)); it sits
-     * after the integrity HMAC (a TPM2B_DIGEST) in the ID object. */
-    plain[0] = (uint8_t)(cred_len >> 8);
-    plain[1] = (uint8_t)cred_len;
-    memcpy(plain + 2, cred, cred_len);
-    {
-        static const uint8_t iv[16];
-        uint8_t *enc = blob.credential + 2 + dsize;
-        cc = EVP_CIPHER_CTX_new();
-        if (!cc ||
-            !EVP_EncryptInit_ex(cc, key_bytes == 16 ? EVP_aes_128_cfb128() : EVP_aes_256_cfb128(),
-                                NULL, sym_key, iv) ||
-            !EVP_EncryptUpdate(cc, enc, &n, plain, (int)(2 + cred_len)) ||
-            !EVP_EncryptFinal_ex(cc, enc + n, &fin)) {
-            r = -ENOMEM;
-            goto out;
-        }
-        n += fin;
-        /* outerHMAC = HMAC(hmacKey, encIdentity || name) */
-        {
-            uint8_t msg[2 + 64 + sizeof(name->name)];
-            memcpy(msg, enc, (size_t)n);
-            memcpy(msg + n, name->name, name->size);
-            if (!HMAC(md, hmac_key, (int)dsize, msg, (size_t)n + name->size, hmac, &hmac_len) ||
-                hmac_len != dsize) {
-                r = -ENOMEM;
-                goto out;
-            }
-        }
+    if (r == 0) {
+        r = outer_hmac(md, hmac_key, dsize, enc, enc_len, name, hmac);
     }
-    blob.credential[0] = (uint8_t)(dsize >> 8);
-    blob.credential[1] = (uint8_t)dsize;
-    memcpy(blob.credential + 2, hmac, dsize);
-    blob.size = (UINT16)(2 + dsize + (size_t)n);
-    *ret_blob = blob;
-    *ret_secret = secret;
-    r = 0;
-out:
+    if (r == 0) {
+        blob.credential[0] = (uint8_t)(dsize >> 8);
+        blob.credential[1] = (uint8_t)dsize;
+        memcpy(blob.credential + 2, hmac, dsize);
+        blob.size = (UINT16)(2 + dsize + enc_len);
+        *ret_blob = blob;
+        *ret_secret = secret;
+    }
     OPENSSL_cleanse(seed, sizeof(seed));
     OPENSSL_cleanse(sym_key, sizeof(sym_key));
     OPENSSL_cleanse(hmac_key, sizeof(hmac_key));
-    EVP_CIPHER_CTX_free(cc);
     EVP_PKEY_free(pkey);
     return r;
 }

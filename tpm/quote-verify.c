@@ -96,17 +96,19 @@ static int ecdsa_der(const TPMS_SIGNATURE_ECDSA *e, uint8_t *out, size_t outsz, 
     return 0;
 }
 
-static void check_signature(const struct tpm_verify_key *ak, const uint8_t *attest, size_t len,
-                            const TPMT_SIGNATURE *sig, struct tpm_quote_result *res) {
-    int base = EVP_PKEY_get_base_id(ak->pkey);
+/* A signature as EVP_PKEY_verify takes it. `bytes` may point into `der`. */
+struct sig_input {
     TPMI_ALG_HASH hash;
-    enum hash_alg alg;
-    const EVP_MD *md;
-    uint8_t digest[EVP_MAX_MD_SIZE], der[256];
-    const uint8_t *sigbytes;
-    size_t siglen, dlen;
-    EVP_PKEY_CTX *ctx;
-    int ok;
+    const uint8_t *bytes;
+    size_t len;
+    uint8_t der[256]; /* ECDSA's r and s as a DER ECDSA-Sig-Value */
+};
+
+/* The signature's hash and bytes, when its algorithm is one the AK's key
+ * makes. */
+static void signature_input(const struct tpm_verify_key *ak, const TPMT_SIGNATURE *sig,
+                            struct sig_input *ret, struct tpm_quote_result *res) {
+    int base = EVP_PKEY_get_base_id(ak->pkey);
 
     switch (sig->sigAlg) {
     case TPM2_ALG_RSASSA:
@@ -115,69 +117,101 @@ static void check_signature(const struct tpm_verify_key *ak, const uint8_t *atte
             fail(res, TPM_QUOTE_SIG_SCHEME, "RSA signature but the AK is not an RSA key");
             return;
         }
-        hash = sig->signature.rsassa.hash;
-        sigbytes = sig->signature.rsassa.sig.buffer;
-        siglen = sig->signature.rsassa.sig.size;
-        if (siglen != (size_t)EVP_PKEY_get_size(ak->pkey)) {
-            fail(res, TPM_QUOTE_SIGNATURE, "RSA signature of %zu bytes for a %d-byte key", siglen,
+        ret->hash = sig->signature.rsassa.hash;
+        ret->bytes = sig->signature.rsassa.sig.buffer;
+        ret->len = sig->signature.rsassa.sig.size;
+        if (ret->len != (size_t)EVP_PKEY_get_size(ak->pkey)) {
+            fail(res, TPM_QUOTE_SIGNATURE, "RSA signature of %zu bytes for a %d-byte key", ret->len,
                  EVP_PKEY_get_size(ak->pkey));
-            return;
         }
-        break;
+        return;
     case TPM2_ALG_ECDSA:
         if (base != EVP_PKEY_EC) {
             fail(res, TPM_QUOTE_SIG_SCHEME, "ECDSA signature but the AK is not an ECC key");
             return;
         }
-        hash = sig->signature.ecdsa.hash;
-        if (ecdsa_der(&sig->signature.ecdsa, der, sizeof(der), &siglen) < 0) {
+        ret->hash = sig->signature.ecdsa.hash;
+        if (ecdsa_der(&sig->signature.ecdsa, ret->der, sizeof(ret->der), &ret->len) < 0) {
             fail(res, TPM_QUOTE_SIGNATURE, "ECDSA signature values are not usable");
             return;
         }
-        sigbytes = der;
-        break;
+        ret->bytes = ret->der;
+        return;
     default:
         fail(res, TPM_QUOTE_SIG_SCHEME, "signature algorithm 0x%04x is not RSASSA, RSAPSS or ECDSA",
              sig->sigAlg);
+    }
+}
+
+/* A restricted AK signs with its own scheme only. */
+static void check_ak_scheme(const struct tpm_verify_key *ak, const TPMT_SIGNATURE *sig,
+                            TPMI_ALG_HASH hash, struct tpm_quote_result *res) {
+    const TPMT_PUBLIC *p = &ak->pub;
+    TPMI_ALG_SIG_SCHEME want;
+    TPMI_ALG_HASH want_hash;
+
+    if (!ak->has_public) {
         return;
     }
-    if (ak->has_public) {
-        /* A restricted AK signs with its own scheme only. */
-        const TPMT_PUBLIC *p = &ak->pub;
-        TPMI_ALG_SIG_SCHEME want = p->type == TPM2_ALG_RSA ? p->parameters.rsaDetail.scheme.scheme
-                                                           : p->parameters.eccDetail.scheme.scheme;
-        TPMI_ALG_HASH want_hash = p->type == TPM2_ALG_RSA
-                                          ? p->parameters.rsaDetail.scheme.details.anySig.hashAlg
-                                          : p->parameters.eccDetail.scheme.details.anySig.hashAlg;
-        if (want != TPM2_ALG_NULL && (sig->sigAlg != want || hash != want_hash)) {
-            fail(res, TPM_QUOTE_SIG_SCHEME,
-                 "signature scheme 0x%04x/0x%04x is not the AK's 0x%04x/0x%04x", sig->sigAlg, hash,
-                 want, want_hash);
-            return;
-        }
+    want = p->type == TPM2_ALG_RSA ? p->parameters.rsaDetail.scheme.scheme
+                                   : p->parameters.eccDetail.scheme.scheme;
+    want_hash = p->type == TPM2_ALG_RSA ? p->parameters.rsaDetail.scheme.details.anySig.hashAlg
+                                        : p->parameters.eccDetail.scheme.details.anySig.hashAlg;
+    if (want != TPM2_ALG_NULL && (sig->sigAlg != want || hash != want_hash)) {
+        fail(res, TPM_QUOTE_SIG_SCHEME,
+             "signature scheme 0x%04x/0x%04x is not the AK's 0x%04x/0x%04x", sig->sigAlg, hash,
+             want, want_hash);
     }
-    md = hash_alg_from_tpm_id(hash, &alg) == 0 ? hash_alg_evp_md(alg) : NULL;
-    if (!md) {
-        fail(res, TPM_QUOTE_SIG_SCHEME, "signature hash 0x%04x is not supported", hash);
-        return;
-    }
-    dlen = (size_t)EVP_MD_get_size(md);
+}
+
+/* Whether `in` signs attest's digest under pkey, with the padding of the
+ * algorithm for RSA keys. */
+static bool signature_verifies(EVP_PKEY *pkey, TPMI_ALG_SIG_SCHEME sig_alg, const EVP_MD *md,
+                               const uint8_t *attest, size_t len, const struct sig_input *in) {
+    uint8_t digest[EVP_MAX_MD_SIZE];
+    size_t dlen = (size_t)EVP_MD_get_size(md);
+    EVP_PKEY_CTX *ctx;
+    bool ok;
+
     EVP_Digest(attest, len, digest, NULL, md, NULL);
-    ctx = EVP_PKEY_CTX_new(ak->pkey, NULL);
+    ctx = EVP_PKEY_CTX_new(pkey, NULL);
     ok = ctx && EVP_PKEY_verify_init(ctx) > 0 && EVP_PKEY_CTX_set_signature_md(ctx, md) > 0;
-    if (ok && sig->sigAlg == TPM2_ALG_RSASSA) {
+    if (ok && sig_alg == TPM2_ALG_RSASSA) {
         ok = EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) > 0;
-    } else if (ok && sig->sigAlg == TPM2_ALG_RSAPSS) {
+    } else if (ok && sig_alg == TPM2_ALG_RSAPSS) {
         /* TPMs use salt = hash length (swtpm) or the maximum (some
          * hardware); PSS stays sound with either, so accept both. */
         ok = EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PSS_PADDING) > 0 &&
              EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, md) > 0 &&
              EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, RSA_PSS_SALTLEN_AUTO) > 0;
     }
-    if (!ok || EVP_PKEY_verify(ctx, sigbytes, siglen, digest, dlen) != 1) {
+    ok = ok && EVP_PKEY_verify(ctx, in->bytes, in->len, digest, dlen) == 1;
+    EVP_PKEY_CTX_free(ctx);
+    return ok;
+}
+
+static void check_signature(const struct tpm_verify_key *ak, const uint8_t *attest, size_t len,
+                            const TPMT_SIGNATURE *sig, struct tpm_quote_result *res) {
+    struct sig_input in;
+    enum hash_alg alg;
+    const EVP_MD *md;
+
+    signature_input(ak, sig, &in, res);
+    if (res->failed) {
+        return;
+    }
+    check_ak_scheme(ak, sig, in.hash, res);
+    if (res->failed) {
+        return;
+    }
+    md = hash_alg_from_tpm_id(in.hash, &alg) == 0 ? hash_alg_evp_md(alg) : NULL;
+    if (!md) {
+        fail(res, TPM_QUOTE_SIG_SCHEME, "signature hash 0x%04x is not supported", in.hash);
+        return;
+    }
+    if (!signature_verifies(ak->pkey, sig->sigAlg, md, attest, len, &in)) {
         fail(res, TPM_QUOTE_SIGNATURE, "signature does not verify with the AK");
     }
-    EVP_PKEY_CTX_free(ctx);
 }
 
 static void check_pcrs(const TPMS_QUOTE_INFO *q, const struct tpm_quote_expect *x,

@@ -217,15 +217,140 @@ static bool token_ok(const char *t) {
     return true;
 }
 
+/* The folder of the kubeconfig, against which its relative paths resolve;
+ * NULL when the path names none. Caller frees. */
+static char *folder_of(const char *path) {
+    char *dir = strdup(path), *slash = dir ? strrchr(dir, '/') : NULL;
+
+    if (!slash) {
+        free(dir);
+        return NULL;
+    }
+    *slash = 0;
+    return dir;
+}
+
+/* A token kept in a file (up to 64 KiB), without its line ends. 0 with
+ * *ret_token NULL when out of memory, or read_file_capped()'s error. */
+static int read_token_file(const char *path, char **ret_token) {
+    uint8_t *t = NULL;
+    size_t tl;
+    int r = read_file_capped(path, 64 * 1024, &t, &tl);
+
+    if (r < 0) {
+        return r;
+    }
+    while (tl && (t[tl - 1] == '\n' || t[tl - 1] == '\r')) {
+        tl--;
+    }
+    *ret_token = strndup((char *)t, tl);
+    free(t);
+    return 0;
+}
+
+/* The context (the current one unless `context` names one), its cluster,
+ * and its user with the user's name (both NULL when the context has none). */
+static int pick_context(json_t *doc, const char *context, json_t **ret_cluster, json_t **ret_user,
+                        const char **ret_user_name, char *err, size_t errsz) {
+    const char *ctx_name = context ? context : str(doc, "current-context"), *cl_name, *u_name;
+    json_t *ctx, *cluster, *user;
+
+    if (!ctx_name || !*ctx_name) {
+        return fail(err, errsz, -EINVAL, "no current-context");
+    }
+    ctx = named(doc, "contexts", ctx_name, "context");
+    cl_name = str(ctx, "cluster");
+    u_name = str(ctx, "user");
+    if (!ctx || !cl_name) {
+        return fail(err, errsz, -EINVAL, "context \"%s\" is missing or names no cluster", ctx_name);
+    }
+    cluster = named(doc, "clusters", cl_name, "cluster");
+    user = u_name ? named(doc, "users", u_name, "user") : NULL;
+    if (!cluster) {
+        return fail(err, errsz, -EINVAL, "cluster \"%s\" is missing", cl_name);
+    }
+    if (u_name && !user) {
+        return fail(err, errsz, -EINVAL, "user \"%s\" is missing", u_name);
+    }
+    *ret_cluster = cluster;
+    *ret_user = user;
+    *ret_user_name = u_name;
+    return 0;
+}
+
+/* The cluster's server (c->server stays NULL when out of memory), its
+ * certificate authority and insecure-skip-tls-verify. */
+static int read_cluster(json_t *cluster, const char *dir, struct kube_config *c, char *err,
+                        size_t errsz) {
+    const char *s = str(cluster, "server");
+    int r = check_server(s, err, errsz);
+
+    if (r < 0) {
+        return r;
+    }
+    c->server = strdup(s);
+    while (c->server && strlen(c->server) > 8 && c->server[strlen(c->server) - 1] == '/') {
+        c->server[strlen(c->server) - 1] = 0;
+    }
+    if ((s = str(cluster, "certificate-authority"))) {
+        c->ca_file = resolve(dir, s);
+    }
+    r = b64_field(cluster, "certificate-authority-data", &c->ca_data, &c->ca_len, err, errsz);
+    if (r < 0) {
+        return r;
+    }
+    s = str(cluster, "insecure-skip-tls-verify");
+    c->insecure = s && strcmp(s, "true") == 0;
+    return 0;
+}
+
+/* The user's credentials: a token (or tokenFile), a client certificate and
+ * key (files or data). Plugins (exec, auth-provider) are refused. */
+static int read_user(json_t *user, const char *u_name, const char *dir, struct kube_config *c,
+                     char *err, size_t errsz) {
+    const char *s;
+    int r;
+
+    if ((s = str(user, "token"))) {
+        c->token = strdup(s);
+    } else if ((s = str(user, "tokenFile"))) {
+        _cleanup_free_ char *tf = resolve(dir, s);
+        if (!tf || read_token_file(tf, &c->token) < 0) {
+            return fail(err, errsz, -EINVAL, "cannot read the user's tokenFile %s", s);
+        }
+    }
+    if ((s = str(user, "client-certificate"))) {
+        c->cert_file = resolve(dir, s);
+    }
+    if ((s = str(user, "client-key"))) {
+        c->key_file = resolve(dir, s);
+    }
+    if ((r = b64_field(user, "client-certificate-data", &c->cert_data, &c->cert_len, err, errsz)) <
+                0 ||
+        (r = b64_field(user, "client-key-data", &c->key_data, &c->key_len, err, errsz)) < 0) {
+        return r;
+    }
+    if (json_object_get(user, "exec") || json_object_get(user, "auth-provider")) {
+        return fail(err, errsz, -ENOTSUP,
+                    "user \"%s\": exec and auth-provider credentials are not supported; use a "
+                    "token or a client certificate",
+                    u_name);
+    }
+    if (!(c->cert_file || c->cert_data) != !(c->key_file || c->key_data)) {
+        return fail(err, errsz, -EINVAL, "user \"%s\": a client certificate without its key",
+                    u_name);
+    }
+    return 0;
+}
+
 int kube_config_from_kubeconfig(const char *path, const char *context, struct kube_config *ret,
                                 char *err, size_t errsz) {
     _cleanup_free_ uint8_t *data = NULL;
     _cleanup_free_ char *dir = NULL;
     struct kube_config c = {0};
-    json_t *doc = NULL, *ctx, *cluster, *user;
-    const char *ctx_name, *cl_name, *u_name, *s;
+    json_t *doc = NULL, *cluster = NULL, *user = NULL;
+    const char *u_name = NULL;
     size_t len;
-    char *slash;
     int r;
 
     r = read_file_capped(path, KUBECONFIG_MAX, &data, &len);
@@ -236,94 +361,11 @@ int kube_config_from_kubeconfig(const char *path, const char *context, struct ku
     if (r < 0) {
         return r;
     }
-    dir = strdup(path);
-    slash = dir ? strrchr(dir, '/') : NULL;
-    if (slash) {
-        *slash = 0;
-    } else {
-        free(dir);
-        dir = NULL;
-    }
-    ctx_name = context ? context : str(doc, "current-context");
-    if (!ctx_name || !*ctx_name) {
-        r = fail(err, errsz, -EINVAL, "no current-context");
+    dir = folder_of(path);
+    if ((r = pick_context(doc, context, &cluster, &user, &u_name, err, errsz)) < 0 ||
+        (r = read_cluster(cluster, dir, &c, err, errsz)) < 0 ||
+        (user && (r = read_user(user, u_name, dir, &c, err, errsz)) < 0)) {
         goto out;
-    }
-    ctx = named(doc, "contexts", ctx_name, "context");
-    cl_name = str(ctx, "cluster");
-    u_name = str(ctx, "user");
-    if (!ctx || !cl_name) {
-        r = fail(err, errsz, -EINVAL, "context \"%s\" is missing or names no cluster", ctx_name);
-        goto out;
-    }
-    cluster = named(doc, "clusters", cl_name, "cluster");
-    user = u_name ? named(doc, "users", u_name, "user") : NULL;
-    if (!cluster) {
-        r = fail(err, errsz, -EINVAL, "cluster \"%s\" is missing", cl_name);
-        goto out;
-    }
-    if (u_name && !user) {
-        r = fail(err, errsz, -EINVAL, "user \"%s\" is missing", u_name);
-        goto out;
-    }
-    s = str(cluster, "server");
-    r = check_server(s, err, errsz);
-    if (r < 0) {
-        goto out;
-    }
-    c.server = strdup(s);
-    while (c.server && strlen(c.server) > 8 && c.server[strlen(c.server) - 1] == '/') {
-        c.server[strlen(c.server) - 1] = 0;
-    }
-    if ((s = str(cluster, "certificate-authority"))) {
-        c.ca_file = resolve(dir, s);
-    }
-    r = b64_field(cluster, "certificate-authority-data", &c.ca_data, &c.ca_len, err, errsz);
-    if (r < 0) {
-        goto out;
-    }
-    s = str(cluster, "insecure-skip-tls-verify");
-    c.insecure = s && strcmp(s, "true") == 0;
-    if (user) {
-        if ((s = str(user, "token"))) {
-            c.token = strdup(s);
-        } else if ((s = str(user, "tokenFile"))) {
-            _cleanup_free_ char *tf = resolve(dir, s);
-            uint8_t *t = NULL;
-            size_t tl;
-            if (!tf || read_file_capped(tf, 64 * 1024, &t, &tl) < 0) {
-                r = fail(err, errsz, -EINVAL, "cannot read the user's tokenFile %s", s);
-                goto out;
-            }
-            while (tl && (t[tl - 1] == '\n' || t[tl - 1] == '\r')) {
-                tl--;
-            }
-            c.token = strndup((char *)t, tl);
-            free(t);
-        }
-        if ((s = str(user, "client-certificate"))) {
-            c.cert_file = resolve(dir, s);
-        }
-        if ((s = str(user, "client-key"))) {
-            c.key_file = resolve(dir, s);
-        }
-        if ((r = b64_field(user, "client-certificate-data", &c.cert_data, &c.cert_len, err,
-                           errsz)) < 0 ||
-            (r = b64_field(user, "client-key-data", &c.key_data, &c.key_len, err, errsz)) < 0) {
-            goto out;
-        }
-        if (json_object_get(user, "exec") || json_object_get(user, "auth-provider")) {
-            r = fail(err, errsz, -ENOTSUP,
-                     "user \"%s\": exec and auth-provider credentials are not supported; use a "
-                     "token or a client certificate",
-                     u_name);
-            goto out;
-        }
-        if (!(c.cert_file || c.cert_data) != !(c.key_file || c.key_data)) {
-            r = fail(err, errsz, -EINVAL, "user \"%s\": a client certificate without its key",
-                     u_name);
-            goto out;
-        }
     }
     if (!c.server) {
         r = -ENOMEM;
@@ -346,8 +388,6 @@ int kube_config_in_cluster(const char *sa_dir, struct kube_config *ret, char *er
     const char *host = getenv("KUBERNETES_SERVICE_HOST"), *port = getenv("KUBERNETES_SERVICE_PORT");
     struct kube_config c = {0};
     char path[PATH_MAX];
-    uint8_t *t = NULL;
-    size_t tl;
     int r;
 
     if (!host || !*host || !port || !*port) {
@@ -362,16 +402,11 @@ int kube_config_in_cluster(const char *sa_dir, struct kube_config *ret, char *er
         return -ENOMEM;
     }
     snprintf(path, sizeof(path), "%s/token", sa_dir);
-    r = read_file_capped(path, 64 * 1024, &t, &tl);
+    r = read_token_file(path, &c.token);
     if (r < 0) {
         kube_config_free(&c);
         return fail(err, errsz, r, "cannot read the service account token %s", path);
     }
-    while (tl && (t[tl - 1] == '\n' || t[tl - 1] == '\r')) {
-        tl--;
-    }
-    c.token = strndup((char *)t, tl);
-    free(t);
     if (c.token && !token_ok(c.token)) {
         kube_config_free(&c);
         return fail(err, errsz, -EINVAL, "the service account token holds control characters");

@@ -2,6 +2,8 @@
 #include "test-util.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ascii-parse.h"
@@ -191,6 +193,37 @@ static void test_parse_errors(void **state) {
                       -EBADMSG, "field 8 (imode)");
 }
 
+/* The parts of a line and the caps on it: one space between parts, so an
+ * empty template name is an empty part, not a skipped one. */
+static void test_parts_and_caps(void **state) {
+    static const char head[] = "10 0000000000000000000000000000000000000000 ima-ng "
+                               "sha1:0000000000000000000000000000000000000000 ";
+    size_t big = IMA_ASCII_LINE_MAX + 1;
+    char *line = malloc(big + 1), name[300];
+    (void)state;
+
+    expect_line_error("10 0000000000000000000000000000000000000000  sha1:00 /a", -EBADMSG,
+                      "template name is empty or longer than 255");
+    memset(name, 'n', 256);
+    snprintf(name + 256, sizeof(name) - 256, " a b");
+    assert_non_null(line);
+    snprintf(line, big + 1, "10 0000000000000000000000000000000000000000 %s", name);
+    expect_line_error(line, -EBADMSG, "template name is empty or longer than 255");
+
+    /* A path longer than an entry can hold. */
+    memcpy(line, head, sizeof(head) - 1);
+    memset(line + sizeof(head) - 1, 'a', IMA_TEMPLATE_DATA_MAX + 1000);
+    line[sizeof(head) - 1 + IMA_TEMPLATE_DATA_MAX + 1000] = 0;
+    expect_line_error(line, -E2BIG, "field 1 (n-ng) is too long");
+
+    /* A line longer than any entry prints as. */
+    memset(line + sizeof(head) - 1, 'a', big - (sizeof(head) - 1));
+    line[big] = 0;
+    snprintf(name, sizeof(name), "line of %zu bytes exceeds %d", big, IMA_ASCII_LINE_MAX);
+    expect_line_error(line, -E2BIG, name);
+    free(line);
+}
+
 static void test_width_must_agree(void **state) {
     const char *text = "10 0000000000000000000000000000000000000000 ima-ng "
                        "sha1:0000000000000000000000000000000000000000 /a\n"
@@ -211,6 +244,7 @@ int main(void) {
             cmocka_unit_test(test_kernel_layout),
             cmocka_unit_test(test_parse_back_is_byte_identical),
             cmocka_unit_test(test_parse_errors),
+            cmocka_unit_test(test_parts_and_caps),
             cmocka_unit_test(test_width_must_agree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

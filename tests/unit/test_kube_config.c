@@ -88,6 +88,45 @@ static void test_kubeconfig(void **state) {
     kube_config_free(&c);
 }
 
+/* Files named by the kubeconfig resolve against its folder unless absolute;
+ * tokens lose their line ends; the server its trailing slashes. */
+static void test_kubeconfig_paths_and_tokens(void **state) {
+    struct kube_config c;
+    char err[300], want[256];
+    (void)state;
+
+    put("token", "tok\r\n\n");
+    assert_int_equal(load("current-context: a\nclusters:\n- name: c1\n  cluster:\n"
+                          "    server: https://x:6443///\n    certificate-authority: /etc/ca.pem\n"
+                          "contexts:\n- name: a\n  context: {cluster: c1, user: u1}\n"
+                          "users:\n- name: u1\n  user:\n    tokenFile: token\n"
+                          "    client-certificate: pki/u1.crt\n    client-key: /keys/u1.key\n",
+                          NULL, &c, err),
+                     0);
+    assert_string_equal(c.server, "https://x:6443");
+    assert_string_equal(c.ca_file, "/etc/ca.pem");
+    assert_string_equal(c.token, "tok");
+    snprintf(want, sizeof(want), "%s/pki/u1.crt", dir);
+    assert_string_equal(c.cert_file, want);
+    assert_string_equal(c.key_file, "/keys/u1.key");
+    assert_false(c.insecure);
+    kube_config_free(&c);
+
+    /* A token, not a tokenFile, when both are given; a context without a user. */
+    assert_int_equal(load(HEAD "users:\n- name: u1\n  user: {token: t1, tokenFile: nowhere}\n",
+                          NULL, &c, err),
+                     0);
+    assert_string_equal(c.token, "t1");
+    kube_config_free(&c);
+    assert_int_equal(load("current-context: a\nclusters:\n- name: c1\n  cluster: {server: "
+                          "'https://x'}\ncontexts:\n- name: a\n  context: {cluster: c1}\n",
+                          NULL, &c, err),
+                     0);
+    assert_null(c.token);
+    assert_null(c.cert_file);
+    kube_config_free(&c);
+}
+
 static void test_kubeconfig_refused(void **state) {
     static const struct {
         const char *text, *ctx, *why;
@@ -109,6 +148,10 @@ static void test_kubeconfig_refused(void **state) {
             {"", NULL, "empty"},
             {HEAD "users:\n- name: u1\n  user: {token: \"ab\\r\\nX-Evil: 1\"}\n", NULL,
              "control characters"},
+            {"current-context: a\ncontexts:\n- name: a\n  context: {cluster: c9}\n", NULL,
+             "cluster \"c9\" is missing"},
+            {HEAD "users:\n- name: u1\n  user: {tokenFile: no-such-token}\n", NULL,
+             "cannot read the user's tokenFile no-such-token"},
     };
     struct kube_config c;
     char err[300];
@@ -155,6 +198,16 @@ static void test_in_cluster(void **state) {
     kube_config_free(&c);
     setenv("KUBERNETES_SERVICE_PORT", "44x", 1);
     assert_int_equal(kube_config_in_cluster(dir, &c, err, sizeof(err)), -EINVAL);
+    setenv("KUBERNETES_SERVICE_PORT", "443", 1);
+    put("token", "sa token\r\n");
+    assert_int_equal(kube_config_in_cluster(dir, &c, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "control characters"));
+    put("token", "sa-token\r\n");
+    assert_int_equal(kube_config_in_cluster(dir, &c, err, sizeof(err)), 0);
+    assert_string_equal(c.token, "sa-token");
+    kube_config_free(&c);
+    assert_int_equal(kube_config_in_cluster("/nonexistent", &c, err, sizeof(err)), -ENOENT);
+    assert_non_null(strstr(err, "cannot read the service account token /nonexistent/token"));
     unsetenv("KUBERNETES_SERVICE_HOST");
     unsetenv("KUBERNETES_SERVICE_PORT");
 }
@@ -162,6 +215,7 @@ static void test_in_cluster(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_kubeconfig),
+            cmocka_unit_test(test_kubeconfig_paths_and_tokens),
             cmocka_unit_test(test_kubeconfig_refused),
             cmocka_unit_test(test_in_cluster),
     };

@@ -4,6 +4,11 @@
 #include <errno.h>
 #include <string.h>
 
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rsa.h>
+
 #include "credential.h"
 #include "hex.h"
 
@@ -75,11 +80,138 @@ static void test_proof_arguments(void **state) {
                      -EINVAL);
 }
 
+/* An RSA-2048 EK public area (nameAlg sha256, AES-`bits`-CFB) for key. */
+static void rsa_ek(EVP_PKEY *key, UINT16 bits, TPMT_PUBLIC *ret) {
+    BIGNUM *n = NULL;
+
+    memset(ret, 0, sizeof(*ret));
+    ret->type = TPM2_ALG_RSA;
+    ret->nameAlg = TPM2_ALG_SHA256;
+    ret->parameters.rsaDetail.symmetric.algorithm = TPM2_ALG_AES;
+    ret->parameters.rsaDetail.symmetric.keyBits.aes = bits;
+    ret->parameters.rsaDetail.symmetric.mode.aes = TPM2_ALG_CFB;
+    ret->parameters.rsaDetail.keyBits = 2048;
+    assert_int_equal(EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_N, &n), 1);
+    assert_int_equal(BN_bn2binpad(n, ret->unique.rsa.buffer, 256), 256);
+    ret->unique.rsa.size = 256;
+    BN_free(n);
+}
+
+/* What the TPM does in ActivateCredential, with the EK's private key: the
+ * seed from the secret, the keys from the seed, the integrity HMAC checked
+ * over encIdentity and the name, the credential decrypted. */
+static void recover(EVP_PKEY *key, UINT16 bits, const TPM2B_NAME *name, const TPM2B_ID_OBJECT *blob,
+                    const TPM2B_ENCRYPTED_SECRET *sec, uint8_t *ret_cred, size_t *ret_len) {
+    static const uint8_t iv[16];
+    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(key, NULL);
+    uint8_t seed[256], sym_key[32], hmac_key[32], msg[512], mac[32], plain[64];
+    const uint8_t *enc = blob->credential + 2 + 32;
+    size_t seed_len = sizeof(seed), enc_len = blob->size - 2 - 32;
+    unsigned int mac_len = 0;
+    EVP_CIPHER_CTX *cc = EVP_CIPHER_CTX_new();
+    int n = 0, fin = 0;
+
+    assert_non_null(c);
+    assert_int_equal(EVP_PKEY_decrypt_init(c), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_OAEP_PADDING), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_rsa_oaep_md(c, EVP_sha256()), 1);
+    assert_int_equal(EVP_PKEY_CTX_set0_rsa_oaep_label(c, OPENSSL_memdup("IDENTITY", 9), 9), 1);
+    assert_int_equal(EVP_PKEY_decrypt(c, seed, &seed_len, sec->secret, sec->size), 1);
+    EVP_PKEY_CTX_free(c);
+    assert_int_equal(seed_len, 32);
+    assert_int_equal(tpm_kdfa(TPM2_ALG_SHA256, seed, 32, "STORAGE", name->name, name->size, NULL, 0,
+                              bits, sym_key),
+                     0);
+    assert_int_equal(
+            tpm_kdfa(TPM2_ALG_SHA256, seed, 32, "INTEGRITY", NULL, 0, NULL, 0, 256, hmac_key), 0);
+    assert_int_equal(blob->credential[0] << 8 | blob->credential[1], 32);
+    memcpy(msg, enc, enc_len);
+    memcpy(msg + enc_len, name->name, name->size);
+    assert_non_null(HMAC(EVP_sha256(), hmac_key, 32, msg, enc_len + name->size, mac, &mac_len));
+    assert_memory_equal(mac, blob->credential + 2, 32);
+    assert_non_null(cc);
+    assert_int_equal(EVP_DecryptInit_ex(cc,
+                                        bits == 128 ? EVP_aes_128_cfb128() : EVP_aes_256_cfb128(),
+                                        NULL, sym_key, iv),
+                     1);
+    assert_int_equal(EVP_DecryptUpdate(cc, plain, &n, enc, (int)enc_len), 1);
+    assert_int_equal(EVP_DecryptFinal_ex(cc, plain + n, &fin), 1);
+    EVP_CIPHER_CTX_free(cc);
+    assert_int_equal(n + fin, enc_len);
+    *ret_len = (size_t)(plain[0] << 8 | plain[1]);
+    assert_int_equal(*ret_len + 2, enc_len);
+    memcpy(ret_cred, plain + 2, *ret_len);
+}
+
+static void test_make_credential_rsa(void **state) {
+    EVP_PKEY *key = EVP_RSA_gen(2048);
+    static const UINT16 bits[] = {128, 256};
+    TPM2B_NAME name = {.size = 34};
+    TPM2B_ID_OBJECT blob;
+    TPM2B_ENCRYPTED_SECRET sec;
+    TPMT_PUBLIC ek;
+    uint8_t got[64];
+    size_t got_len;
+    (void)state;
+
+    assert_non_null(key);
+    memcpy(name.name, ak_name, sizeof(ak_name));
+    for (size_t i = 0; i < sizeof(bits) / sizeof(bits[0]); i++) {
+        rsa_ek(key, bits[i], &ek);
+        assert_int_equal(tpm_make_credential(&ek, &name, secret, 20, &blob, &sec), 0);
+        assert_int_equal(sec.size, 256);
+        assert_int_equal(blob.size, 2 + 32 + 2 + 20);
+        recover(key, bits[i], &name, &blob, &sec, got, &got_len);
+        assert_int_equal(got_len, 20);
+        assert_memory_equal(got, secret, 20);
+    }
+    EVP_PKEY_free(key);
+}
+
+static void test_make_credential_refusals(void **state) {
+    EVP_PKEY *key = EVP_RSA_gen(2048);
+    TPM2B_NAME name = {.size = 34};
+    TPM2B_ID_OBJECT blob;
+    TPM2B_ENCRYPTED_SECRET sec;
+    TPMT_PUBLIC ek;
+    (void)state;
+
+    assert_non_null(key);
+    memcpy(name.name, ak_name, sizeof(ak_name));
+    rsa_ek(key, 128, &ek);
+    assert_int_equal(tpm_make_credential(NULL, &name, secret, 32, &blob, &sec), -EINVAL);
+    assert_int_equal(tpm_make_credential(&ek, &name, secret, 32, NULL, &sec), -EINVAL);
+    /* 1 to the nameAlg's digest size bytes, for a name. */
+    assert_int_equal(tpm_make_credential(&ek, &name, secret, 0, &blob, &sec), -EINVAL);
+    assert_int_equal(tpm_make_credential(&ek, &name, secret, 33, &blob, &sec), -EINVAL);
+    name.size = 0;
+    assert_int_equal(tpm_make_credential(&ek, &name, secret, 32, &blob, &sec), -EINVAL);
+    name.size = 34;
+    ek.nameAlg = TPM2_ALG_NULL;
+    assert_int_equal(tpm_make_credential(&ek, &name, secret, 32, &blob, &sec), -EOPNOTSUPP);
+    ek.nameAlg = TPM2_ALG_SHA256;
+    /* The credential is protected with AES-128 or -256 in CFB mode only. */
+    ek.parameters.rsaDetail.symmetric.mode.aes = TPM2_ALG_CTR;
+    assert_int_equal(tpm_make_credential(&ek, &name, secret, 32, &blob, &sec), -EOPNOTSUPP);
+    rsa_ek(key, 192, &ek);
+    assert_int_equal(tpm_make_credential(&ek, &name, secret, 32, &blob, &sec), -EOPNOTSUPP);
+    rsa_ek(key, 128, &ek);
+    ek.parameters.rsaDetail.symmetric.algorithm = TPM2_ALG_NULL;
+    assert_int_equal(tpm_make_credential(&ek, &name, secret, 32, &blob, &sec), -EOPNOTSUPP);
+    /* A public area that is not a key. */
+    rsa_ek(key, 128, &ek);
+    ek.unique.rsa.size = 0;
+    assert_int_equal(tpm_make_credential(&ek, &name, secret, 32, &blob, &sec), -EBADMSG);
+    EVP_PKEY_free(key);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_proof_known_answer),
             cmocka_unit_test(test_proof_binds_every_input),
             cmocka_unit_test(test_proof_arguments),
+            cmocka_unit_test(test_make_credential_rsa),
+            cmocka_unit_test(test_make_credential_refusals),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -58,7 +58,8 @@ struct run {
     const struct tpm_clock_state *previous;
     const uint8_t *nonce;
     bool flip_sig;
-    bool pem; /* verify with the bare key, no public area */
+    void (*sig_edit)(TPMT_SIGNATURE *); /* after signing */
+    bool pem;                           /* verify with the bare key, no public area */
 };
 
 static enum tpm_quote_check run(const struct run *x, struct tpm_quote_result *res) {
@@ -84,6 +85,15 @@ static enum tpm_quote_check run(const struct run *x, struct tpm_quote_result *re
                      0);
     if (x->flip_sig) {
         sig[slen - 7] ^= 0x01;
+    }
+    if (x->sig_edit) {
+        TPMT_SIGNATURE s;
+        size_t off = 0;
+        assert_int_equal(Tss2_MU_TPMT_SIGNATURE_Unmarshal(sig, slen, &off, &s), TSS2_RC_SUCCESS);
+        x->sig_edit(&s);
+        slen = 0;
+        assert_int_equal(Tss2_MU_TPMT_SIGNATURE_Marshal(&s, sig, sizeof(sig), &slen),
+                         TSS2_RC_SUCCESS);
     }
     assert_int_equal(tpm_verify_key_from_public(&v->pub, &key), 0);
     key.has_public = !x->pem;
@@ -147,6 +157,57 @@ static void test_signature(void **state) {
     EXPECT(TPM_QUOTE_SIG_SCHEME, .signer = &ecc, .verifier = &rsa, .scheme = TPM2_ALG_ECDSA);
     EXPECT(TPM_QUOTE_SIG_SCHEME, .signer = &rsa, .scheme = TPM2_ALG_RSAPSS);
     EXPECT(TPM_QUOTE_SIG_SCHEME, .signer = &rsa, .hash = TPM2_ALG_SHA1);
+}
+
+static void sig_short(TPMT_SIGNATURE *s) {
+    s->signature.rsassa.sig.size--;
+}
+static void sig_hmac(TPMT_SIGNATURE *s) {
+    s->sigAlg = TPM2_ALG_HMAC;
+}
+static void sig_hash_null(TPMT_SIGNATURE *s) {
+    s->signature.rsassa.hash = TPM2_ALG_NULL;
+}
+
+/* Each way a signature can fail to fit the AK, with its reason. */
+static void test_signature_reasons(void **state) {
+    static const struct {
+        struct run r;
+        enum tpm_quote_check want;
+        const char *why;
+    } cases[] = {
+            {{.signer = &rsa, .verifier = &ecc},
+             TPM_QUOTE_SIG_SCHEME,
+             "RSA signature but the AK is not an RSA key"},
+            {{.signer = &ecc, .verifier = &rsa, .scheme = TPM2_ALG_ECDSA},
+             TPM_QUOTE_SIG_SCHEME,
+             "ECDSA signature but the AK is not an ECC key"},
+            {{.signer = &rsa, .sig_edit = sig_hmac},
+             TPM_QUOTE_SIG_SCHEME,
+             "signature algorithm 0x0005 is not RSASSA, RSAPSS or ECDSA"},
+            {{.signer = &rsa, .sig_edit = sig_short},
+             TPM_QUOTE_SIGNATURE,
+             "RSA signature of 255 bytes for a 256-byte key"},
+            {{.signer = &rsa, .scheme = TPM2_ALG_RSAPSS},
+             TPM_QUOTE_SIG_SCHEME,
+             "signature scheme 0x0016/0x000b is not the AK's 0x0014/0x000b"},
+            {{.signer = &rsa, .sig_edit = sig_hash_null, .pem = true},
+             TPM_QUOTE_SIG_SCHEME,
+             "signature hash 0x0010 is not supported"},
+            {{.signer = &other, .verifier = &rsa},
+             TPM_QUOTE_SIGNATURE,
+             "signature does not verify with the AK"},
+    };
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct tpm_quote_result res;
+        enum tpm_quote_check got = run(&cases[i].r, &res);
+        if (got != cases[i].want || strcmp(res.why, cases[i].why) != 0) {
+            fail_msg("case %zu: got %s \"%s\", wanted %s \"%s\"", i, tpm_quote_check_name(got),
+                     res.why, tpm_quote_check_name(cases[i].want), cases[i].why);
+        }
+    }
 }
 
 static void test_nonce(void **state) {
@@ -307,13 +368,10 @@ static void test_ak_attributes(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_valid_quotes),
-            cmocka_unit_test(test_magic_and_type),
-            cmocka_unit_test(test_signature),
-            cmocka_unit_test(test_nonce),
-            cmocka_unit_test(test_selection_and_digest),
-            cmocka_unit_test(test_clock),
-            cmocka_unit_test(test_malformed),
+            cmocka_unit_test(test_valid_quotes),  cmocka_unit_test(test_magic_and_type),
+            cmocka_unit_test(test_signature),     cmocka_unit_test(test_signature_reasons),
+            cmocka_unit_test(test_nonce),         cmocka_unit_test(test_selection_and_digest),
+            cmocka_unit_test(test_clock),         cmocka_unit_test(test_malformed),
             cmocka_unit_test(test_ak_attributes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
