@@ -9,7 +9,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
-/* The tamper-evident audit log (DESIGN.md section 8): JSON Lines, one record
+/* The tamper-evident audit log (docs/design.md section 8): JSON Lines, one record
  * a line, each chained to the one before by hash, with checkpoints signed by
  * the verifier's Ed25519 key:
  *

@@ -7,10 +7,11 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* The daemons' command lines (STYLE.md rule 26): each program writes its
- * options once, in one table of struct option_spec; that table drives
- * getopt_long, the KIMA_* environment variables, the defaults and --help.
- * Values land in the program's config struct through field offsets. */
+/* The daemons' command lines. A daemon's main.c holds only its options and
+ * its wiring; each program writes its options once, in one table of struct
+ * option_spec, and that table drives getopt_long, the KIMA_* environment
+ * variables, the defaults and --help. Values land in the program's config
+ * struct through field offsets. */
 
 /* Exit codes of kima-agent and kima-verifier (docs/design.md section 11).
  * kimactl keeps its own list in cli/kimactl.h. */

@@ -6,7 +6,7 @@
 #include "list.h"
 
 /* Render entries exactly as the kernel's ascii_runtime_measurements does
- * (ima_fs.c ima_ascii_measurements_show; IMA-FORMAT.md section 3):
+ * (ima_fs.c ima_ascii_measurements_show; docs/formats.md section 4):
  *   "%2d " pcr, hex template digest, " " name, then " " + each field, "\n".
  * Strings are written raw, as the kernel does: a name holding a newline or
  * non-UTF-8 bytes is reproduced as is, so print the result only where such

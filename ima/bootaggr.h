@@ -8,7 +8,7 @@
 #include "hash.h"
 #include "list.h"
 
-/* boot_aggregate (IMA-FORMAT.md 2.4; kernel ima_calc_boot_aggregate): the
+/* boot_aggregate (docs/formats.md section 3; kernel ima_calc_boot_aggregate): the
  * first entry's file digest is H_bank(PCR0 || ... || PCR7), and since Linux
  * 5.8 also || PCR8 || PCR9 for banks other than SHA-1. The bank is the one the
  * entry's digest prefix names (the `ima` template's d: SHA-1). */

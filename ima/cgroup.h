@@ -7,7 +7,7 @@
 #include "list.h"
 
 /* Pod attribution from the cgroup recorded by the pod-aware templates
- * (DESIGN.md section 4). Kubelet lays pods out as
+ * (docs/design.md section 4). Kubelet lays pods out as
  *   systemd:  [/<root>]/kubepods.slice[/kubepods-<qos>.slice]/kubepods[-<qos>]-pod<uid_>.slice/
  *             {cri-containerd,crio,docker}-<id>.scope
  *   cgroupfs: [/<root>]/kubepods[/<qos>]/pod<uid>/[{cri-containerd,crio,docker}-]<id>

@@ -12,7 +12,7 @@
 
 /* The binary measurement list (binary_runtime_measurements[_<bank>]), parsed
  * from a caller's buffer without copying: an entry's pointers stay valid as
- * long as the buffer does. Layout (shared/reference/IMA-FORMAT.md 1.1):
+ * long as the buffer does. Layout (docs/formats.md section 1):
  *   u32 pcr | digest[D] | u32 name_len | name |
  *   name == "ima" ? d[20] u32 n_len n : u32 data_len | (u32 len | bytes)...
  * All integers little-endian. */

@@ -9,7 +9,7 @@
 #include "hash.h"
 #include "list.h"
 
-/* PCR replay (IMA-FORMAT.md 2.2, kernel >= 5.8): for every bank B and the
+/* PCR replay (docs/formats.md section 3, kernel >= 5.8): for every bank B and the
  * entry's PCR, PCR_B = H_B(PCR_B || H_B(hashed template data)); a violation
  * extends 0xFF x |B| instead. One list can mix PCR indexes, so every index has
  * its own register. */

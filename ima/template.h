@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Template fields and descriptors (shared/reference/IMA-FORMAT.md 1.4, 1.5;
+/* Template fields and descriptors (docs/formats.md section 2;
  * kernel ima_template.c supported_fields[] and builtin_templates[]). */
 
 #define IMA_FIELDS_MAX        15 /* kernel IMA_TEMPLATE_NUM_FIELDS_MAX */

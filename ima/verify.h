@@ -8,7 +8,7 @@
 #include "hash.h"
 #include "list.h"
 
-/* Template digests (IMA-FORMAT.md 2.1): H over the template data, or for the
+/* Template digests (docs/formats.md section 3): H over the template data, or for the
  * `ima` template H(d || name zero-padded to 256 bytes). The PCR index and the
  * template name are not covered. */
 

@@ -11,7 +11,7 @@
 #include "pcr.h"
 #include "pubkey.h"
 
-/* Verifier-side quote checks (DESIGN.md section 5). Each failure is named by
+/* Verifier-side quote checks (docs/design.md section 5). Each failure is named by
  * its own check, so an operator and a test can tell which rule a quote
  * broke. Needs no TPM. */
 

@@ -8,7 +8,7 @@
 #include "inventory.h"
 #include "kube-config.h"
 
-/* The verifier's side of the Kubernetes API (DESIGN.md section 10), on its
+/* The verifier's side of the Kubernetes API (docs/design.md section 10), on its
  * own thread so that an API outage never blocks attestation:
  *  - the pod inventory: every pod listed (GET /api/v1/pods) at least every
  *    refresh_ms, and again at once when the engine meets a pod UID it does

@@ -10,7 +10,7 @@
 
 #include "buf.h"
 
-/* Golden policies (DESIGN.md section 6), one JSON file each in a directory:
+/* Golden policies (docs/design.md section 6), one JSON file each in a directory:
  *
  *   {"apiVersion": "kima.dev/v1", "kind": "PodPolicy" | "NodePolicy",
  *    "name": "...", "match": {"namespace": "...", "podLabels": {...}},

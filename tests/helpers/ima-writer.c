@@ -2,10 +2,11 @@
 /* ima-writer: plays a node's kernel for tests and the demo. It appends
  * measurements in the kernel's binary format to a securityfs-like folder,
  * keeps runtime_measurements_count in step and extends PCR 10 of a TPM in
- * every allocated bank with exactly the digests the kernel would (IMA-FORMAT
- * section 2). Template hashes are computed with OpenSSL directly (ima-gen),
- * not with kima's ima/ library, so the verifier is checked against an
- * independent computation. Run with --help for the commands. */
+ * every allocated bank with exactly the digests the kernel would
+ * (docs/formats.md section 3). Template hashes are computed with OpenSSL
+ * directly (ima-gen), not with kima's ima/ library, so the verifier is
+ * checked against an independent computation. Run with --help for the
+ * commands. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -302,7 +303,7 @@ static int cmd_replay(struct writer *w, const char *file) {
     return 0;
 }
 
-/* Kubelet's cgroup of a container (DESIGN.md section 4). */
+/* Kubelet's cgroup of a container (docs/design.md section 4). */
 static int pod_cgroup(const char *uid, const char *layout, const char *qos, const char *runtime,
                       const char *container, char *out, size_t outsz) {
     char u[64], q[32] = "", prefix[32];

@@ -1,5 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
-# Shared helpers for the integration tests (sourced). STYLE.md rule 19.
+# Shared helpers for the integration tests (sourced): the tests start swtpm,
+# the verifier and the agent on loopback through these and no other way
+# (docs/design.md section 11).
 
 pass=0
 fail=0

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# Every C source and header is as .clang-format (STYLE.md rule 24) lays it out.
+# Every C source and header is as .clang-format lays it out (docs/design.md section 11).
 # Usage: check-format.sh SOURCE_ROOT   (exit 77, "skipped", without clang-format)
 set -u
 root=$1

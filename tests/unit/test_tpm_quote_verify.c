@@ -10,7 +10,7 @@
 #include "pubkey.h"
 #include "quote-verify.h"
 
-/* One negative test per rule of DESIGN.md section 5, each with a quote that
+/* One negative test per rule of docs/design.md section 5, each with a quote that
  * is otherwise valid and correctly signed (software AK), so the failure can
  * only come from the rule under test. */
 
