@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* verifier/http.c over real TLS on 127.0.0.1 port 0, with certificates made
- * here. The engine is its boundary (STYLE.md rule 17): engine_challenge,
+ * here. The engine is its boundary (tests stub it, nothing below): engine_challenge,
  * engine_evidence and engine_nodes are wrapped (-Wl,--wrap) and answer 200
  * at once, or, for an evidence the test holds, only once it lets go. What is
  * tested is the front's own bookkeeping: connections per client
