@@ -125,6 +125,29 @@ static bool matches_ek_template(const TPMT_PUBLIC *have, const TPMT_PUBLIC *want
             have->parameters.rsaDetail.keyBits == want->parameters.rsaDetail.keyBits);
 }
 
+int tpm_ek_public_check(const TPMT_PUBLIC *pub, const char **ret_why) {
+    TPM2B_PUBLIC want;
+    const TPMS_RSA_PARMS *have = &pub->parameters.rsaDetail, *w;
+
+    tpm_ek_template(TPM_KEY_RSA, &want);
+    w = &want.publicArea.parameters.rsaDetail;
+    if (pub->type != TPM2_ALG_RSA) {
+        *ret_why = "the EK is not the TPM's RSA EK";
+    } else if (!matches_ek_template(pub, &want.publicArea)) {
+        *ret_why = "the EK's attributes, policy, name algorithm or size are not those of the TCG "
+                   "RSA EK template L-1";
+    } else if (have->symmetric.algorithm != w->symmetric.algorithm ||
+               have->symmetric.keyBits.aes != w->symmetric.keyBits.aes ||
+               have->symmetric.mode.aes != w->symmetric.mode.aes ||
+               have->scheme.scheme != w->scheme.scheme ||
+               (have->exponent != 0 && have->exponent != 65537)) {
+        *ret_why = "the EK's parameters are not those of the TCG RSA EK template L-1";
+    } else {
+        return 0;
+    }
+    return -EPERM;
+}
+
 int tpm_ek_load(struct tpm *t, enum tpm_key_type type, struct tpm_key *ret) {
     struct tpm_key k = TPM_KEY_INIT;
     TPM2B_PUBLIC tmpl, *out_pub = NULL;

@@ -38,6 +38,12 @@ struct tpm_key {
 
 /* The TCG EK Credential Profile default template (L-1 RSA, L-2 ECC). */
 void tpm_ek_template(enum tpm_key_type type, TPM2B_PUBLIC *ret);
+/* Is pub the TPM's default RSA EK: the TCG EK Credential Profile's template
+ * L-1 (RSA 2048, AES-128-CFB, PolicySecret(endorsement), these attributes)?
+ * A TPM can hold several certified endorsement keys (an ECC one, the
+ * high-range RSA templates), each able to activate a credential: only one
+ * template, so one TPM registers one node. 0 or -EPERM with why. */
+int tpm_ek_public_check(const TPMT_PUBLIC *pub, const char **ret_why);
 /* The AK template: restricted, sign, fixedTPM, fixedParent,
  * sensitiveDataOrigin, userWithAuth; RSASSA-SHA256 or ECDSA-P256-SHA256. */
 void tpm_ak_template(enum tpm_key_type type, TPM2B_PUBLIC *ret);

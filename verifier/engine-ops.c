@@ -15,17 +15,20 @@
 #include "log.h"
 
 /* The state a node reads as: untrusted is sticky; a node that attested
- * once but missed 3 intervals, or has not attested since it registered
- * again, reads as stale whatever was stored; one that never attested reads
- * registered or active. Only a node that reads trusted vouches for its
- * pods. */
+ * once but missed 3 intervals, that has not attested since it registered
+ * again, or whose list the verifier has been behind for 3 intervals (its
+ * waiting list full: what it ran last is not judged yet), reads as stale
+ * whatever was stored; one that never attested reads registered or active.
+ * Only a node that reads trusted vouches for its pods. */
 static enum node_state node_state(const struct engine *e, const struct node_record *n,
                                   int64_t now) {
+    int64_t three = 3 * (int64_t)e->cfg.interval_ms;
+
     if (n->state == NODE_UNTRUSTED || n->last_attested_ms == 0) {
         return n->state;
     }
-    if (n->last_attested_ms < n->registered_ms ||
-        now - n->last_attested_ms > 3 * (int64_t)e->cfg.interval_ms) {
+    if (n->last_attested_ms < n->registered_ms || now - n->last_attested_ms > three ||
+        (n->behind_ms && now - n->behind_ms > three)) {
         return NODE_STALE;
     }
     return n->state;
@@ -192,7 +195,8 @@ static enum pod_state pod_state(struct node_states *states, const struct pod_rec
         return p->state;
     }
     *ret_why = !known                 ? "the node is not registered"
-               : ns == NODE_STALE     ? "the node stopped attesting (stale)"
+               : ns == NODE_STALE     ? "the node is stale (not attested lately, or its newest "
+                                        "measurements not judged yet)"
                : ns == NODE_UNTRUSTED ? "the node is untrusted"
                                       : "the node has not attested yet";
     return known && ns == NODE_UNTRUSTED ? POD_UNTRUSTED : POD_UNKNOWN;
@@ -449,8 +453,8 @@ static int rejudge_pod(struct engine *e, const struct pod_info *info, bool *ret_
         return -ENOMEM;
     }
     pthread_mutex_lock(&e->lock);
-    p = policy_set_match_pod(e->policies, info->ns, info->labels, info->images);
     r = store_pod_get(e->store, info->uid, &rec);
+    p = r == 0 ? judge_pod_policy(e, info, &rec) : NULL;
     if (r < 0 || rec.state == POD_UNTRUSTED || strcmp(rec.policy, p ? policy_id(p) : "") == 0 ||
         store_node_get(e->store, info->node, n) < 0) {
         pthread_mutex_unlock(&e->lock);
@@ -482,13 +486,20 @@ static int rejudge_pod(struct engine *e, const struct pod_info *info, bool *ret_
  * attributes the pod's last measurements to it (judge.c recall_pod). An
  * untrusted pod's record leaves a `pod-forgotten` audit record. */
 static void pod_gone(struct engine *e, const char *uid, bool gone) {
-    struct pod_record rec;
+    struct pod_record rec = {0};
     int64_t now = engine_now_ms();
     int r;
 
     pthread_mutex_lock(&e->lock);
-    if (store_pod_get(e->store, uid, &rec) < 0 || (!gone && rec.gone_ms == 0) ||
-        (gone && rec.gone_ms && now - rec.gone_ms <= INVENTORY_GONE_KEEP_MS)) {
+    /* An untrusted static pod is the same pod when its mirror pod comes
+     * back, however late (its kubelet may hold the mirror pod back): its
+     * record stays until an operator resets it or deletes its node. */
+    bool static_untrusted = store_pod_get(e->store, uid, &rec) == 0 && rec.state == POD_UNTRUSTED &&
+                            strlen(uid) == 32 && strspn(uid, "0123456789abcdef") == 32;
+
+    if (!rec.uid[0] || (!gone && rec.gone_ms == 0) ||
+        (gone && rec.gone_ms && now - rec.gone_ms <= INVENTORY_GONE_KEEP_MS) ||
+        (gone && rec.gone_ms && static_untrusted)) {
         pthread_mutex_unlock(&e->lock);
         return; /* nothing changes */
     }

@@ -19,6 +19,7 @@
 #include "ekcert.h"
 #include "fileio.h"
 #include "hex.h"
+#include "keys.h"
 #include "json-util.h"
 #include "log.h"
 #include "pcr.h"
@@ -412,12 +413,12 @@ static enum engine_status registration_parse(struct engine *e, const char *node,
     if (tpm_ak_public_check(&rg->ak.publicArea, &reason) < 0) {
         return engine_error(resp, ENGINE_MALFORMED, "unacceptable AK", reason);
     }
-    /* The agent uses the RSA EK (TCG template L-1). A TPM has an ECC EK
-     * too, with a certificate of its own: accepting both would let one TPM
-     * register as two nodes (one TPM, one node). */
-    if (rg->ek.publicArea.type != TPM2_ALG_RSA) {
-        return engine_error(resp, ENGINE_MALFORMED, "unacceptable EK",
-                            "only the TPM's RSA EK is accepted");
+    /* The agent uses the RSA EK of template L-1. A TPM has other
+     * endorsement keys, some with certificates of their own (ECC, the
+     * high-range RSA templates): accepting them would let one TPM register
+     * as two nodes (one TPM, one node). */
+    if (tpm_ek_public_check(&rg->ek.publicArea, &reason) < 0) {
+        return engine_error(resp, ENGINE_MALFORMED, "unacceptable EK", reason);
     }
     r = json_get_base64(req, "ek_cert", STORE_BLOB_MAX, &rg->cert, &rg->cert_len, err, sizeof(err));
     if (r < 0 && r != -ENOENT) {
@@ -596,7 +597,7 @@ enum engine_status engine_activation(struct engine *e, const char *node, const j
     uint8_t want[TPM_ACTIVATION_PROOF_SIZE];
     _cleanup_free_ uint8_t *proof = NULL;
     size_t plen;
-    char err[256];
+    char err[256], other[STORE_NAME_MAX + 1];
     enum engine_status status;
 
     if (!n) {
@@ -616,7 +617,7 @@ enum engine_status engine_activation(struct engine *e, const char *node, const j
     }
     if (tpm_activation_proof(n->secret, sizeof(n->secret), n->name, n->ak_name, n->ak_name_len,
                              want) < 0) {
-        status = engine_error(resp, 500, "internal", "out of memory");
+        status = engine_error(resp, ENGINE_FAILED, "internal", "out of memory");
         goto out;
     }
     if (plen != sizeof(want) || CRYPTO_memcmp(proof, want, sizeof(want)) != 0) {
@@ -625,6 +626,19 @@ enum engine_status engine_activation(struct engine *e, const char *node, const j
         json_decref(d);
         status = engine_error(resp, ENGINE_REFUSED, "activation refused",
                               "the proof does not match: the AK is not in the TPM of this EK");
+        goto out;
+    }
+    /* The EK binds to the name only now that its TPM has shown it holds
+     * it: a registration that never activates (anyone with an agent
+     * certificate can post another node's public EK) reserves nothing. */
+    if (n->ek_fp[0] && store_node_with_ek_fp(e->store, n->ek_fp, node, other) == 0) {
+        json_t *d = json_pack("{s:s,s:s}", "reason", "EK bound to another node name", "other_node",
+                              other);
+        engine_audit_noisy(e, "activation-refused", node, NULL, d);
+        json_decref(d);
+        status = engine_error(resp, ENGINE_CONFLICT, "identity conflict",
+                              "this TPM (EK) is active as another node; an operator must delete "
+                              "that node first");
         goto out;
     }
     n->activated = true;

@@ -139,9 +139,8 @@ int evidence_parse(const json_t *req, size_t ima_max, struct evidence *ev, char 
     return 0;
 }
 
-bool evidence_is_reboot(const struct node_record *n, const struct tpm_quote_result *qr,
-                        const char *boot_id) {
-    return qr->reset || (n->boot_id[0] && strcmp(n->boot_id, boot_id) != 0);
+bool evidence_is_reboot(const struct tpm_quote_result *qr) {
+    return qr->reset;
 }
 
 int evidence_replay(const struct evidence *ev, const struct node_record *n,
@@ -300,14 +299,16 @@ static enum step check_quote(struct round *rd, struct tpm_quote_result *qr,
 static enum step position(struct round *rd, const struct tpm_quote_result *qr,
                           enum engine_status *status, json_t **resp) {
     struct node_record *n = rd->n;
-    bool rebooted = evidence_is_reboot(n, qr, rd->ev.boot_id);
+    bool rebooted = evidence_is_reboot(qr);
     char reason[STORE_REASON_MAX];
 
     if (rebooted) {
         json_t *d = json_pack("{s:s,s:s,s:b,s:I}", "previous_boot_id", n->boot_id, "boot_id",
                               rd->ev.boot_id, "clock_safe", !qr->unsafe, "reset_count",
                               (json_int_t)qr->clock.reset_count);
-        rd->r = judge_audit(&rd->j, "reboot", NULL, d);
+        /* An untrusted node's reboots change nothing: noisy. */
+        rd->r = n->state == NODE_UNTRUSTED ? judge_audit_noisy(&rd->j, "reboot", NULL, d)
+                                           : judge_audit(&rd->j, "reboot", NULL, d);
         n->ima_index = n->ima_offset = 0;
         memset(n->pcr10, 0, sizeof(n->pcr10));
     }
@@ -344,14 +345,77 @@ static enum step position(struct round *rd, const struct tpm_quote_result *qr,
     return STEP_ANSWERED;
 }
 
+/* PCR 10 after the first `bytes` of the evidence's entries, replayed from
+ * the node's stored value in the banks of `banks` (the others kept). 0 or
+ * a negative errno. */
+static int replay_prefix(const struct evidence *ev, const struct node_record *n, size_t bytes,
+                         unsigned banks, uint8_t pcr10[IMA_HASH_COUNT][IMA_DIGEST_MAX]) {
+    _cleanup_free_ struct ima_replay *rp = calloc(1, sizeof(*rp));
+    struct ima_parser p;
+    struct ima_entry ent;
+    size_t off = 0;
+
+    if (!rp) {
+        return -ENOMEM;
+    }
+    ima_replay_init(rp, banks);
+    memcpy(pcr10, n->pcr10, sizeof(n->pcr10));
+    for (int b = 0; b < IMA_HASH_COUNT; b++) {
+        memcpy(rp->pcr[b][EVIDENCE_PCR], n->pcr10[b], IMA_DIGEST_MAX);
+    }
+    ima_parser_init(&p, ev->digest_size);
+    ima_parser_seek(&p, n->ima_index, n->ima_offset);
+    while (off < bytes) {
+        int k = ima_parser_next(&p, ev->ima + off, bytes - off, &ent);
+        if (k <= 0 || ima_replay_entry(rp, &ent) < 0) {
+            return -EBADMSG; /* replayed whole before: cannot happen */
+        }
+        off += (size_t)k;
+    }
+    for (int b = 0; b < IMA_HASH_COUNT; b++) {
+        if (banks & IMA_BANK(b)) {
+            memcpy(pcr10[b], rp->pcr[b][EVIDENCE_PCR], IMA_DIGEST_MAX);
+        }
+    }
+    return 0;
+}
+
+/* One entry's checks before it is judged: its template is one this
+ * verifier reads, it extends PCR 10 (the only one quoted), its fields
+ * decode. -EBADMSG with the node failure's reason. */
+static int entry_checks(struct round *rd, const struct ima_entry *ent, struct measurement *m,
+                        char *reason, size_t reasonsz) {
+    char name[80];
+
+    if (!evidence_template_accepted(ent, rd->e->cfg.ima_templates)) {
+        log_escape(ent->name, ent->name_len, name, sizeof(name));
+        snprintf(reason, reasonsz,
+                 "IMA entry %" PRIu64 " has the template \"%s\", which is neither built in nor "
+                 "listed by --ima-templates",
+                 ent->index, name);
+        return -EBADMSG;
+    }
+    if (ent->pcr != EVIDENCE_PCR) {
+        snprintf(reason, reasonsz, "IMA entry %" PRIu64 " extends PCR %u, which no quote covers",
+                 ent->index, ent->pcr);
+        return -EBADMSG;
+    }
+    return measurement_from_entry(ent, m, reason, reasonsz) < 0 ? -EBADMSG : 0;
+}
+
 /* Judge the measurements that waited for their pod, then each entry the
- * quote now covers; the node's list position and PCR 10 move past them. */
+ * quote now covers; the node's list position and PCR 10 move past them.
+ * When the node's waiting list fills up, the round stops before the entry
+ * that found it full: what was judged counts, the node sends the rest
+ * again, and it is marked as behind (stale once it stays behind). */
 static enum step judge_entries(struct round *rd, const struct evidence_replay *rep) {
     struct node_record *n = rd->n;
     struct ima_parser p;
     struct ima_entry ent;
     char reason[STORE_REASON_MAX];
+    uint64_t done = 0;
     size_t off = 0;
+    bool full = false;
 
     rd->r = n->pending ? judge_waiting(&rd->j, (int64_t)rd->e->cfg.attribution_grace_ms) : 0;
     ima_parser_init(&p, rd->ev.digest_size);
@@ -362,31 +426,31 @@ static enum step judge_entries(struct round *rd, const struct evidence_replay *r
         if (k <= 0) {
             break;
         }
-        if (!evidence_template_accepted(&ent, rd->e->cfg.ima_templates)) {
-            char name[80];
-            log_escape(ent.name, ent.name_len, name, sizeof(name));
-            snprintf(reason, sizeof(reason),
-                     "IMA entry %" PRIu64 " has the template \"%s\", which is neither built in "
-                     "nor listed by --ima-templates",
-                     ent.index, name);
-            return node_failed(rd, reason);
-        }
-        if (ent.pcr != EVIDENCE_PCR) {
-            snprintf(reason, sizeof(reason),
-                     "IMA entry %" PRIu64 " extends PCR %u, which no quote covers", ent.index,
-                     ent.pcr);
-            return node_failed(rd, reason);
-        }
-        if (measurement_from_entry(&ent, &m, reason, sizeof(reason)) < 0) {
+        if (entry_checks(rd, &ent, &m, reason, sizeof(reason)) < 0) {
             return node_failed(rd, reason);
         }
         rd->r = judge_measurement(&rd->j, &m);
+        if (rd->r == -ENOSPC) {
+            rd->r = 0;
+            full = true;
+            break;
+        }
         off += (size_t)k;
+        done++;
     }
-    rd->e->m.entries_checked += rep->res.entries;
-    n->ima_index += rep->res.entries;
-    n->ima_offset += rep->res.bytes;
-    memcpy(n->pcr10, rep->pcr10, sizeof(n->pcr10));
+    if (rd->r < 0) {
+        return STEP_COMMIT;
+    }
+    if (full) {
+        rd->r = replay_prefix(&rd->ev, n, off, rep->banks, n->pcr10);
+        n->behind_ms = n->behind_ms ? n->behind_ms : engine_now_ms();
+    } else {
+        memcpy(n->pcr10, rep->pcr10, sizeof(n->pcr10));
+        n->behind_ms = 0;
+    }
+    rd->e->m.entries_checked += done;
+    n->ima_index += done;
+    n->ima_offset += off;
     return rd->r < 0 ? STEP_COMMIT : STEP_NEXT;
 }
 

@@ -39,9 +39,12 @@ int evidence_parse(const json_t *req, size_t ima_max, struct evidence *ev, char 
 void evidence_free(struct evidence *ev);
 
 /* Whether a verified quote shows a reboot since the node's last round: the
- * TPM's reset count moved, or the agent's boot id changed. */
-bool evidence_is_reboot(const struct node_record *n, const struct tpm_quote_result *qr,
-                        const char *boot_id);
+ * TPM's reset count moved (PCRs start from zero, and so does the list).
+ * The agent's boot id is its word, not the TPM's: alone it restarts
+ * nothing (a kexec that carries the list over keeps the TPM too), and a
+ * TPM restart without a reset (PCRs back to zero, the list not) then fails
+ * the replay, as it must: else a node could hide what it ran before. */
+bool evidence_is_reboot(const struct tpm_quote_result *qr);
 
 /* Whether an entry's template is one this verifier reads: a built-in
  * template, or a custom format listed in `custom` (comma-separated; NULL:

@@ -345,6 +345,24 @@ static int keep_measurement(struct judgement *j, struct judge_pod *jp,
     return r < 0 ? r : 0;
 }
 
+static const struct policy *policy_by_id(const struct policy_set *set, const char *id) {
+    for (size_t i = 0; id[0] && i < policy_set_count(set); i++) {
+        const struct policy *p = policy_set_get(set, i);
+        if (strcmp(policy_id(p), id) == 0) {
+            return p;
+        }
+    }
+    return NULL;
+}
+
+const struct policy *judge_pod_policy(const struct engine *e, const struct pod_info *info,
+                                      const struct pod_record *rec) {
+    const struct policy *p =
+            policy_set_match_pod(e->policies, info->ns, info->labels, info->images);
+
+    return p ? p : policy_by_id(e->policies, rec->policy);
+}
+
 /* Room for one more pod in the judgement (not counted yet), zeroed. */
 static struct judge_pod *pod_slot(struct judgement *j) {
     if (j->npods == j->alloc) {
@@ -379,22 +397,12 @@ static struct judge_pod *meet_pod(struct judgement *j, const struct pod_info *in
     snprintf(jp->rec.node, sizeof(jp->rec.node), "%s", info->node);
     snprintf(jp->rec.ns, sizeof(jp->rec.ns), "%s", info->ns);
     snprintf(jp->rec.name, sizeof(jp->rec.name), "%s", info->name);
-    jp->policy = policy_set_match_pod(j->e->policies, info->ns, info->labels, info->images);
+    jp->policy = judge_pod_policy(j->e, info, &jp->rec);
     if (judge_kept(j, jp) < 0) {
         j->npods--;
         return NULL;
     }
     return jp;
-}
-
-static const struct policy *policy_by_id(const struct policy_set *set, const char *id) {
-    for (size_t i = 0; id[0] && i < policy_set_count(set); i++) {
-        const struct policy *p = policy_set_get(set, i);
-        if (strcmp(policy_id(p), id) == 0) {
-            return p;
-        }
-    }
-    return NULL;
 }
 
 /* A pod the inventory does not know (any more) but the store does, on this
@@ -575,47 +583,38 @@ static int claim_failure(struct judgement *j, const struct measurement *m, const
     return node_violation(j, reason, d);
 }
 
-/* The node's waiting list is full: the measurement cannot be kept, only
- * counted against its pod (or container), whose judgement then knows it is
- * incomplete. Past JUDGE_DROPPED_MAX such pods the node fails: an honest
- * node does not report thousands of measurements of that many pods nobody
- * has listed. */
-static int drop_waiting(struct judgement *j, const struct measurement *m) {
+/* Keep a measurement until its pod is known. Each pod (or container) has a
+ * share of the node's waiting list: past it, its measurements are only
+ * counted (one marker row), and that pod can then never be judged whole:
+ * one pod's flood costs itself, not its neighbours. When the node's list
+ * is full, -ENOSPC: nothing is kept or counted, and the round stops before
+ * this entry (the node sends it again once the list has room). */
+static int wait_for_pod(struct judgement *j, const struct measurement *m) {
     const char *uid = m->ref.scope == IMA_SCOPE_POD ? m->ref.pod_uid : "";
     const char *cid = m->ref.scope == IMA_SCOPE_POD ? "" : m->ref.container_id;
-    char reason[STORE_REASON_MAX];
-    int r;
-
-    if (j->n->pending >= JUDGE_WAITING_MAX + JUDGE_DROPPED_MAX) {
-        snprintf(reason, sizeof(reason),
-                 "measurements of more than %d pods the inventory does not know wait at once",
-                 JUDGE_DROPPED_MAX);
-        return node_violation(j, reason, violation_details(m, NULL));
-    }
-    r = store_pending_mark_dropped(j->e->store, j->n->name, uid, cid, engine_now_ms());
-    if (r == 1) {
-        j->n->pending++;
-    }
-    return r < 0 ? r : 0;
-}
-
-static int wait_for_pod(struct judgement *j, const struct measurement *m) {
     struct pending_record *p;
+    uint64_t mine = 0;
     int r;
 
     if (j->n->pending >= JUDGE_WAITING_MAX) {
-        return drop_waiting(j, m);
+        return -ENOSPC;
+    }
+    r = store_pending_count_key(j->e->store, j->n->name, uid, cid, &mine);
+    if (r < 0) {
+        return r;
+    }
+    if (mine >= JUDGE_WAITING_PER_POD) {
+        r = store_pending_mark_dropped(j->e->store, j->n->name, uid, cid, engine_now_ms());
+        j->n->pending += r == 1;
+        return r < 0 ? r : 0;
     }
     p = calloc(1, sizeof(*p));
     if (!p) {
         return -ENOMEM;
     }
     snprintf(p->node, sizeof(p->node), "%s", j->n->name);
-    if (m->ref.scope == IMA_SCOPE_POD) {
-        snprintf(p->uid, sizeof(p->uid), "%s", m->ref.pod_uid);
-    } else {
-        snprintf(p->container, sizeof(p->container), "%s", m->ref.container_id);
-    }
+    snprintf(p->uid, sizeof(p->uid), "%s", uid);
+    snprintf(p->container, sizeof(p->container), "%s", cid);
     p->entry = m->index;
     snprintf(p->template_name, sizeof(p->template_name), "%s", m->template_name);
     memcpy(p->path, m->path, m->path_len);
@@ -775,9 +774,8 @@ int judge_settle_pods(struct judgement *j) {
         } else if (jp->incomplete) {
             snprintf(reason, sizeof(reason),
                      "its measurements could not all be kept (more than %d distinct, or more "
-                     "than %d of the node waiting for pods to be listed): policy %s cannot judge "
-                     "them all",
-                     STORE_POD_FILES_MAX, JUDGE_WAITING_MAX, policy_name(jp->policy));
+                     "than %d waiting for it to be listed): policy %s cannot judge them all",
+                     STORE_POD_FILES_MAX, JUDGE_WAITING_PER_POD, policy_name(jp->policy));
             r = judge_set_pod_state(j, &jp->rec, POD_UNKNOWN, reason);
         } else {
             snprintf(reason, sizeof(reason), "every measurement is in policy %s",

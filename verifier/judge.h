@@ -24,11 +24,12 @@
 struct engine;
 
 /* Most measurements a node may have waiting for their pod to be known
- * (each costs at most STORE_PATH_MAX bytes of store). */
+ * (each costs at most STORE_PATH_MAX bytes of store); past it a round
+ * stops early and the node sends the rest again later. */
 #define JUDGE_WAITING_MAX 2048
-/* Past that, measurements are counted, not kept: for at most this many
- * pods (or containers) at once. */
-#define JUDGE_DROPPED_MAX 256
+/* One pod's (or container's) share: past it its measurements are counted,
+ * not kept, and it cannot be judged whole any more. */
+#define JUDGE_WAITING_PER_POD 256
 /* The policy id of a pod whose measurements cannot all be judged again (too
  * many to keep, or some could not be kept): it never matches a policy. */
 #define JUDGE_POLICY_INCOMPLETE "!incomplete"
@@ -90,14 +91,22 @@ struct judgement {
     size_t naudits, audits_alloc;
 };
 
+/* The policy that judges a pod: the one that matches it now (namespace,
+ * labels, images); else the one that judged it last, if still loaded: a
+ * pod whose labels were changed so that no policy matches does not leave
+ * its policy (what it runs next is still judged by it). NULL: none. */
+const struct policy *judge_pod_policy(const struct engine *e, const struct pod_info *info,
+                                      const struct pod_record *rec);
+
 int judgement_init(struct judgement *j, struct engine *e, struct node_record *n);
 void judgement_free(struct judgement *j);
 
 /* Attribute and judge one measurement of node j->n. A measurement whose
- * pod is not in the inventory yet waits in the store; past
- * JUDGE_WAITING_MAX waiting it is only counted against its pod, which can
- * then never read trusted (JUDGE_POLICY_INCOMPLETE). Returns 0 or a
- * negative errno on a store or audit failure. */
+ * pod is not in the inventory yet waits in the store; past its pod's share
+ * (JUDGE_WAITING_PER_POD) it is only counted against that pod, which can
+ * then never read trusted (JUDGE_POLICY_INCOMPLETE). Returns 0, -ENOSPC
+ * when the node's waiting list is full (nothing done: stop before this
+ * measurement), or another negative errno on a store or audit failure. */
 int judge_measurement(struct judgement *j, const struct measurement *m);
 
 /* Judge the node's waiting measurements whose pod is known now, and those

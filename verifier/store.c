@@ -56,15 +56,18 @@ static const struct {
         /* 3 */ {"pods", "files_bytes", "INTEGER NOT NULL DEFAULT 0"},
         {"pods", "gone_ms", "INTEGER NOT NULL DEFAULT 0"},
         {"pending", "dropped", "INTEGER NOT NULL DEFAULT 0"},
+        /* 4 */ {"nodes", "behind_ms", "INTEGER NOT NULL DEFAULT 0"},
 };
 
-static const char indexes[] = "CREATE INDEX IF NOT EXISTS nodes_ek_fp ON nodes(ek_fp);";
+static const char indexes[] =
+        "CREATE INDEX IF NOT EXISTS nodes_ek_fp ON nodes(ek_fp);"
+        "CREATE INDEX IF NOT EXISTS pending_key ON pending(node, uid, container);";
 
 /* Schema versions (PRAGMA user_version): 0 the first; 1 adds nodes.pending
  * and the pending table; 2 nodes.ek_fp and the pods' kept measurements
  * (pod_files, pods.files, files_overflow, policy); 3 pods.files_bytes,
- * pods.gone_ms and pending.dropped. */
-#define SCHEMA_VERSION 3
+ * pods.gone_ms and pending.dropped; 4 nodes.behind_ms. */
+#define SCHEMA_VERSION 4
 
 /* Convert an SQLite result once, logging its message. */
 static int sql_rc(struct store *s, int rc, const char *what) {
@@ -203,7 +206,7 @@ static size_t copy_blob(uint8_t *dst, size_t dstsz, sqlite3_stmt *st, int col) {
 #define NODE_COLS                                                                              \
     "name, ek_pub, ek_cert, ak_pub, ak_name, activated, secret, state, reason, registered_ms," \
     " last_attested_ms, has_clock, clock, reset_count, restart_count, boot_id, ima_index,"     \
-    " ima_offset, pcr10, attestations, pending, ek_fp"
+    " ima_offset, pcr10, attestations, pending, ek_fp, behind_ms"
 
 static void node_from_row(sqlite3_stmt *st, struct node_record *n) {
     memset(n, 0, sizeof(*n));
@@ -232,6 +235,7 @@ static void node_from_row(sqlite3_stmt *st, struct node_record *n) {
     n->attestations = (uint64_t)sqlite3_column_int64(st, 19);
     n->pending = (uint32_t)sqlite3_column_int64(st, 20);
     copy_text(n->ek_fp, sizeof(n->ek_fp), st, 21);
+    n->behind_ms = sqlite3_column_int64(st, 22);
 }
 
 int store_node_get(struct store *s, const char *name, struct node_record *ret) {
@@ -264,7 +268,7 @@ int store_node_put(struct store *s, const struct node_record *n) {
     r = sql_rc(s,
                sqlite3_prepare_v2(s->db,
                                   "INSERT OR REPLACE INTO nodes (" NODE_COLS ") VALUES "
-                                  "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                                  "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                                   -1, &st, NULL),
                "preparing a node write");
     if (r < 0) {
@@ -296,6 +300,7 @@ int store_node_put(struct store *s, const struct node_record *n) {
     sqlite3_bind_int64(st, 20, (sqlite3_int64)n->attestations);
     sqlite3_bind_int64(st, 21, n->pending);
     sqlite3_bind_text(st, 22, n->ek_fp, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 23, n->behind_ms);
     r = sql_rc(s, sqlite3_step(st), "writing a node");
     sqlite3_finalize(st);
     return r;
@@ -591,9 +596,11 @@ int store_node_with_ek_fp(struct store *s, const char *ek_fp, const char *name, 
     int r, rc;
 
     r = sql_rc(s,
-               sqlite3_prepare_v2(s->db,
-                                  "SELECT name FROM nodes WHERE ek_fp = ? AND name != ? LIMIT 1",
-                                  -1, &st, NULL),
+               sqlite3_prepare_v2(
+                       s->db,
+                       "SELECT name FROM nodes WHERE ek_fp = ? AND name != ? AND activated = 1 "
+                       "LIMIT 1",
+                       -1, &st, NULL),
                "looking up an EK");
     if (r < 0) {
         return r;
@@ -674,6 +681,31 @@ int store_pod_files_foreach(struct store *s, const char *uid,
     }
     sqlite3_finalize(st);
     free(f);
+    return r;
+}
+
+int store_pending_count_key(struct store *s, const char *node, const char *uid,
+                            const char *container, uint64_t *ret) {
+    sqlite3_stmt *st = NULL;
+    int r = sql_rc(s,
+                   sqlite3_prepare_v2(s->db,
+                                      "SELECT COUNT(*) FROM pending WHERE node = ? AND uid = ? AND "
+                                      "container = ? AND dropped = 0",
+                                      -1, &st, NULL),
+                   "counting waiting measurements");
+
+    if (r < 0) {
+        return r;
+    }
+    sqlite3_bind_text(st, 1, node, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, uid, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, container, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *ret = (uint64_t)sqlite3_column_int64(st, 0);
+    } else {
+        r = sql_rc(s, sqlite3_errcode(s->db), "counting waiting measurements");
+    }
+    sqlite3_finalize(st);
     return r;
 }
 

@@ -46,6 +46,9 @@ struct node_record {
     uint64_t attestations;
     uint32_t pending; /* measurements waiting for their pod to be known */
     char ek_fp[65];   /* SHA-256 of the EK's SubjectPublicKeyInfo, hex */
+    /* Since when the verifier is behind the node's list (it judged less
+     * than the quote covered: its waiting list was full), or 0. */
+    int64_t behind_ms;
 };
 
 struct pod_record {
@@ -114,7 +117,7 @@ void store_rollback(struct store *s);
 int store_node_get(struct store *s, const char *name, struct node_record *ret);
 int store_node_put(struct store *s, const struct node_record *n);
 int store_node_delete(struct store *s, const char *name);
-/* The name of a node other than `name` registered with the EK whose
+/* The name of an activated node other than `name` with the EK whose
  * fingerprint is ek_fp: 0 with the name in ret (STORE_NAME_MAX + 1 bytes),
  * or -ENOENT. */
 int store_node_with_ek_fp(struct store *s, const char *ek_fp, const char *name, char *ret);
@@ -139,6 +142,11 @@ int store_pending_add(struct store *s, const struct pending_record *p);
 int store_pending_list(struct store *s, const char *node, int64_t after, struct pending_record *ret,
                        size_t max);
 int store_pending_delete(struct store *s, int64_t id);
+/* How many measurements of one pod (uid) or container (the other "") of
+ * the node wait, markers of dropped ones not counted. 0 or a negative
+ * errno. */
+int store_pending_count_key(struct store *s, const char *node, const char *uid,
+                            const char *container, uint64_t *ret);
 /* Count one more measurement of a pod (uid) or container that could not be
  * kept: 1 when that started a new marker row, 0 when one was counted up. */
 int store_pending_mark_dropped(struct store *s, const char *node, const char *uid,

@@ -336,10 +336,20 @@ enum engine_status attest_node(struct fx *f, struct tnode *t, json_t **ret,
     json_object_set_new(json_object_get(req, "ima"), "entries",
                         json_base64(ima, t->g.list.len - t->sent));
     status = engine_evidence(f->e, t->name, req, ret);
-    if (status == ENGINE_OK &&
-        json_integer_value(json_object_get(*ret, "ima_next_index")) == (json_int_t)t->g.count) {
-        t->sent = t->g.list.len;
-        t->sent_index = t->g.count;
+    if (status == ENGINE_OK) {
+        /* As the agent does: the next round starts where the verifier
+         * says (all of it, or less when it stopped early). */
+        uint64_t next = (uint64_t)json_integer_value(json_object_get(*ret, "ima_next_index"));
+        struct ima_parser p;
+        struct ima_entry e;
+        ima_parser_init(&p, 20);
+        ima_parser_seek(&p, t->sent_index, t->sent);
+        while (t->sent_index < next && t->sent < t->g.list.len) {
+            int k = ima_parser_next(&p, t->g.list.data + t->sent, t->g.list.len - t->sent, &e);
+            assert_true(k > 0);
+            t->sent += (uint64_t)k;
+            t->sent_index++;
+        }
     }
     json_decref(req);
     free(ima);

@@ -263,7 +263,7 @@ kill "$APID"
 wait "$APID"
 APID=
 wait_label amf unknown 10
-[ "$(label amf kima.dev/reason)" = "the node stopped attesting (stale)" ] && ok ||
+[ "$(label amf kima.dev/reason)" = "the node is stale (not attested lately, or its newest measurements not judged yet)" ] && ok ||
     bad "the stale reason: $(label amf kima.dev/reason)"
 
 # 8. a token that may not write: 403 logged, attestation unaffected

@@ -324,7 +324,7 @@ static void test_ecc_ek_refused(void **state) {
     json_decref(req);
     assert_int_equal(status, ENGINE_MALFORMED);
     assert_string_equal(json_string_value(json_object_get(resp, "detail")),
-                        "only the TPM's RSA EK is accepted");
+                        "the EK is not the TPM's RSA EK");
     json_decref(resp);
     tpm_key_release(t->tpm, &ak2);
     tpm_key_release(t->tpm, &ek_ecc);

@@ -132,19 +132,14 @@ static void test_parse_refusals(void **state) {
 }
 
 static void test_reboot(void **state) {
-    struct node_record n = {0};
     struct tpm_quote_result qr = {0};
     (void)state;
 
-    snprintf(n.boot_id, sizeof(n.boot_id), "boot-1");
-    assert_false(evidence_is_reboot(&n, &qr, "boot-1"));
-    assert_true(evidence_is_reboot(&n, &qr, "boot-2"));
+    assert_false(evidence_is_reboot(&qr));
+    qr.restart = true; /* a TPM restart (resume, or a hibernation's): no reboot */
+    assert_false(evidence_is_reboot(&qr));
     qr.reset = true; /* the TPM's reset count moved */
-    assert_true(evidence_is_reboot(&n, &qr, "boot-1"));
-    /* A node that never sent a boot id: only the TPM tells. */
-    n.boot_id[0] = 0;
-    qr.reset = false;
-    assert_false(evidence_is_reboot(&n, &qr, "boot-1"));
+    assert_true(evidence_is_reboot(&qr));
 }
 
 /* Replay from the node's stored position and PCR 10 to the reported one:

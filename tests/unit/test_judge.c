@@ -204,29 +204,32 @@ static void test_waiting_pod_expires(void **state) {
     json_decref(resp);
 }
 
-/* A node keeps at most JUDGE_WAITING_MAX measurements waiting; beyond that
- * a measurement is only counted against its pod. The round still goes
- * through (the node is never wedged), and the pod, once listed, can never
- * read trusted: its judgement would miss what was not kept. */
-static void test_waiting_bounded(void **state) {
+static json_int_t node_int(struct fx *f, const char *field) {
+    json_t *nj = node_json(f, NODE);
+    json_int_t v = json_integer_value(json_object_get(nj, field));
+    json_decref(nj);
+    return v;
+}
+
+/* Each pod has a share of its node's waiting list (JUDGE_WAITING_PER_POD):
+ * past it a measurement is only counted against that pod, which, once
+ * listed, can never read trusted (its judgement would miss what was not
+ * kept). The round goes through; the neighbours keep their room. */
+static void test_waiting_share(void **state) {
     struct fx *f = *state;
-    json_t *resp = NULL, *nj;
+    json_t *resp = NULL;
     const char *extra[] = {UID_B " " NODE};
     char node[64];
 
     register_and_activate(f);
-    for (int i = 0; i <= JUDGE_WAITING_MAX + 10; i++) {
+    for (int i = 0; i < JUDGE_WAITING_PER_POD + 10; i++) {
         measure_pod(&f->nodes[0], UID_B, "/usr/bin/upfd", GOOD);
     }
     assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
     json_decref(resp);
-    nj = node_json(f, NODE);
     /* The kept ones and one counter for what was not kept. */
-    assert_int_equal(json_integer_value(json_object_get(nj, "waiting_measurements")),
-                     JUDGE_WAITING_MAX + 1);
-    assert_int_equal(json_integer_value(json_object_get(nj, "ima_next_index")),
-                     JUDGE_WAITING_MAX + 11);
-    json_decref(nj);
+    assert_int_equal(node_int(f, "waiting_measurements"), JUDGE_WAITING_PER_POD + 1);
+    assert_int_equal(node_int(f, "ima_next_index"), JUDGE_WAITING_PER_POD + 10);
 
     write_pods(f, extra, 1); /* upf-1 is listed now: every file was GOOD */
     assert_int_equal(engine_resolve_waiting(f->e), 0);
@@ -235,58 +238,57 @@ static void test_waiting_bounded(void **state) {
     assert_non_null(
             strstr(json_string_value(json_object_get(resp, "reason")), "could not all be kept"));
     json_decref(resp);
-    nj = node_json(f, NODE);
-    assert_int_equal(json_integer_value(json_object_get(nj, "waiting_measurements")), 0);
-    assert_string_equal(json_string_value(json_object_get(nj, "state")), "trusted");
-    json_decref(nj);
+    assert_int_equal(node_int(f, "waiting_measurements"), 0);
+    resp_state_is(f, NODE, "trusted");
 }
 
-/* Measurements of a pod no list ever shows, more than the waiting list
- * holds: the node still makes progress, and once the pod is past its grace
- * what was counted is recorded as unattributable (no NodePolicy: not a
- * failure). Past JUDGE_DROPPED_MAX such pods at once the node fails: an
- * honest node does not run that many pods nobody lists. */
-static void test_waiting_overflow_never_listed(void **state) {
+/* More measurements of pods no list shows than the node's waiting list
+ * holds (nine pods of 256 files, force-deleted at once): the round stops
+ * where the list is full, nothing is lost or counted against anyone else,
+ * and the node is behind (stale once it stays behind: what it ran last is
+ * not judged yet). Once the flood is past its grace (recorded as
+ * unattributable, without a NodePolicy no failure), the rest comes, and a
+ * binary a victim pod ran after the flood is judged. */
+static void test_waiting_full_stops_round(void **state) {
     struct fx *f = *state;
-    json_t *resp = NULL, *nj;
-    char p[64], uid[64];
+    struct node_record n;
+    json_t *resp = NULL;
+    const char *extra[] = {UID_C " " NODE};
+    char p[64], uid[64], node[64];
+    int total = 9 * JUDGE_WAITING_PER_POD + 1;
 
     register_and_activate(f);
-    for (int i = 0; i <= JUDGE_WAITING_MAX; i++) {
-        snprintf(p, sizeof(p), "/tmp/x%d", i);
-        measure_pod(&f->nodes[0], UID_B, p, GOOD);
+    for (int k = 0; k < 9; k++) {
+        snprintf(uid, sizeof(uid), "1a2b3c4d-0000-4111-8222-%012d", k + 1);
+        for (int i = 0; i < JUDGE_WAITING_PER_POD; i++) {
+            snprintf(p, sizeof(p), "/tmp/f%d", i);
+            measure_pod(&f->nodes[0], uid, p, GOOD);
+        }
     }
+    measure_pod(&f->nodes[0], UID_C, "/tmp/miner", EVIL); /* the victim, after the flood */
     assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
+    assert_string_equal(verdict(resp), "trusted");
     json_decref(resp);
-    write_pods(f, NULL, 0);
-    assert_int_equal(engine_resolve_waiting(f->e), 0);
-    nj = node_json(f, NODE);
-    assert_int_equal(json_integer_value(json_object_get(nj, "waiting_measurements")), 0);
-    assert_string_equal(json_string_value(json_object_get(nj, "state")), "trusted");
-    json_decref(nj);
-    assert_true(audited(f, "\"type\":\"unattributed\""));
-    measure(f, "/usr/bin/upfd", GOOD, true);
-    assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
-    json_decref(resp);
-    assert_string_equal(pod_state(f), "trusted");
+    assert_int_equal(node_int(f, "ima_next_index"), JUDGE_WAITING_MAX);
+    assert_int_equal(node_int(f, "waiting_measurements"), JUDGE_WAITING_MAX);
+    resp_state_is(f, NODE, "trusted");
+    /* Behind for longer than three intervals: stale, its pods unknown. */
+    assert_int_equal(store_node_get(f->store, NODE, &n), 0);
+    assert_true(n.behind_ms > 0);
+    n.behind_ms -= 60000;
+    assert_int_equal(store_node_put(f->store, &n), 0);
+    resp_state_is(f, NODE, "stale");
 
-    /* Fill the waiting list again, then one measurement each of more pods
-     * than JUDGE_DROPPED_MAX. */
-    for (int i = 0; i < JUDGE_WAITING_MAX; i++) {
-        snprintf(p, sizeof(p), "/tmp/y%d", i);
-        measure_pod(&f->nodes[0], UID_B, p, GOOD);
-    }
-    for (int i = 0; i <= JUDGE_DROPPED_MAX; i++) {
-        snprintf(uid, sizeof(uid), "1a2b3c4d-0000-4111-8222-%012d", i + 1);
-        measure_pod(&f->nodes[0], uid, "/tmp/z", GOOD);
-    }
+    write_pods(f, extra, 1); /* the flood never listed, the victim listed */
+    assert_int_equal(engine_resolve_waiting(f->e), 0);
+    assert_int_equal(node_int(f, "waiting_measurements"), 0);
     assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
     json_decref(resp);
-    nj = node_json(f, NODE);
-    assert_string_equal(json_string_value(json_object_get(nj, "state")), "untrusted");
-    assert_non_null(strstr(json_string_value(json_object_get(nj, "reason")),
-                           "pods the inventory does not know wait at once"));
-    json_decref(nj);
+    assert_int_equal(node_int(f, "ima_next_index"), total);
+    resp_state_is(f, NODE, "trusted");
+    assert_string_equal(pod_of(f, "upf-1", node, sizeof(node)), "untrusted");
+    assert_int_equal(store_node_get(f->store, NODE, &n), 0);
+    assert_int_equal(n.behind_ms, 0);
 }
 
 /* With a NodePolicy, what could not be kept of a pod no list shows cannot
@@ -298,7 +300,7 @@ static void test_waiting_overflow_nodepolicy(void **state) {
 
     register_and_activate(f);
     node_policy(f, "/usr/bin/upfd", path, sizeof(path));
-    for (int i = 0; i < JUDGE_WAITING_MAX + 3; i++) {
+    for (int i = 0; i < JUDGE_WAITING_PER_POD + 3; i++) {
         measure_pod(&f->nodes[0], UID_B, "/usr/bin/upfd", GOOD);
     }
     assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
@@ -859,8 +861,8 @@ int main(void) {
             cmocka_unit_test_setup_teardown(test_waiting_pod_judged_later, setup, teardown),
             cmocka_unit_test_setup_teardown(test_waiting_pod_foreign, setup, teardown),
             cmocka_unit_test_setup_teardown(test_waiting_pod_expires, setup_no_grace, teardown),
-            cmocka_unit_test_setup_teardown(test_waiting_bounded, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_waiting_overflow_never_listed, setup_no_grace,
+            cmocka_unit_test_setup_teardown(test_waiting_share, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_waiting_full_stops_round, setup_no_grace,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_waiting_overflow_nodepolicy, setup_no_grace,
                                             teardown),

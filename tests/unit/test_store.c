@@ -499,13 +499,13 @@ static void test_migrate_v0(void **state) {
     check_v0_data(s);
     check_current_schema(s);
     store_close(s);
-    assert_int_equal(user_version(), 3);
+    assert_int_equal(user_version(), 4);
 
     /* Opened again: nothing to migrate, nothing lost. */
     s = open_store();
     check_v0_data(s);
     store_close(s);
-    assert_int_equal(user_version(), 3);
+    assert_int_equal(user_version(), 4);
 }
 
 /* Schema 1 had nodes.pending and the pending table already. */
@@ -524,7 +524,7 @@ static void test_migrate_v1(void **state) {
     assert_string_equal(n.ek_fp, "");
     check_current_schema(s);
     store_close(s);
-    assert_int_equal(user_version(), 3);
+    assert_int_equal(user_version(), 4);
 }
 
 /* Schema 2 had the kept measurements, not their byte count, the time a
@@ -571,7 +571,7 @@ static void test_migrate_v2(void **state) {
     assert_int_equal(p.files_bytes, 77);
     assert_int_equal(p.gone_ms, 1234);
     store_close(s);
-    assert_int_equal(user_version(), 3);
+    assert_int_equal(user_version(), 4);
 }
 
 /* A store written by a newer verifier is refused, and left as it is. */
@@ -583,11 +583,11 @@ static void test_newer_refused(void **state) {
     make_node(&n, "node-1", 1);
     assert_int_equal(store_node_put(s, &n), 0);
     store_close(s);
-    sql("PRAGMA user_version = 4;");
+    sql("PRAGMA user_version = 5;");
     assert_int_equal(store_open(db, &t), -EPROTO);
     assert_null(t);
-    assert_int_equal(user_version(), 4);
-    sql("PRAGMA user_version = 3;");
+    assert_int_equal(user_version(), 5);
+    sql("PRAGMA user_version = 4;");
     s = open_store();
     assert_int_equal(store_node_get(s, "node-1", &n), 0);
     store_close(s);
