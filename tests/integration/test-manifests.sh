@@ -67,6 +67,11 @@ grep -q "label-guard.yaml" "$SRC/k8s/base/kustomization.yaml" &&
     ok || bad "k8s/base must ship the trust-label admission guard"
 expect 0 node "$SRC/tests/tools/check-admission-policy.mjs" "$NPM" "$SRC/k8s/base/label-guard.yaml"
 has "$T/out" " 0 failed" "the trust-label guard admits and denies as it should"
+# Only trusted pods get traffic in the 5G overlay's namespace (NetworkPolicy
+# rules evaluated offline; also on the kustomize build below).
+expect 0 node "$SRC/tests/tools/check-network-policies.mjs" "$NPM" \
+    "$SRC/k8s/overlays/5g-core/quarantine.yaml" open5gs
+has "$T/out" " 0 failed" "in the 5G overlay only trusted pods get traffic"
 if command -v kubectl >/dev/null; then
     for k in base overlays/5g-core cert-manager; do
         kubectl kustomize "$SRC/k8s/$k" >"$T/built.yaml" 2>"$T/err" && ok || bad "kustomize $k: $(head -3 "$T/err")"
@@ -74,8 +79,10 @@ if command -v kubectl >/dev/null; then
         expect 0 node "$V" "$T/empty" "$T/built.yaml"
     done
     kubectl kustomize "$SRC/k8s/overlays/5g-core" >"$T/5g.yaml"
-    grep -q "open5gs-upf.json" "$T/5g.yaml" && grep -q "kima-quarantine-untrusted" "$T/5g.yaml" && ok ||
+    grep -q "open5gs-upf.json" "$T/5g.yaml" && grep -q "kima-allow-trusted" "$T/5g.yaml" && ok ||
         bad "the 5G overlay lacks its policies or the quarantine"
+    expect 0 node "$SRC/tests/tools/check-network-policies.mjs" "$NPM" "$T/5g.yaml" open5gs
+    has "$T/out" " 0 failed" "in the 5G overlay only trusted pods get traffic"
 else
     echo "kubectl not installed: kustomize builds not checked"
 fi

@@ -8,14 +8,14 @@
 // Usage: node check-admission-policy.mjs NPM_DIR POLICY_YAML
 import {createRequire} from 'node:module';
 import {readFileSync} from 'node:fs';
-import {join} from 'node:path';
+import {join, resolve} from 'node:path';
 import {pathToFileURL} from 'node:url';
 
 const [npm, file] = process.argv.slice(2);
-const require = createRequire(join(npm, 'node_modules', 'x.js'));
+const require = createRequire(join(resolve(npm), 'node_modules', 'x.js'));
 const YAML = require('yaml');
 const {evaluate} = await import(
-    pathToFileURL(join(npm, 'node_modules/@marcbachmann/cel-js/lib/index.js')).href);
+    pathToFileURL(join(resolve(npm), 'node_modules/@marcbachmann/cel-js/lib/index.js')).href);
 
 const docs = YAML.parseAllDocuments(readFileSync(file, 'utf8')).map((d) => d.toJS());
 const policy = docs.find((d) => d && d.kind === 'ValidatingAdmissionPolicy');
@@ -55,8 +55,8 @@ check('the policy and its binding are there', policy && binding &&
       binding.spec.policyName === policy.metadata.name &&
       binding.spec.validationActions.includes('Deny') && policy.spec.failurePolicy === 'Fail');
 const rule = policy.spec.matchConstraints.resourceRules[0];
-check('pods and pods/status, on create and update',
-      ['pods', 'pods/status'].every((r) => rule.resources.includes(r)) &&
+check('pods, pods/status and pods/binding, on create and update',
+      ['pods', 'pods/status', 'pods/binding'].every((r) => rule.resources.includes(r)) &&
       ['CREATE', 'UPDATE'].every((o) => rule.operations.includes(o)),
       JSON.stringify(rule));
 
@@ -84,6 +84,13 @@ const cases = [
    true],
   ['a tenant creates a pod without kima labels', TENANT, pod({'app': 'upf'}), null, true],
   ['a tenant updates a pod that has no labels', TENANT, pod(null, {'a': 'b'}), pod(null, null),
+   true],
+  ['a binding that carries a kima.dev/reason annotation onto the pod', TENANT,
+   {metadata: {name: 'upf-0', namespace: 'open5gs', annotations: {'kima.dev/reason': 'fine'}},
+    target: {kind: 'Node', name: 'node-1'}},
+   null, false],
+  ['the scheduler binds a pod', 'system:kube-scheduler',
+   {metadata: {name: 'upf-0', namespace: 'open5gs'}, target: {kind: 'Node', name: 'node-1'}}, null,
    true],
   ['the verifier labels a pod trusted', VERIFIER,
    pod({'app': 'upf', 'kima.dev/trust': 'trusted'},
