@@ -55,9 +55,18 @@ swtpm_start() {
         --flags not-need-init,startup-clear >"$dir/swtpm.log" 2>&1 &
     SWTPM_PID=$!
     SWTPM_TCTI="swtpm:path=$dir/sock"
-    WAIT_STEP=0.01 wait_until 5 test -S "$dir/sock" -a -S "$dir/sock.ctrl" && return 0
+    # The socket files exist before swtpm listens on them: wait until both
+    # take a connection.
+    WAIT_STEP=0.01 wait_until 5 swtpm_listening "$dir" && return 0
     echo "swtpm did not start"
     return 1
+}
+swtpm_listening() {
+    python3 -c 'import socket, sys
+for p in sys.argv[1:]:
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(p)
+    s.close()' "$1/sock.ctrl" "$1/sock" 2>/dev/null
 }
 swtpm_stop() {
     [ -n "${SWTPM_PID:-}" ] && kill "$SWTPM_PID" 2>/dev/null && wait "$SWTPM_PID" 2>/dev/null

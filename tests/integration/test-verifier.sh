@@ -161,14 +161,14 @@ status_is 409 "the 31st conflicting registration"
 n=$(grep -c '"type":"registration-refused"' "$T/var/audit.log")
 [ "$n" -le 6 ] && ok || bad "31 refusals wrote $n audit records (at most 5 a minute)"
 # another TPM altogether
-mkdir -p "$T/tpm2/state" "$T/agent3"
-swtpm socket --tpm2 --server "type=unixio,path=$T/tpm2/sock" --ctrl "type=unixio,path=$T/tpm2/sock.ctrl" \
-    --tpmstate "dir=$T/tpm2/state" --flags not-need-init,startup-clear >/dev/null 2>&1 &
-TPM2_PID=$!
-WAIT_STEP=0.01 wait_until 2 test -S "$T/tpm2/sock.ctrl" || bad "the second swtpm did not start"
-"$A" "swtpm:path=$T/tpm2/sock" "$T/agent3" init >"$T/reg3.json"
-kill "$TPM2_PID"
-wait "$TPM2_PID" 2>/dev/null
+mkdir -p "$T/agent3"
+SW1_PID=$SWTPM_PID
+SW1_TCTI=$SWTPM_TCTI
+swtpm_start "$T/tpm2" || bad "the second swtpm did not start"
+"$A" "$SWTPM_TCTI" "$T/agent3" init >"$T/reg3.json"
+swtpm_stop
+SWTPM_PID=$SW1_PID
+SWTPM_TCTI=$SW1_TCTI
 acurl node-1 POST /v1/nodes/node-1/registration "$T/reg3.json"
 status_is 409 "re-registration with another TPM"
 # two challenges at once: the second is too early
