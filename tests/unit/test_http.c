@@ -391,7 +391,7 @@ static void read_answer(struct conn *c, struct answer *a) {
         len += (size_t)k;
     }
     buf[len] = 0;
-    snprintf(a->body, sizeof(a->body), "%s", buf);
+    snprintf(a->body, sizeof(a->body), "%.*s", (int)(sizeof(a->body) - 1), buf);
 }
 
 /* A request without a body and its answer's status. */
