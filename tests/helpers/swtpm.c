@@ -24,7 +24,7 @@ static int write_text(const char *path, const char *text) {
     return fclose(f);
 }
 
-static int run_quiet(char *const argv[]) {
+int test_run_quiet(char *const argv[]) {
     pid_t pid = fork();
     int st;
 
@@ -69,7 +69,7 @@ static int provision(struct swtpm *s) {
     char *argv[] = {"swtpm_setup", "--tpm2",      "--tpmstate",       state,
                     "--config",    conf,          "--create-ek-cert", "--create-platform-cert",
                     "--pcr-banks", "sha1,sha256", "--overwrite",      NULL};
-    return run_quiet(argv);
+    return test_run_quiet(argv);
 }
 
 int swtpm_start(struct swtpm *s, bool ek_certs) {

@@ -22,4 +22,8 @@ struct swtpm {
 int swtpm_start(struct swtpm *s, bool ek_certs);
 void swtpm_stop(struct swtpm *s);
 
+/* Run argv[0] (searched in PATH) with its output to /dev/null and wait for
+ * it. 0 when it exits 0, otherwise -1. */
+int test_run_quiet(char *const argv[]);
+
 #endif

@@ -293,22 +293,6 @@ static void node_start_with_ak_file(struct tnode *t, const char *name, char *akp
     ima_gen_init(&t->g, 20, 1 << 24);
 }
 
-static int run_cmd(char *const argv[]) {
-    pid_t pid = fork();
-    int st;
-
-    if (pid == 0) {
-        int fd = open("/dev/null", O_WRONLY);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    assert_true(pid > 0);
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* A TPM Restart, as on resume from hibernation (S4): TPM2_Shutdown(STATE),
  * _TPM_Init, TPM2_Startup(CLEAR). resetCount stays, restartCount goes up,
  * and the PCRs (PCR 10 included) are back to zero. */
@@ -324,7 +308,7 @@ static void tpm_restart(struct tnode *t, const char *akpath) {
             TSS2_RC_SUCCESS);
     tpm_close(t->tpm);
     t->tpm = NULL;
-    assert_int_equal(run_cmd(argv), 0);
+    assert_int_equal(test_run_quiet(argv), 0);
     assert_int_equal(tpm_open(t->sw.tcti, &t->tpm), 0); /* Startup(CLEAR) */
     assert_int_equal(tpm_ek_load(t->tpm, TPM_KEY_RSA, &t->ek), 0);
     assert_int_equal(tpm_ak_load(t->tpm, &t->ek, akpath, &t->ak), 0);

@@ -25,83 +25,22 @@
 #include <openssl/x509v3.h>
 
 #include "client.h"
+#include "test-pki.h"
 #include "log.h"
 
 /* ---- certificates ---- */
 
-struct pki {
-    EVP_PKEY *key;
-    X509 *crt;
-};
-
 static char dir[64];
-static struct pki ca, other_ca, server, server_other, server_no_ip, agent;
+static struct test_pki ca, other_ca, server, server_other, server_no_ip, agent;
 
-static void add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value) {
-    X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, ctx, nid, value);
-    assert_non_null(e);
-    assert_int_equal(X509_add_ext(x, e, -1), 1);
-    X509_EXTENSION_free(e);
-}
-
-/* A P-256 key and its certificate, issued by `issuer` (NULL: a CA of its
- * own); `eku` and `san` may be NULL. */
-static void make(struct pki *p, const char *ou, const char *cn, const struct pki *issuer,
+static void make(struct test_pki *p, const char *ou, const char *cn, const struct test_pki *issuer,
                  const char *eku, const char *san) {
-    static long serial = 1;
-    X509V3_CTX ctx;
-    X509_NAME *name;
-
-    p->key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    p->crt = X509_new();
-    assert_non_null(p->key);
-    assert_non_null(p->crt);
-    X509_set_version(p->crt, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(p->crt), serial++);
-    X509_gmtime_adj(X509_getm_notBefore(p->crt), -3600);
-    X509_gmtime_adj(X509_getm_notAfter(p->crt), 86400);
-    X509_set_pubkey(p->crt, p->key);
-    name = X509_get_subject_name(p->crt);
-    if (ou) {
-        X509_NAME_add_entry_by_txt(name, "OU", MBSTRING_ASC, (const unsigned char *)ou, -1, -1, 0);
-    }
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-    X509_set_issuer_name(p->crt, issuer ? X509_get_subject_name(issuer->crt) : name);
-    X509V3_set_ctx_nodb(&ctx);
-    X509V3_set_ctx(&ctx, issuer ? issuer->crt : p->crt, p->crt, NULL, NULL, 0);
-    add_ext(p->crt, &ctx, NID_basic_constraints, issuer ? "CA:FALSE" : "critical,CA:TRUE");
-    add_ext(p->crt, &ctx, NID_key_usage,
-            issuer ? "critical,digitalSignature" : "critical,keyCertSign,cRLSign");
-    if (eku) {
-        add_ext(p->crt, &ctx, NID_ext_key_usage, eku);
-    }
-    if (san) {
-        add_ext(p->crt, &ctx, NID_subject_alt_name, san);
-    }
-    assert_true(X509_sign(p->crt, issuer ? issuer->key : p->key, EVP_sha256()) > 0);
+    assert_int_equal(test_pki_issue(p, ou, cn, issuer, eku, san), 0);
 }
 
-static void pki_free(struct pki *p) {
-    EVP_PKEY_free(p->key);
-    X509_free(p->crt);
-}
-
-/* dir/NAME.pem (the certificate) and dir/NAME.key. */
-static const char *save(const struct pki *p, const char *name, char *buf, size_t bufsz) {
-    char path[160];
-    FILE *f;
-
-    snprintf(path, sizeof(path), "%s/%s.key", dir, name);
-    f = fopen(path, "w");
-    assert_non_null(f);
-    assert_int_equal(PEM_write_PrivateKey(f, p->key, NULL, NULL, 0, NULL, NULL), 1);
-    fclose(f);
-    snprintf(buf, bufsz, "%s/%s.pem", dir, name);
-    f = fopen(buf, "w");
-    assert_non_null(f);
-    assert_int_equal(PEM_write_X509(f, p->crt), 1);
-    fclose(f);
-    return buf;
+/* dir/NAME.pem (the certificate, its path into buf) and dir/NAME.key. */
+static void save(const struct test_pki *p, const char *name, char *buf, size_t bufsz) {
+    assert_int_equal(test_pki_save(p, dir, name, buf, bufsz), 0);
 }
 
 static char ca_pem[160], other_ca_pem[160], agent_pem[160], agent_key[160];
@@ -361,7 +300,7 @@ static void *serve(void *arg) {
 
 /* Serve with the certificate of `id`; agents' certificates of `ca` are
  * asked for and checked. */
-static void server_start_sized(enum mode mode, const struct pki *id, size_t body_size) {
+static void server_start_sized(enum mode mode, const struct test_pki *id, size_t body_size) {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t sl = sizeof(sa);
 
@@ -384,7 +323,7 @@ static void server_start_sized(enum mode mode, const struct pki *id, size_t body
     assert_int_equal(pthread_create(&srv.thread, NULL, serve, &srv), 0);
 }
 
-static void server_start(enum mode mode, const struct pki *id) {
+static void server_start(enum mode mode, const struct test_pki *id) {
     server_start_sized(mode, id, 0);
 }
 
@@ -619,7 +558,7 @@ static void test_answers(void **state) {
 /* The verifier's certificate must come from the agent's CA and name the
  * address asked for; no request is sent otherwise. */
 static void test_bad_certificate(void **state) {
-    const struct pki *ids[] = {&server_other, &server_no_ip};
+    const struct test_pki *ids[] = {&server_other, &server_no_ip};
     struct client *c;
     json_t *resp = NULL;
     (void)state;
@@ -720,12 +659,12 @@ static int teardown(void **state) {
     (void)state;
     log_set_stream(NULL);
     fclose(log_file);
-    pki_free(&ca);
-    pki_free(&other_ca);
-    pki_free(&server);
-    pki_free(&server_other);
-    pki_free(&server_no_ip);
-    pki_free(&agent);
+    test_pki_free(&ca);
+    test_pki_free(&other_ca);
+    test_pki_free(&server);
+    test_pki_free(&server_other);
+    test_pki_free(&server_no_ip);
+    test_pki_free(&agent);
     return test_tmpdir_free(dir);
 }
 

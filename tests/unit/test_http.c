@@ -25,6 +25,7 @@
 #include "engine.h"
 #include "http.h"
 #include "log.h"
+#include "test-pki.h"
 #include "time-util.h"
 
 /* ---- the engine, wrapped ---- */
@@ -104,82 +105,17 @@ static void release_held(void) {
 
 /* ---- certificates ---- */
 
-struct pki {
-    EVP_PKEY *key;
-    X509 *crt;
-};
-
 static char dir[256];
-static struct pki ca, server_pki;
+static struct test_pki ca, server_pki;
 
-static void ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value) {
-    X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, ctx, nid, value);
-    assert_non_null(e);
-    assert_int_equal(X509_add_ext(x, e, -1), 1);
-    X509_EXTENSION_free(e);
-}
-
-/* A P-256 key and a certificate for it: the CA's own (issuer NULL), or a
- * leaf of `issuer` with the extended key usage and subject alt name given. */
-static void issue(struct pki *p, const char *ou, const char *cn, const struct pki *issuer,
+static void issue(struct test_pki *p, const char *ou, const char *cn, const struct test_pki *issuer,
                   const char *eku, const char *san) {
-    static long serial = 100;
-    X509_NAME *name;
-    X509V3_CTX ctx;
-
-    p->key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    p->crt = X509_new();
-    assert_non_null(p->key);
-    assert_non_null(p->crt);
-    X509_set_version(p->crt, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(p->crt), serial++);
-    X509_gmtime_adj(X509_getm_notBefore(p->crt), -600);
-    X509_gmtime_adj(X509_getm_notAfter(p->crt), 3600);
-    X509_set_pubkey(p->crt, p->key);
-    name = X509_get_subject_name(p->crt);
-    if (ou) {
-        X509_NAME_add_entry_by_txt(name, "OU", MBSTRING_ASC, (const unsigned char *)ou, -1, -1, 0);
-    }
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-    X509_set_issuer_name(p->crt, issuer ? X509_get_subject_name(issuer->crt) : name);
-    X509V3_set_ctx_nodb(&ctx);
-    X509V3_set_ctx(&ctx, issuer ? issuer->crt : p->crt, p->crt, NULL, NULL, 0);
-    if (!issuer) {
-        ext(p->crt, &ctx, NID_basic_constraints, "critical,CA:TRUE");
-        ext(p->crt, &ctx, NID_key_usage, "critical,keyCertSign,cRLSign");
-    } else {
-        ext(p->crt, &ctx, NID_basic_constraints, "CA:FALSE");
-        ext(p->crt, &ctx, NID_key_usage, "critical,digitalSignature");
-        ext(p->crt, &ctx, NID_ext_key_usage, eku);
-        if (san) {
-            ext(p->crt, &ctx, NID_subject_alt_name, san);
-        }
-    }
-    assert_true(X509_sign(p->crt, issuer ? issuer->key : p->key, EVP_sha256()) > 0);
-}
-
-static void pki_free(struct pki *p) {
-    EVP_PKEY_free(p->key);
-    X509_free(p->crt);
-    p->key = NULL;
-    p->crt = NULL;
+    assert_int_equal(test_pki_issue(p, ou, cn, issuer, eku, san), 0);
 }
 
 /* dir/NAME.pem and dir/NAME.key. */
-static void save(const struct pki *p, const char *name) {
-    char path[512];
-    FILE *f;
-
-    snprintf(path, sizeof(path), "%s/%s.key", dir, name);
-    f = fopen(path, "w");
-    assert_non_null(f);
-    assert_int_equal(PEM_write_PrivateKey(f, p->key, NULL, NULL, 0, NULL, NULL), 1);
-    assert_int_equal(fclose(f), 0);
-    snprintf(path, sizeof(path), "%s/%s.pem", dir, name);
-    f = fopen(path, "w");
-    assert_non_null(f);
-    assert_int_equal(PEM_write_X509(f, p->crt), 1);
-    assert_int_equal(fclose(f), 0);
+static void save(const struct test_pki *p, const char *name) {
+    assert_int_equal(test_pki_save(p, dir, name, NULL, 0), 0);
 }
 
 /* The clients: two nodes, and an operator whose CN is a node's name. */
@@ -200,18 +136,18 @@ static int group_setup(void **state) {
     issue(&server_pki, NULL, "kima-verifier", &ca, "serverAuth", "IP:127.0.0.1");
     save(&server_pki, "server");
     for (size_t i = 0; i < ARRAY_SIZE(clients); i++) {
-        struct pki p;
+        struct test_pki p;
         issue(&p, clients[i].ou, clients[i].cn, &ca, "clientAuth", NULL);
         save(&p, clients[i].name);
-        pki_free(&p);
+        test_pki_free(&p);
     }
     return 0;
 }
 
 static int group_teardown(void **state) {
     (void)state;
-    pki_free(&ca);
-    pki_free(&server_pki);
+    test_pki_free(&ca);
+    test_pki_free(&server_pki);
     assert_int_equal(test_tmpdir_free(dir), 0);
     return 0;
 }
