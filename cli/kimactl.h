@@ -11,11 +11,16 @@ enum {
     EXIT_NOINPUT = 66,     /* an input could not be opened or read */
     EXIT_UNAVAILABLE = 69, /* the verifier could not be reached */
     EXIT_SOFTWARE = 70,    /* internal error, out of memory */
+    EXIT_CANTCREAT = 73,   /* an output file cannot be written */
 };
 
 int cmd_ima(int argc, char **argv);
 int cmd_quote(int argc, char **argv);
 int cmd_ops(int argc, char **argv);
 int cmd_certs(int argc, char **argv);
+/* kimactl policy generate|merge|diff|check (cmd-policy.c). */
+int cmd_policy(int argc, char **argv);
+/* kimactl policy check (cmd-policy-check.c); argv[0] is "check". */
+int cmd_policy_check(int argc, char **argv);
 
 #endif

@@ -22,6 +22,8 @@ static void usage(FILE *f) {
                "  audit     verify or show the audit log (kimactl audit --help)\n"
                "  certs     make the CA and the certificates of an installation, revoke\n"
                "            them (kimactl certs --help, kimactl certs revoke --help)\n"
+               "  policy    generate golden policies from images, merge and diff them\n"
+               "            (kimactl policy --help)\n"
                "  version   print the version\n"
                "  help      print this help\n"
                "\n"
@@ -32,7 +34,8 @@ static void usage(FILE *f) {
                "  --version            the version\n"
                "\n"
                "Exit codes: 0 success, 1 a check's answer is no, 2 malformed input,\n"
-               "64 usage error, 66 input not readable, 70 internal error.\n");
+               "64 usage error, 66 input not readable, 69 a server or registry not\n"
+               "reachable, 70 internal error, 73 an output not writable.\n");
 }
 
 /* The options before the command. -1 to go on, or the exit code once
@@ -100,6 +103,9 @@ static int run_command(int argc, char **argv) {
     }
     if (strcmp(argv[0], "certs") == 0) {
         return cmd_certs(argc, argv);
+    }
+    if (strcmp(argv[0], "policy") == 0) {
+        return cmd_policy(argc, argv);
     }
     if (strcmp(argv[0], "quote") == 0) {
         return cmd_quote(argc, argv);
