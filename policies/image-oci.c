@@ -210,14 +210,13 @@ static int find_entry(const json_t *index, const char *ref, const json_t **ret,
 
 static int read_index(struct oci_source *o, json_t **ret, struct img_error *err) {
     _cleanup_kbuf_ struct kbuf body = KBUF_INIT(o->limits.max_manifest + 1);
+    struct img_error e = {{0}};
     char why[256];
     int r;
 
-    if ((r = slurp_file(o, "index.json", &body, err)) < 0) {
-        return r == -ENOENT ? img_error_set(err, -EBADMSG,
-                                            "not an OCI image layout: no "
-                                            "index.json")
-                            : r;
+    if ((r = slurp_file(o, "index.json", &body, &e)) < 0) {
+        return r == -ENOENT ? img_error_set(err, -EBADMSG, "not an OCI image layout: no index.json")
+                            : img_error_set(err, r, "%s", e.msg);
     }
     r = json_parse_bounded((const char *)body.data, body.len, (int)o->limits.max_json_depth,
                            OCI_INDEX_VALUES_MAX, ret, why, sizeof(why));
@@ -300,16 +299,16 @@ static const struct img_source_ops oci_ops = {
 /* The oci-layout file: {"imageLayoutVersion": "1.x.y"}. */
 static int check_layout(struct oci_source *o, struct img_error *err) {
     _cleanup_kbuf_ struct kbuf body = KBUF_INIT(4097);
+    struct img_error e = {{0}};
     _cleanup_json_ json_t *j = NULL;
     const char *v;
     char why[256];
     int r;
 
-    if ((r = slurp_file(o, "oci-layout", &body, err)) < 0) {
-        return r == -ENOENT ? img_error_set(err, -EBADMSG,
-                                            "not an OCI image layout: no "
-                                            "oci-layout file")
-                            : r;
+    if ((r = slurp_file(o, "oci-layout", &body, &e)) < 0) {
+        return r == -ENOENT
+                       ? img_error_set(err, -EBADMSG, "not an OCI image layout: no oci-layout file")
+                       : img_error_set(err, r, "%s", e.msg);
     }
     if (json_parse_bounded((const char *)body.data, body.len, 4, 64, &j, why, sizeof(why)) < 0 ||
         !(v = json_string_value(json_object_get(j, "imageLayoutVersion"))) ||

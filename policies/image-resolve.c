@@ -420,7 +420,9 @@ static int fetch_doc(struct img_source *s, const char *ref, int64_t size,
     kbuf_reset(body);
     r = s->ops->manifest(s, ref, body, mt, mtsz, digest, IMG_DIGEST_MAX, err);
     if (r < 0) {
-        return r;
+        return img_error_set(err, r, "manifest %.80s: %s", ref ? ref : "(default)",
+                             r == -E2BIG || r == -EFBIG ? "larger than --max-manifest allows"
+                                                        : "cannot be read");
     }
     if (body->len > l->max_manifest) {
         return img_error_set(err, -E2BIG, "manifest %.80s: more than %zu bytes (--max-manifest)",
