@@ -286,6 +286,7 @@ static int add_file(void *ctx, const char *path, const char *hex) {
 struct image {
     struct img_source *src;
     struct img_image *img;
+    char name[GEN_NAME_MAX + 1]; /* a docker-archive's repository, or "" */
 };
 
 static int open_layer(void *ctx, size_t i, struct img_stream **ret, struct img_error *err) {
@@ -305,7 +306,6 @@ static int open_image(const struct gen *g, const struct gen_spec *sp, struct ima
                       struct img_error *err) {
     const struct img_source_config *sc = &g->cfg->source;
     const char *ref = sp->ref[0] ? sp->ref : NULL;
-    char name[GEN_NAME_MAX + 1] = "";
     int r;
 
     switch (sp->kind) {
@@ -316,8 +316,8 @@ static int open_image(const struct gen *g, const struct gen_spec *sp, struct ima
         r = img_oci_archive_open(sp->path, sp->text, sc, &im->src, err);
         break;
     case GEN_DOCKER_ARCHIVE:
-        return img_docker_archive_open(sp->path, ref, sp->text, sc, &im->src, &im->img, name,
-                                       sizeof(name), err);
+        return img_docker_archive_open(sp->path, ref, sp->text, sc, &im->src, &im->img, im->name,
+                                       sizeof(im->name), err);
     default:
         r = img_registry_open(sp->host, sp->repo, sc, &im->src, err);
         break;
@@ -431,7 +431,7 @@ int gen_add(struct gen *g, const struct gen_spec *sp, struct img_error *err) {
     img_image_free(im.img);
     img_source_free(im.src);
     if (r == 0 && g->nsources++ == 0) {
-        snprintf(g->name, sizeof(g->name), "%s", sp->name);
+        snprintf(g->name, sizeof(g->name), "%s", im.name[0] ? im.name : sp->name);
     }
     return r;
 }
