@@ -225,6 +225,7 @@ static int read_index(struct oci_source *o, json_t **ret, struct img_error *err)
     }
     if (!json_is_object(*ret)) {
         json_decref(*ret);
+        *ret = NULL;
         return img_error_set(err, -EBADMSG, "index.json: not a JSON object");
     }
     return 0;

@@ -122,6 +122,7 @@ static int parse_json(const void *buf, size_t len, const struct img_limits *l, c
     }
     if (!json_is_object(*ret)) {
         json_decref(*ret);
+        *ret = NULL;
         return img_error_set(err, -EBADMSG, "%s: not a JSON object", what);
     }
     return 0;
