@@ -101,6 +101,7 @@ static int exit_code(int r, bool registry) {
     case ENETDOWN:
     case ETIMEDOUT:
     case EAGAIN:
+    case EBUSY:
     case EPROTO:
     case EIO:
         return registry ? EXIT_UNAVAILABLE : r == -EIO ? EXIT_NOINPUT : EXIT_MALFORMED;
