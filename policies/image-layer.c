@@ -391,6 +391,10 @@ static int entry_link(struct archive_entry *ae, enum img_entry_type type, size_t
     if (type == IMG_ENTRY_HARDLINK) {
         link = archive_entry_hardlink(ae);
         if (img_path_normalise(link, max, out, size, why) < 0) {
+            *why = strcmp(*why, "absolute path") == 0 ? "hard link to an absolute path"
+                   : strstr(*why, "..")               ? "hard link with \"..\" in its target"
+                                                      : "hard link target longer than the path cap "
+                                                        "(raise the cap with --max-path)";
             return -EBADMSG;
         }
         if (!out[0]) {
