@@ -18,7 +18,8 @@
 
 #include "image-internal.h"
 
-#define READ_BUF (128u << 10)
+#define READ_BUF     (128u << 10)
+#define IMG_PEEK_MAX (64u << 10)
 
 /* ---- layers ---- */
 
@@ -284,9 +285,15 @@ static int read_file(struct reader *r, struct archive *a, struct img_entry *e, u
     struct img_hash_job *job = NULL;
     struct img_chunk *c = NULL;
     uint64_t done = 0;
+    size_t first;
     int rc;
 
-    if ((rc = img_chunk_get(pool, chunk_size(size), &c)) < 0) {
+    /* Small when only the magic decides: most files that are not chosen are skipped. */
+    first = chunk_size(size);
+    if (!selected && first > IMG_PEEK_MAX) {
+        first = IMG_PEEK_MAX;
+    }
+    if ((rc = img_chunk_get(pool, first, &c)) < 0) {
         return rc;
     }
     if ((rc = fill_chunk(a, c)) < 0 || (!selected && !is_elf(c))) {
@@ -700,6 +707,9 @@ int img_layers_read(size_t n, img_open_fn open, void *ctx, const char *const *la
     if (n > o->limits.max_layers) {
         return img_error_set(err, -E2BIG, "%zu layers, more than the cap of %u", n,
                              o->limits.max_layers);
+    }
+    if (n == 0) {
+        return 0;
     }
     lr.run.o = o;
     lr.layers = calloc(n + 1, sizeof(*lr.layers));

@@ -59,6 +59,10 @@ static void write_entries(struct archive *a, const struct tent *v, size_t n) {
         struct archive_entry *ae = archive_entry_new();
         const struct tent *t = &v[i];
         _cleanup_free_ uint8_t *big = t->size ? pattern(t->size) : NULL;
+
+        if (big && t->data) {
+            memcpy(big, t->data, strlen(t->data)); /* a prefix over the pattern */
+        }
         const void *data = big ? (const void *)big : t->data;
         size_t len = big ? t->size : t->type == 'f' && t->data ? strlen(t->data) : 0;
 
@@ -262,6 +266,7 @@ static const struct tent sel_entries[] = {
         {"./usr/bin//script", 'f', "#!/bin/sh\necho hi\n", 0755, 0},
         {"usr/bin/empty", 'f', "", 0700, 0},
         {"usr/bin/big", 'f', NULL, 0755, 3u << 20},
+        {"usr/lib/libbig.so", 'f', ELF, 0644, 200000},
         {"etc/conf", 'f', "key=value\n", 0644, 0},
         {"etc/big-data", 'f', NULL, 0644, (1u << 20) + 5},
 };
@@ -271,7 +276,10 @@ static void check_selection(int filter, unsigned threads) {
     struct layers ls = {0};
     struct img_options o;
     struct img_error err;
-    _cleanup_free_ uint8_t *big = pattern(3u << 20), *big2 = pattern((1u << 20) + 5);
+    _cleanup_free_ uint8_t *big = pattern(3u << 20), *big2 = pattern((1u << 20) + 5),
+                           *lib = pattern(200000);
+
+    memcpy(lib, ELF, strlen(ELF));
 
     options(&o, threads);
     layers_add(&ls, make_tar(filter, sel_entries, ARRAY_SIZE(sel_entries)));
@@ -280,7 +288,8 @@ static void check_selection(int filter, unsigned threads) {
     expect_line(&out, "/usr/bin/script", "#!/bin/sh\necho hi\n", 18);
     expect_line(&out, "/usr/bin/empty", "", 0);
     expect_line(&out, "/usr/bin/big", big, 3u << 20);
-    assert_int_equal(count_lines(&out), 4);
+    expect_line(&out, "/usr/lib/libbig.so", lib, 200000);
+    assert_int_equal(count_lines(&out), 5);
     /* Sorted bytewise. */
     assert_true(strstr((char *)out.data, "/usr/bin/big") < strstr((char *)out.data, "/usr/bin/e"));
 
@@ -289,7 +298,7 @@ static void check_selection(int filter, unsigned threads) {
     assert_int_equal(image_files(&ls, &o, &out, &err), 0);
     expect_line(&out, "/etc/conf", "key=value\n", 10);
     expect_line(&out, "/etc/big-data", big2, (1u << 20) + 5);
-    assert_int_equal(count_lines(&out), 6);
+    assert_int_equal(count_lines(&out), 7);
     kbuf_free(&out);
 }
 
