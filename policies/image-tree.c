@@ -514,7 +514,7 @@ int img_tree_files(const struct img_tree *t, img_file_fn fn, void *ctx) {
         return -ENOMEM;
     }
     rc = collect(ls, t->root, 0);
-    if (rc == 0) {
+    if (rc == 0 && ls->n > 0) {
         qsort(ls->v, ls->n, sizeof(*ls->v), listed_cmp);
     }
     for (size_t i = 0; i < ls->n && rc == 0; i++) {
