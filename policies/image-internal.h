@@ -78,8 +78,9 @@ struct img_run {
  * a sentence naming the cap and its flag. */
 int img_run_charge(struct img_run *run, uint64_t bytes, struct img_error *err);
 
-/* Read one tar layer (any filter libarchive detects among none, gzip, zstd,
- * xz, bzip2) from `s`, to its end. Does not take `s`. */
+/* Read one tar layer (uncompressed, gzip, zstd or xz, detected from the
+ * bytes) from `s` into `l`, then `s` to its end. Does not take `s`.
+ * -ECANCELED when it stopped because run->stop was set. */
 int img_layer_read_stream(struct img_run *run, struct img_stream *s, struct img_layer *l,
                           struct img_error *err);
 
