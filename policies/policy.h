@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#ifndef KIMA_VERIFIER_POLICY_H
-#define KIMA_VERIFIER_POLICY_H
+#ifndef KIMA_POLICIES_POLICY_H
+#define KIMA_POLICIES_POLICY_H
 
 #include <stdbool.h>
 #include <stddef.h>
