@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "policy.h"
+#include "policy-internal.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -27,7 +28,8 @@ struct label {
 struct policy {
     unsigned refs; /* a reload can keep a policy of the previous set */
     char *name, *file;
-    char id[320]; /* "<name>@sha256:<hex of the file>" */
+    char id[320];    /* "<name>@sha256:<hex of the canonical form>" */
+    char digest[72]; /* "sha256:<hex of the canonical form>" */
     enum policy_kind kind;
     char *ns; /* NULL: any namespace */
     size_t nlabels;
@@ -197,7 +199,7 @@ bool policy_excludes(const struct policy *p, const char *path, size_t path_len) 
 }
 
 /* "sha256:<hex>" (or bare hex for Keylime policies) to lowercase "algo:hex". */
-static int normalize_digest(const char *in, bool keylime, char *out, size_t outsz) {
+int policy_normalize_digest(const char *in, bool keylime, char *out, size_t outsz) {
     const char *colon = strchr(in, ':'), *hex = colon ? colon + 1 : in;
     size_t hexlen = strlen(hex);
 
@@ -568,16 +570,41 @@ static int parse_header(struct policy *p, const json_t *j, struct parser *ps) {
     return p->name ? 0 : parse_fail(ps, -ENOMEM, "the name: out of memory");
 }
 
-/* "<name>@sha256:<hex of the file's bytes>". */
-static int make_id(struct policy *p, const char *buf, size_t len, const struct parser *ps) {
+static int hash_chunk(const char *buf, size_t size, void *ud) {
+    return EVP_DigestUpdate(ud, buf, size) ? 0 : -1;
+}
+
+/* The canonical form's SHA-256 (streamed: the form is never held as text)
+ * into p->digest and p->id, "<name>@sha256:<hex>". The form itself goes to
+ * *ret_canonical when that is not NULL. */
+static int make_id(struct policy *p, const json_t *j, const struct parser *ps,
+                   json_t **ret_canonical) {
+    _cleanup_json_ json_t *c = NULL;
+    EVP_MD_CTX *ctx = NULL;
     uint8_t md[32];
     char hex[65];
     unsigned int mdlen = 0;
+    int r = policy_canonical_build(j, ps->keylime, p->kind, p->name, &c);
 
-    if (!EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != sizeof(md)) {
-        return parse_fail(ps, -ENOMEM, "cannot hash the file");
+    if (r < 0) {
+        return parse_fail(ps, r, "the canonical form: %s",
+                          r == -ENOMEM ? "out of memory" : "a digest does not normalise");
     }
-    snprintf(p->id, sizeof(p->id), "%.250s@sha256:%s", p->name, hex_encode(md, sizeof(md), hex));
+    ctx = EVP_MD_CTX_new();
+    r = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
+                        json_dump_callback(c, hash_chunk, ctx, POLICY_CANONICAL_DUMP_FLAGS) == 0 &&
+                        EVP_DigestFinal_ex(ctx, md, &mdlen) && mdlen == sizeof(md)
+                ? 0
+                : -ENOMEM;
+    EVP_MD_CTX_free(ctx);
+    if (r < 0) {
+        return parse_fail(ps, r, "cannot hash the canonical form");
+    }
+    snprintf(p->digest, sizeof(p->digest), "sha256:%s", hex_encode(md, sizeof(md), hex));
+    snprintf(p->id, sizeof(p->id), "%.240s@%s", p->name, p->digest);
+    if (ret_canonical) {
+        *ret_canonical = TAKE_PTR(c);
+    }
     return 0;
 }
 
@@ -710,7 +737,7 @@ static int parse_digest_list(struct policy *p, const char *key, const json_t *li
     json_array_foreach(list, i, d) {
         char norm[160];
         if (!json_is_string(d) ||
-            normalize_digest(json_string_value(d), ps->keylime, norm, sizeof(norm)) < 0) {
+            policy_normalize_digest(json_string_value(d), ps->keylime, norm, sizeof(norm)) < 0) {
             return parse_fail(ps, -EBADMSG,
                               "\"digests.%.200s[%zu]\" is not "
                               "\"sha1|sha256|sha384|sha512|sm3:<hex>\"",
@@ -808,9 +835,9 @@ static int parse_excludes(struct policy *p, const json_t *j, const struct parser
     return check_excludes(p, excludes, ps);
 }
 
-int policy_parse(const char *buf, size_t len, const char *file,
-                 const struct policy_load_options *opts, struct policy **ret, struct kbuf *warnings,
-                 char *err, size_t errsz) {
+static int parse_policy(const char *buf, size_t len, const char *file,
+                        const struct policy_load_options *opts, struct policy **ret,
+                        struct kbuf *warnings, char *err, size_t errsz, json_t **ret_canonical) {
     static const struct policy_load_options defaults = {0};
     struct parser ps = {
             .file = file,
@@ -844,12 +871,45 @@ int policy_parse(const char *buf, size_t len, const char *file,
     /* In the order of the file's description, so that a file with several
      * faults is refused for the same one each time; excludes last, as their
      * warnings are written only for a file that loads. */
-    if ((r = parse_header(p, j, &ps)) < 0 || (r = make_id(p, buf, len, &ps)) < 0 ||
-        (r = parse_match(p, j, &ps)) < 0 || (r = parse_digests(p, j, &ps)) < 0 ||
+    if ((r = parse_header(p, j, &ps)) < 0 || (r = parse_match(p, j, &ps)) < 0 ||
+        (r = parse_digests(p, j, &ps)) < 0 || (r = make_id(p, j, &ps, ret_canonical)) < 0 ||
         (r = parse_excludes(p, j, &ps)) < 0) {
+        if (ret_canonical) {
+            json_decref(*ret_canonical);
+            *ret_canonical = NULL;
+        }
         return r;
     }
     *ret = TAKE_PTR(p);
+    return 0;
+}
+
+int policy_parse(const char *buf, size_t len, const char *file,
+                 const struct policy_load_options *opts, struct policy **ret, struct kbuf *warnings,
+                 char *err, size_t errsz) {
+    return parse_policy(buf, len, file, opts, ret, warnings, err, errsz, NULL);
+}
+
+int policy_canonical(const char *buf, size_t len, const char *file,
+                     const struct policy_load_options *opts, char **ret, char *err, size_t errsz) {
+    _cleanup_(policy_freep) struct policy *p = NULL;
+    _cleanup_json_ json_t *c = NULL;
+    char *text;
+    int r;
+
+    if (!ret) {
+        return -EINVAL;
+    }
+    r = parse_policy(buf, len, file, opts, &p, NULL, err, errsz, &c);
+    if (r < 0) {
+        return r;
+    }
+    text = json_dumps(c, POLICY_CANONICAL_DUMP_FLAGS);
+    if (!text) {
+        snprintf(err, errsz, "the canonical form: out of memory");
+        return -ENOMEM;
+    }
+    *ret = text;
     return 0;
 }
 
@@ -1025,6 +1085,10 @@ const char *policy_name(const struct policy *p) {
 
 const char *policy_id(const struct policy *p) {
     return p->id;
+}
+
+const char *policy_content_digest(const struct policy *p) {
+    return p->digest;
 }
 
 const char *policy_file(const struct policy *p) {

@@ -73,6 +73,14 @@ struct policy_load_options {
 int policy_parse(const char *buf, size_t len, const char *file,
                  const struct policy_load_options *opts, struct policy **ret, struct kbuf *warnings,
                  char *err, size_t errsz);
+/* The canonical form of a policy file's bytes (docs/formats.md, "Canonical
+ * policy content"): compact JSON, keys sorted, digests normalised, sorted
+ * and de-duplicated per path, excludes and images sorted and
+ * de-duplicated. Its SHA-256 is policy_content_digest(). The file is
+ * parsed and checked as policy_parse() does (same errors, same err); on
+ * success *ret is a NUL-terminated string the caller frees with free(). */
+int policy_canonical(const char *buf, size_t len, const char *file,
+                     const struct policy_load_options *opts, char **ret, char *err, size_t errsz);
 /* Drop a reference to a policy from policy_parse(); accepts NULL. */
 void policy_free(struct policy *p);
 
@@ -103,9 +111,13 @@ const struct policy *policy_set_node(const struct policy_set *s);
 
 const char *policy_name(const struct policy *p);
 const char *policy_file(const struct policy *p);
-/* "<name>@sha256:<hex>": the name and the SHA-256 of the file's bytes, so a
- * verdict can say which version of the policy reached it. */
+/* "<name>@sha256:<hex>": the name and the SHA-256 of the policy's
+ * canonical form (policy_canonical(); docs/formats.md, "Canonical policy
+ * content"), so a verdict can say which version of the policy reached it,
+ * whatever whitespace or key order its file has. */
 const char *policy_id(const struct policy *p);
+/* "sha256:<hex>": the SHA-256 of the canonical form alone. */
+const char *policy_content_digest(const struct policy *p);
 enum policy_kind policy_kind(const struct policy *p);
 size_t policy_digest_count(const struct policy *p);
 
