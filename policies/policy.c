@@ -143,16 +143,20 @@ static int insert(struct policy *p, const char *path, const char *digest) {
     return -E2BIG;
 }
 
-bool policy_allows(const struct policy *p, const char *path, size_t path_len, const char *digest) {
-    /* An all-zero digest: the file could not be measured. Never allowed. */
+/* An all-zero digest: the file could not be measured. It never passes,
+ * not even on an excluded path. */
+static bool zero_digest(const char *digest) {
     const char *hex = strchr(digest, ':');
     bool zero = true;
+
     for (const char *c = hex ? hex + 1 : digest; *c; c++) {
         zero &= *c == '0';
     }
-    if (zero) {
-        return false;
-    }
+    return zero;
+}
+
+/* Is the digest listed for the path or for "*"? */
+static bool lists(const struct policy *p, const char *path, size_t path_len, const char *digest) {
     for (int pass = 0; pass < 2 && p->nslots; pass++) {
         const char *k = pass ? "*" : path;
         size_t klen = pass ? 1 : path_len;
@@ -167,7 +171,46 @@ bool policy_allows(const struct policy *p, const char *path, size_t path_len, co
             }
         }
     }
-    return policy_excludes(p, path, path_len);
+    return false;
+}
+
+bool policy_allows(const struct policy *p, const char *path, size_t path_len, const char *digest) {
+    return !zero_digest(digest) &&
+           (lists(p, path, path_len, digest) || policy_excludes(p, path, path_len));
+}
+
+enum policy_result policy_judge(const struct policy *p, const char *path, size_t path_len,
+                                const char *digest, bool violation) {
+    if (!digest || !digest[0]) {
+        return POLICY_RESULT_NO_DIGEST;
+    }
+    if (violation) {
+        return policy_excludes(p, path, path_len) ? POLICY_RESULT_EXCLUDED
+                                                  : POLICY_RESULT_VIOLATION;
+    }
+    if (zero_digest(digest)) {
+        return POLICY_RESULT_NOT_LISTED;
+    }
+    if (lists(p, path, path_len, digest)) {
+        return POLICY_RESULT_PASS;
+    }
+    return policy_excludes(p, path, path_len) ? POLICY_RESULT_EXCLUDED : POLICY_RESULT_NOT_LISTED;
+}
+
+const char *policy_result_name(enum policy_result r) {
+    switch (r) {
+    case POLICY_RESULT_PASS:
+        return "pass";
+    case POLICY_RESULT_EXCLUDED:
+        return "excluded";
+    case POLICY_RESULT_NOT_LISTED:
+        return "fail";
+    case POLICY_RESULT_NO_DIGEST:
+        return "no-digest";
+    case POLICY_RESULT_VIOLATION:
+        return "violation";
+    }
+    return "fail";
 }
 
 /* Does the exclude match at the start of `path`, as Python's re.match (which
@@ -1065,6 +1108,15 @@ const struct policy *policy_set_match_pod(const struct policy_set *s, const char
         ok = ok && images_match(p, images);
         if (ok) {
             return p;
+        }
+    }
+    return NULL;
+}
+
+const struct policy *policy_set_find(const struct policy_set *s, const char *id) {
+    for (size_t i = 0; s && id && i < s->n; i++) {
+        if (strcmp(s->v[i]->id, id) == 0) {
+            return s->v[i];
         }
     }
     return NULL;

@@ -106,6 +106,8 @@ const struct policy *policy_set_get(const struct policy_set *s, size_t i);
  * them), the first in file-name order; NULL if none. */
 const struct policy *policy_set_match_pod(const struct policy_set *s, const char *ns,
                                           const json_t *labels, const json_t *images);
+/* The policy whose policy_id() is `id`, or NULL. */
+const struct policy *policy_set_find(const struct policy_set *s, const char *id);
 /* The node policy (the first in file-name order), or NULL. */
 const struct policy *policy_set_node(const struct policy_set *s);
 
@@ -124,6 +126,23 @@ size_t policy_digest_count(const struct policy *p);
 /* Does the measurement (path, digest as "algo:hex", lowercase) pass? The
  * digests key "boot_aggregate" names the kernel's first entry. */
 bool policy_allows(const struct policy *p, const char *path, size_t path_len, const char *digest);
+/* A policy's word on one measurement (the verifier's judge and kimactl's
+ * dry run both ask this). */
+enum policy_result {
+    POLICY_RESULT_PASS,       /* its digest is listed for its path or "*" */
+    POLICY_RESULT_EXCLUDED,   /* its path is excluded: not judged (a violation there: ignored) */
+    POLICY_RESULT_NOT_LISTED, /* fails: its digest is not listed (an all-zero one never is) */
+    POLICY_RESULT_NO_DIGEST,  /* fails: the entry carries no file digest */
+    POLICY_RESULT_VIOLATION,  /* fails: an IMA violation (ToMToU, open-writers) not excluded */
+};
+
+/* Judge one measurement: path (path_len bytes), digest "algo:hex"
+ * lowercase (NULL or "": none), violation the kernel's violation record. */
+enum policy_result policy_judge(const struct policy *p, const char *path, size_t path_len,
+                                const char *digest, bool violation);
+/* "pass", "excluded", "fail" (not listed), "no-digest", "violation". */
+const char *policy_result_name(enum policy_result r);
+
 /* Is the path excluded (an "excludes" pattern matches from its start)? A
  * path of 4096 bytes or more, or with a NUL byte, never is. Violations on
  * excluded paths are ignored, as their measurements are. */
