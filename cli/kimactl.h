@@ -17,5 +17,7 @@ int cmd_ima(int argc, char **argv);
 int cmd_quote(int argc, char **argv);
 int cmd_ops(int argc, char **argv);
 int cmd_certs(int argc, char **argv);
+/* kimactl policy check: argv[0] is "check" (cmd-policy-check.c). */
+int cmd_policy_check(int argc, char **argv);
 
 #endif

@@ -20,6 +20,9 @@ static void usage(FILE *f) {
                "  nodes, node delete, pods, pod, pod reset\n"
                "            the verifier's nodes and pods (kimactl nodes --help)\n"
                "  audit     verify or show the audit log (kimactl audit --help)\n"
+               "  policy check\n"
+               "            dry-run a policy against the verifier's pods or a recorded\n"
+               "            list (kimactl policy check --help)\n"
                "  certs     make the CA and the certificates of an installation, revoke\n"
                "            them (kimactl certs --help, kimactl certs revoke --help)\n"
                "  version   print the version\n"
@@ -100,6 +103,10 @@ static int run_command(int argc, char **argv) {
     }
     if (strcmp(argv[0], "certs") == 0) {
         return cmd_certs(argc, argv);
+    }
+    /* Until cmd-policy.c dispatches every "policy" subcommand. */
+    if (strcmp(argv[0], "policy") == 0 && argc > 1 && strcmp(argv[1], "check") == 0) {
+        return cmd_policy_check(argc - 1, argv + 1);
     }
     if (strcmp(argv[0], "quote") == 0) {
         return cmd_quote(argc, argv);

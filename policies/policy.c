@@ -1096,18 +1096,22 @@ static bool images_match(const struct policy *p, const json_t *images) {
     return false;
 }
 
+bool policy_matches_pod(const struct policy *p, const char *ns, const json_t *labels,
+                        const json_t *images) {
+    bool ok = p->kind == POLICY_POD && (!p->ns || (ns && strcmp(p->ns, ns) == 0));
+
+    for (size_t k = 0; ok && k < p->nlabels; k++) {
+        json_t *v = json_object_get(labels, p->labels[k].key);
+        ok = json_is_string(v) && strcmp(json_string_value(v), p->labels[k].value) == 0;
+    }
+    return ok && images_match(p, images);
+}
+
 const struct policy *policy_set_match_pod(const struct policy_set *s, const char *ns,
                                           const json_t *labels, const json_t *images) {
     for (size_t i = 0; s && i < s->n; i++) {
-        const struct policy *p = s->v[i];
-        bool ok = p->kind == POLICY_POD && (!p->ns || (ns && strcmp(p->ns, ns) == 0));
-        for (size_t k = 0; ok && k < p->nlabels; k++) {
-            json_t *v = json_object_get(labels, p->labels[k].key);
-            ok = json_is_string(v) && strcmp(json_string_value(v), p->labels[k].value) == 0;
-        }
-        ok = ok && images_match(p, images);
-        if (ok) {
-            return p;
+        if (policy_matches_pod(s->v[i], ns, labels, images)) {
+            return s->v[i];
         }
     }
     return NULL;

@@ -108,6 +108,10 @@ const struct policy *policy_set_match_pod(const struct policy_set *s, const char
                                           const json_t *labels, const json_t *images);
 /* The policy whose policy_id() is `id`, or NULL. */
 const struct policy *policy_set_find(const struct policy_set *s, const char *id);
+/* Does this pod policy's match fit the pod (as policy_set_match_pod()
+ * asks of each)? A NodePolicy matches no pod. */
+bool policy_matches_pod(const struct policy *p, const char *ns, const json_t *labels,
+                        const json_t *images);
 /* The node policy (the first in file-name order), or NULL. */
 const struct policy *policy_set_node(const struct policy_set *s);
 
