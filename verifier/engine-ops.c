@@ -202,17 +202,39 @@ static enum pod_state pod_state(struct node_states *states, const struct pod_rec
     return known && ns == NODE_UNTRUSTED ? POD_UNTRUSTED : POD_UNKNOWN;
 }
 
+/* The id of the policy that judged every kept measurement of the pod
+ * ("<name>@sha256:<canonical hex>"), or NULL: none (or not all of them). */
+static const char *pod_policy_id(const struct pod_record *p) {
+    return p->policy[0] && strcmp(p->policy, JUDGE_POLICY_INCOMPLETE) != 0 ? p->policy : NULL;
+}
+
+/* A pod as the API shows it: its record, the policy that judged it, and
+ * what matching needs (labels and image IDs, from the inventory: null
+ * when it does not list the pod). */
+static json_t *pod_json(struct engine *e, const struct pod_record *p, enum pod_state state,
+                        const char *why) {
+    const char *policy = pod_policy_id(p);
+    struct pod_info info;
+    json_t *labels = NULL, *images = NULL;
+
+    if (inventory_peek_uid(e->inv, p->uid, p->node, &info) == 0) {
+        labels = info.labels;
+        images = info.images;
+    }
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:o,s:o,s:o}", "uid", p->uid, "namespace", p->ns,
+                     "name", p->name, "node", p->node, "state", pod_state_name(state), "reason",
+                     why ? why : p->reason, "since_ms", (json_int_t)p->since_ms, "policy",
+                     policy ? json_string(policy) : json_null(), "labels",
+                     labels ? labels : json_null(), "images", images ? images : json_null());
+}
+
 static int add_pod(const struct pod_record *p, void *ud) {
     struct list_ctx *c = ud;
     const char *why;
     enum pod_state state = pod_state(&c->ns, p, &why);
 
     if (!c->filtered || c->filter == state) {
-        json_array_append_new(c->arr,
-                              json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I}", "uid", p->uid, "namespace",
-                                        p->ns, "name", p->name, "node", p->node, "state",
-                                        pod_state_name(state), "reason", why ? why : p->reason,
-                                        "since_ms", (json_int_t)p->since_ms));
+        json_array_append_new(c->arr, pod_json(c->e, p, state, why));
     }
     return 0;
 }
@@ -289,6 +311,63 @@ enum engine_status engine_pod(struct engine *e, const char *ns, const char *name
     return ENGINE_OK;
 }
 
+struct measurements_ctx {
+    const struct policy *policy; /* the one that judged the pod, if still loaded */
+    json_t *arr;
+};
+
+static int add_measurement(const struct pod_file *f, void *ud) {
+    struct measurements_ctx *c = ud;
+    const char *result = "unjudged";
+    json_t *m;
+
+    if (c->policy) {
+        result = policy_result_name(policy_judge(c->policy, (const char *)f->path, f->path_len,
+                                                 f->digest, f->violation));
+    }
+    m = json_pack("{s:o,s:s,s:s,s:b,s:I}", "path",
+                  json_string_untrusted(f->path, f->path_len, STORE_PATH_MAX), "digest", f->digest,
+                  "result", result, "ima_violation", f->violation, "entry", (json_int_t)f->entry);
+    return m && json_array_append_new(c->arr, m) == 0 ? 0 : -ENOMEM;
+}
+
+/* The pod's kept pairs (at most STORE_POD_FILES_MAX, their paths at most
+ * STORE_POD_FILES_BYTES_MAX bytes: the answer is bounded), each judged
+ * again by the policy its record names: the same pure function, so the
+ * same word the verifier gave. A policy replaced since (the pod not judged
+ * by the new one yet) or none: "unjudged". */
+enum engine_status engine_pod_measurements(struct engine *e, const char *ns, const char *name,
+                                           json_t **resp) {
+    struct find_ctx f = {.e = e, .ns = ns, .name = name};
+    struct measurements_ctx c = {NULL, json_array()};
+    const char *policy = NULL;
+    int r = c.arr ? 0 : -ENOMEM;
+
+    pthread_mutex_lock(&e->lock);
+    if (r == 0) {
+        r = store_pod_foreach(e->store, find_named, &f);
+    }
+    if (r == 0 && f.ok) {
+        policy = pod_policy_id(&f.found);
+        c.policy = policy ? policy_set_find(e->policies, policy) : NULL;
+        r = store_pod_files_foreach(e->store, f.found.uid, add_measurement, &c);
+    }
+    pthread_mutex_unlock(&e->lock);
+    if (r < 0) {
+        json_decref(c.arr);
+        return engine_error(resp, ENGINE_FAILED, "store", "the measurements could not be read");
+    }
+    if (!f.ok) {
+        json_decref(c.arr);
+        return engine_error(resp, ENGINE_NOT_FOUND, "unknown pod", "no verdict about that pod");
+    }
+    *resp = json_pack("{s:{s:s,s:s},s:s,s:o,s:o,s:I,s:b}", "pod", "namespace", f.found.ns, "name",
+                      f.found.name, "uid", f.found.uid, "policy",
+                      policy ? json_string(policy) : json_null(), "measurements", c.arr, "dropped",
+                      (json_int_t)f.found.files_dropped, "complete", !f.found.files_overflow);
+    return *resp ? ENGINE_OK : engine_error(resp, ENGINE_FAILED, "memory", "out of memory");
+}
+
 enum engine_status engine_pod_reset(struct engine *e, const char *uid, const json_t *req,
                                     const char *actor, json_t **resp) {
     struct pod_record p;
@@ -317,6 +396,7 @@ enum engine_status engine_pod_reset(struct engine *e, const char *uid, const jso
      * no later policy change judges them again. */
     p.files = 0;
     p.files_overflow = false;
+    p.files_dropped = 0;
     p.policy[0] = 0;
     r = store_begin(e->store);
     if (r == 0) {
@@ -350,10 +430,12 @@ enum engine_status engine_policies(struct engine *e, json_t **resp) {
     pthread_mutex_lock(&e->lock);
     for (size_t i = 0; i < policy_set_count(e->policies); i++) {
         const struct policy *p = policy_set_get(e->policies, i);
-        json_array_append_new(
-                arr, json_pack("{s:s,s:s,s:s,s:I}", "name", policy_name(p), "kind",
-                               policy_kind(p) == POLICY_POD ? "PodPolicy" : "NodePolicy", "file",
-                               policy_file(p), "digests", (json_int_t)policy_digest_count(p)));
+        json_array_append_new(arr,
+                              json_pack("{s:s,s:s,s:s,s:s,s:s,s:I}", "name", policy_name(p), "kind",
+                                        policy_kind(p) == POLICY_POD ? "PodPolicy" : "NodePolicy",
+                                        "file", policy_file(p), "id", policy_id(p), "digest",
+                                        policy_content_digest(p), "digests",
+                                        (json_int_t)policy_digest_count(p)));
     }
     *resp = json_pack("{s:o,s:s}", "policies", arr, "errors",
                       e->policy_errors.len ? (char *)e->policy_errors.data : "");

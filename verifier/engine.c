@@ -289,6 +289,17 @@ static void dir_fingerprint(const char *dir, uint8_t out[32]) {
     EVP_MD_CTX_free(c);
 }
 
+/* The ids of the loaded policies ("<name>@sha256:<canonical hex>"), in
+ * file order: the policy-change record says which versions judge from now. */
+static json_t *policy_ids(const struct policy_set *s) {
+    json_t *a = json_array();
+
+    for (size_t i = 0; a && i < policy_set_count(s); i++) {
+        json_array_append_new(a, json_string(policy_id(policy_set_get(s, i))));
+    }
+    return a;
+}
+
 int engine_reload_policies(struct engine *e) {
     struct policy_load_options lo = {.allow_match_all_excludes = e->cfg.allow_match_all_excludes};
     struct policy_set *s = NULL;
@@ -324,8 +335,8 @@ int engine_reload_policies(struct engine *e) {
     kbuf_reset(&e->policy_errors);
     r = policy_set_load(e->policy_dir, e->policies, &lo, &s, &e->policy_errors);
     if (r == 0) {
-        json_t *d = json_pack("{s:s,s:i}", "directory", e->policy_dir, "policies",
-                              (int)policy_set_count(s));
+        json_t *d = json_pack("{s:s,s:i,s:o}", "directory", e->policy_dir, "policies",
+                              (int)policy_set_count(s), "loaded", policy_ids(s));
         if (e->policy_errors.len) {
             log_error("policy errors:\n%s", (char *)e->policy_errors.data);
             json_object_set_new(d, "errors", json_string((char *)e->policy_errors.data));

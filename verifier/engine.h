@@ -90,6 +90,10 @@ enum engine_status engine_pods(struct engine *e, const char *state, json_t **res
 enum engine_status engine_pod(struct engine *e, const char *ns, const char *name, json_t **resp);
 enum engine_status engine_pod_reset(struct engine *e, const char *uid, const json_t *req,
                                     const char *actor, json_t **resp);
+/* GET /v1/pods/{namespace}/{name}/measurements: the pod's kept (path,
+ * digest) pairs, each with the word of the policy that judged the pod. */
+enum engine_status engine_pod_measurements(struct engine *e, const char *ns, const char *name,
+                                           json_t **resp);
 enum engine_status engine_policies(struct engine *e, json_t **resp);
 /* GET /v1/audit/head: the audit log's last seq and hash, signed (audit_head). */
 enum engine_status engine_audit_head(struct engine *e, json_t **resp);

@@ -487,7 +487,12 @@ static void settle(struct round *rd) {
     rd->r = judge_settle_pods(&rd->j);
     if (rd->r == 0 && n->state != NODE_UNTRUSTED) {
         if (n->state != NODE_TRUSTED) {
-            json_t *d = json_pack("{s:s,s:s}", "from", node_state_name(n->state), "to", "trusted");
+            /* The node's verdict names the NodePolicy that judged its host
+             * processes (null: none did). */
+            const struct policy *np = policy_set_node(rd->j.e->policies);
+            json_t *d =
+                    json_pack("{s:s,s:s,s:o}", "from", node_state_name(n->state), "to", "trusted",
+                              "policy", np ? json_string(policy_id(np)) : json_null());
             rd->r = judge_audit(&rd->j, "state-change", NULL, d);
         }
         n->state = NODE_TRUSTED;

@@ -98,6 +98,12 @@ static void operator_route(struct http_route *r, const char *method,
             r->id = HTTP_ROUTE_BAD_METHOD;
             r->allow = reset ? "GET, POST" : "GET";
         }
+    } else if (n == 5 && strcmp(p[1], "pods") == 0 && strcmp(p[4], "measurements") == 0) {
+        by_method(r, method, "GET", HTTP_ROUTE_POD_MEASUREMENTS, "GET");
+        if (r->id == HTTP_ROUTE_POD_MEASUREMENTS) {
+            snprintf(r->arg[0], sizeof(r->arg[0]), "%s", p[2]);
+            snprintf(r->arg[1], sizeof(r->arg[1]), "%s", p[3]);
+        }
     } else if (n == 2 && strcmp(p[1], "policies") == 0) {
         by_method(r, method, "GET", HTTP_ROUTE_POLICIES, "GET");
     } else if (n == 3 && strcmp(p[1], "audit") == 0 && strcmp(p[2], "head") == 0) {

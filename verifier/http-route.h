@@ -42,14 +42,15 @@ enum http_route_id {
     HTTP_ROUTE_ACTIVATION,
     HTTP_ROUTE_CHALLENGES,
     HTTP_ROUTE_EVIDENCE,
-    HTTP_ROUTE_NODES,       /* GET /v1/nodes */
-    HTTP_ROUTE_NODE,        /* GET /v1/nodes/{node} */
-    HTTP_ROUTE_NODE_DELETE, /* DELETE /v1/nodes/{node} */
-    HTTP_ROUTE_PODS,        /* GET /v1/pods (?state=) */
-    HTTP_ROUTE_POD,         /* GET /v1/pods/{namespace}/{name} */
-    HTTP_ROUTE_POD_RESET,   /* POST /v1/pods/{uid}/reset */
-    HTTP_ROUTE_POLICIES,    /* GET /v1/policies */
-    HTTP_ROUTE_AUDIT_HEAD,  /* GET /v1/audit/head */
+    HTTP_ROUTE_NODES,            /* GET /v1/nodes */
+    HTTP_ROUTE_NODE,             /* GET /v1/nodes/{node} */
+    HTTP_ROUTE_NODE_DELETE,      /* DELETE /v1/nodes/{node} */
+    HTTP_ROUTE_PODS,             /* GET /v1/pods (?state=) */
+    HTTP_ROUTE_POD,              /* GET /v1/pods/{namespace}/{name} */
+    HTTP_ROUTE_POD_RESET,        /* POST /v1/pods/{uid}/reset */
+    HTTP_ROUTE_POD_MEASUREMENTS, /* GET /v1/pods/{namespace}/{name}/measurements */
+    HTTP_ROUTE_POLICIES,         /* GET /v1/policies */
+    HTTP_ROUTE_AUDIT_HEAD,       /* GET /v1/audit/head */
 };
 
 struct http_route {
@@ -63,8 +64,8 @@ struct http_route {
     uint64_t body_max;             /* the largest body it takes; 0: none */
     const char *allow;             /* HTTP_ROUTE_BAD_METHOD: the methods the path takes */
     char node[HTTP_PATH_PART_MAX]; /* agent and node routes: the node in the path */
-    /* HTTP_ROUTE_POD: the namespace and the name; HTTP_ROUTE_POD_RESET: the
-     * UID, in arg[0]. */
+    /* HTTP_ROUTE_POD and HTTP_ROUTE_POD_MEASUREMENTS: the namespace and the
+     * name; HTTP_ROUTE_POD_RESET: the UID, in arg[0]. */
     char arg[2][HTTP_PATH_PART_MAX];
 };
 

@@ -357,6 +357,9 @@ static enum MHD_Result dispatch(struct http_server *s, struct MHD_Connection *c,
     case HTTP_ROUTE_POD:
         st = engine_pod(s->e, r->arg[0], r->arg[1], &resp);
         break;
+    case HTTP_ROUTE_POD_MEASUREMENTS:
+        st = engine_pod_measurements(s->e, r->arg[0], r->arg[1], &resp);
+        break;
     case HTTP_ROUTE_POD_RESET:
         st = engine_pod_reset(s->e, r->arg[0], req, rq->cn, &resp);
         break;

@@ -80,21 +80,21 @@ enum check measurement_check(const struct policy *p, const struct measurement *m
     char esc[300];
     const char *path = (const char *)m->path;
 
-    if (!m->digest[0]) {
+    switch (policy_judge(p, path, m->path_len, m->digest, m->violation)) {
+    case POLICY_RESULT_PASS:
+        return CHECK_PASS;
+    case POLICY_RESULT_EXCLUDED:
+        return m->violation ? CHECK_IGNORED : CHECK_PASS;
+    case POLICY_RESULT_NO_DIGEST:
         snprintf(reason, reasonsz, "entry %" PRIu64 " (template %s) carries no file digest",
                  m->index, m->template_name);
         return CHECK_FAIL;
-    }
-    if (m->violation) {
-        if (policy_excludes(p, path, m->path_len)) {
-            return CHECK_IGNORED;
-        }
+    case POLICY_RESULT_VIOLATION:
         snprintf(reason, reasonsz, "IMA violation (ToMToU or open-writers) on %s",
                  log_escape(path, m->path_len, esc, sizeof(esc)));
         return CHECK_FAIL;
-    }
-    if (policy_allows(p, path, m->path_len, m->digest)) {
-        return CHECK_PASS;
+    case POLICY_RESULT_NOT_LISTED:
+        break;
     }
     snprintf(reason, reasonsz, "%s %s is not in policy %s",
              log_escape(path, m->path_len, esc, sizeof(esc)), m->digest, policy_name(p));
@@ -196,6 +196,31 @@ static void pod_changed(struct judgement *j, const struct pod_record *p) {
     }
 }
 
+static struct judge_pod *met_pod(struct judgement *j, const char *uid) {
+    for (size_t i = 0; i < j->npods; i++) {
+        if (strcmp(j->pods[i].rec.uid, uid) == 0) {
+            return &j->pods[i];
+        }
+    }
+    return NULL;
+}
+
+/* The id of the policy behind a pod's verdict ("<name>@sha256:<canonical
+ * hex>"): the one judging it in this judgement, else the one its record
+ * names; NULL when none does. */
+static const char *verdict_policy(struct judgement *j, const struct pod_record *p) {
+    const struct judge_pod *jp = met_pod(j, p->uid);
+
+    if (jp) {
+        return jp->policy ? policy_id(jp->policy) : NULL;
+    }
+    return p->policy[0] && strcmp(p->policy, JUDGE_POLICY_INCOMPLETE) != 0 ? p->policy : NULL;
+}
+
+static json_t *policy_json(const char *id) {
+    return id ? json_string(id) : json_null();
+}
+
 int judge_set_pod_state(struct judgement *j, struct pod_record *p, enum pod_state state,
                         const char *reason) {
     json_t *d;
@@ -209,8 +234,9 @@ int judge_set_pod_state(struct judgement *j, struct pod_record *p, enum pod_stat
         snprintf(p->reason, sizeof(p->reason), "%s", reason);
         return 0;
     }
-    d = json_pack("{s:s,s:s,s:s}", "from", pod_state_name(p->state), "to", pod_state_name(state),
-                  "reason", reason);
+    d = json_pack("{s:s,s:s,s:s,s:o}", "from", pod_state_name(p->state), "to",
+                  pod_state_name(state), "reason", reason, "policy",
+                  policy_json(verdict_policy(j, p)));
     p->state = state;
     snprintf(p->reason, sizeof(p->reason), "%s", reason);
     p->since_ms = engine_now_ms();
@@ -229,19 +255,10 @@ static json_t *violation_details(const struct measurement *m, const char *policy
 
     json_object_set_new(d, "path", json_string_untrusted(m->path, m->path_len, AUDIT_PATH_MAX));
     json_object_set_new(d, "digest", json_string(m->digest));
-    json_object_set_new(d, "policy", json_string(policy ? policy : ""));
+    json_object_set_new(d, "policy", policy_json(policy));
     json_object_set_new(d, "entry", json_integer((json_int_t)m->index));
     json_object_set_new(d, "ima_violation", json_boolean(m->violation));
     return d;
-}
-
-static struct judge_pod *met_pod(struct judgement *j, const char *uid) {
-    for (size_t i = 0; i < j->npods; i++) {
-        if (strcmp(j->pods[i].rec.uid, uid) == 0) {
-            return &j->pods[i];
-        }
-    }
-    return NULL;
 }
 
 static void measurement_from_kept(const struct pod_file *f, struct measurement *m) {
@@ -317,11 +334,13 @@ static int keep_measurement(struct judgement *j, struct judge_pod *jp,
     int r;
 
     if (jp->rec.files_overflow) {
+        jp->rec.files_dropped++;
         return 0;
     }
     if (jp->rec.files >= STORE_POD_FILES_MAX ||
         jp->rec.files_bytes + m->path_len > STORE_POD_FILES_BYTES_MAX) {
         jp->rec.files_overflow = true;
+        jp->rec.files_dropped++;
         if (jp->policy && strcmp(jp->rec.policy, policy_id(jp->policy)) != 0) {
             jp->incomplete = true; /* this one is judged live, earlier ones were not */
         }
@@ -346,13 +365,7 @@ static int keep_measurement(struct judgement *j, struct judge_pod *jp,
 }
 
 static const struct policy *policy_by_id(const struct policy_set *set, const char *id) {
-    for (size_t i = 0; id[0] && i < policy_set_count(set); i++) {
-        const struct policy *p = policy_set_get(set, i);
-        if (strcmp(policy_id(p), id) == 0) {
-            return p;
-        }
-    }
-    return NULL;
+    return id[0] ? policy_set_find(set, id) : NULL;
 }
 
 const struct policy *judge_pod_policy(const struct engine *e, const struct pod_info *info,
@@ -563,7 +576,7 @@ static int judge_on_node(struct judgement *j, const struct measurement *m, const
                  unplaced ? "unattributed (" : "node-scope", unplaced ? unplaced : "",
                  unplaced ? ")" : "", why);
     }
-    d = violation_details(m, p ? policy_name(p) : NULL);
+    d = violation_details(m, p ? policy_id(p) : NULL);
     if (unplaced) {
         json_object_set_new(d, "attribution", json_string(unplaced));
     }
@@ -672,6 +685,7 @@ static int judge_dropped(struct judgement *j, const struct pending_record *p, en
     case PLACE_POD:
         jp->incomplete = true;
         jp->rec.files_overflow = true;
+        jp->rec.files_dropped += p->dropped;
         snprintf(jp->rec.policy, sizeof(jp->rec.policy), "%s", JUDGE_POLICY_INCOMPLETE);
         return 0;
     case PLACE_FOREIGN:

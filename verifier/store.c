@@ -57,6 +57,7 @@ static const struct {
         {"pods", "gone_ms", "INTEGER NOT NULL DEFAULT 0"},
         {"pending", "dropped", "INTEGER NOT NULL DEFAULT 0"},
         /* 4 */ {"nodes", "behind_ms", "INTEGER NOT NULL DEFAULT 0"},
+        /* 5 */ {"pods", "files_dropped", "INTEGER NOT NULL DEFAULT 0"},
 };
 
 static const char indexes[] =
@@ -66,8 +67,9 @@ static const char indexes[] =
 /* Schema versions (PRAGMA user_version): 0 the first; 1 adds nodes.pending
  * and the pending table; 2 nodes.ek_fp and the pods' kept measurements
  * (pod_files, pods.files, files_overflow, policy); 3 pods.files_bytes,
- * pods.gone_ms and pending.dropped; 4 nodes.behind_ms. */
-#define SCHEMA_VERSION 4
+ * pods.gone_ms and pending.dropped; 4 nodes.behind_ms; 5 pods.files_dropped
+ * (measurements not kept past the pod's cap, for GET .../measurements). */
+#define SCHEMA_VERSION 5
 
 /* Convert an SQLite result once, logging its message. */
 static int sql_rc(struct store *s, int rc, const char *what) {
@@ -352,7 +354,7 @@ int store_node_foreach(struct store *s, int (*fn)(const struct node_record *, vo
 
 #define POD_COLS                                                                            \
     "uid, node, namespace, name, state, reason, since_ms, unjudged, files, files_overflow," \
-    " policy, files_bytes, gone_ms"
+    " policy, files_bytes, gone_ms, files_dropped"
 
 static void pod_from_row(sqlite3_stmt *st, struct pod_record *p) {
     memset(p, 0, sizeof(*p));
@@ -371,6 +373,7 @@ static void pod_from_row(sqlite3_stmt *st, struct pod_record *p) {
     copy_text(p->policy, sizeof(p->policy), st, 10);
     p->files_bytes = (uint64_t)sqlite3_column_int64(st, 11);
     p->gone_ms = sqlite3_column_int64(st, 12);
+    p->files_dropped = (uint64_t)sqlite3_column_int64(st, 13);
 }
 
 int store_pod_get(struct store *s, const char *uid, struct pod_record *ret) {
@@ -403,7 +406,7 @@ int store_pod_put(struct store *s, const struct pod_record *p) {
     r = sql_rc(s,
                sqlite3_prepare_v2(s->db,
                                   "INSERT OR REPLACE INTO pods (" POD_COLS
-                                  ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                                  ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                                   -1, &st, NULL),
                "preparing a pod write");
     if (r < 0) {
@@ -422,6 +425,7 @@ int store_pod_put(struct store *s, const struct pod_record *p) {
     sqlite3_bind_text(st, 11, p->policy, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 12, (sqlite3_int64)p->files_bytes);
     sqlite3_bind_int64(st, 13, p->gone_ms);
+    sqlite3_bind_int64(st, 14, (sqlite3_int64)p->files_dropped);
     r = sql_rc(s, sqlite3_step(st), "writing a pod");
     sqlite3_finalize(st);
     return r;

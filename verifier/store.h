@@ -67,6 +67,10 @@ struct pod_record {
     char policy[320];
     uint64_t files_bytes; /* path bytes of the kept measurements */
     int64_t gone_ms;      /* when the inventory was first seen without the pod; 0: listed */
+    /* Measurements (IMA entries) not kept once the pod's kept ones reached
+     * STORE_POD_FILES_MAX or STORE_POD_FILES_BYTES_MAX (one seen twice is
+     * counted twice: what is not kept cannot be told apart). */
+    uint64_t files_dropped;
 };
 
 /* A pod's distinct measurements are kept so that they can be judged again

@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fileio.h"
+#include "hex.h"
 #include "judge.h"
 
 /* A NodePolicy allowing `binary` (GOOD) only, loaded; its file in path. */
@@ -726,6 +728,16 @@ static void test_overflow_policy_flip_back(void **state) {
     }
     round_ok(f, &f->nodes[0]);
     assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "trusted");
+    {
+        /* The one past the cap is counted, not kept. */
+        json_t *resp = NULL;
+        assert_int_equal(engine_pod_measurements(f->e, "open5gs", "upf-0", &resp), ENGINE_OK);
+        assert_int_equal(json_array_size(json_object_get(resp, "measurements")),
+                         STORE_POD_FILES_MAX);
+        assert_int_equal(json_integer_value(json_object_get(resp, "dropped")), 1);
+        assert_true(json_is_false(json_object_get(resp, "complete")));
+        json_decref(resp);
+    }
 
     write_upf_policy(f, loose);
     assert_int_equal(engine_rejudge_pods(f->e), 0);
@@ -737,6 +749,142 @@ static void test_overflow_policy_flip_back(void **state) {
     measure(f, "/opt/app/bin/tool-x", GOOD, true);
     round_ok(f, &f->nodes[0]);
     assert_string_equal(pod_of(f, "upf-0", node, sizeof(node)), "unknown");
+}
+
+/* Does one audit record (one line) hold both needles? */
+static bool audited_both(struct fx *f, const char *a, const char *b) {
+    uint8_t *data = NULL;
+    char *text, *save = NULL;
+    size_t len;
+    bool found = false;
+
+    assert_int_equal(read_file_capped(f->audit, 64u << 20, &data, &len), 0);
+    text = malloc(len + 1);
+    assert_non_null(text);
+    memcpy(text, data, len);
+    text[len] = 0;
+    for (char *line = strtok_r(text, "\n", &save); line && !found;
+         line = strtok_r(NULL, "\n", &save)) {
+        found = strstr(line, a) && strstr(line, b);
+    }
+    free(text);
+    free(data);
+    return found;
+}
+
+/* The loaded upf policy's id, from GET /v1/policies, checked against
+ * the SHA-256 of policy_canonical() over the file as it is now. */
+static void upf_policy_id(struct fx *f, char *ret, size_t retsz) {
+    json_t *resp = NULL, *p;
+    char path[400], err[256], hex[65], want[128];
+    uint8_t *data = NULL, md[32];
+    char *canon = NULL;
+    size_t len;
+
+    assert_int_equal(engine_policies(f->e, &resp), ENGINE_OK);
+    p = json_array_get(json_object_get(resp, "policies"), 0);
+    assert_string_equal(json_string_value(json_object_get(p, "name")), "upf");
+    snprintf(path, sizeof(path), "%s/upf.json", f->policies);
+    assert_int_equal(read_file_capped(path, 1u << 20, &data, &len), 0);
+    assert_int_equal(policy_canonical((char *)data, len, path, NULL, &canon, err, sizeof(err)), 0);
+    assert_true(EVP_Digest(canon, strlen(canon), md, NULL, EVP_sha256(), NULL));
+    snprintf(want, sizeof(want), "sha256:%s", hex_encode(md, sizeof(md), hex));
+    assert_string_equal(json_string_value(json_object_get(p, "digest")), want);
+    snprintf(ret, retsz, "%s", json_string_value(json_object_get(p, "id")));
+    assert_string_equal(ret + strlen("upf@"), want);
+    free(canon);
+    free(data);
+    json_decref(resp);
+}
+
+/* GET /v1/pods/{ns}/{name}/measurements: the kept (path, digest) pairs with
+ * their results, as "path=result" in kept order, and the count dropped. */
+static void measurements_of(struct fx *f, const char *policy, char *ret, size_t retsz,
+                            json_int_t *ret_dropped) {
+    json_t *resp = NULL, *m;
+    size_t i, n = 0;
+
+    assert_int_equal(engine_pod_measurements(f->e, "open5gs", "upf-0", &resp), ENGINE_OK);
+    assert_string_equal(json_string_value(json_object_get(resp, "uid")), UID_A);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(resp, "pod"), "name")),
+                        "upf-0");
+    if (policy) {
+        assert_string_equal(json_string_value(json_object_get(resp, "policy")), policy);
+    } else {
+        assert_true(json_is_null(json_object_get(resp, "policy")));
+    }
+    ret[0] = 0;
+    json_array_foreach(json_object_get(resp, "measurements"), i, m) {
+        n += (size_t)snprintf(ret + n, retsz - n, "%s=%s,",
+                              json_string_value(json_object_get(m, "path")),
+                              json_string_value(json_object_get(m, "result")));
+        assert_true(n < retsz);
+    }
+    *ret_dropped = json_integer_value(json_object_get(resp, "dropped"));
+    json_decref(resp);
+}
+
+/* Which version of which policy judged a pod: the state-change and
+ * violation records, GET /v1/pods/{ns}/{name} and the measurements all
+ * name "<name>@sha256:<canonical hex>"; a file rewritten with other
+ * whitespace and key order is the same version. */
+static void test_verdicts_name_policy(void **state) {
+    struct fx *f = *state;
+    char id[320], again[320], needle[400], got[1024], path[400];
+    json_t *resp = NULL;
+    json_int_t dropped = -1;
+    struct timespec ts[2];
+
+    upf_policy_id(f, id, sizeof(id));
+    register_node(f, &f->nodes[0]);
+    measure(f, "/usr/bin/upfd", GOOD, true);
+    measure(f, "/usr/lib/libc.so.6", GOOD, true);
+    measure(f, "/usr/bin/upfd", GOOD, true); /* the same pair: kept once */
+    round_ok(f, &f->nodes[0]);
+    assert_string_equal(pod_state(f), "trusted");
+    snprintf(needle, sizeof(needle), "\"policy\":\"%s\"", id);
+    assert_true(audited_both(f, needle, "\"to\":\"trusted\"")); /* the state change */
+
+    assert_int_equal(engine_pod(f->e, "open5gs", "upf-0", &resp), ENGINE_OK);
+    assert_string_equal(json_string_value(json_object_get(resp, "policy")), id);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(resp, "labels"), "app")),
+                        "upf");
+    json_decref(resp);
+    measurements_of(f, id, got, sizeof(got), &dropped);
+    assert_string_equal(got, "/usr/bin/upfd=pass,/usr/lib/libc.so.6=pass,");
+    assert_int_equal(dropped, 0);
+
+    /* The same policy, written otherwise: the same id. */
+    snprintf(path, sizeof(path), "%s/upf.json", f->policies);
+    write_text(path,
+               "{ \"digests\": { \"/usr/lib/libc.so.6\": [\"sha256:" GOOD "\"],\n"
+               "  \"/usr/bin/upfd\": [\"sha256:" GOOD "\", \"sha256:" GOOD "\"] },\n"
+               "  \"name\": \"upf\", \"kind\": \"PodPolicy\",\n"
+               "  \"match\": {\"podLabels\": {\"app\": \"upf\"}, \"namespace\": \"open5gs\"},\n"
+               "  \"apiVersion\": \"kima.dev/v1\" }\n");
+    clock_gettime(CLOCK_REALTIME, &ts[0]);
+    ts[0].tv_sec -= 50;
+    ts[1] = ts[0];
+    assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+    assert_int_equal(engine_reload_policies(f->e), 0);
+    upf_policy_id(f, again, sizeof(again));
+    assert_string_equal(again, id);
+    snprintf(needle, sizeof(needle), "\"loaded\":[\"%s\"]", id);
+    assert_true(audited(f, needle)); /* the policy-change record */
+
+    /* A violation names the policy too, and the pair reads "fail". */
+    measure(f, "/usr/bin/evil", EVIL, true);
+    round_ok(f, &f->nodes[0]);
+    assert_string_equal(pod_state(f), "untrusted");
+    snprintf(needle, sizeof(needle), "\"policy\":\"%s\"", id);
+    assert_true(audited_both(f, needle, "\"path\":\"/usr/bin/evil\"")); /* the violation */
+    assert_true(audited_both(f, needle, "\"to\":\"untrusted\""));
+    measurements_of(f, id, got, sizeof(got), &dropped);
+    assert_string_equal(got, "/usr/bin/upfd=pass,/usr/lib/libc.so.6=pass,/usr/bin/evil=fail,");
+
+    /* A pod the verifier has no verdict on. */
+    assert_int_equal(engine_pod_measurements(f->e, "open5gs", "nope", &resp), ENGINE_NOT_FOUND);
+    json_decref(resp);
 }
 
 /* An operator reset means "judge it again from the next measurement": a
@@ -885,6 +1033,7 @@ int main(void) {
             cmocka_unit_test_setup_teardown(test_overflow_policy_flip_back, setup, teardown),
             cmocka_unit_test_setup_teardown(test_reset_needs_a_measurement, setup, teardown),
             cmocka_unit_test_setup_teardown(test_untrusted_node_audit_bounded, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_verdicts_name_policy, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -584,12 +584,132 @@ static void test_parse_out_of_memory(void **state) {
     }
 }
 
+/* The canonical form of one policy text, and its id. */
+static void canonical_of(const char *text, const char *file, char **ret_canon, char *ret_id,
+                         size_t idsz) {
+    char err[256] = "";
+    struct policy *p = NULL;
+
+    if (policy_canonical(text, strlen(text), file, NULL, ret_canon, err, sizeof(err)) != 0) {
+        fail_msg("%s: %s", file, err);
+    }
+    assert_int_equal(policy_parse(text, strlen(text), file, NULL, &p, NULL, err, sizeof(err)), 0);
+    snprintf(ret_id, idsz, "%s", policy_id(p));
+    policy_free(p);
+}
+
+/* Whitespace, key order, digest case, order and repeats, and the order of
+ * excludes, images and labels are how a file is written, not what it
+ * means: the canonical form and the id stay. */
+static void test_canonical_stable(void **state) {
+    static const char *const same[] = {
+            POD_POLICY,
+            "{ \"excludes\" : [ \"^/usr/share/locale/\", \"^/usr/share/doc/\", "
+            "\"^/usr/share/doc/\" ],\n  \"digests\": {\"*\": [\"" SHA_B "\"],\n"
+            "  \"/usr/bin/open5gs-upfd\": [\"sha256:60303AE22B998861BCE3B28F33EEC1BE758A213C86C93"
+            "C076DBE9F558C11C752\", \"" SHA_A "\", \"" SHA_B "\"], \"/usr/bin/none\": []},\n"
+            "  \"match\": {\"images\": [\"sha256:" HEX64_B "\", \"sha256:" HEX64_A "\"],"
+            " \"podLabels\": {\"tier\": \"core\", \"app\": \"upf\"}, \"namespace\": \"open5gs\"},\n"
+            "  \"name\": \"open5gs-upf\", \"kind\": \"PodPolicy\", \"apiVersion\": "
+            "\"kima.dev/v1\"}\n",
+    };
+    char *canon[2] = {NULL, NULL}, id[2][320];
+    (void)state;
+
+    for (size_t i = 0; i < 2; i++) {
+        canonical_of(same[i], "/etc/kima/policies/upf.json", &canon[i], id[i], sizeof(id[i]));
+    }
+    assert_string_equal(
+            canon[0],
+            "{\"apiVersion\":\"kima.dev/v1\",\"digests\":{\"*\":[\"" SHA_B "\"],"
+            "\"/usr/bin/open5gs-upfd\":[\"" SHA_B "\",\"" SHA_A "\"]},"
+            "\"excludes\":[\"^/usr/share/doc/\",\"^/usr/share/locale/\"],\"kind\":\"PodPolicy\","
+            "\"match\":{\"images\":[\"sha256:" HEX64_A "\",\"sha256:" HEX64_B "\"],"
+            "\"namespace\":\"open5gs\",\"podLabels\":{\"app\":\"upf\",\"tier\":\"core\"}},"
+            "\"name\":\"open5gs-upf\"}");
+    assert_string_equal(canon[1], canon[0]);
+    assert_string_equal(id[1], id[0]);
+    assert_non_null(strstr(id[0], "open5gs-upf@sha256:"));
+    free(canon[0]);
+    free(canon[1]);
+}
+
+/* Anything that changes what the policy judges or matches changes the id. */
+static void test_canonical_changes(void **state) {
+    static const char *const texts[] = {
+            POD_POLICY,
+            /* one digest fewer */
+            "{\"apiVersion\":\"kima.dev/v1\",\"kind\":\"PodPolicy\",\"name\":\"open5gs-upf\","
+            "\"match\":{\"namespace\":\"open5gs\",\"podLabels\":{\"app\":\"upf\",\"tier\":\"core\"}"
+            ","
+            "\"images\":[\"sha256:" HEX64_A "\",\"sha256:" HEX64_B "\"]},"
+            "\"digests\":{\"/usr/bin/open5gs-upfd\":[\"" SHA_A "\"],\"*\":[\"" SHA_B "\"]},"
+            "\"excludes\":[\"^/usr/share/doc/\",\"^/usr/share/locale/\"]}",
+            /* another namespace */
+            "{\"apiVersion\":\"kima.dev/v1\",\"kind\":\"PodPolicy\",\"name\":\"open5gs-upf\","
+            "\"match\":{\"namespace\":\"open5gs2\",\"podLabels\":{\"app\":\"upf\",\"tier\":"
+            "\"core\"},"
+            "\"images\":[\"sha256:" HEX64_A "\",\"sha256:" HEX64_B "\"]},"
+            "\"digests\":{\"/usr/bin/open5gs-upfd\":[\"" SHA_A "\",\"" SHA_B "\"],\"*\":[\"" SHA_B
+            "\"]},\"excludes\":[\"^/usr/share/doc/\",\"^/usr/share/locale/\"]}",
+            /* one exclude fewer */
+            "{\"apiVersion\":\"kima.dev/v1\",\"kind\":\"PodPolicy\",\"name\":\"open5gs-upf\","
+            "\"match\":{\"namespace\":\"open5gs\",\"podLabels\":{\"app\":\"upf\",\"tier\":\"core\"}"
+            ","
+            "\"images\":[\"sha256:" HEX64_A "\",\"sha256:" HEX64_B "\"]},"
+            "\"digests\":{\"/usr/bin/open5gs-upfd\":[\"" SHA_A "\",\"" SHA_B "\"],\"*\":[\"" SHA_B
+            "\"]},\"excludes\":[\"^/usr/share/doc/\"]}",
+            /* the digest under another path */
+            "{\"apiVersion\":\"kima.dev/v1\",\"kind\":\"PodPolicy\",\"name\":\"open5gs-upf\","
+            "\"match\":{\"namespace\":\"open5gs\",\"podLabels\":{\"app\":\"upf\",\"tier\":\"core\"}"
+            ","
+            "\"images\":[\"sha256:" HEX64_A "\",\"sha256:" HEX64_B "\"]},"
+            "\"digests\":{\"/usr/bin/open5gs-smfd\":[\"" SHA_A "\",\"" SHA_B "\"],\"*\":[\"" SHA_B
+            "\"]},\"excludes\":[\"^/usr/share/doc/\",\"^/usr/share/locale/\"]}",
+            /* one image fewer */
+            "{\"apiVersion\":\"kima.dev/v1\",\"kind\":\"PodPolicy\",\"name\":\"open5gs-upf\","
+            "\"match\":{\"namespace\":\"open5gs\",\"podLabels\":{\"app\":\"upf\",\"tier\":\"core\"}"
+            ","
+            "\"images\":[\"sha256:" HEX64_A "\"]},"
+            "\"digests\":{\"/usr/bin/open5gs-upfd\":[\"" SHA_A "\",\"" SHA_B "\"],\"*\":[\"" SHA_B
+            "\"]},\"excludes\":[\"^/usr/share/doc/\",\"^/usr/share/locale/\"]}",
+    };
+    enum { N = sizeof(texts) / sizeof(texts[0]) };
+    char *canon[N], id[N][320], err[256];
+    (void)state;
+
+    for (size_t i = 0; i < N; i++) {
+        canonical_of(texts[i], "upf.json", &canon[i], id[i], sizeof(id[i]));
+        for (size_t k = 0; k < i; k++) {
+            if (strcmp(id[i], id[k]) == 0 || strcmp(canon[i], canon[k]) == 0) {
+                fail_msg("policies %zu and %zu have the same canonical form", k, i);
+            }
+        }
+    }
+    for (size_t i = 0; i < N; i++) {
+        free(canon[i]);
+    }
+    /* A Keylime policy is named after its file, and the name is content. */
+    canonical_of(KEYLIME_EXCLUDES("\"^/tmp/\""), "a.json", &canon[0], id[0], sizeof(id[0]));
+    canonical_of(KEYLIME_EXCLUDES("\"^/tmp/\""), "b.json", &canon[1], id[1], sizeof(id[1]));
+    assert_string_not_equal(id[0] + 6, id[1] + 6);
+    free(canon[0]);
+    free(canon[1]);
+    /* A file the parser refuses has no canonical form. */
+    canon[0] = (char *)err;
+    assert_int_equal(policy_canonical("{}", 2, "x.json", NULL, &canon[0], err, sizeof(err)),
+                     -EBADMSG);
+    assert_ptr_equal(canon[0], (char *)err);
+    assert_int_equal(policy_canonical("{}", 2, "x.json", NULL, NULL, err, sizeof(err)), -EINVAL);
+}
+
 /* policy_parse() reads (buf, len) alone: no NUL, no file. */
 static void test_parse_buffer(void **state) {
     _cleanup_kbuf_ struct kbuf warnings = KBUF_INIT(4096);
     const char *text = KEYLIME_EXCLUDES("\"^/tmp/\"");
     size_t len = strlen(text);
     char *buf = malloc(len + 3), err[256] = "", hex[65], want[128];
+    const char *canon;
     uint8_t md[32];
     struct policy *p = NULL;
     (void)state;
@@ -603,9 +723,13 @@ static void test_parse_buffer(void **state) {
     assert_string_equal(policy_name(p), "runtime.json");
     assert_string_equal(policy_file(p), "/etc/kima/policies/runtime.json");
     assert_int_equal(policy_kind(p), POLICY_NODE);
-    assert_true(EVP_Digest(text, len, md, NULL, EVP_sha256(), NULL));
+    /* The id hashes the canonical form, not the file's bytes. */
+    canon = "{\"apiVersion\":\"kima.dev/v1\",\"digests\":{\"/usr/bin/bash\":[\"sha256:" HEX64_A
+            "\"]},\"excludes\":[\"^/tmp/\"],\"kind\":\"NodePolicy\",\"name\":\"runtime.json\"}";
+    assert_true(EVP_Digest(canon, strlen(canon), md, NULL, EVP_sha256(), NULL));
     snprintf(want, sizeof(want), "runtime.json@sha256:%s", hex_encode(md, sizeof(md), hex));
     assert_string_equal(policy_id(p), want);
+    assert_string_equal(policy_content_digest(p), want + strlen("runtime.json@"));
     assert_true(policy_allows(p, "/usr/bin/bash", 13, "sha256:" HEX64_A));
     assert_true(has(&warnings, "/etc/kima/policies/runtime.json: warning: \"excludes[0]\""));
     policy_free(p);
@@ -795,6 +919,8 @@ int main(void) {
             cmocka_unit_test(test_parse_errors),
             cmocka_unit_test(test_parse_caps),
             cmocka_unit_test(test_parse_out_of_memory),
+            cmocka_unit_test(test_canonical_stable),
+            cmocka_unit_test(test_canonical_changes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -12,6 +12,9 @@
 
 #include "store.h"
 
+/* The schema version this verifier writes (store.c SCHEMA_VERSION). */
+#define SCHEMA_NOW 5
+
 static char dir[64], db[128];
 
 static int setup(void **state) {
@@ -216,8 +219,10 @@ static void test_pods(void **state) {
     assert_int_equal(store_pod_get(s, "uid-1", &got), 0);
     assert_memory_equal(&got, &p, sizeof(got));
 
-    /* unjudged is kept too (unused since schema 1, still a column). */
+    /* unjudged is kept too (unused since schema 1, still a column), and
+     * the count of measurements not kept. */
     p.unjudged = true;
+    p.files_dropped = 42;
     p.files_overflow = false;
     memset(p.policy, 0, sizeof(p.policy));
     assert_int_equal(store_pod_put(s, &p), 0);
@@ -499,13 +504,13 @@ static void test_migrate_v0(void **state) {
     check_v0_data(s);
     check_current_schema(s);
     store_close(s);
-    assert_int_equal(user_version(), 4);
+    assert_int_equal(user_version(), SCHEMA_NOW);
 
     /* Opened again: nothing to migrate, nothing lost. */
     s = open_store();
     check_v0_data(s);
     store_close(s);
-    assert_int_equal(user_version(), 4);
+    assert_int_equal(user_version(), SCHEMA_NOW);
 }
 
 /* Schema 1 had nodes.pending and the pending table already. */
@@ -524,7 +529,7 @@ static void test_migrate_v1(void **state) {
     assert_string_equal(n.ek_fp, "");
     check_current_schema(s);
     store_close(s);
-    assert_int_equal(user_version(), 4);
+    assert_int_equal(user_version(), SCHEMA_NOW);
 }
 
 /* Schema 2 had the kept measurements, not their byte count, the time a
@@ -571,7 +576,36 @@ static void test_migrate_v2(void **state) {
     assert_int_equal(p.files_bytes, 77);
     assert_int_equal(p.gone_ms, 1234);
     store_close(s);
-    assert_int_equal(user_version(), 4);
+    assert_int_equal(user_version(), SCHEMA_NOW);
+}
+
+/* Schema 4 kept a pod's measurements but not how many could not be kept:
+ * a v4 store (today's without pods.files_dropped) reads as none dropped,
+ * keeps its kept measurements, and counts from then on. */
+static void test_migrate_v4(void **state) {
+    struct store *s = open_store();
+    struct pod_record p, got;
+    (void)state;
+
+    make_pod(&p, "uid-1", "node-1", "open5gs", "upf-0");
+    snprintf(p.policy, sizeof(p.policy), "upf@sha256:%064x", 1);
+    assert_int_equal(store_pod_put(s, &p), 0);
+    add_file(s, "uid-1", "/usr/bin/upfd", 1);
+    add_file(s, "uid-1", "/usr/bin/sh", 2);
+    store_close(s);
+    sql("ALTER TABLE pods DROP COLUMN files_dropped; PRAGMA user_version = 4;");
+
+    s = open_store();
+    assert_int_equal(user_version(), SCHEMA_NOW);
+    assert_int_equal(store_pod_get(s, "uid-1", &got), 0);
+    assert_int_equal(got.files_dropped, 0);
+    assert_string_equal(got.policy, p.policy);
+    assert_int_equal(files_of(s, "uid-1"), 2);
+    got.files_dropped = 12345678901ull;
+    assert_int_equal(store_pod_put(s, &got), 0);
+    assert_int_equal(store_pod_get(s, "uid-1", &got), 0);
+    assert_int_equal(got.files_dropped, 12345678901ull);
+    store_close(s);
 }
 
 /* A store written by a newer verifier is refused, and left as it is. */
@@ -583,11 +617,11 @@ static void test_newer_refused(void **state) {
     make_node(&n, "node-1", 1);
     assert_int_equal(store_node_put(s, &n), 0);
     store_close(s);
-    sql("PRAGMA user_version = 5;");
+    sql("PRAGMA user_version = 6;");
     assert_int_equal(store_open(db, &t), -EPROTO);
     assert_null(t);
-    assert_int_equal(user_version(), 5);
-    sql("PRAGMA user_version = 4;");
+    assert_int_equal(user_version(), 6);
+    sql("PRAGMA user_version = 5;");
     s = open_store();
     assert_int_equal(store_node_get(s, "node-1", &n), 0);
     store_close(s);
@@ -655,6 +689,7 @@ int main(void) {
             cmocka_unit_test_setup(test_migrate_v0, fresh),
             cmocka_unit_test_setup(test_migrate_v1, fresh),
             cmocka_unit_test_setup(test_migrate_v2, fresh),
+            cmocka_unit_test_setup(test_migrate_v4, fresh),
             cmocka_unit_test_setup(test_newer_refused, fresh),
             cmocka_unit_test_setup(test_transactions, fresh),
             cmocka_unit_test_setup(test_open_errors, fresh),

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#ifndef KIMA_VERIFIER_POLICY_H
-#define KIMA_VERIFIER_POLICY_H
+#ifndef KIMA_POLICIES_POLICY_H
+#define KIMA_POLICIES_POLICY_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -73,6 +73,14 @@ struct policy_load_options {
 int policy_parse(const char *buf, size_t len, const char *file,
                  const struct policy_load_options *opts, struct policy **ret, struct kbuf *warnings,
                  char *err, size_t errsz);
+/* The canonical form of a policy file's bytes (docs/formats.md, "Canonical
+ * policy content"): compact JSON, keys sorted, digests normalised, sorted
+ * and de-duplicated per path, excludes and images sorted and
+ * de-duplicated. Its SHA-256 is policy_content_digest(). The file is
+ * parsed and checked as policy_parse() does (same errors, same err); on
+ * success *ret is a NUL-terminated string the caller frees with free(). */
+int policy_canonical(const char *buf, size_t len, const char *file,
+                     const struct policy_load_options *opts, char **ret, char *err, size_t errsz);
 /* Drop a reference to a policy from policy_parse(); accepts NULL. */
 void policy_free(struct policy *p);
 
@@ -98,20 +106,47 @@ const struct policy *policy_set_get(const struct policy_set *s, size_t i);
  * them), the first in file-name order; NULL if none. */
 const struct policy *policy_set_match_pod(const struct policy_set *s, const char *ns,
                                           const json_t *labels, const json_t *images);
+/* The policy whose policy_id() is `id`, or NULL. */
+const struct policy *policy_set_find(const struct policy_set *s, const char *id);
+/* Does this pod policy's match fit the pod (as policy_set_match_pod()
+ * asks of each)? A NodePolicy matches no pod. */
+bool policy_matches_pod(const struct policy *p, const char *ns, const json_t *labels,
+                        const json_t *images);
 /* The node policy (the first in file-name order), or NULL. */
 const struct policy *policy_set_node(const struct policy_set *s);
 
 const char *policy_name(const struct policy *p);
 const char *policy_file(const struct policy *p);
-/* "<name>@sha256:<hex>": the name and the SHA-256 of the file's bytes, so a
- * verdict can say which version of the policy reached it. */
+/* "<name>@sha256:<hex>": the name and the SHA-256 of the policy's
+ * canonical form (policy_canonical(); docs/formats.md, "Canonical policy
+ * content"), so a verdict can say which version of the policy reached it,
+ * whatever whitespace or key order its file has. */
 const char *policy_id(const struct policy *p);
+/* "sha256:<hex>": the SHA-256 of the canonical form alone. */
+const char *policy_content_digest(const struct policy *p);
 enum policy_kind policy_kind(const struct policy *p);
 size_t policy_digest_count(const struct policy *p);
 
 /* Does the measurement (path, digest as "algo:hex", lowercase) pass? The
  * digests key "boot_aggregate" names the kernel's first entry. */
 bool policy_allows(const struct policy *p, const char *path, size_t path_len, const char *digest);
+/* A policy's word on one measurement (the verifier's judge and kimactl's
+ * dry run both ask this). */
+enum policy_result {
+    POLICY_RESULT_PASS,       /* its digest is listed for its path or "*" */
+    POLICY_RESULT_EXCLUDED,   /* its path is excluded: not judged (a violation there: ignored) */
+    POLICY_RESULT_NOT_LISTED, /* fails: its digest is not listed (an all-zero one never is) */
+    POLICY_RESULT_NO_DIGEST,  /* fails: the entry carries no file digest */
+    POLICY_RESULT_VIOLATION,  /* fails: an IMA violation (ToMToU, open-writers) not excluded */
+};
+
+/* Judge one measurement: path (path_len bytes), digest "algo:hex"
+ * lowercase (NULL or "": none), violation the kernel's violation record. */
+enum policy_result policy_judge(const struct policy *p, const char *path, size_t path_len,
+                                const char *digest, bool violation);
+/* "pass", "excluded", "fail" (not listed), "no-digest", "violation". */
+const char *policy_result_name(enum policy_result r);
+
 /* Is the path excluded (an "excludes" pattern matches from its start)? A
  * path of 4096 bytes or more, or with a NUL byte, never is. Violations on
  * excluded paths are ignored, as their measurements are. */

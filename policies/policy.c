@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "policy.h"
+#include "policy-internal.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -27,7 +28,8 @@ struct label {
 struct policy {
     unsigned refs; /* a reload can keep a policy of the previous set */
     char *name, *file;
-    char id[320]; /* "<name>@sha256:<hex of the file>" */
+    char id[320];    /* "<name>@sha256:<hex of the canonical form>" */
+    char digest[72]; /* "sha256:<hex of the canonical form>" */
     enum policy_kind kind;
     char *ns; /* NULL: any namespace */
     size_t nlabels;
@@ -141,16 +143,20 @@ static int insert(struct policy *p, const char *path, const char *digest) {
     return -E2BIG;
 }
 
-bool policy_allows(const struct policy *p, const char *path, size_t path_len, const char *digest) {
-    /* An all-zero digest: the file could not be measured. Never allowed. */
+/* An all-zero digest: the file could not be measured. It never passes,
+ * not even on an excluded path. */
+static bool zero_digest(const char *digest) {
     const char *hex = strchr(digest, ':');
     bool zero = true;
+
     for (const char *c = hex ? hex + 1 : digest; *c; c++) {
         zero &= *c == '0';
     }
-    if (zero) {
-        return false;
-    }
+    return zero;
+}
+
+/* Is the digest listed for the path or for "*"? */
+static bool lists(const struct policy *p, const char *path, size_t path_len, const char *digest) {
     for (int pass = 0; pass < 2 && p->nslots; pass++) {
         const char *k = pass ? "*" : path;
         size_t klen = pass ? 1 : path_len;
@@ -165,7 +171,46 @@ bool policy_allows(const struct policy *p, const char *path, size_t path_len, co
             }
         }
     }
-    return policy_excludes(p, path, path_len);
+    return false;
+}
+
+bool policy_allows(const struct policy *p, const char *path, size_t path_len, const char *digest) {
+    return !zero_digest(digest) &&
+           (lists(p, path, path_len, digest) || policy_excludes(p, path, path_len));
+}
+
+enum policy_result policy_judge(const struct policy *p, const char *path, size_t path_len,
+                                const char *digest, bool violation) {
+    if (!digest || !digest[0]) {
+        return POLICY_RESULT_NO_DIGEST;
+    }
+    if (violation) {
+        return policy_excludes(p, path, path_len) ? POLICY_RESULT_EXCLUDED
+                                                  : POLICY_RESULT_VIOLATION;
+    }
+    if (zero_digest(digest)) {
+        return POLICY_RESULT_NOT_LISTED;
+    }
+    if (lists(p, path, path_len, digest)) {
+        return POLICY_RESULT_PASS;
+    }
+    return policy_excludes(p, path, path_len) ? POLICY_RESULT_EXCLUDED : POLICY_RESULT_NOT_LISTED;
+}
+
+const char *policy_result_name(enum policy_result r) {
+    switch (r) {
+    case POLICY_RESULT_PASS:
+        return "pass";
+    case POLICY_RESULT_EXCLUDED:
+        return "excluded";
+    case POLICY_RESULT_NOT_LISTED:
+        return "fail";
+    case POLICY_RESULT_NO_DIGEST:
+        return "no-digest";
+    case POLICY_RESULT_VIOLATION:
+        return "violation";
+    }
+    return "fail";
 }
 
 /* Does the exclude match at the start of `path`, as Python's re.match (which
@@ -197,7 +242,7 @@ bool policy_excludes(const struct policy *p, const char *path, size_t path_len) 
 }
 
 /* "sha256:<hex>" (or bare hex for Keylime policies) to lowercase "algo:hex". */
-static int normalize_digest(const char *in, bool keylime, char *out, size_t outsz) {
+int policy_normalize_digest(const char *in, bool keylime, char *out, size_t outsz) {
     const char *colon = strchr(in, ':'), *hex = colon ? colon + 1 : in;
     size_t hexlen = strlen(hex);
 
@@ -568,16 +613,41 @@ static int parse_header(struct policy *p, const json_t *j, struct parser *ps) {
     return p->name ? 0 : parse_fail(ps, -ENOMEM, "the name: out of memory");
 }
 
-/* "<name>@sha256:<hex of the file's bytes>". */
-static int make_id(struct policy *p, const char *buf, size_t len, const struct parser *ps) {
+static int hash_chunk(const char *buf, size_t size, void *ud) {
+    return EVP_DigestUpdate(ud, buf, size) ? 0 : -1;
+}
+
+/* The canonical form's SHA-256 (streamed: the form is never held as text)
+ * into p->digest and p->id, "<name>@sha256:<hex>". The form itself goes to
+ * *ret_canonical when that is not NULL. */
+static int make_id(struct policy *p, const json_t *j, const struct parser *ps,
+                   json_t **ret_canonical) {
+    _cleanup_json_ json_t *c = NULL;
+    EVP_MD_CTX *ctx = NULL;
     uint8_t md[32];
     char hex[65];
     unsigned int mdlen = 0;
+    int r = policy_canonical_build(j, ps->keylime, p->kind, p->name, &c);
 
-    if (!EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != sizeof(md)) {
-        return parse_fail(ps, -ENOMEM, "cannot hash the file");
+    if (r < 0) {
+        return parse_fail(ps, r, "the canonical form: %s",
+                          r == -ENOMEM ? "out of memory" : "a digest does not normalise");
     }
-    snprintf(p->id, sizeof(p->id), "%.250s@sha256:%s", p->name, hex_encode(md, sizeof(md), hex));
+    ctx = EVP_MD_CTX_new();
+    r = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
+                        json_dump_callback(c, hash_chunk, ctx, POLICY_CANONICAL_DUMP_FLAGS) == 0 &&
+                        EVP_DigestFinal_ex(ctx, md, &mdlen) && mdlen == sizeof(md)
+                ? 0
+                : -ENOMEM;
+    EVP_MD_CTX_free(ctx);
+    if (r < 0) {
+        return parse_fail(ps, r, "cannot hash the canonical form");
+    }
+    snprintf(p->digest, sizeof(p->digest), "sha256:%s", hex_encode(md, sizeof(md), hex));
+    snprintf(p->id, sizeof(p->id), "%.240s@%s", p->name, p->digest);
+    if (ret_canonical) {
+        *ret_canonical = TAKE_PTR(c);
+    }
     return 0;
 }
 
@@ -710,7 +780,7 @@ static int parse_digest_list(struct policy *p, const char *key, const json_t *li
     json_array_foreach(list, i, d) {
         char norm[160];
         if (!json_is_string(d) ||
-            normalize_digest(json_string_value(d), ps->keylime, norm, sizeof(norm)) < 0) {
+            policy_normalize_digest(json_string_value(d), ps->keylime, norm, sizeof(norm)) < 0) {
             return parse_fail(ps, -EBADMSG,
                               "\"digests.%.200s[%zu]\" is not "
                               "\"sha1|sha256|sha384|sha512|sm3:<hex>\"",
@@ -808,9 +878,9 @@ static int parse_excludes(struct policy *p, const json_t *j, const struct parser
     return check_excludes(p, excludes, ps);
 }
 
-int policy_parse(const char *buf, size_t len, const char *file,
-                 const struct policy_load_options *opts, struct policy **ret, struct kbuf *warnings,
-                 char *err, size_t errsz) {
+static int parse_policy(const char *buf, size_t len, const char *file,
+                        const struct policy_load_options *opts, struct policy **ret,
+                        struct kbuf *warnings, char *err, size_t errsz, json_t **ret_canonical) {
     static const struct policy_load_options defaults = {0};
     struct parser ps = {
             .file = file,
@@ -844,12 +914,45 @@ int policy_parse(const char *buf, size_t len, const char *file,
     /* In the order of the file's description, so that a file with several
      * faults is refused for the same one each time; excludes last, as their
      * warnings are written only for a file that loads. */
-    if ((r = parse_header(p, j, &ps)) < 0 || (r = make_id(p, buf, len, &ps)) < 0 ||
-        (r = parse_match(p, j, &ps)) < 0 || (r = parse_digests(p, j, &ps)) < 0 ||
+    if ((r = parse_header(p, j, &ps)) < 0 || (r = parse_match(p, j, &ps)) < 0 ||
+        (r = parse_digests(p, j, &ps)) < 0 || (r = make_id(p, j, &ps, ret_canonical)) < 0 ||
         (r = parse_excludes(p, j, &ps)) < 0) {
+        if (ret_canonical) {
+            json_decref(*ret_canonical);
+            *ret_canonical = NULL;
+        }
         return r;
     }
     *ret = TAKE_PTR(p);
+    return 0;
+}
+
+int policy_parse(const char *buf, size_t len, const char *file,
+                 const struct policy_load_options *opts, struct policy **ret, struct kbuf *warnings,
+                 char *err, size_t errsz) {
+    return parse_policy(buf, len, file, opts, ret, warnings, err, errsz, NULL);
+}
+
+int policy_canonical(const char *buf, size_t len, const char *file,
+                     const struct policy_load_options *opts, char **ret, char *err, size_t errsz) {
+    _cleanup_(policy_freep) struct policy *p = NULL;
+    _cleanup_json_ json_t *c = NULL;
+    char *text;
+    int r;
+
+    if (!ret) {
+        return -EINVAL;
+    }
+    r = parse_policy(buf, len, file, opts, &p, NULL, err, errsz, &c);
+    if (r < 0) {
+        return r;
+    }
+    text = json_dumps(c, POLICY_CANONICAL_DUMP_FLAGS);
+    if (!text) {
+        snprintf(err, errsz, "the canonical form: out of memory");
+        return -ENOMEM;
+    }
+    *ret = text;
     return 0;
 }
 
@@ -993,18 +1096,31 @@ static bool images_match(const struct policy *p, const json_t *images) {
     return false;
 }
 
+bool policy_matches_pod(const struct policy *p, const char *ns, const json_t *labels,
+                        const json_t *images) {
+    bool ok = p->kind == POLICY_POD && (!p->ns || (ns && strcmp(p->ns, ns) == 0));
+
+    for (size_t k = 0; ok && k < p->nlabels; k++) {
+        json_t *v = json_object_get(labels, p->labels[k].key);
+        ok = json_is_string(v) && strcmp(json_string_value(v), p->labels[k].value) == 0;
+    }
+    return ok && images_match(p, images);
+}
+
 const struct policy *policy_set_match_pod(const struct policy_set *s, const char *ns,
                                           const json_t *labels, const json_t *images) {
     for (size_t i = 0; s && i < s->n; i++) {
-        const struct policy *p = s->v[i];
-        bool ok = p->kind == POLICY_POD && (!p->ns || (ns && strcmp(p->ns, ns) == 0));
-        for (size_t k = 0; ok && k < p->nlabels; k++) {
-            json_t *v = json_object_get(labels, p->labels[k].key);
-            ok = json_is_string(v) && strcmp(json_string_value(v), p->labels[k].value) == 0;
+        if (policy_matches_pod(s->v[i], ns, labels, images)) {
+            return s->v[i];
         }
-        ok = ok && images_match(p, images);
-        if (ok) {
-            return p;
+    }
+    return NULL;
+}
+
+const struct policy *policy_set_find(const struct policy_set *s, const char *id) {
+    for (size_t i = 0; s && id && i < s->n; i++) {
+        if (strcmp(s->v[i]->id, id) == 0) {
+            return s->v[i];
         }
     }
     return NULL;
@@ -1025,6 +1141,10 @@ const char *policy_name(const struct policy *p) {
 
 const char *policy_id(const struct policy *p) {
     return p->id;
+}
+
+const char *policy_content_digest(const struct policy *p) {
+    return p->digest;
 }
 
 const char *policy_file(const struct policy *p) {
