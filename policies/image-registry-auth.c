@@ -352,7 +352,6 @@ static int token_get(const struct reg_source *s, const char *url, const char *ba
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, token_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
-    curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)REG_TOKEN_BODY);
     if (basic) {
         snprintf(authz, sizeof(authz), "Authorization: Basic %s", basic);
         h2 = curl_slist_append(h, authz);
@@ -373,7 +372,7 @@ static int token_get(const struct reg_source *s, const char *url, const char *ba
     curl_slist_free_all(h);
     if (rc != CURLE_OK) {
         return img_error_set(err, -EACCES, "%s: the token request failed: %s", what,
-                             rc == CURLE_WRITE_ERROR || rc == CURLE_FILESIZE_EXCEEDED
+                             rc == CURLE_WRITE_ERROR
                                      ? "the answer is too large"
                                      : (errbuf[0] ? errbuf : curl_easy_strerror(rc)));
     }

@@ -369,7 +369,8 @@ static int xfer_new(const struct reg_source *s, const struct reg_req *q, bool pl
     curl_easy_setopt(x->easy, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
-    curl_easy_setopt(x->easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)q->cap);
+    /* No CURLOPT_MAXFILESIZE: it would also cut an error's body short and
+     * hide its status; length_check() and on_body() hold the caps. */
     if (curl_multi_add_handle(x->multi, x->easy) != CURLM_OK) {
         xfer_close(&x->s);
         return -ENOMEM;
