@@ -7,6 +7,8 @@
  * host (the registry, or a token realm on the same host name) or to a
  * realm host the auth file names itself; a realm is https unless the
  * source is insecure. */
+#include "image-registry-internal.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -15,7 +17,6 @@
 
 #include "base64.h"
 #include "fileio.h"
-#include "image-registry-internal.h"
 #include "json-util.h"
 
 #define AUTH_ENTRY_MAX 4096 /* decoded "user:pass" */

@@ -80,6 +80,59 @@ int reg_authenticate(struct reg_source *s, const char *challenge, unsigned gen, 
  * protocols, redirects, timeouts. */
 void reg_easy_setup(const struct reg_source *s, CURL *c, char *errbuf);
 
+/* libcurl's global init, once for the process (thread-safe). */
+CURLcode reg_curl_init(void);
+
+#define REG_WHAT_MAX 800
+
+/* One GET (image-registry-http.c): a stream of the final response's body
+ * once reg_xfer_wait_headers() saw its headers. */
+struct reg_xfer {
+    struct img_stream s;
+    CURLM *multi;
+    CURL *easy;
+    struct curl_slist *hdrs;
+    char errbuf[CURL_ERROR_SIZE];
+    char what[REG_WHAT_MAX];
+    unsigned timeout_s;
+    struct kbuf pend; /* body bytes curl gave and the reader has not taken */
+    size_t off;
+    int64_t expect; /* bytes the body must hold, -1: any up to cap */
+    uint64_t cap, received;
+    long status;
+    unsigned events; /* callbacks seen: progress for xfer_step */
+    bool location, headers_done, done, paused, overflow;
+    CURLcode result;
+    char content_type[256];
+    char docker_digest[160];
+    char challenge[REG_CHALLENGE_MAX];
+    char retry_after[16];
+};
+
+struct reg_req {
+    const char *path;   /* "/v2/REPO/manifests/REF" */
+    const char *accept; /* an Accept header line, or NULL */
+    const char *what;   /* names the request in errors */
+    const char *ref;    /* the tag or digest asked for, for a 404 */
+    bool blob;
+    int64_t expect;
+    uint64_t cap;
+};
+
+/* A transfer of q's path from s (plain http when `plain`), with the
+ * Authorization header line `authz` (or NULL). 0 or -ENOMEM. Closed with
+ * reg_xfer_close() (also its img_stream's close). */
+int reg_xfer_new(const struct reg_source *s, const struct reg_req *q, bool plain, const char *authz,
+                 struct reg_xfer **ret);
+/* Drive it until the final response's headers are in (or it ended
+ * without them). */
+int reg_xfer_wait_headers(struct reg_xfer *x);
+void reg_xfer_close(struct img_stream *s);
+/* The sentence for a transfer that curl failed, into out; its errno. */
+int reg_xfer_curl_error(const struct reg_xfer *x, char *out, size_t outsz);
+/* A sentence into a buffer (cut when long). Returns rc. */
+int reg_say(char *out, size_t outsz, int rc, const char *fmt, ...) _printf_(4, 5);
+
 /* Overwrite and free a string holding a secret. NULL is fine. */
 void reg_secret_free(char *p);
 

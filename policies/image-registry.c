@@ -2,20 +2,17 @@
 /* docker://HOST/REPO: images from a registry over the OCI distribution API
  * (GET /v2/REPO/manifests/REF and /v2/REPO/blobs/DIGEST) with libcurl.
  *
- * Every transfer is one easy handle in a multi handle of its own, driven
- * from the reader's read(): a blob streams through a buffer of a few curl
- * chunks (the transfer pauses while the reader is behind), never whole.
- * Sources share only what `lock` guards (the Authorization that worked
- * last, the scheme), so blobs can be read from several threads at once.
- *
- * What must stay true: TLS peers and host names are always verified; plain
- * http (also in redirects) only with `insecure`; at most 5 redirects, and
- * curl (>= 7.83) drops our Authorization header when one leaves the host
- * and port; every body is capped (the manifest limit, or the blob's size)
- * whatever Content-Length says; no byte for limits.timeout_s fails. */
+ * Here: requests (a 401 answered once, a 429 retried within a budget,
+ * statuses turned into sentences), manifests checked against the digest
+ * asked for and the registry's Docker-Content-Digest, blobs as streams,
+ * and the source itself. Transfers are image-registry-http.c's, auth
+ * image-registry-auth.c's. Sources share only what `lock` guards (the
+ * Authorization that worked last, the scheme), so blobs can be read from
+ * several threads at once. */
+#include "image-registry-internal.h"
+
 #include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,372 +22,14 @@
 #include <openssl/evp.h>
 
 #include "hex.h"
-#include "image-registry-internal.h"
 
-#define PEND_MAX      (4u << 20)   /* bytes buffered between curl and the reader */
-#define PEND_PAUSE    (256u << 10) /* above this, the transfer waits for the reader */
-#define MAX_REDIRS    5L
 #define RATE_RETRIES  2
 #define RATE_WAIT_MAX 5 /* seconds waited for a 429, all retries together */
-#define CONNECT_MAX_S 30
-#define WHAT_MAX      700
 
 static const char ACCEPT_MANIFESTS[] = "Accept: application/vnd.oci.image.index.v1+json, "
                                        "application/vnd.oci.image.manifest.v1+json, "
                                        "application/vnd.docker.distribution.manifest.list.v2+json, "
                                        "application/vnd.docker.distribution.manifest.v2+json";
-
-/* ---- libcurl, once ---- */
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc = CURLE_FAILED_INIT;
-
-static void curl_init(void) {
-    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-void reg_easy_setup(const struct reg_source *s, CURL *c, char *errbuf) {
-    const char *protos = s->insecure ? "http,https" : "https";
-    long connect_s =
-            s->limits.timeout_s < CONNECT_MAX_S ? (long)s->limits.timeout_s : CONNECT_MAX_S;
-
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, protos);
-    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, protos);
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(c, CURLOPT_MAXREDIRS, MAX_REDIRS);
-    curl_easy_setopt(c, CURLOPT_UNRESTRICTED_AUTH, 0L);
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (s->cacert) {
-        curl_easy_setopt(c, CURLOPT_CAINFO, s->cacert);
-    }
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, connect_s);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)s->limits.timeout_s);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "kima");
-}
-
-/* ---- one transfer ---- */
-
-struct reg_xfer {
-    struct img_stream s;
-    CURLM *multi;
-    CURL *easy;
-    struct curl_slist *hdrs;
-    char errbuf[CURL_ERROR_SIZE];
-    char what[WHAT_MAX];
-    unsigned timeout_s;
-    struct kbuf pend; /* body bytes curl gave and the reader has not taken */
-    size_t off;
-    int64_t expect; /* bytes the body must hold, -1: any up to cap */
-    uint64_t cap, received;
-    long status;
-    unsigned events; /* callbacks seen: progress for xfer_step */
-    bool location, headers_done, done, paused, overflow;
-    CURLcode result;
-    char content_type[256];
-    char docker_digest[160];
-    char challenge[REG_CHALLENGE_MAX];
-    char retry_after[16];
-};
-
-/* Copy a header value (trimmed) when it fits; "" when it does not. */
-static void header_copy(const char *v, size_t n, char *out, size_t outsz) {
-    while (n && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' ' || v[n - 1] == '\t')) {
-        n--;
-    }
-    if (n >= outsz) {
-        n = 0;
-    }
-    memcpy(out, v, n);
-    out[n] = 0;
-}
-
-static void header_reset(struct reg_xfer *x) {
-    x->location = false;
-    x->content_type[0] = x->docker_digest[0] = x->challenge[0] = x->retry_after[0] = 0;
-}
-
-static size_t on_header(char *p, size_t size, size_t n, void *ud) {
-    struct reg_xfer *x = ud;
-    size_t len = size * n, name;
-    const char *v;
-
-    x->events++;
-    if (x->headers_done) {
-        return len; /* trailers */
-    }
-    if (len > 5 && strncmp(p, "HTTP/", 5) == 0) {
-        const char *sp = memchr(p, ' ', len);
-        x->status = sp && (size_t)(sp - p) + 4 <= len ? strtol(sp + 1, NULL, 10) : 0;
-        header_reset(x);
-        return len;
-    }
-    if (len <= 2 && (p[0] == '\r' || p[0] == '\n')) {
-        /* The end of a response's headers: the final one unless it is
-         * informational or a redirect curl follows. */
-        bool redirect = x->status >= 300 && x->status < 400 && x->status != 304 && x->location;
-        x->headers_done = !(x->status >= 100 && x->status < 200) && !redirect;
-        return len;
-    }
-    if (!(v = memchr(p, ':', len))) {
-        return len;
-    }
-    name = (size_t)(v - p);
-    for (v++; v < p + len && (*v == ' ' || *v == '\t'); v++) {
-    }
-    n = len - (size_t)(v - p);
-#define IS(h) (name == sizeof(h) - 1 && strncasecmp(p, h, name) == 0)
-    if (IS("content-type")) {
-        header_copy(v, n, x->content_type, sizeof(x->content_type));
-    } else if (IS("docker-content-digest")) {
-        header_copy(v, n, x->docker_digest, sizeof(x->docker_digest));
-    } else if (IS("www-authenticate") && !x->challenge[0]) {
-        header_copy(v, n, x->challenge, sizeof(x->challenge));
-    } else if (IS("retry-after")) {
-        header_copy(v, n, x->retry_after, sizeof(x->retry_after));
-    } else if (IS("location")) {
-        x->location = true;
-    }
-#undef IS
-    return len;
-}
-
-static size_t on_body(char *p, size_t size, size_t n, void *ud) {
-    struct reg_xfer *x = ud;
-    size_t len = size * n, pending = x->pend.len - x->off;
-
-    x->events++;
-    if (!x->headers_done || x->status != 200) {
-        return len; /* a redirect's or an error's body: not ours */
-    }
-    if (pending > 0 && pending + len > PEND_PAUSE) {
-        x->paused = true;
-        return CURL_WRITEFUNC_PAUSE;
-    }
-    if (x->received + len > x->cap) {
-        x->overflow = true;
-        return 0;
-    }
-    if (x->off > 0 && x->off == x->pend.len) {
-        kbuf_reset(&x->pend);
-        x->off = 0;
-    }
-    if (kbuf_append(&x->pend, p, len) < 0) {
-        return 0;
-    }
-    x->received += len;
-    return len;
-}
-
-/* One round of curl's work; waits (at most a second) only when nothing
- * happened. curl's low-speed limit ends a stalled transfer. */
-static int xfer_step(struct reg_xfer *x) {
-    unsigned before = x->events;
-    int running = 0, numfds = 0, left;
-    CURLMsg *m;
-
-    if (x->paused && x->off == x->pend.len) {
-        x->paused = false;
-        curl_easy_pause(x->easy, CURLPAUSE_CONT);
-    }
-    if (curl_multi_perform(x->multi, &running) != CURLM_OK) {
-        return -EIO;
-    }
-    while ((m = curl_multi_info_read(x->multi, &left))) {
-        if (m->msg == CURLMSG_DONE) {
-            x->done = true;
-            x->result = m->data.result;
-        }
-    }
-    if (x->done || x->events != before || x->paused) {
-        return 0;
-    }
-    return curl_multi_poll(x->multi, NULL, 0, 1000, &numfds) == CURLM_OK ? 0 : -EIO;
-}
-
-static bool tls_error(CURLcode rc) {
-    return rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_PEER_FAILED_VERIFICATION ||
-           rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_SSL_CACERT_BADFILE ||
-           rc == CURLE_SSL_CIPHER || rc == CURLE_SSL_ISSUER_ERROR;
-}
-
-/* A sentence into a buffer; long ones are cut. Returns rc. */
-_printf_(4, 5) static int say(char *out, size_t outsz, int rc, const char *fmt, ...) {
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(out, outsz, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
-/* The sentence for a transfer that failed in curl, into out. */
-static int xfer_curl_error(const struct reg_xfer *x, char *out, size_t outsz) {
-    const char *why = x->errbuf[0] ? x->errbuf : curl_easy_strerror(x->result);
-    CURLcode rc = x->result;
-
-    if (x->overflow || rc == CURLE_FILESIZE_EXCEEDED) {
-        if (x->expect >= 0) {
-            return say(out, outsz, -EBADMSG,
-                       "%s: the registry sent more than the %lld bytes its descriptor gives",
-                       x->what, (long long)x->expect);
-        }
-        return say(out, outsz, -EFBIG, "%s: larger than %llu bytes (the limit)", x->what,
-                   (unsigned long long)x->cap);
-    }
-    if (rc == CURLE_OPERATION_TIMEDOUT) {
-        return say(out, outsz, -ETIMEDOUT, "%s: the registry stalled: no data for %u s (%s)",
-                   x->what, x->timeout_s, why);
-    }
-    if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST) {
-        return say(out, outsz, rc == CURLE_COULDNT_CONNECT ? -ECONNREFUSED : -EHOSTUNREACH,
-                   "%s: cannot connect to the registry: %s", x->what, why);
-    }
-    if (tls_error(rc)) {
-        return say(out, outsz, -EPROTO,
-                   "%s: TLS with the registry failed (is --cacert its CA?): %s", x->what, why);
-    }
-    if (rc == CURLE_UNSUPPORTED_PROTOCOL) {
-        return say(out, outsz, -EPROTO,
-                   "%s: the registry redirected to a URL that is not https, refused "
-                   "(--insecure allows http): %s",
-                   x->what, why);
-    }
-    if (rc == CURLE_TOO_MANY_REDIRECTS) {
-        return say(out, outsz, -ELOOP, "%s: more than %ld redirects", x->what, MAX_REDIRS);
-    }
-    if (rc == CURLE_PARTIAL_FILE) {
-        return say(out, outsz, -EBADMSG,
-                   "%s: the registry closed the connection after %llu bytes, before the end its "
-                   "Content-Length announced",
-                   x->what, (unsigned long long)x->received);
-    }
-    return say(out, outsz, -EIO, "%s: %s", x->what, why);
-}
-
-/* The end of the body: curl's verdict, then the length. */
-static ssize_t xfer_end(struct reg_xfer *x) {
-    if (x->result != CURLE_OK) {
-        return xfer_curl_error(x, x->s.err, sizeof(x->s.err));
-    }
-    if (x->expect >= 0 && x->received != (uint64_t)x->expect) {
-        return say(x->s.err, sizeof(x->s.err), -EBADMSG,
-                   "%s: the registry sent %llu bytes, not the %lld its descriptor gives", x->what,
-                   (unsigned long long)x->received, (long long)x->expect);
-    }
-    return 0;
-}
-
-static ssize_t xfer_read(struct img_stream *s, void *buf, size_t n) {
-    struct reg_xfer *x = (struct reg_xfer *)s;
-    size_t k;
-    int r;
-
-    while (x->off == x->pend.len) {
-        if (x->done) {
-            return xfer_end(x);
-        }
-        if ((r = xfer_step(x)) < 0) {
-            return say(s->err, sizeof(s->err), r, "%s: libcurl failed", x->what);
-        }
-    }
-    k = x->pend.len - x->off < n ? x->pend.len - x->off : n;
-    memcpy(buf, x->pend.data + x->off, k);
-    x->off += k;
-    return (ssize_t)k;
-}
-
-static void xfer_close(struct img_stream *s) {
-    struct reg_xfer *x = (struct reg_xfer *)s;
-    struct curl_slist *h;
-
-    if (x->multi && x->easy) {
-        curl_multi_remove_handle(x->multi, x->easy);
-    }
-    curl_easy_cleanup(x->easy);
-    curl_multi_cleanup(x->multi);
-    for (h = x->hdrs; h; h = h->next) {
-        explicit_bzero(h->data, strlen(h->data)); /* the Authorization */
-    }
-    curl_slist_free_all(x->hdrs);
-    kbuf_free(&x->pend);
-    free(x);
-}
-
-struct reg_req {
-    const char *path;   /* "/v2/REPO/manifests/REF" */
-    const char *accept; /* an Accept header line, or NULL */
-    const char *what;   /* names the request in errors */
-    const char *ref;    /* the tag or digest asked for, for a 404 */
-    bool blob;
-    int64_t expect;
-    uint64_t cap;
-};
-
-static int xfer_new(const struct reg_source *s, const struct reg_req *q, bool plain,
-                    const char *authz, struct reg_xfer **ret) {
-    struct reg_xfer *x = calloc(1, sizeof(*x));
-    struct curl_slist *h;
-    char url[REG_HOST_MAX + REG_REPO_MAX + 512];
-
-    if (!x) {
-        return -ENOMEM;
-    }
-    x->s.read = xfer_read;
-    x->s.close = xfer_close;
-    kbuf_init(&x->pend, PEND_MAX);
-    snprintf(x->what, sizeof(x->what), "%s", q->what);
-    x->expect = q->expect;
-    x->cap = q->cap;
-    x->timeout_s = s->limits.timeout_s;
-    x->multi = curl_multi_init();
-    x->easy = curl_easy_init();
-    if (!x->multi || !x->easy) {
-        xfer_close(&x->s);
-        return -ENOMEM;
-    }
-    for (int i = 0; i < 2; i++) {
-        const char *line = i == 0 ? q->accept : authz;
-        if (line && !(h = curl_slist_append(x->hdrs, line))) {
-            xfer_close(&x->s);
-            return -ENOMEM;
-        } else if (line) {
-            x->hdrs = h;
-        }
-    }
-    snprintf(url, sizeof(url), "%s://%s%s", plain ? "http" : "https", s->host, q->path);
-    reg_easy_setup(s, x->easy, x->errbuf);
-    curl_easy_setopt(x->easy, CURLOPT_URL, url);
-    curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->hdrs);
-    curl_easy_setopt(x->easy, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(x->easy, CURLOPT_HEADERDATA, x);
-    curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
-    /* No CURLOPT_MAXFILESIZE: it would also cut an error's body short and
-     * hide its status; length_check() and on_body() hold the caps. */
-    if (curl_multi_add_handle(x->multi, x->easy) != CURLM_OK) {
-        xfer_close(&x->s);
-        return -ENOMEM;
-    }
-    *ret = x;
-    return 0;
-}
-
-/* Drive the transfer until the final response's headers are in (or it
- * ended without them). */
-static int xfer_wait_headers(struct reg_xfer *x) {
-    int r;
-
-    while (!x->headers_done && !x->done) {
-        if ((r = xfer_step(x)) < 0) {
-            return r;
-        }
-    }
-    return 0;
-}
 
 /* ---- requests: authentication, rate limits, statuses ---- */
 
@@ -484,18 +123,18 @@ static int request_once(struct reg_source *s, const struct reg_req *q, struct at
     known = s->scheme_known;
     pthread_mutex_unlock(&s->lock);
     if (r == 0) {
-        r = xfer_new(s, q, plain, authz, &x);
+        r = reg_xfer_new(s, q, plain, authz, &x);
     }
     reg_secret_free(authz);
-    if (r < 0 || (r = xfer_wait_headers(x)) < 0) {
+    if (r < 0 || (r = reg_xfer_wait_headers(x)) < 0) {
         img_stream_close(x ? &x->s : NULL);
         return img_error_set(err, r, "%s: %s", q->what,
                              r == -ENOMEM ? "out of memory" : "libcurl failed");
     }
     if (!x->headers_done) { /* no answer */
         bool fallback = s->insecure && !known && !plain && x->result == CURLE_SSL_CONNECT_ERROR;
-        r = xfer_curl_error(x, msg, sizeof(msg));
-        xfer_close(&x->s);
+        r = reg_xfer_curl_error(x, msg, sizeof(msg));
+        reg_xfer_close(&x->s);
         if (fallback) { /* insecure: a registry that does not speak TLS */
             pthread_mutex_lock(&s->lock);
             s->plain_http = true;
@@ -509,7 +148,7 @@ static int request_once(struct reg_source *s, const struct reg_req *q, struct at
     pthread_mutex_unlock(&s->lock);
     if (x->status == 200) {
         if ((r = length_check(x, err)) < 0) {
-            xfer_close(&x->s);
+            reg_xfer_close(&x->s);
             return r;
         }
         *ret = x;
@@ -517,12 +156,12 @@ static int request_once(struct reg_source *s, const struct reg_req *q, struct at
     }
     if (x->status == 401 && a->auth_tries++ == 0) {
         r = reg_authenticate(s, x->challenge, gen, q->what, err);
-        xfer_close(&x->s);
+        reg_xfer_close(&x->s);
         return r < 0 ? r : 1;
     }
     if (x->status == 429) {
         bool again = rate_wait(x, a->rate_tries++, &a->waited);
-        xfer_close(&x->s);
+        reg_xfer_close(&x->s);
         return again ? 1
                      : img_error_set(err, -EBUSY,
                                      "%s: rate limited by the registry (HTTP 429; gave up after "
@@ -530,7 +169,7 @@ static int request_once(struct reg_source *s, const struct reg_req *q, struct at
                                      q->what, a->rate_tries, a->waited);
     }
     r = status_error(s, q, x->status, err);
-    xfer_close(&x->s);
+    reg_xfer_close(&x->s);
     return r;
 }
 
@@ -642,7 +281,7 @@ static int reg_manifest(struct img_source *src, const char *ref, struct kbuf *bo
                         struct img_error *err) {
     struct reg_source *s = (struct reg_source *)src;
     _cleanup_kbuf_ struct kbuf b = KBUF_INIT(s->limits.max_manifest);
-    char what[WHAT_MAX], path[REG_REPO_MAX + 256], said[160], dg[160];
+    char what[REG_WHAT_MAX], path[REG_REPO_MAX + 256], said[160], dg[160];
     struct reg_xfer *x = NULL;
     bool by_digest;
     int r;
@@ -652,7 +291,7 @@ static int reg_manifest(struct img_source *src, const char *ref, struct kbuf *bo
     }
     ref = ref ? ref : "latest";
     by_digest = img_digest_valid(ref);
-    say(what, sizeof(what), 0, "%s%s%.200s", s->base.name, by_digest ? "@" : ":", ref);
+    reg_say(what, sizeof(what), 0, "%s%s%.200s", s->base.name, by_digest ? "@" : ":", ref);
     if (!by_digest && !tag_valid(ref)) {
         return img_error_set(err, -EINVAL, "%s: not a tag or a sha256/sha512 digest", what);
     }
@@ -662,7 +301,7 @@ static int reg_manifest(struct img_source *src, const char *ref, struct kbuf *bo
         return r;
     }
     if ((r = media_type_of(x, media_type, media_type_size, err)) < 0) {
-        xfer_close(&x->s);
+        reg_xfer_close(&x->s);
         return r;
     }
     snprintf(said, sizeof(said), "%s", x->docker_digest);
@@ -685,7 +324,7 @@ static int reg_manifest(struct img_source *src, const char *ref, struct kbuf *bo
 static int reg_blob(struct img_source *src, const char *digest, int64_t size,
                     struct img_stream **ret, struct img_error *err) {
     struct reg_source *s = (struct reg_source *)src;
-    char what[WHAT_MAX], path[REG_REPO_MAX + 256];
+    char what[REG_WHAT_MAX], path[REG_REPO_MAX + 256];
     struct reg_xfer *x = NULL;
     int r;
 
@@ -696,7 +335,7 @@ static int reg_blob(struct img_source *src, const char *digest, int64_t size,
         return img_error_set(err, -EINVAL, "%s: blob \"%.160s\": not a sha256/sha512 digest",
                              s->base.name, digest ? digest : "");
     }
-    say(what, sizeof(what), 0, "%s: blob %s", s->base.name, digest);
+    reg_say(what, sizeof(what), 0, "%s: blob %s", s->base.name, digest);
     snprintf(path, sizeof(path), "/v2/%s/blobs/%s", s->repo, digest);
     struct reg_req q = {path,
                         NULL,
@@ -796,10 +435,9 @@ int img_registry_open(const char *host, const char *repo, const struct img_sourc
                              "\"._-\", components joined by \"/\")",
                              host, repo);
     }
-    pthread_once(&curl_once, curl_init);
-    if (curl_init_rc != CURLE_OK) {
-        return img_error_set(err, -EIO, "libcurl cannot start: %s",
-                             curl_easy_strerror(curl_init_rc));
+    CURLcode rc = reg_curl_init();
+    if (rc != CURLE_OK) {
+        return img_error_set(err, -EIO, "libcurl cannot start: %s", curl_easy_strerror(rc));
     }
     if (!(s = calloc(1, sizeof(*s)))) {
         return img_error_set(err, -ENOMEM, "out of memory");
