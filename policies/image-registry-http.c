@@ -159,8 +159,18 @@ static int xfer_step(struct reg_xfer *x) {
     CURLMsg *m;
 
     if (x->paused && x->off == x->pend.len) {
-        x->paused = false;
-        curl_easy_pause(x->easy, CURLPAUSE_CONT);
+        /* Unpausing hands curl's held data to on_body() at once; when that
+         * refuses it (past the cap), the error comes back here, not from
+         * the multi handle. */
+        CURLcode rc;
+
+        x->paused = false; /* on_body() may pause again inside */
+        rc = curl_easy_pause(x->easy, CURLPAUSE_CONT);
+        if (rc != CURLE_OK) {
+            x->done = true;
+            x->result = rc;
+            return 0;
+        }
     }
     if (curl_multi_perform(x->multi, &running) != CURLM_OK) {
         return -EIO;
