@@ -50,8 +50,7 @@ static int status_error(const struct reg_source *s, const struct reg_req *q, lon
                              q->what, s->repo);
     }
     if (status == 404 && q->blob) {
-        return img_error_set(err, -ENOENT, "%s: blob %s not found in %s (HTTP 404)", q->what,
-                             q->ref, s->repo);
+        return img_error_set(err, -ENOENT, "%s: not found in %s (HTTP 404)", q->what, s->repo);
     }
     if (status == 404) {
         return img_error_set(err, -ENOENT, "%s: manifest \"%s\" not found in %s (HTTP 404)",

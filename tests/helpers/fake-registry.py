@@ -23,6 +23,7 @@ by "-": REPO = "MODE[-MODE...]/NAME", e.g. "bearer-redirother/app".
   rate         429 (Retry-After: 1) always
   rateonce     429 (Retry-After: 1) for the first request of each path
   fail         500
+  forbidden    403
   redirhttp    blobs redirect (307) to the plain http listener
   redirother   blobs redirect to https://localhost:OTHER, which answers 400
                to a request carrying an Authorization header
@@ -216,6 +217,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.error(429, "TOOMANYREQUESTS", [("Retry-After", "1")])
         if "fail" in modes:
             return self.error(500, "INTERNAL")
+        if "forbidden" in modes:
+            return self.error(403, "DENIED")
         if parts[4] == "manifests":
             return self.manifest(modes, parts[5])
         if parts[4] == "blobs":

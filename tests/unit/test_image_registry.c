@@ -425,6 +425,7 @@ static void test_statuses(void **state) {
                  -ENOENT, "not found in ok/app");
     img_source_free(s);
     assert_error(read_manifest("fail", &c, "v1", &E), -EIO, "the registry failed (HTTP 500)");
+    assert_error(read_manifest("forbidden", &c, "v1", &E), -EACCES, "access denied (HTTP 403)");
     assert_error(read_manifest("rate", &c, "v1", &E), -EBUSY, "rate limited");
     assert_int_equal(read_manifest("rateonce", &c, "v1", &E), 0);
 }
