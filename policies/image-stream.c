@@ -38,6 +38,12 @@ void img_error_prefix(struct img_error *err, const char *fmt, ...) {
     vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
     va_end(ap);
     n = strlen(err->msg);
+    /* A sentence that names its context already (a registry's errors start
+     * with the image) does not get it twice. */
+    if (n > 0 && strncmp(old, err->msg, n) == 0 && old[n] == ':') {
+        memcpy(err->msg, old, sizeof(old));
+        return;
+    }
     if (n < sizeof(err->msg) - 1) {
         snprintf(err->msg + n, sizeof(err->msg) - n, ": %.*s", (int)(sizeof(err->msg) - n - 3),
                  old[0] ? old : "failed");

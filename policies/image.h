@@ -33,7 +33,8 @@ struct img_error {
  * cause; later ones are its consequences). Returns `rc` so that
  * `return img_error_set(err, -EBADMSG, "...")` reads naturally. */
 int img_error_set(struct img_error *err, int rc, const char *fmt, ...) _printf_(3, 4);
-/* Put "<context>: " in front of the message (the image, then the layer). */
+/* Put "<context>: " in front of the message (the image, then the layer),
+ * unless the message starts with that context already. */
 void img_error_prefix(struct img_error *err, const char *fmt, ...) _printf_(2, 3);
 
 /* ---- limits ---- */

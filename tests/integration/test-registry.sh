@@ -6,9 +6,13 @@
 # manifest digest must be the one skopeo sees, every blob must verify, and
 # a wrong password, no credentials, no CA and a missing tag must each fail
 # with their sentence.
-# Usage: test-registry.sh REGISTRY_TOOL
+# kimactl policy generate reads the same image from the registry and from
+# its OCI layout: the two policies must be the same files and digests, those
+# of the files put in the image.
+# Usage: test-registry.sh REGISTRY_TOOL KIMACTL
 set -u
 RT=$1
+K=$2
 HERE=$(cd "$(dirname "$0")" && pwd)
 T=$(mktemp -d "${TMPDIR:-/tmp}/kima-registry.XXXXXX")
 . "$HERE/helpers.sh"
@@ -77,6 +81,31 @@ if grep -q "$REGISTRY_PASS\|$(printf '%s' "$REGISTRY_USER:$REGISTRY_PASS" | base
 else
     ok
 fi
+
+# kimactl policy generate over the registry: the same policy as from the
+# layout, with the digest of the file put in.
+expect 0 "$K" policy generate --name app --namespace demo --authfile "$T/auth.json" \
+    --cacert "$REGISTRY_CA" "docker://$REGISTRY_HOST/demo/app:v1"
+cp "$T/out" "$T/from-registry.json"
+expect 0 "$K" policy generate --name app --namespace demo "oci:$T/oci:v1"
+cp "$T/out" "$T/from-layout.json"
+python3 - "$T/from-registry.json" "$T/from-layout.json" "$T/src" <<'PY' && ok || bad "registry and layout policies differ"
+import hashlib, json, os, sys
+reg, lay = (json.load(open(p)) for p in sys.argv[1:3])
+assert reg["digests"] == lay["digests"], (reg["digests"], lay["digests"])
+want = "sha256:" + hashlib.sha256(open(os.path.join(sys.argv[3], "usr/bin/true"), "rb").read()).hexdigest()
+assert reg["digests"]["/usr/bin/true"] == [want], reg["digests"]
+# Pinned: the manifest digest the registry serves is among match.images.
+assert any(i.startswith("sha256:") for i in reg["match"]["images"])
+PY
+grep -q "$want" "$T/from-registry.json" && ok || bad "the manifest digest $want is not in match.images"
+# A wrong password: exit 69 (unavailable), no policy written.
+expect 69 "$K" policy generate -o "$T/p.json" --namespace demo --authfile "$T/wrong.json" --cacert "$REGISTRY_CA" \
+    "docker://$REGISTRY_HOST/demo/app:v1"
+[ ! -e "$T/p.json" ] && ok || bad "a policy was written after an auth failure"
+has "$T/err" "authentication failed: check --authfile" "kimactl: wrong password"
+[ "$(grep -o "docker://$REGISTRY_HOST/demo/app:v1" "$T/err" | wc -l)" -eq 1 ] && ok ||
+    bad "the image is named more than once: $(cat "$T/err")"
 
 echo "registry: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
