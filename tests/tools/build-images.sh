@@ -183,7 +183,9 @@ for f in "${FUNCS[@]}"; do
     skopeo copy -q "oci:$L:$f" "oci-archive:$OUT/$f.oci.tar:$f"
     skopeo copy -q "oci:$L:$f" "docker-archive:$OUT/$f.docker.tar:open5gs/$f:demo"
 done
-skopeo copy -q --dest-compress --dest-compress-format zstd "oci:$L:upf" "oci:$L:upf-zstd"
+# (Through another layout: into the same one skopeo would reuse the gzip layers.)
+skopeo copy -q --dest-compress --dest-compress-format zstd "oci:$L:upf" "oci:$W/zstd:upf-zstd"
+skopeo copy -q "oci:$W/zstd:upf-zstd" "oci:$L:upf-zstd"
 
 echo "$STAMP" >"$OUT/.stamp"
 echo "build-images: built $L (tags base ${FUNCS[*]} upf-zstd) and archives in $OUT"

@@ -6,7 +6,7 @@ set -euo pipefail
 pkgs=(gcc libc6-dev pkg-config meson ninja-build python3 libssl-dev libcmocka-dev
       clang-format ima-evm-utils libtss2-dev swtpm swtpm-tools tpm2-tools openssl libjansson-dev libsqlite3-dev
       libmicrohttpd-dev libgnutls28-dev libcurl4-openssl-dev libyaml-dev curl
-      libarchive-dev "$@")
+      libarchive-dev umoci skopeo "$@")
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
