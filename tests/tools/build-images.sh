@@ -22,6 +22,7 @@
 #                      upf, and upf-zstd (upf with zstd layers, skopeo)
 #   NAME.oci.tar       each function as an oci-archive (tag NAME)
 #   NAME.docker.tar    and as a docker-archive (open5gs/NAME:demo)
+#   bundles/NAME/      each function unpacked by umoci (rootfs/ inside)
 #   packages.txt       the package versions each image holds
 #   debs/              .deb files fetched with `apt-get download` (those in
 #                      /var/cache/apt/archives are used in place)
@@ -72,7 +73,7 @@ if [ -f "$OUT/.stamp" ] && [ "$(cat "$OUT/.stamp")" = "$STAMP" ]; then
     echo "build-images: $OUT is up to date"
     exit 0
 fi
-rm -rf "$L" "$OUT"/*.tar "$OUT/packages.txt" "$OUT/.stamp" "$OUT/work"
+rm -rf "$L" "$OUT/bundles" "$OUT"/*.tar "$OUT/packages.txt" "$OUT/.stamp" "$OUT/work"
 mkdir -p "$DEBS" "$OUT/work"
 W=$OUT/work
 trap 'rm -rf "$W"' EXIT
@@ -176,6 +177,11 @@ for f in "${FUNCS[@]}"; do
     build_function "$f"
 done
 umoci gc --layout "$L"
+# Each function unpacked as a container runtime would (the demo's kernel
+# stand-in measures these files).
+for f in "${FUNCS[@]}"; do
+    umoci unpack --image "$L:$f" "$OUT/bundles/$f" >/dev/null
+done
 
 # The same images through skopeo: an archive of each kind, and the upf
 # with zstd layers.
