@@ -136,6 +136,17 @@ for src in "oci:$L:upf-zstd" "oci-archive:$OUT/upf.oci.tar:upf" "docker-archive:
     [ "$(inspect_json "$T/other.policy" 'j["digests"]')" = "$(inspect_json "$T/upf.policy" 'j["digests"]')" ] &&
         ok || bad "$src gives other digests than oci:$L:upf"
 done
+# An index: the linux/amd64 image (the upf), not the decoy first entry (the
+# amf), and the index's digest pinned too.
+expect 0 "$D" -o "$T/index.policy" "oci:$L:upf-index"
+[ "$(inspect_json "$T/index.policy" 'j["digests"]')" = "$(inspect_json "$T/upf.policy" 'j["digests"]')" ] &&
+    ok || bad "oci:$L:upf-index is not read as the upf"
+index=$(python3 -c 'import json, sys
+print([m["digest"] for m in json.load(open(sys.argv[1]))["manifests"]
+       if m["annotations"]["org.opencontainers.image.ref.name"] == "upf-index"][0])' "$L/index.json")
+[ "$(inspect_json "$T/index.policy" 'j["match"]["images"]')" = \
+    "$(python3 -c 'import sys; print(sorted(sys.argv[1:]))' "$index" "$manifest" "$config")" ] &&
+    ok || bad "upf-index: match.images $(inspect_json "$T/index.policy" 'j["match"]["images"]')"
 # Several images make one policy: the union.
 expect 0 "$D" --name core -o "$T/core.policy" "oci:$L:amf" "oci:$L:upf"
 for p in /usr/bin/open5gs-amfd /usr/bin/open5gs-upfd /usr/bin/dash; do

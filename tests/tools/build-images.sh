@@ -19,7 +19,9 @@
 #
 # OUTDIR receives:
 #   layout/            an OCI image layout (umoci) with tags base, amf, smf,
-#                      upf, and upf-zstd (upf with zstd layers, skopeo)
+#                      upf, upf-zstd (upf with zstd layers, skopeo) and
+#                      upf-index (an image index: a decoy linux/arm64 entry,
+#                      the amf's manifest, then the upf for linux/amd64)
 #   NAME.oci.tar       each function as an oci-archive (tag NAME)
 #   NAME.docker.tar    and as a docker-archive (open5gs/NAME:demo)
 #   bundles/NAME/      each function unpacked by umoci (rootfs/ inside)
@@ -193,5 +195,27 @@ done
 skopeo copy -q --dest-compress --dest-compress-format zstd "oci:$L:upf" "oci:$W/zstd:upf-zstd"
 skopeo copy -q "oci:$W/zstd:upf-zstd" "oci:$L:upf-zstd"
 
+# upf-index: an OCI image index over the upf (linux/amd64), whose first
+# entry is a decoy, the amf's manifest labelled linux/arm64: a reader that
+# ignores the platform reads the wrong image.
+python3 - "$L" <<'PY'
+import hashlib, json, sys
+L = sys.argv[1]
+idx = json.load(open(L + "/index.json"))
+tagged = {m["annotations"]["org.opencontainers.image.ref.name"]: m for m in idx["manifests"]}
+def entry(tag, arch):
+    m = tagged[tag]
+    return {"mediaType": m["mediaType"], "digest": m["digest"], "size": m["size"],
+            "platform": {"architecture": arch, "os": "linux"}}
+blob = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                   "manifests": [entry("amf", "arm64"), entry("upf", "amd64")]}).encode()
+h = hashlib.sha256(blob).hexdigest()
+open(f"{L}/blobs/sha256/{h}", "wb").write(blob)
+idx["manifests"].append({"mediaType": "application/vnd.oci.image.index.v1+json",
+                         "digest": "sha256:" + h, "size": len(blob),
+                         "annotations": {"org.opencontainers.image.ref.name": "upf-index"}})
+json.dump(idx, open(L + "/index.json", "w"), separators=(",", ":"))
+PY
+
 echo "$STAMP" >"$OUT/.stamp"
-echo "build-images: built $L (tags base ${FUNCS[*]} upf-zstd) and archives in $OUT"
+echo "build-images: built $L (tags base ${FUNCS[*]} upf-zstd upf-index) and archives in $OUT"

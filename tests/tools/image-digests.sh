@@ -15,8 +15,9 @@
 # SOURCE: oci:DIR[:TAG]       an OCI layout (TAG defaults to the only image,
 #                             else "latest")
 #         oci-archive:FILE[:TAG], docker-archive:FILE
-#         docker://HOST[:PORT]/REPO[:TAG]  (skopeo; SKOPEO_OPTS adds options
-#                             such as --src-creds U:P --src-cert-dir DIR)
+#         docker://HOST[:PORT]/REPO[:TAG|@DIGEST]  (skopeo copy; SKOPEO_OPTS
+#                             adds its options, e.g. --src-creds U:P
+#                             --src-cert-dir DIR --src-tls-verify=false)
 #         rootfs:DIR          a root file system (no image digests)
 # Writes the kima.dev/v1 PodPolicy (NodePolicy with --node) that kimactl
 # policy generate writes: keys sorted, 2-space indent; "digests" maps each
@@ -93,10 +94,20 @@ print("\n".join(out))
 PY
 }
 
-# unpack_layout DIR TAG BUNDLE [FLAG]: umoci unpacks TAG; layers umoci 0.4
-# cannot read (zstd, FLAG) are first recompressed to gzip by skopeo.
+# unpack_layout DIR TAG BUNDLE [FLAG MANIFEST]: umoci unpacks TAG, or the
+# MANIFEST an index resolved to (through a view of the layout that tags it);
+# layers umoci 0.4 cannot read (zstd, FLAG) are first recompressed to gzip
+# by skopeo.
 unpack_layout() {
-    local d=$1 tag=$2 b=$3 flag=${4:-/dev/null}
+    local d=$1 tag=$2 b=$3 flag=${4:-/dev/null} manifest=${5:-}
+    if [ -n "$manifest" ]; then
+        mkdir -p "$b.view"
+        ln -s "$(cd "$d" && pwd)/blobs" "$b.view/blobs"
+        cp "$d/oci-layout" "$b.view/"
+        printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"img"}}]}' \
+            "$manifest" "$(stat -c %s "$d/blobs/sha256/${manifest#sha256:}")" >"$b.view/index.json"
+        d=$b.view tag=img
+    fi
     if [ "$(cat "$flag")" = zstd ]; then
         skopeo copy -q --dest-compress --dest-compress-format gzip "oci:$d:$tag" "oci:$b.layout:img" ||
             die "skopeo cannot copy oci:$d:$tag"
@@ -124,18 +135,25 @@ open_source() {
             d=$dir/layout
         fi
         [ -f "$d/index.json" ] || die "$src: no index.json (not an OCI layout)"
-        layout_images "$d" "$tag" "$dir/flag" >>"$T/images" || die "$src: cannot read the layout"
+        layout_images "$d" "$tag" "$dir/flag" >"$dir/images" || die "$src: cannot read the layout"
+        cat "$dir/images" >>"$T/images"
         if [ -z "$tag" ]; then
             tag=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifests"][0].get("annotations",{}).get("org.opencontainers.image.ref.name","latest"))' "$d/index.json")
         fi
         FIRST_TAG=${FIRST_TAG:-$tag}
-        unpack_layout "$d" "$tag" "$dir/bundle" "$dir/flag"
+        unpack_layout "$d" "$tag" "$dir/bundle" "$dir/flag" "$(tail -2 "$dir/images" | head -1)"
         ROOT=$dir/bundle/rootfs
         ;;
     docker-archive:* | docker://*)
-        image_digests_remote "$src" "$dir" >>"$T/images"
-        skopeo copy -q "${SKOPEO_ARGS[@]}" --dest-compress --dest-compress-format gzip "$src" \
-            "oci:$dir/layout:img" 2>"$T/skopeo.err" || die "$src: $(tail -1 "$T/skopeo.err")"
+        # skopeo's dir: keeps the manifests' bytes (their digests); --all
+        # keeps a registry's index too.
+        local all=()
+        [[ $src == docker://* ]] && all=(--all)
+        skopeo copy -q "${all[@]}" "${SKOPEO_ARGS[@]}" "$src" "dir:$dir/dir" 2>"$T/skopeo.err" ||
+            die "$src: $(tail -1 "$T/skopeo.err")"
+        dir_images "$src" "$dir/dir" >>"$T/images" || die "$src: cannot read its manifest"
+        skopeo copy -q --dest-compress --dest-compress-format gzip "dir:$dir/dir" "oci:$dir/layout:img" \
+            2>"$T/skopeo.err" || die "$src: $(tail -1 "$T/skopeo.err")"
         tag=${src##*/}
         tag=${tag%%[:@]*}
         FIRST_TAG=${FIRST_TAG:-${tag%%.*}}
@@ -146,40 +164,30 @@ open_source() {
     esac
 }
 
-# image_digests_remote SOURCE DIR: a docker-archive's config digest; a
-# registry's manifest (or index and linux/amd64 manifest) and config digests.
-image_digests_remote() {
-    local src=$1 dir=$2
-    if [[ $src == docker-archive:* ]]; then
-        mkdir -p "$dir/darc"
-        tar -xf "${src#docker-archive:}" -C "$dir/darc" manifest.json || die "$src: no manifest.json"
-        python3 - "$dir/darc/manifest.json" <<'PY' >"$dir/config.name" || die "$src: bad manifest.json"
-import json, sys
-m = json.load(open(sys.argv[1]))
-assert len(m) == 1, "one image per archive"
-print(m[0]["Config"])
+# dir_images SOURCE DIR: from skopeo's dir: copy, a registry image's
+# digests (its index if any, the linux/amd64 manifest, the config); a
+# docker-archive has no manifest of its own, only its config's digest.
+dir_images() {
+    python3 - "$1" "$2" <<'PY'
+import hashlib, json, os, sys
+src, d = sys.argv[1], sys.argv[2]
+raw = open(os.path.join(d, "manifest.json"), "rb").read()
+m = json.loads(raw)
+out = []
+if "manifests" in m:
+    out.append("sha256:" + hashlib.sha256(raw).hexdigest())
+    plat = [x["digest"] for x in m["manifests"]
+            if x.get("platform", {}).get("os") == "linux"
+            and x.get("platform", {}).get("architecture") == "amd64"]
+    if not plat:
+        sys.exit(f"{src}: no linux/amd64 image in the index")
+    out.append(plat[0])
+    m = json.load(open(os.path.join(d, plat[0].split(":", 1)[1] + ".manifest.json")))
+elif not src.startswith("docker-archive:"):
+    out.append("sha256:" + hashlib.sha256(raw).hexdigest())
+out.append(m["config"]["digest"])
+print("\n".join(out))
 PY
-        tar -xf "${src#docker-archive:}" -C "$dir/darc" "$(cat "$dir/config.name")"
-        echo "sha256:$(sha256sum <"$dir/darc/$(cat "$dir/config.name")" | cut -d' ' -f1)"
-        return 0
-    fi
-    skopeo inspect --raw "${SKOPEO_ARGS[@]}" "$src" >"$dir/top.json" 2>"$T/skopeo.err" ||
-        die "$src: $(tail -1 "$T/skopeo.err")"
-    echo "sha256:$(sha256sum <"$dir/top.json" | cut -d' ' -f1)"
-    local plat
-    plat=$(python3 -c '
-import json, sys
-m = json.load(open(sys.argv[1]))
-for d in m.get("manifests", []):
-    p = d.get("platform", {})
-    if p.get("os") == "linux" and p.get("architecture") == "amd64":
-        print(d["digest"]); break' "$dir/top.json")
-    if [ -n "$plat" ]; then
-        echo "$plat"
-    fi
-    skopeo inspect --config --raw "${SKOPEO_ARGS[@]}" "$src" >"$dir/config.json" ||
-        die "$src: cannot read the config"
-    echo "sha256:$(sha256sum <"$dir/config.json" | cut -d' ' -f1)"
 }
 
 # hash_tree ROOT: "<digest>  <path>" NUL-terminated for each chosen file;
