@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # How fast `kimactl policy generate` reads a big image, against two limits
-# (issue 13, section 5; docs/policies.md, "Benchmark"):
+# (docs/policies.md, "Benchmark"):
 #   1. sha256sum over the same files unpacked on disk, on all cores
 #      (find | xargs -0 -P NCPU sha256sum);
 #   2. the parallel hashing limit: `openssl speed -evp sha256 -bytes 16384`

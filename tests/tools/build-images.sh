@@ -98,7 +98,8 @@ fetch_deb() {
             return 0
         fi
     fi
-    f=$(ls -1 /var/cache/apt/archives/"${pkg}"_*.deb "$DEBS/${pkg}"_*.deb 2>/dev/null | sort -V | tail -1)
+    f=$(ls -1 /var/cache/apt/archives/"${pkg}"_*.deb "$DEBS/${pkg}"_*.deb 2>/dev/null |
+        awk -F/ '{print $NF "\t" $0}' | sort -V | tail -1 | cut -f2)
     if [ -n "$f" ]; then
         echo "$f"
         return 0
