@@ -3,10 +3,13 @@
 # kima demo on one machine: a real TPM 2.0 (swtpm), kima-verifier (HTTPS with
 # client certificates), kima-agent, and a fake Kubernetes API server
 # (tests/helpers/fake-kube-api.py: no real cluster can run here) holding a 5G
-# core namespace with AMF, SMF and UPF pods. A kernel stand-in
-# (tests/helpers/ima-writer) appends pod-aware IMA entries and extends PCR 10
-# exactly as the kernel does. The pods turn trusted and are labelled so; then
-# a tampered UPF binary runs and the UPF pod turns untrusted (label, event,
+# core namespace with AMF, SMF and UPF pods. Their images are built from
+# real Debian 12 packages (tests/tools/build-images.sh, cached in
+# build/images; docs/policies.md, "Demo images") and their golden policies
+# come from the images (kimactl policy generate). A kernel stand-in
+# (tests/helpers/ima-writer) appends pod-aware IMA entries for the images'
+# real files and extends PCR 10 exactly as the kernel does. The pods turn
+# trusted and are labelled so; then a tampered copy of the UPF binary runs and the UPF pod turns untrusted (label, event,
 # audit record, time taken) while AMF and SMF stay trusted. Installs missing
 # Debian packages and builds first; cleans up after itself.
 set -euo pipefail
@@ -31,8 +34,6 @@ cleanup() {
 }
 trap cleanup EXIT
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-GOOD=1111111111111111111111111111111111111111111111111111111111111111
-TAMPERED=6666666666666666666666666666666666666666666666666666666666666666
 declare -A UIDS=([amf]=aaaaaaaa-0000-4000-8000-000000000001 [smf]=aaaaaaaa-0000-4000-8000-000000000002
                  [upf]=aaaaaaaa-0000-4000-8000-000000000003)
 
@@ -40,20 +41,44 @@ say "The IMA core on a real kernel's list: Debian's 6.1 kernel under QEMU, repla
 F=tests/fixtures/ima/kernel-6.1
 $K ima check --pcr "sha256:10=$(sed -n 's/^sha256:10=//p' $F/pcrs.txt)" $F/binary_runtime_measurements
 
-say "Setting up: kimactl certs init, golden policies for amf, smf, upf, a cluster with namespace open5gs"
-$K certs init --out "$T/pki" --server-name 127.0.0.1 --node node-1 --operator demo | sed 's|'"$T"'/||'
+say "The 5G functions' images, built from Debian 12 packages (tests/tools/build-images.sh, cached)"
+IMG=$B/images
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+$sudo tests/tools/build-images.sh "$IMG"
+manifest_of() {
+    python3 -c 'import json, sys
+print([m["digest"] for m in json.load(open(sys.argv[1]))["manifests"]
+       if m["annotations"]["org.opencontainers.image.ref.name"] == sys.argv[2]][0])' "$IMG/layout/index.json" "$1"
+}
+for app in amf smf upf; do
+    echo "oci:$IMG/layout:$app  $(manifest_of $app)  $(awk -v a="# $app" '$0 ~ "^# " {on = index($0, a) == 1; next} on {printf "%s ", $1}' "$IMG/packages.txt")"
+done
+
+say "Golden policies from the images: kimactl policy generate"
+generate() { $K policy generate "$@"; }
 mkdir -p "$T/policies" "$T/state" "$T/var" "$T/tpm"
 items=""
 for app in amf smf upf; do
-    cat >"$T/policies/$app.json" <<JSON
-{"apiVersion": "kima.dev/v1", "kind": "PodPolicy", "name": "open5gs-$app",
- "match": {"namespace": "open5gs", "podLabels": {"app": "$app"}},
- "digests": {"/usr/bin/open5gs-${app}d": ["sha256:$GOOD"], "/usr/lib/libc.so.6": ["sha256:$GOOD"]}}
-JSON
-    items="$items${items:+,}{\"metadata\": {\"uid\": \"${UIDS[$app]}\", \"namespace\": \"open5gs\", \"name\": \"$app-0\", \"labels\": {\"app\": \"$app\"}}, \"spec\": {\"nodeName\": \"node-1\"}}"
+    echo "\$ kimactl policy generate --name open5gs-$app --namespace open5gs --label app=$app oci:$IMG/layout:$app"
+    t0=$(date +%s%3N)
+    generate --name "open5gs-$app" --namespace open5gs --label "app=$app" -o "$T/policies/$app.json" \
+        "oci:$IMG/layout:$app"
+    echo "  $(python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["digests"]))' \
+        "$T/policies/$app.json") files (ELF or executable) in $(($(date +%s%3N) - t0)) ms," \
+        "pinned to $(manifest_of $app | cut -c1-19)..."
+    items="$items${items:+,}{\"metadata\": {\"uid\": \"${UIDS[$app]}\", \"namespace\": \"open5gs\", \"name\": \"$app-0\", \"labels\": {\"app\": \"$app\"}}, \"spec\": {\"nodeName\": \"node-1\"}, \"status\": {\"containerStatuses\": [{\"imageID\": \"localhost/open5gs/$app@$(manifest_of $app)\"}]}}"
 done
+python3 -c 'import json, sys
+p = json.load(open(sys.argv[1]))
+print("upf.json:", p["name"], "match", json.dumps(p["match"])[:90] + "...")
+for f in ("/usr/bin/open5gs-upfd", "/usr/lib/x86_64-linux-gnu/libc.so.6"):
+    print("  %s: %s" % (f, p["digests"][f]))' "$T/policies/upf.json"
 echo "{\"kind\": \"PodList\", \"items\": [$items]}" >"$T/pods.json"
 echo "demo-boot" >"$T/boot_id"
+
+say "Setting up: kimactl certs init, a cluster with namespace open5gs running those images"
+$K certs init --out "$T/pki" --server-name 127.0.0.1 --node node-1 --operator demo | sed 's|'"$T"'/||'
 
 say "Starting swtpm, the fake Kubernetes API, kima-verifier and kima-agent on loopback"
 swtpm socket --tpm2 --server "type=unixio,path=$T/tpm/sock" --ctrl "type=unixio,path=$T/tpm/sock.ctrl" \
@@ -112,16 +137,27 @@ wait_label() { # pod label
 }
 
 say "The pods start: their binaries are measured (ima-cgpath entries, PCR 10 extended)"
+# What each container runs, hashed from the image unpacked as a runtime would.
+declare -A LIB=([amf]=/usr/lib/x86_64-linux-gnu/libbsd.so.0.11.7
+                [smf]=/usr/lib/x86_64-linux-gnu/libssl.so.3
+                [upf]=/usr/lib/x86_64-linux-gnu/libxtables.so.12.7.0)
 for app in amf smf upf; do
-    measure "/usr/bin/open5gs-${app}d" $GOOD $app
-    measure /usr/lib/libc.so.6 $GOOD $app
+    R=$IMG/bundles/$app/rootfs
+    for p in /usr/bin/dash "/usr/bin/open5gs-${app}d" /usr/lib/x86_64-linux-gnu/libc.so.6 "${LIB[$app]}"; do
+        measure "$p" "file:$R$p" $app
+    done
+    echo "$app-0: /usr/bin/dash /usr/bin/open5gs-${app}d libc.so.6 ${LIB[$app]##*/}"
 done
 for app in amf smf upf; do wait_label $app-0 trusted; done
 show_pods
 
 say "A tampered open5gs-upfd runs in the upf pod"
+# The image's binary with one byte changed inside its code.
+cp "$IMG/bundles/upf/rootfs/usr/bin/open5gs-upfd" "$T/open5gs-upfd"
+printf '\xcc' | dd of="$T/open5gs-upfd" bs=1 seek=8192 conv=notrunc status=none
+echo "sha256 of the image's file: $(sha256sum <"$IMG/bundles/upf/rootfs/usr/bin/open5gs-upfd" | cut -c1-16)..., tampered: $(sha256sum <"$T/open5gs-upfd" | cut -c1-16)..."
 t0=$(date +%s%3N)
-measure /usr/bin/open5gs-upfd $TAMPERED upf
+measure /usr/bin/open5gs-upfd "file:$T/open5gs-upfd" upf
 wait_label upf-0 untrusted
 echo "labelled untrusted $(($(date +%s%3N) - t0)) ms after the measurement"
 show_pods

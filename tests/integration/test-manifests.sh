@@ -4,9 +4,10 @@
 # validates against the Kubernetes schema (npm kubernetes-models, which
 # tests/tools/install-npm.sh installs into the build folder beforehand: this
 # test never downloads), kustomizations name files that exist and
-# policies that are kima policies, and `kubectl kustomize` builds each
+# policies that are kima policies without placeholder digests (the 5G
+# overlay's are generated), and `kubectl kustomize` builds each
 # kustomization (when kubectl is present) into valid objects. The validator
-# must also refuse a file of known errors. The base's verifier requires EK
+# must also refuse files of known errors. The base's verifier requires EK
 # certificates (ConfigMap kima-ek-ca) and reads the optional Secret kima-crl.
 # Usage: test-manifests.sh SOURCE_ROOT NPM_DIR
 set -u
@@ -31,6 +32,16 @@ has "$T/out" ", 0 errors" "k8s/ validates"
 expect 1 node "$V" "$SRC/tests/fixtures/k8s"
 has "$T/out" "replicas must be integer" "a wrong type is caught"
 has "$T/out" "unknown kind v1 Widget" "an unknown kind is caught"
+has "$T/out" "digest of /usr/bin/open5gs-upfd is an all-zero placeholder" "a placeholder digest is caught"
+# The shipped policies are generated (k8s/overlays/5g-core/generate-policies.sh):
+# many files each, every digest a real one.
+for f in "$SRC"/k8s/overlays/5g-core/policies/*.json; do
+    n=$(python3 -c 'import json, re, sys
+d = json.load(open(sys.argv[1]))["digests"]
+ok = all(re.fullmatch("sha256:[0-9a-f]{64}", x) and x[7:].strip("0") for v in d.values() for x in v)
+print(len(d) if ok else 0)' "$f")
+    [ "$n" -ge 50 ] && ok || bad "$f: not a generated policy ($n real digests)"
+done
 # The shipped verifier requires EK certificates from the ConfigMap kima-ek-ca
 # and reads revocations from the optional Secret kima-crl.
 cat >"$T/hardening.cjs" <<'JS'

@@ -3,7 +3,9 @@
 // and validates against the Kubernetes schema of its apiVersion and kind
 // (npm kubernetes-models; cert-manager's CRDs with
 // @kubernetes-models/cert-manager). Kustomizations are checked for the files
-// they name; policy files in configMapGenerators must be kima policies.
+// they name; policy files in configMapGenerators must be kima policies
+// with digests, none of them a placeholder (all zeros: generate them,
+// k8s/overlays/5g-core/generate-policies.sh).
 // Usage: NODE_PATH=DIR/node_modules node validate-manifests.cjs K8S_DIR
 "use strict";
 const fs = require("fs");
@@ -29,6 +31,19 @@ function fail(file, msg) {
   errors.push(`${file}: ${msg}`);
 }
 
+// A shipped policy lists digests, and no placeholder: an all-zero digest
+// never passes (docs/design.md section 6), so every pod would turn untrusted.
+function checkDigests(file, digests) {
+  const paths = Object.keys(digests);
+  if (paths.length === 0) fail(file, "no digests (generate them from the images)");
+  for (const p of paths) {
+    const list = Array.isArray(digests[p]) ? digests[p] : [digests[p]];
+    if (list.some((d) => typeof d === "string" && /^[a-z0-9]+:0+$/.test(d))) {
+      fail(file, `digest of ${p} is an all-zero placeholder (generate the policy from the image)`);
+    }
+  }
+}
+
 function checkKustomization(file, doc) {
   const dir = path.dirname(file);
   for (const r of doc.resources || []) {
@@ -46,6 +61,8 @@ function checkKustomization(file, doc) {
         if (pol.apiVersion !== "kima.dev/v1" || !["PodPolicy", "NodePolicy"].includes(pol.kind) ||
             typeof pol.name !== "string" || typeof pol.digests !== "object") {
           fail(p, "not a kima policy (apiVersion kima.dev/v1, kind, name, digests)");
+        } else {
+          checkDigests(p, pol.digests);
         }
       } catch (e) {
         fail(p, `not JSON: ${e.message}`);
