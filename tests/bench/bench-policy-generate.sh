@@ -182,7 +182,7 @@ if ! "$K" policy generate --help >/dev/null 2>&1; then
     exit 0
 fi
 for tag in tar gzip; do
-    run_timed "$WORK/gen-$tag" "$K" policy generate --all --name bench -o "$WORK/policy-$tag.json" "oci:$L:$tag" ||
+    run_timed "$WORK/gen-$tag" "$K" policy generate --all --name bench --node -o "$WORK/policy-$tag.json" "oci:$L:$tag" ||
         { echo "kimactl policy generate failed on oci:$L:$tag: $(tail -3 "$WORK/gen-$tag.stderr" 2>/dev/null)"; exit 1; }
     read -r ms rss <"$WORK/gen-$tag"
     n=$(python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["digests"]))' "$WORK/policy-$tag.json")
