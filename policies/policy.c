@@ -1071,8 +1071,9 @@ const struct policy *policy_set_get(const struct policy_set *s, size_t i) {
     return s && i < s->n ? s->v[i] : NULL;
 }
 
-/* Does one of the pod's image IDs ("repo@sha256:...", or a bare digest)
- * name one of the policy's digests? */
+/* Does one of the pod's image IDs ("repo@sha256:...", a bare "sha256:..."
+ * digest, or CRI-O's bare 64-hex image ID) name one of the policy's
+ * digests? */
 static bool images_match(const struct policy *p, const json_t *images) {
     size_t i;
     json_t *im;
@@ -1088,7 +1089,10 @@ static bool images_match(const struct policy *p, const json_t *images) {
         at = strrchr(id, '@');
         at = at ? at + 1 : id;
         for (size_t k = 0; k < p->nimages; k++) {
-            if (strcmp(at, p->images[k]) == 0) {
+            /* CRI-O has reported the bare image ID (the config digest's
+             * 64 hex digits, no "sha256:"): it names the same image. */
+            if (strcmp(at, p->images[k]) == 0 ||
+                (strlen(at) == 64 && strcmp(at, p->images[k] + strlen("sha256:")) == 0)) {
                 return true;
             }
         }

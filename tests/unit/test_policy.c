@@ -83,6 +83,18 @@ static void test_load_match_allow(void **state) {
         assert_string_equal(policy_name(pi), "pinned-upf");
         assert_null(policy_set_match_pod(s, "core", labels, img_other));
         assert_null(policy_set_match_pod(s, "core", labels, NULL));
+        /* A bare config digest, and CRI-O's bare hex image ID; a prefix of
+         * the hex does not do. */
+        {
+            json_t *bare = json_pack("[s]", "sha256:" HEX64_A), *hex = json_pack("[s]", HEX64_A);
+            json_t *part = json_pack("[s]", "0123");
+            assert_non_null(policy_set_match_pod(s, "core", labels, bare));
+            assert_non_null(policy_set_match_pod(s, "core", labels, hex));
+            assert_null(policy_set_match_pod(s, "core", labels, part));
+            json_decref(bare);
+            json_decref(hex);
+            json_decref(part);
+        }
         json_decref(img_ok);
         json_decref(img_other);
     }
