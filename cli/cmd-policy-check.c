@@ -321,6 +321,25 @@ static void pod_path(const char *ns, const char *name, const char *suffix, char 
     curl_free(e2);
 }
 
+/* The verifier judges a pod by the first policy that matches it, in file
+ * name order: a pod judged today by a policy of another name may keep
+ * being judged by that one, whatever this check says of the new file. */
+static void warn_other_policy(const struct check *c, const char *what, const char *current) {
+    const char *mine = policy_name(c->policy), *at;
+
+    if (!current) {
+        return;
+    }
+    at = strrchr(current, '@');
+    if (at && (size_t)(at - current) == strlen(mine) && strncmp(current, mine, strlen(mine)) == 0) {
+        return;
+    }
+    log_warn("%s is judged today by policy %s: the verifier takes the first policy that matches "
+             "a pod, in file-name order, so %s applies to it only if its file sorts before that "
+             "one's or replaces it",
+             what, current, mine);
+}
+
 /* One pod of the verifier: its kept measurements judged. */
 static int check_server_pod(struct check *c, const json_t *pod) {
     const char *ns = json_string_value(json_object_get(pod, "namespace"));
@@ -343,6 +362,7 @@ static int check_server_pod(struct check *c, const json_t *pod) {
         return api_failure(status, resp, path);
     }
     snprintf(what, sizeof(what), "%.140s/%.140s", ns, name);
+    warn_other_policy(c, what, json_string_value(json_object_get(pod, "policy")));
     if (!(s = subject_add(c, what, uid))) {
         return EXIT_SOFTWARE;
     }

@@ -406,6 +406,15 @@ static int gen_run(struct gen_args *a) {
     if (r == 0 && gen_file_count(g) == 0) {
         fprintf(stderr, "kimactl policy generate: warning: no file was selected\n");
     }
+    if (r == 0 && gen_skipped_count(g) > 0) {
+        fprintf(stderr,
+                "kimactl policy generate: warning: left out %zu file(s) whose path is not "
+                "UTF-8, which a policy cannot hold (a measurement of one will not pass)\n",
+                gen_skipped_count(g));
+        for (size_t i = 0; gen_skipped_path(g, i); i++) {
+            fprintf(stderr, "  \"%s\"\n", gen_skipped_path(g, i));
+        }
+    }
     gen_free(g);
     if (r < 0) {
         report("generate", &err);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "fileio.h"
+#include "image-internal.h"
 #include "image-sources.h"
 #include "policy-doc.h"
 
@@ -23,6 +24,8 @@ struct gen {
     json_t *digests; /* path -> array of "alg:hex" */
     json_t *images;  /* "sha256:<hex>" */
     size_t ndigests, nsources;
+    size_t nskipped; /* files whose path is not UTF-8 */
+    char skipped[GEN_SKIPPED_SHOWN][IMG_QUOTE_MAX];
     char name[GEN_NAME_MAX + 1];
 };
 
@@ -199,6 +202,14 @@ void gen_free(struct gen *g) {
     }
 }
 
+size_t gen_skipped_count(const struct gen *g) {
+    return g->nskipped;
+}
+
+const char *gen_skipped_path(const struct gen *g, size_t i) {
+    return i < g->nskipped && i < GEN_SKIPPED_SHOWN ? g->skipped[i] : NULL;
+}
+
 size_t gen_file_count(const struct gen *g) {
     return json_object_size(g->digests);
 }
@@ -267,12 +278,14 @@ static int add_file(void *ctx, const char *path, const char *hex) {
     }
     if (!list) {
         /* A JSON key must be UTF-8: a path that is not cannot be in a
-         * policy, and a measurement of it will not pass. */
+         * policy. It is left out (and counted): a measurement of it will
+         * not pass, so the pod fails closed if that file runs. */
         if (json_object_set_new(g->digests, path, list = json_array()) < 0) {
-            return img_error_set(w->err, -EBADMSG,
-                                 "entry \"%.200s\": the path is not UTF-8, "
-                                 "which a JSON policy cannot hold",
-                                 path);
+            if (g->nskipped < GEN_SKIPPED_SHOWN) {
+                img_quote(path, g->skipped[g->nskipped], sizeof(g->skipped[0]));
+            }
+            g->nskipped++;
+            return 0;
         }
     }
     if (json_array_append_new(list, json_string(digest)) < 0) {

@@ -67,6 +67,13 @@ int gen_add(struct gen *g, const struct gen_spec *spec, struct img_error *err);
 
 size_t gen_file_count(const struct gen *g);
 
+/* Files left out because their path is not UTF-8 (a JSON policy cannot
+ * hold it; a measurement of such a file does not pass): how many, and the
+ * first GEN_SKIPPED_SHOWN of them quoted for a warning (NULL past those). */
+#define GEN_SKIPPED_SHOWN 8
+size_t gen_skipped_count(const struct gen *g);
+const char *gen_skipped_path(const struct gen *g, size_t i);
+
 struct gen_meta {
     const char *name;     /* NULL: the first source's name */
     bool node;            /* a NodePolicy (no match) */

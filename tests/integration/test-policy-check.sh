@@ -136,6 +136,14 @@ p = d["pods"][0]
 assert p["pod"] == "open5gs/upf-0" and p["would_be"] == "untrusted" and p["failed"] == 1, p
 assert p["reasons"][0]["path"] == "/usr/lib/libc.so.6" and p["reasons"][0]["result"] == "fail", p' \
     "$T/out" && ok || bad "--json: $(head -c 400 "$T/out")"
+# A policy of another name that matches the pod too: the verifier keeps the
+# first one in file-name order, and check says so (the pod is judged today
+# by open5gs-upf).
+sed 's/"name": "open5gs-upf"/"name": "zz-upf"/' "$T/try/upf-v2.json" >"$T/try/zz.json"
+expect 1 "$K" policy check --policy "$T/try/zz.json"
+has "$T/err" "open5gs/upf-0 is judged today by policy $ID" "another policy judges the pod"
+expect 1 "$K" policy check --policy "$T/try/upf-v2.json"
+if grep -q "judged today" "$T/err"; then bad "a warning for the policy that judges the pod"; else ok; fi
 # A policy for another namespace matches no pod here.
 sed 's/"open5gs"}/"other"}/' "$T/try/upf-v2.json" >"$T/try/other.json"
 expect 0 "$K" policy check --policy "$T/try/other.json"
