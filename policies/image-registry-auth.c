@@ -3,9 +3,11 @@
  * challenges, and Bearer tokens from a realm.
  *
  * What must stay true: credentials and tokens are never written into an
- * error, a log or anything else; credentials for a host go only to that
- * host (the registry, or a token realm on the same host name) or to a
- * realm host the auth file names itself; a realm is https unless the
+ * error, a log or anything else; the only credentials ever sent are the
+ * registry's own (its auth file entry, host AND port compared), to the
+ * registry or to the token realm its challenge names, never the entry of
+ * the realm's host; a token is asked for pull on the repository being read
+ * only, whatever scope the challenge asks for; a realm is https unless the
  * source is insecure. */
 #include "image-registry-internal.h"
 
@@ -165,6 +167,58 @@ static int entry_basic(const json_t *entry, const char *key, char **ret, struct 
     return 0;
 }
 
+/* The length of the host part of "host[:port][/path]" and its port (443
+ * when none is written); -EBADMSG for a port that is not a number. */
+static int host_port_split(const char *hp, size_t *ret_len, unsigned long *ret_port) {
+    size_t end = strcspn(hp, "/"), n;
+    const char *colon;
+    unsigned long port = 443;
+
+    if (hp[0] == '[') {
+        const char *close = memchr(hp, ']', end);
+        if (!close) {
+            return -EBADMSG;
+        }
+        n = (size_t)(close - hp) + 1;
+        colon = n < end && hp[n] == ':' ? hp + n : NULL;
+        if (!colon && n != end) {
+            return -EBADMSG;
+        }
+    } else {
+        colon = memchr(hp, ':', end);
+        n = colon ? (size_t)(colon - hp) : end;
+    }
+    if (colon) {
+        size_t digits = end - (size_t)(colon + 1 - hp);
+        port = 0;
+        if (digits == 0 || digits > 5) {
+            return -EBADMSG;
+        }
+        for (size_t i = 0; i < digits; i++) {
+            if (!isdigit((unsigned char)colon[1 + i])) {
+                return -EBADMSG;
+            }
+            port = port * 10 + (unsigned long)(colon[1 + i] - '0');
+        }
+    }
+    *ret_len = n;
+    *ret_port = port;
+    return 0;
+}
+
+/* Whether two "host[:port][/path]" name the same host (case aside), the
+ * same port (443 when none is written) and the same path. */
+static bool same_host_port_path(const char *a, const char *b) {
+    size_t la, lb;
+    unsigned long pa, pb;
+
+    if (host_port_split(a, &la, &pa) < 0 || host_port_split(b, &lb, &pb) < 0) {
+        return false;
+    }
+    return la == lb && pa == pb && strncasecmp(a, b, la) == 0 &&
+           strcmp(a + strcspn(a, "/"), b + strcspn(b, "/")) == 0;
+}
+
 int reg_auth_lookup(const json_t *auths, const char *host, const char *repo, char **ret,
                     struct img_error *err) {
     char want[REG_HOST_MAX + REG_REPO_MAX + 2], norm[REG_HOST_MAX + REG_REPO_MAX + 2];
@@ -180,7 +234,7 @@ int reg_auth_lookup(const json_t *auths, const char *host, const char *repo, cha
     for (;;) {
         json_object_foreach((json_t *)auths, key, entry) {
             normalize_key(key, norm, sizeof(norm));
-            if (strcmp(norm, want) == 0 && json_is_object(entry)) {
+            if (same_host_port_path(norm, want) && json_is_object(entry)) {
                 return entry_basic(entry, key, ret, err);
             }
         }
@@ -285,32 +339,19 @@ static int url_host(const char *url, char *out, size_t outsz) {
     return 0;
 }
 
-static bool same_host_name(const char *a, const char *b) {
-    size_t la = strcspn(a, ":"), lb = strcspn(b, ":");
-
-    if (a[0] == '[' || b[0] == '[') {
-        la = strcspn(a, "]"), lb = strcspn(b, "]");
-    }
-    return la == lb && strncasecmp(a, b, la) == 0;
-}
-
-/* The credentials to send to a realm on `realm_host`: the registry's when
- * the realm is on the same host name (or docker.io's own auth.docker.io),
- * the auth file's entry for the realm host when it has one, else none. */
-static int realm_basic(const struct reg_source *s, const char *realm_host, char **ret,
-                       struct img_error *err) {
-    const char *src = NULL;
-
+/* The credentials a token request carries: the registry's own (s->basic:
+ * the auth file's entry for HOST[:PORT]/REPO or HOST[:PORT]) whatever host
+ * the realm is on, as docker and containers/image do. Never the auth
+ * file's entry for the realm's host: the registry chooses the realm, and
+ * would otherwise have the user's credentials for another service turned
+ * into a token that it receives. */
+static int realm_basic(const struct reg_source *s, char **ret, struct img_error *err) {
     *ret = NULL;
-    if (same_host_name(realm_host, s->host) ||
-        (strcmp(s->auth_host, "docker.io") == 0 && strcmp(realm_host, "auth.docker.io") == 0)) {
-        src = s->basic;
+    if (!s->basic) {
+        return 0;
     }
-    if (src) {
-        *ret = strdup(src);
-        return *ret ? 0 : img_error_set(err, -ENOMEM, "out of memory");
-    }
-    return reg_auth_lookup(s->auths, realm_host, NULL, ret, err);
+    *ret = strdup(s->basic);
+    return *ret ? 0 : img_error_set(err, -ENOMEM, "out of memory");
 }
 
 static size_t token_write(char *p, size_t size, size_t n, void *ud) {
@@ -323,9 +364,11 @@ static int token_url(const struct reg_source *s, const struct reg_challenge *c, 
     char *esvc, *escope;
     int n;
 
+    /* Our own scope, never the challenge's: a registry could ask for push
+     * rights, or for another repository, on the user's behalf. */
     snprintf(scope, sizeof(scope), "repository:%s:pull", s->repo);
     esvc = curl_easy_escape(NULL, c->service, 0);
-    escope = curl_easy_escape(NULL, c->scope[0] ? c->scope : scope, 0);
+    escope = curl_easy_escape(NULL, scope, 0);
     n = -1;
     if (esvc && escope) {
         n = snprintf(url, urlsz, "%s%sservice=%s&scope=%s", c->realm,
@@ -442,7 +485,7 @@ static int bearer_token(struct reg_source *s, const struct reg_challenge *c, con
     if (token_url(s, c, url, sizeof(url)) < 0) {
         return img_error_set(err, -EACCES, "%s: the registry's token realm is too long", what);
     }
-    if ((r = realm_basic(s, realm_host, &basic, err)) < 0) {
+    if ((r = realm_basic(s, &basic, err)) < 0) {
         return r;
     }
     r = token_get(s, url, basic, &body, &status, what, err);

@@ -29,7 +29,8 @@ struct reg_source {
     bool insecure;
     struct img_limits limits;
     json_t *auths;             /* the auth file's "auths" object, or NULL; read-only */
-    char *basic;               /* base64 "user:pass" for host (from auths), or NULL */
+    char *basic;               /* base64 "user:pass" for auth_host/repo (from auths), or
+                                  NULL: the only credentials ever sent */
     pthread_mutex_t lock;      /* guards the fields below */
     pthread_mutex_t auth_lock; /* one token request at a time */
     bool scheme_known;
@@ -64,8 +65,9 @@ int reg_auth_load(struct reg_source *s, const char *authfile, struct img_error *
 
 /* Base64 "user:pass" the auth file holds for `host` (and, most specific
  * first, `repo` under it) into *ret (caller frees with reg_secret_free()),
- * or NULL when it holds none. -EBADMSG for an entry that is not base64 of
- * "user:pass". */
+ * or NULL when it holds none. A key matches when its host (case aside),
+ * its port (443 when none is written) and its path are the same.
+ * -EBADMSG for an entry that is not base64 of "user:pass". */
 int reg_auth_lookup(const json_t *auths, const char *host, const char *repo, char **ret,
                     struct img_error *err);
 

@@ -12,13 +12,19 @@ How it misbehaves is named by the repository's first component, modes joined
 by "-": REPO = "MODE[-MODE...]/NAME", e.g. "bearer-redirother/app".
   ok           behaves
   bearer       401 with a Bearer challenge; tokens from /token (any
-               client); requests must carry one it issued
+               client); requests must carry one it issued for the scope
+               "repository:REPO:pull" (as a real token server, a token
+               is good for the scope it was asked for only)
   bearerpriv   the same, but only tokens issued to --user/--password
   accesstoken  the token endpoint answers {"access_token": ...} only
   hugetoken    the token endpoint answers a 20 KB token
   hugetokenbody  the token endpoint answers 100 KB
   realmhttp    the realm is on the plain http listener
   realmother   the realm is https://localhost:OTHER/token (another host)
+  realmotherport  the realm is https://127.0.0.1:OTHER/token (the same
+               host name, another port)
+  scopeother   the challenge's scope asks for push on another repository
+               ("repository:victim/private:pull,push")
   basic        401 with a Basic challenge; needs --user/--password
   rate         429 (Retry-After: 1) always
   rateonce     429 (Retry-After: 1) for the first request of each path
@@ -60,13 +66,14 @@ import sys
 import tarfile
 import threading
 import time
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ARGS = None
 BLOBS = {}      # digest -> bytes
 MANIFESTS = {}  # digest -> (media type, bytes)
 TAGS = {}       # tag -> digest
-TOKENS = {}     # token -> user ("" anonymous)
+TOKENS = {}     # token -> (user ("" anonymous), scope it was issued for)
 COUNTS = {}     # path -> requests seen (rateonce)
 PORTS = {}
 LOCK = threading.Lock()
@@ -242,17 +249,22 @@ class Handler(BaseHTTPRequestHandler):
         if "bearer" in modes or "bearerpriv" in modes:
             tok = got[7:] if got.startswith("Bearer ") else None
             with LOCK:
-                user = TOKENS.get(tok)
-            if user is None or ("bearerpriv" in modes and user != ARGS.user):
+                user, scope = TOKENS.get(tok, (None, None))
+            if (user is None or scope != f"repository:{repo}:pull" or
+                    ("bearerpriv" in modes and user != ARGS.user)):
                 if "realmhttp" in modes:
                     realm = f"http://127.0.0.1:{PORTS['plain']}/token"
                 elif "realmother" in modes:
                     realm = f"https://localhost:{PORTS['other']}/token"
+                elif "realmotherport" in modes:
+                    realm = f"https://127.0.0.1:{PORTS['other']}/token"
                 else:
                     realm = f"https://127.0.0.1:{PORTS['main']}/token"
                 extra = ",".join(sorted(modes & {"accesstoken", "hugetoken", "hugetokenbody"}))
+                want = ("victim/private:pull,push" if "scopeother" in modes else
+                        f"{repo}:pull")
                 ch = (f'Bearer realm="{realm}",service="fake{"-" + extra if extra else ""}",'
-                      f'scope="repository:{repo}:pull"')
+                      f'scope="repository:{want}"')
                 self.error(401, "UNAUTHORIZED", [("WWW-Authenticate", ch)])
                 return False
         return True
@@ -266,7 +278,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.error(400, "NO_SCOPE")
         tok = secrets.token_hex(16)
         with LOCK:
-            TOKENS[tok] = ARGS.user if got else ""
+            TOKENS[tok] = (ARGS.user if got else "", urllib.parse.unquote(q["scope"]))
         svc = q.get("service", "")
         if "hugetokenbody" in svc:
             return self.send(200, json.dumps({"token": tok, "pad": "x" * 100000}).encode())

@@ -51,6 +51,44 @@ touch "$T/reg.log"
 if grep -q "VICTIM-TOKEN" "$T/reg.log"; then
     bad "FINDING: the registry on 127.0.0.1:$EP received a token minted with the auth file's credentials for localhost:$VP ($(tr '\n' ' ' <"$T/reg.log"))"
 else ok; fi
+# The token request went out without credentials (the auth file has none
+# for the registry), and kimactl failed.
+grep -q "victim refused: None" "$T/reg.log" && ok ||
+    bad "the token request to the foreign realm was not anonymous: $(tr '\n' ' ' <"$T/reg.log")"
+[ -s "$T/err" ] && ! grep -q secret "$T/err" && ok || bad "no error, or one that shows a secret"
+# With credentials for the registry itself, they (and only they) go to the
+# realm it names, as docker sends them; the scope asked for is pull on the
+# repository read, never the challenge's push on the victim's repository.
+: >"$T/reg.log"
+printf '{"auths":{"127.0.0.1:%s":{"auth":"%s"},"localhost:%s":{"auth":"%s"}}}\n' \
+    "$EP" "$(printf alice:secret | base64)" "$VP" "$(printf mallory:x | base64)" >"$T/auth2.json"
+"$K" policy generate --insecure --timeout 10 --authfile "$T/auth2.json" --namespace x \
+    "docker://127.0.0.1:$EP/app:v1" >"$T/out" 2>"$T/err"
+if grep -q "victim issued for repository:app:pull$" "$T/reg.log" &&
+    ! grep -q "push\|victim/private" "$T/reg.log"; then ok; else
+    bad "the token request did not ask for repository:app:pull alone: $(tr '\n' ' ' <"$T/reg.log")"
+fi
+kill "$REG_PID" 2>/dev/null
+wait "$REG_PID" 2>/dev/null
+REG_PID=
+
+# The same with the realm on the registry's host name, another port: that
+# is another host, and its auth file entry is not sent either.
+rm -f "$T/reg.json" "$T/reg.log"
+python3 "$HERE/../helpers/hostile-registry.py" --info "$T/reg.json" --log "$T/reg.log" \
+    --realm-same-host --timeout 120 &
+REG_PID=$!
+WAIT_STEP=0.05 wait_until 10 test -s "$T/reg.json" || bad "hostile registry did not start"
+EP=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["evil_port"])' "$T/reg.json")
+VP=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["victim_port"])' "$T/reg.json")
+printf '{"auths":{"127.0.0.1:%s":{"auth":"%s"},"127.0.0.1":{"auth":"%s"}}}\n' "$VP" \
+    "$(printf alice:secret | base64)" "$(printf alice:secret | base64)" >"$T/auth.json"
+"$K" policy generate --insecure --timeout 10 --authfile "$T/auth.json" --namespace x \
+    "docker://127.0.0.1:$EP/app:v1" >"$T/out" 2>"$T/err"
+touch "$T/reg.log"
+if grep -q "VICTIM-TOKEN" "$T/reg.log"; then
+    bad "the registry on 127.0.0.1:$EP received a token minted with the auth file's credentials for 127.0.0.1:$VP ($(tr '\n' ' ' <"$T/reg.log"))"
+else ok; fi
 kill "$REG_PID" 2>/dev/null
 wait "$REG_PID" 2>/dev/null
 REG_PID=

@@ -338,13 +338,31 @@ static void test_bearer(void **state) {
     c.authfile = authfile("wrong", "alice:guess", main_host(), NULL);
     assert_error(read_image("bearerpriv", &c, &E), -EACCES,
                  "authentication failed: check --authfile");
-    /* A realm on another host gets the credentials only when the auth file
-     * names that host itself. */
+    /* A realm on another host gets the registry's credentials (as docker
+     * sends them), never the auth file's entry for the realm's own host:
+     * the registry chooses the realm, and must not get a token minted with
+     * the user's credentials for another service. */
     c.authfile = authfile("good", "alice:secret", main_host(), NULL);
-    assert_error(read_image("bearerpriv-realmother", &c, &E), -EACCES, "authentication failed");
-    snprintf(other, sizeof(other), "localhost:%d", F.other);
-    c.authfile = authfile("both", "alice:secret", main_host(), other, NULL);
     assert_int_equal(read_image("bearerpriv-realmother", &c, &E), 0);
+    snprintf(other, sizeof(other), "localhost:%d", F.other);
+    c.authfile = authfile("realmonly", "alice:secret", other, NULL);
+    assert_error(read_image("bearerpriv-realmother", &c, &E), -EACCES,
+                 "authentication failed: check --authfile");
+    snprintf(other, sizeof(other), "https://localhost:%d/v1/", F.other);
+    c.authfile = authfile("realmurl", "alice:secret", other, NULL);
+    assert_error(read_image("bearerpriv-realmother", &c, &E), -EACCES, "authentication failed");
+    /* The same host name on another port is another host. */
+    snprintf(other, sizeof(other), "127.0.0.1:%d", F.other);
+    c.authfile = authfile("realmport", "alice:secret", other, NULL);
+    assert_error(read_image("bearerpriv-realmotherport", &c, &E), -EACCES, "authentication failed");
+    c.authfile = authfile("good", "alice:secret", main_host(), NULL);
+    assert_int_equal(read_image("bearerpriv-realmotherport", &c, &E), 0);
+    /* A challenge that asks for push on another repository: kima asks for
+     * pull on the repository it reads, and the fake's tokens are good for
+     * the scope they were issued for only. */
+    assert_int_equal(read_image("bearerpriv-scopeother", &c, &E), 0);
+    c.authfile = NULL;
+    assert_int_equal(read_image("bearer-scopeother", &c, &E), 0);
     /* Tokens that cannot be used, realms that must not be. */
     c.authfile = NULL;
     assert_error(read_manifest("bearer-hugetoken", &c, "v1", &E), -EACCES, "no usable \"token\"");
@@ -375,11 +393,64 @@ static void test_basic(void **state) {
     /* Another host's credentials are not sent. */
     c.authfile = authfile("elsewhere", "alice:secret", "registry.example:443", NULL);
     assert_error(read_image("basic", &c, &E), -EACCES, "the auth file has none");
+    /* Nor those of the same host name on another port (443 when none). */
+    snprintf(url, sizeof(url), "127.0.0.1:%d", F.other);
+    c.authfile = authfile("port", "alice:secret", url, "127.0.0.1", NULL);
+    assert_error(read_image("basic", &c, &E), -EACCES, "the auth file has none");
     /* The default places: $REGISTRY_AUTH_FILE first. */
     c.authfile = NULL;
     setenv("REGISTRY_AUTH_FILE", authfile("env", "alice:secret", main_host(), NULL), 1);
     assert_int_equal(read_image("basic", &c, &E), 0);
     unsetenv("REGISTRY_AUTH_FILE");
+}
+
+static void lookup_is(const json_t *auths, const char *host, const char *repo, const char *want) {
+    char *got = NULL;
+    char enc[64];
+
+    assert_int_equal(reg_auth_lookup(auths, host, repo, &got, &E), 0);
+    if (!want) {
+        if (got) {
+            fail_msg("%s / %s: credentials found, none wanted", host, repo ? repo : "");
+        }
+        return;
+    }
+    base64_encode(want, strlen(want), enc);
+    assert_non_null(got);
+    assert_string_equal(got, enc);
+    reg_secret_free(got);
+}
+
+/* Keys match by host (case aside), port (443 when none is written) and
+ * path, the most specific first. */
+static void test_auth_lookup(void **state) {
+    _cleanup_json_ json_t *auths = NULL;
+    json_error_t jerr;
+
+    (void)state;
+    auths = json_loads("{\"reg.example\": {\"auth\": \"YTpob3N0\"},"          /* a:host */
+                       " \"reg.example:5000\": {\"auth\": \"YTo1MDAw\"},"     /* a:5000 */
+                       " \"REG.example:443/team\": {\"auth\": \"YTp0ZWFt\"}," /* a:team */
+                       " \"https://other.example:8443/v1/\": {\"auth\": \"YTpvdGhlcg==\"},"
+                       " \"[::1]:5000\": {\"auth\": \"YTp2Ng==\"}}",
+                       0, &jerr);
+    assert_non_null(auths);
+    lookup_is(auths, "reg.example", "app", "a:host");
+    lookup_is(auths, "reg.example:443", "app", "a:host");
+    lookup_is(auths, "Reg.Example", NULL, "a:host");
+    lookup_is(auths, "reg.example:5000", "app", "a:5000");
+    lookup_is(auths, "reg.example", "team/app", "a:team");
+    lookup_is(auths, "reg.example:443", "team", "a:team");
+    lookup_is(auths, "reg.example:5000", "team/app", "a:5000");
+    lookup_is(auths, "reg.example:5001", "app", NULL);
+    lookup_is(auths, "reg.example.evil", "app", NULL);
+    lookup_is(auths, "reg.exampl", "app", NULL);
+    lookup_is(auths, "other.example:8443", "x", "a:other");
+    lookup_is(auths, "other.example", "x", NULL);
+    lookup_is(auths, "[::1]:5000", "x", "a:v6");
+    lookup_is(auths, "[::1]", "x", NULL);
+    lookup_is(auths, "::1", "x", NULL);
+    lookup_is(NULL, "reg.example", "app", NULL);
 }
 
 static void test_authfile_errors(void **state) {
@@ -604,19 +675,13 @@ static void test_challenges(void **state) {
 
 int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_anonymous),
-            cmocka_unit_test(test_threads),
-            cmocka_unit_test(test_bearer),
-            cmocka_unit_test(test_basic),
-            cmocka_unit_test(test_authfile_errors),
-            cmocka_unit_test(test_statuses),
-            cmocka_unit_test(test_tls),
-            cmocka_unit_test(test_redirects),
-            cmocka_unit_test(test_stall),
-            cmocka_unit_test(test_lengths),
-            cmocka_unit_test(test_manifests),
-            cmocka_unit_test(test_arguments),
-            cmocka_unit_test(test_challenges),
+            cmocka_unit_test(test_anonymous),   cmocka_unit_test(test_threads),
+            cmocka_unit_test(test_bearer),      cmocka_unit_test(test_basic),
+            cmocka_unit_test(test_auth_lookup), cmocka_unit_test(test_authfile_errors),
+            cmocka_unit_test(test_statuses),    cmocka_unit_test(test_tls),
+            cmocka_unit_test(test_redirects),   cmocka_unit_test(test_stall),
+            cmocka_unit_test(test_lengths),     cmocka_unit_test(test_manifests),
+            cmocka_unit_test(test_arguments),   cmocka_unit_test(test_challenges),
     };
 
     if (argc < 2) {
