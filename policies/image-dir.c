@@ -156,8 +156,8 @@ static int add_one(struct walk *w, int dfd, const char *name, size_t plen, unsig
     meta = plen + (S_ISLNK(st.st_mode) && st.st_size > 0
                            ? (uint64_t)st.st_size > max ? max + 1 : (uint64_t)st.st_size
                            : 0);
-    if ((rc = img_run_charge(&w->run, w->path, S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0,
-                             meta, w->err)) < 0) {
+    if ((rc = img_run_charge(&w->run, w->path, S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0, meta,
+                             w->err)) < 0) {
         return rc;
     }
     if (S_ISREG(st.st_mode)) {

@@ -63,9 +63,9 @@ struct tnode {
  * name, once found, keeps naming the same node; new names change no
  * lookup), so any removal empties the cache. */
 struct walk_prefix {
-    size_t end;          /* offset in path just past the component */
-    int links;           /* symbolic links followed from the root to here */
-    struct tnode *node;  /* the directory reached */
+    size_t end;         /* offset in path just past the component */
+    int links;          /* symbolic links followed from the root to here */
+    struct tnode *node; /* the directory reached */
 };
 
 struct walk_cache {
