@@ -72,6 +72,15 @@ if [ "$mrc" = 2 ] && echo "$mrest" | grep -q -- "--max-"; then ok
 elif [ "$mrc" = 0 ] && [ "$mrss" -lt 160 ]; then ok
 else bad "FINDING: 60,000 long-path entries (a 4 MB layer): exit $mrc, peak RSS $mrss MiB (no cap on entry metadata): $mrest"; fi
 
+# --- 2b. (Medium, fixed with 2) CPU: each entry's parent re-walked from
+# the root through 40 links of 641 components: 6,000 entries whose parents
+# alternate between two such chains are 154 million components. What must
+# hold: the walk budget refuses it (exit 2, naming --max-walk), counted,
+# not timed.
+$AI linkwalk "$T/walk.tar.gz" 6000 && $AI layout "$T/walk" "$T/walk.tar.gz"
+expect 2 "$K" policy generate --node --threads 1 "oci:$T/walk:v1"
+has "$T/err" "(raise the cap with --max-walk)" "link chains walked again for every entry"
+
 # --- 3. FINDING (Medium): the IMA policy docs/kubernetes.md recommends
 # measures FILE_CHECK for uid 0, so every dynamically linked program a
 # root container runs makes the kernel measure /etc/ld.so.cache (ld.so
