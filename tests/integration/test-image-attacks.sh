@@ -80,6 +80,14 @@ else bad "FINDING: 60,000 long-path entries (a 4 MB layer): exit $mrc, peak RSS 
 $AI linkwalk "$T/walk.tar.gz" 6000 && $AI layout "$T/walk" "$T/walk.tar.gz"
 expect 2 "$K" policy generate --node --threads 1 "oci:$T/walk:v1"
 has "$T/err" "(raise the cap with --max-walk)" "link chains walked again for every entry"
+# The flags: the chains' 80 link targets of 1,604 bytes pass 64 KiB of
+# metadata; a cap of 0 is a usage error; --help names both.
+expect 2 "$K" policy generate --node --max-meta-bytes 65536 "oci:$T/walk:v1"
+has "$T/err" "(raise the cap with --max-meta-bytes), reached at entry" "--max-meta-bytes"
+expect 64 "$K" policy generate --node --max-walk 0 "oci:$T/walk:v1"
+expect 0 "$K" policy --help
+has "$T/out" "--max-meta-bytes N" "--help"
+has "$T/out" "--max-walk N" "--help"
 
 # --- 3. FINDING (Medium): the IMA policy docs/kubernetes.md recommends
 # measures FILE_CHECK for uid 0, so every dynamically linked program a
