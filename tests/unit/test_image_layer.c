@@ -621,7 +621,9 @@ static struct tent *long_tents(size_t n, size_t plen, bool link) {
         char *long_part = malloc(plen + 1), *name;
         assert_non_null(long_part);
         memset(long_part, 'p', plen);
-        snprintf(long_part + plen - 4, 5, "%04zu", i);
+        char num[24];
+        snprintf(num, sizeof(num), "%04zu", i % 10000);
+        memcpy(long_part + plen - 4, num, 5);
         if (link) {
             assert_true(asprintf(&name, "l%04zu", i) > 0);
             v[i] = (struct tent){name, 'l', long_part, 0777, 0};
