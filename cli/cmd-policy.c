@@ -58,6 +58,11 @@ static void policy_usage(FILE *f) {
                "  --max-entries N      tar entries (2000000), bytes of a path (4096) and of a\n"
                "  --max-path N         manifest, index or config (4 MiB)\n"
                "  --max-manifest N\n"
+               "  --max-meta-bytes N   cap on the memory of entry paths and link targets, 64\n"
+               "                       bytes an entry more (all layers together), and on the\n"
+               "                       file tree's (128 MiB)\n"
+               "  --max-walk N         cap on the path components walked to resolve parent\n"
+               "                       directories and links, per image (128000000)\n"
                "  --threads N          layers read and hashed at once (default: one per CPU)\n"
                "\n"
                "merge: the union of the digests per path, the images and the excludes of\n"
@@ -215,6 +220,8 @@ enum {
     OPT_MAX_ENTRIES,
     OPT_MAX_PATH,
     OPT_MAX_MANIFEST,
+    OPT_MAX_META_BYTES,
+    OPT_MAX_WALK,
     OPT_THREADS,
 };
 
@@ -237,6 +244,8 @@ static const struct option gen_opts[] = {
         {"max-entries", required_argument, NULL, OPT_MAX_ENTRIES},
         {"max-path", required_argument, NULL, OPT_MAX_PATH},
         {"max-manifest", required_argument, NULL, OPT_MAX_MANIFEST},
+        {"max-meta-bytes", required_argument, NULL, OPT_MAX_META_BYTES},
+        {"max-walk", required_argument, NULL, OPT_MAX_WALK},
         {"threads", required_argument, NULL, OPT_THREADS},
         {"help", no_argument, NULL, 'h'},
         {0},
@@ -257,6 +266,10 @@ static int gen_number_option(struct gen_args *a, int o) {
         return set_number(1, UINT64_MAX, "--max-bytes", &l->max_bytes);
     case OPT_MAX_ENTRIES:
         return set_number(1, UINT64_MAX, "--max-entries", &l->max_entries);
+    case OPT_MAX_META_BYTES:
+        return set_number(4096, UINT64_MAX, "--max-meta-bytes", &l->max_meta_bytes);
+    case OPT_MAX_WALK:
+        return set_number(1, UINT64_MAX, "--max-walk", &l->max_walk);
     case OPT_MAX_PATH:
         r = set_number(256, 1 << 20, "--max-path", &v);
         l->max_path = (size_t)v;

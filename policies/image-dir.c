@@ -134,6 +134,7 @@ static int walk_dir(struct walk *w, int dfd, size_t plen, unsigned depth);
 
 static int add_one(struct walk *w, int dfd, const char *name, size_t plen, unsigned depth) {
     size_t max = w->run.o->limits.max_path, len = strlen(name);
+    uint64_t meta;
     struct stat st;
     int fd, rc;
 
@@ -151,8 +152,12 @@ static int add_one(struct walk *w, int dfd, const char *name, size_t plen, unsig
     if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
         return walk_error(w, -errno, strerror(errno));
     }
-    if ((rc = img_run_charge(&w->run, S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0, w->err)) <
-        0) {
+    /* A link's size is its target's length; readlinkat caps what is read. */
+    meta = plen + (S_ISLNK(st.st_mode) && st.st_size > 0
+                           ? (uint64_t)st.st_size > max ? max + 1 : (uint64_t)st.st_size
+                           : 0);
+    if ((rc = img_run_charge(&w->run, w->path, S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0, meta,
+                             w->err)) < 0) {
         return rc;
     }
     if (S_ISREG(st.st_mode)) {

@@ -70,13 +70,17 @@ struct img_hash_pool;
 struct img_run {
     const struct img_options *o;
     struct img_hash_pool *pool;
-    _Atomic uint64_t bytes, entries;
+    _Atomic uint64_t bytes, entries, meta;
     atomic_bool stop; /* a layer failed: the others stop early */
 };
 
-/* Count one more entry and `bytes` more bytes against the caps; -E2BIG with
- * a sentence naming the cap and its flag. */
-int img_run_charge(struct img_run *run, uint64_t bytes, struct img_error *err);
+/* Count one more entry (named `entry` in errors), `bytes` more bytes of
+ * content and `meta` bytes of path and link target (plus
+ * IMG_META_ENTRY_COST) against the caps: max_entries, max_bytes,
+ * max_meta_bytes. -E2BIG with a sentence naming the entry, the cap and its
+ * flag. */
+int img_run_charge(struct img_run *run, const char *entry, uint64_t bytes, uint64_t meta,
+                   struct img_error *err);
 
 /* Read one tar layer (uncompressed, gzip, zstd or xz, detected from the
  * bytes) from `s` into `l`, then `s` to its end. Does not take `s`.

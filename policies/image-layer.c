@@ -150,23 +150,43 @@ const char *img_quote(const char *s, char *buf, size_t size) {
 
 /* ---- caps ---- */
 
-int img_run_charge(struct img_run *run, uint64_t bytes, struct img_error *err) {
+/* Add `n` to `counter` unless that passes `cap`; saturating, so that
+ * counters shared by threads never wrap. */
+static bool charge_capped(_Atomic uint64_t *counter, uint64_t n, uint64_t cap) {
+    uint64_t old = atomic_fetch_add(counter, n > cap ? cap + 1 : n);
+
+    return n <= cap && old <= cap - n;
+}
+
+int img_run_charge(struct img_run *run, const char *entry, uint64_t bytes, uint64_t meta,
+                   struct img_error *err) {
     const struct img_limits *lim = &run->o->limits;
     uint64_t entries = atomic_fetch_add(&run->entries, 1) + 1;
-    uint64_t old;
+    char q[IMG_QUOTE_MAX];
 
+    img_quote(entry ? entry : "", q, sizeof(q));
     if (entries > lim->max_entries) {
         return img_error_set(err, -E2BIG,
-                             "more than %llu entries in all layers together (raise the cap "
-                             "with --max-entries)",
-                             (unsigned long long)lim->max_entries);
+                             "entry \"%s\": more than %llu entries in all layers together "
+                             "(raise the cap with --max-entries)",
+                             q, (unsigned long long)lim->max_entries);
     }
-    old = atomic_fetch_add(&run->bytes, bytes > lim->max_bytes ? lim->max_bytes + 1 : bytes);
-    if (bytes > lim->max_bytes || old > lim->max_bytes - bytes) {
+    if (!charge_capped(&run->bytes, bytes, lim->max_bytes)) {
         return img_error_set(err, -E2BIG,
-                             "more than %llu uncompressed bytes in all layers together (raise "
-                             "the cap with --max-bytes)",
-                             (unsigned long long)lim->max_bytes);
+                             "entry \"%s\": more than %llu uncompressed bytes in all layers "
+                             "together (raise the cap with --max-bytes)",
+                             q, (unsigned long long)lim->max_bytes);
+    }
+    /* Paths and link targets stay in memory until the tree is built: an
+     * empty file with a long path costs nothing against max_bytes. The
+     * cause first: the entry is often nothing but a long path. */
+    meta = meta > UINT64_MAX - IMG_META_ENTRY_COST ? UINT64_MAX : meta + IMG_META_ENTRY_COST;
+    if (!charge_capped(&run->meta, meta, lim->max_meta_bytes)) {
+        return img_error_set(err, -E2BIG,
+                             "more than %llu bytes of entry paths and link targets in memory "
+                             "in all layers together (raise the cap with --max-meta-bytes), "
+                             "reached at entry \"%s\"",
+                             (unsigned long long)lim->max_meta_bytes, q);
     }
     return 0;
 }
@@ -492,10 +512,20 @@ bad:
                          img_quote(raw, q, sizeof(q)), why);
 }
 
+/* The bytes of path and link target the entry may keep in memory (as
+ * written: normalising only shortens them). */
+static uint64_t entry_meta(struct archive_entry *ae, const char *raw) {
+    const char *link = archive_entry_hardlink(ae);
+
+    if (!link) {
+        link = archive_entry_symlink(ae);
+    }
+    return (uint64_t)strlen(raw) + (link ? strlen(link) : 0);
+}
+
 static int read_entry(struct reader *r, struct archive *a, struct archive_entry *ae,
                       struct img_layer *l, char *path, char *link, struct img_error *err) {
     const char *raw = archive_entry_pathname(ae);
-    char q[IMG_QUOTE_MAX];
     int64_t size = archive_entry_size(ae);
     int rc;
 
@@ -505,8 +535,8 @@ static int read_entry(struct reader *r, struct archive *a, struct archive_entry 
     if (!raw || !raw[0]) {
         return img_error_set(err, -EBADMSG, "an entry without a path");
     }
-    if ((rc = img_run_charge(r->run, size > 0 ? (uint64_t)size : 0, err)) < 0) {
-        img_error_prefix(err, "entry \"%s\"", img_quote(raw, q, sizeof(q)));
+    if ((rc = img_run_charge(r->run, raw, size > 0 ? (uint64_t)size : 0, entry_meta(ae, raw),
+                             err)) < 0) {
         return rc;
     }
     return read_entry_record(r, a, ae, l, raw, path, link, err);

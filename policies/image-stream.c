@@ -54,6 +54,8 @@ void img_limits_default(struct img_limits *l) {
     *l = (struct img_limits){
             .max_bytes = UINT64_C(64) << 30,
             .max_entries = 2000000,
+            .max_meta_bytes = UINT64_C(128) << 20,
+            .max_walk = UINT64_C(64) * 2000000,
             .max_path = 4096,
             .max_manifest = 4u << 20,
             .max_json_depth = 32,

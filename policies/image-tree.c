@@ -11,7 +11,16 @@
  * keeps what its own layer wrote, in whatever order the tar lists them.
  * What must stay true: a node's children are sorted by name (binary
  * search), and no node's path is longer than TREE_PATH_MAX (which also
- * bounds the recursion over the tree). */
+ * bounds the recursion over the tree).
+ *
+ * Untrusted layers choose the paths and the links, so two costs are capped
+ * for the whole image: the components walked to resolve parents (each
+ * link target of up to max_path bytes re-walked at every use, up to 40 in
+ * a row) against limits.max_walk, and the nodes' memory (a 4 KiB path can
+ * make 2,000 directories) against limits.max_meta_bytes. Tar entries come
+ * mostly in directory order, so the resolved prefixes of the last path are
+ * kept (struct walk_cache): an entry walks only the components after the
+ * prefix it shares with the one before. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,6 +32,9 @@
 
 /* A path the kernel logs has fewer than PATH_MAX (4096) bytes. */
 #define TREE_PATH_MAX 4095
+/* What a node costs beside its name and link target: the struct, its slot
+ * in its directory, a file's content record, malloc's headers. */
+#define TREE_NODE_COST 128
 
 enum tnode_type { TNODE_DIR, TNODE_FILE, TNODE_SYMLINK };
 
@@ -46,14 +58,35 @@ struct tnode {
     struct tcontent *content; /* files */
 };
 
+/* The directory after each component of the path last resolved from the
+ * root. A prefix resolves the same way as long as no node is removed (a
+ * name, once found, keeps naming the same node; new names change no
+ * lookup), so any removal empties the cache. */
+struct walk_prefix {
+    size_t end;         /* offset in path just past the component */
+    int links;          /* symbolic links followed from the root to here */
+    struct tnode *node; /* the directory reached */
+};
+
+struct walk_cache {
+    char *path;
+    size_t path_alloc;
+    struct walk_prefix *v; /* v[0]: the root; n == 0: empty */
+    size_t n, alloc;
+};
+
 struct img_tree {
     struct tnode *root;
     unsigned gen;
+    uint64_t walked;     /* components walked, against limits.max_walk */
+    uint64_t node_bytes; /* of the nodes in the tree, against limits.max_meta_bytes */
+    struct walk_cache cache;
 };
 
 /* The state of one entry's application: for errors. */
 struct apply {
     struct img_tree *t;
+    const struct img_limits *lim;
     const struct img_entry *e;
     struct img_error *err;
     int links; /* symbolic links followed for this entry */
@@ -65,12 +98,20 @@ static void content_unref(struct tcontent *c) {
     }
 }
 
-static void node_free(struct tnode *n) {
+static uint64_t node_cost(const struct tnode *n) {
+    return TREE_NODE_COST + strlen(n->name) + (n->target ? strlen(n->target) : 0);
+}
+
+/* Free `n` and what is under it; `t`: they were in t (refund their cost). */
+static void node_free(struct img_tree *t, struct tnode *n) {
     if (!n) {
         return;
     }
+    if (t) {
+        t->node_bytes -= node_cost(n);
+    }
     for (size_t i = 0; i < n->n_kids; i++) {
-        node_free(n->kids[i]);
+        node_free(t, n->kids[i]);
     }
     free(n->kids);
     free(n->target);
@@ -103,7 +144,9 @@ int img_tree_new(struct img_tree **ret) {
 
 void img_tree_free(struct img_tree *t) {
     if (t) {
-        node_free(t->root);
+        node_free(NULL, t->root);
+        free(t->cache.path);
+        free(t->cache.v);
         free(t);
     }
 }
@@ -157,20 +200,29 @@ static int entry_error(struct apply *ap, int rc, const char *fmt, ...) {
                          what);
 }
 
-/* Put `n` under `dir` at index i (from dir_find). */
+/* Put `n` (not yet in the tree) under `dir` at index i (from dir_find);
+ * frees n on error. */
 static int dir_insert(struct apply *ap, struct tnode *dir, size_t i, struct tnode *n) {
     size_t plen = dir->plen + 1 + strlen(n->name);
+    uint64_t cost = node_cost(n);
 
     if (plen > TREE_PATH_MAX) {
-        node_free(n);
+        node_free(NULL, n);
         return entry_error(ap, -ENAMETOOLONG, "its path in the image is longer than %d bytes",
                            TREE_PATH_MAX);
+    }
+    if (cost > ap->lim->max_meta_bytes || ap->t->node_bytes > ap->lim->max_meta_bytes - cost) {
+        node_free(NULL, n);
+        return entry_error(ap, -E2BIG,
+                           "the file tree takes more than %llu bytes of memory (raise the cap "
+                           "with --max-meta-bytes)",
+                           (unsigned long long)ap->lim->max_meta_bytes);
     }
     if (dir->n_kids == dir->a_kids) {
         size_t na = dir->a_kids ? 2 * dir->a_kids : 4;
         struct tnode **nk = realloc(dir->kids, na * sizeof(*nk));
         if (!nk) {
-            node_free(n);
+            node_free(NULL, n);
             return img_error_set(ap->err, -ENOMEM, "out of memory");
         }
         dir->kids = nk;
@@ -181,12 +233,14 @@ static int dir_insert(struct apply *ap, struct tnode *dir, size_t i, struct tnod
     dir->n_kids++;
     n->parent = dir;
     n->plen = plen;
+    ap->t->node_bytes += cost;
     touch(n, ap->t->gen);
     return 0;
 }
 
-static void dir_remove(struct tnode *dir, size_t i) {
-    node_free(dir->kids[i]);
+static void dir_remove(struct img_tree *t, struct tnode *dir, size_t i) {
+    t->cache.n = 0; /* a cached prefix may run through what goes */
+    node_free(t, dir->kids[i]);
     memmove(dir->kids + i, dir->kids + i + 1, (dir->n_kids - i - 1) * sizeof(*dir->kids));
     dir->n_kids--;
 }
@@ -265,6 +319,34 @@ static int step(struct apply *ap, struct tnode *cur, const char *name, size_t le
                        create, n, ret);
 }
 
+/* One component walked (of a path or a link target, "." and "" too)
+ * against the image's budget. */
+static int walk_charge(struct apply *ap) {
+    if (++ap->t->walked > ap->lim->max_walk) {
+        return entry_error(ap, -E2BIG,
+                           "more than %llu path components walked in the image to resolve "
+                           "parent directories and symbolic links (raise the cap with "
+                           "--max-walk)",
+                           (unsigned long long)ap->lim->max_walk);
+    }
+    return 0;
+}
+
+/* Walk the component of `len` bytes at `p` from `cur` (NULL stays NULL). */
+static int walk_one(struct apply *ap, struct tnode *cur, const char *p, size_t len, bool create,
+                    const struct tnode *via, struct tnode **ret) {
+    int rc = walk_charge(ap);
+
+    if (rc < 0) {
+        return rc;
+    }
+    if (len > 0 && !(len == 1 && p[0] == '.')) {
+        return step(ap, cur, p, len, create, via, ret);
+    }
+    *ret = cur;
+    return 0;
+}
+
 /* Resolve `path` as a directory from `cur`, following every link; *ret is
  * NULL when a component is missing and !create. */
 static int resolve_dir(struct apply *ap, struct tnode *cur, const char *path, size_t plen,
@@ -276,10 +358,93 @@ static int resolve_dir(struct apply *ap, struct tnode *cur, const char *path, si
         const char *slash = memchr(p, '/', (size_t)(end - p));
         size_t len = slash ? (size_t)(slash - p) : (size_t)(end - p);
 
-        if (len > 0 && !(len == 1 && p[0] == '.')) {
-            if ((rc = step(ap, cur, p, len, create, via, &cur)) < 0) {
-                return rc;
-            }
+        if ((rc = walk_one(ap, cur, p, len, create, via, &cur)) < 0) {
+            return rc;
+        }
+        p += len + (slash ? 1 : 0);
+    }
+    *ret = cur;
+    return 0;
+}
+
+/* The longest cached prefix of path[0..plen) that ends at a component's
+ * end; the cache starts with the root when it is empty. */
+static int cache_match(struct walk_cache *c, struct tnode *root, const char *path, size_t plen,
+                       size_t *ret_k) {
+    size_t m = 0, k;
+
+    if (c->n == 0) {
+        if (!c->v && !(c->v = calloc(c->alloc = 16, sizeof(*c->v)))) {
+            return -ENOMEM;
+        }
+        c->v[0] = (struct walk_prefix){.node = root};
+        c->n = 1;
+    }
+    while (m < plen && m < c->v[c->n - 1].end && path[m] == c->path[m]) {
+        m++;
+    }
+    for (k = c->n - 1; k > 0; k--) {
+        if (c->v[k].end <= m && (c->v[k].end == plen || path[c->v[k].end] == '/')) {
+            break;
+        }
+    }
+    *ret_k = k;
+    return 0;
+}
+
+/* Remember that path[0..end) leads to `node` (path[0..end) is already in
+ * c->path). */
+static int cache_push(struct walk_cache *c, size_t end, int links, struct tnode *node) {
+    if (c->n == c->alloc) {
+        struct walk_prefix *nv = realloc(c->v, 2 * c->alloc * sizeof(*nv));
+        if (!nv) {
+            return -ENOMEM;
+        }
+        c->v = nv;
+        c->alloc *= 2;
+    }
+    c->v[c->n++] = (struct walk_prefix){.end = end, .links = links, .node = node};
+    return 0;
+}
+
+/* resolve_dir() from the root, starting after the longest prefix shared
+ * with the path resolved before: the same result, the same links counted,
+ * without walking the prefix again. */
+static int resolve_root(struct apply *ap, const char *path, size_t plen, bool create,
+                        struct tnode **ret) {
+    struct walk_cache *c = &ap->t->cache;
+    int links0 = ap->links, rc;
+    struct tnode *cur;
+    const char *p;
+    size_t k;
+
+    if (plen >= c->path_alloc) {
+        char *np = realloc(c->path, plen + 1);
+        if (!np) {
+            c->n = 0;
+            return img_error_set(ap->err, -ENOMEM, "out of memory");
+        }
+        c->path = np;
+        c->path_alloc = plen + 1;
+    }
+    if (cache_match(c, ap->t->root, path, plen, &k) < 0) {
+        return img_error_set(ap->err, -ENOMEM, "out of memory");
+    }
+    memcpy(c->path, path, plen);
+    c->n = k + 1;
+    cur = c->v[k].node;
+    ap->links += c->v[k].links;
+    for (p = path + c->v[k].end + (c->v[k].end < plen && k > 0); p < path + plen && cur;) {
+        const char *slash = memchr(p, '/', (size_t)(path + plen - p));
+        size_t len = slash ? (size_t)(slash - p) : (size_t)(path + plen - p);
+
+        if ((rc = walk_one(ap, cur, p, len, create, NULL, &cur)) < 0) {
+            c->n = 0;
+            return rc;
+        }
+        if (cur && cache_push(c, (size_t)(p - path) + len, ap->links - links0, cur) < 0) {
+            c->n = 0;
+            return img_error_set(ap->err, -ENOMEM, "out of memory");
         }
         p += len + (slash ? 1 : 0);
     }
@@ -293,18 +458,17 @@ static int resolve_parent(struct apply *ap, const char *path, bool create, struc
     const char *slash = strrchr(path, '/');
 
     *ret_name = slash ? slash + 1 : path;
-    return resolve_dir(ap, ap->t->root, path, slash ? (size_t)(slash - path) : 0, create, NULL,
-                       ret);
+    return resolve_root(ap, path, slash ? (size_t)(slash - path) : 0, create, ret);
 }
 
 /* Remove what lower layers left under `dir`, keep what this layer wrote. */
-static void hide_lower(struct tnode *dir, unsigned gen) {
+static void hide_lower(struct img_tree *t, struct tnode *dir) {
     for (size_t i = dir->n_kids; i-- > 0;) {
         struct tnode *k = dir->kids[i];
-        if (k->gen != gen) {
-            dir_remove(dir, i);
+        if (k->gen != t->gen) {
+            dir_remove(t, dir, i);
         } else if (k->type == TNODE_DIR) {
-            hide_lower(k, gen);
+            hide_lower(t, k);
         }
     }
 }
@@ -316,9 +480,9 @@ static int apply_whiteout(struct apply *ap) {
     int rc;
 
     if (ap->e->type == IMG_ENTRY_OPAQUE) {
-        rc = resolve_dir(ap, ap->t->root, ap->e->path, strlen(ap->e->path), false, NULL, &dir);
+        rc = resolve_root(ap, ap->e->path, strlen(ap->e->path), false, &dir);
         if (rc == 0 && dir) {
-            hide_lower(dir, ap->t->gen);
+            hide_lower(ap->t, dir);
         }
         return rc;
     }
@@ -328,9 +492,9 @@ static int apply_whiteout(struct apply *ap) {
     }
     n = dir->kids[i];
     if (n->gen != ap->t->gen) {
-        dir_remove(dir, i);
+        dir_remove(ap->t, dir, i);
     } else if (n->type == TNODE_DIR) {
-        hide_lower(n, ap->t->gen);
+        hide_lower(ap->t, n);
     }
     return 0;
 }
@@ -393,7 +557,7 @@ static int make_node(struct apply *ap, const char *name, struct tnode **ret) {
         n->target = strdup(src ? src->target : e->link);
     }
     if ((type == TNODE_FILE && !n->content) || (type == TNODE_SYMLINK && !n->target)) {
-        node_free(n);
+        node_free(NULL, n);
         return img_error_set(ap->err, -ENOMEM, "out of memory");
     }
     *ret = n;
@@ -422,20 +586,23 @@ static int apply_entry(struct apply *ap) {
         return rc;
     }
     if (old) {
-        dir_remove(dir, i);
+        dir_remove(ap->t, dir, i);
     }
     return dir_insert(ap, dir, i, n);
 }
 
 int img_tree_apply(struct img_tree *t, const struct img_layer *l, const struct img_options *o,
                    struct img_error *err) {
-    struct apply ap = {.t = t, .err = err};
+    struct img_limits def;
+    struct apply ap = {.t = t, .err = err, .lim = o ? &o->limits : &def};
     int rc;
 
     if (!t || !l) {
         return img_error_set(err, -EINVAL, "invalid arguments");
     }
-    (void)o;
+    if (!o) {
+        img_limits_default(&def);
+    }
     t->gen++;
     for (size_t i = 0; i < l->n_entries; i++) {
         ap.e = l->entries[i];

@@ -42,6 +42,11 @@ void img_error_prefix(struct img_error *err, const char *fmt, ...) _printf_(2, 3
 struct img_limits {
     uint64_t max_bytes;      /* uncompressed bytes of all layers together */
     uint64_t max_entries;    /* tar entries of all layers together */
+    uint64_t max_meta_bytes; /* entry metadata in memory: paths, link targets and
+                              * IMG_META_ENTRY_COST an entry, of all layers
+                              * together; and, on its own, the file tree's nodes */
+    uint64_t max_walk;       /* path components walked resolving the entries' parent
+                              * directories and the links on the way, per image */
     size_t max_path;         /* bytes of an entry's path or link target */
     size_t max_manifest;     /* bytes of a manifest, index, config or auth file */
     unsigned max_json_depth; /* nesting of those JSON documents */
@@ -49,8 +54,12 @@ struct img_limits {
     unsigned timeout_s;      /* a registry that sends nothing for this long */
 };
 
-/* 64 GiB, 2,000,000 entries, 4,096-byte paths, 4 MiB manifests, depth 32,
- * 256 layers, 60 s. */
+/* What an entry costs in memory beside its path and link target. */
+#define IMG_META_ENTRY_COST 64
+
+/* 64 GiB, 2,000,000 entries, 128 MiB of entry metadata, 128,000,000
+ * components walked (64 an entry at the entry cap), 4,096-byte paths,
+ * 4 MiB manifests, depth 32, 256 layers, 60 s. */
 void img_limits_default(struct img_limits *l);
 
 /* ---- options ---- */

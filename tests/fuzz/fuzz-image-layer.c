@@ -99,6 +99,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     o.select = IMG_SELECT_ALL;
     o.limits.max_bytes = 64u << 20;
     o.limits.max_entries = 10000;
+    o.limits.max_meta_bytes = 16u << 20;
+    o.limits.max_walk = 64 * 10000;
     rc = img_layers_read(1, open_mem, &in, labels, &o, &l, &err);
     if (rc < 0) {
         check(!l && strncmp(err.msg, "layer 1/1: ", 11) == 0);

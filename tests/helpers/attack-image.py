@@ -10,6 +10,10 @@ Python's tarfile (no network, no root).
       l:PATH:TARGET (symlink), h:PATH:TARGET (hard link)
   attack-image.py longpaths OUT.gz N LEN   N empty 0644 files, each with a
       distinct path of about LEN bytes (pax), gzip level 1
+  attack-image.py linkwalk OUT.gz N        two chains of 40 symbolic links,
+      each target 320 times "a/../" then the next link, and N empty files
+      whose parents alternate between the chains' first links (each entry's
+      parent is 25,640 components to walk, and never the one before)
   attack-image.py docker-archive OUT VARIANT  a docker-archive whose
       manifest.json misbehaves: dotdot (a layer "../../etc/passwd"),
       symout (a layer reached through a member symlink to /etc), dup (the
@@ -104,6 +108,25 @@ def longpaths(out, n, plen):
                 t.addfile(ti)
 
 
+def linkwalk(out, n):
+    climb = "a/../" * 320
+    with gzip.open(out, "wb", compresslevel=1) as g:
+        with tarfile.open(fileobj=g, mode="w", format=tarfile.PAX_FORMAT) as t:
+            ti = tarfile.TarInfo("a")
+            ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+            t.addfile(ti)
+            for c in "xy":
+                for i in range(40):
+                    ti = tarfile.TarInfo("%s%02d" % (c, i))
+                    ti.type = tarfile.SYMTYPE
+                    ti.linkname = climb + ("%s%02d" % (c, i + 1) if i < 39 else "a")
+                    t.addfile(ti)
+            for i in range(n):
+                ti = tarfile.TarInfo("%s00/f%06d" % ("xy"[i % 2], i))
+                ti.mode = 0o644
+                t.addfile(ti)
+
+
 def member(t, name, data=None, link=None):
     ti = tarfile.TarInfo(name)
     if link is not None:
@@ -143,6 +166,8 @@ def main():
         make_tar(out, sys.argv[3:])
     elif cmd == "longpaths":
         longpaths(out, int(sys.argv[3]), int(sys.argv[4]))
+    elif cmd == "linkwalk":
+        linkwalk(out, int(sys.argv[3]))
     elif cmd == "docker-archive":
         docker_archive(out, sys.argv[3])
     else:

@@ -2,8 +2,11 @@
 # SPDX-License-Identifier: Apache-2.0
 # The review of issue 13's policy generator, as tests: hostile images and a
 # hostile registry against kimactl policy generate. Each case asserts what
-# SHOULD hold; the cases marked "FINDING" fail until the hole they show is
-# fixed (see the review report in the commit that added them).
+# must hold; those marked FINDING held a hole when the review found it (a
+# token minted with another registry's credentials, unbounded entry
+# metadata, link chains walked again per entry, a selection the recommended
+# IMA policy did not match), all fixed since; the bad() texts still say
+# what the hole was.
 # Loopback only; every image is made here by tests/helpers/attack-image.py.
 # Usage: test-image-attacks.sh KIMACTL
 set -u
@@ -109,6 +112,23 @@ read -r mrc mrss mrest <"$T/mem"
 if [ "$mrc" = 2 ] && echo "$mrest" | grep -q -- "--max-"; then ok
 elif [ "$mrc" = 0 ] && [ "$mrss" -lt 160 ]; then ok
 else bad "FINDING: 60,000 long-path entries (a 4 MB layer): exit $mrc, peak RSS $mrss MiB (no cap on entry metadata): $mrest"; fi
+
+# --- 2b. (Medium, fixed with 2) CPU: each entry's parent re-walked from
+# the root through 40 links of 641 components: 6,000 entries whose parents
+# alternate between two such chains are 154 million components. What must
+# hold: the walk budget refuses it (exit 2, naming --max-walk), counted,
+# not timed.
+$AI linkwalk "$T/walk.tar.gz" 6000 && $AI layout "$T/walk" "$T/walk.tar.gz"
+expect 2 "$K" policy generate --node --threads 1 "oci:$T/walk:v1"
+has "$T/err" "(raise the cap with --max-walk)" "link chains walked again for every entry"
+# The flags: the chains' 80 link targets of 1,604 bytes pass 64 KiB of
+# metadata; a cap of 0 is a usage error; --help names both.
+expect 2 "$K" policy generate --node --max-meta-bytes 65536 "oci:$T/walk:v1"
+has "$T/err" "(raise the cap with --max-meta-bytes), reached at entry" "--max-meta-bytes"
+expect 64 "$K" policy generate --node --max-walk 0 "oci:$T/walk:v1"
+expect 0 "$K" policy --help
+has "$T/out" "--max-meta-bytes N" "--help"
+has "$T/out" "--max-walk N" "--help"
 
 # --- 3. (was Medium) The IMA policy docs/kubernetes.md recommended
 # measured FILE_CHECK for uid 0, so every dynamically linked program a root

@@ -608,6 +608,271 @@ static void test_caps(void **state) {
     kbuf_free(&out);
 }
 
+/* ---- entry metadata in memory (--max-meta-bytes) ---- */
+
+/* n entries: file `prefix`NNNN (a path of `plen` bytes), or, with `link`,
+ * a symbolic link "lNNNN" to a target of `plen` bytes. Caller frees v[i].path
+ * and v[i].data with free_tents(). */
+static struct tent *long_tents(size_t n, size_t plen, bool link) {
+    struct tent *v = calloc(n, sizeof(*v));
+
+    assert_non_null(v);
+    for (size_t i = 0; i < n; i++) {
+        char *long_part = malloc(plen + 1), *name;
+        assert_non_null(long_part);
+        memset(long_part, 'p', plen);
+        char num[24];
+        snprintf(num, sizeof(num), "%04zu", i % 10000);
+        memcpy(long_part + plen - 4, num, 5);
+        if (link) {
+            assert_true(asprintf(&name, "l%04zu", i) > 0);
+            v[i] = (struct tent){name, 'l', long_part, 0777, 0};
+        } else {
+            v[i] = (struct tent){long_part, 'f', NULL, 0644, 0};
+        }
+    }
+    return v;
+}
+
+static void free_tents(struct tent *v, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        free((char *)v[i].path);
+        if (v[i].type == 'l') {
+            free((char *)v[i].data);
+        }
+    }
+    free(v);
+}
+
+static void test_meta_cap(void **state) {
+    /* 40 entries of 1,000-byte paths: 40 x 1,064 = 42,560 bytes a layer. */
+    struct tent *paths = long_tents(40, 1000, false), *links = long_tents(40, 1000, true);
+    struct kbuf out = KBUF_INIT(1 << 16);
+    struct layers ls = {0};
+    struct img_options o;
+    struct img_error err;
+    (void)state;
+
+    options(&o, 2);
+    o.limits.max_meta_bytes = 64 << 10;
+    layers_add(&ls, make_tar(ARCHIVE_FILTER_GZIP, paths, 40));
+    assert_int_equal(image_files(&ls, &o, &out, &err), 0);
+
+    /* Two such layers pass it together, whatever --max-bytes says. */
+    layers_add(&ls, make_tar(ARCHIVE_FILTER_GZIP, paths, 40));
+    layers_add(&ls, make_tar(ARCHIVE_FILTER_ZSTD, paths, 40));
+    expect_error(image_files(&ls, &o, &out, &err), &err,
+                 "more than 65536 bytes of entry paths and link targets in memory",
+                 "(raise the cap with --max-meta-bytes), reached at entry \"pppp");
+    assert_int_equal(strncmp(err.msg, "layer ", 6), 0);
+
+    /* Link targets count: short names, long targets. */
+    options(&o, 1);
+    o.limits.max_meta_bytes = 32 << 10;
+    layers_add(&ls, make_tar(ARCHIVE_FILTER_NONE, links, 40));
+    expect_error(image_files(&ls, &o, &out, &err), &err, "--max-meta-bytes", "entry \"l00");
+
+    /* The default cap takes both layers. */
+    options(&o, 2);
+    layers_add(&ls, make_tar(ARCHIVE_FILTER_GZIP, paths, 40));
+    layers_add(&ls, make_tar(ARCHIVE_FILTER_GZIP, links, 40));
+    assert_int_equal(image_files(&ls, &o, &out, &err), 0);
+    free_tents(paths, 40);
+    free_tents(links, 40);
+    kbuf_free(&out);
+}
+
+/* The tree's nodes count on their own: one entry of 500 one-byte
+ * directories is 1,064 bytes in its layer and 500 nodes in the tree. */
+static void test_tree_meta_cap(void **state) {
+    char deep[1100];
+    struct tent one = {deep, 'f', ELF, 0755, 0};
+    struct tent files[150];
+    char names[50][8];
+    struct kbuf out = KBUF_INIT(1 << 16);
+    struct layers ls = {0};
+    struct img_options o;
+    struct img_error err;
+    (void)state;
+
+    for (size_t i = 0; i < 500; i++) {
+        memcpy(deep + 2 * i, "x/", 2);
+    }
+    memcpy(deep + 1000, "f", 2);
+    options(&o, 1);
+    o.limits.max_meta_bytes = 32 << 10;
+    layers_add(&ls, make_tar(ARCHIVE_FILTER_NONE, &one, 1));
+    expect_error(image_files(&ls, &o, &out, &err), &err,
+                 "the file tree takes more than 32768 bytes of memory",
+                 "raise the cap with --max-meta-bytes");
+    o.limits.max_meta_bytes = 128 << 10;
+    layers_add(&ls, make_tar(ARCHIVE_FILTER_NONE, &one, 1));
+    assert_int_equal(image_files(&ls, &o, &out, &err), 0);
+    assert_int_equal(count_lines(&out), 1);
+
+    /* What a later layer replaces is given back: three layers of the same
+     * 50 files (about 6.6 KB of nodes at any time, 20 KB ever made). */
+    for (size_t i = 0; i < 150; i++) {
+        snprintf(names[i % 50], sizeof(names[0]), "f%02zu", i % 50);
+        files[i] = (struct tent){names[i % 50], 'f', ELF, 0755, 0};
+    }
+    o.limits.max_meta_bytes = 12 << 10;
+    for (size_t k = 0; k < 3; k++) {
+        layers_add(&ls, make_tar(ARCHIVE_FILTER_NONE, files + 50 * k, 50));
+    }
+    assert_int_equal(image_files(&ls, &o, &out, &err), 0);
+    assert_int_equal(count_lines(&out), 50);
+    kbuf_free(&out);
+}
+
+/* ---- components walked (--max-walk) ---- */
+
+/* Entries alternating between two parents through links whose targets
+ * climb up and down 200 times ("a/../a/../...a"): 402 components an
+ * entry, whatever is cached. */
+static void test_walk_budget(void **state) {
+    enum { N = 100, REPEAT = 200 };
+    char target[REPEAT * 5 + 2], names[N][16];
+    struct tent v[N + 3];
+    struct kbuf out = KBUF_INIT(1 << 16);
+    struct layers ls = {0};
+    struct img_options o;
+    struct img_error err;
+    (void)state;
+
+    for (size_t i = 0; i < REPEAT; i++) {
+        memcpy(target + 5 * i, "a/../", 5);
+    }
+    memcpy(target + 5 * REPEAT, "a", 2);
+    v[0] = (struct tent){"a", 'd', NULL, 0755, 0};
+    v[1] = (struct tent){"l", 'l', target, 0777, 0};
+    v[2] = (struct tent){"m", 'l', target, 0777, 0};
+    for (size_t i = 0; i < N; i++) {
+        snprintf(names[i], sizeof(names[i]), "%c/f%03zu", i % 2 ? 'l' : 'm', i);
+        v[3 + i] = (struct tent){names[i], 'f', ELF, 0755, 0};
+    }
+    /* 64 components an entry: far too few for these. */
+    options(&o, 1);
+    o.limits.max_walk = 64 * (N + 3);
+    layers_add(&ls, make_tar(ARCHIVE_FILTER_GZIP, v, N + 3));
+    expect_error(image_files(&ls, &o, &out, &err), &err,
+                 "more than 6592 path components walked in the image",
+                 "raise the cap with --max-walk");
+    assert_non_null(strstr(err.msg, "layer 1/1: entry \""));
+
+    /* The count is exact: none for the first three (their parent is the
+     * root), then the link's name and its target's 401 components. */
+    o.limits.max_walk = N * 402;
+    layers_add(&ls, make_tar(ARCHIVE_FILTER_GZIP, v, N + 3));
+    assert_int_equal(image_files(&ls, &o, &out, &err), 0);
+    assert_int_equal(count_lines(&out), N);
+    expect_line(&out, "/a/f000", ELF, strlen(ELF));
+    o.limits.max_walk--;
+    layers_add(&ls, make_tar(ARCHIVE_FILTER_GZIP, v, N + 3));
+    expect_error(image_files(&ls, &o, &out, &err), &err, "--max-walk", NULL);
+    kbuf_free(&out);
+}
+
+/* A tree 1,000 directories deep, listed depth first with a file in each:
+ * from the root every time that is 1,000,000 components; a few an entry
+ * from the last parent. */
+static void test_walk_deep_tree(void **state) {
+    enum { DEPTH = 1000 };
+    struct tent *v = calloc(2 * DEPTH, sizeof(*v));
+    char *paths = calloc(2 * DEPTH, 2 * DEPTH + 8);
+    struct kbuf out = KBUF_INIT(4 << 20);
+    struct layers ls = {0};
+    struct img_options o;
+    struct img_error err;
+    (void)state;
+
+    assert_non_null(v);
+    assert_non_null(paths);
+    for (size_t i = 0; i < DEPTH; i++) {
+        char *d = paths + 2 * i * (2 * DEPTH + 8), *f = d + 2 * DEPTH + 8;
+        for (size_t k = 0; k <= i; k++) {
+            memcpy(d + 2 * k, "d/", 2);
+        }
+        memcpy(f, d, 2 * (i + 1));
+        memcpy(f + 2 * (i + 1), "f", 2);
+        d[2 * i + 1] = 0;
+        v[2 * i] = (struct tent){d, 'd', NULL, 0755, 0};
+        v[2 * i + 1] = (struct tent){f, 'f', ELF, 0755, 0};
+    }
+    options(&o, 1);
+    o.limits.max_walk = 2 * 2 * DEPTH;
+    layers_add(&ls, make_tar(ARCHIVE_FILTER_ZSTD, v, 2 * DEPTH));
+    assert_int_equal(image_files(&ls, &o, &out, &err), 0);
+    assert_int_equal(count_lines(&out), DEPTH);
+    free(v);
+    free(paths);
+    kbuf_free(&out);
+}
+
+/* Resuming from a cached prefix counts the links it took: 30 links in the
+ * prefix, 15 more after it, is more than 40 in a row. */
+static void test_walk_cache_links(void **state) {
+    char p30[128], p45[128];
+    struct tent v[] = {
+            {"s", 'l', ".", 0777, 0}, {p30, 'f', ELF, 0755, 0}, {p45, 'f', ELF, 0755, 0}};
+    struct kbuf out = KBUF_INIT(1 << 16);
+    struct layers ls = {0};
+    struct img_options o;
+    struct img_error err;
+    (void)state;
+
+    for (size_t i = 0; i < 45; i++) {
+        memcpy(p45 + 2 * i, "s/", 2);
+    }
+    memcpy(p30, p45, 60);
+    memcpy(p30 + 60, "x", 2);
+    memcpy(p45 + 90, "y", 2);
+    options(&o, 1);
+    layers_add(&ls, make_tar(ARCHIVE_FILTER_NONE, v, 2));
+    assert_int_equal(image_files(&ls, &o, &out, &err), 0);
+    expect_line(&out, "/x", ELF, strlen(ELF));
+    layers_add(&ls, make_tar(ARCHIVE_FILTER_NONE, v, 3));
+    expect_error(image_files(&ls, &o, &out, &err), &err, "more than 40 links in a row", NULL);
+    kbuf_free(&out);
+}
+
+/* A cached parent goes when a node on its way is replaced. Across
+ * layers: "a" becomes a link to "c" after "a/b/x" was resolved. In one
+ * layer: "d/up/d" (up -> "..") replaces "d", the first directory of the
+ * path just resolved, with a link to "e"; "d/y" then lands in "e". */
+static void test_walk_cache_replaced(void **state) {
+    static const struct tent v[] = {
+            {"a/b/x", 'f', ELF "x", 0755, 0}, {"c/b/", 'd', NULL, 0755, 0},
+            {"a", 'l', "c", 0777, 0},         {"a/b/y", 'f', ELF "y", 0755, 0},
+            {"c/b/z", 'f', ELF "z", 0755, 0}, {"a/b/w", 'f', ELF "w", 0755, 0},
+    };
+    static const struct tent up[] = {
+            {"d/", 'd', NULL, 0755, 0},     {"e/", 'd', NULL, 0755, 0},
+            {"d/up", 'l', "..", 0777, 0},   {"d/up/d", 'l', "e", 0777, 0},
+            {"d/y", 'f', ELF "y", 0755, 0},
+    };
+    struct kbuf out = KBUF_INIT(1 << 16);
+    struct layers ls = {0};
+    struct img_options o;
+    struct img_error err;
+    (void)state;
+
+    options(&o, 1);
+    layers_add(&ls, make_tar(ARCHIVE_FILTER_NONE, v, 2));
+    layers_add(&ls, make_tar(ARCHIVE_FILTER_NONE, v + 2, ARRAY_SIZE(v) - 2));
+    assert_int_equal(image_files(&ls, &o, &out, &err), 0);
+    expect_line(&out, "/c/b/y", ELF "y", strlen(ELF "y"));
+    expect_line(&out, "/c/b/z", ELF "z", strlen(ELF "z"));
+    expect_line(&out, "/c/b/w", ELF "w", strlen(ELF "w"));
+    assert_int_equal(count_lines(&out), 3);
+
+    layers_add(&ls, make_tar(ARCHIVE_FILTER_NONE, up, ARRAY_SIZE(up)));
+    assert_int_equal(image_files(&ls, &o, &out, &err), 0);
+    expect_line(&out, "/e/y", ELF "y", strlen(ELF "y"));
+    assert_int_equal(count_lines(&out), 1);
+    kbuf_free(&out);
+}
+
 /* ---- broken streams ---- */
 
 static void truncate_half(const char *path) {
@@ -979,6 +1244,12 @@ int main(void) {
             cmocka_unit_test(test_bad_paths),
             cmocka_unit_test(test_devices_skipped),
             cmocka_unit_test(test_caps),
+            cmocka_unit_test(test_meta_cap),
+            cmocka_unit_test(test_tree_meta_cap),
+            cmocka_unit_test(test_walk_budget),
+            cmocka_unit_test(test_walk_deep_tree),
+            cmocka_unit_test(test_walk_cache_links),
+            cmocka_unit_test(test_walk_cache_replaced),
             cmocka_unit_test(test_truncated),
             cmocka_unit_test(test_digest_mismatch),
             cmocka_unit_test(test_garbage),
