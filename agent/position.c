@@ -47,17 +47,14 @@ void position_restart(struct list_position *p) {
 }
 
 void position_save(const struct list_position *p, const char *state_dir, const char *boot_id) {
-    char path[4200], tmp[4300];
-    FILE *f;
+    char path[4200], text[200];
+    int n;
 
     snprintf(path, sizeof(path), "%s/position", state_dir);
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    f = fopen(tmp, "w");
-    if (f &&
-        fprintf(f, "%llu %llu %s\n", (unsigned long long)p->known_index,
-                (unsigned long long)p->known_offset, boot_id) > 0 &&
-        fclose(f) == 0) {
-        rename(tmp, path);
+    n = snprintf(text, sizeof(text), "%llu %llu %s\n", (unsigned long long)p->known_index,
+                 (unsigned long long)p->known_offset, boot_id);
+    if (n > 0 && (size_t)n < sizeof(text)) {
+        (void)write_file_atomic(path, text, (size_t)n, 0600);
     }
 }
 

@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -121,4 +123,63 @@ int read_file_capped(const char *path, size_t max, uint8_t **ret_data, size_t *r
     r = read_fd_capped(fd, max, ret_data, ret_len);
     close(fd);
     return r;
+}
+
+/* The folder part of `path` ("." when it has none) and its last component. */
+static void split_path(const char *path, char *dir, size_t dirsz, const char **ret_base) {
+    const char *slash = strrchr(path, '/');
+
+    if (!slash) {
+        snprintf(dir, dirsz, ".");
+        *ret_base = path;
+    } else {
+        snprintf(dir, dirsz, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+        *ret_base = slash + 1;
+    }
+}
+
+static int write_temp(int fd, const void *buf, size_t len, mode_t mode) {
+    int r = write_full(fd, buf, len);
+
+    if (r == 0 && fchmod(fd, mode) < 0) {
+        r = -errno;
+    }
+    if (r == 0 && fsync(fd) < 0) {
+        r = -errno;
+    }
+    if (close(fd) < 0 && r == 0) {
+        r = -errno;
+    }
+    return r;
+}
+
+int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode) {
+    char dir[4096], tmp[4400];
+    const char *base;
+    int fd, dfd, r;
+
+    if (!path || !*path || path[strlen(path) - 1] == '/') {
+        return -EINVAL;
+    }
+    if (strlen(path) >= 4000) {
+        return -ENAMETOOLONG;
+    }
+    split_path(path, dir, sizeof(dir), &base);
+    snprintf(tmp, sizeof(tmp), "%s/.%.200s.XXXXXX", dir, base);
+    if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) {
+        return -errno;
+    }
+    r = write_temp(fd, buf, len, mode);
+    if (r == 0 && rename(tmp, path) < 0) {
+        r = -errno;
+    }
+    if (r < 0) {
+        unlink(tmp);
+        return r;
+    }
+    if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    return 0;
 }

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Read all of `fd` (from its current position to EOF) into a new buffer.
  * Works on pipes and on files whose size stat() cannot tell (securityfs
@@ -21,5 +22,13 @@ long read_full(int fd, void *buf, size_t len);
 
 /* write(2) that retries EINTR and short writes. 0 or a negative errno. */
 int write_full(int fd, const void *buf, size_t len);
+
+/* Replace `path` with `len` bytes, all or nothing: a temporary file
+ * ".NAME.XXXXXX" beside it (same directory, so same file system), written,
+ * given `mode`, fsynced, renamed over `path`, and the directory fsynced so
+ * the rename lasts. On failure the temporary file is removed and `path` is
+ * as it was. 0 or a negative errno (-ENAMETOOLONG for a path of 4,000 bytes
+ * or more). */
+int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode);
 
 #endif

@@ -7,7 +7,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -500,49 +499,11 @@ int gen_policy_text(const struct gen *g, const struct gen_meta *m, char **ret,
 
 /* ---- writing ---- */
 
-static int write_temp(int fd, const void *buf, size_t len) {
-    int r = write_full(fd, buf, len);
-
-    if (r == 0 && fchmod(fd, 0644) < 0) {
-        r = -errno;
-    }
-    if (r == 0 && fsync(fd) < 0) {
-        r = -errno;
-    }
-    return r;
-}
-
 int gen_write_atomic(const char *path, const void *buf, size_t len, struct img_error *err) {
-    char tmp[4300], dir[4200], base[256];
-    int fd, dfd, r;
+    int r = write_file_atomic(path, buf, len, 0644);
 
-    if (strlen(path) >= 4000) {
-        return img_error_set(err, -ENAMETOOLONG, "%s: the path is too long", path);
-    }
-    snprintf(tmp, sizeof(tmp), "%s", path);
-    snprintf(dir, sizeof(dir), "%s", dirname(tmp));
-    base_name(path, NULL, base, sizeof(base));
-    snprintf(tmp, sizeof(tmp), "%.4000s/.%.200s.XXXXXX", dir, base);
-    if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) {
-        r = -errno;
-        return img_error_set(err, r, "%s: cannot make a file in its directory: %s", path,
-                             strerror(-r));
-    }
-    r = write_temp(fd, buf, len);
-    if (close(fd) < 0 && r == 0) {
-        r = -errno;
-    }
-    if (r == 0 && rename(tmp, path) < 0) {
-        r = -errno;
-    }
     if (r < 0) {
-        unlink(tmp);
         return img_error_set(err, r, "%s: cannot write it: %s", path, strerror(-r));
-    }
-    /* The rename is durable once the directory is. */
-    if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-        fsync(dfd);
-        close(dfd);
     }
     return 0;
 }

@@ -306,35 +306,13 @@ static int load_blobs(struct tpm *t, const struct tpm_key *ek, const TPM2B_PUBLI
 static int save_blobs(const char *path, const TPM2B_PUBLIC *pub, const TPM2B_PRIVATE *priv) {
     uint8_t buf[sizeof(ak_magic) + sizeof(TPM2B_PUBLIC) + sizeof(TPM2B_PRIVATE)];
     size_t off = sizeof(ak_magic);
-    char tmp[PATH_MAX];
-    int fd, r;
 
     memcpy(buf, ak_magic, sizeof(ak_magic));
     if (Tss2_MU_TPM2B_PUBLIC_Marshal(pub, buf, sizeof(buf), &off) != TSS2_RC_SUCCESS ||
         Tss2_MU_TPM2B_PRIVATE_Marshal(priv, buf, sizeof(buf), &off) != TSS2_RC_SUCCESS) {
         return -EINVAL;
     }
-    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp)) {
-        return -ENAMETOOLONG;
-    }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        return -errno;
-    }
-    r = write_full(fd, buf, off);
-    if (r == 0 && fsync(fd) < 0) {
-        r = -errno;
-    }
-    if (close(fd) < 0 && r == 0) {
-        r = -errno;
-    }
-    if (r == 0 && rename(tmp, path) < 0) {
-        r = -errno;
-    }
-    if (r < 0) {
-        unlink(tmp);
-    }
-    return r;
+    return write_file_atomic(path, buf, off, 0600);
 }
 
 int tpm_ak_create(struct tpm *t, const struct tpm_key *ek, enum tpm_key_type type,

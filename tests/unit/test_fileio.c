@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "test-util.h"
 
+#include <sys/stat.h>
+
+#include <dirent.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -85,6 +89,55 @@ static void test_pipe_over_cap(void **state) {
     close(p[0]);
 }
 
+/* Files in `d` other than `keep`. */
+static int others_in(const char *d, const char *keep) {
+    DIR *dh = opendir(d);
+    struct dirent *e;
+    int n = 0;
+
+    assert_non_null(dh);
+    while ((e = readdir(dh))) {
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && strcmp(e->d_name, keep)) {
+            n++;
+        }
+    }
+    closedir(dh);
+    return n;
+}
+
+/* write_file_atomic: the new bytes and mode, no temporary file left; a
+ * failed write leaves the old file and no temporary file either. */
+static void test_write_atomic(void **state) {
+    char sub[128], path[200], bad[200];
+    uint8_t *data;
+    size_t len;
+    struct stat st;
+    (void)state;
+
+    snprintf(sub, sizeof(sub), "%s/atomic", dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    snprintf(path, sizeof(path), "%s/f", sub);
+    assert_int_equal(write_file_atomic(path, "old", 3, 0600), 0);
+    assert_int_equal(write_file_atomic(path, "new bytes", 9, 0640), 0);
+    assert_int_equal(read_file_capped(path, 100, &data, &len), 0);
+    assert_int_equal(len, 9);
+    assert_memory_equal(data, "new bytes", 9);
+    free(data);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0640);
+    assert_int_equal(others_in(sub, "f"), 0);
+    /* A directory in the way: rename fails, the temporary file goes. */
+    snprintf(bad, sizeof(bad), "%s/d", sub);
+    assert_int_equal(mkdir(bad, 0700), 0);
+    assert_true(write_file_atomic(bad, "x", 1, 0600) < 0);
+    assert_int_equal(others_in(sub, "f"), 1); /* only d */
+    /* No folder: nothing made. */
+    snprintf(bad, sizeof(bad), "%s/none/f", sub);
+    assert_int_equal(write_file_atomic(bad, "x", 1, 0600), -ENOENT);
+    assert_int_equal(write_file_atomic("", "x", 1, 0600), -EINVAL);
+    assert_int_equal(write_file_atomic("dir/", "x", 1, 0600), -EINVAL);
+}
+
 static int setup(void **state) {
     (void)state;
     return test_tmpdir_new("fileio", dir, sizeof(dir));
@@ -100,6 +153,7 @@ int main(void) {
             cmocka_unit_test(test_read_exact_and_cap),
             cmocka_unit_test(test_empty_and_missing),
             cmocka_unit_test(test_pipe_over_cap),
+            cmocka_unit_test(test_write_atomic),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
