@@ -286,6 +286,20 @@ static int evidence_answer(struct agent *a, const json_t *resp, const char *boot
     return r;
 }
 
+/* Read the list of the bank the quote covers: the first bank of the
+ * verifier's selection that has PCR 10 (one bank, sha256, by default). */
+static void use_quoted_bank(struct agent *a, const TPML_PCR_SELECTION *sel) {
+    for (UINT32 i = 0; i < sel->count && i < TPM2_NUM_PCR_BANKS; i++) {
+        const TPMS_PCR_SELECTION *s = &sel->pcrSelections[i];
+        enum ima_hash_alg alg;
+        if (s->sizeofSelect > 1 && (s->pcrSelect[1] & 0x04) &&
+            ima_hash_from_tpm_alg(s->hash, &alg) == 0) {
+            position_use_bank(&a->pos, a->cfg->securityfs, alg);
+            return;
+        }
+    }
+}
+
 int agent_round(struct agent *a) {
     struct challenge ch = {0};
     _cleanup_free_ uint8_t *list = NULL;
@@ -303,6 +317,7 @@ int agent_round(struct agent *a) {
     /* Quote first, then read the list: the list then holds at least what
      * the quote covers, and the verifier finds the matching prefix. */
     from = ch.next;
+    use_quoted_bank(a, &ch.sel);
     r = tpm_quote(a->tpm, &a->ak, ch.nonce, ch.nonce_len, &ch.sel, &q);
     if (r == 0) {
         r = batch_start(&a->pos, &from, &offset);

@@ -32,6 +32,28 @@ void position_init(struct list_position *p, const char *securityfs) {
     snprintf(p->count_path, sizeof(p->count_path), "%s/ima/runtime_measurements_count", securityfs);
 }
 
+bool position_use_bank(struct list_position *p, const char *securityfs, enum ima_hash_alg alg) {
+    char path[4200];
+    uint32_t digest_len = (uint32_t)ima_hash_size(alg);
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s/ima/binary_runtime_measurements_%s", securityfs,
+             ima_hash_name(alg));
+    if (stat(path, &st) < 0) {
+        snprintf(path, sizeof(path), "%s/ima/binary_runtime_measurements", securityfs);
+        digest_len = 20;
+    }
+    if (strcmp(path, p->list_path) == 0 && digest_len == p->digest_len) {
+        return false;
+    }
+    snprintf(p->list_path, sizeof(p->list_path), "%s", path);
+    p->digest_len = digest_len;
+    position_restart(p);
+    log_info("the quote covers the %s bank: reading %s (template digests of %u bytes)",
+             ima_hash_name(alg), p->list_path, (unsigned)digest_len);
+    return true;
+}
+
 void position_free(struct list_position *p) {
     if (!p) {
         return;

@@ -2,8 +2,11 @@
 #ifndef KIMA_AGENT_POSITION_H
 #define KIMA_AGENT_POSITION_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "hash.h"
 
 /* Where the agent stands in the node's IMA measurement list: the list's
  * files, the byte offset of the verifier's next entry (kept in
@@ -27,6 +30,12 @@ struct list_position {
 /* The list under securityfs: the per-bank SHA-256 list when the kernel has
  * one (>= 6.10), else the SHA-1 one. Position 0, no batch. */
 void position_init(struct list_position *p, const char *securityfs);
+/* Read the list of the bank `alg` from now on: the kernel's per-bank list
+ * of that algorithm (>= 6.10), else the SHA-1 one, which is the only list
+ * of older kernels (the verifier replays any bank from it). When that is
+ * another list than the one read so far, the remembered offsets are
+ * dropped (they are offsets in the other list) and true is returned. */
+bool position_use_bank(struct list_position *p, const char *securityfs, enum ima_hash_alg alg);
 /* Frees the batch index; `p` may then be initialised again. */
 void position_free(struct list_position *p);
 

@@ -387,6 +387,80 @@ static void test_round_reboot(void **state) {
     check_position_file(f, 2, f->offs[2], "boot-b");
 }
 
+/* A challenge quoting PCR 10 of `bank`. */
+static void expect_bank_round(const char *bank, uint64_t next, uint64_t verdict_next) {
+    char sel[32];
+
+    snprintf(sel, sizeof(sel), "%s:10", bank);
+    expect("challenges", 200,
+           json_pack("{s:o,s:s,s:I}", "nonce", json_base64(nonce, sizeof(nonce)), "pcr_selection",
+                     sel, "ima_next_index", (json_int_t)next));
+    expect("evidence", 200, verdict_answer("trusted", verdict_next));
+}
+
+/* The evidence of call `i` holds `want` (len bytes) with digest_size `size`. */
+static void check_sent_list(size_t i, uint64_t from, const void *want, size_t len, int size) {
+    const json_t *ima = json_object_get(stub.bodies[i], "ima");
+    _cleanup_free_ uint8_t *entries = NULL;
+    size_t got;
+    char err[128];
+
+    assert_int_equal(json_integer_value(json_object_get(ima, "from")), from);
+    assert_int_equal(json_integer_value(json_object_get(ima, "digest_size")), size);
+    assert_int_equal(json_get_base64(ima, "entries", 1u << 20, &entries, &got, err, sizeof(err)),
+                     0);
+    assert_int_equal(got, len);
+    assert_memory_equal(entries, want, len);
+}
+
+/* Linux >= 6.10 writes a list per bank: the agent reads the one of the bank
+ * the verifier has it quote, switches list when the selection changes (the
+ * offsets then start again: they are the other list's), and reads the SHA-1
+ * list for a bank the kernel has no list of. */
+static void test_round_per_bank_list(void **state) {
+    struct fixture *f = *state;
+    struct ima_gen g32;
+    char sha256[256];
+    size_t off32[4] = {0};
+    uint8_t d[128], digest[32] = {7};
+    char s[64];
+
+    add_entries(f, 3);
+    ima_gen_init(&g32, 32, 1u << 20);
+    for (int i = 0; i < 3; i++) {
+        struct gen_field fields[2] = {gen_dng(d, "sha256:", digest, sizeof(digest)),
+                                      gen_str(s, "/usr/bin/x")};
+        assert_int_equal(ima_gen_add(&g32, 10, "ima-ng", fields, 2, false), 0);
+        off32[i + 1] = g32.list.len;
+    }
+    snprintf(sha256, sizeof(sha256), "%s_sha256", f->list);
+    write_file(sha256, g32.list.data, g32.list.len);
+    assert_int_equal(f->a.pos.digest_len, 20); /* no per-bank list at start */
+
+    expect_bank_round("sha256", 0, 2);
+    assert_int_equal(agent_round(&f->a), 1);
+    check_sent_list(1, 0, g32.list.data, g32.list.len, 32);
+    assert_string_equal(f->a.pos.list_path, sha256);
+    assert_int_equal(f->a.pos.known_offset, off32[2]);
+
+    /* The verifier now quotes SHA-1: the legacy list, from entry 2. */
+    stub_reset();
+    expect_bank_round("sha1", 2, 3);
+    assert_int_equal(agent_round(&f->a), 1);
+    check_sent_list(1, 2, f->gen.list.data + f->offs[2], f->gen.list.len - f->offs[2], 20);
+    assert_string_equal(f->a.pos.list_path, f->list);
+    assert_int_equal(f->a.pos.known_offset, f->offs[3]);
+
+    /* SHA-384: no such list, the SHA-1 one stays with its offsets. */
+    stub_reset();
+    expect_bank_round("sha384", 3, 3);
+    assert_false(position_use_bank(&f->a.pos, f->sfs, IMA_HASH_SHA384));
+    assert_int_equal(agent_round(&f->a), 1);
+    check_sent_list(1, 3, NULL, 0, 20);
+    expect_done();
+    ima_gen_free(&g32);
+}
+
 /* After a restart without a saved position the list is parsed once. */
 static void test_round_after_restart(void **state) {
     struct fixture *f = *state;
@@ -796,6 +870,7 @@ int main(void) {
             cmocka_unit_test_setup_teardown(test_round_409_new_index, setup, teardown),
             cmocka_unit_test_setup_teardown(test_round_reboot, setup, teardown),
             cmocka_unit_test_setup_teardown(test_round_after_restart, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_round_per_bank_list, setup, teardown),
             cmocka_unit_test_setup_teardown(test_round_refusals, setup, teardown),
             cmocka_unit_test_setup_teardown(test_register, setup, teardown),
             cmocka_unit_test_setup_teardown(test_long_node_name, setup, teardown),
