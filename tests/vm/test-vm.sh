@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# kima on a real kernel: Linux 6.1 with kima's template patch
-# (ima/kernel/), booted under QEMU (TCG) with a swtpm vTPM on tpm-tis and
+# kima on a real kernel: Linux 6.1 or 6.12 with kima's template patch
+# (ima/kernel/VERSION/), booted under QEMU (TCG) with a swtpm vTPM on tpm-tis and
 # `ima_policy=tcb ima_template=ima-cgpath rootfstype=ramfs`. In the guest,
 # three "pods" are cgroups in the systemd and cgroupfs layouts; processes in
 # them run their binaries; kima-verifier and kima-agent run on the guest's
@@ -9,14 +9,21 @@
 # The verdicts come back over the serial console, with the list and PCR 10.
 # The host asserts: every pod trusted; after a pod runs a binary outside its
 # policy only that pod is untrusted; host processes are node scope; the list
-# replays to the PCR 10 the guest read. With --fixture DIR the captured list
-# is kept there (tests/fixtures/ima/kernel-6.1-cgpath).
-# Usage: test-vm.sh SOURCE_ROOT BUILD_ROOT [--fixture DIR]
+# replays to the PCR 10 the guest read. On 6.12 (Linux >= 6.10 writes a
+# list per PCR bank) the agent must read binary_runtime_measurements_sha256,
+# the list of the bank the verifier has it quote, and each per-bank list
+# must replay to its bank. With --fixture DIR the captured lists are kept
+# there (tests/fixtures/ima/kernel-VERSION-cgpath).
+# Usage: test-vm.sh SOURCE_ROOT BUILD_ROOT [VERSION] [--fixture DIR]
+# (VERSION 6.1, the default, or 6.12)
 set -u
 SRC=$1
 BUILD=$2
+shift 2
+KV=6.1
+case "${1:-}" in 6.1 | 6.12) KV=$1 && shift ;; esac
 FIXTURE=
-[ "${3:-}" = --fixture ] && FIXTURE=$4
+[ "${1:-}" = --fixture ] && FIXTURE=$2
 HERE=$(cd "$(dirname "$0")" && pwd)
 T=$(mktemp -d)
 . "$SRC/tests/integration/helpers.sh"
@@ -31,11 +38,12 @@ K=$BUILD/cli/kimactl
 
 # 1. the kernel (cached in the build folder)
 t0=$(date +%s)
-bash "$HERE/build-kernel.sh" "$SRC" "$BUILD/vm" >"$T/kernel.log" 2>&1
+bash "$HERE/build-kernel.sh" "$SRC" "$BUILD/vm" "$KV" >"$T/kernel.log" 2>&1
 rc=$?
 [ $rc -eq 77 ] && { cat "$T/kernel.log"; exit 77; }
 [ $rc -eq 0 ] || { tail -20 "$T/kernel.log"; echo "the kernel did not build"; exit 1; }
-echo "kernel ready in $(($(date +%s) - t0)) s"
+echo "Linux $KV ready in $(($(date +%s) - t0)) s"
+grep "^built" "$T/kernel.log"
 
 # 2. the initramfs: busybox, kima's binaries and their libraries, a PKI,
 # policies for the pods, and the guest's script
@@ -131,13 +139,21 @@ kimactl pods >/tmp/pods 2>/dev/null
 echo "===PODS2==="; cat /tmp/pods; echo "===END==="
 kimactl nodes
 tail -3 /tmp/agent.log
+grep -o "list /sys/kernel/security/ima/[a-z0-9_]*" /tmp/agent.log | sed 's/^/AGENT /'
+grep -o "reading /sys/kernel/security/ima/[a-z0-9_]*" /tmp/agent.log | sed 's/^/AGENT /'
 S=/sys/kernel/security/ima
 p1=\$(cat /sys/class/tpm/tpm0/pcr-sha1/10); p2=\$(cat /sys/class/tpm/tpm0/pcr-sha256/10)
 cp \$S/binary_runtime_measurements /tmp/list
+for b in sha1 sha256; do # the per-bank lists (Linux >= 6.10)
+    [ -e \$S/binary_runtime_measurements_\$b ] && cp \$S/binary_runtime_measurements_\$b /tmp/list_\$b
+done
 q1=\$(cat /sys/class/tpm/tpm0/pcr-sha1/10); q2=\$(cat /sys/class/tpm/tpm0/pcr-sha256/10)
 echo "PCR sha1:10=\$p1 \$q1"
 echo "PCR sha256:10=\$p2 \$q2"
 echo "===LIST==="; base64 /tmp/list; echo "===END==="
+for b in sha1 sha256; do
+    [ -e /tmp/list_\$b ] && { echo "===LIST_\$b==="; base64 /tmp/list_\$b; echo "===END==="; }
+done
 reboot -f # with -no-reboot QEMU exits (no ACPI power-off in the test kernel)
 INIT
 chmod +x "$R/init"
@@ -151,7 +167,7 @@ SPID=$!
 for _ in $(seq 200); do [ -S "$T/tpm/sock" ] && break; sleep 0.02; done
 t0=$(date +%s)
 timeout 300 qemu-system-x86_64 -accel tcg -m 768 -smp 1 -nographic -no-reboot \
-    -kernel "$BUILD/vm/bzImage" -initrd "$T/initrd.gz" \
+    -kernel "$BUILD/vm/$KV/bzImage" -initrd "$T/initrd.gz" \
     -append "console=ttyS0 rootfstype=ramfs ima_policy=tcb ima_template=ima-cgpath ima_hash=sha256 tpm_tis.force=1 panic=-1" \
     -chardev "socket,id=chrtpm,path=$T/tpm/sock" -tpmdev emulator,id=tpm0,chardev=chrtpm \
     -device tpm-tis,tpmdev=tpm0 </dev/null | tr -d '\r' >"$T/console.log"
@@ -160,7 +176,7 @@ SPID=
 section() { sed -n "/===$1===/,/===END===/p" "$T/console.log" | sed '1d;$d'; }
 
 # 4. the host's checks
-grep -q "^GUEST 6.1" "$T/console.log" && ok || { bad "the guest did not start"; tail -30 "$T/console.log"; summary; exit 1; }
+grep -q "^GUEST $KV\." "$T/console.log" && ok || { bad "the guest did not start"; tail -30 "$T/console.log"; summary; exit 1; }
 section PODS1 >"$T/pods1"
 for app in amf smf upf; do
     grep -Eq "$app-0 +vm-node +trusted" "$T/pods1" && ok || bad "$app-0 should be trusted: $(cat "$T/pods1")"
@@ -187,9 +203,36 @@ grep -q "driver=cgroupfs" "$T/attribution" && grep -q "driver=systemd" "$T/attri
 "$K" ima dump "$T/list" >"$T/dump"
 grep " / " "$T/dump" | grep -q "/usr/bin/kima-verifier" && ok || bad "host processes must be in the root cgroup (node scope)"
 grep -q "ima-cgpath" "$T/dump" && ! grep -q " ima-ng " "$T/dump" && ok || bad "every entry must be ima-cgpath"
+# The list the agent read: the verifier quotes sha256:10, so the per-bank
+# SHA-256 list where the kernel writes one (>= 6.10), else the SHA-1 list.
+agent_list=$(grep "^AGENT " "$T/console.log" | tail -1 | sed 's|.*/||')
+echo "the agent read $agent_list"
+want_list=binary_runtime_measurements_sha256
+[ "$KV" = 6.1 ] && want_list=binary_runtime_measurements
+[ "$agent_list" = "$want_list" ] && ok || bad "the agent read '$agent_list', not $want_list"
+section LIST_sha1 | base64 -d >"$T/list_sha1" 2>/dev/null
+section LIST_sha256 | base64 -d >"$T/list_sha256" 2>/dev/null
+if [ "$KV" = 6.1 ]; then
+    [ ! -s "$T/list_sha256" ] && ok || bad "Linux 6.1 has no per-bank lists"
+else
+    # binary_runtime_measurements is the _sha1 list; the _sha256 one holds
+    # the same entries with SHA-256 template digests, replays to both banks'
+    # PCR 10 and attributes every entry as the SHA-1 list does.
+    cmp -s "$T/list" "$T/list_sha1" && ok || bad "binary_runtime_measurements is not the _sha1 list"
+    expect 0 "$K" ima check --pcr "sha1:10=$p1" --pcr "sha256:10=$p2" "$T/list_sha256"
+    n256=$(grep -o "the first [0-9]* of [0-9]* entries" "$T/out")
+    [ -n "$n" ] && [ "$n256" = "$n" ] && ok || bad "the _sha256 list: '$n256', the SHA-1 list: '$n'"
+    expect 0 "$K" ima pods "$T/list_sha256"
+    same "$T/attribution" "$T/out" "kimactl ima pods of the _sha256 list"
+    # 12 more bytes per entry: 32-byte template digests instead of 20
+    cnt=$(echo "$n" | awk '{print $5}')
+    [ "$(stat -c %s "$T/list_sha256")" = $(($(stat -c %s "$T/list") + 12 * ${cnt:-0})) ] && ok ||
+        bad "the _sha256 list is not the SHA-1 list with 32-byte template digests"
+fi
 if [ -n "$FIXTURE" ]; then
     mkdir -p "$FIXTURE"
     cp "$T/list" "$FIXTURE/binary_runtime_measurements"
+    [ -s "$T/list_sha256" ] && cp "$T/list_sha256" "$FIXTURE/binary_runtime_measurements_sha256"
     printf 'sha1:10=%s\nsha256:10=%s\n' "$p1" "$p2" >"$FIXTURE/pcrs.txt"
     cp "$T/attribution" "$FIXTURE/attribution.txt"
     grep -e '^\[ *[0-9]' -e '^GUEST' "$T/console.log" >"$FIXTURE/boot.log" || true
