@@ -306,21 +306,23 @@ static void test_kernel_61_list(void **state) {
     }
 }
 
-/* Linux 6.1 with kima's template patch under QEMU (tests/vm/test-vm.sh
- * --fixture): every entry is ima-cgpath; the list replays to the guest's PCR
- * 10 in both banks; the pods' binaries are attributed to the three pods in
- * both cgroup layouts and everything else (boot_aggregate, busybox, kima's
- * own binaries) is node scope. */
-static void test_kernel_61_cgpath_list(void **state) {
+/* A list of Linux with kima's template patch under QEMU (tests/vm/test-vm.sh
+ * --fixture), `width`-byte template digests: every entry is ima-cgpath and
+ * its template digest verifies; the list replays to the guest's PCR 10 in
+ * both banks; the pods' binaries are attributed to the three pods in both
+ * cgroup layouts (want[i] entries each) and everything else
+ * (boot_aggregate, busybox, kima's own binaries) is node scope. Returns the
+ * number of entries. */
+static uint64_t check_cgpath_list(const char *list, const char *pcrs_file, uint32_t width,
+                                  const unsigned want_pods[3]) {
     static const struct {
         const char *uid;
         enum ima_cgroup_driver driver;
         enum ima_qos qos;
-        unsigned want;
     } pods[] = {
-            {"aaaaaaaa-0000-4000-8000-00000000000a", IMA_DRIVER_SYSTEMD, IMA_QOS_BESTEFFORT, 1},
-            {"aaaaaaaa-0000-4000-8000-00000000000b", IMA_DRIVER_CGROUPFS, IMA_QOS_BURSTABLE, 2},
-            {"aaaaaaaa-0000-4000-8000-00000000000c", IMA_DRIVER_SYSTEMD, IMA_QOS_GUARANTEED, 1},
+            {"aaaaaaaa-0000-4000-8000-00000000000a", IMA_DRIVER_SYSTEMD, IMA_QOS_BESTEFFORT},
+            {"aaaaaaaa-0000-4000-8000-00000000000b", IMA_DRIVER_CGROUPFS, IMA_QOS_BURSTABLE},
+            {"aaaaaaaa-0000-4000-8000-00000000000c", IMA_DRIVER_SYSTEMD, IMA_QOS_GUARANTEED},
     };
     _cleanup_free_ uint8_t *buf = NULL;
     uint8_t pcrs[IMA_HASH_COUNT][IMA_BOOT_PCRS + 1][IMA_DIGEST_MAX] = {0};
@@ -333,21 +335,20 @@ static void test_kernel_61_cgpath_list(void **state) {
     unsigned counts[3] = {0}, node = 0;
     size_t len, off = 0;
     uint64_t n;
-    (void)state;
 
-    buf = read_fixture("ima/kernel-6.1-cgpath/binary_runtime_measurements", &len);
-    read_kernel_pcrs("ima/kernel-6.1-cgpath/pcrs.txt", pcrs, 2);
+    buf = read_fixture(list, &len);
+    read_kernel_pcrs(pcrs_file, pcrs, 2);
     memcpy(want[0].digest, pcrs[IMA_HASH_SHA1][10], 20);
     memcpy(want[1].digest, pcrs[IMA_HASH_SHA256][10], 32);
-    n = parse_all(buf, len, 20);
+    n = parse_all(buf, len, width);
     assert_true(n > 20);
-    ima_parser_init(&p, 20);
+    ima_parser_init(&p, width);
     ima_replay_init(&r, IMA_BANK(IMA_HASH_SHA1) | IMA_BANK(IMA_HASH_SHA256));
     assert_int_equal(ima_replay_list(&r, &p, buf, len, want, 2, &res), 0);
     assert_true(res.matched);
     assert_int_equal(res.entries, n);
 
-    ima_parser_init(&p, 20);
+    ima_parser_init(&p, width);
     while (off < len) {
         struct ima_pod_ref ref;
         int k = ima_parser_next(&p, buf + off, len - off, &e);
@@ -355,6 +356,7 @@ static void test_kernel_61_cgpath_list(void **state) {
         off += (size_t)k;
         assert_int_equal(e.name_len, 10);
         assert_memory_equal(e.name, "ima-cgpath", 10);
+        assert_int_equal(ima_entry_verify_digest(&e), 0);
         assert_int_equal(ima_entry_attribute(&e, &ref), 0);
         if (ref.scope == IMA_SCOPE_NODE) {
             node++;
@@ -370,9 +372,19 @@ static void test_kernel_61_cgpath_list(void **state) {
         }
     }
     for (size_t i = 0; i < 3; i++) {
-        assert_int_equal(counts[i], pods[i].want);
+        assert_int_equal(counts[i], want_pods[i]);
     }
-    assert_int_equal(node + 4, n);
+    assert_int_equal(node + want_pods[0] + want_pods[1] + want_pods[2], n);
+    return n;
+}
+
+/* Linux 6.1: one list, SHA-1 template digests. */
+static void test_kernel_61_cgpath_list(void **state) {
+    static const unsigned want[3] = {1, 2, 1};
+    (void)state;
+
+    check_cgpath_list("ima/kernel-6.1-cgpath/binary_runtime_measurements",
+                      "ima/kernel-6.1-cgpath/pcrs.txt", 20, want);
 }
 
 /* The 77 ima-cgpath entries: SHA-384 digests verify, and every entry goes to
