@@ -387,6 +387,48 @@ static void test_kernel_61_cgpath_list(void **state) {
                       "ima/kernel-6.1-cgpath/pcrs.txt", 20, want);
 }
 
+/* Linux 6.12 writes a list per PCR bank: binary_runtime_measurements (the
+ * _sha1 list) and binary_runtime_measurements_sha256. Each replays to both
+ * banks' PCR 10 and attributes alike; they hold the same entries (PCR,
+ * template, template data) and differ only in the template digest. The
+ * width is found from the name and from the data. */
+static void test_kernel_612_cgpath_lists(void **state) {
+    static const unsigned want[3] = {1, 2, 1};
+    static const char *sha1 = "ima/kernel-6.12-cgpath/binary_runtime_measurements",
+                      *sha256 = "ima/kernel-6.12-cgpath/binary_runtime_measurements_sha256";
+    _cleanup_free_ uint8_t *a = NULL, *b = NULL;
+    struct ima_parser pa, pb;
+    struct ima_entry ea, eb;
+    size_t alen, blen, aoff = 0, boff = 0;
+    uint32_t w;
+    (void)state;
+
+    assert_int_equal(check_cgpath_list(sha1, "ima/kernel-6.12-cgpath/pcrs.txt", 20, want),
+                     check_cgpath_list(sha256, "ima/kernel-6.12-cgpath/pcrs.txt", 32, want));
+    a = read_fixture(sha1, &alen);
+    b = read_fixture(sha256, &blen);
+    assert_int_equal(ima_list_digest_len_from_filename(sha256), 32);
+    assert_int_equal(ima_list_detect_digest_len(b, blen, &w, NULL), 0);
+    assert_int_equal(w, 32);
+    assert_int_equal(ima_list_detect_digest_len(a, alen, &w, NULL), 0);
+    assert_int_equal(w, 20);
+    ima_parser_init(&pa, 20);
+    ima_parser_init(&pb, 32);
+    while (aoff < alen) {
+        int ka = ima_parser_next(&pa, a + aoff, alen - aoff, &ea);
+        int kb = ima_parser_next(&pb, b + boff, blen - boff, &eb);
+        assert_true(ka > 0 && kb == ka + 12);
+        assert_int_equal(ea.pcr, eb.pcr);
+        assert_int_equal(ea.digest_len, 20);
+        assert_int_equal(eb.digest_len, 32);
+        assert_int_equal(ea.data_len, eb.data_len);
+        assert_memory_equal(ea.data, eb.data, ea.data_len);
+        aoff += (size_t)ka;
+        boff += (size_t)kb;
+    }
+    assert_int_equal(boff, blen);
+}
+
 /* The 77 ima-cgpath entries: SHA-384 digests verify, and every entry goes to
  * the pod and container that the golden file (made from the event text with
  * sed, see README) names. */
@@ -478,6 +520,7 @@ int main(void) {
             cmocka_unit_test(test_keylime_ascii),
             cmocka_unit_test(test_kernel_61_list),
             cmocka_unit_test(test_kernel_61_cgpath_list),
+            cmocka_unit_test(test_kernel_612_cgpath_lists),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
