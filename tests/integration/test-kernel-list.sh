@@ -7,13 +7,17 @@
 # that boot's golden node policy. The list as the kernel wrote it must pass;
 # a copy with one file digest changed (template digest recomputed, so only
 # the TPM can tell) must fail; the list with the kernel's own open-writers
-# violation must fail and name it.
+# violation must fail and name it. Linux 6.12's lists
+# (tests/fixtures/ima/kernel-6.12-cgpath) likewise, with the per-bank lists
+# 6.12 writes: the SHA-256 list ima-writer keeps must be the kernel's own,
+# and the agent must send it (the verifier quotes sha256:10).
 # Usage: test-kernel-list.sh KIMA_VERIFIER KIMA_AGENT IMA_WRITER FIXTURES
 set -u
 V=$1
 AG=$2
 W=$3
 F=$4/ima/kernel-6.1
+F12=$4/ima/kernel-6.12-cgpath
 HERE=$(cd "$(dirname "$0")" && pwd)
 T=$(mktemp -d)
 . "$HERE/helpers.sh"
@@ -26,9 +30,37 @@ cleanup() {
 trap cleanup EXIT
 need_tools swtpm openssl python3
 P=$T/pki
-bash "$HERE/make-certs.sh" "$P" node-a node-b node-c >/dev/null || exit 1
+bash "$HERE/make-certs.sh" "$P" node-a node-b node-c node-d >/dev/null || exit 1
 mkdir -p "$T/policies" "$T/var"
-cp "$F/node-policy.json" "$T/policies/node.json"
+# The 6.1 boot's golden NodePolicy, with the digests of the 6.12 boot added
+# (ima-cgpath entries: dep, cg-path, d-ng, n-ng) and the files that boot's
+# kima-verifier and agent wrote while they were read (the kernel's
+# open-writers violations on /var/lib/kima/audit.log and /tmp/agent.log
+# under ima_policy=tcb) excluded.
+python3 - "$F/node-policy.json" "$F12/binary_runtime_measurements" "$T/policies/node.json" <<'PY' ||
+import json, struct, sys
+pol = json.load(open(sys.argv[1]))
+data = open(sys.argv[2], "rb").read()
+off = 0
+while off < len(data):
+    nl = struct.unpack_from("<I", data, off + 24)[0]
+    dl = struct.unpack_from("<I", data, off + 28 + nl)[0]
+    fields, p = [], off + 32 + nl
+    while p < off + 32 + nl + dl:
+        fl = struct.unpack_from("<I", data, p)[0]
+        fields.append(data[p + 4:p + 4 + fl])
+        p += 4 + fl
+    algo, digest = fields[2].split(b"\0", 1)
+    path = fields[3].rstrip(b"\0").decode()
+    d = algo.decode() + digest.hex()
+    pol["digests"].setdefault(path, [])
+    if d not in pol["digests"][path]:
+        pol["digests"][path].append(d)
+    off = p
+pol["excludes"] = pol.get("excludes", []) + ["/var/lib/kima/", "/tmp/agent\\.log$"]
+json.dump(pol, open(sys.argv[3], "w"))
+PY
+    { echo "cannot make the node policy"; exit 1; }
 echo '{"kind": "PodList", "items": []}' >"$T/pods.json"
 verifier_start "$T/verifier.log" 1 --tls-cert "$P/server.pem" --tls-key "$P/server.key" \
     --client-ca "$P/ca.pem" --db "$T/var/kima.db" --audit-log "$T/var/audit.log" \
@@ -90,4 +122,23 @@ grep '"type":"violation"' "$T/var/audit.log" | grep '"node-c"' | grep '/var/log/
     grep -q '"ima_violation":true' && ok || bad "the kernel's violation is not in the audit log"
 grep '"type":"node-failure"' "$T/var/audit.log" | grep '"node-c"' | grep -q "IMA violation" &&
     ok || bad "node-c's failure must name the IMA violation"
+
+# 4. Linux 6.12: ima-writer replays the SHA-1 list into a fresh TPM and keeps
+# the per-bank lists as 6.12 does; the SHA-256 one must be the kernel's.
+swtpm_stop
+swtpm_start "$T/tpm-node-d" >/dev/null || exit 1
+S=$T/sfs-node-d/ima
+"$W" --securityfs "$T/sfs-node-d" --tcti "$SWTPM_TCTI" init --per-bank &&
+    "$W" --securityfs "$T/sfs-node-d" --tcti "$SWTPM_TCTI" replay "$F12/binary_runtime_measurements" &&
+    ok || bad "ima-writer could not replay the 6.12 list"
+same "$F12/binary_runtime_measurements" "$S/binary_runtime_measurements" "the replayed SHA-1 list"
+same "$F12/binary_runtime_measurements_sha256" "$S/binary_runtime_measurements_sha256" \
+    "the SHA-256 list ima-writer keeps and Linux 6.12's"
+echo boot-node-d >"$T/boot_id"
+mkdir -p "$T/state-node-d"
+"$AG" --verifier "$URL" --node node-d --tcti "$SWTPM_TCTI" --securityfs "$T/sfs-node-d" \
+    --cert "$P/agent-node-d.pem" --key "$P/agent-node-d.key" --cacert "$P/ca.pem" \
+    --state-dir "$T/state-node-d" --boot-id-file "$T/boot_id" --once >"$T/agent-d.log" 2>&1
+[ $? = 0 ] && ok || bad "Linux 6.12's list must attest as trusted ($(tail -3 "$T/agent-d.log"))"
+has "$T/agent-d.log" "list $S/binary_runtime_measurements_sha256" "the agent must read the SHA-256 list"
 summary
