@@ -241,7 +241,9 @@ static int add_image_digest(struct gen *g, const char *digest, struct img_error 
 
 struct walk {
     struct gen *g;
-    bool only_included; /* the second pass: files an include matches */
+    /* Every file was read (--include without --all): keep those the
+     * default selection takes and those an include matches. */
+    bool filter_measured;
     const char *alg;
     struct img_error *err;
 };
@@ -255,7 +257,7 @@ static bool matches_any(const regex_t *v, size_t n, const char *path) {
     return false;
 }
 
-static int add_file(void *ctx, const char *path, const char *hex) {
+static int add_file(void *ctx, const char *path, const char *hex, bool measured) {
     struct walk *w = ctx;
     struct gen *g = w->g;
     const struct gen_config *c = g->cfg;
@@ -263,7 +265,7 @@ static int add_file(void *ctx, const char *path, const char *hex) {
     json_t *list;
 
     if (matches_any(c->excludes, c->nexcludes, path) ||
-        (w->only_included && !matches_any(c->includes, c->nincludes, path))) {
+        (w->filter_measured && !measured && !matches_any(c->includes, c->nincludes, path))) {
         return 0;
     }
     snprintf(digest, sizeof(digest), "%s:%s", w->alg, hex);
@@ -393,14 +395,21 @@ static int read_deb(const char *path, const struct img_options *o, struct img_tr
 }
 
 /* One read of the source with `select`, its files into the policy. */
-static int add_pass(struct gen *g, const struct gen_spec *sp, const struct image *im,
-                    enum img_select select, bool only_included, struct img_error *err) {
-    struct img_options o = g->cfg->img;
-    struct walk w = {.g = g, .only_included = only_included, .err = err};
+/* Read the source once into a tree and add its files. With includes and
+ * without --all every file is hashed and the walk keeps the default
+ * selection's files plus the included ones. */
+static int add_files(struct gen *g, const struct gen_spec *sp, const struct image *im,
+                     struct img_error *err) {
+    const struct gen_config *c = g->cfg;
+    struct img_options o = c->img;
+    struct walk w = {.g = g, .err = err};
     struct img_tree *tree = NULL;
     int r;
 
-    o.select = select;
+    if (c->nincludes > 0 && o.select != IMG_SELECT_ALL) {
+        o.select = IMG_SELECT_ALL;
+        w.filter_measured = true;
+    }
     w.alg = hash_alg_name(o.hash);
     if ((r = img_tree_new(&tree)) < 0) {
         return img_error_set(err, r, "cannot make a file tree: %s", strerror(-r));
@@ -420,7 +429,6 @@ static int add_pass(struct gen *g, const struct gen_spec *sp, const struct image
 }
 
 int gen_add(struct gen *g, const struct gen_spec *sp, struct img_error *err) {
-    const struct gen_config *c = g->cfg;
     struct image im = {0};
     bool image = sp->kind != GEN_ROOTFS && sp->kind != GEN_DEB;
     int r = 0;
@@ -432,10 +440,7 @@ int gen_add(struct gen *g, const struct gen_spec *sp, struct img_error *err) {
         }
     }
     if (r == 0) {
-        r = add_pass(g, sp, &im, c->img.select, false, err);
-        if (r == 0 && c->nincludes > 0 && c->img.select != IMG_SELECT_ALL) {
-            r = add_pass(g, sp, &im, IMG_SELECT_ALL, true, err);
-        }
+        r = add_files(g, sp, &im, err);
         if (r < 0) {
             img_error_prefix(err, "%s", sp->text);
         }

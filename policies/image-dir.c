@@ -58,7 +58,10 @@ static int hash_fd(struct walk *w, int fd, struct img_entry *e, uint64_t size, b
             }
             c->len += (size_t)k;
         }
-        if (rc < 0 || (!job && !selected && !(c->len >= 4 && !memcmp(c->data, "\177ELF", 4)))) {
+        if (rc == 0 && !job) {
+            e->measured = (e->mode & 0111) != 0 || (c->len >= 4 && !memcmp(c->data, "\177ELF", 4));
+        }
+        if (rc < 0 || (!job && !selected && !e->measured)) {
             img_chunk_put(pool, c);
             break;
         }

@@ -33,6 +33,7 @@ struct img_entry {
     uint32_t mode;
     uint8_t type; /* enum img_entry_type */
     bool selected;
+    bool measured; /* ELF or an execute bit: what the default selection takes */
     uint8_t digest_len;
     uint8_t digest[HASH_ALG_DIGEST_MAX];
 };

@@ -316,7 +316,10 @@ static int read_file(struct reader *r, struct archive *a, struct img_entry *e, u
     if ((rc = img_chunk_get(pool, first, &c)) < 0) {
         return rc;
     }
-    if ((rc = fill_chunk(a, c)) < 0 || (!selected && !is_elf(c))) {
+    if ((rc = fill_chunk(a, c)) == 0) {
+        e->measured = (e->mode & 0111) != 0 || is_elf(c);
+    }
+    if (rc < 0 || (!selected && !is_elf(c))) {
         img_chunk_put(pool, c);
         return rc;
     }

@@ -41,7 +41,7 @@ enum tnode_type { TNODE_DIR, TNODE_FILE, TNODE_SYMLINK };
 /* A file's content, shared by its hard links. */
 struct tcontent {
     unsigned refs;
-    bool selected;
+    bool selected, measured;
     uint8_t len;
     uint8_t digest[HASH_ALG_DIGEST_MAX];
 };
@@ -550,6 +550,7 @@ static int make_node(struct apply *ap, const char *name, struct tnode **ret) {
         if (n->content) {
             n->content->refs = 1;
             n->content->selected = e->selected;
+            n->content->measured = e->measured;
             n->content->len = e->digest_len;
             memcpy(n->content->digest, e->digest, sizeof(e->digest));
         }
@@ -686,7 +687,7 @@ int img_tree_files(const struct img_tree *t, img_file_fn fn, void *ctx) {
     }
     for (size_t i = 0; i < ls->n && rc == 0; i++) {
         hex_encode(ls->v[i].content->digest, ls->v[i].content->len, hex);
-        rc = fn(ctx, ls->v[i].path, hex);
+        rc = fn(ctx, ls->v[i].path, hex, ls->v[i].content->measured);
     }
     for (size_t i = 0; i < ls->n; i++) {
         free(ls->v[i].path);

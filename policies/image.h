@@ -157,9 +157,11 @@ int img_tree_add_dir(struct img_tree *t, const char *dir, const struct img_optio
 
 /* The selected regular files, in byte order of their paths: each path as
  * the kernel logs it (absolute, directory links inside the image
- * resolved; every name of a hard-linked file) and the digest in lowercase
- * hex. The callback's negative return stops the walk and is returned. */
-typedef int (*img_file_fn)(void *ctx, const char *path, const char *hex);
+ * resolved; every name of a hard-linked file), the digest in lowercase
+ * hex, and whether the default selection (IMG_SELECT_MEASURED: ELF or an
+ * execute bit) takes it, also when the read selected all. The callback's
+ * negative return stops the walk and is returned. */
+typedef int (*img_file_fn)(void *ctx, const char *path, const char *hex, bool measured);
 int img_tree_files(const struct img_tree *t, img_file_fn fn, void *ctx);
 
 /* ---- image sources (image-oci.c, image-archive.c, image-registry.c) ---- */
