@@ -17,7 +17,12 @@ OPTS=(64BIT PRINTK TTY SERIAL_8250 SERIAL_8250_CONSOLE BLK_DEV_INITRD RD_GZIP DE
       PROC_FS SYSFS SECURITYFS SECURITY CGROUPS TCG_TPM TCG_TIS TCG_TIS_CORE IMA INTEGRITY
       CRYPTO_SHA1 CRYPTO_SHA256 BINFMT_ELF BINFMT_SCRIPT MULTIUSER TMPFS FUTEX
       EPOLL SHMEM POSIX_TIMERS NET INET UNIX FILE_LOCKING EVENTFD SIGNALFD TIMERFD
-      INOTIFY_USER ADVISE_SYSCALLS IMA_NG_TEMPLATE IMA_DEFAULT_HASH_SHA256 RTC_CLASS)
+      INOTIFY_USER ADVISE_SYSCALLS IMA_NG_TEMPLATE IMA_DEFAULT_HASH_SHA256 RTC_CLASS
+      OVERLAY_FS TMPFS_XATTR NAMESPACES PID_NS UTS_NS IPC_NS SYSVIPC BPF_SYSCALL CGROUP_BPF)
+# The second line is what crun's containers need: overlayfs roots whose
+# upper directories are on tmpfs (trusted.overlay.* xattrs), their own PID,
+# UTS and IPC namespaces (IPC_NS needs SYSVIPC), and cgroup v2's device
+# controller, an eBPF program crun attaches to each container's cgroup.
 # What tinyconfig, NET and olddefconfig would add that the guest does not
 # need (build time). No ACPI: the TPM is found with tpm_tis.force=1 and the
 # guest ends with a reboot, which QEMU's -no-reboot turns into an exit.
