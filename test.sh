@@ -38,13 +38,14 @@ echo "== sanitizer build (address, undefined)"
 run_build build-san -Db_sanitize=address,undefined -Db_lundef=false -Dwerror=true \
     -Dbench=false -Dbuildtype=debug || status=1
 
-# The VM suite: kima on Linux 6.1 with its template patch under QEMU (builds
-# the kernel once, about 3-6 minutes; KIMA_SKIP_VM=1 leaves it out).
+# The VM suite: kima on Linux 6.1 with its template patches under QEMU, pods
+# as crun containers of the demo images (builds the kernel once, about 3-6
+# minutes; KIMA_SKIP_VM=1 leaves it out).
 vmlog=()
 if [ -z "${KIMA_SKIP_VM:-}" ]; then
     echo "== VM suite (patched Linux 6.1 under QEMU with a vTPM)"
     tests/tools/install-deps.sh qemu-system-x86 busybox-static cpio linux-source-6.1 bc bison \
-        flex libelf-dev xz-utils patch || status=1
+        flex libelf-dev xz-utils patch crun attr || status=1
     meson test -C build --suite vm --print-errorlogs --logbase vmlog || status=1
     vmlog=(build/meson-logs/vmlog.json)
 fi
