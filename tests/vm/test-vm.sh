@@ -67,7 +67,7 @@ PODS=(amf-0 amf-1 smf-0 upf-0)
 cid() { printf '%s' "$1" | sha256sum | cut -c1-64; } # a container ID: 64 hex
 declare -A CID
 for pod in "${PODS[@]}"; do CID[$pod]=$(cid "$pod/0"); done
-AMF0_NEW=$(cid amf-0/1) # amf-0's container after its restart
+declare -A NEW=([amf-0]=$(cid amf-0/1) [amf-1]=$(cid amf-1/1)) # the containers after a restart
 # The kubelet's cgroup of a container (cgroupsPath, from the root).
 cgpath() { # POD ID
     local u=${UIDS[$1]} q=${QOS[$1]}
@@ -128,22 +128,22 @@ print(json.dumps({
 PY
 }
 for pod in "${PODS[@]}"; do bundle "$pod" "${CID[$pod]}"; done
-bundle amf-0 "$AMF0_NEW"
+for pod in amf-0 amf-1; do bundle "$pod" "${NEW[$pod]}"; done
 # The PodList as the API gives it: containerStatuses with the container ID
 # and the image's manifest digest (what containerd reports after a pull).
-podlist() { # AMF0_CONTAINER_ID AMF0_RESTARTS
+podlist() { # RESTARTED: 0, or 1 for amf-0's and amf-1's new containers
     local items="" pod img id restarts
     for pod in "${PODS[@]}"; do
         img=${pod%-*}
         id=${CID[$pod]}
         restarts=0
-        [ "$pod" = amf-0 ] && id=$1 && restarts=$2
+        [ "$1" = 1 ] && [ "$img" = amf ] && id=${NEW[$pod]} && restarts=1
         items="$items${items:+,}{\"metadata\": {\"uid\": \"${UIDS[$pod]}\", \"namespace\": \"open5gs\", \"name\": \"$pod\", \"labels\": {\"app\": \"$img\"}}, \"spec\": {\"nodeName\": \"vm-node\"}, \"status\": {\"containerStatuses\": [{\"name\": \"$img\", \"containerID\": \"containerd://$id\", \"imageID\": \"docker.io/open5gs/$img@$(head -1 "$C/images/$img" | cut -d' ' -f1)\", \"restartCount\": $restarts}]}}"
     done
     echo "{\"kind\": \"PodList\", \"items\": [$items]}"
 }
-podlist "${CID[amf-0]}" 0 >"$R/etc/kima/pods.json"
-podlist "$AMF0_NEW" 1 >"$R/etc/kima/pods-restarted.json"
+podlist 0 >"$R/etc/kima/pods.json"
+podlist 1 >"$R/etc/kima/pods-restarted.json"
 # The node's IMA policy: the block of docs/kubernetes.md, as users copy it.
 awk '/\*\*IMA policy\.\*\*/ {p = 1} p && /```/ {n++; next} p && n == 1 {sub(/^   /, ""); print} n == 2 {exit}' \
     "$SRC/docs/kubernetes.md" >"$R/etc/ima-policy"
@@ -281,17 +281,19 @@ wait_pods "amf-1 .*untrusted" "smf-0 .*untrusted"
 covered
 kimactl pods >/tmp/pods 2>/dev/null
 echo "===PODS2==="; cat /tmp/pods; echo "===END==="
-# amf-0's container restarts: a new container ID (and root) in the same pod
+# amf-0's and amf-1's containers restart: a new container ID (and root,
+# the image's again) in the same pod
 stop ${CID[amf-0]}
-start amf-0 $AMF0_NEW amf ${UIDS[amf-0]}
+stop ${CID[amf-1]}
+start amf-0 ${NEW[amf-0]} amf ${UIDS[amf-0]}
+start amf-1 ${NEW[amf-1]} amf ${UIDS[amf-1]}
 cp /etc/kima/pods-restarted.json /etc/kima/pods.json.new && mv /etc/kima/pods.json.new /etc/kima/pods.json
-sleep 1
 covered
 kimactl pods >/tmp/pods 2>/dev/null
 echo "===PODS3==="; cat /tmp/pods; echo "===END==="
 # A program on a node directory that two pods mount (hostPath): one inode,
 # run by amf-0, then amf-1, then amf-0 again
-for id in $AMF0_NEW ${CID[amf-1]} $AMF0_NEW; do
+for id in ${NEW[amf-0]} ${NEW[amf-1]} ${NEW[amf-0]}; do
     crun exec \$id /opt/tools/tool true >/dev/null 2>&1
 done
 echo "===CTRLOG==="
@@ -338,7 +340,9 @@ section CTRLOG >"$T/ctrlog"
 for pod in "${PODS[@]}"; do
     grep -q "^$pod ${CID[$pod]} crun=0" "$T/ctrlog" && ok || bad "crun did not start $pod: $(cat "$T/ctrlog")"
 done
-grep -q "^amf-0 $AMF0_NEW crun=0" "$T/ctrlog" && ok || bad "crun did not restart amf-0's container"
+for pod in amf-0 amf-1; do
+    grep -q "^$pod ${NEW[$pod]} crun=0" "$T/ctrlog" && ok || bad "crun did not restart $pod's container"
+done
 grep -q "${CID[amf-1]}/log: amf started" "$T/ctrlog" && ok || bad "amf-1's container did not run"
 grep -q "${CID[smf-0]}/log: OpenSSL 3" "$T/ctrlog" && ok || bad "smf-0's container did not run openssl"
 grep -q "whiteout-ok" "$T/ctrlog" && ok || bad "upf's whiteout of /usr/sbin/iptables-apply must hide it"
@@ -403,14 +407,21 @@ grep -q "/dev/shm/y.sh" "$T/dump" && bad "a script handed to sh is not measured 
 for pod in amf-0 upf-0; do
     grep -Eq "$pod +vm-node +trusted" "$T/pods2" && ok || bad "$pod should stay trusted: $(cat "$T/pods2")"
 done
-# amf-0's restarted container: measured again, under the same pod, which
-# keeps its state
+# the restarted containers: measured again (new overlayfs, new inodes),
+# under the same pod, which keeps its state: amf-0 trusted, amf-1 untrusted
+# (sticky) although its new container runs the image's binary again
 section PODS3 >"$T/pods3"
 grep -Eq "amf-0 +vm-node +trusted" "$T/pods3" && ok || bad "amf-0 should be trusted after its restart"
-grep -Eq "amf-1 +vm-node +untrusted" "$T/pods3" && ok || bad "amf-1 stays untrusted (sticky)"
-for f in /usr/bin/dash /usr/bin/open5gs-amfd $L/libc.so.6; do
-    has_entry amf-0 "$AMF0_NEW" "$f" && ok || bad "amf-0's new container: no entry of $f"
+grep -Eq "amf-1 +vm-node +untrusted .*/usr/bin/open5gs-amfd sha256:$MINER" "$T/pods3" && ok ||
+    bad "amf-1 stays untrusted after its restart, for the same reason: $(cat "$T/pods3")"
+for pod in amf-0 amf-1; do
+    for f in /usr/bin/dash /usr/bin/open5gs-amfd $L/libc.so.6; do
+        has_entry "$pod" "${NEW[$pod]}" "$f" && ok || bad "$pod's new container: no entry of $f"
+    done
 done
+good=$(entries amf-0 "${CID[amf-0]}" | awk '$7 == "/usr/bin/open5gs-amfd" {print $6; exit}')
+entries amf-1 "${NEW[amf-1]}" | awk -v d="$good" '$7 == "/usr/bin/open5gs-amfd" && $6 == d {f = 1} END {exit !f}' &&
+    ok || bad "amf-1's new container runs the image's open5gs-amfd (a new upper directory)"
 # A program on a node directory both amf pods mount (hostPath): one inode.
 # Stock IMA measures it once, for the first pod only; the second patch
 # (ima/kernel/0002-*) measures it again for another cgroup, and an
@@ -431,8 +442,10 @@ cp "$T/out" "$T/attribution"
 for pod in "${PODS[@]}"; do
     grep -q "pod ${UIDS[$pod]}" "$T/attribution" && ok || bad "no entries of $pod"
 done
-grep -A2 "pod ${UIDS[amf-0]}" "$T/attribution" | grep -c "  container" | grep -q 2 && ok ||
-    bad "amf-0 must show its two containers: $(grep -A2 "pod ${UIDS[amf-0]}" "$T/attribution")"
+for pod in amf-0 amf-1; do
+    grep -A2 "pod ${UIDS[$pod]}" "$T/attribution" | grep -c "  container" | grep -q 2 && ok ||
+        bad "$pod must show its two containers: $(grep -A2 "pod ${UIDS[$pod]}" "$T/attribution")"
+done
 grep -q "driver=cgroupfs" "$T/attribution" && grep -q "driver=systemd" "$T/attribution" && ok ||
     bad "both cgroup layouts must be seen"
 grep " / " "$T/dump" | grep -q "/usr/bin/kima-verifier" && ok || bad "host processes must be in the root cgroup (node scope)"
