@@ -270,6 +270,10 @@ echo "===END==="
 cat /usr/bin/cryptominer >/run/ctr/${CID[amf-1]}/rootfs/usr/bin/open5gs-amfd
 crun exec ${CID[amf-1]} /usr/bin/open5gs-amfd >/dev/null 2>&1
 ls /run/ctr/${CID[amf-1]}/upper/usr/bin/ >/tmp/upper
+wait_pods "amf-1 .*untrusted"
+covered
+kimactl pods >/tmp/pods 2>/dev/null
+echo "===PODS-COPYUP==="; cat /tmp/pods; echo "===END==="
 # upf-0: a script handed to the interpreter from /dev/shm (noexec there, as
 # containerd mounts it: run directly it is refused before IMA sees it)
 crun exec ${CID[upf-0]} /bin/sh -c 'echo "echo y-ran" >/dev/shm/y.sh; sh /dev/shm/y.sh; /dev/shm/y.sh 2>/dev/null || echo y-direct-refused' >/tmp/upf-exec 2>&1
@@ -384,9 +388,13 @@ d0=$(awk -v id="${CID[amf-0]}" '$1 == id {print $2}' "$T/inodes")
 d1=$(awk -v id="${CID[amf-1]}" '$1 == id {print $2}' "$T/inodes")
 [ -n "$d0" ] && [ "${d0%%:*}" != "${d1%%:*}" ] && ok || bad "each container's overlayfs is its own superblock"
 # amf-1's copied-up binary: only amf-1 untrusted, the path and digest audited
+section PODS-COPYUP >"$T/pods-copyup"
+grep -Eq "amf-1 +vm-node +untrusted .*/usr/bin/open5gs-amfd sha256:$MINER" "$T/pods-copyup" && ok ||
+    bad "amf-1 should be untrusted for /usr/bin/open5gs-amfd: $(cat "$T/pods-copyup")"
+for pod in amf-0 smf-0 upf-0; do
+    grep -Eq "$pod +vm-node +trusted" "$T/pods-copyup" && ok || bad "only amf-1 turns untrusted: $(cat "$T/pods-copyup")"
+done
 section PODS2 >"$T/pods2"
-grep -Eq "amf-1 +vm-node +untrusted .*/usr/bin/open5gs-amfd" "$T/pods2" && ok ||
-    bad "amf-1 should be untrusted for /usr/bin/open5gs-amfd: $(cat "$T/pods2")"
 grep -q "^upper: open5gs-amfd" "$T/ctrlog" && ok || bad "the binary must be in amf-1's upper directory (copy-up)"
 entries amf-1 "${CID[amf-1]}" | awk -v d="sha256:$MINER" '$7 == "/usr/bin/open5gs-amfd" && $6 == d {f = 1} END {exit !f}' &&
     ok || bad "the replaced binary must be measured in amf-1"
