@@ -35,7 +35,8 @@ OPTS=(64BIT PRINTK TTY SERIAL_8250 SERIAL_8250_CONSOLE BLK_DEV_INITRD RD_GZIP DE
 # xattrs), mount (always there), PID, UTS and IPC namespaces (IPC_NS needs
 # SYSVIPC), USER_NS only for /proc/self/setgroups, which crun opens for every
 # container, the pids controller, and cgroup v2's device controller, an eBPF
-# program crun attaches to each container's cgroup. crun needs no SECCOMP
+# program crun attaches to each container's cgroup (crun may go on without
+# it when no device rule denies; not tried). crun needs no SECCOMP
 # unless config.json has a seccomp section, and goes on without a keyring
 # when keyctl is ENOSYS (no KEYS).
 OPTS+=(OVERLAY_FS NAMESPACES PID_NS UTS_NS IPC_NS USER_NS SYSVIPC CGROUP_PIDS TMPFS_XATTR
