@@ -38,14 +38,15 @@ echo "== sanitizer build (address, undefined)"
 run_build build-san -Db_sanitize=address,undefined -Db_lundef=false -Dwerror=true \
     -Dbench=false -Dbuildtype=debug || status=1
 
-# The VM suite: kima on Linux 6.1 (vm) and 6.12 (vm-6.12) with its template
-# patch under QEMU (each kernel is built once, 4-7 minutes on 2 cores, then
-# cached in build/vm/VERSION: docs/kernel.md; KIMA_SKIP_VM=1 leaves it out).
+# The VM suite: kima on Linux 6.1 (vm) and 6.12 (vm-6.12) with its patches
+# under QEMU, pods as crun containers of the demo images (each kernel is
+# built once, 4-7 minutes on 2 cores, then cached in build/vm/VERSION:
+# docs/kernel.md; KIMA_SKIP_VM=1 leaves it out).
 vmlog=()
 if [ -z "${KIMA_SKIP_VM:-}" ]; then
     echo "== VM suite (patched Linux 6.1 and 6.12 under QEMU with a vTPM)"
     tests/tools/install-deps.sh qemu-system-x86 busybox-static cpio linux-source-6.1 \
-        linux-source-6.12 bc bison flex libelf-dev xz-utils patch || status=1
+        linux-source-6.12 bc bison flex libelf-dev xz-utils patch crun attr || status=1
     meson test -C build --suite vm --print-errorlogs --logbase vmlog || status=1
     vmlog=(build/meson-logs/vmlog.json)
 fi

@@ -5,7 +5,7 @@
 # name order) for the VM tests, and cache it in OUT_DIR/VERSION, keyed by
 # the patches and the configuration: a second run with the same patches and
 # configuration does nothing; a change of the patches rebuilds only
-# security/integrity/ima.
+# security/integrity (and what includes its headers).
 # Usage: build-kernel.sh SOURCE_ROOT OUT_DIR VERSION -> OUT_DIR/VERSION/bzImage
 # Needs: linux-source-VERSION bc bison flex libelf-dev libssl-dev cpio xz-utils.
 set -euo pipefail
@@ -31,12 +31,16 @@ OPTS=(64BIT PRINTK TTY SERIAL_8250 SERIAL_8250_CONSOLE BLK_DEV_INITRD RD_GZIP DE
       EPOLL SHMEM POSIX_TIMERS NET INET UNIX FILE_LOCKING EVENTFD SIGNALFD TIMERFD
       INOTIFY_USER ADVISE_SYSCALLS IMA_NG_TEMPLATE IMA_DEFAULT_HASH_SHA256 RTC_CLASS)
 # What crun needs for containers as the VM suite runs them (docs/kernel.md):
-# overlayfs rootfs over image layers on tmpfs (trusted.* xattrs), mount
-# (always there), PID, UTS and IPC namespaces (IPC_NS needs SYSVIPC), the
-# pids controller. crun needs no SECCOMP unless config.json has a seccomp
-# section, no BPF unless linux.resources.devices denies devices, and goes on
-# without a keyring when keyctl is ENOSYS (no KEYS).
-OPTS+=(OVERLAY_FS NAMESPACES PID_NS UTS_NS IPC_NS SYSVIPC CGROUP_PIDS TMPFS_XATTR)
+# overlayfs roots whose upper directories are on tmpfs (trusted.overlay.*
+# xattrs), mount (always there), PID, UTS and IPC namespaces (IPC_NS needs
+# SYSVIPC), USER_NS only for /proc/self/setgroups, which crun opens for every
+# container, the pids controller, and cgroup v2's device controller, an eBPF
+# program crun attaches to each container's cgroup (crun may go on without
+# it when no device rule denies; not tried). crun needs no SECCOMP
+# unless config.json has a seccomp section, and goes on without a keyring
+# when keyctl is ENOSYS (no KEYS).
+OPTS+=(OVERLAY_FS NAMESPACES PID_NS UTS_NS IPC_NS USER_NS SYSVIPC CGROUP_PIDS TMPFS_XATTR
+       BPF_SYSCALL CGROUP_BPF)
 # What tinyconfig, NET and olddefconfig would add that the guest does not
 # need (build time). No ACPI: the TPM is found with tpm_tis.force=1 and the
 # guest ends with a reboot, which QEMU's -no-reboot turns into an exit.
@@ -49,14 +53,19 @@ if [ -f "$OUT/bzImage" ] && [ "$(cat "$OUT/stamp" 2>/dev/null)" = "$stamp" ]; th
     exit 0
 fi
 if [ ! -f "$K/Makefile" ]; then
-    rm -rf "$K" "$OUT/linux-source-$V" "$OUT/ima.orig"
+    rm -rf "$K" "$OUT/linux-source-$V" "$OUT/integrity.orig"
     tar -C "$OUT" -xf "$TAR"
     mv "$OUT/linux-source-$V" "$K"
-    cp -r "$K/security/integrity/ima" "$OUT/ima.orig"
 fi
-# the pristine IMA sources, then the patches
-rm -rf "$K/security/integrity/ima"
-cp -r "$OUT/ima.orig" "$K/security/integrity/ima"
+if [ ! -d "$OUT/integrity.orig" ]; then # (a cache of the time the patches touched ima/ only)
+    rm -rf "$OUT/linux-source-$V" "$OUT/ima.orig"
+    tar -C "$OUT" -xf "$TAR" "linux-source-$V/security/integrity"
+    mv "$OUT/linux-source-$V/security/integrity" "$OUT/integrity.orig"
+    rm -rf "$OUT/linux-source-$V"
+fi
+# the pristine integrity sources (IMA, EVM, the iint cache), then the patches
+rm -rf "$K/security/integrity"
+cp -r "$OUT/integrity.orig" "$K/security/integrity"
 for p in "${PATCHES[@]}"; do
     patch -d "$K" -p1 --quiet --no-backup-if-mismatch <"$p"
 done
