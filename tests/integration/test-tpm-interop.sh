@@ -66,7 +66,10 @@ for kind in rsa:rsassa ecc:ecdsa; do
         --signature "$d/sig"
     has "$T/out" "invalid: ak-attributes: AK cannot sign" "the EK is no AK ($alg)"
     cp "$d/sig" "$d/sig.bad"
-    printf '\x01' | dd of="$d/sig.bad" bs=1 seek=20 conv=notrunc 2>/dev/null
+    # Flip every bit of byte 20 (inside r for ECDSA, the RSA signature):
+    # writing a fixed value left the signature intact when the byte held it.
+    python3 -c 'import sys; b = bytearray(open(sys.argv[1], "rb").read()); b[20] ^= 0xff
+open(sys.argv[1], "wb").write(b)' "$d/sig.bad"
     expect 1 "$K" quote verify --ak "$d/ak.pub" --nonce "$NONCE" --attest "$d/msg" \
         --signature "$d/sig.bad"
     has "$T/out" "invalid: signature" "flipped signature byte ($alg)"
