@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,9 +73,58 @@ static int provision(struct swtpm *s) {
     return test_run_quiet(argv);
 }
 
+/* Connect a stream socket to the Unix socket `path`. The descriptor or -1. */
+static int connect_unix(const char *path) {
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int fd;
+
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        return -1;
+    }
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+/* Does swtpm answer a TPM command on its data socket? TPM2_GetRandom(8)
+ * sent raw, as the swtpm TCTI does; any TPM response (tag 0x8001) will do,
+ * within a second. Probing with a real round trip, not a connect, makes
+ * sure the server has listened, accepted and processed a command before a
+ * test's TCTI opens it (a connect alone raced: "tcti:IO failure" under
+ * load). */
+static bool data_answers(const char *sock) {
+    static const unsigned char get_random[] = {0x80, 0x01, 0x00, 0x00, 0x00, 0x0c,
+                                               0x00, 0x00, 0x01, 0x7b, 0x00, 0x08};
+    unsigned char resp[64];
+    struct pollfd pfd;
+    size_t got = 0;
+    int fd = connect_unix(sock);
+    bool ok = false;
+
+    if (fd < 0) {
+        return false;
+    }
+    if (write(fd, get_random, sizeof(get_random)) == (ssize_t)sizeof(get_random)) {
+        pfd = (struct pollfd){.fd = fd, .events = POLLIN};
+        while (got < 10 && poll(&pfd, 1, 1000) == 1) {
+            ssize_t k = read(fd, resp + got, sizeof(resp) - got);
+            if (k <= 0) {
+                break;
+            }
+            got += (size_t)k;
+        }
+        ok = got >= 10 && resp[0] == 0x80 && resp[1] == 0x01;
+    }
+    close(fd);
+    return ok;
+}
+
 int swtpm_start(struct swtpm *s, bool ek_certs) {
     char sock[300], ctrl[320], server[340], ctrlarg[340], state[300], statearg[320];
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
     int r;
 
     memset(s, 0, sizeof(*s));
@@ -123,23 +173,16 @@ int swtpm_start(struct swtpm *s, bool ek_certs) {
         swtpm_stop(s);
         return -1;
     }
-    /* Ready when both sockets accept a connection (typically 15-30 ms). */
-    if (strlen(ctrl) >= sizeof(sa.sun_path)) {
-        swtpm_stop(s);
-        return -1;
-    }
-    memcpy(sa.sun_path, ctrl, strlen(ctrl) + 1);
+    /* Ready when the control socket takes a connection and the data socket
+     * answers a TPM command (typically 15-30 ms). */
     for (int i = 0; i < 500; i++) {
         struct timespec ts = {0, 10 * 1000 * 1000};
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        int st;
-        if (fd >= 0 && access(sock, F_OK) == 0 &&
-            connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-            close(fd);
-            return 0;
-        }
+        int fd = connect_unix(ctrl), st;
         if (fd >= 0) {
             close(fd);
+            if (data_answers(sock)) {
+                return 0;
+            }
         }
         if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
             s->pid = 0;
