@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
@@ -80,7 +81,7 @@ static int check_file(void *ctx, const char *path, const char *hex, bool measure
     check(path[0] == '/' && strlen(hex) == 64 && strspn(hex, "0123456789abcdef") == 64);
     check(ls->n == 0 || strcmp(ls->last, path) < 0);
     check(strlen(path) < sizeof(ls->last));
-    strcpy(ls->last, path);
+    snprintf(ls->last, sizeof(ls->last), "%s", path);
     ls->n++;
     return 0;
 }

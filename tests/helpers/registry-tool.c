@@ -15,6 +15,7 @@
 
 #include "image.h"
 #include "json-util.h"
+#include "parse.h"
 
 static int read_blob(struct img_source *s, const json_t *desc, struct img_error *err) {
     const char *digest = json_string_value(json_object_get(desc, "digest"));
@@ -120,7 +121,12 @@ int main(int argc, char **argv) {
         } else if (c == 'i') {
             cfg.insecure = true;
         } else if (c == 't') {
-            cfg.limits.timeout_s = (unsigned)atoi(optarg);
+            uint32_t t;
+            if (parse_u32(optarg, &t) < 0 || t == 0) {
+                fprintf(stderr, "registry-tool: --timeout takes seconds, not \"%s\"\n", optarg);
+                return 2;
+            }
+            cfg.limits.timeout_s = t;
         } else {
             return 2;
         }

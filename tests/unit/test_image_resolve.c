@@ -117,9 +117,9 @@ static void add(struct fake *f, bool blob, const char *key, const char *mt, cons
 
     img_digest_of(body, strlen(body), NULL, d);
     if (digest) {
-        strcpy(digest, d);
+        snprintf(digest, IMG_DIGEST_MAX, "%s", d);
     }
-    strcpy(keys[nkeys % (DOCS_MAX * 4)], key ? key : d);
+    snprintf(keys[nkeys % (DOCS_MAX * 4)], IMG_DIGEST_MAX, "%s", key ? key : d);
     f->key[f->n] = keys[nkeys++ % (DOCS_MAX * 4)];
     f->body[f->n] = strdup(body);
     f->mt[f->n] = mt;
