@@ -4,6 +4,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <regex.h>
 
 #include <jansson.h>
 
@@ -25,6 +27,18 @@ int policy_normalize_digest(const char *in, bool keylime, char *out, size_t outs
  * normalise: the parser would have refused it). */
 int policy_canonical_build(const json_t *j, bool keylime, enum policy_kind kind, const char *name,
                            json_t **ret);
+
+/* policy-excludes.c: does `re` match at the start of `pathz` (re.match)? */
+bool policy_exclude_matches(const regex_t *re, const char *pathz);
+/* It matches every probe path: the policy would judge nothing. */
+bool policy_exclude_matches_every_path(const regex_t *re);
+/* The writable probe path it matches, or NULL. */
+const char *policy_exclude_writable_match(const regex_t *re);
+/* The writable directory the pattern's literal start lies below, or NULL. */
+const char *policy_exclude_writable_prefix(const char *re);
+/* Bound a pattern's shape before regcomp: its weight in atoms into
+ * *ret_weight; -E2BIG/-EBADMSG with a reason in `why`. */
+int policy_exclude_shape(const char *re, uint64_t *ret_weight, char *why, size_t whysz);
 
 /* The flags json_dumps() writes the canonical form with. */
 #define POLICY_CANONICAL_DUMP_FLAGS (JSON_COMPACT | JSON_SORT_KEYS)
