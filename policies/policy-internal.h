@@ -28,6 +28,37 @@ int policy_normalize_digest(const char *in, bool keylime, char *out, size_t outs
 int policy_canonical_build(const json_t *j, bool keylime, enum policy_kind kind, const char *name,
                            json_t **ret);
 
+/* The parsed policy and a loaded set (policy.c parses, policy-set.c
+ * loads and matches). */
+struct label {
+    char *key, *value;
+};
+
+struct policy {
+    unsigned refs; /* a reload can keep a policy of the previous set */
+    char *name, *file;
+    char id[320];    /* "<name>@sha256:<hex of the canonical form>" */
+    char digest[72]; /* "sha256:<hex of the canonical form>" */
+    enum policy_kind kind;
+    char *ns; /* NULL: any namespace */
+    size_t nlabels;
+    struct label *labels;
+    size_t nimages;
+    char **images; /* "sha256:<hex>": the pod must run one of these images */
+    /* Open-addressing set of "path\x1fdigest" (or "*\x1fdigest"). */
+    char **slots;
+    size_t nslots, ndigests;
+    size_t nexcludes;
+    regex_t *excludes;
+    uint64_t exclude_weight; /* atoms of all its excludes (exclude_shape) */
+};
+
+struct policy_set {
+    size_t n;
+    struct policy **v;
+    uint64_t exclude_weight;
+};
+
 /* policy-excludes.c: does `re` match at the start of `pathz` (re.match)? */
 bool policy_exclude_matches(const regex_t *re, const char *pathz);
 /* It matches every probe path: the policy would judge nothing. */
