@@ -10,7 +10,9 @@
 #include <openssl/rsa.h>
 
 #include "credential.h"
+#include "soft-tpm.h"
 #include "hex.h"
+#include "keys.h"
 
 /* The key 00 01 .. 1f, node "node-1", an AK name of sha256 (00 0b) and 32
  * bytes of aa. Expected values from Python's hmac module. */
@@ -97,50 +99,14 @@ static void rsa_ek(EVP_PKEY *key, UINT16 bits, TPMT_PUBLIC *ret) {
     BN_free(n);
 }
 
-/* What the TPM does in ActivateCredential, with the EK's private key: the
- * seed from the secret, the keys from the seed, the integrity HMAC checked
- * over encIdentity and the name, the credential decrypted. */
-static void recover(EVP_PKEY *key, UINT16 bits, const TPM2B_NAME *name, const TPM2B_ID_OBJECT *blob,
-                    const TPM2B_ENCRYPTED_SECRET *sec, uint8_t *ret_cred, size_t *ret_len) {
-    static const uint8_t iv[16];
-    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(key, NULL);
-    uint8_t seed[256], sym_key[32], hmac_key[32], msg[512], mac[32], plain[64];
-    const uint8_t *enc = blob->credential + 2 + 32;
-    size_t seed_len = sizeof(seed), enc_len = blob->size - 2 - 32;
-    unsigned int mac_len = 0;
-    EVP_CIPHER_CTX *cc = EVP_CIPHER_CTX_new();
-    int n = 0, fin = 0;
+/* What the TPM does in ActivateCredential, with the EK's private key
+ * (tests/helpers/soft-tpm.c): the credential back, or an error. */
+static void recover(EVP_PKEY *key, const TPMT_PUBLIC *ek, const TPM2B_NAME *name,
+                    const TPM2B_ID_OBJECT *blob, const TPM2B_ENCRYPTED_SECRET *sec,
+                    uint8_t *ret_cred, size_t *ret_len) {
+    struct soft_ek s = {.key = key, .pub = *ek};
 
-    assert_non_null(c);
-    assert_int_equal(EVP_PKEY_decrypt_init(c), 1);
-    assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_OAEP_PADDING), 1);
-    assert_int_equal(EVP_PKEY_CTX_set_rsa_oaep_md(c, EVP_sha256()), 1);
-    assert_int_equal(EVP_PKEY_CTX_set0_rsa_oaep_label(c, OPENSSL_memdup("IDENTITY", 9), 9), 1);
-    assert_int_equal(EVP_PKEY_decrypt(c, seed, &seed_len, sec->secret, sec->size), 1);
-    EVP_PKEY_CTX_free(c);
-    assert_int_equal(seed_len, 32);
-    assert_int_equal(tpm_kdfa(TPM2_ALG_SHA256, seed, 32, "STORAGE", name->name, name->size, NULL, 0,
-                              bits, sym_key),
-                     0);
-    assert_int_equal(
-            tpm_kdfa(TPM2_ALG_SHA256, seed, 32, "INTEGRITY", NULL, 0, NULL, 0, 256, hmac_key), 0);
-    assert_int_equal(blob->credential[0] << 8 | blob->credential[1], 32);
-    memcpy(msg, enc, enc_len);
-    memcpy(msg + enc_len, name->name, name->size);
-    assert_non_null(HMAC(EVP_sha256(), hmac_key, 32, msg, enc_len + name->size, mac, &mac_len));
-    assert_memory_equal(mac, blob->credential + 2, 32);
-    assert_non_null(cc);
-    assert_int_equal(EVP_DecryptInit_ex(cc,
-                                        bits == 128 ? EVP_aes_128_cfb128() : EVP_aes_256_cfb128(),
-                                        NULL, sym_key, iv),
-                     1);
-    assert_int_equal(EVP_DecryptUpdate(cc, plain, &n, enc, (int)enc_len), 1);
-    assert_int_equal(EVP_DecryptFinal_ex(cc, plain + n, &fin), 1);
-    EVP_CIPHER_CTX_free(cc);
-    assert_int_equal(n + fin, enc_len);
-    *ret_len = (size_t)(plain[0] << 8 | plain[1]);
-    assert_int_equal(*ret_len + 2, enc_len);
-    memcpy(ret_cred, plain + 2, *ret_len);
+    assert_int_equal(soft_activate_credential(&s, name, blob, sec, ret_cred, ret_len), 0);
 }
 
 static void test_make_credential_rsa(void **state) {
@@ -161,11 +127,68 @@ static void test_make_credential_rsa(void **state) {
         assert_int_equal(tpm_make_credential(&ek, &name, secret, 20, &blob, &sec), 0);
         assert_int_equal(sec.size, 256);
         assert_int_equal(blob.size, 2 + 32 + 2 + 20);
-        recover(key, bits[i], &name, &blob, &sec, got, &got_len);
+        recover(key, &ek, &name, &blob, &sec, got, &got_len);
         assert_int_equal(got_len, 20);
         assert_memory_equal(got, secret, 20);
     }
     EVP_PKEY_free(key);
+}
+
+/* An ECC P-256 EK (template L-2): the seed by ECDH and KDFe; the
+ * credential comes back for this EK and name only. */
+static void test_make_credential_ecc(void **state) {
+    struct soft_ek ek, other;
+    TPM2B_NAME name = {.size = 34};
+    TPM2B_ID_OBJECT blob;
+    TPM2B_ENCRYPTED_SECRET sec;
+    uint8_t got[64];
+    size_t got_len = 0;
+    (void)state;
+
+    assert_int_equal(soft_ek_new(&ek, true), 0);
+    assert_int_equal(soft_ek_new(&other, true), 0);
+    assert_int_equal(ek.pub.type, TPM2_ALG_ECC);
+    memcpy(name.name, ak_name, sizeof(ak_name));
+    assert_int_equal(tpm_make_credential(&ek.pub, &name, secret, 32, &blob, &sec), 0);
+    assert_int_equal(sec.size, 2 + 32 + 2 + 32);
+    assert_int_equal(soft_activate_credential(&ek, &name, &blob, &sec, got, &got_len), 0);
+    assert_int_equal(got_len, 32);
+    assert_memory_equal(got, secret, 32);
+    /* Another TPM, another AK name, a changed blob: the HMAC fails. */
+    assert_int_equal(soft_activate_credential(&other, &name, &blob, &sec, got, &got_len), -EBADMSG);
+    name.name[33] ^= 1;
+    assert_int_equal(soft_activate_credential(&ek, &name, &blob, &sec, got, &got_len), -EBADMSG);
+    name.name[33] ^= 1;
+    blob.credential[blob.size - 1] ^= 1;
+    assert_int_equal(soft_activate_credential(&ek, &name, &blob, &sec, got, &got_len), -EBADMSG);
+    /* A secret that is not a P-256 point. */
+    blob.credential[blob.size - 1] ^= 1;
+    sec.size = 10;
+    assert_int_equal(soft_activate_credential(&ek, &name, &blob, &sec, got, &got_len), -EBADMSG);
+    soft_ek_free(&ek);
+    soft_ek_free(&other);
+}
+
+/* The RSA EK of template L-1 from soft_ek_new(): a wrong name is refused. */
+static void test_soft_ek_rsa(void **state) {
+    struct soft_ek ek;
+    TPM2B_NAME name = {.size = 34};
+    TPM2B_ID_OBJECT blob;
+    TPM2B_ENCRYPTED_SECRET sec;
+    const char *why = NULL;
+    uint8_t got[64];
+    size_t got_len = 0;
+    (void)state;
+
+    assert_int_equal(soft_ek_new(&ek, false), 0);
+    assert_int_equal(tpm_ek_public_check(&ek.pub, &why), 0);
+    memcpy(name.name, ak_name, sizeof(ak_name));
+    assert_int_equal(tpm_make_credential(&ek.pub, &name, secret, 32, &blob, &sec), 0);
+    assert_int_equal(soft_activate_credential(&ek, &name, &blob, &sec, got, &got_len), 0);
+    assert_memory_equal(got, secret, 32);
+    name.name[2] ^= 1;
+    assert_int_equal(soft_activate_credential(&ek, &name, &blob, &sec, got, &got_len), -EBADMSG);
+    soft_ek_free(&ek);
 }
 
 static void test_make_credential_refusals(void **state) {
@@ -211,6 +234,8 @@ int main(void) {
             cmocka_unit_test(test_proof_binds_every_input),
             cmocka_unit_test(test_proof_arguments),
             cmocka_unit_test(test_make_credential_rsa),
+            cmocka_unit_test(test_make_credential_ecc),
+            cmocka_unit_test(test_soft_ek_rsa),
             cmocka_unit_test(test_make_credential_refusals),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
