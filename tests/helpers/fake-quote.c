@@ -9,10 +9,12 @@
 #include <openssl/rsa.h>
 #include <tss2/tss2_mu.h>
 
-int fake_ak_new(struct fake_ak *ak, bool ecc) {
+int fake_ak_from_key(struct fake_ak *ak, EVP_PKEY *key) {
     TPMT_PUBLIC *p = &ak->pub;
+    bool ecc = EVP_PKEY_is_a(key, "EC");
 
     memset(ak, 0, sizeof(*ak));
+    ak->key = key;
     p->nameAlg = TPM2_ALG_SHA256;
     p->objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
                           TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |
@@ -20,9 +22,7 @@ int fake_ak_new(struct fake_ak *ak, bool ecc) {
     if (ecc) {
         uint8_t point[65];
         size_t plen = 0;
-        ak->key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-        if (!ak->key ||
-            !EVP_PKEY_get_octet_string_param(ak->key, OSSL_PKEY_PARAM_PUB_KEY, point, sizeof(point),
+        if (!EVP_PKEY_get_octet_string_param(ak->key, OSSL_PKEY_PARAM_PUB_KEY, point, sizeof(point),
                                              &plen) ||
             plen != 65) {
             return -1;
@@ -39,8 +39,8 @@ int fake_ak_new(struct fake_ak *ak, bool ecc) {
         memcpy(p->unique.ecc.y.buffer, point + 33, 32);
     } else {
         BIGNUM *n = NULL;
-        ak->key = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
-        if (!ak->key || !EVP_PKEY_get_bn_param(ak->key, OSSL_PKEY_PARAM_RSA_N, &n)) {
+        if (EVP_PKEY_get_bits(key) != 2048 ||
+            !EVP_PKEY_get_bn_param(ak->key, OSSL_PKEY_PARAM_RSA_N, &n)) {
             return -1;
         }
         p->type = TPM2_ALG_RSA;
@@ -53,6 +53,17 @@ int fake_ak_new(struct fake_ak *ak, bool ecc) {
         BN_free(n);
     }
     return 0;
+}
+
+int fake_ak_new(struct fake_ak *ak, bool ecc) {
+    EVP_PKEY *key = ecc ? EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256")
+                        : EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+
+    if (!key) {
+        memset(ak, 0, sizeof(*ak));
+        return -1;
+    }
+    return fake_ak_from_key(ak, key);
 }
 
 void fake_ak_free(struct fake_ak *ak) {

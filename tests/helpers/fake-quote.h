@@ -19,6 +19,9 @@ struct fake_ak {
 };
 
 int fake_ak_new(struct fake_ak *ak, bool ecc);
+/* The AK for an existing RSA-2048 or P-256 key, which it takes over (freed
+ * by fake_ak_free(), also on failure). 0 or -1. */
+int fake_ak_from_key(struct fake_ak *ak, EVP_PKEY *key);
 void fake_ak_free(struct fake_ak *ak);
 
 /* A well-formed quote structure: magic, type, nonce, selection, pcrDigest
