@@ -7,7 +7,7 @@
 #
 # Usage: bench-load.sh [--nodes N] [--entries K] [--pods P] [--rate R | --interval-ms I]
 #          [--duration S] [--warmup S] [--threads T] [--sources N] [--ek rsa|ecc]
-#          [--ak rsa|ecc|mixed] [--cache-dir DIR] [--verifier BIN] [--loadgen BIN]
+#          [--ak rsa|ecc|mixed] [--cache-dir DIR] [--reconnect-every N] [--verifier BIN] [--loadgen BIN]
 #          [--verifier-threads N] [--json] [--check] [--keep]
 # --check (the loadgen-smoke test): fail unless every round was answered
 # 200 with no error, every pod is trusted and the ack log has lines.
@@ -17,7 +17,7 @@ V=${KIMA_VERIFIER:-}
 L=${KIMA_LOADGEN:-}
 NODES=100 ENTRIES=10 PODS=4 RATE= INTERVAL=2000 DURATION=10 WARMUP=2 CHECK= KEEP= VTHREADS=
 LGARGS=()
-usage() { sed -n '9,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
+usage() { sed -n '8,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
 while [ $# -gt 0 ]; do
     case $1 in
     --nodes) NODES=$2 ;;
@@ -30,7 +30,7 @@ while [ $# -gt 0 ]; do
     --verifier) V=$2 ;;
     --loadgen) L=$2 ;;
     --verifier-threads) VTHREADS=$2 ;;
-    --threads | --sources | --ek | --ak | --cache-dir | --timeout-ms | --setup-timeout)
+    --threads | --sources | --ek | --ak | --cache-dir | --timeout-ms | --setup-timeout | --reconnect-every)
         LGARGS+=("$1" "$2") ;;
     --json) LGARGS+=(--json); shift; continue ;;
     --check) CHECK=1; shift; continue ;;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -41,6 +42,8 @@ static const char usage[] =
         "  --timeout-ms T        a request unanswered for T ms fails (10000)\n"
         "  --threads T           event loops, 1..16 (1)\n"
         "  --sources N           use only N source addresses (as behind SNAT; 0: one per node)\n"
+        "  --reconnect-every N   close a node's connection after every N rounds (0: never);\n"
+        "                        it offers its last TLS session when it connects again\n"
         "  --ek rsa|ecc          EK type (rsa: the verifier takes template L-1 only)\n"
         "  --ak rsa|ecc|mixed    AK type (mixed: half RSASSA-2048, half ECDSA-P256)\n"
         "  --cache-dir DIR       keep RSA keys here, so a second run does not make them again\n"
@@ -73,6 +76,7 @@ enum {
     O_BASELINE,
     O_JSON,
     O_WRITE_PODS,
+    O_RECONNECT,
 };
 
 /* 127.0.0.0/8 or ::1, with a port: the generator goes nowhere else. */
@@ -203,6 +207,8 @@ static int parse_one(int o, const char *a, struct lg_config *c, const char **pod
     case O_WRITE_PODS:
         *pods_out = a;
         return 0;
+    case O_RECONNECT:
+        return parse_u(a, 0, 1000000, &c->reconnect_every);
     default:
         return -EINVAL;
     }
@@ -232,6 +238,7 @@ static int parse_args(int argc, char **argv, struct lg_config *c, const char **p
             {"baseline-rss", required_argument, NULL, O_BASELINE},
             {"json", no_argument, NULL, O_JSON},
             {"write-pods", required_argument, NULL, O_WRITE_PODS},
+            {"reconnect-every", required_argument, NULL, O_RECONNECT},
             {"help", no_argument, NULL, 'h'},
             {0},
     };
@@ -702,6 +709,10 @@ int main(int argc, char **argv) {
     }
     if (cfg.verifier_pid > 0) {
         f.rss0 = cfg.baseline_rss >= 0 ? cfg.baseline_rss : proc_rss(cfg.verifier_pid);
+    }
+    if (cfg.cache_dir && mkdir(cfg.cache_dir, 0700) < 0 && errno != EEXIST) {
+        fprintf(stderr, "kima-loadgen: cannot make %s: %s\n", cfg.cache_dir, strerror(errno));
+        return 1;
     }
     if (cfg.ack_log && !(lg_shared.ack = fopen(cfg.ack_log, "a"))) {
         fprintf(stderr, "kima-loadgen: cannot open %s: %s\n", cfg.ack_log, strerror(errno));

@@ -281,7 +281,6 @@ static void start_setup(struct lg_thread *t, struct lg_node *n) {
 
 static void start_round(struct lg_thread *t, struct lg_node *n) {
     n->round_start = lg_now();
-    n->measured = lg_shared.phase == 2;
     request(t, n, LG_CHALLENGE, "challenges", NULL);
 }
 
@@ -332,9 +331,12 @@ static void round_done(struct lg_thread *t, struct lg_node *n) {
         setup_finished(t, n, true);
         return;
     }
-    if (n->measured && lg_shared.phase >= 2 && t->st.nlat < t->st.lat_cap) {
+    if (lg_shared.phase == 2 && t->st.nlat < t->st.lat_cap) {
         t->st.rounds++;
         t->st.lat[t->st.nlat++] = (now - n->round_start) * 1000.0;
+    }
+    if (t->cfg->reconnect_every && n->round_no % t->cfg->reconnect_every == 0) {
+        conn_close(t, n); /* the next round resumes the TLS session, if the server lets it */
     }
 }
 

@@ -32,7 +32,7 @@
 struct lg_config {
     unsigned nodes, entries, pods, threads, sources, ak_mode; /* ak: 0 rsa, 1 ecc, 2 mixed */
     bool ek_ecc;
-    unsigned interval_ms, timeout_ms, setup_concurrency;
+    unsigned interval_ms, timeout_ms, setup_concurrency, reconnect_every;
     double rate, duration, warmup, setup_timeout;
     struct sockaddr_storage target;
     socklen_t target_len;
@@ -96,7 +96,7 @@ struct lg_node {
     uint32_t events; /* what epoll waits for now */
     /* the request under way */
     enum lg_step step;
-    bool setup_done, measured;
+    bool setup_done;
     unsigned setup_tries;
     double sent_at, round_start, due;
     char nonce_b64[96];
