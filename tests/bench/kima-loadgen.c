@@ -574,11 +574,14 @@ static void report_text(const struct lg_config *c, const struct figures *f, doub
     }
     printf("\n  TLS handshakes %llu, resumed %llu\n", (unsigned long long)s->handshakes,
            (unsigned long long)s->resumed);
-    if (c->verifier_pid > 0) {
+    if (c->verifier_pid > 0 && f->have_cpu && f->rss0 >= 0 && f->rss1 >= 0) {
         printf("  verifier: CPU per round %.3f ms (%.2f cores); RSS %.1f MB before, %.1f MB at "
                "the end, %.0f bytes per node\n",
                cpu_ms, cores, f->rss0 / 1048576.0, f->rss1 / 1048576.0,
-               f->rss0 >= 0 && f->rss1 >= 0 ? (double)(f->rss1 - f->rss0) / c->nodes : -1.0);
+               (double)(f->rss1 - f->rss0) / c->nodes);
+    } else if (c->verifier_pid > 0) {
+        printf("  verifier: process %d not readable over the whole window (gone?)\n",
+               c->verifier_pid);
     }
     printf("  loadgen: %.1f CPU seconds in all\n", f->own_cpu_s);
 }

@@ -318,8 +318,26 @@ static void fail(struct lg_thread *t, struct lg_node *n, int kind) {
     }
 }
 
-static void http_error(struct lg_thread *t, struct lg_node *n, int status) {
-    t->st.http[status >= 0 && status < 600 ? status : 0]++;
+/* An unexpected status: counted; the first answer of each status is shown
+ * (quoted, bounded), since it usually says what is wrong with the set-up. */
+static void http_error(struct lg_thread *t, struct lg_node *n, int status, const char *body,
+                       size_t blen) {
+    static const char *const steps[] = {"idle", "registration", "activation", "challenge",
+                                        "evidence"};
+    int k = status >= 0 && status < 600 ? status : 0;
+
+    if (t->st.http[k]++ == 0) {
+        fprintf(stderr, "kima-loadgen: %s %s: HTTP %d: \"", n->name, steps[n->step], status);
+        for (size_t i = 0; i < blen && i < 300; i++) {
+            unsigned char c = (unsigned char)body[i];
+            if (c < 0x20 || c > 0x7e || c == '\\') {
+                fprintf(stderr, "\\x%02x", c);
+            } else {
+                fputc(c, stderr);
+            }
+        }
+        fputs("\"\n", stderr);
+    }
     fail(t, n, -1);
 }
 
@@ -348,7 +366,7 @@ static void on_answer(struct lg_thread *t, struct lg_node *n, int status, const 
     switch (n->step) {
     case LG_REGISTER:
         if (status != 201) {
-            http_error(t, n, status);
+            http_error(t, n, status, body, blen);
         } else if (!(next = lg_activation_body(n, body, blen))) {
             fail(t, n, LG_ERR_BAD);
         } else {
@@ -357,14 +375,14 @@ static void on_answer(struct lg_thread *t, struct lg_node *n, int status, const 
         break;
     case LG_ACTIVATE:
         if (status != 200) {
-            http_error(t, n, status);
+            http_error(t, n, status, body, blen);
         } else {
             start_round(t, n);
         }
         break;
     case LG_CHALLENGE:
         if (status != 200) {
-            http_error(t, n, status);
+            http_error(t, n, status, body, blen);
         } else if (!(next = lg_evidence_body(n, t->cfg, body, blen))) {
             fail(t, n, LG_ERR_BAD);
         } else {
@@ -374,7 +392,7 @@ static void on_answer(struct lg_thread *t, struct lg_node *n, int status, const 
     case LG_EVIDENCE:
         r = status == 200 ? lg_evidence_answer(n, body, blen) : 0;
         if (status != 200) {
-            http_error(t, n, status);
+            http_error(t, n, status, body, blen);
         } else if (r < 0) {
             fail(t, n, r == -EPERM ? LG_ERR_VERDICT : LG_ERR_BAD);
         } else {
