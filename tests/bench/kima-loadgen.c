@@ -426,12 +426,20 @@ struct figures {
     unsigned long long cpu0, cpu1;
     long long rss0, rss1;
     bool have_cpu;
-    double own_cpu_s;
+    double own_cpu_s, own_cpu0, own_cpu1; /* the generator's, in all and at the window's ends */
 };
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
+}
+
+static double own_cpu(void) {
+    struct rusage ru;
+
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec / 1e6;
 }
 
 static void set_phase(int p) {
@@ -474,10 +482,12 @@ static void drive(const struct lg_config *cfg, struct worker *w, unsigned nw, st
             set_phase(1);
         } else if (phase == 1 && now - t >= cfg->warmup) {
             f->have_cpu = pid > 0 && proc_cpu_ticks(pid, &f->cpu0) == 0;
+            f->own_cpu0 = own_cpu();
             t = lg_shared.t_measure0 = now;
             set_phase(2);
         } else if (phase == 2 && now - t >= cfg->duration) {
             f->have_cpu = f->have_cpu && proc_cpu_ticks(pid, &f->cpu1) == 0;
+            f->own_cpu1 = own_cpu();
             f->rss1 = pid > 0 ? proc_rss(pid) : -1;
             lg_shared.t_measure1 = now;
             f->window_s = now - t;
@@ -583,7 +593,9 @@ static void report_text(const struct lg_config *c, const struct figures *f, doub
         printf("  verifier: process %d not readable over the whole window (gone?)\n",
                c->verifier_pid);
     }
-    printf("  loadgen: %.1f CPU seconds in all\n", f->own_cpu_s);
+    printf("  loadgen: %.3f ms CPU per round (%.2f cores) in the window, %.1f CPU seconds in all\n",
+           s->rounds ? (f->own_cpu1 - f->own_cpu0) * 1000.0 / (double)s->rounds : 0,
+           f->window_s > 0 ? (f->own_cpu1 - f->own_cpu0) / f->window_s : 0, f->own_cpu_s);
 }
 
 static void report_json(const struct lg_config *c, const struct figures *f, double cpu_ms,
@@ -617,7 +629,8 @@ static void report_json(const struct lg_config *c, const struct figures *f, doub
                cpu_ms, cores, f->rss0, f->rss1,
                f->rss0 >= 0 && f->rss1 >= 0 ? (double)(f->rss1 - f->rss0) / c->nodes : -1.0);
     }
-    printf(",\"loadgen_cpu_s\":%.2f}\n", f->own_cpu_s);
+    printf(",\"loadgen_cpu_s\":%.2f,\"loadgen_cpu_ms_per_round\":%.4f}\n", f->own_cpu_s,
+           s->rounds ? (f->own_cpu1 - f->own_cpu0) * 1000.0 / (double)s->rounds : 0);
 }
 
 static void report(const struct lg_config *c, const struct figures *f) {
@@ -639,7 +652,6 @@ static int run(struct lg_config *cfg, struct figures *f) {
     struct worker *w = calloc(nw, sizeof(*w));
     struct test_pki ca = {0};
     pthread_barrier_t start;
-    struct rusage ru;
     int rc = 0;
 
     if (!nodes || !w || load_ca(cfg, &ca) < 0) {
@@ -669,9 +681,7 @@ static int run(struct lg_config *cfg, struct figures *f) {
         rc = rc < 0 ? rc : w[i].rc;
     }
     merge(w, nw, f);
-    getrusage(RUSAGE_SELF, &ru);
-    f->own_cpu_s = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-                   (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+    f->own_cpu_s = own_cpu();
     for (unsigned i = 0; i < cfg->nodes; i++) {
         lg_node_free(&nodes[i]);
     }
