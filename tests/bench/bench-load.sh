@@ -8,7 +8,7 @@
 # Usage: bench-load.sh [--nodes N] [--entries K] [--pods P] [--rate R | --interval-ms I]
 #          [--duration S] [--warmup S] [--threads T] [--sources N] [--ek rsa|ecc]
 #          [--ak rsa|ecc|mixed] [--cache-dir DIR] [--reconnect-every N] [--verifier BIN] [--loadgen BIN]
-#          [--verifier-threads N] [--json] [--check] [--keep]
+#          [--rsa-keys random|pool] [--verifier-threads N] [--json] [--check] [--keep]
 # --check (the loadgen-smoke test): fail unless every round was answered
 # 200 with no error, every pod is trusted and the ack log has lines.
 set -u
@@ -30,7 +30,7 @@ while [ $# -gt 0 ]; do
     --verifier) V=$2 ;;
     --loadgen) L=$2 ;;
     --verifier-threads) VTHREADS=$2 ;;
-    --threads | --sources | --ek | --ak | --cache-dir | --timeout-ms | --setup-timeout | --reconnect-every)
+    --threads | --sources | --ek | --ak | --cache-dir | --timeout-ms | --setup-timeout | --reconnect-every | --rsa-keys)
         LGARGS+=("$1" "$2") ;;
     --json) LGARGS+=(--json); shift; continue ;;
     --check) CHECK=1; shift; continue ;;

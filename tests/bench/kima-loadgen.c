@@ -47,6 +47,8 @@ static const char usage[] =
         "  --ek rsa|ecc          EK type (rsa: the verifier takes template L-1 only)\n"
         "  --ak rsa|ecc|mixed    AK type (mixed: half RSASSA-2048, half ECDSA-P256)\n"
         "  --cache-dir DIR       keep RSA keys here, so a second run does not make them again\n"
+        "  --rsa-keys random|pool  pool: RSA keys as products of pairs of a pool of primes,\n"
+        "                        distinct and made in seconds, but weak (load tests only)\n"
         "  --ack-log FILE        append \"node ima_next_index\" for every evidence answered 200\n"
         "  --verifier-pid PID    report the verifier's CPU per round and RSS\n"
         "  --baseline-rss BYTES  its RSS before nodes connected (default: read at start)\n"
@@ -77,6 +79,7 @@ enum {
     O_JSON,
     O_WRITE_PODS,
     O_RECONNECT,
+    O_RSA_KEYS,
 };
 
 /* 127.0.0.0/8 or ::1, with a port: the generator goes nowhere else. */
@@ -207,6 +210,9 @@ static int parse_one(int o, const char *a, struct lg_config *c, const char **pod
     case O_WRITE_PODS:
         *pods_out = a;
         return 0;
+    case O_RSA_KEYS:
+        c->rsa_pool = strcmp(a, "pool") == 0;
+        return c->rsa_pool || strcmp(a, "random") == 0 ? 0 : -EINVAL;
     case O_RECONNECT:
         return parse_u(a, 0, 1000000, &c->reconnect_every);
     default:
@@ -239,6 +245,7 @@ static int parse_args(int argc, char **argv, struct lg_config *c, const char **p
             {"json", no_argument, NULL, O_JSON},
             {"write-pods", required_argument, NULL, O_WRITE_PODS},
             {"reconnect-every", required_argument, NULL, O_RECONNECT},
+            {"rsa-keys", required_argument, NULL, O_RSA_KEYS},
             {"help", no_argument, NULL, 'h'},
             {0},
     };
@@ -732,7 +739,13 @@ int main(int argc, char **argv) {
         return 1;
     }
     setenv("TSS2_LOG", "all+none", 0);
+    /* two keys per node: EK and AK (an ECC AK leaves its pair unused) */
+    if (cfg.rsa_pool && lg_rsa_pool_init(2 * (size_t)cfg.nodes) < 0) {
+        fprintf(stderr, "kima-loadgen: cannot make the pool of primes\n");
+        return 1;
+    }
     r = run(&cfg, &f);
+    lg_rsa_pool_free();
     if (lg_shared.ack) {
         fclose(lg_shared.ack);
     }

@@ -12,6 +12,9 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <tss2/tss2_mu.h>
 
@@ -30,6 +33,121 @@ double lg_now(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* --rsa-keys pool: RSA-2048 keys as products of two primes of a pool, so
+ * 10,000 nodes get distinct moduli in seconds instead of the half hour
+ * 15,000 key generations take here. Keys that share primes are no keys at
+ * all (a GCD factors them): for load on a verifier, which only needs them
+ * distinct, and nothing else. */
+static struct {
+    BIGNUM **p;
+    size_t n;
+} pool;
+
+int lg_rsa_pool_init(size_t keys) {
+    BIGNUM *e = BN_new(), *rem = BN_new();
+    BN_CTX *bc = BN_CTX_new();
+    size_t m = 2;
+    int r = 0;
+
+    while (m * (m - 1) / 2 < keys) {
+        m++;
+    }
+    pool.p = calloc(m, sizeof(*pool.p));
+    if (!pool.p || !e || !rem || !bc || !BN_set_word(e, 65537)) {
+        r = -ENOMEM;
+    }
+    while (r == 0 && pool.n < m) {
+        BIGNUM *p = BN_new();
+        /* 1024-bit primes with their top two bits set (a 2048-bit n), and
+         * p - 1 prime to e */
+        if (!p || !BN_generate_prime_ex2(p, 1024, 0, NULL, NULL, NULL, bc) ||
+            !BN_mod(rem, p, e, bc)) {
+            BN_free(p);
+            r = -ENOMEM;
+        } else if (BN_is_one(rem)) {
+            BN_free(p);
+        } else {
+            pool.p[pool.n++] = p;
+        }
+    }
+    BN_free(e);
+    BN_free(rem);
+    BN_CTX_free(bc);
+    return r;
+}
+
+void lg_rsa_pool_free(void) {
+    for (size_t i = 0; i < pool.n; i++) {
+        BN_free(pool.p[i]);
+    }
+    free(pool.p);
+    pool.p = NULL;
+    pool.n = 0;
+}
+
+/* The k-th pair (i < j) of the pool. */
+static void pool_pair(size_t k, size_t *ret_i, size_t *ret_j) {
+    size_t i = 0;
+
+    while (k >= pool.n - 1 - i) {
+        k -= pool.n - 1 - i;
+        i++;
+    }
+    *ret_i = i;
+    *ret_j = i + 1 + k;
+}
+
+/* The RSA key n = p q with e = 65537 and its CRT parameters. */
+static EVP_PKEY *pool_key(size_t k) {
+    BN_CTX *bc = BN_CTX_new();
+    BIGNUM *n = BN_new(), *d = BN_new(), *p1 = BN_new(), *q1 = BN_new(), *phi = BN_new(),
+           *dp = BN_new(), *dq = BN_new(), *qi = BN_new(), *e = BN_new();
+    OSSL_PARAM_BLD *b = OSSL_PARAM_BLD_new();
+    OSSL_PARAM *params = NULL;
+    EVP_PKEY_CTX *c = NULL;
+    EVP_PKEY *key = NULL;
+    const BIGNUM *p, *q;
+    size_t i, j;
+
+    if (k >= pool.n * (pool.n - 1) / 2 || !bc || !n || !d || !p1 || !q1 || !phi || !dp || !dq ||
+        !qi || !e || !b) {
+        goto out;
+    }
+    pool_pair(k, &i, &j);
+    p = pool.p[j]; /* CRT: p > q is not needed, iqmp = q^-1 mod p */
+    q = pool.p[i];
+    if (BN_set_word(e, 65537) && BN_mul(n, p, q, bc) && BN_sub(p1, p, BN_value_one()) &&
+        BN_sub(q1, q, BN_value_one()) && BN_mul(phi, p1, q1, bc) && BN_mod_inverse(d, e, phi, bc) &&
+        BN_mod(dp, d, p1, bc) && BN_mod(dq, d, q1, bc) && BN_mod_inverse(qi, q, p, bc) &&
+        BN_num_bits(n) == 2048 && OSSL_PARAM_BLD_push_BN(b, OSSL_PKEY_PARAM_RSA_N, n) &&
+        OSSL_PARAM_BLD_push_BN(b, OSSL_PKEY_PARAM_RSA_E, e) &&
+        OSSL_PARAM_BLD_push_BN(b, OSSL_PKEY_PARAM_RSA_D, d) &&
+        OSSL_PARAM_BLD_push_BN(b, OSSL_PKEY_PARAM_RSA_FACTOR1, p) &&
+        OSSL_PARAM_BLD_push_BN(b, OSSL_PKEY_PARAM_RSA_FACTOR2, q) &&
+        OSSL_PARAM_BLD_push_BN(b, OSSL_PKEY_PARAM_RSA_EXPONENT1, dp) &&
+        OSSL_PARAM_BLD_push_BN(b, OSSL_PKEY_PARAM_RSA_EXPONENT2, dq) &&
+        OSSL_PARAM_BLD_push_BN(b, OSSL_PKEY_PARAM_RSA_COEFFICIENT1, qi) &&
+        (params = OSSL_PARAM_BLD_to_param(b)) &&
+        (c = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL)) && EVP_PKEY_fromdata_init(c) > 0) {
+        EVP_PKEY_fromdata(c, &key, EVP_PKEY_KEYPAIR, params);
+    }
+out:
+    EVP_PKEY_CTX_free(c);
+    OSSL_PARAM_free(params);
+    OSSL_PARAM_BLD_free(b);
+    BN_CTX_free(bc);
+    BN_free(n);
+    BN_clear_free(d);
+    BN_free(p1);
+    BN_free(q1);
+    BN_clear_free(phi);
+    BN_clear_free(dp);
+    BN_clear_free(dq);
+    BN_free(qi);
+    BN_free(e);
+    return key;
+}
+
 /* A key of `kind` ("ek" or "ak") for node idx: from the cache when it has
  * one, else made (and cached when it is RSA: 10,000 RSA keys take minutes). */
 static EVP_PKEY *node_key(const char *cache_dir, const char *kind, unsigned idx, bool ecc) {
@@ -39,6 +157,10 @@ static EVP_PKEY *node_key(const char *cache_dir, const char *kind, unsigned idx,
 
     if (ecc) {
         return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    }
+    if (pool.n) {
+        /* EKs take the pairs 0..N-1, AKs the next ones */
+        return pool_key((idx - 1) * 2u + (strcmp(kind, "ak") == 0));
     }
     if (cache_dir && snprintf(path, sizeof(path), "%s/%s-rsa-%05u.pem", cache_dir, kind, idx) <
                              (int)sizeof(path)) {

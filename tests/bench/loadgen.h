@@ -40,7 +40,7 @@ struct lg_config {
     const char *cacert, *ca_key, *cache_dir, *ack_log;
     int verifier_pid;
     long long baseline_rss;
-    bool json;
+    bool json, rsa_pool;
 };
 
 enum lg_step {
@@ -145,6 +145,10 @@ int lg_evidence_answer(struct lg_node *n, const char *answer, size_t len);
 /* The pods file for the verifier: every node's pods. 0 or -errno. */
 int lg_write_pods(const char *path, unsigned nodes, unsigned pods);
 void lg_pod_uid(unsigned node, unsigned pod, char ret[37]);
+/* --rsa-keys pool: primes for `keys` distinct RSA-2048 keys (not safe keys:
+ * for load only). 0 or -ENOMEM. */
+int lg_rsa_pool_init(size_t keys);
+void lg_rsa_pool_free(void);
 
 /* loadgen-net.c: the threads' event loops. */
 int lg_thread_run(struct lg_thread *t);
