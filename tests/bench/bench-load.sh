@@ -146,6 +146,8 @@ if len(pods) != want or states.get("trusted", 0) != want:
     print("FAIL: %d pods wanted trusted, the verifier has %s" % (want, states)); sys.exit(1)
 PY
 [ -s "$T/ack.log" ] || bad "the ack log is empty"
+"$L" --target 10.0.0.1:443 --cacert "$P/ca.pem" --ca-key "$P/ca.key" --nodes 1 >/dev/null 2>"$T/refused"
+[ $? = 64 ] && grep -q "loopback only" "$T/refused" || bad "a target outside 127.0.0.0/8 must be refused"
 awk 'NF != 2 || $2 !~ /^[0-9]+$/ {exit 1}' "$T/ack.log" || bad "ack log lines are not \"node index\""
 [ "$(cut -d' ' -f1 "$T/ack.log" | sort -u | wc -l)" = "$NODES" ] || bad "ack log: not every node"
 [ "$fail" = 0 ] && echo "loadgen-smoke: ok"

@@ -446,6 +446,7 @@ static void node_io(struct lg_thread *t, struct lg_node *n) {
     }
     r = conn_read(t, n, &status, &body, &blen, &keep);
     if (r < 0) {
+        conn_close(t, n); /* whatever follows a bad answer is not worth reading */
         fail(t, n, r == -EPIPE ? LG_ERR_CLOSED : r == -EIO ? LG_ERR_TLS : LG_ERR_BAD);
         return;
     }
