@@ -7,17 +7,18 @@
 #
 # Usage: bench-load.sh [--nodes N] [--entries K] [--pods P] [--rate R | --interval-ms I]
 #          [--duration S] [--warmup S] [--threads T] [--sources N] [--ek rsa|ecc]
-#          [--ak rsa|ecc|mixed] [--cache-dir DIR] [--reconnect-every N] [--verifier BIN] [--loadgen BIN]
-#          [--rsa-keys random|pool] [--verifier-threads N] [--json] [--check] [--keep]
+#          [--ak rsa|ecc|mixed] [--cache-dir DIR] [--rsa-keys random|pool]
+#          [--reconnect-every N] [--timeout-ms T] [--setup-timeout S]
+#          [--verifier BIN] [--loadgen BIN] [--verifier-threads N] [--json] [--check] [--keep]
 # --check (the loadgen-smoke test): fail unless every round was answered
-# 200 with no error, every pod is trusted and the ack log has lines.
+# 200 with no error, every pod is trusted and the ack log has a line per node.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 V=${KIMA_VERIFIER:-}
 L=${KIMA_LOADGEN:-}
 NODES=100 ENTRIES=10 PODS=4 RATE= INTERVAL=2000 DURATION=10 WARMUP=2 CHECK= KEEP= VTHREADS=
 LGARGS=()
-usage() { sed -n '8,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
+usage() { sed -n '8,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
 while [ $# -gt 0 ]; do
     case $1 in
     --nodes) NODES=$2 ;;

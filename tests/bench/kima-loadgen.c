@@ -274,8 +274,12 @@ static int parse_args(int argc, char **argv, struct lg_config *c, const char **p
                 fprintf(stderr, "kima-loadgen: --target %s: loopback only (127.0.0.0/8, ::1)\n",
                         optarg);
             } else if (o >= O_TARGET) {
+                const struct option *x = opts;
+                while (x->name && x->val != o) {
+                    x++;
+                }
                 fprintf(stderr, "kima-loadgen: bad value for --%s: \"%.64s\"\n",
-                        opts[o - O_TARGET].name, optarg);
+                        x->name ? x->name : "?", optarg);
             }
             fputs(usage, stderr);
             return -EINVAL;
