@@ -494,13 +494,12 @@ static void drive(const struct lg_config *cfg, struct worker *w, unsigned nw, st
         } else if (phase == 1 && now - t >= cfg->warmup) {
             f->have_cpu = pid > 0 && proc_cpu_ticks(pid, &f->cpu0) == 0;
             f->own_cpu0 = own_cpu();
-            t = lg_shared.t_measure0 = now;
+            t = now;
             set_phase(2);
         } else if (phase == 2 && now - t >= cfg->duration) {
             f->have_cpu = f->have_cpu && proc_cpu_ticks(pid, &f->cpu1) == 0;
             f->own_cpu1 = own_cpu();
             f->rss1 = pid > 0 ? proc_rss(pid) : -1;
-            lg_shared.t_measure1 = now;
             f->window_s = now - t;
             drain_end = now + cfg->timeout_ms / 1000.0 + 1;
             set_phase(3);

@@ -120,7 +120,6 @@ struct lg_shared {
     volatile int phase; /* 0 setup, 1 warmup, 2 measure, 3 drain, 4 stop */
     FILE *ack;
     pthread_mutex_t ack_lock;
-    double t_measure0, t_measure1;
 };
 extern struct lg_shared lg_shared;
 
