@@ -24,6 +24,7 @@
 #include "crl.h"
 #include "fileio.h"
 #include "http-limits.h"
+#include "http-tls.h"
 #include "json-util.h"
 #include "hex.h"
 #include "log.h"
@@ -60,6 +61,7 @@ struct http_server {
     bool plain;
     uint16_t port;
     char *cert, *key, *ca;
+    struct http_tickets *tickets; /* session resumption; NULL without TLS */
     struct http_budget budget;
 
     /* Guards unauth, the waiting list and the list fields of every conn.
@@ -428,6 +430,22 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *sa, socklen_t
     return MHD_NO;
 }
 
+/* Session tickets on a new connection's GnuTLS session: libmicrohttpd
+ * reports the connection before its handshake starts. Without them the
+ * connection still works, with a full handshake. */
+static void conn_tls(struct http_server *s, struct MHD_Connection *c) {
+    const union MHD_ConnectionInfo *ci;
+
+    if (!s->tickets) {
+        return;
+    }
+    ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    if (!ci || !ci->tls_session ||
+        http_tickets_enable(s->tickets, (gnutls_session_t)ci->tls_session) < 0) {
+        log_noisy(s, "a connection without TLS session tickets: it cannot resume later");
+    }
+}
+
 static void conn_started(struct http_server *s, struct MHD_Connection *c, void **socket_context) {
     const union MHD_ConnectionInfo *fd =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -468,6 +486,7 @@ static void conn_started(struct http_server *s, struct MHD_Connection *c, void *
         return;
     }
     *socket_context = k;
+    conn_tls(s, c);
 }
 
 static void upload_unlink(struct http_server *s, struct conn *k) {
@@ -962,8 +981,15 @@ int http_start(const struct http_config *cfg, struct engine *e, struct http_serv
                      cfg->max_body_memory ? cfg->max_body_memory : HTTP_BODY_MEMORY_DEFAULT);
     http_conn_limits(cfg->max_connections, raise_fd_limit(), &lim);
     if (lim.clamped) {
-        log_warn("--max-connections %u is more than the open-file limit leaves room for: %u",
-                 cfg->max_connections, lim.max);
+        log_warn("open files: the limit leaves room for %u connections, fewer than the %u "
+                 "%s; raise the hard limit of open files to %llu or more (systemd "
+                 "LimitNOFILE=, the container runtime's nofile ulimit; docs/verifier.md, "
+                 "\"Many nodes\")",
+                 lim.max, cfg->max_connections ? cfg->max_connections : HTTP_CONNECTIONS_DEFAULT,
+                 cfg->max_connections ? "--max-connections asks for" : "of the default",
+                 (unsigned long long)(cfg->max_connections ? cfg->max_connections
+                                                           : HTTP_CONNECTIONS_DEFAULT) +
+                         HTTP_FDS_RESERVED);
     }
     log_info("connections: at most %u, of which %u without a client certificate yet (%u per "
              "address), %u per client certificate; request bodies: at most %llu bytes in all",
@@ -981,7 +1007,9 @@ int http_start(const struct http_config *cfg, struct engine *e, struct http_serv
     OPT(MHD_OPTION_SOCK_ADDR, 0, &sa);
     OPT(MHD_OPTION_THREAD_POOL_SIZE, cfg->threads ? cfg->threads : 2, NULL);
     OPT(MHD_OPTION_CONNECTION_LIMIT, lim.max, NULL);
-    OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT, HTTP_CONNECTIONS_PER_ADDRESS, NULL);
+    /* No per-address limit of libmicrohttpd's: it would count authenticated
+     * connections too, and refuse nodes behind one address (SNAT). The
+     * unauthenticated ones are counted per address in on_accept(). */
     /* The default idle timeout is the short one; a request with a valid
      * certificate raises it for its connection (conn_request). */
     OPT(MHD_OPTION_CONNECTION_TIMEOUT, HTTP_IDLE_TIMEOUT_UNAUTH_S, NULL);
@@ -995,6 +1023,11 @@ int http_start(const struct http_config *cfg, struct engine *e, struct http_serv
             log_error("TLS needs --tls-cert, --tls-key and --client-ca (readable PEM files)");
             http_stop(s);
             return -EINVAL;
+        }
+        if (http_tickets_new(&s->tickets) < 0) {
+            log_error("TLS session tickets: no key");
+            http_stop(s);
+            return -EIO;
         }
         flags |= MHD_USE_TLS;
         OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, s->cert);
@@ -1044,6 +1077,7 @@ void http_stop(struct http_server *s) {
     }
     free(s->key);
     free(s->ca);
+    http_tickets_free(s->tickets);
     free(s);
 }
 
