@@ -1007,6 +1007,7 @@ int http_start(const struct http_config *cfg, struct engine *e, struct http_serv
     OPT(MHD_OPTION_SOCK_ADDR, 0, &sa);
     OPT(MHD_OPTION_THREAD_POOL_SIZE, cfg->threads ? cfg->threads : 2, NULL);
     OPT(MHD_OPTION_CONNECTION_LIMIT, lim.max, NULL);
+    OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONNECTION_MEMORY, NULL);
     /* No per-address limit of libmicrohttpd's: it would count authenticated
      * connections too, and refuse nodes behind one address (SNAT). The
      * unauthenticated ones are counted per address in on_accept(). */
