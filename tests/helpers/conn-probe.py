@@ -19,7 +19,7 @@ connections, each step within --timeout seconds.
 
 Usage: conn-probe.py --port PORT --pki DIR --pid VERIFIER_PID --nodes K
                      [--connections N] [--per-cert 8] [--sources S]
-                     [--threads T] [--resume M] [--timeout 60]
+                     [--threads T] [--resume M] [--timeout 60] [--hold S]
 Python standard library only.
 """
 import argparse
@@ -211,7 +211,12 @@ def main():
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--resume", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=60.0)
+    ap.add_argument("--hold", type=float, default=0.0,
+                    help="seconds to keep the connections open at the end (<= 600), "
+                         "for a look from outside")
     args = ap.parse_args()
+    if not 0 <= args.hold <= 600:
+        ap.error("--hold 0..600")
     if not 1 <= args.connections <= CONNECTIONS_MAX or args.sources < 1 or args.per_cert < 1:
         ap.error("--connections 1..%d, --sources and --per-cert >= 1" % CONNECTIONS_MAX)
     if args.connections > args.nodes * args.per_cert:
@@ -251,6 +256,8 @@ def main():
                   % (reused, len(resumed), ms(full), ms(resumed)))
         except Exception as e:  # noqa: BLE001
             p.errors.append("resume: %s" % e)
+    sys.stdout.flush()
+    time.sleep(args.hold)
     for s, _ in p.conns.values():
         s.close()
     for e in p.errors[:10]:
