@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
@@ -35,6 +36,20 @@
 /* How often the deadline of connections without a request is checked. */
 #define HTTP_WATCHDOG_TICK_MS 100
 
+/* peer_role()'s verdict on a certificate, kept on its connection: valid
+ * while the connection shows the same certificate (its SHA-256), the CRL
+ * set is the one it was checked against (crl_generation()) and the
+ * certificate has not expired. The CA list does not change while the
+ * verifier runs. */
+struct peer_verdict {
+    bool valid;
+    enum role role;
+    uint8_t fingerprint[32];
+    uint64_t crl_generation;
+    time_t not_after;
+    char *cn; /* malloc'd */
+};
+
 /* A connection from accept to close: libmicrohttpd's socket context. */
 struct conn {
     struct conn *prev, *next; /* in http_server.waiting while its deadline runs */
@@ -52,6 +67,10 @@ struct conn {
     bool uploading;
     int64_t body_deadline_ms;
     char cn[256];
+    /* The verdict of peer_role() on this connection's client certificate,
+     * kept while nothing it rests on changed (peer_role_cached()). Only the
+     * thread serving the connection touches it. */
+    struct peer_verdict verdict;
 };
 
 struct http_server {
@@ -228,7 +247,8 @@ static int http_status(enum engine_status st) {
  * that does not verify as a TLS client certificate of the trusted CA, or
  * none, gives no role; a revoked one (or one --crl cannot check) gives
  * ROLE_REVOKED. */
-static enum role peer_role(struct http_server *s, struct MHD_Connection *c, char *cn, size_t cnsz) {
+static enum role peer_role(struct http_server *s, struct MHD_Connection *c, char *cn, size_t cnsz,
+                           time_t *ret_not_after) {
     const union MHD_ConnectionInfo *ci;
     gnutls_session_t session;
     const gnutls_datum_t *certs;
@@ -265,6 +285,7 @@ static enum role peer_role(struct http_server *s, struct MHD_Connection *c, char
         } else if (strcmp(ou, "kima-operator") == 0) {
             role = ROLE_OPERATOR;
         }
+        *ret_not_after = gnutls_x509_crt_get_expiration_time(crt);
     }
     if (role != ROLE_NONE && crl_check(s->crl, crt) != 0) {
         uint8_t serial[64];
@@ -281,6 +302,71 @@ static enum role peer_role(struct http_server *s, struct MHD_Connection *c, char
         role = ROLE_REVOKED;
     }
     gnutls_x509_crt_deinit(crt);
+    return role;
+}
+
+/* The connection's own state (conn_started()), or NULL. */
+static struct conn *conn_of(struct MHD_Connection *c) {
+    const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* The SHA-256 of the client certificate the connection's TLS session
+ * holds; false when there is none. */
+static bool peer_fingerprint(struct MHD_Connection *c, uint8_t fp[32]) {
+    const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    const gnutls_datum_t *certs;
+    unsigned int n = 0;
+
+    if (!ci || !ci->tls_session) {
+        return false;
+    }
+    certs = gnutls_certificate_get_peers((gnutls_session_t)ci->tls_session, &n);
+    return certs && n > 0 &&
+           gnutls_hash_fast(GNUTLS_DIG_SHA256, certs[0].data, certs[0].size, fp) == 0;
+}
+
+static void verdict_clear(struct peer_verdict *v) {
+    free(v->cn);
+    *v = (struct peer_verdict){0};
+}
+
+/* peer_role() for a request of connection k: its verdict on the
+ * connection's certificate is taken again while it holds (struct
+ * peer_verdict), so that an agent's kept-alive connection does not verify
+ * its certificate chain at every round. A certificate revoked since is
+ * caught: a new CRL set makes every verdict stale. */
+static enum role peer_role_cached(struct http_server *s, struct MHD_Connection *c, struct conn *k,
+                                  char *cn, size_t cnsz) {
+    struct peer_verdict *v = k ? &k->verdict : NULL;
+    uint64_t generation = crl_generation(s->crl);
+    time_t not_after = 0;
+    uint8_t fp[32];
+    enum role role;
+
+    if (!v || s->plain || !peer_fingerprint(c, fp)) {
+        return peer_role(s, c, cn, cnsz, &not_after);
+    }
+    if (v->valid && v->crl_generation == generation && time(NULL) < v->not_after &&
+        memcmp(v->fingerprint, fp, sizeof(fp)) == 0) {
+        snprintf(cn, cnsz, "%s", v->cn);
+        return v->role;
+    }
+    verdict_clear(v);
+    role = peer_role(s, c, cn, cnsz, &not_after);
+    if (role == ROLE_NONE || not_after <= 0) {
+        return role; /* decided again at the next request */
+    }
+    v->cn = strdup(cn);
+    if (v->cn) {
+        v->valid = true;
+        v->role = role;
+        memcpy(v->fingerprint, fp, sizeof(fp));
+        v->crl_generation = generation;
+        v->not_after = not_after;
+    }
     return role;
 }
 
@@ -566,6 +652,7 @@ static void conn_closed(struct http_server *s, struct conn *k) {
         http_clients_del(s->clients, k->client);
     }
     pthread_mutex_unlock(&s->lock);
+    verdict_clear(&k->verdict);
     free(k);
 }
 
@@ -710,7 +797,7 @@ static enum MHD_Result on_headers(struct http_server *s, struct MHD_Connection *
                                                    MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL,
     };
 
-    rq->role = h.role = peer_role(s, c, rq->cn, sizeof(rq->cn));
+    rq->role = h.role = peer_role_cached(s, c, conn_of(c), rq->cn, sizeof(rq->cn));
     r = conn_request(s, c, rq);
     if (r < 0) {
         json_t *j = json_pack("{s:s,s:s}", "error", "busy", "detail",

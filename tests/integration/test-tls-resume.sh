@@ -8,7 +8,8 @@
 # without a session or certificate is 401. The certificate a resumed session
 # carries is still checked on every request: once node-1's certificate is
 # revoked (kimactl certs revoke, picked up from --crl without a restart),
-# its resumed sessions get 401 "revoked" while node-2 still gets in. After a
+# its resumed sessions get 401 "revoked", and so does a connection it kept
+# alive across the revocation, while node-2 still gets in. After a
 # restart (a new ticket key) a session of the run before is not resumed.
 # Usage: test-tls-resume.sh KIMA_VERIFIER KIMACTL
 set -u
@@ -65,10 +66,47 @@ for v in -tls1_3 -tls1_2; do
     has "$T/out" "HTTP/1.1 401" "$v: no session and no certificate"
 done
 
+# A kept-alive connection of node-1 open across the revocation: its
+# certificate's verdict is kept for the connection (http.c
+# peer_role_cached()), and a new CRL must void it. Two requests, the second
+# once $T/revoked exists; prints both statuses.
+python3 - "${URL##*:}" "$P" "$T/revoked" >"$T/kept.out" 2>&1 <<'PY' &
+import os, socket, ssl, sys, time
+port, pki, flag = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+c = ssl.create_default_context(cafile=pki + "/ca.crt")
+c.load_cert_chain(pki + "/agents/node-1/tls.crt", pki + "/agents/node-1/tls.key")
+s = c.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=20),
+                  server_hostname="127.0.0.1")
+req = b"POST /v1/nodes/node-1/challenges HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n\r\n{}"
+def status():
+    s.sendall(req)
+    b = b""
+    while b"}" not in b:
+        d = s.recv(65536)
+        if not d:
+            return "closed"
+        b += d
+    return b.split(b"\r\n", 1)[0].decode() + " " + b.rsplit(b"\r\n", 1)[-1].decode()
+print("before:", status(), flush=True)
+for _ in range(200):
+    if os.path.exists(flag):
+        break
+    time.sleep(0.1)
+print("after:", status(), flush=True)
+PY
+KEPT=$!
+kept_first() { grep -q "^before:" "$T/kept.out"; }
+wait_until 10 kept_first || bad "the kept-alive connection did not start: $(cat "$T/kept.out")"
+
 # Revoked while its sessions live: every request on them is refused.
 expect 0 "$K" certs revoke --out "$P" --node node-1
 logged() { grep -qF -- "$1" "$LOG"; }
 wait_until 10 logged "revokes 1 certificates" && ok || bad "the CRL was not loaded: $(tail -3 "$LOG")"
+touch "$T/revoked"
+wait "$KEPT"
+has "$T/kept.out" 'before: HTTP/1.1 404 Not Found {"error":"unknown node"' "kept-alive node-1 before"
+has "$T/kept.out" 'after: HTTP/1.1 401' "a kept-alive connection of a certificate revoked since is refused"
+has "$T/kept.out" 'the client certificate is revoked' "and told why"
 for v in -tls1_3 -tls1_2; do
     req "$v" node-1 -sess_in "$T/node-1$v.sess"
     has "$T/out" "Reused, TLSv1.${v#-tls1_}" "$v: the revoked certificate's session still resumes"
