@@ -11,7 +11,9 @@ files from /proc before and after.
 
 Then, with --resume M, M connections are closed and opened again offering
 their TLS session: how many the verifier resumed, and the handshake times of
-full and resumed handshakes (figures, not checked).
+full and resumed handshakes (figures, not checked). With --handshake-cost N,
+first: the verifier's CPU time (from /proc) per connection for N connections
+with a full handshake and N resuming a session, one after the other.
 
 Prints one line of figures; exits 0 when every connection was answered as its
 node and stayed open, 1 otherwise. Bounded: at most --connections (<= 20000)
@@ -20,6 +22,7 @@ connections, each step within --timeout seconds.
 Usage: conn-probe.py --port PORT --pki DIR --pid VERIFIER_PID --nodes K
                      [--connections N] [--per-cert 8] [--sources S]
                      [--threads T] [--resume M] [--timeout 60] [--hold S]
+                     [--handshake-cost N]
 Python standard library only.
 """
 import argparse
@@ -40,6 +43,14 @@ def proc_status(pid, key):
             if line.startswith(key + ":"):
                 return int(line.split()[1])
     raise RuntimeError("no %s" % key)
+
+
+def cpu_seconds(pid):
+    """The verifier's user + system CPU time so far."""
+    import os
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def open_files(pid):
@@ -194,6 +205,28 @@ class Probe:
         return reused, full, resumed
 
 
+def handshake_cost(p, n):
+    """The verifier's CPU per connection (handshake, one request, close):
+    n with a full handshake, then n resuming one session. Sequential, one
+    node's certificate; returns (full_us, resumed_us, resumed_count)."""
+    first, _ = p.reconnect(0)
+    sess = first.session
+    first.close()
+    t0 = cpu_seconds(p.args.pid)
+    for _ in range(n):
+        s, _ = p.reconnect(0)
+        s.close()
+    t1 = cpu_seconds(p.args.pid)
+    reused = 0
+    for _ in range(n):
+        s, _ = p.reconnect(0, session=sess)
+        reused += 1 if s.session_reused else 0
+        sess = s.session
+        s.close()
+    t2 = cpu_seconds(p.args.pid)
+    return (t1 - t0) / n * 1e6, (t2 - t1) / n * 1e6, reused
+
+
 def ms(xs):
     xs = sorted(xs)
     return "%.2f ms median, %.2f ms p90" % (1000 * xs[len(xs) // 2], 1000 * xs[len(xs) * 9 // 10])
@@ -211,12 +244,15 @@ def main():
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--resume", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=60.0)
+    ap.add_argument("--handshake-cost", type=int, default=0, metavar="N",
+                    help="before the rest: the verifier's CPU for N connections with a "
+                         "full handshake and N resumed (<= 2000)")
     ap.add_argument("--hold", type=float, default=0.0,
                     help="seconds to keep the connections open at the end (<= 600), "
                          "for a look from outside")
     args = ap.parse_args()
-    if not 0 <= args.hold <= 600:
-        ap.error("--hold 0..600")
+    if not 0 <= args.hold <= 600 or not 0 <= args.handshake_cost <= 2000:
+        ap.error("--hold 0..600, --handshake-cost 0..2000")
     if not 1 <= args.connections <= CONNECTIONS_MAX or args.sources < 1 or args.per_cert < 1:
         ap.error("--connections 1..%d, --sources and --per-cert >= 1" % CONNECTIONS_MAX)
     if args.connections > args.nodes * args.per_cert:
@@ -228,6 +264,14 @@ def main():
         ap.error("the open-file limit %d is too low for %d connections" % (hard, args.connections))
 
     p = Probe(args)
+    if args.handshake_cost:
+        try:
+            full, resumed, reused = handshake_cost(p, args.handshake_cost)
+            print("verifier CPU per connection (handshake, one request, close): full handshake "
+                  "%.0f us, resumed %.0f us (%d of %d resumed)"
+                  % (full, resumed, reused, args.handshake_cost))
+        except Exception as e:  # noqa: BLE001
+            p.errors.append("handshake-cost: %s" % e)
     # Warm up: one connection, so that the baseline has the TLS and request
     # paths' first allocations.
     p.open_all(1, 1)
