@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -41,6 +42,13 @@ struct client {
     bool host_is_ip;
     char *buf; /* response bytes */
     size_t len;
+    /* The last TLS session the verifier gave a ticket for, offered at the
+     * next connect while younger than CLIENT_SESSION_MAX_S; saved once per
+     * connection, after its first answer (a TLS 1.3 ticket comes after the
+     * handshake). */
+    SSL_SESSION *session;
+    bool session_saved;
+    struct client_stats stats;
 };
 
 static void ssl_error(const char *what, const char *url) {
@@ -171,6 +179,7 @@ void client_free(struct client *c) {
         return;
     }
     disconnect(c);
+    SSL_SESSION_free(c->session);
     SSL_CTX_free(c->ctx);
     free(c->buf);
     free(c);
@@ -224,12 +233,55 @@ static int tcp_connect(struct client *c) {
     return 0;
 }
 
-static int tls_connect(struct client *c) {
+/* The saved session, on a new SSL before its handshake, while it is young
+ * enough: the verifier checks the certificate it holds on every request
+ * anyway, this only spares the handshake. An old one is dropped. */
+static void offer_session(struct client *c) {
+    time_t now = time(NULL);
+    time_t made;
+
+    if (!c->session) {
+        return;
+    }
+    made = (time_t)SSL_SESSION_get_time(c->session);
+    if (now < made || now - made >= CLIENT_SESSION_MAX_S || !SSL_SESSION_is_resumable(c->session) ||
+        SSL_set_session(c->ssl, c->session) != 1) {
+        SSL_SESSION_free(c->session);
+        c->session = NULL;
+    }
+}
+
+/* Keep this connection's session for the next connect, once it can be
+ * resumed (TLS 1.3: once a ticket came, with the first answer). */
+static void save_session(struct client *c) {
+    SSL_SESSION *sess;
+
+    if (c->session_saved || !c->ssl) {
+        return;
+    }
+    /* A copy: OpenSSL marks a connection's own session not resumable when
+     * the connection is freed without a TLS shutdown, which is how a
+     * kept-alive connection the server closed ends here. */
+    sess = SSL_get0_session(c->ssl) ? SSL_SESSION_dup(SSL_get0_session(c->ssl)) : NULL;
+    if (!sess) {
+        return;
+    }
+    if (!SSL_SESSION_is_resumable(sess)) {
+        SSL_SESSION_free(sess);
+        return;
+    }
+    SSL_SESSION_free(c->session);
+    c->session = sess;
+    c->session_saved = true;
+}
+
+static int tls_connect_once(struct client *c) {
     int r = tcp_connect(c);
 
     if (r < 0) {
         return r;
     }
+    c->session_saved = false;
     c->ssl = SSL_new(c->ctx);
     if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) {
         disconnect(c);
@@ -246,6 +298,7 @@ static int tls_connect(struct client *c) {
         disconnect(c);
         return -EINVAL;
     }
+    offer_session(c);
     if (SSL_connect(c->ssl) != 1) {
         long v = SSL_get_verify_result(c->ssl);
         if (v != X509_V_OK) {
@@ -254,10 +307,34 @@ static int tls_connect(struct client *c) {
         } else {
             ssl_error("TLS handshake with", c->host);
         }
+        /* Whatever went wrong, the next try starts from scratch. */
+        SSL_SESSION_free(c->session);
+        c->session = NULL;
         disconnect(c);
         return -ECONNREFUSED;
     }
+    c->stats.connections++;
+    if (SSL_session_reused(c->ssl)) {
+        c->stats.resumed++;
+    }
+    log_info("connected to %s: %s (%llu of %llu connections resumed)", c->host,
+             SSL_session_reused(c->ssl) ? "TLS session resumed" : "full TLS handshake",
+             (unsigned long long)c->stats.resumed, (unsigned long long)c->stats.connections);
     return 0;
+}
+
+/* A handshake that offered a session and failed is tried once more with a
+ * full one (the failure dropped the session): a server that mishandles
+ * resumption costs a reconnect, not a round. */
+static int tls_connect(struct client *c) {
+    bool offered = c->session != NULL;
+    int r = tls_connect_once(c);
+
+    if (r == -ECONNREFUSED && offered) {
+        log_info("connecting to %s again with a full TLS handshake", c->host);
+        r = tls_connect_once(c);
+    }
+    return r;
 }
 
 static int write_all(struct client *c, const char *p, size_t n) {
@@ -398,6 +475,7 @@ int client_post(struct client *c, const char *path, const json_t *body, json_t *
                  why[0] ? why : "no answer (connection failed)");
         return r == -EPIPE ? -EIO : r;
     }
+    save_session(c);
     if (!h.keep_alive) {
         disconnect(c);
     }
@@ -410,4 +488,8 @@ int client_post(struct client *c, const char *path, const json_t *body, json_t *
         return -EBADMSG;
     }
     return h.status;
+}
+
+void client_get_stats(const struct client *c, struct client_stats *ret) {
+    *ret = c->stats;
 }

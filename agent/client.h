@@ -2,18 +2,32 @@
 #ifndef KIMA_AGENT_CLIENT_H
 #define KIMA_AGENT_CLIENT_H
 
+#include <stdint.h>
+
 #include <jansson.h>
 
 /* The agent's HTTPS client of the verifier, on OpenSSL's libssl (client.c):
  * one TLS connection kept alive across rounds and opened again once when the
  * server has closed it. The peer's certificate and host name (or IP address)
- * are verified; the client certificate is the node's. */
+ * are verified; the client certificate is the node's. A new connection
+ * offers the session of the previous one (a TLS session ticket), so that a
+ * reconnect costs no full handshake while the verifier still knows it. */
 
 /* The largest answer body taken (after de-chunking); a larger one is
  * refused. */
 #define CLIENT_RESPONSE_MAX (1u << 20)
 
+/* The longest a TLS session is offered for resumption after it was made;
+ * the verifier refuses its tickets after an hour too (verifier/http-tls.h). */
+#define CLIENT_SESSION_MAX_S 3600
+
 struct client;
+
+/* Connections made (TLS handshakes that succeeded) and how many of them
+ * resumed a session. */
+struct client_stats {
+    uint64_t connections, resumed;
+};
 
 int client_new(const char *base_url, const char *cert, const char *key, const char *cacert,
                struct client **ret);
@@ -24,5 +38,7 @@ void client_free(struct client *c);
  * negative errno when no answer came (the reason is logged). OpenSSL's
  * errors are converted here and nowhere else. */
 int client_post(struct client *c, const char *path, const json_t *body, json_t **ret);
+
+void client_get_stats(const struct client *c, struct client_stats *ret);
 
 #endif

@@ -4,6 +4,7 @@
 #include "crl-internal.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -41,6 +42,8 @@ struct crl_set {
      * thread swaps in a new snapshot under the write lock. */
     pthread_rwlock_t lock;
     struct crl_snapshot *cur; /* never NULL */
+    /* Sets put in force since crl_open(): crl_generation(). */
+    _Atomic uint64_t generation;
     /* Owner thread only. */
     struct file_id seen;
     bool stale_warned;
@@ -455,6 +458,7 @@ static int load(struct crl_set *s, time_t now) {
     old = s->cur;
     s->cur = snap;
     pthread_rwlock_unlock(&s->lock);
+    atomic_fetch_add(&s->generation, 1);
     crl_snapshot_free(old);
     s->stale_warned = false;
     for (size_t i = 0; i < snap->n; i++) {
@@ -550,6 +554,10 @@ int crl_check(struct crl_set *s, gnutls_x509_crt_t crt) {
     pthread_rwlock_unlock(&s->lock);
     gnutls_free(issuer.data);
     return r; /* the caller logs (through its rate limit: a peer provokes it) */
+}
+
+uint64_t crl_generation(struct crl_set *s) {
+    return s ? atomic_load(&s->generation) : 0;
 }
 
 size_t crl_count(struct crl_set *s) {

@@ -2,6 +2,7 @@
 #ifndef KIMA_VERIFIER_CRL_H
 #define KIMA_VERIFIER_CRL_H
 
+#include <stdint.h>
 #include <time.h>
 
 #include <gnutls/x509.h>
@@ -43,6 +44,10 @@ int crl_refresh(struct crl_set *s, time_t now);
  * not, -E2BIG for a serial number over CRL_SERIAL_MAX, -ENOMEM or -EINVAL.
  * Callers refuse on anything but 0. A NULL set revokes nothing. */
 int crl_check(struct crl_set *s, gnutls_x509_crt_t crt);
+
+/* Counts the sets put in force: a verdict of crl_check() taken when it
+ * returned g holds while it still returns g. 0 for a NULL set. Any thread. */
+uint64_t crl_generation(struct crl_set *s);
 
 /* Revoked serial numbers in force (all CRLs together). */
 size_t crl_count(struct crl_set *s);

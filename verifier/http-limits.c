@@ -318,7 +318,7 @@ void http_conn_limits(unsigned wanted, uint64_t open_files, struct http_conn_lim
                             : HTTP_CONNECTIONS_MIN;
     uint64_t max = wanted ? wanted : HTTP_CONNECTIONS_DEFAULT;
 
-    ret->clamped = wanted && max > room;
+    ret->clamped = max > room;
     if (max > room) {
         max = room;
     }
@@ -326,7 +326,10 @@ void http_conn_limits(unsigned wanted, uint64_t open_files, struct http_conn_lim
         max = HTTP_CONNECTIONS_MAX;
     }
     ret->max = (unsigned)max;
-    ret->unauth_max = ret->max * HTTP_UNAUTH_SHARE_PERCENT / 100;
+    ret->unauth_max = (unsigned)((uint64_t)ret->max * HTTP_UNAUTH_SHARE_PERCENT / 100);
+    if (ret->unauth_max > HTTP_UNAUTH_MAX) {
+        ret->unauth_max = HTTP_UNAUTH_MAX;
+    }
     if (ret->unauth_max == 0) {
         ret->unauth_max = 1;
     }

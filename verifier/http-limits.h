@@ -25,19 +25,30 @@
 /* Connections: at most HTTP_CONNECTIONS_DEFAULT (or --max-connections),
  * fewer when the open-file limit (raised to its hard limit at start) leaves
  * less after HTTP_FDS_RESERVED for the store, the logs and the Kubernetes
- * client. */
-#define HTTP_CONNECTIONS_DEFAULT 4096
+ * client. The default holds 10,000 agents with kept-alive connections, an
+ * operator's and the unauthenticated pool, with room to spare; it needs an
+ * open-file limit of HTTP_CONNECTIONS_DEFAULT + HTTP_FDS_RESERVED. */
+#define HTTP_CONNECTIONS_DEFAULT 16384
 #define HTTP_CONNECTIONS_MIN     16
 #define HTTP_CONNECTIONS_MAX     1000000
 #define HTTP_FDS_RESERVED        64
+/* libmicrohttpd's memory pool of one connection, from accept to close: the
+ * request's headers (about 3 KB of them fit; more is 431), its read buffer
+ * and the answer's headers. Bodies are copied out as they arrive (http.c)
+ * and answers are sent from their own buffer, so neither needs room here.
+ * Its default, 32 KB, was most of what an idle kept-alive connection cost
+ * (docs/verifier.md, "Many nodes"). */
+#define HTTP_CONNECTION_MEMORY 4096
 /* Connections without a valid client certificate yet (being accepted, in
- * the TLS handshake or before their first request): this share of all, and
- * at most this many from one address; more are refused at accept, so that
- * authenticated agents keep the rest. */
+ * the TLS handshake or before their first request): this share of all, at
+ * most HTTP_UNAUTH_MAX, and at most this many from one address; more are
+ * refused at accept, so that authenticated agents keep the rest. The
+ * unauthenticated ones are the only ones counted per address: many nodes
+ * behind one address (SNAT) hold their authenticated connections bounded by
+ * their certificates and the total only. */
 #define HTTP_UNAUTH_SHARE_PERCENT 50
+#define HTTP_UNAUTH_MAX           4096
 #define HTTP_UNAUTH_PER_ADDRESS   64
-/* Connections from one address, authenticated or not. */
-#define HTTP_CONNECTIONS_PER_ADDRESS 256
 /* Authenticated connections of one client certificate identity at once (or
  * --max-connections-per-cert); a request that would open one more is 429
  * and its connection closed. An agent needs one. */
@@ -123,10 +134,10 @@ unsigned http_clients_size(const struct http_clients *t);
 
 /* The connection limits for an open-file limit: `wanted` (0: the default)
  * within what the fds leave after HTTP_FDS_RESERVED, the unauthenticated
- * share of it and one address's part of that. */
+ * share of it (at most HTTP_UNAUTH_MAX) and one address's part of that. */
 struct http_conn_limits {
     unsigned max, unauth_max, unauth_per_address;
-    bool clamped; /* wanted was more than the fds allow */
+    bool clamped; /* wanted (or the default) was more than the fds allow */
 };
 void http_conn_limits(unsigned wanted, uint64_t open_files, struct http_conn_limits *ret);
 

@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
@@ -24,6 +25,7 @@
 #include "crl.h"
 #include "fileio.h"
 #include "http-limits.h"
+#include "http-tls.h"
 #include "json-util.h"
 #include "hex.h"
 #include "log.h"
@@ -33,6 +35,20 @@
 
 /* How often the deadline of connections without a request is checked. */
 #define HTTP_WATCHDOG_TICK_MS 100
+
+/* peer_role()'s verdict on a certificate, kept on its connection: valid
+ * while the connection shows the same certificate (its SHA-256), the CRL
+ * set is the one it was checked against (crl_generation()) and the
+ * certificate has not expired. The CA list does not change while the
+ * verifier runs. */
+struct peer_verdict {
+    bool valid;
+    enum role role;
+    uint8_t fingerprint[32];
+    uint64_t crl_generation;
+    time_t not_after;
+    char *cn; /* malloc'd */
+};
 
 /* A connection from accept to close: libmicrohttpd's socket context. */
 struct conn {
@@ -51,6 +67,10 @@ struct conn {
     bool uploading;
     int64_t body_deadline_ms;
     char cn[256];
+    /* The verdict of peer_role() on this connection's client certificate,
+     * kept while nothing it rests on changed (peer_role_cached()). Only the
+     * thread serving the connection touches it. */
+    struct peer_verdict verdict;
 };
 
 struct http_server {
@@ -60,6 +80,7 @@ struct http_server {
     bool plain;
     uint16_t port;
     char *cert, *key, *ca;
+    struct http_tickets *tickets; /* session resumption; NULL without TLS */
     struct http_budget budget;
 
     /* Guards unauth, the waiting list and the list fields of every conn.
@@ -226,7 +247,8 @@ static int http_status(enum engine_status st) {
  * that does not verify as a TLS client certificate of the trusted CA, or
  * none, gives no role; a revoked one (or one --crl cannot check) gives
  * ROLE_REVOKED. */
-static enum role peer_role(struct http_server *s, struct MHD_Connection *c, char *cn, size_t cnsz) {
+static enum role peer_role(struct http_server *s, struct MHD_Connection *c, char *cn, size_t cnsz,
+                           time_t *ret_not_after) {
     const union MHD_ConnectionInfo *ci;
     gnutls_session_t session;
     const gnutls_datum_t *certs;
@@ -263,6 +285,7 @@ static enum role peer_role(struct http_server *s, struct MHD_Connection *c, char
         } else if (strcmp(ou, "kima-operator") == 0) {
             role = ROLE_OPERATOR;
         }
+        *ret_not_after = gnutls_x509_crt_get_expiration_time(crt);
     }
     if (role != ROLE_NONE && crl_check(s->crl, crt) != 0) {
         uint8_t serial[64];
@@ -279,6 +302,71 @@ static enum role peer_role(struct http_server *s, struct MHD_Connection *c, char
         role = ROLE_REVOKED;
     }
     gnutls_x509_crt_deinit(crt);
+    return role;
+}
+
+/* The connection's own state (conn_started()), or NULL. */
+static struct conn *conn_of(struct MHD_Connection *c) {
+    const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* The SHA-256 of the client certificate the connection's TLS session
+ * holds; false when there is none. */
+static bool peer_fingerprint(struct MHD_Connection *c, uint8_t fp[32]) {
+    const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    const gnutls_datum_t *certs;
+    unsigned int n = 0;
+
+    if (!ci || !ci->tls_session) {
+        return false;
+    }
+    certs = gnutls_certificate_get_peers((gnutls_session_t)ci->tls_session, &n);
+    return certs && n > 0 &&
+           gnutls_hash_fast(GNUTLS_DIG_SHA256, certs[0].data, certs[0].size, fp) == 0;
+}
+
+static void verdict_clear(struct peer_verdict *v) {
+    free(v->cn);
+    *v = (struct peer_verdict){0};
+}
+
+/* peer_role() for a request of connection k: its verdict on the
+ * connection's certificate is taken again while it holds (struct
+ * peer_verdict), so that an agent's kept-alive connection does not verify
+ * its certificate chain at every round. A certificate revoked since is
+ * caught: a new CRL set makes every verdict stale. */
+static enum role peer_role_cached(struct http_server *s, struct MHD_Connection *c, struct conn *k,
+                                  char *cn, size_t cnsz) {
+    struct peer_verdict *v = k ? &k->verdict : NULL;
+    uint64_t generation = crl_generation(s->crl);
+    time_t not_after = 0;
+    uint8_t fp[32];
+    enum role role;
+
+    if (!v || s->plain || !peer_fingerprint(c, fp)) {
+        return peer_role(s, c, cn, cnsz, &not_after);
+    }
+    if (v->valid && v->crl_generation == generation && time(NULL) < v->not_after &&
+        memcmp(v->fingerprint, fp, sizeof(fp)) == 0) {
+        snprintf(cn, cnsz, "%s", v->cn);
+        return v->role;
+    }
+    verdict_clear(v);
+    role = peer_role(s, c, cn, cnsz, &not_after);
+    if (role == ROLE_NONE || not_after <= 0) {
+        return role; /* decided again at the next request */
+    }
+    v->cn = strdup(cn);
+    if (v->cn) {
+        v->valid = true;
+        v->role = role;
+        memcpy(v->fingerprint, fp, sizeof(fp));
+        v->crl_generation = generation;
+        v->not_after = not_after;
+    }
     return role;
 }
 
@@ -428,6 +516,22 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *sa, socklen_t
     return MHD_NO;
 }
 
+/* Session tickets on a new connection's GnuTLS session: libmicrohttpd
+ * reports the connection before its handshake starts. Without them the
+ * connection still works, with a full handshake. */
+static void conn_tls(struct http_server *s, struct MHD_Connection *c) {
+    const union MHD_ConnectionInfo *ci;
+
+    if (!s->tickets) {
+        return;
+    }
+    ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    if (!ci || !ci->tls_session ||
+        http_tickets_enable(s->tickets, (gnutls_session_t)ci->tls_session) < 0) {
+        log_noisy(s, "a connection without TLS session tickets: it cannot resume later");
+    }
+}
+
 static void conn_started(struct http_server *s, struct MHD_Connection *c, void **socket_context) {
     const union MHD_ConnectionInfo *fd =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -468,6 +572,7 @@ static void conn_started(struct http_server *s, struct MHD_Connection *c, void *
         return;
     }
     *socket_context = k;
+    conn_tls(s, c);
 }
 
 static void upload_unlink(struct http_server *s, struct conn *k) {
@@ -547,6 +652,7 @@ static void conn_closed(struct http_server *s, struct conn *k) {
         http_clients_del(s->clients, k->client);
     }
     pthread_mutex_unlock(&s->lock);
+    verdict_clear(&k->verdict);
     free(k);
 }
 
@@ -691,7 +797,7 @@ static enum MHD_Result on_headers(struct http_server *s, struct MHD_Connection *
                                                    MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL,
     };
 
-    rq->role = h.role = peer_role(s, c, rq->cn, sizeof(rq->cn));
+    rq->role = h.role = peer_role_cached(s, c, conn_of(c), rq->cn, sizeof(rq->cn));
     r = conn_request(s, c, rq);
     if (r < 0) {
         json_t *j = json_pack("{s:s,s:s}", "error", "busy", "detail",
@@ -962,8 +1068,15 @@ int http_start(const struct http_config *cfg, struct engine *e, struct http_serv
                      cfg->max_body_memory ? cfg->max_body_memory : HTTP_BODY_MEMORY_DEFAULT);
     http_conn_limits(cfg->max_connections, raise_fd_limit(), &lim);
     if (lim.clamped) {
-        log_warn("--max-connections %u is more than the open-file limit leaves room for: %u",
-                 cfg->max_connections, lim.max);
+        log_warn("open files: the limit leaves room for %u connections, fewer than the %u "
+                 "%s; raise the hard limit of open files to %llu or more (systemd "
+                 "LimitNOFILE=, the container runtime's nofile ulimit; docs/verifier.md, "
+                 "\"Many nodes\")",
+                 lim.max, cfg->max_connections ? cfg->max_connections : HTTP_CONNECTIONS_DEFAULT,
+                 cfg->max_connections ? "--max-connections asks for" : "of the default",
+                 (unsigned long long)(cfg->max_connections ? cfg->max_connections
+                                                           : HTTP_CONNECTIONS_DEFAULT) +
+                         HTTP_FDS_RESERVED);
     }
     log_info("connections: at most %u, of which %u without a client certificate yet (%u per "
              "address), %u per client certificate; request bodies: at most %llu bytes in all",
@@ -981,7 +1094,10 @@ int http_start(const struct http_config *cfg, struct engine *e, struct http_serv
     OPT(MHD_OPTION_SOCK_ADDR, 0, &sa);
     OPT(MHD_OPTION_THREAD_POOL_SIZE, cfg->threads ? cfg->threads : 2, NULL);
     OPT(MHD_OPTION_CONNECTION_LIMIT, lim.max, NULL);
-    OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT, HTTP_CONNECTIONS_PER_ADDRESS, NULL);
+    OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONNECTION_MEMORY, NULL);
+    /* No per-address limit of libmicrohttpd's: it would count authenticated
+     * connections too, and refuse nodes behind one address (SNAT). The
+     * unauthenticated ones are counted per address in on_accept(). */
     /* The default idle timeout is the short one; a request with a valid
      * certificate raises it for its connection (conn_request). */
     OPT(MHD_OPTION_CONNECTION_TIMEOUT, HTTP_IDLE_TIMEOUT_UNAUTH_S, NULL);
@@ -995,6 +1111,11 @@ int http_start(const struct http_config *cfg, struct engine *e, struct http_serv
             log_error("TLS needs --tls-cert, --tls-key and --client-ca (readable PEM files)");
             http_stop(s);
             return -EINVAL;
+        }
+        if (http_tickets_new(&s->tickets) < 0) {
+            log_error("TLS session tickets: no key");
+            http_stop(s);
+            return -EIO;
         }
         flags |= MHD_USE_TLS;
         OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, s->cert);
@@ -1044,6 +1165,7 @@ void http_stop(struct http_server *s) {
     }
     free(s->key);
     free(s->ca);
+    http_tickets_free(s->tickets);
     free(s);
 }
 

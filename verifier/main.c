@@ -148,16 +148,16 @@ static const struct option_spec verifier_options[] = {
         OPTION_UNSIGNED_SPEC(CFG, threads, "threads", "KIMA_THREADS", 2, 1, 64,
                              "  --threads N             HTTP worker threads (2)                  "
                              "[KIMA_THREADS]\n"),
-        /* 0: HTTP_CONNECTIONS_DEFAULT, and no warning when the open-file
-         * limit cuts it (only a number given is warned about). */
+        /* 0: HTTP_CONNECTIONS_DEFAULT; an open-file limit that cuts it is
+         * warned about either way. */
         OPTION_UNSIGNED_SPEC(CFG, max_connections, "max-connections", "KIMA_MAX_CONNECTIONS", 0,
                              HTTP_CONNECTIONS_MIN, HTTP_CONNECTIONS_MAX,
-                             "  --max-connections N     connections at once (4096, fewer if the "
+                             "  --max-connections N     connections at once (16384, fewer if the "
                              "open-file\n"
                              "                          limit, raised to its hard limit, leaves "
                              "less room);\n"
-                             "                          half for clients without a certificate "
-                             "yet\n"
+                             "                          half, at most 4096, for clients without "
+                             "a certificate yet\n"
                              "                                                         "
                              "[KIMA_MAX_CONNECTIONS]\n"),
         OPTION_UNSIGNED_SPEC(CFG, max_connections_per_cert, "max-connections-per-cert",

@@ -4,7 +4,8 @@
 # sent without a certificate or to a route of another role (refused before a
 # byte of the body is read), JSON too wide, more bodies in flight than the
 # memory budget, request headers trickled, and ~1,100 connections that never
-# finish their TLS handshake while agents must still be answered. The abusive
+# finish their TLS handshake while agents must still be answered; 400
+# agents' kept-alive connections from one address (conn-probe.py). The abusive
 # clients are tests/helpers/http-limits.py (each check prints its figures).
 # Usage: test-http-limits.sh KIMA_VERIFIER KIMACTL
 set -u
@@ -27,7 +28,8 @@ need_tools openssl python3 ss
 export ASAN_OPTIONS="${ASAN_OPTIONS:-}:quarantine_size_mb=1:thread_local_quarantine_size_kb=64"
 
 P=$T/pki
-bash "$HERE/make-certs.sh" "$P" node-1 node-2 || exit 1
+# node-3..node-50: many nodes behind one address (the snat check).
+bash "$HERE/make-certs.sh" "$P" $(seq -f "node-%g" 1 50) || exit 1
 mkdir -p "$T/var"
 
 # The verifier raises its soft open-file limit to the hard one: start it
@@ -90,6 +92,18 @@ echo "    the verifier's log gained $((after - before)) lines during the attack"
 [ $((after - before)) -le 50 ] && ok || bad "the attack wrote $((after - before)) log lines (at most 50)"
 expect 0 "$K" --server "$URL" --cert "$P/operator.pem" --key "$P/operator.key" \
     --cacert "$P/ca.pem" nodes
+
+# --- many nodes behind one address (SNAT): 400 authenticated kept-alive
+# connections from 127.0.0.9 (50 node certificates, 8 each) are all served
+# and kept; only unauthenticated connections are counted per address.
+if python3 "$HERE/../helpers/conn-probe.py" --port "${URL##*:}" --pki "$P" --pid "$VPID" \
+    --nodes 50 --connections 400 --sources 1 --resume 20 >"$T/check-snat.log" 2>&1; then
+    ok
+else
+    bad "snat"
+fi
+sed "s/^/    [snat] /" "$T/check-snat.log"
+has "$T/check-snat.log" "resumption: 20 of 20 reconnects resumed" "reconnects resume their TLS session"
 stop
 
 # --- one agent certificate cannot take every slot, from however many
@@ -98,6 +112,16 @@ start certs --max-connections 32
 has "$T/certs.log" "at most 32, of which 16 without a client certificate yet (4 per address), 8 per client certificate" "the per-certificate cap is logged"
 check cert-slots --max-connections 32 --per-cert 8
 has "$T/certs.log" "the agent certificate CN=node-2 has 8 connections open already" "the refusals are logged"
+stop
+
+# --- a hard open-file limit too low for the default: fewer connections,
+# and a warning that says what to raise
+printf '#!/usr/bin/env bash\nulimit -n 2048 || exit 70\nexec "%s" "$@"\n' "$V" >"$T/low-fds.sh"
+chmod +x "$T/low-fds.sh"
+V=$T/low-fds.sh start lowfds
+has "$T/lowfds.log" "connections: at most 1984, of which 992" "the limits follow the open-file limit"
+has "$T/lowfds.log" "the limit leaves room for 1984 connections, fewer than the 16384 of the default; raise the hard limit of open files to 16448 or more" \
+    "a hard limit too low is explained"
 stop
 
 # --- the body budget, and the flags

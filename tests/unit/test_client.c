@@ -4,7 +4,9 @@
  * carries every request (keep-alive); a kept-alive connection the server
  * closed is retried once, and only once; a response over the cap, or not a
  * JSON object, is refused; a server certificate of another CA, or one that
- * does not name the address asked, is refused. */
+ * does not name the address asked, is refused. A reconnect resumes the
+ * last TLS session (a server restart or a refused session costs one full
+ * handshake, never the request). */
 #include "test-util.h"
 
 #include <arpa/inet.h>
@@ -71,12 +73,16 @@ struct server {
     size_t body_size;
     pthread_mutex_t lock;
     bool stop;
-    int accepted, handshakes_failed, requests;
+    int accepted, handshakes_failed, requests, resumed;
     char method[16], path[256], host[128], peer_cn[64], content_type[64];
     char body[256];
 };
 
 static struct server srv;
+/* Servers started while set fail a handshake that offers a session. */
+static bool server_no_resumption;
+/* Servers started while set listen on this port (a restart), else on any. */
+static uint16_t server_port;
 
 static bool stopping(struct server *s) {
     bool stop;
@@ -261,6 +267,11 @@ static void serve_connection(struct server *s, int fd, int nconn) {
         return;
     }
     peer = SSL_get0_peer_certificate(ssl);
+    if (SSL_session_reused(ssl)) {
+        pthread_mutex_lock(&s->lock);
+        s->resumed++;
+        pthread_mutex_unlock(&s->lock);
+    }
     if (peer) {
         pthread_mutex_lock(&s->lock);
         X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, s->peer_cn,
@@ -298,6 +309,21 @@ static void *serve(void *arg) {
     return NULL;
 }
 
+/* A ClientHello that offers a session (a TLS 1.3 PSK, or a TLS 1.2 ticket)
+ * fails the handshake. */
+static int refuse_offered_session(SSL *ssl, int *alert, void *arg) {
+    const unsigned char *ext;
+    size_t len = 0;
+    (void)arg;
+
+    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_psk, &ext, &len) == 1 ||
+        (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_session_ticket, &ext, &len) == 1 && len > 0)) {
+        *alert = SSL_AD_HANDSHAKE_FAILURE;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
+    return SSL_CLIENT_HELLO_SUCCESS;
+}
+
 /* Serve with the certificate of `id`; agents' certificates of `ca` are
  * asked for and checked. */
 static void server_start_sized(enum mode mode, const struct test_pki *id, size_t body_size) {
@@ -314,8 +340,15 @@ static void server_start_sized(enum mode mode, const struct test_pki *id, size_t
     assert_int_equal(SSL_CTX_use_PrivateKey(srv.ctx, id->key), 1);
     assert_int_equal(X509_STORE_add_cert(SSL_CTX_get_cert_store(srv.ctx), ca.crt), 1);
     SSL_CTX_set_verify(srv.ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    /* OpenSSL resumes sessions of verified clients only with this. */
+    assert_int_equal(SSL_CTX_set_session_id_context(srv.ctx, (const uint8_t *)"kima", 4), 1);
+    if (server_no_resumption) {
+        SSL_CTX_set_client_hello_cb(srv.ctx, refuse_offered_session, NULL);
+    }
     srv.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     assert_true(srv.lfd >= 0);
+    sa.sin_port = htons(server_port);
+    assert_int_equal(setsockopt(srv.lfd, SOL_SOCKET, SO_REUSEADDR, &(int){1}, sizeof(int)), 0);
     assert_int_equal(bind(srv.lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
     assert_int_equal(listen(srv.lfd, 8), 0);
     assert_int_equal(getsockname(srv.lfd, (struct sockaddr *)&sa, &sl), 0);
@@ -443,6 +476,77 @@ static void test_closed_connection_retried(void **state) {
         assert_int_equal(accepted(), i);
         assert_int_equal(requests(), i);
     }
+    client_free(c);
+    server_stop();
+}
+
+static int resumed(void) {
+    int n;
+    pthread_mutex_lock(&srv.lock);
+    n = srv.resumed;
+    pthread_mutex_unlock(&srv.lock);
+    return n;
+}
+
+/* A new connection offers the last session and resumes it (no full
+ * handshake), with the node's certificate still known to the server; a
+ * server that does not know the session any more (another key: a restart)
+ * gets a full handshake, and the session after it resumes again. */
+static void test_session_resumed(void **state) {
+    struct client *c;
+    struct client_stats st;
+    json_t *resp = NULL;
+    (void)state;
+
+    server_start(CLOSE_AFTER_ONE, &server);
+    c = connect_to(ca_pem, "");
+    for (int i = 1; i <= 3; i++) {
+        assert_int_equal(post(c, "/v1/nodes/node-1/evidence", &resp), 200);
+        json_decref(resp);
+        resp = NULL;
+        assert_true(logged(i == 1 ? "full TLS handshake (0 of 1 connections resumed)"
+                                  : "TLS session resumed"));
+    }
+    client_get_stats(c, &st);
+    assert_int_equal(st.connections, 3);
+    assert_int_equal(st.resumed, 2);
+    assert_int_equal(accepted(), 3);
+    assert_int_equal(resumed(), 2);
+    pthread_mutex_lock(&srv.lock);
+    assert_string_equal(srv.peer_cn, "node-1");
+    pthread_mutex_unlock(&srv.lock);
+    server_stop();
+
+    /* Restarted on its port: a new ticket key. */
+    server_port = srv.port;
+    server_start(CLOSE_AFTER_ONE, &server);
+    assert_int_equal(post(c, "/v1/nodes/node-1/evidence", &resp), 200);
+    json_decref(resp);
+    resp = NULL;
+    assert_true(logged("full TLS handshake (2 of 4 connections resumed)"));
+    assert_int_equal(resumed(), 0);
+    assert_int_equal(post(c, "/v1/nodes/node-1/evidence", &resp), 200);
+    json_decref(resp);
+    client_get_stats(c, &st);
+    assert_int_equal(st.connections, 5);
+    assert_int_equal(st.resumed, 3);
+    assert_int_equal(resumed(), 1);
+    server_stop();
+
+    /* A server that fails the handshake offering a session: a full one
+     * right after, and the request is answered. */
+    server_no_resumption = true;
+    server_start(CLOSE_AFTER_ONE, &server);
+    server_no_resumption = false;
+    server_port = 0;
+    resp = NULL;
+    assert_int_equal(post(c, "/v1/nodes/node-1/evidence", &resp), 200);
+    json_decref(resp);
+    assert_true(logged("again with a full TLS handshake"));
+    assert_int_equal(accepted(), 2);
+    client_get_stats(c, &st);
+    assert_int_equal(st.connections, 6);
+    assert_int_equal(st.resumed, 3);
     client_free(c);
     server_stop();
 }
@@ -673,6 +777,7 @@ int main(void) {
             cmocka_unit_test(test_keep_alive),
             cmocka_unit_test(test_closed_connection_retried),
             cmocka_unit_test(test_retried_once_only),
+            cmocka_unit_test(test_session_resumed),
             cmocka_unit_test(test_connection_close),
             cmocka_unit_test(test_response_cap),
             cmocka_unit_test(test_answers),

@@ -374,6 +374,9 @@ static void test_file_reload_keeps_last_good(void **state) {
     assert_int_equal(crl_check(s, leaf2), 0);
     assert_int_equal(crl_refresh(s, now), 0); /* unchanged: not read again */
     assert_int_equal(logged("CRL file"), 0);
+    /* The generation moves with each set put in force, and only then. */
+    assert_int_equal(crl_generation(s), 1);
+    assert_int_equal(crl_generation(NULL), 0);
 
     /* Corrupt: refused once, the previous set stays, no repeat while unchanged. */
     put_file(crl_path, "-----BEGIN X509 CRL-----\ngarbage\n", 33);
@@ -390,10 +393,12 @@ static void test_file_reload_keeps_last_good(void **state) {
     assert_int_equal(logged("not signed by a CA of --client-ca"), 1);
     assert_int_equal(crl_check(s, leaf1), 1);
     assert_int_equal(crl_check(s, leaf2), 0);
+    assert_int_equal(crl_generation(s), 1); /* refused files change nothing */
 
     /* A good new list replaces the old one entirely. */
     put_crl(&ca_a, &leaf2, 1, now + 86400);
     assert_int_equal(crl_refresh(s, now), 1);
+    assert_int_equal(crl_generation(s), 2);
     assert_int_equal(crl_check(s, leaf1), 0);
     assert_int_equal(crl_check(s, leaf2), 1);
     assert_int_equal(crl_count(s), 1);

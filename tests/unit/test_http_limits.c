@@ -219,15 +219,27 @@ static void test_conn_limits(void **state) {
     struct http_conn_limits l;
     (void)state;
 
+    /* The default holds 10,000 agents with the whole unauthenticated pool
+     * taken. */
     http_conn_limits(0, 20000, &l);
     assert_int_equal(l.max, HTTP_CONNECTIONS_DEFAULT);
-    assert_int_equal(l.unauth_max, HTTP_CONNECTIONS_DEFAULT / 2);
+    assert_int_equal(l.unauth_max, HTTP_UNAUTH_MAX);
+    assert_true(l.max - l.unauth_max >= 10000);
     assert_int_equal(l.unauth_per_address, HTTP_UNAUTH_PER_ADDRESS);
     assert_false(l.clamped);
-    /* A default soft limit of 1024 leaves room for 960. */
+    http_conn_limits(0, HTTP_CONNECTIONS_DEFAULT + HTTP_FDS_RESERVED, &l);
+    assert_int_equal(l.max, HTTP_CONNECTIONS_DEFAULT);
+    assert_false(l.clamped);
+    /* A default soft limit of 1024 leaves room for 960: the default does
+     * not fit, which is said. */
     http_conn_limits(0, 1024, &l);
     assert_int_equal(l.max, 1024 - HTTP_FDS_RESERVED);
     assert_int_equal(l.unauth_max, (1024 - HTTP_FDS_RESERVED) / 2);
+    assert_true(l.clamped);
+    /* The unauthenticated pool stops at its cap however many are allowed. */
+    http_conn_limits(100000, UINT64_MAX, &l);
+    assert_int_equal(l.max, 100000);
+    assert_int_equal(l.unauth_max, HTTP_UNAUTH_MAX);
     assert_false(l.clamped);
     http_conn_limits(5000, 1024, &l);
     assert_int_equal(l.max, 1024 - HTTP_FDS_RESERVED);
