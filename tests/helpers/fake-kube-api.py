@@ -53,7 +53,7 @@ Test controls, no authentication, under /_fake/:
   continue token), "pages" and "watches" (watch requests answered).
 Usage: fake-kube-api.py --cert PEM --key PEM [--client-ca PEM] --token T
        [--readonly-token T] [--pods PODLIST.json] [--watch-history N]
-       [--bookmark-seconds S] --port-file F
+       [--bookmark-seconds S] [--port N] --port-file F
 """
 import argparse
 import base64
@@ -462,6 +462,7 @@ def main():
     ap.add_argument("--readonly-token")
     ap.add_argument("--pods")
     ap.add_argument("--port-file", required=True)
+    ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--watch-history", type=int, default=1000)
     ap.add_argument("--bookmark-seconds", type=float, default=1.0)
     ARGS = ap.parse_args()
@@ -480,7 +481,7 @@ def main():
         ctx.load_verify_locations(ARGS.client_ca)
         ctx.verify_mode = ssl.CERT_OPTIONAL
     STATE["floor"] = STATE["rv"]
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    srv = ThreadingHTTPServer(("127.0.0.1", ARGS.port), Handler)
     srv.daemon_threads = True
     srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     with open(ARGS.port_file + ".tmp", "w") as f:
