@@ -633,6 +633,9 @@ static void *sync_run(void *ud) {
     struct kube *k = ud;
     bool need_list = !k->rv[0];
 
+    if (need_list) {
+        sync_backoff(k); /* kube_start's list failed just now */
+    }
     while (!stopping(k)) {
         int r;
         if (need_list || time_mono_ms() - k->last_list_ms >= k->refresh_ms) {

@@ -50,7 +50,8 @@ Test controls, no authentication, under /_fake/:
                                           history: keep at most N events;
                                           garbage: the next event line sent is LINE
   GET /_fake/state also counts "lists" (LISTs of /api/v1/pods without a
-  continue token), "pages" and "watches" (watch requests answered).
+  continue token), "pages" and "watches" (watch requests answered), and
+  says the newest resourceVersion an event sent on a watch had ("sent_rv").
 Usage: fake-kube-api.py --cert PEM --key PEM [--client-ca PEM] --token T
        [--readonly-token T] [--pods PODLIST.json] [--watch-history N]
        [--bookmark-seconds S] [--port N] --port-file F
@@ -75,7 +76,7 @@ REQUESTS = []
 FAILS = []
 STATE = {"rv": 1000, "down_until": 0.0, "slow_until": 0.0, "slow_delay": 0.0,
          "floor": 1000, "lists": 0, "pages": 0, "watches": 0, "hold": False,
-         "closed": 0, "history": 1000, "bookmark_s": 1.0, "garbage": None}
+         "closed": 0, "history": 1000, "bookmark_s": 1.0, "garbage": None, "sent_rv": 0}
 HISTORY = []  # (rv as int, type, object): every change after STATE["floor"]
 COND = threading.Condition(LOCK)
 ARGS = None
@@ -230,7 +231,8 @@ class Handler(BaseHTTPRequestHandler):
             if method == "GET" and path == "/_fake/state":
                 return 200, {"pods": list(PODS.values()), "events": EVENTS, "requests": REQUESTS,
                              "lists": STATE["lists"], "pages": STATE["pages"],
-                             "watches": STATE["watches"], "resourceVersion": str(STATE["rv"])}
+                             "watches": STATE["watches"], "resourceVersion": str(STATE["rv"]),
+                             "sent_rv": str(STATE["sent_rv"])}
             if method == "POST" and path == "/_fake/pods" and isinstance(data, dict):
                 pod = make_pod(data)
                 put_pod(pod)
@@ -417,6 +419,7 @@ class Handler(BaseHTTPRequestHandler):
                                     line, STATE["garbage"] = STATE["garbage"], None
                                 out.append(line)
                                 rv = erv
+                                STATE["sent_rv"] = max(STATE["sent_rv"], erv)
                         if not out and bookmarks and now >= next_bookmark:
                             out.append(json.dumps({"type": "BOOKMARK", "object": {
                                 "kind": "Pod", "apiVersion": "v1",
