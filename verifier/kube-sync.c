@@ -22,6 +22,7 @@
 #define KUBE_EVENT_MAX    (4u << 20)  /* one watch event line */
 #define KUBE_STATUS_MAX   (64u << 10) /* a refused watch's answer */
 #define LIST_RESTARTS_MAX 3           /* lists restarted for an expired continue token */
+#define RELIST_GAP_MS     1000        /* lists for 410, at most this often without backoff */
 #define WATCH_TIMEOUT_S   300         /* a watch's timeoutSeconds, at most */
 
 /* The applied map's entry for a pod item (with its key), or NULL when the
@@ -136,16 +137,22 @@ int kube_list_pods(struct kube *k) {
     const char *akey;
     size_t i;
 
-    do {
+    for (;;) {
         r = items && applied ? list_page(k, items, cont, rv) : -ENOMEM;
         if (r == -ESTALE && restarts++ < LIST_RESTARTS_MAX) {
             json_array_clear(items);
             cont[0] = 0;
+            rv[0] = 0;
             listed_ms = time_wall_ms();
-            r = 0;
             continue;
         }
-    } while (r == 0 && cont[0] && !kube_stopping(k));
+        if (r < 0 || !cont[0] || kube_stopping(k)) {
+            break;
+        }
+    }
+    if (r == 0 && !rv[0]) {
+        r = -EIO; /* never: the first page's resourceVersion is checked */
+    }
     k->last_list_ms = time_mono_ms();
     pthread_mutex_lock(&k->lock);
     k->stats.lists += r == 0;
@@ -472,6 +479,11 @@ void *kube_sync_run(void *ud) {
         }
         r = watch_pods(k);
         if (r == -ESTALE) {
+            /* A history too short for even the list's own resourceVersion
+             * must not turn into a stream of lists. */
+            if (time_mono_ms() - k->last_list_ms < RELIST_GAP_MS) {
+                sync_backoff(k);
+            }
             need_list = true;
         } else if (r < 0) {
             sync_backoff(k);

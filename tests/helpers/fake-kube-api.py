@@ -42,13 +42,16 @@ Test controls, no authentication, under /_fake/:
                                           for that long every API request is answered
                                           `delay` seconds late
   POST /_fake/watch     {"hold": true|false, "close": true, "compact": true,
-                         "history": N, "bookmark_seconds": S, "garbage": "LINE"}
+                         "history": N, "bookmark_seconds": S, "garbage": "LINE",
+                         "expire_continue": N}
                                           hold: watch events are not sent until released;
                                           close: every open watch ends now;
                                           compact: the history is dropped (a watch from
                                           an RV before now gets 410);
                                           history: keep at most N events;
-                                          garbage: the next event line sent is LINE
+                                          garbage: the next event line sent is LINE;
+                                          expire_continue: the next N continue tokens
+                                          get 410 Expired
   GET /_fake/state also counts "lists" (LISTs of /api/v1/pods without a
   continue token), "pages" and "watches" (watch requests answered), and
   says the newest resourceVersion an event sent on a watch had ("sent_rv").
@@ -76,7 +79,7 @@ REQUESTS = []
 FAILS = []
 STATE = {"rv": 1000, "down_until": 0.0, "slow_until": 0.0, "slow_delay": 0.0,
          "floor": 1000, "lists": 0, "pages": 0, "watches": 0, "hold": False,
-         "closed": 0, "history": 1000, "bookmark_s": 1.0, "garbage": None, "sent_rv": 0}
+         "closed": 0, "history": 1000, "bookmark_s": 1.0, "garbage": None, "sent_rv": 0, "expire_continue": 0}
 HISTORY = []  # (rv as int, type, object): every change after STATE["floor"]
 COND = threading.Condition(LOCK)
 ARGS = None
@@ -125,7 +128,8 @@ def list_pods(items, q):
             rv, after = int(t["rv"]), tuple(t["after"])
         except (ValueError, KeyError, TypeError):
             return status(400, "BadRequest", "invalid continue token")
-        if rv < STATE["floor"]:
+        if rv < STATE["floor"] or STATE["expire_continue"] > 0:
+            STATE["expire_continue"] = max(STATE["expire_continue"] - 1, 0)
             return status(410, "Expired", "The provided continue parameter is too old to display "
                           "a consistent list result. You can start a new list without the "
                           "continue parameter.")
@@ -249,6 +253,8 @@ class Handler(BaseHTTPRequestHandler):
                     STATE["history"] = int(data["history"])
                 if "bookmark_seconds" in data:
                     STATE["bookmark_s"] = float(data["bookmark_seconds"])
+                if "expire_continue" in data:
+                    STATE["expire_continue"] = int(data["expire_continue"])
                 if "garbage" in data:
                     STATE["garbage"] = str(data["garbage"])
                 COND.notify_all()

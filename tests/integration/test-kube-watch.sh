@@ -10,7 +10,9 @@
 #  2. pods created afterwards are known from the watch, without a LIST;
 #  3. a watch whose resourceVersion is too old (410 Gone) costs one re-LIST;
 #  4. a malformed event line ends the watch, which resumes from the last
-#     good resourceVersion: no crash, no LIST, nothing missed.
+#     good resourceVersion: no crash, no LIST, nothing missed;
+#  5. the LIST comes in pages of 500 (1,200 more pods here), and a continue
+#     token that expired starts it again.
 # Usage: test-kube-watch.sh KIMA_VERIFIER KIMA_AGENT KIMACTL IMA_WRITER
 set -u
 V=$1
@@ -93,7 +95,13 @@ grep -q "kubernetes: " "$T/verifier.log" && ok || bad "the unreachable API is no
 # ... then it comes up with both pods
 items="$(pod_json 1 | sed 's/"uid"/"metadata": {"uid"/; s/, "nodeName": "node-1"}/}, "spec": {"nodeName": "node-1"}}/')"
 items="$items,$(pod_json 2 | sed 's/"uid"/"metadata": {"uid"/; s/, "nodeName": "node-1"}/}, "spec": {"nodeName": "node-1"}}/')"
-echo "{\"kind\": \"PodList\", \"items\": [$items]}" >"$T/pods.json"
+python3 -c '
+import json, sys
+items = json.loads("[" + sys.argv[1] + "]")
+items += [{"metadata": {"uid": "eeeeeeee-0000-4000-8000-%012d" % i, "namespace": "filler",
+                        "name": "filler-%04d" % i}, "spec": {"nodeName": "node-1"}}
+          for i in range(1200)]
+print(json.dumps({"kind": "PodList", "items": items}))' "$items" >"$T/pods.json"
 python3 "$HERE/../helpers/fake-kube-api.py" --cert "$P/server.pem" --key "$P/server.key" \
     --token sekret --pods "$T/pods.json" --port "$PORT" --port-file "$T/api.port" \
     --bookmark-seconds 0.5 >"$T/api.log" 2>&1 &
@@ -153,4 +161,25 @@ grep -q "kubernetes: watch.*malformed" "$T/verifier.log" && ok || bad "the malfo
 kill -0 "$VPID" && ok || bad "the verifier died"
 [ "$(fake_count lists)" = "$L1" ] && ok || bad "a malformed event cost a LIST: $L1 -> $(fake_count lists)"
 
+
+# 5. pages: 1,200 pods and more are 3 pages a LIST; an expired continue
+# token (410) starts the list again. A pod created while the watch is held
+# (and then compacted away) sorts last: only the restarted list's last page
+# has it.
+P0=$(fake_count pages)
+L2=$(fake_count lists)
+LATE=ffffffff-0000-4000-8000-000000000001
+fake watch '{"hold": true}' >/dev/null
+fake pods "{\"uid\": \"$LATE\", \"namespace\": \"zz\", \"name\": \"late\", \"nodeName\": \"node-1\"}" >/dev/null
+fake watch '{"expire_continue": 1, "compact": true, "close": true, "hold": false}' >/dev/null
+relisted2() { [ "$(fake_count lists)" -ge $((L2 + 2)) ] && [ "$(fake_count pages)" -ge $((P0 + 4)) ]; }
+wait_until 10 relisted2 && ok ||
+    bad "the list was not restarted after 410 on its continue token: lists $L2 -> $(fake_count lists), pages $P0 -> $(fake_count pages)"
+grep -q "kubernetes: listing pods: 410" "$T/verifier.log" && ok || bad "the expired continue token is not in the log"
+measure $LATE /usr/bin/app $GOOD
+late_state() {
+    kctl pod zz/late --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])' 2>/dev/null
+}
+late_known() { [ "$(late_state)" = unknown ]; } # known; no policy matches it
+wait_until 10 late_known && ok || bad "the last page's pod is not known: '$(late_state)'"
 summary
