@@ -49,7 +49,8 @@ Test controls, no authentication, under /_fake/:
                                           compact: the history is dropped (a watch from
                                           an RV before now gets 410);
                                           history: keep at most N events;
-                                          garbage: the next event line sent is LINE;
+                                          garbage: the next event line sent is LINE
+                                          (repeated "repeat" times);
                                           expire_continue: the next N continue tokens
                                           get 410 Expired
   GET /_fake/state also counts "lists" (LISTs of /api/v1/pods without a
@@ -256,7 +257,7 @@ class Handler(BaseHTTPRequestHandler):
                 if "expire_continue" in data:
                     STATE["expire_continue"] = int(data["expire_continue"])
                 if "garbage" in data:
-                    STATE["garbage"] = str(data["garbage"])
+                    STATE["garbage"] = str(data["garbage"]) * int(data.get("repeat", 1))
                 COND.notify_all()
                 return 200, {}
             if method == "POST" and path == "/_fake/fail" and isinstance(data, dict):

@@ -157,7 +157,14 @@ fake watch '{"garbage": "not json at all"}' >/dev/null
 fake pods "$(pod_json 8)" >/dev/null
 measure "$(uid 8)" /usr/bin/app $EVIL
 wait_state 8 untrusted
-grep -q "kubernetes: watch.*malformed" "$T/verifier.log" && ok || bad "the malformed event is not in the log"
+# a line longer than 4 MiB (5 MB before its newline)
+fake watch '{"garbage": "a", "repeat": 5000000}' >/dev/null
+fake pods "$(pod_json 9)" >/dev/null
+measure "$(uid 9)" /usr/bin/app $GOOD
+wait_state 9 trusted 15
+grep -q "kubernetes: watch: malformed event (a line longer than 4194304 bytes)" "$T/verifier.log" && ok ||
+    bad "the overlong event line is not in the log"
+grep -q "kubernetes: watch.*malformed event (not JSON" "$T/verifier.log" && ok || bad "the malformed event is not in the log"
 kill -0 "$VPID" && ok || bad "the verifier died"
 [ "$(fake_count lists)" = "$L1" ] && ok || bad "a malformed event cost a LIST: $L1 -> $(fake_count lists)"
 
