@@ -148,9 +148,11 @@ static void tables_fill(struct inv_set *s, struct tables *t) {
     }
 }
 
-int inv_set_index(struct inv_set *s) {
+/* Index the set anew, with `factor` times the room it needs (2: room for
+ * as many watch events again before the tables grow). */
+static int set_index(struct inv_set *s, size_t factor) {
     struct tables t;
-    int r = tables_alloc(s, 1, 0, 0, &t);
+    int r = tables_alloc(s, factor, 0, 0, &t);
 
     if (r == 0) {
         tables_fill(s, &t);
@@ -317,11 +319,14 @@ int inv_set_build(const json_t *items, const char *static_ns, const struct inv_s
     json_t *item;
     int r = 0;
 
-    s.pods = calloc(cap ? cap : 1, sizeof(*s.pods));
+    /* Room for the watch events after the list (calloc: pages untouched
+     * until used), so that the first ones do not grow the array at once. */
+    cap += cap / 2 + 16;
+    s.pods = calloc(cap, sizeof(*s.pods));
     if (!s.pods) {
         return -ENOMEM;
     }
-    s.cap = cap ? cap : 1;
+    s.cap = cap;
     json_array_foreach(items, i, item) {
         r = inv_pod_from_item(item, static_ns, &s.pods[s.n]);
         if (r < 0) {
@@ -329,7 +334,7 @@ int inv_set_build(const json_t *items, const char *static_ns, const struct inv_s
         }
         s.n += (size_t)r;
     }
-    r = inv_set_index(&s);
+    r = set_index(&s, 1);
     for (size_t k = 0; r == 0 && k < old->n; k++) {
         const struct inv_pod *o = &old->pods[k];
         int64_t since = o->gone_ms ? o->gone_ms : listed_ms;
@@ -344,7 +349,7 @@ int inv_set_build(const json_t *items, const char *static_ns, const struct inv_s
     }
     if (r == 0) {
         set_compact(&s, listed_ms);
-        r = inv_set_index(&s);
+        r = set_index(&s, 2);
     }
     if (r == 0) {
         *ret = s;
@@ -379,7 +384,7 @@ int inv_set_reserve(struct inv_set *s, bool new_pod, size_t mirrors, size_t cont
         size_t ncap = 2 * (s->n + 1) < 16 ? 16 : 2 * (s->n + 1);
         struct inv_pod *np = realloc(s->pods, ncap * sizeof(*np));
         if (np) {
-            memset(np + s->cap, 0, (ncap - s->cap) * sizeof(*np));
+            /* Not cleared: entries from n on are written whole before use. */
             s->pods = np;
             s->cap = ncap;
         }

@@ -53,7 +53,6 @@ struct inv_set {
 
 void inv_pod_clear(struct inv_pod *p);
 void inv_set_free(struct inv_set *s);
-int inv_set_index(struct inv_set *s);
 
 /* inventory.c: a PodList item as a pod (1), no pod kima can use (0), or
  * -ENOMEM; a key shaped like a static pod's config hash. */
