@@ -2,7 +2,9 @@
 /* verifier/inventory.c: the pods file (re-read only when it changes, a bad
  * file keeps the last good inventory, synced as of the file's mtime), the
  * API source, lookups by UID, static pod config hash and container ID, gone
- * pods kept for INVENTORY_GONE_KEEP_MS, and the miss handler. */
+ * pods kept for INVENTORY_GONE_KEEP_MS, the miss handler, and watch events
+ * applied one at a time (verifier/inventory-index.c): upserts, deletions,
+ * container IDs that move, many changes over a growing index, the bounds. */
 #include "test-util.h"
 
 #include <errno.h>
