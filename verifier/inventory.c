@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "inventory.h"
+#include "inventory-internal.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -14,34 +15,7 @@
 #include "log.h"
 #include "time-util.h"
 
-#define CONTAINER_ID_MAX  64
 #define MIRROR_ANNOTATION "kubernetes.io/config.mirror"
-
-/* A pod as kima keeps it: the fields attribution and policy matching use. */
-struct inv_pod {
-    char uid[64], ns[254], name[254], node[254];
-    /* A static pod's config hash (the kubelet's UID for it, in its cgroup),
-     * from the mirror pod's annotation when that is honoured, or "". */
-    char mirror[64];
-    json_t *labels, *images;
-    char (*containers)[CONTAINER_ID_MAX + 1];
-    size_t ncontainers;
-    int64_t gone_ms; /* 0: in the source; else when it was first missing */
-};
-
-struct slot {
-    const char *key; /* points into a pod */
-    uint32_t pod;
-};
-
-struct inv_set {
-    struct inv_pod *pods;
-    size_t n;
-    struct slot *by_uid;    /* API UIDs */
-    struct slot *by_mirror; /* static pods' config hashes */
-    struct slot *by_container;
-    size_t uid_slots, mirror_slots, container_slots;
-};
 
 struct inventory {
     pthread_mutex_t lock;
@@ -56,33 +30,6 @@ struct inventory {
     void (*miss)(void *ud);
     void *miss_ud;
 };
-
-static uint64_t hash_str(const char *s) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (; *s; s++) {
-        h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
-    }
-    return h;
-}
-
-static void pod_clear(struct inv_pod *p) {
-    json_decref(p->labels);
-    json_decref(p->images);
-    free(p->containers);
-    memset(p, 0, sizeof(*p));
-}
-
-static void set_free(struct inv_set *s) {
-    for (size_t i = 0; i < s->n; i++) {
-        pod_clear(&s->pods[i]);
-    }
-    free(s->pods);
-    free(s->by_uid);
-    free(s->by_mirror);
-    free(s->by_container);
-    memset(s, 0, sizeof(*s));
-}
-
 static const char *str_at(const json_t *o, const char *a, const char *b) {
     const json_t *v = json_object_get(json_object_get(o, a), b);
     return json_is_string(v) ? json_string_value(v) : NULL;
@@ -130,7 +77,7 @@ static int pod_containers(const json_t *status, struct inv_pod *p) {
 
 /* The kubelet's UID for a static pod: its config hash, 32 lowercase hex
  * digits (an API UID has dashes). */
-static bool config_hash_shaped(const char *s) {
+bool inv_config_hash_shaped(const char *s) {
     size_t n = 0;
 
     for (; s[n]; n++) {
@@ -164,13 +111,13 @@ static void pod_mirror(const json_t *md, const char *allowed, struct inv_pod *p)
     const char *s = json_string_value(
             json_object_get(json_object_get(md, "annotations"), MIRROR_ANNOTATION));
 
-    if (s && config_hash_shaped(s) && static_ns_allowed(allowed, p->ns)) {
+    if (s && inv_config_hash_shaped(s) && static_ns_allowed(allowed, p->ns)) {
         copy_field(p->mirror, sizeof(p->mirror), s);
     }
 }
 
 /* 1 with *p filled, 0 when the item is no pod kima can use, or -ENOMEM. */
-static int pod_from_item(const json_t *item, const char *static_ns, struct inv_pod *p) {
+int inv_pod_from_item(const json_t *item, const char *static_ns, struct inv_pod *p) {
     const json_t *md = json_object_get(item, "metadata");
     const json_t *labels = json_object_get(md, "labels");
 
@@ -184,203 +131,10 @@ static int pod_from_item(const json_t *item, const char *static_ns, struct inv_p
     pod_mirror(md, static_ns, p);
     p->labels = json_is_object(labels) ? json_incref((json_t *)labels) : json_object();
     if (!p->labels || pod_containers(json_object_get(item, "status"), p) < 0) {
-        pod_clear(p);
+        inv_pod_clear(p);
         return -ENOMEM;
     }
     return 1;
-}
-
-static void slot_put(struct slot *slots, size_t nslots, const char *key, uint32_t pod) {
-    for (size_t i = hash_str(key) & (nslots - 1);; i = (i + 1) & (nslots - 1)) {
-        if (!slots[i].key) {
-            slots[i] = (struct slot){key, pod};
-            return;
-        }
-    }
-}
-
-static size_t slots_for(size_t keys) {
-    size_t n = 16;
-    while (n < 2 * keys) {
-        n *= 2;
-    }
-    return n;
-}
-
-/* Index the set's pods. Live pods are indexed before gone ones, so a key
- * that is both (a recreated static pod's hash) finds the live one first. */
-static int set_index(struct inv_set *s) {
-    size_t mirrors = 0, containers = 0;
-
-    for (size_t i = 0; i < s->n; i++) {
-        mirrors += s->pods[i].mirror[0] != 0;
-        containers += s->pods[i].ncontainers;
-    }
-    s->uid_slots = slots_for(s->n);
-    s->mirror_slots = slots_for(mirrors);
-    s->container_slots = slots_for(containers);
-    s->by_uid = calloc(s->uid_slots, sizeof(*s->by_uid));
-    s->by_mirror = calloc(s->mirror_slots, sizeof(*s->by_mirror));
-    s->by_container = calloc(s->container_slots, sizeof(*s->by_container));
-    if (!s->by_uid || !s->by_mirror || !s->by_container) {
-        return -ENOMEM;
-    }
-    for (int gone = 0; gone < 2; gone++) {
-        for (size_t i = 0; i < s->n; i++) {
-            struct inv_pod *p = &s->pods[i];
-            if ((p->gone_ms != 0) != gone) {
-                continue;
-            }
-            slot_put(s->by_uid, s->uid_slots, p->uid, (uint32_t)i);
-            if (p->mirror[0]) {
-                slot_put(s->by_mirror, s->mirror_slots, p->mirror, (uint32_t)i);
-            }
-            for (size_t k = 0; k < p->ncontainers; k++) {
-                slot_put(s->by_container, s->container_slots, p->containers[k], (uint32_t)i);
-            }
-        }
-    }
-    return 0;
-}
-
-static void set_unindex(struct inv_set *s) {
-    free(s->by_uid);
-    free(s->by_mirror);
-    free(s->by_container);
-    s->by_uid = s->by_mirror = s->by_container = NULL;
-}
-
-static struct inv_pod *find(const struct inv_set *s, const struct slot *slots, size_t nslots,
-                            const char *key) {
-    if (!slots) {
-        return NULL;
-    }
-    for (size_t i = hash_str(key) & (nslots - 1); slots[i].key; i = (i + 1) & (nslots - 1)) {
-        if (strcmp(slots[i].key, key) == 0) {
-            return &s->pods[slots[i].pod];
-        }
-    }
-    return NULL;
-}
-
-/* The pod `key` names in `slots`. Several pods may claim a static pod's
- * hash or a container ID (fields a kubelet or a tenant writes; API UIDs
- * are the API server's own and unique): the first that is live on `node`
- * wins, then one gone from `node`, then one elsewhere, live before gone,
- * as long as all those elsewhere are on one node; candidates on two or more
- * other nodes and none on `node` make the key ambiguous (*ret_ambiguous,
- * NULL returned). Without a node the first live pod wins, else the first
- * gone one. */
-static struct inv_pod *find_on(const struct inv_set *s, const struct slot *slots, size_t nslots,
-                               const char *key, const char *node, bool *ret_ambiguous) {
-    struct inv_pod *here_gone = NULL, *away[2] = {NULL, NULL};
-    bool spread = false;
-
-    *ret_ambiguous = false;
-    if (!slots) {
-        return NULL;
-    }
-    for (size_t i = hash_str(key) & (nslots - 1); slots[i].key; i = (i + 1) & (nslots - 1)) {
-        struct inv_pod *p = &s->pods[slots[i].pod];
-        int gone = p->gone_ms != 0;
-        if (strcmp(slots[i].key, key) != 0) {
-            continue;
-        }
-        if (node && strcmp(p->node, node) == 0) {
-            if (!gone) {
-                return p;
-            }
-            here_gone = here_gone ? here_gone : p;
-            continue;
-        }
-        if (!away[gone]) {
-            away[gone] = p;
-        }
-        spread |= (away[0] && strcmp(away[0]->node, p->node) != 0) ||
-                  (away[1] && strcmp(away[1]->node, p->node) != 0);
-    }
-    if (here_gone) {
-        return here_gone;
-    }
-    if (node && spread) {
-        *ret_ambiguous = true;
-        return NULL;
-    }
-    return away[0] ? away[0] : away[1];
-}
-
-/* By API UID, or (a key shaped like one) by a static pod's config hash. */
-static struct inv_pod *find_uid(const struct inv_set *s, const char *key, const char *node,
-                                bool *ret_ambiguous) {
-    struct inv_pod *p = find(s, s->by_uid, s->uid_slots, key);
-
-    *ret_ambiguous = false;
-    if (!p && config_hash_shaped(key)) {
-        p = find_on(s, s->by_mirror, s->mirror_slots, key, node, ret_ambiguous);
-    }
-    return p;
-}
-
-/* A new set from the items, with the pods of `old` that are no longer
- * listed kept as gone (since listed_ms) for INVENTORY_GONE_KEEP_MS. */
-static int set_build(const json_t *items, const char *static_ns, const struct inv_set *old,
-                     int64_t listed_ms, struct inv_set *ret) {
-    struct inv_set s = {0};
-    size_t cap = json_array_size(items) + old->n, i, gone = 0;
-    json_t *item;
-    int r = 0;
-
-    s.pods = calloc(cap ? cap : 1, sizeof(*s.pods));
-    if (!s.pods) {
-        return -ENOMEM;
-    }
-    json_array_foreach(items, i, item) {
-        r = pod_from_item(item, static_ns, &s.pods[s.n]);
-        if (r < 0) {
-            goto fail;
-        }
-        s.n += (size_t)r;
-    }
-    r = set_index(&s);
-    /* Newest gone first: old pods are in the old set's order, which lists
-     * live pods before gone ones, the gone ones newest first. */
-    for (size_t k = 0; r == 0 && k < old->n && gone < INVENTORY_GONE_MAX; k++) {
-        const struct inv_pod *o = &old->pods[k];
-        int64_t since = o->gone_ms ? o->gone_ms : listed_ms;
-        /* Listed still, or a static pod whose mirror pod was recreated: not
-         * gone. */
-        if (find(&s, s.by_uid, s.uid_slots, o->uid) ||
-            (o->mirror[0] && find(&s, s.by_mirror, s.mirror_slots, o->mirror)) ||
-            listed_ms - since > INVENTORY_GONE_KEEP_MS) {
-            continue;
-        }
-        s.pods[s.n] = *o;
-        s.pods[s.n].gone_ms = since ? since : 1;
-        s.pods[s.n].labels = json_incref(o->labels);
-        s.pods[s.n].images = json_incref(o->images);
-        s.pods[s.n].containers =
-                o->ncontainers ? malloc(o->ncontainers * sizeof(*o->containers)) : NULL;
-        if (o->ncontainers && !s.pods[s.n].containers) {
-            r = -ENOMEM;
-            break;
-        }
-        if (o->ncontainers) {
-            memcpy(s.pods[s.n].containers, o->containers, o->ncontainers * sizeof(*o->containers));
-        }
-        s.n++;
-        gone++;
-    }
-    if (r == 0) {
-        set_unindex(&s);
-        r = set_index(&s);
-    }
-    if (r == 0) {
-        *ret = s;
-        return 0;
-    }
-fail:
-    set_free(&s);
-    return r;
 }
 
 /* Swap in the pods of `items`; the caller holds no lock. */
@@ -389,7 +143,7 @@ static int replace(struct inventory *inv, const json_t *items, int64_t listed_ms
     int r;
 
     pthread_mutex_lock(&inv->lock);
-    r = set_build(items, inv->static_ns, &inv->set, listed_ms, &s);
+    r = inv_set_build(items, inv->static_ns, &inv->set, listed_ms, &s);
     if (r == 0) {
         old = inv->set;
         inv->set = s;
@@ -400,7 +154,7 @@ static int replace(struct inventory *inv, const json_t *items, int64_t listed_ms
     }
     pthread_mutex_unlock(&inv->lock);
     if (r == 0) {
-        set_free(&old);
+        inv_set_free(&old);
     } else {
         log_error("pod inventory: out of memory; keeping the previous one");
     }
@@ -442,7 +196,7 @@ void inventory_free(struct inventory *inv) {
     if (!inv) {
         return;
     }
-    set_free(&inv->set);
+    inv_set_free(&inv->set);
     free(inv->path);
     pthread_mutex_destroy(&inv->lock);
     free(inv);
@@ -507,6 +261,70 @@ void inventory_replace_items(struct inventory *inv, json_t *items, int64_t liste
     replace(inv, items, listed_ms);
 }
 
+/* Under the lock: the pods changed, as of event_ms. */
+static void changed_at(struct inventory *inv, int64_t event_ms) {
+    inv->generation++;
+    if (event_ms > inv->synced_ms) {
+        inv->synced_ms = event_ms;
+    }
+}
+
+int inventory_upsert_item(struct inventory *inv, const json_t *item, int64_t event_ms) {
+    struct inv_pod p;
+    int r;
+
+    pthread_mutex_lock(&inv->lock);
+    r = inv_pod_from_item(item, inv->static_ns, &p);
+    if (r == 1) {
+        r = inv_set_upsert(&inv->set, &p, event_ms);
+        if (r < 0) {
+            inv_pod_clear(&p);
+        }
+    } else if (r == 0) {
+        r = -EBADMSG; /* no metadata.uid that fits */
+    }
+    if (r == 0) {
+        changed_at(inv, event_ms);
+    }
+    pthread_mutex_unlock(&inv->lock);
+    return r;
+}
+
+int inventory_delete_item(struct inventory *inv, const json_t *item, int64_t event_ms) {
+    const char *uid = str_at(item, "metadata", "uid");
+    struct inv_pod *p;
+    int r = 0;
+
+    if (!uid) {
+        return -EBADMSG;
+    }
+    pthread_mutex_lock(&inv->lock);
+    p = inv_find(&inv->set, inv->set.by_uid, inv->set.uid_slots, uid);
+    if (p && !p->gone_ms) {
+        p->gone_ms = event_ms > 0 ? event_ms : 1;
+        inv->set.ngone++;
+        r = 1;
+    }
+    if (r == 1) {
+        changed_at(inv, event_ms);
+    } else if (event_ms > inv->synced_ms) {
+        inv->synced_ms = event_ms; /* news all the same */
+    }
+    if (inv->set.ngone > INVENTORY_GONE_MAX + INVENTORY_GONE_MAX / 4) {
+        inv_set_reserve(&inv->set, false, 0, 0, event_ms); /* compacts; on failure later */
+    }
+    pthread_mutex_unlock(&inv->lock);
+    return r;
+}
+
+void inventory_mark_synced(struct inventory *inv, int64_t as_of_ms) {
+    pthread_mutex_lock(&inv->lock);
+    if (as_of_ms > inv->synced_ms) {
+        inv->synced_ms = as_of_ms;
+    }
+    pthread_mutex_unlock(&inv->lock);
+}
+
 int64_t inventory_synced_ms(struct inventory *inv) {
     int64_t t;
 
@@ -554,9 +372,9 @@ static int lookup(struct inventory *inv, bool container, const char *key, const 
     bool ambiguous = false;
 
     pthread_mutex_lock(&inv->lock);
-    p = container ? find_on(&inv->set, inv->set.by_container, inv->set.container_slots, key, node,
-                            &ambiguous)
-                  : find_uid(&inv->set, key, node, &ambiguous);
+    p = container ? inv_find_on(&inv->set, inv->set.by_container, inv->set.container_slots, key,
+                                node, &ambiguous)
+                  : inv_find_uid(&inv->set, key, node, &ambiguous);
     if (p) {
         fill(p, ret);
     } else if (!quiet && !ambiguous) {

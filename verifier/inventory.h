@@ -65,8 +65,27 @@ int inventory_refresh(struct inventory *inv);
  * longer listed are remembered as gone. */
 void inventory_replace_items(struct inventory *inv, json_t *items, int64_t listed_ms);
 
+/* One watch event (the Kubernetes API source), received at wall-clock time
+ * event_ms, applied in O(1) (amortised: the index grows by doubling, and
+ * removed keys are tombstones swept then):
+ *  - upsert: a pod added or modified (ADDED, MODIFIED), replacing what the
+ *    inventory had under its UID, gone or not; its container IDs and
+ *    mirror hash are indexed anew (a container ID that moved to another pod
+ *    is found there). 0; -EBADMSG (no usable metadata.uid), -E2BIG (past
+ *    INVENTORY_PODS_MAX live pods), -ENOMEM: the inventory is unchanged.
+ *  - delete: the pod is gone (DELETED) since event_ms, kept as gone pods
+ *    are (INVENTORY_GONE_KEEP_MS, INVENTORY_GONE_MAX); 1 when it was
+ *    live, 0 when the inventory did not have it, -EBADMSG without a UID.
+ * Both bump the generation and move synced_ms to event_ms: with a live
+ * watch the inventory is complete as of the last event received. */
+int inventory_upsert_item(struct inventory *inv, const json_t *item, int64_t event_ms);
+int inventory_delete_item(struct inventory *inv, const json_t *item, int64_t event_ms);
+/* Complete as of as_of_ms without a change (a watch's BOOKMARK). */
+void inventory_mark_synced(struct inventory *inv, int64_t as_of_ms);
+
 /* Wall-clock time (ms) as of which the inventory is known to be complete:
- * the start of the last successful list, or the file's modification time.
+ * the start of the last successful list, the last watch event or bookmark
+ * received (never moved back), or the file's modification time.
  * 0: never. A pod missing from an inventory synced well after a
  * measurement of it was not in the cluster then (or was deleted before
  * anything listed it). */
@@ -76,7 +95,8 @@ int64_t inventory_synced_ms(struct inventory *inv);
 uint64_t inventory_generation(struct inventory *inv);
 
 /* Called (outside the inventory's lock) when a lookup misses: the
- * Kubernetes source schedules a new list there. It must not block: the
+ * Kubernetes source notes it (a watch delivers new pods; the engine judges
+ * what waited when they arrive). It must not block: the
  * caller holds the engine's lock. NULL fn removes it. */
 void inventory_set_miss_handler(struct inventory *inv, void (*fn)(void *ud), void *ud);
 

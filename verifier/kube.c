@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "kube.h"
+#include "kube-internal.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,58 +19,30 @@
 #include "macro.h"
 #include "time-util.h"
 
-#define KUBE_RESPONSE_MAX (256u << 20) /* a PodList of a big cluster */
-#define KUBE_VALUES_MAX   (1u << 25)   /* as many as INVENTORY_VALUES_MAX */
-#define KUBE_TIMEOUT_MS   10000
-#define MISS_MIN_GAP_MS   1000 /* lists asked for by inventory misses, at most this often */
-#define BACKOFF_MIN_MS    500
-#define BACKOFF_MAX_MS    30000
-#define REASON_MAX        1000
-#define UNTRACKED_REASON \
-    "the verifier does not track this pod (its node was deleted or never attested)"
-
-struct kube {
-    struct kube_config cfg;
-    char prefix[128];
-    int64_t refresh_ms, tick_ms;
-    struct engine *e;
-    struct inventory *inv;
-
-    pthread_t thread;
-    bool started, stop, kicked, relist; /* relist: a miss asked for a list */
-    pthread_mutex_t lock;               /* the fields below */
-    pthread_cond_t cond;
-    /* identity (UID, or a static pod's config hash) -> {"ns","name","uid","trust",
-     * "reason","event"}: what the API shows */
-    json_t *applied;
-    int64_t last_list_ms, backoff_until_ms, backoff_ms;
-    bool list_ok;
-    struct kube_stats stats;
-    char host[256];
-};
-
 static size_t on_data(char *p, size_t size, size_t n, void *ud) {
     return kbuf_append(ud, p, size * n) == 0 ? size * n : 0;
 }
 
-/* One request. Returns the HTTP status (the answer parsed into *ret when it
- * is JSON), or a negative errno when no answer came. */
-static int request(struct kube *k, const char *method, const char *path, const char *ctype,
-                   const json_t *body, long timeout_ms, json_t **ret) {
+bool kube_stopping(struct kube *k) {
+    return __atomic_load_n(&k->stop, __ATOMIC_RELAXED);
+}
+
+/* A handle for one request to the API server, with its TLS and
+ * authentication; the header list (*ret_h) is the caller's to free after
+ * the transfer (curl_slist_free_all), the handle too (curl_easy_cleanup). */
+CURL *kube_api_handle(struct kube *k, const char *method, const char *path, const char *ctype,
+                      struct curl_slist **ret_h) {
     CURL *c = curl_easy_init();
     struct curl_slist *h = NULL;
-    struct kbuf resp;
-    char url[2048], auth[8192], ct[128], err[CURL_ERROR_SIZE] = "", perr[200];
-    _cleanup_free_ char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    long status = 0;
-    CURLcode rc;
+    char auth[8192], ct[128];
+    _cleanup_free_ char *url = NULL;
 
-    *ret = NULL;
-    if (!c) {
-        return -ENOMEM;
+    *ret_h = NULL;
+    if (!c || asprintf(&url, "%s%s", k->cfg.server, path) < 0) {
+        url = NULL;
+        curl_easy_cleanup(c);
+        return NULL;
     }
-    kbuf_init(&resp, KUBE_RESPONSE_MAX);
-    snprintf(url, sizeof(url), "%s%s", k->cfg.server, path);
     h = curl_slist_append(h, "Accept: application/json");
     if (ctype) {
         snprintf(ct, sizeof(ct), "Content-Type: %s", ctype);
@@ -81,10 +55,6 @@ static int request(struct kube *k, const char *method, const char *path, const c
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, err);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
@@ -110,6 +80,31 @@ static int request(struct kube *k, const char *method, const char *path, const c
         curl_easy_setopt(c, CURLOPT_SSLKEY_BLOB, &kb);
         curl_easy_setopt(c, CURLOPT_SSLKEYTYPE, "PEM");
     }
+    *ret_h = h;
+    return c;
+}
+
+/* One request. Returns the HTTP status (the answer parsed into *ret when it
+ * is JSON), or a negative errno when no answer came. */
+int kube_request(struct kube *k, const char *method, const char *path, const char *ctype,
+                 const json_t *body, long timeout_ms, json_t **ret) {
+    struct curl_slist *h = NULL;
+    CURL *c = kube_api_handle(k, method, path, ctype, &h);
+    struct kbuf resp;
+    char err[CURL_ERROR_SIZE] = "", perr[200];
+    _cleanup_free_ char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    long status = 0;
+    CURLcode rc;
+
+    *ret = NULL;
+    if (!c) {
+        return -ENOMEM;
+    }
+    kbuf_init(&resp, KUBE_RESPONSE_MAX);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, err);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
     if (text) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, text);
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(text));
@@ -130,113 +125,31 @@ static int request(struct kube *k, const char *method, const char *path, const c
     return rc == CURLE_OK ? (int)status : -EIO;
 }
 
-static const char *api_reason(const json_t *j) {
+const char *kube_api_reason(const json_t *j) {
     const char *m = json_string_value(json_object_get(j, "message"));
     return m ? m : "";
 }
 
-static const char *str_or_empty(const json_t *v) {
+const char *kube_str_or_empty(const json_t *v) {
     return json_is_string(v) ? json_string_value(v) : "";
 }
 
 /* The applied map's key of a pod: its identity (see inventory.h) on its
  * node. */
-static void applied_key(const char *id, const char *node, char *out, size_t outsz) {
+void kube_applied_key(const char *id, const char *node, char *out, size_t outsz) {
     snprintf(out, outsz, "%s@%s", id, node);
 }
 
-static const char *meta_str(const json_t *item, const char *a, const char *b) {
+const char *kube_meta_str(const json_t *item, const char *a, const char *b) {
     return json_string_value(
             json_object_get(json_object_get(json_object_get(item, "metadata"), a), b));
 }
 
 /* A namespace or pod name as the API server allows them (DNS subdomain
  * characters, at most 253): safe to put in a request path unescaped. */
-static bool k8s_name(const char *s) {
+bool kube_k8s_name(const char *s) {
     size_t n = s ? strlen(s) : 0;
     return n > 0 && n <= 253 && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789.-") == n;
-}
-
-/* List every pod; hand the items to the inventory and refresh what the API
- * shows of kima's labels. Called without k->lock. */
-static int list_pods(struct kube *k, long timeout_ms) {
-    json_t *resp = NULL, *items, *applied, *it;
-    char key[160], rkey[160];
-    size_t i;
-    int64_t listed_ms = time_wall_ms();
-    int status = request(k, "GET", "/api/v1/pods", NULL, NULL, timeout_ms, &resp);
-
-    items = json_object_get(resp, "items");
-    pthread_mutex_lock(&k->lock);
-    k->last_list_ms = time_mono_ms();
-    k->relist = false;
-    if (status != 200 || !json_is_array(items) || json_array_size(items) > INVENTORY_PODS_MAX) {
-        k->stats.list_errors++;
-        k->list_ok = false;
-        pthread_mutex_unlock(&k->lock);
-        if (status >= 0) {
-            log_warn("kubernetes: listing pods: %d %s", status, api_reason(resp));
-        }
-        json_decref(resp);
-        return status < 0 ? status : -EIO;
-    }
-    k->stats.lists++;
-    k->list_ok = true;
-    pthread_mutex_unlock(&k->lock);
-
-    inventory_replace_items(k->inv, items, listed_ms);
-    snprintf(key, sizeof(key), "%s/trust", k->prefix);
-    snprintf(rkey, sizeof(rkey), "%s/reason", k->prefix);
-    applied = json_object();
-    json_array_foreach(items, i, it) {
-        const json_t *md = json_object_get(it, "metadata");
-        const char *uid = json_string_value(json_object_get(md, "uid"));
-        const char *trust = meta_str(it, "labels", key),
-                   *reason = meta_str(it, "annotations", rkey);
-        const char *node = str_or_empty(json_object_get(json_object_get(it, "spec"), "nodeName"));
-        char id[64], akey_[64 + 260];
-        if (!uid || !k8s_name(json_string_value(json_object_get(md, "namespace"))) ||
-            !k8s_name(json_string_value(json_object_get(md, "name")))) {
-            continue; /* they go into request paths: only what the API allows */
-        }
-        /* Keyed as the engine names pods (a static pod by its hash) and by
-         * node (two nodes' mirror pods may claim one hash); the API UID is
-         * what patches and events refer to. */
-        inventory_item_identity(k->inv, it, id, sizeof(id));
-        applied_key(id, node, akey_, sizeof(akey_));
-        json_object_set_new(applied, akey_,
-                            json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "ns",
-                                      json_string_value(json_object_get(md, "namespace")), "name",
-                                      json_string_value(json_object_get(md, "name")), "uid", uid,
-                                      "id", id, "node", node, "trust", trust ? trust : "", "reason",
-                                      reason ? reason : ""));
-    }
-    pthread_mutex_lock(&k->lock);
-    /* Keep a pending event across lists. */
-    {
-        const char *uid;
-        json_t *old;
-        json_object_foreach(k->applied, uid, old) {
-            json_t *n = json_object_get(applied, uid);
-            if (n && json_is_true(json_object_get(old, "event"))) {
-                json_object_set_new(n, "event", json_true());
-            }
-        }
-    }
-    json_decref(k->applied);
-    k->applied = applied;
-    pthread_mutex_unlock(&k->lock);
-    json_decref(resp);
-    /* Measurements waiting for these pods can be judged now. */
-    engine_resolve_waiting(k->e);
-    return 0;
-}
-
-/* The inventory missed a UID or container: ask the thread for a list. Runs
- * in the caller's thread under the engine's lock, so it only signals: the
- * measurement waits in the engine and is judged once the list has it. */
-static void on_miss(void *ud) {
-    kube_kick(ud, true);
 }
 
 static void iso_time(int64_t wall_ms, char *out, size_t outsz) {
@@ -264,10 +177,10 @@ static int post_event(struct kube *k, const char *uid, const char *ns, const cha
                    reason, "type", "Warning", "source", "component", "kima-verifier",
                    "firstTimestamp", t, "lastTimestamp", t, "count", 1, "reportingComponent",
                    "kima-verifier", "reportingInstance", k->host);
-    status = request(k, "POST", path, "application/json", ev, KUBE_TIMEOUT_MS, &resp);
+    status = kube_request(k, "POST", path, "application/json", ev, KUBE_TIMEOUT_MS, &resp);
     json_decref(ev);
     if (status != 201 && status != 200) {
-        log_warn("kubernetes: event on %s/%s: %d %s", ns, name, status, api_reason(resp));
+        log_warn("kubernetes: event on %s/%s: %d %s", ns, name, status, kube_api_reason(resp));
         json_decref(resp);
         return -EIO;
     }
@@ -299,7 +212,7 @@ static void add_untracked(struct kube *k, json_t *pods) {
         const char *u = json_string_value(json_object_get(p, "uid"));
         char key[64 + 260];
         if (u) {
-            applied_key(u, str_or_empty(json_object_get(p, "node")), key, sizeof(key));
+            kube_applied_key(u, kube_str_or_empty(json_object_get(p, "node")), key, sizeof(key));
             json_object_set(tracked, key, json_true());
         }
     }
@@ -340,7 +253,7 @@ static int reconcile(struct kube *k) {
         if (!uid || !state || !reason) {
             continue;
         }
-        applied_key(uid, str_or_empty(json_object_get(p, "node")), pkey, sizeof(pkey));
+        kube_applied_key(uid, kube_str_or_empty(json_object_get(p, "node")), pkey, sizeof(pkey));
         snprintf(reason_c, sizeof(reason_c), "%s", reason);
         pthread_mutex_lock(&k->lock);
         a = json_object_get(k->applied, pkey);
@@ -369,8 +282,8 @@ static int reconcile(struct kube *k) {
             patch = json_pack("{s:{s:s,s:{s:s},s:{s:s,s:s}}}", "metadata", "uid", api_uid, "labels",
                               key, state, "annotations", rkey, reason_c, akey, at);
             snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s", ns, name);
-            status = request(k, "PATCH", path, "application/merge-patch+json", patch,
-                             KUBE_TIMEOUT_MS, &presp);
+            status = kube_request(k, "PATCH", path, "application/merge-patch+json", patch,
+                                  KUBE_TIMEOUT_MS, &presp);
             json_decref(patch);
             pthread_mutex_lock(&k->lock);
             if (status == 200) {
@@ -390,7 +303,7 @@ static int reconcile(struct kube *k) {
             } else {
                 k->stats.patch_errors++;
                 log_warn("kubernetes: labelling %s/%s %s: %d %s", ns, name, state, status,
-                         api_reason(presp));
+                         kube_api_reason(presp));
                 if (status < 0 || status == 409 || status == 429 || status >= 500 ||
                     status == 401 || status == 403) {
                     backoff(k);
@@ -419,43 +332,53 @@ static int reconcile(struct kube *k) {
     return r;
 }
 
+void kube_wait_locked(struct kube *k, int64_t ms) {
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000;
+    ts.tv_sec += ms / 1000 + ts.tv_nsec / 1000000000;
+    ts.tv_nsec %= 1000000000;
+    pthread_cond_timedwait(&k->cond, &k->lock, &ts);
+}
+
+/* The label thread: measurements that waited for pods the syncer brought
+ * are judged (at most every RESOLVE_GAP_MS), and labels are reconciled
+ * when a verdict changed (a kick) and every tick_ms. */
 static void *run(void *ud) {
     struct kube *k = ud;
 
     pthread_mutex_lock(&k->lock);
     while (!k->stop) {
         int64_t t = time_mono_ms(), wait_ms = k->tick_ms;
-        bool relist = (k->relist && t - k->last_list_ms >= MISS_MIN_GAP_MS) ||
-                      t - k->last_list_ms >= k->refresh_ms;
-        bool ready = t >= k->backoff_until_ms;
+        bool resolve = k->resolve && t - k->last_resolve_ms >= RESOLVE_GAP_MS;
+        bool labels = k->kicked || t - k->last_reconcile_ms >= k->tick_ms;
 
-        if (k->relist && !relist) {
-            /* A miss asked for a list too soon after the last one. */
-            wait_ms = k->last_list_ms + MISS_MIN_GAP_MS - t;
+        if (resolve) {
+            k->resolve = false;
+            k->last_resolve_ms = t;
         }
-        k->kicked = false;
+        if (labels) {
+            k->kicked = false;
+            k->last_reconcile_ms = t;
+        }
         pthread_mutex_unlock(&k->lock);
-        if (relist && ready) {
-            if (list_pods(k, KUBE_TIMEOUT_MS) < 0) {
-                pthread_mutex_lock(&k->lock);
-                backoff(k);
-                pthread_mutex_unlock(&k->lock);
-            }
+        if (resolve) {
+            engine_resolve_waiting(k->e);
         }
-        if (time_mono_ms() >= k->backoff_until_ms) {
+        if (labels && time_mono_ms() >= k->backoff_until_ms) {
             reconcile(k);
         }
         pthread_mutex_lock(&k->lock);
-        if (!k->stop && !k->kicked) {
-            struct timespec ts;
-            if (wait_ms > k->tick_ms || wait_ms < 1) {
-                wait_ms = wait_ms < 1 ? 1 : k->tick_ms;
-            }
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += (long)(wait_ms % 1000) * 1000000;
-            ts.tv_sec += wait_ms / 1000 + ts.tv_nsec / 1000000000;
-            ts.tv_nsec %= 1000000000;
-            pthread_cond_timedwait(&k->cond, &k->lock, &ts);
+        t = time_mono_ms();
+        if (k->resolve) {
+            wait_ms = k->last_resolve_ms + RESOLVE_GAP_MS - t;
+        }
+        if (t + wait_ms > k->last_reconcile_ms + k->tick_ms) {
+            wait_ms = k->last_reconcile_ms + k->tick_ms - t;
+        }
+        if (!k->stop && !k->kicked && wait_ms > 0) {
+            kube_wait_locked(k, wait_ms);
         }
     }
     pthread_mutex_unlock(&k->lock);
@@ -472,19 +395,17 @@ int kube_new(const struct kube_config *cfg, const struct kube_options *opt, stru
     k->cfg = *cfg; /* takes ownership */
     snprintf(k->prefix, sizeof(k->prefix), "%s",
              opt && opt->label_prefix ? opt->label_prefix : "kima.dev");
-    k->refresh_ms = opt && opt->refresh_ms > 0 ? opt->refresh_ms : 10000;
+    k->refresh_ms = opt && opt->refresh_ms > 0 ? opt->refresh_ms : KUBE_RESYNC_MS_DEFAULT;
     k->tick_ms = opt && opt->tick_ms > 0 ? opt->tick_ms : 1000;
     k->e = e;
     k->inv = inv;
     k->applied = json_object();
     k->last_list_ms = INT64_MIN / 2;
-    k->list_ok = true;
     pthread_mutex_init(&k->lock, NULL);
     pthread_cond_init(&k->cond, NULL);
     if (gethostname(k->host, sizeof(k->host)) < 0) {
         snprintf(k->host, sizeof(k->host), "kima-verifier");
     }
-    inventory_set_miss_handler(inv, on_miss, k);
     *ret = k;
     return 0;
 }
@@ -492,8 +413,14 @@ int kube_new(const struct kube_config *cfg, const struct kube_options *opt, stru
 int kube_start(struct kube *k) {
     int r;
 
-    /* The first list before any evidence is judged. */
-    list_pods(k, KUBE_TIMEOUT_MS);
+    /* The first list before any evidence is judged (when the API answers;
+     * else the syncer tries again, and measurements wait for their pods). */
+    kube_list_pods(k);
+    r = pthread_create(&k->syncer, NULL, kube_sync_run, k);
+    if (r != 0) {
+        return -r;
+    }
+    k->syncer_started = true;
     r = pthread_create(&k->thread, NULL, run, k);
     if (r != 0) {
         return -r;
@@ -503,13 +430,13 @@ int kube_start(struct kube *k) {
 }
 
 void kube_kick(struct kube *k, bool relist) {
+    (void)relist; /* the watch brings new pods: nothing to list */
     if (!k) {
         return;
     }
     pthread_mutex_lock(&k->lock);
     k->kicked = true;
-    k->relist |= relist;
-    pthread_cond_signal(&k->cond);
+    pthread_cond_broadcast(&k->cond);
     pthread_mutex_unlock(&k->lock);
 }
 
@@ -523,14 +450,16 @@ void kube_free(struct kube *k) {
     if (!k) {
         return;
     }
+    pthread_mutex_lock(&k->lock);
+    __atomic_store_n(&k->stop, true, __ATOMIC_RELAXED);
+    pthread_cond_broadcast(&k->cond);
+    pthread_mutex_unlock(&k->lock);
+    if (k->syncer_started) {
+        pthread_join(k->syncer, NULL);
+    }
     if (k->started) {
-        pthread_mutex_lock(&k->lock);
-        k->stop = true;
-        pthread_cond_signal(&k->cond);
-        pthread_mutex_unlock(&k->lock);
         pthread_join(k->thread, NULL);
     }
-    inventory_set_miss_handler(k->inv, NULL, NULL);
     json_decref(k->applied);
     kube_config_free(&k->cfg);
     pthread_mutex_destroy(&k->lock);

@@ -8,11 +8,24 @@
 #include "inventory.h"
 #include "kube-config.h"
 
-/* The verifier's side of the Kubernetes API (docs/design.md section 10), on its
- * own thread so that an API outage never blocks attestation:
- *  - the pod inventory: every pod listed (GET /api/v1/pods) at least every
- *    refresh_ms, and again at once when the engine meets a pod UID it does
- *    not know (at most once a second); the list replaces the inventory's;
+/* The verifier's side of the Kubernetes API (docs/design.md section 10), on
+ * two threads of its own so that an API outage never blocks attestation, and
+ * never called under the engine's lock:
+ *  - the pod inventory, as client-go's informers keep it (the syncer
+ *    thread): every pod listed (GET /api/v1/pods, pages of 500 with
+ *    continue; an expired continue token starts the list again), the list
+ *    replacing the inventory's; then a watch from the list's
+ *    resourceVersion (newline-delimited JSON events, bookmarks,
+ *    timeoutSeconds up to 5 minutes): ADDED and MODIFIED update a pod,
+ *    DELETED marks it gone, BOOKMARK moves the resourceVersion; a watch
+ *    that ends is resumed from the last good resourceVersion; 410 Gone (an
+ *    ERROR event or the HTTP status) lists again; a malformed event (not
+ *    JSON, a line over 4 MiB, no UID or resourceVersion, an unknown type)
+ *    ends the watch with the reason logged and resumes it; no answer backs
+ *    off (0.5-30 s). The whole list again every refresh_ms (the safety
+ *    resync, 5 minutes by default). A pod the engine does not know yet
+ *    costs nothing here: its measurements wait in the engine and are
+ *    judged (by the label thread) once events change the inventory;
  *  - labels: each pod's effective state (engine_pods) is compared with the
  *    labels the API last showed; a difference is written by JSON merge patch
  *    (label <prefix>/trust, annotations <prefix>/reason and
@@ -24,9 +37,11 @@
 
 struct kube;
 
+#define KUBE_RESYNC_MS_DEFAULT (5 * 60 * 1000)
+
 struct kube_options {
     const char *label_prefix; /* "kima.dev" */
-    int64_t refresh_ms;       /* 10000 */
+    int64_t refresh_ms;       /* KUBE_RESYNC_MS_DEFAULT: the full re-list's period */
     int64_t tick_ms;          /* 1000: how often labels are reconciled */
 };
 
@@ -34,13 +49,15 @@ int kube_new(const struct kube_config *cfg, const struct kube_options *opt, stru
              struct inventory *inv, struct kube **ret);
 /* Start the thread. */
 int kube_start(struct kube *k);
-/* Wake the thread now (a verdict changed, or an unknown UID was seen). */
+/* Wake the label thread now (a verdict changed). relist is ignored (the
+ * watch brings new pods; kept for callers). */
 void kube_kick(struct kube *k, bool relist);
 void kube_free(struct kube *k);
 
 /* Counters for /metrics and the tests' logs. */
 struct kube_stats {
     uint64_t lists, list_errors, patches, patch_errors, events;
+    uint64_t watches, watch_events, watch_errors; /* watch requests, events applied, failed */
 };
 void kube_stats(struct kube *k, struct kube_stats *ret);
 

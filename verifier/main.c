@@ -71,9 +71,11 @@ static const struct option_spec verifier_options[] = {
         OPTION_STRING_SPEC(CFG, label_prefix, "label-prefix", "KIMA_LABEL_PREFIX", "kima.dev",
                            "  --label-prefix P        label and annotation prefix (kima.dev) "
                            "[KIMA_LABEL_PREFIX]\n"),
-        OPTION_UNSIGNED_SPEC(CFG, kube_refresh_ms, "kube-refresh-ms", "KIMA_KUBE_REFRESH_MS", 10000,
-                             500, 3600000,
-                             "  --kube-refresh-ms N     list pods at least this often (10000) "
+        OPTION_UNSIGNED_SPEC(CFG, kube_refresh_ms, "kube-refresh-ms", "KIMA_KUBE_REFRESH_MS",
+                             300000, 500, 86400000,
+                             "  --kube-refresh-ms N     list every pod again this often, besides "
+                             "the watch\n"
+                             "                          (the safety resync; 300000)  "
                              "[KIMA_KUBE_REFRESH_MS]\n"),
         OPTION_STRING_SPEC(CFG, audit_log, "audit-log", "KIMA_AUDIT_LOG", "audit.log",
                            "  --audit-log PATH        audit log (audit.log)                    "

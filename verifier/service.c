@@ -228,11 +228,12 @@ static void log_kube_stats(struct kube *k) {
     struct kube_stats ks;
 
     kube_stats(k, &ks);
-    log_info("kubernetes: %llu pod lists (%llu failed), %llu label patches (%llu failed), "
-             "%llu events",
+    log_info("kubernetes: %llu pod lists (%llu failed), %llu watches (%llu failed, %llu events "
+             "applied), %llu label patches (%llu failed), %llu events",
              (unsigned long long)ks.lists, (unsigned long long)ks.list_errors,
-             (unsigned long long)ks.patches, (unsigned long long)ks.patch_errors,
-             (unsigned long long)ks.events);
+             (unsigned long long)ks.watches, (unsigned long long)ks.watch_errors,
+             (unsigned long long)ks.watch_events, (unsigned long long)ks.patches,
+             (unsigned long long)ks.patch_errors, (unsigned long long)ks.events);
 }
 
 void verifier_close(struct verifier *v) {

@@ -5,6 +5,21 @@ test suite, since no real API server can run on the build machines.
 
 Faithful to the real one for what kima uses:
   GET   /api/v1/pods[?fieldSelector=spec.nodeName=N]      PodList with resourceVersion
+        &limit=N&continue=T   paged as the API server pages (sorted by namespace
+        and name; metadata.continue names the next page, metadata.resourceVersion
+        is the first page's); a token older than the watch history is 410
+        Gone, reason Expired. (The later pages show the pods as they are now,
+        not as of the first page: a watch from the list's resourceVersion
+        replays what changed meanwhile, which is all kima needs.)
+  GET   /api/v1/pods?watch=1&resourceVersion=RV[&allowWatchBookmarks=true]
+        [&timeoutSeconds=N]    newline-delimited JSON events over chunked
+        transfer: {"type": ADDED|MODIFIED|DELETED, "object": pod} for every
+        change after RV (RV "" or "0": ADDED for every pod first), BOOKMARK
+        events carrying only metadata.resourceVersion (every
+        --bookmark-seconds), the stream ended after timeoutSeconds; an RV
+        older than the history kept (--watch-history changes) is answered
+        with an ERROR event carrying a Status, code 410, reason Expired.
+        Resource versions are strings (digits here, opaque to clients).
   GET   /api/v1/namespaces/NS/pods[/NAME]
   PATCH /api/v1/namespaces/NS/pods/NAME   only application/merge-patch+json
         (RFC 7386) or application/strategic-merge-patch+json; other types 415;
@@ -26,10 +41,28 @@ Test controls, no authentication, under /_fake/:
   POST /_fake/slow      {"seconds": 8, "delay": 3}
                                           for that long every API request is answered
                                           `delay` seconds late
+  POST /_fake/watch     {"hold": true|false, "close": true, "compact": true,
+                         "history": N, "bookmark_seconds": S, "garbage": "LINE",
+                         "expire_continue": N}
+                                          hold: watch events are not sent until released;
+                                          close: every open watch ends now;
+                                          compact: the history is dropped (a watch from
+                                          an RV before now gets 410);
+                                          history: keep at most N events;
+                                          garbage: the next event line sent is LINE
+                                          (repeated "repeat" times);
+                                          expire_continue: the next N continue tokens
+                                          get 410 Expired
+  GET /_fake/state also counts "lists" (LISTs of /api/v1/pods without a
+  continue token), "pages" and "watches" (watch requests answered), and
+  says the newest resourceVersion an event sent on a watch had ("sent_rv").
 Usage: fake-kube-api.py --cert PEM --key PEM [--client-ca PEM] --token T
-       [--readonly-token T] [--pods PODLIST.json] --port-file F
+       [--readonly-token T] [--pods PODLIST.json] [--watch-history N]
+       [--bookmark-seconds S] [--port N] [--down-seconds S] --port-file F
+(--down-seconds: every API request is 503 for that long after the start)
 """
 import argparse
+import base64
 import copy
 import json
 import re
@@ -46,7 +79,11 @@ PODS = {}  # (ns, name) -> pod object
 EVENTS = []
 REQUESTS = []
 FAILS = []
-STATE = {"rv": 1000, "down_until": 0.0, "slow_until": 0.0, "slow_delay": 0.0}
+STATE = {"rv": 1000, "down_until": 0.0, "slow_until": 0.0, "slow_delay": 0.0,
+         "floor": 1000, "lists": 0, "pages": 0, "watches": 0, "hold": False,
+         "closed": 0, "history": 1000, "bookmark_s": 1.0, "garbage": None, "sent_rv": 0, "expire_continue": 0}
+HISTORY = []  # (rv as int, type, object): every change after STATE["floor"]
+COND = threading.Condition(LOCK)
 ARGS = None
 
 NAME_RE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
@@ -56,6 +93,65 @@ PREFIX_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-
 def next_rv():
     STATE["rv"] += 1
     return str(STATE["rv"])
+
+
+def emit(kind, pod):
+    """Record a change for the watches (under LOCK). A deletion gets a
+    resourceVersion of its own, as the API server gives it."""
+    obj = copy.deepcopy(pod)
+    if kind == "DELETED":
+        obj["metadata"]["resourceVersion"] = next_rv()
+    HISTORY.append((int(obj["metadata"]["resourceVersion"]), kind, obj))
+    while len(HISTORY) > STATE["history"]:
+        STATE["floor"] = HISTORY.pop(0)[0]
+    COND.notify_all()
+
+
+def put_pod(pod):
+    """Add or replace a pod (under LOCK): a pod under an existing name with
+    another UID replaces it, as a forced delete and a create would."""
+    key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+    old = PODS.get(key)
+    if old and old["metadata"]["uid"] != pod["metadata"]["uid"]:
+        emit("DELETED", old)
+        old = None
+    PODS[key] = pod
+    emit("MODIFIED" if old else "ADDED", pod)
+
+
+def list_pods(items, q):
+    """One page of a PodList (under LOCK)."""
+    items = sorted(items, key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"]))
+    md = {"resourceVersion": str(STATE["rv"])}
+    token = q.get("continue", [""])[0]
+    if token:
+        try:
+            t = json.loads(base64.urlsafe_b64decode(token.encode()))
+            rv, after = int(t["rv"]), tuple(t["after"])
+        except (ValueError, KeyError, TypeError):
+            return status(400, "BadRequest", "invalid continue token")
+        if rv < STATE["floor"] or STATE["expire_continue"] > 0:
+            STATE["expire_continue"] = max(STATE["expire_continue"] - 1, 0)
+            return status(410, "Expired", "The provided continue parameter is too old to display "
+                          "a consistent list result. You can start a new list without the "
+                          "continue parameter.")
+        items = [p for p in items if (p["metadata"]["namespace"], p["metadata"]["name"]) > after]
+        md["resourceVersion"] = str(rv)
+    else:
+        STATE["lists"] += 1
+    STATE["pages"] += 1
+    try:
+        limit = int(q.get("limit", ["0"])[0])
+    except ValueError:
+        return status(400, "BadRequest", "invalid limit")
+    if limit > 0 and len(items) > limit:
+        md["remainingItemCount"] = len(items) - limit
+        items = items[:limit]
+        last = items[-1]["metadata"]
+        md["continue"] = base64.urlsafe_b64encode(json.dumps(
+            {"rv": int(md["resourceVersion"]),
+             "after": [last["namespace"], last["name"]]}).encode()).decode()
+    return 200, {"kind": "PodList", "apiVersion": "v1", "metadata": md, "items": items}
 
 
 def status(code, reason, message):
@@ -139,11 +235,32 @@ class Handler(BaseHTTPRequestHandler):
         data = self.body() if method == "POST" else None
         with LOCK:
             if method == "GET" and path == "/_fake/state":
-                return 200, {"pods": list(PODS.values()), "events": EVENTS, "requests": REQUESTS}
+                return 200, {"pods": list(PODS.values()), "events": EVENTS, "requests": REQUESTS,
+                             "lists": STATE["lists"], "pages": STATE["pages"],
+                             "watches": STATE["watches"], "resourceVersion": str(STATE["rv"]),
+                             "sent_rv": str(STATE["sent_rv"])}
             if method == "POST" and path == "/_fake/pods" and isinstance(data, dict):
                 pod = make_pod(data)
-                PODS[(data["namespace"], data["name"])] = pod
+                put_pod(pod)
                 return 201, pod
+            if method == "POST" and path == "/_fake/watch" and isinstance(data, dict):
+                if "hold" in data:
+                    STATE["hold"] = bool(data["hold"])
+                if data.get("close"):
+                    STATE["closed"] += 1
+                if data.get("compact"):
+                    HISTORY.clear()
+                    STATE["floor"] = STATE["rv"]
+                if "history" in data:
+                    STATE["history"] = int(data["history"])
+                if "bookmark_seconds" in data:
+                    STATE["bookmark_s"] = float(data["bookmark_seconds"])
+                if "expire_continue" in data:
+                    STATE["expire_continue"] = int(data["expire_continue"])
+                if "garbage" in data:
+                    STATE["garbage"] = str(data["garbage"]) * int(data.get("repeat", 1))
+                COND.notify_all()
+                return 200, {}
             if method == "POST" and path == "/_fake/fail" and isinstance(data, dict):
                 FAILS.append({"method": data.get("method"), "status": int(data["status"]),
                               "count": int(data.get("count", 1))})
@@ -153,6 +270,8 @@ class Handler(BaseHTTPRequestHandler):
                 return 200, {}
             if method == "POST" and path == "/_fake/delete" and isinstance(data, dict):
                 pod = PODS.pop((data.get("namespace"), data.get("name")), None)
+                if pod:
+                    emit("DELETED", pod)
                 return (200, pod) if pod else status(404, "NotFound", "no such pod")
             if method == "POST" and path == "/_fake/slow" and isinstance(data, dict):
                 STATE["slow_until"] = time.time() + float(data["seconds"])
@@ -184,15 +303,17 @@ class Handler(BaseHTTPRequestHandler):
         data = self.body() if write else None
         with LOCK:
             if method == "GET" and path == "/api/v1/pods":
-                sel = parse_qs(url.query).get("fieldSelector", [""])[0]
+                q = parse_qs(url.query)
+                if q.get("watch", [""])[0] in ("1", "true"):
+                    return "watch", q
+                sel = q.get("fieldSelector", [""])[0]
                 items = list(PODS.values())
                 if sel:
                     m = re.match(r"^spec\.nodeName=(.*)$", sel)
                     if not m:
                         return status(400, "BadRequest", "field label not supported: " + sel)
                     items = [p for p in items if p["spec"]["nodeName"] == m.group(1)]
-                return 200, {"kind": "PodList", "apiVersion": "v1",
-                             "metadata": {"resourceVersion": str(STATE["rv"])}, "items": items}
+                return list_pods(items, q)
             if len(parts) >= 6 and parts[1:4] == ["api", "v1", "namespaces"]:
                 ns = parts[4]
                 if parts[5] == "pods" and len(parts) == 6 and method == "GET":
@@ -235,6 +356,7 @@ class Handler(BaseHTTPRequestHandler):
                             return status(422, "Invalid", "metadata.name is immutable")
                         md["resourceVersion"] = next_rv()
                         PODS[(ns, parts[6])] = new
+                        emit("MODIFIED", new)
                         return 200, new
                 if parts[5] == "events" and len(parts) == 6 and method == "POST":
                     if not isinstance(data, dict) or data.get("kind") != "Event" or \
@@ -251,12 +373,84 @@ class Handler(BaseHTTPRequestHandler):
                     return 201, ev
         return status(404, "NotFound", "the server could not find the requested resource")
 
+    def chunk(self, line):
+        data = line.encode() + b"\n"
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def watch(self, q):
+        """Stream the events after the requested resourceVersion."""
+        rv_s = q.get("resourceVersion", [""])[0]
+        bookmarks = q.get("allowWatchBookmarks", [""])[0] in ("1", "true")
+        try:
+            rv = int(rv_s) if rv_s not in ("", "0") else None
+            timeout = float(q.get("timeoutSeconds", ["1800"])[0])
+        except ValueError:
+            self.send(*status(400, "BadRequest", "invalid resourceVersion or timeoutSeconds"))
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        end = time.time() + timeout
+        with LOCK:
+            STATE["watches"] += 1
+            closed = STATE["closed"]
+            if rv is None:  # every pod first, as ADDED
+                out = [json.dumps({"type": "ADDED", "object": p}) for p in PODS.values()]
+                rv = STATE["rv"]
+            elif rv < STATE["floor"] and rv != STATE["rv"]:
+                out = [json.dumps({"type": "ERROR", "object": {
+                    "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                    "message": "too old resource version: %d (%d)" % (rv, STATE["floor"]),
+                    "reason": "Expired", "code": 410}})]
+                end = 0
+            else:
+                out = []
+        next_bookmark = time.time() + STATE["bookmark_s"]
+        try:
+            while True:
+                for line in out:
+                    self.chunk(line)
+                out = []
+                now = time.time()
+                if now >= end:
+                    break
+                with LOCK:
+                    if STATE["closed"] != closed:
+                        break
+                    if not STATE["hold"]:
+                        for erv, kind, obj in HISTORY:
+                            if erv > rv:
+                                line = json.dumps({"type": kind, "object": obj})
+                                if STATE["garbage"] is not None:
+                                    line, STATE["garbage"] = STATE["garbage"], None
+                                out.append(line)
+                                rv = erv
+                                STATE["sent_rv"] = max(STATE["sent_rv"], erv)
+                        if not out and bookmarks and now >= next_bookmark:
+                            out.append(json.dumps({"type": "BOOKMARK", "object": {
+                                "kind": "Pod", "apiVersion": "v1",
+                                "metadata": {"resourceVersion": str(STATE["rv"])}}}))
+                            rv = STATE["rv"]
+                            next_bookmark = now + STATE["bookmark_s"]
+                    if not out:
+                        COND.wait(min(0.2, max(end - now, 0.01)))
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except OSError:
+            pass
+        self.close_connection = True
+
     def handle_method(self, method):
         url = urlparse(self.path)
         if url.path.startswith("/_fake/"):
             code, obj = self.control(method, url.path)
         else:
             code, obj = self.api(method, url)
+        if code == "watch":
+            self.watch(obj)
+            return
         self.send(code, obj)
 
     def do_GET(self):
@@ -279,7 +473,14 @@ def main():
     ap.add_argument("--readonly-token")
     ap.add_argument("--pods")
     ap.add_argument("--port-file", required=True)
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--down-seconds", type=float, default=0.0)
+    ap.add_argument("--watch-history", type=int, default=1000)
+    ap.add_argument("--bookmark-seconds", type=float, default=1.0)
     ARGS = ap.parse_args()
+    STATE["history"] = ARGS.watch_history
+    STATE["bookmark_s"] = ARGS.bookmark_seconds
+    STATE["down_until"] = time.time() + ARGS.down_seconds
     if ARGS.pods:
         for item in json.load(open(ARGS.pods)).get("items", []):
             md = item["metadata"]
@@ -292,7 +493,9 @@ def main():
     if ARGS.client_ca:
         ctx.load_verify_locations(ARGS.client_ca)
         ctx.verify_mode = ssl.CERT_OPTIONAL
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    STATE["floor"] = STATE["rv"]
+    srv = ThreadingHTTPServer(("127.0.0.1", ARGS.port), Handler)
+    srv.daemon_threads = True
     srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     with open(ARGS.port_file + ".tmp", "w") as f:
         f.write(str(srv.server_address[1]))

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # kima-verifier against a fake Kubernetes API server (the one stand-in:
 # tests/helpers/fake-kube-api.py), with swtpm, kima-agent and the kernel
-# stand-in: pods come from the API, verdicts become labels, annotations and
+# stand-in: pods come from the API (a LIST, then a watch), verdicts become labels, annotations and
 # Events; conflicts, throttling and an outage are retried and caught up;
 # attestation never waits for the API.
 # Usage: test-kube.sh KIMA_VERIFIER KIMA_AGENT KIMACTL IMA_WRITER
@@ -165,22 +165,20 @@ app_measure /usr/bin/open5gs-nrfd $GOOD nrf
 wait_label nrf trusted
 
 # 4b. a pod replaced under its name (force-deleted and recreated, as a
-# StatefulSet's pods are) between two lists: a verdict of the old pod is
-# not written on the new one (the patch names the old UID: 409). Right
-# after a list, so that the next scheduled one (10 s) does not come first.
+# StatefulSet's pods are) before the verifier hears of it (the watch is
+# held): a verdict of the old pod is not written on the new one (the patch
+# names the old UID: 409).
 NRF1_OLD=aaaaaaaa-0000-4000-8000-000000000006
 NRF1_NEW=aaaaaaaa-0000-4000-8000-000000000007
 fake pods "{\"uid\": \"$NRF1_OLD\", \"namespace\": \"open5gs\", \"name\": \"nrf-1\", \"labels\": {\"app\": \"nrf\"}, \"nodeName\": \"node-1\"}" >/dev/null
 measure $NRF1_OLD /usr/bin/open5gs-nrfd $GOOD
 wait_until 10 state_is_ns open5gs nrf-1 trusted && ok || bad "nrf-1 should read trusted"
-lists() { fake state | python3 -c 'import json,sys; print(sum(1 for r in json.load(sys.stdin)["requests"] if r["method"] == "GET" and r["path"].startswith("/api/v1/pods")))'; }
-lists_grew() { [ "$(lists)" -gt "$LISTS0" ]; }
-LISTS0=$(lists)
-wait_until 15 lists_grew && ok || bad "no pod list within 15 s"
+fake watch '{"hold": true}' >/dev/null
 fake pods "{\"uid\": \"$NRF1_NEW\", \"namespace\": \"open5gs\", \"name\": \"nrf-1\", \"labels\": {\"app\": \"nrf\"}, \"nodeName\": \"node-1\"}" >/dev/null
 measure $NRF1_OLD /usr/bin/evil $EVIL # the old pod, stopping
 wait_until 8 grep -q "kubernetes: labelling open5gs/nrf-1 untrusted: 409" "$T/verifier.log" && ok ||
     bad "the old nrf-1's verdict was not refused by its UID (no 409 logged)"
+fake watch '{"hold": false}' >/dev/null
 [ "$(python3 -c '
 import json, sys
 for p in json.load(sys.stdin)["pods"]:
@@ -243,12 +241,12 @@ wait_label amf trusted 15
 # 6d. a tenant's pod the verifier listed, force-deleted, whose container
 # runs a binary while it is stopped: still that pod's own measurement, not
 # a failure of the node (found by the security review)
-lists() { fake state | python3 -c 'import json,sys; print(sum(1 for r in json.load(sys.stdin)["requests"] if r["method"] == "GET" and r["path"] == "/api/v1/pods"))'; }
 JOB=bbbbbbbb-0000-4000-8000-00000000000a
-fake pods "{\"uid\": \"$JOB\", \"namespace\": \"tenant\", \"name\": \"job-0\", \"nodeName\": \"node-1\"}" >/dev/null
-n0=$(lists)
-listed_again() { [ "$(lists)" -gt "$n0" ]; }
-wait_until 15 listed_again
+rv=$(fake pods "{\"uid\": \"$JOB\", \"namespace\": \"tenant\", \"name\": \"job-0\", \"nodeName\": \"node-1\"}" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["metadata"]["resourceVersion"])')
+# The verifier's watch has had it (the deletion comes after it on the stream)
+sent() { [ "$(fake state | python3 -c 'import json,sys; print(json.load(sys.stdin)["sent_rv"])')" -ge "$rv" ]; }
+wait_until 10 sent && ok || bad "job-0 was not sent on the watch"
 fake delete '{"namespace": "tenant", "name": "job-0"}' >/dev/null
 measure "$JOB" /bin/sh $GOOD
 judged() { [ -n "$(state_of_ns tenant job-0)" ]; }

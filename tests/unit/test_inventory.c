@@ -2,7 +2,9 @@
 /* verifier/inventory.c: the pods file (re-read only when it changes, a bad
  * file keeps the last good inventory, synced as of the file's mtime), the
  * API source, lookups by UID, static pod config hash and container ID, gone
- * pods kept for INVENTORY_GONE_KEEP_MS, and the miss handler. */
+ * pods kept for INVENTORY_GONE_KEEP_MS, the miss handler, and watch events
+ * applied one at a time (verifier/inventory-index.c): upserts, deletions,
+ * container IDs that move, many changes over a growing index, the bounds. */
 #include "test-util.h"
 
 #include <errno.h>
@@ -491,6 +493,240 @@ static void test_miss_handler(void **state) {
     inventory_free(inv);
 }
 
+/* A pod item as a watch event carries it: `cid` (64 hex digits) its one
+ * container's ID, `mirror` its config.mirror annotation (kube-system). */
+static json_t *pod_item(const char *uid, const char *name, const char *cid, const char *mirror) {
+    char cidf[96] = "";
+    json_t *j;
+
+    if (cid) {
+        snprintf(cidf, sizeof(cidf), "containerd://%s", cid);
+    }
+    j = json_pack("{s:{s:s,s:s,s:s,s:{s:s},s:{}},s:{s:s},s:{s:[{s:s,s:s}]}}", "metadata", "uid",
+                  uid, "namespace", mirror ? "kube-system" : "open5gs", "name", name, "labels",
+                  "app", name, "annotations", "spec", "nodeName", "node-1", "status",
+                  "containerStatuses", "containerID", cidf, "imageID", "img");
+    assert_non_null(j);
+    if (mirror) {
+        json_object_set_new(json_object_get(json_object_get(j, "metadata"), "annotations"),
+                            "kubernetes.io/config.mirror", json_string(mirror));
+    }
+    return j;
+}
+
+static int upsert(struct inventory *inv, const char *uid, const char *name, const char *cid,
+                  const char *mirror, int64_t ms) {
+    json_t *j = pod_item(uid, name, cid, mirror);
+    int r = inventory_upsert_item(inv, j, ms);
+
+    json_decref(j);
+    return r;
+}
+
+static int delete (struct inventory *inv, const char *uid, int64_t ms) {
+    json_t *j = pod_item(uid, "x", NULL, NULL);
+    int r = inventory_delete_item(inv, j, ms);
+
+    json_decref(j);
+    return r;
+}
+
+/* The pod a container ID finds (its name), or "" on a miss. */
+static const char *container_pod(struct inventory *inv, const char *cid, char *buf) {
+    struct pod_info i;
+
+    buf[0] = 0;
+    if (inventory_lookup_container(inv, cid, NULL, &i) == 0) {
+        strcpy(buf, i.name);
+        info_free(&i);
+    }
+    return buf;
+}
+
+/* Watch events: ADDED and MODIFIED upsert, DELETED marks gone; each bumps
+ * the generation and moves synced_ms; a container ID moved to another pod
+ * is found there. */
+static void test_watch_events(void **state) {
+    struct inventory *inv = NULL;
+    struct pod_info i;
+    char name[256];
+    json_t *bad;
+    (void)state;
+
+    assert_int_equal(inventory_open_api(&inv), 0);
+    assert_int_equal(upsert(inv, UID_A, "upf-0", CID("1"), NULL, 100), 0);
+    assert_int_equal(inventory_generation(inv), 1);
+    assert_int_equal(inventory_synced_ms(inv), 100);
+    assert_string_equal(name_of(inv, UID_A, name), "upf-0");
+    assert_string_equal(container_pod(inv, CID("1"), name), "upf-0");
+
+    /* Modified: its container restarted under a new ID, its label changed. */
+    assert_int_equal(upsert(inv, UID_A, "upf-0", CID("2"), NULL, 200), 0);
+    assert_int_equal(inventory_generation(inv), 2);
+    assert_int_equal(inventory_synced_ms(inv), 200);
+    assert_string_equal(container_pod(inv, CID("1"), name), "");
+    assert_string_equal(container_pod(inv, CID("2"), name), "upf-0");
+
+    /* The ID moves to pod B (A no longer has it). */
+    assert_int_equal(upsert(inv, UID_A, "upf-0", NULL, NULL, 300), 0);
+    assert_int_equal(upsert(inv, UID_B, "smf-0", CID("2"), NULL, 310), 0);
+    assert_string_equal(container_pod(inv, CID("2"), name), "smf-0");
+
+    /* Deleted: gone, still found; a second delete and an unknown UID change
+     * nothing. An event received earlier never moves synced_ms back. */
+    assert_int_equal(delete (inv, UID_A, 400), 1);
+    assert_int_equal(inventory_generation(inv), 5);
+    assert_int_equal(inventory_lookup_uid(inv, UID_A, NULL, &i), 0);
+    assert_true(i.gone);
+    info_free(&i);
+    assert_int_equal(delete (inv, UID_A, 350), 0);
+    assert_int_equal(delete (inv, "aaaaaaaa-0000-4000-8000-00000000ffff", 500), 0);
+    assert_int_equal(inventory_generation(inv), 5);
+    assert_int_equal(inventory_synced_ms(inv), 500);
+    inventory_mark_synced(inv, 600);
+    inventory_mark_synced(inv, 550);
+    assert_int_equal(inventory_synced_ms(inv), 600);
+
+    /* Back (MODIFIED after a DELETED we were told of by mistake): live. */
+    assert_int_equal(upsert(inv, UID_A, "upf-0", NULL, NULL, 700), 0);
+    assert_int_equal(inventory_lookup_uid(inv, UID_A, NULL, &i), 0);
+    assert_false(i.gone);
+    info_free(&i);
+
+    /* Items without a UID are refused and change nothing. */
+    bad = json_pack("{s:{s:s}}", "metadata", "name", "nameless");
+    assert_int_equal(inventory_upsert_item(inv, bad, 800), -EBADMSG);
+    assert_int_equal(inventory_delete_item(inv, bad, 800), -EBADMSG);
+    json_decref(bad);
+    assert_int_equal(inventory_generation(inv), 6);
+
+    /* A LIST afterwards replaces it all: B not listed is gone. */
+    replace(inv, "[" ITEM(UID_A, "upf-0") "]", 900);
+    assert_int_equal(inventory_lookup_uid(inv, UID_B, NULL, &i), 0);
+    assert_true(i.gone);
+    info_free(&i);
+    assert_string_equal(container_pod(inv, CID("2"), name), "smf-0");
+    inventory_free(inv);
+}
+
+/* A static pod's mirror pod recreated under a new UID: its hash finds the
+ * new one, and the gone one is forgotten (as a list would). */
+static void test_watch_mirror(void **state) {
+    struct inventory *inv = NULL;
+    struct pod_info i;
+    (void)state;
+
+    assert_int_equal(inventory_open_api(&inv), 0);
+    assert_int_equal(upsert(inv, UID_S, "etcd-node-1", NULL, MIRROR, 100), 0);
+    assert_int_equal(delete (inv, UID_S, 200), 1);
+    assert_int_equal(inventory_lookup_uid(inv, MIRROR, "node-1", &i), 0);
+    assert_true(i.gone);
+    info_free(&i);
+    assert_int_equal(upsert(inv, UID_B, "etcd-node-1", NULL, MIRROR, 300), 0);
+    assert_int_equal(inventory_lookup_uid(inv, MIRROR, "node-1", &i), 0);
+    assert_false(i.gone);
+    assert_string_equal(i.api_uid, UID_B);
+    info_free(&i);
+    assert_int_equal(inventory_peek_uid(inv, UID_S, NULL, &i), -ENOENT);
+    inventory_free(inv);
+}
+
+static void uid_n(unsigned n, char *out) {
+    snprintf(out, 64, "cccccccc-0000-4000-8000-%012u", n);
+}
+
+static void cid_n(unsigned n, char *out) {
+    snprintf(out, 65, "%064u", n);
+}
+
+/* Many inserts, modifications and deletes (the index grows, tombstones
+ * pile up and are swept) keep every lookup right. */
+static void test_watch_many(void **state) {
+    struct inventory *inv = NULL;
+    struct pod_info i;
+    char uid[64], cid[65], name[256];
+    const unsigned n = 20000;
+    (void)state;
+
+    assert_int_equal(inventory_open_api(&inv), 0);
+    for (unsigned k = 0; k < n; k++) {
+        uid_n(k, uid);
+        cid_n(k, cid);
+        assert_int_equal(upsert(inv, uid, "p", cid, NULL, 1000 + k), 0);
+    }
+    /* Every third deleted, every third moved to a new container ID, the
+     * rest modified in place, three times over. */
+    for (unsigned round = 0; round < 3; round++) {
+        for (unsigned k = 0; k < n; k++) {
+            uid_n(k, uid);
+            cid_n(k % 3 == 1 ? n * (round + 1) + k : k, cid);
+            if (k % 3 == 0 && round == 0) {
+                assert_int_equal(delete (inv, uid, 50000 + k), 1);
+            } else if (k % 3 != 0) {
+                assert_int_equal(upsert(inv, uid, "q", cid, NULL, 60000 + k), 0);
+            }
+        }
+    }
+    assert_int_equal(inventory_generation(inv), n + n / 3 + 1 + 3 * (n - n / 3 - 1));
+    for (unsigned k = 0; k < n; k++) {
+        uid_n(k, uid);
+        assert_int_equal(inventory_peek_uid(inv, uid, NULL, &i), 0);
+        assert_int_equal(i.gone, k % 3 == 0);
+        assert_string_equal(i.name, k % 3 == 0 ? "p" : "q");
+        info_free(&i);
+        cid_n(k % 3 == 1 ? n * 3 + k : k, cid);
+        assert_string_equal(container_pod(inv, cid, name), k % 3 == 0 ? "p" : "q");
+        if (k % 3 == 1) {
+            cid_n(n * 2 + k, cid); /* an older ID of it: no longer its */
+            assert_string_equal(container_pod(inv, cid, name), "");
+        }
+    }
+    inventory_free(inv);
+}
+
+/* At most INVENTORY_PODS_MAX live pods; gone pods past INVENTORY_GONE_MAX
+ * are forgotten, the oldest first. */
+static void test_watch_bounds(void **state) {
+    struct inventory *inv = NULL;
+    struct pod_info i;
+    char uid[64];
+    const unsigned extra = INVENTORY_GONE_MAX / 4 + 1;
+    (void)state;
+
+    assert_int_equal(inventory_open_api(&inv), 0);
+    for (unsigned k = 0; k < INVENTORY_PODS_MAX; k++) {
+        uid_n(k, uid);
+        assert_int_equal(upsert(inv, uid, "p", NULL, NULL, 1), 0);
+    }
+    uid_n(INVENTORY_PODS_MAX, uid);
+    assert_int_equal(upsert(inv, uid, "p", NULL, NULL, 1), -E2BIG);
+    assert_int_equal(inventory_peek_uid(inv, uid, NULL, &i), -ENOENT);
+    /* Modifying a pod it has is no new pod. */
+    uid_n(7, uid);
+    assert_int_equal(upsert(inv, uid, "p", NULL, NULL, 1), 0);
+    /* All deleted, oldest first, then `extra` more added and deleted:
+     * past the bound, the oldest gone are dropped. */
+    for (unsigned k = 0; k < INVENTORY_PODS_MAX; k++) {
+        uid_n(k, uid);
+        assert_int_equal(delete (inv, uid, 10 + k), 1);
+    }
+    for (unsigned k = INVENTORY_PODS_MAX; k < INVENTORY_PODS_MAX + extra; k++) {
+        uid_n(k, uid);
+        assert_int_equal(upsert(inv, uid, "p", NULL, NULL, 10 + k), 0);
+        assert_int_equal(delete (inv, uid, 10 + k), 1);
+    }
+    uid_n(0, uid);
+    assert_int_equal(inventory_peek_uid(inv, uid, NULL, &i), -ENOENT);
+    uid_n(INVENTORY_PODS_MAX + extra - 1, uid);
+    assert_int_equal(inventory_peek_uid(inv, uid, NULL, &i), 0);
+    assert_true(i.gone);
+    info_free(&i);
+    uid_n(extra, uid); /* within the newest INVENTORY_GONE_MAX */
+    assert_int_equal(inventory_peek_uid(inv, uid, NULL, &i), 0);
+    info_free(&i);
+    inventory_free(inv);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup(test_file_refresh, fresh),
@@ -501,6 +737,10 @@ int main(void) {
             cmocka_unit_test_setup(test_gone_and_back, fresh),
             cmocka_unit_test_setup(test_mirror_annotation_believed_narrowly, fresh),
             cmocka_unit_test_setup(test_miss_handler, fresh),
+            cmocka_unit_test_setup(test_watch_events, fresh),
+            cmocka_unit_test_setup(test_watch_mirror, fresh),
+            cmocka_unit_test_setup(test_watch_many, fresh),
+            cmocka_unit_test_setup(test_watch_bounds, fresh),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef KIMA_VERIFIER_KUBE_INTERNAL_H
+#define KIMA_VERIFIER_KUBE_INTERNAL_H
+
+/* What kube.c (the labels, the threads) and kube-sync.c (the inventory
+ * from a LIST and a watch) share. */
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "kube.h"
+
+#define KUBE_RESPONSE_MAX (256u << 20) /* a PodList of a big cluster */
+#define KUBE_VALUES_MAX   (1u << 25)   /* as many as INVENTORY_VALUES_MAX */
+#define KUBE_TIMEOUT_MS   10000
+#define KUBE_RV_MAX       128 /* a resourceVersion's length */
+#define RESOLVE_GAP_MS    200 /* waiting measurements judged after events, this often */
+#define BACKOFF_MIN_MS    500
+#define BACKOFF_MAX_MS    30000
+#define REASON_MAX        1000
+#define UNTRACKED_REASON \
+    "the verifier does not track this pod (its node was deleted or never attested)"
+
+struct kube {
+    struct kube_config cfg;
+    char prefix[128];
+    int64_t refresh_ms, tick_ms;
+    struct engine *e;
+    struct inventory *inv;
+
+    pthread_t thread, syncer;
+    bool started, syncer_started;
+    bool stop; /* written under lock with __atomic stores; read anywhere */
+    /* The syncer's own (no lock): the resourceVersion the inventory is
+     * complete as of, and when the last full LIST was (monotonic). */
+    char rv[KUBE_RV_MAX + 1];
+    int64_t last_list_ms, sync_backoff_ms;
+    pthread_mutex_t lock; /* the fields below */
+    pthread_cond_t cond;
+    bool kicked, resolve; /* resolve: the inventory changed, judge what waits */
+    int64_t last_resolve_ms, last_reconcile_ms;
+    /* identity (UID, or a static pod's config hash) -> {"ns","name","uid","trust",
+     * "reason","event"}: what the API shows */
+    json_t *applied;
+    int64_t backoff_until_ms, backoff_ms;
+    struct kube_stats stats;
+    char host[256];
+};
+
+/* The verifier is stopping (any thread). */
+bool kube_stopping(struct kube *k);
+/* A handle for one request to the API server, with its TLS and
+ * authentication; the header list (*ret_h) is the caller's to free after
+ * the transfer (curl_slist_free_all), the handle too (curl_easy_cleanup).
+ * NULL when out of memory. */
+CURL *kube_api_handle(struct kube *k, const char *method, const char *path, const char *ctype,
+                      struct curl_slist **ret_h);
+/* One request. Returns the HTTP status (the answer parsed into *ret, the
+ * caller's to json_decref, when it is JSON), or a negative errno when no
+ * answer came. */
+int kube_request(struct kube *k, const char *method, const char *path, const char *ctype,
+                 const json_t *body, long timeout_ms, json_t **ret);
+const char *kube_api_reason(const json_t *j);
+const char *kube_str_or_empty(const json_t *v);
+void kube_applied_key(const char *id, const char *node, char *out, size_t outsz);
+const char *kube_meta_str(const json_t *item, const char *a, const char *b);
+bool kube_k8s_name(const char *s);
+/* Wait on k->cond (k->lock held) at most ms. */
+void kube_wait_locked(struct kube *k, int64_t ms);
+
+/* kube-sync.c: list every pod into the inventory (0 or a negative errno,
+ * logged), and the syncer thread (LIST, WATCH). */
+int kube_list_pods(struct kube *k);
+void *kube_sync_run(void *ud);
+
+#endif
