@@ -290,8 +290,8 @@ PLAIN=$!
 WAIT_STEP=0.05 wait_until 5 grep -q "listening on port" "$T/plain.log" || bad "plain HTTP did not start"
 PPORT=$(sed -n 's/.*listening on port \([0-9]*\).*/\1/p' "$T/plain.log")
 has "$T/plain.log" "NO TLS, NO CLIENT AUTHENTICATION" "plain HTTP warning"
-[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PPORT/v1/nodes")" = 200 ] && ok ||
-    bad "plain HTTP demo mode"
+[ "$(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PPORT/v1/nodes" 2>"$T/curl.err")" = 200 ] && ok ||
+    bad "plain HTTP demo mode (port $PPORT: $(cat "$T/curl.err"); $(tail -3 "$T/plain.log"))"
 kill "$PLAIN"
 wait "$PLAIN"
 
@@ -319,8 +319,8 @@ for flag in "" --allow-match-all-excludes; do
     XPID=$!
     WAIT_STEP=0.05 wait_until 5 grep -q "listening on port" "$T/x.log" || bad "the verifier did not start"
     XPORT=$(sed -n 's/.*listening on port \([0-9]*\).*/\1/p' "$T/x.log")
-    curl -s "http://127.0.0.1:$XPORT/v1/policies" >"$T/body"
-    python3 - "$T/body" "$flag" <<'PY' && ok || bad "policies with${flag:+ $flag}: $(cat "$T/body")"
+    curl -sS "http://127.0.0.1:$XPORT/v1/policies" >"$T/body" 2>"$T/curl.err"
+    python3 - "$T/body" "$flag" <<'PY' && ok || bad "policies with${flag:+ $flag} (port $XPORT: $(cat "$T/curl.err"); $(tail -3 "$T/x.log")): $(cat "$T/body")"
 import json, sys
 d = json.load(open(sys.argv[1])); err = d["errors"]; names = [p["name"] for p in d["policies"]]
 assert 'keylime.json: warning: "excludes[0]" ("/tmp") matches /tmp/x' in err
