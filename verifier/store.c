@@ -189,6 +189,18 @@ void store_rollback(struct store *s) {
     sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+int store_savepoint(struct store *s) {
+    return sql_rc(s, sqlite3_exec(s->db, "SAVEPOINT w", NULL, NULL, NULL), "savepoint");
+}
+
+int store_release(struct store *s) {
+    return sql_rc(s, sqlite3_exec(s->db, "RELEASE w", NULL, NULL, NULL), "release");
+}
+
+void store_rollback_to(struct store *s) {
+    sqlite3_exec(s->db, "ROLLBACK TO w; RELEASE w", NULL, NULL, NULL);
+}
+
 static void copy_text(char *dst, size_t dstsz, sqlite3_stmt *st, int col) {
     const unsigned char *t = sqlite3_column_text(st, col);
     snprintf(dst, dstsz, "%s", t ? (const char *)t : "");

@@ -116,6 +116,11 @@ void store_close(struct store *s);
 int store_begin(struct store *s);
 int store_commit(struct store *s);
 void store_rollback(struct store *s);
+/* Inside a transaction: one writer's part (savepoint "w", not nested),
+ * kept (store_release) or undone (store_rollback_to, which ends it too). */
+int store_savepoint(struct store *s);
+int store_release(struct store *s);
+void store_rollback_to(struct store *s);
 
 /* 0, -ENOENT or -EIO. */
 int store_node_get(struct store *s, const char *name, struct node_record *ret);
