@@ -6,12 +6,15 @@
  * Writers take e->lock, write inside their own savepoint of the open
  * transaction and release the savepoint (or roll back to it: a failing
  * round takes nobody else down), then wait. The writer that finds no other
- * writer queued for the lock and no leader leads: it syncs the audit log up
- * to the batch's last record, then COMMITs (synchronous=FULL: the WAL is
- * fsynced before COMMIT returns), and wakes every writer of the batch with
- * the result. A lone writer leads at once: no timer delays a commit. While
- * the leader syncs, the other rounds run their quote checks and replays
- * (outside e->lock) and queue their writes for the next batch. */
+ * writer queued for the lock and no leader leads: it closes the batch,
+ * syncs the audit log up to the batch's last record (e->lock released),
+ * COMMITs (synchronous=NORMAL: the frames go to the WAL file unsynced),
+ * opens the way for the next batch, fdatasyncs the WAL file (e->lock
+ * released: the next batch writes meanwhile), and wakes every writer of
+ * its batch with the result. A transaction's frames are durable once the
+ * WAL file is synced after its COMMIT, so no writer is answered before its
+ * writes and its audit records are on disk. A lone writer leads at once:
+ * no timer delays a commit. */
 #include "engine-internal.h"
 
 #include <errno.h>
@@ -45,6 +48,12 @@ int engine_write_begin(struct engine *e, struct engine_write *w) {
     int r;
 
     *w = (struct engine_write){0};
+    while (e->closing) {
+        pthread_cond_wait(&e->batch_cond, &e->lock);
+    }
+    if (e->store_broken) {
+        return -EIO;
+    }
     if (!e->txn_open) {
         r = store_begin(e->store);
         if (r < 0) {
@@ -60,10 +69,31 @@ int engine_write_begin(struct engine *e, struct engine_write *w) {
     return r;
 }
 
-/* Commit the open batch and tell its writers. e->lock held (released
- * around the test hook only). */
+/* Tell the writers of a batch how it ended. e->lock held. */
+static void finish(struct engine *e, struct engine_write *members, size_t n, int r) {
+    for (struct engine_write *w = members, *next; w; w = next) {
+        next = w->next;
+        w->next = NULL;
+        w->r = r;
+        w->done = true;
+    }
+    if (r == 0) {
+        e->m.commits++;
+        e->m.rounds_committed += n;
+    } else {
+        e->m.commits_failed++;
+        log_error("store: a batch of %zu writes failed: %s", n, strerror(-r));
+    }
+    e->leading = false;
+    pthread_cond_broadcast(&e->batch_cond);
+}
+
+/* Commit the open batch and tell its writers. Called and returns with
+ * e->lock held; releases it while the audit log and the WAL are synced
+ * (and around the test hook). */
 static void lead(struct engine *e) {
-    struct engine_write *w, *next;
+    struct engine_write *members;
+    uint64_t audit_seq;
     size_t n;
     int r = 0;
 
@@ -75,37 +105,45 @@ static void lead(struct engine *e) {
         r = fn(ud);
         pthread_mutex_lock(&e->lock);
     }
-    /* The audit records first: the store never holds a change the audit
-     * log could lose. */
-    if (r == 0 && e->audit && e->batch_audit_seq) {
-        r = audit_sync(e->audit, e->batch_audit_seq);
+    /* Closed: no writer joins it any more. Its audit records are made
+     * durable first, so that the store never holds a change the audit log
+     * could lose; readers and the other rounds' checks go on meanwhile. */
+    e->closing = true;
+    audit_seq = e->batch_audit_seq;
+    pthread_mutex_unlock(&e->lock);
+    if (r == 0 && e->audit && audit_seq) {
+        r = audit_sync(e->audit, audit_seq);
     }
+    pthread_mutex_lock(&e->lock);
     if (r == 0) {
-        r = store_commit(e->store);
+        r = store_commit(e->store); /* written to the WAL, not yet synced */
     }
     if (r < 0) {
         store_rollback(e->store);
-        e->m.commits_failed++;
     }
+    members = e->batch;
     n = e->batch_size;
-    for (w = e->batch; w; w = next) {
-        next = w->next;
-        w->next = NULL;
-        w->r = r;
-        w->done = true;
-    }
-    if (r == 0) {
-        e->m.commits++;
-        e->m.rounds_committed += n;
-    } else {
-        log_error("store: a batch of %zu writes could not be made durable: %s", n, strerror(-r));
-    }
     e->batch = NULL;
     e->batch_size = 0;
     e->txn_open = false;
     e->batch_audit_seq = 0;
-    e->leading = false;
-    pthread_cond_broadcast(&e->batch_cond);
+    e->closing = false;
+    pthread_cond_broadcast(&e->batch_cond); /* the next batch may start */
+    if (r == 0) {
+        /* The next batch writes while this one's WAL frames are synced. */
+        pthread_mutex_unlock(&e->lock);
+        r = store_sync(e->store);
+        pthread_mutex_lock(&e->lock);
+        if (r < 0) {
+            /* What the kernel failed to write may be lost while the store
+             * reads it back as committed: no more writes until a restart
+             * reads what is really on disk. */
+            e->store_broken = true;
+            log_error("store: the WAL could not be synced: the verifier refuses every write "
+                      "until it is restarted");
+        }
+    }
+    finish(e, members, n, r);
 }
 
 /* Wait (e->lock held) until w's batch ended, leading it when nobody else
@@ -127,7 +165,7 @@ int engine_write_end(struct engine *e, struct engine_write *w, int r) {
     e->writing = false;
     if (r < 0) {
         store_rollback_to(e->store);
-        if (!e->batch && !e->leading) {
+        if (!e->batch && e->txn_open) {
             /* Nothing else in the transaction: close it. */
             store_rollback(e->store);
             e->txn_open = false;

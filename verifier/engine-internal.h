@@ -50,8 +50,9 @@ struct node_table {
 /* Group commit (engine-commit.c): writers (rounds and operator actions)
  * write under e->lock inside one shared SQLite transaction, each in its own
  * savepoint, and wait; the last writer when none is queued leads: it syncs
- * the audit records of the batch, COMMITs (one fsync: synchronous=FULL) and
- * tells every writer of the batch how it ended. */
+ * the audit records of the batch, COMMITs, fdatasyncs the WAL file (the
+ * syncs with e->lock released) and tells every writer of the batch how it
+ * ended. */
 #define ENGINE_BATCH_MAX 256 /* writers in one batch at most: its leader stops waiting for more */
 
 struct engine_write {
@@ -105,6 +106,8 @@ struct engine {
     struct engine_write *batch; /* writers of the open transaction */
     size_t batch_size;
     bool txn_open, leading;
+    bool closing;                 /* the leader syncs the audit log: no writer may join */
+    bool store_broken;            /* a WAL sync failed: every write refused until restart */
     uint64_t batch_audit_seq;     /* last audit record appended in the open batch */
     unsigned writers_queued;      /* writers waiting for e->lock (atomic) */
     bool writing;                 /* a writer is inside its savepoint */
