@@ -26,6 +26,9 @@ struct store {
 static const char schema[] =
         "PRAGMA journal_mode=WAL;"
         "PRAGMA synchronous=NORMAL;"
+        /* A writer's savepoint keeps the pages it changes in a
+         * sub-journal: in memory, not a temporary file. */
+        "PRAGMA temp_store=MEMORY;"
         "PRAGMA foreign_keys=ON;"
         "CREATE TABLE IF NOT EXISTS nodes ("
         " name TEXT PRIMARY KEY, ek_pub BLOB NOT NULL, ek_cert BLOB, ak_pub BLOB NOT NULL,"

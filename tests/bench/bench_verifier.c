@@ -2,7 +2,7 @@
 /* Evidence rounds per second through the verifier's engine (no HTTP): N
  * nodes with software AKs, each round a challenge, a signed quote over the
  * node's new PCR 10 and K new ima-cgpath entries for a pod with a policy,
- * judged, committed to SQLite (WAL, synchronous=FULL) on disk. Prints
+ * judged, committed to SQLite (WAL, group commit, synced) on disk. Prints
  * rounds/s, entries/s and latency percentiles. Asserts nothing about speed.
  *
  * With --threads T, T threads run the rounds of different nodes at once (as
