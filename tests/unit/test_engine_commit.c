@@ -466,6 +466,38 @@ static void nonces_per_node(void **state) {
     sim_close(s);
 }
 
+/* The AK is parsed once per node and follows the stored one: after the
+ * node's AK changes in the store (an operator deleted the node and it
+ * registered again with another), quotes of the new AK verify and quotes
+ * of the old one are refused. */
+static void ak_cache_follows_store(void **state) {
+    struct sim *s = sim_open(1);
+    struct sim_node *sn = &s->nodes[0];
+    struct fake_ak old;
+    char v[16];
+
+    (void)state;
+    assert_int_equal(sim_round(s, 0, false, v), ENGINE_OK);
+    assert_string_equal(v, "trusted");
+    engine_node_lock(s->e, sn->name);
+    assert_non_null(engine_node_entry(s->e, sn->name, false)->ak);
+    engine_node_unlock(s->e, sn->name);
+    old = sn->ak;
+    assert_int_equal(fake_ak_new(&sn->ak, true), 0);
+    pthread_mutex_lock(&s->e->lock);
+    sim_node_put(s, sn); /* the new AK; the replay state starts over */
+    pthread_mutex_unlock(&s->e->lock);
+    sn->sent = sn->sent_index = 0;
+    assert_int_equal(sim_round(s, 0, false, v), ENGINE_OK);
+    assert_string_equal(v, "trusted");
+    /* The old AK signs the next quote: refused, the node fails. */
+    fake_ak_free(&sn->ak);
+    sn->ak = old;
+    assert_int_equal(sim_round(s, 0, false, v), ENGINE_OK);
+    assert_string_equal(v, "untrusted");
+    sim_close(s);
+}
+
 /* 9,000 nodes each with a nonce outstanding: past the old 8192 slots. */
 static void nonces_for_many_nodes(void **state) {
     struct sim *s = sim_open(0);
@@ -510,6 +542,7 @@ int main(void) {
             cmocka_unit_test(lone_round_commits_at_once),
             cmocka_unit_test(nonces_per_node),
             cmocka_unit_test(nonces_for_many_nodes),
+            cmocka_unit_test(ak_cache_follows_store),
     };
     setenv("TSS2_LOG", "all+none", 0);
     log_set_level(LOG_LEVEL_ERROR);
