@@ -33,7 +33,7 @@
 #define ENTRIES   5
 
 struct sim_node {
-    char name[16];
+    char name[32];
     struct fake_ak ak;
     struct ima_gen g;
     uint64_t sent, sent_index, rounds_ok;
