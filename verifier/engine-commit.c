@@ -134,7 +134,7 @@ static void lead(struct engine *e) {
         pthread_mutex_unlock(&e->lock);
         r = store_sync(e->store);
         pthread_mutex_lock(&e->lock);
-        if (r < 0) {
+        if (r == -ENOTRECOVERABLE) {
             /* What the kernel failed to write may be lost while the store
              * reads it back as committed: no more writes until a restart
              * reads what is really on disk. */

@@ -151,6 +151,8 @@ static int migrate(struct store *s) {
     return sql_rc(s, sqlite3_exec(s->db, indexes, NULL, NULL, NULL), "creating the indexes");
 }
 
+static int wal_open(struct store *s);
+
 /* WAL mode with synchronous=NORMAL relies on store_sync; a database
  * where WAL did not take (":memory:") commits with synchronous=FULL. */
 static int check_wal(struct store *s) {
@@ -166,6 +168,8 @@ static int check_wal(struct store *s) {
     if (r == 0 && !s->wal) {
         r = sql_rc(s, sqlite3_exec(s->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL),
                    "synchronous=FULL");
+    } else if (r == 0) {
+        r = wal_open(s); /* now, while file descriptors are plenty */
     }
     return r;
 }
@@ -242,14 +246,11 @@ static int sync_dir_of(const char *path) {
     return r;
 }
 
-int store_sync(struct store *s) {
+/* The WAL file, opened (again, when SQLite made a new one: another inode)
+ * and its directory synced. 0 or a negative errno. */
+static int wal_open(struct store *s) {
     struct stat a, b;
 
-    if (!s->wal) {
-        return 0; /* synced by COMMIT itself */
-    }
-    /* The WAL file lives as long as the connection; a new one (another
-     * inode) is opened again, and its directory synced. */
     if (s->wal_fd >= 0 && (fstat(s->wal_fd, &a) < 0 || stat(s->wal_path, &b) < 0 ||
                            a.st_ino != b.st_ino || a.st_dev != b.st_dev)) {
         close(s->wal_fd);
@@ -258,18 +259,35 @@ int store_sync(struct store *s) {
     if (s->wal_fd < 0) {
         s->wal_fd = open(s->wal_path, O_RDONLY | O_CLOEXEC);
         if (s->wal_fd < 0) {
+            int r = -errno;
             log_error("store: cannot open %s: %s", s->wal_path, strerror(errno));
-            return -errno;
+            return r;
         }
         if (sync_dir_of(s->wal_path) < 0) {
             log_error("store: cannot sync the directory of %s", s->wal_path);
-            return -EIO;
+            close(s->wal_fd);
+            s->wal_fd = -1;
+            return -ENOTRECOVERABLE;
         }
     }
+    return 0;
+}
+
+int store_sync(struct store *s) {
+    int r;
+
+    if (!s->wal) {
+        return 0; /* synced by COMMIT itself */
+    }
+    /* Not opened: nothing synced, nothing lost either (the next sync
+     * covers what is committed). */
+    r = wal_open(s);
+    if (r < 0) {
+        return r == -ENOTRECOVERABLE ? r : -EAGAIN;
+    }
     if (fdatasync(s->wal_fd) < 0) {
-        int r = -errno;
         log_error("store: fdatasync %s: %s", s->wal_path, strerror(errno));
-        return r;
+        return -ENOTRECOVERABLE;
     }
     return 0;
 }

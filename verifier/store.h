@@ -123,8 +123,11 @@ void store_rollback(struct store *s);
  * kept (store_release) or undone (store_rollback_to, which ends it too). */
 int store_savepoint(struct store *s);
 /* fdatasync the WAL file: every transaction committed so far is durable
- * once it returns 0 (a negative errno otherwise). Safe to call from one
- * thread while another uses the store (it touches only its own fd). */
+ * once it returns 0. -EAGAIN when the WAL file could not be opened (nothing
+ * synced, nothing lost: a later sync covers it); -ENOTRECOVERABLE when the
+ * sync failed (the kernel may have dropped committed pages: only a restart
+ * tells what is on disk). One caller at a time; safe while another thread
+ * uses the store (it touches only its own descriptor). */
 int store_sync(struct store *s);
 int store_release(struct store *s);
 void store_rollback_to(struct store *s);

@@ -498,6 +498,23 @@ static void ak_cache_follows_store(void **state) {
     sim_close(s);
 }
 
+/* After a failed WAL sync (the kernel may have dropped committed pages)
+ * every write is refused until a restart: a round is answered FAILED and
+ * records nothing. */
+static void writes_refused_after_failed_sync(void **state) {
+    struct sim *s = sim_open(1);
+    char v[16];
+
+    (void)state;
+    pthread_mutex_lock(&s->e->lock);
+    s->e->store_broken = true;
+    pthread_mutex_unlock(&s->e->lock);
+    assert_int_equal(sim_round(s, 0, false, v), ENGINE_FAILED);
+    assert_stored(s, &s->nodes[0], 0, 0);
+    assert_int_equal(metric(s, "kima_store_commits_total"), 0);
+    sim_close(s);
+}
+
 /* 9,000 nodes each with a nonce outstanding: past the old 8192 slots. */
 static void nonces_for_many_nodes(void **state) {
     struct sim *s = sim_open(0);
@@ -543,6 +560,7 @@ int main(void) {
             cmocka_unit_test(nonces_per_node),
             cmocka_unit_test(nonces_for_many_nodes),
             cmocka_unit_test(ak_cache_follows_store),
+            cmocka_unit_test(writes_refused_after_failed_sync),
     };
     setenv("TSS2_LOG", "all+none", 0);
     log_set_level(LOG_LEVEL_ERROR);
