@@ -6,18 +6,60 @@
 #include <sys/stat.h>
 
 #include "buf.h"
+#include "pubkey.h"
 #include "engine.h"
 #include "policy.h"
 
 #define NONCE_LEN       32
 #define NONCES_PER_NODE 4
-#define NONCE_SLOTS     8192
 #define POLICY_QUIET_S  2 /* seconds a policy directory must be unchanged to skip reloads */
 
-struct nonce_slot {
-    char node[STORE_NAME_MAX + 1];
+/* Per-node state kept in memory (engine-nodes.c): the outstanding nonces
+ * and the node's AK as an OpenSSL key, parsed once. An entry exists only
+ * for a node the store holds (made by a challenge or an evidence round of a
+ * registered node, dropped with the node), so the table is bounded by the
+ * registered nodes; its bytes per node are in docs/verifier.md. */
+struct node_nonce {
     uint8_t nonce[NONCE_LEN];
-    int64_t expires_ms;
+    int64_t expires_ms; /* 0: free */
+};
+
+struct node_entry {
+    struct node_entry *next; /* in its bucket */
+    uint64_t hash;
+    struct tpm_verify_key *ak; /* NULL until a round needs it */
+    uint8_t ak_fp[32];         /* SHA-256 of the marshalled AK `ak` was made from */
+    struct node_nonce nonces[NONCES_PER_NODE];
+    char name[]; /* NUL-terminated, at most STORE_NAME_MAX */
+};
+
+/* Rounds of one node are serialised by its stripe lock (the node name's
+ * hash picks one of ENGINE_NODE_STRIPES); rounds of different nodes run in
+ * parallel. An entry's content belongs to whoever holds its node's lock;
+ * `lock` guards the buckets only. Never hold two node locks, and take a
+ * node lock before e->lock, never after. */
+#define ENGINE_NODE_STRIPES 1024
+
+struct node_table {
+    pthread_mutex_t lock;
+    struct node_entry **buckets;
+    size_t nbuckets, count;
+    pthread_mutex_t stripes[ENGINE_NODE_STRIPES];
+};
+
+/* Group commit (engine-commit.c): writers (rounds and operator actions)
+ * write under e->lock inside one shared SQLite transaction, each in its own
+ * savepoint, and wait; the last writer when none is queued leads: it syncs
+ * the audit records of the batch, COMMITs, fdatasyncs the WAL file (the
+ * syncs with e->lock released) and tells every writer of the batch how it
+ * ended. */
+#define ENGINE_BATCH_MAX 256 /* writers in one batch at most: its leader stops waiting for more */
+
+struct engine_write {
+    struct engine_write *next; /* in the open batch */
+    bool member;               /* its writes are in the open batch */
+    bool done;                 /* the batch ended: r says how */
+    int r;
 };
 
 /* Records any agent certificate can provoke over and over (refusals, an
@@ -47,6 +89,7 @@ struct engine_metrics_counters {
     uint64_t audit_suppressed;
     uint64_t verify_us_buckets[ENGINE_LATENCY_BOUNDS + 1]; /* the last: +Inf */
     uint64_t verify_us_sum, verify_count;
+    uint64_t commits, rounds_committed, commits_failed;
 };
 
 struct engine {
@@ -54,15 +97,28 @@ struct engine {
     struct store *store;
     struct audit_log *audit;
     struct inventory *inv;
-    /* One lock over the store, the nonces and the policies: state changes
-     * are serialized. */
+    /* The store lock: over the store, the policies, the audit log's noisy
+     * limiter and the counters. Held for short sections only (reads, a
+     * round's writes, a batch's commit); the quote check, the replay and
+     * the decoding of entries run outside it, under the node's lock. */
     pthread_mutex_t lock;
+    pthread_cond_t batch_cond;  /* a batch ended, or a writer may lead */
+    struct engine_write *batch; /* writers of the open transaction */
+    size_t batch_size;
+    bool txn_open, leading;
+    bool closing;                 /* the leader syncs the audit log: no writer may join */
+    bool store_broken;            /* a WAL sync failed: every write refused until restart */
+    uint64_t batch_audit_seq;     /* last audit record appended in the open batch */
+    unsigned writers_queued;      /* writers waiting for e->lock (atomic) */
+    bool writing;                 /* a writer is inside its savepoint */
+    int (*commit_hook)(void *ud); /* tests: runs before each commit, lock released */
+    void *commit_hook_ud;
+    struct node_table nodes;
     char *policy_dir;
     struct timespec policy_mtime; /* {0}: check the content next time */
     uint8_t policy_fp[32];        /* SHA-256 of the files last loaded */
     struct policy_set *policies;
     struct kbuf policy_errors;
-    struct nonce_slot nonces[NONCE_SLOTS];
     struct engine_metrics_counters m;
     struct noisy_slot *noisy;
     uint64_t policy_generation;                   /* bumped when the policies changed */
@@ -83,8 +139,58 @@ enum engine_status engine_error(json_t **resp, enum engine_status status, const 
  * errno. Call with e->lock held. */
 int engine_audit_noisy(struct engine *e, const char *type, const char *node,
                        const struct pod_record *pod, json_t *details);
-/* Append an audit record and sync it: 0 or a negative errno. */
+/* Append an audit record and sync it: 0 or a negative errno. Inside a
+ * writer's section (engine_write_begin .. end) the record is only appended:
+ * the batch's leader syncs it before the commit. Call with e->lock held. */
 int engine_audit(struct engine *e, const char *type, const char *node, const struct pod_record *pod,
                  json_t *details);
+
+/* The node table (engine-nodes.c). */
+int engine_nodes_init(struct node_table *t);
+void engine_nodes_free(struct node_table *t);
+void engine_node_lock(struct engine *e, const char *node);
+void engine_node_unlock(struct engine *e, const char *node);
+/* The node's entry, made when `create` (NULL without memory, or when absent
+ * and not `create`). Call with the node's lock held; the entry is valid
+ * until the node's lock is released. */
+struct node_entry *engine_node_entry(struct engine *e, const char *node, bool create);
+/* Drop the node's entry (its nonces and key): a deleted node. Node lock held. */
+void engine_node_forget(struct engine *e, const char *node);
+/* Drop the cached AK: a registration may bring another. Node lock held. */
+void engine_node_drop_key(struct engine *e, const char *node);
+/* The node's AK as a verification key, parsed from n->ak_pub once and kept
+ * while the stored AK stays the same. 0, or -EBADMSG when the stored AK
+ * is unusable, or -ENOMEM. The key belongs to the entry. */
+int engine_node_ak(struct node_entry *ent, const struct node_record *n,
+                   const struct tpm_verify_key **ret);
+/* A fresh nonce for the node into `out`: at most NONCES_PER_NODE
+ * outstanding (the oldest goes). -EAGAIN when the newest outstanding one
+ * is younger than min_challenge_ms, -EIO without randomness. */
+int engine_nonce_issue(struct engine *e, struct node_entry *ent, int64_t now,
+                       uint8_t out[NONCE_LEN]);
+/* Take a nonce: issued to this node, unused, unexpired; gone afterwards
+ * either way. */
+bool engine_nonce_take(struct node_entry *ent, const uint8_t *nonce, size_t len, int64_t now);
+/* Bytes of memory an entry of this node takes (docs: bytes per node). */
+size_t engine_node_entry_bytes(const struct node_entry *ent);
+
+/* Group commit (engine-commit.c). A writer: engine_write_lock, then
+ * engine_write_begin, its writes (store, engine_audit), engine_write_end,
+ * engine_write_unlock. */
+void engine_write_lock(struct engine *e);
+void engine_write_unlock(struct engine *e);
+/* Under e->lock: open the batch's transaction when none is open, and this
+ * writer's savepoint. 0 or -EIO. */
+int engine_write_begin(struct engine *e, struct engine_write *w);
+/* Under e->lock (held again on return): r < 0 undoes this writer's writes
+ * (ROLLBACK TO its savepoint) and returns r; else its writes stay in the
+ * batch and it returns once the batch is durable: 0, or a negative errno
+ * when the batch's sync or commit failed (then none of the batch is in the
+ * store). */
+int engine_write_end(struct engine *e, struct engine_write *w, int r);
+/* Tests: fn runs before each batch commit with e->lock released (so that
+ * writers can join the batch meanwhile); a negative return fails the
+ * batch. NULL removes it. */
+void engine_set_commit_hook(struct engine *e, int (*fn)(void *ud), void *ud);
 
 #endif

@@ -147,12 +147,14 @@ enum engine_status engine_node(struct engine *e, const char *node, json_t **resp
 
 enum engine_status engine_node_delete(struct engine *e, const char *node, const char *actor,
                                       json_t **resp) {
+    struct engine_write w;
     json_t *d;
     int r;
 
-    pthread_mutex_lock(&e->lock);
-    store_begin(e->store);
-    r = store_node_delete(e->store, node);
+    engine_node_lock(e, node);
+    engine_write_lock(e);
+    r = engine_write_begin(e, &w);
+    r = r == 0 ? store_node_delete(e->store, node) : r;
     if (r == 0) {
         r = store_pod_delete_node(e->store, node);
     }
@@ -164,12 +166,12 @@ enum engine_status engine_node_delete(struct engine *e, const char *node, const 
         r = engine_audit(e, "node-deleted", node, NULL, d);
         json_decref(d);
     }
+    r = engine_write_end(e, &w, r);
+    engine_write_unlock(e);
     if (r == 0) {
-        r = store_commit(e->store);
-    } else {
-        store_rollback(e->store);
+        engine_node_forget(e, node); /* its nonces and its key */
     }
-    pthread_mutex_unlock(&e->lock);
+    engine_node_unlock(e, node);
     if (r == -ENOENT) {
         return engine_error(resp, ENGINE_NOT_FOUND, "unknown node", node);
     }
@@ -370,6 +372,7 @@ enum engine_status engine_pod_measurements(struct engine *e, const char *ns, con
 
 enum engine_status engine_pod_reset(struct engine *e, const char *uid, const json_t *req,
                                     const char *actor, json_t **resp) {
+    struct engine_write w;
     struct pod_record p;
     const char *reason;
     char err[200];
@@ -379,10 +382,10 @@ enum engine_status engine_pod_reset(struct engine *e, const char *uid, const jso
     if (json_get_string(req, "reason", 1024, &reason, err, sizeof(err)) < 0 || !reason[0]) {
         return engine_error(resp, ENGINE_MALFORMED, "a reason is required", err);
     }
-    pthread_mutex_lock(&e->lock);
+    engine_write_lock(e);
     r = store_pod_get(e->store, uid, &p);
     if (r < 0) {
-        pthread_mutex_unlock(&e->lock);
+        engine_write_unlock(e);
         return engine_error(resp, ENGINE_NOT_FOUND, "unknown pod", uid);
     }
     d = json_pack("{s:s,s:s,s:s}", "from", pod_state_name(p.state), "reason", reason, "actor",
@@ -398,7 +401,7 @@ enum engine_status engine_pod_reset(struct engine *e, const char *uid, const jso
     p.files_overflow = false;
     p.files_dropped = 0;
     p.policy[0] = 0;
-    r = store_begin(e->store);
+    r = engine_write_begin(e, &w);
     if (r == 0) {
         r = store_pod_files_delete(e->store, uid);
     }
@@ -408,13 +411,9 @@ enum engine_status engine_pod_reset(struct engine *e, const char *uid, const jso
     if (r == 0) {
         r = engine_audit(e, "reset", p.node, &p, d);
     }
-    if (r == 0) {
-        r = store_commit(e->store);
-    } else {
-        store_rollback(e->store);
-    }
+    r = engine_write_end(e, &w, r);
     json_decref(d);
-    pthread_mutex_unlock(&e->lock);
+    engine_write_unlock(e);
     if (r < 0) {
         return engine_error(resp, ENGINE_FAILED, "store", "the reset could not be recorded");
     }
@@ -459,6 +458,34 @@ static int sweep_node(const struct node_record *n, void *ud) {
     return 0;
 }
 
+/* Record that a node was seen stale, as one writer (its lock held):
+ * true when recorded. */
+static bool sweep_record(struct engine *e, const char *name, int64_t now, struct node_record *n) {
+    struct engine_write w;
+    bool done = false;
+    int r;
+
+    engine_node_lock(e, name);
+    engine_write_lock(e);
+    /* Read again under the node's lock: a round may have come meanwhile. */
+    if (store_node_get(e->store, name, n) == 0 && node_state(e, n, now) == NODE_STALE &&
+        strcmp(n->reason, "stale") != 0) {
+        json_t *d = json_pack("{s:s,s:s,s:I}", "from", node_state_name(n->state), "to", "stale",
+                              "last_attested_ms", (json_int_t)n->last_attested_ms);
+        /* The stored state stays (a node that comes back resumes); the
+         * reason records that it was seen stale. */
+        snprintf(n->reason, sizeof(n->reason), "stale");
+        r = engine_write_begin(e, &w);
+        r = r == 0 ? engine_audit(e, "state-change", n->name, NULL, d) : r;
+        r = r == 0 ? store_node_put(e->store, n) : r;
+        done = engine_write_end(e, &w, r) == 0;
+        json_decref(d);
+    }
+    engine_write_unlock(e);
+    engine_node_unlock(e, name);
+    return done;
+}
+
 int engine_sweep(struct engine *e, int64_t now_ms) {
     struct sweep_ctx *c = calloc(1, sizeof(*c));
     struct node_record *n = malloc(sizeof(*n));
@@ -473,21 +500,10 @@ int engine_sweep(struct engine *e, int64_t now_ms) {
     c->now = now_ms;
     pthread_mutex_lock(&e->lock);
     store_node_foreach(e->store, sweep_node, c);
-    for (int i = 0; i < c->stale; i++) {
-        if (store_node_get(e->store, c->names[i], n) == 0) {
-            json_t *d = json_pack("{s:s,s:s,s:I}", "from", node_state_name(n->state), "to", "stale",
-                                  "last_attested_ms", (json_int_t)n->last_attested_ms);
-            /* The stored state stays (a node that comes back resumes); the
-             * reason records that it was seen stale. */
-            snprintf(n->reason, sizeof(n->reason), "stale");
-            if (engine_audit(e, "state-change", n->name, NULL, d) == 0 &&
-                store_node_put(e->store, n) == 0) {
-                count++;
-            }
-            json_decref(d);
-        }
-    }
     pthread_mutex_unlock(&e->lock);
+    for (int i = 0; i < c->stale; i++) {
+        count += sweep_record(e, c->names[i], now_ms, n);
+    }
     free(c);
     free(n);
     engine_resolve_waiting(e);
@@ -526,6 +542,7 @@ static int add_pod_ref(const struct pod_record *p, void *ud) {
  * transaction; true in *ret_changed when its state changed. */
 static int rejudge_pod(struct engine *e, const struct pod_info *info, bool *ret_changed) {
     _cleanup_free_ struct node_record *n = calloc(1, sizeof(*n));
+    struct engine_write w;
     struct pod_record rec;
     struct judgement j;
     const struct policy *p;
@@ -534,16 +551,16 @@ static int rejudge_pod(struct engine *e, const struct pod_info *info, bool *ret_
     if (!n || judgement_init(&j, e, n) < 0) {
         return -ENOMEM;
     }
-    pthread_mutex_lock(&e->lock);
+    engine_write_lock(e);
     r = store_pod_get(e->store, info->uid, &rec);
     p = r == 0 ? judge_pod_policy(e, info, &rec) : NULL;
     if (r < 0 || rec.state == POD_UNTRUSTED || strcmp(rec.policy, p ? policy_id(p) : "") == 0 ||
         store_node_get(e->store, info->node, n) < 0) {
-        pthread_mutex_unlock(&e->lock);
+        engine_write_unlock(e);
         judgement_free(&j);
         return r == -ENOENT ? 0 : r < 0 ? r : 0;
     }
-    r = store_begin(e->store);
+    r = engine_write_begin(e, &w);
     if (r == 0) {
         r = judge_pod_again(&j, info);
     }
@@ -551,11 +568,10 @@ static int rejudge_pod(struct engine *e, const struct pod_info *info, bool *ret_
         r = judge_settle_pods(&j);
     }
     if (r == 0) {
-        r = judge_commit(&j);
-    } else {
-        store_rollback(e->store);
+        r = judge_write_audits(&j);
     }
-    pthread_mutex_unlock(&e->lock);
+    r = engine_write_end(e, &w, r);
+    engine_write_unlock(e);
     *ret_changed = r == 0 && json_array_size(j.changed) > 0;
     judgement_free(&j);
     return r;
@@ -570,9 +586,10 @@ static int rejudge_pod(struct engine *e, const struct pod_info *info, bool *ret_
 static void pod_gone(struct engine *e, const char *uid, bool gone) {
     struct pod_record rec = {0};
     int64_t now = engine_now_ms();
+    struct engine_write w;
     int r;
 
-    pthread_mutex_lock(&e->lock);
+    engine_write_lock(e);
     /* An untrusted static pod is the same pod when its mirror pod comes
      * back, however late (its kubelet may hold the mirror pod back): its
      * record stays until an operator resets it or deletes its node. */
@@ -582,10 +599,10 @@ static void pod_gone(struct engine *e, const char *uid, bool gone) {
     if (!rec.uid[0] || (!gone && rec.gone_ms == 0) ||
         (gone && rec.gone_ms && now - rec.gone_ms <= INVENTORY_GONE_KEEP_MS) ||
         (gone && rec.gone_ms && static_untrusted)) {
-        pthread_mutex_unlock(&e->lock);
+        engine_write_unlock(e);
         return; /* nothing changes */
     }
-    r = store_begin(e->store);
+    r = engine_write_begin(e, &w);
     if (r == 0 && (!gone || rec.gone_ms == 0)) {
         rec.gone_ms = gone ? now : 0; /* gone since now, or back */
         r = store_pod_put(e->store, &rec);
@@ -598,11 +615,8 @@ static void pod_gone(struct engine *e, const char *uid, bool gone) {
         }
         r = r == 0 ? store_pod_delete(e->store, uid) : r;
     }
-    r = r == 0 ? store_commit(e->store) : r;
-    if (r < 0) {
-        store_rollback(e->store);
-    }
-    pthread_mutex_unlock(&e->lock);
+    engine_write_end(e, &w, r);
+    engine_write_unlock(e);
 }
 
 int engine_rejudge_pods(struct engine *e) {
@@ -682,6 +696,7 @@ static int add_name(const char *node, void *ud) {
 /* One node's waiting measurements, in one transaction. */
 static int resolve_node(struct engine *e, const char *node, bool *ret_changed) {
     _cleanup_free_ struct node_record *n = calloc(1, sizeof(*n));
+    struct engine_write w;
     struct judgement j;
     uint32_t before;
     int r;
@@ -689,15 +704,17 @@ static int resolve_node(struct engine *e, const char *node, bool *ret_changed) {
     if (!n || judgement_init(&j, e, n) < 0) {
         return -ENOMEM;
     }
-    pthread_mutex_lock(&e->lock);
+    engine_node_lock(e, node);
+    engine_write_lock(e);
     r = store_node_get(e->store, node, n);
     if (r < 0 || n->pending == 0) {
-        pthread_mutex_unlock(&e->lock);
+        engine_write_unlock(e);
+        engine_node_unlock(e, node);
         judgement_free(&j);
         return r == -ENOENT ? 0 : r;
     }
     before = n->pending;
-    r = store_begin(e->store);
+    r = engine_write_begin(e, &w);
     if (r == 0) {
         r = judge_waiting(&j, (int64_t)e->cfg.attribution_grace_ms);
     }
@@ -710,12 +727,13 @@ static int resolve_node(struct engine *e, const char *node, bool *ret_changed) {
         r = store_node_put(e->store, n);
     }
     /* The audit records queued by the judgement, then the commit. */
-    r = r == 0 ? judge_commit(&j) : r;
+    r = r == 0 ? judge_write_audits(&j) : r;
+    r = engine_write_end(e, &w, r);
     if (r < 0) {
-        store_rollback(e->store);
         log_error("judging the waiting measurements of node %s failed: %s", node, strerror(-r));
     }
-    pthread_mutex_unlock(&e->lock);
+    engine_write_unlock(e);
+    engine_node_unlock(e, node);
     *ret_changed = r == 0 && json_array_size(j.changed) > 0;
     judgement_free(&j);
     return r;
@@ -799,6 +817,20 @@ int engine_metrics(struct engine *e, char **ret_text) {
                 "# TYPE kima_audit_suppressed_total counter\n"
                 "kima_audit_suppressed_total %" PRIu64 "\n",
                 c.waiting, e->m.audit_suppressed);
+    kbuf_printf(&b,
+                "# HELP kima_store_commits_total Store transactions committed (group commit: "
+                "one fsync each, many rounds' writes in one).\n"
+                "# TYPE kima_store_commits_total counter\n"
+                "kima_store_commits_total %" PRIu64 "\n"
+                "# HELP kima_store_rounds_committed_total Writers (rounds and operator actions) "
+                "those transactions carried.\n"
+                "# TYPE kima_store_rounds_committed_total counter\n"
+                "kima_store_rounds_committed_total %" PRIu64 "\n"
+                "# HELP kima_store_commits_failed_total Batches whose audit sync or commit "
+                "failed: every writer in them answered as failed.\n"
+                "# TYPE kima_store_commits_failed_total counter\n"
+                "kima_store_commits_failed_total %" PRIu64 "\n",
+                e->m.commits, e->m.rounds_committed, e->m.commits_failed);
     kbuf_printf(&b, "# HELP kima_evidence_seconds Time to judge one evidence.\n"
                     "# TYPE kima_evidence_seconds histogram\n");
     for (int i = 0; i < ENGINE_LATENCY_BOUNDS; i++) {

@@ -77,7 +77,9 @@ int engine_audit(struct engine *e, const char *type, const char *node, const str
                                 pod->uid};
     }
     r = audit_append(e->audit, type, node, pod ? &ap : NULL, details, &seq);
-    if (r == 0) {
+    if (r == 0 && e->writing) {
+        e->batch_audit_seq = seq; /* synced by the batch's leader */
+    } else if (r == 0) {
         r = audit_sync(e->audit, seq);
     }
     return r;
@@ -174,7 +176,8 @@ int engine_new(const struct engine_config *cfg, struct store *store, struct audi
         return -ENOMEM;
     }
     e->noisy = calloc(NOISY_SLOTS, sizeof(*e->noisy));
-    if (!e->noisy) {
+    if (!e->noisy || engine_nodes_init(&e->nodes) < 0) {
+        free(e->noisy);
         free(e);
         return -ENOMEM;
     }
@@ -183,6 +186,7 @@ int engine_new(const struct engine_config *cfg, struct store *store, struct audi
     e->audit = audit;
     e->inv = inv;
     pthread_mutex_init(&e->lock, NULL);
+    pthread_cond_init(&e->batch_cond, NULL);
     kbuf_init(&e->policy_errors, 64 * 1024);
     if (policy_dir) {
         e->policy_dir = strdup(policy_dir);
@@ -221,6 +225,8 @@ void engine_free(struct engine *e) {
     free(e->noisy);
     kbuf_free(&e->policy_errors);
     free(e->policy_dir);
+    engine_nodes_free(&e->nodes);
+    pthread_cond_destroy(&e->batch_cond);
     pthread_mutex_destroy(&e->lock);
     free(e);
 }
@@ -580,16 +586,29 @@ enum engine_status engine_registration(struct engine *e, const char *node, const
     }
     status = registration_parse(e, node, req, &rg, resp);
     if (status == ENGINE_OK) {
-        pthread_mutex_lock(&e->lock);
+        struct engine_write w;
+        engine_node_lock(e, node);
+        engine_write_lock(e);
         status = registration_identity(e, node, &rg, old, &had, resp);
         if (status == ENGINE_OK) {
             status = registration_credential(&rg, resp);
         }
-        if (status == ENGINE_CREATED && registration_record(e, node, &rg, had ? old : NULL) < 0) {
-            json_decref(*resp);
-            status = engine_error(resp, ENGINE_FAILED, "store", "cannot record the registration");
+        if (status == ENGINE_CREATED) {
+            int r = engine_write_begin(e, &w);
+            if (r == 0) {
+                r = registration_record(e, node, &rg, had ? old : NULL);
+            }
+            if (engine_write_end(e, &w, r) < 0) {
+                json_decref(*resp);
+                status = engine_error(resp, ENGINE_FAILED, "store",
+                                      "cannot record the registration");
+            }
         }
-        pthread_mutex_unlock(&e->lock);
+        engine_write_unlock(e);
+        if (status == ENGINE_CREATED) {
+            engine_node_drop_key(e, node); /* parsed again from what is stored now */
+        }
+        engine_node_unlock(e, node);
     }
     if (status == ENGINE_CREATED) {
         log_msg(rg.cert_ok ? LOG_LEVEL_INFO : LOG_LEVEL_WARN,
@@ -600,6 +619,21 @@ enum engine_status engine_registration(struct engine *e, const char *node, const
     free(rg.n);
     free(rg.cert);
     return status;
+}
+
+/* The activation, audited and stored as one writer of a batch: 0 once
+ * durable, or a negative errno. */
+static int activation_record(struct engine *e, const char *node, const struct node_record *n) {
+    struct engine_write w;
+    int r = engine_write_begin(e, &w);
+
+    if (r == 0) {
+        r = engine_audit(e, "activation", node, NULL, NULL);
+    }
+    if (r == 0) {
+        r = store_node_put(e->store, n);
+    }
+    return engine_write_end(e, &w, r);
 }
 
 enum engine_status engine_activation(struct engine *e, const char *node, const json_t *req,
@@ -617,7 +651,8 @@ enum engine_status engine_activation(struct engine *e, const char *node, const j
     if (json_get_base64(req, "proof", 64, &proof, &plen, err, sizeof(err)) < 0) {
         return engine_error(resp, ENGINE_MALFORMED, "malformed activation", err);
     }
-    pthread_mutex_lock(&e->lock);
+    engine_node_lock(e, node);
+    engine_write_lock(e);
     if (store_node_get(e->store, node, n) < 0) {
         status = engine_error(resp, ENGINE_NOT_FOUND, "unknown node", "register first");
         goto out;
@@ -663,7 +698,7 @@ enum engine_status engine_activation(struct engine *e, const char *node, const j
     if (n->state != NODE_UNTRUSTED) {
         snprintf(n->reason, sizeof(n->reason), "activated, not attested since registration");
     }
-    if (engine_audit(e, "activation", node, NULL, NULL) < 0 || store_node_put(e->store, n) < 0) {
+    if (activation_record(e, node, n) < 0) {
         status = engine_error(resp, ENGINE_FAILED, "store", "cannot record the activation");
         goto out;
     }
@@ -671,23 +706,27 @@ enum engine_status engine_activation(struct engine *e, const char *node, const j
                       (json_int_t)n->ima_index);
     status = ENGINE_OK;
 out:
-    pthread_mutex_unlock(&e->lock);
+    engine_write_unlock(e);
+    engine_node_unlock(e, node);
     return status;
 }
 
 enum engine_status engine_challenge(struct engine *e, const char *node, json_t **resp) {
     _cleanup_free_ struct node_record *n = calloc(1, sizeof(*n));
-    int64_t now = engine_now_ms();
-    struct nonce_slot *slot = NULL, *oldest = NULL;
-    unsigned mine = 0;
+    uint8_t nonce[NONCE_LEN];
+    struct node_entry *ent;
     char sel[128], b64[64];
     enum engine_status status;
+    int r;
 
     if (!n) {
         return engine_error(resp, ENGINE_FAILED, "internal", "out of memory");
     }
+    engine_node_lock(e, node);
     pthread_mutex_lock(&e->lock);
-    if (store_node_get(e->store, node, n) < 0) {
+    r = store_node_get(e->store, node, n);
+    pthread_mutex_unlock(&e->lock);
+    if (r < 0) {
         status = engine_error(resp, ENGINE_NOT_FOUND, "unknown node", "register first");
         goto out;
     }
@@ -695,52 +734,27 @@ enum engine_status engine_challenge(struct engine *e, const char *node, json_t *
         status = engine_error(resp, ENGINE_REFUSED, "not activated", "activate first");
         goto out;
     }
-    /* A free or expired slot; at most NONCES_PER_NODE outstanding a node
-     * (the oldest goes). */
-    for (size_t i = 0; i < NONCE_SLOTS; i++) {
-        struct nonce_slot *s = &e->nonces[i];
-        if (s->node[0] && s->expires_ms <= now) {
-            s->node[0] = 0;
-        }
-        if (!s->node[0]) {
-            slot = slot ? slot : s;
-        } else if (strcmp(s->node, node) == 0) {
-            mine++;
-            if (!oldest || s->expires_ms < oldest->expires_ms) {
-                oldest = s;
-            }
-        }
-    }
-    /* The newest outstanding nonce tells when this node last asked. */
-    for (size_t i = 0; i < NONCE_SLOTS && e->cfg.min_challenge_ms; i++) {
-        const struct nonce_slot *s = &e->nonces[i];
-        if (s->node[0] && strcmp(s->node, node) == 0 &&
-            s->expires_ms - (int64_t)e->cfg.nonce_ttl_ms + (int64_t)e->cfg.min_challenge_ms > now) {
-            status = engine_error(resp, ENGINE_TOO_SOON, "too early",
-                                  "challenges come at most every min_challenge_ms");
-            goto out;
-        }
-    }
-    if (mine >= NONCES_PER_NODE) {
-        slot = oldest;
-    }
-    if (!slot) {
-        status = engine_error(resp, ENGINE_TOO_SOON, "too many challenges", "try again later");
+    /* A registered node only: the table is bounded by the store's nodes. */
+    ent = engine_node_entry(e, node, true);
+    r = ent ? engine_nonce_issue(e, ent, engine_now_ms(), nonce) : -ENOMEM;
+    if (r == -EAGAIN) {
+        status = engine_error(resp, ENGINE_TOO_SOON, "too early",
+                              "challenges come at most every min_challenge_ms");
         goto out;
     }
-    if (RAND_bytes(slot->nonce, NONCE_LEN) != 1) {
-        status = engine_error(resp, ENGINE_FAILED, "internal", "no randomness");
+    if (r < 0) {
+        status = engine_error(resp, ENGINE_FAILED, "internal",
+                              r == -ENOMEM ? "out of memory" : "no randomness");
         goto out;
     }
-    snprintf(slot->node, sizeof(slot->node), "%s", node);
-    slot->expires_ms = now + (int64_t)e->cfg.nonce_ttl_ms;
-    base64_encode(slot->nonce, NONCE_LEN, b64);
+    base64_encode(nonce, NONCE_LEN, b64);
+    OPENSSL_cleanse(nonce, sizeof(nonce));
     *resp = json_pack("{s:s,s:I,s:s,s:I}", "nonce", b64, "expires_in_ms",
                       (json_int_t)e->cfg.nonce_ttl_ms, "pcr_selection",
                       tpm_pcr_selection_format(&e->cfg.selection, sel, sizeof(sel)),
                       "ima_next_index", (json_int_t)n->ima_index);
     status = ENGINE_OK;
 out:
-    pthread_mutex_unlock(&e->lock);
+    engine_node_unlock(e, node);
     return status;
 }

@@ -31,23 +31,6 @@
 #include "template.h"
 #include "verify.h"
 
-/* Take a nonce: it must have been issued to this node and not expired; it is
- * gone afterwards either way. */
-static bool take_nonce(struct engine *e, const char *node, const uint8_t *nonce, size_t len) {
-    int64_t now = engine_now_ms();
-
-    for (size_t i = 0; i < NONCE_SLOTS; i++) {
-        struct nonce_slot *s = &e->nonces[i];
-        if (s->node[0] && len == NONCE_LEN && CRYPTO_memcmp(s->nonce, nonce, NONCE_LEN) == 0 &&
-            strcmp(s->node, node) == 0) {
-            bool fresh = s->expires_ms > now;
-            s->node[0] = 0;
-            return fresh;
-        }
-    }
-    return false;
-}
-
 /* The PCR values the agent reports ("pcrs": {"sha256": {"10": "<hex>"}}):
  * any of PCRs 0-23 in up to four banks, not only PCR 10 and not only the
  * selection. Whether they are the quoted ones is the quote check's to say
@@ -85,17 +68,6 @@ static int read_pcrs(const json_t *req, struct tpm_pcr_values *vals, char *err, 
         }
     }
     return 0;
-}
-
-static void observe(struct engine *e, int64_t us) {
-    size_t b = 0;
-
-    while (b < ENGINE_LATENCY_BOUNDS && us > engine_latency_bounds_us[b]) {
-        b++;
-    }
-    e->m.verify_us_buckets[b]++;
-    e->m.verify_us_sum += (uint64_t)us;
-    e->m.verify_count++;
 }
 
 void evidence_free(struct evidence *ev) {
@@ -209,6 +181,10 @@ bool evidence_template_accepted(const struct ima_entry *ent, const char *custom)
     return false;
 }
 
+/* Entries decoded before the store lock is taken, at most this many a
+ * round (the rest are decoded under it): bounds a round's memory. */
+#define ROUND_DECODE_MAX 1024
+
 /* One round: what the steps below share. */
 struct round {
     struct engine *e;
@@ -217,6 +193,15 @@ struct round {
     struct node_record *n; /* the node, changed as the round goes */
     struct judgement j;
     int r; /* a store or audit failure: nothing is recorded */
+    /* A node failure found outside the store lock (quote, replay): judged
+     * and recorded by the writer's section. */
+    bool failed;
+    char reason[STORE_REASON_MAX];
+    struct evidence_replay *rep; /* what the replay covered, or NULL */
+    struct measurement *ms;      /* the first covered entries, decoded */
+    size_t nms;
+    bool bad; /* entry nms is refused, for bad_reason */
+    char bad_reason[STORE_REASON_MAX];
 };
 
 /* How a step ended: go on to the next, go straight to commit (the node
@@ -227,18 +212,30 @@ enum step {
     STEP_ANSWERED,
 };
 
-/* A node failure found by a step: recorded at commit. */
+/* A node failure found outside the store lock: recorded at commit. */
+static enum step fail_later(struct round *rd, const char *reason) {
+    rd->failed = true;
+    snprintf(rd->reason, sizeof(rd->reason), "%s", reason);
+    return STEP_COMMIT;
+}
+
+/* A node failure found under the store lock: judged now, recorded at commit. */
 static enum step node_failed(struct round *rd, const char *reason) {
     rd->r = judge_node_failure(&rd->j, reason);
     return STEP_COMMIT;
 }
 
 /* Admit: the node is known and activated, and the nonce was issued to it,
- * is unused and unexpired (it is gone afterwards whatever happens). */
+ * is unused and unexpired (it is gone afterwards whatever happens). The
+ * node's lock is held: nobody else changes the node until the round ends. */
 static enum step admit(struct round *rd, enum engine_status *status, json_t **resp) {
     struct engine *e = rd->e;
+    int r;
 
-    if (store_node_get(e->store, rd->node, rd->n) < 0) {
+    pthread_mutex_lock(&e->lock);
+    r = store_node_get(e->store, rd->node, rd->n);
+    pthread_mutex_unlock(&e->lock);
+    if (r < 0) {
         *status = engine_error(resp, ENGINE_NOT_FOUND, "unknown node", "register first");
         return STEP_ANSWERED;
     }
@@ -246,36 +243,36 @@ static enum step admit(struct round *rd, enum engine_status *status, json_t **re
         *status = engine_error(resp, ENGINE_REFUSED, "not activated", "activate first");
         return STEP_ANSWERED;
     }
-    if (!take_nonce(e, rd->node, rd->ev.nonce, rd->ev.nonce_len)) {
+    if (!engine_nonce_take(engine_node_entry(e, rd->node, false), rd->ev.nonce, rd->ev.nonce_len,
+                           engine_now_ms())) {
         json_t *d = json_pack("{s:s}", "reason", "nonce not issued to this node, used or expired");
+        pthread_mutex_lock(&e->lock);
         engine_audit_noisy(e, "evidence-rejected", rd->node, NULL, d);
-        json_decref(d);
         e->m.evidence_rejected++;
+        pthread_mutex_unlock(&e->lock);
+        json_decref(d);
         *status = engine_error(resp, ENGINE_CONFLICT, "bad nonce",
                                "the nonce was not issued to this node, was used or expired");
-        return STEP_ANSWERED;
-    }
-    if (store_begin(e->store) < 0) {
-        *status = engine_error(resp, ENGINE_FAILED, "store", "cannot start a transaction");
         return STEP_ANSWERED;
     }
     return STEP_NEXT;
 }
 
-/* The quote, by every rule of docs/tpm.md, against the stored AK and the
- * previous quote's clock. A refused quote fails the node. */
+/* The quote, by every rule of docs/tpm.md, against the stored AK (parsed
+ * once per node) and the previous quote's clock. A refused quote fails the
+ * node. No store lock. */
 static enum step check_quote(struct round *rd, struct tpm_quote_result *qr,
                              enum engine_status *status, json_t **resp) {
     struct node_record *n = rd->n;
-    struct tpm_verify_key key = {0};
+    struct node_entry *ent = engine_node_entry(rd->e, rd->node, true);
+    const struct tpm_verify_key *key = NULL;
     struct tpm_clock_state prev = {n->clock, n->reset_count, n->restart_count};
     char reason[STORE_REASON_MAX];
-    TPM2B_PUBLIC ak;
+    int r = ent ? engine_node_ak(ent, n, &key) : -ENOMEM;
 
-    if (tpm_public_unmarshal(n->ak_pub, n->ak_pub_len, &ak) < 0 ||
-        tpm_verify_key_from_public(&ak.publicArea, &key) < 0) {
-        store_rollback(rd->e->store);
-        *status = engine_error(resp, ENGINE_FAILED, "store", "the stored AK is unusable");
+    if (r < 0) {
+        *status = engine_error(resp, ENGINE_FAILED, r == -ENOMEM ? "internal" : "store",
+                               r == -ENOMEM ? "out of memory" : "the stored AK is unusable");
         return STEP_ANSWERED;
     }
     struct tpm_quote_expect x = {.nonce = rd->ev.nonce,
@@ -283,14 +280,33 @@ static enum step check_quote(struct round *rd, struct tpm_quote_result *qr,
                                  .selection = &rd->e->cfg.selection,
                                  .pcrs = &rd->ev.pcrs,
                                  .previous = n->has_clock ? &prev : NULL};
-    tpm_quote_verify(&key, rd->ev.attest, rd->ev.attest_len, rd->ev.sig, rd->ev.sig_len, &x, qr);
-    tpm_verify_key_free(&key);
+    tpm_quote_verify(key, rd->ev.attest, rd->ev.attest_len, rd->ev.sig, rd->ev.sig_len, &x, qr);
     if (qr->failed != TPM_QUOTE_OK) {
         snprintf(reason, sizeof(reason), "quote refused (%s): %s", tpm_quote_check_name(qr->failed),
                  qr->why);
-        return node_failed(rd, reason);
+        return fail_later(rd, reason);
     }
     return STEP_NEXT;
+}
+
+/* A reboot the quote shows, recorded alone (the entries start at the
+ * wrong index): the node and its queued records, as one writer. */
+static int record_reboot(struct round *rd) {
+    struct engine *e = rd->e;
+    struct engine_write w;
+    int r;
+
+    engine_write_lock(e);
+    r = engine_write_begin(e, &w);
+    if (r == 0) {
+        r = store_node_put(e->store, rd->n);
+    }
+    if (r == 0) {
+        r = judge_write_audits(&rd->j);
+    }
+    r = engine_write_end(e, &w, r);
+    engine_write_unlock(e);
+    return r;
 }
 
 /* Where the list stands: a reboot (recorded) starts it over from entry 0;
@@ -325,15 +341,7 @@ static enum step position(struct round *rd, const struct tpm_quote_result *qr,
     }
     /* The quote is genuine: a reboot it shows is kept (the next challenge
      * asks for entry 0), and nothing is judged. */
-    if (!rebooted) {
-        store_rollback(rd->e->store);
-    } else if (store_node_put(rd->e->store, n) < 0) {
-        store_rollback(rd->e->store);
-        rd->r = -EIO;
-    } else {
-        rd->r = judge_commit(&rd->j); /* rolls back itself when it fails */
-    }
-    if (rd->r < 0) {
+    if (rebooted && record_reboot(rd) < 0) {
         *status = engine_error(resp, ENGINE_FAILED, "store", "the reboot could not be recorded");
         return STEP_ANSWERED;
     }
@@ -403,12 +411,59 @@ static int entry_checks(struct round *rd, const struct ima_entry *ent, struct me
     return measurement_from_entry(ent, m, reason, reasonsz) < 0 ? -EBADMSG : 0;
 }
 
+/* The replay and the decoding of the first ROUND_DECODE_MAX entries it
+ * covers, before the store lock: the costly, pure part of a round. */
+static enum step replay_and_decode(struct round *rd) {
+    struct ima_parser p;
+    struct ima_entry ent;
+    size_t off = 0, max;
+    int r;
+
+    rd->rep = calloc(1, sizeof(*rd->rep));
+    if (!rd->rep) {
+        rd->r = -ENOMEM;
+        return STEP_COMMIT;
+    }
+    r = evidence_replay(&rd->ev, rd->n, rd->rep, rd->reason, sizeof(rd->reason));
+    if (r == -EBADMSG) {
+        rd->failed = true;
+        return STEP_COMMIT;
+    }
+    if (r < 0) {
+        rd->r = r;
+        return STEP_COMMIT;
+    }
+    max = rd->rep->res.entries < ROUND_DECODE_MAX ? rd->rep->res.entries : ROUND_DECODE_MAX;
+    rd->ms = max ? calloc(max, sizeof(*rd->ms)) : NULL;
+    if (max && !rd->ms) {
+        rd->r = -ENOMEM;
+        return STEP_COMMIT;
+    }
+    ima_parser_init(&p, rd->ev.digest_size);
+    ima_parser_seek(&p, rd->n->ima_index, rd->n->ima_offset);
+    while (rd->nms < max && off < rd->rep->res.bytes) {
+        int k = ima_parser_next(&p, rd->ev.ima + off, rd->rep->res.bytes - off, &ent);
+        if (k <= 0) {
+            break;
+        }
+        if (entry_checks(rd, &ent, &rd->ms[rd->nms], rd->bad_reason, sizeof(rd->bad_reason)) < 0) {
+            rd->bad = true;
+            break;
+        }
+        off += (size_t)k;
+        rd->nms++;
+    }
+    return STEP_NEXT;
+}
+
 /* Judge the measurements that waited for their pod, then each entry the
- * quote now covers; the node's list position and PCR 10 move past them.
- * When the node's waiting list fills up, the round stops before the entry
- * that found it full: what was judged counts, the node sends the rest
- * again, and it is marked as behind (stale once it stays behind). */
-static enum step judge_entries(struct round *rd, const struct evidence_replay *rep) {
+ * quote now covers (decoded before, or now past ROUND_DECODE_MAX); the
+ * node's list position and PCR 10 move past them. When the node's waiting
+ * list fills up, the round stops before the entry that found it full: what
+ * was judged counts, the node sends the rest again, and it is marked as
+ * behind (stale once it stays behind). Store lock held. */
+static enum step judge_entries(struct round *rd) {
+    const struct evidence_replay *rep = rd->rep;
     struct node_record *n = rd->n;
     struct ima_parser p;
     struct ima_entry ent;
@@ -421,15 +476,19 @@ static enum step judge_entries(struct round *rd, const struct evidence_replay *r
     ima_parser_init(&p, rd->ev.digest_size);
     ima_parser_seek(&p, n->ima_index, n->ima_offset);
     while (off < rep->res.bytes && rd->r == 0) {
-        struct measurement m;
+        struct measurement m, *mp = &m;
         int k = ima_parser_next(&p, rd->ev.ima + off, rep->res.bytes - off, &ent);
         if (k <= 0) {
             break;
         }
-        if (entry_checks(rd, &ent, &m, reason, sizeof(reason)) < 0) {
+        if (done < rd->nms) {
+            mp = &rd->ms[done];
+        } else if (rd->bad) {
+            return node_failed(rd, rd->bad_reason);
+        } else if (entry_checks(rd, &ent, &m, reason, sizeof(reason)) < 0) {
             return node_failed(rd, reason);
         }
-        rd->r = judge_measurement(&rd->j, &m);
+        rd->r = judge_measurement(&rd->j, mp);
         if (rd->r == -ENOSPC) {
             rd->r = 0;
             full = true;
@@ -452,27 +511,6 @@ static enum step judge_entries(struct round *rd, const struct evidence_replay *r
     n->ima_index += done;
     n->ima_offset += off;
     return rd->r < 0 ? STEP_COMMIT : STEP_NEXT;
-}
-
-/* The replay, then the judging of what it covered. */
-static enum step replay_and_judge(struct round *rd) {
-    _cleanup_free_ struct evidence_replay *rep = calloc(1, sizeof(*rep));
-    char reason[STORE_REASON_MAX];
-    int r;
-
-    if (!rep) {
-        rd->r = -ENOMEM;
-        return STEP_COMMIT;
-    }
-    r = evidence_replay(&rd->ev, rd->n, rep, reason, sizeof(reason));
-    if (r == -EBADMSG) {
-        return node_failed(rd, reason);
-    }
-    if (r < 0) {
-        rd->r = r;
-        return STEP_COMMIT;
-    }
-    return judge_entries(rd, rep);
 }
 
 /* The pods' states, then the node's: a failure found while judging fails
@@ -500,9 +538,9 @@ static void settle(struct round *rd) {
     }
 }
 
-/* The node, the pods and the audit records, in one transaction; then the
- * answer. */
-static enum engine_status commit(struct round *rd, json_t **resp) {
+/* The node, the pods and the audit records, in this writer's savepoint;
+ * then, once the batch holding them is durable, the answer. */
+static enum engine_status commit(struct round *rd, struct engine_write *w, json_t **resp) {
     struct node_record *n = rd->n;
     struct engine *e = rd->e;
 
@@ -511,11 +549,10 @@ static enum engine_status commit(struct round *rd, json_t **resp) {
     if (rd->r == 0) {
         rd->r = store_node_put(e->store, n);
     }
-    if (rd->r < 0) {
-        store_rollback(e->store);
-    } else {
-        rd->r = judge_commit(&rd->j); /* rolls back itself when it fails */
+    if (rd->r == 0) {
+        rd->r = judge_write_audits(&rd->j);
     }
+    rd->r = engine_write_end(e, w, rd->r);
     if (rd->r < 0) {
         return engine_error(resp, ENGINE_FAILED, "store", "the verdict could not be recorded");
     }
@@ -531,8 +568,37 @@ static enum engine_status commit(struct round *rd, json_t **resp) {
     return ENGINE_OK;
 }
 
-/* The steps that need the engine's lock, in order. */
-static enum engine_status run_locked(struct round *rd, json_t **resp) {
+/* The steps under the store lock, as one writer of a batch: a failure
+ * found before (quote, replay) fails the node; else the entries are
+ * judged and the states settled; then commit. */
+static enum engine_status run_writer(struct round *rd, enum step st, json_t **resp) {
+    struct engine *e = rd->e;
+    enum engine_status status;
+    struct engine_write w;
+
+    engine_write_lock(e);
+    if (engine_write_begin(e, &w) < 0) {
+        engine_write_end(e, &w, -EIO);
+        engine_write_unlock(e);
+        return engine_error(resp, ENGINE_FAILED, "store", "cannot start a transaction");
+    }
+    if (rd->failed && rd->r == 0) {
+        st = node_failed(rd, rd->reason);
+    }
+    if (st == STEP_NEXT && rd->r == 0) {
+        st = judge_entries(rd);
+    }
+    if (st == STEP_NEXT && rd->r == 0) {
+        settle(rd);
+    }
+    status = commit(rd, &w, resp);
+    engine_write_unlock(e);
+    return status;
+}
+
+/* The steps of a round, the node's lock held: admit, then the quote check,
+ * position, replay and decoding outside the store lock, then the writer. */
+static enum engine_status run_round(struct round *rd, json_t **resp) {
     enum engine_status status = ENGINE_OK;
     struct tpm_quote_result qr;
     enum step st = admit(rd, &status, resp);
@@ -544,12 +610,22 @@ static enum engine_status run_locked(struct round *rd, json_t **resp) {
         st = position(rd, &qr, &status, resp);
     }
     if (st == STEP_NEXT) {
-        st = replay_and_judge(rd);
+        st = replay_and_decode(rd);
     }
-    if (st == STEP_NEXT && rd->r == 0) {
-        settle(rd);
+    return st == STEP_ANSWERED ? status : run_writer(rd, st, resp);
+}
+
+static void observe(struct engine *e, int64_t us) {
+    size_t b = 0;
+
+    while (b < ENGINE_LATENCY_BOUNDS && us > engine_latency_bounds_us[b]) {
+        b++;
     }
-    return st == STEP_ANSWERED ? status : commit(rd, resp);
+    pthread_mutex_lock(&e->lock);
+    e->m.verify_us_buckets[b]++;
+    e->m.verify_us_sum += (uint64_t)us;
+    e->m.verify_count++;
+    pthread_mutex_unlock(&e->lock);
 }
 
 enum engine_status engine_evidence(struct engine *e, const char *node, const json_t *req,
@@ -567,7 +643,9 @@ enum engine_status engine_evidence(struct engine *e, const char *node, const jso
     }
     r = evidence_parse(req, e->cfg.ima_max_bytes, &rd.ev, err, sizeof(err));
     if (r < 0) {
+        pthread_mutex_lock(&e->lock);
         e->m.evidence_rejected++;
+        pthread_mutex_unlock(&e->lock);
         status = engine_error(resp, r == -E2BIG ? ENGINE_TOO_LARGE : ENGINE_MALFORMED,
                               "malformed evidence", err);
         goto done;
@@ -576,9 +654,9 @@ enum engine_status engine_evidence(struct engine *e, const char *node, const jso
      * measurements are judged. Policies are reloaded by the service's 1 s
      * tick, not on this path (a directory scan per evidence). */
     inventory_refresh(e->inv);
-    pthread_mutex_lock(&e->lock);
-    status = run_locked(&rd, resp);
-    pthread_mutex_unlock(&e->lock);
+    engine_node_lock(e, node);
+    status = run_round(&rd, resp);
+    engine_node_unlock(e, node);
     if (status == ENGINE_OK && json_array_size(rd.j.changed) > 0) {
         engine_notify(e);
     }
@@ -587,6 +665,8 @@ done:
     observe(e, (t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000);
     judgement_free(&rd.j);
     evidence_free(&rd.ev);
+    free(rd.rep);
+    free(rd.ms);
     free(rd.n);
     return status;
 }

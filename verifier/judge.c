@@ -163,7 +163,7 @@ static int queue_audit(struct judgement *j, const char *type, const struct pod_r
     return 0;
 }
 
-int judge_commit(struct judgement *j) {
+int judge_write_audits(struct judgement *j) {
     int r = 0;
 
     for (size_t i = 0; i < j->naudits && r == 0; i++) {
@@ -178,12 +178,6 @@ int judge_commit(struct judgement *j) {
                     ? engine_audit_noisy(j->e, a->type, j->n->name, a->has_pod ? &pod : NULL,
                                          a->details)
                     : engine_audit(j->e, a->type, j->n->name, a->has_pod ? &pod : NULL, a->details);
-    }
-    if (r == 0) {
-        r = store_commit(j->e->store);
-    }
-    if (r < 0) {
-        store_rollback(j->e->store);
     }
     return r;
 }

@@ -18,8 +18,9 @@
  * attributed to a pod by the inventory (never by what the node says about
  * where a pod runs), checked against its pod's or the node's policy, and the
  * pods met get their state. An evidence round and the resolution of
- * waiting measurements both use it. The caller holds the engine's lock and
- * an open store transaction, and writes the node record afterwards. */
+ * waiting measurements both use it. The caller holds the node's lock, the
+ * engine's lock and a writer's section of the open batch (engine_write_begin),
+ * and writes the node record afterwards. */
 
 struct engine;
 
@@ -128,7 +129,7 @@ int judge_set_pod_state(struct judgement *j, struct pod_record *p, enum pod_stat
                         const char *reason);
 
 /* Queue an audit record (details: taken over; pod may be NULL). Records are
- * written by judge_commit(), so a judgement that is rolled back leaves none. */
+ * written by judge_write_audits(), so a judgement that is rolled back leaves none. */
 int judge_audit(struct judgement *j, const char *type, const struct pod_record *pod,
                 json_t *details);
 /* The same for a record any node could provoke again and again: written
@@ -136,9 +137,10 @@ int judge_audit(struct judgement *j, const char *type, const struct pod_record *
 int judge_audit_noisy(struct judgement *j, const char *type, const struct pod_record *pod,
                       json_t *details);
 
-/* Write the queued audit records (synced), then commit the store. On
- * failure the store is rolled back. 0 or a negative errno. */
-int judge_commit(struct judgement *j);
+/* Append the queued audit records inside the writer's section: the batch's
+ * leader syncs them before it commits the store (engine_write_end). 0 or
+ * a negative errno (the writer then undoes its writes). */
+int judge_write_audits(struct judgement *j);
 
 /* Judge a pod's kept measurements again when the policy that matches it
  * now is not the one that judged them all (a policy that matched only

@@ -2,9 +2,12 @@
 #include "store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -12,6 +15,9 @@
 
 struct store {
     sqlite3 *db;
+    bool wal;   /* journal_mode=WAL took (not for ":memory:") */
+    int wal_fd; /* the WAL file, for store_sync; -1 until first needed */
+    char wal_path[4096];
 };
 
 /* The tables as the first version wrote them, and the tables added since;
@@ -19,7 +25,10 @@ struct store {
  * them from `indexes`, after the migration. */
 static const char schema[] =
         "PRAGMA journal_mode=WAL;"
-        "PRAGMA synchronous=FULL;"
+        "PRAGMA synchronous=NORMAL;"
+        /* A writer's savepoint keeps the pages it changes in a
+         * sub-journal: in memory, not a temporary file. */
+        "PRAGMA temp_store=MEMORY;"
         "PRAGMA foreign_keys=ON;"
         "CREATE TABLE IF NOT EXISTS nodes ("
         " name TEXT PRIMARY KEY, ek_pub BLOB NOT NULL, ek_cert BLOB, ak_pub BLOB NOT NULL,"
@@ -142,12 +151,40 @@ static int migrate(struct store *s) {
     return sql_rc(s, sqlite3_exec(s->db, indexes, NULL, NULL, NULL), "creating the indexes");
 }
 
+static int wal_open(struct store *s);
+
+/* WAL mode with synchronous=NORMAL relies on store_sync; a database
+ * where WAL did not take (":memory:") commits with synchronous=FULL. */
+static int check_wal(struct store *s) {
+    sqlite3_stmt *st = NULL;
+    int r = sql_rc(s, sqlite3_prepare_v2(s->db, "PRAGMA journal_mode", -1, &st, NULL),
+                   "reading the journal mode");
+
+    if (r == 0 && sqlite3_step(st) == SQLITE_ROW) {
+        const unsigned char *m = sqlite3_column_text(st, 0);
+        s->wal = m && strcmp((const char *)m, "wal") == 0;
+    }
+    sqlite3_finalize(st);
+    if (r == 0 && !s->wal) {
+        r = sql_rc(s, sqlite3_exec(s->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL),
+                   "synchronous=FULL");
+    } else if (r == 0) {
+        r = wal_open(s); /* now, while file descriptors are plenty */
+    }
+    return r;
+}
+
 int store_open(const char *path, struct store **ret) {
     struct store *s = calloc(1, sizeof(*s));
     int r;
 
     if (!s) {
         return -ENOMEM;
+    }
+    s->wal_fd = -1;
+    if (snprintf(s->wal_path, sizeof(s->wal_path), "%s-wal", path) >= (int)sizeof(s->wal_path)) {
+        free(s);
+        return -ENAMETOOLONG;
     }
     if (sqlite3_open_v2(path, &s->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
@@ -158,6 +195,9 @@ int store_open(const char *path, struct store **ret) {
     }
     sqlite3_busy_timeout(s->db, 5000);
     r = sql_rc(s, sqlite3_exec(s->db, schema, NULL, NULL, NULL), "creating the schema");
+    if (r == 0) {
+        r = check_wal(s);
+    }
     if (r == 0) {
         r = migrate(s);
     }
@@ -174,7 +214,82 @@ void store_close(struct store *s) {
         return;
     }
     sqlite3_close(s->db);
+    if (s->wal_fd >= 0) {
+        close(s->wal_fd);
+    }
     free(s);
+}
+
+/* The directory holding path: synced once, so that the WAL file's name is
+ * durable too. */
+static int sync_dir_of(const char *path) {
+    char dir[4096];
+    char *slash;
+    int fd, r = 0;
+
+    snprintf(dir, sizeof(dir), "%s", path);
+    slash = strrchr(dir, '/');
+    if (slash == dir) {
+        dir[1] = 0;
+    } else if (slash) {
+        *slash = 0;
+    } else {
+        snprintf(dir, sizeof(dir), ".");
+    }
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) < 0) {
+        r = -errno;
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    return r;
+}
+
+/* The WAL file, opened (again, when SQLite made a new one: another inode)
+ * and its directory synced. 0 or a negative errno. */
+static int wal_open(struct store *s) {
+    struct stat a, b;
+
+    if (s->wal_fd >= 0 && (fstat(s->wal_fd, &a) < 0 || stat(s->wal_path, &b) < 0 ||
+                           a.st_ino != b.st_ino || a.st_dev != b.st_dev)) {
+        close(s->wal_fd);
+        s->wal_fd = -1;
+    }
+    if (s->wal_fd < 0) {
+        s->wal_fd = open(s->wal_path, O_RDONLY | O_CLOEXEC);
+        if (s->wal_fd < 0) {
+            int r = -errno;
+            log_error("store: cannot open %s: %s", s->wal_path, strerror(errno));
+            return r;
+        }
+        if (sync_dir_of(s->wal_path) < 0) {
+            log_error("store: cannot sync the directory of %s", s->wal_path);
+            close(s->wal_fd);
+            s->wal_fd = -1;
+            return -ENOTRECOVERABLE;
+        }
+    }
+    return 0;
+}
+
+int store_sync(struct store *s) {
+    int r;
+
+    if (!s->wal) {
+        return 0; /* synced by COMMIT itself */
+    }
+    /* Not opened: nothing synced, nothing lost either (the next sync
+     * covers what is committed). */
+    r = wal_open(s);
+    if (r < 0) {
+        return r == -ENOTRECOVERABLE ? r : -EAGAIN;
+    }
+    if (fdatasync(s->wal_fd) < 0) {
+        log_error("store: fdatasync %s: %s", s->wal_path, strerror(errno));
+        return -ENOTRECOVERABLE;
+    }
+    return 0;
 }
 
 int store_begin(struct store *s) {
@@ -187,6 +302,18 @@ int store_commit(struct store *s) {
 
 void store_rollback(struct store *s) {
     sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+int store_savepoint(struct store *s) {
+    return sql_rc(s, sqlite3_exec(s->db, "SAVEPOINT w", NULL, NULL, NULL), "savepoint");
+}
+
+int store_release(struct store *s) {
+    return sql_rc(s, sqlite3_exec(s->db, "RELEASE w", NULL, NULL, NULL), "release");
+}
+
+void store_rollback_to(struct store *s) {
+    sqlite3_exec(s->db, "ROLLBACK TO w; RELEASE w", NULL, NULL, NULL);
 }
 
 static void copy_text(char *dst, size_t dstsz, sqlite3_stmt *st, int col) {

@@ -9,10 +9,13 @@
 #include "hash.h"
 #include "state.h"
 
-/* The verifier's state in SQLite (WAL, synchronous=FULL): nodes with their
+/* The verifier's state in SQLite (WAL, synchronous=NORMAL): nodes with their
  * keys, activation and replay state, and pods with their trust state. A
+ * COMMIT writes the transaction's frames to the WAL file without syncing
+ * it; store_sync() makes every transaction committed before it durable (the
+ * engine's group commit calls it once a batch, outside its lock). A
  * restart, also after kill -9, resumes every node where the last committed
- * transaction left it. */
+ * transaction left it; after a power loss, where the last synced one did. */
 
 #define STORE_NAME_MAX   253
 #define STORE_BLOB_MAX   8192
@@ -116,6 +119,18 @@ void store_close(struct store *s);
 int store_begin(struct store *s);
 int store_commit(struct store *s);
 void store_rollback(struct store *s);
+/* Inside a transaction: one writer's part (savepoint "w", not nested),
+ * kept (store_release) or undone (store_rollback_to, which ends it too). */
+int store_savepoint(struct store *s);
+/* fdatasync the WAL file: every transaction committed so far is durable
+ * once it returns 0. -EAGAIN when the WAL file could not be opened (nothing
+ * synced, nothing lost: a later sync covers it); -ENOTRECOVERABLE when the
+ * sync failed (the kernel may have dropped committed pages: only a restart
+ * tells what is on disk). One caller at a time; safe while another thread
+ * uses the store (it touches only its own descriptor). */
+int store_sync(struct store *s);
+int store_release(struct store *s);
+void store_rollback_to(struct store *s);
 
 /* 0, -ENOENT or -EIO. */
 int store_node_get(struct store *s, const char *name, struct node_record *ret);

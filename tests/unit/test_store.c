@@ -669,6 +669,46 @@ static void test_transactions(void **state) {
     store_close(s);
 }
 
+/* A writer's savepoint: released, its writes stay in the transaction;
+ * rolled back to, only its writes go. store_sync syncs the WAL file, says
+ * -EAGAIN when the WAL file is gone (it synced nothing), and is a no-op
+ * without a WAL. */
+static void test_savepoints_and_sync(void **state) {
+    struct store *s = open_store(), *mem = NULL;
+    struct node_record n, got;
+    char wal[200];
+    (void)state;
+
+    assert_int_equal(store_begin(s), 0);
+    assert_int_equal(store_savepoint(s), 0);
+    make_node(&n, "node-1", 1);
+    assert_int_equal(store_node_put(s, &n), 0);
+    assert_int_equal(store_release(s), 0);
+    assert_int_equal(store_savepoint(s), 0);
+    make_node(&n, "node-2", 2);
+    assert_int_equal(store_node_put(s, &n), 0);
+    store_rollback_to(s);
+    assert_int_equal(store_commit(s), 0);
+    assert_int_equal(store_sync(s), 0);
+    assert_int_equal(store_node_get(s, "node-1", &got), 0);
+    assert_int_equal(store_node_get(s, "node-2", &got), -ENOENT);
+    snprintf(wal, sizeof(wal), "%s-wal", db);
+    assert_int_equal(access(wal, F_OK), 0);
+    /* The WAL file gone under the store: nothing to sync. */
+    store_close(s);
+    s = open_store();
+    assert_int_equal(unlink(wal), 0);
+    assert_int_equal(store_sync(s), -EAGAIN); /* none to open: nothing synced */
+    store_close(s);
+    s = open_store();
+    assert_int_equal(store_node_put(s, &n), 0);
+    assert_int_equal(store_sync(s), 0);
+    store_close(s);
+    assert_int_equal(store_open(":memory:", &mem), 0);
+    assert_int_equal(store_sync(mem), 0);
+    store_close(mem);
+}
+
 static void test_open_errors(void **state) {
     struct store *s = NULL;
     char path[160];
@@ -692,6 +732,7 @@ int main(void) {
             cmocka_unit_test_setup(test_migrate_v4, fresh),
             cmocka_unit_test_setup(test_newer_refused, fresh),
             cmocka_unit_test_setup(test_transactions, fresh),
+            cmocka_unit_test_setup(test_savepoints_and_sync, fresh),
             cmocka_unit_test_setup(test_open_errors, fresh),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
