@@ -13,8 +13,13 @@
  * released: the next batch writes meanwhile), and wakes every writer of
  * its batch with the result. A transaction's frames are durable once the
  * WAL file is synced after its COMMIT, so no writer is answered before its
- * writes and its audit records are on disk. A lone writer leads at once:
- * no timer delays a commit. */
+ * writes and its audit records are on disk. A writer that finds no leader
+ * leads at once (no timer delays a commit); while one leads, the writers
+ * that join form the next batch, and one of them is woken to lead it when
+ * the leader is done: the more rounds arrive during a commit and its sync,
+ * the more the next commit carries. Each writer waits on its own condition
+ * variable, so ending a batch wakes its members and one next leader, not
+ * every thread. */
 #include "engine-internal.h"
 
 #include <errno.h>
@@ -23,17 +28,10 @@
 #include "log.h"
 
 void engine_write_lock(struct engine *e) {
-    __atomic_add_fetch(&e->writers_queued, 1, __ATOMIC_SEQ_CST);
     pthread_mutex_lock(&e->lock);
-    __atomic_sub_fetch(&e->writers_queued, 1, __ATOMIC_SEQ_CST);
 }
 
 void engine_write_unlock(struct engine *e) {
-    /* A writer that leaves without joining may have been the one the
-     * batch's writers waited for. */
-    if (e->batch && !e->leading) {
-        pthread_cond_broadcast(&e->batch_cond);
-    }
     pthread_mutex_unlock(&e->lock);
 }
 
@@ -76,6 +74,7 @@ static void finish(struct engine *e, struct engine_write *members, size_t n, int
         w->next = NULL;
         w->r = r;
         w->done = true;
+        pthread_cond_signal(&w->cond);
     }
     if (r == 0) {
         e->m.commits++;
@@ -85,7 +84,9 @@ static void finish(struct engine *e, struct engine_write *members, size_t n, int
         log_error("store: a batch of %zu writes failed: %s", n, strerror(-r));
     }
     e->leading = false;
-    pthread_cond_broadcast(&e->batch_cond);
+    if (e->batch) {
+        pthread_cond_signal(&e->batch->cond); /* a writer of the next batch leads it */
+    }
 }
 
 /* Commit the open batch and tell its writers. Called and returns with
@@ -146,18 +147,18 @@ static void lead(struct engine *e) {
     finish(e, members, n, r);
 }
 
-/* Wait (e->lock held) until w's batch ended, leading it when nobody else
- * will: no leader now, and no writer queued for the lock (or the batch is
- * full). */
+/* Wait (e->lock held) until w's batch ended, leading it when no writer
+ * leads now. */
 static int wait_durable(struct engine *e, struct engine_write *w) {
+    pthread_cond_init(&w->cond, NULL);
     while (!w->done) {
-        if (!e->leading && (__atomic_load_n(&e->writers_queued, __ATOMIC_SEQ_CST) == 0 ||
-                            e->batch_size >= ENGINE_BATCH_MAX)) {
+        if (!e->leading) {
             lead(e);
             continue;
         }
-        pthread_cond_wait(&e->batch_cond, &e->lock);
+        pthread_cond_wait(&w->cond, &e->lock);
     }
+    pthread_cond_destroy(&w->cond);
     return w->r;
 }
 

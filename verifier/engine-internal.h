@@ -53,13 +53,13 @@ struct node_table {
  * the audit records of the batch, COMMITs, fdatasyncs the WAL file (the
  * syncs with e->lock released) and tells every writer of the batch how it
  * ended. */
-#define ENGINE_BATCH_MAX 256 /* writers in one batch at most: its leader stops waiting for more */
 
 struct engine_write {
     struct engine_write *next; /* in the open batch */
     bool member;               /* its writes are in the open batch */
     bool done;                 /* the batch ended: r says how */
     int r;
+    pthread_cond_t cond; /* a member waits on its own: woken when its batch ended or it may lead */
 };
 
 /* Records any agent certificate can provoke over and over (refusals, an
@@ -109,7 +109,6 @@ struct engine {
     bool closing;                 /* the leader syncs the audit log: no writer may join */
     bool store_broken;            /* a WAL sync failed: every write refused until restart */
     uint64_t batch_audit_seq;     /* last audit record appended in the open batch */
-    unsigned writers_queued;      /* writers waiting for e->lock (atomic) */
     bool writing;                 /* a writer is inside its savepoint */
     int (*commit_hook)(void *ud); /* tests: runs before each commit, lock released */
     void *commit_hook_ud;

@@ -215,6 +215,20 @@ static json_t *policy_json(const char *id) {
     return id ? json_string(id) : json_null();
 }
 
+/* Write a pod's record; when it is one this judgement met, remember it as
+ * the stored one (settle() skips writing it again unchanged). */
+static int put_pod(struct judgement *j, const struct pod_record *p) {
+    int r = store_pod_put(j->e->store, p);
+
+    for (size_t i = 0; r == 0 && i < j->npods; i++) {
+        if (&j->pods[i].rec == p) {
+            j->pods[i].stored = *p;
+            j->pods[i].in_store = true;
+        }
+    }
+    return r;
+}
+
 int judge_set_pod_state(struct judgement *j, struct pod_record *p, enum pod_state state,
                         const char *reason) {
     json_t *d;
@@ -236,7 +250,7 @@ int judge_set_pod_state(struct judgement *j, struct pod_record *p, enum pod_stat
     p->since_ms = engine_now_ms();
     r = judge_audit(j, "state-change", p, d);
     if (r == 0) {
-        r = store_pod_put(j->e->store, p);
+        r = put_pod(j, p);
     }
     pod_changed(j, p);
     return r;
@@ -395,7 +409,10 @@ static struct judge_pod *meet_pod(struct judgement *j, const struct pod_info *in
         return NULL;
     }
     j->npods++;
-    if (store_pod_get(j->e->store, info->uid, &jp->rec) < 0) {
+    if (store_pod_get(j->e->store, info->uid, &jp->rec) == 0) {
+        jp->stored = jp->rec;
+        jp->in_store = true;
+    } else {
         snprintf(jp->rec.uid, sizeof(jp->rec.uid), "%s", info->uid);
         jp->rec.state = POD_UNKNOWN;
         snprintf(jp->rec.reason, sizeof(jp->rec.reason), "no verdict yet");
@@ -426,6 +443,8 @@ static struct judge_pod *recall_pod(struct judgement *j, const char *uid) {
         (jp->rec.gone_ms && now - jp->rec.gone_ms > INVENTORY_GONE_KEEP_MS)) {
         return NULL;
     }
+    jp->stored = jp->rec;
+    jp->in_store = true;
     jp->policy = policy_by_id(j->e->policies, jp->rec.policy);
     if (!jp->policy && strcmp(jp->rec.policy, JUDGE_POLICY_INCOMPLETE) == 0) {
         jp->incomplete = true;
@@ -765,7 +784,7 @@ int judge_settle_pods(struct judgement *j) {
         struct judge_pod *jp = &j->pods[i];
         char reason[STORE_REASON_MAX];
         if (jp->failed) {
-            r = store_pod_put(j->e->store, &jp->rec); /* its kept-measurement count */
+            r = put_pod(j, &jp->rec); /* its kept-measurement count */
             continue;
         }
         if (node_bad) {
@@ -790,8 +809,10 @@ int judge_settle_pods(struct judgement *j) {
                      policy_name(jp->policy));
             r = judge_set_pod_state(j, &jp->rec, POD_TRUSTED, reason);
         }
-        if (r == 0) {
-            r = store_pod_put(j->e->store, &jp->rec);
+        /* A pod whose record the round left as it was is not written again
+         * (most rounds of a healthy node change no pod). */
+        if (r == 0 && !(jp->in_store && store_pod_same(&jp->stored, &jp->rec))) {
+            r = put_pod(j, &jp->rec);
         }
     }
     return r;
@@ -832,7 +853,7 @@ int judge_node_failure(struct judgement *j, const char *reason) {
     for (size_t i = 0; i < j->npods && r == 0; i++) {
         r = judge_set_pod_state(j, &j->pods[i].rec, POD_UNTRUSTED, reason);
         if (r == 0) {
-            r = store_pod_put(j->e->store, &j->pods[i].rec);
+            r = put_pod(j, &j->pods[i].rec);
         }
     }
     if (r == 0) {

@@ -65,6 +65,8 @@ enum check measurement_check(const struct policy *p, const struct measurement *m
 
 struct judge_pod {
     struct pod_record rec;
+    struct pod_record stored; /* rec as the store had it, when in_store */
+    bool in_store;
     const struct policy *policy;
     bool failed;     /* made untrusted here */
     bool incomplete; /* its kept measurements could not all be judged by `policy` */

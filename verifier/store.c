@@ -13,8 +13,26 @@
 
 #include "log.h"
 
+/* The statements every round runs, prepared once (stmt_get) and reset
+ * after each use, not parsed again each time. */
+enum stmt_id {
+    STMT_BEGIN,
+    STMT_COMMIT,
+    STMT_SAVEPOINT,
+    STMT_RELEASE,
+    STMT_NODE_GET,
+    STMT_NODE_PUT,
+    STMT_NODE_UPDATE,
+    STMT_POD_GET,
+    STMT_POD_PUT,
+    STMT_POD_UPDATE,
+    STMT_POD_FILE_ADD,
+    STMT_COUNT,
+};
+
 struct store {
     sqlite3 *db;
+    sqlite3_stmt *stmts[STMT_COUNT];
     bool wal;   /* journal_mode=WAL took (not for ":memory:") */
     int wal_fd; /* the WAL file, for store_sync; -1 until first needed */
     char wal_path[4096];
@@ -213,6 +231,9 @@ void store_close(struct store *s) {
     if (!s) {
         return;
     }
+    for (size_t i = 0; i < STMT_COUNT; i++) {
+        sqlite3_finalize(s->stmts[i]);
+    }
     sqlite3_close(s->db);
     if (s->wal_fd >= 0) {
         close(s->wal_fd);
@@ -292,12 +313,46 @@ int store_sync(struct store *s) {
     return 0;
 }
 
+/* The cached statement `id` (`sql`, prepared on first use). 0 or a negative
+ * errno; give it back with stmt_done(). */
+static int stmt_get(struct store *s, enum stmt_id id, const char *sql, const char *what,
+                    sqlite3_stmt **ret) {
+    if (!s->stmts[id]) {
+        int r = sql_rc(
+                s,
+                sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->stmts[id], NULL),
+                what);
+        if (r < 0) {
+            return r;
+        }
+    }
+    *ret = s->stmts[id];
+    return 0;
+}
+
+static void stmt_done(sqlite3_stmt *st) {
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
+/* Run a cached statement that returns no rows. */
+static int stmt_run(struct store *s, enum stmt_id id, const char *sql, const char *what) {
+    sqlite3_stmt *st;
+    int r = stmt_get(s, id, sql, what, &st);
+
+    if (r == 0) {
+        r = sql_rc(s, sqlite3_step(st), what);
+        stmt_done(st);
+    }
+    return r;
+}
+
 int store_begin(struct store *s) {
-    return sql_rc(s, sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL), "begin");
+    return stmt_run(s, STMT_BEGIN, "BEGIN IMMEDIATE", "begin");
 }
 
 int store_commit(struct store *s) {
-    return sql_rc(s, sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL), "commit");
+    return stmt_run(s, STMT_COMMIT, "COMMIT", "commit");
 }
 
 void store_rollback(struct store *s) {
@@ -305,11 +360,11 @@ void store_rollback(struct store *s) {
 }
 
 int store_savepoint(struct store *s) {
-    return sql_rc(s, sqlite3_exec(s->db, "SAVEPOINT w", NULL, NULL, NULL), "savepoint");
+    return stmt_run(s, STMT_SAVEPOINT, "SAVEPOINT w", "savepoint");
 }
 
 int store_release(struct store *s) {
-    return sql_rc(s, sqlite3_exec(s->db, "RELEASE w", NULL, NULL, NULL), "release");
+    return stmt_run(s, STMT_RELEASE, "RELEASE w", "release");
 }
 
 void store_rollback_to(struct store *s) {
@@ -336,6 +391,23 @@ static size_t copy_blob(uint8_t *dst, size_t dstsz, sqlite3_stmt *st, int col) {
     "name, ek_pub, ek_cert, ak_pub, ak_name, activated, secret, state, reason, registered_ms," \
     " last_attested_ms, has_clock, clock, reset_count, restart_count, boot_id, ima_index,"     \
     " ima_offset, pcr10, attestations, pending, ek_fp, behind_ms"
+
+#define NODE_SET                                                                                   \
+    "ek_pub = excluded.ek_pub, ek_cert = excluded.ek_cert, ak_pub = excluded.ak_pub, ak_name = "   \
+    "excluded.ak_name, activated = excluded.activated, secret = excluded.secret, state = "         \
+    "excluded.state, reason = excluded.reason, registered_ms = excluded.registered_ms, "           \
+    "last_attested_ms = excluded.last_attested_ms, has_clock = excluded.has_clock, clock = "       \
+    "excluded.clock, reset_count = excluded.reset_count, restart_count = excluded.restart_count, " \
+    "boot_id = excluded.boot_id, ima_index = excluded.ima_index, ima_offset = "                    \
+    "excluded.ima_offset, pcr10 = excluded.pcr10, attestations = excluded.attestations, pending "  \
+    "= excluded.pending, ek_fp = excluded.ek_fp, behind_ms = excluded.behind_ms"
+
+/* The columns a round may change, numbered as bind_node() binds them. */
+#define NODE_SET_NUMBERED                                                                          \
+    "ek_pub = ?2, ek_cert = ?3, ak_pub = ?4, ak_name = ?5, activated = ?6, secret = ?7, state = "  \
+    "?8, reason = ?9, registered_ms = ?10, last_attested_ms = ?11, has_clock = ?12, clock = ?13, " \
+    "reset_count = ?14, restart_count = ?15, boot_id = ?16, ima_index = ?17, ima_offset = ?18, "   \
+    "pcr10 = ?19, attestations = ?20, pending = ?21, behind_ms = ?23"
 
 static void node_from_row(sqlite3_stmt *st, struct node_record *n) {
     memset(n, 0, sizeof(*n));
@@ -371,10 +443,8 @@ int store_node_get(struct store *s, const char *name, struct node_record *ret) {
     sqlite3_stmt *st = NULL;
     int rc, r;
 
-    r = sql_rc(s,
-               sqlite3_prepare_v2(s->db, "SELECT " NODE_COLS " FROM nodes WHERE name = ?", -1, &st,
-                                  NULL),
-               "preparing a node query");
+    r = stmt_get(s, STMT_NODE_GET, "SELECT " NODE_COLS " FROM nodes WHERE name = ?",
+                 "preparing a node query", &st);
     if (r < 0) {
         return r;
     }
@@ -386,23 +456,11 @@ int store_node_get(struct store *s, const char *name, struct node_record *ret) {
     } else {
         r = rc == SQLITE_DONE ? -ENOENT : sql_rc(s, rc, "reading a node");
     }
-    sqlite3_finalize(st);
+    stmt_done(st);
     return r;
 }
 
-int store_node_put(struct store *s, const struct node_record *n) {
-    sqlite3_stmt *st = NULL;
-    int r;
-
-    r = sql_rc(s,
-               sqlite3_prepare_v2(s->db,
-                                  "INSERT OR REPLACE INTO nodes (" NODE_COLS ") VALUES "
-                                  "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                                  -1, &st, NULL),
-               "preparing a node write");
-    if (r < 0) {
-        return r;
-    }
+static void bind_node(sqlite3_stmt *st, const struct node_record *n) {
     sqlite3_bind_text(st, 1, n->name, -1, SQLITE_STATIC);
     sqlite3_bind_blob(st, 2, n->ek_pub, (int)n->ek_pub_len, SQLITE_STATIC);
     if (n->ek_cert_len) {
@@ -430,9 +488,49 @@ int store_node_put(struct store *s, const struct node_record *n) {
     sqlite3_bind_int64(st, 21, n->pending);
     sqlite3_bind_text(st, 22, n->ek_fp, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 23, n->behind_ms);
-    r = sql_rc(s, sqlite3_step(st), "writing a node");
-    sqlite3_finalize(st);
+}
+
+/* Run a cached write with `bind`'s parameters: 0, or 1 when it changed no
+ * row, or a negative errno. */
+static int put_with(struct store *s, enum stmt_id id, const char *sql, const char *what,
+                    void (*bind)(sqlite3_stmt *, const void *), const void *rec) {
+    sqlite3_stmt *st;
+    int r = stmt_get(s, id, sql, what, &st);
+
+    if (r < 0) {
+        return r;
+    }
+    bind(st, rec);
+    r = sql_rc(s, sqlite3_step(st), what);
+    if (r == 0 && sqlite3_changes(s->db) == 0) {
+        r = 1;
+    }
+    stmt_done(st);
     return r;
+}
+
+static void bind_node_any(sqlite3_stmt *st, const void *n) {
+    bind_node(st, n);
+}
+
+int store_node_put(struct store *s, const struct node_record *n) {
+    /* A round changes neither the name nor the EK fingerprint: an UPDATE of
+     * the other columns rewrites the row's table page and no index page.
+     * Otherwise an upsert (not INSERT OR REPLACE: the row keeps its place
+     * and rowid instead of a deleted and a new row with every index entry
+     * of both). */
+    int r = put_with(s, STMT_NODE_UPDATE,
+                     "UPDATE nodes SET " NODE_SET_NUMBERED " WHERE name = ?1 AND ek_fp = ?22",
+                     "writing a node", bind_node_any, n);
+
+    if (r == 1) {
+        r = put_with(s, STMT_NODE_PUT,
+                     "INSERT INTO nodes (" NODE_COLS ") VALUES "
+                     "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE "
+                     "SET " NODE_SET,
+                     "writing a node", bind_node_any, n);
+    }
+    return r < 0 ? r : 0;
 }
 
 static int exec_text(struct store *s, const char *sql, const char *arg, const char *what) {
@@ -483,6 +581,19 @@ int store_node_foreach(struct store *s, int (*fn)(const struct node_record *, vo
     "uid, node, namespace, name, state, reason, since_ms, unjudged, files, files_overflow," \
     " policy, files_bytes, gone_ms, files_dropped"
 
+#define POD_SET                                                                                    \
+    "node = excluded.node, namespace = excluded.namespace, name = excluded.name, state = "         \
+    "excluded.state, reason = excluded.reason, since_ms = excluded.since_ms, unjudged = "          \
+    "excluded.unjudged, files = excluded.files, files_overflow = excluded.files_overflow, policy " \
+    "= excluded.policy, files_bytes = excluded.files_bytes, gone_ms = excluded.gone_ms, "          \
+    "files_dropped = excluded.files_dropped"
+
+/* The columns besides the pod's identity and place, numbered as bind_pod()
+ * binds them. */
+#define POD_SET_NUMBERED                                                                        \
+    "state = ?5, reason = ?6, since_ms = ?7, unjudged = ?8, files = ?9, files_overflow = ?10, " \
+    "policy = ?11, files_bytes = ?12, gone_ms = ?13, files_dropped = ?14"
+
 static void pod_from_row(sqlite3_stmt *st, struct pod_record *p) {
     memset(p, 0, sizeof(*p));
     copy_text(p->uid, sizeof(p->uid), st, 0);
@@ -507,10 +618,8 @@ int store_pod_get(struct store *s, const char *uid, struct pod_record *ret) {
     sqlite3_stmt *st = NULL;
     int rc, r;
 
-    r = sql_rc(
-            s,
-            sqlite3_prepare_v2(s->db, "SELECT " POD_COLS " FROM pods WHERE uid = ?", -1, &st, NULL),
-            "preparing a pod query");
+    r = stmt_get(s, STMT_POD_GET, "SELECT " POD_COLS " FROM pods WHERE uid = ?",
+                 "preparing a pod query", &st);
     if (r < 0) {
         return r;
     }
@@ -522,23 +631,23 @@ int store_pod_get(struct store *s, const char *uid, struct pod_record *ret) {
     } else {
         r = rc == SQLITE_DONE ? -ENOENT : sql_rc(s, rc, "reading a pod");
     }
-    sqlite3_finalize(st);
+    stmt_done(st);
     return r;
 }
 
-int store_pod_put(struct store *s, const struct pod_record *p) {
-    sqlite3_stmt *st = NULL;
-    int r;
+bool store_pod_same(const struct pod_record *a, const struct pod_record *b) {
+    return strcmp(a->uid, b->uid) == 0 && strcmp(a->node, b->node) == 0 &&
+           strcmp(a->ns, b->ns) == 0 && strcmp(a->name, b->name) == 0 && a->state == b->state &&
+           strcmp(a->reason, b->reason) == 0 && a->since_ms == b->since_ms &&
+           a->unjudged == b->unjudged && a->files == b->files &&
+           a->files_overflow == b->files_overflow && strcmp(a->policy, b->policy) == 0 &&
+           a->files_bytes == b->files_bytes && a->gone_ms == b->gone_ms &&
+           a->files_dropped == b->files_dropped;
+}
 
-    r = sql_rc(s,
-               sqlite3_prepare_v2(s->db,
-                                  "INSERT OR REPLACE INTO pods (" POD_COLS
-                                  ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                                  -1, &st, NULL),
-               "preparing a pod write");
-    if (r < 0) {
-        return r;
-    }
+static void bind_pod(sqlite3_stmt *st, const void *rec) {
+    const struct pod_record *p = rec;
+
     sqlite3_bind_text(st, 1, p->uid, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, p->node, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, p->ns, -1, SQLITE_STATIC);
@@ -553,9 +662,23 @@ int store_pod_put(struct store *s, const struct pod_record *p) {
     sqlite3_bind_int64(st, 12, (sqlite3_int64)p->files_bytes);
     sqlite3_bind_int64(st, 13, p->gone_ms);
     sqlite3_bind_int64(st, 14, (sqlite3_int64)p->files_dropped);
-    r = sql_rc(s, sqlite3_step(st), "writing a pod");
-    sqlite3_finalize(st);
-    return r;
+}
+
+int store_pod_put(struct store *s, const struct pod_record *p) {
+    /* Most writes change a pod's verdict or counts, not where it is or its
+     * name: an UPDATE of the other columns leaves the indexes alone. */
+    int r = put_with(s, STMT_POD_UPDATE,
+                     "UPDATE pods SET " POD_SET_NUMBERED
+                     " WHERE uid = ?1 AND node = ?2 AND namespace = ?3 AND name = ?4",
+                     "writing a pod", bind_pod, p);
+
+    if (r == 1) {
+        r = put_with(s, STMT_POD_PUT,
+                     "INSERT INTO pods (" POD_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                     " ON CONFLICT(uid) DO UPDATE SET " POD_SET,
+                     "writing a pod", bind_pod, p);
+    }
+    return r < 0 ? r : 0;
 }
 
 int store_pod_delete_node(struct store *s, const char *node) {
@@ -762,12 +885,10 @@ int store_pod_file_add(struct store *s, const char *uid, const struct pod_file *
     sqlite3_stmt *st = NULL;
     int r;
 
-    r = sql_rc(s,
-               sqlite3_prepare_v2(s->db,
-                                  "INSERT OR IGNORE INTO pod_files (uid, path, digest, violation,"
-                                  " entry) VALUES (?,?,?,?,?)",
-                                  -1, &st, NULL),
-               "preparing a pod file write");
+    r = stmt_get(s, STMT_POD_FILE_ADD,
+                 "INSERT OR IGNORE INTO pod_files (uid, path, digest, violation, entry)"
+                 " VALUES (?,?,?,?,?)",
+                 "preparing a pod file write", &st);
     if (r < 0) {
         return r;
     }
@@ -780,7 +901,7 @@ int store_pod_file_add(struct store *s, const char *uid, const struct pod_file *
     if (r == 0) {
         r = sqlite3_changes(s->db) > 0;
     }
-    sqlite3_finalize(st);
+    stmt_done(st);
     return r;
 }
 

@@ -144,6 +144,8 @@ int store_node_with_ek_fp(struct store *s, const char *ek_fp, const char *name, 
 int store_node_foreach(struct store *s, int (*fn)(const struct node_record *, void *), void *ud);
 
 int store_pod_get(struct store *s, const char *uid, struct pod_record *ret);
+/* Whether two pod records would be stored alike (every stored field equal). */
+bool store_pod_same(const struct pod_record *a, const struct pod_record *b);
 int store_pod_put(struct store *s, const struct pod_record *p);
 int store_pod_delete_node(struct store *s, const char *node);
 /* A pod and its files. */
