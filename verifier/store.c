@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,8 +31,27 @@ enum stmt_id {
     STMT_COUNT,
 };
 
+/* Checkpoints (copying the WAL's pages into the database file) run on a
+ * thread and a connection of their own, not inside the COMMIT of the
+ * round that crossed the threshold while it holds the engine's lock:
+ * sqlite3_wal_hook() wakes the thread once the WAL holds
+ * CHECKPOINT_PAGES pages; past CHECKPOINT_INLINE_PAGES (the thread cannot
+ * keep up) the committing connection checkpoints itself. */
+#define CHECKPOINT_PAGES        4096
+#define CHECKPOINT_INLINE_PAGES 65536
+
+struct checkpointer {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    sqlite3 *db; /* its own connection */
+    bool running, wanted, stop;
+    uint64_t done; /* checkpoints run (for the tests) */
+};
+
 struct store {
     sqlite3 *db;
+    struct checkpointer ckpt;
     sqlite3_stmt *stmts[STMT_COUNT];
     bool wal;   /* journal_mode=WAL took (not for ":memory:") */
     int wal_fd; /* the WAL file, for store_sync; -1 until first needed */
@@ -192,6 +212,99 @@ static int check_wal(struct store *s) {
     return r;
 }
 
+static void *checkpoint_run(void *ud) {
+    struct checkpointer *c = ud;
+
+    pthread_mutex_lock(&c->lock);
+    while (!c->stop) {
+        if (!c->wanted) {
+            pthread_cond_wait(&c->cond, &c->lock);
+            continue;
+        }
+        c->wanted = false;
+        pthread_mutex_unlock(&c->lock);
+        /* PASSIVE: never waits for the writers or the readers; what it
+         * cannot copy now waits for the next one. */
+        int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+            log_warn("store: checkpoint: %s", sqlite3_errmsg(c->db));
+        }
+        pthread_mutex_lock(&c->lock);
+        c->done++;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return NULL;
+}
+
+/* After every commit on the main connection (its thread, the engine's lock
+ * held): wake the checkpointer, or checkpoint here when it falls behind. */
+static int on_wal_commit(void *ud, sqlite3 *db, const char *name, int pages) {
+    struct checkpointer *c = ud;
+
+    if (pages >= CHECKPOINT_INLINE_PAGES) {
+        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    } else if (pages >= CHECKPOINT_PAGES) {
+        pthread_mutex_lock(&c->lock);
+        c->wanted = true;
+        pthread_cond_signal(&c->cond);
+        pthread_mutex_unlock(&c->lock);
+    }
+    return SQLITE_OK;
+}
+
+static int checkpointer_start(struct store *s, const char *path) {
+    struct checkpointer *c = &s->ckpt;
+
+    if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL) !=
+        SQLITE_OK) {
+        log_error("store: cannot open %s for checkpoints: %s", path,
+                  c->db ? sqlite3_errmsg(c->db) : "no memory");
+        return -EIO;
+    }
+    /* A connection that has read nothing does not know the database is in
+     * WAL mode yet, and would checkpoint nothing. */
+    sqlite3_exec(c->db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->cond, NULL);
+    if (pthread_create(&c->thread, NULL, checkpoint_run, c) != 0) {
+        pthread_mutex_destroy(&c->lock);
+        pthread_cond_destroy(&c->cond);
+        return -EAGAIN;
+    }
+    c->running = true;
+    sqlite3_wal_hook(s->db, on_wal_commit, c); /* replaces the built-in auto-checkpoint */
+    return 0;
+}
+
+static void checkpointer_stop(struct store *s) {
+    struct checkpointer *c = &s->ckpt;
+
+    if (c->running) {
+        sqlite3_wal_hook(s->db, NULL, NULL);
+        pthread_mutex_lock(&c->lock);
+        c->stop = true;
+        pthread_cond_signal(&c->cond);
+        pthread_mutex_unlock(&c->lock);
+        pthread_join(c->thread, NULL);
+        pthread_mutex_destroy(&c->lock);
+        pthread_cond_destroy(&c->cond);
+        c->running = false;
+    }
+    sqlite3_close(c->db);
+    c->db = NULL;
+}
+
+uint64_t store_checkpoints(struct store *s) {
+    uint64_t n = 0;
+
+    if (s->ckpt.running) {
+        pthread_mutex_lock(&s->ckpt.lock);
+        n = s->ckpt.done;
+        pthread_mutex_unlock(&s->ckpt.lock);
+    }
+    return n;
+}
+
 int store_open(const char *path, struct store **ret) {
     struct store *s = calloc(1, sizeof(*s));
     int r;
@@ -219,6 +332,9 @@ int store_open(const char *path, struct store **ret) {
     if (r == 0) {
         r = migrate(s);
     }
+    if (r == 0 && s->wal) {
+        r = checkpointer_start(s, path);
+    }
     if (r < 0) {
         store_close(s);
         return r;
@@ -231,6 +347,7 @@ void store_close(struct store *s) {
     if (!s) {
         return;
     }
+    checkpointer_stop(s);
     for (size_t i = 0; i < STMT_COUNT; i++) {
         sqlite3_finalize(s->stmts[i]);
     }

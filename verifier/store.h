@@ -129,6 +129,9 @@ int store_savepoint(struct store *s);
  * tells what is on disk). One caller at a time; safe while another thread
  * uses the store (it touches only its own descriptor). */
 int store_sync(struct store *s);
+/* Checkpoints the store's own thread ran so far (the WAL's pages copied
+ * into the database file off the committing thread; see store.c). */
+uint64_t store_checkpoints(struct store *s);
 int store_release(struct store *s);
 void store_rollback_to(struct store *s);
 

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -709,6 +710,45 @@ static void test_savepoints_and_sync(void **state) {
     store_close(mem);
 }
 
+/* The WAL's pages are copied into the database file by the store's own
+ * checkpoint thread once the WAL holds a few thousand pages, and what was
+ * committed reads back whole afterwards and after a reopen. */
+static void test_checkpoint_thread(void **state) {
+    struct store *s = open_store();
+    struct node_record n, got;
+    char name[32], wal[200];
+    struct stat st;
+    (void)state;
+
+    assert_int_equal(store_checkpoints(s), 0);
+    /* Each node's row holds a few KB of blobs: 6,000 of them, committed a
+     * hundred at a time, pass the 4,096 pages that wake the thread. */
+    for (int b = 0; b < 60; b++) {
+        assert_int_equal(store_begin(s), 0);
+        for (int i = 0; i < 100; i++) {
+            snprintf(name, sizeof(name), "node-%d", b * 100 + i);
+            make_node(&n, name, (uint8_t)i);
+            n.ek_cert_len = 3000; /* about a page a row */
+            memset(n.ek_cert, i, n.ek_cert_len);
+            assert_int_equal(store_node_put(s, &n), 0);
+        }
+        assert_int_equal(store_commit(s), 0);
+    }
+    for (int i = 0; i < 500 && store_checkpoints(s) == 0; i++) {
+        usleep(10000); /* waits for a condition, up to 5 s */
+    }
+    assert_true(store_checkpoints(s) > 0);
+    snprintf(wal, sizeof(wal), "%s-wal", db);
+    assert_int_equal(stat(db, &st), 0);
+    assert_true(st.st_size > 4096 * 4096 / 2); /* the pages reached the database file */
+    assert_int_equal(store_node_get(s, "node-5999", &got), 0);
+    store_close(s);
+    s = open_store();
+    assert_int_equal(store_node_get(s, "node-0", &got), 0);
+    assert_int_equal(store_node_get(s, "node-5999", &got), 0);
+    store_close(s);
+}
+
 static void test_open_errors(void **state) {
     struct store *s = NULL;
     char path[160];
@@ -733,6 +773,7 @@ int main(void) {
             cmocka_unit_test_setup(test_newer_refused, fresh),
             cmocka_unit_test_setup(test_transactions, fresh),
             cmocka_unit_test_setup(test_savepoints_and_sync, fresh),
+            cmocka_unit_test_setup(test_checkpoint_thread, fresh),
             cmocka_unit_test_setup(test_open_errors, fresh),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
