@@ -57,9 +57,9 @@
 #define HTTP_CONNECTIONS_PER_CERT_MAX     HTTP_CONNECTIONS_MAX
 /* From accept to the first request's headers, whatever the peer trickles. */
 #define HTTP_HANDSHAKE_DEADLINE_MS 5000
-/* Idle timeouts: before a request with a valid client certificate, and after. */
-#define HTTP_IDLE_TIMEOUT_UNAUTH_S 3
-#define HTTP_IDLE_TIMEOUT_S        60
+/* The idle timeout between requests. A connection without a valid client
+ * certificate is closed once answered (http.c close_unless_authenticated). */
+#define HTTP_IDLE_TIMEOUT_S 60
 /* Bytes of request bodies all connections may hold at once (or
  * --max-body-memory); over it a request is 503 with Retry-After. */
 #define HTTP_BODY_MEMORY_DEFAULT (256ull << 20)

@@ -160,6 +160,23 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap) {
     log_noisy(cls, "libmicrohttpd: %s", msg);
 }
 
+/* A connection no valid certificate has spoken on yet is closed once it
+ * is answered: the clients without one (probes, refused requests) have no
+ * need to keep it, and every connection then has the one idle timeout that
+ * libmicrohttpd keeps in order (a timeout of its own per connection puts it
+ * on a list libmicrohttpd scans in full at every turn of its loop: with
+ * thousands of agents that scan was a third of the verifier's CPU). Only
+ * the thread serving the connection writes k->unauth. */
+static void close_unless_authenticated(struct MHD_Connection *c, struct MHD_Response *r) {
+    const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    const struct conn *k = ci ? ci->socket_context : NULL;
+
+    if (k && k->unauth) {
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    }
+}
+
 /* retry_after: seconds for a Retry-After header, 0 for none; allow: an
  * Allow header, or NULL. Takes body. */
 static enum MHD_Result queue_json(struct MHD_Connection *c, int status, json_t *body,
@@ -186,6 +203,7 @@ static enum MHD_Result queue_json(struct MHD_Connection *c, int status, json_t *
     if (allow) {
         MHD_add_response_header(r, "Allow", allow);
     }
+    close_unless_authenticated(c, r);
     ret = MHD_queue_response(c, (unsigned)status, r);
     MHD_destroy_response(r);
     return ret;
@@ -202,6 +220,7 @@ static enum MHD_Result send_text(struct MHD_Connection *c, int status, const cha
     enum MHD_Result ret;
 
     MHD_add_response_header(r, "Content-Type", type);
+    close_unless_authenticated(c, r);
     ret = MHD_queue_response(c, (unsigned)status, r);
     MHD_destroy_response(r);
     return ret;
@@ -686,7 +705,6 @@ static int conn_request(struct http_server *s, struct MHD_Connection *c, const s
     struct conn *k = ci ? ci->socket_context : NULL;
     bool authenticated = rq->role == ROLE_AGENT || rq->role == ROLE_OPERATOR;
     char id[HTTP_CLIENT_ID_MAX] = "";
-    bool promoted = false;
     int r = 0;
 
     if (!k) {
@@ -704,13 +722,9 @@ static int conn_request(struct http_server *s, struct MHD_Connection *c, const s
             http_unauth_del(s->unauth, &k->addr);
             k->unauth = false;
             snprintf(k->client, sizeof(k->client), "%s", id);
-            promoted = true;
         }
     }
     pthread_mutex_unlock(&s->lock);
-    if (promoted) {
-        MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)HTTP_IDLE_TIMEOUT_S);
-    }
     if (r < 0) {
         char addr[64];
         http_addr_format(&k->addr, addr, sizeof(addr));
@@ -1098,9 +1112,9 @@ int http_start(const struct http_config *cfg, struct engine *e, struct http_serv
     /* No per-address limit of libmicrohttpd's: it would count authenticated
      * connections too, and refuse nodes behind one address (SNAT). The
      * unauthenticated ones are counted per address in on_accept(). */
-    /* The default idle timeout is the short one; a request with a valid
-     * certificate raises it for its connection (conn_request). */
-    OPT(MHD_OPTION_CONNECTION_TIMEOUT, HTTP_IDLE_TIMEOUT_UNAUTH_S, NULL);
+    /* One idle timeout for all (see close_unless_authenticated): before its
+     * first request a connection is bounded by the watchdog's deadline. */
+    OPT(MHD_OPTION_CONNECTION_TIMEOUT, HTTP_IDLE_TIMEOUT_S, NULL);
     OPT(MHD_OPTION_NOTIFY_CONNECTION, on_connection, s);
     OPT(MHD_OPTION_NOTIFY_COMPLETED, on_completed, s);
     if (!s->plain) {

@@ -3,6 +3,7 @@
 #include "inventory-internal.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -247,6 +248,9 @@ int inventory_refresh(struct inventory *inv) {
     /* The file is a snapshot as of when it was written: its mtime. */
     r = replace(inv, items, (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000);
     json_decref(j);
+    free(data);
+    data = NULL;
+    inventory_release_memory();
     if (r < 0) {
         return r;
     }
@@ -255,6 +259,12 @@ int inventory_refresh(struct inventory *inv) {
     inv->size = st.st_size;
     pthread_mutex_unlock(&inv->lock);
     return 1;
+}
+
+void inventory_release_memory(void) {
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
 }
 
 void inventory_replace_items(struct inventory *inv, json_t *items, int64_t listed_ms) {

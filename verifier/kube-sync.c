@@ -183,6 +183,7 @@ int kube_list_pods(struct kube *k) {
     k->applied = applied;
     pthread_mutex_unlock(&k->lock);
     json_decref(items);
+    inventory_release_memory();
     want_resolve(k);
     return 0;
 }

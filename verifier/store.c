@@ -67,6 +67,7 @@ static const char schema[] =
         /* A writer's savepoint keeps the pages it changes in a
          * sub-journal: in memory, not a temporary file. */
         "PRAGMA temp_store=MEMORY;"
+        "PRAGMA cache_size=-32768;"
         "PRAGMA foreign_keys=ON;"
         "CREATE TABLE IF NOT EXISTS nodes ("
         " name TEXT PRIMARY KEY, ek_pub BLOB NOT NULL, ek_cert BLOB, ak_pub BLOB NOT NULL,"
