@@ -54,6 +54,10 @@ struct sim {
     int hold_for;
     bool held, fail;
     unsigned hook_calls;
+    /* read_in_hook: the leader's hook reads node n0 as an operator would
+     * (engine_node()) and keeps its attestations count in read_attestations. */
+    bool read_in_hook;
+    json_int_t read_attestations;
 };
 
 static void write_file(const char *path, const char *text) {
@@ -259,6 +263,12 @@ static int hook(void *ud) {
             }
         }
         s->held = true;
+    }
+    if (s->read_in_hook) {
+        json_t *resp = NULL;
+        assert_int_equal(engine_node(s->e, s->nodes[0].name, &resp), ENGINE_OK);
+        s->read_attestations = json_integer_value(json_object_get(resp, "attestations"));
+        json_decref(resp);
     }
     return s->fail ? -EIO : 0;
 }
@@ -515,6 +525,35 @@ static void writes_refused_after_failed_sync(void **state) {
     sim_close(s);
 }
 
+/* Review finding R15-1 (reads of a batch not committed): an operator's
+ * read (engine_node()) runs on the store connection that holds the open
+ * batch, so while the leader syncs the audit log (e->lock released) it sees
+ * the batch's writes; when that batch then fails, the read showed a round
+ * that never happened (and one that could still be lost to a crash even
+ * when it does not fail: the WAL is synced after COMMIT). Reads must see
+ * only what is durable. Known and not fixed (a read connection of its own
+ * is not a small change): skipped unless KIMA_REVIEW_KNOWN=1. */
+static void read_during_commit_sees_no_batch(void **state) {
+    struct sim *s;
+    char v[16];
+
+    (void)state;
+    if (!getenv("KIMA_REVIEW_KNOWN")) {
+        print_message("R15-1 known (reads see an uncommitted batch): set KIMA_REVIEW_KNOWN=1\n");
+        skip();
+    }
+    s = sim_open(1);
+    s->read_in_hook = true;
+    s->read_attestations = -1;
+    s->fail = true;
+    engine_set_commit_hook(s->e, hook, s);
+    assert_int_equal(sim_round(s, 0, false, v), ENGINE_FAILED);
+    assert_stored(s, &s->nodes[0], 0, 0);
+    /* What the operator was shown while the batch was being committed. */
+    assert_int_equal(s->read_attestations, 0);
+    sim_close(s);
+}
+
 /* 9,000 nodes each with a nonce outstanding: past the old 8192 slots. */
 static void nonces_for_many_nodes(void **state) {
     struct sim *s = sim_open(0);
@@ -561,6 +600,7 @@ int main(void) {
             cmocka_unit_test(nonces_for_many_nodes),
             cmocka_unit_test(ak_cache_follows_store),
             cmocka_unit_test(writes_refused_after_failed_sync),
+            cmocka_unit_test(read_during_commit_sees_no_batch),
     };
     setenv("TSS2_LOG", "all+none", 0);
     log_set_level(LOG_LEVEL_ERROR);
