@@ -47,7 +47,9 @@ int engine_write_begin(struct engine *e, struct engine_write *w) {
 
     *w = (struct engine_write){0};
     while (e->closing) {
+        e->closing_waiters++;
         pthread_cond_wait(&e->batch_cond, &e->lock);
+        e->closing_waiters--;
     }
     if (e->store_broken) {
         return -EIO;

@@ -107,6 +107,7 @@ struct engine {
     size_t batch_size;
     bool txn_open, leading;
     bool closing;                 /* the leader syncs the audit log: no writer may join */
+    unsigned closing_waiters;     /* threads waiting for `closing` to end (tests watch it) */
     bool store_broken;            /* a WAL sync failed: every write refused until restart */
     uint64_t batch_audit_seq;     /* last audit record appended in the open batch */
     bool writing;                 /* a writer is inside its savepoint */
