@@ -27,8 +27,20 @@
 
 #include "log.h"
 
+/* The store lock, for a writer: taken once no batch is closing, so that
+ * what the writer checks under it and what it then writes (after
+ * engine_write_begin(), which has no batch to wait for then) are one
+ * critical section. A writer that waited for the closing batch inside
+ * engine_write_begin() had released the lock between its checks and its
+ * writes: two activations of one EK under two names both passed the check
+ * (review finding R15-2). */
 void engine_write_lock(struct engine *e) {
     pthread_mutex_lock(&e->lock);
+    while (e->closing) {
+        e->closing_waiters++;
+        pthread_cond_wait(&e->batch_cond, &e->lock);
+        e->closing_waiters--;
+    }
 }
 
 void engine_write_unlock(struct engine *e) {
