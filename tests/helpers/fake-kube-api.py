@@ -43,7 +43,7 @@ Test controls, no authentication, under /_fake/:
                                           `delay` seconds late
   POST /_fake/watch     {"hold": true|false, "close": true, "compact": true,
                          "history": N, "bookmark_seconds": S, "garbage": "LINE",
-                         "expire_continue": N}
+                         "expire_continue": N, "end_at_once": true|false}
                                           hold: watch events are not sent until released;
                                           close: every open watch ends now;
                                           compact: the history is dropped (a watch from
@@ -52,7 +52,9 @@ Test controls, no authentication, under /_fake/:
                                           garbage: the next event line sent is LINE
                                           (repeated "repeat" times);
                                           expire_continue: the next N continue tokens
-                                          get 410 Expired
+                                          get 410 Expired;
+                                          end_at_once: every watch is answered 200 and
+                                          ended at once (a broken server or proxy)
   GET /_fake/state also counts "lists" (LISTs of /api/v1/pods without a
   continue token), "pages" and "watches" (watch requests answered), and
   says the newest resourceVersion an event sent on a watch had ("sent_rv").
@@ -81,7 +83,8 @@ REQUESTS = []
 FAILS = []
 STATE = {"rv": 1000, "down_until": 0.0, "slow_until": 0.0, "slow_delay": 0.0,
          "floor": 1000, "lists": 0, "pages": 0, "watches": 0, "hold": False,
-         "closed": 0, "history": 1000, "bookmark_s": 1.0, "garbage": None, "sent_rv": 0, "expire_continue": 0}
+         "closed": 0, "history": 1000, "bookmark_s": 1.0, "garbage": None, "sent_rv": 0, "expire_continue": 0,
+         "end_at_once": False}
 HISTORY = []  # (rv as int, type, object): every change after STATE["floor"]
 COND = threading.Condition(LOCK)
 ARGS = None
@@ -255,6 +258,8 @@ class Handler(BaseHTTPRequestHandler):
                     STATE["history"] = int(data["history"])
                 if "bookmark_seconds" in data:
                     STATE["bookmark_s"] = float(data["bookmark_seconds"])
+                if "end_at_once" in data:
+                    STATE["end_at_once"] = bool(data["end_at_once"])
                 if "expire_continue" in data:
                     STATE["expire_continue"] = int(data["expire_continue"])
                 if "garbage" in data:
@@ -407,6 +412,8 @@ class Handler(BaseHTTPRequestHandler):
                 end = 0
             else:
                 out = []
+            if STATE["end_at_once"]:
+                end = 0  # a broken server or proxy: 200, then the end at once
         next_bookmark = time.time() + STATE["bookmark_s"]
         try:
             while True:
