@@ -23,6 +23,7 @@
 #define KUBE_STATUS_MAX   (64u << 10) /* a refused watch's answer */
 #define LIST_RESTARTS_MAX 3           /* lists restarted for an expired continue token */
 #define RELIST_GAP_MS     1000        /* lists for 410, at most this often without backoff */
+#define WATCH_SHORT_MS    1000        /* a watch that ended sooner is retried after a backoff */
 #define WATCH_TIMEOUT_S   300         /* a watch's timeoutSeconds, at most */
 
 /* The applied map's entry for a pod item (with its key), or NULL when the
@@ -478,8 +479,16 @@ void *kube_sync_run(void *ud) {
             need_list = false;
             k->sync_backoff_ms = 0;
         }
+        int64_t started = time_mono_ms();
         r = watch_pods(k);
-        if (r == -ESTALE) {
+        if (r == 0 && time_mono_ms() - started < WATCH_SHORT_MS && !kube_stopping(k)) {
+            /* Ended at once without an error (a broken server or a proxy
+             * in front of it): not again at once, or the verifier loops
+             * on requests (review finding R15-3). */
+            log_warn("kubernetes: watch: the API server ended it at once; watching again after "
+                     "a backoff");
+            sync_backoff(k);
+        } else if (r == -ESTALE) {
             /* A history too short for even the list's own resourceVersion
              * must not turn into a stream of lists. */
             if (time_mono_ms() - k->last_list_ms < RELIST_GAP_MS) {
