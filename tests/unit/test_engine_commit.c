@@ -59,6 +59,13 @@ struct sim {
      * (engine_node()) and keeps its attestations count in read_attestations. */
     bool read_in_hook;
     json_int_t read_attestations;
+    /* lose_txn: the leader's hook rolls the open transaction back (as SQLite
+     * does itself on SQLITE_FULL, IOERR or NOMEM in any writer), then has
+     * node n1 run a round (late_status) and waits until that round joined
+     * the batch or was answered. */
+    bool lose_txn, late_done;
+    pthread_t late;
+    enum engine_status late_status;
 };
 
 static void write_file(const char *path, const char *text) {
@@ -249,9 +256,17 @@ static enum engine_status sim_round(struct sim *s, size_t i, bool bad_sig, char 
 
 /* The commit hook: see struct sim. Waits for a condition, never for a
  * time: the writers it waits for are on their way (bounded: 30 s). */
+static void *late_round(void *ud);
+static void lose_txn(struct sim *s);
+
 static int hook(void *ud) {
     struct sim *s = ud;
     size_t joined = 0;
+
+    if (s->lose_txn) {
+        s->lose_txn = false;
+        lose_txn(s);
+    }
 
     s->hook_calls++;
     if (!s->held && s->hold_for > 0) {
@@ -658,6 +673,66 @@ static void activations_one_ek_race(void **state) {
     sim_close(s);
 }
 
+static void *late_round(void *ud) {
+    struct sim *s = ud;
+    char v[16];
+    enum engine_status st = sim_round(s, 1, false, v);
+
+    pthread_mutex_lock(&s->e->lock);
+    s->late_status = st;
+    s->late_done = true;
+    pthread_mutex_unlock(&s->e->lock);
+    return NULL;
+}
+
+static void lose_txn(struct sim *s) {
+    bool settled = false;
+
+    pthread_mutex_lock(&s->e->lock);
+    store_rollback(s->store);
+    pthread_mutex_unlock(&s->e->lock);
+    assert_int_equal(pthread_create(&s->late, NULL, late_round, s), 0);
+    for (int i = 0; i < 30000 && !settled; i++) {
+        pthread_mutex_lock(&s->e->lock);
+        settled = s->late_done || s->e->batch_size >= 2;
+        pthread_mutex_unlock(&s->e->lock);
+        if (!settled) {
+            usleep(1000);
+        }
+    }
+    assert_true(settled);
+}
+
+/* Review finding R15-4 (a batch whose transaction SQLite rolled back): after
+ * SQLite rolled the open transaction back by itself (SQLITE_FULL, IOERR or
+ * NOMEM in one writer), the batch's other writers wait for a COMMIT that
+ * will fail; a writer that came meanwhile opened its savepoint outside any
+ * transaction, so its RELEASE committed it at once, before the audit log
+ * was synced, and it was then answered 500 with its writes stored. Now it
+ * is refused until that batch has ended, and the store holds no round
+ * answered 500. */
+static void lost_transaction_commits_nothing(void **state) {
+    struct sim *s = sim_open(2);
+    char v[16];
+
+    (void)state;
+    s->lose_txn = true;
+    engine_set_commit_hook(s->e, hook, s);
+    assert_int_equal(sim_round(s, 0, false, v), ENGINE_FAILED);
+    assert_int_equal(pthread_join(s->late, NULL), 0);
+    assert_int_equal(s->late_status, ENGINE_FAILED);
+    assert_stored(s, &s->nodes[0], 0, 0);
+    assert_stored(s, &s->nodes[1], 0, 0);
+    /* Then the engine writes again. */
+    for (size_t i = 0; i < 2; i++) {
+        uint8_t nonce[NONCE_LEN];
+        assert_int_equal(sim_challenge(s, &s->nodes[i], nonce), ENGINE_OK);
+        assert_int_equal(sim_evidence(s, &s->nodes[i], nonce, false, v), ENGINE_OK);
+        assert_stored(s, &s->nodes[i], ENTRIES, 1);
+    }
+    sim_close(s);
+}
+
 /* 9,000 nodes each with a nonce outstanding: past the old 8192 slots. */
 static void nonces_for_many_nodes(void **state) {
     struct sim *s = sim_open(0);
@@ -706,6 +781,7 @@ int main(void) {
             cmocka_unit_test(writes_refused_after_failed_sync),
             cmocka_unit_test(read_during_commit_sees_no_batch),
             cmocka_unit_test(activations_one_ek_race),
+            cmocka_unit_test(lost_transaction_commits_nothing),
     };
     setenv("TSS2_LOG", "all+none", 0);
     log_set_level(LOG_LEVEL_ERROR);
