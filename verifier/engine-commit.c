@@ -66,6 +66,15 @@ int engine_write_begin(struct engine *e, struct engine_write *w) {
     if (e->store_broken) {
         return -EIO;
     }
+    if (e->txn_open && !store_in_transaction(e->store)) {
+        /* SQLite rolled the batch's transaction back by itself (an error
+         * in one of its writers): its COMMIT will fail and its writers be
+         * answered 500. A savepoint now would open a transaction of its
+         * own that its RELEASE commits at once, outside the batch and
+         * before the audit log is synced (review finding R15-4): refused
+         * until the batch has ended. */
+        return -EIO;
+    }
     if (!e->txn_open) {
         r = store_begin(e->store);
         if (r < 0) {

@@ -489,6 +489,10 @@ void store_rollback_to(struct store *s) {
     sqlite3_exec(s->db, "ROLLBACK TO w; RELEASE w", NULL, NULL, NULL);
 }
 
+bool store_in_transaction(struct store *s) {
+    return sqlite3_get_autocommit(s->db) == 0;
+}
+
 static void copy_text(char *dst, size_t dstsz, sqlite3_stmt *st, int col) {
     const unsigned char *t = sqlite3_column_text(st, col);
     snprintf(dst, dstsz, "%s", t ? (const char *)t : "");

@@ -134,6 +134,9 @@ int store_sync(struct store *s);
 uint64_t store_checkpoints(struct store *s);
 int store_release(struct store *s);
 void store_rollback_to(struct store *s);
+/* Whether a transaction is open on the store's connection: false once
+ * SQLite rolled one back by itself (SQLITE_FULL, IOERR, NOMEM, BUSY). */
+bool store_in_transaction(struct store *s);
 
 /* 0, -ENOENT or -EIO. */
 int store_node_get(struct store *s, const char *name, struct node_record *ret);
