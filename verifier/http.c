@@ -1106,7 +1106,7 @@ int http_start(const struct http_config *cfg, struct engine *e, struct http_serv
 #define OPT(opt, value, ptr) o[n++] = (struct MHD_OptionItem){(opt), (intptr_t)(value), (ptr)}
     OPT(MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s);
     OPT(MHD_OPTION_SOCK_ADDR, 0, &sa);
-    OPT(MHD_OPTION_THREAD_POOL_SIZE, cfg->threads ? cfg->threads : 2, NULL);
+    OPT(MHD_OPTION_THREAD_POOL_SIZE, cfg->threads ? cfg->threads : 8, NULL);
     OPT(MHD_OPTION_CONNECTION_LIMIT, lim.max, NULL);
     OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONNECTION_MEMORY, NULL);
     /* No per-address limit of libmicrohttpd's: it would count authenticated

@@ -147,8 +147,8 @@ static const struct option_spec verifier_options[] = {
                          "                          path (warned) instead of refusing them\n"
                          "                                                  "
                          "[KIMA_ALLOW_MATCH_ALL_EXCLUDES=1]\n"),
-        OPTION_UNSIGNED_SPEC(CFG, threads, "threads", "KIMA_THREADS", 2, 1, 64,
-                             "  --threads N             HTTP worker threads (2)                  "
+        OPTION_UNSIGNED_SPEC(CFG, threads, "threads", "KIMA_THREADS", 8, 1, 64,
+                             "  --threads N             HTTP worker threads (8)                  "
                              "[KIMA_THREADS]\n"),
         /* 0: HTTP_CONNECTIONS_DEFAULT; an open-file limit that cuts it is
          * warned about either way. */
