@@ -142,3 +142,29 @@ summary() {
     echo "$pass passed, $fail failed"
     [ "$fail" -eq 0 ]
 }
+
+# The fake Kubernetes API server (tests/helpers/fake-kube-api.py) at $API,
+# its CA $P/ca.pem: fake_kubeconfig FILE writes a kubeconfig for it (token
+# "sekret", the CA as pki/ca.pem beside FILE); fake PATH [DATA] calls one of
+# its test controls (/_fake/PATH, a POST with DATA); fake_count NAME reads a
+# counter of /_fake/state (lists, watches...).
+fake_kubeconfig() {
+    cat >"$1" <<YAML
+apiVersion: v1
+kind: Config
+current-context: test
+clusters:
+- name: fake
+  cluster:
+    server: $API
+    certificate-authority: pki/ca.pem
+contexts:
+- name: test
+  context: {cluster: fake, user: kima}
+users:
+- name: kima
+  user: {token: sekret}
+YAML
+}
+fake() { curl -sS --cacert "$P/ca.pem" "$API/_fake/$1" ${2:+-d "$2"}; }
+fake_count() { fake state | python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }

@@ -29,24 +29,7 @@ python3 "$HERE/../helpers/fake-kube-api.py" --cert "$P/server.pem" --key "$P/ser
 FPID=$!
 wait_until 10 test -s "$T/api.port" || { echo "the fake API server did not start: $(cat "$T/api.log")"; exit 1; }
 API=https://127.0.0.1:$(cat "$T/api.port")
-cat >"$T/kubeconfig" <<YAML
-apiVersion: v1
-kind: Config
-current-context: test
-clusters:
-- name: fake
-  cluster:
-    server: $API
-    certificate-authority: pki/ca.pem
-contexts:
-- name: test
-  context: {cluster: fake, user: kima}
-users:
-- name: kima
-  user: {token: sekret}
-YAML
-fake() { curl -sS --cacert "$P/ca.pem" "$API/_fake/$1" ${2:+-d "$2"}; }
-fake_count() { fake state | python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+fake_kubeconfig "$T/kubeconfig"
 verifier_start "$T/verifier.log" 1 --tls-cert "$P/server.pem" --tls-key "$P/server.key" \
     --client-ca "$P/ca.pem" --db "$T/var/kima.db" --audit-log "$T/var/audit.log" \
     --audit-key "$T/var/audit.key" --policies "$T/policies" --kubeconfig "$T/kubeconfig"

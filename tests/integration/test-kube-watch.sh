@@ -48,24 +48,7 @@ pod_json() { # N: pod app-N on node-1
 # A port nothing listens on yet: the API's, once it comes up.
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 API=https://127.0.0.1:$PORT
-cat >"$T/kubeconfig" <<YAML
-apiVersion: v1
-kind: Config
-current-context: test
-clusters:
-- name: fake
-  cluster:
-    server: $API
-    certificate-authority: pki/ca.pem
-contexts:
-- name: test
-  context: {cluster: fake, user: kima}
-users:
-- name: kima
-  user: {token: sekret}
-YAML
-fake() { curl -sS --cacert "$P/ca.pem" "$API/_fake/$1" ${2:+-d "$2"}; }
-fake_count() { fake state | python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+fake_kubeconfig "$T/kubeconfig"
 kctl() { "$K" --server "$URL" --cert "$P/operator.pem" --key "$P/operator.key" --cacert "$P/ca.pem" "$@"; }
 state_of() {
     kctl pod "apps/app-$1" --json 2>/dev/null |

@@ -49,7 +49,6 @@ python3 "$HERE/../helpers/fake-kube-api.py" --cert "$P/server.pem" --key "$P/ser
 FPID=$!
 wait_until 10 test -s "$T/api.port" || { echo "the fake API server did not start: $(cat "$T/api.log")"; exit 1; }
 API=https://127.0.0.1:$(cat "$T/api.port")
-fake() { curl -sS --cacert "$P/ca.pem" "$API/_fake/$1" ${2:+-d "$2"}; }
 cat >"$T/kubeconfig" <<YAML
 apiVersion: v1
 kind: Config
