@@ -97,6 +97,11 @@ struct engine {
     struct store *store;
     struct audit_log *audit;
     struct inventory *inv;
+    /* Operator reads go to `reader` (committed transactions only) under
+     * read_lock when it is set (engine_set_reader), else to `store` under
+     * `lock`. */
+    struct store *reader;
+    pthread_mutex_t read_lock;
     /* The store lock: over the store, the policies, the audit log's noisy
      * limiter and the counters. Held for short sections only (reads, a
      * round's writes, a batch's commit); the quote check, the replay and

@@ -55,6 +55,7 @@ struct node_state_entry {
 
 struct node_states {
     struct engine *e;
+    struct store *store; /* where the nodes are read; NULL: e->store */
     int64_t now;
     struct node_state_entry *v;
     size_t n, alloc;
@@ -90,7 +91,8 @@ static bool node_state_of(struct node_states *ns, const char *name, enum node_st
 
     if (!ns->loaded) {
         ns->loaded = true;
-        store_node_foreach(ns->e->store, add_node_state, ns); /* in name order */
+        /* in name order */
+        store_node_foreach(ns->store ? ns->store : ns->e->store, add_node_state, ns);
     }
     snprintf(key.name, sizeof(key.name), "%s", name);
     found = ns->v ? bsearch(&key, ns->v, ns->n, sizeof(*ns->v), entry_cmp) : NULL;
@@ -115,13 +117,30 @@ static int add_node(const struct node_record *n, void *ud) {
     return 0;
 }
 
+/* The store an operator's read goes to, locked: the reader connection
+ * (committed transactions only) under its own lock when there is one, else
+ * the writer's connection under the engine's lock. reads_end() unlocks. */
+static struct store *reads_begin(struct engine *e) {
+    if (e->reader) {
+        pthread_mutex_lock(&e->read_lock);
+        return e->reader;
+    }
+    pthread_mutex_lock(&e->lock);
+    return e->store;
+}
+
+static void reads_end(struct engine *e) {
+    pthread_mutex_unlock(e->reader ? &e->read_lock : &e->lock);
+}
+
 enum engine_status engine_nodes(struct engine *e, json_t **resp) {
     struct list_ctx c = {e,     json_array(), engine_now_ms(),
                          false, POD_UNKNOWN,  {.e = e, .now = engine_now_ms()}};
 
-    pthread_mutex_lock(&e->lock);
-    store_node_foreach(e->store, add_node, &c);
-    pthread_mutex_unlock(&e->lock);
+    struct store *st = reads_begin(e);
+
+    store_node_foreach(st, add_node, &c);
+    reads_end(e);
     *resp = json_pack("{s:o}", "nodes", c.arr);
     return ENGINE_OK;
 }
@@ -133,9 +152,8 @@ enum engine_status engine_node(struct engine *e, const char *node, json_t **resp
     if (!n) {
         return engine_error(resp, ENGINE_FAILED, "internal", "out of memory");
     }
-    pthread_mutex_lock(&e->lock);
-    r = store_node_get(e->store, node, n);
-    pthread_mutex_unlock(&e->lock);
+    r = store_node_get(reads_begin(e), node, n);
+    reads_end(e);
     if (r < 0) {
         free(n);
         return engine_error(resp, ENGINE_NOT_FOUND, "unknown node", node);
@@ -253,9 +271,9 @@ enum engine_status engine_pods(struct engine *e, const char *state, json_t **res
         json_decref(c.arr);
         return engine_error(resp, ENGINE_MALFORMED, "bad state", "trusted, untrusted or unknown");
     }
-    pthread_mutex_lock(&e->lock);
-    store_pod_foreach(e->store, add_pod, &c);
-    pthread_mutex_unlock(&e->lock);
+    c.ns.store = reads_begin(e);
+    store_pod_foreach(c.ns.store, add_pod, &c);
+    reads_end(e);
     free(c.ns.v);
     *resp = json_pack("{s:o}", "pods", c.arr);
     return ENGINE_OK;
@@ -297,12 +315,12 @@ enum engine_status engine_pod(struct engine *e, const char *ns, const char *name
     struct list_ctx c = {e,     json_array(), engine_now_ms(),
                          false, POD_UNKNOWN,  {.e = e, .now = engine_now_ms()}};
 
-    pthread_mutex_lock(&e->lock);
-    store_pod_foreach(e->store, find_named, &f);
+    c.ns.store = reads_begin(e);
+    store_pod_foreach(c.ns.store, find_named, &f);
     if (f.ok) {
         add_pod(&f.found, &c);
     }
-    pthread_mutex_unlock(&e->lock);
+    reads_end(e);
     free(c.ns.v);
     if (!f.ok) {
         json_decref(c.arr);

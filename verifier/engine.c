@@ -186,6 +186,7 @@ int engine_new(const struct engine_config *cfg, struct store *store, struct audi
     e->audit = audit;
     e->inv = inv;
     pthread_mutex_init(&e->lock, NULL);
+    pthread_mutex_init(&e->read_lock, NULL);
     pthread_cond_init(&e->batch_cond, NULL);
     kbuf_init(&e->policy_errors, 64 * 1024);
     if (policy_dir) {
@@ -195,6 +196,10 @@ int engine_new(const struct engine_config *cfg, struct store *store, struct audi
     fill_ek_fingerprints(e);
     *ret = e;
     return 0;
+}
+
+void engine_set_reader(struct engine *e, struct store *reader) {
+    e->reader = reader;
 }
 
 void engine_set_listener(struct engine *e, void (*fn)(void *ud), void *ud) {
@@ -228,6 +233,7 @@ void engine_free(struct engine *e) {
     engine_nodes_free(&e->nodes);
     pthread_cond_destroy(&e->batch_cond);
     pthread_mutex_destroy(&e->lock);
+    pthread_mutex_destroy(&e->read_lock);
     free(e);
 }
 

@@ -69,6 +69,13 @@ void engine_free(struct engine *e);
  * changed some pod's state: the Kubernetes side labels it at once. */
 void engine_set_listener(struct engine *e, void (*fn)(void *ud), void *ud);
 
+/* A read-only connection to the same store (store_open_reader, borrowed)
+ * for the operator's reads (nodes, pods, a pod's measurements): they then
+ * show committed transactions only, never a batch being committed, and do
+ * not wait for the engine's lock. Without it they read the writer's
+ * connection. Call before serving requests. */
+void engine_set_reader(struct engine *e, struct store *reader);
+
 /* Reload the policy directory when it changed; errors are logged and kept
  * for GET /v1/policies. */
 int engine_reload_policies(struct engine *e);

@@ -119,11 +119,13 @@ static int open_core(struct verifier *v) {
                 0 ||
         inventory_set_static_namespaces(v->inv, cfg->static_pod_namespaces) < 0 ||
         inventory_refresh(v->inv) < 0 ||
-        engine_new(&v->engine_cfg, v->store, v->audit, v->inv, cfg->policies, &v->engine) < 0) {
+        engine_new(&v->engine_cfg, v->store, v->audit, v->inv, cfg->policies, &v->engine) < 0 ||
+        store_open_reader(cfg->db, &v->reader) < 0) {
         log_error("start-up failed (store %s, audit log %s, audit key %s, pods file %s)", cfg->db,
                   cfg->audit_log, cfg->audit_key, cfg->pods_file ? cfg->pods_file : "-");
         return -EINVAL;
     }
+    engine_set_reader(v->engine, v->reader);
     audit_set_checkpoint_ms(v->audit, (int64_t)cfg->audit_checkpoint_ms);
     return 0;
 }
@@ -256,6 +258,8 @@ void verifier_close(struct verifier *v) {
     v->inv = NULL;
     audit_close(v->audit);
     v->audit = NULL;
+    store_close(v->reader);
+    v->reader = NULL;
     store_close(v->store);
     v->store = NULL;
     EVP_PKEY_free(v->audit_key);

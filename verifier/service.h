@@ -55,6 +55,7 @@ struct verifier {
     X509_STORE *ek_store;
     struct crl_set *crl;
     struct store *store;
+    struct store *reader; /* the operator's reads (engine_set_reader) */
     EVP_PKEY *audit_key;
     struct audit_log *audit;
     struct inventory *inv;

@@ -344,6 +344,25 @@ int store_open(const char *path, struct store **ret) {
     return 0;
 }
 
+int store_open_reader(const char *path, struct store **ret) {
+    struct store *s = calloc(1, sizeof(*s));
+
+    if (!s) {
+        return -ENOMEM;
+    }
+    s->wal_fd = -1;
+    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX, NULL) !=
+        SQLITE_OK) {
+        log_error("store: cannot open %s for reading: %s", path,
+                  s->db ? sqlite3_errmsg(s->db) : "no memory");
+        store_close(s);
+        return -EIO;
+    }
+    sqlite3_busy_timeout(s->db, 5000);
+    *ret = s;
+    return 0;
+}
+
 void store_close(struct store *s) {
     if (!s) {
         return;

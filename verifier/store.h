@@ -129,6 +129,11 @@ int store_savepoint(struct store *s);
  * tells what is on disk). One caller at a time; safe while another thread
  * uses the store (it touches only its own descriptor). */
 int store_sync(struct store *s);
+/* A second connection to the store at path for reads only: it sees what
+ * was committed (never a transaction still open on the writer's
+ * connection, nor one that then fails). The writer's store_open() must
+ * have made the file first. 0 or -EIO. */
+int store_open_reader(const char *path, struct store **ret);
 /* Checkpoints the store's own thread ran so far (the WAL's pages copied
  * into the database file off the committing thread; see store.c). */
 uint64_t store_checkpoints(struct store *s);
