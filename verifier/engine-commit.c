@@ -34,13 +34,18 @@
  * engine_write_begin() had released the lock between its checks and its
  * writes: two activations of one EK under two names both passed the check
  * (review finding R15-2). */
-void engine_write_lock(struct engine *e) {
-    pthread_mutex_lock(&e->lock);
+/* Wait (e->lock held) until no batch is closing. */
+static void wait_not_closing(struct engine *e) {
     while (e->closing) {
         e->closing_waiters++;
         pthread_cond_wait(&e->batch_cond, &e->lock);
         e->closing_waiters--;
     }
+}
+
+void engine_write_lock(struct engine *e) {
+    pthread_mutex_lock(&e->lock);
+    wait_not_closing(e);
 }
 
 void engine_write_unlock(struct engine *e) {
@@ -58,11 +63,7 @@ int engine_write_begin(struct engine *e, struct engine_write *w) {
     int r;
 
     *w = (struct engine_write){0};
-    while (e->closing) {
-        e->closing_waiters++;
-        pthread_cond_wait(&e->batch_cond, &e->lock);
-        e->closing_waiters--;
-    }
+    wait_not_closing(e);
     if (e->store_broken) {
         return -EIO;
     }

@@ -176,8 +176,6 @@ int engine_nonce_issue(struct engine *e, struct node_entry *ent, int64_t now,
 /* Take a nonce: issued to this node, unused, unexpired; gone afterwards
  * either way. */
 bool engine_nonce_take(struct node_entry *ent, const uint8_t *nonce, size_t len, int64_t now);
-/* Bytes of memory an entry of this node takes (docs: bytes per node). */
-size_t engine_node_entry_bytes(const struct node_entry *ent);
 
 /* Group commit (engine-commit.c). A writer: engine_write_lock, then
  * engine_write_begin, its writes (store, engine_audit), engine_write_end,

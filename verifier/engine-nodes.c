@@ -234,13 +234,3 @@ bool engine_nonce_take(struct node_entry *ent, const uint8_t *nonce, size_t len,
     }
     return false;
 }
-
-size_t engine_node_entry_bytes(const struct node_entry *ent) {
-    size_t b = sizeof(*ent) + strlen(ent->name) + 1 + sizeof(void *); /* and its bucket */
-
-    if (ent->ak) {
-        /* The key as OpenSSL holds it, roughly: the public numbers twice. */
-        b += sizeof(*ent->ak) + 2 * (size_t)EVP_PKEY_get_size(ent->ak->pkey) + 512;
-    }
-    return b;
-}
