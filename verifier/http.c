@@ -352,9 +352,11 @@ static void verdict_clear(struct peer_verdict *v) {
     *v = (struct peer_verdict){0};
 }
 
+#define HTTP_VERDICT_KEEP_S 3600
+
 /* peer_role() for a request of connection k: its verdict on the
  * connection's certificate is taken again while it holds (struct
- * peer_verdict), so that an agent's kept-alive connection does not verify
+ * peer_verdict; an hour at most), so that an agent's kept-alive connection does not verify
  * its certificate chain at every round. A certificate revoked since is
  * caught: a new CRL set makes every verdict stale. */
 static enum role peer_role_cached(struct http_server *s, struct MHD_Connection *c, struct conn *k,
@@ -384,7 +386,11 @@ static enum role peer_role_cached(struct http_server *s, struct MHD_Connection *
         v->role = role;
         memcpy(v->fingerprint, fp, sizeof(fp));
         v->crl_generation = generation;
-        v->not_after = not_after;
+        /* At most an hour: the leaf's expiry alone would keep a verdict
+         * whose chain stopped verifying (a CA that expires first). */
+        v->not_after = not_after < time(NULL) + HTTP_VERDICT_KEEP_S
+                               ? not_after
+                               : time(NULL) + HTTP_VERDICT_KEEP_S;
     }
     return role;
 }
