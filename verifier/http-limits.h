@@ -33,12 +33,13 @@
 #define HTTP_CONNECTIONS_MAX     1000000
 #define HTTP_FDS_RESERVED        64
 /* libmicrohttpd's memory pool of one connection, from accept to close: the
- * request's headers (about 3 KB of them fit; more is 431), its read buffer
- * and the answer's headers. Bodies are copied out as they arrive (http.c)
- * and answers are sent from their own buffer, so neither needs room here.
- * Its default, 32 KB, was most of what an idle kept-alive connection cost
+ * request's headers (an agent's 200 bytes and over 1 KB more fit; several
+ * KB is 431, the connection closed), its read buffer and the answer's
+ * headers. Bodies are copied out as they arrive (http.c) and answers are
+ * sent from their own buffer, so neither needs room here. Its default,
+ * 32 KB, was most of what an idle kept-alive connection cost
  * (docs/verifier.md, "Many nodes"). */
-#define HTTP_CONNECTION_MEMORY 4096
+#define HTTP_CONNECTION_MEMORY 2048
 /* Connections without a valid client certificate yet (being accepted, in
  * the TLS handshake or before their first request): this share of all, at
  * most HTTP_UNAUTH_MAX, and at most this many from one address; more are

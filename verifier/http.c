@@ -58,15 +58,17 @@ struct conn {
     int64_t deadline_ms;
     bool waiting; /* in the list: no request yet */
     bool unauth;  /* counted in http_server.unauth: no valid certificate yet */
-    /* Counted in http_server.clients under this identity (client_id()) once
-     * a request showed a valid certificate; empty before. */
-    char client[HTTP_CLIENT_ID_MAX];
+    /* Counted in http_server.clients under this identity (client_id(),
+     * malloc'd) once a request showed a valid certificate; NULL before. The
+     * strings are allocated only when needed: ten thousand kept-alive
+     * connections hold this struct each (docs/verifier.md, "Many nodes"). */
+    char *client;
     /* While a body is read: in http_server.uploading, with its deadline and
      * the agent's node (one upload a node at a time). */
     struct conn *uprev, *unext;
     bool uploading;
     int64_t body_deadline_ms;
-    char cn[256];
+    char *cn; /* malloc'd; "" for an operator */
     /* The verdict of peer_role() on this connection's client certificate,
      * kept while nothing it rests on changed (peer_role_cached()). Only the
      * thread serving the connection touches it. */
@@ -614,6 +616,8 @@ static void upload_unlink(struct http_server *s, struct conn *k) {
     }
     k->uprev = k->unext = NULL;
     k->uploading = false;
+    free(k->cn);
+    k->cn = NULL;
 }
 
 /* A body of `len` bytes starts: it must arrive by its deadline (a base plus
@@ -626,10 +630,15 @@ static bool upload_start(struct http_server *s, struct MHD_Connection *c, const 
     const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     struct conn *k = ci ? ci->socket_context : NULL;
+    char *cn;
     bool ok = true;
 
     if (!k) {
         return true;
+    }
+    cn = strdup(rq->role == ROLE_AGENT ? rq->cn : "");
+    if (!cn) {
+        return false;
     }
     pthread_mutex_lock(&s->lock);
     for (struct conn *o = s->uploading; o && rq->role == ROLE_AGENT; o = o->unext) {
@@ -638,8 +647,9 @@ static bool upload_start(struct http_server *s, struct MHD_Connection *c, const 
             break;
         }
     }
-    if (ok) {
-        snprintf(k->cn, sizeof(k->cn), "%s", rq->role == ROLE_AGENT ? rq->cn : "");
+    if (ok && !k->uploading) {
+        k->cn = cn;
+        cn = NULL;
         k->body_deadline_ms = time_mono_ms() + HTTP_BODY_DEADLINE_BASE_MS +
                               (int64_t)(len / HTTP_BODY_MIN_BYTES_PER_MS);
         k->uprev = NULL;
@@ -651,6 +661,7 @@ static bool upload_start(struct http_server *s, struct MHD_Connection *c, const 
         k->uploading = true;
     }
     pthread_mutex_unlock(&s->lock);
+    free(cn);
     return ok;
 }
 
@@ -673,10 +684,11 @@ static void conn_closed(struct http_server *s, struct conn *k) {
     if (k->unauth) {
         http_unauth_del(s->unauth, &k->addr);
     }
-    if (k->client[0]) {
+    if (k->client) {
         http_clients_del(s->clients, k->client);
     }
     pthread_mutex_unlock(&s->lock);
+    free(k->client);
     verdict_clear(&k->verdict);
     free(k);
 }
@@ -710,27 +722,33 @@ static int conn_request(struct http_server *s, struct MHD_Connection *c, const s
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     struct conn *k = ci ? ci->socket_context : NULL;
     bool authenticated = rq->role == ROLE_AGENT || rq->role == ROLE_OPERATOR;
-    char id[HTTP_CLIENT_ID_MAX] = "";
+    char id[HTTP_CLIENT_ID_MAX] = "", *kept = NULL;
     int r = 0;
 
     if (!k) {
         return 0;
     }
-    if (authenticated && !s->plain) {
+    if (authenticated && !s->plain && k->unauth) {
         client_id(rq->role, rq->cn, id);
+        kept = strdup(id);
+        if (!kept) {
+            r = -ENOMEM;
+        }
     }
     pthread_mutex_lock(&s->lock);
     waiting_unlink(s, k);
-    if (authenticated && k->unauth) {
+    if (r == 0 && authenticated && k->unauth) {
         /* Without TLS there is no certificate to count by. */
         r = s->plain ? 0 : http_clients_add(s->clients, id);
         if (r == 0) {
             http_unauth_del(s->unauth, &k->addr);
             k->unauth = false;
-            snprintf(k->client, sizeof(k->client), "%s", id);
+            k->client = kept;
+            kept = NULL;
         }
     }
     pthread_mutex_unlock(&s->lock);
+    free(kept);
     if (r < 0) {
         char addr[64];
         http_addr_format(&k->addr, addr, sizeof(addr));

@@ -260,6 +260,7 @@ int main(int argc, char **argv) {
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
     setenv("TSS2_LOG", "all+none", 0);
+    verifier_malloc_setup();
     code = KIMA_EXIT_FAILURE;
     if (verifier_open(&cfg, &v) == 0) {
         if (verifier_listen(&v) == 0) {

@@ -2,6 +2,7 @@
 #include "service.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -199,6 +200,27 @@ int verifier_listen(struct verifier *v) {
     return 0;
 }
 
+void verifier_malloc_setup(void) {
+#ifdef __GLIBC__
+    mallopt(M_ARENA_MAX, VERIFIER_MALLOC_ARENAS);
+#endif
+}
+
+/* A round's buffers (its body, its JSON, its decoded entries) are freed
+ * between the connections' long-lived allocations: the pages they leave
+ * free inside the heap go back to the system now and then, not only when
+ * the inventory is replaced. */
+static void trim_due(struct verifier *v, int64_t now_ms) {
+    if (now_ms - v->trimmed_ms < VERIFIER_TRIM_INTERVAL_MS) {
+        return;
+    }
+    v->trimmed_ms = now_ms;
+#ifdef __GLIBC__
+    malloc_trim(0);
+    log_debug("heap trimmed in %lld ms", (long long)(engine_now_ms() - now_ms));
+#endif
+}
+
 void verifier_tick(struct verifier *v) {
     /* The checkpoint first: judging waiting measurements may take the
      * engine's lock for a while, the unsigned tail must not wait. The
@@ -212,6 +234,7 @@ void verifier_tick(struct verifier *v) {
         inventory_refresh(v->inv);
     }
     engine_sweep(v->engine, engine_now_ms());
+    trim_due(v, engine_now_ms());
 }
 
 void verifier_run(struct verifier *v, const sigset_t *sigs) {

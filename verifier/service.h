@@ -45,6 +45,16 @@ struct verifier_config {
 /* What the option table cannot check: the PCR selection. 0 or -EINVAL. */
 int verifier_config_check(const struct verifier_config *cfg);
 
+/* glibc's malloc set for a process that holds thousands of connections
+ * from a few threads: at most VERIFIER_MALLOC_ARENAS arenas (its default,
+ * 8 a core, leaves each thread's freed memory where the others cannot use
+ * it). Before any thread starts; nothing without glibc. */
+#define VERIFIER_MALLOC_ARENAS 2
+void verifier_malloc_setup(void);
+
+/* How often verifier_tick() hands free heap pages back (malloc_trim). */
+#define VERIFIER_TRIM_INTERVAL_MS 30000
+
 struct verifier {
     const struct verifier_config *cfg; /* borrowed */
     struct http_config http_cfg;
@@ -62,6 +72,7 @@ struct verifier {
     struct engine *engine;
     struct kube *kube;
     struct http_server *http;
+    int64_t trimmed_ms; /* when verifier_tick() last trimmed the heap */
 };
 
 /* Open everything but the HTTPS front, in order: the EK CAs and the CRL,

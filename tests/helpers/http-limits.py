@@ -619,7 +619,47 @@ def check_cert_slots(c, max_conns, per_cert):
             back is not None)
 
 
+def request_with_headers(s, extra):
+    """A challenge request of node-1 with `extra` bytes of one more header:
+    (status, headers), or None when the connection ended first."""
+    h = head("POST", "/v1/nodes/node-1/challenges", 0)
+    pad = "X-Padding: %s\r\n" % ("p" * max(0, extra - 13))
+    s.sendall(h[:-2] + pad.encode() + b"\r\n")
+    r = read_response(s, 3)
+    return (r[0], r[1]) if r else None
+
+
+def check_headers(c):
+    """libmicrohttpd's pool per connection is small (HTTP_CONNECTION_MEMORY):
+    a request with 1 KB more of headers than an agent sends is still served
+    on a kept-alive connection; one with 8 KB more is answered 431 and its
+    connection closed, and the verifier serves the next connection."""
+    ok = True
+    s = c.connect("agent-node-1")
+    try:
+        for extra in (0, 512, 1024):
+            r = request_with_headers(s, extra)
+            print("%d bytes more of headers: %s" % (extra, r and r[0]))
+            ok = ok and r is not None and r[0] not in (413, 431, 500) and \
+                r[1].get("connection", "").lower() != "close"
+    finally:
+        s.close()
+    s = c.connect("agent-node-1")
+    try:
+        r = request_with_headers(s, 8192)
+        closed = closed_soon(s)
+        print("8192 bytes more of headers: %s, then the connection %s" %
+              (r and r[0], "closed" if closed else "stayed open"))
+        ok = ok and r is not None and r[0] == 431 and closed
+    finally:
+        s.close()
+    r = new_connection(c)
+    print("a new connection then: %s" % (r,))
+    return ok and r[0] is not None and r[0] not in (413, 431, 500)
+
+
 CHECKS = {
+    "headers": check_headers,
     "noauth-stall": check_noauth_stall,
     "noauth-flood": check_noauth_flood,
     "role-early": check_role_early,

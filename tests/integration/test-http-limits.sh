@@ -72,6 +72,7 @@ check noauth-stall
 check role-early
 check noauth-flood
 check wide-array
+check headers
 
 # --- one certificate cannot hold the body budget
 check upload-hold
