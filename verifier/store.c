@@ -58,6 +58,14 @@ struct store {
     char wal_path[4096];
 };
 
+/* The kept measurements: one row each, written by every round that brings
+ * a new file, so in the order of the key alone (WITHOUT ROWID): an insert
+ * writes one B-tree, not a table and its key's index (schema 6). */
+#define POD_FILES_COLUMNS                                           \
+    " uid TEXT NOT NULL, path BLOB NOT NULL, digest TEXT NOT NULL," \
+    " violation INTEGER NOT NULL, entry INTEGER NOT NULL,"          \
+    " PRIMARY KEY (uid, path, digest, violation)"
+
 /* The tables as the first version wrote them, and the tables added since;
  * columns added since come from `columns` (migrate()), and indexes over
  * them from `indexes`, after the migration. */
@@ -88,10 +96,15 @@ static const char schema[] =
         " path BLOB NOT NULL, digest TEXT NOT NULL, violation INTEGER NOT NULL,"
         " seen_ms INTEGER NOT NULL);"
         "CREATE INDEX IF NOT EXISTS pending_node ON pending(node, id);"
-        "CREATE TABLE IF NOT EXISTS pod_files ("
-        " uid TEXT NOT NULL, path BLOB NOT NULL, digest TEXT NOT NULL,"
-        " violation INTEGER NOT NULL, entry INTEGER NOT NULL,"
-        " PRIMARY KEY (uid, path, digest, violation));";
+        "CREATE TABLE IF NOT EXISTS pod_files (" POD_FILES_COLUMNS ") WITHOUT ROWID;";
+
+/* A pod_files table of schema 5 or older, rebuilt without its rowid. */
+static const char pod_files_rebuild[] =
+        "CREATE TABLE pod_files_v6 (" POD_FILES_COLUMNS ") WITHOUT ROWID;"
+        "INSERT INTO pod_files_v6 (uid, path, digest, violation, entry)"
+        " SELECT uid, path, digest, violation, entry FROM pod_files;"
+        "DROP TABLE pod_files;"
+        "ALTER TABLE pod_files_v6 RENAME TO pod_files;";
 
 static const struct {
     const char *table, *column, *definition;
@@ -116,8 +129,9 @@ static const char indexes[] =
  * and the pending table; 2 nodes.ek_fp and the pods' kept measurements
  * (pod_files, pods.files, files_overflow, policy); 3 pods.files_bytes,
  * pods.gone_ms and pending.dropped; 4 nodes.behind_ms; 5 pods.files_dropped
- * (measurements not kept past the pod's cap, for GET .../measurements). */
-#define SCHEMA_VERSION 5
+ * (measurements not kept past the pod's cap, for GET .../measurements); 6
+ * pod_files WITHOUT ROWID. */
+#define SCHEMA_VERSION 6
 
 /* Convert an SQLite result once, logging its message. */
 static int sql_rc(struct store *s, int rc, const char *what) {
@@ -174,6 +188,11 @@ static int migrate(struct store *s) {
                          columns[i].column, columns[i].definition);
                 r = sql_rc(s, sqlite3_exec(s->db, sql, NULL, NULL, NULL), sql);
             }
+        }
+        if (r == 0 && has_column(s, "pod_files", "rowid")) {
+            log_info("store: rebuilding the kept measurements without a rowid (schema 6)");
+            r = sql_rc(s, sqlite3_exec(s->db, pod_files_rebuild, NULL, NULL, NULL),
+                       "rebuilding pod_files");
         }
         if (r == 0) {
             snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SCHEMA_VERSION);

@@ -14,7 +14,7 @@
 #include "store.h"
 
 /* The schema version this verifier writes (store.c SCHEMA_VERSION). */
-#define SCHEMA_NOW 5
+#define SCHEMA_NOW 6
 
 static char dir[64], db[128];
 
@@ -609,6 +609,56 @@ static void test_migrate_v4(void **state) {
     store_close(s);
 }
 
+/* Whether pod_files has a rowid (a table of schema 5 or older). */
+static bool pod_files_has_rowid(void) {
+    sqlite3 *h = NULL;
+    sqlite3_stmt *st = NULL;
+    bool yes;
+
+    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    yes = sqlite3_prepare_v2(h, "SELECT rowid FROM pod_files", -1, &st, NULL) == SQLITE_OK;
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return yes;
+}
+
+/* Schema 5 kept the measurements in a table with a rowid and an index of
+ * its key: a v5 store is rebuilt without the rowid, every kept measurement
+ * (path bytes, digest, violation, entry) kept, and still deduplicated. */
+static void test_migrate_v5(void **state) {
+    struct store *s = open_store();
+    struct pod_file f = {0};
+    (void)state;
+
+    assert_false(pod_files_has_rowid());
+    add_file(s, "uid-1", "/usr/bin/upfd", 1);
+    add_file(s, "uid-1", "/usr/bin/sh", 2);
+    add_file(s, "uid-2", "/usr/bin/sh", 3);
+    store_close(s);
+    sql("CREATE TABLE old_files (uid TEXT NOT NULL, path BLOB NOT NULL, digest TEXT NOT NULL,"
+        " violation INTEGER NOT NULL, entry INTEGER NOT NULL,"
+        " PRIMARY KEY (uid, path, digest, violation));"
+        "INSERT INTO old_files SELECT uid, path, digest, violation, entry FROM pod_files;"
+        "DROP TABLE pod_files; ALTER TABLE old_files RENAME TO pod_files;"
+        "PRAGMA user_version = 5;");
+    assert_true(pod_files_has_rowid());
+
+    s = open_store();
+    assert_int_equal(user_version(), SCHEMA_NOW);
+    assert_false(pod_files_has_rowid());
+    assert_int_equal(files_of(s, "uid-1"), 2);
+    assert_int_equal(files_of(s, "uid-2"), 1);
+    memcpy(f.path, "/usr/bin/sh", 11);
+    f.path_len = 11;
+    snprintf(f.digest, sizeof(f.digest), "sha256:%064x", 1);
+    assert_int_equal(store_pod_file_add(s, "uid-1", &f), 0); /* kept already */
+    f.entry = 9;
+    memcpy(f.path, "/usr/bin/ls", 11);
+    assert_int_equal(store_pod_file_add(s, "uid-1", &f), 1);
+    assert_int_equal(files_of(s, "uid-1"), 3);
+    store_close(s);
+}
+
 /* A store written by a newer verifier is refused, and left as it is. */
 static void test_newer_refused(void **state) {
     struct store *s = open_store(), *t = NULL;
@@ -618,11 +668,11 @@ static void test_newer_refused(void **state) {
     make_node(&n, "node-1", 1);
     assert_int_equal(store_node_put(s, &n), 0);
     store_close(s);
-    sql("PRAGMA user_version = 6;");
+    sql("PRAGMA user_version = 7;");
     assert_int_equal(store_open(db, &t), -EPROTO);
     assert_null(t);
-    assert_int_equal(user_version(), 6);
-    sql("PRAGMA user_version = 5;");
+    assert_int_equal(user_version(), 7);
+    sql("PRAGMA user_version = 6;");
     s = open_store();
     assert_int_equal(store_node_get(s, "node-1", &n), 0);
     store_close(s);
@@ -770,6 +820,7 @@ int main(void) {
             cmocka_unit_test_setup(test_migrate_v1, fresh),
             cmocka_unit_test_setup(test_migrate_v2, fresh),
             cmocka_unit_test_setup(test_migrate_v4, fresh),
+            cmocka_unit_test_setup(test_migrate_v5, fresh),
             cmocka_unit_test_setup(test_newer_refused, fresh),
             cmocka_unit_test_setup(test_transactions, fresh),
             cmocka_unit_test_setup(test_savepoints_and_sync, fresh),
