@@ -524,6 +524,7 @@ static void merge(struct worker *w, unsigned nw, struct figures *f) {
         s->late += x->late;
         s->handshakes += x->handshakes;
         s->resumed += x->resumed;
+        s->retried += x->retried;
         for (int k = 0; k < 600; k++) {
             s->http[k] += x->http[k];
         }
@@ -592,8 +593,10 @@ static void report_text(const struct lg_config *c, const struct figures *f, doub
     for (int k = 0; k < LG_ERR_KINDS; k++) {
         printf(", %s %llu", err_names[k], (unsigned long long)s->err[k]);
     }
-    printf("\n  TLS handshakes %llu, resumed %llu\n", (unsigned long long)s->handshakes,
-           (unsigned long long)s->resumed);
+    printf("\n  TLS handshakes %llu, resumed %llu; requests sent again on a new connection "
+           "(the verifier had closed an idle one) %llu\n",
+           (unsigned long long)s->handshakes, (unsigned long long)s->resumed,
+           (unsigned long long)s->retried);
     if (c->verifier_pid > 0 && f->have_cpu && f->rss0 >= 0 && f->rss1 >= 0) {
         printf("  verifier: CPU per round %.3f ms (%.2f cores); RSS %.1f MB before, %.1f MB at "
                "the end, %.0f bytes per node\n",
@@ -630,8 +633,9 @@ static void report_json(const struct lg_config *c, const struct figures *f, doub
     for (int k = 0; k < LG_ERR_KINDS; k++) {
         printf(",\"%s\":%llu", err_names[k], (unsigned long long)s->err[k]);
     }
-    printf(",\"handshakes\":%llu,\"resumed\":%llu", (unsigned long long)s->handshakes,
-           (unsigned long long)s->resumed);
+    printf(",\"handshakes\":%llu,\"resumed\":%llu,\"retried\":%llu",
+           (unsigned long long)s->handshakes, (unsigned long long)s->resumed,
+           (unsigned long long)s->retried);
     if (c->verifier_pid > 0) {
         printf(",\"verifier_cpu_ms_per_round\":%.4f,\"verifier_cores\":%.3f,"
                "\"verifier_rss_baseline\":%lld,\"verifier_rss_end\":%lld,"

@@ -127,6 +127,7 @@ static int conn_open(struct lg_thread *t, struct lg_node *n) {
     }
     n->events = EPOLLOUT;
     n->conn = LG_CONNECTING;
+    n->answers = 0;
     return 0;
 }
 
@@ -250,6 +251,7 @@ static void request(struct lg_thread *t, struct lg_node *n, enum lg_step step, c
     kbuf_reset(&n->in);
     n->out_off = 0;
     n->step = step;
+    n->retried = false;
     r = kbuf_printf(&n->out,
                     "POST /v1/nodes/%s/%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: kima-loadgen\r\n"
                     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
@@ -404,6 +406,24 @@ static void on_answer(struct lg_thread *t, struct lg_node *n, int status, const 
     }
 }
 
+/* The verifier closed a kept-alive connection (its idle timeout) as the
+ * request went out, before a byte of the answer: sent again, once, on a
+ * new connection, as libcurl does for the agent. False when it is not
+ * that case or the new connection cannot be opened. */
+static bool retry_fresh(struct lg_thread *t, struct lg_node *n) {
+    if (n->retried || n->answers == 0 || n->in.len > 0) {
+        return false;
+    }
+    conn_close(t, n);
+    n->retried = true;
+    n->out_off = 0;
+    if (conn_open(t, n) < 0) {
+        return false;
+    }
+    t->st.retried++;
+    return true;
+}
+
 /* ---- the loop */
 
 /* Readable at rest: a late TLS message (a session ticket) is read; the
@@ -439,12 +459,15 @@ static void node_io(struct lg_thread *t, struct lg_node *n) {
         return;
     }
     if (n->out_off < n->out.len) {
-        if (conn_flush(t, n) < 0) {
+        if (conn_flush(t, n) < 0 && !retry_fresh(t, n)) {
             fail(t, n, LG_ERR_CLOSED);
         }
         return;
     }
     r = conn_read(t, n, &status, &body, &blen, &keep);
+    if (r == -EPIPE && retry_fresh(t, n)) {
+        return;
+    }
     if (r < 0) {
         conn_close(t, n); /* whatever follows a bad answer is not worth reading */
         fail(t, n, r == -EPIPE ? LG_ERR_CLOSED : r == -EIO ? LG_ERR_TLS : LG_ERR_BAD);
@@ -454,6 +477,7 @@ static void node_io(struct lg_thread *t, struct lg_node *n) {
         return;
     }
     body[blen] = '\0'; /* in the buffer's room: the bytes after are not needed */
+    n->answers++;
     if (!keep) {
         conn_close(t, n);
     }

@@ -69,7 +69,10 @@ enum lg_err {
 };
 
 struct lg_stats {
-    uint64_t rounds, late, handshakes, resumed, http[600], err[LG_ERR_KINDS];
+    /* retried: requests sent again on a new connection because the
+     * verifier had closed the kept-alive one (its idle timeout) before a
+     * byte of the answer, as libcurl does for the agent */
+    uint64_t rounds, late, handshakes, resumed, retried, http[600], err[LG_ERR_KINDS];
     double *lat; /* ms, rounds of the measured window */
     size_t nlat, lat_cap;
 };
@@ -93,7 +96,9 @@ struct lg_node {
     SSL_SESSION *session; /* the last one, offered on reconnect */
     struct kbuf out, in;
     size_t out_off;
-    uint32_t events; /* what epoll waits for now */
+    uint32_t events;  /* what epoll waits for now */
+    unsigned answers; /* answers read on this connection */
+    bool retried;     /* the request under way was sent again once */
     /* the request under way */
     enum lg_step step;
     bool setup_done;
