@@ -40,6 +40,13 @@
  * 32 KB, was most of what an idle kept-alive connection cost
  * (docs/verifier.md, "Many nodes"). */
 #define HTTP_CONNECTION_MEMORY 2048
+/* A request's head (its line and header fields, each counted with
+ * HTTP_HEAD_FIELD_COST bytes of libmicrohttpd's bookkeeping) beyond this is
+ * answered 431 before anything is done: past it, the pool might not hold
+ * the answer's headers, and libmicrohttpd would close the connection with
+ * no answer after the request was carried out (review finding R16-2). */
+#define HTTP_HEAD_FIELD_COST  48
+#define HTTP_REQUEST_HEAD_MAX (HTTP_CONNECTION_MEMORY - 512)
 /* Connections without a valid client certificate yet (being accepted, in
  * the TLS handshake or before their first request): this share of all, at
  * most HTTP_UNAUTH_MAX, and at most this many from one address; more are

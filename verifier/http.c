@@ -623,10 +623,10 @@ static void upload_unlink(struct http_server *s, struct conn *k) {
 /* A body of `len` bytes starts: it must arrive by its deadline (a base plus
  * a minimum rate), and an agent's node may have one body being received at
  * a time, so that one certificate cannot hold the shared budget with
- * stalled uploads. False when that node has one already. The slot is free
- * again once the body is in (upload_end()). */
-static bool upload_start(struct http_server *s, struct MHD_Connection *c, const struct request *rq,
-                         uint64_t len) {
+ * stalled uploads. 0, -EBUSY when that node has one already, or -ENOMEM.
+ * The slot is free again once the body is in (upload_end()). */
+static int upload_start(struct http_server *s, struct MHD_Connection *c, const struct request *rq,
+                        uint64_t len) {
     const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     struct conn *k = ci ? ci->socket_context : NULL;
@@ -634,11 +634,11 @@ static bool upload_start(struct http_server *s, struct MHD_Connection *c, const 
     bool ok = true;
 
     if (!k) {
-        return true;
+        return 0;
     }
     cn = strdup(rq->role == ROLE_AGENT ? rq->cn : "");
     if (!cn) {
-        return false;
+        return -ENOMEM;
     }
     pthread_mutex_lock(&s->lock);
     for (struct conn *o = s->uploading; o && rq->role == ROLE_AGENT; o = o->unext) {
@@ -662,7 +662,7 @@ static bool upload_start(struct http_server *s, struct MHD_Connection *c, const 
     }
     pthread_mutex_unlock(&s->lock);
     free(cn);
-    return ok;
+    return ok ? 0 : -EBUSY;
 }
 
 static void upload_end(struct http_server *s, struct MHD_Connection *c) {
@@ -820,6 +820,21 @@ static void *watchdog(void *arg) {
  * authenticate, admit (role, then the body's length against the route's
  * cap and the shared budget), or answer at once. An answer queued now makes
  * libmicrohttpd close the connection after it without reading the body. */
+static enum MHD_Result add_field_cost(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value) {
+    size_t *sum = cls;
+    (void)kind;
+    *sum += strlen(key) + (value ? strlen(value) : 0) + 4 + HTTP_HEAD_FIELD_COST;
+    return MHD_YES;
+}
+
+/* What the request's head holds in the connection's pool, about. */
+static size_t request_head_bytes(struct MHD_Connection *c, const char *url, const char *method) {
+    size_t sum = strlen(method) + strlen(url) + 12;
+    MHD_get_connection_values(c, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, add_field_cost, &sum);
+    return sum;
+}
+
 static enum MHD_Result on_headers(struct http_server *s, struct MHD_Connection *c, const char *url,
                                   const char *method, struct request *rq) {
     struct http_admission a;
@@ -835,6 +850,15 @@ static enum MHD_Result on_headers(struct http_server *s, struct MHD_Connection *
                                                    MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL,
     };
 
+    if (request_head_bytes(c, url, method) > HTTP_REQUEST_HEAD_MAX) {
+        char detail[160];
+        snprintf(detail, sizeof(detail),
+                 "the request line and header fields take more than the %d bytes a request "
+                 "may have here",
+                 HTTP_REQUEST_HEAD_MAX);
+        log_noisy(s, "refused a request: its header fields are too large");
+        return send_error(c, 431, "request header fields too large", detail);
+    }
     rq->role = h.role = peer_role_cached(s, c, conn_of(c), rq->cn, sizeof(rq->cn));
     r = conn_request(s, c, rq);
     if (r < 0) {
@@ -870,12 +894,14 @@ static enum MHD_Result on_headers(struct http_server *s, struct MHD_Connection *
                           "(--max-body-memory); try again");
             return queue_json(c, 503, j, HTTP_RETRY_AFTER_S, NULL);
         }
-        if (!upload_start(s, c, rq, a.body_len)) {
+        r = upload_start(s, c, rq, a.body_len);
+        if (r < 0) {
             json_t *j;
             http_budget_give(&s->budget, a.body_len);
             j = json_pack("{s:s,s:s}", "error", "busy", "detail",
-                          "this node is sending another request body already");
-            return queue_json(c, 429, j, HTTP_RETRY_AFTER_S, NULL);
+                          r == -EBUSY ? "this node is sending another request body already"
+                                      : "out of memory; try again");
+            return queue_json(c, r == -EBUSY ? 429 : 503, j, HTTP_RETRY_AFTER_S, NULL);
         }
         rq->reserved = a.body_len;
     }
@@ -1133,6 +1159,7 @@ int http_start(const struct http_config *cfg, struct engine *e, struct http_serv
     OPT(MHD_OPTION_THREAD_POOL_SIZE, cfg->threads ? cfg->threads : 8, NULL);
     OPT(MHD_OPTION_CONNECTION_LIMIT, lim.max, NULL);
     OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONNECTION_MEMORY, NULL);
+    OPT(MHD_OPTION_CONNECTION_MEMORY_INCREMENT, (size_t)256, NULL);
     /* No per-address limit of libmicrohttpd's: it would count authenticated
      * connections too, and refuse nodes behind one address (SNAT). The
      * unauthenticated ones are counted per address in on_accept(). */

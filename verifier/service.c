@@ -16,6 +16,7 @@
 #include "log.h"
 #include "pcr.h"
 #include "store.h"
+#include "time-util.h"
 
 int verifier_config_check(const struct verifier_config *cfg) {
     TPML_PCR_SELECTION sel;
@@ -210,15 +211,22 @@ void verifier_malloc_setup(void) {
  * between the connections' long-lived allocations: the pages they leave
  * free inside the heap go back to the system now and then, not only when
  * the inventory is replaced. */
-static void trim_due(struct verifier *v, int64_t now_ms) {
+static void trim_due(struct verifier *v) {
+    int64_t now_ms = time_mono_ms(), took;
+
     if (now_ms - v->trimmed_ms < VERIFIER_TRIM_INTERVAL_MS) {
         return;
     }
     v->trimmed_ms = now_ms;
 #ifdef __GLIBC__
     malloc_trim(0);
-    log_debug("heap trimmed in %lld ms", (long long)(engine_now_ms() - now_ms));
 #endif
+    took = time_mono_ms() - now_ms;
+    if (took >= VERIFIER_TRIM_SLOW_MS) {
+        log_warn("heap trimmed in %lld ms: allocations waited that long", (long long)took);
+    } else {
+        log_debug("heap trimmed in %lld ms", (long long)took);
+    }
 }
 
 void verifier_tick(struct verifier *v) {
@@ -234,7 +242,7 @@ void verifier_tick(struct verifier *v) {
         inventory_refresh(v->inv);
     }
     engine_sweep(v->engine, engine_now_ms());
-    trim_due(v, engine_now_ms());
+    trim_due(v);
 }
 
 void verifier_run(struct verifier *v, const sigset_t *sigs) {

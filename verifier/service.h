@@ -52,8 +52,11 @@ int verifier_config_check(const struct verifier_config *cfg);
 #define VERIFIER_MALLOC_ARENAS 2
 void verifier_malloc_setup(void);
 
-/* How often verifier_tick() hands free heap pages back (malloc_trim). */
+/* How often verifier_tick() hands free heap pages back (malloc_trim), on
+ * the monotonic clock; a trim that takes VERIFIER_TRIM_SLOW_MS or more is
+ * logged as a warning (malloc waits for it). */
 #define VERIFIER_TRIM_INTERVAL_MS 30000
+#define VERIFIER_TRIM_SLOW_MS     50
 
 struct verifier {
     const struct verifier_config *cfg; /* borrowed */
@@ -72,7 +75,7 @@ struct verifier {
     struct engine *engine;
     struct kube *kube;
     struct http_server *http;
-    int64_t trimmed_ms; /* when verifier_tick() last trimmed the heap */
+    int64_t trimmed_ms; /* when verifier_tick() last trimmed the heap (monotonic) */
 };
 
 /* Open everything but the HTTPS front, in order: the EK CAs and the CRL,

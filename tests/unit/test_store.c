@@ -609,17 +609,22 @@ static void test_migrate_v4(void **state) {
     store_close(s);
 }
 
-/* Whether pod_files has a rowid (a table of schema 5 or older). */
-static bool pod_files_has_rowid(void) {
+/* Whether `query` compiles against the store (a table, a column). */
+static bool compiles(const char *query) {
     sqlite3 *h = NULL;
     sqlite3_stmt *st = NULL;
     bool yes;
 
     assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
-    yes = sqlite3_prepare_v2(h, "SELECT rowid FROM pod_files", -1, &st, NULL) == SQLITE_OK;
+    yes = sqlite3_prepare_v2(h, query, -1, &st, NULL) == SQLITE_OK;
     sqlite3_finalize(st);
     sqlite3_close(h);
     return yes;
+}
+
+/* Whether pod_files has a rowid (a table of schema 5 or older). */
+static bool pod_files_has_rowid(void) {
+    return compiles("SELECT rowid FROM pod_files");
 }
 
 /* Schema 5 kept the measurements in a table with a rowid and an index of
@@ -646,6 +651,8 @@ static void test_migrate_v5(void **state) {
     s = open_store();
     assert_int_equal(user_version(), SCHEMA_NOW);
     assert_false(pod_files_has_rowid());
+    /* The old table is dropped after the migration's commit. */
+    assert_false(compiles("SELECT uid FROM pod_files_v5"));
     assert_int_equal(files_of(s, "uid-1"), 2);
     assert_int_equal(files_of(s, "uid-2"), 1);
     memcpy(f.path, "/usr/bin/sh", 11);
@@ -655,6 +662,15 @@ static void test_migrate_v5(void **state) {
     f.entry = 9;
     memcpy(f.path, "/usr/bin/ls", 11);
     assert_int_equal(store_pod_file_add(s, "uid-1", &f), 1);
+    assert_int_equal(files_of(s, "uid-1"), 3);
+    store_close(s);
+
+    /* A start cut short between the commit and the drop left the old
+     * table: the next start drops it, the kept measurements untouched. */
+    sql("CREATE TABLE pod_files_v5 (uid TEXT, path BLOB, digest TEXT, violation INTEGER,"
+        " entry INTEGER); INSERT INTO pod_files_v5 VALUES ('uid-1', x'2f', 'd', 0, 1);");
+    s = open_store();
+    assert_false(compiles("SELECT uid FROM pod_files_v5"));
     assert_int_equal(files_of(s, "uid-1"), 3);
     store_close(s);
 }
