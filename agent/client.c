@@ -71,6 +71,14 @@ int client_url_parse(const char *url, struct client_url *ret, char *err, size_t 
         snprintf(err, errsz, "does not start with https://");
         return -EINVAL;
     }
+    /* The host and prefix go into the request line and Host header. */
+    for (const char *p = url; *p; p++) {
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f) {
+            snprintf(err, errsz, "a blank, control or non-ASCII byte at offset %zu",
+                     (size_t)(p - url));
+            return -EINVAL;
+        }
+    }
     h = url + 8;
     slash = strchr(h, '/');
     end = slash ? slash : h + strlen(h);
@@ -91,7 +99,7 @@ int client_url_parse(const char *url, struct client_url *ret, char *err, size_t 
         colon = memchr(h, ':', (size_t)(end - h));
         hl = (size_t)((colon ? colon : end) - h);
     }
-    if (hl == 0 || hl >= sizeof(u.host) || memchr(h, ',', hl) || memchr(h, ' ', hl)) {
+    if (hl == 0 || hl >= sizeof(u.host) || memchr(h, ',', hl)) {
         snprintf(err, errsz, "bad host");
         return -EINVAL;
     }
