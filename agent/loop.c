@@ -59,11 +59,13 @@ void agent_next_verifier(struct agent *a, int64_t now) {
     size_t from = a->current;
     uint64_t suppressed = 0;
 
+    /* A draining verifier waits for its open connections: leave it none.
+     * With one URL too: behind a Service, the next connection may reach
+     * another replica, where a kept-alive one would not. */
+    client_disconnect(a->client);
     if (a->n_clients < 2) {
         return;
     }
-    /* A draining verifier waits for its open connections: leave it none. */
-    client_disconnect(a->clients[from]);
     a->current = (from + 1) % a->n_clients;
     a->client = a->clients[a->current];
     if (ratelimit_allow(&a->switch_log, now, &suppressed)) {

@@ -46,9 +46,9 @@ uint64_t backoff_next_ms(uint64_t backoff_ms);
  * result is then the last try's. The backoff is not touched here. */
 int agent_loop_step(struct agent *a, struct agent_loop *l, int64_t now, uint64_t count);
 
-/* Move to the next verifier URL of the list (wrapping; nothing with one
- * URL), closing the connection to the one left, and log why
- * (a->unavailable), at most 10 lines a minute (`now`, monotonic ms). */
+/* Close the connection to the verifier in use and move to the next URL of
+ * the list (wrapping; none with one URL), logging why (a->unavailable), at
+ * most 10 lines a minute (`now`, monotonic ms). */
 void agent_next_verifier(struct agent *a, int64_t now);
 
 /* Run until *stop is set (by a signal), or with cfg->once until the first

@@ -702,12 +702,17 @@ static void test_step_registers_again(void **state) {
     expect_done();
     check_evidence(f, 1, 0, "boot-a");
 
-    /* A failed registration stays unregistered. */
+    /* A failed registration stays unregistered. With one URL, a 503 only
+     * closes the kept-alive connection (behind a Service the next one may
+     * reach another replica). */
     stub_reset();
     l.registered = false;
     expect("registration", 503, json_pack("{s:s}", "detail", "busy"));
+    stub.disconnected = (struct client *)&l;
     assert_true(agent_loop_step(&f->a, &l, 4000, 3) < 0);
+    expect_done();
     assert_false(l.registered);
+    assert_null(stub.disconnected); /* the fixture's client, NULL */
 }
 
 /* Three verifier URLs (A, B, C; stand-in clients, client_post() is the
