@@ -8,6 +8,8 @@
 #include "client.h"
 #include "keys.h"
 #include "position.h"
+#include "ratelimit.h"
+#include "verifiers.h"
 
 /* What kima-agent was told (agent/main.c's option table fills it). Strings
  * are borrowed from argv, the environment or main(). */
@@ -27,8 +29,18 @@ struct agent {
     const struct agent_config *cfg; /* borrowed */
     struct tpm *tpm;
     struct tpm_key ek, ak;
-    struct client *client;
+    struct client *client; /* clients[current]; a request goes here */
     struct list_position pos;
+    /* One client per verifier URL, so that a TLS session is only ever
+     * offered to the verifier that made it. The agent stays on `current`
+     * while it answers (agent_loop_step() moves on). */
+    struct verifier_urls urls;
+    struct client *clients[VERIFIER_URLS_MAX];
+    size_t n_clients, current;
+    /* Why the verifier of the last request was unavailable
+     * (verifier_unavailable()); empty when it answered. */
+    char unavailable[128];
+    struct ratelimit switch_log;
 };
 
 #endif

@@ -16,12 +16,37 @@
 #include "log.h"
 #include "quote.h"
 
+/* One client per verifier URL; the first one in use. */
+static int open_clients(struct agent *a) {
+    const struct agent_config *cfg = a->cfg;
+    char err[256];
+    int r = verifier_urls_parse(cfg->verifier, &a->urls, err, sizeof(err));
+
+    if (r < 0) {
+        log_error("%s", err);
+        return r;
+    }
+    for (size_t i = 0; i < a->urls.n; i++) {
+        r = client_new(a->urls.url[i], cfg->cert, cfg->key, cfg->cacert, &a->clients[i]);
+        if (r < 0) {
+            return r;
+        }
+        a->n_clients = i + 1;
+    }
+    a->current = 0;
+    a->client = a->clients[0];
+    return 0;
+}
+
 int agent_open(const struct agent_config *cfg, struct agent *a, bool *ret_registered) {
     enum tpm_key_type ak_type = strcmp(cfg->ak_alg, "ecc") == 0 ? TPM_KEY_ECC : TPM_KEY_RSA;
     char blob[4400], boot_id[80];
     int r;
 
-    *a = (struct agent){.cfg = cfg, .ek = TPM_KEY_INIT, .ak = TPM_KEY_INIT};
+    *a = (struct agent){.cfg = cfg,
+                        .ek = TPM_KEY_INIT,
+                        .ak = TPM_KEY_INIT,
+                        .switch_log = RATELIMIT_INIT(60000, 10)};
     position_init(&a->pos, cfg->securityfs);
     snprintf(blob, sizeof(blob), "%s/ak.blob", cfg->state_dir);
     if (tpm_open(cfg->tcti, &a->tpm) < 0 || tpm_ek_load(a->tpm, TPM_KEY_RSA, &a->ek) < 0) {
@@ -35,7 +60,7 @@ int agent_open(const struct agent_config *cfg, struct agent *a, bool *ret_regist
     } else if (r == 0) {
         *ret_registered = true; /* a known AK: the verifier has the node already */
     }
-    if (r < 0 || client_new(cfg->verifier, cfg->cert, cfg->key, cfg->cacert, &a->client) < 0) {
+    if (r < 0 || open_clients(a) < 0) {
         log_error("cannot set up the AK (%s) or the HTTPS client", blob);
         agent_close(a);
         return r < 0 ? r : -EIO;
@@ -50,8 +75,13 @@ void agent_close(struct agent *a) {
     tpm_key_release(a->tpm, &a->ek);
     tpm_close(a->tpm);
     a->tpm = NULL;
-    client_free(a->client);
+    for (size_t i = 0; i < a->n_clients; i++) {
+        client_free(a->clients[i]);
+        a->clients[i] = NULL;
+    }
+    a->n_clients = 0;
     a->client = NULL;
+    verifier_urls_free(&a->urls);
     position_free(&a->pos);
 }
 
@@ -62,11 +92,13 @@ static const char *answer_text(const json_t *resp, const char *key, const char *
     return !resp ? "no answer" : v ? v : missing;
 }
 
-/* POST body to /v1/nodes/<node>/<what>, as client_post(). A node name no
- * verifier takes is -ENAMETOOLONG, sent nowhere. */
+/* POST body to /v1/nodes/<node>/<what>, as client_post(), and whether the
+ * verifier was unavailable into a->unavailable. A node name no verifier
+ * takes is -ENAMETOOLONG, sent nowhere. */
 static int post_node(struct agent *a, const char *what, const json_t *body, json_t **ret) {
     char path[sizeof("/v1/nodes//registration") + AGENT_NODE_NAME_MAX];
     size_t n = strlen(a->cfg->node);
+    int status;
 
     if (n > AGENT_NODE_NAME_MAX || (size_t)snprintf(path, sizeof(path), "/v1/nodes/%s/%s",
                                                     a->cfg->node, what) >= sizeof(path)) {
@@ -74,7 +106,11 @@ static int post_node(struct agent *a, const char *what, const json_t *body, json
                   AGENT_NODE_NAME_MAX);
         return -ENAMETOOLONG;
     }
-    return client_post(a->client, path, body, ret);
+    status = client_post(a->client, path, body, ret);
+    if (!verifier_unavailable(status, *ret, a->unavailable, sizeof(a->unavailable))) {
+        a->unavailable[0] = 0;
+    }
+    return status;
 }
 
 /* EK and AK public areas, and the EK certificate when the TPM has one. */

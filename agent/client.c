@@ -36,10 +36,7 @@ struct client {
     SSL_CTX *ctx;
     SSL *ssl;
     int fd;
-    char host[256]; /* without brackets */
-    char port[8];
-    char prefix[512]; /* path prefix of the base URL, no trailing '/' */
-    bool host_is_ip;
+    struct client_url u;
     char *buf; /* response bytes */
     size_t len;
     /* The last TLS session the verifier gave a ticket for, offered at the
@@ -63,15 +60,24 @@ static void ssl_error(const char *what, const char *url) {
 }
 
 /* https://host[:port][/prefix], host a name, an IPv4 address or [IPv6]. */
-static int parse_url(struct client *c, const char *url) {
+int client_url_parse(const char *url, struct client_url *ret, char *err, size_t errsz) {
     const char *h, *end, *colon, *slash;
+    struct client_url u = {0};
     struct in6_addr a6;
     struct in_addr a4;
     size_t hl;
 
     if (strncmp(url, "https://", 8) != 0) {
-        log_error("the verifier URL must start with https:// (%s)", url);
+        snprintf(err, errsz, "does not start with https://");
         return -EINVAL;
+    }
+    /* The host and prefix go into the request line and Host header. */
+    for (const char *p = url; *p; p++) {
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f) {
+            snprintf(err, errsz, "a blank, control or non-ASCII byte at offset %zu",
+                     (size_t)(p - url));
+            return -EINVAL;
+        }
     }
     h = url + 8;
     slash = strchr(h, '/');
@@ -79,62 +85,68 @@ static int parse_url(struct client *c, const char *url) {
     if (*h == '[') {
         const char *rb = memchr(h, ']', (size_t)(end - h));
         if (!rb) {
-            log_error("bad IPv6 address in %s", url);
+            snprintf(err, errsz, "bad IPv6 address");
             return -EINVAL;
         }
         hl = (size_t)(rb - h - 1);
         h++;
         colon = rb + 1 < end && rb[1] == ':' ? rb + 1 : NULL;
+        if (!colon && rb + 1 != end) {
+            snprintf(err, errsz, "bad IPv6 address");
+            return -EINVAL;
+        }
     } else {
         colon = memchr(h, ':', (size_t)(end - h));
         hl = (size_t)((colon ? colon : end) - h);
     }
-    if (hl == 0 || hl >= sizeof(c->host)) {
-        log_error("bad host in %s", url);
+    if (hl == 0 || hl >= sizeof(u.host) || memchr(h, ',', hl)) {
+        snprintf(err, errsz, "bad host");
         return -EINVAL;
     }
-    memcpy(c->host, h, hl);
-    c->host[hl] = 0;
-    snprintf(c->port, sizeof(c->port), "443");
+    memcpy(u.host, h, hl);
+    snprintf(u.port, sizeof(u.port), "443");
     if (colon) {
         size_t pl = (size_t)(end - colon - 1);
         char *e;
         long p;
-        if (pl == 0 || pl >= sizeof(c->port)) {
-            log_error("bad port in %s", url);
+        if (pl == 0 || pl >= sizeof(u.port)) {
+            snprintf(err, errsz, "bad port");
             return -EINVAL;
         }
-        memcpy(c->port, colon + 1, pl);
-        c->port[pl] = 0;
-        p = strtol(c->port, &e, 10);
+        memcpy(u.port, colon + 1, pl);
+        u.port[pl] = 0;
+        p = strtol(u.port, &e, 10);
         if (*e || p < 1 || p > 65535) {
-            log_error("bad port in %s", url);
+            snprintf(err, errsz, "bad port");
             return -EINVAL;
         }
     }
-    if (slash && strlen(slash) >= sizeof(c->prefix)) {
-        log_error("URL path too long: %s", url);
+    if (slash && strlen(slash) >= sizeof(u.prefix)) {
+        snprintf(err, errsz, "path longer than %zu bytes", sizeof(u.prefix) - 1);
         return -EINVAL;
     }
-    snprintf(c->prefix, sizeof(c->prefix), "%s", slash ? slash : "");
-    while (c->prefix[0] && c->prefix[strlen(c->prefix) - 1] == '/') {
-        c->prefix[strlen(c->prefix) - 1] = 0;
+    snprintf(u.prefix, sizeof(u.prefix), "%s", slash ? slash : "");
+    while (u.prefix[0] && u.prefix[strlen(u.prefix) - 1] == '/') {
+        u.prefix[strlen(u.prefix) - 1] = 0;
     }
-    c->host_is_ip = inet_pton(AF_INET, c->host, &a4) == 1 || inet_pton(AF_INET6, c->host, &a6) == 1;
+    u.host_is_ip = inet_pton(AF_INET, u.host, &a4) == 1 || inet_pton(AF_INET6, u.host, &a6) == 1;
+    *ret = u;
     return 0;
 }
 
 int client_new(const char *base_url, const char *cert, const char *key, const char *cacert,
                struct client **ret) {
     struct client *c = calloc(1, sizeof(*c));
+    char err[128];
     int r;
 
     if (!c) {
         return -ENOMEM;
     }
     c->fd = -1;
-    r = parse_url(c, base_url);
+    r = client_url_parse(base_url, &c->u, err, sizeof(err));
     if (r < 0) {
+        log_error("the verifier URL %s: %s", base_url, err);
         client_free(c);
         return r;
     }
@@ -174,6 +186,12 @@ static void disconnect(struct client *c) {
     }
 }
 
+void client_disconnect(struct client *c) {
+    if (c) {
+        disconnect(c);
+    }
+}
+
 void client_free(struct client *c) {
     if (!c) {
         return;
@@ -189,10 +207,10 @@ void client_free(struct client *c) {
 static int tcp_connect(struct client *c) {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG}, *ai, *a;
     struct timeval tv = {.tv_sec = IO_TIMEOUT_S};
-    int r = getaddrinfo(c->host, c->port, &hints, &ai), fd = -1;
+    int r = getaddrinfo(c->u.host, c->u.port, &hints, &ai), fd = -1;
 
     if (r != 0) {
-        log_warn("cannot resolve %s: %s", c->host, gai_strerror(r));
+        log_warn("cannot resolve %s: %s", c->u.host, gai_strerror(r));
         return -EHOSTUNREACH;
     }
     r = -ECONNREFUSED;
@@ -221,7 +239,7 @@ static int tcp_connect(struct client *c) {
     }
     freeaddrinfo(ai);
     if (fd < 0) {
-        log_warn("cannot connect to %s port %s: %s", c->host, c->port, strerror(-r));
+        log_warn("cannot connect to %s port %s: %s", c->u.host, c->u.port, strerror(-r));
         return r;
     }
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
@@ -288,13 +306,13 @@ static int tls_connect_once(struct client *c) {
         return -ENOMEM;
     }
     /* The verifier's certificate must name the host we asked for. */
-    if (c->host_is_ip) {
-        if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), c->host) != 1) {
+    if (c->u.host_is_ip) {
+        if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), c->u.host) != 1) {
             disconnect(c);
             return -EINVAL;
         }
-    } else if (SSL_set_tlsext_host_name(c->ssl, c->host) != 1 ||
-               SSL_set1_host(c->ssl, c->host) != 1) {
+    } else if (SSL_set_tlsext_host_name(c->ssl, c->u.host) != 1 ||
+               SSL_set1_host(c->ssl, c->u.host) != 1) {
         disconnect(c);
         return -EINVAL;
     }
@@ -302,10 +320,10 @@ static int tls_connect_once(struct client *c) {
     if (SSL_connect(c->ssl) != 1) {
         long v = SSL_get_verify_result(c->ssl);
         if (v != X509_V_OK) {
-            log_warn("TLS with %s: the verifier's certificate is refused: %s", c->host,
+            log_warn("TLS with %s: the verifier's certificate is refused: %s", c->u.host,
                      X509_verify_cert_error_string(v));
         } else {
-            ssl_error("TLS handshake with", c->host);
+            ssl_error("TLS handshake with", c->u.host);
         }
         /* Whatever went wrong, the next try starts from scratch. */
         SSL_SESSION_free(c->session);
@@ -317,7 +335,7 @@ static int tls_connect_once(struct client *c) {
     if (SSL_session_reused(c->ssl)) {
         c->stats.resumed++;
     }
-    log_info("connected to %s: %s (%llu of %llu connections resumed)", c->host,
+    log_info("connected to %s port %s: %s (%llu of %llu connections resumed)", c->u.host, c->u.port,
              SSL_session_reused(c->ssl) ? "TLS session resumed" : "full TLS handshake",
              (unsigned long long)c->stats.resumed, (unsigned long long)c->stats.connections);
     return 0;
@@ -331,7 +349,7 @@ static int tls_connect(struct client *c) {
     int r = tls_connect_once(c);
 
     if (r == -ECONNREFUSED && offered) {
-        log_info("connecting to %s again with a full TLS handshake", c->host);
+        log_info("connecting to %s again with a full TLS handshake", c->u.host);
         r = tls_connect_once(c);
     }
     return r;
@@ -436,8 +454,9 @@ int client_post(struct client *c, const char *path, const json_t *body, json_t *
                   "POST %s%s HTTP/1.1\r\nHost: %s%s%s:%s\r\nUser-Agent: kima-agent\r\n"
                   "Content-Type: application/json\r\nAccept: application/json\r\n"
                   "Content-Length: %zu\r\n\r\n",
-                  c->prefix, path, c->host_is_ip && strchr(c->host, ':') ? "[" : "", c->host,
-                  c->host_is_ip && strchr(c->host, ':') ? "]" : "", c->port, strlen(text));
+                  c->u.prefix, path, c->u.host_is_ip && strchr(c->u.host, ':') ? "[" : "",
+                  c->u.host, c->u.host_is_ip && strchr(c->u.host, ':') ? "]" : "", c->u.port,
+                  strlen(text));
     if (hl < 0 || (size_t)hl >= sizeof(head)) {
         return -E2BIG;
     }
@@ -471,7 +490,7 @@ int client_post(struct client *c, const char *path, const json_t *body, json_t *
         }
     }
     if (r < 0) {
-        log_warn("POST %s%s to %s: %s", c->prefix, path, c->host,
+        log_warn("POST %s%s to %s: %s", c->u.prefix, path, c->u.host,
                  why[0] ? why : "no answer (connection failed)");
         return r == -EPIPE ? -EIO : r;
     }
@@ -483,7 +502,13 @@ int client_post(struct client *c, const char *path, const json_t *body, json_t *
         !json_is_object(*ret)) {
         json_decref(*ret);
         *ret = NULL;
-        log_warn("POST %s%s: %d with an answer that is not a JSON object", c->prefix, path,
+        if (h.status < 200 || h.status > 299) {
+            /* A refusal in another format (a proxy's HTML 502, say): its
+             * status is the answer, with an empty object. */
+            *ret = json_object();
+            return *ret ? h.status : -ENOMEM;
+        }
+        log_warn("POST %s%s: %d with an answer that is not a JSON object", c->u.prefix, path,
                  h.status);
         return -EBADMSG;
     }

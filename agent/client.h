@@ -2,6 +2,8 @@
 #ifndef KIMA_AGENT_CLIENT_H
 #define KIMA_AGENT_CLIENT_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -23,6 +25,18 @@
 
 struct client;
 
+/* A verifier URL taken apart: https://host[:port][/prefix]. */
+struct client_url {
+    char host[256]; /* without brackets */
+    char port[8];
+    char prefix[512]; /* path prefix, no trailing '/' */
+    bool host_is_ip;
+};
+
+/* Check and take apart `url` into *ret. 0, or -EINVAL with what is wrong
+ * in err (the URL itself is not repeated there); *ret untouched then. */
+int client_url_parse(const char *url, struct client_url *ret, char *err, size_t errsz);
+
 /* Connections made (TLS handshakes that succeeded) and how many of them
  * resumed a session. */
 struct client_stats {
@@ -32,10 +46,14 @@ struct client_stats {
 int client_new(const char *base_url, const char *cert, const char *key, const char *cacert,
                struct client **ret);
 void client_free(struct client *c);
+/* Close the kept-alive connection, if any (the TLS session is kept for the
+ * next connect to the same URL). Accepts NULL. */
+void client_disconnect(struct client *c);
 
 /* POST body (may be NULL) to base_url + path. Returns the HTTP status with
- * the parsed answer in *ret (an object, never NULL on success), or a
- * negative errno when no answer came (the reason is logged). OpenSSL's
+ * the parsed answer in *ret (an object, never NULL on success; an empty one
+ * for a non-2xx answer that is not a JSON object), or a negative errno when
+ * no answer came (the reason is logged). OpenSSL's
  * errors are converted here and nowhere else. */
 int client_post(struct client *c, const char *path, const json_t *body, json_t **ret);
 

@@ -35,7 +35,8 @@ uint64_t backoff_next_ms(uint64_t backoff_ms) {
     return backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff_ms * 2;
 }
 
-int agent_loop_step(struct agent *a, struct agent_loop *l, int64_t now, uint64_t count) {
+/* Register, or one round, on the verifier in use. */
+static int step_once(struct agent *a, struct agent_loop *l, int64_t now, uint64_t count) {
     int r;
 
     if (!l->registered) {
@@ -50,6 +51,47 @@ int agent_loop_step(struct agent *a, struct agent_loop *l, int64_t now, uint64_t
         log_warn("the verifier does not know node %s: registering again", a->cfg->node);
         l->registered = false;
         a->pos.known_index = a->pos.known_offset = 0;
+    }
+    return r;
+}
+
+void agent_next_verifier(struct agent *a, int64_t now) {
+    size_t from = a->current;
+    uint64_t suppressed = 0;
+
+    /* A draining verifier waits for its open connections: leave it none.
+     * With one URL too: behind a Service, the next connection may reach
+     * another replica, where a kept-alive one would not. */
+    client_disconnect(a->client);
+    if (a->n_clients < 2) {
+        return;
+    }
+    a->current = (from + 1) % a->n_clients;
+    a->client = a->clients[a->current];
+    if (ratelimit_allow(&a->switch_log, now, &suppressed)) {
+        if (suppressed > 0) {
+            log_warn("%llu more switches of verifier URL not logged",
+                     (unsigned long long)suppressed);
+        }
+        log_warn("verifier URL %s after %s failed: %s", a->urls.url[a->current], a->urls.url[from],
+                 a->unavailable);
+    }
+}
+
+int agent_loop_step(struct agent *a, struct agent_loop *l, int64_t now, uint64_t count) {
+    size_t tries = a->n_clients > 1 ? a->n_clients : 1;
+    int r = 0;
+
+    /* A step stays on one verifier: a challenge is answered where it was
+     * issued. An unavailable verifier sends the step to the next URL, from
+     * its start, at most once around the list. */
+    for (size_t i = 0; i < tries; i++) {
+        a->unavailable[0] = 0;
+        r = step_once(a, l, now, count);
+        if (!a->unavailable[0]) {
+            break;
+        }
+        agent_next_verifier(a, time_mono_ms());
     }
     return r;
 }

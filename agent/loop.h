@@ -40,9 +40,16 @@ uint64_t backoff_next_ms(uint64_t backoff_ms);
 
 /* One due step at `now`: register when not registered (0 on success), else
  * one round (agent_round()'s result). A round answered -ENOENT makes the
- * next step register again from the list position 0. The backoff is not
- * touched here. */
+ * next step register again from the list position 0. When the verifier in
+ * use is unavailable (a->unavailable, verifiers.h), the step starts again
+ * on the next URL of the list, and so on at most once around it; the
+ * result is then the last try's. The backoff is not touched here. */
 int agent_loop_step(struct agent *a, struct agent_loop *l, int64_t now, uint64_t count);
+
+/* Close the connection to the verifier in use and move to the next URL of
+ * the list (wrapping; none with one URL), logging why (a->unavailable), at
+ * most 10 lines a minute (`now`, monotonic ms). */
+void agent_next_verifier(struct agent *a, int64_t now);
 
 /* Run until *stop is set (by a signal), or with cfg->once until the first
  * round with a verdict or the first failure. Touches the heartbeat file

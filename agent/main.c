@@ -20,12 +20,17 @@
 #include "log.h"
 #include "loop.h"
 #include "options.h"
+#include "verifiers.h"
 
 #define CFG struct agent_config
 
 static const struct option_spec agent_options[] = {
         OPTION_STRING_SPEC(CFG, verifier, "verifier", "KIMA_VERIFIER_URL", NULL,
-                           "  --verifier URL       https://verifier:8443                   "
+                           "  --verifier URL[,URL...]  https://verifier:8443, or up to 8 URLs "
+                           "tried in turn\n"
+                           "                       (the next one when a verifier is down or "
+                           "draining)\n"
+                           "                                                    "
                            "[KIMA_VERIFIER_URL]\n"),
         OPTION_STRING_SPEC(CFG, node, "node", "KIMA_NODE", NULL,
                            "  --node NAME          node name (default: $NODE_NAME, then the host "
@@ -156,10 +161,19 @@ static int healthcheck(const struct agent_config *cfg) {
  * name (into host) when not given. -1 to go on, else the exit code. */
 static int check_config(struct agent_config *cfg, bool operands, char *host, size_t hostsz) {
     const char *node_name = getenv("NODE_NAME");
+    struct verifier_urls urls;
+    char err[256];
+    int r;
 
     if ((strcmp(cfg->ak_alg, "rsa") != 0 && strcmp(cfg->ak_alg, "ecc") != 0) || operands ||
         !cfg->verifier) {
         fputs(USAGE_HINT, stderr);
+        return KIMA_EXIT_USAGE;
+    }
+    r = verifier_urls_parse(cfg->verifier, &urls, err, sizeof(err));
+    verifier_urls_free(&urls);
+    if (r < 0) {
+        fprintf(stderr, "kima-agent: %s\n", err);
         return KIMA_EXIT_USAGE;
     }
     if (!cfg->node && node_name && *node_name) {
@@ -207,8 +221,9 @@ int main(int argc, char **argv) {
     if (agent_open(&cfg, &a, &registered) < 0) {
         return cfg.once ? KIMA_EXIT_ERROR : KIMA_EXIT_FAILURE;
     }
-    log_info("kima-agent %s for node %s, verifier %s, list %s", KIMA_VERSION, cfg.node,
-             cfg.verifier, a.pos.list_path);
+    log_info("kima-agent %s for node %s, verifier %s (%zu URL%s, using %s), list %s", KIMA_VERSION,
+             cfg.node, cfg.verifier, a.n_clients, a.n_clients == 1 ? "" : "s",
+             a.urls.url[a.current], a.pos.list_path);
     r = agent_run(&a, registered, &stop);
     agent_close(&a);
     if (cfg.once) {

@@ -39,24 +39,32 @@ struct call {
 
 static struct {
     struct call calls[8];
-    json_t *bodies[8]; /* what the agent sent (copies) */
+    json_t *bodies[8];                 /* what the agent sent (copies) */
+    const struct client *to[8];        /* and to which client */
+    const struct client *disconnected; /* the last one client_disconnect() closed */
     size_t n, at;
     const char *node; /* the node in the paths; NULL: NODE */
 } stub;
 
 int __wrap_client_post(struct client *c, const char *path, const json_t *body, json_t **ret);
 
+void __wrap_client_disconnect(struct client *c);
+
+void __wrap_client_disconnect(struct client *c) {
+    stub.disconnected = c;
+}
+
 int __wrap_client_post(struct client *c, const char *path, const json_t *body, json_t **ret) {
     struct call *call;
     char want[600];
 
-    (void)c;
     if (stub.at >= stub.n) {
         fail_msg("unexpected request %s", path);
     }
     call = &stub.calls[stub.at];
     snprintf(want, sizeof(want), "/v1/nodes/%s/%s", stub.node ? stub.node : NODE, call->what);
     assert_string_equal(path, want);
+    stub.to[stub.at] = c;
     stub.bodies[stub.at++] = body ? json_deep_copy(body) : NULL;
     if (call->hook) {
         call->hook();
@@ -694,12 +702,123 @@ static void test_step_registers_again(void **state) {
     expect_done();
     check_evidence(f, 1, 0, "boot-a");
 
-    /* A failed registration stays unregistered. */
+    /* A failed registration stays unregistered. With one URL, a 503 only
+     * closes the kept-alive connection (behind a Service the next one may
+     * reach another replica). */
     stub_reset();
     l.registered = false;
     expect("registration", 503, json_pack("{s:s}", "detail", "busy"));
+    stub.disconnected = (struct client *)&l;
     assert_true(agent_loop_step(&f->a, &l, 4000, 3) < 0);
+    expect_done();
     assert_false(l.registered);
+    assert_null(stub.disconnected); /* the fixture's client, NULL */
+}
+
+/* Three verifier URLs (A, B, C; stand-in clients, client_post() is the
+ * stub): a step stays on one verifier, moves to the next one only when the
+ * verifier is unavailable (no answer, 502/503/504, "draining") and starts
+ * there from a new challenge, at most once around the list; a 403 is an
+ * answer and never asked again elsewhere. */
+static void test_verifier_list(void **state) {
+    struct fixture *f = *state;
+    static char stand_in[3];
+    struct client *A = (struct client *)&stand_in[0], *B = (struct client *)&stand_in[1],
+                  *C = (struct client *)&stand_in[2];
+    struct agent_loop l;
+    char path[128];
+    uint8_t *text = NULL;
+    size_t len;
+    FILE *log;
+
+    snprintf(path, sizeof(path), "%s/agent.log", f->dir);
+    log = fopen(path, "w+");
+    assert_non_null(log);
+    log_set_stream(log);
+    f->a.urls = (struct verifier_urls){
+            {(char *)"https://a", (char *)"https://b", (char *)"https://c"}, 3};
+    f->a.clients[0] = A;
+    f->a.clients[1] = B;
+    f->a.clients[2] = C;
+    f->a.n_clients = 3;
+    f->a.client = A;
+    f->a.switch_log = (struct ratelimit)RATELIMIT_INIT(60000, 10);
+    add_entries(f, 3);
+    agent_loop_init(&l, true);
+
+    /* A takes the challenge, then is unavailable for the evidence: the
+     * round starts again on B with B's challenge. */
+    expect("challenges", 200, challenge_answer(0));
+    expect("evidence", 503, json_pack("{s:s}", "error", "draining"));
+    expect_round(0, 200, verdict_answer("trusted", 3));
+    assert_int_equal(agent_loop_step(&f->a, &l, 1000, 3), 1);
+    expect_done();
+    assert_ptr_equal(stub.to[0], A);
+    assert_ptr_equal(stub.to[1], A);
+    assert_ptr_equal(stub.to[2], B);
+    assert_ptr_equal(stub.to[3], B);
+    assert_ptr_equal(stub.disconnected, A);
+    assert_int_equal(f->a.current, 1);
+
+    /* The agent sticks to B. */
+    stub_reset();
+    expect_round(3, 200, verdict_answer("trusted", 3));
+    assert_int_equal(agent_loop_step(&f->a, &l, 3000, 3), 1);
+    expect_done();
+    assert_ptr_equal(stub.to[0], B);
+    assert_ptr_equal(stub.to[1], B);
+
+    /* A 403 is B's answer: no other verifier is asked. */
+    stub_reset();
+    expect("challenges", 403, json_pack("{s:s}", "error", "forbidden"));
+    assert_int_equal(agent_loop_step(&f->a, &l, 5000, 3), -ENOENT);
+    expect_done();
+    assert_false(l.registered);
+    stub_reset();
+    expect("registration", 403, json_pack("{s:s}", "detail", "no"));
+    assert_int_equal(agent_loop_step(&f->a, &l, 7000, 3), -EACCES);
+    expect_done();
+    assert_int_equal(f->a.current, 1);
+    assert_null(stub.disconnected);
+
+    /* Registration follows the same rule: B refuses connections, C
+     * registers and activates the node. */
+    stub_reset();
+    expect("registration", -ECONNREFUSED, NULL);
+    expect_registration(f, &f->ak.name, 200);
+    assert_int_equal(agent_loop_step(&f->a, &l, 9000, 3), 0);
+    expect_done();
+    assert_ptr_equal(stub.to[0], B);
+    assert_ptr_equal(stub.to[1], C);
+    assert_ptr_equal(stub.to[2], C);
+    assert_true(l.registered);
+    assert_int_equal(f->a.current, 2);
+
+    /* All three unavailable: once around the list, then the loop's
+     * backoff; the next step starts where this one did. */
+    stub_reset();
+    expect("challenges", 504, json_object());
+    expect("challenges", -ETIMEDOUT, NULL);
+    expect("challenges", 502, json_object());
+    assert_true(agent_loop_step(&f->a, &l, 11000, 3) < 0);
+    expect_done();
+    assert_ptr_equal(stub.to[0], C);
+    assert_ptr_equal(stub.to[1], A);
+    assert_ptr_equal(stub.to[2], B);
+    assert_int_equal(f->a.current, 2);
+
+    log_set_stream(NULL);
+    assert_int_equal(fclose(log), 0);
+    assert_int_equal(read_file_capped(path, 1 << 20, &text, &len), 0);
+    assert_non_null(strstr((char *)text, "verifier URL https://b after https://a failed: "
+                                         "draining (HTTP 503)"));
+    assert_non_null(strstr((char *)text, "verifier URL https://c after https://b failed: "
+                                         "no answer (Connection refused)"));
+    assert_non_null(
+            strstr((char *)text, "verifier URL https://a after https://c failed: HTTP 504"));
+    assert_null(strstr((char *)text, "after https://b failed: HTTP 403"));
+    free(text);
+    f->a.urls.n = 0; /* the strings are not the list's to free */
 }
 
 static void test_schedule(void **state) {
@@ -876,6 +995,7 @@ int main(void) {
             cmocka_unit_test_setup_teardown(test_long_node_name, setup, teardown),
             cmocka_unit_test_setup_teardown(test_log_answers, setup, teardown),
             cmocka_unit_test_setup_teardown(test_step_registers_again, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_verifier_list, setup, teardown),
             cmocka_unit_test_setup_teardown(test_schedule, setup, teardown),
             cmocka_unit_test_setup_teardown(test_backoff, setup, teardown),
             cmocka_unit_test_setup_teardown(test_position_file, setup, teardown),

@@ -62,6 +62,7 @@ enum mode {
     AN_ARRAY,              /* 200 with an array */
     CONNECTION_CLOSE,      /* "Connection: close" with each answer */
     STATUS_409,            /* 409 with a JSON error */
+    PROXY_502,             /* 502 with an HTML page, as a proxy sends */
 };
 
 struct server {
@@ -245,6 +246,9 @@ static bool respond(struct server *s, SSL *ssl, int nconn) {
         return false;
     case STATUS_409:
         answer(ssl, 409, "", "{\"error\":\"conflict\",\"detail\":\"another node\"}");
+        return true;
+    case PROXY_502:
+        answer(ssl, 502, "", "<html><body>502 Bad Gateway</body></html>\n");
         return true;
     }
     return false;
@@ -654,6 +658,17 @@ static void test_answers(void **state) {
     c = connect_to(ca_pem, "");
     assert_int_equal(post(c, "/a", &resp), 409);
     assert_string_equal(json_string_value(json_object_get(resp, "error")), "conflict");
+    json_decref(resp);
+    client_free(c);
+    server_stop();
+
+    /* A refusal that is not JSON is still its status, with an empty
+     * object: the agent can tell a proxy's 502 from a broken answer. */
+    server_start(PROXY_502, &server);
+    c = connect_to(ca_pem, "");
+    assert_int_equal(post(c, "/a", &resp), 502);
+    assert_non_null(resp);
+    assert_int_equal(json_object_size(resp), 0);
     json_decref(resp);
     client_free(c);
     server_stop();
