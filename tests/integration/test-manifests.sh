@@ -8,7 +8,8 @@
 # overlay's are generated), and `kubectl kustomize` builds each
 # kustomization (when kubectl is present) into valid objects. The validator
 # must also refuse files of known errors. The base's verifier requires EK
-# certificates (ConfigMap kima-ek-ca) and reads the optional Secret kima-crl.
+# certificates (ConfigMap kima-ek-ca), reads the optional Secret kima-crl, and
+# its terminationGracePeriodSeconds outlasts its drain (--drain-timeout-ms).
 # Usage: test-manifests.sh SOURCE_ROOT NPM_DIR
 set -u
 SRC=$1
