@@ -162,7 +162,7 @@ start 4 --nonce-ttl-ms 120000 --drain-timeout-ms 0
 challenge "$T/c4.json"
 kill -TERM "$VPID"
 stopped "--drain-timeout-ms 0"
-if grep -q "draining" "$LOG"; then bad "--drain-timeout-ms 0 drained"; else ok; fi
+if grep -q "draining:" "$LOG"; then bad "--drain-timeout-ms 0 drained"; else ok; fi
 has "$LOG" "finishing requests in flight and stopping" "the plain stop"
 
 summary
