@@ -130,6 +130,11 @@ struct engine {
     uint64_t rejudged_policy, rejudged_inventory; /* generations last re-judged */
     void (*listener)(void *ud);
     void *listener_ud;
+    /* Set once by engine_drain_start() (atomic: read without a lock); a
+     * challenge reads it under its node's lock, so that no nonce is issued
+     * after engine_nodes_live_nonces() passed that node. */
+    bool draining;
+    uint64_t drain_rounds0; /* evidence_ok + evidence_failed when it began; e->lock */
 };
 
 /* Tell the listener that pod states changed (call without e->lock). */
@@ -173,6 +178,9 @@ int engine_node_ak(struct node_entry *ent, const struct node_record *n,
  * is younger than min_challenge_ms, -EIO without randomness. */
 int engine_nonce_issue(struct engine *e, struct node_entry *ent, int64_t now,
                        uint8_t out[NONCE_LEN]);
+/* The node table's nonces issued, unused and unexpired at `now`; expired
+ * ones are freed. Takes each node lock in turn (none may be held). */
+uint64_t engine_nodes_live_nonces(struct engine *e, int64_t now);
 /* Take a nonce: issued to this node, unused, unexpired; gone afterwards
  * either way. */
 bool engine_nonce_take(struct node_entry *ent, const uint8_t *nonce, size_t len, int64_t now);

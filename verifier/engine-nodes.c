@@ -15,6 +15,9 @@
 #include "pcr.h"
 
 #define NODE_BUCKETS_MIN 1024
+/* A bucket holds the entries of one stripe only (the bucket count doubles
+ * from NODE_BUCKETS_MIN): engine_nodes_live_nonces() relies on it. */
+_Static_assert(NODE_BUCKETS_MIN % ENGINE_NODE_STRIPES == 0, "buckets per stripe");
 
 static uint64_t name_hash(const char *s) {
     uint64_t h = 0xcbf29ce484222325ull;
@@ -233,4 +236,30 @@ bool engine_nonce_take(struct node_entry *ent, const uint8_t *nonce, size_t len,
         }
     }
     return false;
+}
+
+/* Stripe by stripe: its lock, then the table's (the order of
+ * engine_node_entry()), then the buckets that hold its entries only. */
+uint64_t engine_nodes_live_nonces(struct engine *e, int64_t now) {
+    struct node_table *t = &e->nodes;
+    uint64_t live = 0;
+
+    for (size_t i = 0; i < ENGINE_NODE_STRIPES; i++) {
+        pthread_mutex_lock(&t->stripes[i]);
+        pthread_mutex_lock(&t->lock);
+        for (size_t b = i; b < t->nbuckets; b += ENGINE_NODE_STRIPES) {
+            for (struct node_entry *ent = t->buckets[b]; ent; ent = ent->next) {
+                for (size_t k = 0; k < NONCES_PER_NODE; k++) {
+                    struct node_nonce *s = &ent->nonces[k];
+                    if (s->expires_ms && s->expires_ms <= now) {
+                        s->expires_ms = 0;
+                    }
+                    live += s->expires_ms != 0;
+                }
+            }
+        }
+        pthread_mutex_unlock(&t->lock);
+        pthread_mutex_unlock(&t->stripes[i]);
+    }
+    return live;
 }

@@ -590,6 +590,12 @@ enum engine_status engine_registration(struct engine *e, const char *node, const
         free(rg.n);
         return engine_error(resp, ENGINE_FAILED, "internal", "out of memory");
     }
+    if (engine_draining(e)) {
+        free(rg.n);
+        return engine_error(resp, ENGINE_DRAINING, "draining",
+                            "this verifier is stopping and takes no new registration; ask "
+                            "another one");
+    }
     status = registration_parse(e, node, req, &rg, resp);
     if (status == ENGINE_OK) {
         struct engine_write w;
@@ -729,6 +735,13 @@ enum engine_status engine_challenge(struct engine *e, const char *node, json_t *
         return engine_error(resp, ENGINE_FAILED, "internal", "out of memory");
     }
     engine_node_lock(e, node);
+    /* Under the node's lock: see struct engine's `draining`. */
+    if (engine_draining(e)) {
+        status = engine_error(resp, ENGINE_DRAINING, "draining",
+                              "this verifier is stopping and issues no new challenge; ask "
+                              "another one");
+        goto out;
+    }
     pthread_mutex_lock(&e->lock);
     r = store_node_get(e->store, node, n);
     pthread_mutex_unlock(&e->lock);

@@ -33,6 +33,7 @@ enum engine_status {
     ENGINE_TOO_LARGE, /* over a cap */
     ENGINE_TOO_SOON,  /* challenges too close together or too many outstanding */
     ENGINE_FAILED,    /* the store or the audit log failed: nothing was recorded */
+    ENGINE_DRAINING,  /* the verifier is draining: no new challenge or registration */
 };
 
 struct engine_config {
@@ -126,6 +127,27 @@ int engine_rejudge_pods(struct engine *e);
 /* The counters for GET /metrics as Prometheus text, NUL-terminated, in
  * *ret_text; the caller frees it with free(). 0 or -ENOMEM. */
 int engine_metrics(struct engine *e, char **ret_text);
+
+/* Draining (docs/verifier.md, "Draining"). From engine_drain_start() on,
+ * challenges and registrations are answered ENGINE_DRAINING; evidence for
+ * nonces issued before, activations and operator reads go on as usual.
+ * There is no way back: a draining verifier stops. */
+struct engine_drain_counts {
+    uint64_t outstanding; /* nonces issued, unused and unexpired */
+    uint64_t rounds;      /* evidence rounds judged since the drain began */
+};
+/* Start draining and audit "drain-start" with the outstanding nonces and
+ * `timeout_ms`; *ret their count. 0, or a negative errno when the audit
+ * record could not be written (the engine drains all the same). */
+int engine_drain_start(struct engine *e, uint64_t timeout_ms, struct engine_drain_counts *ret);
+bool engine_draining(const struct engine *e);
+/* The nonces issued, unused and unexpired at now_ms (expired ones are
+ * forgotten on the way); a walk of the node table under each node's lock. */
+uint64_t engine_nonces_outstanding(struct engine *e, int64_t now_ms);
+/* Audit "drain-end" with `why` ("done", "timeout" or "signal"), the rounds
+ * judged since the drain began and the nonces left unused; *ret both. 0 or
+ * a negative errno (the audit record could not be written). */
+int engine_drain_end(struct engine *e, const char *why, struct engine_drain_counts *ret);
 
 /* A node name Kubernetes would accept (DNS-1123 subdomain). */
 bool engine_valid_node_name(const char *name);

@@ -33,6 +33,9 @@
 #include "ratelimit.h"
 #include "time-util.h"
 
+/* Retry-After of a draining verifier's 503: another replica answers at once. */
+#define HTTP_DRAIN_RETRY_AFTER "1"
+
 /* How often the deadline of connections without a request is checked. */
 #define HTTP_WATCHDOG_TICK_MS 100
 
@@ -233,6 +236,28 @@ static enum MHD_Result send_error(struct MHD_Connection *c, int status, const ch
     return send_json(c, status, json_pack("{s:s,s:s}", "error", error, "detail", detail));
 }
 
+/* A draining verifier's refusal (ENGINE_DRAINING): 503, a retry soon,
+ * and the connection closed, so that an agent's next request goes through
+ * the Service again, to a replica that is not draining. Takes body. */
+static enum MHD_Result send_draining(struct MHD_Connection *c, json_t *body) {
+    char *text = json_dumps(body, JSON_COMPACT);
+    struct MHD_Response *r;
+    enum MHD_Result ret;
+
+    json_decref(body);
+    r = text ? MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE) : NULL;
+    if (!r) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    MHD_add_response_header(r, "Retry-After", HTTP_DRAIN_RETRY_AFTER);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    ret = MHD_queue_response(c, 503, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 /* http_admit()'s refusal; a 405 names the methods the path takes. */
 static enum MHD_Result send_refusal(struct MHD_Connection *c, const struct http_admission *a) {
     return queue_json(c, a->status, json_pack("{s:s,s:s}", "error", a->error, "detail", a->detail),
@@ -258,6 +283,8 @@ static int http_status(enum engine_status st) {
         return 413;
     case ENGINE_TOO_SOON:
         return 429;
+    case ENGINE_DRAINING:
+        return 503;
     case ENGINE_FAILED:
         break;
     }
@@ -421,8 +448,11 @@ static enum MHD_Result dispatch(struct http_server *s, struct MHD_Connection *c,
 
     switch (r->id) {
     case HTTP_ROUTE_HEALTHZ:
-    case HTTP_ROUTE_READYZ:
         return send_text(c, 200, "ok\n", "text/plain");
+    case HTTP_ROUTE_READYZ:
+        /* Draining: the Service sends new connections elsewhere. */
+        return engine_draining(s->e) ? send_text(c, 503, "draining\n", "text/plain")
+                                     : send_text(c, 200, "ok\n", "text/plain");
     case HTTP_ROUTE_METRICS: {
         char *text = NULL;
         enum MHD_Result ret;
@@ -486,6 +516,9 @@ static enum MHD_Result dispatch(struct http_server *s, struct MHD_Connection *c,
         break;
     default:
         return send_error(c, 404, "not found", "no such route");
+    }
+    if (st == ENGINE_DRAINING) {
+        return send_draining(c, resp);
     }
     return send_json(c, http_status(st), resp);
 }

@@ -177,6 +177,18 @@ static const struct option_spec verifier_options[] = {
                              "once, else\n"
                              "                          503 (268435456 = 256 MiB)     "
                              "[KIMA_MAX_BODY_MEMORY]\n"),
+        /* The nonce lifetime's default: no round can finish after its
+         * nonce expired, and a drain ends once none is outstanding. */
+        OPTION_UNSIGNED_SPEC(CFG, drain_timeout_ms, "drain-timeout-ms", "KIMA_DRAIN_TIMEOUT_MS",
+                             VERIFIER_DRAIN_DEFAULT_MS, 0, VERIFIER_DRAIN_MAX_MS,
+                             "  --drain-timeout-ms N    after SIGTERM, refuse new challenges "
+                             "and wait this\n"
+                             "                          long at most for the rounds in flight "
+                             "(30000; 0:\n"
+                             "                          stop at once; a second signal stops "
+                             "at once)\n"
+                             "                                                         "
+                             "[KIMA_DRAIN_TIMEOUT_MS]\n"),
         OPTION_STRING_SPEC(CFG, log_level, "log-level", "KIMA_LOG_LEVEL", NULL,
                            "  --log-level LEVEL       error, warn, info, debug                 "
                            "[KIMA_LOG_LEVEL]\n"),
@@ -194,9 +206,11 @@ static const struct options_program verifier_program = {
                      "evidence) and operators (nodes, pods, resets, policies, /metrics).\n"
                      "Every option can also be set by the environment variable in brackets.\n"
                      "\n",
-        .help_tail = "  -h, --help, --version\n"
-                     "\n"
-                     "Exit codes: 0 after SIGTERM/SIGINT, 1 start-up failure, 64 usage error.\n",
+        .help_tail =
+                "  -h, --help, --version\n"
+                "\n"
+                "Exit codes: 0 after SIGTERM/SIGINT (drained, see --drain-timeout-ms), 1 start-up\n"
+                "failure, 64 usage error.\n",
         .specs = verifier_options,
         .n_specs = sizeof(verifier_options) / sizeof(verifier_options[0]),
 };

@@ -245,15 +245,71 @@ void verifier_tick(struct verifier *v) {
     trim_due(v);
 }
 
-void verifier_run(struct verifier *v, const sigset_t *sigs) {
+/* The service loop until SIGTERM or SIGINT: which one. */
+static int run_until_signal(struct verifier *v, const sigset_t *sigs) {
     for (;;) {
         struct timespec tick = {1, 0};
         int sig = sigtimedwait(sigs, NULL, &tick);
         if (sig == SIGTERM || sig == SIGINT) {
-            log_info("signal %d: finishing requests in flight and stopping", sig);
-            break;
+            return sig;
         }
         verifier_tick(v);
+    }
+}
+
+/* The drain (docs/verifier.md, "Draining"): new challenges and
+ * registrations refused, the service loop on, until no nonce issued before
+ * is outstanding, the drain timeout, or a second signal. */
+static void drain(struct verifier *v, const sigset_t *sigs) {
+    uint64_t timeout = v->cfg->drain_timeout_ms;
+    int64_t start = engine_now_ms(), deadline = start + (int64_t)timeout, tick = start + 1000;
+    struct engine_drain_counts c;
+    const char *why = "done";
+
+    if (engine_drain_start(v->engine, timeout, &c) < 0) {
+        log_error("the audit record of the drain's start could not be written");
+    }
+    log_info("draining: /readyz, new challenges and registrations answer 503; waiting up to "
+             "%llu ms for the rounds of %llu outstanding nonces (a second signal stops at once)",
+             (unsigned long long)timeout, (unsigned long long)c.outstanding);
+    while (c.outstanding > 0) {
+        int64_t now = engine_now_ms();
+        int64_t wait =
+                deadline - now < VERIFIER_DRAIN_POLL_MS ? deadline - now : VERIFIER_DRAIN_POLL_MS;
+        struct timespec ts = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000};
+        int sig;
+
+        if (wait <= 0) {
+            why = "timeout";
+            break;
+        }
+        sig = sigtimedwait(sigs, NULL, &ts);
+        if (sig == SIGTERM || sig == SIGINT) {
+            why = "signal";
+            log_info("signal %d while draining: stopping at once", sig);
+            break;
+        }
+        if (engine_now_ms() >= tick) {
+            verifier_tick(v);
+            tick += 1000;
+        }
+        c.outstanding = engine_nonces_outstanding(v->engine, engine_now_ms());
+    }
+    if (engine_drain_end(v->engine, why, &c) < 0) {
+        log_error("the audit record of the drain's end could not be written");
+    }
+    log_info("drain ended (%s) after %lld ms: %llu rounds finished while draining, %llu nonces "
+             "left unused",
+             why, (long long)(engine_now_ms() - start), (unsigned long long)c.rounds,
+             (unsigned long long)c.outstanding);
+}
+
+void verifier_run(struct verifier *v, const sigset_t *sigs) {
+    int sig = run_until_signal(v, sigs);
+
+    log_info("signal %d: finishing requests in flight and stopping", sig);
+    if (v->cfg->drain_timeout_ms > 0) {
+        drain(v, sigs);
     }
 }
 

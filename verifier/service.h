@@ -39,6 +39,7 @@ struct verifier_config {
     uint64_t max_connections; /* 0: the HTTP front's default */
     uint64_t max_connections_per_cert;
     uint64_t max_body_memory;
+    uint64_t drain_timeout_ms; /* 0: stop at the first signal */
     const char *log_level, *log_format;
 };
 
@@ -91,7 +92,13 @@ int verifier_listen(struct verifier *v);
 
 /* The service loop: once a second the audit checkpoint, the policies, the
  * CRL, the pods file and the sweep, until one of `sigs` (blocked by the
- * caller) arrives. */
+ * caller) arrives; then, unless cfg->drain_timeout_ms is 0, the drain
+ * (docs/verifier.md, "Draining"): the loop goes on with new challenges and
+ * registrations refused until no nonce issued before is outstanding, the
+ * drain timeout, or a second signal. */
+#define VERIFIER_DRAIN_POLL_MS    100 /* how often a drain counts the outstanding nonces */
+#define VERIFIER_DRAIN_DEFAULT_MS 30000
+#define VERIFIER_DRAIN_MAX_MS     600000
 void verifier_run(struct verifier *v, const sigset_t *sigs);
 
 /* One turn of the service loop. */

@@ -8,7 +8,8 @@
 # overlay's are generated), and `kubectl kustomize` builds each
 # kustomization (when kubectl is present) into valid objects. The validator
 # must also refuse files of known errors. The base's verifier requires EK
-# certificates (ConfigMap kima-ek-ca) and reads the optional Secret kima-crl.
+# certificates (ConfigMap kima-ek-ca), reads the optional Secret kima-crl, and
+# its terminationGracePeriodSeconds outlasts its drain (--drain-timeout-ms).
 # Usage: test-manifests.sh SOURCE_ROOT NPM_DIR
 set -u
 SRC=$1
@@ -56,7 +57,12 @@ const vol = (name) => pod.volumes.find((v) => v.name === name) || {};
 const kust = YAML.parse(fs.readFileSync(`${base}/kustomization.yaml`, "utf8"));
 const cm = fs.existsSync(`${base}/ek-ca.yaml`)
   ? YAML.parse(fs.readFileSync(`${base}/ek-ca.yaml`, "utf8")) : { metadata: {}, data: {} };
+const drainArg = c.args.find((a) => a.startsWith("--drain-timeout-ms="));
+const drainMs = drainArg ? Number(drainArg.split("=")[1]) : 30000;
 const checks = {
+  "terminationGracePeriodSeconds above --drain-timeout-ms plus 10 s of requests in flight":
+    Number.isInteger(pod.terminationGracePeriodSeconds) &&
+    pod.terminationGracePeriodSeconds * 1000 > drainMs + 10000,
   "--require-ek-cert": c.args.includes("--require-ek-cert"),
   "--ek-ca-dir from ConfigMap kima-ek-ca": c.args.includes("--ek-ca-dir=/etc/kima/ek-ca") &&
     mount("ek-ca") === "/etc/kima/ek-ca" && (vol("ek-ca").configMap || {}).name === "kima-ek-ca",

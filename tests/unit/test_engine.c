@@ -330,6 +330,65 @@ static void test_ecc_ek_refused(void **state) {
     tpm_key_release(t->tpm, &ek_ecc);
 }
 
+/* Draining: the tamper hook of attest() runs between the round's
+ * challenge and its evidence, so the drain starts with that round in
+ * flight. */
+static struct fx *drain_fx;
+static struct engine_drain_counts drain_started;
+
+static void drain_mid_round(json_t *req, uint8_t *ima, size_t n) {
+    (void)req;
+    (void)ima;
+    (void)n;
+    assert_int_equal(engine_drain_start(drain_fx->e, 5000, &drain_started), 0);
+}
+
+static void test_drain(void **state) {
+    struct fx *f = *state;
+    struct engine_drain_counts end;
+    json_t *resp = NULL, *req;
+    int64_t now = engine_now_ms();
+
+    register_and_activate(f);
+    measure(f, "/usr/bin/upfd", GOOD, true);
+    assert_false(engine_draining(f->e));
+    /* A nonce counts until it expires (the TTL is 30 s). */
+    assert_int_equal(engine_challenge(f->e, NODE, &resp), ENGINE_OK);
+    json_decref(resp);
+    assert_int_equal(engine_nonces_outstanding(f->e, now), 1);
+    assert_int_equal(engine_nonces_outstanding(f->e, now + 31000), 0);
+    assert_int_equal(engine_nonces_outstanding(f->e, now), 0); /* forgotten */
+
+    drain_fx = f;
+    assert_int_equal(attest(f, &resp, drain_mid_round), ENGINE_OK);
+    assert_string_equal(verdict(resp), "trusted");
+    json_decref(resp);
+    assert_true(engine_draining(f->e));
+    assert_int_equal(drain_started.outstanding, 1);
+    assert_int_equal(engine_nonces_outstanding(f->e, engine_now_ms()), 0);
+
+    /* Nothing new: no challenge, no registration; reads go on. */
+    assert_int_equal(engine_challenge(f->e, NODE, &resp), ENGINE_DRAINING);
+    assert_string_equal(json_string_value(json_object_get(resp, "error")), "draining");
+    json_decref(resp);
+    assert_int_equal(engine_nonces_outstanding(f->e, engine_now_ms()), 0);
+    req = json_pack("{s:o,s:o}", "ek_pub", public_b64(&f->nodes[0].ek.public), "ak_pub",
+                    public_b64(&f->nodes[0].ak.public));
+    assert_int_equal(engine_registration(f->e, NODE, req, &resp), ENGINE_DRAINING);
+    json_decref(req);
+    json_decref(resp);
+    assert_int_equal(engine_nodes(f->e, &resp), ENGINE_OK);
+    json_decref(resp);
+
+    assert_int_equal(engine_drain_end(f->e, "done", &end), 0);
+    assert_int_equal(end.rounds, 1);
+    assert_int_equal(end.outstanding, 0);
+    assert_true(audited(f, "\"type\":\"drain-start\""));
+    assert_true(audited(f, "\"outstanding_nonces\":1"));
+    assert_true(audited(f, "\"type\":\"drain-end\""));
+    assert_true(audited(f, "\"rounds_finished\":1"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_trusted_untrusted_reset, setup, teardown),
@@ -340,6 +399,7 @@ int main(void) {
             cmocka_unit_test_setup_teardown(test_reused_name_shows_live_pod, setup, teardown),
             cmocka_unit_test_setup_teardown(test_one_tpm_two_names_reencoded, setup, teardown),
             cmocka_unit_test_setup_teardown(test_ecc_ek_refused, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_drain, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
