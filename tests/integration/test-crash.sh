@@ -76,8 +76,9 @@ echo "acknowledged before the kill: $(wc -l <"$T/acked") rounds"
 
 start_verifier
 wait_until 20 ready || bad "the verifier does not start again on its store"
-ocurl -o "$T/nodes.json" "$URL/v1/nodes" || bad "GET /v1/nodes"
-python3 - "$T/acked" "$T/nodes.json" <<'PY' && ok || bad "acknowledged rounds lost"
+code=$(ocurl -o "$T/nodes.json" -w '%{http_code}' "$URL/v1/nodes")
+[ "$code" = 200 ] && ok || bad "GET /v1/nodes answered $code: $(head -c 300 "$T/nodes.json")"
+python3 - "$T/acked" "$T/nodes.json" <<'PY' && ok || {
 import json, sys
 acked, count = {}, {}
 for line in open(sys.argv[1]):
@@ -98,6 +99,10 @@ print("%d nodes, %d acknowledged rounds checked, %d nodes lost some" %
       (len(acked), sum(count.values()), lost))
 sys.exit(1 if lost or not acked else 0)
 PY
+    bad "acknowledged rounds lost (or no node list to check them against)"
+    echo "    the verifier's log, its last lines:"
+    tail -20 "$T/verifier.log" | sed 's/^/    /'
+}
 
 # The audit log: its chain holds (an unsigned tail is expected after a
 # kill), and each acknowledged node's first verdict is there.
