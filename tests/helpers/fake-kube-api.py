@@ -60,8 +60,10 @@ Test controls, no authentication, under /_fake/:
   says the newest resourceVersion an event sent on a watch had ("sent_rv").
 Usage: fake-kube-api.py --cert PEM --key PEM [--client-ca PEM] --token T
        [--readonly-token T] [--pods PODLIST.json] [--watch-history N]
-       [--bookmark-seconds S] [--port N] [--down-seconds S] --port-file F
-(--down-seconds: every API request is 503 for that long after the start)
+       [--bookmark-seconds S] [--port N] [--down-seconds S] [--down-requests N]
+       --port-file F
+(--down-seconds: every API request is 503 for that long after the start;
+--down-requests: the first N API requests are 503, however late they come)
 """
 import argparse
 import base64
@@ -482,12 +484,15 @@ def main():
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--down-seconds", type=float, default=0.0)
+    ap.add_argument("--down-requests", type=int, default=0)
     ap.add_argument("--watch-history", type=int, default=1000)
     ap.add_argument("--bookmark-seconds", type=float, default=1.0)
     ARGS = ap.parse_args()
     STATE["history"] = ARGS.watch_history
     STATE["bookmark_s"] = ARGS.bookmark_seconds
     STATE["down_until"] = time.time() + ARGS.down_seconds
+    if ARGS.down_requests > 0:
+        FAILS.append({"status": 503, "method": "", "count": ARGS.down_requests})
     if ARGS.pods:
         for item in json.load(open(ARGS.pods)).get("items", []):
             md = item["metadata"]
