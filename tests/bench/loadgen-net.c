@@ -408,7 +408,7 @@ static void on_answer(struct lg_thread *t, struct lg_node *n, int status, const 
 
 /* The verifier closed a kept-alive connection (its idle timeout) as the
  * request went out, before a byte of the answer: sent again, once, on a
- * new connection, as libcurl does for the agent. False when it is not
+ * new connection, as the agent does (agent/client.c). False when it is not
  * that case or the new connection cannot be opened. */
 static bool retry_fresh(struct lg_thread *t, struct lg_node *n) {
     if (n->retried || n->answers == 0 || n->in.len > 0) {

@@ -71,7 +71,7 @@ enum lg_err {
 struct lg_stats {
     /* retried: requests sent again on a new connection because the
      * verifier had closed the kept-alive one (its idle timeout) before a
-     * byte of the answer, as libcurl does for the agent */
+     * byte of the answer, as the agent does (agent/client.c) */
     uint64_t rounds, late, handshakes, resumed, retried, http[600], err[LG_ERR_KINDS];
     double *lat; /* ms, rounds of the measured window */
     size_t nlat, lat_cap;
