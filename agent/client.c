@@ -27,6 +27,7 @@
 #include "http-parse.h"
 #include "json-util.h"
 #include "log.h"
+#include "time-util.h"
 #include "macro.h"
 
 #define CONNECT_TIMEOUT_MS 5000
@@ -46,7 +47,34 @@ struct client {
     SSL_SESSION *session;
     bool session_saved;
     struct client_stats stats;
+    unsigned deadline_ms_per_request;
+    int64_t deadline_ms; /* of the request under way, monotonic */
 };
+
+/* Before each read or write of a request: the socket's timeouts cut to
+ * what is left of the request's deadline, so that trickled bytes cannot
+ * hold the agent (each read's own timeout would not). -ETIMEDOUT once the
+ * deadline passed. */
+static int arm_deadline(struct client *c) {
+    int64_t left = c->deadline_ms - time_mono_ms();
+    struct timeval tv;
+
+    if (left <= 0) {
+        return -ETIMEDOUT;
+    }
+    if (left > IO_TIMEOUT_S * 1000) {
+        left = IO_TIMEOUT_S * 1000;
+    }
+    tv.tv_sec = (time_t)(left / 1000);
+    tv.tv_usec = (suseconds_t)(left % 1000) * 1000;
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    return 0;
+}
+
+void client_set_request_deadline_ms(struct client *c, unsigned ms) {
+    c->deadline_ms_per_request = ms;
+}
 
 static void ssl_error(const char *what, const char *url) {
     unsigned long e = ERR_get_error();
@@ -357,7 +385,11 @@ static int tls_connect(struct client *c) {
 
 static int write_all(struct client *c, const char *p, size_t n) {
     while (n > 0) {
-        int k = SSL_write(c->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+        int k;
+        if (arm_deadline(c) < 0) {
+            return -ETIMEDOUT;
+        }
+        k = SSL_write(c->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
         if (k <= 0) {
             return -EIO;
         }
@@ -416,6 +448,10 @@ static int read_response(struct client *c, struct http_response *h, char **ret_b
             *why = "response too big";
             return -E2BIG;
         }
+        if (arm_deadline(c) < 0) {
+            *why = "no whole answer within the request's deadline";
+            return -ETIMEDOUT;
+        }
         k = SSL_read(c->ssl, c->buf + c->len, (int)(cap - c->len));
         if (k <= 0) {
             if (have_head && !h->chunked && h->content_length < 0) {
@@ -424,6 +460,10 @@ static int read_response(struct client *c, struct http_response *h, char **ret_b
                 *ret_body = c->buf + h->header_len;
                 *ret_len = c->len - h->header_len;
                 return 0;
+            }
+            if (time_mono_ms() >= c->deadline_ms) {
+                *why = "no whole answer within the request's deadline";
+                return -ETIMEDOUT;
             }
             if (c->len == 0) {
                 return -EPIPE;
@@ -473,6 +513,8 @@ int client_post(struct client *c, const char *path, const json_t *body, json_t *
     for (int attempt = 0; attempt < 2; attempt++) {
         bool reused = c->ssl != NULL;
 
+        c->deadline_ms = time_mono_ms() + (c->deadline_ms_per_request ? c->deadline_ms_per_request
+                                                                      : CLIENT_REQUEST_DEADLINE_MS);
         if (!c->ssl && (r = tls_connect(c)) < 0) {
             return r;
         }

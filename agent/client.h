@@ -57,6 +57,13 @@ void client_disconnect(struct client *c);
  * errors are converted here and nowhere else. */
 int client_post(struct client *c, const char *path, const json_t *body, json_t **ret);
 
+/* How long one client_post() may take for its writes and reads, whatever
+ * each read's own timeout: a server that sends its answer a byte at a time
+ * gets -ETIMEDOUT after this (the agent then moves to its next verifier
+ * URL). CLIENT_REQUEST_DEADLINE_MS unless set; tests set it shorter. */
+#define CLIENT_REQUEST_DEADLINE_MS 60000
+void client_set_request_deadline_ms(struct client *c, unsigned ms);
+
 void client_get_stats(const struct client *c, struct client_stats *ret);
 
 #endif

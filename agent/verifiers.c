@@ -106,9 +106,11 @@ bool verifier_unavailable(int status, const json_t *answer, char *why, size_t wh
 
     if (status < 0) {
         snprintf(why, whysz, "no answer (%s)", strerror(-status));
-    } else if (error && strcmp(error, "draining") == 0) {
+    } else if (status == 503 && error && strcmp(error, "draining") == 0) {
         snprintf(why, whysz, "draining (HTTP %d)", status);
-    } else if (status == 502 || status == 503 || status == 504) {
+    } else if (status == 500 || status == 502 || status == 503 || status == 504) {
+        /* 500: the verifier failed (its store, its audit log) and recorded
+         * nothing; not a verdict, so another verifier may be asked. */
         snprintf(why, whysz, "HTTP %d", status);
     } else {
         return false;

@@ -259,10 +259,12 @@ static int run_until_signal(struct verifier *v, const sigset_t *sigs) {
 
 /* The drain (docs/verifier.md, "Draining"): new challenges and
  * registrations refused, the service loop on, until no nonce issued before
- * is outstanding, the drain timeout, or a second signal. */
+ * is outstanding, the drain timeout, or a second signal. Its deadline and
+ * tick on the monotonic clock: a clock set back or forward does not stretch
+ * it past the pod's grace period, nor cut it short. */
 static void drain(struct verifier *v, const sigset_t *sigs) {
     uint64_t timeout = v->cfg->drain_timeout_ms;
-    int64_t start = engine_now_ms(), deadline = start + (int64_t)timeout, tick = start + 1000;
+    int64_t start = time_mono_ms(), deadline = start + (int64_t)timeout, tick = start + 1000;
     struct engine_drain_counts c;
     const char *why = "done";
 
@@ -273,7 +275,7 @@ static void drain(struct verifier *v, const sigset_t *sigs) {
              "%llu ms for the rounds of %llu outstanding nonces (a second signal stops at once)",
              (unsigned long long)timeout, (unsigned long long)c.outstanding);
     while (c.outstanding > 0) {
-        int64_t now = engine_now_ms();
+        int64_t now = time_mono_ms();
         int64_t wait =
                 deadline - now < VERIFIER_DRAIN_POLL_MS ? deadline - now : VERIFIER_DRAIN_POLL_MS;
         struct timespec ts = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000};
@@ -289,7 +291,7 @@ static void drain(struct verifier *v, const sigset_t *sigs) {
             log_info("signal %d while draining: stopping at once", sig);
             break;
         }
-        if (engine_now_ms() >= tick) {
+        if (time_mono_ms() >= tick) {
             verifier_tick(v);
             tick += 1000;
         }
@@ -300,7 +302,7 @@ static void drain(struct verifier *v, const sigset_t *sigs) {
     }
     log_info("drain ended (%s) after %lld ms: %llu rounds finished while draining, %llu nonces "
              "left unused",
-             why, (long long)(engine_now_ms() - start), (unsigned long long)c.rounds,
+             why, (long long)(time_mono_ms() - start), (unsigned long long)c.rounds,
              (unsigned long long)c.outstanding);
 }
 

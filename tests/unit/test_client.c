@@ -63,6 +63,7 @@ enum mode {
     CONNECTION_CLOSE,      /* "Connection: close" with each answer */
     STATUS_409,            /* 409 with a JSON error */
     PROXY_502,             /* 502 with an HTML page, as a proxy sends */
+    DRIP,                  /* an answer's head a byte every 100 ms, never whole */
 };
 
 struct server {
@@ -250,6 +251,15 @@ static bool respond(struct server *s, SSL *ssl, int nconn) {
     case PROXY_502:
         answer(ssl, 502, "", "<html><body>502 Bad Gateway</body></html>\n");
         return true;
+    case DRIP:
+        /* Bounded: 60 s at most, or until the client hangs up. */
+        for (int i = 0; i < 600 && !stopping(s); i++) {
+            if (!write_all(ssl, "H", 1)) {
+                break;
+            }
+            usleep(100 * 1000);
+        }
+        return false;
     }
     return false;
 }
@@ -670,6 +680,17 @@ static void test_answers(void **state) {
     assert_non_null(resp);
     assert_int_equal(json_object_size(resp), 0);
     json_decref(resp);
+    client_free(c);
+    server_stop();
+
+    /* An answer trickled a byte at a time, each within the read timeout:
+     * the request's deadline ends it (review finding R16-A1). */
+    server_start(DRIP, &server);
+    c = connect_to(ca_pem, "");
+    client_set_request_deadline_ms(c, 700);
+    assert_int_equal(post(c, "/a", &resp), -ETIMEDOUT);
+    assert_null(resp);
+    assert_true(logged("no whole answer within the request's deadline"));
     client_free(c);
     server_stop();
 }

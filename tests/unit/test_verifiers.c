@@ -125,8 +125,13 @@ static void test_unavailable(void **state) {
     assert_true(verifier_unavailable(504, NULL, why, sizeof(why)));
     assert_true(verifier_unavailable(503, draining, why, sizeof(why)));
     assert_string_equal(why, "draining (HTTP 503)");
-    assert_true(verifier_unavailable(409, draining, why, sizeof(why)));
-    static const int answers[] = {200, 201, 400, 401, 403, 404, 409, 429, 500, 501, 505};
+    /* A draining error moves only as a 503: a refusal stays a refusal. */
+    assert_false(verifier_unavailable(409, draining, why, sizeof(why)));
+    assert_false(verifier_unavailable(403, draining, why, sizeof(why)));
+    /* A 500 recorded nothing (the verifier's store or audit log failed). */
+    assert_true(verifier_unavailable(500, other, why, sizeof(why)));
+    assert_string_equal(why, "HTTP 500");
+    static const int answers[] = {200, 201, 400, 401, 403, 404, 409, 429, 501, 505};
     for (size_t i = 0; i < ARRAY_SIZE(answers); i++) {
         if (verifier_unavailable(answers[i], other, why, sizeof(why))) {
             fail_msg("%d taken for an unavailable verifier", answers[i]);
