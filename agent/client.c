@@ -107,6 +107,12 @@ int client_url_parse(const char *url, struct client_url *ret, char *err, size_t 
             return -EINVAL;
         }
     }
+    /* A user name (and so a password), a query or a fragment has no place
+     * in a verifier's URL: refused, not sent in SNI or the Host header. */
+    if (strpbrk(url, "@?#")) {
+        snprintf(err, errsz, "a user name, query or fragment (@, ? or #) has no place here");
+        return -EINVAL;
+    }
     h = url + 8;
     slash = strchr(h, '/');
     end = slash ? slash : h + strlen(h);

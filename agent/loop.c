@@ -96,6 +96,14 @@ int agent_loop_step(struct agent *a, struct agent_loop *l, int64_t now, uint64_t
     return r;
 }
 
+bool agent_loop_again_now(struct agent_loop *l, bool round, int r) {
+    if (round && r >= 0) {
+        l->reregistrations = 0;
+        return false;
+    }
+    return round && r == -ENOENT && l->reregistrations++ == 0;
+}
+
 int agent_run(struct agent *a, bool registered, volatile sig_atomic_t *stop) {
     struct agent_loop l;
     int64_t last_heartbeat = INT64_MIN / 2;
@@ -117,7 +125,7 @@ int agent_run(struct agent *a, bool registered, volatile sig_atomic_t *stop) {
         }
         round = l.registered;
         r = agent_loop_step(a, &l, t, count);
-        if (round && r == -ENOENT) {
+        if (agent_loop_again_now(&l, round, r)) {
             continue;
         }
         if (round && a->cfg->once && r >= 0) {

@@ -22,7 +22,18 @@ struct agent_loop {
     uint64_t backoff_ms; /* the next failure's backoff */
     uint64_t last_count; /* the measurement count at the last round */
     int64_t last_round;  /* its start, in ms of CLOCK_MONOTONIC */
+    /* Registrations again because the verifier did not know the node,
+     * since the last round that went through: the first is at once, the
+     * next ones back off (a verifier that registers the node and then
+     * answers every challenge 404 must not be a hot loop). */
+    unsigned reregistrations;
 };
+
+/* After a step (`round`: a round rather than a registration) that
+ * returned r: whether the next step comes at once rather than after the
+ * backoff. Only the first registration again after the verifier did not
+ * know the node (-ENOENT), since the last round that went through. */
+bool agent_loop_again_now(struct agent_loop *l, bool round, int r);
 
 /* A new loop; `registered` when the verifier knows the AK already. */
 void agent_loop_init(struct agent_loop *l, bool registered);

@@ -5,10 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "client.h"
 
-/* At most 60 bytes of an entry for a message, non-printable bytes as '?'. */
+/* At most 60 bytes of an entry for a message, non-printable bytes as '?';
+ * not an entry with an '@' (it may hold a password). */
 static void entry_text(const char *p, size_t len, char *out, size_t outsz) {
     size_t n = len < 60 ? len : 60, i;
 
@@ -16,10 +18,25 @@ static void entry_text(const char *p, size_t len, char *out, size_t outsz) {
         out[0] = 0;
         return;
     }
+    if (memchr(p, '@', len)) {
+        snprintf(out, outsz, "not shown: it holds an @");
+        return;
+    }
     for (i = 0; i < n; i++) {
         out[i] = p[i] >= 0x20 && p[i] < 0x7f ? p[i] : '?';
     }
     snprintf(out + i, outsz - i, "%s", len > n ? "..." : "");
+}
+
+/* Whether `url` (checked already) names the verifier u does: the host
+ * without regard to case, the port (443 when none is given) and the
+ * prefix (without its trailing '/'). */
+static bool same_verifier(const char *url, const struct client_url *u) {
+    struct client_url o;
+    char why[128];
+
+    return client_url_parse(url, &o, why, sizeof(why)) == 0 && strcasecmp(o.host, u->host) == 0 &&
+           strcmp(o.port, u->port) == 0 && strcmp(o.prefix, u->prefix) == 0;
 }
 
 /* Entry `k` (from p, len bytes, blanks trimmed) into v, checked. */
@@ -48,7 +65,7 @@ static int add_entry(struct verifier_urls *v, size_t k, const char *p, size_t le
         return -EINVAL;
     }
     for (size_t i = 0; i < k; i++) {
-        if (strcmp(v->url[i], v->url[k]) == 0) {
+        if (same_verifier(v->url[i], &u)) {
             snprintf(err, errsz, "--verifier: entry %zu (%s) repeats entry %zu", k + 1, text,
                      i + 1);
             return -EINVAL;

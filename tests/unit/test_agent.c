@@ -981,6 +981,25 @@ static void test_health(void **state) {
             agent_health_check(f->dir, AGENT_PROBE_READY, 5000, now + 24, path, sizeof(path)), 0);
 }
 
+/* A verifier that does not know the node: registered again at once the
+ * first time, with the backoff after that until a round goes through
+ * (review finding R16-A4: a verifier answering every challenge 404 made a
+ * hot loop, and --once never ended). */
+static void test_reregistration_backoff(void **state) {
+    struct agent_loop l;
+    (void)state;
+
+    agent_loop_init(&l, true);
+    assert_true(agent_loop_again_now(&l, true, -ENOENT));
+    assert_false(agent_loop_again_now(&l, false, 0)); /* the registration */
+    assert_false(agent_loop_again_now(&l, true, -ENOENT));
+    assert_false(agent_loop_again_now(&l, true, -ENOENT));
+    assert_false(agent_loop_again_now(&l, true, 0)); /* a round went through */
+    assert_true(agent_loop_again_now(&l, true, -ENOENT));
+    assert_false(agent_loop_again_now(&l, true, -EIO));
+    assert_false(agent_loop_again_now(&l, false, -ENOENT)); /* not a round */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_round_from_zero_then_increments, setup, teardown),
@@ -1001,6 +1020,7 @@ int main(void) {
             cmocka_unit_test_setup_teardown(test_position_file, setup, teardown),
             cmocka_unit_test_setup_teardown(test_offsets, setup, teardown),
             cmocka_unit_test_setup_teardown(test_health, setup, teardown),
+            cmocka_unit_test(test_reregistration_backoff),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
