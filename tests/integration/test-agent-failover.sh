@@ -21,11 +21,13 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 T=$(mktemp -d)
 . "$HERE/helpers.sh"
 APID=
-V1PID=
-V2PID=
+V1_PID=
+V2_PID=
 SPID=
 cleanup() {
-    for p in $APID $V1PID $V2PID $SPID; do
+    # start_v sets V1_PID and V2_PID: both verifiers stopped, whatever ends
+    # the test.
+    for p in $APID $V1_PID $V2_PID $SPID; do
         kill "$p" 2>/dev/null
         wait "$p" 2>/dev/null
     done

@@ -81,6 +81,8 @@ attest() {
         --cert "$P/agent-$node.pem" --key "$P/agent-$node.key" --cacert "$P/ca.pem" \
         --state-dir "$T/state-$node" --boot-id-file "$T/boot_id" --once >>"$T/agent.log" 2>&1
     echo $?
+    # Called in $(...): its swtpm is this subshell's to stop.
+    swtpm_stop
 }
 
 # 1. the kernel's list: trusted
