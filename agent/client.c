@@ -48,7 +48,8 @@ struct client {
     bool session_saved;
     struct client_stats stats;
     unsigned deadline_ms_per_request;
-    int64_t deadline_ms; /* of the request under way, monotonic */
+    int64_t deadline_ms;  /* of the request under way, monotonic */
+    bool cut_to_deadline; /* the socket's timeouts are what is left of it */
 };
 
 /* Before each read or write of a request: the socket's timeouts cut to
@@ -62,7 +63,8 @@ static int arm_deadline(struct client *c) {
     if (left <= 0) {
         return -ETIMEDOUT;
     }
-    if (left > IO_TIMEOUT_S * 1000) {
+    c->cut_to_deadline = left < IO_TIMEOUT_S * 1000;
+    if (!c->cut_to_deadline) {
         left = IO_TIMEOUT_S * 1000;
     }
     tv.tv_sec = (time_t)(left / 1000);
@@ -460,16 +462,19 @@ static int read_response(struct client *c, struct http_response *h, char **ret_b
         }
         k = SSL_read(c->ssl, c->buf + c->len, (int)(cap - c->len));
         if (k <= 0) {
-            if (have_head && !h->chunked && h->content_length < 0) {
+            /* On this blocking socket a read that wants more timed out. */
+            int e = SSL_get_error(c->ssl, k);
+            bool timed_out = e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE;
+            if ((timed_out && c->cut_to_deadline) || time_mono_ms() >= c->deadline_ms) {
+                *why = "no whole answer within the request's deadline";
+                return -ETIMEDOUT;
+            }
+            if (have_head && !h->chunked && h->content_length < 0 && !timed_out) {
                 /* Delimited by the end of the connection. */
                 h->keep_alive = false;
                 *ret_body = c->buf + h->header_len;
                 *ret_len = c->len - h->header_len;
                 return 0;
-            }
-            if (time_mono_ms() >= c->deadline_ms) {
-                *why = "no whole answer within the request's deadline";
-                return -ETIMEDOUT;
             }
             if (c->len == 0) {
                 return -EPIPE;
