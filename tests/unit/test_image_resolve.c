@@ -321,14 +321,8 @@ static void test_malformed(void **state) {
     expect_fail(OCI_MANIFEST, "{\"schemaVersion\":3,\"config\":{}}", -EBADMSG,
                 "\"schemaVersion\" is not 2");
     /* Deeper than max_json_depth (8 here). */
-    strcat(deep, "{\"schemaVersion\":2,\"config\":");
-    for (int i = 0; i < 10; i++) {
-        strcat(deep, "[");
-    }
-    for (int i = 0; i < 10; i++) {
-        strcat(deep, "]");
-    }
-    strcat(deep, "}");
+    snprintf(deep, sizeof(deep), "{\"schemaVersion\":2,\"config\":%s%s}", "[[[[[[[[[[",
+             "]]]]]]]]]]");
     expect_fail(OCI_MANIFEST, deep, -EBADMSG, "deep");
     /* Schema 1, by media type and by schemaVersion. */
     expect_fail("application/vnd.docker.distribution.manifest.v1+prettyjws",
