@@ -384,6 +384,7 @@ static int decode_public(const json_t *req, const char *key, uint8_t *out, size_
 }
 
 static void keep_across_registration(struct node_record *n, const struct node_record *old) {
+    n->version = old->version; /* written over what was read, or not at all */
     n->has_clock = old->has_clock;
     n->clock = old->clock;
     n->reset_count = old->reset_count;
@@ -635,7 +636,7 @@ enum engine_status engine_registration(struct engine *e, const char *node, const
 
 /* The activation, audited and stored as one writer of a batch: 0 once
  * durable, or a negative errno. */
-static int activation_record(struct engine *e, const char *node, const struct node_record *n) {
+static int activation_record(struct engine *e, const char *node, struct node_record *n) {
     struct engine_write w;
     int r = engine_write_begin(e, &w);
 

@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <sqlite3.h>
 
 #include "log.h"
@@ -25,6 +27,8 @@ enum stmt_id {
     STMT_NODE_GET,
     STMT_NODE_PUT,
     STMT_NODE_UPDATE,
+    STMT_NODE_UPDATE_FP,
+    STMT_NONCE_USE,
     STMT_POD_GET,
     STMT_POD_PUT,
     STMT_POD_UPDATE,
@@ -97,7 +101,10 @@ static const char schema[] =
         " path BLOB NOT NULL, digest TEXT NOT NULL, violation INTEGER NOT NULL,"
         " seen_ms INTEGER NOT NULL);"
         "CREATE INDEX IF NOT EXISTS pending_node ON pending(node, id);"
-        "CREATE TABLE IF NOT EXISTS pod_files (" POD_FILES_COLUMNS ") WITHOUT ROWID;";
+        "CREATE TABLE IF NOT EXISTS pod_files (" POD_FILES_COLUMNS ") WITHOUT ROWID;"
+        "CREATE TABLE IF NOT EXISTS used_nonces ("
+        " nonce BLOB PRIMARY KEY, expires_ms INTEGER NOT NULL) WITHOUT ROWID;"
+        "CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);";
 
 /* A pod_files table of schema 5 or older, rebuilt without its rowid in
  * the migration's transaction; the old table is set aside as
@@ -124,6 +131,7 @@ static const struct {
         {"pending", "dropped", "INTEGER NOT NULL DEFAULT 0"},
         /* 4 */ {"nodes", "behind_ms", "INTEGER NOT NULL DEFAULT 0"},
         /* 5 */ {"pods", "files_dropped", "INTEGER NOT NULL DEFAULT 0"},
+        /* 7 */ {"nodes", "version", "INTEGER NOT NULL DEFAULT 0"},
 };
 
 static const char indexes[] =
@@ -135,8 +143,10 @@ static const char indexes[] =
  * (pod_files, pods.files, files_overflow, policy); 3 pods.files_bytes,
  * pods.gone_ms and pending.dropped; 4 nodes.behind_ms; 5 pods.files_dropped
  * (measurements not kept past the pod's cap, for GET .../measurements); 6
- * pod_files WITHOUT ROWID. */
-#define SCHEMA_VERSION 6
+ * pod_files WITHOUT ROWID; 7 nodes.version (store_node_put's
+ * compare-and-swap), used_nonces and secrets (nonces shared by the
+ * verifiers of one store). */
+#define SCHEMA_VERSION 7
 
 /* Convert an SQLite result once, logging its message. */
 static int sql_rc(struct store *s, int rc, const char *what) {
@@ -594,6 +604,8 @@ static size_t copy_blob(uint8_t *dst, size_t dstsz, sqlite3_stmt *st, int col) {
     "name, ek_pub, ek_cert, ak_pub, ak_name, activated, secret, state, reason, registered_ms," \
     " last_attested_ms, has_clock, clock, reset_count, restart_count, boot_id, ima_index,"     \
     " ima_offset, pcr10, attestations, pending, ek_fp, behind_ms"
+/* What a read returns: the columns and the version (column 23). */
+#define NODE_READ_COLS NODE_COLS ", version"
 
 #define NODE_SET                                                                                   \
     "ek_pub = excluded.ek_pub, ek_cert = excluded.ek_cert, ak_pub = excluded.ak_pub, ak_name = "   \
@@ -640,13 +652,14 @@ static void node_from_row(sqlite3_stmt *st, struct node_record *n) {
     n->pending = (uint32_t)sqlite3_column_int64(st, 20);
     copy_text(n->ek_fp, sizeof(n->ek_fp), st, 21);
     n->behind_ms = sqlite3_column_int64(st, 22);
+    n->version = (uint64_t)sqlite3_column_int64(st, 23);
 }
 
 int store_node_get(struct store *s, const char *name, struct node_record *ret) {
     sqlite3_stmt *st = NULL;
     int rc, r;
 
-    r = stmt_get(s, STMT_NODE_GET, "SELECT " NODE_COLS " FROM nodes WHERE name = ?",
+    r = stmt_get(s, STMT_NODE_GET, "SELECT " NODE_READ_COLS " FROM nodes WHERE name = ?",
                  "preparing a node query", &st);
     if (r < 0) {
         return r;
@@ -691,6 +704,7 @@ static void bind_node(sqlite3_stmt *st, const struct node_record *n) {
     sqlite3_bind_int64(st, 21, n->pending);
     sqlite3_bind_text(st, 22, n->ek_fp, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 23, n->behind_ms);
+    sqlite3_bind_int64(st, 24, (sqlite3_int64)n->version);
 }
 
 /* Run a cached write with `bind`'s parameters: 0, or 1 when it changed no
@@ -716,24 +730,39 @@ static void bind_node_any(sqlite3_stmt *st, const void *n) {
     bind_node(st, n);
 }
 
-int store_node_put(struct store *s, const struct node_record *n) {
+int store_node_put(struct store *s, struct node_record *n) {
     /* A round changes neither the name nor the EK fingerprint: an UPDATE of
      * the other columns rewrites the row's table page and no index page.
-     * Otherwise an upsert (not INSERT OR REPLACE: the row keeps its place
-     * and rowid instead of a deleted and a new row with every index entry
-     * of both). */
-    int r = put_with(s, STMT_NODE_UPDATE,
-                     "UPDATE nodes SET " NODE_SET_NUMBERED " WHERE name = ?1 AND ek_fp = ?22",
-                     "writing a node", bind_node_any, n);
+     * Each write goes through only over the version it was read at. */
+    int r = 1;
 
-    if (r == 1) {
+    if (n->version > 0) {
+        r = put_with(s, STMT_NODE_UPDATE,
+                     "UPDATE nodes SET " NODE_SET_NUMBERED ", version = ?24 + 1"
+                     " WHERE name = ?1 AND ek_fp = ?22 AND version = ?24",
+                     "writing a node", bind_node_any, n);
+        if (r == 1) {
+            r = put_with(s, STMT_NODE_UPDATE_FP,
+                         "UPDATE nodes SET " NODE_SET_NUMBERED ", ek_fp = ?22, version = ?24 + 1"
+                         " WHERE name = ?1 AND version = ?24",
+                         "writing a node", bind_node_any, n);
+        }
+    } else {
         r = put_with(s, STMT_NODE_PUT,
-                     "INSERT INTO nodes (" NODE_COLS ") VALUES "
-                     "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE "
-                     "SET " NODE_SET,
+                     "INSERT INTO nodes (" NODE_COLS ", version) VALUES "
+                     "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,"
+                     "?22,?23,?24 + 1) ON CONFLICT(name) DO NOTHING",
                      "writing a node", bind_node_any, n);
     }
-    return r < 0 ? r : 0;
+    if (r == 1) {
+        log_warn("store: node %s changed since it was read (version %llu): not written", n->name,
+                 (unsigned long long)n->version);
+        return -ESTALE;
+    }
+    if (r == 0) {
+        n->version++;
+    }
+    return r;
 }
 
 static int exec_text(struct store *s, const char *sql, const char *arg, const char *what) {
@@ -766,8 +795,8 @@ int store_node_foreach(struct store *s, int (*fn)(const struct node_record *, vo
         return -ENOMEM;
     }
     r = sql_rc(s,
-               sqlite3_prepare_v2(s->db, "SELECT " NODE_COLS " FROM nodes ORDER BY name", -1, &st,
-                                  NULL),
+               sqlite3_prepare_v2(s->db, "SELECT " NODE_READ_COLS " FROM nodes ORDER BY name", -1,
+                                  &st, NULL),
                "listing nodes");
     while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         node_from_row(st, n);
@@ -1198,4 +1227,96 @@ int store_pending_mark_dropped(struct store *s, const char *node, const char *ui
         return r < 0 ? r : 1;
     }
     return r;
+}
+
+int store_nonce_use(struct store *s, const uint8_t *nonce, size_t len, int64_t expires_ms) {
+    sqlite3_stmt *st;
+    int r = stmt_get(s, STMT_NONCE_USE,
+                     "INSERT INTO used_nonces (nonce, expires_ms) VALUES (?, ?) "
+                     "ON CONFLICT(nonce) DO NOTHING",
+                     "recording a used nonce", &st);
+
+    if (r < 0) {
+        return r;
+    }
+    sqlite3_bind_blob(st, 1, nonce, (int)len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, expires_ms);
+    r = sql_rc(s, sqlite3_step(st), "recording a used nonce");
+    if (r == 0 && sqlite3_changes(s->db) == 0) {
+        r = -EEXIST;
+    }
+    stmt_done(st);
+    return r;
+}
+
+int store_nonce_purge(struct store *s, int64_t now_ms) {
+    sqlite3_stmt *st = NULL;
+    int r = sql_rc(s,
+                   sqlite3_prepare_v2(s->db, "DELETE FROM used_nonces WHERE expires_ms < ?", -1,
+                                      &st, NULL),
+                   "forgetting expired nonces");
+
+    if (r == 0) {
+        sqlite3_bind_int64(st, 1, now_ms);
+        r = sql_rc(s, sqlite3_step(st), "forgetting expired nonces");
+    }
+    sqlite3_finalize(st);
+    return r < 0 ? r : sqlite3_changes(s->db);
+}
+
+static int secret_read(struct store *s, const char *name, uint8_t *ret, size_t len) {
+    sqlite3_stmt *st = NULL;
+    int r = sql_rc(
+            s, sqlite3_prepare_v2(s->db, "SELECT value FROM secrets WHERE name = ?", -1, &st, NULL),
+            "reading a secret");
+
+    if (r == 0) {
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            r = (size_t)sqlite3_column_bytes(st, 0) == len && copy_blob(ret, len, st, 0) == len
+                        ? 0
+                        : -EBADMSG;
+        } else {
+            r = rc == SQLITE_DONE ? -ENOENT : sql_rc(s, rc, "reading a secret");
+        }
+    }
+    sqlite3_finalize(st);
+    return r;
+}
+
+int store_secret(struct store *s, const char *name, uint8_t *ret, size_t len) {
+    uint8_t fresh[64];
+    sqlite3_stmt *st = NULL;
+    int r;
+
+    if (len < 16 || len > sizeof(fresh)) {
+        return -EINVAL;
+    }
+    r = secret_read(s, name, ret, len);
+    if (r != -ENOENT) {
+        return r;
+    }
+    if (RAND_bytes(fresh, (int)len) != 1) {
+        return -EIO;
+    }
+    r = sql_rc(s,
+               sqlite3_prepare_v2(s->db,
+                                  "INSERT INTO secrets (name, value) VALUES (?, ?) "
+                                  "ON CONFLICT(name) DO NOTHING",
+                                  -1, &st, NULL),
+               "writing a secret");
+    if (r == 0) {
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 2, fresh, (int)len, SQLITE_STATIC);
+        r = sql_rc(s, sqlite3_step(st), "writing a secret");
+    }
+    sqlite3_finalize(st);
+    OPENSSL_cleanse(fresh, sizeof(fresh));
+    return r < 0 ? r : secret_read(s, name, ret, len);
+}
+
+bool store_shared(const struct store *s) {
+    (void)s;
+    return false;
 }

@@ -52,6 +52,10 @@ struct node_record {
     /* Since when the verifier is behind the node's list (it judged less
      * than the quote covered: its waiting list was full), or 0. */
     int64_t behind_ms;
+    /* How many times the node was written (store_node_put): a write goes
+     * through only over the version it was read at, so that two verifiers
+     * on one store never both advance a node. 0: not stored yet. */
+    uint64_t version;
 };
 
 struct pod_record {
@@ -145,7 +149,11 @@ bool store_in_transaction(struct store *s);
 
 /* 0, -ENOENT or -EIO. */
 int store_node_get(struct store *s, const char *name, struct node_record *ret);
-int store_node_put(struct store *s, const struct node_record *n);
+/* Write the node over the version it was read at (n->version; 0: a node
+ * not stored yet) and count n->version up. 0, -ESTALE when the stored node
+ * is at another version (another verifier on the store wrote it since, or
+ * made it: nothing written), or -EIO. */
+int store_node_put(struct store *s, struct node_record *n);
 int store_node_delete(struct store *s, const char *name);
 /* The name of an activated node other than `name` with the EK whose
  * fingerprint is ek_fp: 0 with the name in ret (STORE_NAME_MAX + 1 bytes),
@@ -195,5 +203,22 @@ int store_pod_files_foreach(struct store *s, const char *uid,
 int store_pending_count(struct store *s, uint64_t *ret);
 /* Calls fn for every node that has measurements waiting. */
 int store_pending_nodes(struct store *s, int (*fn)(const char *node, void *ud), void *ud);
+
+/* Single-use nonces shared by the verifiers of one store: record `nonce`
+ * as used until expires_ms. 0, -EEXIST when it was used already (by any
+ * verifier on the store), or a negative errno. Inside a transaction it is
+ * used once that transaction commits. */
+int store_nonce_use(struct store *s, const uint8_t *nonce, size_t len, int64_t expires_ms);
+/* Forget the used nonces that expired before now_ms: how many, or a
+ * negative errno. */
+int store_nonce_purge(struct store *s, int64_t now_ms);
+/* The store's secret `name` (len bytes, 16..64): made from random bytes by
+ * the first verifier that asks and the same for every verifier on the
+ * store. 0, -EIO, or -EBADMSG when the stored one has another length. Not
+ * inside a transaction. */
+int store_secret(struct store *s, const char *name, uint8_t *ret, size_t len);
+/* Whether other verifiers may write the store at the same time
+ * (PostgreSQL): false for an SQLite file, which one verifier owns. */
+bool store_shared(const struct store *s);
 
 #endif

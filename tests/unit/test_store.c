@@ -14,7 +14,7 @@
 #include "store.h"
 
 /* The schema version this verifier writes (store.c SCHEMA_VERSION). */
-#define SCHEMA_NOW 6
+#define SCHEMA_NOW 7
 
 static char dir[64], db[128];
 
@@ -684,10 +684,10 @@ static void test_newer_refused(void **state) {
     make_node(&n, "node-1", 1);
     assert_int_equal(store_node_put(s, &n), 0);
     store_close(s);
-    sql("PRAGMA user_version = 7;");
+    sql("PRAGMA user_version = 8;");
     assert_int_equal(store_open(db, &t), -EPROTO);
     assert_null(t);
-    assert_int_equal(user_version(), 7);
+    assert_int_equal(user_version(), SCHEMA_NOW + 1);
     sql("PRAGMA user_version = 6;");
     s = open_store();
     assert_int_equal(store_node_get(s, "node-1", &n), 0);
@@ -720,6 +720,8 @@ static void test_transactions(void **state) {
     /* A commit keeps all of it; another connection sees it only then. */
     other = open_store();
     assert_int_equal(store_begin(s), 0);
+    assert_int_equal(n.version, 1); /* counted up by the write rolled back */
+    n.version = 0;
     assert_int_equal(store_node_put(s, &n), 0);
     assert_int_equal(store_pod_put(s, &p), 0);
     assert_int_equal(store_node_get(other, "node-1", &got), -ENOENT);
@@ -768,6 +770,7 @@ static void test_savepoints_and_sync(void **state) {
     assert_int_equal(store_sync(s), -EAGAIN); /* none to open: nothing synced */
     store_close(s);
     s = open_store();
+    n.version = 0; /* node-2's write was rolled back */
     assert_int_equal(store_node_put(s, &n), 0);
     assert_int_equal(store_sync(s), 0);
     store_close(s);
@@ -815,6 +818,80 @@ static void test_checkpoint_thread(void **state) {
     store_close(s);
 }
 
+/* A node is written only over the version it was read at: of two
+ * writers that read the same version, the second is refused (-ESTALE) and
+ * writes nothing; a new node cannot be made over a stored one. */
+static void test_node_compare_and_swap(void **state) {
+    struct store *s = open_store();
+    struct node_record a, b, got;
+    (void)state;
+
+    make_node(&a, "node-1", 1);
+    assert_int_equal(a.version, 0);
+    assert_int_equal(store_node_put(s, &a), 0);
+    assert_int_equal(a.version, 1);
+    make_node(&b, "node-1", 2);
+    assert_int_equal(store_node_put(s, &b), -ESTALE); /* made over a stored node */
+    assert_int_equal(store_node_get(s, "node-1", &a), 0);
+    assert_int_equal(store_node_get(s, "node-1", &b), 0);
+    assert_int_equal(a.version, 1);
+    a.attestations = 10;
+    b.attestations = 20;
+    assert_int_equal(store_node_put(s, &a), 0);
+    assert_int_equal(a.version, 2);
+    assert_int_equal(store_node_put(s, &b), -ESTALE);
+    assert_int_equal(b.version, 1);
+    assert_int_equal(store_node_get(s, "node-1", &got), 0);
+    assert_int_equal(got.attestations, 10);
+    assert_int_equal(got.version, 2);
+    /* Changing the EK fingerprint goes through the same check. */
+    snprintf(got.ek_fp, sizeof(got.ek_fp), "%064d", 7);
+    assert_int_equal(store_node_put(s, &got), 0);
+    snprintf(b.ek_fp, sizeof(b.ek_fp), "%064d", 8);
+    assert_int_equal(store_node_put(s, &b), -ESTALE);
+    assert_int_equal(store_node_get(s, "node-1", &got), 0);
+    assert_int_equal(got.version, 3);
+    assert_string_equal(got.ek_fp,
+                        "0000000000000000000000000000000000000000000000000000000000000007");
+    store_close(s);
+}
+
+/* A nonce is used once in a store; purged once expired; the secret is made
+ * once and read back the same, also after a reopen. */
+static void test_nonces_and_secret(void **state) {
+    struct store *s = open_store();
+    uint8_t n1[32], n2[32], k1[32], k2[32], k3[16];
+    (void)state;
+
+    memset(n1, 1, sizeof(n1));
+    memset(n2, 2, sizeof(n2));
+    assert_int_equal(store_nonce_use(s, n1, sizeof(n1), 1000), 0);
+    assert_int_equal(store_nonce_use(s, n1, sizeof(n1), 5000), -EEXIST);
+    assert_int_equal(store_nonce_use(s, n2, sizeof(n2), 3000), 0);
+    assert_int_equal(store_nonce_purge(s, 2000), 1); /* n1 only */
+    assert_int_equal(store_nonce_use(s, n2, sizeof(n2), 3000), -EEXIST);
+    assert_int_equal(store_nonce_use(s, n1, sizeof(n1), 9000), 0);
+    /* Inside a transaction rolled back, the use is undone. */
+    assert_int_equal(store_begin(s), 0);
+    memset(n1, 3, sizeof(n1));
+    assert_int_equal(store_nonce_use(s, n1, sizeof(n1), 9000), 0);
+    store_rollback(s);
+    assert_int_equal(store_nonce_use(s, n1, sizeof(n1), 9000), 0);
+
+    assert_int_equal(store_secret(s, "nonce-key", k1, sizeof(k1)), 0);
+    assert_int_equal(store_secret(s, "nonce-key", k2, sizeof(k2)), 0);
+    assert_memory_equal(k1, k2, sizeof(k1));
+    assert_int_equal(store_secret(s, "nonce-key", k3, sizeof(k3)), -EBADMSG);
+    assert_int_equal(store_secret(s, "x", k3, 8), -EINVAL);
+    assert_false(store_shared(s));
+    store_close(s);
+    s = open_store();
+    memset(k2, 0, sizeof(k2));
+    assert_int_equal(store_secret(s, "nonce-key", k2, sizeof(k2)), 0);
+    assert_memory_equal(k1, k2, sizeof(k1));
+    store_close(s);
+}
+
 static void test_open_errors(void **state) {
     struct store *s = NULL;
     char path[160];
@@ -841,6 +918,8 @@ int main(void) {
             cmocka_unit_test_setup(test_transactions, fresh),
             cmocka_unit_test_setup(test_savepoints_and_sync, fresh),
             cmocka_unit_test_setup(test_checkpoint_thread, fresh),
+            cmocka_unit_test_setup(test_node_compare_and_swap, fresh),
+            cmocka_unit_test_setup(test_nonces_and_secret, fresh),
             cmocka_unit_test_setup(test_open_errors, fresh),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
