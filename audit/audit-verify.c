@@ -267,7 +267,9 @@ static void check_line(struct walk *w, const char *file, size_t line, const char
     w->resync = false;
     w->seq = rseq;
     memcpy(w->prev, hash, 65);
-    res->records++;
+    if (res->records++ == 0) {
+        res->first_seq = rseq;
+    }
     res->last_seq = rseq;
 }
 

@@ -161,6 +161,7 @@ struct audit_verify_result {
     bool head_matched; /* the record at the head's seq has the head's hash */
     uint64_t records;
     uint64_t checkpoints;
+    uint64_t first_seq; /* of the first record read (0 when none) */
     uint64_t last_seq;
     /* Records neither followed by a checkpoint nor vouched for by the head
      * (seq <= head.seq), and the time of the first of them. */
