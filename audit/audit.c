@@ -3,6 +3,7 @@
  * rotation and close), rotation, the signed head. audit-verify.c reads. */
 #include "audit.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -427,35 +428,16 @@ static int checkpoint_locked(struct audit_log *a) {
     return r;
 }
 
-/* Recover seq and hash from an existing file; cut a torn last line. */
-static int recover(struct audit_log *a) {
-    _cleanup_free_ uint8_t *data = NULL;
+/* seq, hash and the unsigned tail from the last line of `data` (whole
+ * lines, `end` bytes, end > 0) of the file `name`. */
+static int recover_last(struct audit_log *a, const uint8_t *data, size_t end, const char *name) {
     _cleanup_free_ char *body = NULL;
-    size_t len, end, start;
+    size_t start = end - 1;
     char hash[65];
     json_auto_t *j = NULL;
     json_error_t jerr;
     const char *type;
 
-    if (read_file_capped(a->path, SIZE_MAX / 2, &data, &len) < 0) {
-        return -EIO;
-    }
-    end = len;
-    if (end > 0 && data[end - 1] != '\n') {
-        /* Torn write: never fsynced for an answer. */
-        while (end > 0 && data[end - 1] != '\n') {
-            end--;
-        }
-        log_warn("audit log %s: cutting a torn last line (%zu bytes)", a->path, len - end);
-        if (ftruncate(a->fd, (off_t)end) < 0) {
-            return -errno;
-        }
-    }
-    a->size = end;
-    if (end == 0) {
-        return 0;
-    }
-    start = end - 1;
     while (start > 0 && data[start - 1] != '\n') {
         start--;
     }
@@ -468,7 +450,7 @@ static int recover(struct audit_log *a) {
     if (audit_split_line((const char *)data + start, end - 1 - start, body, end - start + 2, hash) <
                 0 ||
         !(j = json_loads(body, 0, &jerr)) || !json_is_integer(json_object_get(j, "seq"))) {
-        log_error("audit log %s: the last record is not a kima audit record", a->path);
+        log_error("audit log %s: the last record is not a kima audit record", name);
         return -EBADMSG;
     }
     a->seq = (uint64_t)json_integer_value(json_object_get(j, "seq"));
@@ -485,6 +467,83 @@ static int recover(struct audit_log *a) {
         snprintf(a->last_replica, sizeof(a->last_replica), "%s", rep ? rep : "");
     }
     return 0;
+}
+
+/* The newest rotated file beside the live one (PATH.<20 digits>, the seq of
+ * its last record), or "" when there is none. */
+static void newest_rotated(const char *path, char out[PATH_MAX]) {
+    const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+    size_t blen = strlen(base);
+    char dir[PATH_MAX - 512], best[256] = "";
+    struct dirent *e;
+    DIR *d;
+
+    out[0] = 0;
+    if (!slash) {
+        snprintf(dir, sizeof(dir), ".");
+    } else if (slash == path) {
+        snprintf(dir, sizeof(dir), "/");
+    } else if ((size_t)(slash - path) < sizeof(dir)) {
+        snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+    } else {
+        return;
+    }
+    d = opendir(dir);
+    while (d && (e = readdir(d))) {
+        const char *tail = e->d_name + blen + 1;
+        /* The names end in zero-padded seqs: the greatest name is the newest. */
+        if (strncmp(e->d_name, base, blen) == 0 && e->d_name[blen] == '.' && strlen(tail) == 20 &&
+            strspn(tail, "0123456789") == 20 && strcmp(e->d_name, best) > 0) {
+            snprintf(best, sizeof(best), "%s", e->d_name);
+        }
+    }
+    if (d) {
+        closedir(d);
+    }
+    if (best[0]) {
+        snprintf(out, PATH_MAX, "%s/%s", dir, best);
+    }
+}
+
+/* Recover seq and hash from an existing file; cut a torn last line. An
+ * empty live file just after a rotation continues the newest rotated
+ * file's chain, not a new one. */
+static int recover(struct audit_log *a) {
+    _cleanup_free_ uint8_t *data = NULL;
+    char rotated[PATH_MAX];
+    size_t len, end;
+
+    if (read_file_capped(a->path, SIZE_MAX / 2, &data, &len) < 0) {
+        return -EIO;
+    }
+    end = len;
+    if (end > 0 && data[end - 1] != '\n') {
+        /* Torn write: never fsynced for an answer. */
+        while (end > 0 && data[end - 1] != '\n') {
+            end--;
+        }
+        log_warn("audit log %s: cutting a torn last line (%zu bytes)", a->path, len - end);
+        if (ftruncate(a->fd, (off_t)end) < 0) {
+            return -errno;
+        }
+    }
+    a->size = end;
+    if (end > 0) {
+        return recover_last(a, data, end, a->path);
+    }
+    newest_rotated(a->path, rotated);
+    if (!rotated[0]) {
+        return 0;
+    }
+    free(data);
+    data = NULL;
+    if (read_file_capped(rotated, SIZE_MAX / 2, &data, &len) < 0) {
+        log_error("audit log %s: cannot read the rotated file %s to continue its chain", a->path,
+                  rotated);
+        return -EIO;
+    }
+    /* A rotated file was synced whole; a torn end would be no record. */
+    return len > 0 && data[len - 1] == '\n' ? recover_last(a, data, len, rotated) : -EBADMSG;
 }
 
 int audit_open(const char *path, EVP_PKEY *key, uint64_t max_bytes, unsigned checkpoint_every,

@@ -290,7 +290,7 @@ static void chain_report(struct chain *c, bool allow_unsigned_tail) {
     }
     c->problems = res->ngaps + (c->head_problem[0] != 0) + (res->truncated ? 1 : 0) +
                   (res->unsigned_tail && !allow_unsigned_tail ? 1 : 0) +
-                  (res->replica[0] && !res->replica_signed ? 1 : 0);
+                  (res->replica[0] && !res->replica_signed ? 1 : 0) + (res->records == 0);
     printf("chain %s [%s]: key %.23s..., %zu files, %" PRIu64 " records, seq %" PRIu64 "-%" PRIu64
            ", last signed seq %" PRIu64 "%s: %s\n",
            replica_of(c), c->label, res->key_fp, c->nfiles, res->records, res->first_seq,
@@ -319,6 +319,11 @@ static void chain_report(struct chain *c, bool allow_unsigned_tail) {
     }
     if (res->replica[0] && !res->replica_signed) {
         printf("  PROBLEM the replica name \"%s\" is signed by no checkpoint\n", res->replica);
+    }
+    if (res->records == 0) {
+        /* A replica writes its name and a checkpoint when it starts. */
+        printf("  PROBLEM no records: the chain's files are empty (the live file just after a "
+               "rotation, without its rotated files?)\n");
     }
 }
 

@@ -2,6 +2,7 @@
 #include "test-util.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -195,6 +196,11 @@ static void test_rotation_keeps_chain(void **state) {
     /* A rotated file left out breaks the chain. */
     assert_int_equal(audit_verify(paths + 1, n, key, &res), 0);
     assert_false(res.intact);
+    /* A new log here would continue the rotated files' chain. */
+    for (size_t i = 0; i < n; i++) {
+        unlink(rotated[i]);
+    }
+    unlink(logpath);
 }
 
 struct thread_arg {
@@ -1116,6 +1122,45 @@ static void test_long_line_skipped(void **state) {
     unlink(path);
 }
 
+/* A log reopened when a rotation has just left the live file empty goes on
+ * from the newest rotated file's chain (it once began again at seq 1). */
+static void test_reopen_after_rotation(void **state) {
+    struct audit_verify_result res;
+    struct audit_log *a;
+    char path[160], rotated[200];
+    struct stat st;
+    uint64_t seq = 0;
+    (void)state;
+
+    snprintf(path, sizeof(path), "%s/rot2", dir);
+    mkdir(path, 0700);
+    snprintf(path, sizeof(path), "%s/rot2/audit.log", dir);
+    assert_int_equal(audit_open(path, key, 4096, 100, &a), 0);
+    assert_int_equal(audit_set_replica(a, "kima-verifier-0"), 0);
+    for (int i = 0; i < 200 && (stat(path, &st) < 0 || st.st_size > 0 || seq < 3); i++) {
+        json_t *d = json_pack("{s:i}", "i", i);
+        assert_int_equal(audit_append(a, "violation", "node-2", NULL, d, &seq), 0);
+        json_decref(d);
+    }
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_size, 0); /* rotated just now */
+    audit_close(a);
+    snprintf(rotated, sizeof(rotated), "%s.%020" PRIu64, path, seq + 1);
+    assert_int_equal(stat(rotated, &st), 0);
+    write_replica_log(path, key, "kima-verifier-0", 2, 100);
+    {
+        const char *paths[] = {rotated, path};
+        assert_int_equal(audit_verify(paths, 2, key, &res), 0);
+    }
+    if (!res.intact) {
+        fail_msg("%s", res.first_bad);
+    }
+    assert_int_equal(res.first_seq, 1);
+    assert_int_equal(res.last_seq, seq + 1 + 2 + 1);
+    unlink(rotated);
+    unlink(path);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_intact_and_tampering),
@@ -1136,6 +1181,7 @@ int main(void) {
             cmocka_unit_test(test_every_gap_listed),
             cmocka_unit_test(test_missing_rotated_file),
             cmocka_unit_test(test_long_line_skipped),
+            cmocka_unit_test(test_reopen_after_rotation),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
