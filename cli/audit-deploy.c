@@ -343,7 +343,8 @@ _printf_(2, 3) static void problem(struct deploy *dp, const char *fmt, ...) {
 static void deployment_rules(struct deploy *dp) {
     for (size_t i = 0; i < dp->n; i++) {
         const struct chain *a = &dp->chains[i];
-        if (a->dirname[0] && strcmp(a->dirname, replica_of(a)) != 0) {
+        /* A log from before replicas had names ("-") is the directory's. */
+        if (a->dirname[0] && a->res.replica[0] && strcmp(a->dirname, a->res.replica) != 0) {
             problem(dp, "%s: the directory is named \"%s\" but its chain is replica \"%s\"",
                     a->label, a->dirname, replica_of(a));
         }

@@ -21,7 +21,7 @@ cleanup() {
     [ -n "${KEEP:-}" ] || rm -rf "$T"
 }
 trap cleanup EXIT
-need_tools python3 curl
+need_tools python3 curl openssl
 
 D=$T/deploy
 # run_replica NAME DIR [ARGS...]: start the replica on its own volume DIR,
@@ -72,6 +72,40 @@ expect 0 "$K" audit verify --chain "$D/kima-verifier-0/audit.key.pub:$C0FILES" \
 has "$T/out" "deployment intact: 3 chains," "the --chain form"
 expect 0 "$K" audit verify --key "$C1/audit.key.pub" "$C1/audit.log"
 has "$T/out" "intact: " "one chain alone, the single-chain form"
+
+# --- a log written before replicas had names (v1 checkpoints, no replica
+# record), made here with the audit key and openssl: it verifies as before,
+# alone and in a deployment, as replica "-"
+mkdir -p "$T/old/kima-verifier-0"
+openssl genpkey -algorithm ed25519 -out "$T/old.key" 2>/dev/null
+openssl pkey -in "$T/old.key" -pubout -out "$T/old/kima-verifier-0/audit.key.pub"
+python3 - "$T/old.key" "$T/old/kima-verifier-0/audit.log" <<'PY' || bad "make an old log"
+import base64, hashlib, json, subprocess, sys
+prev, out = "0" * 64, []
+def add(seq, typ, details):
+    global prev
+    body = json.dumps({"seq": seq, "time": "2026-01-01T00:00:0%d.000Z" % seq, "type": typ,
+                       "details": details, "prev": prev}, separators=(",", ":"))
+    prev = hashlib.sha256(body.encode()).hexdigest()
+    out.append(body[:-1] + ',"hash":"%s"}' % prev)
+add(1, "registration", {"node": "n"})
+add(2, "state-change", {"state": "trusted"})
+msg = "kima-audit-checkpoint-v1\n3\n" + prev
+open(sys.argv[2] + ".msg", "w").write(msg)
+sig = subprocess.run(["openssl", "pkeyutl", "-sign", "-rawin", "-inkey", sys.argv[1], "-in",
+                      sys.argv[2] + ".msg"], capture_output=True, check=True).stdout
+add(3, "checkpoint", {"signature": base64.b64encode(sig).decode()})
+open(sys.argv[2], "w").write("\n".join(out) + "\n")
+PY
+rm -f "$T/old/kima-verifier-0/audit.log.msg"
+expect 0 "$K" audit verify --key "$T/old/kima-verifier-0/audit.key.pub" "$T/old/kima-verifier-0/audit.log"
+has "$T/out" "intact: 3 records, 1 signed checkpoints" "an old log alone"
+expect 0 "$K" audit verify --deployment "$T/old"
+has "$T/out" "chain - [$T/old/kima-verifier-0]: key sha256:" "an old log names no replica"
+has "$T/out" "deployment intact: 1 chains, 3 records" "an old log in a deployment"
+expect 1 "$K" audit verify --deployment "$T/old" --expect-replicas kima-verifier-0
+has "$T/out" "PROBLEM replica \"kima-verifier-0\" is expected but has no chain" \
+    "an unnamed chain is no expected replica"
 
 # copy NAME: a fresh copy of the deployment in $T/NAME
 copy() { rm -rf "${T:?}/$1" && cp -r "$D" "$T/$1"; }
