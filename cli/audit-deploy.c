@@ -155,7 +155,9 @@ static int chain_from_dir(struct chain *c, const char *dir, const char *name) {
         closedir(d);
     }
     if (r == 0) {
-        qsort(c->files, c->nfiles, sizeof(*c->files), by_name);
+        if (c->nfiles > 1) {
+            qsort(c->files, c->nfiles, sizeof(*c->files), by_name);
+        }
         r = live ? add_file(c, live, strlen(live)) : 0;
     }
     free(live);
