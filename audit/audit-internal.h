@@ -19,6 +19,9 @@ int audit_split_line(const char *line, size_t len, char *body, size_t bodysz, ch
 /* The signed messages; `out` must hold 256 bytes. Returns the length. */
 #define AUDIT_MSG_MAX 256
 size_t audit_checkpoint_message(uint64_t seq, const char *prev, char out[AUDIT_MSG_MAX]);
+/* The v2 message: the v1 one, then the replica and the key fingerprint. */
+size_t audit_checkpoint_message_v2(uint64_t seq, const char *prev, const char *replica,
+                                   const char *key_fp, char out[AUDIT_MSG_MAX]);
 size_t audit_head_message(uint64_t seq, const char *hash, const char *time,
                           char out[AUDIT_MSG_MAX]);
 

@@ -3,6 +3,7 @@
  * rotation and close), rotation, the signed head. audit-verify.c reads. */
 #include "audit.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -41,6 +42,12 @@ struct audit_log {
     uint64_t synced; /* last record known on disk */
     char hash[65];   /* of the last record */
     bool broken;     /* a partial record could not be cut back */
+    /* The chain's replica ("" until audit_set_replica) and its key's
+     * fingerprint; the replica the log's last checkpoint named when it was
+     * opened ("" when none did). */
+    char replica[AUDIT_REPLICA_MAX + 1];
+    char key_fp[AUDIT_KEY_FP_LEN + 1];
+    char last_replica[AUDIT_REPLICA_MAX + 1];
 };
 
 void audit_sha256_hex(const void *data, size_t len, char out[65]) {
@@ -74,6 +81,56 @@ size_t audit_checkpoint_message(uint64_t seq, const char *prev, char out[AUDIT_M
     int n = snprintf(out, AUDIT_MSG_MAX, "%s\n%" PRIu64 "\n%.64s", AUDIT_CHECKPOINT_CONTEXT, seq,
                      prev);
     return n < 0 ? 0 : (size_t)n;
+}
+
+size_t audit_checkpoint_message_v2(uint64_t seq, const char *prev, const char *replica,
+                                   const char *key_fp, char out[AUDIT_MSG_MAX]) {
+    int n = snprintf(out, AUDIT_MSG_MAX, "%s\n%" PRIu64 "\n%.64s\n%.63s\n%.71s",
+                     AUDIT_CHECKPOINT_CONTEXT_V2, seq, prev, replica, key_fp);
+    return n < 0 ? 0 : (size_t)n;
+}
+
+int audit_replica_check(const char *name, char *err, size_t errsz) {
+    size_t n = name ? strnlen(name, AUDIT_REPLICA_MAX + 1) : 0;
+
+    if (n == 0) {
+        snprintf(err, errsz, "the replica name is empty");
+        return -EINVAL;
+    }
+    if (n > AUDIT_REPLICA_MAX) {
+        snprintf(err, errsz, "the replica name is longer than %d characters", AUDIT_REPLICA_MAX);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) {
+            snprintf(err, errsz,
+                     "the replica name holds %s at %zu: only lowercase letters, digits and '-' "
+                     "(a DNS-1123 label)",
+                     c >= 'A' && c <= 'Z' ? "an uppercase letter" : "a character not allowed",
+                     i + 1);
+            return -EINVAL;
+        }
+    }
+    if (name[0] == '-' || name[n - 1] == '-') {
+        snprintf(err, errsz, "the replica name must start and end with a letter or digit");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int audit_key_fingerprint(EVP_PKEY *key, char out[AUDIT_KEY_FP_LEN + 1]) {
+    uint8_t raw[32];
+    size_t len = sizeof(raw);
+    char hex[65];
+
+    if (!key || EVP_PKEY_get_base_id(key) != EVP_PKEY_ED25519 ||
+        EVP_PKEY_get_raw_public_key(key, raw, &len) != 1 || len != sizeof(raw)) {
+        return -EINVAL;
+    }
+    audit_sha256_hex(raw, len, hex);
+    snprintf(out, AUDIT_KEY_FP_LEN + 1, "sha256:%s", hex);
+    return 0;
 }
 
 size_t audit_head_message(uint64_t seq, const char *hash, const char *time,
@@ -348,14 +405,21 @@ static int append_locked(struct audit_log *a, const char *type, const char *node
 
 static int checkpoint_locked(struct audit_log *a) {
     char msg[AUDIT_MSG_MAX], sigb64[89];
+    bool named = a->replica[0] != 0;
     json_t *d;
     int r;
 
-    r = sign_b64(a->key, msg, audit_checkpoint_message(a->seq + 1, a->hash, msg), sigb64);
+    r = sign_b64(
+            a->key, msg,
+            named ? audit_checkpoint_message_v2(a->seq + 1, a->hash, a->replica, a->key_fp, msg)
+                  : audit_checkpoint_message(a->seq + 1, a->hash, msg),
+            sigb64);
     if (r < 0) {
         return r;
     }
-    d = json_pack("{s:s}", "signature", sigb64);
+    d = named ? json_pack("{s:s,s:s,s:s}", "signature", sigb64, "replica", a->replica, "key",
+                          a->key_fp)
+              : json_pack("{s:s}", "signature", sigb64);
     r = d ? append_locked(a, "checkpoint", NULL, NULL, d) : -ENOMEM;
     json_decref(d);
     if (r == 0) {
@@ -364,15 +428,90 @@ static int checkpoint_locked(struct audit_log *a) {
     return r;
 }
 
-/* Recover seq and hash from an existing file; cut a torn last line. */
-static int recover(struct audit_log *a) {
-    _cleanup_free_ uint8_t *data = NULL;
+/* seq, hash and the unsigned tail from the last line of `data` (whole
+ * lines, `end` bytes, end > 0) of the file `name`. */
+static int recover_last(struct audit_log *a, const uint8_t *data, size_t end, const char *name) {
     _cleanup_free_ char *body = NULL;
-    size_t len, end, start;
+    size_t start = end - 1;
     char hash[65];
     json_auto_t *j = NULL;
     json_error_t jerr;
     const char *type;
+
+    while (start > 0 && data[start - 1] != '\n') {
+        start--;
+    }
+    /* Sized by the line, not AUDIT_LINE_MAX: an older version's oversized
+     * last record must not keep the verifier from starting. */
+    body = malloc(end - start + 2);
+    if (!body) {
+        return -ENOMEM;
+    }
+    if (audit_split_line((const char *)data + start, end - 1 - start, body, end - start + 2, hash) <
+                0 ||
+        !(j = json_loads(body, 0, &jerr)) || !json_is_integer(json_object_get(j, "seq"))) {
+        log_error("audit log %s: the last record is not a kima audit record", name);
+        return -EBADMSG;
+    }
+    a->seq = (uint64_t)json_integer_value(json_object_get(j, "seq"));
+    memcpy(a->hash, hash, 65);
+    a->synced = a->seq;
+    type = json_string_value(json_object_get(j, "type"));
+    if (!type || strcmp(type, "checkpoint") != 0) {
+        /* An unsigned tail left by a crash: the timer signs it. */
+        a->since_checkpoint = 1;
+        a->unsigned_since_ms = now_ms(a);
+    } else {
+        const char *rep =
+                json_string_value(json_object_get(json_object_get(j, "details"), "replica"));
+        snprintf(a->last_replica, sizeof(a->last_replica), "%s", rep ? rep : "");
+    }
+    return 0;
+}
+
+/* The newest rotated file beside the live one (PATH.<20 digits>, the seq of
+ * its last record), or "" when there is none. */
+static void newest_rotated(const char *path, char out[PATH_MAX]) {
+    const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+    size_t blen = strlen(base);
+    char dir[PATH_MAX - 512], best[256] = "";
+    struct dirent *e;
+    DIR *d;
+
+    out[0] = 0;
+    if (!slash) {
+        snprintf(dir, sizeof(dir), ".");
+    } else if (slash == path) {
+        snprintf(dir, sizeof(dir), "/");
+    } else if ((size_t)(slash - path) < sizeof(dir)) {
+        snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+    } else {
+        return;
+    }
+    d = opendir(dir);
+    while (d && (e = readdir(d))) {
+        const char *tail = e->d_name + blen + 1;
+        /* The names end in zero-padded seqs: the greatest name is the newest. */
+        if (strncmp(e->d_name, base, blen) == 0 && e->d_name[blen] == '.' && strlen(tail) == 20 &&
+            strspn(tail, "0123456789") == 20 && strcmp(e->d_name, best) > 0) {
+            snprintf(best, sizeof(best), "%s", e->d_name);
+        }
+    }
+    if (d) {
+        closedir(d);
+    }
+    if (best[0]) {
+        snprintf(out, PATH_MAX, "%s/%s", dir, best);
+    }
+}
+
+/* Recover seq and hash from an existing file; cut a torn last line. An
+ * empty live file just after a rotation continues the newest rotated
+ * file's chain, not a new one. */
+static int recover(struct audit_log *a) {
+    _cleanup_free_ uint8_t *data = NULL;
+    char rotated[PATH_MAX];
+    size_t len, end;
 
     if (read_file_capped(a->path, SIZE_MAX / 2, &data, &len) < 0) {
         return -EIO;
@@ -389,35 +528,22 @@ static int recover(struct audit_log *a) {
         }
     }
     a->size = end;
-    if (end == 0) {
+    if (end > 0) {
+        return recover_last(a, data, end, a->path);
+    }
+    newest_rotated(a->path, rotated);
+    if (!rotated[0]) {
         return 0;
     }
-    start = end - 1;
-    while (start > 0 && data[start - 1] != '\n') {
-        start--;
+    free(data);
+    data = NULL;
+    if (read_file_capped(rotated, SIZE_MAX / 2, &data, &len) < 0) {
+        log_error("audit log %s: cannot read the rotated file %s to continue its chain", a->path,
+                  rotated);
+        return -EIO;
     }
-    /* Sized by the line, not AUDIT_LINE_MAX: an older version's oversized
-     * last record must not keep the verifier from starting. */
-    body = malloc(end - start + 2);
-    if (!body) {
-        return -ENOMEM;
-    }
-    if (audit_split_line((const char *)data + start, end - 1 - start, body, end - start + 2, hash) <
-                0 ||
-        !(j = json_loads(body, 0, &jerr)) || !json_is_integer(json_object_get(j, "seq"))) {
-        log_error("audit log %s: the last record is not a kima audit record", a->path);
-        return -EBADMSG;
-    }
-    a->seq = (uint64_t)json_integer_value(json_object_get(j, "seq"));
-    memcpy(a->hash, hash, 65);
-    a->synced = a->seq;
-    type = json_string_value(json_object_get(j, "type"));
-    if (!type || strcmp(type, "checkpoint") != 0) {
-        /* An unsigned tail left by a crash: the timer signs it. */
-        a->since_checkpoint = 1;
-        a->unsigned_since_ms = now_ms(a);
-    }
-    return 0;
+    /* A rotated file was synced whole; a torn end would be no record. */
+    return len > 0 && data[len - 1] == '\n' ? recover_last(a, data, len, rotated) : -EBADMSG;
 }
 
 int audit_open(const char *path, EVP_PKEY *key, uint64_t max_bytes, unsigned checkpoint_every,
@@ -504,6 +630,50 @@ static int rotate_locked(struct audit_log *a) {
     a->size = 0;
     a->synced = a->seq;
     return 0;
+}
+
+int audit_set_replica(struct audit_log *a, const char *replica) {
+    char err[160], fp[AUDIT_KEY_FP_LEN + 1];
+    uint64_t seq;
+    json_t *d;
+    int r;
+
+    if (!a || audit_replica_check(replica, err, sizeof(err)) < 0 ||
+        audit_key_fingerprint(a->key, fp) < 0) {
+        return -EINVAL;
+    }
+    pthread_mutex_lock(&a->lock);
+    if (a->last_replica[0] && strcmp(a->last_replica, replica) != 0) {
+        pthread_mutex_unlock(&a->lock);
+        log_error("audit log %s belongs to replica \"%s\" (its last checkpoint names it), not "
+                  "\"%s\": is this another replica's volume?",
+                  a->path, a->last_replica, replica);
+        return -EEXIST;
+    }
+    snprintf(a->replica, sizeof(a->replica), "%s", replica);
+    memcpy(a->key_fp, fp, sizeof(fp));
+    r = 0;
+    if (strcmp(a->last_replica, replica) != 0) {
+        /* The chain's start (or the point from which an old log names its
+         * replica), signed at once by the checkpoint after it. */
+        d = json_pack("{s:s,s:s}", "replica", replica, "key", fp);
+        r = d ? append_locked(a, "replica", NULL, NULL, d) : -ENOMEM;
+        json_decref(d);
+        r = r == 0 ? checkpoint_locked(a) : r;
+        if (r == 0) {
+            memcpy(a->last_replica, a->replica, sizeof(a->replica));
+        }
+    }
+    seq = a->seq;
+    pthread_mutex_unlock(&a->lock);
+    if (r == 0) {
+        r = audit_sync(a, seq);
+    }
+    if (r < 0) {
+        log_error("audit log %s: the replica record could not be written: %s", a->path,
+                  strerror(-r));
+    }
+    return r;
 }
 
 int audit_append(struct audit_log *a, const char *type, const char *node,

@@ -32,6 +32,19 @@
  * before it, or differs at it, is caught. */
 
 #define AUDIT_CHECKPOINT_CONTEXT "kima-audit-checkpoint-v1"
+/* A chain that names its replica (audit_set_replica) signs its checkpoints
+ * over "kima-audit-checkpoint-v2\n<seq>\n<prev>\n<replica>\n<key>" and
+ * writes {"signature", "replica", "key"} in their details, so that the name
+ * is covered by the replica's own key: a chain cannot be passed off as
+ * another replica's. A log without a replica name keeps the v1 message. */
+#define AUDIT_CHECKPOINT_CONTEXT_V2 "kima-audit-checkpoint-v2"
+/* A replica name is a DNS-1123 label (a StatefulSet pod's name). */
+#define AUDIT_REPLICA_MAX 63
+/* The audit key's fingerprint: "sha256:" and the lowercase hex SHA-256 of
+ * the raw 32-byte Ed25519 public key. */
+#define AUDIT_KEY_FP_LEN 71
+/* Gaps one verification keeps in its result (all are counted). */
+#define AUDIT_GAPS_MAX 32
 /* The head signature covers "kima-audit-head-v1\n<seq>\n<hash>\n<time>". */
 #define AUDIT_HEAD_CONTEXT "kima-audit-head-v1"
 /* A whole line, the hash included, the newline not; the writer never
@@ -100,6 +113,24 @@ int audit_checkpoint(struct audit_log *a);
  * none was due, or a negative errno. */
 int audit_checkpoint_due(struct audit_log *a, int64_t now_ms);
 
+/* Name the chain's replica (a DNS-1123 label; `replica` is copied). On an
+ * empty log, or one whose last checkpoint does not name this replica (a log
+ * written before replicas had names, or a crash before the first
+ * checkpoint), it appends a "replica" record {"replica": NAME, "key": FP}
+ * and a checkpoint, synced; every checkpoint from then on names it and
+ * signs it (AUDIT_CHECKPOINT_CONTEXT_V2). -EINVAL for a name that is not a
+ * label; -EEXIST when the log's last checkpoint names another replica (the
+ * volume of another replica); else 0 or a negative errno from the write. */
+int audit_set_replica(struct audit_log *a, const char *replica);
+
+/* 0 when `name` is a DNS-1123 label of at most AUDIT_REPLICA_MAX bytes
+ * (lowercase letters, digits and '-', starting and ending with a letter or
+ * digit); else -EINVAL with what is wrong in err. */
+int audit_replica_check(const char *name, char *err, size_t errsz);
+
+/* The fingerprint of an Ed25519 key (public or private): 0 or -EINVAL. */
+int audit_key_fingerprint(EVP_PKEY *key, char out[AUDIT_KEY_FP_LEN + 1]);
+
 /* Load the Ed25519 key from PEM at `path`, or generate it (mode 0600) and
  * write its public key to `path`.pub. */
 int audit_key_load_or_create(const char *path, EVP_PKEY **ret);
@@ -130,6 +161,7 @@ struct audit_verify_result {
     bool head_matched; /* the record at the head's seq has the head's hash */
     uint64_t records;
     uint64_t checkpoints;
+    uint64_t first_seq; /* of the first record read (0 when none) */
     uint64_t last_seq;
     /* Records neither followed by a checkpoint nor vouched for by the head
      * (seq <= head.seq), and the time of the first of them. */
@@ -139,10 +171,24 @@ struct audit_verify_result {
     uint64_t last_checkpoint_seq;
     char last_checkpoint_time[40];
     char first_bad[512]; /* "file:line (seq N): reason" when not intact */
+    /* The replica the chain names ("" for a log written before replicas
+     * had names), whether a checkpoint whose signature verifies names it,
+     * and the fingerprint of the key it was verified with. */
+    char replica[AUDIT_REPLICA_MAX + 1];
+    bool replica_signed;
+    char key_fp[AUDIT_KEY_FP_LEN + 1];
+    /* Every break found (the walk goes on past each one, from the record
+     * after it): a sequence jump (records deleted, a rotated file missing),
+     * a prev-hash break, an edited record, a bad signature, a line that is
+     * not a record. The first AUDIT_GAPS_MAX are kept as
+     * "file:line (seq N): reason"; ngaps counts them all. */
+    unsigned ngaps;
+    char gaps[AUDIT_GAPS_MAX][512];
 };
 
 /* Verify files in chain order (rotated files oldest first, then the live
- * one) with the public key (PEM). Returns 0 with the result, or a negative
+ * one) with the public key (PEM). Files are read line by line, each line
+ * capped at AUDIT_LINE_MAX. Returns 0 with the result, or a negative
  * errno when a file cannot be read. Times in the result come from the files
  * and keep printable ASCII only. */
 int audit_verify(const char *const *paths, size_t n, EVP_PKEY *pub,

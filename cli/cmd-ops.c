@@ -12,6 +12,7 @@
 #include <openssl/pem.h>
 
 #include "api-client.h"
+#include "audit-deploy.h"
 #include "audit.h"
 #include "fileio.h"
 #include "json-util.h"
@@ -24,6 +25,10 @@ struct ops_args {
     bool server_given;        /* --server after the command */
     bool allow_unsigned_tail; /* audit verify */
     const char *state, *reason, *key, *pod, *node, *since;
+    /* audit verify over a deployment */
+    const char *chains[AUDIT_DEPLOY_CHAINS_MAX + 1];
+    size_t nchains;
+    const char *deployment, *expect_replicas;
 };
 
 static void ops_usage(FILE *f) {
@@ -35,6 +40,9 @@ static void ops_usage(FILE *f) {
             "       kimactl [CONNECTION] pod reset UID --reason TEXT\n"
             "       kimactl audit verify --key PUBKEY [--server URL] [--allow-unsigned-tail]\n"
             "                            FILE...\n"
+            "       kimactl audit verify [--chain PUBKEY:FILE[,FILE...][:HEAD]]...\n"
+            "                            [--deployment DIR] [--expect-replicas N|NAME,...]\n"
+            "                            [--allow-unsigned-tail]\n"
             "       kimactl audit show [--pod NAME|UID] [--node NAME] [--since RFC3339] FILE...\n"
             "\n"
             "CONNECTION (each also from the environment):\n"
@@ -60,6 +68,20 @@ static void ops_usage(FILE *f) {
             "  truncated: ...       the files end before the verifier's head (exit 1)\n"
             "  tampered: ...        the first bad record and why (exit 1)\n"
             "  untrusted head: ...  the head's signature does not verify (exit 1)\n"
+            "\n"
+            "Several replicas (one chain each, its own key): give each chain with --chain\n"
+            "PUBKEY:FILES[:HEAD] (FILES comma-separated, rotated oldest first, then the\n"
+            "live one; HEAD a saved GET /v1/audit/head answer of that replica), or\n"
+            "--deployment DIR with DIR/<replica>/audit.key.pub, audit.log.<seq>...,\n"
+            "audit.log and optionally audit.head.json (at most 64 chains). Each chain is\n"
+            "verified alone and reported: its replica (\"-\" for a log that names none),\n"
+            "records, first and last seq, last signed seq, and every GAP (records\n"
+            "deleted, a rotated file missing, a prev-hash break, an edited record, an\n"
+            "unsigned tail, files that end before the head). Then across chains: two\n"
+            "chains claiming one replica, one key used by two, a directory that holds\n"
+            "another replica's chain, and with --expect-replicas a replica without a\n"
+            "chain, are PROBLEMs. The last line is \"deployment intact: N chains, M\n"
+            "records\" (exit 0) or \"deployment NOT intact: ...\" (exit 1).\n"
             "Exit codes: 0 success, 1 the verifier refused or the audit log is tampered,\n"
             "truncated or has an unsigned tail, 2 malformed answer or file, 64 usage,\n"
             "66 unreadable file, 69 verifier unreachable.\n");
@@ -78,6 +100,9 @@ static int parse(struct ops_args *a, int argc, char **argv) {
             {"node", required_argument, NULL, 'n'},
             {"since", required_argument, NULL, 't'},
             {"allow-unsigned-tail", no_argument, NULL, 'u'},
+            {"chain", required_argument, NULL, 'C'},
+            {"deployment", required_argument, NULL, 'D'},
+            {"expect-replicas", required_argument, NULL, 'E'},
             {"help", no_argument, NULL, 'h'},
             {0},
     };
@@ -119,6 +144,19 @@ static int parse(struct ops_args *a, int argc, char **argv) {
             break;
         case 'u':
             a->allow_unsigned_tail = true;
+            break;
+        case 'C':
+            if (a->nchains >= AUDIT_DEPLOY_CHAINS_MAX) {
+                fprintf(stderr, "kimactl: more than %d --chain\n", AUDIT_DEPLOY_CHAINS_MAX);
+                return -1;
+            }
+            a->chains[a->nchains++] = optarg;
+            break;
+        case 'D':
+            a->deployment = optarg;
+            break;
+        case 'E':
+            a->expect_replicas = optarg;
             break;
         case 'h':
             ops_usage(stdout);
@@ -302,6 +340,19 @@ static int audit_verify_cmd(struct ops_args *a, int nfiles, char **files) {
     EVP_PKEY *pub;
     int r, code = EXIT_OK;
 
+    if (a->nchains || a->deployment || a->expect_replicas) {
+        struct audit_deploy_args d = {.chains = a->chains,
+                                      .nchains = a->nchains,
+                                      .deployment = a->deployment,
+                                      .expect = a->expect_replicas,
+                                      .allow_unsigned_tail = a->allow_unsigned_tail};
+        if (nfiles > 0 || a->key || a->server_given || (!a->nchains && !a->deployment)) {
+            fprintf(stderr, "kimactl audit verify: --chain or --deployment take the place of "
+                            "--key, --server and FILE (see --help)\n");
+            return EXIT_USAGE;
+        }
+        return audit_deploy_verify(&d);
+    }
     if (!a->key || nfiles < 1) {
         fprintf(stderr, "kimactl audit verify: --key PUBKEY and at least one FILE needed\n");
         return EXIT_USAGE;

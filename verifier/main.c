@@ -7,6 +7,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "audit.h"
 #include "http-limits.h"
@@ -80,6 +82,13 @@ static const struct option_spec verifier_options[] = {
         OPTION_STRING_SPEC(CFG, audit_log, "audit-log", "KIMA_AUDIT_LOG", "audit.log",
                            "  --audit-log PATH        audit log (audit.log)                    "
                            "[KIMA_AUDIT_LOG]\n"),
+        OPTION_STRING_SPEC(CFG, replica, "replica", "KIMA_REPLICA", NULL,
+                           "  --replica NAME          this replica's name, in its audit chain "
+                           "(a DNS-1123\n"
+                           "                          label; the host name, in a StatefulSet "
+                           "the pod's)\n"
+                           "                                                         "
+                           "[KIMA_REPLICA]\n"),
         OPTION_STRING_SPEC(CFG, audit_key, "audit-key", "KIMA_AUDIT_KEY", "audit.key",
                            "  --audit-key PATH        Ed25519 key, generated if absent "
                            "(audit.key) [KIMA_AUDIT_KEY]\n"),
@@ -215,6 +224,30 @@ static const struct options_program verifier_program = {
         .n_specs = sizeof(verifier_options) / sizeof(verifier_options[0]),
 };
 
+/* --replica, or the host name's first label, checked: 0, or -EINVAL said. */
+static int replica_name(struct verifier_config *cfg) {
+    static char host[256];
+    char err[160];
+
+    if (!cfg->replica) {
+        if (gethostname(host, sizeof(host) - 1) < 0) {
+            fprintf(stderr, "kima-verifier: no --replica and no host name: %s\n", strerror(errno));
+            return -EINVAL;
+        }
+        host[strcspn(host, ".")] = 0;
+        for (char *c = host; *c; c++) {
+            *c = *c >= 'A' && *c <= 'Z' ? (char)(*c - 'A' + 'a') : *c; /* DNS ignores case */
+        }
+        cfg->replica = host;
+    }
+    if (audit_replica_check(cfg->replica, err, sizeof(err)) < 0) {
+        fprintf(stderr, "kima-verifier: --replica \"%.80s\"%s: %s\n", cfg->replica,
+                cfg->replica == host ? " (the host name; set --replica)" : "", err);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 #define RANGE_HINT "kima-verifier: a numeric option is out of range (see --help)\n"
 
 /* The options into cfg, checked, and the log set up. -1 to go on, else the
@@ -244,6 +277,9 @@ static int parse_options(int argc, char **argv, struct verifier_config *cfg) {
         fprintf(stderr,
                 "kima-verifier: --log-level takes error, warn, info or debug; --log-format logfmt "
                 "or json\n");
+        return KIMA_EXIT_USAGE;
+    }
+    if (replica_name(cfg) < 0) {
         return KIMA_EXIT_USAGE;
     }
     if (verifier_config_check(cfg) < 0) {

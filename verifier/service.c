@@ -117,14 +117,17 @@ static int open_core(struct verifier *v) {
         audit_key_load_or_create(cfg->audit_key, &v->audit_key) < 0 ||
         audit_open(cfg->audit_log, v->audit_key, cfg->audit_max_bytes,
                    AUDIT_CHECKPOINT_EVERY_DEFAULT, &v->audit) < 0 ||
+        (cfg->replica && audit_set_replica(v->audit, cfg->replica) < 0) ||
         (v->use_api ? inventory_open_api(&v->inv) : inventory_open_file(cfg->pods_file, &v->inv)) <
                 0 ||
         inventory_set_static_namespaces(v->inv, cfg->static_pod_namespaces) < 0 ||
         inventory_refresh(v->inv) < 0 ||
         engine_new(&v->engine_cfg, v->store, v->audit, v->inv, cfg->policies, &v->engine) < 0 ||
         store_open_reader(cfg->db, &v->reader) < 0) {
-        log_error("start-up failed (store %s, audit log %s, audit key %s, pods file %s)", cfg->db,
-                  cfg->audit_log, cfg->audit_key, cfg->pods_file ? cfg->pods_file : "-");
+        log_error("start-up failed (store %s, audit log %s, audit key %s, replica %s, pods file "
+                  "%s)",
+                  cfg->db, cfg->audit_log, cfg->audit_key, cfg->replica ? cfg->replica : "-",
+                  cfg->pods_file ? cfg->pods_file : "-");
         return -EINVAL;
     }
     engine_set_reader(v->engine, v->reader);

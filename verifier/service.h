@@ -29,6 +29,10 @@ struct verifier_config {
     bool in_cluster;
     uint64_t kube_refresh_ms;
     const char *audit_log, *audit_key;
+    /* This replica's name (--replica, else the host name's first label), a
+     * DNS-1123 label: its audit chain's name, and what other parts use to
+     * tell replicas apart. */
+    const char *replica;
     uint64_t audit_max_bytes, audit_checkpoint_ms;
     const char *ek_ca_dir;
     bool require_ek_cert;

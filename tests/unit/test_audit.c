@@ -2,6 +2,7 @@
 #include "test-util.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -195,6 +196,11 @@ static void test_rotation_keeps_chain(void **state) {
     /* A rotated file left out breaks the chain. */
     assert_int_equal(audit_verify(paths + 1, n, key, &res), 0);
     assert_false(res.intact);
+    /* A new log here would continue the rotated files' chain. */
+    for (size_t i = 0; i < n; i++) {
+        unlink(rotated[i]);
+    }
+    unlink(logpath);
 }
 
 struct thread_arg {
@@ -803,6 +809,358 @@ static void test_partial_write_cut_back(void **state) {
     assert_true(res.intact);
 }
 
+/* --- one chain per replica */
+
+/* A log of replica `name` (NULL: an old log that names none) with key k:
+ * n records, a checkpoint every `every`, closed. */
+static void write_replica_log(const char *path, EVP_PKEY *k, const char *name, int n,
+                              unsigned every) {
+    struct audit_log *a;
+    uint64_t seq;
+
+    assert_int_equal(audit_open(path, k, 0, every, &a), 0);
+    if (name) {
+        assert_int_equal(audit_set_replica(a, name), 0);
+    }
+    for (int i = 0; i < n; i++) {
+        json_t *d = json_pack("{s:i}", "i", i);
+        assert_int_equal(audit_append(a, "state-change", "node-1", NULL, d, &seq), 0);
+        json_decref(d);
+    }
+    assert_int_equal(audit_sync(a, seq), 0);
+    audit_close(a);
+}
+
+/* Replace every `from` by `to` (same length) in the file and re-chain it
+ * all, as anyone who can write the file can: hashes and prevs recomputed,
+ * signatures left as they were (no key). */
+static void edit_and_rechain(const char *path, const char *from, const char *to) {
+    _cleanup_free_ uint8_t *data = NULL;
+    char prev[65], hex[65], *body, *p;
+    size_t len, off = 0;
+    uint8_t md[32];
+    unsigned int mdlen;
+    FILE *f;
+
+    assert_int_equal(read_file_capped(path, 64u << 20, &data, &len), 0);
+    assert_int_equal(strlen(from), strlen(to));
+    memset(prev, '0', 64);
+    prev[64] = 0;
+    f = fopen(path, "w");
+    assert_non_null(f);
+    while (off < len) {
+        char *l = (char *)data + off, *nl = memchr(l, '\n', len - off);
+        body = strndup(l, (size_t)(nl - l));
+        off += (size_t)(nl - l) + 1;
+        for (p = strstr(body, from); p; p = strstr(p + 1, from)) {
+            memcpy(p, to, strlen(to));
+        }
+        p = strstr(body, "\"prev\":\"");
+        memcpy(p + 8, prev, 64);
+        p = strstr(body, ",\"hash\":\"");
+        p[0] = '}';
+        p[1] = 0;
+        EVP_Digest(body, strlen(body), md, &mdlen, EVP_sha256(), NULL);
+        for (int i = 0; i < 32; i++) {
+            snprintf(hex + 2 * i, 3, "%02x", md[i]);
+        }
+        p[0] = 0;
+        fprintf(f, "%s,\"hash\":\"%s\"}\n", body, hex);
+        memcpy(prev, hex, 65);
+        free(body);
+    }
+    fclose(f);
+}
+
+static void test_replica_names(void **state) {
+    char err[160], long_name[80];
+    (void)state;
+
+    assert_int_equal(audit_replica_check("kima-verifier-0", err, sizeof(err)), 0);
+    assert_int_equal(audit_replica_check("a", err, sizeof(err)), 0);
+    memset(long_name, 'a', 63);
+    long_name[63] = 0;
+    assert_int_equal(audit_replica_check(long_name, err, sizeof(err)), 0);
+    long_name[63] = 'a';
+    long_name[64] = 0;
+    assert_int_equal(audit_replica_check(long_name, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "longer than 63"));
+    assert_int_equal(audit_replica_check("", err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "empty"));
+    assert_int_equal(audit_replica_check(NULL, err, sizeof(err)), -EINVAL);
+    assert_int_equal(audit_replica_check("Kima", err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "uppercase letter at 1"));
+    assert_int_equal(audit_replica_check("a.b", err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "at 2"));
+    assert_int_equal(audit_replica_check("-a", err, sizeof(err)), -EINVAL);
+    assert_int_equal(audit_replica_check("a-", err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "start and end"));
+}
+
+static void test_replica_chain(void **state) {
+    struct audit_verify_result res;
+    struct audit_log *a;
+    char path[160], fp[AUDIT_KEY_FP_LEN + 1];
+    json_auto_t *first = NULL, *second = NULL;
+    (void)state;
+
+    snprintf(path, sizeof(path), "%s/replica.log", dir);
+    unlink(path);
+    write_replica_log(path, key, "kima-verifier-0", 6, 4);
+    /* The chain starts with its name, signed at once. */
+    first = record_of(path, 1);
+    second = record_of(path, 2);
+    assert_int_equal(audit_key_fingerprint(key, fp), 0);
+    assert_int_equal(strlen(fp), AUDIT_KEY_FP_LEN);
+    assert_string_equal(json_string_value(json_object_get(first, "type")), "replica");
+    assert_string_equal(
+            json_string_value(json_object_get(json_object_get(first, "details"), "replica")),
+            "kima-verifier-0");
+    assert_string_equal(
+            json_string_value(json_object_get(json_object_get(first, "details"), "key")), fp);
+    assert_string_equal(json_string_value(json_object_get(second, "type")), "checkpoint");
+    res = verify1(path);
+    if (!res.intact) {
+        fail_msg("%s", res.first_bad);
+    }
+    assert_string_equal(res.replica, "kima-verifier-0");
+    assert_true(res.replica_signed);
+    assert_string_equal(res.key_fp, fp);
+    assert_int_equal(res.first_seq, 1);
+    assert_int_equal(res.records, 2 + 6 + 2); /* replica, checkpoint, 6, checkpoints at 4, close */
+    /* The same replica again: no new start record; another one refused. */
+    write_replica_log(path, key, "kima-verifier-0", 1, 100);
+    assert_int_equal(count_lines(path), 10 + 2);
+    assert_int_equal(audit_open(path, key, 0, 100, &a), 0);
+    assert_int_equal(audit_set_replica(a, "kima-verifier-1"), -EEXIST);
+    assert_int_equal(audit_set_replica(a, "Bad_Name"), -EINVAL);
+    audit_close(a);
+    assert_int_equal(count_lines(path), 12);
+    res = verify1(path);
+    assert_true(res.intact);
+    unlink(path);
+}
+
+/* A chain passed off as another replica's: its name edited in every record
+ * and the chain re-hashed, without the key. */
+static void test_replica_rename_caught(void **state) {
+    struct audit_verify_result res;
+    char path[160];
+    (void)state;
+
+    snprintf(path, sizeof(path), "%s/renamed.log", dir);
+    unlink(path);
+    write_replica_log(path, key, "kima-verifier-0", 3, 100);
+    edit_and_rechain(path, "\"kima-verifier-0\"", "\"kima-verifier-1\"");
+    res = verify1(path);
+    assert_false(res.intact);
+    assert_false(res.replica_signed);
+    if (!strstr(res.first_bad, "checkpoint signature does not verify")) {
+        fail_msg("%s", res.first_bad);
+    }
+    /* Its name taken out to pass as an old log: the signatures say no. */
+    unlink(path);
+    write_replica_log(path, key, "kima-verifier-0", 3, 100);
+    edit_and_rechain(path, ",\"replica\":\"kima-verifier-0\"", ",\"xeplica\":\"kima-verifier-0\"");
+    res = verify1(path);
+    assert_false(res.intact);
+    /* The key field edited to another fingerprint. */
+    unlink(path);
+    write_replica_log(path, key, "kima-verifier-0", 3, 100);
+    edit_and_rechain(path, "\"key\":\"sha256:", "\"key\":\"sha257:");
+    res = verify1(path);
+    assert_false(res.intact);
+    assert_non_null(strstr(res.first_bad, "not the fingerprint"));
+    unlink(path);
+}
+
+/* A log written before replicas had names verifies as before; named later,
+ * it names its replica from there on. */
+static void test_old_log_then_named(void **state) {
+    struct audit_verify_result res;
+    char path[160];
+    (void)state;
+
+    snprintf(path, sizeof(path), "%s/old.log", dir);
+    unlink(path);
+    write_replica_log(path, key, NULL, 5, 2);
+    res = verify1(path);
+    assert_true(res.intact);
+    assert_string_equal(res.replica, "");
+    assert_false(res.replica_signed);
+    assert_int_equal(audit_verify_verdict(&res), AUDIT_INTACT);
+    write_replica_log(path, key, "kima-verifier-2", 2, 100);
+    res = verify1(path);
+    if (!res.intact) {
+        fail_msg("%s", res.first_bad);
+    }
+    assert_string_equal(res.replica, "kima-verifier-2");
+    assert_true(res.replica_signed);
+    unlink(path);
+}
+
+/* Every break is listed with its seq, and the walk goes on past each. */
+static void delete_8_and_14(char **l, int *n) {
+    free(l[13]);
+    memmove(&l[13], &l[14], (size_t)(*n - 14) * sizeof(char *));
+    free(l[7]);
+    memmove(&l[7], &l[8], (size_t)(*n - 9) * sizeof(char *));
+    *n -= 2;
+}
+
+static void test_every_gap_listed(void **state) {
+    struct audit_verify_result res;
+    char path[160];
+    (void)state;
+
+    snprintf(path, sizeof(path), "%s/gaps.log", dir);
+    unlink(path);
+    write_replica_log(path, key, "kima-verifier-0", 20, 5);
+    rewrite(path, delete_8_and_14);
+    res = verify1(path);
+    assert_false(res.intact);
+    assert_int_equal(res.ngaps, 2);
+    if (!strstr(res.gaps[0], "(seq 9): sequence jumps from 7: seq 8-8 missing") ||
+        !strstr(res.gaps[1], "(seq 15): sequence jumps from 13: seq 14-14 missing")) {
+        fail_msg("%s | %s", res.gaps[0], res.gaps[1]);
+    }
+    assert_string_equal(res.first_bad, res.gaps[0]);
+    /* The checkpoints after the gaps still verify: the tail is signed. */
+    assert_int_equal(res.unsigned_tail, 0);
+    assert_true(res.replica_signed);
+    assert_int_equal(res.last_seq, 2 + 20 + 4); /* the close had nothing to sign */
+    unlink(path);
+}
+
+static void test_missing_rotated_file(void **state) {
+    struct audit_verify_result res;
+    struct audit_log *a;
+    char rotated[16][200], path[160];
+    const char *paths[17];
+    size_t n = 0, k = 0;
+    uint64_t seq;
+    (void)state;
+
+    snprintf(path, sizeof(path), "%s/rot/audit.log", dir);
+    snprintf(rotated[0], sizeof(rotated[0]), "%s/rot", dir);
+    mkdir(rotated[0], 0700);
+    assert_int_equal(audit_open(path, key, 1500, 100, &a), 0);
+    assert_int_equal(audit_set_replica(a, "kima-verifier-1"), 0);
+    for (int i = 0; i < 30; i++) {
+        json_t *d = json_pack("{s:i}", "i", i);
+        assert_int_equal(audit_append(a, "violation", "node-2", NULL, d, &seq), 0);
+        json_decref(d);
+    }
+    audit_close(a);
+    {
+        char cmd[300];
+        FILE *p;
+        snprintf(cmd, sizeof(cmd), "ls %s/rot/audit.log.* | sort", dir);
+        p = popen(cmd, "r");
+        while (n < 16 && fgets(rotated[n], sizeof(rotated[n]), p)) {
+            rotated[n][strcspn(rotated[n], "\n")] = 0;
+            n++;
+        }
+        pclose(p);
+    }
+    assert_true(n >= 3);
+    for (size_t i = 0; i < n; i++) {
+        if (i != 1) {
+            paths[k++] = rotated[i];
+        }
+    }
+    paths[k++] = path;
+    assert_int_equal(audit_verify(paths, k, key, &res), 0);
+    assert_false(res.intact);
+    assert_int_equal(res.ngaps, 1);
+    if (!strstr(res.first_bad, "a rotated file is missing before this one") ||
+        !strstr(res.first_bad, rotated[2])) {
+        fail_msg("%s", res.first_bad);
+    }
+    for (size_t i = 0; i < n; i++) {
+        unlink(rotated[i]);
+    }
+    unlink(path);
+}
+
+/* A line longer than AUDIT_LINE_MAX is reported and skipped, never held. */
+static void test_long_line_skipped(void **state) {
+    struct audit_verify_result res;
+    _cleanup_free_ uint8_t *data = NULL;
+    char path[160];
+    size_t len, cut;
+    FILE *f;
+    (void)state;
+
+    snprintf(path, sizeof(path), "%s/long.log", dir);
+    unlink(path);
+    write_replica_log(path, key, "kima-verifier-0", 4, 100);
+    /* After the second line, a line of AUDIT_LINE_MAX + 10 bytes. */
+    assert_int_equal(read_file_capped(path, 64u << 20, &data, &len), 0);
+    {
+        const uint8_t *nl = memchr(data, '\n', len);
+        nl = memchr(nl + 1, '\n', len - (size_t)(nl + 1 - data));
+        cut = (size_t)(nl - data) + 1;
+    }
+    f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, cut, f), cut);
+    for (size_t i = 0; i < AUDIT_LINE_MAX + 10; i++) {
+        fputc('x', f);
+    }
+    fputc('\n', f);
+    assert_int_equal(fwrite(data + cut, 1, len - cut, f), len - cut);
+    fclose(f);
+    res = verify1(path);
+    assert_false(res.intact);
+    assert_int_equal(res.ngaps, 1);
+    if (!strstr(res.first_bad, ":3 (seq 3): a line longer than")) {
+        fail_msg("%s", res.first_bad);
+    }
+    assert_int_equal(res.records, 2 + 4 + 1);
+    assert_int_equal(res.last_seq, 7);
+    unlink(path);
+}
+
+/* A log reopened when a rotation has just left the live file empty goes on
+ * from the newest rotated file's chain (it once began again at seq 1). */
+static void test_reopen_after_rotation(void **state) {
+    struct audit_verify_result res;
+    struct audit_log *a;
+    char path[160], rotated[200];
+    struct stat st;
+    uint64_t seq = 0;
+    (void)state;
+
+    snprintf(path, sizeof(path), "%s/rot2", dir);
+    mkdir(path, 0700);
+    snprintf(path, sizeof(path), "%s/rot2/audit.log", dir);
+    assert_int_equal(audit_open(path, key, 4096, 100, &a), 0);
+    assert_int_equal(audit_set_replica(a, "kima-verifier-0"), 0);
+    for (int i = 0; i < 200 && (stat(path, &st) < 0 || st.st_size > 0 || seq < 3); i++) {
+        json_t *d = json_pack("{s:i}", "i", i);
+        assert_int_equal(audit_append(a, "violation", "node-2", NULL, d, &seq), 0);
+        json_decref(d);
+    }
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_size, 0); /* rotated just now */
+    audit_close(a);
+    snprintf(rotated, sizeof(rotated), "%s.%020" PRIu64, path, seq + 1);
+    assert_int_equal(stat(rotated, &st), 0);
+    write_replica_log(path, key, "kima-verifier-0", 2, 100);
+    {
+        const char *paths[] = {rotated, path};
+        assert_int_equal(audit_verify(paths, 2, key, &res), 0);
+    }
+    if (!res.intact) {
+        fail_msg("%s", res.first_bad);
+    }
+    assert_int_equal(res.first_seq, 1);
+    assert_int_equal(res.last_seq, seq + 1 + 2 + 1);
+    unlink(rotated);
+    unlink(path);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_intact_and_tampering),
@@ -816,6 +1174,14 @@ int main(void) {
             cmocka_unit_test(test_field_cap),
             cmocka_unit_test(test_huge_details_summarised),
             cmocka_unit_test(test_partial_write_cut_back),
+            cmocka_unit_test(test_replica_names),
+            cmocka_unit_test(test_replica_chain),
+            cmocka_unit_test(test_replica_rename_caught),
+            cmocka_unit_test(test_old_log_then_named),
+            cmocka_unit_test(test_every_gap_listed),
+            cmocka_unit_test(test_missing_rotated_file),
+            cmocka_unit_test(test_long_line_skipped),
+            cmocka_unit_test(test_reopen_after_rotation),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
