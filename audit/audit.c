@@ -676,6 +676,10 @@ int audit_set_replica(struct audit_log *a, const char *replica) {
     return r;
 }
 
+const char *audit_log_replica(struct audit_log *a) {
+    return a ? a->last_replica : "";
+}
+
 int audit_append(struct audit_log *a, const char *type, const char *node,
                  const struct audit_pod *pod, json_t *details, uint64_t *ret_seq) {
     int r;

@@ -122,6 +122,9 @@ int audit_checkpoint_due(struct audit_log *a, int64_t now_ms);
  * label; -EEXIST when the log's last checkpoint names another replica (the
  * volume of another replica); else 0 or a negative errno from the write. */
 int audit_set_replica(struct audit_log *a, const char *replica);
+/* The replica the log's last checkpoint names, or "" (a new log, or one
+ * written before replicas had names). Owned by the log. */
+const char *audit_log_replica(struct audit_log *a);
 
 /* 0 when `name` is a DNS-1123 label of at most AUDIT_REPLICA_MAX bytes
  * (lowercase letters, digits and '-', starting and ending with a letter or

@@ -224,25 +224,34 @@ static const struct options_program verifier_program = {
         .n_specs = sizeof(verifier_options) / sizeof(verifier_options[0]),
 };
 
-/* --replica, or the host name's first label, checked: 0, or -EINVAL said. */
+/* --replica, or the host name's first label, checked: 0, or -EINVAL said.
+ * A host name that is no DNS-1123 label is made one (each other character
+ * a '-'), so that a default never stops a start. */
 static int replica_name(struct verifier_config *cfg) {
-    static char host[256];
-    char err[160];
+    static char host[64];
+    char err[160], full[256] = "";
+    size_t n;
 
     if (!cfg->replica) {
-        if (gethostname(host, sizeof(host) - 1) < 0) {
+        if (gethostname(full, sizeof(full) - 1) < 0) {
             fprintf(stderr, "kima-verifier: no --replica and no host name: %s\n", strerror(errno));
             return -EINVAL;
         }
-        host[strcspn(host, ".")] = 0;
-        for (char *c = host; *c; c++) {
-            *c = *c >= 'A' && *c <= 'Z' ? (char)(*c - 'A' + 'a') : *c; /* DNS ignores case */
+        full[strcspn(full, ".")] = 0;
+        n = 0;
+        for (const char *c = full; *c && n < sizeof(host) - 1; c++) {
+            char ch = *c >= 'A' && *c <= 'Z' ? (char)(*c - 'A' + 'a') : *c; /* DNS ignores case */
+            host[n++] = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ? ch : '-';
         }
-        cfg->replica = host;
+        while (n > 0 && host[n - 1] == '-') {
+            n--;
+        }
+        host[n] = 0;
+        cfg->replica = host[0] && host[0] != '-' ? host : "verifier";
+        cfg->replica_from_host = true;
     }
     if (audit_replica_check(cfg->replica, err, sizeof(err)) < 0) {
-        fprintf(stderr, "kima-verifier: --replica \"%.80s\"%s: %s\n", cfg->replica,
-                cfg->replica == host ? " (the host name; set --replica)" : "", err);
+        fprintf(stderr, "kima-verifier: --replica \"%.80s\": %s\n", cfg->replica, err);
         return -EINVAL;
     }
     return 0;

@@ -109,6 +109,20 @@ static int open_trust(struct verifier *v) {
     return 0;
 }
 
+/* The name the audit chain goes on with: --replica; or, for a name taken
+ * from the host name, the one the log already names, if any. */
+static const char *chain_replica(const struct verifier_config *cfg, struct audit_log *a) {
+    const char *was = audit_log_replica(a);
+
+    if (cfg->replica_from_host && was[0] && strcmp(was, cfg->replica) != 0) {
+        log_info("audit log %s goes on as replica \"%s\" (the host name is \"%s\"; set "
+                 "--replica to choose)",
+                 cfg->audit_log, was, cfg->replica);
+        return was;
+    }
+    return cfg->replica;
+}
+
 /* The store, the audit key and log, the inventory and the engine. */
 static int open_core(struct verifier *v) {
     const struct verifier_config *cfg = v->cfg;
@@ -117,7 +131,7 @@ static int open_core(struct verifier *v) {
         audit_key_load_or_create(cfg->audit_key, &v->audit_key) < 0 ||
         audit_open(cfg->audit_log, v->audit_key, cfg->audit_max_bytes,
                    AUDIT_CHECKPOINT_EVERY_DEFAULT, &v->audit) < 0 ||
-        (cfg->replica && audit_set_replica(v->audit, cfg->replica) < 0) ||
+        (cfg->replica && audit_set_replica(v->audit, chain_replica(cfg, v->audit)) < 0) ||
         (v->use_api ? inventory_open_api(&v->inv) : inventory_open_file(cfg->pods_file, &v->inv)) <
                 0 ||
         inventory_set_static_namespaces(v->inv, cfg->static_pod_namespaces) < 0 ||

@@ -33,6 +33,10 @@ struct verifier_config {
      * DNS-1123 label: its audit chain's name, and what other parts use to
      * tell replicas apart. */
     const char *replica;
+    /* `replica` came from the host name, not --replica: a log that names
+     * its replica already keeps that name (a host renamed, a pod of a
+     * Deployment). */
+    bool replica_from_host;
     uint64_t audit_max_bytes, audit_checkpoint_ms;
     const char *ek_ca_dir;
     bool require_ek_cert;

@@ -226,5 +226,10 @@ has "$T/err" "uppercase letter" "--replica says what is wrong"
     --audit-log "$T/twin/audit.log" --audit-key "$T/twin/audit.key" >"$T/wrong.log" 2>&1
 [ $? -eq 1 ] && ok || bad "a replica on another replica's audit log must not start"
 has "$T/wrong.log" 'belongs to replica \"kima-verifier-0\"' "the wrong volume is named"
+# without --replica (the host name's), a log that names its replica keeps it
+timeout -s TERM 4 "$V" --listen 127.0.0.1:0 --insecure-plain-http --db "$T/x.db" \
+    --audit-log "$T/twin/audit.log" --audit-key "$T/twin/audit.key" >"$T/host.log" 2>&1
+has "$T/host.log" 'goes on as replica \"kima-verifier-0\"' "a defaulted name keeps the log's"
+grep -q "belongs to replica" "$T/host.log" && bad "a defaulted name must not refuse the log" || ok
 
 summary
