@@ -3,9 +3,11 @@
 
 #include <errno.h>
 #include <malloc.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "audit.h"
 #include "crl.h"
@@ -73,7 +75,8 @@ static void split_config(struct verifier *v) {
             .max_body_memory = cfg->max_body_memory,
     };
     v->kube_opt = (struct kube_options){.label_prefix = cfg->label_prefix,
-                                        .refresh_ms = (int64_t)cfg->kube_refresh_ms};
+                                        .refresh_ms = (int64_t)cfg->kube_refresh_ms,
+                                        .lease = cfg->lease};
     v->use_api = cfg->kubeconfig || cfg->in_cluster ||
                  (!cfg->pods_file && getenv("KUBERNETES_SERVICE_HOST"));
 }
@@ -136,6 +139,16 @@ static void kick(void *ud) {
     kube_kick(ud, false);
 }
 
+/* The host name (static storage), "kima-verifier" when there is none. */
+static const char *verifier_host(void) {
+    static char host[256];
+
+    if (gethostname(host, sizeof(host) - 1) < 0 || !host[0]) {
+        snprintf(host, sizeof(host), "kima-verifier");
+    }
+    return host;
+}
+
 /* The Kubernetes API: the inventory, the trust labels and Events. */
 static int open_kube(struct verifier *v) {
     const struct verifier_config *cfg = v->cfg;
@@ -157,6 +170,12 @@ static int open_kube(struct verifier *v) {
     }
     if (cfg->pods_file) {
         log_warn("--pods-file is ignored: the pod inventory comes from the Kubernetes API");
+    }
+    /* The Lease's holderIdentity. Issue 16: the lead wires --replica here. */
+    v->kube_cfg.holder = strdup(getenv("POD_NAME") && *getenv("POD_NAME") ? getenv("POD_NAME")
+                                                                          : verifier_host());
+    if (!v->kube_cfg.holder) {
+        return -ENOMEM;
     }
     log_info("Kubernetes API %s (%s), labels %s/trust", v->kube_cfg.server,
              cfg->kubeconfig ? cfg->kubeconfig : "in-cluster", v->kube_opt.label_prefix);
@@ -310,6 +329,9 @@ void verifier_run(struct verifier *v, const sigset_t *sigs) {
     int sig = run_until_signal(v, sigs);
 
     log_info("signal %d: finishing requests in flight and stopping", sig);
+    /* Another replica takes the labels and Events over now, not after the
+     * drain and the Lease's expiry. */
+    kube_resign(v->kube);
     if (v->cfg->drain_timeout_ms > 0) {
         drain(v, sigs);
     }
