@@ -269,6 +269,34 @@ static void add_untracked(struct kube *k, json_t *pods) {
     json_decref(tracked);
 }
 
+/* The merge patch of a pod's label and annotations: the HTTP status (the
+ * answer in *ret), a negative errno, or -EPERM when this verifier may not
+ * write. */
+static int patch_labels(struct kube *k, const char *ns, const char *name, const char *api_uid,
+                        const char *state, const char *reason, json_int_t since, json_t **ret) {
+    char path[700], at[32], key[160], rkey[160], akey[160];
+    json_t *patch;
+    int status;
+
+    snprintf(key, sizeof(key), "%s/trust", k->prefix);
+    snprintf(rkey, sizeof(rkey), "%s/reason", k->prefix);
+    snprintf(akey, sizeof(akey), "%s/attested-at", k->prefix);
+    iso_time((int64_t)since, at, sizeof(at));
+    /* The API UID makes the patch apply to this pod only, not to a
+     * successor under the same name (the API refuses a patch whose UID
+     * differs). */
+    patch = json_pack("{s:{s:s,s:{s:s},s:{s:s,s:s}}}", "metadata", "uid", api_uid, "labels", key,
+                      state, "annotations", rkey, reason, akey, at);
+    if (!patch) {
+        *ret = NULL;
+        return -ENOMEM;
+    }
+    snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s", ns, name);
+    status = kube_write(k, "PATCH", path, "application/merge-patch+json", patch, ret);
+    json_decref(patch);
+    return status;
+}
+
 static int reconcile(struct kube *k) {
     json_t *resp = NULL, *p;
     size_t i;
@@ -282,10 +310,9 @@ static int reconcile(struct kube *k) {
         const char *reason = json_string_value(json_object_get(p, "reason"));
         json_int_t since = json_integer_value(json_object_get(p, "since_ms"));
         char ns[256], name[256], api_uid[64], have[16], reason_c[REASON_MAX + 1],
-                have_reason[REASON_MAX + 1], path[700], at[32], key[160], rkey[160], akey[160],
-                pkey[64 + 260];
+                have_reason[REASON_MAX + 1], pkey[64 + 260];
         bool event_pending, want_event;
-        json_t *a, *patch, *presp = NULL;
+        json_t *a, *presp = NULL;
         int status;
 
         if (!uid || !state || !reason) {
@@ -310,18 +337,7 @@ static int reconcile(struct kube *k) {
 
         want_event = strcmp(state, "untrusted") == 0 && strcmp(have, "untrusted") != 0;
         if (strcmp(have, state) != 0 || strcmp(have_reason, reason_c) != 0) {
-            snprintf(key, sizeof(key), "%s/trust", k->prefix);
-            snprintf(rkey, sizeof(rkey), "%s/reason", k->prefix);
-            snprintf(akey, sizeof(akey), "%s/attested-at", k->prefix);
-            iso_time((int64_t)since, at, sizeof(at));
-            /* The API UID makes the patch apply to this pod only, not to a
-             * successor under the same name (the API refuses a patch whose
-             * UID differs). */
-            patch = json_pack("{s:{s:s,s:{s:s},s:{s:s,s:s}}}", "metadata", "uid", api_uid, "labels",
-                              key, state, "annotations", rkey, reason_c, akey, at);
-            snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s", ns, name);
-            status = kube_write(k, "PATCH", path, "application/merge-patch+json", patch, &presp);
-            json_decref(patch);
+            status = patch_labels(k, ns, name, api_uid, state, reason_c, since, &presp);
             if (status == -EPERM) {
                 r = -EPERM; /* not the Lease's holder (any more) */
                 break;
