@@ -32,7 +32,10 @@
  *    <prefix>/attested-at); 409, 429 and 5xx are retried with exponential
  *    backoff (0.5-30 s); nothing is written when nothing changed;
  *  - an Event (type Warning, reason IntegrityViolation) on the pod for each
- *    change to untrusted.
+ *    change to untrusted;
+ *  - with opt->lease, leader election (kube-lease.h, its own thread): labels
+ *    and Events are written by the Lease's holder only, the others keep the
+ *    inventory and write nothing.
  * The audit log stays the record of truth; labels catch up after an outage. */
 
 struct kube;
