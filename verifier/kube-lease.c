@@ -368,6 +368,10 @@ static void became(struct kube *k, bool leader, const char *why) {
         log_info("leader election: this verifier (%s) holds Lease %s/%s: it writes labels "
                  "and Events",
                  k->cfg.holder, k->lease_ns, k->lease);
+    } else if (strcmp(why, "released") == 0) {
+        log_info("leader election: this verifier (%s) gave Lease %s/%s up: it writes no "
+                 "labels or Events",
+                 k->cfg.holder, k->lease_ns, k->lease);
     } else {
         log_warn("leader election: this verifier (%s) lost Lease %s/%s (%s): it writes no "
                  "labels or Events",

@@ -172,4 +172,19 @@ wait_until 4 patched d-0 && bad "d-0 patched while no verifier holds the Lease: 
 fake fail '{"clear": true}' >/dev/null
 wait_until 30 label_is d-0 unknown && ok || bad "d-0 not labelled after the API came back"
 [ "$(patchers d-0 | wc -w)" = 1 ] && ok || bad "d-0 patched by several: $(patchers d-0)"
+
+# 7. the Lease deleted: it is created again (POST) by exactly one verifier
+# (another POST is 409 AlreadyExists)
+creates() {
+    fake state | python3 -c '
+import json, sys
+print(sum(1 for r in json.load(sys.stdin)["requests"]
+          if r["method"] == "POST" and r["path"].endswith("/leases") and r.get("status") == int(sys.argv[1])))' "$1"
+}
+C0=$(creates 201)
+fake lease "{\"namespace\": \"$NS\", \"name\": \"$LEASE\", \"delete\": true}" >/dev/null
+wait_until 10 holder_is_verifier && ok || bad "the deleted Lease was not created again: $(lease holderIdentity)"
+[ "$(creates 201)" = $((C0 + 1)) ] && [ "$(lease leaseTransitions)" = 0 ] && ok ||
+    bad "the Lease created $(($(creates 201) - C0)) times, leaseTransitions $(lease leaseTransitions)"
+echo "after the deletion: $(creates 409) creations refused (409 AlreadyExists)"
 summary
