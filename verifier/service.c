@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -139,14 +140,24 @@ static void kick(void *ud) {
     kube_kick(ud, false);
 }
 
-/* The host name (static storage), "kima-verifier" when there is none. */
-static const char *verifier_host(void) {
-    static char host[256];
+/* The Lease's holder identity when POD_NAME is unset: the host name and a
+ * random suffix (static storage). Two processes on one host (or on hosts
+ * of one name) must never both think they hold the Lease; the price is
+ * that a restarted verifier does not recognise its own Lease and waits for
+ * it to expire. A StatefulSet's POD_NAME is unique and stable instead. */
+static const char *verifier_identity(void) {
+    static char id[300];
+    char host[256] = "";
+    uint8_t r[4] = {0};
 
     if (gethostname(host, sizeof(host) - 1) < 0 || !host[0]) {
         snprintf(host, sizeof(host), "kima-verifier");
     }
-    return host;
+    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+        log_warn("no random suffix for the verifier's identity: the host name alone");
+    }
+    snprintf(id, sizeof(id), "%.200s_%02x%02x%02x%02x", host, r[0], r[1], r[2], r[3]);
+    return id;
 }
 
 /* The Kubernetes API: the inventory, the trust labels and Events. */
@@ -173,7 +184,7 @@ static int open_kube(struct verifier *v) {
     }
     /* The Lease's holderIdentity. Issue 16: the lead wires --replica here. */
     v->kube_cfg.holder = strdup(getenv("POD_NAME") && *getenv("POD_NAME") ? getenv("POD_NAME")
-                                                                          : verifier_host());
+                                                                          : verifier_identity());
     if (!v->kube_cfg.holder) {
         return -ENOMEM;
     }
@@ -205,6 +216,8 @@ int verifier_open(const struct verifier_config *cfg, struct verifier *v) {
     }
     if (r == 0 && v->use_api) {
         r = open_kube(v);
+    } else if (r == 0 && cfg->lease && *cfg->lease) {
+        log_warn("--lease is ignored without the Kubernetes API: no labels or Events to write");
     }
     return r;
 }
