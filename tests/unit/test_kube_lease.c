@@ -7,7 +7,9 @@
 #include <errno.h>
 #include <string.h>
 
+#include "kube-internal.h"
 #include "kube-lease.h"
+#include "time-util.h"
 
 #define Y2020 1577836800000LL /* 2020-01-01T00:00:00Z */
 
@@ -228,11 +230,54 @@ static void test_body(void **state) {
     json_decref(j);
 }
 
+/* The gate of every label and Event write (kube_write): nothing is sent
+ * unless this verifier holds the Lease and its deadline has not passed.
+ * The API is a closed loopback port: a request that is made fails (-EIO),
+ * one that is not made is -EPERM. */
+static void test_write_gate(void **state) {
+    struct kube *k = calloc(1, sizeof(*k));
+    json_t *resp = NULL, *body = json_object();
+
+    (void)state;
+    assert_non_null(k);
+    pthread_mutex_init(&k->lock, NULL);
+    pthread_mutex_init(&k->wlock, NULL);
+    k->cfg.server = "https://127.0.0.1:1";
+    snprintf(k->ua, sizeof(k->ua), "kima-verifier/test");
+    /* no Lease: this verifier writes */
+    assert_int_equal(kube_write_budget_ms(k), KUBE_TIMEOUT_MS);
+    assert_int_equal(
+            kube_write(k, "PATCH", "/api/v1/namespaces/a/pods/b", "application/json", body, &resp),
+            -EIO);
+    snprintf(k->lease, sizeof(k->lease), "kima-verifier");
+    /* a Lease not held */
+    assert_int_equal(kube_write_budget_ms(k), 0);
+    assert_int_equal(kube_write(k, "PATCH", "/x", "application/json", body, &resp), -EPERM);
+    /* held, renewed just now: sent */
+    k->leader = true;
+    k->renewed_ms = time_mono_ms();
+    assert_true(kube_write_budget_ms(k) > 0);
+    assert_int_equal(kube_write(k, "PATCH", "/x", "application/json", body, &resp), -EIO);
+    /* held, but the last renewal began 10 s ago: the deadline passed */
+    k->renewed_ms = time_mono_ms() - KUBE_LEASE_DEADLINE_MS;
+    assert_int_equal(kube_write(k, "POST", "/x", "application/json", body, &resp), -EPERM);
+    /* released (the drain) */
+    k->renewed_ms = time_mono_ms();
+    k->resigned = true;
+    assert_int_equal(kube_write(k, "POST", "/x", "application/json", body, &resp), -EPERM);
+    assert_null(resp);
+    json_decref(body);
+    pthread_mutex_destroy(&k->lock);
+    pthread_mutex_destroy(&k->wlock);
+    free(k);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_time),    cmocka_unit_test(test_parse),
-            cmocka_unit_test(test_hostile), cmocka_unit_test(test_available),
-            cmocka_unit_test(test_budget),  cmocka_unit_test(test_body),
+            cmocka_unit_test(test_time),       cmocka_unit_test(test_parse),
+            cmocka_unit_test(test_hostile),    cmocka_unit_test(test_available),
+            cmocka_unit_test(test_budget),     cmocka_unit_test(test_body),
+            cmocka_unit_test(test_write_gate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
