@@ -135,6 +135,8 @@ struct engine {
      * after engine_nodes_live_nonces() passed that node. */
     bool draining;
     uint64_t drain_rounds0; /* evidence_ok + evidence_failed when it began; e->lock */
+    /* kima_leader (engine-leader.c), e->lock: shown once a Lease is used. */
+    bool lease_used, leader;
 };
 
 /* Tell the listener that pod states changed (call without e->lock). */

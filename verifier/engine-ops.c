@@ -866,6 +866,12 @@ int engine_metrics(struct engine *e, char **ret_text) {
         kbuf_printf(&b, "kima_nodes{state=\"%s\"} %" PRIu64 "\n",
                     node_state_name((enum node_state)i), c.nodes[i]);
     }
+    if (e->lease_used) {
+        kbuf_printf(&b,
+                    "# HELP kima_leader 1 while this verifier holds the Lease: it alone writes "
+                    "labels and Events.\n# TYPE kima_leader gauge\nkima_leader %d\n",
+                    e->leader ? 1 : 0);
+    }
     kbuf_printf(&b, "# HELP kima_pods Pods by state.\n# TYPE kima_pods gauge\n");
     for (int i = 0; i <= POD_UNTRUSTED; i++) {
         kbuf_printf(&b, "kima_pods{state=\"%s\"} %" PRIu64 "\n", pod_state_name((enum pod_state)i),

@@ -149,6 +149,15 @@ uint64_t engine_nonces_outstanding(struct engine *e, int64_t now_ms);
  * a negative errno (the audit record could not be written). */
 int engine_drain_end(struct engine *e, const char *why, struct engine_drain_counts *ret);
 
+/* Leader election (verifier/kube-lease.c): the kima_leader gauge of
+ * /metrics and an audit record "leader-acquired" or "leader-lost" with
+ * {"lease", "holder", "why"}. `why` NULL: only the gauge (shown from then
+ * on), no record. Not on a hot path: a change of leader. 0 or a negative
+ * errno (the record could not be written; the gauge is set all the
+ * same). Call without e->lock. */
+int engine_leader_change(struct engine *e, bool leader, const char *lease, const char *holder,
+                         const char *why);
+
 /* A node name Kubernetes would accept (DNS-1123 subdomain). */
 bool engine_valid_node_name(const char *name);
 

@@ -39,6 +39,8 @@ void kube_config_free(struct kube_config *c) {
     free(c->key_file);
     free(c->cert_data);
     free(c->key_data);
+    free(c->namespace);
+    free(c->holder);
     memset(c, 0, sizeof(*c));
 }
 
@@ -343,6 +345,16 @@ static int read_user(json_t *user, const char *u_name, const char *dir, struct k
     return 0;
 }
 
+/* The context's namespace, when it names one (*ret NULL when not). */
+static int context_namespace(json_t *doc, const char *context, char **ret) {
+    const char *ns =
+            str(named(doc, "contexts", context ? context : str(doc, "current-context"), "context"),
+                "namespace");
+
+    *ret = ns ? strdup(ns) : NULL;
+    return ns && !*ret ? -ENOMEM : 0;
+}
+
 int kube_config_from_kubeconfig(const char *path, const char *context, struct kube_config *ret,
                                 char *err, size_t errsz) {
     _cleanup_free_ uint8_t *data = NULL;
@@ -368,6 +380,10 @@ int kube_config_from_kubeconfig(const char *path, const char *context, struct ku
         goto out;
     }
     if (!c.server) {
+        r = -ENOMEM;
+        goto out;
+    }
+    if (context_namespace(doc, context, &c.namespace) < 0) {
         r = -ENOMEM;
         goto out;
     }
@@ -410,6 +426,11 @@ int kube_config_in_cluster(const char *sa_dir, struct kube_config *ret, char *er
     if (c.token && !token_ok(c.token)) {
         kube_config_free(&c);
         return fail(err, errsz, -EINVAL, "the service account token holds control characters");
+    }
+    /* The service account's namespace: optional (the Lease's default). */
+    snprintf(path, sizeof(path), "%s/namespace", sa_dir);
+    if (read_token_file(path, &c.namespace) < 0) {
+        c.namespace = NULL;
     }
     snprintf(path, sizeof(path), "%s/ca.crt", sa_dir);
     c.ca_file = strdup(path);

@@ -22,6 +22,13 @@ struct kube_config {
     char *cert_file, *key_file;
     uint8_t *cert_data, *key_data; /* client-certificate-data, client-key-data */
     size_t cert_len, key_len;
+    /* The namespace of the kubeconfig's context, or of the service account
+     * (its `namespace` file); NULL when neither says. The Lease lives in
+     * POD_NAMESPACE when set, else here, else "default" (kube-lease.c). */
+    char *namespace;
+    /* Who this verifier is to the others (the Lease's holderIdentity): set
+     * by the caller (service.c), NULL until then. */
+    char *holder;
 };
 
 void kube_config_free(struct kube_config *c);

@@ -49,6 +49,22 @@ struct kube {
     int64_t backoff_until_ms, backoff_ms;
     struct kube_stats stats;
     char host[256];
+    char ua[300]; /* the User-Agent: kima-verifier/HOLDER */
+    /* Leader election (kube-lease.c); lease[0] == 0: none, this verifier
+     * writes labels and Events. */
+    char lease[254], lease_ns[254];
+    char lease_path[700], leases_path[400]; /* the object, its collection */
+    pthread_t leaser;
+    bool leaser_started;
+    pthread_mutex_t lease_op; /* one Lease operation at a time: the thread's or the release */
+    pthread_mutex_t wlock;    /* held around each label or Event write (the release waits) */
+    bool leader, resigned;    /* k->lock */
+    int64_t renewed_ms;       /* k->lock: when the last successful renewal began (monotonic) */
+    /* lease_op's: the resourceVersion last seen and when it was first seen
+     * (monotonic), the last complaint logged and when. */
+    char lease_rv[129];
+    int64_t lease_seen_ms, complained_ms;
+    char complaint[300];
 };
 
 /* The verifier is stopping (any thread). */
@@ -64,6 +80,18 @@ CURL *kube_api_handle(struct kube *k, const char *method, const char *path, cons
  * answer came. */
 int kube_request(struct kube *k, const char *method, const char *path, const char *ctype,
                  const json_t *body, long timeout_ms, json_t **ret);
+/* The same with an answer of at most max_bytes (longer: -EIO). */
+int kube_request_capped(struct kube *k, const char *method, const char *path, const char *ctype,
+                        const json_t *body, long timeout_ms, size_t max_bytes, json_t **ret);
+/* A label or Event write: made only while this verifier may write (no
+ * Lease, or it holds it), with a timeout that ends before its Lease could
+ * expire, under k->wlock. Returns as kube_request, or -EPERM (nothing sent)
+ * when this verifier may not write. */
+int kube_write(struct kube *k, const char *method, const char *path, const char *ctype,
+               const json_t *body, json_t **ret);
+/* How long a write may take now (ms): KUBE_TIMEOUT_MS without a Lease, 0
+ * when this verifier does not hold it or its deadline passed. */
+int64_t kube_write_budget_ms(struct kube *k);
 const char *kube_api_reason(const json_t *j);
 const char *kube_str_or_empty(const json_t *v);
 void kube_applied_key(const char *id, const char *node, char *out, size_t outsz);
@@ -76,5 +104,12 @@ void kube_wait_locked(struct kube *k, int64_t ms);
  * logged), and the syncer thread (LIST, WATCH). */
 int kube_list_pods(struct kube *k);
 void *kube_sync_run(void *ud);
+
+/* kube-lease.c: set up the election from opt->lease (0, or -EINVAL with
+ * the reason logged: a bad name, holder or namespace), the thread that
+ * takes and renews the Lease, and the release (the caller holds no lock). */
+int kube_lease_setup(struct kube *k, const char *lease);
+void *kube_lease_run(void *ud);
+void kube_lease_release(struct kube *k);
 
 #endif

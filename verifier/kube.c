@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "kube.h"
 #include "kube-internal.h"
+#include "kube-lease.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -60,7 +61,7 @@ CURL *kube_api_handle(struct kube *k, const char *method, const char *path, cons
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "kima-verifier");
+    curl_easy_setopt(c, CURLOPT_USERAGENT, k->ua);
     if (k->cfg.ca_file) {
         curl_easy_setopt(c, CURLOPT_CAINFO, k->cfg.ca_file);
     }
@@ -88,6 +89,11 @@ CURL *kube_api_handle(struct kube *k, const char *method, const char *path, cons
  * is JSON), or a negative errno when no answer came. */
 int kube_request(struct kube *k, const char *method, const char *path, const char *ctype,
                  const json_t *body, long timeout_ms, json_t **ret) {
+    return kube_request_capped(k, method, path, ctype, body, timeout_ms, KUBE_RESPONSE_MAX, ret);
+}
+
+int kube_request_capped(struct kube *k, const char *method, const char *path, const char *ctype,
+                        const json_t *body, long timeout_ms, size_t max_bytes, json_t **ret) {
     struct curl_slist *h = NULL;
     CURL *c = kube_api_handle(k, method, path, ctype, &h);
     struct kbuf resp;
@@ -100,7 +106,7 @@ int kube_request(struct kube *k, const char *method, const char *path, const cha
     if (!c) {
         return -ENOMEM;
     }
-    kbuf_init(&resp, KUBE_RESPONSE_MAX);
+    kbuf_init(&resp, max_bytes);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, err);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
@@ -123,6 +129,35 @@ int kube_request(struct kube *k, const char *method, const char *path, const cha
     curl_easy_cleanup(c);
     kbuf_free(&resp);
     return rc == CURLE_OK ? (int)status : -EIO;
+}
+
+int64_t kube_write_budget_ms(struct kube *k) {
+    int64_t b;
+
+    if (!k->lease[0]) {
+        return KUBE_TIMEOUT_MS;
+    }
+    pthread_mutex_lock(&k->lock);
+    b = k->leader && !k->resigned
+                ? kube_lease_write_budget_ms(k->renewed_ms, time_mono_ms(), KUBE_TIMEOUT_MS)
+                : 0;
+    pthread_mutex_unlock(&k->lock);
+    return b;
+}
+
+int kube_write(struct kube *k, const char *method, const char *path, const char *ctype,
+               const json_t *body, json_t **ret) {
+    int64_t budget;
+    int status;
+
+    *ret = NULL;
+    /* Under wlock: the release waits for this write before it gives the
+     * Lease up, and a write after the release sees resigned. */
+    pthread_mutex_lock(&k->wlock);
+    budget = kube_write_budget_ms(k);
+    status = budget > 0 ? kube_request(k, method, path, ctype, body, (long)budget, ret) : -EPERM;
+    pthread_mutex_unlock(&k->wlock);
+    return status;
 }
 
 const char *kube_api_reason(const json_t *j) {
@@ -177,8 +212,11 @@ static int post_event(struct kube *k, const char *uid, const char *ns, const cha
                    reason, "type", "Warning", "source", "component", "kima-verifier",
                    "firstTimestamp", t, "lastTimestamp", t, "count", 1, "reportingComponent",
                    "kima-verifier", "reportingInstance", k->host);
-    status = kube_request(k, "POST", path, "application/json", ev, KUBE_TIMEOUT_MS, &resp);
+    status = kube_write(k, "POST", path, "application/json", ev, &resp);
     json_decref(ev);
+    if (status == -EPERM) {
+        return -EPERM; /* not the Lease's holder (any more) */
+    }
     if (status != 201 && status != 200) {
         log_warn("kubernetes: event on %s/%s: %d %s", ns, name, status, kube_api_reason(resp));
         json_decref(resp);
@@ -231,6 +269,34 @@ static void add_untracked(struct kube *k, json_t *pods) {
     json_decref(tracked);
 }
 
+/* The merge patch of a pod's label and annotations: the HTTP status (the
+ * answer in *ret), a negative errno, or -EPERM when this verifier may not
+ * write. */
+static int patch_labels(struct kube *k, const char *ns, const char *name, const char *api_uid,
+                        const char *state, const char *reason, json_int_t since, json_t **ret) {
+    char path[700], at[32], key[160], rkey[160], akey[160];
+    json_t *patch;
+    int status;
+
+    snprintf(key, sizeof(key), "%s/trust", k->prefix);
+    snprintf(rkey, sizeof(rkey), "%s/reason", k->prefix);
+    snprintf(akey, sizeof(akey), "%s/attested-at", k->prefix);
+    iso_time((int64_t)since, at, sizeof(at));
+    /* The API UID makes the patch apply to this pod only, not to a
+     * successor under the same name (the API refuses a patch whose UID
+     * differs). */
+    patch = json_pack("{s:{s:s,s:{s:s},s:{s:s,s:s}}}", "metadata", "uid", api_uid, "labels", key,
+                      state, "annotations", rkey, reason, akey, at);
+    if (!patch) {
+        *ret = NULL;
+        return -ENOMEM;
+    }
+    snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s", ns, name);
+    status = kube_write(k, "PATCH", path, "application/merge-patch+json", patch, ret);
+    json_decref(patch);
+    return status;
+}
+
 static int reconcile(struct kube *k) {
     json_t *resp = NULL, *p;
     size_t i;
@@ -244,10 +310,9 @@ static int reconcile(struct kube *k) {
         const char *reason = json_string_value(json_object_get(p, "reason"));
         json_int_t since = json_integer_value(json_object_get(p, "since_ms"));
         char ns[256], name[256], api_uid[64], have[16], reason_c[REASON_MAX + 1],
-                have_reason[REASON_MAX + 1], path[700], at[32], key[160], rkey[160], akey[160],
-                pkey[64 + 260];
+                have_reason[REASON_MAX + 1], pkey[64 + 260];
         bool event_pending, want_event;
-        json_t *a, *patch, *presp = NULL;
+        json_t *a, *presp = NULL;
         int status;
 
         if (!uid || !state || !reason) {
@@ -272,19 +337,11 @@ static int reconcile(struct kube *k) {
 
         want_event = strcmp(state, "untrusted") == 0 && strcmp(have, "untrusted") != 0;
         if (strcmp(have, state) != 0 || strcmp(have_reason, reason_c) != 0) {
-            snprintf(key, sizeof(key), "%s/trust", k->prefix);
-            snprintf(rkey, sizeof(rkey), "%s/reason", k->prefix);
-            snprintf(akey, sizeof(akey), "%s/attested-at", k->prefix);
-            iso_time((int64_t)since, at, sizeof(at));
-            /* The API UID makes the patch apply to this pod only, not to a
-             * successor under the same name (the API refuses a patch whose
-             * UID differs). */
-            patch = json_pack("{s:{s:s,s:{s:s},s:{s:s,s:s}}}", "metadata", "uid", api_uid, "labels",
-                              key, state, "annotations", rkey, reason_c, akey, at);
-            snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s", ns, name);
-            status = kube_request(k, "PATCH", path, "application/merge-patch+json", patch,
-                                  KUBE_TIMEOUT_MS, &presp);
-            json_decref(patch);
+            status = patch_labels(k, ns, name, api_uid, state, reason_c, since, &presp);
+            if (status == -EPERM) {
+                r = -EPERM; /* not the Lease's holder (any more) */
+                break;
+            }
             pthread_mutex_lock(&k->lock);
             if (status == 200) {
                 k->stats.patches++;
@@ -366,7 +423,9 @@ static void *run(void *ud) {
         if (resolve) {
             engine_resolve_waiting(k->e);
         }
-        if (labels && time_mono_ms() >= k->backoff_until_ms) {
+        /* A verifier that does not hold the Lease writes nothing: it
+         * does not even read the verdicts. */
+        if (labels && time_mono_ms() >= k->backoff_until_ms && kube_write_budget_ms(k) > 0) {
             reconcile(k);
         }
         pthread_mutex_lock(&k->lock);
@@ -403,8 +462,17 @@ int kube_new(const struct kube_config *cfg, const struct kube_options *opt, stru
     k->last_list_ms = INT64_MIN / 2;
     pthread_mutex_init(&k->lock, NULL);
     pthread_cond_init(&k->cond, NULL);
+    pthread_mutex_init(&k->lease_op, NULL);
+    pthread_mutex_init(&k->wlock, NULL);
     if (gethostname(k->host, sizeof(k->host)) < 0) {
         snprintf(k->host, sizeof(k->host), "kima-verifier");
+    }
+    snprintf(k->ua, sizeof(k->ua), "kima-verifier%s%.253s", k->cfg.holder ? "/" : "",
+             k->cfg.holder ? k->cfg.holder : "");
+    if (kube_lease_setup(k, opt ? opt->lease : NULL) < 0) {
+        memset(&k->cfg, 0, sizeof(k->cfg)); /* the caller's still */
+        kube_free(k);
+        return -EINVAL;
     }
     *ret = k;
     return 0;
@@ -426,6 +494,13 @@ int kube_start(struct kube *k) {
         return -r;
     }
     k->started = true;
+    if (k->lease[0]) {
+        r = pthread_create(&k->leaser, NULL, kube_lease_run, k);
+        if (r != 0) {
+            return -r;
+        }
+        k->leaser_started = true;
+    }
     return 0;
 }
 
@@ -460,9 +535,15 @@ void kube_free(struct kube *k) {
     if (k->started) {
         pthread_join(k->thread, NULL);
     }
+    if (k->leaser_started) {
+        pthread_join(k->leaser, NULL);
+    }
+    kube_resign(k); /* no write is left: the Lease goes to another at once */
     json_decref(k->applied);
     kube_config_free(&k->cfg);
     pthread_mutex_destroy(&k->lock);
     pthread_cond_destroy(&k->cond);
+    pthread_mutex_destroy(&k->lease_op);
+    pthread_mutex_destroy(&k->wlock);
     free(k);
 }

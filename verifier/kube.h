@@ -32,7 +32,10 @@
  *    <prefix>/attested-at); 409, 429 and 5xx are retried with exponential
  *    backoff (0.5-30 s); nothing is written when nothing changed;
  *  - an Event (type Warning, reason IntegrityViolation) on the pod for each
- *    change to untrusted.
+ *    change to untrusted;
+ *  - with opt->lease, leader election (kube-lease.h, its own thread): labels
+ *    and Events are written by the Lease's holder only, the others keep the
+ *    inventory and write nothing.
  * The audit log stays the record of truth; labels catch up after an outage. */
 
 struct kube;
@@ -43,6 +46,9 @@ struct kube_options {
     const char *label_prefix; /* "kima.dev" */
     int64_t refresh_ms;       /* KUBE_RESYNC_MS_DEFAULT: the full re-list's period */
     int64_t tick_ms;          /* 1000: how often labels are reconciled */
+    /* A Lease's name: only its holder writes labels and Events (kube-lease.h);
+     * NULL or "": no election, this verifier writes. */
+    const char *lease;
 };
 
 int kube_new(const struct kube_config *cfg, const struct kube_options *opt, struct engine *e,
@@ -52,6 +58,10 @@ int kube_start(struct kube *k);
 /* Wake the label thread now (a verdict changed). relist is ignored (the
  * watch brings new pods; kept for callers). */
 void kube_kick(struct kube *k, bool relist);
+/* Stop writing labels and Events for good and release the Lease when this
+ * verifier holds it (another takes over at once): the drain and the stop.
+ * Waits for a write in flight. Nothing without a Lease. */
+void kube_resign(struct kube *k);
 void kube_free(struct kube *k);
 
 /* Counters for /metrics and the tests' logs. */

@@ -73,6 +73,15 @@ static const struct option_spec verifier_options[] = {
         OPTION_STRING_SPEC(CFG, label_prefix, "label-prefix", "KIMA_LABEL_PREFIX", "kima.dev",
                            "  --label-prefix P        label and annotation prefix (kima.dev) "
                            "[KIMA_LABEL_PREFIX]\n"),
+        OPTION_STRING_SPEC(CFG, lease, "lease", "KIMA_LEASE", "",
+                           "  --lease NAME            several replicas: only the holder of this "
+                           "Lease (in\n"
+                           "                          POD_NAMESPACE, else the kubeconfig's or "
+                           "service\n"
+                           "                          account's namespace) writes labels and "
+                           "Events; the\n"
+                           "                          others judge (none: this one writes) "
+                           "[KIMA_LEASE]\n"),
         OPTION_UNSIGNED_SPEC(CFG, kube_refresh_ms, "kube-refresh-ms", "KIMA_KUBE_REFRESH_MS",
                              300000, 500, 86400000,
                              "  --kube-refresh-ms N     list every pod again this often, besides "

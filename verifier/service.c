@@ -3,9 +3,12 @@
 
 #include <errno.h>
 #include <malloc.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "audit.h"
 #include "crl.h"
@@ -73,7 +76,8 @@ static void split_config(struct verifier *v) {
             .max_body_memory = cfg->max_body_memory,
     };
     v->kube_opt = (struct kube_options){.label_prefix = cfg->label_prefix,
-                                        .refresh_ms = (int64_t)cfg->kube_refresh_ms};
+                                        .refresh_ms = (int64_t)cfg->kube_refresh_ms,
+                                        .lease = cfg->lease};
     v->use_api = cfg->kubeconfig || cfg->in_cluster ||
                  (!cfg->pods_file && getenv("KUBERNETES_SERVICE_HOST"));
 }
@@ -153,6 +157,26 @@ static void kick(void *ud) {
     kube_kick(ud, false);
 }
 
+/* The Lease's holder identity when POD_NAME is unset: the host name and a
+ * random suffix (static storage). Two processes on one host (or on hosts
+ * of one name) must never both think they hold the Lease; the price is
+ * that a restarted verifier does not recognise its own Lease and waits for
+ * it to expire. A StatefulSet's POD_NAME is unique and stable instead. */
+static const char *verifier_identity(void) {
+    static char id[300];
+    char host[256] = "";
+    uint8_t r[4] = {0};
+
+    if (gethostname(host, sizeof(host) - 1) < 0 || !host[0]) {
+        snprintf(host, sizeof(host), "kima-verifier");
+    }
+    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+        log_warn("no random suffix for the verifier's identity: the host name alone");
+    }
+    snprintf(id, sizeof(id), "%.200s_%02x%02x%02x%02x", host, r[0], r[1], r[2], r[3]);
+    return id;
+}
+
 /* The Kubernetes API: the inventory, the trust labels and Events. */
 static int open_kube(struct verifier *v) {
     const struct verifier_config *cfg = v->cfg;
@@ -174,6 +198,12 @@ static int open_kube(struct verifier *v) {
     }
     if (cfg->pods_file) {
         log_warn("--pods-file is ignored: the pod inventory comes from the Kubernetes API");
+    }
+    /* The Lease's holderIdentity. Issue 16: the lead wires --replica here. */
+    v->kube_cfg.holder = strdup(getenv("POD_NAME") && *getenv("POD_NAME") ? getenv("POD_NAME")
+                                                                          : verifier_identity());
+    if (!v->kube_cfg.holder) {
+        return -ENOMEM;
     }
     log_info("Kubernetes API %s (%s), labels %s/trust", v->kube_cfg.server,
              cfg->kubeconfig ? cfg->kubeconfig : "in-cluster", v->kube_opt.label_prefix);
@@ -203,6 +233,8 @@ int verifier_open(const struct verifier_config *cfg, struct verifier *v) {
     }
     if (r == 0 && v->use_api) {
         r = open_kube(v);
+    } else if (r == 0 && cfg->lease && *cfg->lease) {
+        log_warn("--lease is ignored without the Kubernetes API: no labels or Events to write");
     }
     return r;
 }
@@ -327,6 +359,9 @@ void verifier_run(struct verifier *v, const sigset_t *sigs) {
     int sig = run_until_signal(v, sigs);
 
     log_info("signal %d: finishing requests in flight and stopping", sig);
+    /* Another replica takes the labels and Events over now, not after the
+     * drain and the Lease's expiry. */
+    kube_resign(v->kube);
     if (v->cfg->drain_timeout_ms > 0) {
         drain(v, sigs);
     }

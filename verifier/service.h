@@ -26,6 +26,7 @@ struct verifier_config {
     bool insecure_plain_http;
     const char *db, *policies, *pods_file, *static_pod_namespaces;
     const char *kubeconfig, *kube_context, *label_prefix;
+    const char *lease; /* "" or NULL: no leader election */
     bool in_cluster;
     uint64_t kube_refresh_ms;
     const char *audit_log, *audit_key;

@@ -26,6 +26,16 @@ Faithful to the real one for what kima uses:
         label keys and values validated like the API server (422 Invalid); a
         metadata.uid in the patch must be the pod's (409 Conflict otherwise)
   POST  /api/v1/namespaces/NS/events      201; generateName honoured
+  GET   /apis/coordination.k8s.io/v1/namespaces/NS/leases/NAME   200, or 404 NotFound
+  POST  /apis/coordination.k8s.io/v1/namespaces/NS/leases        201; 409 AlreadyExists;
+        a resourceVersion in the body is refused (500, as the API server's store does)
+  PUT   /apis/coordination.k8s.io/v1/namespaces/NS/leases/NAME   200; 409 Conflict when
+        metadata.resourceVersion is not the current one; 422 Invalid without one; 404 when
+        there is no such Lease (a Lease is not created by an update); 400 when the body
+        names another object
+        Leases are validated as the API server does (422 Invalid: holderIdentity a string,
+        leaseDurationSeconds > 0, leaseTransitions >= 0, times RFC 3339 with microseconds);
+        each write gives a new resourceVersion.
 Errors are v1 Status objects. Authentication: a bearer token (--token, full
 rights; --readonly-token, reads only: 403 on writes) or a client certificate
 signed by --client-ca; none or a wrong one is 401.
@@ -33,8 +43,14 @@ signed by --client-ca; none or a wrong one is 401.
 Test controls, no authentication, under /_fake/:
   GET  /_fake/state                      {"pods": [...], "events": [...], "requests": [...]}
   POST /_fake/pods      {pod}            add or replace a pod (uid, namespace, name, labels, nodeName)
-  POST /_fake/fail      {"method": "PATCH", "status": 409, "count": 2}
-                                          the next COUNT matching API requests get STATUS
+  POST /_fake/fail      {"method": "PATCH", "status": 409, "count": 2[, "path": "/leases"]}
+                                          the next COUNT matching API requests (method, and
+                                          path containing PATH when given) get STATUS;
+                        {"clear": true}  no more injected failures
+  POST /_fake/lease     {"namespace": NS, "name": N, "spec": {...}}   set a Lease (any
+                        content, unvalidated: a hostile one too; "object" replaces it whole);
+                        {"namespace": NS, "name": N, "delete": true}  remove it;
+                        {"namespace": NS, "name": N, "expire": true}  its renewTime an hour ago
   POST /_fake/down      {"seconds": 3}   every API request is 503 for that long
   POST /_fake/delete    {"namespace": NS, "name": NAME}
                                           the pod is gone at once (kubectl delete --force)
@@ -55,7 +71,8 @@ Test controls, no authentication, under /_fake/:
                                           get 410 Expired;
                                           end_at_once: every watch is answered 200 and
                                           ended at once (a broken server or proxy)
-  GET /_fake/state also counts "lists" (LISTs of /api/v1/pods without a
+  GET /_fake/state also has "leases" (every Lease) and each request's "agent"
+  (User-Agent) and "status"; it counts "lists" (LISTs of /api/v1/pods without a
   continue token), "pages" and "watches" (watch requests answered), and
   says the newest resourceVersion an event sent on a watch had ("sent_rv").
 Usage: fake-kube-api.py --cert PEM --key PEM [--client-ca PEM] --token T
@@ -80,6 +97,7 @@ from urllib.parse import parse_qs, urlparse
 
 LOCK = threading.Lock()
 PODS = {}  # (ns, name) -> pod object
+LEASES = {}  # (ns, name) -> Lease object
 EVENTS = []
 REQUESTS = []
 FAILS = []
@@ -185,6 +203,102 @@ def merge(target, patch):
     return target
 
 
+MICROTIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
+LEASE_PATH_RE = re.compile(r"^/apis/coordination\.k8s\.io/v1/namespaces/([^/]+)/leases(/([^/]+))?$")
+
+
+def micro_now(offset=0.0):
+    t = time.time() + offset
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%06dZ" % int((t % 1) * 1e6)
+
+
+def lease_invalid(obj):
+    """What the API server's validation refuses in a Lease, or None."""
+    if obj.get("kind", "Lease") != "Lease" or \
+            obj.get("apiVersion", "coordination.k8s.io/v1") != "coordination.k8s.io/v1":
+        return status(400, "BadRequest", "the object is not a coordination.k8s.io/v1 Lease")
+    spec = obj.get("spec") or {}
+    if not isinstance(spec, dict):
+        return status(400, "BadRequest", "spec is not an object")
+    h = spec.get("holderIdentity")
+    d = spec.get("leaseDurationSeconds")
+    t = spec.get("leaseTransitions")
+    if h is not None and not isinstance(h, str):
+        return status(400, "BadRequest", "spec.holderIdentity: not a string")
+    for k in ("leaseDurationSeconds", "leaseTransitions"):
+        v = spec.get(k)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v >= 2 ** 31):
+            return status(400, "BadRequest", "spec.%s: not an int32" % k)
+    if d is not None and d <= 0:
+        return status(422, "Invalid", "spec.leaseDurationSeconds: Invalid value: %d: must be "
+                      "greater than 0" % d)
+    if t is not None and t < 0:
+        return status(422, "Invalid", "spec.leaseTransitions: Invalid value: %d: must be "
+                      "greater than or equal to 0" % t)
+    for k in ("acquireTime", "renewTime"):
+        v = spec.get(k)
+        if v is not None and (not isinstance(v, str) or not MICROTIME_RE.match(v)):
+            return status(400, "BadRequest", "spec.%s: not an RFC 3339 time" % k)
+    return None
+
+
+def lease_api(method, ns, name, data):
+    """The Lease endpoints (under LOCK)."""
+    gr = "leases.coordination.k8s.io"
+    key = (ns, name)
+    if method == "GET" and name:
+        lease = LEASES.get(key)
+        return (200, lease) if lease else status(404, "NotFound", '%s "%s" not found' % (gr, name))
+    if method not in ("POST", "PUT") or bool(name) != (method == "PUT"):
+        return status(405, "MethodNotAllowed", "the server does not allow this method on the "
+                      "requested resource")
+    if not isinstance(data, dict) or not isinstance(data.get("metadata"), dict):
+        return status(400, "BadRequest", "the body is not a Lease object")
+    md = data["metadata"]
+    bad = lease_invalid(data)
+    if bad:
+        return bad
+    if md.get("namespace", ns) != ns:
+        return status(400, "BadRequest", "the namespace of the provided object does not match "
+                      "the namespace sent on the request")
+    if method == "POST":
+        name = md.get("name")
+        if not isinstance(name, str) or not PREFIX_RE.match(name) or len(name) > 253:
+            return status(422, "Invalid", "metadata.name: Required value: name or generateName "
+                          "is required")
+        if md.get("resourceVersion"):
+            return status(500, "InternalError", "resourceVersion should not be set on objects "
+                          "to be created")
+        if (ns, name) in LEASES:
+            return status(409, "AlreadyExists", '%s "%s" already exists' % (gr, name))
+        obj = copy.deepcopy(data)
+        obj.update({"kind": "Lease", "apiVersion": "coordination.k8s.io/v1"})
+        obj["metadata"] = {"name": name, "namespace": ns, "uid": str(uuid.uuid4()),
+                           "creationTimestamp": micro_now()[:19] + "Z",
+                           "resourceVersion": next_rv()}
+        obj.setdefault("spec", {})
+        LEASES[(ns, name)] = obj
+        return 201, obj
+    if md.get("name") != name:
+        return status(400, "BadRequest", "the name of the object (%s) does not match the name "
+                      "on the URL (%s)" % (md.get("name"), name))
+    old = LEASES.get(key)
+    if not old:
+        return status(404, "NotFound", '%s "%s" not found' % (gr, name))
+    if not md.get("resourceVersion"):
+        return status(422, "Invalid", "metadata.resourceVersion: Invalid value: 0x0: must be "
+                      "specified for an update")
+    if md["resourceVersion"] != old["metadata"]["resourceVersion"]:
+        return status(409, "Conflict", 'Operation cannot be fulfilled on %s "%s": the object '
+                      "has been modified; please apply your changes to the latest version and "
+                      "try again" % (gr, name))
+    obj = copy.deepcopy(old)
+    obj["spec"] = copy.deepcopy(data.get("spec") or {})
+    obj["metadata"]["resourceVersion"] = next_rv()
+    LEASES[key] = obj
+    return 200, obj
+
+
 def make_pod(spec):
     return {
         "apiVersion": "v1", "kind": "Pod",
@@ -241,6 +355,7 @@ class Handler(BaseHTTPRequestHandler):
         with LOCK:
             if method == "GET" and path == "/_fake/state":
                 return 200, {"pods": list(PODS.values()), "events": EVENTS, "requests": REQUESTS,
+                             "leases": list(LEASES.values()),
                              "lists": STATE["lists"], "pages": STATE["pages"],
                              "watches": STATE["watches"], "resourceVersion": str(STATE["rv"]),
                              "sent_rv": str(STATE["sent_rv"])}
@@ -269,9 +384,31 @@ class Handler(BaseHTTPRequestHandler):
                 COND.notify_all()
                 return 200, {}
             if method == "POST" and path == "/_fake/fail" and isinstance(data, dict):
+                if data.get("clear"):
+                    FAILS.clear()
+                    return 200, {}
                 FAILS.append({"method": data.get("method"), "status": int(data["status"]),
-                              "count": int(data.get("count", 1))})
+                              "count": int(data.get("count", 1)), "path": data.get("path")})
                 return 200, {}
+            if method == "POST" and path == "/_fake/lease" and isinstance(data, dict):
+                key = (data.get("namespace", "default"), data.get("name"))
+                if data.get("delete"):
+                    return (200, LEASES.pop(key)) if key in LEASES else \
+                        status(404, "NotFound", "no such lease")
+                if data.get("expire"):
+                    if key not in LEASES:
+                        return status(404, "NotFound", "no such lease")
+                    LEASES[key].setdefault("spec", {})["renewTime"] = micro_now(-3600)
+                    LEASES[key]["metadata"]["resourceVersion"] = next_rv()
+                    return 200, LEASES[key]
+                obj = copy.deepcopy(data["object"]) if "object" in data else {
+                    "kind": "Lease", "apiVersion": "coordination.k8s.io/v1",
+                    "metadata": {"name": key[1], "namespace": key[0]},
+                    "spec": data.get("spec", {})}
+                if isinstance(obj.get("metadata"), dict) and "object" not in data:
+                    obj["metadata"]["resourceVersion"] = next_rv()
+                LEASES[key] = obj
+                return 200, obj
             if method == "POST" and path == "/_fake/down" and isinstance(data, dict):
                 STATE["down_until"] = time.time() + float(data["seconds"])
                 return 200, {}
@@ -294,13 +431,15 @@ class Handler(BaseHTTPRequestHandler):
         if delay:
             time.sleep(delay)  # outside the lock: other requests are slow too, not queued
         with LOCK:
-            REQUESTS.append({"method": method, "path": path,
-                             "content_type": self.headers.get("Content-Type", ""),
-                             "time": time.time()})
+            self.rec = {"method": method, "path": path,
+                        "content_type": self.headers.get("Content-Type", ""),
+                        "agent": self.headers.get("User-Agent", ""), "time": time.time()}
+            REQUESTS.append(self.rec)
             if time.time() < STATE["down_until"]:
                 return status(503, "ServiceUnavailable", "the fake API server is down")
             for f in FAILS:
-                if f["count"] > 0 and (not f["method"] or f["method"] == method):
+                if f["count"] > 0 and (not f["method"] or f["method"] == method) and \
+                        (not f.get("path") or f["path"] in path):
                     f["count"] -= 1
                     return status(f["status"], "Injected", "injected failure %d" % f["status"])
         denied = self.authenticated(write)
@@ -309,6 +448,13 @@ class Handler(BaseHTTPRequestHandler):
         parts = path.split("/")
         data = self.body() if write else None
         with LOCK:
+            m = LEASE_PATH_RE.match(path)
+            if m:
+                ct = self.headers.get("Content-Type", "").split(";")[0].strip()
+                if write and ct != "application/json":
+                    return status(415, "UnsupportedMediaType",
+                                  "the body of the request was in an unknown format")
+                return lease_api(method, m.group(1), m.group(3), data)
             if method == "GET" and path == "/api/v1/pods":
                 q = parse_qs(url.query)
                 if q.get("watch", [""])[0] in ("1", "true"):
@@ -456,7 +602,11 @@ class Handler(BaseHTTPRequestHandler):
         if url.path.startswith("/_fake/"):
             code, obj = self.control(method, url.path)
         else:
+            self.rec = None
             code, obj = self.api(method, url)
+            if self.rec is not None:
+                with LOCK:
+                    self.rec["status"] = code if code != "watch" else 200
         if code == "watch":
             self.watch(obj)
             return
@@ -470,6 +620,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_PATCH(self):
         self.handle_method("PATCH")
+
+    def do_PUT(self):
+        self.handle_method("PUT")
 
 
 def main():

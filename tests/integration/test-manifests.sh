@@ -10,6 +10,9 @@
 # must also refuse files of known errors. The base's verifier requires EK
 # certificates (ConfigMap kima-ek-ca), reads the optional Secret kima-crl, and
 # its terminationGracePeriodSeconds outlasts its drain (--drain-timeout-ms).
+# Its three replicas elect their writer of labels and Events with a Lease,
+# on PostgreSQL (the CloudNativePG example in k8s/postgres), or one replica
+# on SQLite (k8s/overlays/single-sqlite).
 # Usage: test-manifests.sh SOURCE_ROOT NPM_DIR
 set -u
 SRC=$1
@@ -77,6 +80,26 @@ for (const what of missing) console.error(`missing: ${what}`);
 process.exit(missing.length ? 1 : 0);
 JS
 expect 0 node "$T/hardening.cjs" "$SRC/k8s/base"
+# Three verifier replicas: the Lease, the PodDisruptionBudget, the Role,
+# the database from Secrets and the CloudNativePG example (its CRD schema is
+# not available offline: validate-manifests.cjs checks its structure, the
+# script below the fields kima relies on). The checks must fail on a
+# manifest that breaks them.
+expect 0 node "$SRC/tests/tools/check-verifier-replicas.cjs" "$SRC/k8s"
+has "$T/out" ", 0 failed" "the verifier's replicas"
+has "$T/out" "17 checks" "every check of the replicas ran"
+cp -r "$SRC/k8s" "$T/k8s-broken"
+sed -i 's/^  replicas: 3$/  replicas: 2/; s|            - --lease=kima-verifier|            - --lease=kima-verifier\n            - --db-password=hunter2|' \
+    "$T/k8s-broken/base/verifier.yaml"
+sed -i 's/verbs: \["get", "update"\]/verbs: ["get"]/' "$T/k8s-broken/base/rbac.yaml"
+expect 1 node "$SRC/tests/tools/check-verifier-replicas.cjs" "$T/k8s-broken"
+has "$T/out" "FAIL: replicas: 3" "two replicas are caught"
+has "$T/out" "FAIL: no --db and no password in the arguments" "a password argument is caught"
+has "$T/out" "FAIL: a Role lets the verifier get and update its Lease" "a Role without update is caught"
+has "$T/out" "17 checks, 3 failed" "nothing else fails on the broken copy"
+expect 1 node "$V" "$SRC/tests/fixtures/k8s"
+has "$T/out" "Cluster broken: spec.instances must be an integer >= 1" "a CloudNativePG Cluster's wrong type is caught"
+has "$T/out" "spec.instance is not a Cluster field" "a misspelled CloudNativePG field is caught"
 # Only the verifier may set the trust label the quarantine keys on (and the
 # reason): the guard is in the base, and its CEL admits and denies what it
 # should (evaluated offline).
@@ -90,11 +113,23 @@ expect 0 node "$SRC/tests/tools/check-network-policies.mjs" "$NPM" \
     "$SRC/k8s/overlays/5g-core/quarantine.yaml" open5gs
 has "$T/out" " 0 failed" "in the 5G overlay only trusted pods get traffic"
 if command -v kubectl >/dev/null; then
-    for k in base overlays/5g-core cert-manager; do
+    for k in base overlays/5g-core overlays/single-sqlite cert-manager postgres; do
         kubectl kustomize "$SRC/k8s/$k" >"$T/built.yaml" 2>"$T/err" && ok || bad "kustomize $k: $(head -3 "$T/err")"
         mkdir -p "$T/empty"
         expect 0 node "$V" "$T/empty" "$T/built.yaml"
     done
+    # One verifier on SQLite: one replica, its store a file, no database Secret.
+    kubectl kustomize "$SRC/k8s/overlays/single-sqlite" >"$T/single.yaml"
+    NODE_PATH=$NPM/node_modules node -e '
+const YAML = require("yaml"), fs = require("fs");
+const sts = YAML.parseAllDocuments(fs.readFileSync(process.argv[1], "utf8")).map((d) => d.toJSON())
+  .find((o) => o && o.kind === "StatefulSet");
+const pod = sts.spec.template.spec, env = pod.containers[0].env;
+const db = env.find((e) => e.name === "KIMA_DB");
+process.exit(sts.spec.replicas === 1 && db.value === "/var/lib/kima/kima.db" && !db.valueFrom &&
+  !env.some((e) => e.name === "KIMA_DB_PASSWORD_FILE") &&
+  !pod.volumes.some((v) => v.name.startsWith("db-")) ? 0 : 1);' "$T/single.yaml" && ok ||
+        bad "the single-sqlite overlay is not one replica on SQLite"
     kubectl kustomize "$SRC/k8s/overlays/5g-core" >"$T/5g.yaml"
     grep -q "open5gs-upf.json" "$T/5g.yaml" && grep -q "kima-allow-trusted" "$T/5g.yaml" && ok ||
         bad "the 5G overlay lacks its policies or the quarantine"

@@ -5,7 +5,8 @@
 // @kubernetes-models/cert-manager). Kustomizations are checked for the files
 // they name; policy files in configMapGenerators must be kima policies
 // with digests, none of them a placeholder (all zeros: generate them,
-// k8s/overlays/5g-core/generate-policies.sh).
+// k8s/overlays/5g-core/generate-policies.sh). CloudNativePG's Cluster has
+// no schema offline: its structure is checked (`structural` below).
 // Usage: NODE_PATH=DIR/node_modules node validate-manifests.cjs K8S_DIR
 "use strict";
 const fs = require("fs");
@@ -24,6 +25,47 @@ function modelFor(apiVersion, kind) {
   }
   return null;
 }
+
+// Custom resources whose schema is not available offline (CloudNativePG's
+// CRDs): the document's structure and the fields kima relies on are
+// checked instead (a misspelled top-level spec field is caught too), not
+// the whole schema. Each returns its problems.
+const CNPG_CLUSTER_SPEC = [
+  "affinity", "backup", "bootstrap", "certificates", "description", "enablePDB",
+  "enableSuperuserAccess", "env", "externalClusters", "imageCatalogRef", "imageName",
+  "imagePullPolicy", "inheritedMetadata", "instances", "managed", "maxSyncReplicas",
+  "minSyncReplicas", "monitoring", "nodeMaintenanceWindow", "plugins", "postgresGID",
+  "postgresUID", "postgresql", "primaryUpdateMethod", "primaryUpdateStrategy", "priorityClassName",
+  "projectedVolumeTemplate", "replica", "replicationSlots", "resources", "schedulerName",
+  "seccompProfile", "serviceAccountTemplate", "smartShutdownTimeout", "startDelay", "stopDelay",
+  "storage", "superuserSecret", "switchoverDelay", "tablespaces", "topologySpreadConstraints",
+  "walStorage",
+];
+const structural = {
+  "postgresql.cnpg.io/v1 Cluster": (obj) => {
+    const p = [], spec = obj.spec || {};
+    const isStr = (v) => typeof v === "string" && v.length > 0;
+    if (!obj.metadata || !isStr(obj.metadata.name)) p.push("metadata.name is required");
+    if (typeof spec !== "object" || Array.isArray(spec)) return p.concat("spec must be an object");
+    for (const k of Object.keys(spec)) {
+      if (!CNPG_CLUSTER_SPEC.includes(k)) p.push(`spec.${k} is not a Cluster field`);
+    }
+    if (!Number.isInteger(spec.instances) || spec.instances < 1) p.push("spec.instances must be an integer >= 1");
+    if (!spec.storage || !isStr(spec.storage.size)) p.push("spec.storage.size is required");
+    const initdb = (spec.bootstrap || {}).initdb;
+    if (initdb && (!isStr(initdb.database) || !isStr(initdb.owner))) {
+      p.push("spec.bootstrap.initdb needs database and owner");
+    }
+    const pg = spec.postgresql || {};
+    if (pg.pg_hba && (!Array.isArray(pg.pg_hba) || !pg.pg_hba.every(isStr))) {
+      p.push("spec.postgresql.pg_hba must be a list of strings");
+    }
+    if (pg.parameters && Object.values(pg.parameters).some((v) => typeof v !== "string")) {
+      p.push("spec.postgresql.parameters values must be strings");
+    }
+    return p;
+  },
+};
 
 let checked = 0;
 const errors = [];
@@ -85,6 +127,11 @@ function checkFile(file) {
     checked++;
     if (obj.kind === "Kustomization") return checkKustomization(file, obj);
     if (!obj.apiVersion || !obj.kind) return fail(file, `document ${i}: no apiVersion or kind`);
+    const shape = structural[`${obj.apiVersion} ${obj.kind}`];
+    if (shape) {
+      for (const e of shape(obj)) fail(file, `${obj.kind} ${obj.metadata && obj.metadata.name}: ${e}`);
+      return;
+    }
     const Model = modelFor(obj.apiVersion, obj.kind);
     if (!Model) return fail(file, `document ${i}: unknown kind ${obj.apiVersion} ${obj.kind}`);
     try {

@@ -66,6 +66,15 @@ static void test_kubeconfig(void **state) {
     assert_string_equal(c.ca_file, want);
     assert_string_equal(c.token, "abc.def");
     assert_null(c.cert_data);
+    assert_null(c.namespace);
+    kube_config_free(&c);
+
+    /* the context's namespace: the Lease's when POD_NAMESPACE is unset */
+    assert_int_equal(load(HEAD "- name: n\n  context: {cluster: c1, user: u1, namespace: kima}\n"
+                               "users:\n- name: u1\n  user:\n    token: abc.def\n",
+                          "n", &c, err),
+                     0);
+    assert_string_equal(c.namespace, "kima");
     kube_config_free(&c);
 
     assert_int_equal(load(HEAD "users:\n- name: u1\n  user: {}\n"
@@ -191,6 +200,11 @@ static void test_in_cluster(void **state) {
     assert_string_equal(c.server, "https://10.96.0.1:443");
     assert_string_equal(c.token, "sa-token");
     assert_non_null(strstr(c.ca_file, "/ca.crt"));
+    assert_null(c.namespace); /* no namespace file */
+    kube_config_free(&c);
+    put("namespace", "kima-system\n"); /* the Lease's namespace */
+    assert_int_equal(kube_config_in_cluster(dir, &c, err, sizeof(err)), 0);
+    assert_string_equal(c.namespace, "kima-system");
     kube_config_free(&c);
     setenv("KUBERNETES_SERVICE_HOST", "fd00::1", 1);
     assert_int_equal(kube_config_in_cluster(dir, &c, err, sizeof(err)), 0);
