@@ -199,9 +199,13 @@ static int open_kube(struct verifier *v) {
     if (cfg->pods_file) {
         log_warn("--pods-file is ignored: the pod inventory comes from the Kubernetes API");
     }
-    /* The Lease's holderIdentity. Issue 16: the lead wires --replica here. */
-    v->kube_cfg.holder = strdup(getenv("POD_NAME") && *getenv("POD_NAME") ? getenv("POD_NAME")
-                                                                          : verifier_identity());
+    /* The Lease's holderIdentity: an explicit --replica (the operator names
+     * each replica), else POD_NAME, else the host name with a random
+     * suffix (two verifiers of one host are never one holder). */
+    const char *pod = getenv("POD_NAME");
+    v->kube_cfg.holder = strdup(cfg->replica && !cfg->replica_from_host ? cfg->replica
+                                : pod && *pod                           ? pod
+                                                                        : verifier_identity());
     if (!v->kube_cfg.holder) {
         return -ENOMEM;
     }
