@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "store.h"
+#include "store-internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -54,13 +54,19 @@ struct checkpointer {
     uint64_t done; /* checkpoints run (for the tests) */
 };
 
-struct store {
+struct sq_store;
+static struct sq_store *sq(struct store *base);
+static void sq_close(struct store *base);
+
+struct sq_store {
+    struct store base;
     sqlite3 *db;
     struct checkpointer ckpt;
     sqlite3_stmt *stmts[STMT_COUNT];
     bool wal;   /* journal_mode=WAL took (not for ":memory:") */
     int wal_fd; /* the WAL file, for store_sync; -1 until first needed */
     char wal_path[4096];
+    char path[4096]; /* for store_open_reader */
 };
 
 /* The kept measurements: one row each, written by every round that brings
@@ -149,7 +155,7 @@ static const char indexes[] =
 #define SCHEMA_VERSION 7
 
 /* Convert an SQLite result once, logging its message. */
-static int sql_rc(struct store *s, int rc, const char *what) {
+static int sql_rc(struct sq_store *s, int rc, const char *what) {
     if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW) {
         return 0;
     }
@@ -157,7 +163,7 @@ static int sql_rc(struct store *s, int rc, const char *what) {
     return -EIO;
 }
 
-static int user_version(struct store *s, int *ret) {
+static int user_version(struct sq_store *s, int *ret) {
     sqlite3_stmt *st = NULL;
     int r = sql_rc(s, sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL),
                    "reading the schema version");
@@ -171,7 +177,7 @@ static int user_version(struct store *s, int *ret) {
     return r;
 }
 
-static bool has_column(struct store *s, const char *table, const char *column) {
+static bool has_column(struct sq_store *s, const char *table, const char *column) {
     char sql[200];
     sqlite3_stmt *st = NULL;
     bool ok;
@@ -184,7 +190,7 @@ static bool has_column(struct store *s, const char *table, const char *column) {
 
 /* In the migration's transaction: the kept measurements rebuilt when they
  * still have a rowid (schema 5 or older). */
-static int rebuild_pod_files(struct store *s) {
+static int rebuild_pod_files(struct sq_store *s) {
     int64_t t0 = time_mono_ms();
     int r;
 
@@ -204,7 +210,7 @@ static int rebuild_pod_files(struct store *s) {
 
 /* After the migration's commit, or a start after one that was cut short
  * there: the table it set aside, dropped in a transaction of its own. */
-static int drop_old_files(struct store *s) {
+static int drop_old_files(struct sq_store *s) {
     int64_t t0 = time_mono_ms();
     int r;
 
@@ -222,7 +228,7 @@ static int drop_old_files(struct store *s) {
 
 /* Bring a store written by an older version up to SCHEMA_VERSION, in one
  * transaction. A newer store is refused: its meaning is unknown here. */
-static int migrate(struct store *s) {
+static int migrate(struct sq_store *s) {
     int v = 0, r = user_version(s, &v);
     char sql[300];
 
@@ -234,7 +240,7 @@ static int migrate(struct store *s) {
         return -EPROTO;
     }
     if (v < SCHEMA_VERSION) {
-        r = store_begin(s);
+        r = store_begin(&s->base);
         for (size_t i = 0; r == 0 && i < sizeof(columns) / sizeof(columns[0]); i++) {
             if (!has_column(s, columns[i].table, columns[i].column)) {
                 snprintf(sql, sizeof(sql), "ALTER TABLE %s ADD COLUMN %s %s", columns[i].table,
@@ -250,10 +256,10 @@ static int migrate(struct store *s) {
             r = sql_rc(s, sqlite3_exec(s->db, sql, NULL, NULL, NULL), "writing the schema version");
         }
         if (r == 0) {
-            r = store_commit(s);
+            r = store_commit(&s->base);
         }
         if (r < 0) {
-            store_rollback(s);
+            store_rollback(&s->base);
             return r;
         }
     }
@@ -262,11 +268,11 @@ static int migrate(struct store *s) {
     return sql_rc(s, sqlite3_exec(s->db, indexes, NULL, NULL, NULL), "creating the indexes");
 }
 
-static int wal_open(struct store *s);
+static int wal_open(struct sq_store *s);
 
 /* WAL mode with synchronous=NORMAL relies on store_sync; a database
  * where WAL did not take (":memory:") commits with synchronous=FULL. */
-static int check_wal(struct store *s) {
+static int check_wal(struct sq_store *s) {
     sqlite3_stmt *st = NULL;
     int r = sql_rc(s, sqlite3_prepare_v2(s->db, "PRAGMA journal_mode", -1, &st, NULL),
                    "reading the journal mode");
@@ -325,7 +331,7 @@ static int on_wal_commit(void *ud, sqlite3 *db, const char *name, int pages) {
     return SQLITE_OK;
 }
 
-static int checkpointer_start(struct store *s, const char *path) {
+static int checkpointer_start(struct sq_store *s, const char *path) {
     struct checkpointer *c = &s->ckpt;
 
     if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL) !=
@@ -349,7 +355,7 @@ static int checkpointer_start(struct store *s, const char *path) {
     return 0;
 }
 
-static void checkpointer_stop(struct store *s) {
+static void checkpointer_stop(struct sq_store *s) {
     struct checkpointer *c = &s->ckpt;
 
     if (c->running) {
@@ -367,7 +373,8 @@ static void checkpointer_stop(struct store *s) {
     c->db = NULL;
 }
 
-uint64_t store_checkpoints(struct store *s) {
+static uint64_t sq_checkpoints(struct store *base) {
+    struct sq_store *s = sq(base);
     uint64_t n = 0;
 
     if (s->ckpt.running) {
@@ -378,23 +385,41 @@ uint64_t store_checkpoints(struct store *s) {
     return n;
 }
 
-int store_open(const char *path, struct store **ret) {
-    struct store *s = calloc(1, sizeof(*s));
+static const struct store_ops sqlite_ops;
+
+static struct sq_store *sq(struct store *base) {
+    return (struct sq_store *)base; /* base is the first member */
+}
+
+static struct sq_store *sq_new(const char *path) {
+    struct sq_store *s = calloc(1, sizeof(*s));
+
+    if (!s) {
+        return NULL;
+    }
+    s->base.ops = &sqlite_ops;
+    s->wal_fd = -1;
+    snprintf(s->path, sizeof(s->path), "%s", path);
+    return s;
+}
+
+int store_sqlite_open(const char *path, struct store **ret) {
+    struct sq_store *s;
     int r;
 
+    if (strlen(path) + sizeof("-wal") > sizeof(s->wal_path)) {
+        return -ENAMETOOLONG;
+    }
+    s = sq_new(path);
     if (!s) {
         return -ENOMEM;
     }
-    s->wal_fd = -1;
-    if (snprintf(s->wal_path, sizeof(s->wal_path), "%s-wal", path) >= (int)sizeof(s->wal_path)) {
-        free(s);
-        return -ENAMETOOLONG;
-    }
+    snprintf(s->wal_path, sizeof(s->wal_path), "%s-wal", path);
     if (sqlite3_open_v2(path, &s->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                         NULL) != SQLITE_OK) {
         log_error("store: cannot open %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "no memory");
-        store_close(s);
+        sq_close(&s->base);
         return -EIO;
     }
     sqlite3_busy_timeout(s->db, 5000);
@@ -409,33 +434,35 @@ int store_open(const char *path, struct store **ret) {
         r = checkpointer_start(s, path);
     }
     if (r < 0) {
-        store_close(s);
+        sq_close(&s->base);
         return r;
     }
-    *ret = s;
+    *ret = &s->base;
     return 0;
 }
 
-int store_open_reader(const char *path, struct store **ret) {
-    struct store *s = calloc(1, sizeof(*s));
+static int sq_open_reader(struct store *writer, struct store **ret) {
+    const char *path = sq(writer)->path;
+    struct sq_store *s = sq_new(path);
 
     if (!s) {
         return -ENOMEM;
     }
-    s->wal_fd = -1;
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX, NULL) !=
         SQLITE_OK) {
         log_error("store: cannot open %s for reading: %s", path,
                   s->db ? sqlite3_errmsg(s->db) : "no memory");
-        store_close(s);
+        sq_close(&s->base);
         return -EIO;
     }
     sqlite3_busy_timeout(s->db, 5000);
-    *ret = s;
+    *ret = &s->base;
     return 0;
 }
 
-void store_close(struct store *s) {
+static void sq_close(struct store *base) {
+    struct sq_store *s = sq(base);
+
     if (!s) {
         return;
     }
@@ -478,7 +505,7 @@ static int sync_dir_of(const char *path) {
 
 /* The WAL file, opened (again, when SQLite made a new one: another inode)
  * and its directory synced. 0 or a negative errno. */
-static int wal_open(struct store *s) {
+static int wal_open(struct sq_store *s) {
     struct stat a, b;
 
     if (s->wal_fd >= 0 && (fstat(s->wal_fd, &a) < 0 || stat(s->wal_path, &b) < 0 ||
@@ -503,7 +530,8 @@ static int wal_open(struct store *s) {
     return 0;
 }
 
-int store_sync(struct store *s) {
+static int sq_sync(struct store *base) {
+    struct sq_store *s = sq(base);
     int r;
 
     if (!s->wal) {
@@ -524,7 +552,7 @@ int store_sync(struct store *s) {
 
 /* The cached statement `id` (`sql`, prepared on first use). 0 or a negative
  * errno; give it back with stmt_done(). */
-static int stmt_get(struct store *s, enum stmt_id id, const char *sql, const char *what,
+static int stmt_get(struct sq_store *s, enum stmt_id id, const char *sql, const char *what,
                     sqlite3_stmt **ret) {
     if (!s->stmts[id]) {
         int r = sql_rc(
@@ -545,7 +573,7 @@ static void stmt_done(sqlite3_stmt *st) {
 }
 
 /* Run a cached statement that returns no rows. */
-static int stmt_run(struct store *s, enum stmt_id id, const char *sql, const char *what) {
+static int stmt_run(struct sq_store *s, enum stmt_id id, const char *sql, const char *what) {
     sqlite3_stmt *st;
     int r = stmt_get(s, id, sql, what, &st);
 
@@ -556,31 +584,38 @@ static int stmt_run(struct store *s, enum stmt_id id, const char *sql, const cha
     return r;
 }
 
-int store_begin(struct store *s) {
+static int sq_begin(struct store *base) {
+    struct sq_store *s = sq(base);
     return stmt_run(s, STMT_BEGIN, "BEGIN IMMEDIATE", "begin");
 }
 
-int store_commit(struct store *s) {
+static int sq_commit(struct store *base) {
+    struct sq_store *s = sq(base);
     return stmt_run(s, STMT_COMMIT, "COMMIT", "commit");
 }
 
-void store_rollback(struct store *s) {
+static void sq_rollback(struct store *base) {
+    struct sq_store *s = sq(base);
     sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
-int store_savepoint(struct store *s) {
+static int sq_savepoint(struct store *base) {
+    struct sq_store *s = sq(base);
     return stmt_run(s, STMT_SAVEPOINT, "SAVEPOINT w", "savepoint");
 }
 
-int store_release(struct store *s) {
+static int sq_release(struct store *base) {
+    struct sq_store *s = sq(base);
     return stmt_run(s, STMT_RELEASE, "RELEASE w", "release");
 }
 
-void store_rollback_to(struct store *s) {
+static void sq_rollback_to(struct store *base) {
+    struct sq_store *s = sq(base);
     sqlite3_exec(s->db, "ROLLBACK TO w; RELEASE w", NULL, NULL, NULL);
 }
 
-bool store_in_transaction(struct store *s) {
+static bool sq_in_transaction(struct store *base) {
+    struct sq_store *s = sq(base);
     return sqlite3_get_autocommit(s->db) == 0;
 }
 
@@ -655,7 +690,8 @@ static void node_from_row(sqlite3_stmt *st, struct node_record *n) {
     n->version = (uint64_t)sqlite3_column_int64(st, 23);
 }
 
-int store_node_get(struct store *s, const char *name, struct node_record *ret) {
+static int sq_node_get(struct store *base, const char *name, struct node_record *ret) {
+    struct sq_store *s = sq(base);
     sqlite3_stmt *st = NULL;
     int rc, r;
 
@@ -709,7 +745,7 @@ static void bind_node(sqlite3_stmt *st, const struct node_record *n) {
 
 /* Run a cached write with `bind`'s parameters: 0, or 1 when it changed no
  * row, or a negative errno. */
-static int put_with(struct store *s, enum stmt_id id, const char *sql, const char *what,
+static int put_with(struct sq_store *s, enum stmt_id id, const char *sql, const char *what,
                     void (*bind)(sqlite3_stmt *, const void *), const void *rec) {
     sqlite3_stmt *st;
     int r = stmt_get(s, id, sql, what, &st);
@@ -730,7 +766,8 @@ static void bind_node_any(sqlite3_stmt *st, const void *n) {
     bind_node(st, n);
 }
 
-int store_node_put(struct store *s, struct node_record *n) {
+static int sq_node_put(struct store *base, struct node_record *n) {
+    struct sq_store *s = sq(base);
     /* A round changes neither the name nor the EK fingerprint: an UPDATE of
      * the other columns rewrites the row's table page and no index page.
      * Each write goes through only over the version it was read at. */
@@ -765,7 +802,7 @@ int store_node_put(struct store *s, struct node_record *n) {
     return r;
 }
 
-static int exec_text(struct store *s, const char *sql, const char *arg, const char *what) {
+static int exec_text(struct sq_store *s, const char *sql, const char *arg, const char *what) {
     sqlite3_stmt *st = NULL;
     int r = sql_rc(s, sqlite3_prepare_v2(s->db, sql, -1, &st, NULL), what);
 
@@ -778,7 +815,8 @@ static int exec_text(struct store *s, const char *sql, const char *arg, const ch
     return r;
 }
 
-int store_node_delete(struct store *s, const char *name) {
+static int sq_node_delete(struct store *base, const char *name) {
+    struct sq_store *s = sq(base);
     int r = exec_text(s, "DELETE FROM nodes WHERE name = ?", name, "deleting a node");
     if (r == 0 && sqlite3_changes(s->db) == 0) {
         return -ENOENT;
@@ -786,7 +824,9 @@ int store_node_delete(struct store *s, const char *name) {
     return r;
 }
 
-int store_node_foreach(struct store *s, int (*fn)(const struct node_record *, void *), void *ud) {
+static int sq_node_foreach(struct store *base, int (*fn)(const struct node_record *, void *),
+                           void *ud) {
+    struct sq_store *s = sq(base);
     sqlite3_stmt *st = NULL;
     struct node_record *n = malloc(sizeof(*n));
     int r, rc;
@@ -846,7 +886,8 @@ static void pod_from_row(sqlite3_stmt *st, struct pod_record *p) {
     p->files_dropped = (uint64_t)sqlite3_column_int64(st, 13);
 }
 
-int store_pod_get(struct store *s, const char *uid, struct pod_record *ret) {
+static int sq_pod_get(struct store *base, const char *uid, struct pod_record *ret) {
+    struct sq_store *s = sq(base);
     sqlite3_stmt *st = NULL;
     int rc, r;
 
@@ -865,16 +906,6 @@ int store_pod_get(struct store *s, const char *uid, struct pod_record *ret) {
     }
     stmt_done(st);
     return r;
-}
-
-bool store_pod_same(const struct pod_record *a, const struct pod_record *b) {
-    return strcmp(a->uid, b->uid) == 0 && strcmp(a->node, b->node) == 0 &&
-           strcmp(a->ns, b->ns) == 0 && strcmp(a->name, b->name) == 0 && a->state == b->state &&
-           strcmp(a->reason, b->reason) == 0 && a->since_ms == b->since_ms &&
-           a->unjudged == b->unjudged && a->files == b->files &&
-           a->files_overflow == b->files_overflow && strcmp(a->policy, b->policy) == 0 &&
-           a->files_bytes == b->files_bytes && a->gone_ms == b->gone_ms &&
-           a->files_dropped == b->files_dropped;
 }
 
 static void bind_pod(sqlite3_stmt *st, const void *rec) {
@@ -896,7 +927,8 @@ static void bind_pod(sqlite3_stmt *st, const void *rec) {
     sqlite3_bind_int64(st, 14, (sqlite3_int64)p->files_dropped);
 }
 
-int store_pod_put(struct store *s, const struct pod_record *p) {
+static int sq_pod_put(struct store *base, const struct pod_record *p) {
+    struct sq_store *s = sq(base);
     /* Most writes change a pod's verdict or counts, not where it is or its
      * name: an UPDATE of the other columns leaves the indexes alone. */
     int r = put_with(s, STMT_POD_UPDATE,
@@ -913,14 +945,15 @@ int store_pod_put(struct store *s, const struct pod_record *p) {
     return r < 0 ? r : 0;
 }
 
-int store_pod_delete_node(struct store *s, const char *node) {
+static int sq_pod_delete_node(struct store *base, const char *node) {
+    struct sq_store *s = sq(base);
     int r = exec_text(s, "DELETE FROM pod_files WHERE uid IN (SELECT uid FROM pods WHERE node = ?)",
                       node, "deleting a node's pods' files");
     return r < 0 ? r
                  : exec_text(s, "DELETE FROM pods WHERE node = ?", node, "deleting a node's pods");
 }
 
-static int pods_foreach(struct store *s, const char *node,
+static int pods_foreach(struct sq_store *s, const char *node,
                         int (*fn)(const struct pod_record *, void *), void *ud) {
     sqlite3_stmt *st = NULL;
     struct pod_record p;
@@ -946,19 +979,11 @@ static int pods_foreach(struct store *s, const char *node,
     return r;
 }
 
-int store_pod_foreach(struct store *s, int (*fn)(const struct pod_record *, void *), void *ud) {
-    return pods_foreach(s, NULL, fn, ud);
-}
-
-int store_pod_foreach_node(struct store *s, const char *node,
-                           int (*fn)(const struct pod_record *, void *), void *ud) {
-    return pods_foreach(s, node, fn, ud);
-}
-
 #define PENDING_COLS \
     "id, node, uid, container, entry, template, path, digest, violation, seen_ms, dropped"
 
-int store_pending_add(struct store *s, const struct pending_record *p) {
+static int sq_pending_add(struct store *base, const struct pending_record *p) {
+    struct sq_store *s = sq(base);
     sqlite3_stmt *st = NULL;
     int r;
 
@@ -989,8 +1014,9 @@ int store_pending_add(struct store *s, const struct pending_record *p) {
     return r;
 }
 
-int store_pending_list(struct store *s, const char *node, int64_t after, struct pending_record *ret,
-                       size_t max) {
+static int sq_pending_list(struct store *base, const char *node, int64_t after,
+                           struct pending_record *ret, size_t max) {
+    struct sq_store *s = sq(base);
     sqlite3_stmt *st = NULL;
     size_t n = 0;
     int r, rc;
@@ -1026,7 +1052,8 @@ int store_pending_list(struct store *s, const char *node, int64_t after, struct 
     return (int)n;
 }
 
-int store_pending_delete(struct store *s, int64_t id) {
+static int sq_pending_delete(struct store *base, int64_t id) {
+    struct sq_store *s = sq(base);
     sqlite3_stmt *st = NULL;
     int r = sql_rc(s, sqlite3_prepare_v2(s->db, "DELETE FROM pending WHERE id = ?", -1, &st, NULL),
                    "deleting a pending measurement");
@@ -1040,12 +1067,14 @@ int store_pending_delete(struct store *s, int64_t id) {
     return r;
 }
 
-int store_pending_delete_node(struct store *s, const char *node) {
+static int sq_pending_delete_node(struct store *base, const char *node) {
+    struct sq_store *s = sq(base);
     return exec_text(s, "DELETE FROM pending WHERE node = ?", node,
                      "deleting a node's pending measurements");
 }
 
-int store_pending_count(struct store *s, uint64_t *ret) {
+static int sq_pending_count(struct store *base, uint64_t *ret) {
+    struct sq_store *s = sq(base);
     sqlite3_stmt *st = NULL;
     int r = sql_rc(s, sqlite3_prepare_v2(s->db, "SELECT COUNT(*) FROM pending", -1, &st, NULL),
                    "counting pending measurements");
@@ -1059,7 +1088,8 @@ int store_pending_count(struct store *s, uint64_t *ret) {
     return r;
 }
 
-int store_pending_nodes(struct store *s, int (*fn)(const char *node, void *ud), void *ud) {
+static int sq_pending_nodes(struct store *base, int (*fn)(const char *node, void *ud), void *ud) {
+    struct sq_store *s = sq(base);
     sqlite3_stmt *st = NULL;
     int r, rc;
 
@@ -1077,7 +1107,8 @@ int store_pending_nodes(struct store *s, int (*fn)(const char *node, void *ud), 
     return r;
 }
 
-int store_node_with_ek_fp(struct store *s, const char *ek_fp, const char *name, char *ret) {
+static int sq_node_with_ek_fp(struct store *base, const char *ek_fp, const char *name, char *ret) {
+    struct sq_store *s = sq(base);
     sqlite3_stmt *st = NULL;
     int r, rc;
 
@@ -1104,16 +1135,19 @@ int store_node_with_ek_fp(struct store *s, const char *ek_fp, const char *name, 
     return r;
 }
 
-int store_pod_files_delete(struct store *s, const char *uid) {
+static int sq_pod_files_delete(struct store *base, const char *uid) {
+    struct sq_store *s = sq(base);
     return exec_text(s, "DELETE FROM pod_files WHERE uid = ?", uid, "deleting a pod's files");
 }
 
-int store_pod_delete(struct store *s, const char *uid) {
-    int r = store_pod_files_delete(s, uid);
+static int sq_pod_delete(struct store *base, const char *uid) {
+    struct sq_store *s = sq(base);
+    int r = store_pod_files_delete(base, uid);
     return r < 0 ? r : exec_text(s, "DELETE FROM pods WHERE uid = ?", uid, "deleting a pod");
 }
 
-int store_pod_file_add(struct store *s, const char *uid, const struct pod_file *f) {
+static int sq_pod_file_add(struct store *base, const char *uid, const struct pod_file *f) {
+    struct sq_store *s = sq(base);
     sqlite3_stmt *st = NULL;
     int r;
 
@@ -1137,8 +1171,9 @@ int store_pod_file_add(struct store *s, const char *uid, const struct pod_file *
     return r;
 }
 
-int store_pod_files_foreach(struct store *s, const char *uid,
-                            int (*fn)(const struct pod_file *, void *), void *ud) {
+static int sq_pod_files_foreach(struct store *base, const char *uid,
+                                int (*fn)(const struct pod_file *, void *), void *ud) {
+    struct sq_store *s = sq(base);
     sqlite3_stmt *st = NULL;
     struct pod_file *f = malloc(sizeof(*f));
     int r, rc;
@@ -1168,8 +1203,9 @@ int store_pod_files_foreach(struct store *s, const char *uid,
     return r;
 }
 
-int store_pending_count_key(struct store *s, const char *node, const char *uid,
-                            const char *container, uint64_t *ret) {
+static int sq_pending_count_key(struct store *base, const char *node, const char *uid,
+                                const char *container, uint64_t *ret) {
+    struct sq_store *s = sq(base);
     sqlite3_stmt *st = NULL;
     int r = sql_rc(s,
                    sqlite3_prepare_v2(s->db,
@@ -1193,8 +1229,9 @@ int store_pending_count_key(struct store *s, const char *node, const char *uid,
     return r;
 }
 
-int store_pending_mark_dropped(struct store *s, const char *node, const char *uid,
-                               const char *container, int64_t seen_ms) {
+static int sq_pending_mark_dropped(struct store *base, const char *node, const char *uid,
+                                   const char *container, int64_t seen_ms) {
+    struct sq_store *s = sq(base);
     sqlite3_stmt *st = NULL;
     int r = sql_rc(s,
                    sqlite3_prepare_v2(s->db,
@@ -1222,14 +1259,15 @@ int store_pending_mark_dropped(struct store *s, const char *node, const char *ui
         snprintf(p->template_name, sizeof(p->template_name), "(dropped)");
         p->seen_ms = seen_ms;
         p->dropped = 1;
-        r = store_pending_add(s, p);
+        r = store_pending_add(base, p);
         free(p);
         return r < 0 ? r : 1;
     }
     return r;
 }
 
-int store_nonce_use(struct store *s, const uint8_t *nonce, size_t len, int64_t expires_ms) {
+static int sq_nonce_use(struct store *base, const uint8_t *nonce, size_t len, int64_t expires_ms) {
+    struct sq_store *s = sq(base);
     sqlite3_stmt *st;
     int r = stmt_get(s, STMT_NONCE_USE,
                      "INSERT INTO used_nonces (nonce, expires_ms) VALUES (?, ?) "
@@ -1249,7 +1287,8 @@ int store_nonce_use(struct store *s, const uint8_t *nonce, size_t len, int64_t e
     return r;
 }
 
-int store_nonce_purge(struct store *s, int64_t now_ms) {
+static int sq_nonce_purge(struct store *base, int64_t now_ms) {
+    struct sq_store *s = sq(base);
     sqlite3_stmt *st = NULL;
     int r = sql_rc(s,
                    sqlite3_prepare_v2(s->db, "DELETE FROM used_nonces WHERE expires_ms < ?", -1,
@@ -1264,7 +1303,7 @@ int store_nonce_purge(struct store *s, int64_t now_ms) {
     return r < 0 ? r : sqlite3_changes(s->db);
 }
 
-static int secret_read(struct store *s, const char *name, uint8_t *ret, size_t len) {
+static int secret_read(struct sq_store *s, const char *name, uint8_t *ret, size_t len) {
     sqlite3_stmt *st = NULL;
     int r = sql_rc(
             s, sqlite3_prepare_v2(s->db, "SELECT value FROM secrets WHERE name = ?", -1, &st, NULL),
@@ -1285,7 +1324,8 @@ static int secret_read(struct store *s, const char *name, uint8_t *ret, size_t l
     return r;
 }
 
-int store_secret(struct store *s, const char *name, uint8_t *ret, size_t len) {
+static int sq_secret(struct store *base, const char *name, uint8_t *ret, size_t len) {
+    struct sq_store *s = sq(base);
     uint8_t fresh[64];
     sqlite3_stmt *st = NULL;
     int r;
@@ -1316,7 +1356,47 @@ int store_secret(struct store *s, const char *name, uint8_t *ret, size_t len) {
     return r < 0 ? r : secret_read(s, name, ret, len);
 }
 
-bool store_shared(const struct store *s) {
-    (void)s;
-    return false;
+static int sq_pod_foreach_any(struct store *base, const char *node,
+                              int (*fn)(const struct pod_record *, void *), void *ud) {
+    return pods_foreach(sq(base), node, fn, ud);
 }
+
+static const struct store_ops sqlite_ops = {
+        .name = "sqlite",
+        .close = sq_close,
+        .open_reader = sq_open_reader,
+        .begin = sq_begin,
+        .commit = sq_commit,
+        .rollback = sq_rollback,
+        .savepoint = sq_savepoint,
+        .release = sq_release,
+        .rollback_to = sq_rollback_to,
+        .in_transaction = sq_in_transaction,
+        .sync = sq_sync,
+        .checkpoints = sq_checkpoints,
+        .node_get = sq_node_get,
+        .node_put = sq_node_put,
+        .node_delete = sq_node_delete,
+        .node_with_ek_fp = sq_node_with_ek_fp,
+        .node_foreach = sq_node_foreach,
+        .pod_get = sq_pod_get,
+        .pod_put = sq_pod_put,
+        .pod_delete_node = sq_pod_delete_node,
+        .pod_delete = sq_pod_delete,
+        .pod_files_delete = sq_pod_files_delete,
+        .pod_foreach = sq_pod_foreach_any,
+        .pending_add = sq_pending_add,
+        .pending_list = sq_pending_list,
+        .pending_delete = sq_pending_delete,
+        .pending_count_key = sq_pending_count_key,
+        .pending_mark_dropped = sq_pending_mark_dropped,
+        .pending_delete_node = sq_pending_delete_node,
+        .pod_file_add = sq_pod_file_add,
+        .pod_files_foreach = sq_pod_files_foreach,
+        .pending_count = sq_pending_count,
+        .pending_nodes = sq_pending_nodes,
+        .nonce_use = sq_nonce_use,
+        .nonce_purge = sq_nonce_purge,
+        .secret = sq_secret,
+        .shared = false,
+};
