@@ -8,6 +8,8 @@
 # The server also has a role "kima_pw" that logs in only with the password
 # "kima-test-pw" (scram-sha-256), for the tests of the password's sources:
 # its connection string is in KIMA_TEST_DB_PW (without the password).
+# An argument "@PG_DSN@" is replaced by the connection string (for a
+# command that takes it as an option, e.g. bench-load.sh --db @PG_DSN@).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/integration/pg.sh
@@ -33,4 +35,8 @@ pg_restart || exit 1
 export KIMA_TEST_DB="$PG_DSN"
 export KIMA_TEST_DB_PW="host=$PG_DIR port=$PG_PORT dbname=kima user=kima_pw"
 export PG_DSN PG_DIR
-"$@"
+args=()
+for a in "$@"; do
+    if [ "$a" = "@PG_DSN@" ]; then args+=("$PG_DSN"); else args+=("$a"); fi
+done
+"${args[@]}"
