@@ -298,6 +298,40 @@ static void test_connection_lost(void **state) {
     store_close(s);
 }
 
+/* The server refuses the reconnection for a while (a failover not done
+ * yet): each call fails with -EIO, reconnection attempts back off, and
+ * the store works again once the server takes it, without a reopen. */
+static void test_reconnect_after_refusals(void **state) {
+    const char *spec = getenv("KIMA_TEST_DB_PW");
+    struct store *s = NULL;
+    struct node_record n;
+    int r = -EIO;
+    (void)state;
+
+    assert_non_null(spec);
+    test_db_pg_sql("GRANT ALL ON SCHEMA public TO kima_pw");
+    setenv("KIMA_DB_PASSWORD", "kima-test-pw", 1);
+    assert_int_equal(store_open(spec, &s), 0);
+    make_node(&n, "node-1");
+    assert_int_equal(store_node_put(s, &n), 0);
+    test_db_pg_sql("ALTER ROLE kima_pw NOLOGIN");
+    terminate_verifiers();
+    assert_int_equal(store_node_get(s, "node-1", &n), -EIO); /* the loss */
+    assert_int_equal(store_node_get(s, "node-1", &n), -EIO); /* refused */
+    assert_int_equal(store_begin(s), -EIO);
+    assert_false(store_in_transaction(s));
+    test_db_pg_sql("ALTER ROLE kima_pw LOGIN");
+    for (int i = 0; i < 400 && r != 0; i++) {
+        r = store_node_get(s, "node-1", &n); /* within the backoff: -EIO */
+        if (r != 0) {
+            usleep(50000); /* waits for a condition, up to 20 s */
+        }
+    }
+    assert_int_equal(r, 0);
+    assert_int_equal(n.version, 1);
+    store_close(s);
+}
+
 /* What the database returns is input: a field longer than the record's is
  * an error, not an overflow; a state no verifier wrote reads as
  * untrusted. */
@@ -345,6 +379,7 @@ int main(void) {
             cmocka_unit_test_setup(test_migration_once, fresh),
             cmocka_unit_test_setup(test_password_sources, fresh),
             cmocka_unit_test_setup(test_connection_lost, fresh),
+            cmocka_unit_test_setup(test_reconnect_after_refusals, fresh),
             cmocka_unit_test_setup(test_database_is_input, fresh),
             cmocka_unit_test_setup(test_synchronous_commit_off_refused, fresh),
     };
