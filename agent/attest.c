@@ -373,10 +373,12 @@ int agent_round(struct agent *a) {
     json_decref(req);
     if (status != 200) {
         /* 409 "node changed": another verifier of the deployment wrote the
-         * node while this one checked the round, and nothing of it was
-         * recorded; a new round, here, goes through. */
+         * node while this one checked the round; 409 "stale round": a newer
+         * quote of the node was judged since the challenge. Nothing of the
+         * round was recorded either way; a new round, here, goes through. */
         const char *error = resp ? json_string_value(json_object_get(resp, "error")) : NULL;
-        bool changed = status == 409 && error && strcmp(error, "node changed") == 0;
+        bool changed = status == 409 && error &&
+                       (strcmp(error, "node changed") == 0 || strcmp(error, "stale round") == 0);
         log_msg(changed ? LOG_LEVEL_INFO : LOG_LEVEL_WARN, "evidence refused: %d %s", status,
                 answer_text(resp, "detail", "(no detail given)"));
         json_decref(resp);

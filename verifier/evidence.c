@@ -207,6 +207,7 @@ struct round {
     bool bad; /* entry nms is refused, for bad_reason */
     char bad_reason[STORE_REASON_MAX];
     int64_t nonce_expires_ms; /* shared nonces: until when its single-use record is kept */
+    bool stale;               /* older than a quote judged since its nonce: stale_round() */
 };
 
 /* How a step ended: go on to the next, go straight to commit (the node
@@ -315,6 +316,28 @@ static int nonce_use(struct round *rd) {
     return store_nonce_use(e->store, rd->ev.nonce, rd->ev.nonce_len, rd->nonce_expires_ms);
 }
 
+#define STALE_ROUND                                                                           \
+    "a newer quote of this node was judged (at this or another verifier) after this round's " \
+    "challenge was issued; nothing of the round was recorded: start a new round"
+
+/* With shared nonces, a quote that is genuine and answers a fresh nonce but
+ * is older than the stored one (its clock, restart or reset count behind)
+ * while the stored one was judged after this round's nonce was issued: two
+ * rounds of the node ran at once (at two verifiers), the newer one judged
+ * first. Not a replay (the nonce is fresh and used once): refused, not a
+ * failure of the node. The stored quote judged before the nonce was
+ * issued, an older quote is what no honest TPM makes: the node fails. */
+static bool stale_round(const struct round *rd, const struct tpm_quote_result *qr) {
+    const struct engine *e = rd->e;
+
+    if (!e->shared_nonces || !rd->n->has_clock ||
+        (qr->failed != TPM_QUOTE_CLOCK_BACK && qr->failed != TPM_QUOTE_RESTART_BACK &&
+         qr->failed != TPM_QUOTE_RESET_BACK)) {
+        return false;
+    }
+    return rd->n->last_attested_ms >= rd->nonce_expires_ms - (int64_t)e->cfg.nonce_ttl_ms;
+}
+
 /* The quote, by every rule of docs/tpm.md, against the stored AK (parsed
  * once per node) and the previous quote's clock. A refused quote fails the
  * node. No store lock. */
@@ -338,6 +361,9 @@ static enum step check_quote(struct round *rd, struct tpm_quote_result *qr,
                                  .pcrs = &rd->ev.pcrs,
                                  .previous = n->has_clock ? &prev : NULL};
     tpm_quote_verify(key, rd->ev.attest, rd->ev.attest_len, rd->ev.sig, rd->ev.sig_len, &x, qr);
+    /* Refused at the write, once the nonce is known unused there: a
+     * replayed evidence is told so, not taken for a stale round. */
+    rd->stale = stale_round(rd, qr);
     if (qr->failed != TPM_QUOTE_OK) {
         snprintf(reason, sizeof(reason), "quote refused (%s): %s", tpm_quote_check_name(qr->failed),
                  qr->why);
@@ -363,6 +389,9 @@ static enum engine_status lost(struct round *rd, int r, json_t **resp) {
     if (r == -EEXIST) {
         return refused(rd, resp, "bad nonce",
                        "the nonce was used already, at this verifier or another");
+    }
+    if (r == -EALREADY) {
+        return refused(rd, resp, "stale round", STALE_ROUND);
     }
     if (!e->shared_nonces) {
         return refused(rd, resp, "node changed", NODE_CHANGED);
@@ -655,7 +684,7 @@ static enum engine_status commit(struct round *rd, struct engine_write *w, json_
     /* The audit records go after the node: a round that lost the node
      * (-ESTALE) leaves none saying it was judged. */
     rd->r = engine_write_end(e, w, rd->r);
-    if (rd->r == -ESTALE || rd->r == -EEXIST) {
+    if (rd->r == -ESTALE || rd->r == -EEXIST || rd->r == -EALREADY) {
         return lost(rd, rd->r, resp);
     }
     if (rd->r < 0) {
@@ -689,6 +718,9 @@ static enum engine_status run_writer(struct round *rd, enum step st, json_t **re
     }
     if (rd->r == 0) {
         rd->r = nonce_use(rd);
+    }
+    if (rd->stale && rd->r == 0) {
+        rd->r = -EALREADY; /* nothing recorded: a stale round */
     }
     if (rd->failed && rd->r == 0) {
         st = node_failed(rd, rd->reason);

@@ -765,6 +765,14 @@ static void test_round_node_changed(void **state) {
     assert_false(agent_loop_again_now(&l, true, 1));
     assert_true(agent_loop_again_now(&l, true, -ESTALE)); /* at once again */
 
+    /* 409 "stale round" (a newer quote was judged since the challenge):
+     * the same as a changed node. */
+    stub_reset();
+    expect_round(3, 409, json_pack("{s:s}", "error", "stale round"));
+    assert_int_equal(agent_round(&f->a), -ESTALE);
+    expect_done();
+    assert_int_equal(f->a.pos.known_index, 3);
+
     stub_reset();
     expect_round(3, 409, json_pack("{s:s}", "error", "bad nonce"));
     assert_int_equal(agent_round(&f->a), -EAGAIN);

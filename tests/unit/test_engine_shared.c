@@ -285,6 +285,61 @@ static void test_node_changed(void **state) {
     assert_true(audited(f, "/tmp/miner"));
 }
 
+/* A newer round of the node judged at B between this round's quote and
+ * its evidence (two rounds at once, at two verifiers). */
+static void newer_round_at_b(json_t *req, uint8_t *ima, size_t n) {
+    json_t *resp = NULL;
+
+    (void)req;
+    (void)ima;
+    (void)n;
+    sh.f->e = sh.b;
+    assert_int_equal(attest(sh.f, &resp, NULL), ENGINE_OK);
+    assert_string_equal(verdict(resp), "trusted");
+    json_decref(resp);
+    sh.f->e = sh.a;
+}
+
+/* An older quote than the stored one: a stale round (409, nothing
+ * recorded, the node as the newer round left it) when the stored one was
+ * judged after this round's nonce was issued; a failure of the node (what
+ * no honest TPM makes) when it was judged before. */
+static void test_stale_round(void **state) {
+    struct fx *f = *state;
+    json_t *resp = NULL, *n;
+    struct node_record *rec = calloc(1, sizeof(*rec));
+
+    assert_non_null(rec);
+    register_and_activate(f);
+    measure(f, "/usr/bin/upfd", GOOD, true);
+    assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
+    json_decref(resp);
+    measure(f, "/usr/lib/libc.so.6", GOOD, true);
+    assert_int_equal(attest(f, &resp, newer_round_at_b), ENGINE_CONFLICT);
+    assert_string_equal(answer(resp, "error"), "stale round");
+    assert_non_null(strstr(answer(resp, "detail"), "start a new round"));
+    json_decref(resp);
+    assert_true(audited(f, "\"error\":\"stale round\""));
+    n = node_json(f, NODE);
+    assert_string_equal(json_string_value(json_object_get(n, "state")), "trusted");
+    assert_int_equal(json_integer_value(json_object_get(n, "attestations")), 2);
+    json_decref(n);
+    assert_string_equal(pod_state(f), "trusted");
+
+    /* The stored clock ahead of every quote, judged before the next
+     * nonce: an older quote now fails the node. */
+    assert_int_equal(store_node_get(sh.store, NODE, rec), 0);
+    rec->clock += 1000000000ull;
+    rec->last_attested_ms -= 1000;
+    assert_int_equal(store_node_put(sh.store, rec), 0);
+    measure(f, "/usr/lib/libm.so.6", GOOD, true);
+    assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
+    assert_string_equal(verdict(resp), "untrusted");
+    assert_non_null(strstr(answer(resp, "reason"), "not after the previous quote"));
+    json_decref(resp);
+    free(rec);
+}
+
 /* The drain counts this verifier's outstanding nonces in shared mode too:
  * issued here, gone once used here; one used at another verifier counts
  * here until it expires (an agent answers where it asked). */
@@ -344,6 +399,7 @@ int main(void) {
                                             teardown_shared),
             cmocka_unit_test_setup_teardown(test_bad_nonces, setup_shared, teardown_shared),
             cmocka_unit_test_setup_teardown(test_node_changed, setup_shared, teardown_shared),
+            cmocka_unit_test_setup_teardown(test_stale_round, setup_shared, teardown_shared),
             cmocka_unit_test_setup_teardown(test_drain_counts_shared, setup_shared,
                                             teardown_shared),
             cmocka_unit_test_setup_teardown(test_purge, setup_shared, teardown_shared),
