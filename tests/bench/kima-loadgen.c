@@ -50,6 +50,12 @@ static const char usage[] =
         "  --rsa-keys random|pool  pool: RSA keys as products of pairs of a pool of primes,\n"
         "                        distinct and made in seconds, but weak (load tests only)\n"
         "  --ack-log FILE        append \"node ima_next_index\" for every evidence answered 200\n"
+        "  --rounds-log FILE     append \"unix_ms node nonce ima_next_index\" for each of them\n"
+        "  --failover            a round whose connection broke (reset, end, TLS error,\n"
+        "                        timeout) or answered 502/503/504 starts again on a new\n"
+        "                        connection (up to 20 times), counted as failed_over, not\n"
+        "                        as an error (verifiers behind a balancer, one going away);\n"
+        "                        a set-up request so broken is counted there too\n"
         "  --verifier-pid PID    report the verifier's CPU per round and RSS\n"
         "  --baseline-rss BYTES  its RSS before nodes connected (default: read at start)\n"
         "  --json                the figures as one JSON line too\n"
@@ -80,6 +86,8 @@ enum {
     O_WRITE_PODS,
     O_RECONNECT,
     O_RSA_KEYS,
+    O_ROUNDS_LOG,
+    O_FAILOVER,
 };
 
 /* 127.0.0.0/8 or ::1, with a port: the generator goes nowhere else. */
@@ -192,6 +200,12 @@ static int parse_one(int o, const char *a, struct lg_config *c, const char **pod
     case O_ACK:
         c->ack_log = a;
         return 0;
+    case O_ROUNDS_LOG:
+        c->rounds_log = a;
+        return 0;
+    case O_FAILOVER:
+        c->failover = true;
+        return 0;
     case O_VPID:
         if (parse_u64_range(a, 1, 1u << 30, &v) < 0) {
             return -EINVAL;
@@ -240,6 +254,8 @@ static int parse_args(int argc, char **argv, struct lg_config *c, const char **p
             {"ak", required_argument, NULL, O_AK},
             {"cache-dir", required_argument, NULL, O_CACHE},
             {"ack-log", required_argument, NULL, O_ACK},
+            {"rounds-log", required_argument, NULL, O_ROUNDS_LOG},
+            {"failover", no_argument, NULL, O_FAILOVER},
             {"verifier-pid", required_argument, NULL, O_VPID},
             {"baseline-rss", required_argument, NULL, O_BASELINE},
             {"json", no_argument, NULL, O_JSON},
@@ -525,6 +541,8 @@ static void merge(struct worker *w, unsigned nw, struct figures *f) {
         s->handshakes += x->handshakes;
         s->resumed += x->resumed;
         s->retried += x->retried;
+        s->failed_over += x->failed_over;
+        s->given_up += x->given_up;
         for (int k = 0; k < 600; k++) {
             s->http[k] += x->http[k];
         }
@@ -597,6 +615,11 @@ static void report_text(const struct lg_config *c, const struct figures *f, doub
            "(the verifier had closed an idle one) %llu\n",
            (unsigned long long)s->handshakes, (unsigned long long)s->resumed,
            (unsigned long long)s->retried);
+    if (c->failover) {
+        printf("  failover: rounds started again after a broken connection or a 502/503/504 "
+               "%llu, given up %llu\n",
+               (unsigned long long)s->failed_over, (unsigned long long)s->given_up);
+    }
     if (c->verifier_pid > 0 && f->have_cpu && f->rss0 >= 0 && f->rss1 >= 0) {
         printf("  verifier: CPU per round %.3f ms (%.2f cores); RSS %.1f MB before, %.1f MB at "
                "the end, %.0f bytes per node\n",
@@ -633,9 +656,11 @@ static void report_json(const struct lg_config *c, const struct figures *f, doub
     for (int k = 0; k < LG_ERR_KINDS; k++) {
         printf(",\"%s\":%llu", err_names[k], (unsigned long long)s->err[k]);
     }
-    printf(",\"handshakes\":%llu,\"resumed\":%llu,\"retried\":%llu",
+    printf(",\"handshakes\":%llu,\"resumed\":%llu,\"retried\":%llu,\"failed_over\":%llu,"
+           "\"given_up\":%llu",
            (unsigned long long)s->handshakes, (unsigned long long)s->resumed,
-           (unsigned long long)s->retried);
+           (unsigned long long)s->retried, (unsigned long long)s->failed_over,
+           (unsigned long long)s->given_up);
     if (c->verifier_pid > 0) {
         printf(",\"verifier_cpu_ms_per_round\":%.4f,\"verifier_cores\":%.3f,"
                "\"verifier_rss_baseline\":%lld,\"verifier_rss_end\":%lld,"
@@ -745,6 +770,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "kima-loadgen: cannot open %s: %s\n", cfg.ack_log, strerror(errno));
         return 1;
     }
+    if (cfg.rounds_log && !(lg_shared.rounds = fopen(cfg.rounds_log, "a"))) {
+        fprintf(stderr, "kima-loadgen: cannot open %s: %s\n", cfg.rounds_log, strerror(errno));
+        return 1;
+    }
     setenv("TSS2_LOG", "all+none", 0);
     /* two keys per node: EK and AK (an ECC AK leaves its pair unused) */
     if (cfg.rsa_pool && lg_rsa_pool_init(2 * (size_t)cfg.nodes) < 0) {
@@ -755,6 +784,9 @@ int main(int argc, char **argv) {
     lg_rsa_pool_free();
     if (lg_shared.ack) {
         fclose(lg_shared.ack);
+    }
+    if (lg_shared.rounds) {
+        fclose(lg_shared.rounds);
     }
     if (r < 0) {
         fprintf(stderr, "kima-loadgen: the run failed: %s\n", strerror(-r));

@@ -378,10 +378,20 @@ int lg_evidence_answer(struct lg_node *n, const char *answer, size_t len) {
             kbuf_reset(&n->g.list);
             n->base = nx;
         }
-        if (lg_shared.ack) {
+        if (lg_shared.ack || lg_shared.rounds) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
             pthread_mutex_lock(&lg_shared.ack_lock);
-            fprintf(lg_shared.ack, "%s %llu\n", n->name, (unsigned long long)nx);
-            fflush(lg_shared.ack);
+            if (lg_shared.ack) {
+                fprintf(lg_shared.ack, "%s %llu\n", n->name, (unsigned long long)nx);
+                fflush(lg_shared.ack);
+            }
+            if (lg_shared.rounds) {
+                fprintf(lg_shared.rounds, "%lld %s %s %llu\n",
+                        (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, n->name, n->nonce_b64,
+                        (unsigned long long)nx);
+                fflush(lg_shared.rounds);
+            }
             pthread_mutex_unlock(&lg_shared.ack_lock);
         }
         r = strcmp(verdict, "trusted") == 0 ? 0 : -EPERM;

@@ -7,7 +7,7 @@ pkgs=(gcc libc6-dev pkg-config meson ninja-build python3 libssl-dev libcmocka-de
       clang-format ima-evm-utils libtss2-dev swtpm swtpm-tools tpm2-tools openssl libjansson-dev libsqlite3-dev
       libmicrohttpd-dev libgnutls28-dev libcurl4-openssl-dev libyaml-dev curl
       libarchive-dev docker-registry skopeo umoci apache2-utils zstd xz-utils
-      postgresql-15 libpq-dev "$@")
+      postgresql-15 libpq-dev haproxy "$@")
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -25,7 +25,8 @@ $sudo apt-get update -qq
 # packages of the same run too). A policy-rc.d already in place
 # (containers have one) is left alone.
 pg_new=""
-case " ${missing[*]} " in *" postgresql-15 "*) pg_new=1 ;; esac
+# (haproxy's too: the tests start their own, tests/integration/haproxy.sh)
+case " ${missing[*]} " in *" postgresql-15 "* | *" haproxy "*) pg_new=1 ;; esac
 rcd=/usr/sbin/policy-rc.d
 rcd_ours=""
 if [ -n "$pg_new" ] && [ ! -e "$rcd" ]; then
@@ -37,5 +38,6 @@ fi
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 if [ -n "$pg_new" ] && command -v systemctl >/dev/null; then
     $sudo systemctl disable --quiet postgresql.service 2>/dev/null || true
+    $sudo systemctl disable --quiet haproxy.service 2>/dev/null || true
 fi
 [ -z "$rcd_ours" ] || { $sudo rm -f "$rcd"; trap - EXIT; }
