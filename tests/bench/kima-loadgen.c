@@ -57,6 +57,8 @@ static const char usage[] =
         "                        as an error (verifiers behind a balancer, one going away);\n"
         "                        a set-up request so broken is counted there too\n"
         "  --verifier-pid PID    report the verifier's CPU per round and RSS\n"
+        "  --cpu-pid NAME=PID    report PID's CPU per round in the window, summed by NAME\n"
+        "                        (several verifiers, the database, a balancer; up to 32)\n"
         "  --baseline-rss BYTES  its RSS before nodes connected (default: read at start)\n"
         "  --json                the figures as one JSON line too\n"
         "  --write-pods FILE     write the pods file (PodList) of --nodes x --pods and exit\n";
@@ -88,6 +90,7 @@ enum {
     O_RSA_KEYS,
     O_ROUNDS_LOG,
     O_FAILOVER,
+    O_CPU_PID,
 };
 
 /* 127.0.0.0/8 or ::1, with a port: the generator goes nowhere else. */
@@ -154,6 +157,25 @@ static int parse_u(const char *s, uint64_t lo, uint64_t hi, unsigned *ret) {
     return r;
 }
 
+/* NAME=PID: NAME 1..15 of [a-z0-9_-]. */
+static int parse_cpu_pid(const char *a, struct lg_config *c) {
+    const char *eq = strchr(a, '=');
+    size_t nl = eq ? (size_t)(eq - a) : 0;
+    struct lg_cpu_pid *x;
+    uint64_t v;
+
+    if (c->ncpu_pids >= LG_CPU_PIDS_MAX || nl == 0 || nl >= sizeof(x->name) ||
+        strspn(a, "abcdefghijklmnopqrstuvwxyz0123456789_-") != nl ||
+        parse_u64_range(eq + 1, 1, 1u << 30, &v) < 0) {
+        return -EINVAL;
+    }
+    x = &c->cpu_pids[c->ncpu_pids++];
+    memcpy(x->name, a, nl);
+    x->name[nl] = '\0';
+    x->pid = (int)v;
+    return 0;
+}
+
 static int parse_one(int o, const char *a, struct lg_config *c, const char **pods_out) {
     uint64_t v;
 
@@ -206,6 +228,8 @@ static int parse_one(int o, const char *a, struct lg_config *c, const char **pod
     case O_FAILOVER:
         c->failover = true;
         return 0;
+    case O_CPU_PID:
+        return parse_cpu_pid(a, c);
     case O_VPID:
         if (parse_u64_range(a, 1, 1u << 30, &v) < 0) {
             return -EINVAL;
@@ -256,6 +280,7 @@ static int parse_args(int argc, char **argv, struct lg_config *c, const char **p
             {"ack-log", required_argument, NULL, O_ACK},
             {"rounds-log", required_argument, NULL, O_ROUNDS_LOG},
             {"failover", no_argument, NULL, O_FAILOVER},
+            {"cpu-pid", required_argument, NULL, O_CPU_PID},
             {"verifier-pid", required_argument, NULL, O_VPID},
             {"baseline-rss", required_argument, NULL, O_BASELINE},
             {"json", no_argument, NULL, O_JSON},
@@ -454,6 +479,9 @@ struct figures {
     long long rss0, rss1;
     bool have_cpu;
     double own_cpu_s, own_cpu0, own_cpu1; /* the generator's, in all and at the window's ends */
+    /* --cpu-pid's ticks at the window's ends; false: not readable then */
+    unsigned long long pid_cpu0[LG_CPU_PIDS_MAX], pid_cpu1[LG_CPU_PIDS_MAX];
+    bool pid_ok[LG_CPU_PIDS_MAX];
 };
 
 static int cmp_double(const void *a, const void *b) {
@@ -509,11 +537,18 @@ static void drive(const struct lg_config *cfg, struct worker *w, unsigned nw, st
             set_phase(1);
         } else if (phase == 1 && now - t >= cfg->warmup) {
             f->have_cpu = pid > 0 && proc_cpu_ticks(pid, &f->cpu0) == 0;
+            for (unsigned i = 0; i < cfg->ncpu_pids; i++) {
+                f->pid_ok[i] = proc_cpu_ticks(cfg->cpu_pids[i].pid, &f->pid_cpu0[i]) == 0;
+            }
             f->own_cpu0 = own_cpu();
             t = now;
             set_phase(2);
         } else if (phase == 2 && now - t >= cfg->duration) {
             f->have_cpu = f->have_cpu && proc_cpu_ticks(pid, &f->cpu1) == 0;
+            for (unsigned i = 0; i < cfg->ncpu_pids; i++) {
+                f->pid_ok[i] =
+                        f->pid_ok[i] && proc_cpu_ticks(cfg->cpu_pids[i].pid, &f->pid_cpu1[i]) == 0;
+            }
             f->own_cpu1 = own_cpu();
             f->rss1 = pid > 0 ? proc_rss(pid) : -1;
             f->window_s = now - t;
@@ -578,6 +613,45 @@ static uint64_t error_count(const struct lg_stats *s) {
 static const char *const err_names[LG_ERR_KINDS] = {"tls",    "connect",    "timeout",
                                                     "closed", "bad_answer", "not_trusted"};
 
+/* --cpu-pid: CPU ms per round of the window, summed by name, in the order
+ * of the names' first appearance; a name with a process not readable at
+ * both ends of the window is reported as -1 ("gone"). */
+static void report_cpu_pids(const struct lg_config *c, const struct figures *f, bool json) {
+    double ticks = (double)sysconf(_SC_CLK_TCK);
+    bool first = true;
+
+    if (c->ncpu_pids == 0) {
+        return;
+    }
+    printf(json ? ",\"cpu_ms_per_round\":{" : "  CPU per round in the window:");
+    for (unsigned i = 0; i < c->ncpu_pids; i++) {
+        double ms = 0;
+        bool ok = true, seen = false;
+        for (unsigned k = 0; k < i && !seen; k++) {
+            seen = strcmp(c->cpu_pids[k].name, c->cpu_pids[i].name) == 0;
+        }
+        if (seen) {
+            continue;
+        }
+        for (unsigned k = i; k < c->ncpu_pids; k++) {
+            if (strcmp(c->cpu_pids[k].name, c->cpu_pids[i].name) == 0) {
+                ok = ok && f->pid_ok[k];
+                ms += (double)(f->pid_cpu1[k] - f->pid_cpu0[k]) / ticks * 1000.0;
+            }
+        }
+        ms = !ok ? -1 : f->st.rounds ? ms / (double)f->st.rounds : 0;
+        if (json) {
+            printf("%s\"%s\":%.4f", first ? "" : ",", c->cpu_pids[i].name, ms);
+        } else if (ok) {
+            printf("%s %s %.3f ms", first ? "" : ",", c->cpu_pids[i].name, ms);
+        } else {
+            printf("%s %s (a process gone)", first ? "" : ",", c->cpu_pids[i].name);
+        }
+        first = false;
+    }
+    printf(json ? "}" : "\n");
+}
+
 static void report_text(const struct lg_config *c, const struct figures *f, double cpu_ms,
                         double cores) {
     const struct lg_stats *s = &f->st;
@@ -629,6 +703,7 @@ static void report_text(const struct lg_config *c, const struct figures *f, doub
         printf("  verifier: process %d not readable over the whole window (gone?)\n",
                c->verifier_pid);
     }
+    report_cpu_pids(c, f, false);
     printf("  loadgen: %.3f ms CPU per round (%.2f cores) in the window, %.1f CPU seconds in all\n",
            s->rounds ? (f->own_cpu1 - f->own_cpu0) * 1000.0 / (double)s->rounds : 0,
            f->window_s > 0 ? (f->own_cpu1 - f->own_cpu0) / f->window_s : 0, f->own_cpu_s);
@@ -668,6 +743,7 @@ static void report_json(const struct lg_config *c, const struct figures *f, doub
                cpu_ms, cores, f->rss0, f->rss1,
                f->rss0 >= 0 && f->rss1 >= 0 ? (double)(f->rss1 - f->rss0) / c->nodes : -1.0);
     }
+    report_cpu_pids(c, f, true);
     printf(",\"loadgen_cpu_s\":%.2f,\"loadgen_cpu_ms_per_round\":%.4f}\n", f->own_cpu_s,
            s->rounds ? (f->own_cpu1 - f->own_cpu0) * 1000.0 / (double)s->rounds : 0);
 }

@@ -29,6 +29,7 @@
 #define LG_LIST_MAX     (64u << 20)   /* one node's unacknowledged entries */
 #define LG_LAT_MAX      (8u << 20)    /* latencies kept for percentiles */
 #define LG_FAILOVER_MAX 20            /* --failover: new starts of one round at most */
+#define LG_CPU_PIDS_MAX 32            /* --cpu-pid NAME=PID options */
 
 struct lg_config {
     unsigned nodes, entries, pods, threads, sources, ak_mode; /* ak: 0 rsa, 1 ecc, 2 mixed */
@@ -47,6 +48,13 @@ struct lg_config {
      * counted in failed_over, not as an error (a balancer in front of
      * several verifiers, one of which went away) */
     bool failover;
+    /* --cpu-pid: processes whose CPU in the window is reported per round,
+     * summed by name */
+    struct lg_cpu_pid {
+        char name[16];
+        int pid;
+    } cpu_pids[LG_CPU_PIDS_MAX];
+    unsigned ncpu_pids;
 };
 
 enum lg_step {
