@@ -122,7 +122,7 @@ static int open_core(struct verifier *v) {
         inventory_set_static_namespaces(v->inv, cfg->static_pod_namespaces) < 0 ||
         inventory_refresh(v->inv) < 0 ||
         engine_new(&v->engine_cfg, v->store, v->audit, v->inv, cfg->policies, &v->engine) < 0 ||
-        store_open_reader(cfg->db, &v->reader) < 0) {
+        store_open_reader(v->store, &v->reader) < 0) {
         log_error("start-up failed (store %s, audit log %s, audit key %s, pods file %s)", cfg->db,
                   cfg->audit_log, cfg->audit_key, cfg->pods_file ? cfg->pods_file : "-");
         return -EINVAL;

@@ -9,7 +9,11 @@
 #include "hash.h"
 #include "state.h"
 
-/* The verifier's state in SQLite (WAL, synchronous=NORMAL): nodes with their
+/* The verifier's state, in one of two backends chosen by store_open's
+ * spec (store-internal.h): an SQLite file, or a PostgreSQL database that
+ * several verifiers share (store-pg.c; docs/verifier.md, "PostgreSQL").
+ *
+ * SQLite (WAL, synchronous=NORMAL): nodes with their
  * keys, activation and replay state, and pods with their trust state. A
  * COMMIT writes the transaction's frames to the WAL file without syncing
  * it; store_sync() makes every transaction committed before it durable (the
@@ -116,7 +120,29 @@ struct pod_file {
     uint64_t entry; /* the IMA index it was first seen at */
 };
 
-int store_open(const char *path, struct store **ret);
+enum store_kind { STORE_SQLITE, STORE_POSTGRESQL };
+/* Which backend a spec names: "postgres://..." or "postgresql://..." (a
+ * libpq URI), or libpq's key=value form (it starts with "keyword=", e.g.
+ * "host=db dbname=kima"), is PostgreSQL; anything else is an SQLite file
+ * (a file whose name looks like key=value is named with its directory:
+ * "./host=x"). */
+enum store_kind store_spec_kind(const char *spec);
+
+/* A database password: its file or KIMA_DB_PASSWORD, at most this long. */
+#define STORE_PASSWORD_MAX 1024
+
+/* Open the store `spec` names (store_spec_kind), making or migrating its
+ * schema. For PostgreSQL the password is never in the spec (one there is
+ * refused, -EINVAL): it is read from password_file (bounded, one trailing
+ * newline stripped) when not NULL, else from the environment's
+ * KIMA_DB_PASSWORD, which is then removed from the environment. 0, -EIO,
+ * -EINVAL, -EPROTO (a newer schema), -ENOTSUP (PostgreSQL without libpq).
+ * Caller closes with store_close(). */
+int store_open_with(const char *spec, const char *password_file, struct store **ret);
+/* store_open_with(spec, NULL, ret). */
+int store_open(const char *spec, struct store **ret);
+/* "sqlite" or "postgresql". */
+const char *store_backend(const struct store *s);
 void store_close(struct store *s);
 
 /* Group several writes into one transaction. */
@@ -126,25 +152,33 @@ void store_rollback(struct store *s);
 /* Inside a transaction: one writer's part (savepoint "w", not nested),
  * kept (store_release) or undone (store_rollback_to, which ends it too). */
 int store_savepoint(struct store *s);
-/* fdatasync the WAL file: every transaction committed so far is durable
+/* SQLite: fdatasync the WAL file: every transaction committed so far is durable
  * once it returns 0. -EAGAIN when the WAL file could not be opened (nothing
  * synced, nothing lost: a later sync covers it); -ENOTRECOVERABLE when the
  * sync failed (the kernel may have dropped committed pages: only a restart
  * tells what is on disk). One caller at a time; safe while another thread
  * uses the store (it touches only its own descriptor). */
 int store_sync(struct store *s);
-/* A second connection to the store at path for reads only: it sees what
+/* PostgreSQL: 0 (a COMMIT returns once durable: synchronous_commit is
+ * checked at connect, "off" refused). */
+/* A second connection to the writer's store for reads only: it sees what
  * was committed (never a transaction still open on the writer's
- * connection, nor one that then fails). The writer's store_open() must
- * have made the file first. 0 or -EIO. */
-int store_open_reader(const char *path, struct store **ret);
+ * connection, nor one that then fails). Opened with the writer's spec and
+ * password (which the environment no longer holds). 0 or -EIO; caller
+ * closes it with store_close() before the writer. */
+int store_open_reader(struct store *writer, struct store **ret);
 /* Checkpoints the store's own thread ran so far (the WAL's pages copied
- * into the database file off the committing thread; see store.c). */
+ * into the database file off the committing thread; see store-sqlite.c).
+ * Always 0 on PostgreSQL, whose server checkpoints. */
 uint64_t store_checkpoints(struct store *s);
 int store_release(struct store *s);
 void store_rollback_to(struct store *s);
 /* Whether a transaction is open on the store's connection: false once
- * SQLite rolled one back by itself (SQLITE_FULL, IOERR, NOMEM, BUSY). */
+ * SQLite rolled one back by itself (SQLITE_FULL, IOERR, NOMEM, BUSY), or
+ * once the connection to PostgreSQL was lost. A call that finds the
+ * PostgreSQL connection lost returns -EIO; the next call outside a
+ * transaction reconnects (at once, then at most once a second, backing
+ * off to 16 s). */
 bool store_in_transaction(struct store *s);
 
 /* 0, -ENOENT or -EIO. */

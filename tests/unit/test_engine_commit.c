@@ -565,7 +565,7 @@ static void read_during_commit_sees_no_batch(void **state) {
 
     (void)state;
     s = sim_open(1);
-    assert_int_equal(store_open_reader(s->db, &s->reader), 0);
+    assert_int_equal(store_open_reader(s->store, &s->reader), 0);
     engine_set_reader(s->e, s->reader);
     s->read_in_hook = true;
     s->read_attestations = -1;

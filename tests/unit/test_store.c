@@ -1,7 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* verifier/store.c: nodes, pods, waiting measurements and pods' kept
- * measurements in SQLite; transactions; a store of an older schema brought
- * up to date with its data kept, a newer one refused. */
+/* verifier/store.c and its backends: nodes, pods, waiting measurements and
+ * pods' kept measurements; transactions; a store of an older schema
+ * brought up to date with its data kept, a newer one refused. On SQLite by
+ * default; with KIMA_TEST_DB set to a PostgreSQL spec
+ * (tests/integration/with-pg.sh sets it), every backend-neutral test runs
+ * on that database, emptied before each test, the SQLite-only ones
+ * (older schemas, the WAL, the checkpointer) are skipped, and the
+ * PostgreSQL-only ones (test_store_pg.c) run. */
 #include "test-util.h"
 
 #include <errno.h>
@@ -11,12 +16,14 @@
 
 #include <sqlite3.h>
 
+#include "kima-config.h"
 #include "store.h"
+#include "test-store-db.h"
 
 /* The schema version this verifier writes (store.c SCHEMA_VERSION). */
 #define SCHEMA_NOW 7
 
-static char dir[64], db[128];
+static char dir[64], db[TEST_DB_SPEC_MAX];
 
 static int setup(void **state) {
     (void)state;
@@ -32,9 +39,23 @@ static int teardown(void **state) {
 static int fresh(void **state) {
     static unsigned n;
     (void)state;
+    if (test_db_pg()) {
+        snprintf(db, sizeof(db), "%s", test_db_pg());
+        test_db_pg_clean();
+        return 0;
+    }
     snprintf(db, sizeof(db), "%s/kima-%u.db", dir, n++);
     return 0;
 }
+
+/* A test about SQLite itself: skipped on PostgreSQL. */
+#define SQLITE_ONLY()                                                            \
+    do {                                                                         \
+        if (test_db_pg()) {                                                      \
+            print_message("skipped on PostgreSQL: a test of the SQLite file\n"); \
+            skip();                                                              \
+        }                                                                        \
+    } while (0)
 
 static struct store *open_store(void) {
     struct store *s = NULL;
@@ -496,6 +517,7 @@ static void check_current_schema(struct store *s) {
 }
 
 static void test_migrate_v0(void **state) {
+    SQLITE_ONLY();
     struct store *s;
     (void)state;
 
@@ -516,6 +538,7 @@ static void test_migrate_v0(void **state) {
 
 /* Schema 1 had nodes.pending and the pending table already. */
 static void test_migrate_v1(void **state) {
+    SQLITE_ONLY();
     struct store *s;
     struct node_record n;
     (void)state;
@@ -536,6 +559,7 @@ static void test_migrate_v1(void **state) {
 /* Schema 2 had the kept measurements, not their byte count, the time a
  * pod was found gone, or the count of what a waiting list could not keep. */
 static void test_migrate_v2(void **state) {
+    SQLITE_ONLY();
     struct store *s;
     struct pod_record p;
     struct pending_record got[2];
@@ -584,6 +608,7 @@ static void test_migrate_v2(void **state) {
  * a v4 store (today's without pods.files_dropped) reads as none dropped,
  * keeps its kept measurements, and counts from then on. */
 static void test_migrate_v4(void **state) {
+    SQLITE_ONLY();
     struct store *s = open_store();
     struct pod_record p, got;
     (void)state;
@@ -631,6 +656,7 @@ static bool pod_files_has_rowid(void) {
  * its key: a v5 store is rebuilt without the rowid, every kept measurement
  * (path bytes, digest, violation, entry) kept, and still deduplicated. */
 static void test_migrate_v5(void **state) {
+    SQLITE_ONLY();
     struct store *s = open_store();
     struct pod_file f = {0};
     (void)state;
@@ -684,6 +710,16 @@ static void test_newer_refused(void **state) {
     make_node(&n, "node-1", 1);
     assert_int_equal(store_node_put(s, &n), 0);
     store_close(s);
+    if (test_db_pg()) {
+        test_db_pg_sql("UPDATE kima_schema SET version = 8");
+        assert_int_equal(store_open(db, &t), -EPROTO);
+        assert_null(t);
+        test_db_pg_sql("UPDATE kima_schema SET version = 7");
+        s = open_store();
+        assert_int_equal(store_node_get(s, "node-1", &n), 0);
+        store_close(s);
+        return;
+    }
     sql("PRAGMA user_version = 8;");
     assert_int_equal(store_open(db, &t), -EPROTO);
     assert_null(t);
@@ -745,7 +781,7 @@ static void test_transactions(void **state) {
 static void test_savepoints_and_sync(void **state) {
     struct store *s = open_store(), *mem = NULL;
     struct node_record n, got;
-    char wal[200];
+    char wal[TEST_DB_SPEC_MAX + 8];
     (void)state;
 
     assert_int_equal(store_begin(s), 0);
@@ -761,6 +797,11 @@ static void test_savepoints_and_sync(void **state) {
     assert_int_equal(store_sync(s), 0);
     assert_int_equal(store_node_get(s, "node-1", &got), 0);
     assert_int_equal(store_node_get(s, "node-2", &got), -ENOENT);
+    if (test_db_pg()) {
+        assert_int_equal(store_checkpoints(s), 0); /* the server's own */
+        store_close(s);
+        return;
+    }
     snprintf(wal, sizeof(wal), "%s-wal", db);
     assert_int_equal(access(wal, F_OK), 0);
     /* The WAL file gone under the store: nothing to sync. */
@@ -783,9 +824,10 @@ static void test_savepoints_and_sync(void **state) {
  * checkpoint thread once the WAL holds a few thousand pages, and what was
  * committed reads back whole afterwards and after a reopen. */
 static void test_checkpoint_thread(void **state) {
+    SQLITE_ONLY();
     struct store *s = open_store();
     struct node_record n, got;
-    char name[32], wal[200];
+    char name[32], wal[TEST_DB_SPEC_MAX + 8];
     struct stat st;
     (void)state;
 
@@ -883,7 +925,7 @@ static void test_nonces_and_secret(void **state) {
     assert_memory_equal(k1, k2, sizeof(k1));
     assert_int_equal(store_secret(s, "nonce-key", k3, sizeof(k3)), -EBADMSG);
     assert_int_equal(store_secret(s, "x", k3, 8), -EINVAL);
-    assert_false(store_shared(s));
+    assert_int_equal(store_shared(s), test_db_pg() != NULL);
     store_close(s);
     s = open_store();
     memset(k2, 0, sizeof(k2));
@@ -893,6 +935,7 @@ static void test_nonces_and_secret(void **state) {
 }
 
 static void test_open_errors(void **state) {
+    SQLITE_ONLY();
     struct store *s = NULL;
     char path[160];
     (void)state;
