@@ -372,10 +372,15 @@ int agent_round(struct agent *a) {
     status = post_node(a, "evidence", req, &resp);
     json_decref(req);
     if (status != 200) {
-        log_warn("evidence refused: %d %s", status,
-                 answer_text(resp, "detail", "(no detail given)"));
+        /* 409 "node changed": another verifier of the deployment wrote the
+         * node while this one checked the round, and nothing of it was
+         * recorded; a new round, here, goes through. */
+        const char *error = resp ? json_string_value(json_object_get(resp, "error")) : NULL;
+        bool changed = status == 409 && error && strcmp(error, "node changed") == 0;
+        log_msg(changed ? LOG_LEVEL_INFO : LOG_LEVEL_WARN, "evidence refused: %d %s", status,
+                answer_text(resp, "detail", "(no detail given)"));
         json_decref(resp);
-        return status == 404 ? -ENOENT : status < 0 ? status : -EAGAIN;
+        return status == 404 ? -ENOENT : changed ? -ESTALE : status < 0 ? status : -EAGAIN;
     }
     r = evidence_answer(a, resp, boot_id);
     json_decref(resp);

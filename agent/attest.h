@@ -35,9 +35,10 @@ int agent_register(struct agent *a);
 /* One round: a challenge, a quote, the list from the verifier's next
  * index (from entry 0 when the list restarted), the evidence, and the
  * position the verifier answered. Returns 1 trusted, 0 not trusted, or
- * -ENOENT (the verifier does not know the node: register again), -EAGAIN
- * (another refusal), -EBADMSG (a malformed challenge) or another negative
- * errno. */
+ * -ENOENT (the verifier does not know the node: register again), -ESTALE
+ * (409 "node changed": another verifier wrote the node meanwhile and
+ * nothing was recorded; start a new round), -EAGAIN (another refusal), -EBADMSG (a malformed
+ * challenge) or another negative errno. */
 int agent_round(struct agent *a);
 
 #endif

@@ -99,7 +99,12 @@ int agent_loop_step(struct agent *a, struct agent_loop *l, int64_t now, uint64_t
 bool agent_loop_again_now(struct agent_loop *l, bool round, int r) {
     if (round && r >= 0) {
         l->reregistrations = 0;
+        l->conflicts = 0;
         return false;
+    }
+    if (round && r == -ESTALE && l->conflicts++ == 0) {
+        l->last_round = INT64_MIN / 2; /* due now, whatever the interval */
+        return true;
     }
     return round && r == -ENOENT && l->reregistrations++ == 0;
 }

@@ -27,12 +27,19 @@ struct agent_loop {
      * next ones back off (a verifier that registers the node and then
      * answers every challenge 404 must not be a hot loop). */
     unsigned reregistrations;
+    /* Rounds answered 409 "node changed" (another verifier wrote the node
+     * meanwhile) since the last round that went through: the first is
+     * followed by a new round at once on the same verifier, the next ones
+     * back off. */
+    unsigned conflicts;
 };
 
 /* After a step (`round`: a round rather than a registration) that
  * returned r: whether the next step comes at once rather than after the
  * backoff. Only the first registration again after the verifier did not
- * know the node (-ENOENT), since the last round that went through. */
+ * know the node (-ENOENT), and the first new round after a round answered
+ * "node changed" (-ESTALE: the round is then due at once), since the last
+ * round that went through. */
 bool agent_loop_again_now(struct agent_loop *l, bool round, int r);
 
 /* A new loop; `registered` when the verifier knows the AK already. */

@@ -59,6 +59,13 @@ void engine_set_commit_hook(struct engine *e, int (*fn)(void *ud), void *ud) {
     pthread_mutex_unlock(&e->lock);
 }
 
+void engine_set_round_hook(struct engine *e, void (*fn)(void *ud), void *ud) {
+    pthread_mutex_lock(&e->lock);
+    e->round_hook = fn;
+    e->round_hook_ud = ud;
+    pthread_mutex_unlock(&e->lock);
+}
+
 int engine_write_begin(struct engine *e, struct engine_write *w) {
     int r;
 

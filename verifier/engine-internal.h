@@ -134,6 +134,17 @@ struct engine {
      * challenge reads it under its node's lock, so that no nonce is issued
      * after engine_nodes_live_nonces() passed that node. */
     bool draining;
+    /* Nonces any verifier of the store can check and each used once
+     * (store_nonce_use with the round's writes): a shared store, or
+     * cfg.shared_nonces. The key is the store's "nonce-key", read at
+     * engine_new(). */
+    bool shared_nonces;
+    uint8_t nonce_key[32];
+    int64_t nonces_purged_ms; /* the sweep's last store_nonce_purge() */
+    /* Tests: runs in an evidence round after its checks outside the store
+     * lock and before its writes (the node's lock held, no other). */
+    void (*round_hook)(void *ud);
+    void *round_hook_ud;
     uint64_t drain_rounds0; /* evidence_ok + evidence_failed when it began; e->lock */
 };
 
@@ -173,11 +184,25 @@ void engine_node_drop_key(struct engine *e, const char *node);
  * is unusable, or -ENOMEM. The key belongs to the entry. */
 int engine_node_ak(struct node_entry *ent, const struct node_record *n,
                    const struct tpm_verify_key **ret);
-/* A fresh nonce for the node into `out`: at most NONCES_PER_NODE
+/* A fresh nonce for the node into `out` (random, or made by
+ * engine_nonce_make() when nonces are shared): at most NONCES_PER_NODE
  * outstanding (the oldest goes). -EAGAIN when the newest outstanding one
  * is younger than min_challenge_ms, -EIO without randomness. */
 int engine_nonce_issue(struct engine *e, struct node_entry *ent, int64_t now,
                        uint8_t out[NONCE_LEN]);
+/* Shared nonces (engine-nonce.c; e->shared_nonces): a nonce for `node`
+ * that expires at expires_ms, MACed under e->nonce_key: 0, -EIO without
+ * randomness, -EINVAL for a name over STORE_NAME_MAX. */
+int engine_nonce_make(const struct engine *e, const char *node, int64_t expires_ms,
+                      uint8_t out[NONCE_LEN]);
+/* Whether `nonce` (len bytes, from the network) was made by a verifier of
+ * this store for `node` and is unexpired at now_ms: 0 with its expiry in
+ * *ret_expires_ms; -EMSGSIZE when it is not NONCE_LEN bytes, -EBADMSG when
+ * its MAC is not this node's under the store's key (forged, or another
+ * node's), -ETIME when it expired. Whether it was used is the store's
+ * (store_nonce_use). */
+int engine_nonce_check(const struct engine *e, const char *node, const uint8_t *nonce, size_t len,
+                       int64_t now_ms, int64_t *ret_expires_ms);
 /* The node table's nonces issued, unused and unexpired at `now`; expired
  * ones are freed. Takes each node lock in turn (none may be held). */
 uint64_t engine_nodes_live_nonces(struct engine *e, int64_t now);
@@ -203,5 +228,8 @@ int engine_write_end(struct engine *e, struct engine_write *w, int r);
  * writers can join the batch meanwhile); a negative return fails the
  * batch. NULL removes it. */
 void engine_set_commit_hook(struct engine *e, int (*fn)(void *ud), void *ud);
+/* Tests: fn runs in each evidence round between its reads and its writes
+ * (see struct engine's round_hook). NULL removes it. */
+void engine_set_round_hook(struct engine *e, void (*fn)(void *ud), void *ud);
 
 #endif

@@ -196,6 +196,7 @@ int engine_node_ak(struct node_entry *ent, const struct node_record *n,
 int engine_nonce_issue(struct engine *e, struct node_entry *ent, int64_t now,
                        uint8_t out[NONCE_LEN]) {
     struct node_nonce *slot = NULL, *oldest = NULL;
+    int64_t expires;
 
     for (size_t i = 0; i < NONCES_PER_NODE; i++) {
         struct node_nonce *s = &ent->nonces[i];
@@ -214,11 +215,13 @@ int engine_nonce_issue(struct engine *e, struct node_entry *ent, int64_t now,
         }
     }
     slot = slot ? slot : oldest; /* all NONCES_PER_NODE outstanding: the oldest goes */
-    if (RAND_bytes(slot->nonce, NONCE_LEN) != 1) {
+    expires = now + (int64_t)e->cfg.nonce_ttl_ms;
+    if (e->shared_nonces ? engine_nonce_make(e, ent->name, expires, slot->nonce) < 0
+                         : RAND_bytes(slot->nonce, NONCE_LEN) != 1) {
         slot->expires_ms = 0;
         return -EIO;
     }
-    slot->expires_ms = now + (int64_t)e->cfg.nonce_ttl_ms;
+    slot->expires_ms = expires;
     memcpy(out, slot->nonce, NONCE_LEN);
     return 0;
 }

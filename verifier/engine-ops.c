@@ -493,15 +493,40 @@ static bool sweep_record(struct engine *e, const char *name, int64_t now, struct
         /* The stored state stays (a node that comes back resumes); the
          * reason records that it was seen stale. */
         snprintf(n->reason, sizeof(n->reason), "stale");
+        /* The node first: when another verifier of the store wrote it
+         * since the read (-ESTALE), it is skipped, with no record. */
         r = engine_write_begin(e, &w);
-        r = r == 0 ? engine_audit(e, "state-change", n->name, NULL, d) : r;
         r = r == 0 ? store_node_put(e->store, n) : r;
+        r = r == 0 ? engine_audit(e, "state-change", n->name, NULL, d) : r;
         done = engine_write_end(e, &w, r) == 0;
         json_decref(d);
     }
     engine_write_unlock(e);
     engine_node_unlock(e, name);
     return done;
+}
+
+/* Used shared nonces are kept until they expire (a used one must stay
+ * refused while it could still be taken); then they go, at most once a
+ * minute, as one writer. Only the sweep touches e->nonces_purged_ms. */
+#define NONCE_PURGE_MS 60000
+
+static void purge_nonces(struct engine *e, int64_t now_ms) {
+    struct engine_write w;
+    int r;
+
+    if (!e->shared_nonces || now_ms - e->nonces_purged_ms < NONCE_PURGE_MS) {
+        return;
+    }
+    e->nonces_purged_ms = now_ms;
+    engine_write_lock(e);
+    r = engine_write_begin(e, &w);
+    r = r == 0 ? store_nonce_purge(e->store, now_ms) : r;
+    r = engine_write_end(e, &w, r < 0 ? r : 0);
+    engine_write_unlock(e);
+    if (r < 0) {
+        log_warn("the used nonces that expired could not be forgotten: %s", strerror(-r));
+    }
 }
 
 int engine_sweep(struct engine *e, int64_t now_ms) {
@@ -526,6 +551,7 @@ int engine_sweep(struct engine *e, int64_t now_ms) {
     free(n);
     engine_resolve_waiting(e);
     engine_rejudge_pods(e);
+    purge_nonces(e, now_ms);
     return count;
 }
 
@@ -747,7 +773,14 @@ static int resolve_node(struct engine *e, const char *node, bool *ret_changed) {
     /* The audit records queued by the judgement, then the commit. */
     r = r == 0 ? judge_write_audits(&j) : r;
     r = engine_write_end(e, &w, r);
-    if (r < 0) {
+    if (r == -ESTALE) {
+        /* Another verifier of the store wrote the node since the read:
+         * nothing recorded here; its waiting measurements are judged by
+         * whoever comes next. */
+        log_debug("node %s changed meanwhile: its waiting measurements are left", node);
+        json_array_clear(j.changed);
+        r = 0;
+    } else if (r < 0) {
         log_error("judging the waiting measurements of node %s failed: %s", node, strerror(-r));
     }
     engine_write_unlock(e);

@@ -193,6 +193,15 @@ int engine_new(const struct engine_config *cfg, struct store *store, struct audi
         e->policy_dir = strdup(policy_dir);
         engine_reload_policies(e);
     }
+    e->shared_nonces = cfg->shared_nonces || store_shared(store);
+    if (e->shared_nonces) {
+        int r = store_secret(store, "nonce-key", e->nonce_key, sizeof(e->nonce_key));
+        if (r < 0) {
+            log_error("cannot read the store's nonce key: %s", strerror(-r));
+            engine_free(e);
+            return r;
+        }
+    }
     fill_ek_fingerprints(e);
     *ret = e;
     return 0;
@@ -231,6 +240,7 @@ void engine_free(struct engine *e) {
     kbuf_free(&e->policy_errors);
     free(e->policy_dir);
     engine_nodes_free(&e->nodes);
+    OPENSSL_cleanse(e->nonce_key, sizeof(e->nonce_key));
     pthread_cond_destroy(&e->batch_cond);
     pthread_mutex_destroy(&e->lock);
     pthread_mutex_destroy(&e->read_lock);
@@ -574,10 +584,15 @@ static int registration_record(struct engine *e, const char *node, struct regist
                   "ek_cert_valid", rg->cert_ok, "ek_cert", rg->why);
     /* Registering again with the same keys is only an agent restart: at
      * most a few records a minute, however often it comes. */
-    r = old ? engine_audit_noisy(e, "registration", node, NULL, d)
-            : engine_audit(e, "registration", node, NULL, d);
+    /* The node first: a registration that lost the node to another
+     * writer (-ESTALE) leaves no record. */
+    r = store_node_put(e->store, n);
+    if (r == 0) {
+        r = old ? engine_audit_noisy(e, "registration", node, NULL, d)
+                : engine_audit(e, "registration", node, NULL, d);
+    }
     json_decref(d);
-    return r < 0 ? r : store_node_put(e->store, n);
+    return r;
 }
 
 enum engine_status engine_registration(struct engine *e, const char *node, const json_t *req,
@@ -611,10 +626,14 @@ enum engine_status engine_registration(struct engine *e, const char *node, const
             if (r == 0) {
                 r = registration_record(e, node, &rg, had ? old : NULL);
             }
-            if (engine_write_end(e, &w, r) < 0) {
+            r = engine_write_end(e, &w, r);
+            if (r < 0) {
                 json_decref(*resp);
-                status = engine_error(resp, ENGINE_FAILED, "store",
-                                      "cannot record the registration");
+                status = r == -ESTALE ? engine_error(resp, ENGINE_CONFLICT, "node changed",
+                                                     "another verifier registered or changed "
+                                                     "the node meanwhile: register again")
+                                      : engine_error(resp, ENGINE_FAILED, "store",
+                                                     "cannot record the registration");
             }
         }
         engine_write_unlock(e);
@@ -641,10 +660,10 @@ static int activation_record(struct engine *e, const char *node, struct node_rec
     int r = engine_write_begin(e, &w);
 
     if (r == 0) {
-        r = engine_audit(e, "activation", node, NULL, NULL);
+        r = store_node_put(e->store, n); /* first: a lost node (-ESTALE) leaves no record */
     }
     if (r == 0) {
-        r = store_node_put(e->store, n);
+        r = engine_audit(e, "activation", node, NULL, NULL);
     }
     return engine_write_end(e, &w, r);
 }
@@ -657,6 +676,7 @@ enum engine_status engine_activation(struct engine *e, const char *node, const j
     size_t plen;
     char err[256], other[STORE_NAME_MAX + 1];
     enum engine_status status;
+    int r;
 
     if (!n) {
         return engine_error(resp, ENGINE_FAILED, "internal", "out of memory");
@@ -711,8 +731,13 @@ enum engine_status engine_activation(struct engine *e, const char *node, const j
     if (n->state != NODE_UNTRUSTED) {
         snprintf(n->reason, sizeof(n->reason), "activated, not attested since registration");
     }
-    if (activation_record(e, node, n) < 0) {
-        status = engine_error(resp, ENGINE_FAILED, "store", "cannot record the activation");
+    r = activation_record(e, node, n);
+    if (r < 0) {
+        status = r == -ESTALE ? engine_error(resp, ENGINE_CONFLICT, "node changed",
+                                             "another verifier changed the node meanwhile: "
+                                             "register again")
+                              : engine_error(resp, ENGINE_FAILED, "store",
+                                             "cannot record the activation");
         goto out;
     }
     *resp = json_pack("{s:s,s:I}", "state", node_state_name(n->state), "ima_next_index",

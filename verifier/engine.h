@@ -29,7 +29,8 @@ enum engine_status {
     ENGINE_MALFORMED, /* the request is not what the API takes */
     ENGINE_REFUSED,   /* not allowed: EK certificate, activation proof, not activated */
     ENGINE_NOT_FOUND, /* no such node or pod */
-    ENGINE_CONFLICT,  /* an identity bound elsewhere, a bad nonce, a wrong IMA index */
+    ENGINE_CONFLICT,  /* an identity bound elsewhere, a bad nonce, a wrong IMA index, a node
+                       * changed by another writer */
     ENGINE_TOO_LARGE, /* over a cap */
     ENGINE_TOO_SOON,  /* challenges too close together or too many outstanding */
     ENGINE_FAILED,    /* the store or the audit log failed: nothing was recorded */
@@ -55,6 +56,10 @@ struct engine_config {
      * ima_template_fmt= by the format itself) accepted besides the
      * built-in templates, comma-separated; NULL or "": none (borrowed). */
     const char *ima_templates;
+    /* Nonces checkable and single-use across every verifier of the store
+     * (docs/verifier.md, "Several verifiers"): always on a shared store
+     * (PostgreSQL); this forces them on an SQLite one (tests). */
+    bool shared_nonces;
 };
 
 void engine_config_default(struct engine_config *c);

@@ -202,6 +202,7 @@ struct round {
     size_t nms;
     bool bad; /* entry nms is refused, for bad_reason */
     char bad_reason[STORE_REASON_MAX];
+    int64_t nonce_expires_ms; /* shared nonces: until when its single-use record is kept */
 };
 
 /* How a step ended: go on to the next, go straight to commit (the node
@@ -225,11 +226,56 @@ static enum step node_failed(struct round *rd, const char *reason) {
     return STEP_COMMIT;
 }
 
-/* Admit: the node is known and activated, and the nonce was issued to it,
- * is unused and unexpired (it is gone afterwards whatever happens). The
- * node's lock is held: nobody else changes the node until the round ends. */
+/* A refused round: answered 409 `error` with `detail`, audited as a
+ * refusal (noisy), nothing else recorded. e->lock held. */
+static enum engine_status refused(struct round *rd, json_t **resp, const char *error,
+                                  const char *detail) {
+    struct engine *e = rd->e;
+    json_t *d = json_pack("{s:s,s:s}", "error", error, "reason", detail);
+
+    engine_audit_noisy(e, "evidence-rejected", rd->node, NULL, d);
+    e->m.evidence_rejected++;
+    json_decref(d);
+    return engine_error(resp, ENGINE_CONFLICT, error, detail);
+}
+
+/* The nonce, as this verifier can tell without the store: one of its own
+ * outstanding nonces of this node (taken: gone afterwards whatever
+ * happens), or with shared nonces one any verifier of the store made for
+ * this node, unexpired (taken from this verifier's table too when it
+ * issued it). NULL, or why it is refused. */
+static const char *nonce_admit(struct round *rd) {
+    struct engine *e = rd->e;
+    int64_t now = engine_now_ms();
+    struct node_entry *ent = engine_node_entry(e, rd->node, false);
+    bool ours = engine_nonce_take(ent, rd->ev.nonce, rd->ev.nonce_len, now);
+    int r;
+
+    if (!e->shared_nonces) {
+        return ours ? NULL : "the nonce was not issued to this node, was used or expired";
+    }
+    r = engine_nonce_check(e, rd->node, rd->ev.nonce, rd->ev.nonce_len, now, &rd->nonce_expires_ms);
+    switch (r) {
+    case 0:
+        return NULL;
+    case -EMSGSIZE:
+        return "the nonce is not 32 bytes long";
+    case -EBADMSG:
+        return "the nonce was not issued to this node by a verifier of this deployment";
+    case -ETIME:
+        return "the nonce expired";
+    default:
+        return "the nonce could not be checked";
+    }
+}
+
+/* Admit: the node is known and activated, and the nonce passes
+ * nonce_admit() (with shared nonces, that it is unused is known when the
+ * round writes). The node's lock is held: nobody else on this verifier
+ * changes the node until the round ends. */
 static enum step admit(struct round *rd, enum engine_status *status, json_t **resp) {
     struct engine *e = rd->e;
+    const char *why;
     int r;
 
     pthread_mutex_lock(&e->lock);
@@ -243,19 +289,26 @@ static enum step admit(struct round *rd, enum engine_status *status, json_t **re
         *status = engine_error(resp, ENGINE_REFUSED, "not activated", "activate first");
         return STEP_ANSWERED;
     }
-    if (!engine_nonce_take(engine_node_entry(e, rd->node, false), rd->ev.nonce, rd->ev.nonce_len,
-                           engine_now_ms())) {
-        json_t *d = json_pack("{s:s}", "reason", "nonce not issued to this node, used or expired");
+    why = nonce_admit(rd);
+    if (why) {
         pthread_mutex_lock(&e->lock);
-        engine_audit_noisy(e, "evidence-rejected", rd->node, NULL, d);
-        e->m.evidence_rejected++;
+        *status = refused(rd, resp, "bad nonce", why);
         pthread_mutex_unlock(&e->lock);
-        json_decref(d);
-        *status = engine_error(resp, ENGINE_CONFLICT, "bad nonce",
-                               "the nonce was not issued to this node, was used or expired");
         return STEP_ANSWERED;
     }
     return STEP_NEXT;
+}
+
+/* Shared nonces: the round's nonce recorded as used, in the open
+ * savepoint (so with the round's writes, or not at all). 0, -EEXIST when
+ * some verifier of the store used it already, or a negative errno. */
+static int nonce_use(struct round *rd) {
+    struct engine *e = rd->e;
+
+    if (!e->shared_nonces) {
+        return 0;
+    }
+    return store_nonce_use(e->store, rd->ev.nonce, rd->ev.nonce_len, rd->nonce_expires_ms);
 }
 
 /* The quote, by every rule of docs/tpm.md, against the stored AK (parsed
@@ -289,24 +342,63 @@ static enum step check_quote(struct round *rd, struct tpm_quote_result *qr,
     return STEP_NEXT;
 }
 
-/* A reboot the quote shows, recorded alone (the entries start at the
- * wrong index): the node and its queued records, as one writer. */
-static int record_reboot(struct round *rd) {
+/* A round that lost at the store (r): another writer (a verifier of the
+ * store, an operator) changed the node since the round read it
+ * (-ESTALE), or used its nonce first (-EEXIST). Its writes were rolled
+ * back; after a lost node its nonce is recorded used on its own, so that
+ * the agent's evidence cannot be taken elsewhere: it starts a new round.
+ * Answered 409, audited as a refusal. e->lock held, as a writer. */
+static enum engine_status lost(struct round *rd, int r, json_t **resp) {
+    struct engine *e = rd->e;
+    struct engine_write w;
+
+    if (r == -EEXIST) {
+        return refused(rd, resp, "bad nonce",
+                       "the nonce was used already, at this verifier or another");
+    }
+    r = engine_write_begin(e, &w);
+    r = r == 0 ? nonce_use(rd) : r;
+    r = engine_write_end(e, &w, r == -EEXIST ? 0 : r);
+    if (r < 0) {
+        log_warn("node %s: the nonce of a round that lost its node could not be recorded: %s",
+                 rd->node, strerror(-r));
+    }
+    return refused(rd, resp, "node changed",
+                   "another verifier or an operator wrote the node while this round was "
+                   "checked; nothing of the round was recorded: start a new round");
+}
+
+/* A round that judges nothing (its entries start at the wrong index): its
+ * nonce recorded as used (shared nonces), and a reboot its quote shows, as
+ * one writer. True when recorded (or nothing was to be), else answered. */
+static bool record_position(struct round *rd, bool rebooted, enum engine_status *status,
+                            json_t **resp) {
     struct engine *e = rd->e;
     struct engine_write w;
     int r;
 
+    if (!rebooted && !e->shared_nonces) {
+        return true;
+    }
     engine_write_lock(e);
     r = engine_write_begin(e, &w);
-    if (r == 0) {
+    r = r == 0 ? nonce_use(rd) : r;
+    if (r == 0 && rebooted) {
         r = store_node_put(e->store, rd->n);
     }
-    if (r == 0) {
+    if (r == 0 && rebooted) {
         r = judge_write_audits(&rd->j);
     }
     r = engine_write_end(e, &w, r);
+    if (r == -EEXIST || r == -ESTALE) {
+        *status = lost(rd, r, resp);
+    } else if (r < 0) {
+        *status = engine_error(resp, ENGINE_FAILED, "store",
+                               rebooted ? "the reboot could not be recorded"
+                                        : "the nonce's use could not be recorded");
+    }
     engine_write_unlock(e);
-    return r;
+    return r == 0;
 }
 
 /* Where the list stands: a reboot (recorded) starts it over from entry 0;
@@ -341,8 +433,7 @@ static enum step position(struct round *rd, const struct tpm_quote_result *qr,
     }
     /* The quote is genuine: a reboot it shows is kept (the next challenge
      * asks for entry 0), and nothing is judged. */
-    if (rebooted && record_reboot(rd) < 0) {
-        *status = engine_error(resp, ENGINE_FAILED, "store", "the reboot could not be recorded");
+    if (!record_position(rd, rebooted, status, resp)) {
         return STEP_ANSWERED;
     }
     snprintf(reason, sizeof(reason),
@@ -552,7 +643,12 @@ static enum engine_status commit(struct round *rd, struct engine_write *w, json_
     if (rd->r == 0) {
         rd->r = judge_write_audits(&rd->j);
     }
+    /* The audit records go after the node: a round that lost the node
+     * (-ESTALE) leaves none saying it was judged. */
     rd->r = engine_write_end(e, w, rd->r);
+    if (rd->r == -ESTALE || rd->r == -EEXIST) {
+        return lost(rd, rd->r, resp);
+    }
     if (rd->r < 0) {
         return engine_error(resp, ENGINE_FAILED, "store", "the verdict could not be recorded");
     }
@@ -581,6 +677,9 @@ static enum engine_status run_writer(struct round *rd, enum step st, json_t **re
         engine_write_end(e, &w, -EIO);
         engine_write_unlock(e);
         return engine_error(resp, ENGINE_FAILED, "store", "cannot start a transaction");
+    }
+    if (rd->r == 0) {
+        rd->r = nonce_use(rd);
     }
     if (rd->failed && rd->r == 0) {
         st = node_failed(rd, rd->reason);
@@ -611,6 +710,9 @@ static enum engine_status run_round(struct round *rd, json_t **resp) {
     }
     if (st == STEP_NEXT) {
         st = replay_and_decode(rd);
+    }
+    if (st != STEP_ANSWERED && rd->e->round_hook) { /* set before any round runs */
+        rd->e->round_hook(rd->e->round_hook_ud);
     }
     return st == STEP_ANSWERED ? status : run_writer(rd, st, resp);
 }

@@ -715,6 +715,62 @@ static void test_step_registers_again(void **state) {
     assert_null(stub.disconnected); /* the fixture's client, NULL */
 }
 
+/* 409 "node changed" (another verifier of the deployment wrote the node
+ * while this one checked the round, and recorded nothing of it): the round
+ * is -ESTALE, the position stays, the next round is due at once and goes
+ * to the same verifier (a 409 is an answer, not an unavailable verifier);
+ * a second conflict in a row backs off; a round that goes through resets
+ * that. Another 409 (a bad nonce) stays -EAGAIN. */
+static void test_round_node_changed(void **state) {
+    struct fixture *f = *state;
+    static char stand_in[2];
+    struct client *A = (struct client *)&stand_in[0], *B = (struct client *)&stand_in[1];
+    struct agent_loop l;
+
+    f->a.urls = (struct verifier_urls){{(char *)"https://a", (char *)"https://b"}, 2};
+    f->a.clients[0] = A;
+    f->a.clients[1] = B;
+    f->a.n_clients = 2;
+    f->a.client = A;
+    f->a.switch_log = (struct ratelimit)RATELIMIT_INIT(60000, 10);
+    add_entries(f, 3);
+    agent_loop_init(&l, true);
+
+    expect_round(0, 409,
+                 json_pack("{s:s,s:s}", "error", "node changed", "detail", "start a new round"));
+    assert_int_equal(agent_loop_step(&f->a, &l, 1000, 3), -ESTALE);
+    expect_done();
+    assert_ptr_equal(stub.to[0], A);
+    assert_ptr_equal(stub.to[1], A);
+    assert_int_equal(f->a.current, 0);
+    assert_int_equal(f->a.pos.known_index, 0);
+    assert_false(agent_loop_due(&l, &f->cfg, 1001, 3));
+    assert_true(agent_loop_again_now(&l, true, -ESTALE));
+    assert_true(agent_loop_due(&l, &f->cfg, 1001, 3));
+
+    /* The new round, on A again: a second conflict backs off. */
+    stub_reset();
+    expect_round(0, 409, json_pack("{s:s}", "error", "node changed"));
+    assert_int_equal(agent_loop_step(&f->a, &l, 1001, 3), -ESTALE);
+    expect_done();
+    assert_ptr_equal(stub.to[0], A);
+    assert_false(agent_loop_again_now(&l, true, -ESTALE));
+    assert_false(agent_loop_due(&l, &f->cfg, 1002, 3));
+
+    stub_reset();
+    expect_round(0, 200, verdict_answer("trusted", 3));
+    assert_int_equal(agent_loop_step(&f->a, &l, 5000, 3), 1);
+    expect_done();
+    assert_int_equal(f->a.pos.known_index, 3);
+    assert_false(agent_loop_again_now(&l, true, 1));
+    assert_true(agent_loop_again_now(&l, true, -ESTALE)); /* at once again */
+
+    stub_reset();
+    expect_round(3, 409, json_pack("{s:s}", "error", "bad nonce"));
+    assert_int_equal(agent_round(&f->a), -EAGAIN);
+    expect_done();
+}
+
 /* Three verifier URLs (A, B, C; stand-in clients, client_post() is the
  * stub): a step stays on one verifier, moves to the next one only when the
  * verifier is unavailable (no answer, 502/503/504, "draining") and starts
@@ -1006,6 +1062,7 @@ int main(void) {
             cmocka_unit_test_setup_teardown(test_round_untrusted, setup, teardown),
             cmocka_unit_test_setup_teardown(test_round_partial_coverage, setup, teardown),
             cmocka_unit_test_setup_teardown(test_round_409_new_index, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_round_node_changed, setup, teardown),
             cmocka_unit_test_setup_teardown(test_round_reboot, setup, teardown),
             cmocka_unit_test_setup_teardown(test_round_after_restart, setup, teardown),
             cmocka_unit_test_setup_teardown(test_round_per_bank_list, setup, teardown),
