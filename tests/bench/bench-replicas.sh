@@ -46,7 +46,8 @@ done
 [ -n "$L" ] && [ -x "$L" ] || { echo "bench-replicas: --loadgen BIN is needed" >&2; exit 64; }
 need_tools openssl curl python3
 haproxy_need
-if [ -n "$PG" ] && ! { "$V" --help 2>&1 | grep -qi postgres && pg_bin_dir >/dev/null; }; then
+verifier_has_pg() { "$V" --help 2>&1 | grep -qi postgres || ldd "$V" 2>/dev/null | grep -q libpq; }
+if [ -n "$PG" ] && ! { verifier_has_pg && pg_bin_dir >/dev/null; }; then
     echo "bench-replicas: no PostgreSQL runs: the verifier has no PostgreSQL store" \
         "(--db postgres://...) or postgresql-15 is not installed"
     PG=

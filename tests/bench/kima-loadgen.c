@@ -55,7 +55,8 @@ static const char usage[] =
         "                        timeout) or answered 502/503/504 starts again on a new\n"
         "                        connection (up to 20 times), counted as failed_over, not\n"
         "                        as an error (verifiers behind a balancer, one going away);\n"
-        "                        a set-up request so broken is counted there too\n"
+        "                        a set-up request so broken is counted there too; a node\n"
+        "                        set up attests at once, not when all are (none goes stale)\n"
         "  --verifier-pid PID    report the verifier's CPU per round and RSS\n"
         "  --cpu-pid NAME=PID    report PID's CPU per round in the window, summed by NAME\n"
         "                        (several verifiers, the database, a balancer; up to 32)\n"
@@ -578,6 +579,7 @@ static void merge(struct worker *w, unsigned nw, struct figures *f) {
         s->retried += x->retried;
         s->failed_over += x->failed_over;
         s->given_up += x->given_up;
+        s->answers_lost += x->answers_lost;
         for (int k = 0; k < 600; k++) {
             s->http[k] += x->http[k];
         }
@@ -691,8 +693,9 @@ static void report_text(const struct lg_config *c, const struct figures *f, doub
            (unsigned long long)s->retried);
     if (c->failover) {
         printf("  failover: rounds started again after a broken connection or a 502/503/504 "
-               "%llu, given up %llu\n",
-               (unsigned long long)s->failed_over, (unsigned long long)s->given_up);
+               "%llu, given up %llu; rounds recorded whose answer was lost %llu\n",
+               (unsigned long long)s->failed_over, (unsigned long long)s->given_up,
+               (unsigned long long)s->answers_lost);
     }
     if (c->verifier_pid > 0 && f->have_cpu && f->rss0 >= 0 && f->rss1 >= 0) {
         printf("  verifier: CPU per round %.3f ms (%.2f cores); RSS %.1f MB before, %.1f MB at "
@@ -732,10 +735,10 @@ static void report_json(const struct lg_config *c, const struct figures *f, doub
         printf(",\"%s\":%llu", err_names[k], (unsigned long long)s->err[k]);
     }
     printf(",\"handshakes\":%llu,\"resumed\":%llu,\"retried\":%llu,\"failed_over\":%llu,"
-           "\"given_up\":%llu",
+           "\"given_up\":%llu,\"answers_lost\":%llu",
            (unsigned long long)s->handshakes, (unsigned long long)s->resumed,
            (unsigned long long)s->retried, (unsigned long long)s->failed_over,
-           (unsigned long long)s->given_up);
+           (unsigned long long)s->given_up, (unsigned long long)s->answers_lost);
     if (c->verifier_pid > 0) {
         printf(",\"verifier_cpu_ms_per_round\":%.4f,\"verifier_cores\":%.3f,"
                "\"verifier_rss_baseline\":%lld,\"verifier_rss_end\":%lld,"

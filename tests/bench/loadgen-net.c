@@ -371,7 +371,11 @@ static void http_error(struct lg_thread *t, struct lg_node *n, int status, const
                                         "evidence"};
     int k = status >= 0 && status < 600 ? status : 0;
 
-    if (status >= 502 && status <= 504 && failover(t, n)) {
+    /* 409 "node changed": another verifier wrote the node during the
+     * round, nothing of it was recorded; a new round goes through */
+    if (((status >= 502 && status <= 504) ||
+         (status == 409 && memmem(body, blen, "\"node changed\"", 14))) &&
+        failover(t, n)) {
         return;
     }
     if (t->st.http[k]++ == 0) {
@@ -409,6 +413,7 @@ static void round_done(struct lg_thread *t, struct lg_node *n) {
 
 static void on_answer(struct lg_thread *t, struct lg_node *n, int status, const char *body,
                       size_t blen) {
+    uint64_t base;
     char *next;
     int r;
 
@@ -430,11 +435,13 @@ static void on_answer(struct lg_thread *t, struct lg_node *n, int status, const 
         }
         break;
     case LG_CHALLENGE:
+        base = n->base;
         if (status != 200) {
             http_error(t, n, status, body, blen);
         } else if (!(next = lg_evidence_body(n, t->cfg, body, blen))) {
             fail(t, n, LG_ERR_BAD);
         } else {
+            t->st.answers_lost += n->base != base;
             request(t, n, LG_EVIDENCE, "evidence", next);
         }
         break;
@@ -559,7 +566,9 @@ static void fire_due(struct lg_thread *t, double now) {
         if (phase >= 3) {
             continue; /* no new rounds: draining */
         }
-        if (n->step == LG_IDLE && n->retry_at == 0 && phase >= 1) {
+        /* --failover: a node set up attests at once, as an agent does,
+         * so that none goes stale while the others are set up */
+        if (n->step == LG_IDLE && n->retry_at == 0 && (phase >= 1 || t->cfg->failover)) {
             start_round(t, n, false);
         } else if (phase == 2) {
             t->st.late++;

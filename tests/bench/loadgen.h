@@ -91,6 +91,9 @@ struct lg_stats {
      * 502/503/504 (failed_over), rounds given up after LG_FAILOVER_MAX
      * starts (also counted as the error of their last try) */
     uint64_t failed_over, given_up;
+    /* rounds a verifier recorded whose answer never came: the next
+     * challenge's ima_next_index was past what the node had acknowledged */
+    uint64_t answers_lost;
     double *lat; /* ms, rounds of the measured window */
     size_t nlat, lat_cap;
 };

@@ -8,7 +8,8 @@
 # their clients see the end at once), up after 2 successes; a connection
 # that cannot be made is tried again on another verifier (redispatch). It
 # listens on loopback only, runs in the foreground as a child of the
-# calling shell (no daemon, no system service), logs to DIR/haproxy.log
+# calling shell (no daemon, no system service), writes its warnings
+# (a server going down or up) to DIR/haproxy.log
 # and answers "show stat" on DIR/admin.sock. Every wait is bounded.
 #
 #   haproxy_need                 exit 77 (skip) without the haproxy binary
@@ -50,12 +51,9 @@ haproxy_config() {
 global
     maxconn $maxconn
     stats socket $dir/admin.sock mode 600 level admin
-    log stderr format short local0 notice
 
 defaults
     mode tcp
-    log global
-    option dontlognull
     timeout connect 1s
     timeout client 90s
     timeout server 90s
