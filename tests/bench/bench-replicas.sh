@@ -99,7 +99,7 @@ replicas() {
         VPIDS+=($!)
         CPU+=(--cpu-pid "verifier=$!")
         # shellcheck disable=SC2317
-        up() { grep -q "listening on port" "$T/$run/verifier-v$i.log"; }
+        up() { grep -qs "listening on port" "$T/$run/verifier-v$i.log"; }
         wait_until 30 up || { echo "verifier v$i did not start: $(tail -3 "$T/$run/verifier-v$i.log")" >&2; return 1; }
         backends+=("127.0.0.1:$port")
     done
@@ -134,7 +134,7 @@ bench() {
     if [ "${4:-}" = kill ]; then
         # the middle of the window: set-up done, warm-up and half the window
         # shellcheck disable=SC2317
-        set_up() { [ "$(wc -l <"$T/$run/rounds.log" 2>/dev/null || echo 0)" -ge "$NODES" ]; }
+        set_up() { [ -f "$T/$run/rounds.log" ] && [ "$(wc -l <"$T/$run/rounds.log")" -ge "$NODES" ]; }
         wait_until 300 set_up
         sleep "$(python3 -c "print($WARMUP + $DURATION / 2)")"
         kill_ms=$(($(date +%s%N) / 1000000))
@@ -201,7 +201,7 @@ if [ -n "$FAILOVER" ] && [ -n "$PG" ]; then
     n=${REPLICAS##* }
     if [ "$n" -ge 2 ]; then
         bench "pg_kill$n" "$n" postgres kill
-        summary_line "$T/pg_kill$n.json" "PostgreSQL, $n, one killed"
+        summary_line "$T/pg_kill$n.json" "PostgreSQL, $n, one killed" "pg_kill$n"
         echo "failover time ($n replicas, one killed with SIGKILL mid-window): the longest wait" \
             "of a node between two 200s less its period: $(cat "$T/pg_kill$n.failover" 2>/dev/null || echo ?) s"
     fi
