@@ -79,7 +79,7 @@ cat >"$T/policies/load.json" <<JSON
  "digests": {"*": ["sha256:0000000000000000000000000000000000000000000000000000000000000001"]}}
 JSON
 "$L" --write-pods "$T/pods.json" --nodes "$NODES" --pods 2 || exit 1
-PERIOD=$(python3 -c "print(max(2000, int(1000 * $NODES / $RATE)))")
+PERIOD=2000 # the verifier's --interval-ms: stale after 6 s; the nodes' period is shorter
 [ -n "$PG" ] && { pg_start "$T/pg" >/dev/null || { echo "PostgreSQL did not start" >&2; exit 1; }; }
 
 # replicas RUN N DB: N verifiers on DB behind haproxy; sets HPORT, CPU
@@ -117,7 +117,12 @@ replicas() {
 
 # bench RUN N BACKEND [kill]: one run; its figures' JSON line in $T/RUN.json.
 bench() {
-    local run=$1 n=$2 backend=$3 db lpid kill_ms=
+    local run=$1 n=$2 backend=$3 db lpid kill_ms= shape
+    # throughput: more offered than taken, no request given up early and
+    # none started again (a round over its time would only add load);
+    # failover: a node every 2 s, rounds started again on a new connection
+    shape=(--rate "$RATE" --timeout-ms 30000)
+    [ "${4:-}" = kill ] && shape=(--rate $((NODES / 2)) --timeout-ms 5000 --failover)
     mkdir -p "$T/$run"
     if [ "$backend" = postgres ]; then
         pg_sql "CREATE DATABASE $run OWNER kima" >/dev/null || return 1
@@ -127,8 +132,8 @@ bench() {
     fi
     replicas "$run" "$n" "$db" || { stop_all; return 1; }
     "$L" --target "127.0.0.1:$HPORT" --cacert "$P/ca.pem" --ca-key "$P/ca.key" \
-        --nodes "$NODES" --pods 2 --entries 5 --rate "$RATE" --warmup "$WARMUP" \
-        --duration "$DURATION" --timeout-ms 5000 --rsa-keys pool --failover \
+        --nodes "$NODES" --pods 2 --entries 5 --warmup "$WARMUP" \
+        --duration "$DURATION" --rsa-keys pool "${shape[@]}" \
         --rounds-log "$T/$run/rounds.log" "${CPU[@]}" --json >"$T/$run/loadgen.out" 2>&1 &
     lpid=$!
     if [ "${4:-}" = kill ]; then
@@ -201,6 +206,8 @@ if [ -n "$FAILOVER" ] && [ -n "$PG" ]; then
     n=${REPLICAS##* }
     if [ "$n" -ge 2 ]; then
         bench "pg_kill$n" "$n" postgres kill
+        echo "and with $n replicas, $((NODES / 2)) rounds/s offered (a round per node every 2 s)," \
+            "one killed with SIGKILL mid-window:"
         summary_line "$T/pg_kill$n.json" "PostgreSQL, $n, one killed" "pg_kill$n"
         echo "failover time ($n replicas, one killed with SIGKILL mid-window): the longest wait" \
             "of a node between two 200s less its period: $(cat "$T/pg_kill$n.failover" 2>/dev/null || echo ?) s"

@@ -617,8 +617,10 @@ static const char *const err_names[LG_ERR_KINDS] = {"tls",    "connect",    "tim
                                                     "closed", "bad_answer", "not_trusted"};
 
 /* --cpu-pid: CPU ms per round of the window, summed by name, in the order
- * of the names' first appearance; a name with a process not readable at
- * both ends of the window is reported as -1 ("gone"). */
+ * of the names' first appearance. A process not readable at both ends of
+ * the window (a replica killed, its database session ended) is left out of
+ * the sum, which is then a lower bound (said so); a name with no process
+ * readable is -1. */
 static void report_cpu_pids(const struct lg_config *c, const struct figures *f, bool json) {
     double ticks = (double)sysconf(_SC_CLK_TCK);
     bool first = true;
@@ -629,7 +631,8 @@ static void report_cpu_pids(const struct lg_config *c, const struct figures *f, 
     printf(json ? ",\"cpu_ms_per_round\":{" : "  CPU per round in the window:");
     for (unsigned i = 0; i < c->ncpu_pids; i++) {
         double ms = 0;
-        bool ok = true, seen = false;
+        bool ok = false, seen = false;
+        unsigned gone = 0;
         for (unsigned k = 0; k < i && !seen; k++) {
             seen = strcmp(c->cpu_pids[k].name, c->cpu_pids[i].name) == 0;
         }
@@ -637,9 +640,14 @@ static void report_cpu_pids(const struct lg_config *c, const struct figures *f, 
             continue;
         }
         for (unsigned k = i; k < c->ncpu_pids; k++) {
-            if (strcmp(c->cpu_pids[k].name, c->cpu_pids[i].name) == 0) {
-                ok = ok && f->pid_ok[k];
+            if (strcmp(c->cpu_pids[k].name, c->cpu_pids[i].name) != 0) {
+                continue;
+            }
+            if (f->pid_ok[k]) {
+                ok = true;
                 ms += (double)(f->pid_cpu1[k] - f->pid_cpu0[k]) / ticks * 1000.0;
+            } else {
+                gone++;
             }
         }
         ms = !ok ? -1 : f->st.rounds ? ms / (double)f->st.rounds : 0;
@@ -647,8 +655,11 @@ static void report_cpu_pids(const struct lg_config *c, const struct figures *f, 
             printf("%s\"%s\":%.4f", first ? "" : ",", c->cpu_pids[i].name, ms);
         } else if (ok) {
             printf("%s %s %.3f ms", first ? "" : ",", c->cpu_pids[i].name, ms);
+            if (gone) {
+                printf(" (at least: %u process(es) gone)", gone);
+            }
         } else {
-            printf("%s %s (a process gone)", first ? "" : ",", c->cpu_pids[i].name);
+            printf("%s %s (gone)", first ? "" : ",", c->cpu_pids[i].name);
         }
         first = false;
     }
