@@ -94,7 +94,7 @@ replicas() {
             --client-ca "$P/ca.pem" --db "$db" --audit-log "$T/$run/audit-v$i.log" \
             --audit-key "$T/$run/audit-v$i.key" --policies "$T/policies" \
             --pods-file "$T/pods.json" --interval-ms "$PERIOD" --min-challenge-ms 0 \
-            --max-connections $((NODES + 64)) ${replica[@]:+"${replica[@]}" "v$i"} \
+            --max-connections $((2 * NODES + 600)) ${replica[@]:+"${replica[@]}" "v$i"} \
             >"$T/$run/verifier-v$i.log" 2>&1 &
         VPIDS+=($!)
         CPU+=(--cpu-pid "verifier=$!")
@@ -201,6 +201,11 @@ echo "$NODES nodes offered $RATE rounds/s (more than is taken), $DURATION s meas
     "$WARMUP s; $(nproc) cores shared by every part; CPU in ms per round answered"
 echo "run                        rounds/s  p50 ms p99 ms  verif. postgr haprox loadgen failov errors"
 for r in "${RUNS[@]}"; do summary_line "$T/${r%%|*}.json" "${r#*|}" "${r%%|*}"; done
+# what the errors were, when there were any
+for r in "${RUNS[@]}"; do
+    grep -h "^  errors: [1-9]\|^kima-loadgen: load-" "$T/${r%%|*}/loadgen.out" 2>/dev/null |
+        sed "s/^/${r%%|*}: /"
+done
 
 if [ -n "$FAILOVER" ] && [ -n "$PG" ]; then
     n=${REPLICAS##* }

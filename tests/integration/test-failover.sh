@@ -88,7 +88,7 @@ start_replica() {
     "$V" --listen "127.0.0.1:$port" --tls-cert "$P/server.pem" --tls-key "$P/server.key" \
         --client-ca "$P/ca.pem" --db "$DB" --audit-log "$T/var/audit-v$i.log" \
         --audit-key "$T/var/audit-v$i.key" --policies "$T/policies" --pods-file "$T/pods.json" \
-        --interval-ms $PERIOD_MS --min-challenge-ms 0 --max-connections $((NODES + 64)) \
+        --interval-ms $PERIOD_MS --min-challenge-ms 0 --max-connections $((2 * NODES + 600)) \
         --nonce-ttl-ms 600000 \
         "${replica[@]}" >>"$T/verifier-v$i.log" 2>&1 &
     VPIDS[$((i - 1))]=$!
