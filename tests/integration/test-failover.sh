@@ -38,7 +38,7 @@ VPIDS=() LPID=
 cleanup() {
     local p
     [ -n "$LPID" ] && kill -9 "$LPID" 2>/dev/null
-    for p in "${VPIDS[@]}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null; done
+    for p in "${VPIDS[@]}"; do [ -n "$p" ] && { kill -9 "$p"; wait "$p"; } 2>/dev/null; done
     haproxy_stop
     pg_stop
     if [ -n "${KEEP:-}" ]; then echo "kept $T"; else rm -rf "$T"; fi
