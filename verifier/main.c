@@ -40,8 +40,16 @@ static const struct option_spec verifier_options[] = {
                          "  --insecure-plain-http   no TLS and no roles: local demos only   "
                          "[KIMA_INSECURE_PLAIN_HTTP=1]\n"),
         OPTION_STRING_SPEC(CFG, db, "db", "KIMA_DB", "kima.db",
-                           "  --db PATH               SQLite store (kima.db)                   "
-                           "[KIMA_DB]\n"),
+                           "  --db SPEC               the store: an SQLite file (kima.db), or  "
+                           "[KIMA_DB]\n"
+                           "                          PostgreSQL: postgres://host/db?sslmode=\n"
+                           "                          verify-full... or 'host=... dbname=...'\n"
+                           "                          (no password in it: see below; a file\n"
+                           "                          named like key=value is ./key=value)\n"),
+        OPTION_STRING_SPEC(CFG, db_password_file, "db-password-file", "KIMA_DB_PASSWORD_FILE", NULL,
+                           "  --db-password-file FILE PostgreSQL's password (else the          "
+                           "[KIMA_DB_PASSWORD_FILE]\n"
+                           "                          environment's KIMA_DB_PASSWORD)\n"),
         OPTION_STRING_SPEC(CFG, policies, "policies", "KIMA_POLICIES", NULL,
                            "  --policies DIR          golden policies, reloaded on change      "
                            "[KIMA_POLICIES]\n"),

@@ -113,7 +113,7 @@ static int open_trust(struct verifier *v) {
 static int open_core(struct verifier *v) {
     const struct verifier_config *cfg = v->cfg;
 
-    if (store_open(cfg->db, &v->store) < 0 ||
+    if (store_open_with(cfg->db, cfg->db_password_file, &v->store) < 0 ||
         audit_key_load_or_create(cfg->audit_key, &v->audit_key) < 0 ||
         audit_open(cfg->audit_log, v->audit_key, cfg->audit_max_bytes,
                    AUDIT_CHECKPOINT_EVERY_DEFAULT, &v->audit) < 0 ||

@@ -25,6 +25,7 @@ struct verifier_config {
     const char *listen, *tls_cert, *tls_key, *client_ca, *crl;
     bool insecure_plain_http;
     const char *db, *policies, *pods_file, *static_pod_namespaces;
+    const char *db_password_file; /* PostgreSQL's password, or NULL (store_open_with) */
     const char *kubeconfig, *kube_context, *label_prefix;
     bool in_cluster;
     uint64_t kube_refresh_ms;

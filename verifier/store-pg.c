@@ -460,9 +460,18 @@ static int pg_begin(struct store *base) {
 
 static int pg_commit(struct store *base) {
     struct pg_store *s = pg(base);
-    PGresult *res = PQexec(s->conn, "COMMIT");
+    PGresult *res;
     int r = 0;
 
+    /* Without a transaction (rolled back, or the connection lost) COMMIT
+     * would only warn: what the caller wrote is not there. */
+    if (PQtransactionStatus(s->conn) == PQTRANS_IDLE || PQstatus(s->conn) != CONNECTION_OK) {
+        log_error("store: commit: no transaction is open (it was rolled back or its connection "
+                  "lost)");
+        s->txn = false;
+        return -EIO;
+    }
+    res = PQexec(s->conn, "COMMIT");
     /* COMMIT of a failed transaction "succeeds" as a ROLLBACK. */
     if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
         r = pg_fail(s, "commit", res);

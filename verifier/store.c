@@ -59,8 +59,13 @@ static int password_read(const char *path, char *ret, size_t retsz) {
     n = read(fd, ret, retsz);
     close(fd);
     if (n < 0 || (size_t)n >= retsz) {
-        log_error("store: the database password file %s: %s", path,
-                  n < 0 ? strerror(errno) : "longer than the cap");
+        if (n < 0) {
+            log_error("store: cannot read the database password file %s: %s", path,
+                      strerror(errno));
+        } else {
+            log_error("store: the database password file %s is longer than %d bytes", path,
+                      STORE_PASSWORD_MAX);
+        }
         return n < 0 ? -EIO : -E2BIG;
     }
     ret[n] = 0;

@@ -9,16 +9,19 @@
 #          [--duration S] [--warmup S] [--threads T] [--sources N] [--ek rsa|ecc]
 #          [--ak rsa|ecc|mixed] [--cache-dir DIR] [--rsa-keys random|pool]
 #          [--reconnect-every N] [--timeout-ms T] [--setup-timeout S]
-#          [--verifier BIN] [--loadgen BIN] [--verifier-threads N] [--json] [--check] [--keep]
+#          [--verifier BIN] [--loadgen BIN] [--verifier-threads N] [--db SPEC]
+#          [--json] [--check] [--keep]
+# --db: the verifier's store (default an SQLite file in the temporary
+# directory; or a PostgreSQL spec, of a database the caller emptied).
 # --check (the loadgen-smoke test): fail unless every round was answered
 # 200 with no error, every pod is trusted and the ack log has a line per node.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 V=${KIMA_VERIFIER:-}
 L=${KIMA_LOADGEN:-}
-NODES=100 ENTRIES=10 PODS=4 RATE= INTERVAL=2000 DURATION=10 WARMUP=2 CHECK= KEEP= VTHREADS=
+NODES=100 ENTRIES=10 PODS=4 RATE= INTERVAL=2000 DURATION=10 WARMUP=2 CHECK= KEEP= VTHREADS= DB=
 LGARGS=()
-usage() { sed -n '8,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
+usage() { sed -n '8,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
 while [ $# -gt 0 ]; do
     case $1 in
     --nodes) NODES=$2 ;;
@@ -31,6 +34,7 @@ while [ $# -gt 0 ]; do
     --verifier) V=$2 ;;
     --loadgen) L=$2 ;;
     --verifier-threads) VTHREADS=$2 ;;
+    --db) DB=$2 ;;
     --threads | --sources | --ek | --ak | --cache-dir | --timeout-ms | --setup-timeout | --reconnect-every | --rsa-keys)
         LGARGS+=("$1" "$2") ;;
     --json) LGARGS+=(--json); shift; continue ;;
@@ -87,7 +91,7 @@ else
 fi
 [ "$PERIOD" -ge 2000 ] || PERIOD=2000
 "$V" --listen 127.0.0.1:0 --tls-cert "$P/server.pem" --tls-key "$P/server.key" \
-    --client-ca "$P/ca.pem" --db "$T/var/kima.db" --audit-log "$T/var/audit.log" \
+    --client-ca "$P/ca.pem" --db "${DB:-$T/var/kima.db}" --audit-log "$T/var/audit.log" \
     --audit-key "$T/var/audit.key" --policies "$T/policies" --pods-file "$T/pods.json" \
     --interval-ms "$PERIOD" --min-challenge-ms 0 --max-connections $((NODES + 64)) \
     ${VTHREADS:+--threads "$VTHREADS"} >"$T/verifier.log" 2>&1 &

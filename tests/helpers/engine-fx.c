@@ -21,6 +21,7 @@
 #include "json-util.h"
 #include "quote.h"
 #include "verify.h"
+#include "test-store-db.h"
 
 void write_text(const char *path, const char *text) {
     FILE *f = fopen(path, "w");
@@ -143,7 +144,8 @@ int setup_grace(void **state, uint64_t grace_ms) {
     }
     f->grace_ms = grace_ms;
     snprintf(f->dir, sizeof(f->dir), "%s", f->nodes[0].sw.dir);
-    snprintf(f->db, sizeof(f->db), "%s/kima.db", f->dir);
+    snprintf(path, sizeof(path), "%s/kima.db", f->dir);
+    test_db_choose(f->db, sizeof(f->db), path);
     snprintf(f->audit, sizeof(f->audit), "%s/audit.log", f->dir);
     snprintf(f->key, sizeof(f->key), "%s/audit.key", f->dir);
     snprintf(f->pods, sizeof(f->pods), "%s/pods.json", f->dir);

@@ -69,3 +69,14 @@ void test_db_pg_sql(const char *sql) {
 long test_db_pg_value(const char *sql) {
     return run(sql);
 }
+
+void test_db_choose(char *buf, size_t bufsz, const char *sqlite_path) {
+    const char *pg = test_db_pg();
+
+    if ((size_t)snprintf(buf, bufsz, "%s", pg ? pg : sqlite_path) >= bufsz) {
+        fail_msg("the store's spec does not fit %zu bytes", bufsz);
+    }
+    if (pg) {
+        test_db_pg_clean();
+    }
+}

@@ -7,6 +7,8 @@
  * starts a server and sets it). A test that opens a store takes
  * test_db_pg() when it is not NULL, after test_db_pg_clean(). */
 
+#include <stddef.h>
+
 #define TEST_DB_SPEC_MAX 512
 
 /* KIMA_TEST_DB when it names PostgreSQL, else NULL. Set but not usable
@@ -21,5 +23,9 @@ void test_db_pg_sql(const char *sql);
 /* The first field of the first row of `sql`'s result as a number, -1
  * when there is none. Fails the test on error. */
 long test_db_pg_value(const char *sql);
+/* The spec a test's store_open takes into buf (bufsz bytes): the
+ * PostgreSQL database, emptied, when KIMA_TEST_DB names one, else
+ * sqlite_path. Fails the test when it does not fit. */
+void test_db_choose(char *buf, size_t bufsz, const char *sqlite_path);
 
 #endif

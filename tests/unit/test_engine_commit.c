@@ -27,6 +27,7 @@
 #include "log.h"
 #include "pcr.h"
 #include "pubkey.h"
+#include "test-store-db.h"
 
 #define MAX_NODES 16
 #define THREADS   4
@@ -80,7 +81,8 @@ static void sim_files(struct sim *s) {
     char path[400], item[400];
     FILE *f;
 
-    snprintf(s->db, sizeof(s->db), "%s/kima.db", s->dir);
+    snprintf(s->alog, sizeof(s->alog), "%s/kima.db", s->dir);
+    test_db_choose(s->db, sizeof(s->db), s->alog);
     snprintf(s->alog, sizeof(s->alog), "%s/audit.log", s->dir);
     snprintf(s->akey, sizeof(s->akey), "%s/audit.key", s->dir);
     snprintf(s->pods, sizeof(s->pods), "%s/pods.json", s->dir);

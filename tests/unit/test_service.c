@@ -9,6 +9,7 @@
 #include "audit.h"
 #include "log.h"
 #include "service.h"
+#include "test-store-db.h"
 
 /* kima-verifier's services opened, turned and closed as main() does, in a
  * private folder with plain HTTP on a free loopback port; and each start-up
@@ -27,7 +28,8 @@ static int setup(void **state) {
     assert_non_null(f);
     snprintf(f->dir, sizeof(f->dir), "/tmp/kima-test-service-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
-    snprintf(f->db, sizeof(f->db), "%s/kima.db", f->dir);
+    snprintf(f->pods, sizeof(f->pods), "%s/kima.db", f->dir);
+    test_db_choose(f->db, sizeof(f->db), f->pods);
     snprintf(f->audit_log, sizeof(f->audit_log), "%s/audit.log", f->dir);
     snprintf(f->audit_key, sizeof(f->audit_key), "%s/audit.key", f->dir);
     snprintf(f->pods, sizeof(f->pods), "%s/pods.json", f->dir);

@@ -946,6 +946,24 @@ static void test_open_errors(void **state) {
     store_close(NULL);
 }
 
+/* Which backend a spec names: libpq's URI or key=value is PostgreSQL, any
+ * other path an SQLite file (one named like key=value with its folder). */
+static void test_spec_kind(void **state) {
+    (void)state;
+    assert_int_equal(store_spec_kind("postgres://db.example/kima"), STORE_POSTGRESQL);
+    assert_int_equal(store_spec_kind("postgresql://db/kima?sslmode=verify-full"), STORE_POSTGRESQL);
+    assert_int_equal(store_spec_kind("host=db dbname=kima"), STORE_POSTGRESQL);
+    assert_int_equal(store_spec_kind("dbname = kima"), STORE_POSTGRESQL);
+    assert_int_equal(store_spec_kind("service=kima"), STORE_POSTGRESQL);
+    assert_int_equal(store_spec_kind("kima.db"), STORE_SQLITE);
+    assert_int_equal(store_spec_kind("/var/lib/kima/kima.db"), STORE_SQLITE);
+    assert_int_equal(store_spec_kind("./host=x"), STORE_SQLITE);
+    assert_int_equal(store_spec_kind("Host=x"), STORE_SQLITE);
+    assert_int_equal(store_spec_kind("=x"), STORE_SQLITE);
+    assert_int_equal(store_spec_kind("postgres:/x"), STORE_SQLITE);
+    assert_int_equal(store_spec_kind(":memory:"), STORE_SQLITE);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup(test_nodes, fresh),
@@ -964,6 +982,7 @@ int main(void) {
             cmocka_unit_test_setup(test_node_compare_and_swap, fresh),
             cmocka_unit_test_setup(test_nonces_and_secret, fresh),
             cmocka_unit_test_setup(test_open_errors, fresh),
+            cmocka_unit_test(test_spec_kind),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
