@@ -5,7 +5,11 @@
  * judge the entries -> settle the pods' and the node's states -> commit
  * (store and audit together). A failure of the node ends the pipeline at
  * commit; a refusal (unknown node, bad nonce, wrong index) ends it with an
- * answer and nothing recorded. */
+ * answer and nothing recorded. With shared nonces (several verifiers on
+ * one store) the nonce's single use is recorded first in the writer's
+ * savepoint, and the node is written over the version the round read: a
+ * round that lost either (another writer first) is rolled back whole and
+ * answered 409 (lost()). */
 #include "evidence.h"
 
 #include "judge.h"
@@ -342,6 +346,10 @@ static enum step check_quote(struct round *rd, struct tpm_quote_result *qr,
     return STEP_NEXT;
 }
 
+#define NODE_CHANGED                                                                           \
+    "another verifier or an operator wrote the node while this round was checked; nothing of " \
+    "the round was recorded: start a new round"
+
 /* A round that lost at the store (r): another writer (a verifier of the
  * store, an operator) changed the node since the round read it
  * (-ESTALE), or used its nonce first (-EEXIST). Its writes were rolled
@@ -356,6 +364,9 @@ static enum engine_status lost(struct round *rd, int r, json_t **resp) {
         return refused(rd, resp, "bad nonce",
                        "the nonce was used already, at this verifier or another");
     }
+    if (!e->shared_nonces) {
+        return refused(rd, resp, "node changed", NODE_CHANGED);
+    }
     r = engine_write_begin(e, &w);
     r = r == 0 ? nonce_use(rd) : r;
     r = engine_write_end(e, &w, r == -EEXIST ? 0 : r);
@@ -363,9 +374,7 @@ static enum engine_status lost(struct round *rd, int r, json_t **resp) {
         log_warn("node %s: the nonce of a round that lost its node could not be recorded: %s",
                  rd->node, strerror(-r));
     }
-    return refused(rd, resp, "node changed",
-                   "another verifier or an operator wrote the node while this round was "
-                   "checked; nothing of the round was recorded: start a new round");
+    return refused(rd, resp, "node changed", NODE_CHANGED);
 }
 
 /* A round that judges nothing (its entries start at the wrong index): its

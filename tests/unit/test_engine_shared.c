@@ -9,8 +9,10 @@
 #include "fileio.h"
 #include "json-util.h"
 
-/* Two engines on one store with shared nonces forced (as on PostgreSQL;
- * here one SQLite store, the engines called one after the other): a nonce
+/* Two engines on one store, each with its own connection, shared nonces
+ * forced (as on PostgreSQL; the engines called one after the other; on
+ * SQLite, or on PostgreSQL through with-pg.sh as test_engine_shared_on_pg):
+ * a nonce
  * of one is answered at the other and used once across both; a nonce with
  * a wrong MAC, another node's, an expired one or one of the wrong length
  * is refused; a round whose node another writer changed between its read
@@ -21,19 +23,20 @@ struct shared {
     struct fx *f;
     struct engine *a, *b;  /* a is f->e */
     struct audit_log *log; /* b's audit log */
+    struct store *store;   /* b's connection to f's store */
     char audit_b[400];
 };
 
 static struct shared sh;
 
-static struct engine *open_shared(struct fx *f, struct audit_log *log) {
+static struct engine *open_shared(struct fx *f, struct store *store, struct audit_log *log) {
     struct engine_config cfg;
     struct engine *e = NULL;
 
     engine_config_default(&cfg);
     cfg.min_challenge_ms = 0;
     cfg.shared_nonces = true;
-    assert_int_equal(engine_new(&cfg, f->store, log, f->inv, f->policies, &e), 0);
+    assert_int_equal(engine_new(&cfg, store, log, f->inv, f->policies, &e), 0);
     return e;
 }
 
@@ -45,12 +48,13 @@ static int setup_shared(void **state) {
     }
     f = *state;
     engine_free(f->e);
-    f->e = open_shared(f, f->log);
+    f->e = open_shared(f, f->store, f->log);
     snprintf(sh.audit_b, sizeof(sh.audit_b), "%s/audit-b.log", f->dir);
     assert_int_equal(audit_open(sh.audit_b, f->audit_key, 0, 50, &sh.log), 0);
     sh.f = f;
     sh.a = f->e;
-    sh.b = open_shared(f, sh.log);
+    assert_int_equal(store_open(f->db, &sh.store), 0);
+    sh.b = open_shared(f, sh.store, sh.log);
     return 0;
 }
 
@@ -59,6 +63,7 @@ static int teardown_shared(void **state) {
 
     f->e = sh.a;
     engine_free(sh.b);
+    store_close(sh.store);
     audit_close(sh.log);
     memset(&sh, 0, sizeof(sh));
     return teardown(state);
@@ -224,15 +229,15 @@ static void test_bad_nonces(void **state) {
     assert_int_equal(attestations(f), 1);
 }
 
-/* Another writer (the other replica) writes the node between the round's
- * read and its write. */
+/* Another writer (the other replica, on its own connection) writes the
+ * node between the round's read and its write. */
 static void bump_version(void *ud) {
     struct node_record *n = calloc(1, sizeof(*n));
 
     (void)ud;
     assert_non_null(n);
-    assert_int_equal(store_node_get(sh.f->store, NODE, n), 0);
-    assert_int_equal(store_node_put(sh.f->store, n), 0);
+    assert_int_equal(store_node_get(sh.store, NODE, n), 0);
+    assert_int_equal(store_node_put(sh.store, n), 0);
     free(n);
 }
 
