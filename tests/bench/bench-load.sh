@@ -140,6 +140,7 @@ want(f["handshakes"] >= int(sys.argv[2]), "a TLS connection per node")
 # A short run never reaches the verifier's 60 s idle timeout: a request
 # sent again on a new connection would hide answers the verifier dropped.
 want(f["retried"] == 0, "no request sent again on a new connection")
+want(f["failed_over"] == 0 and f["given_up"] == 0, "no round started again (no --failover here)")
 sys.exit(0 if ok else 1)
 PY
 ocurl -o "$T/pods.out" "$URL/v1/pods" || bad "GET /v1/pods"

@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -50,7 +51,16 @@ static const char usage[] =
         "  --rsa-keys random|pool  pool: RSA keys as products of pairs of a pool of primes,\n"
         "                        distinct and made in seconds, but weak (load tests only)\n"
         "  --ack-log FILE        append \"node ima_next_index\" for every evidence answered 200\n"
+        "  --rounds-log FILE     append \"unix_ms node nonce ima_next_index\" for each of them\n"
+        "  --failover            a round whose connection broke (reset, end, TLS error,\n"
+        "                        timeout) or answered 502/503/504 starts again on a new\n"
+        "                        connection (up to 20 times), counted as failed_over, not\n"
+        "                        as an error (verifiers behind a balancer, one going away);\n"
+        "                        a set-up request so broken is counted there too; a node\n"
+        "                        set up attests at once, not when all are (none goes stale)\n"
         "  --verifier-pid PID    report the verifier's CPU per round and RSS\n"
+        "  --cpu-pid NAME=PID    report PID's CPU per round in the window, summed by NAME\n"
+        "                        (several verifiers, the database, a balancer; up to 32)\n"
         "  --baseline-rss BYTES  its RSS before nodes connected (default: read at start)\n"
         "  --json                the figures as one JSON line too\n"
         "  --write-pods FILE     write the pods file (PodList) of --nodes x --pods and exit\n";
@@ -80,6 +90,9 @@ enum {
     O_WRITE_PODS,
     O_RECONNECT,
     O_RSA_KEYS,
+    O_ROUNDS_LOG,
+    O_FAILOVER,
+    O_CPU_PID,
 };
 
 /* 127.0.0.0/8 or ::1, with a port: the generator goes nowhere else. */
@@ -146,6 +159,25 @@ static int parse_u(const char *s, uint64_t lo, uint64_t hi, unsigned *ret) {
     return r;
 }
 
+/* NAME=PID: NAME 1..15 of [a-z0-9_-]. */
+static int parse_cpu_pid(const char *a, struct lg_config *c) {
+    const char *eq = strchr(a, '=');
+    size_t nl = eq ? (size_t)(eq - a) : 0;
+    struct lg_cpu_pid *x;
+    uint64_t v;
+
+    if (c->ncpu_pids >= LG_CPU_PIDS_MAX || nl == 0 || nl >= sizeof(x->name) ||
+        strspn(a, "abcdefghijklmnopqrstuvwxyz0123456789_-") != nl ||
+        parse_u64_range(eq + 1, 1, 1u << 30, &v) < 0) {
+        return -EINVAL;
+    }
+    x = &c->cpu_pids[c->ncpu_pids++];
+    memcpy(x->name, a, nl);
+    x->name[nl] = '\0';
+    x->pid = (int)v;
+    return 0;
+}
+
 static int parse_one(int o, const char *a, struct lg_config *c, const char **pods_out) {
     uint64_t v;
 
@@ -192,6 +224,14 @@ static int parse_one(int o, const char *a, struct lg_config *c, const char **pod
     case O_ACK:
         c->ack_log = a;
         return 0;
+    case O_ROUNDS_LOG:
+        c->rounds_log = a;
+        return 0;
+    case O_FAILOVER:
+        c->failover = true;
+        return 0;
+    case O_CPU_PID:
+        return parse_cpu_pid(a, c);
     case O_VPID:
         if (parse_u64_range(a, 1, 1u << 30, &v) < 0) {
             return -EINVAL;
@@ -240,6 +280,9 @@ static int parse_args(int argc, char **argv, struct lg_config *c, const char **p
             {"ak", required_argument, NULL, O_AK},
             {"cache-dir", required_argument, NULL, O_CACHE},
             {"ack-log", required_argument, NULL, O_ACK},
+            {"rounds-log", required_argument, NULL, O_ROUNDS_LOG},
+            {"failover", no_argument, NULL, O_FAILOVER},
+            {"cpu-pid", required_argument, NULL, O_CPU_PID},
             {"verifier-pid", required_argument, NULL, O_VPID},
             {"baseline-rss", required_argument, NULL, O_BASELINE},
             {"json", no_argument, NULL, O_JSON},
@@ -438,6 +481,9 @@ struct figures {
     long long rss0, rss1;
     bool have_cpu;
     double own_cpu_s, own_cpu0, own_cpu1; /* the generator's, in all and at the window's ends */
+    /* --cpu-pid's ticks at the window's ends; false: not readable then */
+    unsigned long long pid_cpu0[LG_CPU_PIDS_MAX], pid_cpu1[LG_CPU_PIDS_MAX];
+    bool pid_ok[LG_CPU_PIDS_MAX];
 };
 
 static int cmp_double(const void *a, const void *b) {
@@ -493,11 +539,18 @@ static void drive(const struct lg_config *cfg, struct worker *w, unsigned nw, st
             set_phase(1);
         } else if (phase == 1 && now - t >= cfg->warmup) {
             f->have_cpu = pid > 0 && proc_cpu_ticks(pid, &f->cpu0) == 0;
+            for (unsigned i = 0; i < cfg->ncpu_pids; i++) {
+                f->pid_ok[i] = proc_cpu_ticks(cfg->cpu_pids[i].pid, &f->pid_cpu0[i]) == 0;
+            }
             f->own_cpu0 = own_cpu();
             t = now;
             set_phase(2);
         } else if (phase == 2 && now - t >= cfg->duration) {
             f->have_cpu = f->have_cpu && proc_cpu_ticks(pid, &f->cpu1) == 0;
+            for (unsigned i = 0; i < cfg->ncpu_pids; i++) {
+                f->pid_ok[i] =
+                        f->pid_ok[i] && proc_cpu_ticks(cfg->cpu_pids[i].pid, &f->pid_cpu1[i]) == 0;
+            }
             f->own_cpu1 = own_cpu();
             f->rss1 = pid > 0 ? proc_rss(pid) : -1;
             f->window_s = now - t;
@@ -525,6 +578,9 @@ static void merge(struct worker *w, unsigned nw, struct figures *f) {
         s->handshakes += x->handshakes;
         s->resumed += x->resumed;
         s->retried += x->retried;
+        s->failed_over += x->failed_over;
+        s->given_up += x->given_up;
+        s->answers_lost += x->answers_lost;
         for (int k = 0; k < 600; k++) {
             s->http[k] += x->http[k];
         }
@@ -559,6 +615,56 @@ static uint64_t error_count(const struct lg_stats *s) {
 
 static const char *const err_names[LG_ERR_KINDS] = {"tls",    "connect",    "timeout",
                                                     "closed", "bad_answer", "not_trusted"};
+
+/* --cpu-pid: CPU ms per round of the window, summed by name, in the order
+ * of the names' first appearance. A process not readable at both ends of
+ * the window (a replica killed, its database session ended) is left out of
+ * the sum, which is then a lower bound (said so); a name with no process
+ * readable is -1. */
+static void report_cpu_pids(const struct lg_config *c, const struct figures *f, bool json) {
+    double ticks = (double)sysconf(_SC_CLK_TCK);
+    bool first = true;
+
+    if (c->ncpu_pids == 0) {
+        return;
+    }
+    printf(json ? ",\"cpu_ms_per_round\":{" : "  CPU per round in the window:");
+    for (unsigned i = 0; i < c->ncpu_pids; i++) {
+        double ms = 0;
+        bool ok = false, seen = false;
+        unsigned gone = 0;
+        for (unsigned k = 0; k < i && !seen; k++) {
+            seen = strcmp(c->cpu_pids[k].name, c->cpu_pids[i].name) == 0;
+        }
+        if (seen) {
+            continue;
+        }
+        for (unsigned k = i; k < c->ncpu_pids; k++) {
+            if (strcmp(c->cpu_pids[k].name, c->cpu_pids[i].name) != 0) {
+                continue;
+            }
+            if (f->pid_ok[k]) {
+                ok = true;
+                ms += (double)(f->pid_cpu1[k] - f->pid_cpu0[k]) / ticks * 1000.0;
+            } else {
+                gone++;
+            }
+        }
+        ms = !ok ? -1 : f->st.rounds ? ms / (double)f->st.rounds : 0;
+        if (json) {
+            printf("%s\"%s\":%.4f", first ? "" : ",", c->cpu_pids[i].name, ms);
+        } else if (ok) {
+            printf("%s %s %.3f ms", first ? "" : ",", c->cpu_pids[i].name, ms);
+            if (gone) {
+                printf(" (at least: %u process(es) gone)", gone);
+            }
+        } else {
+            printf("%s %s (gone)", first ? "" : ",", c->cpu_pids[i].name);
+        }
+        first = false;
+    }
+    printf(json ? "}" : "\n");
+}
 
 static void report_text(const struct lg_config *c, const struct figures *f, double cpu_ms,
                         double cores) {
@@ -597,6 +703,12 @@ static void report_text(const struct lg_config *c, const struct figures *f, doub
            "(the verifier had closed an idle one) %llu\n",
            (unsigned long long)s->handshakes, (unsigned long long)s->resumed,
            (unsigned long long)s->retried);
+    if (c->failover) {
+        printf("  failover: rounds started again after a broken connection or a 502/503/504 "
+               "%llu, given up %llu; rounds recorded whose answer was lost %llu\n",
+               (unsigned long long)s->failed_over, (unsigned long long)s->given_up,
+               (unsigned long long)s->answers_lost);
+    }
     if (c->verifier_pid > 0 && f->have_cpu && f->rss0 >= 0 && f->rss1 >= 0) {
         printf("  verifier: CPU per round %.3f ms (%.2f cores); RSS %.1f MB before, %.1f MB at "
                "the end, %.0f bytes per node\n",
@@ -606,6 +718,7 @@ static void report_text(const struct lg_config *c, const struct figures *f, doub
         printf("  verifier: process %d not readable over the whole window (gone?)\n",
                c->verifier_pid);
     }
+    report_cpu_pids(c, f, false);
     printf("  loadgen: %.3f ms CPU per round (%.2f cores) in the window, %.1f CPU seconds in all\n",
            s->rounds ? (f->own_cpu1 - f->own_cpu0) * 1000.0 / (double)s->rounds : 0,
            f->window_s > 0 ? (f->own_cpu1 - f->own_cpu0) / f->window_s : 0, f->own_cpu_s);
@@ -633,9 +746,11 @@ static void report_json(const struct lg_config *c, const struct figures *f, doub
     for (int k = 0; k < LG_ERR_KINDS; k++) {
         printf(",\"%s\":%llu", err_names[k], (unsigned long long)s->err[k]);
     }
-    printf(",\"handshakes\":%llu,\"resumed\":%llu,\"retried\":%llu",
+    printf(",\"handshakes\":%llu,\"resumed\":%llu,\"retried\":%llu,\"failed_over\":%llu,"
+           "\"given_up\":%llu,\"answers_lost\":%llu",
            (unsigned long long)s->handshakes, (unsigned long long)s->resumed,
-           (unsigned long long)s->retried);
+           (unsigned long long)s->retried, (unsigned long long)s->failed_over,
+           (unsigned long long)s->given_up, (unsigned long long)s->answers_lost);
     if (c->verifier_pid > 0) {
         printf(",\"verifier_cpu_ms_per_round\":%.4f,\"verifier_cores\":%.3f,"
                "\"verifier_rss_baseline\":%lld,\"verifier_rss_end\":%lld,"
@@ -643,6 +758,7 @@ static void report_json(const struct lg_config *c, const struct figures *f, doub
                cpu_ms, cores, f->rss0, f->rss1,
                f->rss0 >= 0 && f->rss1 >= 0 ? (double)(f->rss1 - f->rss0) / c->nodes : -1.0);
     }
+    report_cpu_pids(c, f, true);
     printf(",\"loadgen_cpu_s\":%.2f,\"loadgen_cpu_ms_per_round\":%.4f}\n", f->own_cpu_s,
            s->rounds ? (f->own_cpu1 - f->own_cpu0) * 1000.0 / (double)s->rounds : 0);
 }
@@ -731,6 +847,9 @@ int main(int argc, char **argv) {
         }
         return r < 0 ? 1 : 0;
     }
+    /* a connection the other end closed is an error of that request (EPIPE),
+     * not the end of the run: it is what a verifier killed under load does */
+    signal(SIGPIPE, SIG_IGN);
     if (raise_nofile(cfg.nodes) < 0) {
         return 1;
     }
@@ -745,6 +864,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "kima-loadgen: cannot open %s: %s\n", cfg.ack_log, strerror(errno));
         return 1;
     }
+    if (cfg.rounds_log && !(lg_shared.rounds = fopen(cfg.rounds_log, "a"))) {
+        fprintf(stderr, "kima-loadgen: cannot open %s: %s\n", cfg.rounds_log, strerror(errno));
+        return 1;
+    }
     setenv("TSS2_LOG", "all+none", 0);
     /* two keys per node: EK and AK (an ECC AK leaves its pair unused) */
     if (cfg.rsa_pool && lg_rsa_pool_init(2 * (size_t)cfg.nodes) < 0) {
@@ -755,6 +878,9 @@ int main(int argc, char **argv) {
     lg_rsa_pool_free();
     if (lg_shared.ack) {
         fclose(lg_shared.ack);
+    }
+    if (lg_shared.rounds) {
+        fclose(lg_shared.rounds);
     }
     if (r < 0) {
         fprintf(stderr, "kima-loadgen: the run failed: %s\n", strerror(-r));

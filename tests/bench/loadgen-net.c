@@ -281,9 +281,43 @@ static void start_setup(struct lg_thread *t, struct lg_node *n) {
     request(t, n, LG_REGISTER, "registration", b);
 }
 
-static void start_round(struct lg_thread *t, struct lg_node *n) {
-    n->round_start = lg_now();
+/* A new round; `again`: the start again of one whose connection broke
+ * (--failover), its latency counted from its first start. */
+static void start_round(struct lg_thread *t, struct lg_node *n, bool again) {
+    if (n->retry_at > 0) {
+        n->retry_at = 0;
+        t->retry_pending--;
+    }
+    if (!again) {
+        n->round_start = lg_now();
+        n->starts = 0;
+    }
+    n->starts++;
     request(t, n, LG_CHALLENGE, "challenges", NULL);
+}
+
+/* --failover: a round whose connection broke, or that a balancer answered
+ * 502/503/504, starts again on a new connection: at once the first time
+ * (the balancer sends it to another verifier), then after 50 ms more each
+ * time (all of them may be down). False when that is not the case: not a
+ * round, too many starts, the run ending. */
+static bool failover(struct lg_thread *t, struct lg_node *n) {
+    if (!t->cfg->failover || !n->setup_done ||
+        (n->step != LG_CHALLENGE && n->step != LG_EVIDENCE) || lg_shared.phase >= 4) {
+        return false;
+    }
+    if (n->starts >= LG_FAILOVER_MAX) {
+        t->st.given_up++;
+        return false;
+    }
+    conn_close(t, n);
+    t->st.failed_over++;
+    n->step = LG_IDLE;
+    if (n->retry_at == 0) {
+        t->retry_pending++;
+    }
+    n->retry_at = lg_now() + 0.05 * (n->starts - 1);
+    return true;
 }
 
 static void setup_finished(struct lg_thread *t, struct lg_node *n, bool ok) {
@@ -304,7 +338,16 @@ static void setup_finished(struct lg_thread *t, struct lg_node *n, bool ok) {
  * transport's fault, the round given up; during setup retried a few
  * times. */
 static void fail(struct lg_thread *t, struct lg_node *n, int kind) {
-    if (kind >= 0) {
+    bool transport = kind != LG_ERR_VERDICT && kind != LG_ERR_BAD && kind >= 0;
+
+    if (transport && failover(t, n)) {
+        return;
+    }
+    /* --failover: a set-up whose connection broke is tried again as ever,
+     * and counted with the rounds started again; its last try is an error */
+    if (transport && t->cfg->failover && !n->setup_done && n->setup_tries + 1 < SETUP_TRIES) {
+        t->st.failed_over++;
+    } else if (kind >= 0) {
         t->st.err[kind]++;
     }
     if (kind != LG_ERR_VERDICT && kind != LG_ERR_BAD && kind >= 0) {
@@ -328,6 +371,13 @@ static void http_error(struct lg_thread *t, struct lg_node *n, int status, const
                                         "evidence"};
     int k = status >= 0 && status < 600 ? status : 0;
 
+    /* 409 "node changed": another verifier wrote the node during the
+     * round, nothing of it was recorded; a new round goes through */
+    if (((status >= 502 && status <= 504) ||
+         (status == 409 && memmem(body, blen, "\"node changed\"", 14))) &&
+        failover(t, n)) {
+        return;
+    }
     if (t->st.http[k]++ == 0) {
         fprintf(stderr, "kima-loadgen: %s %s: HTTP %d: \"", n->name, steps[n->step], status);
         for (size_t i = 0; i < blen && i < 300; i++) {
@@ -347,6 +397,7 @@ static void round_done(struct lg_thread *t, struct lg_node *n) {
     double now = lg_now();
 
     n->step = LG_IDLE;
+    n->starts = 0;
     if (!n->setup_done) {
         setup_finished(t, n, true);
         return;
@@ -362,6 +413,7 @@ static void round_done(struct lg_thread *t, struct lg_node *n) {
 
 static void on_answer(struct lg_thread *t, struct lg_node *n, int status, const char *body,
                       size_t blen) {
+    uint64_t base;
     char *next;
     int r;
 
@@ -379,15 +431,17 @@ static void on_answer(struct lg_thread *t, struct lg_node *n, int status, const 
         if (status != 200) {
             http_error(t, n, status, body, blen);
         } else {
-            start_round(t, n);
+            start_round(t, n, false);
         }
         break;
     case LG_CHALLENGE:
+        base = n->base;
         if (status != 200) {
             http_error(t, n, status, body, blen);
         } else if (!(next = lg_evidence_body(n, t->cfg, body, blen))) {
             fail(t, n, LG_ERR_BAD);
         } else {
+            t->st.answers_lost += n->base != base;
             request(t, n, LG_EVIDENCE, "evidence", next);
         }
         break;
@@ -411,7 +465,9 @@ static void on_answer(struct lg_thread *t, struct lg_node *n, int status, const 
  * new connection, as the agent does (agent/client.c). False when it is not
  * that case or the new connection cannot be opened. */
 static bool retry_fresh(struct lg_thread *t, struct lg_node *n) {
-    if (n->retried || n->answers == 0 || n->in.len > 0) {
+    /* --failover: the request may have been carried out by a verifier
+     * that died before it answered; a new round, not the same request */
+    if (t->cfg->failover || n->retried || n->answers == 0 || n->in.len > 0) {
         return false;
     }
     conn_close(t, n);
@@ -510,13 +566,25 @@ static void fire_due(struct lg_thread *t, double now) {
         if (phase >= 3) {
             continue; /* no new rounds: draining */
         }
-        if (n->step == LG_IDLE && phase >= 1) {
-            start_round(t, n);
+        /* --failover: a node set up attests at once, as an agent does,
+         * so that none goes stale while the others are set up */
+        if (n->step == LG_IDLE && n->retry_at == 0 && (phase >= 1 || t->cfg->failover)) {
+            start_round(t, n, false);
         } else if (phase == 2) {
             t->st.late++;
         }
         due += p;
         heap_push(t, n, due > now - p ? due : now + p); /* never a burst to catch up */
+    }
+}
+
+/* --failover: rounds whose time to start again has come. */
+static void fire_retries(struct lg_thread *t, double now) {
+    for (size_t i = 0; i < t->n && t->retry_pending; i++) {
+        struct lg_node *n = t->nodes[i];
+        if (n->retry_at > 0 && n->retry_at <= now && n->step == LG_IDLE) {
+            start_round(t, n, true);
+        }
     }
 }
 
@@ -548,9 +616,15 @@ int lg_thread_run(struct lg_thread *t) {
             start_setup(t, t->nodes[t->next_setup++]);
         }
         fire_due(t, now);
+        if (t->retry_pending) {
+            fire_retries(t, now);
+        }
         if (t->heap_n) {
             double d = (t->heap[0]->due - now) * 1000.0;
             timeout = d < 0 ? 0 : d < 100 ? (int)d + 1 : 100;
+        }
+        if (t->retry_pending && timeout > 10) {
+            timeout = 10;
         }
         k = epoll_wait(t->ep, ev, 256, timeout);
         for (int i = 0; i < k; i++) {
@@ -560,7 +634,7 @@ int lg_thread_run(struct lg_thread *t) {
         if (now - last_scan > TIMEOUT_SCAN_S) {
             check_timeouts(t, now);
             last_scan = now;
-            if (lg_shared.phase == 3 && !busy(t)) {
+            if (lg_shared.phase == 3 && !busy(t) && !t->retry_pending) {
                 break;
             }
         }

@@ -317,8 +317,46 @@ static int add_entries(struct lg_node *n, const struct lg_config *cfg) {
     return 0;
 }
 
+static uint32_t le32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Drop the first k unacknowledged entries: a verifier recorded them but
+ * its answer never came (it died after its commit); the next challenge
+ * says so with its ima_next_index, and the node goes on from there, as
+ * the agent does. 0, or -EBADMSG when the list is shorter. */
+static int drop_entries(struct lg_node *n, uint64_t k) {
+    const uint8_t *p = n->g.list.data;
+    size_t off = 0, len = n->g.list.len;
+
+    for (uint64_t i = 0; i < k; i++) {
+        uint32_t l;
+        if (len - off < 4 + (size_t)n->g.digest_len + 4) {
+            return -EBADMSG;
+        }
+        off += 4 + n->g.digest_len;
+        l = le32(p + off);
+        off += 4;
+        if (len - off < (size_t)l + 4) {
+            return -EBADMSG;
+        }
+        off += l;
+        l = le32(p + off);
+        off += 4;
+        if (len - off < l) {
+            return -EBADMSG;
+        }
+        off += l;
+    }
+    memmove(n->g.list.data, p + off, len - off);
+    n->g.list.len = len - off;
+    n->base += k;
+    return 0;
+}
+
 /* The challenge answer: the nonce (kept as it came), a selection of
- * sha256 PCR 10 (what a node quotes by default). 0 or -EBADMSG. */
+ * sha256 PCR 10 (what a node quotes by default), the verifier's
+ * ima_next_index (entries before it dropped). 0 or -EBADMSG. */
 static int challenge_answer(struct lg_node *n, const char *answer, size_t len, uint8_t *nonce,
                             size_t *ret_nonce_len) {
     json_t *j = json_loadb(answer, len, 0, NULL);
@@ -328,6 +366,12 @@ static int challenge_answer(struct lg_node *n, const char *answer, size_t len, u
             nb && strlen(nb) < sizeof(n->nonce_b64) ? base64_decode(nb, strlen(nb), nonce, 64) : -1;
     int r = -EBADMSG;
 
+    json_t *next = json_object_get(j, "ima_next_index");
+    uint64_t nx = json_is_integer(next) ? (uint64_t)json_integer_value(next) : 0;
+
+    if (nx > n->base && nx <= n->g.count && drop_entries(n, nx - n->base) < 0) {
+        nl = -1;
+    }
     if (nl > 0 && sel && strcmp(sel, "sha256:10") == 0) {
         snprintf(n->nonce_b64, sizeof(n->nonce_b64), "%s", nb);
         *ret_nonce_len = (size_t)nl;
@@ -378,10 +422,20 @@ int lg_evidence_answer(struct lg_node *n, const char *answer, size_t len) {
             kbuf_reset(&n->g.list);
             n->base = nx;
         }
-        if (lg_shared.ack) {
+        if (lg_shared.ack || lg_shared.rounds) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
             pthread_mutex_lock(&lg_shared.ack_lock);
-            fprintf(lg_shared.ack, "%s %llu\n", n->name, (unsigned long long)nx);
-            fflush(lg_shared.ack);
+            if (lg_shared.ack) {
+                fprintf(lg_shared.ack, "%s %llu\n", n->name, (unsigned long long)nx);
+                fflush(lg_shared.ack);
+            }
+            if (lg_shared.rounds) {
+                fprintf(lg_shared.rounds, "%lld %s %s %llu\n",
+                        (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, n->name, n->nonce_b64,
+                        (unsigned long long)nx);
+                fflush(lg_shared.rounds);
+            }
             pthread_mutex_unlock(&lg_shared.ack_lock);
         }
         r = strcmp(verdict, "trusted") == 0 ? 0 : -EPERM;

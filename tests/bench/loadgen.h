@@ -28,6 +28,8 @@
 #define LG_RESPONSE_MAX (1024 * 1024) /* a verifier answer larger is an error */
 #define LG_LIST_MAX     (64u << 20)   /* one node's unacknowledged entries */
 #define LG_LAT_MAX      (8u << 20)    /* latencies kept for percentiles */
+#define LG_FAILOVER_MAX 20            /* --failover: new starts of one round at most */
+#define LG_CPU_PIDS_MAX 32            /* --cpu-pid NAME=PID options */
 
 struct lg_config {
     unsigned nodes, entries, pods, threads, sources, ak_mode; /* ak: 0 rsa, 1 ecc, 2 mixed */
@@ -37,10 +39,22 @@ struct lg_config {
     struct sockaddr_storage target;
     socklen_t target_len;
     char target_text[64];
-    const char *cacert, *ca_key, *cache_dir, *ack_log;
+    const char *cacert, *ca_key, *cache_dir, *ack_log, *rounds_log;
     int verifier_pid;
     long long baseline_rss;
     bool json, rsa_pool;
+    /* a round whose connection broke (reset, end, TLS error, timeout) or
+     * that was answered 502, 503 or 504 starts again on a new connection,
+     * counted in failed_over, not as an error (a balancer in front of
+     * several verifiers, one of which went away) */
+    bool failover;
+    /* --cpu-pid: processes whose CPU in the window is reported per round,
+     * summed by name */
+    struct lg_cpu_pid {
+        char name[16];
+        int pid;
+    } cpu_pids[LG_CPU_PIDS_MAX];
+    unsigned ncpu_pids;
 };
 
 enum lg_step {
@@ -73,6 +87,13 @@ struct lg_stats {
      * verifier had closed the kept-alive one (its idle timeout) before a
      * byte of the answer, as the agent does (agent/client.c) */
     uint64_t rounds, late, handshakes, resumed, retried, http[600], err[LG_ERR_KINDS];
+    /* --failover: rounds started again after a broken connection or a
+     * 502/503/504 (failed_over), rounds given up after LG_FAILOVER_MAX
+     * starts (also counted as the error of their last try) */
+    uint64_t failed_over, given_up;
+    /* rounds a verifier recorded whose answer never came: the next
+     * challenge's ima_next_index was past what the node had acknowledged */
+    uint64_t answers_lost;
     double *lat; /* ms, rounds of the measured window */
     size_t nlat, lat_cap;
 };
@@ -99,6 +120,8 @@ struct lg_node {
     uint32_t events;  /* what epoll waits for now */
     unsigned answers; /* answers read on this connection */
     bool retried;     /* the request under way was sent again once */
+    unsigned starts;  /* --failover: starts of the round under way */
+    double retry_at;  /* --failover: when it starts again; 0: not waiting */
     /* the request under way */
     enum lg_step step;
     bool setup_done;
@@ -116,6 +139,7 @@ struct lg_thread {
     SSL_CTX *ctx;
     struct lg_node **heap; /* by due time */
     size_t heap_n;
+    size_t retry_pending; /* nodes with a retry_at */
     struct lg_stats st;
     pthread_t tid;
 };
@@ -123,7 +147,7 @@ struct lg_thread {
 /* Shared between the threads: the phase and the ack log. */
 struct lg_shared {
     volatile int phase; /* 0 setup, 1 warmup, 2 measure, 3 drain, 4 stop */
-    FILE *ack;
+    FILE *ack, *rounds; /* --ack-log, --rounds-log */
     pthread_mutex_t ack_lock;
 };
 extern struct lg_shared lg_shared;
@@ -144,7 +168,8 @@ char *lg_activation_body(struct lg_node *n, const char *answer, size_t len);
 char *lg_evidence_body(struct lg_node *n, const struct lg_config *cfg, const char *answer,
                        size_t len);
 /* A 200 evidence answer: 0 trusted, -EPERM another verdict, -EBADMSG. The
- * acknowledged entries are dropped, and logged to the ack log. */
+ * acknowledged entries are dropped, and logged to the ack log and the
+ * rounds log ("unix_ms node nonce ima_next_index"). */
 int lg_evidence_answer(struct lg_node *n, const char *answer, size_t len);
 /* The pods file for the verifier: every node's pods. 0 or -errno. */
 int lg_write_pods(const char *path, unsigned nodes, unsigned pods);

@@ -25,7 +25,8 @@ $sudo apt-get update -qq
 # packages of the same run too). A policy-rc.d already in place
 # (containers have one) is left alone.
 pg_new=""
-case " ${missing[*]} " in *" postgresql-15 "*) pg_new=1 ;; esac
+# (haproxy's too: the tests start their own, tests/integration/haproxy.sh)
+case " ${missing[*]} " in *" postgresql-15 "* | *" haproxy "*) pg_new=1 ;; esac
 rcd=/usr/sbin/policy-rc.d
 rcd_ours=""
 if [ -n "$pg_new" ] && [ ! -e "$rcd" ]; then
@@ -37,5 +38,6 @@ fi
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 if [ -n "$pg_new" ] && command -v systemctl >/dev/null; then
     $sudo systemctl disable --quiet postgresql.service 2>/dev/null || true
+    $sudo systemctl disable --quiet haproxy.service 2>/dev/null || true
 fi
 [ -z "$rcd_ours" ] || { $sudo rm -f "$rcd"; trap - EXIT; }
