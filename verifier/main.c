@@ -316,7 +316,7 @@ static int parse_options(int argc, char **argv, struct verifier_config *cfg) {
 }
 
 int main(int argc, char **argv) {
-    struct verifier_config cfg;
+    struct verifier_config cfg = {0}; /* the fields no option sets (replica_from_host) */
     struct verifier v;
     sigset_t sigs;
     int code;
