@@ -123,6 +123,56 @@ static void test_cas_waits_then_stale(void **state) {
     store_close(b);
 }
 
+/* Two verifiers' batches write node-1 and node-2 in opposite orders: a
+ * deadlock. PostgreSQL aborts one write after deadlock_timeout (-EIO, the
+ * batch's leader rolls back), the other goes through once the aborted one's
+ * transaction ends, and both connections work afterwards: no hang. */
+static void test_deadlock_between_batches(void **state) {
+    struct store *a = open_store(), *b = open_store();
+    struct node_record n1, n2, got;
+    struct writer w = {.s = a};
+    pthread_t t;
+    int r;
+    (void)state;
+
+    make_node(&n1, "node-1");
+    make_node(&n2, "node-2");
+    assert_int_equal(store_node_put(a, &n1), 0);
+    assert_int_equal(store_node_put(a, &n2), 0);
+    assert_int_equal(store_begin(a), 0);
+    assert_int_equal(store_begin(b), 0);
+    assert_int_equal(store_node_get(a, "node-1", &n1), 0);
+    assert_int_equal(store_node_get(a, "node-2", &w.n), 0);
+    assert_int_equal(store_node_get(b, "node-2", &n2), 0);
+    assert_int_equal(store_node_put(a, &n1), 0);                 /* a holds node-1 */
+    assert_int_equal(store_node_put(b, &n2), 0);                 /* b holds node-2 */
+    assert_int_equal(pthread_create(&t, NULL, put_node, &w), 0); /* a waits for node-2 */
+    wait_lock_waiters("transactionid", 1);
+    assert_int_equal(store_node_get(b, "node-1", &got), 0);
+    r = store_node_put(b, &got); /* b waits for node-1: a deadlock */
+    if (r < 0) {
+        /* b was chosen: its transaction ends, a's write goes through. */
+        assert_int_equal(r, -EIO);
+        store_rollback(b);
+        assert_int_equal(pthread_join(t, NULL), 0);
+        assert_int_equal(w.r, 0);
+        assert_int_equal(store_commit(a), 0);
+    } else {
+        /* a was chosen (its wait began first) and b's write went through
+         * once a's transaction ended. */
+        assert_int_equal(pthread_join(t, NULL), 0);
+        assert_int_equal(w.r, -EIO);
+        store_rollback(a);
+        assert_int_equal(store_commit(b), 0);
+    }
+    assert_int_equal(store_node_get(a, "node-1", &got), 0);
+    assert_int_equal(got.version, 2); /* written once, by the batch that lived */
+    assert_int_equal(store_node_get(b, "node-2", &got), 0);
+    assert_int_equal(got.version, 2);
+    store_close(a);
+    store_close(b);
+}
+
 static void *use_nonce(void *ud) {
     struct writer *w = ud;
 
@@ -375,6 +425,7 @@ static void test_synchronous_commit_off_refused(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup(test_cas_waits_then_stale, fresh),
+            cmocka_unit_test_setup(test_deadlock_between_batches, fresh),
             cmocka_unit_test_setup(test_nonce_once_across_connections, fresh),
             cmocka_unit_test_setup(test_migration_once, fresh),
             cmocka_unit_test_setup(test_password_sources, fresh),
