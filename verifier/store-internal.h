@@ -57,6 +57,12 @@ struct store {
     const struct store_ops *ops;
 };
 
+/* For the backends' pending_mark_dropped: a new marker row of one
+ * measurement of a pod (uid) or container that could not be kept (through
+ * store_pending_add). 1, or a negative errno. */
+int store_pending_add_marker(struct store *s, const char *node, const char *uid,
+                             const char *container, int64_t seen_ms);
+
 /* The SQLite file at path (store-sqlite.c). */
 int store_sqlite_open(const char *path, struct store **ret);
 /* PostgreSQL (store-pg.c): spec a URI or a conninfo without a password;

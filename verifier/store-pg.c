@@ -984,7 +984,6 @@ static int pg_pending_nodes(struct store *base, int (*fn)(const char *node, void
 
 static int pg_pending_mark_dropped(struct store *base, const char *node, const char *uid,
                                    const char *container, int64_t seen_ms) {
-    struct pending_record *pr;
     struct params p = {0};
     int r;
 
@@ -995,19 +994,7 @@ static int pg_pending_mark_dropped(struct store *base, const char *node, const c
     if (r != 0) {
         return r < 0 ? r : 0;
     }
-    pr = calloc(1, sizeof(*pr));
-    if (!pr) {
-        return -ENOMEM;
-    }
-    snprintf(pr->node, sizeof(pr->node), "%s", node);
-    snprintf(pr->uid, sizeof(pr->uid), "%s", uid);
-    snprintf(pr->container, sizeof(pr->container), "%s", container);
-    snprintf(pr->template_name, sizeof(pr->template_name), "(dropped)");
-    pr->seen_ms = seen_ms;
-    pr->dropped = 1;
-    r = pg_pending_add(base, pr);
-    free(pr);
-    return r < 0 ? r : 1;
+    return store_pending_add_marker(base, node, uid, container, seen_ms);
 }
 
 /* --- nonces and secrets ----------------------------------------------- */

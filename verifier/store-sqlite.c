@@ -1249,19 +1249,7 @@ static int sq_pending_mark_dropped(struct store *base, const char *node, const c
     r = sql_rc(s, sqlite3_step(st), "counting a dropped measurement");
     sqlite3_finalize(st);
     if (r == 0 && sqlite3_changes(s->db) == 0) {
-        struct pending_record *p = calloc(1, sizeof(*p));
-        if (!p) {
-            return -ENOMEM;
-        }
-        snprintf(p->node, sizeof(p->node), "%s", node);
-        snprintf(p->uid, sizeof(p->uid), "%s", uid);
-        snprintf(p->container, sizeof(p->container), "%s", container);
-        snprintf(p->template_name, sizeof(p->template_name), "(dropped)");
-        p->seen_ms = seen_ms;
-        p->dropped = 1;
-        r = store_pending_add(base, p);
-        free(p);
-        return r < 0 ? r : 1;
+        return store_pending_add_marker(base, node, uid, container, seen_ms);
     }
     return r;
 }

@@ -255,6 +255,25 @@ int store_pending_add(struct store *s, const struct pending_record *p) {
     return s->ops->pending_add(s, p);
 }
 
+int store_pending_add_marker(struct store *s, const char *node, const char *uid,
+                             const char *container, int64_t seen_ms) {
+    struct pending_record *p = calloc(1, sizeof(*p));
+    int r;
+
+    if (!p) {
+        return -ENOMEM;
+    }
+    snprintf(p->node, sizeof(p->node), "%s", node);
+    snprintf(p->uid, sizeof(p->uid), "%s", uid);
+    snprintf(p->container, sizeof(p->container), "%s", container);
+    snprintf(p->template_name, sizeof(p->template_name), "(dropped)");
+    p->seen_ms = seen_ms;
+    p->dropped = 1;
+    r = store_pending_add(s, p);
+    free(p);
+    return r < 0 ? r : 1;
+}
+
 int store_pending_list(struct store *s, const char *node, int64_t after, struct pending_record *ret,
                        size_t max) {
     return s->ops->pending_list(s, node, after, ret, max);
