@@ -158,6 +158,43 @@ static void test_nonce_once_across_connections(void **state) {
     store_close(b);
 }
 
+struct secret_reader {
+    struct store *s;
+    uint8_t key[32];
+    int r;
+};
+
+static void *read_secret(void *ud) {
+    struct secret_reader *w = ud;
+
+    w->r = store_secret(w->s, "nonce-key", w->key, sizeof(w->key));
+    return NULL;
+}
+
+/* Two replicas started together on a fresh database both find no
+ * nonce-key and both make one: the second's insert waits for the first's
+ * and then takes the key the first made (not a duplicate key error that
+ * stops the replica). */
+static void test_secret_made_once_by_two(void **state) {
+    struct store *a = open_store(), *b = open_store();
+    struct secret_reader w = {.s = b};
+    uint8_t key[32];
+    pthread_t t;
+    (void)state;
+
+    assert_int_equal(store_begin(a), 0);
+    assert_int_equal(store_secret(a, "nonce-key", key, sizeof(key)), 0);
+    assert_int_equal(pthread_create(&t, NULL, read_secret, &w), 0);
+    wait_lock_waiters("transactionid", 1); /* b's insert waits for a's */
+    assert_int_equal(store_commit(a), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(w.r, 0);
+    assert_memory_equal(w.key, key, sizeof(key));
+    assert_int_equal(test_db_pg_value("SELECT count(*) FROM secrets"), 1);
+    store_close(a);
+    store_close(b);
+}
+
 /* Two verifier processes started together on an empty database: both
  * wait for the migration lock (held here until both wait), both open, the
  * schema is made once. */
@@ -377,6 +414,7 @@ int main(void) {
             cmocka_unit_test_setup(test_cas_waits_then_stale, fresh),
             cmocka_unit_test_setup(test_nonce_once_across_connections, fresh),
             cmocka_unit_test_setup(test_migration_once, fresh),
+            cmocka_unit_test_setup(test_secret_made_once_by_two, fresh),
             cmocka_unit_test_setup(test_password_sources, fresh),
             cmocka_unit_test_setup(test_connection_lost, fresh),
             cmocka_unit_test_setup(test_reconnect_after_refusals, fresh),
