@@ -250,6 +250,8 @@ static void write_file(const char *path, const char *text, mode_t mode) {
  * (its newline stripped) or from KIMA_DB_PASSWORD (then gone from the
  * environment) logs in a role that needs it; a wrong one does not; a
  * reader opens with the writer's. */
+static char env_pw[] = "KIMA_DB_PASSWORD=kima-test-pw";
+
 static void test_password_sources(void **state) {
     const char *spec = getenv("KIMA_TEST_DB_PW");
     char bad[TEST_DB_SPEC_MAX + 32], file[128], big[STORE_PASSWORD_MAX + 8];
@@ -290,6 +292,15 @@ static void test_password_sources(void **state) {
     assert_null(getenv("KIMA_DB_PASSWORD"));
     assert_int_equal(store_open_reader(s, &r), 0); /* the writer's password */
     store_close(r);
+    store_close(s);
+
+    /* The bytes of the variable are wiped where they lie, not only taken
+     * out of environ: /proc/PID/environ shows the process's first
+     * environment block whatever environ points to. */
+    assert_int_equal(putenv(env_pw), 0);
+    assert_int_equal(store_open(spec, &s), 0);
+    assert_null(getenv("KIMA_DB_PASSWORD"));
+    assert_null(memmem(env_pw, sizeof(env_pw), "kima-test-pw", 12));
     store_close(s);
 }
 
