@@ -31,8 +31,19 @@
  * most once per backoff, from 1 s doubling up to 16 s. */
 #define PG_RESET_BACKOFF_MIN_MS 1000
 #define PG_RESET_BACKOFF_MAX_MS 16000
-#define PG_PARAMS_MAX           24
-#define PG_CONN_PARAMS_MAX      12
+/* The session's time bounds (options, unless the spec sets its own): a
+ * statement at most 30 s; a row lock of another verifier waited for at
+ * most 3 s (a write that waited finds the row changed anyway, and while
+ * it waits the verifier's one writer holds every other round); a
+ * transaction of ours left idle (a verifier frozen in the middle of a
+ * batch) ended by the server after 15 s, its locks with it. */
+#define PG_SESSION_OPTIONS                            \
+    "-c statement_timeout=30000 -c lock_timeout=3000" \
+    " -c idle_in_transaction_session_timeout=15000"
+/* SQLSTATE lock_not_available: lock_timeout expired. */
+#define PG_LOCK_NOT_AVAILABLE "55P03"
+#define PG_PARAMS_MAX         24
+#define PG_CONN_PARAMS_MAX    12
 
 /* Type OIDs (pg_type.h, stable since PostgreSQL 7). */
 #define OID_BOOL  16
@@ -185,6 +196,7 @@ struct pg_store {
     bool lost_logged; /* the loss of the connection was logged */
     int64_t next_reset_ms;
     int64_t reset_backoff_ms;
+    char sqlstate[6]; /* the last failed statement's SQLSTATE, or "" */
     /* What PQconnectdbParams was given, kept for store_open_reader; the
      * password is cleansed at close. */
     char *spec, *password;
@@ -333,6 +345,9 @@ static size_t get_blob(struct row *w, void *dst, size_t dstsz, bool null_ok) {
 /* After a failed call: a connection that broke is logged once; the next
  * call outside a transaction reconnects (pg_ready). */
 static int pg_fail(struct pg_store *s, const char *what, const PGresult *res) {
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+    snprintf(s->sqlstate, sizeof(s->sqlstate), "%.5s", state ? state : "");
     if (PQstatus(s->conn) == CONNECTION_BAD) {
         if (!s->lost_logged) {
             log_error("store: %s: the connection to PostgreSQL is lost: %s", what,
@@ -620,6 +635,15 @@ static int pg_node_put(struct store *base, struct node_record *n) {
      * the row checks `version` again on the row that writer left, and
      * changes nothing when it moved on. */
     r = pg_change(pg(base), n->version > 0 ? PG_NODE_UPDATE : PG_NODE_INSERT, &p, "writing a node");
+    if (r < 0 && strcmp(pg(base)->sqlstate, PG_LOCK_NOT_AVAILABLE) == 0) {
+        /* Another verifier's transaction held the row past lock_timeout
+         * (it is stuck, or frozen): whatever it does, this write would
+         * find the row changed or would have to wait for it. */
+        log_warn("store: node %s is being written by another verifier that holds it: not "
+                 "written",
+                 n->name);
+        return -ESTALE;
+    }
     if (r == 0) {
         log_warn("store: node %s changed since it was read (version %llu): not written", n->name,
                  (unsigned long long)n->version);
@@ -1193,7 +1217,7 @@ static int pg_connect(struct pg_store *s) {
                                             s->password ? "password" : NULL,
                                             NULL};
     const char *vals[PG_CONN_PARAMS_MAX] = {
-            "10",    "10000",     "10", "5", "3", "-c statement_timeout=30000", "kima-verifier",
+            "10",    "10000",     "10", "5", "3", PG_SESSION_OPTIONS, "kima-verifier",
             s->spec, s->password, NULL};
 
     s->conn = PQconnectdbParams(keys, vals, 1);
@@ -1234,6 +1258,9 @@ static int migrate(struct pg_store *s) {
 
     snprintf(sql, sizeof(sql), "SELECT pg_advisory_xact_lock(%d)", PG_MIGRATE_LOCK);
     r = pg_begin(&s->base);
+    if (r == 0) { /* another replica's migration is waited for (statement_timeout) */
+        r = pg_exec(s, "SET LOCAL lock_timeout = 0", "migration lock");
+    }
     if (r == 0) {
         res = PQexec(s->conn, sql);
         r = res && PQresultStatus(res) == PGRES_TUPLES_OK ? 0 : pg_fail(s, "migration lock", res);

@@ -123,6 +123,43 @@ static void test_cas_waits_then_stale(void **state) {
     store_close(b);
 }
 
+/* A replica frozen in the middle of its batch (a paused VM, SIGSTOP):
+ * its transaction holds node-1's row and never ends. Another replica's
+ * write of node-1 must not wait for it as long as statement_timeout (its
+ * one writer would hold every other node's round meanwhile): past
+ * lock_timeout it gives up as a node changed by another (-ESTALE), and
+ * the same connection goes on. */
+static void test_cas_held_lock_gives_up(void **state) {
+    struct store *a = open_store(), *b = open_store();
+    struct node_record n, got;
+    struct writer w = {.s = b};
+    pthread_t t;
+    (void)state;
+
+    make_node(&n, "node-1");
+    assert_int_equal(store_node_put(a, &n), 0);
+    make_node(&n, "node-2");
+    assert_int_equal(store_node_put(a, &n), 0);
+    assert_int_equal(store_begin(a), 0);
+    assert_int_equal(store_node_get(a, "node-1", &n), 0);
+    assert_int_equal(store_node_get(b, "node-1", &w.n), 0);
+    assert_int_equal(store_node_put(a, &n), 0); /* a holds the row, and stops */
+    assert_int_equal(store_begin(b), 0);
+    assert_int_equal(store_savepoint(b), 0);
+    assert_int_equal(pthread_create(&t, NULL, put_node, &w), 0);
+    assert_int_equal(pthread_join(t, NULL), 0); /* a never commits */
+    assert_int_equal(w.r, -ESTALE);
+    store_rollback_to(b);
+    assert_int_equal(store_node_get(b, "node-2", &got), 0); /* b's batch goes on */
+    assert_int_equal(store_node_put(b, &got), 0);
+    assert_int_equal(store_commit(b), 0);
+    store_rollback(a);
+    assert_int_equal(store_node_get(b, "node-1", &got), 0);
+    assert_int_equal(got.version, 1);
+    store_close(a);
+    store_close(b);
+}
+
 static void *use_nonce(void *ud) {
     struct writer *w = ud;
 
@@ -423,6 +460,7 @@ static void test_synchronous_commit_off_refused(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup(test_cas_waits_then_stale, fresh),
+            cmocka_unit_test_setup(test_cas_held_lock_gives_up, fresh),
             cmocka_unit_test_setup(test_nonce_once_across_connections, fresh),
             cmocka_unit_test_setup(test_migration_once, fresh),
             cmocka_unit_test_setup(test_secret_made_once_by_two, fresh),
