@@ -521,9 +521,11 @@ static bool sweep_record(struct engine *e, const char *name, int64_t now, struct
     return done;
 }
 
-/* Used shared nonces are kept until they expire (a used one must stay
- * refused while it could still be taken); then they go, at most once a
- * minute, as one writer. Only the sweep touches e->nonces_purged_ms. */
+/* Used shared nonces are kept until they expired by this replica's clock
+ * and one TTL more (a used one must stay refused while any replica could
+ * still take it, and the clock of another may be behind by up to the
+ * TTL: docs/verifier.md, "Clocks"); then they go, at most once a minute,
+ * as one writer. Only the sweep touches e->nonces_purged_ms. */
 #define NONCE_PURGE_MS 60000
 
 static void purge_nonces(struct engine *e, int64_t now_ms) {
@@ -536,7 +538,7 @@ static void purge_nonces(struct engine *e, int64_t now_ms) {
     e->nonces_purged_ms = now_ms;
     engine_write_lock(e);
     r = engine_write_begin(e, &w);
-    r = r == 0 ? store_nonce_purge(e->store, now_ms) : r;
+    r = r == 0 ? store_nonce_purge(e->store, now_ms - (int64_t)e->cfg.nonce_ttl_ms) : r;
     r = engine_write_end(e, &w, r < 0 ? r : 0);
     engine_write_unlock(e);
     if (r < 0) {
