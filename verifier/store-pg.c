@@ -246,6 +246,7 @@ struct row {
     const PGresult *res;
     int row, col;
     int err;
+    bool column; /* err is a column's type: every row has it */
     const char *what;
 };
 
@@ -258,6 +259,7 @@ static bool field_ok(struct row *w, unsigned oid, bool null_ok) {
     if (c >= PQnfields(w->res) || PQftype(w->res, c) != oid || PQfformat(w->res, c) != 1) {
         log_error("store: %s: column %d is not of the expected type", w->what, c);
         w->err = -EIO;
+        w->column = true;
         return false;
     }
     if (PQgetisnull(w->res, w->row, c)) {
@@ -576,7 +578,9 @@ static void node_params(struct params *p, const struct node_record *n) {
     p_i64(p, (int64_t)n->version);
 }
 
-static int node_from_row(const PGresult *res, int row, struct node_record *n) {
+/* A node's row into n: 0, or -EIO; *ret_row_bad (when not NULL) tells
+ * that this row's content is bad, not the result's columns. */
+static int node_from_row(const PGresult *res, int row, struct node_record *n, bool *ret_row_bad) {
     struct row w = {.res = res, .row = row, .what = "reading a node"};
     char state[32];
 
@@ -608,6 +612,9 @@ static int node_from_row(const PGresult *res, int row, struct node_record *n) {
     get_text(&w, n->ek_fp, sizeof(n->ek_fp));
     n->behind_ms = get_i64(&w);
     n->version = (uint64_t)get_i64(&w);
+    if (ret_row_bad) {
+        *ret_row_bad = w.err && !w.column;
+    }
     return w.err;
 }
 
@@ -621,7 +628,7 @@ static int pg_node_get(struct store *base, const char *name, struct node_record 
     if (!res) {
         return -EIO;
     }
-    r = PQntuples(res) == 0 ? -ENOENT : node_from_row(res, 0, ret);
+    r = PQntuples(res) == 0 ? -ENOENT : node_from_row(res, 0, ret, NULL);
     PQclear(res);
     return r;
 }
@@ -697,7 +704,14 @@ static int pg_node_foreach(struct store *base, int (*fn)(const struct node_recor
         r = -EIO;
     }
     for (int i = 0; res && r == 0 && i < PQntuples(res); i++) {
-        r = node_from_row(res, i, n);
+        bool row_bad = false;
+        r = node_from_row(res, i, n, &row_bad);
+        if (r < 0 && row_bad) {
+            /* One bad row (logged) does not hide the others: the sweep
+             * and the listing go on without it. */
+            r = 0;
+            continue;
+        }
         if (r == 0 && fn(n, ud) != 0) {
             break;
         }

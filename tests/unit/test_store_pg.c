@@ -420,9 +420,15 @@ static void test_reconnect_after_refusals(void **state) {
 /* What the database returns is input: a field longer than the record's is
  * an error, not an overflow; a state no verifier wrote reads as
  * untrusted. */
+static int count_node2(const struct node_record *n, void *ud) {
+    *(int *)ud += strcmp(n->name, "node-2") == 0 ? 1 : 100;
+    return 0;
+}
+
 static void test_database_is_input(void **state) {
     struct store *s = open_store();
     struct node_record n;
+    int seen;
     (void)state;
 
     make_node(&n, "node-1");
@@ -436,6 +442,15 @@ static void test_database_is_input(void **state) {
     assert_int_equal(store_node_get(s, "node-1", &n), -EIO);
     test_db_pg_sql("UPDATE nodes SET boot_id = repeat('b', 64)");
     assert_int_equal(store_node_get(s, "node-1", &n), 0);
+    /* A bad row does not hide the others from a listing (the sweep). */
+    make_node(&n, "node-2");
+    assert_int_equal(store_node_put(s, &n), 0);
+    test_db_pg_sql("UPDATE nodes SET boot_id = repeat('b', 65) WHERE name = 'node-1'");
+    seen = 0;
+    assert_int_equal(store_node_foreach(s, count_node2, &seen), 0);
+    assert_int_equal(seen, 1);
+    assert_int_equal(store_node_get(s, "node-1", &n), -EIO);
+    test_db_pg_sql("UPDATE nodes SET boot_id = 'b'");
     test_db_pg_sql("ALTER TABLE nodes ALTER COLUMN clock TYPE integer");
     assert_int_equal(store_node_get(s, "node-1", &n), -EIO); /* another type */
     store_close(s);
