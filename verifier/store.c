@@ -99,13 +99,14 @@ static void env_wipe(const char *name) {
 }
 
 /* The password from password_file, or else from KIMA_DB_PASSWORD (wiped
- * from the environment once read): 1 when there is one, 0 when none. */
+ * from the environment in either case): 1 when there is one, 0 when none. */
 static int password_get(const char *password_file, char *ret, size_t retsz) {
     const char *env;
     size_t n;
 
     if (password_file) {
         int r = password_read(password_file, ret, retsz);
+        env_wipe("KIMA_DB_PASSWORD"); /* not used, but not left readable either */
         return r < 0 ? r : 1;
     }
     env = getenv("KIMA_DB_PASSWORD");

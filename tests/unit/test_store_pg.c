@@ -307,7 +307,9 @@ static void test_password_sources(void **state) {
 
     snprintf(file, sizeof(file), "%s/pw", dir);
     write_file(file, "kima-test-pw\n", 0600);
+    setenv("KIMA_DB_PASSWORD", "not-used", 1); /* the file wins; the variable goes */
     assert_int_equal(store_open_with(spec, file, &s), 0);
+    assert_null(getenv("KIMA_DB_PASSWORD"));
     assert_int_equal(store_open_reader(s, &r), 0);
     store_close(r);
     store_close(s);
