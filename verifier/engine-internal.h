@@ -156,6 +156,12 @@ void engine_notify(struct engine *e);
 /* *resp = {"error": error, "detail": detail}; returns status. */
 enum engine_status engine_error(json_t **resp, enum engine_status status, const char *error,
                                 const char *detail);
+/* A node's read that failed with r: "unknown node" (404, `detail`) only
+ * when the store has no such node (-ENOENT); any other error is the
+ * store's (500, retried): an agent told "unknown node" registers again,
+ * and a store that cannot answer for a moment (PostgreSQL restarting or
+ * failing over) must not send every agent to register. */
+enum engine_status engine_node_unreadable(json_t **resp, int r, const char *detail);
 /* A noisy record (see NOISY_BURST): written like engine_audit unless the
  * (type, node) pair already wrote its burst this interval, then only
  * counted. details are borrowed. 0 when written or left out, or a negative

@@ -138,9 +138,13 @@ enum engine_status engine_nodes(struct engine *e, json_t **resp) {
                          false, POD_UNKNOWN,  {.e = e, .now = engine_now_ms()}};
 
     struct store *st = reads_begin(e);
+    int r = store_node_foreach(st, add_node, &c);
 
-    store_node_foreach(st, add_node, &c);
     reads_end(e);
+    if (r < 0) {
+        json_decref(c.arr);
+        return engine_error(resp, ENGINE_FAILED, "store", "the nodes could not be read");
+    }
     *resp = json_pack("{s:o}", "nodes", c.arr);
     return ENGINE_OK;
 }
@@ -156,7 +160,7 @@ enum engine_status engine_node(struct engine *e, const char *node, json_t **resp
     reads_end(e);
     if (r < 0) {
         free(n);
-        return engine_error(resp, ENGINE_NOT_FOUND, "unknown node", node);
+        return engine_node_unreadable(resp, r, node);
     }
     *resp = node_json(e, n, engine_now_ms());
     free(n);
@@ -266,15 +270,20 @@ enum engine_status engine_pods(struct engine *e, const char *state, json_t **res
                          state != NULL,
                          POD_UNKNOWN,
                          {.e = e, .now = engine_now_ms()}};
+    int r;
 
     if (state && pod_state_parse(state, &c.filter) < 0) {
         json_decref(c.arr);
         return engine_error(resp, ENGINE_MALFORMED, "bad state", "trusted, untrusted or unknown");
     }
     c.ns.store = reads_begin(e);
-    store_pod_foreach(c.ns.store, add_pod, &c);
+    r = store_pod_foreach(c.ns.store, add_pod, &c);
     reads_end(e);
     free(c.ns.v);
+    if (r < 0) {
+        json_decref(c.arr);
+        return engine_error(resp, ENGINE_FAILED, "store", "the pods could not be read");
+    }
     *resp = json_pack("{s:o}", "pods", c.arr);
     return ENGINE_OK;
 }
@@ -315,13 +324,19 @@ enum engine_status engine_pod(struct engine *e, const char *ns, const char *name
     struct list_ctx c = {e,     json_array(), engine_now_ms(),
                          false, POD_UNKNOWN,  {.e = e, .now = engine_now_ms()}};
 
+    int r;
+
     c.ns.store = reads_begin(e);
-    store_pod_foreach(c.ns.store, find_named, &f);
-    if (f.ok) {
+    r = store_pod_foreach(c.ns.store, find_named, &f);
+    if (r == 0 && f.ok) {
         add_pod(&f.found, &c);
     }
     reads_end(e);
     free(c.ns.v);
+    if (r < 0) {
+        json_decref(c.arr);
+        return engine_error(resp, ENGINE_FAILED, "store", "the pods could not be read");
+    }
     if (!f.ok) {
         json_decref(c.arr);
         return engine_error(resp, ENGINE_NOT_FOUND, "unknown pod", "no verdict about that pod");
@@ -506,9 +521,11 @@ static bool sweep_record(struct engine *e, const char *name, int64_t now, struct
     return done;
 }
 
-/* Used shared nonces are kept until they expire (a used one must stay
- * refused while it could still be taken); then they go, at most once a
- * minute, as one writer. Only the sweep touches e->nonces_purged_ms. */
+/* Used shared nonces are kept until they expired by this replica's clock
+ * and one TTL more (a used one must stay refused while any replica could
+ * still take it, and the clock of another may be behind by up to the
+ * TTL: docs/verifier.md, "Clocks"); then they go, at most once a minute,
+ * as one writer. Only the sweep touches e->nonces_purged_ms. */
 #define NONCE_PURGE_MS 60000
 
 static void purge_nonces(struct engine *e, int64_t now_ms) {
@@ -521,7 +538,7 @@ static void purge_nonces(struct engine *e, int64_t now_ms) {
     e->nonces_purged_ms = now_ms;
     engine_write_lock(e);
     r = engine_write_begin(e, &w);
-    r = r == 0 ? store_nonce_purge(e->store, now_ms) : r;
+    r = r == 0 ? store_nonce_purge(e->store, now_ms - (int64_t)e->cfg.nonce_ttl_ms) : r;
     r = engine_write_end(e, &w, r < 0 ? r : 0);
     engine_write_unlock(e);
     if (r < 0) {

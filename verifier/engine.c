@@ -63,6 +63,13 @@ enum engine_status engine_error(json_t **resp, enum engine_status status, const 
     return status;
 }
 
+enum engine_status engine_node_unreadable(json_t **resp, int r, const char *detail) {
+    if (r == -ENOENT) {
+        return engine_error(resp, ENGINE_NOT_FOUND, "unknown node", detail);
+    }
+    return engine_error(resp, ENGINE_FAILED, "store", "the node could not be read; try again");
+}
+
 int engine_audit(struct engine *e, const char *type, const char *node, const struct pod_record *pod,
                  json_t *details) {
     struct audit_pod ap = {0};
@@ -686,8 +693,9 @@ enum engine_status engine_activation(struct engine *e, const char *node, const j
     }
     engine_node_lock(e, node);
     engine_write_lock(e);
-    if (store_node_get(e->store, node, n) < 0) {
-        status = engine_error(resp, ENGINE_NOT_FOUND, "unknown node", "register first");
+    r = store_node_get(e->store, node, n);
+    if (r < 0) {
+        status = engine_node_unreadable(resp, r, "register first");
         goto out;
     }
     if (!n->has_secret) {
@@ -772,7 +780,7 @@ enum engine_status engine_challenge(struct engine *e, const char *node, json_t *
     r = store_node_get(e->store, node, n);
     pthread_mutex_unlock(&e->lock);
     if (r < 0) {
-        status = engine_error(resp, ENGINE_NOT_FOUND, "unknown node", "register first");
+        status = engine_node_unreadable(resp, r, "register first");
         goto out;
     }
     if (!n->activated) {

@@ -287,7 +287,7 @@ static enum step admit(struct round *rd, enum engine_status *status, json_t **re
     r = store_node_get(e->store, rd->node, rd->n);
     pthread_mutex_unlock(&e->lock);
     if (r < 0) {
-        *status = engine_error(resp, ENGINE_NOT_FOUND, "unknown node", "register first");
+        *status = engine_node_unreadable(resp, r, "register first");
         return STEP_ANSWERED;
     }
     if (!rd->n->activated) {

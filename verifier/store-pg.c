@@ -31,8 +31,19 @@
  * most once per backoff, from 1 s doubling up to 16 s. */
 #define PG_RESET_BACKOFF_MIN_MS 1000
 #define PG_RESET_BACKOFF_MAX_MS 16000
-#define PG_PARAMS_MAX           24
-#define PG_CONN_PARAMS_MAX      12
+/* The session's time bounds (options, unless the spec sets its own): a
+ * statement at most 30 s; a row lock of another verifier waited for at
+ * most 3 s (a write that waited finds the row changed anyway, and while
+ * it waits the verifier's one writer holds every other round); a
+ * transaction of ours left idle (a verifier frozen in the middle of a
+ * batch) ended by the server after 15 s, its locks with it. */
+#define PG_SESSION_OPTIONS                            \
+    "-c statement_timeout=30000 -c lock_timeout=3000" \
+    " -c idle_in_transaction_session_timeout=15000"
+/* SQLSTATE lock_not_available: lock_timeout expired. */
+#define PG_LOCK_NOT_AVAILABLE "55P03"
+#define PG_PARAMS_MAX         24
+#define PG_CONN_PARAMS_MAX    12
 
 /* Type OIDs (pg_type.h, stable since PostgreSQL 7). */
 #define OID_BOOL  16
@@ -185,6 +196,7 @@ struct pg_store {
     bool lost_logged; /* the loss of the connection was logged */
     int64_t next_reset_ms;
     int64_t reset_backoff_ms;
+    char sqlstate[6]; /* the last failed statement's SQLSTATE, or "" */
     /* What PQconnectdbParams was given, kept for store_open_reader; the
      * password is cleansed at close. */
     char *spec, *password;
@@ -234,6 +246,7 @@ struct row {
     const PGresult *res;
     int row, col;
     int err;
+    bool column; /* err is a column's type: every row has it */
     const char *what;
 };
 
@@ -246,6 +259,7 @@ static bool field_ok(struct row *w, unsigned oid, bool null_ok) {
     if (c >= PQnfields(w->res) || PQftype(w->res, c) != oid || PQfformat(w->res, c) != 1) {
         log_error("store: %s: column %d is not of the expected type", w->what, c);
         w->err = -EIO;
+        w->column = true;
         return false;
     }
     if (PQgetisnull(w->res, w->row, c)) {
@@ -333,6 +347,9 @@ static size_t get_blob(struct row *w, void *dst, size_t dstsz, bool null_ok) {
 /* After a failed call: a connection that broke is logged once; the next
  * call outside a transaction reconnects (pg_ready). */
 static int pg_fail(struct pg_store *s, const char *what, const PGresult *res) {
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+    snprintf(s->sqlstate, sizeof(s->sqlstate), "%.5s", state ? state : "");
     if (PQstatus(s->conn) == CONNECTION_BAD) {
         if (!s->lost_logged) {
             log_error("store: %s: the connection to PostgreSQL is lost: %s", what,
@@ -561,7 +578,9 @@ static void node_params(struct params *p, const struct node_record *n) {
     p_i64(p, (int64_t)n->version);
 }
 
-static int node_from_row(const PGresult *res, int row, struct node_record *n) {
+/* A node's row into n: 0, or -EIO; *ret_row_bad (when not NULL) tells
+ * that this row's content is bad, not the result's columns. */
+static int node_from_row(const PGresult *res, int row, struct node_record *n, bool *ret_row_bad) {
     struct row w = {.res = res, .row = row, .what = "reading a node"};
     char state[32];
 
@@ -593,6 +612,9 @@ static int node_from_row(const PGresult *res, int row, struct node_record *n) {
     get_text(&w, n->ek_fp, sizeof(n->ek_fp));
     n->behind_ms = get_i64(&w);
     n->version = (uint64_t)get_i64(&w);
+    if (ret_row_bad) {
+        *ret_row_bad = w.err && !w.column;
+    }
     return w.err;
 }
 
@@ -606,7 +628,7 @@ static int pg_node_get(struct store *base, const char *name, struct node_record 
     if (!res) {
         return -EIO;
     }
-    r = PQntuples(res) == 0 ? -ENOENT : node_from_row(res, 0, ret);
+    r = PQntuples(res) == 0 ? -ENOENT : node_from_row(res, 0, ret, NULL);
     PQclear(res);
     return r;
 }
@@ -620,6 +642,15 @@ static int pg_node_put(struct store *base, struct node_record *n) {
      * the row checks `version` again on the row that writer left, and
      * changes nothing when it moved on. */
     r = pg_change(pg(base), n->version > 0 ? PG_NODE_UPDATE : PG_NODE_INSERT, &p, "writing a node");
+    if (r < 0 && strcmp(pg(base)->sqlstate, PG_LOCK_NOT_AVAILABLE) == 0) {
+        /* Another verifier's transaction held the row past lock_timeout
+         * (it is stuck, or frozen): whatever it does, this write would
+         * find the row changed or would have to wait for it. */
+        log_warn("store: node %s is being written by another verifier that holds it: not "
+                 "written",
+                 n->name);
+        return -ESTALE;
+    }
     if (r == 0) {
         log_warn("store: node %s changed since it was read (version %llu): not written", n->name,
                  (unsigned long long)n->version);
@@ -673,7 +704,14 @@ static int pg_node_foreach(struct store *base, int (*fn)(const struct node_recor
         r = -EIO;
     }
     for (int i = 0; res && r == 0 && i < PQntuples(res); i++) {
-        r = node_from_row(res, i, n);
+        bool row_bad = false;
+        r = node_from_row(res, i, n, &row_bad);
+        if (r < 0 && row_bad) {
+            /* One bad row (logged) does not hide the others: the sweep
+             * and the listing go on without it. */
+            r = 0;
+            continue;
+        }
         if (r == 0 && fn(n, ud) != 0) {
             break;
         }
@@ -1180,7 +1218,7 @@ static int pg_connect(struct pg_store *s) {
                                             s->password ? "password" : NULL,
                                             NULL};
     const char *vals[PG_CONN_PARAMS_MAX] = {
-            "10",    "10000",     "10", "5", "3", "-c statement_timeout=30000", "kima-verifier",
+            "10",    "10000",     "10", "5", "3", PG_SESSION_OPTIONS, "kima-verifier",
             s->spec, s->password, NULL};
 
     s->conn = PQconnectdbParams(keys, vals, 1);
@@ -1221,6 +1259,9 @@ static int migrate(struct pg_store *s) {
 
     snprintf(sql, sizeof(sql), "SELECT pg_advisory_xact_lock(%d)", PG_MIGRATE_LOCK);
     r = pg_begin(&s->base);
+    if (r == 0) { /* another replica's migration is waited for (statement_timeout) */
+        r = pg_exec(s, "SET LOCAL lock_timeout = 0", "migration lock");
+    }
     if (r == 0) {
         res = PQexec(s->conn, sql);
         r = res && PQresultStatus(res) == PGRES_TUPLES_OK ? 0 : pg_fail(s, "migration lock", res);

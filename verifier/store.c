@@ -82,14 +82,31 @@ static int password_read(const char *path, char *ret, size_t retsz) {
     return 0;
 }
 
-/* The password from password_file, or else from KIMA_DB_PASSWORD (taken
- * out of the environment once read): 1 when there is one, 0 when none. */
+extern char **environ;
+
+/* The variable `name` taken out of the environment: its value overwritten
+ * where it lies, then unset. unsetenv alone leaves the bytes in the
+ * process's first environment block, which /proc/PID/environ shows. */
+static void env_wipe(const char *name) {
+    size_t nlen = strlen(name);
+
+    for (char **e = environ; e && *e; e++) {
+        if (strncmp(*e, name, nlen) == 0 && (*e)[nlen] == '=') {
+            OPENSSL_cleanse(*e + nlen + 1, strlen(*e + nlen + 1));
+        }
+    }
+    unsetenv(name);
+}
+
+/* The password from password_file, or else from KIMA_DB_PASSWORD (wiped
+ * from the environment in either case): 1 when there is one, 0 when none. */
 static int password_get(const char *password_file, char *ret, size_t retsz) {
     const char *env;
     size_t n;
 
     if (password_file) {
         int r = password_read(password_file, ret, retsz);
+        env_wipe("KIMA_DB_PASSWORD"); /* not used, but not left readable either */
         return r < 0 ? r : 1;
     }
     env = getenv("KIMA_DB_PASSWORD");
@@ -99,11 +116,11 @@ static int password_get(const char *password_file, char *ret, size_t retsz) {
     n = strlen(env);
     if (n == 0 || n >= retsz) {
         log_error("store: KIMA_DB_PASSWORD is empty or longer than %zu bytes", retsz - 1);
-        unsetenv("KIMA_DB_PASSWORD");
+        env_wipe("KIMA_DB_PASSWORD");
         return -EINVAL;
     }
     memcpy(ret, env, n + 1);
-    unsetenv("KIMA_DB_PASSWORD");
+    env_wipe("KIMA_DB_PASSWORD");
     return 1;
 }
 

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "pcr.h"
 #include "pubkey.h"
+#include "store-internal.h"
 #include "test-store-db.h"
 
 #define MAX_NODES 16
@@ -785,6 +786,74 @@ static void nonces_for_many_nodes(void **state) {
     sim_close(s);
 }
 
+/* A store that cannot be read for a moment (a lost connection, PostgreSQL
+ * restarting or failing over): every node and pod read fails with -EIO. */
+static int broken_node_get(struct store *st, const char *name, struct node_record *ret) {
+    (void)st;
+    (void)name;
+    (void)ret;
+    return -EIO;
+}
+
+static int broken_node_foreach(struct store *st, int (*fn)(const struct node_record *, void *),
+                               void *ud) {
+    (void)st;
+    (void)fn;
+    (void)ud;
+    return -EIO;
+}
+
+static int broken_pod_foreach(struct store *st, const char *node,
+                              int (*fn)(const struct pod_record *, void *), void *ud) {
+    (void)st;
+    (void)node;
+    (void)fn;
+    (void)ud;
+    return -EIO;
+}
+
+/* A store error is not "unknown node" (404: the agent would register its
+ * node again, every agent at once on a database failover) nor an empty
+ * list answered 200: it is a failure (500) the agent retries. Once the
+ * store reads again, rounds go on. */
+static void store_read_error_is_not_unknown_node(void **state) {
+    struct sim *s = sim_open(1);
+    const struct store_ops *ops = s->store->ops;
+    struct store_ops broken = *ops;
+    uint8_t nonce[NONCE_LEN], proof[32] = {0};
+    json_t *resp = NULL, *req;
+    char v[16];
+    (void)state;
+
+    broken.node_get = broken_node_get;
+    broken.node_foreach = broken_node_foreach;
+    broken.pod_foreach = broken_pod_foreach;
+    sim_measure(&s->nodes[0], 0);
+    assert_int_equal(sim_challenge(s, &s->nodes[0], nonce), ENGINE_OK);
+    s->store->ops = &broken;
+    assert_int_equal(sim_evidence(s, &s->nodes[0], nonce, false, v), ENGINE_FAILED);
+    assert_int_equal(sim_challenge(s, &s->nodes[0], nonce), ENGINE_FAILED);
+    req = json_pack("{s:o}", "proof", json_base64(proof, sizeof(proof)));
+    assert_int_equal(engine_activation(s->e, s->nodes[0].name, req, &resp), ENGINE_FAILED);
+    json_decref(req);
+    json_decref(resp);
+    assert_int_equal(engine_node(s->e, s->nodes[0].name, &resp), ENGINE_FAILED);
+    json_decref(resp);
+    assert_int_equal(engine_nodes(s->e, &resp), ENGINE_FAILED);
+    json_decref(resp);
+    assert_int_equal(engine_pods(s->e, NULL, &resp), ENGINE_FAILED);
+    json_decref(resp);
+    assert_int_equal(engine_pod(s->e, "ns", "pod-0", &resp), ENGINE_FAILED);
+    json_decref(resp);
+    s->store->ops = ops;
+    assert_int_equal(engine_node(s->e, "no-such-node", &resp), ENGINE_NOT_FOUND);
+    json_decref(resp);
+    assert_int_equal(sim_challenge(s, &s->nodes[0], nonce), ENGINE_OK);
+    assert_int_equal(sim_evidence(s, &s->nodes[0], nonce, false, v), ENGINE_OK);
+    assert_string_equal(v, "trusted");
+    sim_close(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(concurrent_rounds_grouped),
@@ -798,6 +867,7 @@ int main(void) {
             cmocka_unit_test(read_during_commit_sees_no_batch),
             cmocka_unit_test(activations_one_ek_race),
             cmocka_unit_test(lost_transaction_commits_nothing),
+            cmocka_unit_test(store_read_error_is_not_unknown_node),
     };
     setenv("TSS2_LOG", "all+none", 0);
     log_set_level(LOG_LEVEL_ERROR);

@@ -393,6 +393,31 @@ static void test_purge(void **state) {
     saved = NULL;
 }
 
+/* A used nonce past its expiry by this replica's clock is kept one TTL
+ * more: another replica whose clock is behind (by less than the TTL)
+ * still takes it as valid, and must still find it used. */
+static void test_purge_keeps_for_clocks_behind(void **state) {
+    struct fx *f = *state;
+    json_t *resp = NULL;
+    const char *b64;
+    uint8_t nonce[64];
+    int len;
+
+    register_and_activate(f);
+    measure(f, "/usr/bin/upfd", GOOD, true);
+    assert_int_equal(attest(f, &resp, keep), ENGINE_OK);
+    json_decref(resp);
+    b64 = json_string_value(json_object_get(saved, "nonce"));
+    len = base64_decode(b64, strlen(b64), nonce, sizeof(nonce));
+    assert_int_equal(len, NONCE_LEN);
+    /* 45 s on (the TTL is 30 s): expired here, but not at a replica 20 s
+     * behind, so kept. */
+    engine_sweep(sh.a, engine_now_ms() + 45000);
+    assert_int_equal(store_nonce_use(f->store, nonce, NONCE_LEN, engine_now_ms() + 30000), -EEXIST);
+    json_decref(saved);
+    saved = NULL;
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_nonce_across_engines, setup_shared,
@@ -403,6 +428,8 @@ int main(void) {
             cmocka_unit_test_setup_teardown(test_drain_counts_shared, setup_shared,
                                             teardown_shared),
             cmocka_unit_test_setup_teardown(test_purge, setup_shared, teardown_shared),
+            cmocka_unit_test_setup_teardown(test_purge_keeps_for_clocks_behind, setup_shared,
+                                            teardown_shared),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

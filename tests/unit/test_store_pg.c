@@ -173,6 +173,43 @@ static void test_deadlock_between_batches(void **state) {
     store_close(b);
 }
 
+/* A replica frozen in the middle of its batch (a paused VM, SIGSTOP):
+ * its transaction holds node-1's row and never ends. Another replica's
+ * write of node-1 must not wait for it as long as statement_timeout (its
+ * one writer would hold every other node's round meanwhile): past
+ * lock_timeout it gives up as a node changed by another (-ESTALE), and
+ * the same connection goes on. */
+static void test_cas_held_lock_gives_up(void **state) {
+    struct store *a = open_store(), *b = open_store();
+    struct node_record n, got;
+    struct writer w = {.s = b};
+    pthread_t t;
+    (void)state;
+
+    make_node(&n, "node-1");
+    assert_int_equal(store_node_put(a, &n), 0);
+    make_node(&n, "node-2");
+    assert_int_equal(store_node_put(a, &n), 0);
+    assert_int_equal(store_begin(a), 0);
+    assert_int_equal(store_node_get(a, "node-1", &n), 0);
+    assert_int_equal(store_node_get(b, "node-1", &w.n), 0);
+    assert_int_equal(store_node_put(a, &n), 0); /* a holds the row, and stops */
+    assert_int_equal(store_begin(b), 0);
+    assert_int_equal(store_savepoint(b), 0);
+    assert_int_equal(pthread_create(&t, NULL, put_node, &w), 0);
+    assert_int_equal(pthread_join(t, NULL), 0); /* a never commits */
+    assert_int_equal(w.r, -ESTALE);
+    store_rollback_to(b);
+    assert_int_equal(store_node_get(b, "node-2", &got), 0); /* b's batch goes on */
+    assert_int_equal(store_node_put(b, &got), 0);
+    assert_int_equal(store_commit(b), 0);
+    store_rollback(a);
+    assert_int_equal(store_node_get(b, "node-1", &got), 0);
+    assert_int_equal(got.version, 1);
+    store_close(a);
+    store_close(b);
+}
+
 static void *use_nonce(void *ud) {
     struct writer *w = ud;
 
@@ -204,6 +241,43 @@ static void test_nonce_once_across_connections(void **state) {
         assert_int_equal(w.r, round == 0 ? -EEXIST : 0);
         assert_int_equal(store_nonce_use(a, w.nonce, sizeof(w.nonce), 1000), -EEXIST);
     }
+    store_close(a);
+    store_close(b);
+}
+
+struct secret_reader {
+    struct store *s;
+    uint8_t key[32];
+    int r;
+};
+
+static void *read_secret(void *ud) {
+    struct secret_reader *w = ud;
+
+    w->r = store_secret(w->s, "nonce-key", w->key, sizeof(w->key));
+    return NULL;
+}
+
+/* Two replicas started together on a fresh database both find no
+ * nonce-key and both make one: the second's insert waits for the first's
+ * and then takes the key the first made (not a duplicate key error that
+ * stops the replica). */
+static void test_secret_made_once_by_two(void **state) {
+    struct store *a = open_store(), *b = open_store();
+    struct secret_reader w = {.s = b};
+    uint8_t key[32];
+    pthread_t t;
+    (void)state;
+
+    assert_int_equal(store_begin(a), 0);
+    assert_int_equal(store_secret(a, "nonce-key", key, sizeof(key)), 0);
+    assert_int_equal(pthread_create(&t, NULL, read_secret, &w), 0);
+    wait_lock_waiters("transactionid", 1); /* b's insert waits for a's */
+    assert_int_equal(store_commit(a), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(w.r, 0);
+    assert_memory_equal(w.key, key, sizeof(key));
+    assert_int_equal(test_db_pg_value("SELECT count(*) FROM secrets"), 1);
     store_close(a);
     store_close(b);
 }
@@ -263,6 +337,8 @@ static void write_file(const char *path, const char *text, mode_t mode) {
  * (its newline stripped) or from KIMA_DB_PASSWORD (then gone from the
  * environment) logs in a role that needs it; a wrong one does not; a
  * reader opens with the writer's. */
+static char env_pw[] = "KIMA_DB_PASSWORD=kima-test-pw";
+
 static void test_password_sources(void **state) {
     const char *spec = getenv("KIMA_TEST_DB_PW");
     char bad[TEST_DB_SPEC_MAX + 32], file[128], big[STORE_PASSWORD_MAX + 8];
@@ -281,7 +357,9 @@ static void test_password_sources(void **state) {
 
     snprintf(file, sizeof(file), "%s/pw", dir);
     write_file(file, "kima-test-pw\n", 0600);
+    setenv("KIMA_DB_PASSWORD", "not-used", 1); /* the file wins; the variable goes */
     assert_int_equal(store_open_with(spec, file, &s), 0);
+    assert_null(getenv("KIMA_DB_PASSWORD"));
     assert_int_equal(store_open_reader(s, &r), 0);
     store_close(r);
     store_close(s);
@@ -303,6 +381,15 @@ static void test_password_sources(void **state) {
     assert_null(getenv("KIMA_DB_PASSWORD"));
     assert_int_equal(store_open_reader(s, &r), 0); /* the writer's password */
     store_close(r);
+    store_close(s);
+
+    /* The bytes of the variable are wiped where they lie, not only taken
+     * out of environ: /proc/PID/environ shows the process's first
+     * environment block whatever environ points to. */
+    assert_int_equal(putenv(env_pw), 0);
+    assert_int_equal(store_open(spec, &s), 0);
+    assert_null(getenv("KIMA_DB_PASSWORD"));
+    assert_null(memmem(env_pw, sizeof(env_pw), "kima-test-pw", 12));
     store_close(s);
 }
 
@@ -385,9 +472,15 @@ static void test_reconnect_after_refusals(void **state) {
 /* What the database returns is input: a field longer than the record's is
  * an error, not an overflow; a state no verifier wrote reads as
  * untrusted. */
+static int count_node2(const struct node_record *n, void *ud) {
+    *(int *)ud += strcmp(n->name, "node-2") == 0 ? 1 : 100;
+    return 0;
+}
+
 static void test_database_is_input(void **state) {
     struct store *s = open_store();
     struct node_record n;
+    int seen;
     (void)state;
 
     make_node(&n, "node-1");
@@ -401,6 +494,15 @@ static void test_database_is_input(void **state) {
     assert_int_equal(store_node_get(s, "node-1", &n), -EIO);
     test_db_pg_sql("UPDATE nodes SET boot_id = repeat('b', 64)");
     assert_int_equal(store_node_get(s, "node-1", &n), 0);
+    /* A bad row does not hide the others from a listing (the sweep). */
+    make_node(&n, "node-2");
+    assert_int_equal(store_node_put(s, &n), 0);
+    test_db_pg_sql("UPDATE nodes SET boot_id = repeat('b', 65) WHERE name = 'node-1'");
+    seen = 0;
+    assert_int_equal(store_node_foreach(s, count_node2, &seen), 0);
+    assert_int_equal(seen, 1);
+    assert_int_equal(store_node_get(s, "node-1", &n), -EIO);
+    test_db_pg_sql("UPDATE nodes SET boot_id = 'b'");
     test_db_pg_sql("ALTER TABLE nodes ALTER COLUMN clock TYPE integer");
     assert_int_equal(store_node_get(s, "node-1", &n), -EIO); /* another type */
     store_close(s);
@@ -426,8 +528,10 @@ int main(void) {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup(test_cas_waits_then_stale, fresh),
             cmocka_unit_test_setup(test_deadlock_between_batches, fresh),
+            cmocka_unit_test_setup(test_cas_held_lock_gives_up, fresh),
             cmocka_unit_test_setup(test_nonce_once_across_connections, fresh),
             cmocka_unit_test_setup(test_migration_once, fresh),
+            cmocka_unit_test_setup(test_secret_made_once_by_two, fresh),
             cmocka_unit_test_setup(test_password_sources, fresh),
             cmocka_unit_test_setup(test_connection_lost, fresh),
             cmocka_unit_test_setup(test_reconnect_after_refusals, fresh),
