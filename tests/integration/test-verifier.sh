@@ -189,8 +189,16 @@ status_is 401 "no client certificate"
 curl -s --cacert "$P/ca.pem" --cert "$P/foreign.pem" --key "$P/foreign.key" -o "$T/body" \
     -w '%{http_code}' "$URL/v1/nodes" >"$T/status"
 status_is 401 "certificate of another CA"
+node_stale() { "$K" nodes --json 2>/dev/null | grep -q '"state": "stale"'; }
 st=$(pod_state)
-[ "$st" = trusted ] && ok || bad "rejected requests changed the pod ($st): $($K nodes 2>&1 | tail -1)"
+# (On a loaded machine the steps since the last round can outlast three
+# intervals: the node is then stale and its pods unknown, which is not the
+# rejected requests' doing; anything else is.)
+if [ "$st" = trusted ] || { [ "$st" = unknown ] && node_stale; }; then
+    ok
+else
+    bad "rejected requests changed the pod ($st): $($K nodes 2>&1 | tail -1)"
+fi
 
 # --- an unknown binary: untrusted, and it stays so
 measure /usr/bin/xmrig $EVIL
@@ -243,7 +251,6 @@ python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["ima"]["fr
     ok || bad "the agent had to re-send the whole list"
 
 # --- stale after 3 missed intervals (12 s), pods read unknown
-node_stale() { "$K" nodes --json 2>/dev/null | grep -q '"state": "stale"'; }
 WAIT_STEP=0.5 wait_until 20 node_stale || bad "node-1 did not go stale"
 expect 0 "$K" nodes --json
 has "$T/out" '"state": "stale"' "stale node"
