@@ -13,7 +13,7 @@
 # Its three replicas elect their writer of labels and Events with a Lease,
 # on PostgreSQL (the CloudNativePG example in k8s/postgres), or one replica
 # on SQLite (k8s/overlays/single-sqlite). The quarantines of k8s/quarantine/
-# (AdminNetworkPolicy, Cilium, Calico) validate against strict schemas of
+# (AdminNetworkPolicy, ClusterNetworkPolicy, Cilium, Calico) validate against strict schemas of
 # their CRDs and, in an offline model of each engine's rule order, still cut
 # off every pod not trusted when an operator's allow-all NetworkPolicy
 # selects it (tests/tools/check-quarantine.mjs).
@@ -114,15 +114,18 @@ for m in "AdminNetworkPolicy anp-broken: spec.egres is not a field" \
     "AdminNetworkPolicy anp-broken: spec.subject.pods.podSelector.matchExpressions[0].operator must be one of" \
     "AdminNetworkPolicy anp-broken: spec.ingress[0].action must be one of Allow, Deny, Pass" \
     "CiliumClusterwideNetworkPolicy ccnp-broken: spec.egresDeny is not a field" \
-    "CiliumClusterwideNetworkPolicy ccnp-broken: metadata.namespace is not a field" \
+    "CiliumClusterwideNetworkPolicy ccnp-broken: metadata.namespace: a cluster-scoped object has no namespace" \
     "CiliumClusterwideNetworkPolicy ccnp-broken: data/spec/ingressDeny/0/fromEntities/0 must be equal to one of the allowed values" \
     "GlobalNetworkPolicy gnp-broken: spec.namespaceSelecter is not a field" \
     "GlobalNetworkPolicy gnp-broken: spec.order must be number" \
     "GlobalNetworkPolicy gnp-broken: spec.ingress[0].action must be one of Allow, Deny, Log, Pass" \
-    "Tier tier-broken: spec.defaultAction must be one of Deny, Pass"; do
+    "Tier tier-broken: spec.defaultAction must be one of Deny, Pass" \
+    "ClusterNetworkPolicy cnp-broken: spec must have required property 'tier'" \
+    "ClusterNetworkPolicy cnp-broken: spec.egress[0].ports is not a field" \
+    "ClusterNetworkPolicy cnp-broken: spec.egress[0].action must be one of Accept, Deny, Pass"; do
     has "$T/out" "$F: $m" "a broken quarantine is refused"
 done
-[ "$(grep -c "$F" "$T/out")" -eq 13 ] && ok || bad "quarantine-invalid.yaml: not exactly its 13 known errors"
+[ "$(grep -c "$F" "$T/out")" -eq 16 ] && ok || bad "quarantine-invalid.yaml: not exactly its 16 known errors"
 # Each quarantine wins over an operator's allow-all NetworkPolicy for the
 # UPF: untrusted, unknown and unlabelled pods get no traffic (but from their
 # own node: probes), trusted pods what the allow policy gives, pods of
@@ -131,7 +134,7 @@ done
 Q="$SRC/tests/tools/check-quarantine.mjs"
 OP="$SRC/tests/fixtures/quarantine/operator-allow.yaml"
 expect 0 node "$Q" "$NPM" "$SRC/k8s" "$OP"
-has "$T/out" "549 passed, 0 failed" "the quarantines hold beside an allow-all policy"
+has "$T/out" "706 passed, 0 failed" "the quarantines hold beside an allow-all policy"
 has "$T/out" "ok: the NetworkPolicy pair + the operator's allow-all (the documented limit): an untrusted UPF: from the trusted AMF open" \
     "the plain NetworkPolicy pair is shown not to hold beside an allow-all policy"
 broken() { # WHAT FILE SED: the check fails on a copy of k8s/ with FILE edited
@@ -142,6 +145,9 @@ broken "ANP selecting untrusted only" quarantine/admin-network-policy/quarantine
     's/operator: NotIn/operator: In/; s/values: \["trusted"\]/values: ["untrusted"]/'
 has "$T/out" "FAILED: AdminNetworkPolicy alone + the operator's allow-all: an unknown UPF: to the world (IPv4) closed: is open" \
     "an ANP that misses unknown pods is caught"
+broken "ClusterNetworkPolicy in the Baseline tier" quarantine/cluster-network-policy/quarantine.yaml 's/tier: Admin/tier: Baseline/'
+has "$T/out" "FAILED: ClusterNetworkPolicy alone + the operator's allow-all: an untrusted UPF: to the trusted AMF closed: is open" \
+    "a ClusterNetworkPolicy after the NetworkPolicies is caught"
 broken "Cilium without egress deny" quarantine/cilium/quarantine.yaml 's/egressDeny:/egress:/'
 has "$T/out" "FAILED: Cilium alone + the operator's allow-all: an untrusted UPF: to cluster DNS closed: is open" \
     "a Cilium policy whose egress allows is caught"
@@ -162,7 +168,8 @@ expect 0 node "$SRC/tests/tools/check-network-policies.mjs" "$NPM" \
 has "$T/out" " 0 failed" "in the 5G overlay only trusted pods get traffic"
 if command -v kubectl >/dev/null; then
     for k in base overlays/5g-core overlays/single-sqlite cert-manager postgres \
-        quarantine/admin-network-policy quarantine/cilium quarantine/calico; do
+        quarantine/admin-network-policy quarantine/cluster-network-policy quarantine/cilium \
+        quarantine/calico; do
         kubectl kustomize "$SRC/k8s/$k" >"$T/built.yaml" 2>"$T/err" && ok || bad "kustomize $k: $(head -3 "$T/err")"
         mkdir -p "$T/empty"
         expect 0 node "$V" "$T/empty" "$T/built.yaml"

@@ -6,10 +6,11 @@
 // (tests/fixtures/quarantine/operator-allow.yaml):
 //   NetworkPolicy: policies add up; a pod no policy of a direction selects is
 //     open in it; the pod's own node always reaches it.
-//   AdminNetworkPolicy: ANPs by priority (lower first), their rules in
-//     order; Allow and Deny are final, Pass goes to the NetworkPolicies;
-//     then BaselineAdminNetworkPolicy rules; then open. Ingress peers are
-//     pods only (v1alpha1): nodes and the world fall through.
+//   AdminNetworkPolicy (and its successor, ClusterNetworkPolicy): ANPs (the
+//     Admin tier) by priority (lower first), their rules in order; Allow
+//     (Accept) and Deny are final, Pass goes to the NetworkPolicies; then
+//     BaselineAdminNetworkPolicy (the Baseline tier) rules; then open.
+//     Ingress peers are pods only: nodes and the world fall through.
 //   Cilium: a matching deny rule of any policy wins over every allow; the
 //     pod's own node reaches it (allow-localhost); a pod some policy selects
 //     in a direction gets only what an allow rule or NetworkPolicy allows.
@@ -143,14 +144,16 @@ function npVerdict(nps, dir, p, peer) {
 function anpSubject(subject, p) {
   if (p.kind !== 'pod') return false;
   if (subject.namespaces) return selects(subject.namespaces, NAMESPACES[p.ns]);
-  return selects(subject.pods.namespaceSelector, NAMESPACES[p.ns]) && selects(subject.pods.podSelector, p.labels);
+  return selects(subject.pods.namespaceSelector || {}, NAMESPACES[p.ns]) && selects(subject.pods.podSelector, p.labels);
 }
 
 function anpPeerMatches(q, peer) {
   if (q.networks) return q.networks.some((c) => inCidr(peer.ip, c));
   if (peer.kind !== 'pod') return false;
   if (q.namespaces) return selects(q.namespaces, NAMESPACES[peer.ns]);
-  if (q.pods) return selects(q.pods.namespaceSelector, NAMESPACES[peer.ns]) && selects(q.pods.podSelector, peer.labels);
+  if (q.pods) {
+    return selects(q.pods.namespaceSelector || {}, NAMESPACES[peer.ns]) && selects(q.pods.podSelector, peer.labels);
+  }
   throw new Error(`an ANP peer the model does not know: ${JSON.stringify(q)}`);
 }
 
@@ -159,20 +162,24 @@ function anpAction(policies, dir, p, peer) {
   for (const a of policies) {
     if (!anpSubject(a.spec.subject, p)) continue;
     for (const rule of a.spec[dir] || []) {
-      if (rule.ports) throw new Error(`${a.kind} ${a.metadata.name}: ports are not modelled`);
-      if ((rule.from || rule.to).some((q) => anpPeerMatches(q, peer))) return rule.action;
+      if (rule.ports || rule.protocols) throw new Error(`${a.kind} ${a.metadata.name}: ports are not modelled`);
+      if ((rule.from || rule.to).some((q) => anpPeerMatches(q, peer))) return rule.action === 'Accept' ? 'Allow' : rule.action;
     }
   }
   return null;
 }
 
+function tierOf(objs, kind, cnpTier) {
+  const list = objs.filter((o) => o.kind === kind || (o.kind === 'ClusterNetworkPolicy' && o.spec.tier === cnpTier));
+  const prios = list.map((a) => a.spec.priority ?? 0);
+  if (new Set(prios).size !== prios.length) throw new Error(`two ${cnpTier} policies share a priority: their order is undefined`);
+  return list.sort((a, b) => (a.spec.priority ?? 0) - (b.spec.priority ?? 0));
+}
+
 function anpEngine(objs) {
-  const anps = objs.filter((o) => o.kind === 'AdminNetworkPolicy');
-  const banps = objs.filter((o) => o.kind === 'BaselineAdminNetworkPolicy');
+  const anps = tierOf(objs, 'AdminNetworkPolicy', 'Admin');
+  const banps = tierOf(objs, 'BaselineAdminNetworkPolicy', 'Baseline');
   const nps = objs.filter((o) => o.kind === 'NetworkPolicy');
-  const prios = anps.map((a) => a.spec.priority);
-  if (new Set(prios).size !== prios.length) throw new Error('two ANPs share a priority: their order is undefined');
-  anps.sort((a, b) => a.spec.priority - b.spec.priority);
   return (dir, p, peer) => {
     const a = anpAction(anps, dir, p, peer);
     if (a === 'Allow' || a === 'Deny') return a === 'Allow';
@@ -426,6 +433,7 @@ function main() {
   const operator = readDocs(operatorFile);
   const quarantines = {
     'AdminNetworkPolicy': [anpEngine, readKustomization(join(k8s, 'quarantine', 'admin-network-policy'))],
+    'ClusterNetworkPolicy': [anpEngine, readKustomization(join(k8s, 'quarantine', 'cluster-network-policy'))],
     'Cilium': [ciliumEngine, readKustomization(join(k8s, 'quarantine', 'cilium'))],
     'Calico': [calicoEngine, readKustomization(join(k8s, 'quarantine', 'calico'))],
   };
@@ -435,10 +443,10 @@ function main() {
       const stack = `${name} ${how} + the operator's allow-all`;
       const engine = makeEngine([...objs, ...extra, ...operator]);
       for (const [what, subject] of QUARANTINED) {
-        // ANP v1alpha1 ingress peers are pods: what nodes and the world open
+        // ANP and CNP ingress peers are pods: what nodes and the world open
         // to a pod is the NetworkPolicies' to decide (documented limit).
-        const want = (d, peer) => (d === 'in' && (ownNode(peer) ||
-                                  (name === 'AdminNetworkPolicy' && peer.kind !== 'pod')) ? 'open' : 'closed');
+        const podsOnly = name === 'AdminNetworkPolicy' || name === 'ClusterNetworkPolicy';
+        const want = (d, peer) => (d === 'in' && (ownNode(peer) || (podsOnly && peer.kind !== 'pod')) ? 'open' : 'closed');
         expectCases(stack, engine, subject, what, want);
       }
       expectCases(stack, engine, TRUSTED, 'a trusted UPF', open);

@@ -8,7 +8,7 @@
 // k8s/overlays/5g-core/generate-policies.sh). CloudNativePG's Cluster has
 // no schema offline: its structure is checked (`structural` below). The
 // quarantines' custom resources (k8s/quarantine/: AdminNetworkPolicy,
-// CiliumClusterwideNetworkPolicy, Calico's GlobalNetworkPolicy and Tier)
+// ClusterNetworkPolicy, CiliumClusterwideNetworkPolicy, Calico's GlobalNetworkPolicy and Tier)
 // are checked against strict schemas of their CRDs (tests/tools/schemas/,
 // unknown fields refused: an API server would drop a misspelled field of a
 // custom resource, and a dropped deny rule opens the quarantine), Cilium's
@@ -80,6 +80,7 @@ const structural = {
 // them (loaded with import() from NODE_PATH: ESM ignores NODE_PATH).
 const SCHEMAS = {
   "policy.networking.k8s.io/v1alpha1 AdminNetworkPolicy": "admin-network-policy.json",
+  "policy.networking.k8s.io/v1alpha2 ClusterNetworkPolicy": "cluster-network-policy.json",
   "cilium.io/v2 CiliumClusterwideNetworkPolicy": "cilium-clusterwide-network-policy.json",
   "projectcalico.org/v3 GlobalNetworkPolicy": "calico-global-network-policy.json",
   "projectcalico.org/v3 Tier": "calico-tier.json",
@@ -107,6 +108,9 @@ function dotted(pointer) {
 function schemaErrors(validate) {
   return validate.errors.map((e) => {
     const at = dotted(e.instancePath);
+    if (e.keyword === "additionalProperties" && at === "metadata" && e.params.additionalProperty === "namespace") {
+      return "metadata.namespace: a cluster-scoped object has no namespace";
+    }
     if (e.keyword === "additionalProperties") {
       return `${at === "(the object)" ? "" : at + "."}${e.params.additionalProperty} is not a field`;
     }
