@@ -12,7 +12,11 @@
 # its terminationGracePeriodSeconds outlasts its drain (--drain-timeout-ms).
 # Its three replicas elect their writer of labels and Events with a Lease,
 # on PostgreSQL (the CloudNativePG example in k8s/postgres), or one replica
-# on SQLite (k8s/overlays/single-sqlite).
+# on SQLite (k8s/overlays/single-sqlite). The quarantines of k8s/quarantine/
+# (AdminNetworkPolicy, ClusterNetworkPolicy, Cilium, Calico) validate against strict schemas of
+# their CRDs and, in an offline model of each engine's rule order, still cut
+# off every pod not trusted when an operator's allow-all NetworkPolicy
+# selects it (tests/tools/check-quarantine.mjs).
 # Usage: test-manifests.sh SOURCE_ROOT NPM_DIR
 set -u
 SRC=$1
@@ -22,7 +26,8 @@ T=$(mktemp -d)
 . "$HERE/helpers.sh"
 trap 'rm -rf "$T"' EXIT
 need_tools node
-for pkg in kubernetes-models yaml @kubernetes-models/cert-manager @marcbachmann/cel-js; do
+for pkg in kubernetes-models yaml @kubernetes-models/cert-manager @marcbachmann/cel-js ajv \
+    @kubernetes-models/cilium; do
     if [ ! -f "$NPM/node_modules/$pkg/package.json" ]; then
         echo "npm package $pkg is not installed in $NPM: run tests/tools/install-npm.sh $NPM"
         echo "(test.sh does) to check the manifests; this test does not download"
@@ -100,6 +105,55 @@ has "$T/out" "17 checks, 3 failed" "nothing else fails on the broken copy"
 expect 1 node "$V" "$SRC/tests/fixtures/k8s"
 has "$T/out" "Cluster broken: spec.instances must be an integer >= 1" "a CloudNativePG Cluster's wrong type is caught"
 has "$T/out" "spec.instance is not a Cluster field" "a misspelled CloudNativePG field is caught"
+# The quarantines' custom resources: broken copies are refused, each error
+# by name (tests/fixtures/k8s/quarantine-invalid.yaml).
+F="tests/fixtures/k8s/quarantine-invalid.yaml"
+for m in "AdminNetworkPolicy anp-broken: spec.egres is not a field" \
+    "AdminNetworkPolicy anp-broken: spec.priority must be <= 1000" \
+    "AdminNetworkPolicy anp-broken: spec.subject must NOT have more than 1 properties" \
+    "AdminNetworkPolicy anp-broken: spec.subject.pods.podSelector.matchExpressions[0].operator must be one of" \
+    "AdminNetworkPolicy anp-broken: spec.ingress[0].action must be one of Allow, Deny, Pass" \
+    "CiliumClusterwideNetworkPolicy ccnp-broken: spec.egresDeny is not a field" \
+    "CiliumClusterwideNetworkPolicy ccnp-broken: metadata.namespace: a cluster-scoped object has no namespace" \
+    "CiliumClusterwideNetworkPolicy ccnp-broken: data/spec/ingressDeny/0/fromEntities/0 must be equal to one of the allowed values" \
+    "GlobalNetworkPolicy gnp-broken: spec.namespaceSelecter is not a field" \
+    "GlobalNetworkPolicy gnp-broken: spec.order must be number" \
+    "GlobalNetworkPolicy gnp-broken: spec.ingress[0].action must be one of Allow, Deny, Log, Pass" \
+    "Tier tier-broken: spec.defaultAction must be one of Deny, Pass" \
+    "ClusterNetworkPolicy cnp-broken: spec must have required property 'tier'" \
+    "ClusterNetworkPolicy cnp-broken: spec.egress[0].ports is not a field" \
+    "ClusterNetworkPolicy cnp-broken: spec.egress[0].action must be one of Accept, Deny, Pass"; do
+    has "$T/out" "$F: $m" "a broken quarantine is refused"
+done
+[ "$(grep -c "$F" "$T/out")" -eq 16 ] && ok || bad "quarantine-invalid.yaml: not exactly its 16 known errors"
+# Each quarantine wins over an operator's allow-all NetworkPolicy for the
+# UPF: untrusted, unknown and unlabelled pods get no traffic (but from their
+# own node: probes), trusted pods what the allow policy gives, pods of
+# unprotected namespaces are untouched; the overlay's pair alone is
+# reopened by it (the documented limit). Broken copies must fail.
+Q="$SRC/tests/tools/check-quarantine.mjs"
+OP="$SRC/tests/fixtures/quarantine/operator-allow.yaml"
+expect 0 node "$Q" "$NPM" "$SRC/k8s" "$OP"
+has "$T/out" "706 passed, 0 failed" "the quarantines hold beside an allow-all policy"
+has "$T/out" "ok: the NetworkPolicy pair + the operator's allow-all (the documented limit): an untrusted UPF: from the trusted AMF open" \
+    "the plain NetworkPolicy pair is shown not to hold beside an allow-all policy"
+broken() { # WHAT FILE SED: the check fails on a copy of k8s/ with FILE edited
+    rm -rf "$T/kq" && cp -r "$SRC/k8s" "$T/kq" && sed -i "$3" "$T/kq/$2"
+    expect 1 node "$Q" "$NPM" "$T/kq" "$OP"
+}
+broken "ANP selecting untrusted only" quarantine/admin-network-policy/quarantine.yaml \
+    's/operator: NotIn/operator: In/; s/values: \["trusted"\]/values: ["untrusted"]/'
+has "$T/out" "FAILED: AdminNetworkPolicy alone + the operator's allow-all: an unknown UPF: to the world (IPv4) closed: is open" \
+    "an ANP that misses unknown pods is caught"
+broken "ClusterNetworkPolicy in the Baseline tier" quarantine/cluster-network-policy/quarantine.yaml 's/tier: Admin/tier: Baseline/'
+has "$T/out" "FAILED: ClusterNetworkPolicy alone + the operator's allow-all: an untrusted UPF: to the trusted AMF closed: is open" \
+    "a ClusterNetworkPolicy after the NetworkPolicies is caught"
+broken "Cilium without egress deny" quarantine/cilium/quarantine.yaml 's/egressDeny:/egress:/'
+has "$T/out" "FAILED: Cilium alone + the operator's allow-all: an untrusted UPF: to cluster DNS closed: is open" \
+    "a Cilium policy whose egress allows is caught"
+broken "Calico tier after the default tier" quarantine/calico/quarantine.yaml 's/^  order: 100$/  order: 2000000/'
+has "$T/out" "FAILED: Calico alone + the operator's allow-all: an untrusted UPF: from the trusted AMF closed: is open" \
+    "a Calico tier after the NetworkPolicies is caught"
 # Only the verifier may set the trust label the quarantine keys on (and the
 # reason): the guard is in the base, and its CEL admits and denies what it
 # should (evaluated offline).
@@ -113,7 +167,9 @@ expect 0 node "$SRC/tests/tools/check-network-policies.mjs" "$NPM" \
     "$SRC/k8s/overlays/5g-core/quarantine.yaml" open5gs
 has "$T/out" " 0 failed" "in the 5G overlay only trusted pods get traffic"
 if command -v kubectl >/dev/null; then
-    for k in base overlays/5g-core overlays/single-sqlite cert-manager postgres; do
+    for k in base overlays/5g-core overlays/single-sqlite cert-manager postgres \
+        quarantine/admin-network-policy quarantine/cluster-network-policy quarantine/cilium \
+        quarantine/calico; do
         kubectl kustomize "$SRC/k8s/$k" >"$T/built.yaml" 2>"$T/err" && ok || bad "kustomize $k: $(head -3 "$T/err")"
         mkdir -p "$T/empty"
         expect 0 node "$V" "$T/empty" "$T/built.yaml"

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # Install the npm packages the Kubernetes manifest check needs
 # (tests/integration/test-manifests.sh, tests/tools/validate-manifests.cjs,
-# tests/tools/check-admission-policy.mjs: a CEL implementation)
+# tests/tools/check-admission-policy.mjs: a CEL implementation; ajv for the
+# quarantines' strict schemas, @kubernetes-models/cilium for Cilium's CRDs)
 # into DIR/node_modules, from the npm registry, pinned. Nothing is fetched
 # when DIR holds them already: `meson test` itself never downloads.
 # Usage: install-npm.sh DIR   (test.sh passes each build folder's npm/)
@@ -10,7 +11,7 @@ set -euo pipefail
 mkdir -p "$1"
 dir=$(cd "$1" && pwd)
 pkgs=(kubernetes-models@4.5.1 yaml@2.3.4 @kubernetes-models/cert-manager@4.3.1
-    @marcbachmann/cel-js@8.0.0)
+    @marcbachmann/cel-js@8.0.0 ajv@8.20.0 @kubernetes-models/cilium@4.0.0)
 
 installed() { # NAME@VERSION: DIR has exactly that version
     local name=${1%@*} version=${1##*@}

@@ -6,12 +6,20 @@
 // they name; policy files in configMapGenerators must be kima policies
 // with digests, none of them a placeholder (all zeros: generate them,
 // k8s/overlays/5g-core/generate-policies.sh). CloudNativePG's Cluster has
-// no schema offline: its structure is checked (`structural` below).
-// Usage: NODE_PATH=DIR/node_modules node validate-manifests.cjs K8S_DIR
+// no schema offline: its structure is checked (`structural` below). The
+// quarantines' custom resources (k8s/quarantine/: AdminNetworkPolicy,
+// ClusterNetworkPolicy, CiliumClusterwideNetworkPolicy, Calico's GlobalNetworkPolicy and Tier)
+// are checked against strict schemas of their CRDs (tests/tools/schemas/,
+// unknown fields refused: an API server would drop a misspelled field of a
+// custom resource, and a dropped deny rule opens the quarantine), Cilium's
+// also against @kubernetes-models/cilium. Unknown kinds are errors.
+// Usage: NODE_PATH=DIR/node_modules node validate-manifests.cjs K8S_DIR [BUILT.yaml]
 "use strict";
 const fs = require("fs");
 const path = require("path");
+const url = require("url");
 const YAML = require("yaml");
+const Ajv = require("ajv");
 
 function modelFor(apiVersion, kind) {
   const group = apiVersion.includes("/") ? apiVersion : "v1";
@@ -67,7 +75,63 @@ const structural = {
   },
 };
 
+// Strict schemas of custom resources, written from their CRDs
+// (tests/tools/schemas/), and the ESM-only model packages that also know
+// them (loaded with import() from NODE_PATH: ESM ignores NODE_PATH).
+const SCHEMAS = {
+  "policy.networking.k8s.io/v1alpha1 AdminNetworkPolicy": "admin-network-policy.json",
+  "policy.networking.k8s.io/v1alpha2 ClusterNetworkPolicy": "cluster-network-policy.json",
+  "cilium.io/v2 CiliumClusterwideNetworkPolicy": "cilium-clusterwide-network-policy.json",
+  "projectcalico.org/v3 GlobalNetworkPolicy": "calico-global-network-policy.json",
+  "projectcalico.org/v3 Tier": "calico-tier.json",
+};
+const ESM_MODELS = { "cilium.io/v2": "@kubernetes-models/cilium" };
+const ajv = new Ajv({ allErrors: true, strict: true });
+const compiled = {};
+
+function schemaFor(apiVersion, kind) {
+  const name = SCHEMAS[`${apiVersion} ${kind}`];
+  if (!name) return null;
+  if (!compiled[name]) {
+    const text = fs.readFileSync(path.join(__dirname, "schemas", name), "utf8");
+    compiled[name] = ajv.compile(JSON.parse(text));
+  }
+  return compiled[name];
+}
+
+// "/spec/ingress/0/action" -> "spec.ingress[0].action"
+function dotted(pointer) {
+  return pointer.split("/").slice(1).map((p) => (/^[0-9]+$/.test(p) ? `[${p}]` : `.${p}`))
+    .join("").replace(/^\./, "") || "(the object)";
+}
+
+function schemaErrors(validate) {
+  return validate.errors.map((e) => {
+    const at = dotted(e.instancePath);
+    if (e.keyword === "additionalProperties" && at === "metadata" && e.params.additionalProperty === "namespace") {
+      return "metadata.namespace: a cluster-scoped object has no namespace";
+    }
+    if (e.keyword === "additionalProperties") {
+      return `${at === "(the object)" ? "" : at + "."}${e.params.additionalProperty} is not a field`;
+    }
+    if (e.keyword === "enum") return `${at} must be one of ${e.params.allowedValues.join(", ")}`;
+    if (e.keyword === "const") return `${at} must be ${e.params.allowedValue}`;
+    return `${at} ${e.message}`;
+  });
+}
+
+async function esmModel(apiVersion, kind) {
+  const pkg = ESM_MODELS[apiVersion];
+  if (!pkg) return null;
+  for (const dir of (process.env.NODE_PATH || "").split(path.delimiter).filter(Boolean)) {
+    const file = path.join(dir, pkg, apiVersion, `${kind}.js`);
+    if (fs.existsSync(file)) return (await import(url.pathToFileURL(file).href))[kind] || null;
+  }
+  return null;
+}
+
 let checked = 0;
+const pending = []; // documents validated against a model, after the walk
 const errors = [];
 function fail(file, msg) {
   errors.push(`${file}: ${msg}`);
@@ -132,14 +196,24 @@ function checkFile(file) {
       for (const e of shape(obj)) fail(file, `${obj.kind} ${obj.metadata && obj.metadata.name}: ${e}`);
       return;
     }
-    const Model = modelFor(obj.apiVersion, obj.kind);
-    if (!Model) return fail(file, `document ${i}: unknown kind ${obj.apiVersion} ${obj.kind}`);
-    try {
-      new Model(obj).validate();
-    } catch (e) {
-      fail(file, `${obj.kind} ${obj.metadata && obj.metadata.name}: ${e.message}`);
-    }
+    pending.push({ file, i, obj });
   });
+}
+
+async function checkModel({ file, i, obj }) {
+  const what = `${obj.kind} ${obj.metadata && obj.metadata.name}`;
+  const strict = schemaFor(obj.apiVersion, obj.kind);
+  if (strict && !strict(obj)) {
+    for (const e of schemaErrors(strict)) fail(file, `${what}: ${e}`);
+  }
+  const Model = modelFor(obj.apiVersion, obj.kind) || (await esmModel(obj.apiVersion, obj.kind));
+  if (!Model && !strict) return fail(file, `document ${i}: unknown kind ${obj.apiVersion} ${obj.kind}`);
+  if (!Model) return;
+  try {
+    new Model(obj).validate();
+  } catch (e) {
+    fail(file, `${what}: ${e.message}`);
+  }
 }
 
 function walk(dir) {
@@ -150,9 +224,17 @@ function walk(dir) {
   }
 }
 
-const root = process.argv[2];
-if (process.argv[3]) checkFile(process.argv[3]); // a kustomize build output too
-walk(root);
-for (const e of errors) console.log(`FAIL: ${e}`);
-console.log(`${checked} documents checked, ${errors.length} errors`);
-process.exit(errors.length ? 1 : 0);
+async function main() {
+  const root = process.argv[2];
+  if (process.argv[3]) checkFile(process.argv[3]); // a kustomize build output too
+  walk(root);
+  for (const p of pending) await checkModel(p);
+  for (const e of errors) console.log(`FAIL: ${e}`);
+  console.log(`${checked} documents checked, ${errors.length} errors`);
+  process.exit(errors.length ? 1 : 0);
+}
+
+main().catch((e) => {
+  console.log(`FAIL: ${e.stack || e}`);
+  process.exit(2);
+});
