@@ -865,6 +865,18 @@ const int64_t engine_latency_bounds_us[ENGINE_LATENCY_BOUNDS] = {
         1000, 5000, 10000, 50000, 100000, 500000, 1000000,
 };
 
+/* The store's nodes and pods into c, under e->lock. A store that cannot be
+ * read fails the scrape: counts of part of it would read as fewer
+ * untrusted pods than there are. */
+static int count_store(struct engine *e, struct count_ctx *c) {
+    int r = store_node_foreach(e->store, count_node, c);
+
+    if (r >= 0) {
+        r = store_pod_foreach(e->store, count_pod, c);
+    }
+    return r < 0 ? r : c->r;
+}
+
 int engine_metrics(struct engine *e, char **ret_text) {
     struct count_ctx c = {.e = e, .now = engine_now_ms()};
     struct kbuf b = KBUF_INIT(ENGINE_METRICS_TEXT_MAX);
@@ -874,15 +886,7 @@ int engine_metrics(struct engine *e, char **ret_text) {
     c.ns = (struct node_states){.e = e, .now = c.now};
     metrics_series_init(&c.series, METRICS_NODES_MAX, METRICS_NAMESPACES_MAX);
     pthread_mutex_lock(&e->lock);
-    /* A store that cannot be read fails the scrape: counts of part of it
-     * would read as fewer untrusted pods than there are. */
-    r = store_node_foreach(e->store, count_node, &c);
-    if (r >= 0) {
-        r = store_pod_foreach(e->store, count_pod, &c);
-    }
-    if (r >= 0) {
-        r = c.r;
-    }
+    r = count_store(e, &c);
     kbuf_printf(&b,
                 "# HELP kima_attestations_total Evidence rounds by result.\n"
                 "# TYPE kima_attestations_total counter\n"
