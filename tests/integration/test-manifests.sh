@@ -46,6 +46,7 @@ has "$T/out" "PrometheusRule broken-rule: data/spec/groups/0/rules must be array
 has "$T/out" 'Grafana dashboard: panels[0] "no targets": no targets' "a panel without targets is caught"
 has "$T/out" 'Grafana dashboard: panels[1] "no datasource": no datasource' \
     "a panel without a data source is caught"
+has "$T/out" 'panels "no datasource" and "on another" overlap' "overlapping panels are caught"
 # The shipped policies are generated (k8s/overlays/5g-core/generate-policies.sh):
 # many files each, every digest a real one.
 for f in "$SRC"/k8s/overlays/5g-core/policies/*.json; do

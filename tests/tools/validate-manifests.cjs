@@ -124,6 +124,13 @@ function dashboardProblems(d) {
     });
   };
   d.panels.forEach((x, i) => panel(x, `panels[${i}]`));
+  // No two panels on the same cells (Grafana would stack them).
+  const boxes = d.panels.filter((x) => x && x.gridPos).map((x) => [x.title, x.gridPos]);
+  boxes.forEach(([ta, a], i) => boxes.slice(i + 1).forEach(([tb, b]) => {
+    if (a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h) {
+      p.push(`panels ${JSON.stringify(ta)} and ${JSON.stringify(tb)} overlap`);
+    }
+  }));
   return p;
 }
 
