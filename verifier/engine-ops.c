@@ -13,6 +13,7 @@
 #include "hex.h"
 #include "json-util.h"
 #include "log.h"
+#include "metrics-series.h"
 
 /* The state a node reads as: untrusted is sticky; a node that attested
  * once but missed 3 intervals, that has not attested since it registered
@@ -832,37 +833,60 @@ struct count_ctx {
     int64_t now;
     uint64_t nodes[NODE_STALE + 1], pods[POD_UNTRUSTED + 1], waiting;
     struct node_states ns;
+    struct metrics_series series; /* per node and per namespace (metrics-series.c) */
+    int r; /* a callback's failure: the store's foreach stops at it but returns 0 */
 };
 
 static int count_node(const struct node_record *n, void *ud) {
     struct count_ctx *c = ud;
+    enum node_state s = node_state(c->e, n, c->now);
 
     c->waiting += n->pending;
-    c->nodes[node_state(c->e, n, c->now)]++;
-    return 0;
+    c->nodes[s]++;
+    c->r = metrics_series_add_node(&c->series, n->name, s, n->last_attested_ms);
+    return c->r;
 }
 
 static int count_pod(const struct pod_record *p, void *ud) {
     struct count_ctx *c = ud;
     const char *why;
+    enum pod_state s = pod_state(&c->ns, p, &why);
 
-    c->pods[pod_state(&c->ns, p, &why)]++;
-    return 0;
+    c->pods[s]++;
+    c->r = metrics_series_add_pod(&c->series, p->ns, s);
+    return c->r;
 }
+
+/* /metrics' text: the per-node series make it grow with the nodes (about
+ * 600 bytes a node at most, METRICS_NODES_MAX of them). */
+#define ENGINE_METRICS_TEXT_MAX (16u << 20)
 
 const int64_t engine_latency_bounds_us[ENGINE_LATENCY_BOUNDS] = {
         1000, 5000, 10000, 50000, 100000, 500000, 1000000,
 };
 
+/* The store's nodes and pods into c, under e->lock. A store that cannot be
+ * read fails the scrape: counts of part of it would read as fewer
+ * untrusted pods than there are. */
+static int count_store(struct engine *e, struct count_ctx *c) {
+    int r = store_node_foreach(e->store, count_node, c);
+
+    if (r >= 0) {
+        r = store_pod_foreach(e->store, count_pod, c);
+    }
+    return r < 0 ? r : c->r;
+}
+
 int engine_metrics(struct engine *e, char **ret_text) {
     struct count_ctx c = {.e = e, .now = engine_now_ms()};
-    struct kbuf b = KBUF_INIT(1 << 20);
+    struct kbuf b = KBUF_INIT(ENGINE_METRICS_TEXT_MAX);
     uint64_t cum = 0;
+    int r;
 
     c.ns = (struct node_states){.e = e, .now = c.now};
+    metrics_series_init(&c.series, METRICS_NODES_MAX, METRICS_NAMESPACES_MAX);
     pthread_mutex_lock(&e->lock);
-    store_node_foreach(e->store, count_node, &c);
-    store_pod_foreach(e->store, count_pod, &c);
+    r = count_store(e, &c);
     kbuf_printf(&b,
                 "# HELP kima_attestations_total Evidence rounds by result.\n"
                 "# TYPE kima_attestations_total counter\n"
@@ -927,10 +951,24 @@ int engine_metrics(struct engine *e, char **ret_text) {
         kbuf_printf(&b, "kima_pods{state=\"%s\"} %" PRIu64 "\n", pod_state_name((enum pod_state)i),
                     c.pods[i]);
     }
+    kbuf_printf(&b,
+                "# HELP kima_attestation_interval_seconds The agents' interval (--interval-ms): "
+                "a node that missed 3 reads as stale.\n"
+                "# TYPE kima_attestation_interval_seconds gauge\n"
+                "kima_attestation_interval_seconds %.3f\n",
+                (double)e->cfg.interval_ms / 1000);
     pthread_mutex_unlock(&e->lock);
     free(c.ns.v);
-    if (!b.data) {
-        return -ENOMEM;
+    if (r >= 0) {
+        r = metrics_series_print(&c.series, &b);
+    }
+    metrics_series_free(&c.series);
+    if (r < 0 || !b.data) {
+        if (r < 0) {
+            log_error("/metrics: %s", strerror(-r));
+        }
+        kbuf_free(&b);
+        return r < 0 ? r : -ENOMEM;
     }
     *ret_text = (char *)kbuf_steal(&b, NULL);
     return 0;

@@ -27,7 +27,7 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 need_tools node
 for pkg in kubernetes-models yaml @kubernetes-models/cert-manager @marcbachmann/cel-js ajv \
-    @kubernetes-models/cilium; do
+    @kubernetes-models/cilium @kubernetes-models/prometheus-operator; do
     if [ ! -f "$NPM/node_modules/$pkg/package.json" ]; then
         echo "npm package $pkg is not installed in $NPM: run tests/tools/install-npm.sh $NPM"
         echo "(test.sh does) to check the manifests; this test does not download"
@@ -42,6 +42,15 @@ expect 1 node "$V" "$SRC/tests/fixtures/k8s"
 has "$T/out" "replicas must be integer" "a wrong type is caught"
 has "$T/out" "unknown kind v1 Widget" "an unknown kind is caught"
 has "$T/out" "digest of /usr/bin/open5gs-upfd is an all-zero placeholder" "a placeholder digest is caught"
+# k8s/monitoring: the Prometheus Operator's kinds against their schema, the
+# Grafana dashboard's shape (tests/integration/test-monitoring.sh checks
+# the PromQL and the metric names).
+has "$T/out" "PrometheusRule broken-rule: data/spec/groups/0/rules must be array" \
+    "a PrometheusRule's wrong type is caught"
+has "$T/out" 'Grafana dashboard: panels[0] "no targets": no targets' "a panel without targets is caught"
+has "$T/out" 'Grafana dashboard: panels[1] "no datasource": no datasource' \
+    "a panel without a data source is caught"
+has "$T/out" 'panels "no datasource" and "on another" overlap' "overlapping panels are caught"
 # The shipped policies are generated (k8s/overlays/5g-core/generate-policies.sh):
 # many files each, every digest a real one.
 for f in "$SRC"/k8s/overlays/5g-core/policies/*.json; do
@@ -169,7 +178,7 @@ has "$T/out" " 0 failed" "in the 5G overlay only trusted pods get traffic"
 if command -v kubectl >/dev/null; then
     for k in base overlays/5g-core overlays/single-sqlite cert-manager postgres \
         quarantine/admin-network-policy quarantine/cluster-network-policy quarantine/cilium \
-        quarantine/calico; do
+        quarantine/calico monitoring; do
         kubectl kustomize "$SRC/k8s/$k" >"$T/built.yaml" 2>"$T/err" && ok || bad "kustomize $k: $(head -3 "$T/err")"
         mkdir -p "$T/empty"
         expect 0 node "$V" "$T/empty" "$T/built.yaml"

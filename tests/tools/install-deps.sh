@@ -7,7 +7,7 @@ pkgs=(gcc libc6-dev pkg-config meson ninja-build python3 libssl-dev libcmocka-de
       clang-format ima-evm-utils libtss2-dev swtpm swtpm-tools tpm2-tools openssl libjansson-dev libsqlite3-dev
       libmicrohttpd-dev libgnutls28-dev libcurl4-openssl-dev libyaml-dev curl
       libarchive-dev docker-registry skopeo umoci apache2-utils zstd xz-utils
-      postgresql-15 libpq-dev haproxy "$@")
+      postgresql-15 libpq-dev haproxy prometheus python3-yaml "$@")
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -11,7 +11,8 @@ set -euo pipefail
 mkdir -p "$1"
 dir=$(cd "$1" && pwd)
 pkgs=(kubernetes-models@4.5.1 yaml@2.3.4 @kubernetes-models/cert-manager@4.3.1
-    @marcbachmann/cel-js@8.0.0 ajv@8.20.0 @kubernetes-models/cilium@4.0.0)
+    @marcbachmann/cel-js@8.0.0 ajv@8.20.0 @kubernetes-models/cilium@4.0.0
+    @kubernetes-models/prometheus-operator@4.0.0)
 
 installed() { # NAME@VERSION: DIR has exactly that version
     local name=${1%@*} version=${1##*@}

@@ -2,17 +2,20 @@
 // Offline check of kima's Kubernetes manifests: every YAML document parses
 // and validates against the Kubernetes schema of its apiVersion and kind
 // (npm kubernetes-models; cert-manager's CRDs with
-// @kubernetes-models/cert-manager). Kustomizations are checked for the files
-// they name; policy files in configMapGenerators must be kima policies
-// with digests, none of them a placeholder (all zeros: generate them,
-// k8s/overlays/5g-core/generate-policies.sh). CloudNativePG's Cluster has
-// no schema offline: its structure is checked (`structural` below). The
-// quarantines' custom resources (k8s/quarantine/: AdminNetworkPolicy,
-// ClusterNetworkPolicy, CiliumClusterwideNetworkPolicy, Calico's GlobalNetworkPolicy and Tier)
-// are checked against strict schemas of their CRDs (tests/tools/schemas/,
-// unknown fields refused: an API server would drop a misspelled field of a
-// custom resource, and a dropped deny rule opens the quarantine), Cilium's
-// also against @kubernetes-models/cilium. Unknown kinds are errors.
+// @kubernetes-models/cert-manager, the Prometheus Operator's with
+// @kubernetes-models/prometheus-operator). Kustomizations are checked for
+// the files they name; policy files in configMapGenerators must be kima
+// policies with digests, none of them a placeholder (all zeros: generate
+// them, k8s/overlays/5g-core/generate-policies.sh); the files of a
+// generator labelled grafana_dashboard must be Grafana dashboards (below).
+// CloudNativePG's Cluster has no schema offline: its structure is checked
+// (`structural` below). The quarantines' custom resources (k8s/quarantine/:
+// AdminNetworkPolicy, ClusterNetworkPolicy, CiliumClusterwideNetworkPolicy,
+// Calico's GlobalNetworkPolicy and Tier) are checked against strict schemas
+// of their CRDs (tests/tools/schemas/, unknown fields refused: an API server
+// would drop a misspelled field of a custom resource, and a dropped deny
+// rule opens the quarantine), Cilium's also against
+// @kubernetes-models/cilium. Unknown kinds are errors.
 // Usage: NODE_PATH=DIR/node_modules node validate-manifests.cjs K8S_DIR [BUILT.yaml]
 "use strict";
 const fs = require("fs");
@@ -23,7 +26,8 @@ const Ajv = require("ajv");
 
 function modelFor(apiVersion, kind) {
   const group = apiVersion.includes("/") ? apiVersion : "v1";
-  const pkgs = ["kubernetes-models", "@kubernetes-models/cert-manager"];
+  const pkgs = ["kubernetes-models", "@kubernetes-models/cert-manager",
+    "@kubernetes-models/prometheus-operator"];
   for (const pkg of pkgs) {
     try {
       return require(`${pkg}/${group}/${kind}`)[kind];
@@ -150,13 +154,60 @@ function checkDigests(file, digests) {
   }
 }
 
+// A Grafana dashboard's shape, as Grafana's sidecar loads it: a title and
+// uid, panels (rows' panels too) each with a type, a title and a grid
+// position; every non-row panel queries a data source with PromQL
+// targets (refId, a non-empty expr). Returns its problems.
+function dashboardProblems(d) {
+  const p = [];
+  const isStr = (v) => typeof v === "string" && v.length > 0;
+  if (!d || typeof d !== "object" || Array.isArray(d)) return ["not a JSON object"];
+  if (!isStr(d.title)) p.push("no title");
+  if (!isStr(d.uid) || d.uid.length > 40) p.push("no uid (at most 40 characters)");
+  if (!Number.isInteger(d.schemaVersion)) p.push("no integer schemaVersion");
+  if (!Array.isArray(d.panels) || d.panels.length === 0) return p.concat("no panels");
+  const ids = new Set();
+  const panel = (x, where) => {
+    if (!x || typeof x !== "object") return p.push(`${where}: not an object`);
+    const name = `${where} ${JSON.stringify(x.title)}`;
+    if (!isStr(x.type) || !isStr(x.title)) p.push(`${where}: needs a type and a title`);
+    if (!Number.isInteger(x.id) || ids.has(x.id)) p.push(`${name}: needs a unique integer id`);
+    ids.add(x.id);
+    const g = x.gridPos || {};
+    if (!["x", "y", "w", "h"].every((k) => Number.isInteger(g[k]) && g[k] >= 0) || g.x + g.w > 24) {
+      p.push(`${name}: gridPos needs integers x, y, w, h within 24 columns`);
+    }
+    if (x.type === "row") {
+      (x.panels || []).forEach((c, i) => panel(c, `${where}.panels[${i}]`));
+      return;
+    }
+    const ds = x.datasource;
+    if (!ds || (typeof ds === "object" ? !isStr(ds.uid) : !isStr(ds))) p.push(`${name}: no datasource`);
+    if (!Array.isArray(x.targets) || x.targets.length === 0) return p.push(`${name}: no targets`);
+    x.targets.forEach((t, i) => {
+      if (!t || !isStr(t.expr) || !isStr(t.refId)) p.push(`${name}: target ${i} needs refId and expr`);
+    });
+  };
+  d.panels.forEach((x, i) => panel(x, `panels[${i}]`));
+  // No two panels on the same cells (Grafana would stack them).
+  const boxes = d.panels.filter((x) => x && x.gridPos).map((x) => [x.title, x.gridPos]);
+  boxes.forEach(([ta, a], i) => boxes.slice(i + 1).forEach(([tb, b]) => {
+    if (a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h) {
+      p.push(`panels ${JSON.stringify(ta)} and ${JSON.stringify(tb)} overlap`);
+    }
+  }));
+  return p;
+}
+
 function checkKustomization(file, doc) {
   const dir = path.dirname(file);
   for (const r of doc.resources || []) {
     if (!fs.existsSync(path.join(dir, r))) fail(file, `resource ${r} does not exist`);
   }
   for (const g of doc.configMapGenerator || []) {
-    for (const f of g.files || []) {
+    const dashboards = ((g.options || {}).labels || {}).grafana_dashboard !== undefined;
+    for (const entry of g.files || []) {
+      const f = entry.includes("=") ? entry.slice(entry.indexOf("=") + 1) : entry; // KEY=FILE
       const p = path.join(dir, f);
       if (!fs.existsSync(p)) {
         fail(file, `configMapGenerator file ${f} does not exist`);
@@ -164,7 +215,9 @@ function checkKustomization(file, doc) {
       }
       try {
         const pol = JSON.parse(fs.readFileSync(p, "utf8"));
-        if (pol.apiVersion !== "kima.dev/v1" || !["PodPolicy", "NodePolicy"].includes(pol.kind) ||
+        if (dashboards) {
+          for (const e of dashboardProblems(pol)) fail(p, `Grafana dashboard: ${e}`);
+        } else if (pol.apiVersion !== "kima.dev/v1" || !["PodPolicy", "NodePolicy"].includes(pol.kind) ||
             typeof pol.name !== "string" || typeof pol.digests !== "object") {
           fail(p, "not a kima policy (apiVersion kima.dev/v1, kind, name, digests)");
         } else {

@@ -389,6 +389,49 @@ static void test_drain(void **state) {
     assert_true(audited(f, "\"rounds_finished\":1"));
 }
 
+/* /metrics names the node and the pod's namespace (metrics-series.c), with
+ * the state each reads as and when the node's round was judged. */
+static void test_metrics_per_node_namespace(void **state) {
+    struct fx *f = *state;
+    json_t *resp = NULL;
+    int64_t before = engine_now_ms(), after;
+    char *text = NULL;
+    const char *at;
+    double ts = 0;
+
+    register_and_activate(f);
+    assert_int_equal(engine_metrics(f->e, &text), 0);
+    assert_non_null(strstr(text, "\nkima_node_state{node=\"node-1\",state=\"active\"} 1\n"));
+    assert_null(strstr(text, "timestamp_seconds{node=\"node-1\"}"));
+    assert_non_null(strstr(text, "\nkima_attestation_interval_seconds 2.000\n"));
+    free(text);
+
+    measure(f, "/usr/bin/upfd", GOOD, true);
+    assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
+    json_decref(resp);
+    after = engine_now_ms();
+    assert_int_equal(engine_metrics(f->e, &text), 0);
+    assert_non_null(strstr(text, "\nkima_node_state{node=\"node-1\",state=\"trusted\"} 1\n"));
+    assert_non_null(
+            strstr(text, "\nkima_namespace_pods{namespace=\"open5gs\",state=\"trusted\"} 1\n"));
+    at = strstr(text, "\nkima_node_last_attestation_timestamp_seconds{node=\"node-1\"} ");
+    assert_non_null(at);
+    assert_int_equal(sscanf(strchr(at, '}') + 1, "%lf", &ts), 1);
+    assert_true(ts * 1000 >= (double)before - 1 && ts * 1000 <= (double)after + 1);
+    free(text);
+
+    measure(f, "/tmp/miner", EVIL, true);
+    assert_int_equal(attest(f, &resp, NULL), ENGINE_OK);
+    json_decref(resp);
+    assert_int_equal(engine_metrics(f->e, &text), 0);
+    assert_non_null(
+            strstr(text, "\nkima_namespace_pods{namespace=\"open5gs\",state=\"untrusted\"} 1\n"));
+    assert_non_null(
+            strstr(text, "\nkima_namespace_pods{namespace=\"open5gs\",state=\"trusted\"} 0\n"));
+    assert_non_null(strstr(text, "\nkima_pods{state=\"untrusted\"} 1\n"));
+    free(text);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_trusted_untrusted_reset, setup, teardown),
@@ -400,6 +443,7 @@ int main(void) {
             cmocka_unit_test_setup_teardown(test_one_tpm_two_names_reencoded, setup, teardown),
             cmocka_unit_test_setup_teardown(test_ecc_ek_refused, setup, teardown),
             cmocka_unit_test_setup_teardown(test_drain, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_metrics_per_node_namespace, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
