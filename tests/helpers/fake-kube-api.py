@@ -42,8 +42,8 @@ Faithful to the real one for what kima uses:
         ["https://kubernetes.default.svc"]): authenticated true, user (username, uid,
         groups, extra with the pod's and, unless "node" is null, the node's
         authentication.kubernetes.io/ claims) and the audiences that matched; any other
-        token: no "authenticated" (false) and an "error" like the API server's. A body that
-        is not a TokenReview with spec.token is 400 BadRequest; only application/json
+        token: no "authenticated" (false) and an "error" like the API server's. A body of
+        another kind is 400 BadRequest, one without spec.token 422 Invalid; only application/json
         (415); the --readonly-token cannot create (403).
 Errors are v1 Status objects. Authentication: a bearer token (--token, full
 rights; --readonly-token, reads only: 403 on writes) or a client certificate
@@ -323,10 +323,13 @@ def token_review(data):
     """POST .../tokenreviews (LOCK held): as the API server's TokenReview
     authenticator answers, 201 whether or not the token is valid."""
     spec = data.get("spec") if isinstance(data, dict) else None
-    if not isinstance(data, dict) or data.get("kind") != "TokenReview" or \
-            data.get("apiVersion") != "authentication.k8s.io/v1" or not isinstance(spec, dict) \
-            or not isinstance(spec.get("token"), str) or not spec["token"]:
-        return status(400, "BadRequest", "the body of the request is not a TokenReview with spec.token")
+    # Like the API server's decoder: kind and apiVersion default to the
+    # endpoint's; other ones are refused.
+    if not isinstance(data, dict) or data.get("kind", "TokenReview") != "TokenReview" or \
+            data.get("apiVersion", "authentication.k8s.io/v1") != "authentication.k8s.io/v1":
+        return status(400, "BadRequest", "the body of the request is not a TokenReview")
+    if not isinstance(spec, dict) or not isinstance(spec.get("token"), str) or not spec["token"]:
+        return status(422, "Invalid", "TokenReview.authentication.k8s.io \"\" is invalid: spec.token: Required value")
     STATE["reviews"] += 1
     REVIEWED[spec["token"]] = REVIEWED.get(spec["token"], 0) + 1
     wanted = spec.get("audiences") or API_AUDIENCES

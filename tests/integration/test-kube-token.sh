@@ -53,6 +53,30 @@ token tok-no-node "$SA" kima null
 token tok-node-2 "$SA" kima node-2
 fake tokens '{"token": "tok-two-nodes", "username": "'"$SA"'", "audiences": ["kima"], "nodes": ["node-1", "node-2"]}' >/dev/null
 
+# The fake API's TokenReview answers as the API server does: 201 either
+# way, authenticated with the user and the node claim, or an error.
+review() { # TOKEN [AUTH]: the answer's status object, or the HTTP status
+    curl -sS --cacert "$P/ca.pem" -H "Authorization: Bearer ${2:-sekret}" \
+        -H 'Content-Type: application/json' -w '\n%{http_code}' \
+        -d "{\"apiVersion\": \"authentication.k8s.io/v1\", \"kind\": \"TokenReview\", \"spec\": {\"token\": \"$1\", \"audiences\": [\"kima\"]}}" \
+        "$API/apis/authentication.k8s.io/v1/tokenreviews"
+}
+review tok-node-1 | python3 -c '
+import json, sys
+body, code = sys.stdin.read().rsplit("\n", 1)
+st = json.loads(body)["status"]
+assert code == "201" and st["authenticated"] and st["audiences"] == ["kima"], (code, st)
+assert st["user"]["username"] == sys.argv[1], st
+assert st["user"]["extra"]["authentication.kubernetes.io/node-name"] == ["node-1"], st' "$SA" &&
+    ok || bad "the fake's review of a valid token"
+review tok-expired | python3 -c '
+import json, sys
+body, code = sys.stdin.read().rsplit("\n", 1)
+st = json.loads(body)["status"]
+assert code == "201" and not st.get("authenticated") and "expired" in st["error"], (code, st)' &&
+    ok || bad "the fake's review of an expired token"
+[ "$(review tok-node-1 wrong | tail -1)" = 401 ] && ok || bad "the fake's TokenReview without credentials"
+
 # Without the API there is nothing to review tokens with: a start-up error.
 "$V" --listen 127.0.0.1:0 --tls-cert "$P/server.pem" --tls-key "$P/server.key" \
     --client-ca "$P/ca.pem" --db "$T/var/none.db" --audit-log "$T/var/none.log" \
