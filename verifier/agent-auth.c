@@ -411,11 +411,10 @@ static void review(struct agent_auth *a, const char *token, struct agent_auth_ve
         verdict(v, AGENT_AUTH_UNAVAILABLE, "out of memory");
         return;
     }
+    /* Not logged here: the caller (http.c) logs each refusal once, through
+     * its rate limit, since any client can provoke one. */
     status = a->review(a->review_ud, body, &answer);
     agent_auth_judge(status, answer, a->audience, a->username, token, v);
-    if (v->result == AGENT_AUTH_UNAVAILABLE) {
-        log_warn("agent token review: %s", v->reason);
-    }
 }
 
 /* How long verdict v is kept from now_ms: a positive one at most the TTL

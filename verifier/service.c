@@ -440,6 +440,14 @@ void verifier_close(struct verifier *v) {
     v->http = NULL;
     /* After the front (no request reviews a token any more), before the
      * Kubernetes client its reviews go through. */
+    if (v->agent_auth) {
+        struct agent_auth_stats as;
+        agent_auth_get_stats(v->agent_auth, &as);
+        log_info("agent tokens: %llu reviews, %llu answered from the cache, %llu waited for a "
+                 "review under way, %llu turned away (%d reviews under way already)",
+                 (unsigned long long)as.reviews, (unsigned long long)as.hits,
+                 (unsigned long long)as.waits, (unsigned long long)as.busy, AGENT_AUTH_REVIEWS_MAX);
+    }
     agent_auth_free(v->agent_auth);
     v->agent_auth = NULL;
     crl_free(v->crl);
