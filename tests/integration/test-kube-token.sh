@@ -247,4 +247,13 @@ got=$(call /v1/nodes/node-1/challenges tok-rotated "${cert[@]}")
 got=$(call /v1/nodes/node-1/challenges tok-rotated)
 [ "$got" = 200 ] && ok || bad "either: the token alone: $got ($(cat "$T/body"))"
 refused 401 /v1/nodes/node-1/challenges "" "either: neither" "client certificate"
+# The API gone altogether (connection refused): 503 for a token, and an
+# agent certificate still works.
+token tok-late "$SA" kima node-1
+kill "$FPID"
+wait "$FPID" 2>/dev/null
+FPID=
+refused 503 /v1/nodes/node-1/challenges tok-late "the API unreachable" "cannot be reached"
+got=$(call /v1/nodes/node-1/challenges "" "${cert[@]}")
+[ "$got" = 200 ] && ok || bad "either, the API unreachable: the agent certificate alone: $got"
 summary
