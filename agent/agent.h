@@ -9,6 +9,7 @@
 #include "keys.h"
 #include "position.h"
 #include "ratelimit.h"
+#include "token.h"
 #include "verifiers.h"
 
 /* What kima-agent was told (agent/main.c's option table fills it). Strings
@@ -16,6 +17,7 @@
 struct agent_config {
     const char *verifier, *node, *tcti, *securityfs, *cert, *key, *cacert, *state_dir;
     const char *boot_id_file;
+    const char *token_file;  /* a bearer token (agent/token.h), or NULL */
     const char *ak_alg;      /* "rsa" or "ecc" */
     const char *healthcheck; /* "live" or "ready": probe and exit */
     const char *log_level, *log_format;
@@ -41,6 +43,8 @@ struct agent {
      * (verifier_unavailable()); empty when it answered. */
     char unavailable[128];
     struct ratelimit switch_log;
+    /* --token-file's token, which every client sends (unused without). */
+    struct agent_token token;
 };
 
 #endif

@@ -15,6 +15,8 @@
 #include "list.h"
 #include "log.h"
 #include "quote.h"
+#include "time-util.h"
+#include "token.h"
 
 /* One client per verifier URL; the first one in use. */
 static int open_clients(struct agent *a) {
@@ -26,12 +28,21 @@ static int open_clients(struct agent *a) {
         log_error("%s", err);
         return r;
     }
+    if (cfg->token_file) {
+        const char *token;
+        agent_token_init(&a->token, cfg->token_file);
+        /* Said now when it is wrong; tried again at each request. */
+        agent_token_get(&a->token, time_mono_ms(), &token);
+    }
     for (size_t i = 0; i < a->urls.n; i++) {
         r = client_new(a->urls.url[i], cfg->cert, cfg->key, cfg->cacert, &a->clients[i]);
         if (r < 0) {
             return r;
         }
         a->n_clients = i + 1;
+        if (cfg->token_file) {
+            client_set_token(a->clients[i], &a->token);
+        }
     }
     a->current = 0;
     a->client = a->clients[0];
@@ -83,6 +94,7 @@ void agent_close(struct agent *a) {
     a->client = NULL;
     verifier_urls_free(&a->urls);
     position_free(&a->pos);
+    agent_token_free(&a->token);
 }
 
 /* The string `key` of the verifier's answer for a log line: "no answer"

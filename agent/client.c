@@ -25,6 +25,7 @@
 #include <openssl/x509v3.h>
 
 #include "http-parse.h"
+#include "token.h"
 #include "json-util.h"
 #include "log.h"
 #include "time-util.h"
@@ -48,8 +49,9 @@ struct client {
     bool session_saved;
     struct client_stats stats;
     unsigned deadline_ms_per_request;
-    int64_t deadline_ms;  /* of the request under way, monotonic */
-    bool cut_to_deadline; /* the socket's timeouts are what is left of it */
+    int64_t deadline_ms;       /* of the request under way, monotonic */
+    bool cut_to_deadline;      /* the socket's timeouts are what is left of it */
+    struct agent_token *token; /* Authorization: Bearer, or NULL (borrowed) */
 };
 
 /* Before each read or write of a request: the socket's timeouts cut to
@@ -72,6 +74,10 @@ static int arm_deadline(struct client *c) {
     setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     return 0;
+}
+
+void client_set_token(struct client *c, struct agent_token *t) {
+    c->token = t;
 }
 
 void client_set_request_deadline_ms(struct client *c, unsigned ms) {
@@ -488,9 +494,10 @@ static int read_response(struct client *c, struct http_response *h, char **ret_b
 
 int client_post(struct client *c, const char *path, const json_t *body, json_t **ret) {
     _cleanup_free_ char *text = body ? json_dumps(body, JSON_COMPACT) : strdup("{}");
-    _cleanup_free_ char *req = NULL;
-    char head[2048], perr[256];
-    size_t tl;
+    _cleanup_free_ char *req = NULL, *head = NULL;
+    char perr[256], auth[32 + AGENT_TOKEN_MAX] = "";
+    size_t tl, headsz = 2048 + sizeof(auth);
+    const char *token;
     struct http_response h;
     const char *why = "";
     char *rbody = NULL;
@@ -498,17 +505,28 @@ int client_post(struct client *c, const char *path, const json_t *body, json_t *
     int hl, r = -EIO;
 
     *ret = NULL;
-    if (!text) {
+    head = malloc(headsz);
+    if (!text || !head) {
         return -ENOMEM;
     }
-    hl = snprintf(head, sizeof(head),
+    /* The token as the file has it now: sent only on a connection whose
+     * server certificate verified (tls_connect()). */
+    if (c->token) {
+        r = agent_token_get(c->token, time_mono_ms(), &token);
+        if (r < 0) {
+            return r;
+        }
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s\r\n", token);
+    }
+    hl = snprintf(head, headsz,
                   "POST %s%s HTTP/1.1\r\nHost: %s%s%s:%s\r\nUser-Agent: kima-agent\r\n"
-                  "Content-Type: application/json\r\nAccept: application/json\r\n"
+                  "%sContent-Type: application/json\r\nAccept: application/json\r\n"
                   "Content-Length: %zu\r\n\r\n",
                   c->u.prefix, path, c->u.host_is_ip && strchr(c->u.host, ':') ? "[" : "",
-                  c->u.host, c->u.host_is_ip && strchr(c->u.host, ':') ? "]" : "", c->u.port,
+                  c->u.host, c->u.host_is_ip && strchr(c->u.host, ':') ? "]" : "", c->u.port, auth,
                   strlen(text));
-    if (hl < 0 || (size_t)hl >= sizeof(head)) {
+    explicit_bzero(auth, sizeof(auth));
+    if (hl < 0 || (size_t)hl >= headsz) {
         return -E2BIG;
     }
     /* One write, one TLS record for small requests. */

@@ -11,7 +11,8 @@
 /* The agent's HTTPS client of the verifier, on OpenSSL's libssl (client.c):
  * one TLS connection kept alive across rounds and opened again once when the
  * server has closed it. The peer's certificate and host name (or IP address)
- * are verified; the client certificate is the node's. A new connection
+ * are verified; the client certificate is the node's, or a bearer token
+ * (client_set_token()) stands for the node instead. A new connection
  * offers the session of the previous one (a TLS session ticket), so that a
  * reconnect costs no full handshake while the verifier still knows it. */
 
@@ -63,6 +64,13 @@ int client_post(struct client *c, const char *path, const json_t *body, json_t *
  * URL). CLIENT_REQUEST_DEADLINE_MS unless set; tests set it shorter. */
 #define CLIENT_REQUEST_DEADLINE_MS 60000
 void client_set_request_deadline_ms(struct client *c, unsigned ms);
+
+/* Send `Authorization: Bearer` with the token of t (agent/token.h) on every
+ * request from now on, read again as it rotates; NULL: none. Borrowed: t
+ * outlives c. A token that cannot be read fails the request with its
+ * negative errno, nothing sent. */
+struct agent_token;
+void client_set_token(struct client *c, struct agent_token *t);
 
 void client_get_stats(const struct client *c, struct client_stats *ret);
 

@@ -49,8 +49,19 @@ static const struct option_spec agent_options[] = {
                            "                                                    [KIMA_CERT, "
                            "KIMA_KEY]\n"),
         OPTION_STRING_SPEC(CFG, key, "key", "KIMA_KEY", NULL, NULL),
+        OPTION_STRING_SPEC(CFG, token_file, "token-file", "KIMA_TOKEN_FILE", NULL,
+                           "  --token-file FILE    a projected ServiceAccount token (audience "
+                           "kima) sent as\n"
+                           "                       Authorization: Bearer on every request, "
+                           "read again when\n"
+                           "                       the kubelet rotates it (and every 60 s); "
+                           "the client\n"
+                           "                       certificate is optional then "
+                           "[KIMA_TOKEN_FILE]\n"),
         OPTION_STRING_SPEC(CFG, cacert, "cacert", "KIMA_CACERT", NULL,
-                           "  --cacert PEM         CA of the verifier's certificate        "
+                           "  --cacert PEM         CA of the verifier's certificate (the "
+                           "kima-ca ConfigMap's)\n"
+                           "                                                    "
                            "[KIMA_CACERT]\n"),
         OPTION_STRING_SPEC(CFG, state_dir, "state-dir", "KIMA_STATE_DIR", "/var/lib/kima-agent",
                            "  --state-dir DIR      AK and list position (/var/lib/kima-agent) "
@@ -175,6 +186,14 @@ static int check_config(struct agent_config *cfg, bool operands, char *host, siz
     if (r < 0) {
         fprintf(stderr, "kima-agent: %s\n", err);
         return KIMA_EXIT_USAGE;
+    }
+    if (!cfg->cert != !cfg->key) {
+        fprintf(stderr, "kima-agent: --cert and --key go together\n");
+        return KIMA_EXIT_USAGE;
+    }
+    if (!cfg->cert && !cfg->token_file) {
+        fprintf(stderr, "kima-agent: warning: neither --cert nor --token-file: the verifier "
+                        "will refuse this agent\n");
     }
     if (!cfg->node && node_name && *node_name) {
         cfg->node = node_name;

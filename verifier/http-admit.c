@@ -23,6 +23,15 @@ static bool caller_may(const struct http_head *h, const struct http_route *r,
         refuse(a, 401, "unauthenticated", "the client certificate is revoked");
         return false;
     }
+    if (h->role != ROLE_AGENT && h->role != ROLE_OPERATOR && r->role == ROLE_AGENT &&
+        h->agent_auth != AGENT_AUTH_CERT) {
+        refuse(a, 401, "unauthenticated",
+               h->agent_auth == AGENT_AUTH_TOKEN
+                       ? "an agent needs a bearer token (its projected ServiceAccount token)"
+                       : "an agent needs a bearer token (its projected ServiceAccount token) or "
+                         "a client certificate of the trusted CA with OU kima-agent");
+        return false;
+    }
     if (h->role != ROLE_AGENT && h->role != ROLE_OPERATOR) {
         refuse(a, 401, "unauthenticated",
                "a client certificate of the trusted CA with OU kima-agent or kima-operator is "

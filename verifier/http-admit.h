@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "agent-auth.h"
 #include "http-route.h"
 
 /* Whether the verifier reads a request at all, decided from the request line,
@@ -21,8 +22,11 @@
 struct http_head {
     const char *method, *url;
     enum role role;
-    const char *cn;             /* an agent's node name */
-    bool no_roles;              /* --insecure-plain-http */
+    const char *cn; /* an agent's node name */
+    bool no_roles;  /* --insecure-plain-http */
+    /* --agent-auth: which credentials an agent may show (for the 401's
+     * detail; the token itself is checked before, in http.c) */
+    enum agent_auth_mode agent_auth;
     const char *content_length; /* the header's value, or NULL */
     bool chunked;               /* a Transfer-Encoding header */
 };

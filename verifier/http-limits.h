@@ -47,6 +47,11 @@
  * no answer after the request was carried out (review finding R16-2). */
 #define HTTP_HEAD_FIELD_COST  48
 #define HTTP_REQUEST_HEAD_MAX (HTTP_CONNECTION_MEMORY - 512)
+/* With agent tokens (--agent-auth token|either) the pool has room for a
+ * bearer token of AGENT_AUTH_TOKEN_MAX bytes (agent-auth.h) besides the
+ * rest of an agent's head: every connection costs this much more. */
+#define HTTP_CONNECTION_MEMORY_TOKEN 8192
+#define HTTP_REQUEST_HEAD_MAX_TOKEN  (HTTP_CONNECTION_MEMORY_TOKEN - 512)
 /* Connections without a valid client certificate yet (being accepted, in
  * the TLS handshake or before their first request): this share of all, at
  * most HTTP_UNAUTH_MAX, and at most this many from one address; more are

@@ -21,6 +21,7 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
+#include "agent-auth.h"
 #include "buf.h"
 #include "crl.h"
 #include "fileio.h"
@@ -82,6 +83,8 @@ struct http_server {
     struct MHD_Daemon *d;
     struct engine *e;
     struct crl_set *crl;
+    struct agent_auth *auth; /* agents by token too, or NULL (borrowed) */
+    size_t head_max;         /* HTTP_REQUEST_HEAD_MAX, or _TOKEN with tokens */
     bool plain;
     uint16_t port;
     char *cert, *key, *ca;
@@ -868,6 +871,54 @@ static size_t request_head_bytes(struct MHD_Connection *c, const char *url, cons
     return sum;
 }
 
+/* With --agent-auth token|either, the caller of an agent route by its
+ * bearer token (agent-auth.h): no token leaves the certificate's verdict
+ * as it is; a token bound to the route's node makes a caller without a
+ * certificate that node's agent; with an agent certificate too, both must
+ * hold (admit then checks the certificate's CN against the node as ever).
+ * With --agent-auth token an agent certificate counts for nothing. Routes
+ * other than an agent's never look at a token: it opens no operator route.
+ * 0 to go on (rq->role, rq->cn set), or the status to answer with detail. */
+static int token_identity(struct http_server *s, struct MHD_Connection *c, const char *url,
+                          const char *method, struct request *rq, char *detail, size_t detailsz) {
+    const char *authz =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    struct http_route route;
+    enum agent_auth_result res;
+
+    http_route(method, url, &route);
+    if (route.role != ROLE_AGENT) {
+        return 0;
+    }
+    if (rq->role == ROLE_AGENT && agent_auth_mode(s->auth) == AGENT_AUTH_TOKEN) {
+        rq->role = ROLE_NONE;
+        rq->cn[0] = 0;
+    }
+    if (!authz || (rq->role != ROLE_NONE && rq->role != ROLE_AGENT)) {
+        return 0;
+    }
+    res = agent_auth_check(s->auth, authz, route.node, time_mono_ms(), (int64_t)time(NULL), detail,
+                           detailsz);
+    switch (res) {
+    case AGENT_AUTH_OK:
+        if (rq->role == ROLE_NONE) {
+            rq->role = ROLE_AGENT;
+            snprintf(rq->cn, sizeof(rq->cn), "%s", route.node);
+        }
+        return 0;
+    case AGENT_AUTH_UNAUTHENTICATED:
+        log_noisy(s, "refused an agent's token: %s", detail);
+        return 401;
+    case AGENT_AUTH_FORBIDDEN:
+        log_noisy(s, "refused an agent's token: %s", detail);
+        return 403;
+    case AGENT_AUTH_UNAVAILABLE:
+        break;
+    }
+    log_noisy(s, "an agent's token cannot be checked now (answered 503): %s", detail);
+    return 503;
+}
+
 static enum MHD_Result on_headers(struct http_server *s, struct MHD_Connection *c, const char *url,
                                   const char *method, struct request *rq) {
     struct http_admission a;
@@ -883,16 +934,31 @@ static enum MHD_Result on_headers(struct http_server *s, struct MHD_Connection *
                                                    MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL,
     };
 
-    if (request_head_bytes(c, url, method) > HTTP_REQUEST_HEAD_MAX) {
+    if (request_head_bytes(c, url, method) > s->head_max) {
         char detail[160];
         snprintf(detail, sizeof(detail),
-                 "the request line and header fields take more than the %d bytes a request "
+                 "the request line and header fields take more than the %zu bytes a request "
                  "may have here",
-                 HTTP_REQUEST_HEAD_MAX);
+                 s->head_max);
         log_noisy(s, "refused a request: its header fields are too large");
         return send_error(c, 431, "request header fields too large", detail);
     }
     rq->role = h.role = peer_role_cached(s, c, conn_of(c), rq->cn, sizeof(rq->cn));
+    if (s->auth) {
+        char detail[200];
+        r = token_identity(s, c, url, method, rq, detail, sizeof(detail));
+        if (r > 0) {
+            return queue_json(c, r,
+                              json_pack("{s:s,s:s}", "error",
+                                        r == 401   ? "unauthenticated"
+                                        : r == 403 ? "forbidden"
+                                                   : "unavailable",
+                                        "detail", detail),
+                              r == 503 ? HTTP_RETRY_AFTER_S : 0, NULL);
+        }
+        h.role = rq->role;
+        h.agent_auth = agent_auth_mode(s->auth);
+    }
     r = conn_request(s, c, rq);
     if (r < 0) {
         json_t *j = json_pack("{s:s,s:s}", "error", "busy", "detail",
@@ -1137,6 +1203,23 @@ static void guard_stop(struct http_server *s) {
     http_clients_free(s->clients);
 }
 
+/* The server's certificate and key, the client CA and the ticket key.
+ * 0, or a negative errno (logged). */
+static int tls_load(struct http_server *s, const struct http_config *cfg) {
+    s->cert = read_pem(cfg->tls_cert);
+    s->key = read_pem(cfg->tls_key);
+    s->ca = read_pem(cfg->client_ca);
+    if (!s->cert || !s->key || !s->ca) {
+        log_error("TLS needs --tls-cert, --tls-key and --client-ca (readable PEM files)");
+        return -EINVAL;
+    }
+    if (http_tickets_new(&s->tickets) < 0) {
+        log_error("TLS session tickets: no key");
+        return -EIO;
+    }
+    return 0;
+}
+
 int http_start(const struct http_config *cfg, struct engine *e, struct http_server **ret) {
     struct http_server *s = calloc(1, sizeof(*s));
     struct sockaddr_in sa;
@@ -1159,6 +1242,8 @@ int http_start(const struct http_config *cfg, struct engine *e, struct http_serv
     s->e = e;
     s->crl = cfg->crl;
     s->plain = cfg->insecure_plain_http;
+    s->auth = s->plain ? NULL : cfg->agent_auth;
+    s->head_max = s->auth ? HTTP_REQUEST_HEAD_MAX_TOKEN : HTTP_REQUEST_HEAD_MAX;
     s->per_client = cfg->max_connections_per_cert ? cfg->max_connections_per_cert
                                                   : HTTP_CONNECTIONS_PER_CERT_DEFAULT;
     http_budget_init(&s->budget,
@@ -1191,7 +1276,8 @@ int http_start(const struct http_config *cfg, struct engine *e, struct http_serv
     OPT(MHD_OPTION_SOCK_ADDR, 0, &sa);
     OPT(MHD_OPTION_THREAD_POOL_SIZE, cfg->threads ? cfg->threads : 8, NULL);
     OPT(MHD_OPTION_CONNECTION_LIMIT, lim.max, NULL);
-    OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONNECTION_MEMORY, NULL);
+    OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)(s->auth ? HTTP_CONNECTION_MEMORY_TOKEN : HTTP_CONNECTION_MEMORY), NULL);
     OPT(MHD_OPTION_CONNECTION_MEMORY_INCREMENT, (size_t)256, NULL);
     /* No per-address limit of libmicrohttpd's: it would count authenticated
      * connections too, and refuse nodes behind one address (SNAT). The
@@ -1202,18 +1288,10 @@ int http_start(const struct http_config *cfg, struct engine *e, struct http_serv
     OPT(MHD_OPTION_NOTIFY_CONNECTION, on_connection, s);
     OPT(MHD_OPTION_NOTIFY_COMPLETED, on_completed, s);
     if (!s->plain) {
-        s->cert = read_pem(cfg->tls_cert);
-        s->key = read_pem(cfg->tls_key);
-        s->ca = read_pem(cfg->client_ca);
-        if (!s->cert || !s->key || !s->ca) {
-            log_error("TLS needs --tls-cert, --tls-key and --client-ca (readable PEM files)");
+        r = tls_load(s, cfg);
+        if (r < 0) {
             http_stop(s);
-            return -EINVAL;
-        }
-        if (http_tickets_new(&s->tickets) < 0) {
-            log_error("TLS session tickets: no key");
-            http_stop(s);
-            return -EIO;
+            return r;
         }
         flags |= MHD_USE_TLS;
         OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, s->cert);

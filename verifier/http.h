@@ -14,7 +14,10 @@
  * as CN and may only use its own /v1/nodes/{node}/... endpoints; an operator
  * certificate has OU "kima-operator". No certificate, another CA or the
  * wrong role is refused (401/403) before a byte of the body is read
- * (http-admit.h). /healthz and /readyz need none. */
+ * (http-admit.h). /healthz and /readyz need none. With an agent_auth,
+ * an agent may show a projected ServiceAccount token instead (or, with
+ * --agent-auth token, must): it is reviewed before the body is read too,
+ * and only ever opens the agent routes of the node it is bound to. */
 
 struct crl_set;
 
@@ -29,6 +32,9 @@ struct http_config {
     unsigned max_connections_per_cert;
     uint64_t max_body_memory; /* 0: HTTP_BODY_MEMORY_DEFAULT */
     struct crl_set *crl;      /* revoked client certificates, or NULL (borrowed) */
+    /* Agents by bearer token (--agent-auth token|either, agent-auth.h), or
+     * NULL: by client certificate only. Borrowed. */
+    struct agent_auth *agent_auth;
 };
 
 struct http_server;

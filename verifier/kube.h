@@ -64,6 +64,14 @@ void kube_kick(struct kube *k, bool relist);
 void kube_resign(struct kube *k);
 void kube_free(struct kube *k);
 
+/* A TokenReview for agent-auth.c (its agent_auth_review_fn; ud is the
+ * struct kube): POST /apis/authentication.k8s.io/v1/tokenreviews with the
+ * verifier's credentials, within AGENT_AUTH_REVIEW_TIMEOUT_MS, an answer of
+ * at most AGENT_AUTH_ANSWER_MAX bytes. The HTTP status with the answer in
+ * *ret (the caller's to json_decref; NULL when not JSON), or a negative
+ * errno when none came. Any thread. */
+int kube_token_review(void *ud, const json_t *body, json_t **ret);
+
 /* Counters for /metrics and the tests' logs. */
 struct kube_stats {
     uint64_t lists, list_errors, patches, patch_errors, events;

@@ -215,6 +215,32 @@ static const struct option_spec verifier_options[] = {
                              "at once)\n"
                              "                                                         "
                              "[KIMA_DRAIN_TIMEOUT_MS]\n"),
+        OPTION_STRING_SPEC(CFG, agent_auth, "agent-auth", "KIMA_AGENT_AUTH", "cert",
+                           "  --agent-auth MODE       how agents authenticate: cert (client "
+                           "certificates,\n"
+                           "                          the default), token (projected "
+                           "ServiceAccount tokens\n"
+                           "                          reviewed by the Kubernetes API) or either; "
+                           "operators\n"
+                           "                          always need a certificate "
+                           "[KIMA_AGENT_AUTH]\n"),
+        OPTION_STRING_SPEC(CFG, token_audience, "token-audience", "KIMA_TOKEN_AUDIENCE",
+                           AGENT_AUTH_AUDIENCE_DEFAULT,
+                           "  --token-audience AUD    the audience agents' tokens must have "
+                           "(kima)\n"
+                           "                                                  "
+                           "[KIMA_TOKEN_AUDIENCE]\n"),
+        OPTION_STRING_SPEC(CFG, agent_service_account, "agent-service-account",
+                           "KIMA_AGENT_SERVICE_ACCOUNT", AGENT_AUTH_SERVICE_ACCOUNT_DEFAULT,
+                           "  --agent-service-account NS:SA  the agents' ServiceAccount\n"
+                           "                          (kima-system:kima-agent) "
+                           "[KIMA_AGENT_SERVICE_ACCOUNT]\n"),
+        OPTION_UNSIGNED_SPEC(CFG, token_cache_ms, "token-cache-ms", "KIMA_TOKEN_CACHE_MS",
+                             AGENT_AUTH_TTL_MS_DEFAULT, 1000, AGENT_AUTH_TTL_MS_MAX,
+                             "  --token-cache-ms N      keep a token's accepted review this "
+                             "long at most, never\n"
+                             "                          past its exp (10000; 1000-300000) "
+                             "[KIMA_TOKEN_CACHE_MS]\n"),
         OPTION_STRING_SPEC(CFG, log_level, "log-level", "KIMA_LOG_LEVEL", NULL,
                            "  --log-level LEVEL       error, warn, info, debug                 "
                            "[KIMA_LOG_LEVEL]\n"),

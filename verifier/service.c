@@ -22,6 +22,7 @@
 #include "time-util.h"
 
 int verifier_config_check(const struct verifier_config *cfg) {
+    enum agent_auth_mode mode;
     TPML_PCR_SELECTION sel;
 
     if (tpm_pcr_selection_parse(cfg->pcr_selection, &sel) < 0) {
@@ -40,6 +41,10 @@ int verifier_config_check(const struct verifier_config *cfg) {
             return -EINVAL;
         }
         at += n + (at[n] == ',');
+    }
+    if (cfg->agent_auth && agent_auth_mode_from_string(cfg->agent_auth, &mode) < 0) {
+        log_error("--agent-auth takes cert, token or either");
+        return -EINVAL;
     }
     if (!inventory_static_namespaces_valid(cfg->static_pod_namespaces)) {
         log_error("--static-pod-namespaces: \"%s\" is not a comma-separated list of namespace "
@@ -221,6 +226,48 @@ static int open_kube(struct verifier *v) {
     return 0;
 }
 
+/* --agent-auth token|either: agents' tokens reviewed by the Kubernetes
+ * API, which must be configured; none without TLS (no roles at all). */
+static int open_agent_auth(struct verifier *v) {
+    const struct verifier_config *cfg = v->cfg;
+    struct agent_auth_config ac = {
+            .audience = cfg->token_audience,
+            .service_account = cfg->agent_service_account,
+            .ttl_ms = cfg->token_cache_ms,
+            .review = kube_token_review,
+            .review_ud = v->kube,
+    };
+    int r;
+
+    if (agent_auth_mode_from_string(cfg->agent_auth, &ac.mode) < 0 || ac.mode == AGENT_AUTH_CERT) {
+        return 0;
+    }
+    if (cfg->insecure_plain_http) {
+        log_warn("--agent-auth %s is ignored with --insecure-plain-http: there are no roles",
+                 cfg->agent_auth);
+        return 0;
+    }
+    if (!v->kube) {
+        log_error("--agent-auth %s needs the Kubernetes API (--kubeconfig or --in-cluster): "
+                  "it reviews the agents' tokens",
+                  cfg->agent_auth);
+        return -EINVAL;
+    }
+    r = agent_auth_new(&ac, &v->agent_auth);
+    if (r < 0) {
+        return r;
+    }
+    v->http_cfg.agent_auth = v->agent_auth;
+    log_info("agents authenticate by %s: ServiceAccount %s, audience %s, reviews kept %llu ms",
+             ac.mode == AGENT_AUTH_TOKEN ? "token" : "token or client certificate",
+             cfg->agent_service_account ? cfg->agent_service_account
+                                        : AGENT_AUTH_SERVICE_ACCOUNT_DEFAULT,
+             cfg->token_audience ? cfg->token_audience : AGENT_AUTH_AUDIENCE_DEFAULT,
+             (unsigned long long)(cfg->token_cache_ms ? cfg->token_cache_ms
+                                                      : AGENT_AUTH_TTL_MS_DEFAULT));
+    return 0;
+}
+
 int verifier_open(const struct verifier_config *cfg, struct verifier *v) {
     int r;
 
@@ -240,6 +287,9 @@ int verifier_open(const struct verifier_config *cfg, struct verifier *v) {
     } else if (r == 0 && cfg->lease && *cfg->lease) {
         log_warn("--lease is ignored without the Kubernetes API: no labels or Events to write");
     }
+    if (r == 0) {
+        r = open_agent_auth(v);
+    }
     return r;
 }
 
@@ -250,7 +300,9 @@ int verifier_listen(struct verifier *v) {
         return r;
     }
     log_info("kima-verifier %s listening on port %u (%s)", KIMA_VERSION, http_port(v->http),
-             v->cfg->insecure_plain_http ? "plain HTTP" : "HTTPS, client certificates required");
+             v->cfg->insecure_plain_http ? "plain HTTP"
+             : v->agent_auth             ? "HTTPS, client certificates or agents' tokens required"
+                                         : "HTTPS, client certificates required");
     return 0;
 }
 
@@ -386,6 +438,18 @@ static void log_kube_stats(struct kube *k) {
 void verifier_close(struct verifier *v) {
     http_stop(v->http);
     v->http = NULL;
+    /* After the front (no request reviews a token any more), before the
+     * Kubernetes client its reviews go through. */
+    if (v->agent_auth) {
+        struct agent_auth_stats as;
+        agent_auth_get_stats(v->agent_auth, &as);
+        log_info("agent tokens: %llu reviews, %llu answered from the cache, %llu waited for a "
+                 "review under way, %llu turned away (%d reviews under way already)",
+                 (unsigned long long)as.reviews, (unsigned long long)as.hits,
+                 (unsigned long long)as.waits, (unsigned long long)as.busy, AGENT_AUTH_REVIEWS_MAX);
+    }
+    agent_auth_free(v->agent_auth);
+    v->agent_auth = NULL;
     crl_free(v->crl);
     v->crl = NULL;
     if (v->engine) {

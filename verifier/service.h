@@ -10,6 +10,7 @@
 #include <openssl/x509.h>
 
 #include "engine.h"
+#include "agent-auth.h"
 #include "http.h"
 #include "kube-config.h"
 #include "kube.h"
@@ -50,6 +51,10 @@ struct verifier_config {
     uint64_t max_connections_per_cert;
     uint64_t max_body_memory;
     uint64_t drain_timeout_ms; /* 0: stop at the first signal */
+    /* How agents authenticate (agent-auth.h): "cert", "token" or "either";
+     * with tokens, the audience, NS:SA and how long a review is kept. */
+    const char *agent_auth, *token_audience, *agent_service_account;
+    uint64_t token_cache_ms;
     const char *log_level, *log_format;
 };
 
@@ -85,6 +90,7 @@ struct verifier {
     struct inventory *inv;
     struct engine *engine;
     struct kube *kube;
+    struct agent_auth *agent_auth; /* --agent-auth token|either; NULL: certificates */
     struct http_server *http;
     int64_t trimmed_ms; /* when verifier_tick() last trimmed the heap (monotonic) */
 };

@@ -36,6 +36,15 @@ Faithful to the real one for what kima uses:
         Leases are validated as the API server does (422 Invalid: holderIdentity a string,
         leaseDurationSeconds > 0, leaseTransitions >= 0, times RFC 3339 with microseconds);
         each write gives a new resourceVersion.
+  POST  /apis/authentication.k8s.io/v1/tokenreviews   201 with the TokenReview: its spec
+        echoed (the token too, as the API server does) and a status: for a token defined by
+        /_fake/tokens, not expired, with an audience among spec.audiences (default
+        ["https://kubernetes.default.svc"]): authenticated true, user (username, uid,
+        groups, extra with the pod's and, unless "node" is null, the node's
+        authentication.kubernetes.io/ claims) and the audiences that matched; any other
+        token: no "authenticated" (false) and an "error" like the API server's. A body of
+        another kind is 400 BadRequest, one without spec.token 422 Invalid; only application/json
+        (415); the --readonly-token cannot create (403).
 Errors are v1 Status objects. Authentication: a bearer token (--token, full
 rights; --readonly-token, reads only: 403 on writes) or a client certificate
 signed by --client-ca; none or a wrong one is 401.
@@ -71,7 +80,12 @@ Test controls, no authentication, under /_fake/:
                                           get 410 Expired;
                                           end_at_once: every watch is answered 200 and
                                           ended at once (a broken server or proxy)
-  GET /_fake/state also has "leases" (every Lease) and each request's "agent"
+  POST /_fake/tokens    {"token": T, "username": U, "audiences": [...], "node": N|null,
+                         "nodes": [...], "expired": true|false}   define a token for
+                                          TokenReviews ("nodes" replaces the node claim's
+                                          list whole); {"clear": true} forgets them all
+  GET /_fake/state also has "reviews" (TokenReviews answered), "reviewed" (how many
+  of each token) and "leases" (every Lease) and each request's "agent"
   (User-Agent) and "status"; it counts "lists" (LISTs of /api/v1/pods without a
   continue token), "pages" and "watches" (watch requests answered), and
   says the newest resourceVersion an event sent on a watch had ("sent_rv").
@@ -101,10 +115,12 @@ LEASES = {}  # (ns, name) -> Lease object
 EVENTS = []
 REQUESTS = []
 FAILS = []
+REVIEWED = {}  # token -> TokenReviews of it answered
+TOKENS = {}  # token -> {"username", "audiences", "node", "nodes", "expired"}
 STATE = {"rv": 1000, "down_until": 0.0, "slow_until": 0.0, "slow_delay": 0.0,
          "floor": 1000, "lists": 0, "pages": 0, "watches": 0, "hold": False,
          "closed": 0, "history": 1000, "bookmark_s": 1.0, "garbage": None, "sent_rv": 0, "expire_continue": 0,
-         "end_at_once": False}
+         "end_at_once": False, "reviews": 0}
 HISTORY = []  # (rv as int, type, object): every change after STATE["floor"]
 COND = threading.Condition(LOCK)
 ARGS = None
@@ -299,6 +315,56 @@ def lease_api(method, ns, name, data):
     return 200, obj
 
 
+TOKENREVIEW_PATH = "/apis/authentication.k8s.io/v1/tokenreviews"
+API_AUDIENCES = ["https://kubernetes.default.svc"]
+
+
+def token_review(data):
+    """POST .../tokenreviews (LOCK held): as the API server's TokenReview
+    authenticator answers, 201 whether or not the token is valid."""
+    spec = data.get("spec") if isinstance(data, dict) else None
+    # Like the API server's decoder: kind and apiVersion default to the
+    # endpoint's; other ones are refused.
+    if not isinstance(data, dict) or data.get("kind", "TokenReview") != "TokenReview" or \
+            data.get("apiVersion", "authentication.k8s.io/v1") != "authentication.k8s.io/v1":
+        return status(400, "BadRequest", "the body of the request is not a TokenReview")
+    if not isinstance(spec, dict) or not isinstance(spec.get("token"), str) or not spec["token"]:
+        return status(422, "Invalid", "TokenReview.authentication.k8s.io \"\" is invalid: spec.token: Required value")
+    STATE["reviews"] += 1
+    REVIEWED[spec["token"]] = REVIEWED.get(spec["token"], 0) + 1
+    wanted = spec.get("audiences") or API_AUDIENCES
+    review = {"kind": "TokenReview", "apiVersion": "authentication.k8s.io/v1",
+              "metadata": {"creationTimestamp": None}, "spec": spec}
+    t = TOKENS.get(spec["token"])
+    if t is None:
+        review["status"] = {"user": {}, "error": "[invalid bearer token, square/go-jose: error in cryptographic primitive]"}
+        return 201, review
+    if t.get("expired"):
+        review["status"] = {"user": {}, "error": "[invalid bearer token, service account token has expired]"}
+        return 201, review
+    matched = [a for a in wanted if a in t.get("audiences", API_AUDIENCES)]
+    if not matched:
+        review["status"] = {"user": {}, "error": "[invalid bearer token, token audiences %s is invalid for the target audiences %s]" % (
+            json.dumps(t.get("audiences", API_AUDIENCES)), json.dumps(wanted))}
+        return 201, review
+    user = t["username"]
+    extra = {"authentication.kubernetes.io/pod-name": ["kima-agent-x1"],
+             "authentication.kubernetes.io/pod-uid": ["0b8d8c3c-2a7e-4f1e-9a57-000000000001"],
+             "authentication.kubernetes.io/credential-id": ["JTI=" + str(uuid.uuid5(uuid.NAMESPACE_OID, spec["token"]))]}
+    if "nodes" in t:
+        extra["authentication.kubernetes.io/node-name"] = t["nodes"]
+    elif t.get("node") is not None:
+        extra["authentication.kubernetes.io/node-name"] = [t["node"]]
+        extra["authentication.kubernetes.io/node-uid"] = [str(uuid.uuid5(uuid.NAMESPACE_DNS, t["node"]))]
+    ns = user.split(":")[2] if user.startswith("system:serviceaccount:") else None
+    groups = ["system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"] if ns \
+        else ["system:authenticated"]
+    review["status"] = {"authenticated": True, "audiences": matched,
+                        "user": {"username": user, "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, user)),
+                                 "groups": groups, "extra": extra}}
+    return 201, review
+
+
 def make_pod(spec):
     return {
         "apiVersion": "v1", "kind": "Pod",
@@ -357,7 +423,8 @@ class Handler(BaseHTTPRequestHandler):
                 return 200, {"pods": list(PODS.values()), "events": EVENTS, "requests": REQUESTS,
                              "leases": list(LEASES.values()),
                              "lists": STATE["lists"], "pages": STATE["pages"],
-                             "watches": STATE["watches"], "resourceVersion": str(STATE["rv"]),
+                             "watches": STATE["watches"], "reviews": STATE["reviews"], "reviewed": REVIEWED,
+                             "resourceVersion": str(STATE["rv"]),
                              "sent_rv": str(STATE["sent_rv"])}
             if method == "POST" and path == "/_fake/pods" and isinstance(data, dict):
                 pod = make_pod(data)
@@ -409,6 +476,14 @@ class Handler(BaseHTTPRequestHandler):
                     obj["metadata"]["resourceVersion"] = next_rv()
                 LEASES[key] = obj
                 return 200, obj
+            if method == "POST" and path == "/_fake/tokens" and isinstance(data, dict):
+                if data.get("clear"):
+                    TOKENS.clear()
+                    return 200, {}
+                TOKENS[str(data["token"])] = {k: data[k] for k in
+                                              ("username", "audiences", "node", "nodes", "expired")
+                                              if k in data}
+                return 200, {}
             if method == "POST" and path == "/_fake/down" and isinstance(data, dict):
                 STATE["down_until"] = time.time() + float(data["seconds"])
                 return 200, {}
@@ -448,6 +523,13 @@ class Handler(BaseHTTPRequestHandler):
         parts = path.split("/")
         data = self.body() if write else None
         with LOCK:
+            if path == TOKENREVIEW_PATH:
+                if method != "POST":
+                    return status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+                if self.headers.get("Content-Type", "").split(";")[0].strip() != "application/json":
+                    return status(415, "UnsupportedMediaType",
+                                  "the body of the request was in an unknown format")
+                return token_review(data)
             m = LEASE_PATH_RE.match(path)
             if m:
                 ct = self.headers.get("Content-Type", "").split(";")[0].strip()

@@ -17,6 +17,8 @@
 # their CRDs and, in an offline model of each engine's rule order, still cut
 # off every pod not trusted when an operator's allow-all NetworkPolicy
 # selects it (tests/tools/check-quarantine.mjs).
+# Agents authenticate with projected ServiceAccount tokens
+# (k8s/overlays/agent-mtls: certificates).
 # Usage: test-manifests.sh SOURCE_ROOT NPM_DIR
 set -u
 SRC=$1
@@ -163,6 +165,21 @@ has "$T/out" "FAILED: Cilium alone + the operator's allow-all: an untrusted UPF:
 broken "Calico tier after the default tier" quarantine/calico/quarantine.yaml 's/^  order: 100$/  order: 2000000/'
 has "$T/out" "FAILED: Calico alone + the operator's allow-all: an untrusted UPF: from the trusted AMF closed: is open" \
     "a Calico tier after the NetworkPolicies is caught"
+# The agents' identity (docs/kubernetes.md, "Agent identity"): the base's
+# agents send projected ServiceAccount tokens (audience kima, 600 s) and
+# check the verifier against the ConfigMap kima-ca; the verifier takes
+# tokens and may review them. The checks fail on a copy that breaks them.
+expect 0 node "$SRC/tests/tools/check-agent-identity.cjs" token "$SRC/k8s"
+has "$T/out" "8 checks, 0 failed" "the agents' tokens in the base"
+cp -r "$SRC/k8s" "$T/k8s-token-broken"
+sed -i 's/audience: kima$/audience: https:\/\/kubernetes.default.svc/; s/expirationSeconds: 600/expirationSeconds: 3600/' \
+    "$T/k8s-token-broken/base/agent.yaml"
+sed -i 's/resources: \["tokenreviews"\]/resources: ["subjectaccessreviews"]/' "$T/k8s-token-broken/base/rbac.yaml"
+expect 1 node "$SRC/tests/tools/check-agent-identity.cjs" token "$T/k8s-token-broken"
+has "$T/out" "FAIL: the token's audience is kima" "another audience is caught"
+has "$T/out" "FAIL: the token expires after 600 s" "a longer expiry is caught"
+has "$T/out" "FAIL: the verifier may create TokenReviews" "RBAC without tokenreviews is caught"
+has "$T/out" "8 checks, 3 failed" "nothing else fails on the broken copy"
 # Only the verifier may set the trust label the quarantine keys on (and the
 # reason): the guard is in the base, and its CEL admits and denies what it
 # should (evaluated offline).
@@ -176,7 +193,7 @@ expect 0 node "$SRC/tests/tools/check-network-policies.mjs" "$NPM" \
     "$SRC/k8s/overlays/5g-core/quarantine.yaml" open5gs
 has "$T/out" " 0 failed" "in the 5G overlay only trusted pods get traffic"
 if command -v kubectl >/dev/null; then
-    for k in base overlays/5g-core overlays/single-sqlite cert-manager postgres \
+    for k in base overlays/5g-core overlays/single-sqlite overlays/agent-mtls cert-manager postgres \
         quarantine/admin-network-policy quarantine/cluster-network-policy quarantine/cilium \
         quarantine/calico monitoring; do
         kubectl kustomize "$SRC/k8s/$k" >"$T/built.yaml" 2>"$T/err" && ok || bad "kustomize $k: $(head -3 "$T/err")"
@@ -195,6 +212,13 @@ process.exit(sts.spec.replicas === 1 && db.value === "/var/lib/kima/kima.db" && 
   !env.some((e) => e.name === "KIMA_DB_PASSWORD_FILE") &&
   !pod.volumes.some((v) => v.name.startsWith("db-")) ? 0 : 1);' "$T/single.yaml" && ok ||
         bad "the single-sqlite overlay is not one replica on SQLite"
+    # Clusters before 1.30: per-node certificates, no tokens.
+    kubectl kustomize "$SRC/k8s/overlays/agent-mtls" >"$T/mtls.yaml"
+    expect 0 node "$SRC/tests/tools/check-agent-identity.cjs" cert "$T/mtls.yaml"
+    has "$T/out" "3 checks, 0 failed" "the agent-mtls overlay"
+    grep -q "name: kima-ca$" "$T/mtls.yaml" && bad "the agent-mtls overlay still ships kima-ca" || ok
+    kubectl kustomize "$SRC/k8s/base" >"$T/base.yaml"
+    expect 1 node "$SRC/tests/tools/check-agent-identity.cjs" cert "$T/base.yaml"
     kubectl kustomize "$SRC/k8s/overlays/5g-core" >"$T/5g.yaml"
     grep -q "open5gs-upf.json" "$T/5g.yaml" && grep -q "kima-allow-trusted" "$T/5g.yaml" && ok ||
         bad "the 5G overlay lacks its policies or the quarantine"

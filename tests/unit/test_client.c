@@ -29,6 +29,7 @@
 #include "client.h"
 #include "test-pki.h"
 #include "log.h"
+#include "token.h"
 
 /* ---- certificates ---- */
 
@@ -77,12 +78,14 @@ struct server {
     bool stop;
     int accepted, handshakes_failed, requests, resumed;
     char method[16], path[256], host[128], peer_cn[64], content_type[64];
-    char body[256];
+    char body[256], authorization[128];
 };
 
 static struct server srv;
 /* Servers started while set fail a handshake that offers a session. */
 static bool server_no_resumption;
+/* Servers started while set take clients without a certificate too. */
+static bool server_cert_optional;
 /* Servers started while set listen on this port (a restart), else on any. */
 static uint16_t server_port;
 
@@ -162,6 +165,7 @@ static bool read_request(struct server *s, SSL *ssl) {
     sscanf(buf, "%15s %255s", s->method, s->path);
     header(buf, "Host", s->host, sizeof(s->host));
     header(buf, "Content-Type", s->content_type, sizeof(s->content_type));
+    header(buf, "Authorization", s->authorization, sizeof(s->authorization));
     snprintf(s->body, sizeof(s->body), "%.*s", (int)want, end);
     pthread_mutex_unlock(&s->lock);
     return true;
@@ -353,7 +357,9 @@ static void server_start_sized(enum mode mode, const struct test_pki *id, size_t
     assert_int_equal(SSL_CTX_use_certificate(srv.ctx, id->crt), 1);
     assert_int_equal(SSL_CTX_use_PrivateKey(srv.ctx, id->key), 1);
     assert_int_equal(X509_STORE_add_cert(SSL_CTX_get_cert_store(srv.ctx), ca.crt), 1);
-    SSL_CTX_set_verify(srv.ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    SSL_CTX_set_verify(
+            srv.ctx, SSL_VERIFY_PEER | (server_cert_optional ? 0 : SSL_VERIFY_FAIL_IF_NO_PEER_CERT),
+            NULL);
     /* OpenSSL resumes sessions of verified clients only with this. */
     assert_int_equal(SSL_CTX_set_session_id_context(srv.ctx, (const uint8_t *)"kima", 4), 1);
     if (server_no_resumption) {
@@ -723,6 +729,71 @@ static void test_bad_certificate(void **state) {
     server_stop();
 }
 
+/* Write path's content by renaming a new file over it (a new inode). */
+static void replace_file(const char *path, const char *text) {
+    char tmp[200];
+    FILE *f;
+
+    snprintf(tmp, sizeof(tmp), "%s.new", path);
+    f = fopen(tmp, "w");
+    assert_non_null(f);
+    assert_int_equal(fputs(text, f) >= 0, 1);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(rename(tmp, path), 0);
+}
+
+/* --token-file: no client certificate, the token in an Authorization
+ * header of every request, the new one once the file is replaced, none
+ * sent when the file turned to garbage, and never to a server whose
+ * certificate did not verify. */
+static void test_token(void **state) {
+    struct agent_token tok;
+    struct client *c = NULL;
+    json_t *resp = NULL;
+    char url[128], path[160];
+    (void)state;
+
+    snprintf(path, sizeof(path), "%s/token", dir);
+    replace_file(path, "tok-1\n");
+    agent_token_init(&tok, path);
+    server_cert_optional = true;
+    server_start(ANSWER, &server);
+    snprintf(url, sizeof(url), "https://127.0.0.1:%u", srv.port);
+    assert_int_equal(client_new(url, NULL, NULL, ca_pem, &c), 0);
+    client_set_token(c, &tok);
+    assert_int_equal(post(c, "/v1/nodes/node-1/challenges", &resp), 200);
+    json_decref(resp);
+    pthread_mutex_lock(&srv.lock);
+    assert_string_equal(srv.authorization, "Bearer tok-1");
+    assert_string_equal(srv.peer_cn, "");
+    pthread_mutex_unlock(&srv.lock);
+    replace_file(path, "tok-2");
+    assert_int_equal(post(c, "/v1/nodes/node-1/challenges", &resp), 200);
+    json_decref(resp);
+    pthread_mutex_lock(&srv.lock);
+    assert_string_equal(srv.authorization, "Bearer tok-2");
+    pthread_mutex_unlock(&srv.lock);
+    replace_file(path, "tok 3");
+    assert_int_equal(post(c, "/v1/nodes/node-1/challenges", &resp), -EBADMSG);
+    assert_null(resp);
+    assert_int_equal(requests(), 2);
+    client_free(c);
+    server_stop();
+    /* A server the CA does not vouch for never sees the token. */
+    replace_file(path, "tok-4");
+    server_start(ANSWER, &server_other);
+    snprintf(url, sizeof(url), "https://127.0.0.1:%u", srv.port);
+    assert_int_equal(client_new(url, NULL, NULL, ca_pem, &c), 0);
+    client_set_token(c, &tok);
+    assert_int_equal(post(c, "/a", &resp), -ECONNREFUSED);
+    assert_int_equal(requests(), 0);
+    client_free(c);
+    server_stop();
+    server_cert_optional = false;
+    agent_token_free(&tok);
+    unlink(path);
+}
+
 static void test_new_errors(void **state) {
     static const char *const bad[] = {
             "http://127.0.0.1:8443", "https://",        "https://:8443", "https://127.0.0.1:",
@@ -818,6 +889,7 @@ int main(void) {
             cmocka_unit_test(test_response_cap),
             cmocka_unit_test(test_answers),
             cmocka_unit_test(test_bad_certificate),
+            cmocka_unit_test(test_token),
             cmocka_unit_test(test_new_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

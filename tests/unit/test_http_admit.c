@@ -426,9 +426,44 @@ static void test_split(void **state) {
     assert_int_equal(http_split_path(longpart, parts), -1);
 }
 
+/* With --agent-auth token|either the 401 of an agent route without
+ * credentials says what an agent may show; other routes keep theirs (a
+ * token opens none of them: http.c looks at it on agent routes only). */
+static void test_agent_auth_detail(void **state) {
+    static const struct {
+        enum agent_auth_mode mode;
+        const char *url, *has, *lacks;
+    } auth_cases[] = {
+            {AGENT_AUTH_CERT, "/v1/nodes/node-1/evidence", "client certificate", "bearer"},
+            {AGENT_AUTH_TOKEN, "/v1/nodes/node-1/evidence", "bearer token", "certificate"},
+            {AGENT_AUTH_EITHER, "/v1/nodes/node-1/evidence", "bearer token", NULL},
+            {AGENT_AUTH_EITHER, "/v1/nodes/node-1/evidence", "client certificate", NULL},
+            {AGENT_AUTH_TOKEN, "/v1/nodes", "kima-operator", "bearer"},
+            {AGENT_AUTH_TOKEN, "/metrics", "kima-operator", "bearer"},
+    };
+    (void)state;
+
+    for (size_t i = 0; i < ARRAY_SIZE(auth_cases); i++) {
+        struct http_head h = {.method = strncmp(auth_cases[i].url, "/v1/nodes/", 10) == 0 ? "POST"
+                                                                                          : "GET",
+                              .url = auth_cases[i].url,
+                              .role = ROLE_NONE,
+                              .agent_auth = auth_cases[i].mode};
+        struct http_admission a;
+
+        http_admit(&h, &a);
+        assert_int_equal(a.status, 401);
+        if (!strstr(a.detail, auth_cases[i].has) ||
+            (auth_cases[i].lacks && strstr(a.detail, auth_cases[i].lacks))) {
+            fail_msg("case %zu: \"%s\"", i, a.detail);
+        }
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_cases),
+            cmocka_unit_test(test_agent_auth_detail),
             cmocka_unit_test(test_routes_and_roles),
             cmocka_unit_test(test_agent_without_name),
             cmocka_unit_test(test_no_roles),
