@@ -30,7 +30,7 @@
 static void usage(FILE *f) {
     fprintf(f,
             "Usage: kimactl certs init --out DIR [--server-name NAME]... [--node NODE]...\n"
-            "                          [--operator NAME]... [--days N]\n"
+            "                          [--operator NAME]... [--metrics NAME]... [--days N]\n"
             "       kimactl certs revoke --out DIR ... (kimactl certs revoke --help)\n"
             "\n"
             "Makes (or, when DIR/ca.key exists, reuses) a CA and issues:\n"
@@ -38,6 +38,8 @@ static void usage(FILE *f) {
             "                         (DNS names or IP addresses; default the in-cluster\n"
             "                         Service kima-verifier.kima-system.svc)\n"
             "  DIR/operators/NAME/    an operator's client certificate (OU kima-operator)\n"
+            "  DIR/metrics/NAME/      a scraper's client certificate (OU kima-metrics): it\n"
+            "                         may read /metrics and nothing else\n"
             "  DIR/agents/NODE/       a node's agent certificate (OU kima-agent, CN NODE):\n"
             "                         copy it to the node's /etc/kima/agent\n"
             "Each folder holds tls.crt, tls.key and ca.crt, as a Kubernetes TLS Secret:\n"
@@ -254,19 +256,20 @@ static int load_ca(const char *out, int days, X509 **ret_ca, EVP_PKEY **ret_key)
 /* What `kimactl certs init` was asked for. */
 struct certs_init {
     const char *out;
-    const char *servers[NAMES_MAX], *nodes[NAMES_MAX], *ops[NAMES_MAX];
-    size_t ns, nn, no;
+    const char *servers[NAMES_MAX], *nodes[NAMES_MAX], *ops[NAMES_MAX], *scrapers[NAMES_MAX];
+    size_t ns, nn, no, nm;
     int days;
 };
 
-/* A --server-name ('s', which may also be an IPv6 address), --node ('n') or
- * --operator ('p'); at most NAMES_MAX of each. 0, or -EINVAL once printed. */
+/* A --server-name ('s', which may also be an IPv6 address), --node ('n'),
+ * --operator ('p') or --metrics ('m'); at most NAMES_MAX of each. 0, or
+ * -EINVAL once printed. */
 static int add_name(struct certs_init *a, int opt, const char *name) {
     if (!certs_safe_name(name) && !(opt == 's' && strchr(name, ':'))) {
         fprintf(stderr, "kimactl certs: \"%s\" is not a host, node or user name\n", name);
         return -EINVAL;
     }
-    if (a->ns == NAMES_MAX || a->nn == NAMES_MAX || a->no == NAMES_MAX) {
+    if (a->ns == NAMES_MAX || a->nn == NAMES_MAX || a->no == NAMES_MAX || a->nm == NAMES_MAX) {
         fprintf(stderr, "kimactl certs: at most %d names of a kind\n", NAMES_MAX);
         return -EINVAL;
     }
@@ -274,6 +277,8 @@ static int add_name(struct certs_init *a, int opt, const char *name) {
         a->servers[a->ns++] = name;
     } else if (opt == 'n') {
         a->nodes[a->nn++] = name;
+    } else if (opt == 'm') {
+        a->scrapers[a->nm++] = name;
     } else {
         a->ops[a->no++] = name;
     }
@@ -288,6 +293,7 @@ static int parse_init_args(struct certs_init *a, int argc, char **argv) {
             {"server-name", required_argument, NULL, 's'},
             {"node", required_argument, NULL, 'n'},
             {"operator", required_argument, NULL, 'p'},
+            {"metrics", required_argument, NULL, 'm'},
             {"days", required_argument, NULL, 'd'},
             {"help", no_argument, NULL, 'h'},
             {0},
@@ -304,6 +310,7 @@ static int parse_init_args(struct certs_init *a, int argc, char **argv) {
         case 's':
         case 'n':
         case 'p':
+        case 'm':
             if (add_name(a, c, optarg) < 0) {
                 return -EINVAL;
             }
@@ -362,6 +369,10 @@ static int issue_all(const struct certs_init *a, const char *san) {
     for (size_t i = 0; i < a->no && r == 0; i++) {
         snprintf(dir, sizeof(dir), "%s/operators/%s", a->out, a->ops[i]);
         r = leaf(dir, a->ops[i], "kima-operator", ca, ca_key, a->days, "clientAuth", NULL);
+    }
+    for (size_t i = 0; i < a->nm && r == 0; i++) {
+        snprintf(dir, sizeof(dir), "%s/metrics/%s", a->out, a->scrapers[i]);
+        r = leaf(dir, a->scrapers[i], "kima-metrics", ca, ca_key, a->days, "clientAuth", NULL);
     }
     for (size_t i = 0; i < a->nn && r == 0; i++) {
         snprintf(dir, sizeof(dir), "%s/agents/%s", a->out, a->nodes[i]);

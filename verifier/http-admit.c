@@ -23,6 +23,16 @@ static bool caller_may(const struct http_head *h, const struct http_route *r,
         refuse(a, 401, "unauthenticated", "the client certificate is revoked");
         return false;
     }
+    if (h->role == ROLE_METRICS) {
+        /* A scraper's certificate: /metrics, and a 404 or 405 elsewhere
+         * outside the API; nothing an operator or an agent may do. */
+        if (r->metrics || r->role == ROLE_NONE) {
+            return true;
+        }
+        refuse(a, 403, "forbidden",
+               "a metrics certificate (OU kima-metrics) may only read /metrics");
+        return false;
+    }
     if (h->role != ROLE_AGENT && h->role != ROLE_OPERATOR && r->role == ROLE_AGENT &&
         h->agent_auth != AGENT_AUTH_CERT) {
         refuse(a, 401, "unauthenticated",

@@ -123,6 +123,7 @@ void http_route(const char *method, const char *url, struct http_route *r) {
         r->anonymous = r->id != HTTP_ROUTE_BAD_METHOD;
     } else if (n == 1 && strcmp(p[0], "metrics") == 0) {
         r->role = ROLE_OPERATOR;
+        r->metrics = true;
         by_method(r, method, "GET", HTTP_ROUTE_METRICS, "GET");
     } else if (n >= 2 && strcmp(p[0], "v1") == 0) {
         if (n == 4 && strcmp(p[1], "nodes") == 0) {

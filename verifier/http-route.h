@@ -19,6 +19,7 @@ enum role {
     ROLE_NONE,
     ROLE_AGENT,
     ROLE_OPERATOR,
+    ROLE_METRICS, /* OU kima-metrics: GET /metrics only (a scraper) */
     ROLE_REVOKED, /* a certificate of the trusted CA that a CRL revokes: 401 */
 };
 
@@ -61,6 +62,8 @@ struct http_route {
      * agent whose CN is `node`, ROLE_OPERATOR an operator, ROLE_NONE any
      * valid certificate (a path outside the API: 404 to anyone). */
     enum role role;
+    /* ROLE_OPERATOR routes a metrics certificate may use too: /metrics. */
+    bool metrics;
     uint64_t body_max;             /* the largest body it takes; 0: none */
     const char *allow;             /* HTTP_ROUTE_BAD_METHOD: the methods the path takes */
     char node[HTTP_PATH_PART_MAX]; /* agent and node routes: the node in the path */

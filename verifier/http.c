@@ -335,6 +335,8 @@ static enum role peer_role(struct http_server *s, struct MHD_Connection *c, char
             role = ROLE_AGENT;
         } else if (strcmp(ou, "kima-operator") == 0) {
             role = ROLE_OPERATOR;
+        } else if (strcmp(ou, "kima-metrics") == 0) {
+            role = ROLE_METRICS;
         }
         *ret_not_after = gnutls_x509_crt_get_expiration_time(crt);
     }
@@ -739,11 +741,15 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     }
 }
 
+static const char *role_name(enum role role) {
+    return role == ROLE_AGENT ? "agent" : role == ROLE_METRICS ? "metrics" : "operator";
+}
+
 /* The identity a client certificate's connections are counted under: the
  * role and the CN, so that an operator named like a node is another
  * client. */
 static void client_id(enum role role, const char *cn, char out[HTTP_CLIENT_ID_MAX]) {
-    snprintf(out, HTTP_CLIENT_ID_MAX, "%s:%s", role == ROLE_AGENT ? "agent" : "operator", cn);
+    snprintf(out, HTTP_CLIENT_ID_MAX, "%s:%s", role_name(role), cn);
 }
 
 /* A request's headers arrived: the deadline is met. The first request with
@@ -757,7 +763,8 @@ static int conn_request(struct http_server *s, struct MHD_Connection *c, const s
     const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     struct conn *k = ci ? ci->socket_context : NULL;
-    bool authenticated = rq->role == ROLE_AGENT || rq->role == ROLE_OPERATOR;
+    bool authenticated =
+            rq->role == ROLE_AGENT || rq->role == ROLE_OPERATOR || rq->role == ROLE_METRICS;
     char id[HTTP_CLIENT_ID_MAX] = "", *kept = NULL;
     int r = 0;
 
@@ -792,7 +799,7 @@ static int conn_request(struct http_server *s, struct MHD_Connection *c, const s
             log_noisy(s,
                       "refused a request from %s: the %s certificate CN=%s has %u connections "
                       "open already (--max-connections-per-cert)",
-                      addr, rq->role == ROLE_AGENT ? "agent" : "operator", rq->cn, s->per_client);
+                      addr, role_name(rq->role), rq->cn, s->per_client);
         } else {
             log_noisy(s, "refused a request from %s: its connection cannot be counted (%s)", addr,
                       strerror(-r));

@@ -21,7 +21,10 @@ cleanup() {
 trap cleanup EXIT
 need_tools swtpm
 P=$T/pki
-expect 0 "$K" certs init --out "$P" --server-name 127.0.0.1 --node node-1 --operator alice
+expect 0 "$K" certs init --out "$P" --server-name 127.0.0.1 --node node-1 --operator alice \
+    --metrics prometheus
+has "$T/out" "issued    $P/metrics/prometheus/tls.crt (CN=prometheus, OU=kima-metrics)" \
+    "scraper certificate"
 has "$T/out" "issued    $P/agents/node-1/tls.crt (CN=node-1, OU=kima-agent)" "agent certificate"
 [ "$(stat -c %a "$P/ca.key")" = 600 ] && [ "$(stat -c %a "$P/agents/node-1/tls.key")" = 600 ] && ok ||
     bad "private keys must be 0600"
@@ -53,4 +56,19 @@ has "$T/out" "node-1" "the operator sees node-1"
 expect 1 "$K" --server "$URL" --cert "$P/agents/node-1/tls.crt" --key "$P/agents/node-1/tls.key" \
     --cacert "$P/ca.crt" nodes
 has "$T/err" "403" "an agent certificate is not an operator's"
+# A scraper's certificate (OU kima-metrics) reads /metrics and nothing else.
+mcurl() { # METHOD PATH: the HTTP status with the scraper's certificate
+    curl -s -o "$T/body" -w '%{http_code}' --cacert "$P/ca.crt" --cert "$P/metrics/prometheus/tls.crt" \
+        --key "$P/metrics/prometheus/tls.key" -X "$1" "$URL$2"
+}
+[ "$(mcurl GET /metrics)" = 200 ] && grep -q '^kima_attestations_total' "$T/body" && ok ||
+    bad "the scraper's certificate must read /metrics: $(head -c 200 "$T/body")"
+for route in "GET /v1/nodes" "GET /v1/pods" "GET /v1/audit/head" "DELETE /v1/nodes/node-1" \
+    "POST /v1/nodes/node-1/challenges"; do
+    got=$(mcurl $route)
+    [ "$got" = 403 ] && ok || bad "the scraper's certificate on $route: $got, wanted 403"
+done
+expect 0 "$K" --server "$URL" --cert "$P/operators/alice/tls.crt" --key "$P/operators/alice/tls.key" \
+    --cacert "$P/ca.crt" nodes
+has "$T/out" "node-1" "node-1 is still there after the scraper's DELETE"
 summary

@@ -77,6 +77,20 @@ static const struct admit_case cases[] = {
         {"POST", "/nope", ROLE_AGENT, "node-1", "95000000", false, 404, 0, NULL},
         {"GET", "/nope", ROLE_NONE, NULL, NULL, false, 401, 0, NULL},
         {"GET", "//v1//nodes", ROLE_OPERATOR, "alice", NULL, false, 404, 0, NULL},
+        /* A scraper's certificate (OU kima-metrics) reads /metrics and
+         * nothing else: no operator route, no agent route even when its CN
+         * is a node's name. */
+        {"GET", "/metrics", ROLE_METRICS, "prometheus", NULL, false, 0, 0, NULL},
+        {"POST", "/metrics", ROLE_METRICS, "prometheus", NULL, false, 405, 0, "GET"},
+        {"GET", "/v1/nodes", ROLE_METRICS, "prometheus", NULL, false, 403, 0, "only read /metrics"},
+        {"GET", "/v1/pods", ROLE_METRICS, "prometheus", NULL, false, 403, 0, NULL},
+        {"GET", "/v1/audit/head", ROLE_METRICS, "prometheus", NULL, false, 403, 0, NULL},
+        {"POST", "/v1/pods/u-1/reset", ROLE_METRICS, "prometheus", "40", false, 403, 0, NULL},
+        {"DELETE", "/v1/nodes/node-1", ROLE_METRICS, "prometheus", NULL, false, 403, 0, NULL},
+        {"POST", "/v1/nodes/node-1/challenges", ROLE_METRICS, "node-1", NULL, false, 403, 0,
+         "only read /metrics"},
+        {"POST", "/v1/nodes/node-1/evidence", ROLE_METRICS, "node-1", "100", false, 403, 0, NULL},
+        {"GET", "/nope", ROLE_METRICS, "prometheus", NULL, false, 404, 0, NULL},
 };
 
 static void test_cases(void **state) {
@@ -145,6 +159,7 @@ static int admit_as(const struct route_case *rc, enum role role, bool plain, con
                           .role = role,
                           .cn = role == ROLE_AGENT      ? "node-1"
                                 : role == ROLE_OPERATOR ? "alice"
+                                : role == ROLE_METRICS  ? "prometheus"
                                                         : NULL,
                           .no_roles = plain,
                           .content_length = len};
@@ -192,6 +207,19 @@ static void test_routes_and_roles(void **state) {
             if (admit_as(rc, roles[r], false, over, &a) != 413) {
                 fail_msg("%s %s as %s: a body of %s bytes got %d", rc->method, rc->url,
                          role_names[r], over, a.status);
+            }
+        }
+        /* A metrics certificate: what an operator gets on /metrics and off
+         * the API (404, 405), 403 on every other route. */
+        {
+            struct http_route rt;
+            int want_m;
+
+            http_route(rc->method, rc->url, &rt);
+            want_m = strcmp(rc->url, "/metrics") == 0 || rt.role == ROLE_NONE ? rc->operator: 403;
+            if (admit_as(rc, ROLE_METRICS, false, NULL, &a) != want_m) {
+                fail_msg("%s %s as metrics: %d, wanted %d (%s)", rc->method, rc->url, a.status,
+                         want_m, a.detail);
             }
         }
         /* --insecure-plain-http: no roles, whoever asks; the same caps. */
