@@ -12,7 +12,8 @@
 # its terminationGracePeriodSeconds outlasts its drain (--drain-timeout-ms).
 # Its three replicas elect their writer of labels and Events with a Lease,
 # on PostgreSQL (the CloudNativePG example in k8s/postgres), or one replica
-# on SQLite (k8s/overlays/single-sqlite).
+# on SQLite (k8s/overlays/single-sqlite). Enforcement (eviction, taints)
+# and its rights come with k8s/overlays/enforce only.
 # Usage: test-manifests.sh SOURCE_ROOT NPM_DIR
 set -u
 SRC=$1
@@ -113,7 +114,7 @@ expect 0 node "$SRC/tests/tools/check-network-policies.mjs" "$NPM" \
     "$SRC/k8s/overlays/5g-core/quarantine.yaml" open5gs
 has "$T/out" " 0 failed" "in the 5G overlay only trusted pods get traffic"
 if command -v kubectl >/dev/null; then
-    for k in base overlays/5g-core overlays/single-sqlite cert-manager postgres; do
+    for k in base overlays/5g-core overlays/single-sqlite overlays/enforce cert-manager postgres; do
         kubectl kustomize "$SRC/k8s/$k" >"$T/built.yaml" 2>"$T/err" && ok || bad "kustomize $k: $(head -3 "$T/err")"
         mkdir -p "$T/empty"
         expect 0 node "$V" "$T/empty" "$T/built.yaml"
@@ -130,6 +131,30 @@ process.exit(sts.spec.replicas === 1 && db.value === "/var/lib/kima/kima.db" && 
   !env.some((e) => e.name === "KIMA_DB_PASSWORD_FILE") &&
   !pod.volumes.some((v) => v.name.startsWith("db-")) ? 0 : 1);' "$T/single.yaml" && ok ||
         bad "the single-sqlite overlay is not one replica on SQLite"
+    # Enforcement: the overlay turns it on and grants pods/eviction create
+    # and nodes get and patch; the base grants neither.
+    kubectl kustomize "$SRC/k8s/overlays/enforce" >"$T/enforce.yaml"
+    kubectl kustomize "$SRC/k8s/base" >"$T/base.yaml"
+    enforce_rights() {
+        NODE_PATH=$NPM/node_modules node -e '
+const YAML = require("yaml"), fs = require("fs");
+const docs = YAML.parseAllDocuments(fs.readFileSync(process.argv[1], "utf8")).map((d) => d.toJSON());
+const sa = (b) => b.subjects.some((s) => s.kind === "ServiceAccount" && s.name === "kima-verifier" &&
+                                    s.namespace === "kima-system");
+const roles = docs.filter((o) => o && o.kind === "ClusterRoleBinding" && sa(o))
+  .map((b) => docs.find((o) => o && o.kind === "ClusterRole" && o.metadata.name === b.roleRef.name));
+const can = (res, verb) => roles.some((r) => r && r.rules.some((x) => x.apiGroups.includes("") &&
+                                      x.resources.includes(res) && x.verbs.includes(verb)));
+const env = docs.find((o) => o && o.kind === "StatefulSet").spec.template.spec.containers[0].env || [];
+const on = (n) => env.some((e) => e.name === n && e.value === "1");
+console.log([can("pods/eviction", "create"), can("nodes", "get"), can("nodes", "patch"),
+             can("nodes", "update"), on("KIMA_EVICT_UNTRUSTED"), on("KIMA_TAINT_FAILED_NODES"),
+             on("KIMA_TAINT_NOEXECUTE")].join(" "));' "$1"
+    }
+    [ "$(enforce_rights "$T/enforce.yaml")" = "true true true false true true false" ] && ok ||
+        bad "the enforce overlay: $(enforce_rights "$T/enforce.yaml")"
+    [ "$(enforce_rights "$T/base.yaml")" = "false false false false false false false" ] && ok ||
+        bad "the base must not evict or taint, nor may it: $(enforce_rights "$T/base.yaml")"
     kubectl kustomize "$SRC/k8s/overlays/5g-core" >"$T/5g.yaml"
     grep -q "open5gs-upf.json" "$T/5g.yaml" && grep -q "kima-allow-trusted" "$T/5g.yaml" && ok ||
         bad "the 5G overlay lacks its policies or the quarantine"
