@@ -11,7 +11,8 @@
 #     disruption budget's 429 is retried, unknown pods are never evicted;
 #  3. with --taint-failed-nodes (and --taint-noexecute) a failed node is
 #     tainted, others' taints kept, a conflicting write (409) retried, and
-#     the taint removed when the node attests trusted again.
+#     the taint removed when the node attests trusted again;
+#  4. with --lease, only the Lease's holder evicts.
 # Usage: test-kube-enforce.sh KIMA_VERIFIER KIMA_AGENT KIMACTL IMA_WRITER
 set -u
 V=$1
@@ -189,6 +190,8 @@ for n in json.load(sys.stdin)["nodes"]:
 # 2b. with it, a disruption budget refuses twice, then the pod is evicted
 kill "$VPID"
 wait "$VPID"
+rc=$?
+[ $rc -eq 0 ] && ok || bad "the verifier's stop: exit $rc, wanted 0 (a sanitizer's report?)"
 fake pdb '{"namespace": "open5gs", "name": "upf-0", "count": 2}' >/dev/null
 start_verifier 2 --evict-untrusted --taint-failed-nodes --taint-noexecute
 upf_gone() {
@@ -232,7 +235,7 @@ cp "$L" "$T/list.real"
 cp "$T/list.before" "$L"
 "$W" --securityfs "$T/sfs" --no-tpm pod "${UIDS[amf]}" /usr/bin/open5gs-amfd $GOOD || bad "forge"
 agent_start
-node_state() { kctl nodes --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["nodes"][0]["state"])'; }
+node_state() { kctl nodes --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["nodes"][0]["state"])' 2>/dev/null; }
 node_is() { [ "$(node_state)" = "$1" ]; }
 taints_are() { [ "$(nodes_taints)" = "$want" ]; }
 wait_until 15 node_is untrusted && ok || bad "node-1 should be untrusted: $(node_state)"
@@ -261,4 +264,47 @@ example.com/maintenance:NoSchedule"
 wait_until 10 taints_are && ok || bad "node-1's taints after recovery: $(nodes_taints)"
 [ "$(audited node-untainted)" = 1 ] && ok || bad "node-untainted records: $(audited node-untainted)"
 metric_is 'kima_node_taints_total{change="removed"}' 1 && ok || bad "kima_node_taints_total removed"
+
+# 4. only the Lease's holder enforces: while a stranger holds it, an
+# untrusted pod is neither labelled nor evicted; once it is released, both
+kill "$VPID"
+wait "$VPID"
+rc=$?
+[ $rc -eq 0 ] && ok || bad "the verifier's stop: exit $rc, wanted 0 (a sanitizer's report?)"
+now=$(python3 -c 'import time; t=time.time(); print(time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%06dZ" % int(t % 1 * 1e6))')
+fake lease "{\"namespace\": \"default\", \"name\": \"kima-verifier\", \"spec\": {\"holderIdentity\": \"stranger\", \"leaseDurationSeconds\": 3600, \"renewTime\": \"$now\"}}" >/dev/null
+start_verifier 3 --evict-untrusted --lease kima-verifier
+kill "$APID"
+wait "$APID"
+agent_start # the verifier's new port
+UPF1=aaaaaaaa-0000-4000-8000-000000000009
+fake pods "{\"uid\": \"$UPF1\", \"namespace\": \"open5gs\", \"name\": \"upf-1\", \"labels\": {\"app\": \"upf\"}, \"nodeName\": \"node-1\"}" >/dev/null
+measure $UPF1 /usr/bin/open5gs-upfd $EVIL
+upf1_state() { kctl pod open5gs/upf-1 --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])' 2>/dev/null; }
+upf1_untrusted() { [ "$(upf1_state)" = untrusted ]; }
+wait_until 10 upf1_untrusted && ok || bad "upf-1 should be judged untrusted: $(upf1_state)"
+attestations() { kctl nodes --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["nodes"][0]["attestations"])' 2>/dev/null; }
+A0=$(attestations)
+rounds() { [ "$(attestations)" -ge $((A0 + 4)) ] 2>/dev/null; }
+wait_until 10 rounds || bad "node-1 did not attest 4 more times"
+evictions_of() { fake state | python3 -c '
+import json, sys
+print(sum(1 for e in json.load(sys.stdin)["evictions"] if e["name"] == sys.argv[1]))' "$1"; }
+[ "$(evictions_of upf-1)" = 0 ] && ok || bad "a verifier without the Lease evicted"
+upf1_label() { fake state | python3 -c '
+import json, sys
+print([(p["metadata"].get("labels") or {}).get("kima.dev/trust", "") for p in json.load(sys.stdin)["pods"]
+       if p["metadata"]["name"] == "upf-1"][0])'; }
+[ -z "$(upf1_label)" ] && ok || bad "a verifier without the Lease labelled: $(upf1_label)"
+fake lease '{"namespace": "default", "name": "kima-verifier", "spec": {"holderIdentity": "", "leaseDurationSeconds": 1}}' >/dev/null
+upf1_evicted() { [ "$(evictions_of upf-1)" = 1 ]; }
+wait_until 15 upf1_evicted && ok || bad "the holder did not evict upf-1: $(evictions_of upf-1) requests"
+grep -q '"type":"eviction-done".*upf-1' "$T/var/audit.log" && ok || bad "upf-1's eviction-done record"
+
+kill "$VPID"
+wait "$VPID"
+rc=$?
+VPID=
+[ $rc -eq 0 ] && ok || bad "the verifier's stop: exit $rc, wanted 0 (a sanitizer's report?)"
+! grep -q "Sanitizer\|runtime error" "$T/verifier.log" && ok || bad "sanitizer reports in the verifier's log"
 summary
