@@ -133,8 +133,16 @@ sys.exit(0 if [m["manager"] for m in p["metadata"]["managedFields"]] == ["kima-v
 
 # 1b. another user relabels the quarantined pod trusted: restored, an
 # Event, counted, audited with who did it
+t0=$EPOCHREALTIME
 tamper upf '{"kima.dev/trust": "trusted"}'
 wait_label upf untrusted
+# (a figure, not a check: from the tamper's request to the restoring PATCH)
+fake state | python3 -c '
+import json, sys
+t0 = float(sys.argv[1].replace(",", "."))
+ts = [r["time"] for r in json.load(sys.stdin)["requests"]
+      if r["method"] == "PATCH" and r["path"].endswith("/upf-0") and r["time"] > t0]
+print("the tampered label was restored %.0f ms after the tamper" % ((ts[0] - t0) * 1000) if ts else "no restoring PATCH")' "$t0"
 wait_until 5 metric_is kima_label_tamper_total 1 && ok || bad "kima_label_tamper_total: $(metric kima_label_tamper_total)"
 upf_event() { [ "$(events TrustLabelTampered)" = "upf-0 ${UIDS[upf]} Warning" ]; }
 wait_until 5 upf_event && ok ||
