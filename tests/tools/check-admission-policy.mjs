@@ -36,8 +36,9 @@ function check(what, ok, detail) {
 }
 
 // The messages of the validations that deny (an empty list: admitted).
-function admit(user, object, oldObject, p = policy) {
-  const ctx = {request: {userInfo: {username: user}}, object, oldObject, variables: {}};
+function admit(user, object, oldObject, p = policy, kind = 'Pod') {
+  const ctx = {request: {userInfo: {username: user}, kind: {kind}}, object, oldObject,
+               variables: {}};
   for (const v of p.spec.variables || []) {
     ctx.variables[v.name] = evaluate(v.expression, ctx);
   }
@@ -143,21 +144,25 @@ for (const [what, user, object, oldObject, allowed] of cases) {
 // Pod templates: no kima.dev/ key, whoever writes them.
 const tpl = (meta) => ({spec: {template: {metadata: meta, spec: {containers: []}}}});
 const templateCases = [
-  ['a Deployment whose template is labelled trusted', TENANT,
+  ['a Deployment whose template is labelled trusted', 'Deployment', TENANT,
    tpl({labels: {'app': 'upf', 'kima.dev/trust': 'trusted'}}), false],
-  ['a StatefulSet whose template carries a kima.dev/reason annotation', TENANT,
+  ['a StatefulSet whose template carries a kima.dev/reason annotation', 'StatefulSet', TENANT,
    tpl({labels: {'app': 'upf'}, annotations: {'kima.dev/reason': 'fine'}}), false],
-  ['a CronJob whose job template is labelled trusted', TENANT,
+  ['a CronJob whose job template is labelled trusted', 'CronJob', TENANT,
    {spec: {schedule: '* * * * *', jobTemplate: {spec: {template: {
      metadata: {labels: {'kima.dev/trust': 'trusted'}}}}}}}, false],
-  ['a PodTemplate labelled trusted', TENANT,
+  ['a PodTemplate labelled trusted', 'PodTemplate', TENANT,
    {template: {metadata: {labels: {'kima.dev/trust': 'trusted'}}}}, false],
-  ['the verifier writes a template labelled trusted', VERIFIER,
+  ['the verifier writes a template labelled trusted', 'Deployment', VERIFIER,
    tpl({labels: {'kima.dev/trust': 'trusted'}}), false],
-  ['a Deployment with ordinary labels', TENANT, tpl({labels: {'app': 'upf'}}), true],
-  ['a Deployment whose template has no metadata', TENANT, {spec: {template: {spec: {}}}}, true],
-  ['a CronJob with ordinary labels', TENANT,
+  ['a Deployment with ordinary labels', 'Deployment', TENANT, tpl({labels: {'app': 'upf'}}), true],
+  ['a Deployment whose template has no metadata', 'Deployment', TENANT,
+   {spec: {template: {spec: {}}}}, true],
+  ['a ReplicationController without a template', 'ReplicationController', TENANT,
+   {spec: {replicas: 0}}, true],
+  ['a CronJob with ordinary labels', 'CronJob', TENANT,
    {spec: {jobTemplate: {spec: {template: {metadata: {labels: {'app': 'x'}}}}}}}, true],
+  ['a PodTemplate without metadata', 'PodTemplate', TENANT, {template: {spec: {}}}, true],
 ];
 const trules = templates ? templates.spec.matchConstraints.resourceRules : [];
 check('templates of deployments, statefulsets, daemonsets, replicasets, jobs, cronjobs, ' +
@@ -165,10 +170,10 @@ check('templates of deployments, statefulsets, daemonsets, replicasets, jobs, cr
       ['deployments', 'statefulsets', 'daemonsets', 'replicasets', 'jobs', 'cronjobs',
        'replicationcontrollers', 'podtemplates']
           .every((r) => trules.some((t) => t.resources.includes(r))), JSON.stringify(trules));
-for (const [what, user, object, allowed] of templateCases) {
+for (const [what, kind, user, object, allowed] of templateCases) {
   let denied;
   try {
-    denied = admit(user, object, null, templates);
+    denied = admit(user, object, null, templates, kind);
   } catch (e) {
     check(what, false, `CEL error: ${e.message}`);
     continue;
