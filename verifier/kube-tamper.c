@@ -10,7 +10,7 @@
  *             verdict, while it was the writer: what the API should show;
  *   writing   a label being written now (its echo on the watch is ours);
  *   tamper    a change the watch showed, for the label thread to judge:
- *             {"seen", "was", "wrote", "managers": [...]};
+ *             {"seen", "was", "wrote", "managers": [...], "last_applied"};
  *   tamper_ms when the last tamper was audited (monotonic), tamper_sup how
  *             many were counted since without a record.
  * A change is a tamper when this verifier is the writer, it had vouched for
@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "json-util.h"
 #include "log.h"
 #include "time-util.h"
 
@@ -33,6 +34,8 @@
 #define MANAGERS_MAX        4               /* managers of the label kept in a record */
 #define MANAGER_MAX         128             /* bytes of a manager's name kept */
 #define OWN_MANAGER         "kima-verifier" /* the API names our writes by our User-Agent */
+#define LAST_APPLIED_MAX    (256u << 10)    /* the annotation (annotations total at most 256 KiB) */
+#define LAST_APPLIED        "kubectl.kubernetes.io/last-applied-configuration"
 
 json_t *kube_own(json_t *a) {
     json_t *own = json_object_get(a, "own");
@@ -85,11 +88,32 @@ static json_t *label_managers(struct kube *k, const json_t *obj) {
     return out;
 }
 
+/* The trust label in kubectl's last-applied configuration of the pod (the
+ * value a `kubectl apply` wrote), or NULL: none, or not readable. */
+static json_t *last_applied_label(struct kube *k, const json_t *obj) {
+    const char *text = json_string_value(json_object_get(
+            json_object_get(json_object_get(obj, "metadata"), "annotations"), LAST_APPLIED));
+    json_t *cfg = NULL, *out, *v;
+    char key[160], perr[100];
+    size_t n = text ? strlen(text) : 0;
+
+    if (!n || n > LAST_APPLIED_MAX ||
+        json_parse_bounded(text, n, 32, 1u << 16, &cfg, perr, sizeof(perr)) < 0) {
+        return NULL;
+    }
+    snprintf(key, sizeof(key), "%s/trust", k->prefix);
+    v = json_object_get(json_object_get(json_object_get(cfg, "metadata"), "labels"), key);
+    out = json_is_string(v) ? short_str(json_string_value(v)) : NULL;
+    json_decref(cfg);
+    return out;
+}
+
 bool kube_tamper_follow_locked(struct kube *k, const json_t *old, json_t *a, const json_t *obj) {
     json_t *own = json_object_get(old, "own");
     const char *seen = json_string_value(json_object_get(a, "trust"));
     const char *was = json_string_value(json_object_get(old, "trust"));
     const char *wrote, *writing;
+    json_t *t, *applied;
 
     if (old && json_is_true(json_object_get(old, "event"))) {
         json_object_set_new(a, "event", json_true());
@@ -104,9 +128,13 @@ bool kube_tamper_follow_locked(struct kube *k, const json_t *old, json_t *a, con
         strcmp(seen, wrote) == 0 || (writing && strcmp(seen, writing) == 0)) {
         return false;
     }
-    json_object_set_new(own, "tamper",
-                        json_pack("{s:s,s:s,s:s,s:o}", "seen", seen, "was", was, "wrote", wrote,
-                                  "managers", label_managers(k, obj)));
+    t = json_pack("{s:s,s:s,s:s,s:o}", "seen", seen, "was", was, "wrote", wrote, "managers",
+                  label_managers(k, obj));
+    applied = last_applied_label(k, obj);
+    if (applied) {
+        json_object_set_new(t, "last_applied", applied);
+    }
+    json_object_set_new(own, "tamper", t);
     return true;
 }
 

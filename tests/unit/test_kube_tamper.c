@@ -88,6 +88,35 @@ static void test_tamper_marked(void **state) {
     json_decref(old);
 }
 
+/* What `kubectl apply` last wrote, when the pod has it. */
+static void test_last_applied(void **state) {
+    struct fx *f = *state;
+    json_t *old = entry("untrusted"), *a = entry("trusted"),
+           *obj = pod_by("kubectl-client-side-apply");
+    const json_t *t;
+
+    kube_tamper_vouch_locked(&f->k, old, "untrusted");
+    json_object_set_new(json_object_get(obj, "metadata"), "annotations",
+                        json_pack("{s:s}", "kubectl.kubernetes.io/last-applied-configuration",
+                                  "{\"metadata\":{\"labels\":{\"kima.dev/trust\":\"trusted\"}}}"));
+    assert_true(kube_tamper_follow_locked(&f->k, old, a, obj));
+    t = json_object_get(json_object_get(a, "own"), "tamper");
+    assert_string_equal(json_string_value(json_object_get(t, "last_applied")), "trusted");
+    json_decref(a);
+    /* not JSON: left out */
+    a = entry("trusted");
+    json_object_set_new(json_object_get(obj, "metadata"), "annotations",
+                        json_pack("{s:s}", "kubectl.kubernetes.io/last-applied-configuration",
+                                  "{\"metadata\":"));
+    assert_true(kube_tamper_follow_locked(&f->k, old, a, obj));
+    t = json_object_get(json_object_get(a, "own"), "tamper");
+    assert_null(json_object_get(t, "last_applied"));
+    assert_non_null(json_object_get(t, "managers"));
+    json_decref(a);
+    json_decref(obj);
+    json_decref(old);
+}
+
 static void test_removal_marked(void **state) {
     struct fx *f = *state;
     json_t *old = entry("trusted");
@@ -157,6 +186,7 @@ static void test_take(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_tamper_marked, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_last_applied, setup, teardown),
             cmocka_unit_test_setup_teardown(test_removal_marked, setup, teardown),
             cmocka_unit_test_setup_teardown(test_not_marked, setup, teardown),
             cmocka_unit_test_setup_teardown(test_take, setup, teardown),
