@@ -90,6 +90,7 @@ struct engine_metrics_counters {
     uint64_t verify_us_buckets[ENGINE_LATENCY_BOUNDS + 1]; /* the last: +Inf */
     uint64_t verify_us_sum, verify_count;
     uint64_t commits, rounds_committed, commits_failed;
+    uint64_t enforce[ENFORCE_COUNT]; /* engine_enforce_record() */
 };
 
 struct engine {
@@ -149,6 +150,10 @@ struct engine {
     /* kima_leader (engine-leader.c), e->lock: shown once a Lease is used. */
     bool lease_used, leader;
 };
+
+/* The enforcement counters as Prometheus text (engine-enforce.c), appended
+ * to b. Call with e->lock held. */
+void engine_enforce_metrics(const struct engine *e, struct kbuf *b);
 
 /* Tell the listener that pod states changed (call without e->lock). */
 void engine_notify(struct engine *e);

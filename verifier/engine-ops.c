@@ -946,6 +946,7 @@ int engine_metrics(struct engine *e, char **ret_text) {
                     "labels and Events.\n# TYPE kima_leader gauge\nkima_leader %d\n",
                     e->leader ? 1 : 0);
     }
+    engine_enforce_metrics(e, &b);
     kbuf_printf(&b, "# HELP kima_pods Pods by state.\n# TYPE kima_pods gauge\n");
     for (int i = 0; i <= POD_UNTRUSTED; i++) {
         kbuf_printf(&b, "kima_pods{state=\"%s\"} %" PRIu64 "\n", pod_state_name((enum pod_state)i),

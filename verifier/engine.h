@@ -163,6 +163,26 @@ int engine_drain_end(struct engine *e, const char *why, struct engine_drain_coun
 int engine_leader_change(struct engine *e, bool leader, const char *lease, const char *holder,
                          const char *why);
 
+/* Enforcement in Kubernetes (verifier/kube-enforce.c, kube-tamper.c): what
+ * happened, counted for /metrics (kima_label_tamper_total,
+ * kima_evictions_total{result}, kima_node_taints_total{change}). */
+enum engine_enforce {
+    ENFORCE_TAMPER,          /* a trust label changed by someone else */
+    ENFORCE_EVICT_REQUESTED, /* an eviction asked for (each attempt) */
+    ENFORCE_EVICT_REFUSED,   /* 429: a PodDisruptionBudget said no (each attempt) */
+    ENFORCE_EVICT_DONE,      /* accepted, or the pod was gone */
+    ENFORCE_EVICT_FAILED,    /* another answer (each attempt) */
+    ENFORCE_TAINT_ADDED,     /* a node tainted */
+    ENFORCE_TAINT_REMOVED,   /* its taint removed */
+    ENFORCE_COUNT,
+};
+/* Count `what` and, when type is not NULL, write the audit record `type`
+ * for the node and pod (either NULL) with details (borrowed; NULL: {}),
+ * synced. 0 or a negative errno (the record could not be written; counted
+ * all the same). Call without e->lock. */
+int engine_enforce_record(struct engine *e, enum engine_enforce what, const char *type,
+                          const char *node, const struct audit_pod *pod, json_t *details);
+
 /* A node name Kubernetes would accept (DNS-1123 subdomain). */
 bool engine_valid_node_name(const char *name);
 

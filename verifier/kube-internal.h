@@ -14,14 +14,17 @@
 
 #include "kube.h"
 
-#define KUBE_RESPONSE_MAX (256u << 20) /* a PodList of a big cluster */
-#define KUBE_VALUES_MAX   (1u << 25)   /* as many as INVENTORY_VALUES_MAX */
-#define KUBE_TIMEOUT_MS   10000
-#define KUBE_RV_MAX       128 /* a resourceVersion's length */
-#define RESOLVE_GAP_MS    200 /* waiting measurements judged after events, this often */
-#define BACKOFF_MIN_MS    500
-#define BACKOFF_MAX_MS    30000
-#define REASON_MAX        1000
+#define KUBE_RESPONSE_MAX    (256u << 20) /* a PodList of a big cluster */
+#define KUBE_VALUES_MAX      (1u << 25)   /* as many as INVENTORY_VALUES_MAX */
+#define KUBE_TIMEOUT_MS      10000
+#define KUBE_RV_MAX          128 /* a resourceVersion's length */
+#define RESOLVE_GAP_MS       200 /* waiting measurements judged after events, this often */
+#define BACKOFF_MIN_MS       500
+#define BACKOFF_MAX_MS       30000
+#define REASON_MAX           1000
+#define EVICT_PER_PASS       16              /* eviction requests one label pass sends, at most */
+#define TAINT_NODES_PER_PASS 16              /* nodes one label pass reads and taints, at most */
+#define TAINT_RECHECK_MS     (5 * 60 * 1000) /* each node's taint read again this often */
 #define UNTRACKED_REASON \
     "the verifier does not track this pod (its node was deleted or never attested)"
 
@@ -46,6 +49,11 @@ struct kube {
     /* identity (UID, or a static pod's config hash) -> {"ns","name","uid","trust",
      * "reason","event"}: what the API shows */
     json_t *applied;
+    /* Enforcement (kube.h's options); `taints` is the label thread's own
+     * (no lock): node name -> {"tainted": bool, "next_ms", "backoff_ms"}. */
+    bool evict, taint, taint_noexecute;
+    json_t *taints;
+    int64_t taints_read_ms; /* when `taints` was last emptied (every TAINT_RECHECK_MS) */
     int64_t backoff_until_ms, backoff_ms;
     struct kube_stats stats;
     char host[256];
@@ -99,6 +107,46 @@ const char *kube_meta_str(const json_t *item, const char *a, const char *b);
 bool kube_k8s_name(const char *s);
 /* Wait on k->cond (k->lock held) at most ms. */
 void kube_wait_locked(struct kube *k, int64_t ms);
+
+/* An Event (type Warning) on the pod: 0, -EPERM when this verifier may not
+ * write, -EIO (logged) when the API refused it. */
+int kube_post_event(struct kube *k, const char *uid, const char *ns, const char *name,
+                    const char *reason, const char *message);
+/* "YYYY-MM-DDTHH:MM:SSZ" of wall_ms into out (at least 21 bytes). */
+void kube_iso_time(int64_t wall_ms, char *out, size_t outsz);
+/* Whether this verifier writes now: no Lease, or it holds it (k->lock
+ * held). */
+bool kube_writer_locked(struct kube *k);
+
+/* kube-tamper.c. The applied map's entries carry the verifier's own state
+ * of a pod in "own" (what it wrote or found right, a tamper seen, an
+ * eviction's progress); the syncer keeps it when the API shows the pod
+ * again. kube_tamper_follow_locked: under k->lock, entry `a` (the pod
+ * `obj` as the API shows it now) replaces `old` (NULL: a pod new to the
+ * map): "own" and a pending Event are kept, and a trust label changed by
+ * someone else is marked for the label thread. Returns true when the label
+ * thread should run at once (it is kicked by the caller). */
+/* An applied entry's "own" object (borrowed), made when missing (k->lock). */
+json_t *kube_own(json_t *a);
+bool kube_tamper_follow_locked(struct kube *k, const json_t *old, json_t *a, const json_t *obj);
+/* The label thread, for a pod whose verdict is `state`: a tamper the syncer
+ * marked, taken when the label it saw is not the verdict (the caller's to
+ * json_decref, after kube_tamper_report), else NULL. Without k->lock. */
+json_t *kube_tamper_take(struct kube *k, const char *pkey, const char *state);
+/* Count it, and audit it and post an Event unless this pod's last record is
+ * younger than a minute (then it is counted in the next). Without k->lock. */
+void kube_tamper_report(struct kube *k, const char *pkey, json_t *t, const char *state);
+/* The label thread: the label of pkey shows the verdict `state`, written
+ * or found so: what a tamper is judged against (k->lock held). */
+void kube_tamper_vouch_locked(struct kube *k, json_t *a, const char *state);
+
+/* kube-enforce.c: evict the untrusted pod pkey (k->evict), at most once,
+ * retried on 429 with a backoff of its own; 1 when a request was sent, 0
+ * when none was due. Without k->lock. */
+int kube_evict(struct kube *k, const char *pkey);
+/* Taint untrusted nodes and untaint trusted ones (k->taint), at most
+ * TAINT_NODES_PER_PASS API writes a pass. Without k->lock. */
+void kube_taint_pass(struct kube *k);
 
 /* kube-sync.c: list every pod into the inventory (0 or a negative errno,
  * logged), and the syncer thread (LIST, WATCH). */

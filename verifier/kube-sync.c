@@ -134,6 +134,7 @@ int kube_list_pods(struct kube *k) {
     json_t *items = json_array(), *applied = json_object(), *it, *old;
     char cont[KUBE_CONTINUE_MAX + 1] = "", rv[KUBE_RV_MAX + 1] = "", key[64 + 260];
     int64_t listed_ms = time_wall_ms();
+    bool tampered = false;
     int restarts = 0, r;
     const char *akey;
     size_t i;
@@ -169,19 +170,28 @@ int kube_list_pods(struct kube *k) {
     json_array_foreach(items, i, it) {
         json_t *a = applied_entry(k, it, key, sizeof(key));
         if (a) {
+            json_object_set(a, "obj", it); /* for the tamper check, dropped after it */
             json_object_set_new(applied, key, a);
         }
     }
     pthread_mutex_lock(&k->lock);
-    /* Keep a pending event across lists. */
+    /* Keep a pending event and the verifier's own state across lists; a
+     * tamper the watch missed shows here. */
     json_object_foreach(k->applied, akey, old) {
         json_t *n = json_object_get(applied, akey);
-        if (n && json_is_true(json_object_get(old, "event"))) {
-            json_object_set_new(n, "event", json_true());
+        if (n) {
+            tampered |= kube_tamper_follow_locked(k, old, n, json_object_get(n, "obj"));
         }
+    }
+    json_object_foreach(applied, akey, old) {
+        json_object_del(old, "obj");
     }
     json_decref(k->applied);
     k->applied = applied;
+    if (tampered) {
+        k->kicked = true;
+        pthread_cond_broadcast(&k->cond);
+    }
     pthread_mutex_unlock(&k->lock);
     json_decref(items);
     inventory_release_memory();
@@ -214,7 +224,8 @@ static int watch_fail(struct watch *w, int r, const char *fmt, ...) {
 }
 
 /* The applied map follows an event's pod (under k->lock): its labels as
- * the API shows them now, a pending Event kept; a deleted pod leaves. */
+ * the API shows them now, a pending Event and the verifier's own state
+ * kept (a tamper marked); a deleted pod leaves. */
 static void applied_follow(struct kube *k, const json_t *obj, bool deleted) {
     char key[64 + 260];
     json_t *a = applied_entry(k, obj, key, sizeof(key)), *old;
@@ -228,8 +239,9 @@ static void applied_follow(struct kube *k, const json_t *obj, bool deleted) {
         json_object_del(k->applied, key);
         json_decref(a);
     } else {
-        if (old && json_is_true(json_object_get(old, "event"))) {
-            json_object_set_new(a, "event", json_true());
+        if (kube_tamper_follow_locked(k, old, a, obj)) {
+            k->kicked = true; /* restore it now, not at the next tick */
+            pthread_cond_broadcast(&k->cond);
         }
         json_object_set_new(k->applied, key, a);
     }

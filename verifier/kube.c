@@ -187,7 +187,7 @@ bool kube_k8s_name(const char *s) {
     return n > 0 && n <= 253 && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789.-") == n;
 }
 
-static void iso_time(int64_t wall_ms, char *out, size_t outsz) {
+void kube_iso_time(int64_t wall_ms, char *out, size_t outsz) {
     time_t s = (time_t)(wall_ms / 1000);
     struct tm tm;
 
@@ -195,23 +195,27 @@ static void iso_time(int64_t wall_ms, char *out, size_t outsz) {
     strftime(out, outsz, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static int post_event(struct kube *k, const char *uid, const char *ns, const char *name,
-                      const char *reason) {
+bool kube_writer_locked(struct kube *k) {
+    return !k->lease[0] || (k->leader && !k->resigned);
+}
+
+int kube_post_event(struct kube *k, const char *uid, const char *ns, const char *name,
+                    const char *reason, const char *message) {
     char path[600], t[32], gen[300];
     json_t *ev, *resp = NULL;
     int status;
 
-    iso_time((int64_t)time(NULL) * 1000, t, sizeof(t));
+    kube_iso_time((int64_t)time(NULL) * 1000, t, sizeof(t));
     snprintf(gen, sizeof(gen), "%.240s.kima-", name);
     snprintf(path, sizeof(path), "/api/v1/namespaces/%s/events", ns);
     ev = json_pack("{s:s,s:s,s:{s:s,s:s},s:{s:s,s:s,s:s,s:s,s:s},s:s,s:s,s:s,s:{s:s},s:s,s:s,"
                    "s:i,s:s,s:s}",
                    "apiVersion", "v1", "kind", "Event", "metadata", "generateName", gen,
                    "namespace", ns, "involvedObject", "apiVersion", "v1", "kind", "Pod", "name",
-                   name, "namespace", ns, "uid", uid, "reason", "IntegrityViolation", "message",
-                   reason, "type", "Warning", "source", "component", "kima-verifier",
-                   "firstTimestamp", t, "lastTimestamp", t, "count", 1, "reportingComponent",
-                   "kima-verifier", "reportingInstance", k->host);
+                   name, "namespace", ns, "uid", uid, "reason", reason, "message", message, "type",
+                   "Warning", "source", "component", "kima-verifier", "firstTimestamp", t,
+                   "lastTimestamp", t, "count", 1, "reportingComponent", "kima-verifier",
+                   "reportingInstance", k->host);
     status = kube_write(k, "POST", path, "application/json", ev, &resp);
     json_decref(ev);
     if (status == -EPERM) {
@@ -281,7 +285,7 @@ static int patch_labels(struct kube *k, const char *ns, const char *name, const 
     snprintf(key, sizeof(key), "%s/trust", k->prefix);
     snprintf(rkey, sizeof(rkey), "%s/reason", k->prefix);
     snprintf(akey, sizeof(akey), "%s/attested-at", k->prefix);
-    iso_time((int64_t)since, at, sizeof(at));
+    kube_iso_time((int64_t)since, at, sizeof(at));
     /* The API UID makes the patch apply to this pod only, not to a
      * successor under the same name (the API refuses a patch whose UID
      * differs). */
@@ -297,92 +301,164 @@ static int patch_labels(struct kube *k, const char *ns, const char *name, const 
     return status;
 }
 
+/* What the label thread knows of a pod from the applied map: a copy, read
+ * under k->lock. */
+struct pod_view {
+    char pkey[64 + 260], ns[256], name[256], api_uid[64], have[16];
+    char have_reason[REASON_MAX + 1];
+    bool event_pending;
+};
+
+/* false when the pod is not (or no longer) in the cluster. */
+static bool pod_view_read(struct kube *k, struct pod_view *v) {
+    json_t *a;
+
+    pthread_mutex_lock(&k->lock);
+    a = json_object_get(k->applied, v->pkey);
+    if (a) {
+        snprintf(v->ns, sizeof(v->ns), "%s", json_string_value(json_object_get(a, "ns")));
+        snprintf(v->name, sizeof(v->name), "%s", json_string_value(json_object_get(a, "name")));
+        snprintf(v->api_uid, sizeof(v->api_uid), "%s",
+                 json_string_value(json_object_get(a, "uid")));
+        snprintf(v->have, sizeof(v->have), "%s", json_string_value(json_object_get(a, "trust")));
+        snprintf(v->have_reason, sizeof(v->have_reason), "%s",
+                 json_string_value(json_object_get(a, "reason")));
+        v->event_pending = json_is_true(json_object_get(a, "event"));
+    }
+    pthread_mutex_unlock(&k->lock);
+    return a != NULL;
+}
+
+/* Write the pod's label and annotations: 0, -EPERM (not the writer),
+ * -EAGAIN (back off). */
+static int label_pod(struct kube *k, struct pod_view *v, const char *state, const char *reason,
+                     json_int_t since) {
+    json_t *a, *before, *presp = NULL;
+    bool want_event = strcmp(state, "untrusted") == 0 && strcmp(v->have, "untrusted") != 0;
+    int status, r = 0;
+
+    /* What is being written: the watch's echo of it is not a tamper. The
+     * entry is held, so that an entry the watch replaced meanwhile is told
+     * from it (the watch's is newer than the answer). */
+    pthread_mutex_lock(&k->lock);
+    before = json_incref(json_object_get(k->applied, v->pkey));
+    if (before) {
+        json_object_set_new(kube_own(before), "writing", json_string(state));
+    }
+    pthread_mutex_unlock(&k->lock);
+    status = patch_labels(k, v->ns, v->name, v->api_uid, state, reason, since, &presp);
+    pthread_mutex_lock(&k->lock);
+    a = json_object_get(k->applied, v->pkey);
+    if (before) {
+        json_object_del(kube_own(before), "writing");
+    }
+    if (status == -EPERM) {
+        r = -EPERM; /* not the Lease's holder (any more) */
+    } else if (status == 200) {
+        k->stats.patches++;
+        if (a) {
+            if (a == before) {
+                json_object_set_new(a, "trust", json_string(state));
+                json_object_set_new(a, "reason", json_string(reason));
+            }
+            kube_tamper_vouch_locked(k, a, state);
+            if (want_event) {
+                json_object_set_new(a, "event", json_true());
+                v->event_pending = true;
+            }
+        }
+        k->backoff_ms = 0;
+    } else if (status == 404) {
+        json_object_del(k->applied, v->pkey); /* the pod is gone */
+    } else {
+        k->stats.patch_errors++;
+        log_warn("kubernetes: labelling %s/%s %s: %d %s", v->ns, v->name, state, status,
+                 kube_api_reason(presp));
+        if (status < 0 || status == 409 || status == 429 || status >= 500 || status == 401 ||
+            status == 403) {
+            backoff(k);
+            r = -EAGAIN;
+        }
+    }
+    pthread_mutex_unlock(&k->lock);
+    json_decref(before);
+    json_decref(presp);
+    return r;
+}
+
+/* One pod of engine_pods: its label, its Event, its eviction. 0, -EPERM or
+ * -EAGAIN (stop this pass). */
+static int reconcile_pod(struct kube *k, const json_t *p, int *evictions) {
+    const char *uid = json_string_value(json_object_get(p, "uid"));
+    const char *state = json_string_value(json_object_get(p, "state"));
+    const char *reason = json_string_value(json_object_get(p, "reason"));
+    json_int_t since = json_integer_value(json_object_get(p, "since_ms"));
+    char reason_c[REASON_MAX + 1];
+    struct pod_view v = {0};
+    json_t *a, *tamper;
+    int r;
+
+    if (!uid || !state || !reason) {
+        return 0;
+    }
+    kube_applied_key(uid, kube_str_or_empty(json_object_get(p, "node")), v.pkey, sizeof(v.pkey));
+    snprintf(reason_c, sizeof(reason_c), "%s", reason);
+    tamper = kube_tamper_take(k, v.pkey, state);
+    if (!pod_view_read(k, &v)) {
+        json_decref(tamper);
+        return 0; /* not (or no longer) in the cluster */
+    }
+    if (strcmp(v.have, state) != 0 || strcmp(v.have_reason, reason_c) != 0) {
+        /* Restored first, reported after (the audit's sync, the Event). */
+        r = label_pod(k, &v, state, reason_c, since);
+        if (tamper) {
+            kube_tamper_report(k, v.pkey, tamper, state);
+            json_decref(tamper);
+        }
+        if (r < 0) {
+            return r;
+        }
+    } else {
+        if (tamper) { /* undone meanwhile, by its author: still one */
+            kube_tamper_report(k, v.pkey, tamper, state);
+            json_decref(tamper);
+        }
+        pthread_mutex_lock(&k->lock);
+        a = json_object_get(k->applied, v.pkey);
+        if (a) {
+            kube_tamper_vouch_locked(k, a, state);
+        }
+        pthread_mutex_unlock(&k->lock);
+    }
+    if (v.event_pending &&
+        kube_post_event(k, v.api_uid, v.ns, v.name, "IntegrityViolation", reason_c) == 0) {
+        pthread_mutex_lock(&k->lock);
+        k->stats.events++;
+        a = json_object_get(k->applied, v.pkey);
+        if (a) {
+            json_object_del(a, "event");
+        }
+        pthread_mutex_unlock(&k->lock);
+    }
+    /* Never an unknown pod: unknown is also what an outage of the agent
+     * or of the verifier's judgement reads as. */
+    if (k->evict && strcmp(state, "untrusted") == 0 && *evictions < EVICT_PER_PASS) {
+        *evictions += kube_evict(k, v.pkey) > 0;
+    }
+    return 0;
+}
+
 static int reconcile(struct kube *k) {
     json_t *resp = NULL, *p;
+    int r = 0, evictions = 0;
     size_t i;
-    int r = 0;
 
     engine_pods(k->e, NULL, &resp);
     add_untracked(k, json_object_get(resp, "pods"));
     json_array_foreach(json_object_get(resp, "pods"), i, p) {
-        const char *uid = json_string_value(json_object_get(p, "uid"));
-        const char *state = json_string_value(json_object_get(p, "state"));
-        const char *reason = json_string_value(json_object_get(p, "reason"));
-        json_int_t since = json_integer_value(json_object_get(p, "since_ms"));
-        char ns[256], name[256], api_uid[64], have[16], reason_c[REASON_MAX + 1],
-                have_reason[REASON_MAX + 1], pkey[64 + 260];
-        bool event_pending, want_event;
-        json_t *a, *presp = NULL;
-        int status;
-
-        if (!uid || !state || !reason) {
-            continue;
-        }
-        kube_applied_key(uid, kube_str_or_empty(json_object_get(p, "node")), pkey, sizeof(pkey));
-        snprintf(reason_c, sizeof(reason_c), "%s", reason);
-        pthread_mutex_lock(&k->lock);
-        a = json_object_get(k->applied, pkey);
-        if (!a) {
-            pthread_mutex_unlock(&k->lock);
-            continue; /* not (or no longer) in the cluster */
-        }
-        snprintf(ns, sizeof(ns), "%s", json_string_value(json_object_get(a, "ns")));
-        snprintf(name, sizeof(name), "%s", json_string_value(json_object_get(a, "name")));
-        snprintf(api_uid, sizeof(api_uid), "%s", json_string_value(json_object_get(a, "uid")));
-        snprintf(have, sizeof(have), "%s", json_string_value(json_object_get(a, "trust")));
-        snprintf(have_reason, sizeof(have_reason), "%s",
-                 json_string_value(json_object_get(a, "reason")));
-        event_pending = json_is_true(json_object_get(a, "event"));
-        pthread_mutex_unlock(&k->lock);
-
-        want_event = strcmp(state, "untrusted") == 0 && strcmp(have, "untrusted") != 0;
-        if (strcmp(have, state) != 0 || strcmp(have_reason, reason_c) != 0) {
-            status = patch_labels(k, ns, name, api_uid, state, reason_c, since, &presp);
-            if (status == -EPERM) {
-                r = -EPERM; /* not the Lease's holder (any more) */
-                break;
-            }
-            pthread_mutex_lock(&k->lock);
-            if (status == 200) {
-                k->stats.patches++;
-                a = json_object_get(k->applied, pkey);
-                if (a) {
-                    json_object_set_new(a, "trust", json_string(state));
-                    json_object_set_new(a, "reason", json_string(reason_c));
-                    if (want_event) {
-                        json_object_set_new(a, "event", json_true());
-                        event_pending = true;
-                    }
-                }
-                k->backoff_ms = 0;
-            } else if (status == 404) {
-                json_object_del(k->applied, pkey); /* the pod is gone */
-            } else {
-                k->stats.patch_errors++;
-                log_warn("kubernetes: labelling %s/%s %s: %d %s", ns, name, state, status,
-                         kube_api_reason(presp));
-                if (status < 0 || status == 409 || status == 429 || status >= 500 ||
-                    status == 401 || status == 403) {
-                    backoff(k);
-                    r = -EAGAIN;
-                }
-            }
-            pthread_mutex_unlock(&k->lock);
-            json_decref(presp);
-            if (r < 0) {
-                break;
-            }
-        }
-        if (event_pending) {
-            if (post_event(k, api_uid, ns, name, reason_c) == 0) {
-                pthread_mutex_lock(&k->lock);
-                k->stats.events++;
-                a = json_object_get(k->applied, pkey);
-                if (a) {
-                    json_object_del(a, "event");
-                }
-                pthread_mutex_unlock(&k->lock);
-            }
+        r = reconcile_pod(k, p, &evictions);
+        if (r < 0) {
+            break;
         }
     }
     json_decref(resp);
@@ -425,8 +501,9 @@ static void *run(void *ud) {
         }
         /* A verifier that does not hold the Lease writes nothing: it
          * does not even read the verdicts. */
-        if (labels && time_mono_ms() >= k->backoff_until_ms && kube_write_budget_ms(k) > 0) {
-            reconcile(k);
+        if (labels && time_mono_ms() >= k->backoff_until_ms && kube_write_budget_ms(k) > 0 &&
+            reconcile(k) == 0 && k->taint) {
+            kube_taint_pass(k);
         }
         pthread_mutex_lock(&k->lock);
         t = time_mono_ms();
@@ -459,6 +536,10 @@ int kube_new(const struct kube_config *cfg, const struct kube_options *opt, stru
     k->e = e;
     k->inv = inv;
     k->applied = json_object();
+    k->evict = opt && opt->evict_untrusted;
+    k->taint = opt && opt->taint_nodes;
+    k->taint_noexecute = opt && opt->taint_noexecute;
+    k->taints = json_object();
     k->last_list_ms = INT64_MIN / 2;
     pthread_mutex_init(&k->lock, NULL);
     pthread_cond_init(&k->cond, NULL);
@@ -540,6 +621,7 @@ void kube_free(struct kube *k) {
     }
     kube_resign(k); /* no write is left: the Lease goes to another at once */
     json_decref(k->applied);
+    json_decref(k->taints);
     kube_config_free(&k->cfg);
     pthread_mutex_destroy(&k->lock);
     pthread_cond_destroy(&k->cond);

@@ -33,6 +33,13 @@
  *    backoff (0.5-30 s); nothing is written when nothing changed;
  *  - an Event (type Warning, reason IntegrityViolation) on the pod for each
  *    change to untrusted;
+ *  - a trust label the watch shows changed by someone else (not what this
+ *    verifier wrote or found right, not its verdict) is restored at once,
+ *    audited ("label-tampered"), counted (kima_label_tamper_total) and told
+ *    by an Event (TrustLabelTampered), at most once a minute a pod
+ *    (kube-tamper.c);
+ *  - with opt->evict_untrusted and opt->taint_nodes, evictions of untrusted
+ *    pods and the taint of untrusted nodes (kube-enforce.c);
  *  - with opt->lease, leader election (kube-lease.h, its own thread): labels
  *    and Events are written by the Lease's holder only, the others keep the
  *    inventory and write nothing.
@@ -49,6 +56,10 @@ struct kube_options {
     /* A Lease's name: only its holder writes labels and Events (kube-lease.h);
      * NULL or "": no election, this verifier writes. */
     const char *lease;
+    /* Enforcement (docs/kubernetes.md, "Enforcement"), off by default:
+     * evict untrusted pods through the Eviction API (kube-enforce.c); taint
+     * untrusted nodes <prefix>/untrusted:NoSchedule (and NoExecute). */
+    bool evict_untrusted, taint_nodes, taint_noexecute;
 };
 
 int kube_new(const struct kube_config *cfg, const struct kube_options *opt, struct engine *e,

@@ -90,6 +90,26 @@ static const struct option_spec verifier_options[] = {
                            "Events; the\n"
                            "                          others judge (none: this one writes) "
                            "[KIMA_LEASE]\n"),
+        OPTION_FLAG_SPEC(CFG, evict_untrusted, "evict-untrusted", "KIMA_EVICT_UNTRUSTED",
+                         "  --evict-untrusted       evict untrusted pods (the Eviction API: "
+                         "disruption\n"
+                         "                          budgets apply; never unknown pods), "
+                         "audited\n"
+                         "                                                         "
+                         "[KIMA_EVICT_UNTRUSTED=1]\n"),
+        OPTION_FLAG_SPEC(CFG, taint_failed_nodes, "taint-failed-nodes", "KIMA_TAINT_FAILED_NODES",
+                         "  --taint-failed-nodes    taint untrusted nodes "
+                         "<prefix>/untrusted:NoSchedule,\n"
+                         "                          removed once they attest trusted again, "
+                         "audited\n"
+                         "                                                  "
+                         "[KIMA_TAINT_FAILED_NODES=1]\n"),
+        OPTION_FLAG_SPEC(CFG, taint_noexecute, "taint-noexecute", "KIMA_TAINT_NOEXECUTE",
+                         "  --taint-noexecute       with --taint-failed-nodes: NoExecute too "
+                         "(evicts every\n"
+                         "                          pod of the node without a toleration)\n"
+                         "                                                  "
+                         "[KIMA_TAINT_NOEXECUTE=1]\n"),
         OPTION_UNSIGNED_SPEC(CFG, kube_refresh_ms, "kube-refresh-ms", "KIMA_KUBE_REFRESH_MS",
                              300000, 500, 86400000,
                              "  --kube-refresh-ms N     list every pod again this often, besides "

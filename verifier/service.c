@@ -52,6 +52,17 @@ int verifier_config_check(const struct verifier_config *cfg) {
                   cfg->static_pod_namespaces);
         return -EINVAL;
     }
+    if (cfg->taint_noexecute && !cfg->taint_failed_nodes) {
+        log_error("--taint-noexecute adds NoExecute to the taint of --taint-failed-nodes: give "
+                  "both");
+        return -EINVAL;
+    }
+    if ((cfg->evict_untrusted || cfg->taint_failed_nodes) && !cfg->kubeconfig && !cfg->in_cluster &&
+        (cfg->pods_file || !getenv("KUBERNETES_SERVICE_HOST"))) {
+        log_error("--evict-untrusted and --taint-failed-nodes act through the Kubernetes API: "
+                  "give --kubeconfig or --in-cluster");
+        return -EINVAL;
+    }
     return 0;
 }
 
@@ -82,7 +93,10 @@ static void split_config(struct verifier *v) {
     };
     v->kube_opt = (struct kube_options){.label_prefix = cfg->label_prefix,
                                         .refresh_ms = (int64_t)cfg->kube_refresh_ms,
-                                        .lease = cfg->lease};
+                                        .lease = cfg->lease,
+                                        .evict_untrusted = cfg->evict_untrusted,
+                                        .taint_nodes = cfg->taint_failed_nodes,
+                                        .taint_noexecute = cfg->taint_noexecute};
     v->use_api = cfg->kubeconfig || cfg->in_cluster ||
                  (!cfg->pods_file && getenv("KUBERNETES_SERVICE_HOST"));
 }

@@ -31,6 +31,7 @@ struct verifier_config {
     const char *lease; /* "" or NULL: no leader election */
     bool in_cluster;
     uint64_t kube_refresh_ms;
+    bool evict_untrusted, taint_failed_nodes, taint_noexecute; /* enforcement, off by default */
     const char *audit_log, *audit_key;
     /* This replica's name (--replica, else the host name's first label), a
      * DNS-1123 label: its audit chain's name, and what other parts use to

@@ -25,6 +25,19 @@ Faithful to the real one for what kima uses:
         (RFC 7386) or application/strategic-merge-patch+json; other types 415;
         label keys and values validated like the API server (422 Invalid); a
         metadata.uid in the patch must be the pod's (409 Conflict otherwise)
+        Each write of a pod is recorded in its metadata.managedFields as the API
+        server does (manager: the User-Agent up to its first "/", operation
+        Update, fieldsV1 naming the labels and annotations written)
+  POST  /api/v1/namespaces/NS/pods/NAME/eviction   a policy/v1 Eviction (400 when the body is
+        not one for this pod; 409 Conflict when deleteOptions.preconditions.uid is not the
+        pod's); 201 with a Success Status and the pod deleted (a DELETED watch event); 429
+        TooManyRequests with the API server's Status when a disruption budget refuses it
+        (/_fake/pdb); 404 NotFound for no such pod
+  GET   /api/v1/nodes/NAME                  a Node (only those added by /_fake/nodes); 404
+  PATCH /api/v1/nodes/NAME                  JSON merge patch only (415 otherwise); a
+        metadata.resourceVersion in the patch must be the current one (409 Conflict, "the
+        object has been modified"); spec.taints validated (422 Invalid: a taint without key,
+        an unknown effect, the same key and effect twice); each write a new resourceVersion
   POST  /api/v1/namespaces/NS/events      201; generateName honoured
   GET   /apis/coordination.k8s.io/v1/namespaces/NS/leases/NAME   200, or 404 NotFound
   POST  /apis/coordination.k8s.io/v1/namespaces/NS/leases        201; 409 AlreadyExists;
@@ -60,6 +73,19 @@ Test controls, no authentication, under /_fake/:
                         content, unvalidated: a hostile one too; "object" replaces it whole);
                         {"namespace": NS, "name": N, "delete": true}  remove it;
                         {"namespace": NS, "name": N, "expire": true}  its renewTime an hour ago
+  POST /_fake/tamper    {"namespace": NS, "name": N, "labels": {...}, "annotations": {...},
+                         "manager": "kubectl-label"}
+                                          another user patches the pod (merge: null removes a
+                                          key): a new resourceVersion, a managedFields entry
+                                          of that manager, a MODIFIED watch event
+  POST /_fake/pdb       {"namespace": NS, "name": N, "count": 2}   the next COUNT evictions of
+                                          that pod (name "*": of any pod) are refused with
+                                          429 as a PodDisruptionBudget refuses them;
+                        {"clear": true}  none
+  POST /_fake/nodes     {"name": N, "taints": [...]}   add or replace a Node;
+                        {"name": N, "race_taint": {taint}}   right after the next GET of
+                                          the node, another writer adds that taint (a new
+                                          resourceVersion): a write based on the GET is 409
   POST /_fake/down      {"seconds": 3}   every API request is 503 for that long
   POST /_fake/delete    {"namespace": NS, "name": NAME}
                                           the pod is gone at once (kubectl delete --force)
@@ -86,6 +112,8 @@ Test controls, no authentication, under /_fake/:
                                           list whole); {"clear": true} forgets them all
   GET /_fake/state also has "reviews" (TokenReviews answered), "reviewed" (how many
   of each token) and "leases" (every Lease) and each request's "agent"
+  GET /_fake/state also has "nodes", "evictions" (each eviction request: namespace, name,
+  uid, status)
   (User-Agent) and "status"; it counts "lists" (LISTs of /api/v1/pods without a
   continue token), "pages" and "watches" (watch requests answered), and
   says the newest resourceVersion an event sent on a watch had ("sent_rv").
@@ -112,6 +140,10 @@ from urllib.parse import parse_qs, urlparse
 LOCK = threading.Lock()
 PODS = {}  # (ns, name) -> pod object
 LEASES = {}  # (ns, name) -> Lease object
+NODES = {}  # name -> Node object
+NODE_RACES = {}  # name -> a taint another writer adds right after the next GET
+PDB = {}  # (ns, name) or ("*", "*") -> evictions still refused
+EVICTIONS = []
 EVENTS = []
 REQUESTS = []
 FAILS = []
@@ -379,6 +411,139 @@ def make_pod(spec):
     }
 
 
+def manage(obj, manager, patch):
+    """Record a write in metadata.managedFields as the API server does: the
+    manager's Update entry names the labels and annotations it wrote."""
+    md = obj["metadata"]
+    pmd = patch.get("metadata") if isinstance(patch, dict) else None
+    fields = {}
+    for part in ("labels", "annotations"):
+        keys = (pmd or {}).get(part)
+        if isinstance(keys, dict) and keys:
+            fields["f:" + part] = {"f:" + k: {} for k in keys}
+    mf = [m for m in md.get("managedFields", []) if m.get("manager") != manager]
+    mf.append({"manager": manager, "operation": "Update", "apiVersion": "v1",
+               "time": micro_now()[:19] + "Z", "fieldsType": "FieldsV1",
+               "fieldsV1": {"f:metadata": fields}})
+    md["managedFields"] = mf
+
+
+def eviction_api(ns, name, data):
+    """POST .../pods/NAME/eviction (under LOCK)."""
+    pod = PODS.get((ns, name))
+    rec = {"namespace": ns, "name": name, "uid": None}
+    EVICTIONS.append(rec)
+
+    def answer(code, obj):
+        rec["status"] = code
+        return code, obj
+    if not isinstance(data, dict) or data.get("kind") != "Eviction" or \
+            data.get("apiVersion") not in ("policy/v1", "policy/v1beta1") or \
+            (data.get("metadata") or {}).get("name") != name:
+        return answer(*status(400, "BadRequest", "the body is not an Eviction of this pod"))
+    if not pod:
+        return answer(*status(404, "NotFound", 'pods "%s" not found' % name))
+    uid = ((data.get("deleteOptions") or {}).get("preconditions") or {}).get("uid")
+    rec["uid"] = uid
+    if uid is not None and uid != pod["metadata"]["uid"]:
+        return answer(*status(409, "Conflict", 'Operation cannot be fulfilled on Pod "%s": '
+                              "Precondition failed: UID in precondition: %s, UID in object "
+                              "meta: %s" % (name, uid, pod["metadata"]["uid"])))
+    for key in ((ns, name), ("*", "*")):
+        if PDB.get(key, 0) > 0:
+            PDB[key] -= 1
+            code, obj = status(429, "TooManyRequests", "Cannot evict pod as it would violate "
+                               "the pod's disruption budget.")
+            obj["details"] = {"causes": [{"reason": "DisruptionBudget",
+                                          "message": "The disruption budget %s-pdb needs 1 "
+                                          "healthy pods and has 1 currently" % name}]}
+            return answer(code, obj)
+    del PODS[(ns, name)]
+    emit("DELETED", pod)
+    return answer(201, {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                        "status": "Success", "code": 201})
+
+
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+
+
+def node_api(method, name, data, ct):
+    """GET and PATCH /api/v1/nodes/NAME (under LOCK)."""
+    node = NODES.get(name)
+    if not node:
+        return status(404, "NotFound", 'nodes "%s" not found' % name)
+    if method == "GET":
+        out = copy.deepcopy(node)
+        race = NODE_RACES.pop(name, None)
+        if race:  # another writer, right after this read
+            node.setdefault("spec", {}).setdefault("taints", []).append(race)
+            node["metadata"]["resourceVersion"] = next_rv()
+        return 200, out
+    if method != "PATCH":
+        return status(405, "MethodNotAllowed", "the server does not allow this method on the "
+                      "requested resource")
+    if ct != "application/merge-patch+json":
+        return status(415, "UnsupportedMediaType",
+                      "the body of the request was in an unknown format")
+    if not isinstance(data, dict):
+        return status(400, "BadRequest", "the patch is not a JSON object")
+    want_rv = (data.get("metadata") or {}).get("resourceVersion")
+    if want_rv is not None and want_rv != node["metadata"]["resourceVersion"]:
+        return status(409, "Conflict", 'Operation cannot be fulfilled on nodes "%s": the object '
+                      "has been modified; please apply your changes to the latest version and "
+                      "try again" % name)
+    new = merge(copy.deepcopy(node), data)
+    seen = set()
+    for i, t in enumerate((new.get("spec") or {}).get("taints") or []):
+        if not isinstance(t, dict) or not t.get("key") or not valid_label_key(t["key"]):
+            return status(422, "Invalid", "spec.taints[%d].key: Invalid value" % i)
+        if t.get("effect") not in TAINT_EFFECTS:
+            return status(422, "Invalid", 'spec.taints[%d].effect: Unsupported value: "%s"'
+                          % (i, t.get("effect")))
+        if (t["key"], t["effect"]) in seen:
+            return status(422, "Invalid", "spec.taints[%d]: Duplicate value: %s:%s"
+                          % (i, t["key"], t["effect"]))
+        seen.add((t["key"], t["effect"]))
+    if new["metadata"].get("name") != name:
+        return status(422, "Invalid", "metadata.name is immutable")
+    new["metadata"]["resourceVersion"] = next_rv()
+    NODES[name] = new
+    return 200, new
+
+
+def fake_tamper(data):
+    """Another user patches a pod's labels or annotations (under LOCK)."""
+    key = (data.get("namespace"), data.get("name"))
+    pod = PODS.get(key)
+    if not pod:
+        return status(404, "NotFound", "no such pod")
+    patch = {"metadata": {k: data[k] for k in ("labels", "annotations") if k in data}}
+    new = merge(copy.deepcopy(pod), patch)
+    manage(new, data.get("manager", "kubectl-label"), patch)
+    new["metadata"]["resourceVersion"] = next_rv()
+    PODS[key] = new
+    emit("MODIFIED", new)
+    return 200, new
+
+
+def fake_node(data):
+    """Add or replace a Node, or arm a racing writer (under LOCK)."""
+    name = data.get("name")
+    if not isinstance(name, str) or not PREFIX_RE.match(name):
+        return status(400, "BadRequest", "a node needs a name")
+    if "race_taint" in data:
+        if name not in NODES:
+            return status(404, "NotFound", "no such node")
+        NODE_RACES[name] = data["race_taint"]
+        return 200, NODES[name]
+    NODES[name] = {"apiVersion": "v1", "kind": "Node",
+                   "metadata": {"name": name, "uid": str(uuid.uuid4()),
+                                "resourceVersion": next_rv(), "labels": {}},
+                   "spec": {"taints": list(data.get("taints", []))} if data.get("taints")
+                   else {}}
+    return 201, NODES[name]
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -422,6 +587,7 @@ class Handler(BaseHTTPRequestHandler):
             if method == "GET" and path == "/_fake/state":
                 return 200, {"pods": list(PODS.values()), "events": EVENTS, "requests": REQUESTS,
                              "leases": list(LEASES.values()),
+                             "nodes": list(NODES.values()), "evictions": EVICTIONS,
                              "lists": STATE["lists"], "pages": STATE["pages"],
                              "watches": STATE["watches"], "reviews": STATE["reviews"], "reviewed": REVIEWED,
                              "resourceVersion": str(STATE["rv"]),
@@ -483,6 +649,17 @@ class Handler(BaseHTTPRequestHandler):
                 TOKENS[str(data["token"])] = {k: data[k] for k in
                                               ("username", "audiences", "node", "nodes", "expired")
                                               if k in data}
+                return 200, {}
+            if method == "POST" and path == "/_fake/tamper" and isinstance(data, dict):
+                return fake_tamper(data)
+            if method == "POST" and path == "/_fake/nodes" and isinstance(data, dict):
+                return fake_node(data)
+            if method == "POST" and path == "/_fake/pdb" and isinstance(data, dict):
+                if data.get("clear"):
+                    PDB.clear()
+                else:
+                    PDB[(data.get("namespace", "*"), data.get("name", "*"))] = \
+                        int(data.get("count", 1))
                 return 200, {}
             if method == "POST" and path == "/_fake/down" and isinstance(data, dict):
                 STATE["down_until"] = time.time() + float(data["seconds"])
@@ -549,6 +726,12 @@ class Handler(BaseHTTPRequestHandler):
                         return status(400, "BadRequest", "field label not supported: " + sel)
                     items = [p for p in items if p["spec"]["nodeName"] == m.group(1)]
                 return list_pods(items, q)
+            if len(parts) == 5 and parts[1:4] == ["api", "v1", "nodes"]:
+                return node_api(method, parts[4], data,
+                                self.headers.get("Content-Type", "").split(";")[0].strip())
+            if len(parts) == 8 and parts[1:4] == ["api", "v1", "namespaces"] and \
+                    parts[5] == "pods" and parts[7] == "eviction" and method == "POST":
+                return eviction_api(parts[4], parts[6], data)
             if len(parts) >= 6 and parts[1:4] == ["api", "v1", "namespaces"]:
                 ns = parts[4]
                 if parts[5] == "pods" and len(parts) == 6 and method == "GET":
@@ -590,6 +773,8 @@ class Handler(BaseHTTPRequestHandler):
                         if md.get("name") != pod["metadata"]["name"]:
                             return status(422, "Invalid", "metadata.name is immutable")
                         md["resourceVersion"] = next_rv()
+                        manage(new, (self.headers.get("User-Agent") or "unknown").split("/")[0],
+                               data)
                         PODS[(ns, parts[6])] = new
                         emit("MODIFIED", new)
                         return 200, new

@@ -19,6 +19,8 @@
 # selects it (tests/tools/check-quarantine.mjs).
 # Agents authenticate with projected ServiceAccount tokens
 # (k8s/overlays/agent-mtls: certificates).
+# Enforcement (eviction, taints) and its rights come with
+# k8s/overlays/enforce only.
 # Usage: test-manifests.sh SOURCE_ROOT NPM_DIR
 set -u
 SRC=$1
@@ -193,7 +195,7 @@ expect 0 node "$SRC/tests/tools/check-network-policies.mjs" "$NPM" \
     "$SRC/k8s/overlays/5g-core/quarantine.yaml" open5gs
 has "$T/out" " 0 failed" "in the 5G overlay only trusted pods get traffic"
 if command -v kubectl >/dev/null; then
-    for k in base overlays/5g-core overlays/single-sqlite overlays/agent-mtls cert-manager postgres \
+    for k in base overlays/5g-core overlays/single-sqlite overlays/agent-mtls overlays/enforce cert-manager postgres \
         quarantine/admin-network-policy quarantine/cluster-network-policy quarantine/cilium \
         quarantine/calico monitoring; do
         kubectl kustomize "$SRC/k8s/$k" >"$T/built.yaml" 2>"$T/err" && ok || bad "kustomize $k: $(head -3 "$T/err")"
@@ -219,6 +221,30 @@ process.exit(sts.spec.replicas === 1 && db.value === "/var/lib/kima/kima.db" && 
     grep -q "name: kima-ca$" "$T/mtls.yaml" && bad "the agent-mtls overlay still ships kima-ca" || ok
     kubectl kustomize "$SRC/k8s/base" >"$T/base.yaml"
     expect 1 node "$SRC/tests/tools/check-agent-identity.cjs" cert "$T/base.yaml"
+    # Enforcement: the overlay turns it on and grants pods/eviction create
+    # and nodes get and patch; the base grants neither.
+    kubectl kustomize "$SRC/k8s/overlays/enforce" >"$T/enforce.yaml"
+    kubectl kustomize "$SRC/k8s/base" >"$T/base.yaml"
+    enforce_rights() {
+        NODE_PATH=$NPM/node_modules node -e '
+const YAML = require("yaml"), fs = require("fs");
+const docs = YAML.parseAllDocuments(fs.readFileSync(process.argv[1], "utf8")).map((d) => d.toJSON());
+const sa = (b) => b.subjects.some((s) => s.kind === "ServiceAccount" && s.name === "kima-verifier" &&
+                                    s.namespace === "kima-system");
+const roles = docs.filter((o) => o && o.kind === "ClusterRoleBinding" && sa(o))
+  .map((b) => docs.find((o) => o && o.kind === "ClusterRole" && o.metadata.name === b.roleRef.name));
+const can = (res, verb) => roles.some((r) => r && r.rules.some((x) => x.apiGroups.includes("") &&
+                                      x.resources.includes(res) && x.verbs.includes(verb)));
+const env = docs.find((o) => o && o.kind === "StatefulSet").spec.template.spec.containers[0].env || [];
+const on = (n) => env.some((e) => e.name === n && e.value === "1");
+console.log([can("pods/eviction", "create"), can("nodes", "get"), can("nodes", "patch"),
+             can("nodes", "update"), on("KIMA_EVICT_UNTRUSTED"), on("KIMA_TAINT_FAILED_NODES"),
+             on("KIMA_TAINT_NOEXECUTE")].join(" "));' "$1"
+    }
+    [ "$(enforce_rights "$T/enforce.yaml")" = "true true true false true true false" ] && ok ||
+        bad "the enforce overlay: $(enforce_rights "$T/enforce.yaml")"
+    [ "$(enforce_rights "$T/base.yaml")" = "false false false false false false false" ] && ok ||
+        bad "the base must not evict or taint, nor may it: $(enforce_rights "$T/base.yaml")"
     kubectl kustomize "$SRC/k8s/overlays/5g-core" >"$T/5g.yaml"
     grep -q "open5gs-upf.json" "$T/5g.yaml" && grep -q "kima-allow-trusted" "$T/5g.yaml" && ok ||
         bad "the 5G overlay lacks its policies or the quarantine"

@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* What counts as a tamper of the trust label (verifier/kube-tamper.c): the
+ * syncer's mark when the API shows a pod again, and the label thread's
+ * judgement against the verdict. No API, no engine: a struct kube with the
+ * fields the two read. */
+#include "test-util.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "kube-internal.h"
+
+struct fx {
+    struct kube k;
+};
+
+static int setup(void **state) {
+    struct fx *f = calloc(1, sizeof(*f));
+
+    assert_non_null(f);
+    snprintf(f->k.prefix, sizeof(f->k.prefix), "kima.dev");
+    f->k.applied = json_object();
+    pthread_mutex_init(&f->k.lock, NULL);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    struct fx *f = *state;
+
+    json_decref(f->k.applied);
+    pthread_mutex_destroy(&f->k.lock);
+    free(f);
+    return 0;
+}
+
+/* An applied entry showing `trust`. */
+static json_t *entry(const char *trust) {
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "ns", "open5gs", "name", "upf-0", "uid",
+                     "u-1", "id", "u-1", "node", "node-1", "trust", trust, "reason", "r");
+}
+
+/* A pod object whose managedFields name `who` as a manager of the trust
+ * label (and the verifier as another). */
+static json_t *pod_by(const char *who) {
+    return json_pack("{s:{s:[{s:s,s:s,s:s,s:{s:{s:{s:{}}}}},{s:s,s:s,s:{s:{s:{s:{}}}}}]}}",
+                     "metadata", "managedFields", "manager", who, "operation", "Update", "time",
+                     "2026-12-02T04:00:00Z", "fieldsV1", "f:metadata", "f:labels",
+                     "f:kima.dev/trust", "manager", "kima-verifier", "operation", "Update",
+                     "fieldsV1", "f:metadata", "f:labels", "f:kima.dev/trust");
+}
+
+/* The syncer replaces `old` (in the map) by an entry showing `seen`; the
+ * mark it leaves, or NULL. */
+static const json_t *follow(struct fx *f, json_t *old, const char *seen, bool *ret_kick) {
+    json_t *a = entry(seen), *obj = pod_by("kubectl-label");
+
+    *ret_kick = kube_tamper_follow_locked(&f->k, old, a, obj);
+    json_object_set_new(f->k.applied, "u-1@node-1", a);
+    json_decref(obj);
+    return json_object_get(json_object_get(a, "own"), "tamper");
+}
+
+static void test_tamper_marked(void **state) {
+    struct fx *f = *state;
+    json_t *old = entry("untrusted");
+    const json_t *t;
+    bool kick;
+
+    kube_tamper_vouch_locked(&f->k, old, "untrusted");
+    json_object_set_new(old, "event", json_true());
+    t = follow(f, old, "trusted", &kick);
+    assert_true(kick);
+    assert_non_null(t);
+    assert_string_equal(json_string_value(json_object_get(t, "seen")), "trusted");
+    assert_string_equal(json_string_value(json_object_get(t, "was")), "untrusted");
+    assert_string_equal(json_string_value(json_object_get(t, "wrote")), "untrusted");
+    /* who did it, from managedFields; the verifier itself is no suspect */
+    assert_int_equal(json_array_size(json_object_get(t, "managers")), 1);
+    assert_string_equal(json_string_value(json_object_get(
+                                json_array_get(json_object_get(t, "managers"), 0), "manager")),
+                        "kubectl-label");
+    /* the pending Event and the own state go with the pod */
+    assert_true(
+            json_is_true(json_object_get(json_object_get(f->k.applied, "u-1@node-1"), "event")));
+    json_decref(old);
+}
+
+/* What `kubectl apply` last wrote, when the pod has it. */
+static void test_last_applied(void **state) {
+    struct fx *f = *state;
+    json_t *old = entry("untrusted"), *a = entry("trusted"),
+           *obj = pod_by("kubectl-client-side-apply");
+    const json_t *t;
+
+    kube_tamper_vouch_locked(&f->k, old, "untrusted");
+    json_object_set_new(json_object_get(obj, "metadata"), "annotations",
+                        json_pack("{s:s}", "kubectl.kubernetes.io/last-applied-configuration",
+                                  "{\"metadata\":{\"labels\":{\"kima.dev/trust\":\"trusted\"}}}"));
+    assert_true(kube_tamper_follow_locked(&f->k, old, a, obj));
+    t = json_object_get(json_object_get(a, "own"), "tamper");
+    assert_string_equal(json_string_value(json_object_get(t, "last_applied")), "trusted");
+    json_decref(a);
+    /* not JSON: left out */
+    a = entry("trusted");
+    json_object_set_new(json_object_get(obj, "metadata"), "annotations",
+                        json_pack("{s:s}", "kubectl.kubernetes.io/last-applied-configuration",
+                                  "{\"metadata\":"));
+    assert_true(kube_tamper_follow_locked(&f->k, old, a, obj));
+    t = json_object_get(json_object_get(a, "own"), "tamper");
+    assert_null(json_object_get(t, "last_applied"));
+    assert_non_null(json_object_get(t, "managers"));
+    json_decref(a);
+    json_decref(obj);
+    json_decref(old);
+}
+
+static void test_removal_marked(void **state) {
+    struct fx *f = *state;
+    json_t *old = entry("trusted");
+    bool kick;
+
+    kube_tamper_vouch_locked(&f->k, old, "trusted");
+    assert_non_null(follow(f, old, "", &kick));
+    assert_true(kick);
+    json_decref(old);
+}
+
+/* Not a tamper: the verifier's own write echoed, one in flight, a pod it
+ * never vouched for, a label that did not change, a replica not writing. */
+static void test_not_marked(void **state) {
+    struct fx *f = *state;
+    json_t *old = entry("trusted");
+    bool kick;
+
+    /* never labelled by this verifier */
+    assert_null(follow(f, old, "untrusted", &kick));
+    assert_false(kick);
+    /* its own write, echoed: wrote is the new value */
+    kube_tamper_vouch_locked(&f->k, old, "untrusted");
+    assert_null(follow(f, old, "untrusted", &kick));
+    /* a write in flight */
+    json_object_set_new(json_object_get(old, "own"), "wrote", json_string("trusted"));
+    json_object_set_new(json_object_get(old, "own"), "writing", json_string("untrusted"));
+    assert_null(follow(f, old, "untrusted", &kick));
+    json_object_del(json_object_get(old, "own"), "writing");
+    /* the same value again (another field of the pod changed) */
+    json_object_set_new(old, "trust", json_string("unknown"));
+    assert_null(follow(f, old, "unknown", &kick));
+    /* a replica that does not hold the Lease marks nothing */
+    json_object_set_new(old, "trust", json_string("trusted"));
+    snprintf(f->k.lease, sizeof(f->k.lease), "kima-verifier");
+    f->k.leader = false;
+    assert_null(follow(f, old, "untrusted", &kick));
+    f->k.leader = true;
+    assert_non_null(follow(f, old, "untrusted", &kick));
+    assert_true(kick);
+    json_object_del(json_object_get(old, "own"), "tamper"); /* taken */
+    f->k.resigned = true;
+    assert_null(follow(f, old, "unknown", &kick));
+    assert_false(kick);
+    json_decref(old);
+}
+
+/* The label thread takes a mark once, and only when the label seen is not
+ * the verdict (another replica's write during a change of leader). */
+static void test_take(void **state) {
+    struct fx *f = *state;
+    json_t *old = entry("untrusted"), *t;
+    bool kick;
+
+    kube_tamper_vouch_locked(&f->k, old, "untrusted");
+    assert_non_null(follow(f, old, "trusted", &kick));
+    t = kube_tamper_take(&f->k, "u-1@node-1", "untrusted");
+    assert_non_null(t);
+    json_decref(t);
+    assert_null(kube_tamper_take(&f->k, "u-1@node-1", "untrusted")); /* taken */
+    assert_non_null(follow(f, old, "trusted", &kick));
+    assert_null(kube_tamper_take(&f->k, "u-1@node-1", "trusted")); /* the verdict */
+    assert_null(kube_tamper_take(&f->k, "nobody@node-1", "trusted"));
+    json_decref(old);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+            cmocka_unit_test_setup_teardown(test_tamper_marked, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_last_applied, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_removal_marked, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_not_marked, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_take, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
