@@ -111,9 +111,8 @@ Test controls, no authentication, under /_fake/:
                                           TokenReviews ("nodes" replaces the node claim's
                                           list whole); {"clear": true} forgets them all
   GET /_fake/state also has "reviews" (TokenReviews answered), "reviewed" (how many
-  of each token) and "leases" (every Lease) and each request's "agent"
-  GET /_fake/state also has "nodes", "evictions" (each eviction request: namespace, name,
-  uid, status)
+  of each token), "nodes", "evictions" (each eviction request: namespace, name, uid,
+  status) and "leases" (every Lease) and each request's "agent"
   (User-Agent) and "status"; it counts "lists" (LISTs of /api/v1/pods without a
   continue token), "pages" and "watches" (watch requests answered), and
   says the newest resourceVersion an event sent on a watch had ("sent_rv").
