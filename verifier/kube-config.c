@@ -35,6 +35,7 @@ void kube_config_free(struct kube_config *c) {
     free(c->ca_file);
     free(c->ca_data);
     free(c->token);
+    free(c->token_file);
     free(c->cert_file);
     free(c->key_file);
     free(c->cert_data);
@@ -306,6 +307,33 @@ static int read_cluster(json_t *cluster, const char *dir, struct kube_config *c,
     return 0;
 }
 
+int kube_config_reread_token(struct kube_config *c) {
+    char *t = NULL;
+    int r;
+
+    if (!c || !c->token_file) {
+        return 0;
+    }
+    r = read_token_file(c->token_file, &t);
+    if (r < 0) {
+        return r;
+    }
+    if (!t) {
+        return -ENOMEM;
+    }
+    if (!*t || !token_ok(t)) {
+        free(t);
+        return -EBADMSG;
+    }
+    if (c->token && strcmp(c->token, t) == 0) {
+        free(t);
+        return 0;
+    }
+    free(c->token);
+    c->token = t;
+    return 1;
+}
+
 /* The user's credentials: a token (or tokenFile), a client certificate and
  * key (files or data). Plugins (exec, auth-provider) are refused. */
 static int read_user(json_t *user, const char *u_name, const char *dir, struct kube_config *c,
@@ -316,10 +344,12 @@ static int read_user(json_t *user, const char *u_name, const char *dir, struct k
     if ((s = str(user, "token"))) {
         c->token = strdup(s);
     } else if ((s = str(user, "tokenFile"))) {
-        _cleanup_free_ char *tf = resolve(dir, s);
+        char *tf = resolve(dir, s);
         if (!tf || read_token_file(tf, &c->token) < 0) {
+            free(tf);
             return fail(err, errsz, -EINVAL, "cannot read the user's tokenFile %s", s);
         }
+        c->token_file = tf;
     }
     if ((s = str(user, "client-certificate"))) {
         c->cert_file = resolve(dir, s);
@@ -432,9 +462,11 @@ int kube_config_in_cluster(const char *sa_dir, struct kube_config *ret, char *er
     if (read_token_file(path, &c.namespace) < 0) {
         c.namespace = NULL;
     }
+    snprintf(path, sizeof(path), "%s/token", sa_dir);
+    c.token_file = strdup(path);
     snprintf(path, sizeof(path), "%s/ca.crt", sa_dir);
     c.ca_file = strdup(path);
-    if (!c.token || !c.ca_file) {
+    if (!c.token || !c.ca_file || !c.token_file) {
         kube_config_free(&c);
         return -ENOMEM;
     }

@@ -19,6 +19,10 @@ struct kube_config {
     size_t ca_len;
     bool insecure; /* insecure-skip-tls-verify: true (refused unless allowed) */
     char *token;   /* bearer token, or NULL */
+    /* Where the token came from (the service account's token, a
+     * kubeconfig's tokenFile), read again as the kubelet rotates it
+     * (kube_config_reread_token()); NULL for a token given inline. */
+    char *token_file;
     char *cert_file, *key_file;
     uint8_t *cert_data, *key_data; /* client-certificate-data, client-key-data */
     size_t cert_len, key_len;
@@ -43,6 +47,11 @@ int kube_config_from_kubeconfig(const char *path, const char *context, struct ku
  * account's token and ca.crt in sa_dir (NULL:
  * /var/run/secrets/kubernetes.io/serviceaccount). */
 int kube_config_in_cluster(const char *sa_dir, struct kube_config *ret, char *err, size_t errsz);
+
+/* Reads c->token_file again: 1 when the token changed (c->token replaced),
+ * 0 when it is the same or there is no file, or a negative errno (the file
+ * cannot be read, or holds no usable token), c->token kept. */
+int kube_config_reread_token(struct kube_config *c);
 
 /* YAML (one document) to JSON: mappings to objects, sequences to arrays,
  * scalars to strings. Anchors and aliases are refused. For kubeconfigs. */

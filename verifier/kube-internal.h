@@ -22,6 +22,8 @@
 #define BACKOFF_MIN_MS       500
 #define BACKOFF_MAX_MS       30000
 #define REASON_MAX           1000
+#define TOKEN_REREAD_MS      60000 /* the token file read again this often (the kubelet rotates it) */
+#define TOKEN_RETRY_MS       1000            /* and after a 401, at most this often */
 #define EVICT_PER_PASS       16              /* eviction requests one label pass sends, at most */
 #define TAINT_NODES_PER_PASS 16              /* nodes one label pass reads and taints, at most */
 #define TAINT_RECHECK_MS     (5 * 60 * 1000) /* each node's taint read again this often */
@@ -65,9 +67,14 @@ struct kube {
     pthread_t leaser;
     bool leaser_started;
     pthread_mutex_t lease_op; /* one Lease operation at a time: the thread's or the release */
-    pthread_mutex_t wlock;    /* held around each label or Event write (the release waits) */
-    bool leader, resigned;    /* k->lock */
-    int64_t renewed_ms;       /* k->lock: when the last successful renewal began (monotonic) */
+    /* The bearer token (cfg.token) as it is read again (kube.c bearer()):
+     * when it was last read (monotonic), and whether a 401 came since. */
+    pthread_mutex_t token_lock;
+    int64_t token_read_ms;
+    bool token_refused;
+    pthread_mutex_t wlock; /* held around each label or Event write (the release waits) */
+    bool leader, resigned; /* k->lock */
+    int64_t renewed_ms;    /* k->lock: when the last successful renewal began (monotonic) */
     /* lease_op's: the resourceVersion last seen and when it was first seen
      * (monotonic), the last complaint logged and when. */
     char lease_rv[129];
@@ -81,6 +88,9 @@ bool kube_stopping(struct kube *k);
  * authentication; the header list (*ret_h) is the caller's to free after
  * the transfer (curl_slist_free_all), the handle too (curl_easy_cleanup).
  * NULL when out of memory. */
+/* The API answered 401: the token's file is read again before the next
+ * request (at most every TOKEN_RETRY_MS). */
+void kube_token_refused(struct kube *k);
 CURL *kube_api_handle(struct kube *k, const char *method, const char *path, const char *ctype,
                       struct curl_slist **ret_h);
 /* One request. Returns the HTTP status (the answer parsed into *ret, the

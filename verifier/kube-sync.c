@@ -327,6 +327,9 @@ static size_t on_watch_data(char *p, size_t size, size_t n, void *ud) {
 
     if (!w->status) {
         curl_easy_getinfo(w->c, CURLINFO_RESPONSE_CODE, &w->status);
+        if (w->status == 401) {
+            kube_token_refused(w->k);
+        }
     }
     if (w->status != 200) {
         kbuf_append(&w->body, p, len); /* past the cap: cut, enough for the log */

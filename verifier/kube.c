@@ -28,6 +28,43 @@ bool kube_stopping(struct kube *k) {
     return __atomic_load_n(&k->stop, __ATOMIC_RELAXED);
 }
 
+/* The Authorization header into auth: false when there is no token. The
+ * token's file is read again every TOKEN_REREAD_MS, and at most every
+ * TOKEN_RETRY_MS after the API answered 401: a projected service account
+ * token expires (an hour by default) and the kubelet writes its successor
+ * into the file before. A file that cannot be read keeps the token we have
+ * (logged): the API says when that one no longer works. */
+static bool bearer(struct kube *k, char *auth, size_t authsz) {
+    int64_t now = time_mono_ms();
+    bool have;
+
+    pthread_mutex_lock(&k->token_lock);
+    if (k->cfg.token_file && (now - k->token_read_ms >= TOKEN_REREAD_MS ||
+                              (k->token_refused && now - k->token_read_ms >= TOKEN_RETRY_MS))) {
+        int r = kube_config_reread_token(&k->cfg);
+        if (r < 0) {
+            log_warn("kubernetes: reading the token %s again: %s (the previous one is kept)",
+                     k->cfg.token_file, strerror(-r));
+        } else if (r > 0) {
+            log_info("kubernetes: a new token read from %s", k->cfg.token_file);
+        }
+        k->token_read_ms = now;
+        k->token_refused = false;
+    }
+    have = k->cfg.token != NULL;
+    if (have) {
+        snprintf(auth, authsz, "Authorization: Bearer %s", k->cfg.token);
+    }
+    pthread_mutex_unlock(&k->token_lock);
+    return have;
+}
+
+void kube_token_refused(struct kube *k) {
+    pthread_mutex_lock(&k->token_lock);
+    k->token_refused = true;
+    pthread_mutex_unlock(&k->token_lock);
+}
+
 /* A handle for one request to the API server, with its TLS and
  * authentication; the header list (*ret_h) is the caller's to free after
  * the transfer (curl_slist_free_all), the handle too (curl_easy_cleanup). */
@@ -49,8 +86,7 @@ CURL *kube_api_handle(struct kube *k, const char *method, const char *path, cons
         snprintf(ct, sizeof(ct), "Content-Type: %s", ctype);
         h = curl_slist_append(h, ct);
     }
-    if (k->cfg.token) {
-        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", k->cfg.token);
+    if (bearer(k, auth, sizeof(auth))) {
         h = curl_slist_append(h, auth);
     }
     curl_easy_setopt(c, CURLOPT_URL, url);
@@ -118,6 +154,9 @@ int kube_request_capped(struct kube *k, const char *method, const char *path, co
     rc = curl_easy_perform(c);
     if (rc == CURLE_OK) {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        if (status == 401) {
+            kube_token_refused(k);
+        }
         if (resp.len && json_parse_bounded((const char *)resp.data, resp.len, 64, KUBE_VALUES_MAX,
                                            ret, perr, sizeof(perr)) < 0) {
             *ret = NULL;
@@ -545,6 +584,8 @@ int kube_new(const struct kube_config *cfg, const struct kube_options *opt, stru
     pthread_cond_init(&k->cond, NULL);
     pthread_mutex_init(&k->lease_op, NULL);
     pthread_mutex_init(&k->wlock, NULL);
+    pthread_mutex_init(&k->token_lock, NULL);
+    k->token_read_ms = time_mono_ms();
     if (gethostname(k->host, sizeof(k->host)) < 0) {
         snprintf(k->host, sizeof(k->host), "kima-verifier");
     }
@@ -627,5 +668,6 @@ void kube_free(struct kube *k) {
     pthread_cond_destroy(&k->cond);
     pthread_mutex_destroy(&k->lease_op);
     pthread_mutex_destroy(&k->wlock);
+    pthread_mutex_destroy(&k->token_lock);
     free(k);
 }

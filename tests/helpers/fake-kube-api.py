@@ -106,6 +106,8 @@ Test controls, no authentication, under /_fake/:
                                           get 410 Expired;
                                           end_at_once: every watch is answered 200 and
                                           ended at once (a broken server or proxy)
+  POST /_fake/api-token {"token": T}  T replaces --token: the old one is 401 from now on
+                                          (a rotated service account token)
   POST /_fake/tokens    {"token": T, "username": U, "audiences": [...], "node": N|null,
                          "nodes": [...], "expired": true|false}   define a token for
                                           TokenReviews ("nodes" replaces the node claim's
@@ -648,6 +650,9 @@ class Handler(BaseHTTPRequestHandler):
                 TOKENS[str(data["token"])] = {k: data[k] for k in
                                               ("username", "audiences", "node", "nodes", "expired")
                                               if k in data}
+                return 200, {}
+            if method == "POST" and path == "/_fake/api-token" and isinstance(data, dict):
+                ARGS.token = str(data["token"])  # the old token is 401 from now on
                 return 200, {}
             if method == "POST" and path == "/_fake/tamper" and isinstance(data, dict):
                 return fake_tamper(data)

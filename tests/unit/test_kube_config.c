@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "kube-config.h"
 
@@ -220,6 +221,29 @@ static void test_in_cluster(void **state) {
     assert_int_equal(kube_config_in_cluster(dir, &c, err, sizeof(err)), 0);
     assert_string_equal(c.token, "sa-token");
     kube_config_free(&c);
+    /* The token's file read again (the kubelet rotates it): a new token
+     * replaces the one in hand; the same, a missing file or a file without
+     * a usable token keep it. */
+    put("token", "sa-token\n");
+    assert_int_equal(kube_config_in_cluster(dir, &c, err, sizeof(err)), 0);
+    assert_int_equal(kube_config_reread_token(&c), 0);
+    assert_string_equal(c.token, "sa-token");
+    put("token", "sa-token-2\n");
+    assert_int_equal(kube_config_reread_token(&c), 1);
+    assert_string_equal(c.token, "sa-token-2");
+    put("token", "sa token\n");
+    assert_int_equal(kube_config_reread_token(&c), -EBADMSG);
+    put("token", "");
+    assert_int_equal(kube_config_reread_token(&c), -EBADMSG);
+    {
+        char path[256];
+        snprintf(path, sizeof(path), "%s/token", dir);
+        assert_int_equal(unlink(path), 0);
+    }
+    assert_true(kube_config_reread_token(&c) < 0);
+    assert_string_equal(c.token, "sa-token-2");
+    kube_config_free(&c);
+    assert_int_equal(kube_config_reread_token(&c), 0); /* no file to read */
     assert_int_equal(kube_config_in_cluster("/nonexistent", &c, err, sizeof(err)), -ENOENT);
     assert_non_null(strstr(err, "cannot read the service account token /nonexistent/token"));
     unsetenv("KUBERNETES_SERVICE_HOST");
