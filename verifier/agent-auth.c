@@ -20,8 +20,23 @@
 #include "macro.h"
 
 #define SA_PREFIX "system:serviceaccount:"
-/* Hash buckets: a power of two, twice the entries. */
+/* The cache's entries: accepted tokens in [0, AGENT_AUTH_CACHE_MAX), every
+ * other (under review, refused, unavailable) after them. A review starts in
+ * the second part and an accepted one moves to the first: a flood of
+ * made-up tokens, each refused, recycles only the second part and never
+ * pushes out an agent's accepted token (which would make every agent need
+ * a review at once, through AGENT_AUTH_REVIEWS_MAX slots). */
+#define ENTRIES (AGENT_AUTH_CACHE_MAX + AGENT_AUTH_REFUSED_MAX)
+/* Hash buckets: a power of two, at least the entries. */
 #define BUCKETS (2u * AGENT_AUTH_CACHE_MAX)
+_Static_assert(BUCKETS >= ENTRIES && (BUCKETS & (BUCKETS - 1)) == 0, "BUCKETS");
+_Static_assert(AGENT_AUTH_REVIEWS_MAX < AGENT_AUTH_REFUSED_MAX, "a pending review has room");
+
+/* A part of the entries, filled in ring order. */
+struct pool {
+    int32_t first, count;
+    int32_t ring; /* the next entry to (re)use: the oldest */
+};
 
 struct entry {
     uint8_t key[32]; /* SHA-256 of the token */
@@ -42,9 +57,9 @@ struct agent_auth {
     /* Guards everything below. `done` is broadcast when a review ends. */
     pthread_mutex_t lock;
     pthread_cond_t done;
-    struct entry *entries; /* AGENT_AUTH_CACHE_MAX, filled in ring order */
+    struct entry *entries; /* ENTRIES: the two pools */
     int32_t *buckets;      /* BUCKETS heads; -1: empty */
-    size_t ring;           /* the next entry to (re)use: the oldest */
+    struct pool accepted, others;
     unsigned reviewing;
     struct agent_auth_stats stats;
 };
@@ -262,7 +277,7 @@ int agent_auth_new(const struct agent_auth_config *cfg, struct agent_auth **ret)
     if (!a) {
         return -ENOMEM;
     }
-    a->entries = calloc(AGENT_AUTH_CACHE_MAX, sizeof(*a->entries));
+    a->entries = calloc(ENTRIES, sizeof(*a->entries));
     a->buckets = malloc(BUCKETS * sizeof(*a->buckets));
     if (!a->entries || !a->buckets) {
         free(a->entries);
@@ -271,6 +286,8 @@ int agent_auth_new(const struct agent_auth_config *cfg, struct agent_auth **ret)
         return -ENOMEM;
     }
     memset(a->buckets, 0xff, BUCKETS * sizeof(*a->buckets)); /* -1 */
+    a->accepted = (struct pool){.first = 0, .count = AGENT_AUTH_CACHE_MAX};
+    a->others = (struct pool){.first = AGENT_AUTH_CACHE_MAX, .count = AGENT_AUTH_REFUSED_MAX};
     a->mode = cfg->mode;
     snprintf(a->audience, sizeof(a->audience), "%s", aud);
     snprintf(a->username, sizeof(a->username), SA_PREFIX "%s", sa);
@@ -338,18 +355,19 @@ static void cache_unlink(struct agent_auth *a, int32_t i) {
         *link = a->entries[i].next;
     }
     a->entries[i].used = false;
+    a->entries[i].pending = false;
 }
 
-/* A new entry for key, pending: the oldest one not under review is
- * dropped for it. -1 when every entry is under review (cannot happen while
- * AGENT_AUTH_REVIEWS_MAX < AGENT_AUTH_CACHE_MAX). */
-static int32_t cache_add(struct agent_auth *a, const uint8_t key[32]) {
-    for (size_t tries = 0; tries < AGENT_AUTH_CACHE_MAX; tries++) {
-        int32_t i = (int32_t)a->ring;
+/* A new entry for key in pool p, pending: the pool's oldest one not under
+ * review is dropped for it. -1 when every entry is under review (cannot
+ * happen while AGENT_AUTH_REVIEWS_MAX < either pool's size). */
+static int32_t cache_add(struct agent_auth *a, struct pool *p, const uint8_t key[32]) {
+    for (int32_t tries = 0; tries < p->count; tries++) {
+        int32_t i = p->first + p->ring;
         struct entry *e = &a->entries[i];
         uint32_t b;
 
-        a->ring = (a->ring + 1) % AGENT_AUTH_CACHE_MAX;
+        p->ring = (p->ring + 1) % p->count;
         if (e->pending) {
             continue;
         }
@@ -445,10 +463,30 @@ static int64_t expiry(const struct agent_auth *a, const struct agent_auth_verdic
     return now_ms;
 }
 
-/* Wait (a->lock held) for the review of entry i to end: its verdict, or
- * unavailable when it did not end in time. */
-static void wait_review(struct agent_auth *a, int32_t i, const uint8_t key[32],
-                        struct agent_auth_verdict *v) {
+/* Keep verdict v on key (a->lock held): entry i (under review) is updated
+ * in place when it is in v's pool, else moved there. */
+static void cache_store(struct agent_auth *a, int32_t i, const uint8_t key[32],
+                        const struct agent_auth_verdict *v, int64_t expires_ms) {
+    struct pool *p = v->result == AGENT_AUTH_OK ? &a->accepted : &a->others;
+
+    if (i >= 0 && (i < p->first || i >= p->first + p->count)) {
+        cache_unlink(a, i);
+        i = cache_add(a, p, key);
+    }
+    if (i < 0) {
+        return;
+    }
+    a->entries[i].v = *v;
+    a->entries[i].expires_ms = expires_ms;
+    a->entries[i].pending = false;
+}
+
+/* Wait (a->lock held) for the review of key to end: its verdict, or
+ * unavailable when it did not end in time. The entry is found again after
+ * each wake-up: the end of a review may move it (cache_store). */
+static void wait_review(struct agent_auth *a, const uint8_t key[32], struct agent_auth_verdict *v) {
+    int32_t i;
+
     struct timespec until;
     int64_t ms;
 
@@ -458,12 +496,13 @@ static void wait_review(struct agent_auth *a, int32_t i, const uint8_t key[32],
     until.tv_sec = (time_t)(ms / 1000);
     until.tv_nsec = (long)(ms % 1000) * 1000000;
     a->stats.waits++;
-    while (a->entries[i].pending && memcmp(a->entries[i].key, key, 32) == 0) {
+    while ((i = cache_find(a, key)) >= 0 && a->entries[i].pending) {
         if (pthread_cond_timedwait(&a->done, &a->lock, &until) != 0) {
             break;
         }
     }
-    if (a->entries[i].used && !a->entries[i].pending && memcmp(a->entries[i].key, key, 32) == 0) {
+    i = cache_find(a, key);
+    if (i >= 0 && !a->entries[i].pending) {
         *v = a->entries[i].v;
     } else {
         verdict(v, AGENT_AUTH_UNAVAILABLE, "the review of this token did not end in time");
@@ -483,7 +522,7 @@ static void token_verdict(struct agent_auth *a, const char *token, int64_t now_m
     pthread_mutex_lock(&a->lock);
     i = cache_find(a, key);
     if (i >= 0 && a->entries[i].pending) {
-        wait_review(a, i, key, v);
+        wait_review(a, key, v);
         pthread_mutex_unlock(&a->lock);
         return;
     }
@@ -503,7 +542,7 @@ static void token_verdict(struct agent_auth *a, const char *token, int64_t now_m
     if (i >= 0) {
         a->entries[i].pending = true;
     } else {
-        i = cache_add(a, key);
+        i = cache_add(a, &a->others, key);
     }
     a->reviewing++;
     a->stats.reviews++;
@@ -514,11 +553,7 @@ static void token_verdict(struct agent_auth *a, const char *token, int64_t now_m
 
     pthread_mutex_lock(&a->lock);
     a->reviewing--;
-    if (i >= 0) {
-        a->entries[i].v = *v;
-        a->entries[i].expires_ms = expiry(a, v, token, now_ms, now_s);
-        a->entries[i].pending = false;
-    }
+    cache_store(a, i, key, v, expiry(a, v, token, now_ms, now_s));
     pthread_cond_broadcast(&a->done);
     pthread_mutex_unlock(&a->lock);
 }

@@ -24,7 +24,9 @@
  * stored, logged or echoed): a positive one for at most ttl_ms and never
  * past the `exp` the token's payload claims (read without trusting it
  * otherwise: it only shortens the cache), a negative one for
- * negative_ttl_ms, an unavailable one not at all. Requests for a token
+ * negative_ttl_ms, an unavailable one not at all; accepted and refused
+ * tokens are kept apart, each part bounded, so that refusals never push
+ * an accepted token out. Requests for a token
  * under review wait for that review instead of making their own. At most
  * AGENT_AUTH_REVIEWS_MAX reviews run at once (more: 503), so that clients
  * without a certificate cannot tie up the HTTP threads or hammer the API. */
@@ -48,8 +50,11 @@ int agent_auth_mode_from_string(const char *s, enum agent_auth_mode *ret);
 /* The longest bearer token taken; longer is 401 without a review. A
  * projected token is about 1 to 2 KB. */
 #define AGENT_AUTH_TOKEN_MAX 6144
-/* Reviews remembered at once; the oldest goes first. */
+/* Accepted tokens remembered at once; the oldest goes first. */
 #define AGENT_AUTH_CACHE_MAX 16384
+/* Refused tokens (and reviews under way) remembered at once, apart from the
+ * accepted ones, so that made-up tokens recycle only these. */
+#define AGENT_AUTH_REFUSED_MAX 4096
 /* Reviews under way at once (each holds an HTTP thread). */
 #define AGENT_AUTH_REVIEWS_MAX 4
 /* How long one review may take. */

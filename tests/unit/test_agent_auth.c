@@ -432,6 +432,36 @@ static void test_cache_bound(void **state) {
     agent_auth_free(a);
 }
 
+/* A flood of made-up tokens, each refused, never pushes an agent's
+ * accepted token out of the cache: a client without a certificate cannot
+ * make every agent need a review at once (review finding R17-1). The
+ * refusals themselves are bounded apart (AGENT_AUTH_REFUSED_MAX). */
+static void test_cache_refusals_keep_accepted(void **state) {
+    struct agent_auth *a = new_auth();
+    char reason[200], header[64];
+    unsigned calls;
+    (void)state;
+
+    assert_int_equal(check(a, "Bearer tok-node-1", "node-1", 0, reason), AGENT_AUTH_OK);
+    stub.answer_fmt = REVIEW("{\"user\":{},\"error\":\"[invalid bearer token]\"}");
+    for (unsigned i = 0; i < AGENT_AUTH_CACHE_MAX + AGENT_AUTH_REFUSED_MAX + 1; i++) {
+        snprintf(header, sizeof(header), "Bearer junk%u", i);
+        assert_int_equal(check(a, header, "node-1", 1, reason), AGENT_AUTH_UNAUTHENTICATED);
+    }
+    calls = stub.calls;
+    /* The API would refuse it now: only a cache hit says yes. */
+    assert_int_equal(check(a, "Bearer tok-node-1", "node-1", 2, reason), AGENT_AUTH_OK);
+    assert_int_equal(stub.calls, calls);
+    /* The newest refusal is remembered, the oldest was dropped for it. */
+    snprintf(header, sizeof(header), "Bearer junk%u",
+             AGENT_AUTH_CACHE_MAX + AGENT_AUTH_REFUSED_MAX);
+    assert_int_equal(check(a, header, "node-1", 3, reason), AGENT_AUTH_UNAUTHENTICATED);
+    assert_int_equal(stub.calls, calls);
+    assert_int_equal(check(a, "Bearer junk0", "node-1", 3, reason), AGENT_AUTH_UNAUTHENTICATED);
+    assert_int_equal(stub.calls, calls + 1);
+    agent_auth_free(a);
+}
+
 struct caller {
     struct agent_auth *a;
     const char *header, *node;
@@ -528,6 +558,7 @@ int main(void) {
             cmocka_unit_test_setup(test_cache_negative, setup),
             cmocka_unit_test_setup(test_cache_exp, setup),
             cmocka_unit_test_setup(test_cache_bound, setup),
+            cmocka_unit_test_setup(test_cache_refusals_keep_accepted, setup),
             cmocka_unit_test_setup(test_one_review_at_a_time, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
