@@ -46,6 +46,14 @@ struct entry {
     struct agent_auth_verdict v;
 };
 
+/* Refused reviews of one client address in its current window. */
+struct client {
+    uint8_t addr[AGENT_AUTH_CLIENT_LEN];
+    bool used;
+    int64_t begin_ms;
+    unsigned refusals;
+};
+
 struct agent_auth {
     enum agent_auth_mode mode;
     char audience[AGENT_AUTH_NAME_MAX + 1];
@@ -60,6 +68,8 @@ struct agent_auth {
     struct entry *entries; /* ENTRIES: the two pools */
     int32_t *buckets;      /* BUCKETS heads; -1: empty */
     struct pool accepted, others;
+    struct client *clients; /* AGENT_AUTH_CLIENTS_MAX, by clients_seed's hash */
+    uint64_t clients_seed;  /* random: which addresses share a slot is not known outside */
     unsigned reviewing;
     struct agent_auth_stats stats;
 };
@@ -279,9 +289,12 @@ int agent_auth_new(const struct agent_auth_config *cfg, struct agent_auth **ret)
     }
     a->entries = calloc(ENTRIES, sizeof(*a->entries));
     a->buckets = malloc(BUCKETS * sizeof(*a->buckets));
-    if (!a->entries || !a->buckets) {
+    a->clients = calloc(AGENT_AUTH_CLIENTS_MAX, sizeof(*a->clients));
+    if (!a->entries || !a->buckets || !a->clients ||
+        gnutls_rnd(GNUTLS_RND_NONCE, &a->clients_seed, sizeof(a->clients_seed)) != 0) {
         free(a->entries);
         free(a->buckets);
+        free(a->clients);
         free(a);
         return -ENOMEM;
     }
@@ -315,6 +328,7 @@ void agent_auth_free(struct agent_auth *a) {
     pthread_cond_destroy(&a->done);
     free(a->entries);
     free(a->buckets);
+    free(a->clients);
     free(a);
 }
 
@@ -384,6 +398,40 @@ static int32_t cache_add(struct agent_auth *a, struct pool *p, const uint8_t key
         return i;
     }
     return -1;
+}
+
+/* The refusals per client address, under a->lock. */
+
+static struct client *client_slot(struct agent_auth *a, const uint8_t *addr) {
+    uint64_t h = 14695981039346656037ull ^ a->clients_seed; /* FNV-1a */
+
+    for (size_t i = 0; i < AGENT_AUTH_CLIENT_LEN; i++) {
+        h = (h ^ addr[i]) * 1099511628211ull;
+    }
+    return &a->clients[(h ^ (h >> 32)) % AGENT_AUTH_CLIENTS_MAX];
+}
+
+static bool client_current(const struct client *c, const uint8_t *addr, int64_t now_ms) {
+    return c->used && memcmp(c->addr, addr, AGENT_AUTH_CLIENT_LEN) == 0 &&
+           now_ms - c->begin_ms < AGENT_AUTH_CLIENT_WINDOW_MS && now_ms >= c->begin_ms;
+}
+
+static bool client_throttled(struct agent_auth *a, const uint8_t *addr, int64_t now_ms) {
+    const struct client *c = client_slot(a, addr);
+
+    return client_current(c, addr, now_ms) && c->refusals >= AGENT_AUTH_CLIENT_REFUSALS_MAX;
+}
+
+static void client_refused(struct agent_auth *a, const uint8_t *addr, int64_t now_ms) {
+    struct client *c = client_slot(a, addr);
+
+    if (!client_current(c, addr, now_ms)) {
+        memcpy(c->addr, addr, AGENT_AUTH_CLIENT_LEN);
+        c->used = true;
+        c->begin_ms = now_ms;
+        c->refusals = 0;
+    }
+    c->refusals++;
 }
 
 /* "Bearer TOKEN" (the scheme in any case, RFC 7235) to the token: 0, or
@@ -458,6 +506,7 @@ static int64_t expiry(const struct agent_auth *a, const struct agent_auth_verdic
     case AGENT_AUTH_FORBIDDEN:
         return now_ms + (int64_t)a->negative_ttl_ms;
     case AGENT_AUTH_UNAVAILABLE:
+    case AGENT_AUTH_THROTTLED:
         break;
     }
     return now_ms;
@@ -509,9 +558,10 @@ static void wait_review(struct agent_auth *a, const uint8_t key[32], struct agen
     }
 }
 
-/* The verdict on token: cached, waited for, or reviewed now. */
-static void token_verdict(struct agent_auth *a, const char *token, int64_t now_ms, int64_t now_s,
-                          struct agent_auth_verdict *v) {
+/* The verdict on token from client (may be NULL): cached, waited for, or
+ * reviewed now. */
+static void token_verdict(struct agent_auth *a, const char *token, const uint8_t *client,
+                          int64_t now_ms, int64_t now_s, struct agent_auth_verdict *v) {
     uint8_t key[32];
     int32_t i;
 
@@ -530,6 +580,14 @@ static void token_verdict(struct agent_auth *a, const char *token, int64_t now_m
         a->stats.hits++;
         *v = a->entries[i].v;
         pthread_mutex_unlock(&a->lock);
+        return;
+    }
+    if (client && client_throttled(a, client, now_ms)) {
+        a->stats.throttled++;
+        pthread_mutex_unlock(&a->lock);
+        verdict(v, AGENT_AUTH_THROTTLED,
+                "%d tokens from this address were refused in the last %d s; try again later",
+                AGENT_AUTH_CLIENT_REFUSALS_MAX, AGENT_AUTH_CLIENT_WINDOW_MS / 1000);
         return;
     }
     if (a->reviewing >= AGENT_AUTH_REVIEWS_MAX) {
@@ -554,20 +612,23 @@ static void token_verdict(struct agent_auth *a, const char *token, int64_t now_m
     pthread_mutex_lock(&a->lock);
     a->reviewing--;
     cache_store(a, i, key, v, expiry(a, v, token, now_ms, now_s));
+    if (client && (v->result == AGENT_AUTH_UNAUTHENTICATED || v->result == AGENT_AUTH_FORBIDDEN)) {
+        client_refused(a, client, now_ms);
+    }
     pthread_cond_broadcast(&a->done);
     pthread_mutex_unlock(&a->lock);
 }
 
 enum agent_auth_result agent_auth_check(struct agent_auth *a, const char *authorization,
-                                        const char *node, int64_t now_ms, int64_t now_s,
-                                        char *ret_reason, size_t reasonsz) {
+                                        const char *node, const uint8_t *client, int64_t now_ms,
+                                        int64_t now_s, char *ret_reason, size_t reasonsz) {
     struct agent_auth_verdict v = {0};
     const char *token;
 
     if (bearer_token(authorization, &token, ret_reason, reasonsz) < 0) {
         return AGENT_AUTH_UNAUTHENTICATED;
     }
-    token_verdict(a, token, now_ms, now_s, &v);
+    token_verdict(a, token, client, now_ms, now_s, &v);
     if (v.result == AGENT_AUTH_OK && strcmp(v.node, node) != 0) {
         snprintf(ret_reason, reasonsz, "the token is bound to node %s, not to this node", v.node);
         return AGENT_AUTH_FORBIDDEN;

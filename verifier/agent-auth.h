@@ -55,6 +55,18 @@ int agent_auth_mode_from_string(const char *s, enum agent_auth_mode *ret);
 /* Refused tokens (and reviews under way) remembered at once, apart from the
  * accepted ones, so that made-up tokens recycle only these. */
 #define AGENT_AUTH_REFUSED_MAX 4096
+/* Refused reviews (401, 403: each one a TokenReview) one client address
+ * may cause per AGENT_AUTH_CLIENT_WINDOW_MS; past them, its tokens not in
+ * the cache are 429 without a review (a cached one still works), so that a
+ * client without a certificate cannot turn made-up tokens into API calls
+ * at the rate of AGENT_AUTH_REVIEWS_MAX slots. AGENT_AUTH_CLIENTS_MAX
+ * addresses are tracked; one over it takes another's slot (the count
+ * starts again). An address is AGENT_AUTH_CLIENT_LEN bytes (IPv4 as
+ * ::ffff:a.b.c.d). */
+#define AGENT_AUTH_CLIENT_REFUSALS_MAX 10
+#define AGENT_AUTH_CLIENT_WINDOW_MS    10000
+#define AGENT_AUTH_CLIENTS_MAX         4096
+#define AGENT_AUTH_CLIENT_LEN          16
 /* Reviews under way at once (each holds an HTTP thread). */
 #define AGENT_AUTH_REVIEWS_MAX 4
 /* How long one review may take. */
@@ -69,6 +81,7 @@ enum agent_auth_result {
     AGENT_AUTH_UNAUTHENTICATED, /* 401: not a valid token for this verifier */
     AGENT_AUTH_FORBIDDEN,       /* 403: valid, but not an agent's, or not this node's */
     AGENT_AUTH_UNAVAILABLE,     /* 503: the API cannot tell now */
+    AGENT_AUTH_THROTTLED,       /* 429: this address had too many tokens refused lately */
 };
 
 /* POST `body` (a TokenReview) to the API. Returns the HTTP status with the
@@ -113,14 +126,16 @@ void agent_auth_free(struct agent_auth *a);
 enum agent_auth_mode agent_auth_mode(const struct agent_auth *a);
 
 /* An agent's request for `node` with the Authorization header `authorization`
- * (the whole value, "Bearer ..."): the verdict with the reason in
- * ret_reason. now_ms is monotonic, now_s the wall clock (the token's exp). */
+ * (the whole value, "Bearer ..."), from the client address `client`
+ * (AGENT_AUTH_CLIENT_LEN bytes; NULL: not limited): the verdict with the
+ * reason in ret_reason. now_ms is monotonic, now_s the wall clock (the
+ * token's exp). */
 enum agent_auth_result agent_auth_check(struct agent_auth *a, const char *authorization,
-                                        const char *node, int64_t now_ms, int64_t now_s,
-                                        char *ret_reason, size_t reasonsz);
+                                        const char *node, const uint8_t *client, int64_t now_ms,
+                                        int64_t now_s, char *ret_reason, size_t reasonsz);
 
 struct agent_auth_stats {
-    uint64_t reviews, hits, waits, busy;
+    uint64_t reviews, hits, waits, busy, throttled;
 };
 void agent_auth_get_stats(struct agent_auth *a, struct agent_auth_stats *ret);
 

@@ -890,9 +890,11 @@ static int token_identity(struct http_server *s, struct MHD_Connection *c, const
                           const char *method, struct request *rq, char *detail, size_t detailsz) {
     const char *authz =
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    const struct conn *k = conn_of(c);
     struct http_route route;
     enum agent_auth_result res;
 
+    _Static_assert(sizeof(k->addr.b) == AGENT_AUTH_CLIENT_LEN, "an address as agent-auth takes it");
     http_route(method, url, &route);
     if (route.role != ROLE_AGENT) {
         return 0;
@@ -904,8 +906,8 @@ static int token_identity(struct http_server *s, struct MHD_Connection *c, const
     if (!authz || (rq->role != ROLE_NONE && rq->role != ROLE_AGENT)) {
         return 0;
     }
-    res = agent_auth_check(s->auth, authz, route.node, time_mono_ms(), (int64_t)time(NULL), detail,
-                           detailsz);
+    res = agent_auth_check(s->auth, authz, route.node, k ? k->addr.b : NULL, time_mono_ms(),
+                           (int64_t)time(NULL), detail, detailsz);
     switch (res) {
     case AGENT_AUTH_OK:
         if (rq->role == ROLE_NONE) {
@@ -919,6 +921,9 @@ static int token_identity(struct http_server *s, struct MHD_Connection *c, const
     case AGENT_AUTH_FORBIDDEN:
         log_noisy(s, "refused an agent's token: %s", detail);
         return 403;
+    case AGENT_AUTH_THROTTLED:
+        log_noisy(s, "refused an agent's token without a review: %s", detail);
+        return 429;
     case AGENT_AUTH_UNAVAILABLE:
         break;
     }
@@ -959,9 +964,13 @@ static enum MHD_Result on_headers(struct http_server *s, struct MHD_Connection *
                               json_pack("{s:s,s:s}", "error",
                                         r == 401   ? "unauthenticated"
                                         : r == 403 ? "forbidden"
+                                        : r == 429 ? "too many requests"
                                                    : "unavailable",
                                         "detail", detail),
-                              r == 503 ? HTTP_RETRY_AFTER_S : 0, NULL);
+                              r == 503   ? HTTP_RETRY_AFTER_S
+                              : r == 429 ? AGENT_AUTH_CLIENT_WINDOW_MS / 1000
+                                         : 0,
+                              NULL);
         }
         h.role = rq->role;
         h.agent_auth = agent_auth_mode(s->auth);

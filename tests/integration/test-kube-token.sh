@@ -8,7 +8,8 @@
 # token that is not valid (expired, another audience, none at all), 403 a
 # valid one that is not an agent's of this node, 503 when the API cannot
 # tell (never 200); reviews are cached; a rotated token file is picked up;
-# a token never opens an operator endpoint.
+# a token never opens an operator endpoint; made-up tokens from one address
+# are bounded (429).
 # Usage: test-kube-token.sh KIMA_VERIFIER KIMA_AGENT IMA_WRITER
 set -u
 V=$1
@@ -167,6 +168,30 @@ n=$(reviews)
 [ "$(call /v1/nodes/node-1/challenges tok-cache)" = 200 ] && ok || bad "tok-cache: $(cat "$T/body")"
 [ "$(call /v1/nodes/node-1/challenges tok-cache)" = 200 ] && ok || bad "tok-cache again: $(cat "$T/body")"
 [ "$(reviews)" -eq $((n + 1)) ] && ok || bad "two requests within the TTL made $(($(reviews) - n)) reviews, wanted 1"
+
+# Made-up tokens: each refused one costs a TokenReview, so one address
+# has 10 refused per 10 s, then 429 (Retry-After) without a review; an
+# agent token already in the cache still works from it, and other addresses
+# are not affected (review R17-2). The flood comes from 127.0.0.2.
+from2=(--interface 127.0.0.2)
+token tok-flood "$SA" kima node-1
+token tok-flood-new "$SA" kima node-1
+[ "$(call /v1/nodes/node-1/challenges tok-flood "${from2[@]}")" = 200 ] && ok ||
+    bad "tok-flood from 127.0.0.2: $(cat "$T/body")"
+n=$(reviews)
+codes=
+for i in $(seq 1 10); do codes+="$(call /v1/nodes/node-1/challenges "junk-$i" "${from2[@]}") "; done
+[ "$codes" = "$(printf '401 %.0s' $(seq 1 10))" ] && ok || bad "10 made-up tokens: $codes, wanted 401 each"
+got=$(call /v1/nodes/node-1/challenges junk-11 "${from2[@]}" -D "$T/headers")
+[ "$got" = 429 ] && grep -q "refused in the last" "$T/body" && grep -qi "^Retry-After: 10" "$T/headers" &&
+    ok || bad "the 11th made-up token from one address: $got, wanted 429 ($(cat "$T/body"))"
+[ "$(call /v1/nodes/node-1/challenges tok-flood-new "${from2[@]}")" = 429 ] && ok ||
+    bad "a valid token not in the cache from the throttled address: $(cat "$T/body")"
+[ "$(reviews)" -eq $((n + 10)) ] && ok || bad "the flood made $(($(reviews) - n)) reviews, wanted 10"
+[ "$(call /v1/nodes/node-1/challenges tok-flood "${from2[@]}")" = 200 ] && ok ||
+    bad "a cached agent token from the throttled address: $(cat "$T/body")"
+refused 401 /v1/nodes/node-1/challenges junk-12 "a made-up token from another address" "not valid"
+[ "$(reviews)" -eq $((n + 11)) ] && ok || bad "another address's token was not reviewed"
 
 # The API down: 503 for a token not in the cache, never 200.
 token tok-fresh "$SA" kima node-1

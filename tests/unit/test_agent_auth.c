@@ -100,7 +100,14 @@ static int setup(void **state) {
 
 static enum agent_auth_result check(struct agent_auth *a, const char *header, const char *node,
                                     int64_t now_ms, char *reason) {
-    return agent_auth_check(a, header, node, now_ms, NOW + now_ms / 1000, reason, 200);
+    return agent_auth_check(a, header, node, NULL, now_ms, NOW + now_ms / 1000, reason, 200);
+}
+
+/* The same from a client address. */
+static enum agent_auth_result check_from(struct agent_auth *a, const uint8_t *client,
+                                         const char *header, const char *node, int64_t now_ms,
+                                         char *reason) {
+    return agent_auth_check(a, header, node, client, now_ms, NOW + now_ms / 1000, reason, 200);
 }
 
 struct judge_case {
@@ -462,6 +469,61 @@ static void test_cache_refusals_keep_accepted(void **state) {
     agent_auth_free(a);
 }
 
+/* Each made-up token costs a TokenReview: one client address may have
+ * AGENT_AUTH_CLIENT_REFUSALS_MAX refused per window, then its tokens that
+ * are not in the cache are 429 without a review; an agent's cached token
+ * from that address still works, other addresses are not affected, and
+ * the next window starts afresh (review finding R17-2). */
+static void test_client_refusals(void **state) {
+    struct agent_auth *a = new_auth();
+    const uint8_t x[AGENT_AUTH_CLIENT_LEN] = {0, 0, 0,    0,    0,  0, 0, 0,
+                                              0, 0, 0xff, 0xff, 10, 0, 0, 1};
+    const uint8_t y[AGENT_AUTH_CLIENT_LEN] = {0, 0, 0,    0,    0,  0, 0, 0,
+                                              0, 0, 0xff, 0xff, 10, 0, 0, 2};
+    const char *invalid = REVIEW("{\"user\":{},\"error\":\"[invalid bearer token]\"}");
+    char reason[200], header[64];
+    struct agent_auth_stats st;
+    (void)state;
+
+    assert_int_equal(check_from(a, x, "Bearer tok-node-1", "node-1", 0, reason), AGENT_AUTH_OK);
+    stub.answer_fmt = invalid;
+    for (unsigned i = 0; i < AGENT_AUTH_CLIENT_REFUSALS_MAX; i++) {
+        snprintf(header, sizeof(header), "Bearer junk%u", i);
+        assert_int_equal(check_from(a, x, header, "node-1", 1, reason), AGENT_AUTH_UNAUTHENTICATED);
+    }
+    assert_int_equal(stub.calls, 1 + AGENT_AUTH_CLIENT_REFUSALS_MAX);
+    /* A refusal in the cache is still told as such, without a review. */
+    assert_int_equal(check_from(a, x, "Bearer junk0", "node-1", 2, reason),
+                     AGENT_AUTH_UNAUTHENTICATED);
+    assert_int_equal(check_from(a, x, "Bearer junk-new", "node-1", 2, reason),
+                     AGENT_AUTH_THROTTLED);
+    assert_non_null(strstr(reason, "refused"));
+    assert_int_equal(check_from(a, x, "Bearer tok-node-2", "node-2", 2, reason),
+                     AGENT_AUTH_THROTTLED);
+    assert_int_equal(stub.calls, 1 + AGENT_AUTH_CLIENT_REFUSALS_MAX);
+    /* The cached agent token from the same address: accepted. */
+    stub.answer_fmt = VALID;
+    assert_int_equal(check_from(a, x, "Bearer tok-node-1", "node-1", 3, reason), AGENT_AUTH_OK);
+    /* Another address: reviewed as ever. */
+    assert_int_equal(check_from(a, y, "Bearer tok-node-3", "node-3", 3, reason), AGENT_AUTH_OK);
+    assert_int_equal(stub.calls, 2 + AGENT_AUTH_CLIENT_REFUSALS_MAX);
+    /* Accepted reviews do not count against an address, nor do 503s. */
+    stub.status = 503;
+    for (unsigned i = 0; i < 2 * AGENT_AUTH_CLIENT_REFUSALS_MAX; i++) {
+        assert_int_equal(check_from(a, y, "Bearer tok-node-4", "node-4", 4, reason),
+                         AGENT_AUTH_UNAVAILABLE);
+    }
+    stub.status = 201;
+    assert_int_equal(check_from(a, y, "Bearer tok-node-4", "node-4", 4, reason), AGENT_AUTH_OK);
+    /* The next window: x may be reviewed again. */
+    assert_int_equal(check_from(a, x, "Bearer tok-node-2", "node-2",
+                                1 + AGENT_AUTH_CLIENT_WINDOW_MS, reason),
+                     AGENT_AUTH_OK);
+    agent_auth_get_stats(a, &st);
+    assert_int_equal(st.throttled, 2);
+    agent_auth_free(a);
+}
+
 struct caller {
     struct agent_auth *a;
     const char *header, *node;
@@ -559,6 +621,7 @@ int main(void) {
             cmocka_unit_test_setup(test_cache_exp, setup),
             cmocka_unit_test_setup(test_cache_bound, setup),
             cmocka_unit_test_setup(test_cache_refusals_keep_accepted, setup),
+            cmocka_unit_test_setup(test_client_refusals, setup),
             cmocka_unit_test_setup(test_one_review_at_a_time, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
