@@ -144,6 +144,13 @@ refused 403 /v1/nodes/node-1/challenges tok-node-2 "node-2's token on node-1" "b
 refused 403 /v1/nodes/node-1/challenges tok-two-nodes "a token naming two nodes" "not one node name"
 refused 401 /v1/nodes/node-1/challenges "" "neither a token nor a certificate" "bearer token"
 refused 401 /v1/nodes/node-1/challenges 'not a token!' "garbage after Bearer"
+# Two Authorization headers are refused whatever they hold: which one a
+# proxy in front would have read is not known (review R17-3).
+for second in tok-node-1 junk; do
+    got=$(call /v1/nodes/node-1/challenges tok-node-1 -H "Authorization: Bearer $second")
+    [ "$got" = 401 ] && grep -q "more than one Authorization" "$T/body" && ok ||
+        bad "two Authorization headers (the second $second): $got, wanted 401 ($(cat "$T/body"))"
+done
 # In --agent-auth token mode the agent certificate counts for nothing.
 got=$(call /v1/nodes/node-1/challenges "" --cert "$P/agent-node-1.pem" --key "$P/agent-node-1.key")
 [ "$got" = 401 ] && ok || bad "an agent certificate with --agent-auth token: $got, wanted 401"

@@ -296,6 +296,11 @@ static void test_header(void **state) {
                                 "Bearer tok-node-1\"",
                                 "Bearertok-node-1",
                                 "Bearer tok-node-1 ",
+                                "Bearer\ttok-node-1",
+                                "Bearer tok-n\xc3\xb6"
+                                "de-1",
+                                "Bearer tok-node-1\x01",
+                                "Bearer tok-node-1,Bearer tok-node-2",
                                 ""};
     struct agent_auth *a = new_auth();
     char reason[200], big[AGENT_AUTH_TOKEN_MAX + 16];
