@@ -70,7 +70,7 @@ struct agent_auth {
     struct pool accepted, others;
     struct client *clients; /* AGENT_AUTH_CLIENTS_MAX, by clients_seed's hash */
     uint64_t clients_seed;  /* random: which addresses share a slot is not known outside */
-    unsigned reviewing;
+    unsigned reviewing, waiting;
     struct agent_auth_stats stats;
 };
 
@@ -545,11 +545,13 @@ static void wait_review(struct agent_auth *a, const uint8_t key[32], struct agen
     until.tv_sec = (time_t)(ms / 1000);
     until.tv_nsec = (long)(ms % 1000) * 1000000;
     a->stats.waits++;
+    a->waiting++;
     while ((i = cache_find(a, key)) >= 0 && a->entries[i].pending) {
         if (pthread_cond_timedwait(&a->done, &a->lock, &until) != 0) {
             break;
         }
     }
+    a->waiting--;
     i = cache_find(a, key);
     if (i >= 0 && !a->entries[i].pending) {
         *v = a->entries[i].v;
@@ -571,6 +573,14 @@ static void token_verdict(struct agent_auth *a, const char *token, const uint8_t
     }
     pthread_mutex_lock(&a->lock);
     i = cache_find(a, key);
+    if (i >= 0 && a->entries[i].pending && a->waiting >= AGENT_AUTH_WAITERS_MAX) {
+        a->stats.busy++;
+        pthread_mutex_unlock(&a->lock);
+        verdict(v, AGENT_AUTH_UNAVAILABLE,
+                "%d requests wait for token reviews under way already; try again",
+                AGENT_AUTH_WAITERS_MAX);
+        return;
+    }
     if (i >= 0 && a->entries[i].pending) {
         wait_review(a, key, v);
         pthread_mutex_unlock(&a->lock);

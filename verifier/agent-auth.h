@@ -27,7 +27,8 @@
  * negative_ttl_ms, an unavailable one not at all; accepted and refused
  * tokens are kept apart, each part bounded, so that refusals never push
  * an accepted token out. Requests for a token
- * under review wait for that review instead of making their own. At most
+ * under review wait for that review instead of making their own (at most
+ * AGENT_AUTH_WAITERS_MAX at once, more: 503). At most
  * AGENT_AUTH_REVIEWS_MAX reviews run at once (more: 503), so that clients
  * without a certificate cannot tie up the HTTP threads or hammer the API. */
 
@@ -69,6 +70,11 @@ int agent_auth_mode_from_string(const char *s, enum agent_auth_mode *ret);
 #define AGENT_AUTH_CLIENT_LEN          16
 /* Reviews under way at once (each holds an HTTP thread). */
 #define AGENT_AUTH_REVIEWS_MAX 4
+/* Requests waiting at once for a review under way (each holds an HTTP
+ * thread too; more: 503), so that reviews and waiters together leave
+ * threads of the pool (8 by default) to everyone else while the API is
+ * slow. */
+#define AGENT_AUTH_WAITERS_MAX 2
 /* How long one review may take. */
 #define AGENT_AUTH_REVIEW_TIMEOUT_MS 5000
 /* The longest answer of a review taken from the API. */

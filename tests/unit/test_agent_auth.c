@@ -613,6 +613,47 @@ static void test_one_review_at_a_time(void **state) {
     agent_auth_free(a);
 }
 
+/* Requests waiting for a review under way are bounded as the reviews
+ * are: with a slow API, requests repeating one token must not hold every
+ * HTTP thread (operators and agents with certificates need them too). One
+ * past AGENT_AUTH_WAITERS_MAX is 503 at once (review finding R17-4). */
+static void test_waiters_bounded(void **state) {
+    struct agent_auth *a = new_auth();
+    struct caller first, waiters[AGENT_AUTH_WAITERS_MAX];
+    struct agent_auth_stats st;
+    char reason[200];
+    (void)state;
+
+    stub.block = true;
+    first = (struct caller){.a = a, .header = "Bearer tok-node-1", .node = "node-1"};
+    assert_int_equal(pthread_create(&first.thread, NULL, call_thread, &first), 0);
+    wait_entered(1);
+    for (size_t i = 0; i < ARRAY_SIZE(waiters); i++) {
+        waiters[i] = first;
+        assert_int_equal(pthread_create(&waiters[i].thread, NULL, call_thread, &waiters[i]), 0);
+        wait_stat_waits(a, i + 1);
+    }
+    assert_int_equal(check(a, "Bearer tok-node-1", "node-1", 0, reason), AGENT_AUTH_UNAVAILABLE);
+    assert_non_null(strstr(reason, "wait"));
+    pthread_mutex_lock(&stub.lock);
+    stub.released = 1000;
+    pthread_cond_broadcast(&stub.cond);
+    pthread_mutex_unlock(&stub.lock);
+    pthread_join(first.thread, NULL);
+    assert_int_equal(first.result, AGENT_AUTH_OK);
+    for (size_t i = 0; i < ARRAY_SIZE(waiters); i++) {
+        pthread_join(waiters[i].thread, NULL);
+        assert_int_equal(waiters[i].result, AGENT_AUTH_OK);
+    }
+    agent_auth_get_stats(a, &st);
+    assert_int_equal(st.waits, AGENT_AUTH_WAITERS_MAX);
+    assert_int_equal(st.busy, 1);
+    assert_int_equal(stub.calls, 1);
+    /* Once it ended: answered from the cache. */
+    assert_int_equal(check(a, "Bearer tok-node-1", "node-1", 0, reason), AGENT_AUTH_OK);
+    agent_auth_free(a);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup(test_judge, setup),
@@ -628,6 +669,7 @@ int main(void) {
             cmocka_unit_test_setup(test_cache_refusals_keep_accepted, setup),
             cmocka_unit_test_setup(test_client_refusals, setup),
             cmocka_unit_test_setup(test_one_review_at_a_time, setup),
+            cmocka_unit_test_setup(test_waiters_bounded, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
