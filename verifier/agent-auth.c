@@ -416,14 +416,33 @@ static bool client_current(const struct client *c, const uint8_t *addr, int64_t 
            now_ms - c->begin_ms < AGENT_AUTH_CLIENT_WINDOW_MS && now_ms >= c->begin_ms;
 }
 
-static bool client_throttled(struct agent_auth *a, const uint8_t *addr, int64_t now_ms) {
-    const struct client *c = client_slot(a, addr);
+/* The part of an address that names a client: an IPv4 address whole, an
+ * IPv6 one by its /64 (one host may hold all of it). */
+static void client_key(const uint8_t *addr, uint8_t key[AGENT_AUTH_CLIENT_LEN]) {
+    static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+    memcpy(key, addr, AGENT_AUTH_CLIENT_LEN);
+    if (memcmp(addr, v4mapped, sizeof(v4mapped)) != 0) {
+        memset(key + 8, 0, AGENT_AUTH_CLIENT_LEN - 8);
+    }
+}
+
+static bool client_throttled(struct agent_auth *a, const uint8_t *client, int64_t now_ms) {
+    uint8_t addr[AGENT_AUTH_CLIENT_LEN];
+    const struct client *c;
+
+    client_key(client, addr);
+    c = client_slot(a, addr);
 
     return client_current(c, addr, now_ms) && c->refusals >= AGENT_AUTH_CLIENT_REFUSALS_MAX;
 }
 
-static void client_refused(struct agent_auth *a, const uint8_t *addr, int64_t now_ms) {
-    struct client *c = client_slot(a, addr);
+static void client_refused(struct agent_auth *a, const uint8_t *client, int64_t now_ms) {
+    uint8_t addr[AGENT_AUTH_CLIENT_LEN];
+    struct client *c;
+
+    client_key(client, addr);
+    c = client_slot(a, addr);
 
     if (!client_current(c, addr, now_ms)) {
         memcpy(c->addr, addr, AGENT_AUTH_CLIENT_LEN);

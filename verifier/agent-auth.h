@@ -63,7 +63,7 @@ int agent_auth_mode_from_string(const char *s, enum agent_auth_mode *ret);
  * at the rate of AGENT_AUTH_REVIEWS_MAX slots. AGENT_AUTH_CLIENTS_MAX
  * addresses are tracked; one over it takes another's slot (the count
  * starts again). An address is AGENT_AUTH_CLIENT_LEN bytes (IPv4 as
- * ::ffff:a.b.c.d). */
+ * ::ffff:a.b.c.d); an IPv6 client is counted by its /64. */
 #define AGENT_AUTH_CLIENT_REFUSALS_MAX 10
 #define AGENT_AUTH_CLIENT_WINDOW_MS    10000
 #define AGENT_AUTH_CLIENTS_MAX         4096

@@ -529,6 +529,32 @@ static void test_client_refusals(void **state) {
     agent_auth_free(a);
 }
 
+/* An IPv6 client is counted by its /64: a host holds all of it. */
+static void test_client_refusals_ipv6(void **state) {
+    struct agent_auth *a = new_auth();
+    uint8_t v6[AGENT_AUTH_CLIENT_LEN] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 1};
+    uint8_t other[AGENT_AUTH_CLIENT_LEN] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 2};
+    char reason[200], header[64];
+    (void)state;
+
+    stub.answer_fmt = REVIEW("{\"user\":{},\"error\":\"[invalid bearer token]\"}");
+    for (unsigned i = 0; i < AGENT_AUTH_CLIENT_REFUSALS_MAX; i++) {
+        v6[15] = (uint8_t)i; /* another address of the same /64 each time */
+        v6[9] = (uint8_t)(i * 7);
+        snprintf(header, sizeof(header), "Bearer junk%u", i);
+        assert_int_equal(check_from(a, v6, header, "node-1", 1, reason),
+                         AGENT_AUTH_UNAUTHENTICATED);
+    }
+    v6[15] = 0xee;
+    assert_int_equal(check_from(a, v6, "Bearer junk-new", "node-1", 2, reason),
+                     AGENT_AUTH_THROTTLED);
+    /* Another /64: its own count. */
+    assert_int_equal(check_from(a, other, "Bearer junk-new", "node-1", 2, reason),
+                     AGENT_AUTH_UNAUTHENTICATED);
+    assert_int_equal(stub.calls, AGENT_AUTH_CLIENT_REFUSALS_MAX + 1);
+    agent_auth_free(a);
+}
+
 struct caller {
     struct agent_auth *a;
     const char *header, *node;
@@ -668,6 +694,7 @@ int main(void) {
             cmocka_unit_test_setup(test_cache_bound, setup),
             cmocka_unit_test_setup(test_cache_refusals_keep_accepted, setup),
             cmocka_unit_test_setup(test_client_refusals, setup),
+            cmocka_unit_test_setup(test_client_refusals_ipv6, setup),
             cmocka_unit_test_setup(test_one_review_at_a_time, setup),
             cmocka_unit_test_setup(test_waiters_bounded, setup),
     };
