@@ -71,6 +71,7 @@ struct agent_auth {
     struct client *clients; /* AGENT_AUTH_CLIENTS_MAX, by clients_seed's hash */
     uint64_t clients_seed;  /* random: which addresses share a slot is not known outside */
     unsigned reviewing, waiting;
+    unsigned reviews_max, waiters_max; /* from the threads */
     struct agent_auth_stats stats;
 };
 
@@ -299,6 +300,14 @@ int agent_auth_new(const struct agent_auth_config *cfg, struct agent_auth **ret)
         return -ENOMEM;
     }
     memset(a->buckets, 0xff, BUCKETS * sizeof(*a->buckets)); /* -1 */
+    {
+        unsigned threads = cfg->threads ? cfg->threads : 8;
+        a->reviews_max = threads / 2 ? threads / 2 : 1;
+        a->reviews_max =
+                a->reviews_max < AGENT_AUTH_REVIEWS_MAX ? a->reviews_max : AGENT_AUTH_REVIEWS_MAX;
+        a->waiters_max =
+                threads / 4 < AGENT_AUTH_WAITERS_MAX ? threads / 4 : AGENT_AUTH_WAITERS_MAX;
+    }
     a->accepted = (struct pool){.first = 0, .count = AGENT_AUTH_CACHE_MAX};
     a->others = (struct pool){.first = AGENT_AUTH_CACHE_MAX, .count = AGENT_AUTH_REFUSED_MAX};
     a->mode = cfg->mode;
@@ -592,12 +601,11 @@ static void token_verdict(struct agent_auth *a, const char *token, const uint8_t
     }
     pthread_mutex_lock(&a->lock);
     i = cache_find(a, key);
-    if (i >= 0 && a->entries[i].pending && a->waiting >= AGENT_AUTH_WAITERS_MAX) {
+    if (i >= 0 && a->entries[i].pending && a->waiting >= a->waiters_max) {
         a->stats.busy++;
         pthread_mutex_unlock(&a->lock);
         verdict(v, AGENT_AUTH_UNAVAILABLE,
-                "%d requests wait for token reviews under way already; try again",
-                AGENT_AUTH_WAITERS_MAX);
+                "%u requests wait for token reviews under way already; try again", a->waiters_max);
         return;
     }
     if (i >= 0 && a->entries[i].pending) {
@@ -619,11 +627,11 @@ static void token_verdict(struct agent_auth *a, const char *token, const uint8_t
                 AGENT_AUTH_CLIENT_REFUSALS_MAX, AGENT_AUTH_CLIENT_WINDOW_MS / 1000);
         return;
     }
-    if (a->reviewing >= AGENT_AUTH_REVIEWS_MAX) {
+    if (a->reviewing >= a->reviews_max) {
         a->stats.busy++;
         pthread_mutex_unlock(&a->lock);
-        verdict(v, AGENT_AUTH_UNAVAILABLE, "%d token reviews are under way already; try again",
-                AGENT_AUTH_REVIEWS_MAX);
+        verdict(v, AGENT_AUTH_UNAVAILABLE, "%u token reviews are under way already; try again",
+                a->reviews_max);
         return;
     }
     if (i >= 0) {

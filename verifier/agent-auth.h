@@ -103,6 +103,11 @@ struct agent_auth_config {
     uint64_t negative_ttl_ms;    /* 0: AGENT_AUTH_NEGATIVE_TTL_MS */
     agent_auth_review_fn review;
     void *review_ud; /* borrowed */
+    /* The HTTP threads the reviews run on (--threads; 0: 8 assumed):
+     * reviews take at most half of them, waiters a quarter, each within
+     * AGENT_AUTH_REVIEWS_MAX and AGENT_AUTH_WAITERS_MAX (one review at
+     * least: with a single thread it is that thread). */
+    unsigned threads;
 };
 
 /* One review's verdict, whatever the URL: the node the token is bound to

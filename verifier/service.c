@@ -250,6 +250,7 @@ static int open_agent_auth(struct verifier *v) {
             .ttl_ms = cfg->token_cache_ms,
             .review = kube_token_review,
             .review_ud = v->kube,
+            .threads = (unsigned)cfg->threads,
     };
     int r;
 

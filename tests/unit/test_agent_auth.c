@@ -680,6 +680,35 @@ static void test_waiters_bounded(void **state) {
     agent_auth_free(a);
 }
 
+/* With few HTTP threads (--threads 2) the reviews and their waiters take
+ * at most half of them: one review, no waiter; the other thread is left
+ * to operators and agents with certificates (review finding R17-6). */
+static void test_few_threads(void **state) {
+    struct agent_auth_config cfg = {.mode = AGENT_AUTH_TOKEN, .review = stub_review, .threads = 2};
+    struct agent_auth *a = NULL;
+    struct caller first;
+    char reason[200];
+    (void)state;
+
+    assert_int_equal(agent_auth_new(&cfg, &a), 0);
+    stub.block = true;
+    first = (struct caller){.a = a, .header = "Bearer tok-node-1", .node = "node-1"};
+    assert_int_equal(pthread_create(&first.thread, NULL, call_thread, &first), 0);
+    wait_entered(1);
+    assert_int_equal(check(a, "Bearer tok-node-2", "node-2", 0, reason), AGENT_AUTH_UNAVAILABLE);
+    assert_non_null(strstr(reason, "1 token reviews are under way"));
+    assert_int_equal(check(a, "Bearer tok-node-1", "node-1", 0, reason), AGENT_AUTH_UNAVAILABLE);
+    assert_non_null(strstr(reason, "0 requests wait"));
+    pthread_mutex_lock(&stub.lock);
+    stub.released = 1000;
+    pthread_cond_broadcast(&stub.cond);
+    pthread_mutex_unlock(&stub.lock);
+    pthread_join(first.thread, NULL);
+    assert_int_equal(first.result, AGENT_AUTH_OK);
+    assert_int_equal(stub.calls, 1);
+    agent_auth_free(a);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup(test_judge, setup),
@@ -697,6 +726,7 @@ int main(void) {
             cmocka_unit_test_setup(test_client_refusals_ipv6, setup),
             cmocka_unit_test_setup(test_one_review_at_a_time, setup),
             cmocka_unit_test_setup(test_waiters_bounded, setup),
+            cmocka_unit_test_setup(test_few_threads, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
