@@ -225,6 +225,11 @@ for st in 429 500; do
 done
 [ "$(call /v1/nodes/node-1/challenges tok-throttled)" = 200 ] && ok ||
     bad "after the API recovered: $(cat "$T/body")"
+# A slow API (every answer 7 s late, past the review's 5 s): 503, never 200.
+token tok-slow "$SA" kima node-1
+fake slow '{"seconds": 30, "delay": 7}' >/dev/null
+refused 503 /v1/nodes/node-1/challenges tok-slow "a review slower than its timeout"
+fake slow '{"seconds": 0, "delay": 0}' >/dev/null
 
 # Rotation: the running agent picks up a new token file, swapped as the
 # kubelet swaps it (a new folder, the ..data symlink renamed over).
