@@ -113,6 +113,12 @@ bool kube_k8s_name(const char *s);
  * pass. When not, *ret_wait_ms is how long until it is (pure). */
 bool kube_labels_due(bool kicked, int64_t now_ms, int64_t last_ms, int64_t tick_ms,
                      int64_t *ret_wait_ms);
+/* Whether a label patch's answer stops the pass and backs off for every
+ * pod (the API or the verifier's rights are in trouble): not a 409, which
+ * says this pod's name holds another pod now (its UID precondition; anyone
+ * who may delete and create pods can provoke one): only that pod waits, for
+ * the next pass or the watch's news. */
+bool kube_patch_backs_off(int status);
 /* Wait on k->cond (k->lock held) at most ms. */
 void kube_wait_locked(struct kube *k, int64_t ms);
 

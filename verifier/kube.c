@@ -301,6 +301,10 @@ static int patch_labels(struct kube *k, const char *ns, const char *name, const 
     return status;
 }
 
+bool kube_patch_backs_off(int status) {
+    return status < 0 || status == 429 || status >= 500 || status == 401 || status == 403;
+}
+
 /* What the label thread knows of a pod from the applied map: a copy, read
  * under k->lock. */
 struct pod_view {
@@ -374,8 +378,7 @@ static int label_pod(struct kube *k, struct pod_view *v, const char *state, cons
         k->stats.patch_errors++;
         log_warn("kubernetes: labelling %s/%s %s: %d %s", v->ns, v->name, state, status,
                  kube_api_reason(presp));
-        if (status < 0 || status == 409 || status == 429 || status >= 500 || status == 401 ||
-            status == 403) {
+        if (kube_patch_backs_off(status)) {
             backoff(k);
             r = -EAGAIN;
         }
