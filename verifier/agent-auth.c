@@ -20,8 +20,23 @@
 #include "macro.h"
 
 #define SA_PREFIX "system:serviceaccount:"
-/* Hash buckets: a power of two, twice the entries. */
+/* The cache's entries: accepted tokens in [0, AGENT_AUTH_CACHE_MAX), every
+ * other (under review, refused, unavailable) after them. A review starts in
+ * the second part and an accepted one moves to the first: a flood of
+ * made-up tokens, each refused, recycles only the second part and never
+ * pushes out an agent's accepted token (which would make every agent need
+ * a review at once, through AGENT_AUTH_REVIEWS_MAX slots). */
+#define ENTRIES (AGENT_AUTH_CACHE_MAX + AGENT_AUTH_REFUSED_MAX)
+/* Hash buckets: a power of two, at least the entries. */
 #define BUCKETS (2u * AGENT_AUTH_CACHE_MAX)
+_Static_assert(BUCKETS >= ENTRIES && (BUCKETS & (BUCKETS - 1)) == 0, "BUCKETS");
+_Static_assert(AGENT_AUTH_REVIEWS_MAX < AGENT_AUTH_REFUSED_MAX, "a pending review has room");
+
+/* A part of the entries, filled in ring order. */
+struct pool {
+    int32_t first, count;
+    int32_t ring; /* the next entry to (re)use: the oldest */
+};
 
 struct entry {
     uint8_t key[32]; /* SHA-256 of the token */
@@ -29,6 +44,14 @@ struct entry {
     int64_t expires_ms; /* monotonic; a verdict past it is reviewed again */
     int32_t next;       /* in its bucket's chain; -1: the end */
     struct agent_auth_verdict v;
+};
+
+/* Refused reviews of one client address in its current window. */
+struct client {
+    uint8_t addr[AGENT_AUTH_CLIENT_LEN];
+    bool used;
+    int64_t begin_ms;
+    unsigned refusals;
 };
 
 struct agent_auth {
@@ -42,10 +65,13 @@ struct agent_auth {
     /* Guards everything below. `done` is broadcast when a review ends. */
     pthread_mutex_t lock;
     pthread_cond_t done;
-    struct entry *entries; /* AGENT_AUTH_CACHE_MAX, filled in ring order */
+    struct entry *entries; /* ENTRIES: the two pools */
     int32_t *buckets;      /* BUCKETS heads; -1: empty */
-    size_t ring;           /* the next entry to (re)use: the oldest */
-    unsigned reviewing;
+    struct pool accepted, others;
+    struct client *clients; /* AGENT_AUTH_CLIENTS_MAX, by clients_seed's hash */
+    uint64_t clients_seed;  /* random: which addresses share a slot is not known outside */
+    unsigned reviewing, waiting;
+    unsigned reviews_max, waiters_max; /* from the threads */
     struct agent_auth_stats stats;
 };
 
@@ -262,15 +288,28 @@ int agent_auth_new(const struct agent_auth_config *cfg, struct agent_auth **ret)
     if (!a) {
         return -ENOMEM;
     }
-    a->entries = calloc(AGENT_AUTH_CACHE_MAX, sizeof(*a->entries));
+    a->entries = calloc(ENTRIES, sizeof(*a->entries));
     a->buckets = malloc(BUCKETS * sizeof(*a->buckets));
-    if (!a->entries || !a->buckets) {
+    a->clients = calloc(AGENT_AUTH_CLIENTS_MAX, sizeof(*a->clients));
+    if (!a->entries || !a->buckets || !a->clients ||
+        gnutls_rnd(GNUTLS_RND_NONCE, &a->clients_seed, sizeof(a->clients_seed)) != 0) {
         free(a->entries);
         free(a->buckets);
+        free(a->clients);
         free(a);
         return -ENOMEM;
     }
     memset(a->buckets, 0xff, BUCKETS * sizeof(*a->buckets)); /* -1 */
+    {
+        unsigned threads = cfg->threads ? cfg->threads : 8;
+        a->reviews_max = threads / 2 ? threads / 2 : 1;
+        a->reviews_max =
+                a->reviews_max < AGENT_AUTH_REVIEWS_MAX ? a->reviews_max : AGENT_AUTH_REVIEWS_MAX;
+        a->waiters_max =
+                threads / 4 < AGENT_AUTH_WAITERS_MAX ? threads / 4 : AGENT_AUTH_WAITERS_MAX;
+    }
+    a->accepted = (struct pool){.first = 0, .count = AGENT_AUTH_CACHE_MAX};
+    a->others = (struct pool){.first = AGENT_AUTH_CACHE_MAX, .count = AGENT_AUTH_REFUSED_MAX};
     a->mode = cfg->mode;
     snprintf(a->audience, sizeof(a->audience), "%s", aud);
     snprintf(a->username, sizeof(a->username), SA_PREFIX "%s", sa);
@@ -298,6 +337,7 @@ void agent_auth_free(struct agent_auth *a) {
     pthread_cond_destroy(&a->done);
     free(a->entries);
     free(a->buckets);
+    free(a->clients);
     free(a);
 }
 
@@ -338,18 +378,19 @@ static void cache_unlink(struct agent_auth *a, int32_t i) {
         *link = a->entries[i].next;
     }
     a->entries[i].used = false;
+    a->entries[i].pending = false;
 }
 
-/* A new entry for key, pending: the oldest one not under review is
- * dropped for it. -1 when every entry is under review (cannot happen while
- * AGENT_AUTH_REVIEWS_MAX < AGENT_AUTH_CACHE_MAX). */
-static int32_t cache_add(struct agent_auth *a, const uint8_t key[32]) {
-    for (size_t tries = 0; tries < AGENT_AUTH_CACHE_MAX; tries++) {
-        int32_t i = (int32_t)a->ring;
+/* A new entry for key in pool p, pending: the pool's oldest one not under
+ * review is dropped for it. -1 when every entry is under review (cannot
+ * happen while AGENT_AUTH_REVIEWS_MAX < either pool's size). */
+static int32_t cache_add(struct agent_auth *a, struct pool *p, const uint8_t key[32]) {
+    for (int32_t tries = 0; tries < p->count; tries++) {
+        int32_t i = p->first + p->ring;
         struct entry *e = &a->entries[i];
         uint32_t b;
 
-        a->ring = (a->ring + 1) % AGENT_AUTH_CACHE_MAX;
+        p->ring = (p->ring + 1) % p->count;
         if (e->pending) {
             continue;
         }
@@ -366,6 +407,59 @@ static int32_t cache_add(struct agent_auth *a, const uint8_t key[32]) {
         return i;
     }
     return -1;
+}
+
+/* The refusals per client address, under a->lock. */
+
+static struct client *client_slot(struct agent_auth *a, const uint8_t *addr) {
+    uint64_t h = 14695981039346656037ull ^ a->clients_seed; /* FNV-1a */
+
+    for (size_t i = 0; i < AGENT_AUTH_CLIENT_LEN; i++) {
+        h = (h ^ addr[i]) * 1099511628211ull;
+    }
+    return &a->clients[(h ^ (h >> 32)) % AGENT_AUTH_CLIENTS_MAX];
+}
+
+static bool client_current(const struct client *c, const uint8_t *addr, int64_t now_ms) {
+    return c->used && memcmp(c->addr, addr, AGENT_AUTH_CLIENT_LEN) == 0 &&
+           now_ms - c->begin_ms < AGENT_AUTH_CLIENT_WINDOW_MS && now_ms >= c->begin_ms;
+}
+
+/* The part of an address that names a client: an IPv4 address whole, an
+ * IPv6 one by its /64 (one host may hold all of it). */
+static void client_key(const uint8_t *addr, uint8_t key[AGENT_AUTH_CLIENT_LEN]) {
+    static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+    memcpy(key, addr, AGENT_AUTH_CLIENT_LEN);
+    if (memcmp(addr, v4mapped, sizeof(v4mapped)) != 0) {
+        memset(key + 8, 0, AGENT_AUTH_CLIENT_LEN - 8);
+    }
+}
+
+static bool client_throttled(struct agent_auth *a, const uint8_t *client, int64_t now_ms) {
+    uint8_t addr[AGENT_AUTH_CLIENT_LEN];
+    const struct client *c;
+
+    client_key(client, addr);
+    c = client_slot(a, addr);
+
+    return client_current(c, addr, now_ms) && c->refusals >= AGENT_AUTH_CLIENT_REFUSALS_MAX;
+}
+
+static void client_refused(struct agent_auth *a, const uint8_t *client, int64_t now_ms) {
+    uint8_t addr[AGENT_AUTH_CLIENT_LEN];
+    struct client *c;
+
+    client_key(client, addr);
+    c = client_slot(a, addr);
+
+    if (!client_current(c, addr, now_ms)) {
+        memcpy(c->addr, addr, AGENT_AUTH_CLIENT_LEN);
+        c->used = true;
+        c->begin_ms = now_ms;
+        c->refusals = 0;
+    }
+    c->refusals++;
 }
 
 /* "Bearer TOKEN" (the scheme in any case, RFC 7235) to the token: 0, or
@@ -440,15 +534,36 @@ static int64_t expiry(const struct agent_auth *a, const struct agent_auth_verdic
     case AGENT_AUTH_FORBIDDEN:
         return now_ms + (int64_t)a->negative_ttl_ms;
     case AGENT_AUTH_UNAVAILABLE:
+    case AGENT_AUTH_THROTTLED:
         break;
     }
     return now_ms;
 }
 
-/* Wait (a->lock held) for the review of entry i to end: its verdict, or
- * unavailable when it did not end in time. */
-static void wait_review(struct agent_auth *a, int32_t i, const uint8_t key[32],
-                        struct agent_auth_verdict *v) {
+/* Keep verdict v on key (a->lock held): entry i (under review) is updated
+ * in place when it is in v's pool, else moved there. */
+static void cache_store(struct agent_auth *a, int32_t i, const uint8_t key[32],
+                        const struct agent_auth_verdict *v, int64_t expires_ms) {
+    struct pool *p = v->result == AGENT_AUTH_OK ? &a->accepted : &a->others;
+
+    if (i >= 0 && (i < p->first || i >= p->first + p->count)) {
+        cache_unlink(a, i);
+        i = cache_add(a, p, key);
+    }
+    if (i < 0) {
+        return;
+    }
+    a->entries[i].v = *v;
+    a->entries[i].expires_ms = expires_ms;
+    a->entries[i].pending = false;
+}
+
+/* Wait (a->lock held) for the review of key to end: its verdict, or
+ * unavailable when it did not end in time. The entry is found again after
+ * each wake-up: the end of a review may move it (cache_store). */
+static void wait_review(struct agent_auth *a, const uint8_t key[32], struct agent_auth_verdict *v) {
+    int32_t i;
+
     struct timespec until;
     int64_t ms;
 
@@ -458,21 +573,25 @@ static void wait_review(struct agent_auth *a, int32_t i, const uint8_t key[32],
     until.tv_sec = (time_t)(ms / 1000);
     until.tv_nsec = (long)(ms % 1000) * 1000000;
     a->stats.waits++;
-    while (a->entries[i].pending && memcmp(a->entries[i].key, key, 32) == 0) {
+    a->waiting++;
+    while ((i = cache_find(a, key)) >= 0 && a->entries[i].pending) {
         if (pthread_cond_timedwait(&a->done, &a->lock, &until) != 0) {
             break;
         }
     }
-    if (a->entries[i].used && !a->entries[i].pending && memcmp(a->entries[i].key, key, 32) == 0) {
+    a->waiting--;
+    i = cache_find(a, key);
+    if (i >= 0 && !a->entries[i].pending) {
         *v = a->entries[i].v;
     } else {
         verdict(v, AGENT_AUTH_UNAVAILABLE, "the review of this token did not end in time");
     }
 }
 
-/* The verdict on token: cached, waited for, or reviewed now. */
-static void token_verdict(struct agent_auth *a, const char *token, int64_t now_ms, int64_t now_s,
-                          struct agent_auth_verdict *v) {
+/* The verdict on token from client (may be NULL): cached, waited for, or
+ * reviewed now. */
+static void token_verdict(struct agent_auth *a, const char *token, const uint8_t *client,
+                          int64_t now_ms, int64_t now_s, struct agent_auth_verdict *v) {
     uint8_t key[32];
     int32_t i;
 
@@ -482,8 +601,15 @@ static void token_verdict(struct agent_auth *a, const char *token, int64_t now_m
     }
     pthread_mutex_lock(&a->lock);
     i = cache_find(a, key);
+    if (i >= 0 && a->entries[i].pending && a->waiting >= a->waiters_max) {
+        a->stats.busy++;
+        pthread_mutex_unlock(&a->lock);
+        verdict(v, AGENT_AUTH_UNAVAILABLE,
+                "%u requests wait for token reviews under way already; try again", a->waiters_max);
+        return;
+    }
     if (i >= 0 && a->entries[i].pending) {
-        wait_review(a, i, key, v);
+        wait_review(a, key, v);
         pthread_mutex_unlock(&a->lock);
         return;
     }
@@ -493,17 +619,25 @@ static void token_verdict(struct agent_auth *a, const char *token, int64_t now_m
         pthread_mutex_unlock(&a->lock);
         return;
     }
-    if (a->reviewing >= AGENT_AUTH_REVIEWS_MAX) {
+    if (client && client_throttled(a, client, now_ms)) {
+        a->stats.throttled++;
+        pthread_mutex_unlock(&a->lock);
+        verdict(v, AGENT_AUTH_THROTTLED,
+                "%d tokens from this address were refused in the last %d s; try again later",
+                AGENT_AUTH_CLIENT_REFUSALS_MAX, AGENT_AUTH_CLIENT_WINDOW_MS / 1000);
+        return;
+    }
+    if (a->reviewing >= a->reviews_max) {
         a->stats.busy++;
         pthread_mutex_unlock(&a->lock);
-        verdict(v, AGENT_AUTH_UNAVAILABLE, "%d token reviews are under way already; try again",
-                AGENT_AUTH_REVIEWS_MAX);
+        verdict(v, AGENT_AUTH_UNAVAILABLE, "%u token reviews are under way already; try again",
+                a->reviews_max);
         return;
     }
     if (i >= 0) {
         a->entries[i].pending = true;
     } else {
-        i = cache_add(a, key);
+        i = cache_add(a, &a->others, key);
     }
     a->reviewing++;
     a->stats.reviews++;
@@ -514,25 +648,24 @@ static void token_verdict(struct agent_auth *a, const char *token, int64_t now_m
 
     pthread_mutex_lock(&a->lock);
     a->reviewing--;
-    if (i >= 0) {
-        a->entries[i].v = *v;
-        a->entries[i].expires_ms = expiry(a, v, token, now_ms, now_s);
-        a->entries[i].pending = false;
+    cache_store(a, i, key, v, expiry(a, v, token, now_ms, now_s));
+    if (client && (v->result == AGENT_AUTH_UNAUTHENTICATED || v->result == AGENT_AUTH_FORBIDDEN)) {
+        client_refused(a, client, now_ms);
     }
     pthread_cond_broadcast(&a->done);
     pthread_mutex_unlock(&a->lock);
 }
 
 enum agent_auth_result agent_auth_check(struct agent_auth *a, const char *authorization,
-                                        const char *node, int64_t now_ms, int64_t now_s,
-                                        char *ret_reason, size_t reasonsz) {
+                                        const char *node, const uint8_t *client, int64_t now_ms,
+                                        int64_t now_s, char *ret_reason, size_t reasonsz) {
     struct agent_auth_verdict v = {0};
     const char *token;
 
     if (bearer_token(authorization, &token, ret_reason, reasonsz) < 0) {
         return AGENT_AUTH_UNAUTHENTICATED;
     }
-    token_verdict(a, token, now_ms, now_s, &v);
+    token_verdict(a, token, client, now_ms, now_s, &v);
     if (v.result == AGENT_AUTH_OK && strcmp(v.node, node) != 0) {
         snprintf(ret_reason, reasonsz, "the token is bound to node %s, not to this node", v.node);
         return AGENT_AUTH_FORBIDDEN;

@@ -24,8 +24,11 @@
  * stored, logged or echoed): a positive one for at most ttl_ms and never
  * past the `exp` the token's payload claims (read without trusting it
  * otherwise: it only shortens the cache), a negative one for
- * negative_ttl_ms, an unavailable one not at all. Requests for a token
- * under review wait for that review instead of making their own. At most
+ * negative_ttl_ms, an unavailable one not at all; accepted and refused
+ * tokens are kept apart, each part bounded, so that refusals never push
+ * an accepted token out. Requests for a token
+ * under review wait for that review instead of making their own (at most
+ * AGENT_AUTH_WAITERS_MAX at once, more: 503). At most
  * AGENT_AUTH_REVIEWS_MAX reviews run at once (more: 503), so that clients
  * without a certificate cannot tie up the HTTP threads or hammer the API. */
 
@@ -48,10 +51,30 @@ int agent_auth_mode_from_string(const char *s, enum agent_auth_mode *ret);
 /* The longest bearer token taken; longer is 401 without a review. A
  * projected token is about 1 to 2 KB. */
 #define AGENT_AUTH_TOKEN_MAX 6144
-/* Reviews remembered at once; the oldest goes first. */
+/* Accepted tokens remembered at once; the oldest goes first. */
 #define AGENT_AUTH_CACHE_MAX 16384
+/* Refused tokens (and reviews under way) remembered at once, apart from the
+ * accepted ones, so that made-up tokens recycle only these. */
+#define AGENT_AUTH_REFUSED_MAX 4096
+/* Refused reviews (401, 403: each one a TokenReview) one client address
+ * may cause per AGENT_AUTH_CLIENT_WINDOW_MS; past them, its tokens not in
+ * the cache are 429 without a review (a cached one still works), so that a
+ * client without a certificate cannot turn made-up tokens into API calls
+ * at the rate of AGENT_AUTH_REVIEWS_MAX slots. AGENT_AUTH_CLIENTS_MAX
+ * addresses are tracked; one over it takes another's slot (the count
+ * starts again). An address is AGENT_AUTH_CLIENT_LEN bytes (IPv4 as
+ * ::ffff:a.b.c.d); an IPv6 client is counted by its /64. */
+#define AGENT_AUTH_CLIENT_REFUSALS_MAX 10
+#define AGENT_AUTH_CLIENT_WINDOW_MS    10000
+#define AGENT_AUTH_CLIENTS_MAX         4096
+#define AGENT_AUTH_CLIENT_LEN          16
 /* Reviews under way at once (each holds an HTTP thread). */
 #define AGENT_AUTH_REVIEWS_MAX 4
+/* Requests waiting at once for a review under way (each holds an HTTP
+ * thread too; more: 503), so that reviews and waiters together leave
+ * threads of the pool (8 by default) to everyone else while the API is
+ * slow. */
+#define AGENT_AUTH_WAITERS_MAX 2
 /* How long one review may take. */
 #define AGENT_AUTH_REVIEW_TIMEOUT_MS 5000
 /* The longest answer of a review taken from the API. */
@@ -64,6 +87,7 @@ enum agent_auth_result {
     AGENT_AUTH_UNAUTHENTICATED, /* 401: not a valid token for this verifier */
     AGENT_AUTH_FORBIDDEN,       /* 403: valid, but not an agent's, or not this node's */
     AGENT_AUTH_UNAVAILABLE,     /* 503: the API cannot tell now */
+    AGENT_AUTH_THROTTLED,       /* 429: this address had too many tokens refused lately */
 };
 
 /* POST `body` (a TokenReview) to the API. Returns the HTTP status with the
@@ -79,6 +103,11 @@ struct agent_auth_config {
     uint64_t negative_ttl_ms;    /* 0: AGENT_AUTH_NEGATIVE_TTL_MS */
     agent_auth_review_fn review;
     void *review_ud; /* borrowed */
+    /* The HTTP threads the reviews run on (--threads; 0: 8 assumed):
+     * reviews take at most half of them, waiters a quarter, each within
+     * AGENT_AUTH_REVIEWS_MAX and AGENT_AUTH_WAITERS_MAX (one review at
+     * least: with a single thread it is that thread). */
+    unsigned threads;
 };
 
 /* One review's verdict, whatever the URL: the node the token is bound to
@@ -108,14 +137,16 @@ void agent_auth_free(struct agent_auth *a);
 enum agent_auth_mode agent_auth_mode(const struct agent_auth *a);
 
 /* An agent's request for `node` with the Authorization header `authorization`
- * (the whole value, "Bearer ..."): the verdict with the reason in
- * ret_reason. now_ms is monotonic, now_s the wall clock (the token's exp). */
+ * (the whole value, "Bearer ..."), from the client address `client`
+ * (AGENT_AUTH_CLIENT_LEN bytes; NULL: not limited): the verdict with the
+ * reason in ret_reason. now_ms is monotonic, now_s the wall clock (the
+ * token's exp). */
 enum agent_auth_result agent_auth_check(struct agent_auth *a, const char *authorization,
-                                        const char *node, int64_t now_ms, int64_t now_s,
-                                        char *ret_reason, size_t reasonsz);
+                                        const char *node, const uint8_t *client, int64_t now_ms,
+                                        int64_t now_s, char *ret_reason, size_t reasonsz);
 
 struct agent_auth_stats {
-    uint64_t reviews, hits, waits, busy;
+    uint64_t reviews, hits, waits, busy, throttled;
 };
 void agent_auth_get_stats(struct agent_auth *a, struct agent_auth_stats *ret);
 

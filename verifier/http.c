@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -878,6 +879,15 @@ static size_t request_head_bytes(struct MHD_Connection *c, const char *url, cons
     return sum;
 }
 
+static enum MHD_Result count_authorization(void *cls, enum MHD_ValueKind kind, const char *key,
+                                           const char *value) {
+    unsigned *n = cls;
+    (void)kind;
+    (void)value;
+    *n += strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION) == 0;
+    return MHD_YES;
+}
+
 /* With --agent-auth token|either, the caller of an agent route by its
  * bearer token (agent-auth.h): no token leaves the certificate's verdict
  * as it is; a token bound to the route's node makes a caller without a
@@ -885,14 +895,19 @@ static size_t request_head_bytes(struct MHD_Connection *c, const char *url, cons
  * hold (admit then checks the certificate's CN against the node as ever).
  * With --agent-auth token an agent certificate counts for nothing. Routes
  * other than an agent's never look at a token: it opens no operator route.
+ * More than one Authorization header is 401 whatever they hold: which one
+ * a proxy in front would have read is not known.
  * 0 to go on (rq->role, rq->cn set), or the status to answer with detail. */
 static int token_identity(struct http_server *s, struct MHD_Connection *c, const char *url,
                           const char *method, struct request *rq, char *detail, size_t detailsz) {
     const char *authz =
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    const struct conn *k = conn_of(c);
+    unsigned n = 0;
     struct http_route route;
     enum agent_auth_result res;
 
+    _Static_assert(sizeof(k->addr.b) == AGENT_AUTH_CLIENT_LEN, "an address as agent-auth takes it");
     http_route(method, url, &route);
     if (route.role != ROLE_AGENT) {
         return 0;
@@ -904,8 +919,13 @@ static int token_identity(struct http_server *s, struct MHD_Connection *c, const
     if (!authz || (rq->role != ROLE_NONE && rq->role != ROLE_AGENT)) {
         return 0;
     }
-    res = agent_auth_check(s->auth, authz, route.node, time_mono_ms(), (int64_t)time(NULL), detail,
-                           detailsz);
+    if (MHD_get_connection_values(c, MHD_HEADER_KIND, count_authorization, &n) > 1 && n > 1) {
+        snprintf(detail, detailsz, "the request has more than one Authorization header");
+        log_noisy(s, "refused an agent's token: %s", detail);
+        return 401;
+    }
+    res = agent_auth_check(s->auth, authz, route.node, k ? k->addr.b : NULL, time_mono_ms(),
+                           (int64_t)time(NULL), detail, detailsz);
     switch (res) {
     case AGENT_AUTH_OK:
         if (rq->role == ROLE_NONE) {
@@ -919,6 +939,9 @@ static int token_identity(struct http_server *s, struct MHD_Connection *c, const
     case AGENT_AUTH_FORBIDDEN:
         log_noisy(s, "refused an agent's token: %s", detail);
         return 403;
+    case AGENT_AUTH_THROTTLED:
+        log_noisy(s, "refused an agent's token without a review: %s", detail);
+        return 429;
     case AGENT_AUTH_UNAVAILABLE:
         break;
     }
@@ -959,9 +982,13 @@ static enum MHD_Result on_headers(struct http_server *s, struct MHD_Connection *
                               json_pack("{s:s,s:s}", "error",
                                         r == 401   ? "unauthenticated"
                                         : r == 403 ? "forbidden"
+                                        : r == 429 ? "too many requests"
                                                    : "unavailable",
                                         "detail", detail),
-                              r == 503 ? HTTP_RETRY_AFTER_S : 0, NULL);
+                              r == 503   ? HTTP_RETRY_AFTER_S
+                              : r == 429 ? AGENT_AUTH_CLIENT_WINDOW_MS / 1000
+                                         : 0,
+                              NULL);
         }
         h.role = rq->role;
         h.agent_auth = agent_auth_mode(s->auth);

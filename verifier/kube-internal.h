@@ -14,11 +14,14 @@
 
 #include "kube.h"
 
-#define KUBE_RESPONSE_MAX    (256u << 20) /* a PodList of a big cluster */
-#define KUBE_VALUES_MAX      (1u << 25)   /* as many as INVENTORY_VALUES_MAX */
-#define KUBE_TIMEOUT_MS      10000
-#define KUBE_RV_MAX          128 /* a resourceVersion's length */
-#define RESOLVE_GAP_MS       200 /* waiting measurements judged after events, this often */
+#define KUBE_RESPONSE_MAX (256u << 20) /* a PodList of a big cluster */
+#define KUBE_VALUES_MAX   (1u << 25)   /* as many as INVENTORY_VALUES_MAX */
+#define KUBE_TIMEOUT_MS   10000
+#define KUBE_RV_MAX       128 /* a resourceVersion's length */
+#define RESOLVE_GAP_MS    200 /* waiting measurements judged after events, this often */
+/* Label passes a kick starts (a verdict changed, a label tampered with),
+ * at most this often: a burst of kicks is one pass, not one each. */
+#define KUBE_KICK_GAP_MS     100
 #define BACKOFF_MIN_MS       500
 #define BACKOFF_MAX_MS       30000
 #define REASON_MAX           1000
@@ -115,6 +118,17 @@ const char *kube_str_or_empty(const json_t *v);
 void kube_applied_key(const char *id, const char *node, char *out, size_t outsz);
 const char *kube_meta_str(const json_t *item, const char *a, const char *b);
 bool kube_k8s_name(const char *s);
+/* Whether the label thread reconciles at now_ms, the last pass at last_ms:
+ * every tick_ms, and on a kick once KUBE_KICK_GAP_MS passed since the last
+ * pass. When not, *ret_wait_ms is how long until it is (pure). */
+bool kube_labels_due(bool kicked, int64_t now_ms, int64_t last_ms, int64_t tick_ms,
+                     int64_t *ret_wait_ms);
+/* Whether a label patch's answer stops the pass and backs off for every
+ * pod (the API or the verifier's rights are in trouble): not a 409, which
+ * says this pod's name holds another pod now (its UID precondition; anyone
+ * who may delete and create pods can provoke one): only that pod waits, for
+ * the next pass or the watch's news. */
+bool kube_patch_backs_off(int status);
 /* Wait on k->cond (k->lock held) at most ms. */
 void kube_wait_locked(struct kube *k, int64_t ms);
 

@@ -340,6 +340,10 @@ static int patch_labels(struct kube *k, const char *ns, const char *name, const 
     return status;
 }
 
+bool kube_patch_backs_off(int status) {
+    return status < 0 || status == 429 || status >= 500 || status == 401 || status == 403;
+}
+
 /* What the label thread knows of a pod from the applied map: a copy, read
  * under k->lock. */
 struct pod_view {
@@ -413,8 +417,7 @@ static int label_pod(struct kube *k, struct pod_view *v, const char *state, cons
         k->stats.patch_errors++;
         log_warn("kubernetes: labelling %s/%s %s: %d %s", v->ns, v->name, state, status,
                  kube_api_reason(presp));
-        if (status < 0 || status == 409 || status == 429 || status >= 500 || status == 401 ||
-            status == 403) {
+        if (kube_patch_backs_off(status)) {
             backoff(k);
             r = -EAGAIN;
         }
@@ -514,17 +517,32 @@ void kube_wait_locked(struct kube *k, int64_t ms) {
     pthread_cond_timedwait(&k->cond, &k->lock, &ts);
 }
 
+bool kube_labels_due(bool kicked, int64_t now_ms, int64_t last_ms, int64_t tick_ms,
+                     int64_t *ret_wait_ms) {
+    int64_t since = now_ms - last_ms, wait = tick_ms - since;
+
+    if (since >= tick_ms || (kicked && since >= KUBE_KICK_GAP_MS)) {
+        return true;
+    }
+    if (kicked && KUBE_KICK_GAP_MS - since < wait) {
+        wait = KUBE_KICK_GAP_MS - since;
+    }
+    *ret_wait_ms = wait;
+    return false;
+}
+
 /* The label thread: measurements that waited for pods the syncer brought
  * are judged (at most every RESOLVE_GAP_MS), and labels are reconciled
- * when a verdict changed (a kick) and every tick_ms. */
+ * when a verdict changed (a kick, at most every KUBE_KICK_GAP_MS) and
+ * every tick_ms. */
 static void *run(void *ud) {
     struct kube *k = ud;
 
     pthread_mutex_lock(&k->lock);
     while (!k->stop) {
-        int64_t t = time_mono_ms(), wait_ms = k->tick_ms;
+        int64_t t = time_mono_ms(), wait_ms = 0;
         bool resolve = k->resolve && t - k->last_resolve_ms >= RESOLVE_GAP_MS;
-        bool labels = k->kicked || t - k->last_reconcile_ms >= k->tick_ms;
+        bool labels = kube_labels_due(k->kicked, t, k->last_reconcile_ms, k->tick_ms, &wait_ms);
 
         if (resolve) {
             k->resolve = false;
@@ -546,13 +564,13 @@ static void *run(void *ud) {
         }
         pthread_mutex_lock(&k->lock);
         t = time_mono_ms();
-        if (k->resolve) {
+        if (kube_labels_due(k->kicked, t, k->last_reconcile_ms, k->tick_ms, &wait_ms)) {
+            continue; /* due now */
+        }
+        if (k->resolve && k->last_resolve_ms + RESOLVE_GAP_MS - t < wait_ms) {
             wait_ms = k->last_resolve_ms + RESOLVE_GAP_MS - t;
         }
-        if (t + wait_ms > k->last_reconcile_ms + k->tick_ms) {
-            wait_ms = k->last_reconcile_ms + k->tick_ms - t;
-        }
-        if (!k->stop && !k->kicked && wait_ms > 0) {
+        if (!k->stop && wait_ms > 0) {
             kube_wait_locked(k, wait_ms);
         }
     }

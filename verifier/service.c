@@ -250,6 +250,7 @@ static int open_agent_auth(struct verifier *v) {
             .ttl_ms = cfg->token_cache_ms,
             .review = kube_token_review,
             .review_ud = v->kube,
+            .threads = (unsigned)cfg->threads,
     };
     int r;
 
@@ -458,9 +459,12 @@ void verifier_close(struct verifier *v) {
         struct agent_auth_stats as;
         agent_auth_get_stats(v->agent_auth, &as);
         log_info("agent tokens: %llu reviews, %llu answered from the cache, %llu waited for a "
-                 "review under way, %llu turned away (%d reviews under way already)",
+                 "review under way, %llu turned away (%d reviews under way or %d waiting already), "
+                 "%llu "
+                 "turned away (too many refused from their address)",
                  (unsigned long long)as.reviews, (unsigned long long)as.hits,
-                 (unsigned long long)as.waits, (unsigned long long)as.busy, AGENT_AUTH_REVIEWS_MAX);
+                 (unsigned long long)as.waits, (unsigned long long)as.busy, AGENT_AUTH_REVIEWS_MAX,
+                 AGENT_AUTH_WAITERS_MAX, (unsigned long long)as.throttled);
     }
     agent_auth_free(v->agent_auth);
     v->agent_auth = NULL;

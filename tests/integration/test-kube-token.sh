@@ -8,7 +8,8 @@
 # token that is not valid (expired, another audience, none at all), 403 a
 # valid one that is not an agent's of this node, 503 when the API cannot
 # tell (never 200); reviews are cached; a rotated token file is picked up;
-# a token never opens an operator endpoint.
+# a token never opens an operator endpoint; made-up tokens from one address
+# are bounded (429).
 # Usage: test-kube-token.sh KIMA_VERIFIER KIMA_AGENT IMA_WRITER
 set -u
 V=$1
@@ -143,6 +144,13 @@ refused 403 /v1/nodes/node-1/challenges tok-node-2 "node-2's token on node-1" "b
 refused 403 /v1/nodes/node-1/challenges tok-two-nodes "a token naming two nodes" "not one node name"
 refused 401 /v1/nodes/node-1/challenges "" "neither a token nor a certificate" "bearer token"
 refused 401 /v1/nodes/node-1/challenges 'not a token!' "garbage after Bearer"
+# Two Authorization headers are refused whatever they hold: which one a
+# proxy in front would have read is not known (review R17-3).
+for second in tok-node-1 junk; do
+    got=$(call /v1/nodes/node-1/challenges tok-node-1 -H "Authorization: Bearer $second")
+    [ "$got" = 401 ] && grep -q "more than one Authorization" "$T/body" && ok ||
+        bad "two Authorization headers (the second $second): $got, wanted 401 ($(cat "$T/body"))"
+done
 # In --agent-auth token mode the agent certificate counts for nothing.
 got=$(call /v1/nodes/node-1/challenges "" --cert "$P/agent-node-1.pem" --key "$P/agent-node-1.key")
 [ "$got" = 401 ] && ok || bad "an agent certificate with --agent-auth token: $got, wanted 401"
@@ -167,6 +175,30 @@ n=$(reviews)
 [ "$(call /v1/nodes/node-1/challenges tok-cache)" = 200 ] && ok || bad "tok-cache: $(cat "$T/body")"
 [ "$(call /v1/nodes/node-1/challenges tok-cache)" = 200 ] && ok || bad "tok-cache again: $(cat "$T/body")"
 [ "$(reviews)" -eq $((n + 1)) ] && ok || bad "two requests within the TTL made $(($(reviews) - n)) reviews, wanted 1"
+
+# Made-up tokens: each refused one costs a TokenReview, so one address
+# has 10 refused per 10 s, then 429 (Retry-After) without a review; an
+# agent token already in the cache still works from it, and other addresses
+# are not affected (review R17-2). The flood comes from 127.0.0.2.
+from2=(--interface 127.0.0.2)
+token tok-flood "$SA" kima node-1
+token tok-flood-new "$SA" kima node-1
+[ "$(call /v1/nodes/node-1/challenges tok-flood "${from2[@]}")" = 200 ] && ok ||
+    bad "tok-flood from 127.0.0.2: $(cat "$T/body")"
+n=$(reviews)
+codes=
+for i in $(seq 1 10); do codes+="$(call /v1/nodes/node-1/challenges "junk-$i" "${from2[@]}") "; done
+[ "$codes" = "$(printf '401 %.0s' $(seq 1 10))" ] && ok || bad "10 made-up tokens: $codes, wanted 401 each"
+got=$(call /v1/nodes/node-1/challenges junk-11 "${from2[@]}" -D "$T/headers")
+[ "$got" = 429 ] && grep -q "refused in the last" "$T/body" && grep -qi "^Retry-After: 10" "$T/headers" &&
+    ok || bad "the 11th made-up token from one address: $got, wanted 429 ($(cat "$T/body"))"
+[ "$(call /v1/nodes/node-1/challenges tok-flood-new "${from2[@]}")" = 429 ] && ok ||
+    bad "a valid token not in the cache from the throttled address: $(cat "$T/body")"
+[ "$(reviews)" -eq $((n + 10)) ] && ok || bad "the flood made $(($(reviews) - n)) reviews, wanted 10"
+[ "$(call /v1/nodes/node-1/challenges tok-flood "${from2[@]}")" = 200 ] && ok ||
+    bad "a cached agent token from the throttled address: $(cat "$T/body")"
+refused 401 /v1/nodes/node-1/challenges junk-12 "a made-up token from another address" "not valid"
+[ "$(reviews)" -eq $((n + 11)) ] && ok || bad "another address's token was not reviewed"
 
 # The API down: 503 for a token not in the cache, never 200.
 token tok-fresh "$SA" kima node-1
@@ -193,6 +225,11 @@ for st in 429 500; do
 done
 [ "$(call /v1/nodes/node-1/challenges tok-throttled)" = 200 ] && ok ||
     bad "after the API recovered: $(cat "$T/body")"
+# A slow API (every answer 7 s late, past the review's 5 s): 503, never 200.
+token tok-slow "$SA" kima node-1
+fake slow '{"seconds": 30, "delay": 7}' >/dev/null
+refused 503 /v1/nodes/node-1/challenges tok-slow "a review slower than its timeout"
+fake slow '{"seconds": 0, "delay": 0}' >/dev/null
 
 # Rotation: the running agent picks up a new token file, swapped as the
 # kubelet swaps it (a new folder, the ..data symlink renamed over).

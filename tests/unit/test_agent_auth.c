@@ -100,7 +100,14 @@ static int setup(void **state) {
 
 static enum agent_auth_result check(struct agent_auth *a, const char *header, const char *node,
                                     int64_t now_ms, char *reason) {
-    return agent_auth_check(a, header, node, now_ms, NOW + now_ms / 1000, reason, 200);
+    return agent_auth_check(a, header, node, NULL, now_ms, NOW + now_ms / 1000, reason, 200);
+}
+
+/* The same from a client address. */
+static enum agent_auth_result check_from(struct agent_auth *a, const uint8_t *client,
+                                         const char *header, const char *node, int64_t now_ms,
+                                         char *reason) {
+    return agent_auth_check(a, header, node, client, now_ms, NOW + now_ms / 1000, reason, 200);
 }
 
 struct judge_case {
@@ -139,6 +146,20 @@ static const struct judge_case judge_cases[] = {
         {201,
          REVIEW("{" OK_AUD USER("system:serviceaccount:default:default", NODES("\"node-1\"")) "}"),
          AGENT_AUTH_FORBIDDEN, "default:default"},
+        /* The agents' ServiceAccount name in another namespace, a prefix
+         * or an extension of the name: another account. */
+        {201,
+         REVIEW("{" OK_AUD USER("system:serviceaccount:tenant:kima-agent",
+                                NODES("\"node-1\"")) "}"),
+         AGENT_AUTH_FORBIDDEN, "tenant:kima-agent"},
+        {201,
+         REVIEW("{" OK_AUD USER("system:serviceaccount:kima-system:kima-agent-x",
+                                NODES("\"node-1\"")) "}"),
+         AGENT_AUTH_FORBIDDEN, "kima-agent-x"},
+        {201,
+         REVIEW("{" OK_AUD USER("system:serviceaccount:kima-system:kima-agen",
+                                NODES("\"node-1\"")) "}"),
+         AGENT_AUTH_FORBIDDEN, "kima-agen,"},
         {201, REVIEW("{" OK_AUD "\"user\":{\"extra\":{}}}"), AGENT_AUTH_FORBIDDEN, "no user name"},
         {201, REVIEW("{" OK_AUD USER(SA, "") "}"), AGENT_AUTH_FORBIDDEN, "bound to no node"},
         {201, REVIEW("{" OK_AUD "\"user\":{\"username\":\"" SA "\"}}"), AGENT_AUTH_FORBIDDEN,
@@ -289,6 +310,11 @@ static void test_header(void **state) {
                                 "Bearer tok-node-1\"",
                                 "Bearertok-node-1",
                                 "Bearer tok-node-1 ",
+                                "Bearer\ttok-node-1",
+                                "Bearer tok-n\xc3\xb6"
+                                "de-1",
+                                "Bearer tok-node-1\x01",
+                                "Bearer tok-node-1,Bearer tok-node-2",
                                 ""};
     struct agent_auth *a = new_auth();
     char reason[200], big[AGENT_AUTH_TOKEN_MAX + 16];
@@ -432,6 +458,117 @@ static void test_cache_bound(void **state) {
     agent_auth_free(a);
 }
 
+/* A flood of made-up tokens, each refused, never pushes an agent's
+ * accepted token out of the cache: a client without a certificate cannot
+ * make every agent need a review at once (review finding R17-1). The
+ * refusals themselves are bounded apart (AGENT_AUTH_REFUSED_MAX). */
+static void test_cache_refusals_keep_accepted(void **state) {
+    struct agent_auth *a = new_auth();
+    char reason[200], header[64];
+    unsigned calls;
+    (void)state;
+
+    assert_int_equal(check(a, "Bearer tok-node-1", "node-1", 0, reason), AGENT_AUTH_OK);
+    stub.answer_fmt = REVIEW("{\"user\":{},\"error\":\"[invalid bearer token]\"}");
+    for (unsigned i = 0; i < AGENT_AUTH_CACHE_MAX + AGENT_AUTH_REFUSED_MAX + 1; i++) {
+        snprintf(header, sizeof(header), "Bearer junk%u", i);
+        assert_int_equal(check(a, header, "node-1", 1, reason), AGENT_AUTH_UNAUTHENTICATED);
+    }
+    calls = stub.calls;
+    /* The API would refuse it now: only a cache hit says yes. */
+    assert_int_equal(check(a, "Bearer tok-node-1", "node-1", 2, reason), AGENT_AUTH_OK);
+    assert_int_equal(stub.calls, calls);
+    /* The newest refusal is remembered, the oldest was dropped for it. */
+    snprintf(header, sizeof(header), "Bearer junk%u",
+             AGENT_AUTH_CACHE_MAX + AGENT_AUTH_REFUSED_MAX);
+    assert_int_equal(check(a, header, "node-1", 3, reason), AGENT_AUTH_UNAUTHENTICATED);
+    assert_int_equal(stub.calls, calls);
+    assert_int_equal(check(a, "Bearer junk0", "node-1", 3, reason), AGENT_AUTH_UNAUTHENTICATED);
+    assert_int_equal(stub.calls, calls + 1);
+    agent_auth_free(a);
+}
+
+/* Each made-up token costs a TokenReview: one client address may have
+ * AGENT_AUTH_CLIENT_REFUSALS_MAX refused per window, then its tokens that
+ * are not in the cache are 429 without a review; an agent's cached token
+ * from that address still works, other addresses are not affected, and
+ * the next window starts afresh (review finding R17-2). */
+static void test_client_refusals(void **state) {
+    struct agent_auth *a = new_auth();
+    const uint8_t x[AGENT_AUTH_CLIENT_LEN] = {0, 0, 0,    0,    0,  0, 0, 0,
+                                              0, 0, 0xff, 0xff, 10, 0, 0, 1};
+    const uint8_t y[AGENT_AUTH_CLIENT_LEN] = {0, 0, 0,    0,    0,  0, 0, 0,
+                                              0, 0, 0xff, 0xff, 10, 0, 0, 2};
+    const char *invalid = REVIEW("{\"user\":{},\"error\":\"[invalid bearer token]\"}");
+    char reason[200], header[64];
+    struct agent_auth_stats st;
+    (void)state;
+
+    assert_int_equal(check_from(a, x, "Bearer tok-node-1", "node-1", 0, reason), AGENT_AUTH_OK);
+    stub.answer_fmt = invalid;
+    for (unsigned i = 0; i < AGENT_AUTH_CLIENT_REFUSALS_MAX; i++) {
+        snprintf(header, sizeof(header), "Bearer junk%u", i);
+        assert_int_equal(check_from(a, x, header, "node-1", 1, reason), AGENT_AUTH_UNAUTHENTICATED);
+    }
+    assert_int_equal(stub.calls, 1 + AGENT_AUTH_CLIENT_REFUSALS_MAX);
+    /* A refusal in the cache is still told as such, without a review. */
+    assert_int_equal(check_from(a, x, "Bearer junk0", "node-1", 2, reason),
+                     AGENT_AUTH_UNAUTHENTICATED);
+    assert_int_equal(check_from(a, x, "Bearer junk-new", "node-1", 2, reason),
+                     AGENT_AUTH_THROTTLED);
+    assert_non_null(strstr(reason, "refused"));
+    assert_int_equal(check_from(a, x, "Bearer tok-node-2", "node-2", 2, reason),
+                     AGENT_AUTH_THROTTLED);
+    assert_int_equal(stub.calls, 1 + AGENT_AUTH_CLIENT_REFUSALS_MAX);
+    /* The cached agent token from the same address: accepted. */
+    stub.answer_fmt = VALID;
+    assert_int_equal(check_from(a, x, "Bearer tok-node-1", "node-1", 3, reason), AGENT_AUTH_OK);
+    /* Another address: reviewed as ever. */
+    assert_int_equal(check_from(a, y, "Bearer tok-node-3", "node-3", 3, reason), AGENT_AUTH_OK);
+    assert_int_equal(stub.calls, 2 + AGENT_AUTH_CLIENT_REFUSALS_MAX);
+    /* Accepted reviews do not count against an address, nor do 503s. */
+    stub.status = 503;
+    for (unsigned i = 0; i < 2 * AGENT_AUTH_CLIENT_REFUSALS_MAX; i++) {
+        assert_int_equal(check_from(a, y, "Bearer tok-node-4", "node-4", 4, reason),
+                         AGENT_AUTH_UNAVAILABLE);
+    }
+    stub.status = 201;
+    assert_int_equal(check_from(a, y, "Bearer tok-node-4", "node-4", 4, reason), AGENT_AUTH_OK);
+    /* The next window: x may be reviewed again. */
+    assert_int_equal(check_from(a, x, "Bearer tok-node-2", "node-2",
+                                1 + AGENT_AUTH_CLIENT_WINDOW_MS, reason),
+                     AGENT_AUTH_OK);
+    agent_auth_get_stats(a, &st);
+    assert_int_equal(st.throttled, 2);
+    agent_auth_free(a);
+}
+
+/* An IPv6 client is counted by its /64: a host holds all of it. */
+static void test_client_refusals_ipv6(void **state) {
+    struct agent_auth *a = new_auth();
+    uint8_t v6[AGENT_AUTH_CLIENT_LEN] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 1};
+    uint8_t other[AGENT_AUTH_CLIENT_LEN] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 2};
+    char reason[200], header[64];
+    (void)state;
+
+    stub.answer_fmt = REVIEW("{\"user\":{},\"error\":\"[invalid bearer token]\"}");
+    for (unsigned i = 0; i < AGENT_AUTH_CLIENT_REFUSALS_MAX; i++) {
+        v6[15] = (uint8_t)i; /* another address of the same /64 each time */
+        v6[9] = (uint8_t)(i * 7);
+        snprintf(header, sizeof(header), "Bearer junk%u", i);
+        assert_int_equal(check_from(a, v6, header, "node-1", 1, reason),
+                         AGENT_AUTH_UNAUTHENTICATED);
+    }
+    v6[15] = 0xee;
+    assert_int_equal(check_from(a, v6, "Bearer junk-new", "node-1", 2, reason),
+                     AGENT_AUTH_THROTTLED);
+    /* Another /64: its own count. */
+    assert_int_equal(check_from(a, other, "Bearer junk-new", "node-1", 2, reason),
+                     AGENT_AUTH_UNAUTHENTICATED);
+    assert_int_equal(stub.calls, AGENT_AUTH_CLIENT_REFUSALS_MAX + 1);
+    agent_auth_free(a);
+}
+
 struct caller {
     struct agent_auth *a;
     const char *header, *node;
@@ -516,6 +653,76 @@ static void test_one_review_at_a_time(void **state) {
     agent_auth_free(a);
 }
 
+/* Requests waiting for a review under way are bounded as the reviews
+ * are: with a slow API, requests repeating one token must not hold every
+ * HTTP thread (operators and agents with certificates need them too). One
+ * past AGENT_AUTH_WAITERS_MAX is 503 at once (review finding R17-4). */
+static void test_waiters_bounded(void **state) {
+    struct agent_auth *a = new_auth();
+    struct caller first, waiters[AGENT_AUTH_WAITERS_MAX];
+    struct agent_auth_stats st;
+    char reason[200];
+    (void)state;
+
+    stub.block = true;
+    first = (struct caller){.a = a, .header = "Bearer tok-node-1", .node = "node-1"};
+    assert_int_equal(pthread_create(&first.thread, NULL, call_thread, &first), 0);
+    wait_entered(1);
+    for (size_t i = 0; i < ARRAY_SIZE(waiters); i++) {
+        waiters[i] = first;
+        assert_int_equal(pthread_create(&waiters[i].thread, NULL, call_thread, &waiters[i]), 0);
+        wait_stat_waits(a, i + 1);
+    }
+    assert_int_equal(check(a, "Bearer tok-node-1", "node-1", 0, reason), AGENT_AUTH_UNAVAILABLE);
+    assert_non_null(strstr(reason, "wait"));
+    pthread_mutex_lock(&stub.lock);
+    stub.released = 1000;
+    pthread_cond_broadcast(&stub.cond);
+    pthread_mutex_unlock(&stub.lock);
+    pthread_join(first.thread, NULL);
+    assert_int_equal(first.result, AGENT_AUTH_OK);
+    for (size_t i = 0; i < ARRAY_SIZE(waiters); i++) {
+        pthread_join(waiters[i].thread, NULL);
+        assert_int_equal(waiters[i].result, AGENT_AUTH_OK);
+    }
+    agent_auth_get_stats(a, &st);
+    assert_int_equal(st.waits, AGENT_AUTH_WAITERS_MAX);
+    assert_int_equal(st.busy, 1);
+    assert_int_equal(stub.calls, 1);
+    /* Once it ended: answered from the cache. */
+    assert_int_equal(check(a, "Bearer tok-node-1", "node-1", 0, reason), AGENT_AUTH_OK);
+    agent_auth_free(a);
+}
+
+/* With few HTTP threads (--threads 2) the reviews and their waiters take
+ * at most half of them: one review, no waiter; the other thread is left
+ * to operators and agents with certificates (review finding R17-6). */
+static void test_few_threads(void **state) {
+    struct agent_auth_config cfg = {.mode = AGENT_AUTH_TOKEN, .review = stub_review, .threads = 2};
+    struct agent_auth *a = NULL;
+    struct caller first;
+    char reason[200];
+    (void)state;
+
+    assert_int_equal(agent_auth_new(&cfg, &a), 0);
+    stub.block = true;
+    first = (struct caller){.a = a, .header = "Bearer tok-node-1", .node = "node-1"};
+    assert_int_equal(pthread_create(&first.thread, NULL, call_thread, &first), 0);
+    wait_entered(1);
+    assert_int_equal(check(a, "Bearer tok-node-2", "node-2", 0, reason), AGENT_AUTH_UNAVAILABLE);
+    assert_non_null(strstr(reason, "1 token reviews are under way"));
+    assert_int_equal(check(a, "Bearer tok-node-1", "node-1", 0, reason), AGENT_AUTH_UNAVAILABLE);
+    assert_non_null(strstr(reason, "0 requests wait"));
+    pthread_mutex_lock(&stub.lock);
+    stub.released = 1000;
+    pthread_cond_broadcast(&stub.cond);
+    pthread_mutex_unlock(&stub.lock);
+    pthread_join(first.thread, NULL);
+    assert_int_equal(first.result, AGENT_AUTH_OK);
+    assert_int_equal(stub.calls, 1);
+    agent_auth_free(a);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup(test_judge, setup),
@@ -528,7 +735,12 @@ int main(void) {
             cmocka_unit_test_setup(test_cache_negative, setup),
             cmocka_unit_test_setup(test_cache_exp, setup),
             cmocka_unit_test_setup(test_cache_bound, setup),
+            cmocka_unit_test_setup(test_cache_refusals_keep_accepted, setup),
+            cmocka_unit_test_setup(test_client_refusals, setup),
+            cmocka_unit_test_setup(test_client_refusals_ipv6, setup),
             cmocka_unit_test_setup(test_one_review_at_a_time, setup),
+            cmocka_unit_test_setup(test_waiters_bounded, setup),
+            cmocka_unit_test_setup(test_few_threads, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

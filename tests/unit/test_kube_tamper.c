@@ -5,6 +5,7 @@
  * fields the two read. */
 #include "test-util.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -183,6 +184,56 @@ static void test_take(void **state) {
     json_decref(old);
 }
 
+/* When the label thread reconciles: every tick, and at once on a kick,
+ * but at most one kicked pass every KUBE_KICK_GAP_MS, so that a burst of
+ * tampers (each one a kick, from anyone who may patch a pod) cannot keep
+ * it doing full passes back to back (review finding R17-5). */
+static void test_labels_due(void **state) {
+    const int64_t tick = 1000, last = 50000;
+    int64_t wait = -1;
+    (void)state;
+
+    /* Never reconciled (the monotonic clock is past a tick): now. */
+    assert_true(kube_labels_due(false, 5000, 0, tick, &wait));
+    /* A tick: now, kicked or not. */
+    assert_true(kube_labels_due(false, last + tick, last, tick, &wait));
+    assert_true(kube_labels_due(true, last + tick, last, tick, &wait));
+    /* No kick: the rest of the tick. */
+    assert_false(kube_labels_due(false, last + 10, last, tick, &wait));
+    assert_int_equal(wait, tick - 10);
+    /* A kick long enough after the last pass: now. */
+    assert_true(kube_labels_due(true, last + KUBE_KICK_GAP_MS, last, tick, &wait));
+    /* A kick right after a pass: after the gap, not now, not after a tick. */
+    assert_false(kube_labels_due(true, last + 1, last, tick, &wait));
+    assert_int_equal(wait, KUBE_KICK_GAP_MS - 1);
+    assert_false(kube_labels_due(true, last, last, tick, &wait));
+    assert_int_equal(wait, KUBE_KICK_GAP_MS);
+    /* A tick shorter than the gap still rules. */
+    assert_false(kube_labels_due(true, last + 1, last, 20, &wait));
+    assert_int_equal(wait, 19);
+    /* A clock behind the last pass (cannot happen; bounded all the same). */
+    assert_false(kube_labels_due(false, last - 5, last, tick, &wait));
+    assert_true(wait > 0 && wait <= tick + 5);
+}
+
+/* A 409 to a label patch (the pod's name holds another pod now: anyone
+ * who may delete and create pods can cause one) must not stop the pass or
+ * back off the labels of every pod; the API's own trouble does (review
+ * finding R17-7). */
+static void test_patch_backs_off(void **state) {
+    (void)state;
+
+    assert_false(kube_patch_backs_off(409));
+    assert_false(kube_patch_backs_off(422));
+    assert_false(kube_patch_backs_off(404));
+    assert_true(kube_patch_backs_off(429));
+    assert_true(kube_patch_backs_off(500));
+    assert_true(kube_patch_backs_off(503));
+    assert_true(kube_patch_backs_off(401));
+    assert_true(kube_patch_backs_off(403));
+    assert_true(kube_patch_backs_off(-ETIMEDOUT));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_tamper_marked, setup, teardown),
@@ -190,6 +241,8 @@ int main(void) {
             cmocka_unit_test_setup_teardown(test_removal_marked, setup, teardown),
             cmocka_unit_test_setup_teardown(test_not_marked, setup, teardown),
             cmocka_unit_test_setup_teardown(test_take, setup, teardown),
+            cmocka_unit_test(test_labels_due),
+            cmocka_unit_test(test_patch_backs_off),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
