@@ -976,6 +976,15 @@ static enum MHD_Result on_headers(struct http_server *s, struct MHD_Connection *
     rq->role = h.role = peer_role_cached(s, c, conn_of(c), rq->cn, sizeof(rq->cn));
     if (s->auth) {
         char detail[200];
+        struct conn *k = conn_of(c);
+        /* The headers are here: the handshake deadline is met before a
+         * token review, which may take up to AGENT_AUTH_REVIEW_TIMEOUT_MS
+         * and must end in an answer (503), not in a closed connection. */
+        if (k) {
+            pthread_mutex_lock(&s->lock);
+            waiting_unlink(s, k);
+            pthread_mutex_unlock(&s->lock);
+        }
         r = token_identity(s, c, url, method, rq, detail, sizeof(detail));
         if (r > 0) {
             return queue_json(c, r,
