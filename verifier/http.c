@@ -949,6 +949,19 @@ static int token_identity(struct http_server *s, struct MHD_Connection *c, const
     return 503;
 }
 
+/* The headers are here: the handshake deadline is met (before a token
+ * review, which may take up to AGENT_AUTH_REVIEW_TIMEOUT_MS and must end in
+ * an answer, 503, not in a closed connection). */
+static void headers_arrived(struct http_server *s, struct MHD_Connection *c) {
+    struct conn *k = conn_of(c);
+
+    if (k) {
+        pthread_mutex_lock(&s->lock);
+        waiting_unlink(s, k);
+        pthread_mutex_unlock(&s->lock);
+    }
+}
+
 static enum MHD_Result on_headers(struct http_server *s, struct MHD_Connection *c, const char *url,
                                   const char *method, struct request *rq) {
     struct http_admission a;
@@ -976,15 +989,7 @@ static enum MHD_Result on_headers(struct http_server *s, struct MHD_Connection *
     rq->role = h.role = peer_role_cached(s, c, conn_of(c), rq->cn, sizeof(rq->cn));
     if (s->auth) {
         char detail[200];
-        struct conn *k = conn_of(c);
-        /* The headers are here: the handshake deadline is met before a
-         * token review, which may take up to AGENT_AUTH_REVIEW_TIMEOUT_MS
-         * and must end in an answer (503), not in a closed connection. */
-        if (k) {
-            pthread_mutex_lock(&s->lock);
-            waiting_unlink(s, k);
-            pthread_mutex_unlock(&s->lock);
-        }
+        headers_arrived(s, c);
         r = token_identity(s, c, url, method, rq, detail, sizeof(detail));
         if (r > 0) {
             return queue_json(c, r,
