@@ -144,8 +144,9 @@ summary() {
 }
 
 # The fake Kubernetes API server (tests/helpers/fake-kube-api.py) at $API,
-# its CA $P/ca.pem: fake_kubeconfig FILE writes a kubeconfig for it (token
-# "sekret", the CA as pki/ca.pem beside FILE); fake PATH [DATA] calls one of
+# its CA $P/ca.pem: fake_kubeconfig FILE [USER] writes a kubeconfig for it
+# (USER the user's YAML, default token "sekret"; the CA as pki/ca.pem beside
+# FILE); fake PATH [DATA] calls one of
 # its test controls (/_fake/PATH, a POST with DATA); fake_count NAME reads a
 # counter of /_fake/state (lists, watches...).
 fake_kubeconfig() {
@@ -163,7 +164,7 @@ contexts:
   context: {cluster: fake, user: kima}
 users:
 - name: kima
-  user: {token: sekret}
+  user: ${2:-"{token: sekret}"}
 YAML
 }
 fake() { curl -sS --cacert "$P/ca.pem" "$API/_fake/$1" ${2:+-d "$2"}; }

@@ -31,22 +31,7 @@ wait_until 10 test -s "$T/api.port" || { echo "the fake API server did not start
 API=https://127.0.0.1:$(cat "$T/api.port")
 ln -s "$P" "$T/pki"
 echo first-token >"$T/token"
-cat >"$T/kubeconfig" <<YAML
-apiVersion: v1
-kind: Config
-current-context: test
-clusters:
-- name: fake
-  cluster:
-    server: $API
-    certificate-authority: pki/ca.pem
-contexts:
-- name: test
-  context: {cluster: fake, user: kima}
-users:
-- name: kima
-  user: {tokenFile: token}
-YAML
+fake_kubeconfig "$T/kubeconfig" "{tokenFile: token}"
 # renewals: the Lease's renewTime
 renewed() {
     fake state | python3 -c '
